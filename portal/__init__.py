@@ -1,0 +1,133 @@
+"""Practice Portal: a server-rendered practice portal (EMR) for clinics."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+
+from portal.config import (
+    Defaults,
+    apply_environment,
+    ensure_instance_config,
+    instance_path_from_environment,
+)
+from portal.extensions import csrf, db, htmx, login_manager, migrate
+
+MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: config -> extensions -> blueprints -> hooks -> cli."""
+    test_config = dict(test_config or {})
+    instance_path = test_config.pop("INSTANCE_PATH", None) or instance_path_from_environment()
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    register_config(app, test_config)
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_hooks(app)
+    register_cli(app)
+    return app
+
+
+def register_config(app: Flask, test_config: dict) -> None:
+    app.config.from_object(Defaults)
+    config_file = ensure_instance_config(app.instance_path)
+    app.config.from_pyfile(config_file)
+    apply_environment(app.config)
+    app.config.update(test_config)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        database = Path(app.instance_path) / "portal.sqlite"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    # The session cookie is ours (auth/sessions.py); Flask's settings only matter for CSRF.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["HTTPS"])
+
+
+def _normalise_database_url(url: str) -> str:
+    """Accept postgres:// and postgresql:// and use the psycopg 3 driver for both."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def register_logging(app: Flask) -> None:
+    level = app.config.get("LOG_LEVEL", "INFO")
+    app.logger.setLevel(level)
+    # The request log names methods and paths only; paths carry ids, never patient data.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING if app.testing else logging.INFO)
+
+
+def register_extensions(app: Flask) -> None:
+    # Every table must be known to the metadata before migrations compare against it.
+    import portal.audit.models
+    import portal.auth.models
+    import portal.clinic.models
+    import portal.patients.models  # noqa: F401
+    from portal.auth.sessions import DatabaseSessionInterface
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY, render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    app.session_interface = DatabaseSessionInterface()
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _configure_sqlite(db.engine)
+
+
+def _configure_sqlite(engine) -> None:
+    """WAL, foreign keys, and BEGIN IMMEDIATE so writers queue instead of failing mid-way."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event decide
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def register_blueprints(app: Flask) -> None:
+    from portal import admin, audit, auth, main, patients
+
+    for module in (main, auth, patients, admin, audit):
+        app.register_blueprint(module.bp)
+
+
+def register_hooks(app: Flask) -> None:
+    from portal import web
+    from portal.auth import views as auth_views
+    from portal.auth.permissions import enforce_declared_permission
+
+    app.before_request(enforce_declared_permission)
+    app.after_request(web.add_security_headers)
+    app.context_processor(web.template_globals)
+    web.register_error_pages(app)
+    auth_views.register_login_manager(app)
+    app.jinja_env.filters.update(web.template_filters())
+
+
+def register_cli(app: Flask) -> None:
+    from portal import cli
+
+    cli.register(app)

@@ -1,0 +1,7 @@
+"""Administration: users and roles, clinic settings."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+from portal.admin import views  # noqa: E402,F401

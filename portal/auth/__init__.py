@@ -1,0 +1,7 @@
+"""Staff sign-in: passwords, TOTP second factor, server-side sessions, roles and permissions."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+from portal.auth import views  # noqa: E402,F401

@@ -1,0 +1,113 @@
+"""Staff accounts, their roles, recovery codes and server-side sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import UTCDateTime, utcnow
+
+ROLE_NAMES = ("front_desk", "nurse", "prescriber", "admin")
+ROLE_LABELS = {
+    "front_desk": "Front desk",
+    "nurse": "Nurse / MA",
+    "prescriber": "Prescriber",
+    "admin": "Administrator",
+}
+
+
+class User(UserMixin, db.Model):
+    """A member of staff who signs in to the portal."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_enabled: Mapped[bool] = mapped_column(default=True)
+    # TOTP second factor; the seed is encrypted with the instance's data key.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    mfa_enabled: Mapped[bool] = mapped_column(default=False)
+    totp_last_step: Mapped[int | None]  # refuses a code already used (replay)
+    # Per-account back-off: counts consecutive failures whatever the source address.
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    role_rows: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(row.role for row in self.role_rows)
+
+    def set_roles(self, roles: list[str]) -> None:
+        wanted = set(roles)
+        self.role_rows = [row for row in self.role_rows if row.role in wanted]
+        have = {row.role for row in self.role_rows}
+        self.role_rows.extend(UserRole(role=role) for role in sorted(wanted - have))
+
+    @property
+    def role_labels(self) -> str:
+        return ", ".join(ROLE_LABELS[role] for role in self.roles if role in ROLE_LABELS)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: disabled users cannot sign in
+        return self.is_enabled
+
+    def has_permission(self, permission: str) -> bool:
+        from portal.auth.permissions import permissions_for_roles
+
+        return permission in permissions_for_roles(self.roles)
+
+
+class UserRole(db.Model):
+    __tablename__ = "user_roles"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+    user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class RecoveryCode(db.Model):
+    """A one-time code that stands in for the TOTP code; only its hash is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ServerSession(db.Model):
+    """A browser session. The cookie holds a random token; the table holds its SHA-256.
+
+    ``data`` is the Flask session (JSON): the signed-in user, the CSRF secret, a saved form
+    waiting to be resumed after an idle time-out. Nothing else about a session is in the browser.
+    """
+
+    __tablename__ = "server_sessions"
+    __table_args__ = (Index("ix_server_sessions_user_active", "user_id", "ended_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))

@@ -1,0 +1,90 @@
+"""Roles -> permissions, in one table; and the decorators every route must carry.
+
+Deny by default: ``enforce_declared_permission`` (a before_request hook) refuses any endpoint
+whose view declares neither ``@require(...)`` nor ``@public``. Later issues add permissions
+by extending ``ROLE_PERMISSIONS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from flask import abort, current_app, request
+from flask_login import current_user
+
+# The one table. A permission not listed for any role is granted to nobody.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "front_desk": frozenset({"patients.read", "patients.write", "account.self"}),
+    "nurse": frozenset({"patients.read", "patients.write", "account.self"}),
+    "prescriber": frozenset({"patients.read", "patients.write", "account.self"}),
+    "admin": frozenset(
+        {
+            "patients.read",
+            "account.self",
+            "audit.read",
+            "users.manage",
+            "clinic.manage",
+        }
+    ),
+}
+
+ALL_PERMISSIONS = frozenset().union(*ROLE_PERMISSIONS.values())
+
+# Endpoints that need no permission: sign-in, static files, the health check.
+PUBLIC = "public"
+
+
+@cache
+def _permissions_for(roles: tuple[str, ...]) -> frozenset[str]:
+    return frozenset().union(*(ROLE_PERMISSIONS.get(role, frozenset()) for role in roles))
+
+
+def permissions_for_roles(roles) -> frozenset[str]:
+    """Every permission granted by any of ``roles``."""
+    return _permissions_for(tuple(sorted(roles)))
+
+
+def require(permission: str) -> Callable:
+    """Declare the permission a view needs (checked before the view runs)."""
+    if permission not in ALL_PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}: add it to ROLE_PERMISSIONS")
+
+    def decorate(view):
+        view.required_permission = permission
+        return view
+
+    return decorate
+
+
+def public(view):
+    """Declare a view that anyone may reach without signing in."""
+    view.required_permission = PUBLIC
+    return view
+
+
+def declared_permission(endpoint: str | None) -> str | None:
+    """The permission the endpoint's view declares, or None when it declares nothing."""
+    if endpoint is None:
+        return None
+    if endpoint == "static" or endpoint.endswith(".static"):
+        return PUBLIC
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "required_permission", None)
+
+
+def enforce_declared_permission():
+    """before_request: sign-in first, then the declared permission, else 403/404."""
+    if request.endpoint is None:
+        return None  # routing failed: Flask answers 404/405 itself
+    permission = declared_permission(request.endpoint)
+    if permission == PUBLIC:
+        return None
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    if permission is None or not current_user.has_permission(permission):
+        from portal.audit.services import record_denied
+
+        record_denied(request.endpoint, permission)
+        abort(403)
+    return None

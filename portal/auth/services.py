@@ -1,0 +1,338 @@
+"""Use cases of staff accounts: sign-in with back-off, TOTP, recovery codes, user management.
+
+Each public function is one transaction that writes its audit event(s) before committing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from flask import current_app
+from sqlalchemy import func, select
+
+from portal.audit import services as audit
+from portal.auth.models import ROLE_NAMES, RecoveryCode, User
+from portal.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
+from portal.auth.sessions import end_user_sessions
+from portal.crypto import decrypt_text, encrypt_text
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+RECOVERY_CODE_COUNT = 10
+TOTP_ISSUER = "Practice Portal"
+
+
+class AccountError(Exception):
+    """A refused change to an account; ``field`` names the form field to show it beside."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class SignInResult:
+    user: User | None
+    needs_mfa: bool = False
+    needs_mfa_enrolment: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def find_user(username: str) -> User | None:
+    return db.session.scalars(
+        select(User).where(User.username == normalise_username(username))
+    ).first()
+
+
+def mfa_required_for(user: User) -> bool:
+    required = set(current_app.config["MFA_REQUIRED_ROLES"])
+    return bool(required.intersection(user.roles))
+
+
+def check_password(username: str, password: str) -> SignInResult:
+    """First factor. Failures back off per account, whatever the source address.
+
+    The caller shows the same message for every failure, so nobody learns whether an
+    account exists or is locked.
+    """
+    user = find_user(username)
+    now = utcnow()
+    if user is None:
+        verify_password(None, password)  # same time as a wrong password
+        audit.record("auth.sign_in_failed", outcome="denied", detail="unknown account")
+        db.session.commit()
+        return SignInResult(None)
+    if user.locked_until and user.locked_until > now:
+        verify_password(None, password)
+        audit.record(
+            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+        )
+        db.session.commit()
+        return SignInResult(None)
+    if not user.is_enabled or not verify_password(user.password_hash, password):
+        _register_failure(user, now, "disabled" if not user.is_enabled else "wrong password")
+        db.session.commit()
+        return SignInResult(None)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_sign_ins = 0
+    user.locked_until = None
+    if user.mfa_enabled:
+        db.session.commit()
+        return SignInResult(user, needs_mfa=True)
+    if mfa_required_for(user):
+        db.session.commit()
+        return SignInResult(user, needs_mfa_enrolment=True)
+    complete_sign_in(user, method="password")
+    return SignInResult(user)
+
+
+def _register_failure(user: User, now, reason: str) -> None:
+    config = current_app.config
+    user.failed_sign_ins += 1
+    audit.record("auth.sign_in_failed", actor=user, outcome="denied", detail=reason)
+    beyond = user.failed_sign_ins - config["LOGIN_FREE_FAILURES"]
+    if beyond >= 0:
+        delay = min(
+            config["LOGIN_BACKOFF_BASE_SECONDS"] * (2**beyond), config["LOGIN_BACKOFF_MAX_SECONDS"]
+        )
+        user.locked_until = now + timedelta(seconds=delay)
+        audit.record(
+            "auth.lockout",
+            actor=user,
+            outcome="denied",
+            detail=f"{user.failed_sign_ins} failures; locked for {delay} s",
+        )
+
+
+def complete_sign_in(user: User, method: str) -> None:
+    """Record a successful sign-in (the view then rotates the session)."""
+    user.last_sign_in_at = utcnow()
+    user.failed_sign_ins = 0
+    user.locked_until = None
+    audit.record("auth.sign_in", actor=user, detail=method)
+    db.session.commit()
+
+
+def check_second_factor(user: User, code: str) -> bool:
+    """A current TOTP code (each used once) or an unused recovery code."""
+    code = code.strip().replace(" ", "").replace("-", "").lower()
+    ok = False
+    method = "totp"
+    if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
+        totp = pyotp.TOTP(decrypt_text(user.totp_secret_encrypted))
+        now_step = int(utcnow().timestamp()) // 30
+        for step in (now_step, now_step - 1, now_step + 1):  # ±30 s of clock drift
+            if secrets.compare_digest(totp.at(step * 30), code):
+                if user.totp_last_step is None or step > user.totp_last_step:
+                    user.totp_last_step = step
+                    ok = True
+                break
+    elif len(code) >= 10:
+        method = "recovery code"
+        row = db.session.scalars(
+            select(RecoveryCode).where(
+                RecoveryCode.user_id == user.id,
+                RecoveryCode.code_hash == _hash_recovery_code(code),
+                RecoveryCode.used_at.is_(None),
+            )
+        ).first()
+        if row is not None:
+            row.used_at = utcnow()
+            ok = True
+    if not ok:
+        _register_failure(user, utcnow(), "wrong second factor")
+        db.session.commit()
+        return False
+    complete_sign_in(user, method=f"password + {method}")
+    return True
+
+
+def start_mfa_enrolment() -> str:
+    """A fresh TOTP secret; it is saved only once a code from it has been checked."""
+    return pyotp.random_base32()
+
+
+def provisioning_uri(user: User, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
+
+
+def finish_mfa_enrolment(user: User, secret: str, code: str) -> list[str]:
+    """Turn MFA on once the user proves the app has the secret; return new recovery codes."""
+    totp = pyotp.TOTP(secret)
+    if not totp.verify(code.strip().replace(" ", ""), valid_window=1):
+        raise AccountError(
+            "That code doesn't match. Check the time on your phone and try the newest code.",
+            field="code",
+        )
+    user.totp_secret_encrypted = encrypt_text(secret)
+    user.mfa_enabled = True
+    user.totp_last_step = int(utcnow().timestamp()) // 30
+    codes = _replace_recovery_codes(user)
+    audit.record("auth.mfa_enrolled", actor=user, obj=user)
+    db.session.commit()
+    return codes
+
+
+def _hash_recovery_code(code: str) -> str:
+    return hashlib.sha256(code.replace("-", "").lower().encode()).hexdigest()
+
+
+def _replace_recovery_codes(user: User) -> list[str]:
+    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = secrets.token_hex(5)  # 10 hex characters, shown as xxxxx-xxxxx
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        db.session.add(RecoveryCode(user_id=user.id, code_hash=_hash_recovery_code(raw)))
+    return codes
+
+
+def unused_recovery_codes(user: User) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    )
+
+
+def record_sign_out(user: User) -> None:
+    audit.record("auth.sign_out", actor=user)
+    db.session.commit()
+
+
+def change_own_password(user: User, current_password: str, new_password: str) -> None:
+    """Change a password; every other session of the user ends."""
+    if not verify_password(user.password_hash, current_password):
+        raise AccountError("Your current password is not correct.", field="current_password")
+    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
+    if problems:
+        raise AccountError(problems[0], field="new_password")
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    end_user_sessions(user.id, "password_changed")
+    audit.record("auth.password_changed", actor=user, obj=user)
+    db.session.commit()
+
+
+# --- user management (admins) ---------------------------------------------------------------
+
+
+def validate_roles(roles: list[str]) -> list[str]:
+    unknown = set(roles) - set(ROLE_NAMES)
+    if unknown or not roles:
+        raise AccountError("Choose at least one role.", field="roles")
+    return sorted(set(roles))
+
+
+def create_user(
+    *, actor, username: str, full_name: str, email: str | None, roles: list[str], password: str
+) -> User:
+    username = normalise_username(username)
+    if find_user(username):
+        raise AccountError("That username is taken.", field="username")
+    problems = password_problems(password, username=username, full_name=full_name)
+    if problems:
+        raise AccountError(problems[0], field="password")
+    user = User(
+        username=username,
+        full_name=full_name.strip(),
+        email=(email or None),
+        password_hash=hash_password(password),
+    )
+    user.set_roles(validate_roles(roles))
+    db.session.add(user)
+    audit.record(
+        "user.create",
+        actor=actor,
+        obj=user,
+        category="user accounts",
+        detail=f"roles={','.join(user.roles)}",
+    )
+    db.session.commit()
+    return user
+
+
+def update_user(*, actor, user: User, full_name: str, email: str | None, roles: list[str]) -> None:
+    roles = validate_roles(roles)
+    if actor.id == user.id and "admin" not in roles:
+        raise AccountError("You can't remove your own admin role.", field="roles")
+    before = ",".join(user.roles)
+    user.full_name = full_name.strip()
+    user.email = email or None
+    user.set_roles(roles)
+    audit.record(
+        "user.update",
+        actor=actor,
+        obj=user,
+        category="user accounts",
+        detail=f"roles {before} -> {','.join(roles)}",
+    )
+    db.session.commit()
+
+
+def set_user_enabled(*, actor, user: User, enabled: bool) -> None:
+    if actor.id == user.id and not enabled:
+        raise AccountError("You can't disable your own account.")
+    user.is_enabled = enabled
+    if not enabled:
+        end_user_sessions(user.id, "disabled")
+    else:
+        user.failed_sign_ins = 0
+        user.locked_until = None
+    audit.record(
+        "user.enable" if enabled else "user.disable",
+        actor=actor,
+        obj=user,
+        category="user accounts",
+    )
+    db.session.commit()
+
+
+def reset_password(*, actor, user: User, new_password: str) -> None:
+    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
+    if problems:
+        raise AccountError(problems[0], field="password")
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    user.failed_sign_ins = 0
+    user.locked_until = None
+    end_user_sessions(user.id, "password_reset")
+    audit.record("user.password_reset", actor=actor, obj=user, category="user accounts")
+    db.session.commit()
+
+
+def reset_mfa(*, actor, user: User) -> None:
+    """Turn MFA off; users whose role requires it must enrol again at their next sign-in."""
+    user.mfa_enabled = False
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    end_user_sessions(user.id, "mfa_reset")
+    audit.record("user.mfa_reset", actor=actor, obj=user, category="user accounts")
+    db.session.commit()
+
+
+def end_sessions(*, actor, user: User) -> int:
+    count = end_user_sessions(user.id, "ended_by_admin")
+    audit.record(
+        "user.sessions_ended",
+        actor=actor,
+        obj=user,
+        category="user accounts",
+        detail=f"{count} session(s)",
+    )
+    db.session.commit()
+    return count

@@ -1,0 +1,188 @@
+"""Server-side sessions: the cookie carries only a random token; the data lives in a table.
+
+Storage goes through its own short connection (not the request's ORM session), so saving a
+session never commits, or waits on, the request's unit of work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+
+from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy import insert, select, update
+from werkzeug.datastructures import CallbackDict
+
+from portal.auth.models import ServerSession
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+TABLE = ServerSession.__table__
+# last_seen_at is refreshed at most this often, so most requests write nothing.
+TOUCH_INTERVAL = timedelta(seconds=30)
+USER_KEY = "_user_id"  # where Flask-Login keeps the signed-in user's id
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class DatabaseSession(CallbackDict, SessionMixin):
+    """The Flask session, backed by a row of ``server_sessions``."""
+
+    def __init__(self, initial=None, token=None, last_seen_at=None):
+        def on_update(_):
+            self.modified = True
+
+        super().__init__(initial, on_update)
+        self.token = token
+        self.last_seen_at = last_seen_at
+        self.modified = False
+        self.rotate_requested = False
+        self.end_requested = False
+        # Set when the previous session ended by idle time-out: whose it was.
+        self.timed_out_user_id: int | None = None
+
+    def rotate(self) -> None:
+        """Give this session a new token (at sign-in), ending the old one on the server."""
+        self.rotate_requested = True
+        self.modified = True
+
+    def end(self) -> None:
+        """End the session on the server and drop the cookie (sign-out)."""
+        self.end_requested = True
+        self.modified = True
+
+
+class DatabaseSessionInterface(SessionInterface):
+    def cookie_name(self, app) -> str:
+        return "__Host-portal_session" if app.config["HTTPS"] else "portal_session"
+
+    def open_session(self, app, request):
+        token = request.cookies.get(self.cookie_name(app))
+        if not token:
+            return DatabaseSession()
+        now = utcnow()
+        with db.engine.begin() as connection:
+            row = connection.execute(
+                select(TABLE).where(TABLE.c.token_hash == hash_token(token))
+            ).first()
+            if row is None or row.ended_at is not None:
+                return DatabaseSession()
+            idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+            lifetime = timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
+            created_at = _aware(row.created_at)
+            last_seen_at = _aware(row.last_seen_at)
+            reason = None
+            if now - created_at > lifetime:
+                reason = "expired"
+            elif row.user_id is not None and now - last_seen_at > idle:
+                reason = "idle"
+            if reason:
+                connection.execute(
+                    update(TABLE)
+                    .where(TABLE.c.token_hash == row.token_hash)
+                    .values(ended_at=now, end_reason=reason)
+                )
+                fresh = DatabaseSession()
+                if reason == "idle":
+                    fresh.timed_out_user_id = row.user_id
+                return fresh
+        return DatabaseSession(json.loads(row.data), token=token, last_seen_at=last_seen_at)
+
+    def save_session(self, app, session: DatabaseSession, response):
+        # Release the request's transaction first: on SQLite it holds the write lock.
+        db.session.rollback()
+        name = self.cookie_name(app)
+        secure = bool(app.config["HTTPS"])
+        now = utcnow()
+        with db.engine.begin() as connection:
+            if session.end_requested:
+                if session.token:
+                    _end(connection, session.token, "signed_out", now)
+                response.delete_cookie(name, path="/", secure=secure, samesite="Lax")
+                return
+            if session.rotate_requested and session.token:
+                _end(connection, session.token, "rotated", now)
+                session.token = None
+            if not session.token:
+                if not session:
+                    return  # nothing worth a cookie
+                session.token = secrets.token_urlsafe(32)
+                connection.execute(
+                    insert(TABLE).values(
+                        token_hash=hash_token(session.token),
+                        user_id=_user_id(session),
+                        data=json.dumps(dict(session)),
+                        created_at=now,
+                        last_seen_at=now,
+                        source_address=_source_address(),
+                        user_agent=_user_agent(),
+                    )
+                )
+            elif session.modified:
+                connection.execute(
+                    update(TABLE)
+                    .where(TABLE.c.token_hash == hash_token(session.token))
+                    .values(
+                        data=json.dumps(dict(session)), user_id=_user_id(session), last_seen_at=now
+                    )
+                )
+            elif session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL:
+                connection.execute(
+                    update(TABLE)
+                    .where(TABLE.c.token_hash == hash_token(session.token))
+                    .values(last_seen_at=now)
+                )
+        response.set_cookie(
+            name, session.token, httponly=True, secure=secure, samesite="Lax", path="/"
+        )
+        response.vary.add("Cookie")
+
+
+def _end(connection, token: str, reason: str, now) -> None:
+    connection.execute(
+        update(TABLE)
+        .where(TABLE.c.token_hash == hash_token(token), TABLE.c.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
+
+
+def _user_id(session) -> int | None:
+    value = session.get(USER_KEY)
+    return int(value) if value is not None else None
+
+
+def _source_address() -> str | None:
+    from flask import request
+
+    return request.remote_addr
+
+
+def _user_agent() -> str | None:
+    from flask import request
+
+    agent = request.headers.get("User-Agent")
+    return agent[:300] if agent else None
+
+
+def _aware(value):
+    """Core queries skip the TypeDecorator on some paths; make sure the time is aware."""
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def end_user_sessions(user_id: int, reason: str, connection=None) -> int:
+    """End every live session of a user (sign-out everywhere, disable, password change).
+
+    Runs in the caller's ORM transaction so it commits with the change that caused it.
+    """
+    result = db.session.execute(
+        update(TABLE)
+        .where(TABLE.c.user_id == user_id, TABLE.c.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    )
+    return result.rowcount

@@ -1,0 +1,307 @@
+"""Flask commands: ``seed-demo``, ``create-user``, ``audit verify``."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+import pyotp
+from faker import Faker
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, insert, select
+
+from portal.extensions import db
+
+DEMO_USERS = (
+    # username, full name, roles
+    ("frontdesk", "Maria Alvarez", ["front_desk"]),
+    ("nurse", "Sam Okafor", ["nurse"]),
+    ("drlee", "Dr. Jordan Lee", ["prescriber"]),
+    ("admin", "Pat Kim", ["admin"]),
+)
+# Area codes of real US regions, so generated numbers pass phonenumbers' validation.
+AREA_CODES = (
+    "201",
+    "212",
+    "215",
+    "303",
+    "312",
+    "404",
+    "415",
+    "503",
+    "512",
+    "602",
+    "612",
+    "617",
+    "702",
+    "713",
+    "718",
+    "773",
+    "801",
+    "804",
+    "919",
+    "971",
+)
+PAYERS = (
+    "Aetna",
+    "Blue Cross Blue Shield",
+    "Cigna",
+    "Humana",
+    "Kaiser Permanente",
+    "Medicare",
+    "Medicaid",
+    "UnitedHealthcare",
+    None,
+)
+LANGUAGES = ("English",) * 16 + ("Spanish",) * 3 + ("Vietnamese", "Mandarin", "Arabic")
+
+
+def register(app) -> None:
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(audit_cli)
+
+
+@click.command("seed-demo")
+@click.option("--patients", "patient_count", default=200, show_default=True, type=int)
+@click.option("--seed", default=1, show_default=True, type=int, help="same seed, same data")
+@click.option("--if-empty", is_flag=True, help="do nothing when users already exist")
+@click.option("--batch-size", default=10_000, show_default=True, type=int)
+def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) -> None:
+    """Create the demo clinic, one user per role and PATIENTS patients."""
+    from portal.auth.models import User
+
+    if if_empty and db.session.scalar(select(func.count()).select_from(User)):
+        click.echo("Demo data already present; nothing to do.")
+        return
+    credentials = seed_clinic_and_users()
+    started = time.perf_counter()
+    created = seed_patients(patient_count, seed=seed, batch_size=batch_size)
+    elapsed = time.perf_counter() - started
+    click.echo(f"{created} patients in {elapsed:.1f} s.")
+    write_credentials(credentials)
+
+
+def seed_clinic_and_users() -> list[dict]:
+    """The demo clinic, its two locations and one user per role (random passwords)."""
+    from portal.audit import services as audit
+    from portal.auth.models import User
+    from portal.auth.passwords import hash_password
+    from portal.auth.services import mfa_required_for
+    from portal.clinic.models import Clinic, Location
+    from portal.crypto import encrypt_text
+
+    clinic = db.session.scalars(select(Clinic)).first()
+    if clinic is None:
+        clinic = Clinic(
+            name="Riverside Family Practice",
+            address="100 Main Street, Springfield, MA 01103",
+            phone="+14135550100",
+            time_zone="America/New_York",
+        )
+        clinic.locations = [
+            Location(
+                name="Main Street",
+                address="100 Main Street, Springfield, MA 01103",
+                phone="+14135550100",
+            ),
+            Location(
+                name="Westside",
+                address="45 Elm Avenue, West Springfield, MA 01089",
+                phone="+14135550188",
+            ),
+        ]
+        db.session.add(clinic)
+        audit.record("clinic.create", obj=clinic, username="seed-demo")
+    credentials = []
+    for username, full_name, roles in DEMO_USERS:
+        if db.session.scalars(select(User).where(User.username == username)).first():
+            continue
+        password = "-".join(secrets.token_hex(3) for _ in range(4))  # 27 chars, random
+        user = User(username=username, full_name=full_name, password_hash=hash_password(password))
+        user.set_roles(roles)
+        secret = None
+        if mfa_required_for(user):
+            secret = pyotp.random_base32()
+            user.totp_secret_encrypted = encrypt_text(secret)
+            user.mfa_enabled = True
+        db.session.add(user)
+        audit.record("user.create", obj=user, username="seed-demo", category="user accounts")
+        credentials.append(
+            {
+                "username": username,
+                "name": full_name,
+                "roles": roles,
+                "password": password,
+                "totp_secret": secret,
+            }
+        )
+    db.session.commit()
+    return credentials
+
+
+def write_credentials(credentials: list[dict]) -> None:
+    if not credentials:
+        return
+    lines = ["Practice Portal demo sign-ins (demo data only; keep this file private)", ""]
+    for entry in credentials:
+        lines.append(f"{entry['username']:<10} {entry['name']} ({', '.join(entry['roles'])})")
+        lines.append(f"           password:    {entry['password']}")
+        if entry["totp_secret"]:
+            lines.append(
+                f"           TOTP secret: {entry['totp_secret']}  (add it to an "
+                'authenticator app, or run: python -c "import pyotp; '
+                f"print(pyotp.TOTP('{entry['totp_secret']}').now())\")"
+            )
+    text = "\n".join(lines) + "\n"
+    click.echo(text)
+    path = Path(current_app.instance_path) / "demo-credentials.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+    click.echo(f"Written to {path}")
+
+
+def seed_patients(count: int, *, seed: int = 1, batch_size: int = 10_000) -> int:
+    """Bulk-insert ``count`` realistic, deterministic patients (1,000,000 in minutes).
+
+    Faker is slow per call, so it fills pools of names and streets once; each patient is
+    then a handful of choices from a seeded random generator.
+    """
+    from portal.patients.identifiers import luhn_check_digit, search_key
+    from portal.patients.models import Patient
+
+    if count <= 0:
+        return 0
+    rng = random.Random(seed)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    female = [fake.first_name_female() for _ in range(1500)]
+    male = [fake.first_name_male() for _ in range(1500)]
+    families = [fake.last_name() for _ in range(3000)]
+    # A few names with accents, so accent-insensitive search has something to find.
+    families += ["Muñoz", "Peña", "Gómez", "Nguyễn", "Müller", "Đặng", "Ibáñez", "Lefèvre"]
+    streets = [fake.street_name() for _ in range(2000)]
+    cities = [(fake.city(), fake.state_abbr(), fake.postcode()) for _ in range(500)]
+    existing = set(db.session.scalars(select(Patient.mrn)))
+    today = date.today()
+    table = Patient.__table__
+    now = _utc_now()
+    created = 0
+    while created < count:
+        rows = []
+        for _ in range(min(batch_size, count - created)):
+            sex = "unknown" if rng.random() < 0.005 else rng.choice(("female", "male"))
+            given = rng.choice(female if sex == "female" else male)
+            family = rng.choice(families)
+            while True:
+                body = str(rng.randrange(10_000_000, 100_000_000))
+                mrn = body + luhn_check_digit(body)
+                if mrn not in existing:
+                    existing.add(mrn)
+                    break
+            birth = today - timedelta(days=rng.randrange(0, 95 * 365))
+            city, state, postcode = rng.choice(cities)
+            rows.append(
+                {
+                    "mrn": mrn,
+                    "given_name": given,
+                    "family_name": family,
+                    "preferred_name": None,
+                    "given_key": search_key(given),
+                    "family_key": search_key(family),
+                    "birth_date": birth,
+                    "sex_at_birth": sex,
+                    "phone_mobile": _phone(rng),
+                    "phone_home": _phone(rng) if rng.random() < 0.3 else None,
+                    "phone_work": None,
+                    "email": f"{given}.{family}{rng.randrange(100)}@example.com".lower()
+                    if rng.random() < 0.6
+                    else None,
+                    "address_line1": f"{rng.randrange(1, 9999)} {rng.choice(streets)}",
+                    "city": city,
+                    "state": state,
+                    "postal_code": postcode,
+                    "country": "US",
+                    "preferred_language": rng.choice(LANGUAGES),
+                    "insurance_payer": (payer := rng.choice(PAYERS)),
+                    "insurance_member_id": _member_id(rng) if payer else None,
+                    "insurance_group": str(rng.randrange(10000, 99999)) if payer else None,
+                    "status": "active",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        db.session.execute(insert(table), rows)
+        db.session.commit()
+        created += len(rows)
+    return created
+
+
+def _member_id(rng: random.Random) -> str:
+    return f"{rng.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}{rng.randrange(10**8, 10**9)}"
+
+
+def _phone(rng: random.Random) -> str:
+    return f"+1{rng.choice(AREA_CODES)}{rng.randrange(200, 1000)}{rng.randrange(10000):04d}"
+
+
+def _utc_now():
+    from portal.timeutil import utcnow
+
+    return utcnow()
+
+
+@click.command("create-user")
+@click.option("--username", prompt=True)
+@click.option("--full-name", prompt=True)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["front_desk", "nurse", "prescriber", "admin"]),
+)
+@click.option("--email", default=None)
+@click.password_option()
+def create_user_command(username, full_name, roles, email, password):
+    """Create a staff account (for the first admin of a new installation)."""
+    from portal.auth import services
+
+    try:
+        user = services.create_user(
+            actor=None,
+            username=username,
+            full_name=full_name,
+            email=email,
+            roles=list(roles),
+            password=password,
+        )
+    except services.AccountError as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"Created {user.username} ({', '.join(user.roles)}).")
+    if services.mfa_required_for(user):
+        click.echo("Two-step sign-in is required for this role: it is set up at first sign-in.")
+
+
+audit_cli = AppGroup("audit", help="The audit trail.")
+
+
+@audit_cli.command("verify")
+def audit_verify():
+    """Walk the hash chain; exit 1 naming the first altered, removed or inserted event."""
+    from portal.audit.services import verify_chain
+
+    checked, problem = verify_chain()
+    if problem:
+        click.echo(f"Audit trail BROKEN after {checked} good events: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"Audit trail intact: {checked} events verified.")

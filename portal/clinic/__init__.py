@@ -1,0 +1,1 @@
+"""The clinic itself: its name, address, phone, time zone and locations."""

@@ -1,0 +1,39 @@
+"""The clinic (one per installation) and its locations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import UTCDateTime, utcnow
+
+
+class Clinic(db.Model):
+    __tablename__ = "clinics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    locations: Mapped[list[Location]] = relationship(
+        back_populates="clinic", order_by="Location.name", lazy="selectin"
+    )
+
+
+class Location(db.Model):
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    clinic: Mapped[Clinic] = relationship(back_populates="locations")

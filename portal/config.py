@@ -1,0 +1,114 @@
+"""Configuration: defaults in code, then ``instance/config.py``, then ``PORTAL_*`` variables.
+
+Secrets never live in the repository. On first start the factory writes ``instance/config.py``
+with a random ``SECRET_KEY`` and a random ``DATA_ENCRYPTION_KEY`` (file mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+
+class Defaults:
+    """Values used when neither the instance file nor the environment says otherwise."""
+
+    # Filled in by the factory: sqlite:///<instance>/portal.sqlite
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    SECRET_KEY: str | None = None
+    DATA_ENCRYPTION_KEY: str | None = None
+
+    # Sessions live in the database; these bound how long one lasts.
+    SESSION_IDLE_MINUTES = 15
+    SESSION_ABSOLUTE_HOURS = 12
+    HTTPS = False
+
+    # Sign-in protection.
+    LOGIN_FREE_FAILURES = 5  # failures allowed before the back-off starts
+    LOGIN_BACKOFF_BASE_SECONDS = 30  # doubled for every further failure
+    LOGIN_BACKOFF_MAX_SECONDS = 3600
+    MFA_REQUIRED_ROLES = ("prescriber", "admin")
+
+    # argon2id parameters (OWASP's minimum profile: 19 MiB, t=2, p=1).
+    PASSWORD_HASH_TIME_COST = 2
+    PASSWORD_HASH_MEMORY_KIB = 19 * 1024
+    PASSWORD_HASH_PARALLELISM = 1
+    PASSWORD_MIN_LENGTH = 12
+    PASSWORD_MAX_LENGTH = 256
+
+    # Largest request body accepted (a 1 MB field is refused with a message, not a crash).
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    MAX_FIELD_LENGTH = 10_000
+
+    # Where phone numbers without a country code are assumed to be.
+    DEFAULT_PHONE_REGION = "US"
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session
+    SEND_FILE_MAX_AGE_DEFAULT = 3600
+
+
+# Variables read from the environment: PORTAL_<NAME> -> app.config[<NAME>].
+ENVIRONMENT_VARIABLES = {
+    "DATABASE_URL": "SQLAlchemy URL of the database (default: SQLite in the instance folder)",
+    "INSTANCE_PATH": "folder holding config.py, the SQLite database and demo credentials",
+    "SECRET_KEY": "signs CSRF tokens; overrides the generated one in instance/config.py",
+    "DATA_ENCRYPTION_KEY": "Fernet key encrypting secrets at rest (TOTP seeds, credentials)",
+    "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
+    "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
+    "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",
+    "LOG_LEVEL": "application log level (default INFO)",
+}
+
+
+def instance_path_from_environment() -> str | None:
+    """The instance folder named by PORTAL_INSTANCE_PATH, if any (read before Flask starts)."""
+    value = os.environ.get("PORTAL_INSTANCE_PATH")
+    return str(Path(value).resolve()) if value else None
+
+
+def ensure_instance_config(instance_path: str) -> Path:
+    """Create the instance folder and, if missing, its config.py with fresh random keys."""
+    folder = Path(instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_file = folder / "config.py"
+    if not config_file.exists():
+        content = (
+            "# Written on first start. Keep this file secret and backed up:\n"
+            "# losing DATA_ENCRYPTION_KEY makes encrypted secrets unreadable.\n"
+            f"SECRET_KEY = {secrets.token_urlsafe(48)!r}\n"
+            f"DATA_ENCRYPTION_KEY = {Fernet.generate_key().decode()!r}\n"
+        )
+        fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+    return config_file
+
+
+def apply_environment(config: dict) -> None:
+    """Copy PORTAL_* environment variables into the config, parsing numbers and booleans."""
+    for key, raw in os.environ.items():
+        if not key.startswith("PORTAL_") or key in ("PORTAL_INSTANCE_PATH",):
+            continue
+        name = key.removeprefix("PORTAL_")
+        if name.startswith("TEST_"):
+            continue
+        config[name] = _parse_value(raw)
+    if config.get("DATABASE_URL"):
+        config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+
+
+def _parse_value(raw: str):
+    """Numbers become ints and yes/no words booleans, so PORTAL_HTTPS=1 and =true both work."""
+    value = raw.strip()
+    if value.lower() in ("true", "yes", "on"):
+        return True
+    if value.lower() in ("false", "no", "off", ""):
+        return False
+    try:
+        return int(value)
+    except ValueError:
+        return value

@@ -1,0 +1,7 @@
+"""Patient registry: registration, demographics, search, the patient banner."""
+
+from flask import Blueprint
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+
+from portal.patients import views  # noqa: E402,F401

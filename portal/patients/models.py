@@ -1,0 +1,75 @@
+"""The patient registry."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.timeutil import UTCDateTime, utcnow
+
+# Search keys compare byte-wise on PostgreSQL (collation "C"), so a prefix range
+# (key >= 'smi' AND key < 'smj') uses the index on both databases.
+SearchKey = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+SEX_AT_BIRTH = {"female": "Female", "male": "Male", "unknown": "Unknown"}
+PATIENT_STATUSES = {"active": "Active", "inactive": "Inactive", "deceased": "Deceased"}
+
+
+class Patient(db.Model):
+    """A person the clinic cares for. Never deleted: marked inactive or deceased instead."""
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        Index("ix_patients_name_key", "family_key", "given_key", "birth_date"),
+        Index("ix_patients_birth_date", "birth_date"),
+        Index("ix_patients_phone_mobile", "phone_mobile"),
+        Index("ix_patients_phone_home", "phone_home"),
+        Index("ix_patients_phone_work", "phone_work"),
+        CheckConstraint("status IN ('active', 'inactive', 'deceased')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mrn: Mapped[str] = mapped_column(String(16), unique=True)
+    given_name: Mapped[str] = mapped_column(String(100))
+    family_name: Mapped[str] = mapped_column(String(100))
+    preferred_name: Mapped[str | None] = mapped_column(String(100))
+    # Lower-case, accent-free copies of the names that search compares against.
+    given_key: Mapped[str] = mapped_column(SearchKey)
+    family_key: Mapped[str] = mapped_column(SearchKey)
+    birth_date: Mapped[date]
+    sex_at_birth: Mapped[str] = mapped_column(String(16))
+    gender_identity: Mapped[str | None] = mapped_column(String(100))
+    pronouns: Mapped[str | None] = mapped_column(String(50))
+    # Phones are stored in E.164 (+14155550123) so any typed format finds them.
+    phone_mobile: Mapped[str | None] = mapped_column(String(20))
+    phone_home: Mapped[str | None] = mapped_column(String(20))
+    phone_work: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(2))
+    preferred_language: Mapped[str | None] = mapped_column(String(50))
+    emergency_contact_name: Mapped[str | None] = mapped_column(String(200))
+    emergency_contact_relationship: Mapped[str | None] = mapped_column(String(100))
+    emergency_contact_phone: Mapped[str | None] = mapped_column(String(20))
+    insurance_payer: Mapped[str | None] = mapped_column(String(200))
+    insurance_member_id: Mapped[str | None] = mapped_column(String(64))
+    insurance_group: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    deceased_date: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        """ "Family, Given (Preferred)": how staff read a name in lists and banners."""
+        name = f"{self.family_name}, {self.given_name}"
+        if self.preferred_name and self.preferred_name != self.given_name:
+            name += f" ({self.preferred_name})"
+        return name

@@ -1,0 +1,141 @@
+"""Rendering helpers and the response rules every page follows.
+
+- ``render`` answers with the whole page, or only its fragment for an htmx request.
+- Every response gets the security headers (CSP with a per-request nonce, nosniff, ...).
+- Pages that may show patient data are never cached (``Cache-Control: no-store``).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, g, make_response, render_template, request
+from flask_login import current_user
+
+
+def is_htmx_request() -> bool:
+    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-Boosted")
+
+
+def render(page: str, fragment: str | None = None, status: int = 200, **context):
+    """Render ``page``, or just ``fragment`` when htmx asked for a part of the page.
+
+    Responses that depend on HX-Request say so with ``Vary: HX-Request``.
+    """
+    template = fragment if fragment and is_htmx_request() else page
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def add_security_headers(response):
+    """after_request: the headers of section 2 of the foundation issue."""
+    from flask import current_app
+
+    nonce = csp_nonce()
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        f"style-src 'self' 'nonce-{nonce}'; "
+        "img-src 'self' data:; "
+        "font-src 'self'; "
+        "connect-src 'self'; "
+        "form-action 'self'; "
+        "frame-ancestors 'self'; "
+        "object-src 'none'; "
+        "base-uri 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if current_app.config["HTTPS"]:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    # Anything but static assets may carry patient data: never store it in any cache.
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def register_error_pages(app: Flask) -> None:
+    """403, 404, 405, 413, 500: pages that tell the user what to do next (JSON for APIs)."""
+
+    def handler(status: int, template: str):
+        def handle(error):
+            from flask import jsonify
+
+            if request.accept_mimetypes.best == "application/json" or request.path.startswith(
+                "/api/"
+            ):
+                return jsonify(error=getattr(error, "name", "Error"), status=status), status
+            return render("errors/" + template, status=status, error=error)
+
+        return handle
+
+    for status, template in (
+        (400, "400.html"),
+        (403, "403.html"),
+        (404, "404.html"),
+        (405, "400.html"),
+        (413, "413.html"),
+        (500, "500.html"),
+    ):
+        app.register_error_handler(status, handler(status, template))
+
+
+def template_globals() -> dict:
+    """Values every template may use."""
+    from portal.auth.permissions import permissions_for_roles
+    from portal.clinic.services import clinic_name
+
+    permissions = (
+        permissions_for_roles(current_user.roles) if current_user.is_authenticated else frozenset()
+    )
+    return {
+        "csp_nonce": csp_nonce,
+        "can": lambda permission: permission in permissions,
+        "clinic_name": clinic_name,
+    }
+
+
+def template_filters() -> dict:
+    """Jinja filters: dates and times in the clinic's zone, ages, phone numbers."""
+    from datetime import date
+
+    import phonenumbers
+
+    from portal.clinic.services import clinic_time_zone
+    from portal.timeutil import age_on, to_zone
+
+    def local_time(value, pattern="%Y-%m-%d %H:%M"):
+        return to_zone(value, clinic_time_zone()).strftime(pattern) if value else ""
+
+    def age(birth_date):
+        return age_on(birth_date, date.today()) if birth_date else ""
+
+    def phone(value):
+        if not value:
+            return ""
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            return value
+        style = (
+            phonenumbers.PhoneNumberFormat.NATIONAL
+            if number.country_code == 1
+            else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        return phonenumbers.format_number(number, style)
+
+    def long_date(value):
+        return f"{value.day} {value:%b %Y}" if value else ""
+
+    return {"local_time": local_time, "age": age, "phone": phone, "long_date": long_date}

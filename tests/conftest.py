@@ -1,0 +1,276 @@
+"""Fixtures shared by every test.
+
+The suite runs on SQLite by default and on PostgreSQL when PORTAL_TEST_DATABASE_URL is set.
+Either way the schema comes from the Alembic migrations, once per run, into a database made
+for this run (a fresh PostgreSQL database, dropped at the end). Each test then starts from
+the same baseline: an empty registry, the demo clinic and one user per role.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.extensions import db
+
+PASSWORD = "correct horse battery staple 42"
+TOTP_SECRETS = {
+    "drlee": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    "admin": "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU",
+}
+USERS = {
+    "frontdesk": ("Maria Alvarez", ["front_desk"]),
+    "nurse": ("Sam Okafor", ["nurse"]),
+    "drlee": ("Jordan Lee", ["prescriber"]),
+    "admin": ("Pat Kim", ["admin"]),
+}
+ROLE_USER = {"front_desk": "frontdesk", "nurse": "nurse", "prescriber": "drlee", "admin": "admin"}
+SECRET_KEY = "test-secret-key-not-for-production"
+DATA_KEY = Fernet.generate_key().decode()
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = bool(os.environ.get("PORTAL_TEST_DATABASE_URL"))
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set PORTAL_TEST_DATABASE_URL)")
+    for item in items:
+        if "postgres_only" in item.keywords and not on_postgres:
+            item.add_marker(skip)
+
+
+@dataclass
+class TestDatabase:
+    url: str
+    dialect: str
+    sqlite_template: Path | None = None
+
+
+@pytest.fixture(scope="session")
+def test_database(tmp_path_factory):
+    """Migrate a database made for this run; drop it afterwards (PostgreSQL)."""
+    base_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    instance = tmp_path_factory.mktemp("instance-migrate")
+    if not base_url:
+        template = tmp_path_factory.mktemp("sqlite") / "template.sqlite"
+        url = f"sqlite:///{template}"
+        _migrate(url, instance)
+        yield TestDatabase(url=url, dialect="sqlite", sqlite_template=template)
+        return
+    server = make_url(base_url).set(drivername="postgresql+psycopg")
+    name = f"portal_test_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        _migrate(url, instance)
+        yield TestDatabase(url=url, dialect="postgresql")
+    finally:
+        with admin_engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+
+def _migrate(url: str, instance: Path) -> None:
+    from flask_migrate import upgrade
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "INSTANCE_PATH": str(instance),
+            "SECRET_KEY": SECRET_KEY,
+            "TESTING": True,
+        }
+    )
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def password_hash(tmp_path_factory):
+    """One argon2id hash of PASSWORD, shared by every test user (hashing is slow on purpose)."""
+    instance = tmp_path_factory.mktemp("instance-hash")
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": "sqlite://",
+            "SECRET_KEY": SECRET_KEY,
+            "INSTANCE_PATH": str(instance),
+        }
+    )
+    with app.app_context():
+        from portal.auth.passwords import hash_password
+
+        return hash_password(PASSWORD)
+
+
+def _fresh_database(test_database: TestDatabase, tmp_path: Path) -> str:
+    if test_database.dialect == "sqlite":
+        target = tmp_path / "portal.sqlite"
+        shutil.copyfile(test_database.sqlite_template, target)
+        return f"sqlite:///{target}"
+    engine = create_engine(test_database.url)
+    with engine.begin() as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
+        connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+    engine.dispose()
+    return test_database.url
+
+
+@pytest.fixture
+def app(test_database, tmp_path, password_hash):
+    """The application on a database holding the baseline: clinic, locations, four users."""
+    url = _fresh_database(test_database, tmp_path)
+    application = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SECRET_KEY": SECRET_KEY,
+            "DATA_ENCRYPTION_KEY": DATA_KEY,
+        }
+    )
+    with application.app_context():
+        _seed_baseline(password_hash)
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _seed_baseline(password_hash: str) -> None:
+    from portal.auth.models import User
+    from portal.clinic.models import Clinic, Location
+    from portal.crypto import encrypt_text
+
+    clinic = Clinic(
+        name="Riverside Family Practice",
+        address="100 Main Street",
+        phone="+14135550100",
+        time_zone="America/New_York",
+    )
+    clinic.locations = [Location(name="Main Street"), Location(name="Westside")]
+    db.session.add(clinic)
+    for username, (full_name, roles) in USERS.items():
+        user = User(username=username, full_name=full_name, password_hash=password_hash)
+        user.set_roles(roles)
+        if username in TOTP_SECRETS:
+            user.totp_secret_encrypted = encrypt_text(TOTP_SECRETS[username])
+            user.mfa_enabled = True
+        db.session.add(user)
+    db.session.commit()
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+class PortalClient:
+    """The Flask test client plus what a browser would do: CSRF tokens, sign-in with TOTP."""
+
+    def __init__(self, app):
+        self.app = app
+        self.client = app.test_client()
+        self.csrf = None
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def refresh_csrf(self, path: str = "/auth/sign-in") -> str:
+        response = self.client.get(path)
+        match = CSRF_META.search(response.get_data(as_text=True))
+        assert match, f"no CSRF token on {path} ({response.status_code})"
+        self.csrf = match.group(1)
+        return self.csrf
+
+    def post_form(self, path: str, data: dict | None = None, **kwargs):
+        """POST a form the way the page would: with the session's CSRF token."""
+        data = dict(data or {})
+        if self.csrf is None:
+            self.refresh_csrf()
+        data.setdefault("csrf_token", self.csrf)
+        return self.client.post(path, data=data, **kwargs)
+
+    def htmx_post(self, path: str, data: dict | None = None, **kwargs):
+        if self.csrf is None:
+            self.refresh_csrf()
+        headers = {"HX-Request": "true", "X-CSRFToken": self.csrf, **kwargs.pop("headers", {})}
+        return self.client.post(path, data=data or {}, headers=headers, **kwargs)
+
+    def sign_in(self, username: str, password: str = PASSWORD):
+        """Password, then (for MFA users) a TOTP code; ends on the page after sign-in."""
+        self.refresh_csrf()
+        response = self.post_form("/auth/sign-in", {"username": username, "password": password})
+        if response.status_code == 302 and response.location.endswith("/auth/second-factor"):
+            response = self.post_form(
+                "/auth/second-factor", {"code": fresh_totp(self.app, username)}
+            )
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+        self.refresh_csrf("/")
+        return response
+
+
+def fresh_totp(app, username: str) -> str:
+    """A TOTP code the server will accept: a step newer than the last one used (no replay)."""
+    from portal.auth.models import User
+    from portal.timeutil import utcnow
+
+    with app.app_context():
+        user = db.session.scalars(db.select(User).filter_by(username=username)).one()
+        last = user.totp_last_step
+        db.session.remove()
+    totp = pyotp.TOTP(TOTP_SECRETS[username])
+    now_step = int(utcnow().timestamp()) // 30
+    for step in (now_step - 1, now_step, now_step + 1):
+        if last is None or step > last:
+            return totp.at(step * 30)
+    raise AssertionError("three sign-ins within 30 s: no unused TOTP step left")
+
+
+@pytest.fixture
+def client(app):
+    return PortalClient(app)
+
+
+@pytest.fixture
+def signed_in(app):
+    """signed_in("nurse") -> a PortalClient signed in as that demo user (or role name)."""
+
+    def make(who: str) -> PortalClient:
+        portal_client = PortalClient(app)
+        portal_client.sign_in(ROLE_USER.get(who, who))
+        return portal_client
+
+    return make
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP on a free loopback port, in a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
