@@ -14,7 +14,8 @@ from flask_login import current_user
 
 
 def is_htmx_request() -> bool:
-    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-Boosted")
+    """An htmx request for part of a page (boosted requests want the whole page)."""
+    return bool(request.htmx) and not request.htmx.boosted
 
 
 def render(page: str, fragment: str | None = None, status: int = 200, **context):
