@@ -18,9 +18,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "front_desk": frozenset({"patients.read", "patients.write", "account.self"}),
     "nurse": frozenset({"patients.read", "patients.write", "account.self"}),
     "prescriber": frozenset({"patients.read", "patients.write", "account.self"}),
+    # Least privilege: an administrator manages the system, not patients' records. A person
+    # who does both holds two roles.
     "admin": frozenset(
         {
-            "patients.read",
             "account.self",
             "audit.read",
             "users.manage",
