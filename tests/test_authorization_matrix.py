@@ -1,0 +1,159 @@
+"""Every route x every role -> the expected answer, stated here independently of the code.
+
+When a route is added, this test fails until the route's row is written below: deciding who
+may use a route is a product decision, not something to infer from the decorator.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.auth.permissions import PUBLIC, declared_permission
+from portal.extensions import db
+
+ROLES = ("front_desk", "nurse", "prescriber", "admin")
+CLINICAL = {"front_desk", "nurse", "prescriber"}
+EVERYONE = set(ROLES)
+ADMIN = {"admin"}
+
+# endpoint -> the roles that may use it (anything else must get 403).
+EXPECTED: dict[str, set[str]] = {
+    "main.home": EVERYONE,
+    "auth.account": EVERYONE,
+    "auth.resume": EVERYONE,
+    "auth.discard_resume": EVERYONE,
+    "auth.sign_out": EVERYONE,
+    "patients.register": CLINICAL,
+    "patients.search": CLINICAL,
+    "patients.show": CLINICAL,
+    "admin.users": ADMIN,
+    "admin.clinic_settings": ADMIN,
+    "audit.report": ADMIN,
+}
+# Reached without signing in.
+PUBLIC_ENDPOINTS = {
+    "static",
+    "main.health",
+    "auth.sign_in",
+    "auth.second_factor",
+    "auth.enrol_mfa",
+}
+# Requests that would end the very session the matrix is walking with: checked last.
+SESSION_ENDING = {"auth.sign_out"}
+
+
+def _rules(app):
+    return sorted(
+        app.url_map.iter_rules(),
+        key=lambda rule: (rule.endpoint in SESSION_ENDING, rule.endpoint, rule.rule),
+    )
+
+
+def test_every_route_has_a_row_in_the_matrix(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    missing = sorted(endpoints - set(EXPECTED) - PUBLIC_ENDPOINTS)
+    assert not missing, f"routes without an expected row: {missing}"
+    stale = sorted((set(EXPECTED) | PUBLIC_ENDPOINTS) - endpoints)
+    assert not stale, f"rows for routes that no longer exist: {stale}"
+
+
+def test_public_endpoints_are_declared_public(app):
+    with app.test_request_context():
+        for endpoint in PUBLIC_ENDPOINTS:
+            assert declared_permission(endpoint) == PUBLIC, endpoint
+        for endpoint in EXPECTED:
+            assert declared_permission(endpoint) not in (None, PUBLIC), endpoint
+
+
+def _url_values(app, rule) -> dict:
+    """Real ids for the rule's arguments, so an allowed request reaches its view."""
+    from portal.auth.models import User
+    from portal.clinic.models import Location
+    from portal.patients.models import Patient
+
+    values = {}
+    with app.app_context():
+        for argument in rule.arguments:
+            if argument == "patient_id":
+                values[argument] = _any_patient_id()
+            elif argument == "user_id":
+                values[argument] = db.session.scalar(
+                    select(User.id).where(User.username == "nurse")
+                )
+            elif argument == "location_id":
+                values[argument] = db.session.scalar(select(Location.id).limit(1))
+            elif argument == "filename":
+                values[argument] = "css/portal.css"
+            else:
+                raise AssertionError(f"the matrix does not know how to fill <{argument}>")
+        del Patient
+    return values
+
+
+def _any_patient_id() -> int:
+    from datetime import date
+
+    from portal.patients.identifiers import new_mrn, search_key
+    from portal.patients.models import Patient
+
+    patient = db.session.scalars(select(Patient).limit(1)).first()
+    if patient is None:
+        patient = Patient(
+            mrn=new_mrn(),
+            given_name="Ada",
+            family_name="Matrix",
+            given_key=search_key("Ada"),
+            family_key=search_key("Matrix"),
+            birth_date=date(1970, 1, 1),
+            sex_at_birth="female",
+        )
+        db.session.add(patient)
+        db.session.commit()
+    return patient.id
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix(app, signed_in, role):
+    browser = signed_in(role)
+    outcomes = []
+    for rule in _rules(app):
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        path = rule.build(_url_values(app, rule), append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            if method == "GET":
+                response = browser.get(path)
+            else:
+                response = browser.open(
+                    path,
+                    method=method,
+                    data={"csrf_token": browser.csrf},
+                    headers={"X-CSRFToken": browser.csrf},
+                )
+            allowed = role in EXPECTED[rule.endpoint]
+            got = response.status_code
+            sent_to_sign_in = got == 302 and "/auth/sign-in" in response.location
+            if rule.endpoint in SESSION_ENDING:
+                sent_to_sign_in = False  # signing out lands on the sign-in page, as it should
+            if allowed and (got in (401, 403) or sent_to_sign_in):
+                outcomes.append(f"{method} {rule.endpoint}: expected allowed, got {got}")
+            elif not allowed and got != 403:
+                outcomes.append(f"{method} {rule.endpoint}: expected 403, got {got}")
+    assert not outcomes, f"{role}:\n" + "\n".join(outcomes)
+
+
+def test_patient_scoped_urls_404_on_unknown_ids(app, signed_in):
+    browser = signed_in("front_desk")
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if "patient_id" not in rule.arguments or "front_desk" not in EXPECTED[rule.endpoint]:
+            continue
+        values = {name: 1 for name in rule.arguments}
+        values["patient_id"] = 987654321
+        path = rule.build(values, append_unknown=False)[1]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = browser.open(path, method=method, data={"csrf_token": browser.csrf})
+            assert response.status_code == 404, f"{method} {path} -> {response.status_code}"
+            checked += 1
+    assert checked >= 1
