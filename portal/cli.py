@@ -14,7 +14,7 @@ import click
 import pyotp
 from faker import Faker
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, insert, select
 
 from portal.extensions import db
@@ -67,9 +67,11 @@ def register(app) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(create_user_command)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(purge_sessions)
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--patients", "patient_count", default=200, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int, help="same seed, same data")
 @click.option("--if-empty", is_flag=True, help="do nothing when users already exist")
@@ -261,6 +263,7 @@ def _utc_now():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--username", prompt=True)
 @click.option("--full-name", prompt=True)
 @click.option(
@@ -290,6 +293,28 @@ def create_user_command(username, full_name, roles, email, password):
     click.echo(f"Created {user.username} ({', '.join(user.roles)}).")
     if services.mfa_required_for(user):
         click.echo("Two-step sign-in is required for this role: it is set up at first sign-in.")
+
+
+@click.command("purge-sessions")
+@with_appcontext
+@click.option("--keep-days", default=30, show_default=True, type=int)
+def purge_sessions(keep_days: int) -> None:
+    """Delete ended sessions older than KEEP_DAYS and abandoned anonymous ones (run daily)."""
+    from portal.auth.models import ServerSession
+    from portal.timeutil import utcnow
+
+    now = utcnow()
+    lifetime = timedelta(hours=current_app.config["SESSION_ABSOLUTE_HOURS"])
+    ended = db.session.execute(
+        db.delete(ServerSession).where(ServerSession.ended_at < now - timedelta(days=keep_days))
+    ).rowcount
+    abandoned = db.session.execute(
+        db.delete(ServerSession).where(
+            ServerSession.ended_at.is_(None), ServerSession.created_at < now - lifetime
+        )
+    ).rowcount
+    db.session.commit()
+    click.echo(f"Deleted {ended} ended and {abandoned} expired sessions.")
 
 
 audit_cli = AppGroup("audit", help="The audit trail.")
