@@ -27,6 +27,8 @@ EXPECTED: dict[str, set[str]] = {
     "patients.register": CLINICAL,
     "patients.search": CLINICAL,
     "patients.show": CLINICAL,
+    "patients.edit": CLINICAL,
+    "patients.change_status": CLINICAL,
     "admin.users": ADMIN,
     "admin.clinic_settings": ADMIN,
     "audit.report": ADMIN,
