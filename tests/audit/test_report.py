@@ -115,7 +115,7 @@ def test_keyset_pages_cover_every_row_once_in_order_both_ways(admin, seeded, sor
 
 def test_page_links_carry_the_edge_rows_sort_value_and_id(admin, seeded):
     response = admin.get(f"/admin/audit/?{PAST_RANGE}&sort=user&dir=asc")
-    fifth = [r for r in seeded if r["marker"] == markers(response)[-1]][0]
+    fifth = next(r for r in seeded if r["marker"] == markers(response)[-1])
     next_url = link(response, "Next page")
     expected = f"{fifth['id']}:{fifth['username']}" if fifth["username"] else f"{fifth['id']}"
     assert f"after={expected}&" in next_url + "&"
