@@ -191,13 +191,17 @@ def export():
     db.session.commit()
     zone = clinic_time_zone()
     sort, descending = form.sort_key, form.descending
+    batch_size = current_app.config.get("AUDIT_EXPORT_BATCH_SIZE", 1000)
 
     def generate():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_HEADER)
         for count, row in enumerate(
-            audit_report.iter_rows(filters, sort=sort, descending=descending), start=1
+            audit_report.iter_rows(
+                filters, sort=sort, descending=descending, batch_size=batch_size
+            ),
+            start=1,
         ):
             writer.writerow(
                 [

@@ -245,6 +245,7 @@ def test_a_tampered_page_link_falls_back_to_the_first_page(admin, seeded):
 
 
 def test_csv_export_streams_every_matching_row_and_is_audited(app, admin, seeded):
+    app.config["AUDIT_EXPORT_BATCH_SIZE"] = 3  # several keyset batches, split inside ties
     with app.app_context():
         append_event(
             datetime(2026, 1, 20, 12, 0, tzinfo=UTC),
@@ -287,3 +288,12 @@ def test_only_auditors_see_the_report_or_export(signed_in, role):
     browser = signed_in(role)
     assert browser.get("/admin/audit/").status_code == 403
     assert browser.get("/admin/audit/export.csv").status_code == 403
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("sort", ["user", "patient", "category", "time"])
+def test_csv_export_keeps_the_report_order_across_batches(app, admin, seeded, sort, direction):
+    app.config["AUDIT_EXPORT_BATCH_SIZE"] = 4
+    response = admin.get(f"/admin/audit/export.csv?{PAST_RANGE}&sort={sort}&dir={direction}")
+    details = [r["detail"] for r in csv.DictReader(io.StringIO(response.get_data(as_text=True)))]
+    assert details == expected_order(seeded, sort, direction)
