@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from datetime import timedelta
 
@@ -76,7 +77,7 @@ def page_text(response) -> str:
 def field_error(response, field_id: str) -> str | None:
     """The message shown next to a field (the forms macro puts it in #<id>-error)."""
     match = re.search(rf'id="{field_id}-error">(.*?)</div>', page_text(response), re.S)
-    return match.group(1).strip() if match else None
+    return html.unescape(match.group(1).strip()) if match else None
 
 
 @pytest.fixture
