@@ -266,7 +266,12 @@ def enrol_mfa():
             return render("auth/recovery_codes.html", codes=codes, next_url=next_url)
     # segno's own SVG markup (no user input in it); inline, so it needs no image request.
     qr_svg = segno.make(services.provisioning_uri(user, secret), error="m").svg_inline(
-        scale=5, svgclass="qr-code", lineclass=None, title="QR code holding your sign-in key"
+        scale=5,
+        svgclass="qr-code",
+        lineclass=None,
+        light="#fff",  # a white quiet zone: phones read it on any page background
+        omitsize=True,  # a viewBox, so CSS can size it without cropping
+        title="QR code holding your sign-in key",
     )
     return render(
         "auth/enrol_mfa.html",

@@ -123,6 +123,7 @@ def test_role_without_mfa_is_sent_to_enrolment_and_gets_recovery_codes(app, clie
     assert page.status_code == 200
     text = page_text(page)
     assert "<svg" in text and 'class="qr-code"' in text
+    assert re.search(r'<svg viewBox="[^"]+" class="qr-code"', text), "sized by CSS, not cropped"
     secret = shown_key(page)
     assert len(secret) >= 16
 
