@@ -93,7 +93,7 @@ def check_password(username: str, password: str) -> SignInResult:
     if is_backing_off(user, now):
         verify_password(None, password)
         audit.record(
-            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return SignInResult(None)
@@ -164,7 +164,7 @@ def check_second_factor(user: User, code: str) -> bool:
     now = utcnow()
     if is_backing_off(user, now):
         audit.record(
-            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return False
