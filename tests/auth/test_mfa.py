@@ -220,3 +220,20 @@ def test_pending_second_step_expires(app, client):
     assert response.status_code == 302
     assert response.location == "/auth/sign-in"
     assert client.get("/").status_code == 302
+
+
+def test_knowing_the_password_does_not_allow_enrolling_a_new_authenticator(app, client):
+    """Half signed in as a user who has MFA: enrolment is closed, so the code can't be
+    bypassed by registering an attacker's own app."""
+    before = get_user(app, "drlee").totp_secret_encrypted
+    password_step(client, "drlee")
+    assert client.get("/auth/enrol-mfa").location == "/auth/second-factor"
+    response = client.post_form("/auth/enrol-mfa", {"code": "123456"})
+    assert response.location == "/auth/second-factor"
+    assert get_user(app, "drlee").totp_secret_encrypted == before
+    assert client.get("/").status_code == 302
+
+
+def test_enrolment_needs_the_password_step_first(client):
+    assert client.get("/auth/enrol-mfa").location == "/auth/sign-in"
+    assert client.get("/auth/second-factor").location == "/auth/sign-in"
