@@ -296,3 +296,10 @@ def test_an_htmx_form_posted_after_time_out_is_kept_too(app, notes_page, signed_
     assert f'action="{notes_page}"' in page
     assert 'value="typed into a panel"' in page
     assert 'href="/?panel=notes"' in page  # "go to the page" returns to where the user was
+
+
+def test_the_saved_form_survives_the_second_factor(app, notes_page, signed_in):
+    browser = signed_in("prescriber")
+    time_out_while_posting(app, notes_page, browser)
+    assert browser.sign_in("drlee").location == "/auth/resume"
+    assert 'value="phone"' in page_text(browser.get("/auth/resume"))
