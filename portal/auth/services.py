@@ -6,13 +6,15 @@ Each public function is one transaction that writes its audit event(s) before co
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 
 from portal.audit import services as audit
 from portal.auth.models import ROLE_NAMES, RecoveryCode, User
@@ -50,10 +52,16 @@ def normalise_username(username: str) -> str:
     return username.strip().lower()
 
 
-def find_user(username: str) -> User | None:
-    return db.session.scalars(
-        select(User).where(User.username == normalise_username(username))
-    ).first()
+def find_user(username: str, *, for_update: bool = False) -> User | None:
+    """The account with this username (case-insensitive), optionally row-locked.
+
+    Sign-in locks the row so that parallel attempts on one account queue up: otherwise they
+    would all read the same failure count and a burst of guesses would skip the back-off.
+    """
+    query = select(User).where(User.username == normalise_username(username))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return db.session.scalars(query).first()
 
 
 def mfa_required_for(user: User) -> bool:
@@ -61,34 +69,41 @@ def mfa_required_for(user: User) -> bool:
     return bool(required.intersection(user.roles))
 
 
+def is_backing_off(user: User, now=None) -> bool:
+    """True while the account is in its back-off period after repeated failures."""
+    now = now or utcnow()
+    return user.locked_until is not None and user.locked_until > now
+
+
 def check_password(username: str, password: str) -> SignInResult:
     """First factor. Failures back off per account, whatever the source address.
 
     The caller shows the same message for every failure, so nobody learns whether an
-    account exists or is locked.
+    account exists, is locked or is disabled; each path also spends one hash's worth of time.
+    The failure count is only cleared once the whole sign-in (second factor included)
+    succeeds, so guessing TOTP codes with a known password backs off too.
     """
-    user = find_user(username)
+    user = find_user(username, for_update=True)
     now = utcnow()
     if user is None:
         verify_password(None, password)  # same time as a wrong password
         audit.record("auth.sign_in_failed", outcome="denied", detail="unknown account")
         db.session.commit()
         return SignInResult(None)
-    if user.locked_until and user.locked_until > now:
+    if is_backing_off(user, now):
         verify_password(None, password)
         audit.record(
-            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return SignInResult(None)
-    if not user.is_enabled or not verify_password(user.password_hash, password):
-        _register_failure(user, now, "disabled" if not user.is_enabled else "wrong password")
+    password_ok = verify_password(user.password_hash, password)
+    if not user.is_enabled or not password_ok:
+        _register_failure(user, now, "wrong password" if user.is_enabled else "account disabled")
         db.session.commit()
         return SignInResult(None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_sign_ins = 0
-    user.locked_until = None
     if user.mfa_enabled:
         db.session.commit()
         return SignInResult(user, needs_mfa=True)
@@ -126,34 +141,66 @@ def complete_sign_in(user: User, method: str) -> None:
     db.session.commit()
 
 
+def _totp_step_matching(secret: str, code: str, now_step: int) -> int | None:
+    """The time step (within ±1 for clock drift) whose code is ``code``, if any."""
+    totp = pyotp.TOTP(secret)
+    for step in (now_step, now_step - 1, now_step + 1):
+        if secrets.compare_digest(totp.at(step * 30), code):
+            return step
+    return None
+
+
+def _normalise_code(code: str) -> str:
+    return code.strip().replace(" ", "").replace("-", "").lower()
+
+
 def check_second_factor(user: User, code: str) -> bool:
-    """A current TOTP code (each used once) or an unused recovery code."""
-    code = code.strip().replace(" ", "").replace("-", "").lower()
+    """A current TOTP code (each used once) or an unused recovery code.
+
+    Both are consumed with a conditional UPDATE, so two requests racing with the same code
+    cannot both succeed. Wrong codes count as failures of the account (back-off applies).
+    """
+    db.session.refresh(user, with_for_update=True)
+    now = utcnow()
+    if is_backing_off(user, now):
+        audit.record(
+            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
+        )
+        db.session.commit()
+        return False
+    code = _normalise_code(code)
     ok = False
     method = "totp"
     if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
-        totp = pyotp.TOTP(decrypt_text(user.totp_secret_encrypted))
-        now_step = int(utcnow().timestamp()) // 30
-        for step in (now_step, now_step - 1, now_step + 1):  # ±30 s of clock drift
-            if secrets.compare_digest(totp.at(step * 30), code):
-                if user.totp_last_step is None or step > user.totp_last_step:
-                    user.totp_last_step = step
-                    ok = True
-                break
-    elif len(code) >= 10:
+        step = _totp_step_matching(
+            decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
+        )
+        if step is not None:
+            consumed = db.session.execute(
+                update(User)
+                .where(
+                    User.id == user.id,
+                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            )
+            ok = consumed.rowcount == 1
+    elif len(code) == 10:
         method = "recovery code"
-        row = db.session.scalars(
-            select(RecoveryCode).where(
+        consumed = db.session.execute(
+            update(RecoveryCode)
+            .where(
                 RecoveryCode.user_id == user.id,
                 RecoveryCode.code_hash == _hash_recovery_code(code),
                 RecoveryCode.used_at.is_(None),
             )
-        ).first()
-        if row is not None:
-            row.used_at = utcnow()
-            ok = True
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        ok = consumed.rowcount == 1
     if not ok:
-        _register_failure(user, utcnow(), "wrong second factor")
+        _register_failure(user, now, f"wrong second factor ({method})")
         db.session.commit()
         return False
     complete_sign_in(user, method=f"password + {method}")
@@ -170,24 +217,36 @@ def provisioning_uri(user: User, secret: str) -> str:
 
 
 def finish_mfa_enrolment(user: User, secret: str, code: str) -> list[str]:
-    """Turn MFA on once the user proves the app has the secret; return new recovery codes."""
-    totp = pyotp.TOTP(secret)
-    if not totp.verify(code.strip().replace(" ", ""), valid_window=1):
+    """Turn MFA on once the user proves the app has the secret; return new recovery codes.
+
+    The step of the code used here is remembered, so the same code cannot sign in again.
+    """
+    step = _totp_step_matching(secret, _normalise_code(code), int(utcnow().timestamp()) // 30)
+    if step is None:
         raise AccountError(
             "That code doesn't match. Check the time on your phone and try the newest code.",
             field="code",
         )
     user.totp_secret_encrypted = encrypt_text(secret)
     user.mfa_enabled = True
-    user.totp_last_step = int(utcnow().timestamp()) // 30
+    user.totp_last_step = step
     codes = _replace_recovery_codes(user)
-    audit.record("auth.mfa_enrolled", actor=user, obj=user)
+    audit.record("auth.mfa_enrolled", actor=user, obj=user, category="user accounts")
     db.session.commit()
     return codes
 
 
 def _hash_recovery_code(code: str) -> str:
-    return hashlib.sha256(code.replace("-", "").lower().encode()).hexdigest()
+    """A keyed hash (HMAC-SHA256 with the instance's data key) of a normalised code.
+
+    A plain SHA-256 of a 40-bit code could be reversed by brute force from a copy of the
+    database alone; keyed with the data key (kept outside the database, like the TOTP seeds
+    it already protects) it cannot.
+    """
+    key = current_app.config["DATA_ENCRYPTION_KEY"]
+    key = key.encode() if isinstance(key, str) else key
+    normalised = code.replace("-", "").replace(" ", "").lower().encode()
+    return hmac.new(key, normalised, hashlib.sha256).hexdigest()
 
 
 def _replace_recovery_codes(user: User) -> list[str]:
@@ -214,20 +273,46 @@ def record_sign_out(user: User) -> None:
 
 
 def change_own_password(user: User, current_password: str, new_password: str) -> None:
-    """Change a password; every other session of the user ends."""
+    """Change a password; every other session of the user ends.
+
+    A wrong current password counts as a failed sign-in (same back-off, audited), so a
+    session left open on a shared workstation cannot be used to guess the password.
+    """
+    db.session.refresh(user, with_for_update=True)
+    now = utcnow()
+    if is_backing_off(user, now):
+        verify_password(None, current_password)
+        raise AccountError(
+            "Too many wrong passwords: wait a few minutes and try again.",
+            field="current_password",
+        )
     if not verify_password(user.password_hash, current_password):
+        _register_failure(user, now, "wrong current password at password change")
+        db.session.commit()
         raise AccountError("Your current password is not correct.", field="current_password")
     problems = password_problems(new_password, username=user.username, full_name=user.full_name)
     if problems:
         raise AccountError(problems[0], field="new_password")
     user.password_hash = hash_password(new_password)
-    user.password_changed_at = utcnow()
+    user.password_changed_at = now
+    user.failed_sign_ins = 0
     end_user_sessions(user.id, "password_changed")
-    audit.record("auth.password_changed", actor=user, obj=user)
+    audit.record("auth.password_changed", actor=user, obj=user, category="user accounts")
     db.session.commit()
 
 
 # --- user management (admins) ---------------------------------------------------------------
+
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+
+
+def _valid_full_name(full_name: str) -> str:
+    """The name as shown in the portal: required, at most 200 characters (the column)."""
+    full_name = (full_name or "").strip()
+    if not full_name or len(full_name) > 200:
+        raise AccountError("Type the person's full name (up to 200 characters).", field="full_name")
+    return full_name
 
 
 def validate_roles(roles: list[str]) -> list[str]:
@@ -241,6 +326,11 @@ def create_user(
     *, actor, username: str, full_name: str, email: str | None, roles: list[str], password: str
 ) -> User:
     username = normalise_username(username)
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise AccountError(
+            "Use 3 to 64 letters, digits, dots, dashes or underscores.", field="username"
+        )
+    full_name = _valid_full_name(full_name)
     if find_user(username):
         raise AccountError("That username is taken.", field="username")
     problems = password_problems(password, username=username, full_name=full_name)
@@ -267,6 +357,7 @@ def create_user(
 
 def update_user(*, actor, user: User, full_name: str, email: str | None, roles: list[str]) -> None:
     roles = validate_roles(roles)
+    full_name = _valid_full_name(full_name)
     if actor.id == user.id and "admin" not in roles:
         raise AccountError("You can't remove your own admin role.", field="roles")
     before = ",".join(user.roles)
