@@ -109,18 +109,20 @@ def template_globals() -> dict:
 
 def template_filters() -> dict:
     """Jinja filters: dates and times in the clinic's zone, ages, phone numbers."""
-    from datetime import date
 
     import phonenumbers
 
     from portal.clinic.services import clinic_time_zone
-    from portal.timeutil import age_on, to_zone
+    from portal.timeutil import age_on, to_zone, utcnow
 
     def local_time(value, pattern="%Y-%m-%d %H:%M"):
         return to_zone(value, clinic_time_zone()).strftime(pattern) if value else ""
 
     def age(birth_date):
-        return age_on(birth_date, date.today()) if birth_date else ""
+        """Age on today's date in the clinic's zone (not the server's)."""
+        if not birth_date:
+            return ""
+        return age_on(birth_date, to_zone(utcnow(), clinic_time_zone()).date())
 
     def phone(value):
         if not value:

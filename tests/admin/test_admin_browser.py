@@ -22,8 +22,8 @@ def test_disable_and_enable_a_user_without_javascript(app, live_server):
         page.get_by_label("Username").fill("admin")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
-        page.get_by_label("Code from your authenticator app").fill(fresh_totp(app, "admin"))
-        page.get_by_role("button", name="Verify").click()
+        page.get_by_label("6-digit code").fill(fresh_totp(app, "admin"))
+        page.get_by_role("button", name="Verify and sign in").click()
 
         page.goto(f"{live_server}/admin/users")
         page.get_by_role("link", name="nurse", exact=True).click()

@@ -48,8 +48,8 @@ def page(app, live_server):
         tab.get_by_label("Username").fill("admin")
         tab.get_by_label("Password").fill(PASSWORD)
         tab.get_by_role("button", name="Sign in").click()
-        tab.get_by_label("Code from your authenticator app").fill(fresh_totp(app, "admin"))
-        tab.get_by_role("button", name="Verify").click()
+        tab.get_by_label("6-digit code").fill(fresh_totp(app, "admin"))
+        tab.get_by_role("button", name="Verify and sign in").click()
         tab.wait_for_url(f"{live_server}/")
         tab.problems = problems
         yield tab

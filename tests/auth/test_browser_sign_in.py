@@ -76,7 +76,7 @@ def test_htmx_request_after_idle_time_out_lands_on_sign_in_and_comes_back(app, l
     and the user can return to the page they were on."""
     from datetime import timedelta
 
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from tests.auth.conftest import age_session
 
@@ -96,7 +96,7 @@ def test_htmx_request_after_idle_time_out_lands_on_sign_in_and_comes_back(app, l
             age_session(app, token, last_seen_at=timedelta(minutes=20))
             page.get_by_label("Find a patient").fill("smi")  # htmx POST after the time-out
             page.wait_for_url("**/auth/sign-in")
-            assert page.get_by_text("Your session timed out").is_visible()
+            expect(page.get_by_text("Your session timed out")).to_be_visible()
             page.get_by_label("Username").fill("nurse")
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_role("button", name="Sign in").click()
