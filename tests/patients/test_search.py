@@ -258,3 +258,32 @@ def test_prefix_search_uses_the_name_index(app, registry):
             text = " ".join(row[0] for row in plan)
         db.session.rollback()
     assert "ix_patients_name_key" in text
+
+
+def test_emptied_box_gets_an_empty_answer_so_the_dropdown_closes(app, desk, registry):
+    response = search(desk, "   ")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).strip() == ""
+    assert audit_events(app, "patient.search") == []
+
+
+def test_twenty_results_are_read_with_one_query(app, desk):
+    """Rendering the list must not reload each patient (the audit commit expires rows)."""
+    from sqlalchemy import event
+
+    for index in range(20):
+        add_patient(app, f"Kid{index:02d}", "Clone", date(2000, 1, 1))
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "FROM patients" in statement:
+            statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert len(result_ids(search(desk, "clone"))) == 20
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1
