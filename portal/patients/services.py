@@ -162,6 +162,9 @@ def _insert_with_unique_mrn(patient: Patient, rng: random.Random | None) -> None
             db.session.flush()
         except IntegrityError:
             savepoint.rollback()
+            taken = db.session.scalar(select(Patient.id).where(Patient.mrn == patient.mrn))
+            if taken is None:
+                raise  # some other constraint failed: not ours to retry
             continue
         savepoint.commit()
         return

@@ -287,3 +287,11 @@ def test_twenty_results_are_read_with_one_query(app, desk):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(statements) == 1
+
+
+def test_overlong_query_gets_a_hint_not_an_error(app, desk, registry):
+    for query in ("munoz" * 30, "x" * 1024 * 1024):
+        response = search(desk, query)
+        assert response.status_code == 200
+        assert "too long to search for" in response.get_data(as_text=True)
+    assert audit_events(app, "patient.search") == []
