@@ -317,15 +317,8 @@ def _prefix_range(column, prefix: str):
     return condition & (column < upper) if upper is not None else condition
 
 
-def search_patients(actor, text: str, region: str) -> SearchOutcome:
-    """Find patients by MRN, phone, date of birth or name prefix (at most 20).
-
-    A search that lists anyone is audited once, with the count and the query's kind only:
-    the query text itself may be patient data and never leaves this function.
-    """
-    query = classify_query(text, region)
-    if query.kind in ("empty", "too_short", "too_long"):
-        return SearchOutcome(query)
+def search_statement(query: SearchQuery):
+    """The SELECT for a classified query: each kind is served by an index."""
     statement = select(Patient)
     if query.kind == "mrn":
         statement = statement.where(Patient.mrn == query.mrn)
@@ -345,7 +338,19 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
     # Exactly the index's columns, so both databases read rows in index order and stop at 20.
     statement = statement.order_by(Patient.family_key, Patient.given_key, Patient.birth_date)
     statement = statement.limit(SEARCH_LIMIT)
-    patients = list(db.session.scalars(statement))
+    return statement
+
+
+def search_patients(actor, text: str, region: str) -> SearchOutcome:
+    """Find patients by MRN, phone, date of birth or name prefix (at most 20).
+
+    A search that lists anyone is audited once, with the count and the query's kind only:
+    the query text itself may be patient data and never leaves this function.
+    """
+    query = classify_query(text, region)
+    if query.kind in ("empty", "too_short", "too_long"):
+        return SearchOutcome(query)
+    patients = list(db.session.scalars(search_statement(query)))
     if patients:
         audit.record(
             "patient.search",
