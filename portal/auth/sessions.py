@@ -24,6 +24,7 @@ TABLE = ServerSession.__table__
 TOUCH_INTERVAL = timedelta(seconds=30)
 USER_KEY = "_user_id"  # where Flask-Login keeps the signed-in user's id
 CSRF_KEY = "csrf_token"  # where Flask-WTF keeps the session's CSRF secret
+TIMED_OUT_KEY = "timed_out_user_id"
 
 
 def hash_token(token: str) -> str:
@@ -44,7 +45,14 @@ class DatabaseSession(CallbackDict, SessionMixin):
         self.rotate_requested = False
         self.end_requested = False
         # Set when the previous session ended by idle time-out: whose it was.
-        self.timed_out_user_id: int | None = None
+        # Static files never read or write the session (see open_session).
+        self.untracked = False
+
+    @property
+    def timed_out_user_id(self) -> int | None:
+        """Whose session ended by idle time-out, if this browser's did (kept in the data, so
+        it survives until the user signs in again)."""
+        return self.get(TIMED_OUT_KEY)
 
     def rotate(self) -> None:
         """Give this session a new token (at sign-in), ending the old one on the server."""
@@ -67,6 +75,12 @@ class DatabaseSessionInterface(SessionInterface):
         return "__Host-portal_session" if app.config["HTTPS"] else "portal_session"
 
     def open_session(self, app, request):
+        if request.path.startswith(app.static_url_path + "/"):
+            # Static files need no session; a browser's lazy favicon fetch must not be the
+            # request that notices (and so consumes) an idle time-out.
+            untracked = DatabaseSession()
+            untracked.untracked = True
+            return untracked
         token = request.cookies.get(self.cookie_name(app))
         if not token:
             return DatabaseSession()
@@ -101,12 +115,13 @@ class DatabaseSessionInterface(SessionInterface):
                 csrf_secret = json.loads(row.data or "{}").get(CSRF_KEY)
                 if csrf_secret:
                     carried[CSRF_KEY] = csrf_secret
-                fresh = DatabaseSession(carried)
-                fresh.timed_out_user_id = row.user_id
-                return fresh
+                carried[TIMED_OUT_KEY] = row.user_id
+                return DatabaseSession(carried)
         return DatabaseSession(json.loads(row.data), token=token, last_seen_at=last_seen_at)
 
     def save_session(self, app, session: DatabaseSession, response):
+        if session.untracked:
+            return
         # Release the request's transaction first: on SQLite it holds the write lock.
         db.session.rollback()
         name = self.cookie_name(app)

@@ -90,6 +90,20 @@ def test_idle_time_out_defaults_to_15_minutes(app, signed_in):
     assert "Your session timed out" in page_text(browser.get("/auth/sign-in"))
 
 
+def test_static_files_neither_use_nor_end_a_session(app, signed_in):
+    """A lazy favicon fetch after the time-out must not be what notices it: the next real
+    request still knows whose session timed out."""
+    browser = signed_in("nurse")
+    token = session_token(browser)
+    age_session(app, token, last_seen_at=timedelta(minutes=20))
+    static = browser.get("/static/css/portal.css")
+    assert static.status_code == 200
+    assert "Set-Cookie" not in static.headers
+    assert session_row(app, token).ended_at is None  # untouched by the static request
+    assert browser.get("/").location == "/auth/sign-in"
+    assert "Your session timed out" in page_text(browser.get("/auth/sign-in"))
+
+
 def test_absolute_lifetime_ends_an_active_session(app, signed_in):
     browser = signed_in("nurse")
     token = session_token(browser)
