@@ -90,7 +90,8 @@ def register_extensions(app: Flask) -> None:
     import portal.audit.models
     import portal.auth.models
     import portal.clinic.models
-    import portal.patients.models  # noqa: F401
+    import portal.patients.models
+    import portal.scheduling.models  # noqa: F401
     from portal.auth.sessions import DatabaseSessionInterface
 
     db.init_app(app)
@@ -123,9 +124,9 @@ def _configure_sqlite(engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal import admin, audit, auth, main, patients
+    from portal import admin, audit, auth, main, patients, scheduling
 
-    for module in (main, auth, patients, admin, audit):
+    for module in (main, auth, patients, scheduling, admin, audit):
         app.register_blueprint(module.bp)
 
 

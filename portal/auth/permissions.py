@@ -15,9 +15,30 @@ from flask_login import current_user
 
 # The one table. A permission not listed for any role is granted to nobody.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "front_desk": frozenset({"patients.read", "patients.write", "account.self"}),
-    "nurse": frozenset({"patients.read", "patients.write", "account.self"}),
-    "prescriber": frozenset({"patients.read", "patients.write", "account.self"}),
+    # schedule.overbook: booking over another appointment on purpose (always audited).
+    "front_desk": frozenset(
+        {
+            "patients.read",
+            "patients.write",
+            "account.self",
+            "schedule.read",
+            "schedule.write",
+            "schedule.overbook",
+        }
+    ),
+    "nurse": frozenset(
+        {"patients.read", "patients.write", "account.self", "schedule.read", "schedule.write"}
+    ),
+    "prescriber": frozenset(
+        {
+            "patients.read",
+            "patients.write",
+            "account.self",
+            "schedule.read",
+            "schedule.write",
+            "schedule.overbook",
+        }
+    ),
     # Least privilege: an administrator manages the system, not patients' records. A person
     # who does both holds two roles.
     "admin": frozenset(
@@ -26,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "audit.read",
             "users.manage",
             "clinic.manage",
+            "schedule.manage",
         }
     ),
 }

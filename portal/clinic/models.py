@@ -19,6 +19,8 @@ class Clinic(db.Model):
     address: Mapped[str | None] = mapped_column(String(500))
     phone: Mapped[str | None] = mapped_column(String(32))
     time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    # Providers' calendar feeds leave the portal: they name patients only if the clinic says so.
+    calendar_feed_shows_names: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     locations: Mapped[list[Location]] = relationship(

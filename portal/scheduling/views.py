@@ -1,0 +1,1 @@
+"""Calendar, booking and front-desk pages (being built: issue 3)."""
