@@ -41,6 +41,18 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_location_active": ADMIN,
     "audit.report": ADMIN,
     "audit.export": ADMIN,
+    # Scheduling: calendar and booking (issue 3, booking helper).
+    "scheduling.index": CLINICAL,
+    "scheduling.day": CLINICAL,
+    "scheduling.choose_providers": CLINICAL,
+    "scheduling.week": CLINICAL,
+    "scheduling.type_colours": CLINICAL,
+    "scheduling.new_booking": CLINICAL,
+    "scheduling.patient_options": CLINICAL,
+    "scheduling.book": CLINICAL,
+    "scheduling.appointment": CLINICAL,
+    "scheduling.reschedule": CLINICAL,
+    "scheduling.cancel": CLINICAL,
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -101,6 +113,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = db.session.scalar(select(Location.id).limit(1))
             elif argument == "action":
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
+            elif argument == "appointment_id":
+                values[argument] = 1  # unknown: allowed roles get 404, others 403
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:

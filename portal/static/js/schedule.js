@@ -1,0 +1,112 @@
+// The calendar's keyboard: p / n / t move between days (or weeks), arrow keys move between
+// the grid's cells (one tab stop: roving tabindex), Enter opens a slot or a visit. Choosing a
+// type fills in its usual length. Loaded with a CSP nonce; no inline handlers.
+(function () {
+  "use strict";
+
+  function typing(target) {
+    return target.closest("input, textarea, select, [contenteditable]");
+  }
+
+  function cells() {
+    return Array.prototype.slice.call(
+      document.querySelectorAll(".calendar-grid [data-row][data-col]")
+    );
+  }
+
+  // Exactly one cell of the grid is in the tab order: the last focused, else the first.
+  function initRoving() {
+    var all = cells();
+    if (!all.length) return;
+    var current = all.find(function (cell) { return cell.getAttribute("tabindex") === "0"; });
+    if (!current) {
+      var nowLine = document.getElementById("now-line");
+      current = all[0];
+      if (nowLine) {
+        var row = nowLine.closest("tr");
+        var inRow = row && row.querySelector("[data-row]");
+        if (inRow) current = inRow;
+      }
+      current.setAttribute("tabindex", "0");
+    }
+  }
+
+  function focusCell(cell) {
+    cells().forEach(function (other) { other.setAttribute("tabindex", "-1"); });
+    cell.setAttribute("tabindex", "0");
+    cell.focus();
+  }
+
+  function position(cell) {
+    return {
+      row: parseInt(cell.dataset.row, 10),
+      col: parseInt(cell.dataset.col, 10),
+      span: parseInt(cell.dataset.span || "1", 10),
+    };
+  }
+
+  // The cell of column ``col`` that covers ``row`` (a visit spans several rows).
+  function cellAt(row, col) {
+    return cells().find(function (cell) {
+      var p = position(cell);
+      return p.col === col && p.row <= row && row < p.row + p.span;
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    var inGrid = target.closest && target.closest(".calendar-grid [data-row]");
+    if (inGrid && /^Arrow/.test(event.key)) {
+      var p = position(inGrid);
+      var next = null;
+      if (event.key === "ArrowDown") next = cellAt(p.row + p.span, p.col);
+      if (event.key === "ArrowUp") next = cellAt(p.row - 1, p.col);
+      if (event.key === "ArrowRight") next = cellAt(p.row, p.col + 1);
+      if (event.key === "ArrowLeft") next = cellAt(p.row, p.col - 1);
+      event.preventDefault();
+      if (next) focusCell(next);
+      return;
+    }
+    if (typing(target)) {
+      // Enter in the patient search runs the search instead of submitting the booking.
+      if (event.key === "Enter" && target.id === "patient-query") {
+        event.preventDefault();
+        if (window.htmx) window.htmx.trigger(target, "search");
+      }
+      return;
+    }
+    var link = document.querySelector('[data-calendar-key="' + event.key + '"]');
+    if (link) {
+      event.preventDefault();
+      link.click();
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    var cell = event.target.closest && event.target.closest(".calendar-grid [data-row]");
+    if (cell && cell.getAttribute("tabindex") !== "0") {
+      cells().forEach(function (other) { other.setAttribute("tabindex", "-1"); });
+      cell.setAttribute("tabindex", "0");
+    }
+  });
+
+  // Choosing a type fills in its usual length.
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.dataset || !select.dataset.minutesTarget) return;
+    var option = select.options[select.selectedIndex];
+    var minutes = document.getElementById(select.dataset.minutesTarget);
+    if (option && minutes && option.dataset.minutes) minutes.value = option.dataset.minutes;
+  });
+
+  document.addEventListener("DOMContentLoaded", initRoving);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    initRoving();
+    // A day change keeps the keyboard in the grid: focus the cell that had it.
+    if (event.detail.target && event.detail.target.id === "calendar" && document.activeElement === document.body) {
+      var first = document.querySelector('.calendar-grid [tabindex="0"]');
+      if (first) first.focus();
+    }
+  });
+})();

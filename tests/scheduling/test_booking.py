@@ -1,0 +1,150 @@
+"""Booking over HTTP: the panel, the checks, overlaps, overbooking, double submit."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from tests.scheduling.booking_helpers import (
+    appointments,
+    audit_actions,
+    booking_form,
+    future_monday,
+    local,
+)
+
+TAKEN = "That time was just taken — pick another."
+
+
+@pytest.fixture
+def desk(signed_in, schedule):
+    return signed_in("front_desk")
+
+
+def test_booking_from_the_panel_saves_and_audits_and_answers_the_appointment_panel(
+    app, desk, schedule
+):
+    day = future_monday()
+    panel = desk.get(
+        f"/schedule/appointments/new?provider_id={schedule.drlee}"
+        f"&starts_at={local(day, 9, 40).isoformat().replace('+', '%2B')}",
+        headers={"HX-Request": "true"},
+    )
+    assert panel.status_code == 200
+    html = panel.get_data(as_text=True)
+    assert 'value="09:40"' in html and f'value="{day.isoformat()}"' in html
+    assert "<html" not in html  # a fragment for htmx
+
+    response = desk.htmx_post("/schedule/appointments", booking_form(schedule, day, "09:40"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "Lovelace" in response.get_data(as_text=True)
+    assert response.headers["HX-Trigger"] == "calendar-changed"
+    (booked,) = appointments(app)
+    assert booked.starts_at == local(day, 9, 40)
+    assert booked.ends_at == local(day, 10, 0)  # the type's 20 minutes
+    assert booked.status == "scheduled" and booked.reason == "Blood pressure check"
+    assert "appointment.create" in audit_actions(app)
+
+
+def test_without_htmx_booking_redirects_to_the_day(app, desk, schedule):
+    day = future_monday()
+    response = desk.post_form("/schedule/appointments", booking_form(schedule, day))
+    assert response.status_code == 303
+    assert f"day={day.isoformat()}" in response.location
+
+
+def test_submitting_the_same_form_twice_books_once(app, desk, schedule):
+    day = future_monday()
+    form = booking_form(schedule, day, request_key="a" * 32)
+    first = desk.htmx_post("/schedule/appointments", form)
+    second = desk.htmx_post("/schedule/appointments", form)
+    assert first.status_code == second.status_code == 200
+    assert len(appointments(app)) == 1
+
+
+def test_an_overlapping_booking_is_refused_and_back_to_back_is_fine(app, desk, schedule):
+    day = future_monday()
+    assert desk.htmx_post("/schedule/appointments", booking_form(schedule, day)).status_code == 200
+    overlapping = booking_form(schedule, day, "09:10", patient_id=schedule.patients[1])
+    response = desk.htmx_post("/schedule/appointments", overlapping)
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert TAKEN in html
+    assert 'value="09:10"' in html  # what was typed is kept
+    back_to_back = booking_form(schedule, day, "09:20", patient_id=schedule.patients[1])
+    assert desk.htmx_post("/schedule/appointments", back_to_back).status_code == 200
+    assert len(appointments(app)) == 2
+
+
+def test_a_patient_cannot_be_in_two_places_and_a_room_not_used_twice(app, desk, schedule):
+    day = future_monday()
+    first = booking_form(schedule, day, room_id=schedule.exam_room_1)
+    assert desk.htmx_post("/schedule/appointments", first).status_code == 200
+    same_patient = booking_form(schedule, day, "09:05", provider_id=schedule.drpatel)
+    response = desk.htmx_post("/schedule/appointments", same_patient)
+    assert response.status_code == 409
+    assert "This patient already has an appointment at that time." in response.get_data(as_text=True)
+    same_room = booking_form(
+        schedule,
+        day,
+        "09:05",
+        provider_id=schedule.drpatel,
+        patient_id=schedule.patients[1],
+        room_id=schedule.exam_room_1,
+    )
+    response = desk.htmx_post("/schedule/appointments", same_room)
+    assert response.status_code == 409
+    assert "Exam 1 is in use at that time" in response.get_data(as_text=True)
+    assert len(appointments(app)) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"minutes": "0"}, "Between 5 minutes and 12 hours."),
+        ({"minutes": str(24 * 60)}, "Between 5 minutes and 12 hours."),
+        ({"day": date(1900, 1, 1)}, "That date is in the past."),
+        ({"day": date(2999, 1, 1)}, "up to two years ahead"),
+        ({"start_time": "25:99"}, "Not a valid time"),
+        ({"patient_id": ""}, "Choose a patient."),
+        ({"provider_id": "drpatel", "appointment_type_id": "procedure"}, "does not offer"),
+        ({"room_id": "westside-room"}, "That room is not at this location."),
+    ],
+)
+def test_bad_input_is_refused_next_to_the_field_and_nothing_is_saved(
+    app, desk, schedule, overrides, message
+):
+    from portal.extensions import db
+    from portal.scheduling.models import Room
+
+    overrides = dict(overrides)
+    if overrides.get("provider_id") == "drpatel":
+        overrides["provider_id"] = schedule.drpatel
+        overrides["appointment_type_id"] = schedule.procedure
+    if overrides.get("room_id") == "westside-room":
+        with app.app_context():
+            room = Room(location_id=schedule.westside, name="West 1")
+            db.session.add(room)
+            db.session.commit()
+            overrides["room_id"] = room.id
+    day = overrides.pop("day", future_monday())
+    response = desk.htmx_post("/schedule/appointments", booking_form(schedule, day, **overrides))
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert appointments(app) == []
+
+
+def test_overbooking_needs_the_permission_and_is_audited(app, signed_in, schedule):
+    day = future_monday()
+    desk = signed_in("front_desk")
+    assert desk.htmx_post("/schedule/appointments", booking_form(schedule, day)).status_code == 200
+    second = booking_form(schedule, day, patient_id=schedule.patients[1], overbook="y")
+    nurse = signed_in("nurse")
+    refused = nurse.htmx_post("/schedule/appointments", second)
+    assert refused.status_code == 422
+    assert "You may not overbook" in refused.get_data(as_text=True)
+    assert desk.htmx_post("/schedule/appointments", second).status_code == 200
+    booked = appointments(app)
+    assert [a.overbooked for a in booked] == [False, True]
+    assert "appointment.overbook" in audit_actions(app)
