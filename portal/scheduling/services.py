@@ -273,10 +273,6 @@ def _slot_taken_from(error: IntegrityError) -> SlotTaken:
     return SlotTaken()
 
 
-def _is_duplicate_request_key(error: IntegrityError) -> bool:
-    return "request_key" in _constraint_of(error)
-
-
 def _by_request_key(request_key: str) -> Appointment | None:
     return db.session.scalars(
         select(Appointment).where(Appointment.request_key == request_key)
@@ -371,7 +367,9 @@ def book_appointment(actor, booking: Booking, *, now: datetime | None = None) ->
         db.session.commit()
     except IntegrityError as error:
         db.session.rollback()
-        if booking.request_key and _is_duplicate_request_key(error):
+        if booking.request_key:
+            # The same form submitted twice at once: whichever constraint noticed first
+            # (the key's, or an overlap with itself), the winner has committed by now.
             existing = _by_request_key(booking.request_key)
             db.session.rollback()
             if existing is not None:

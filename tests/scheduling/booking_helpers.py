@@ -44,7 +44,9 @@ def appointments(app, **filters) -> list[Appointment]:
     with app.app_context():
         rows = list(
             db.session.scalars(
-                select(Appointment).filter_by(**filters).order_by(Appointment.starts_at)
+                select(Appointment)
+                .filter_by(**filters)
+                .order_by(Appointment.starts_at, Appointment.id)
             )
         )
         for row in rows:

@@ -84,7 +84,9 @@ def test_a_patient_cannot_be_in_two_places_and_a_room_not_used_twice(app, desk, 
     same_patient = booking_form(schedule, day, "09:05", provider_id=schedule.drpatel)
     response = desk.htmx_post("/schedule/appointments", same_patient)
     assert response.status_code == 409
-    assert "This patient already has an appointment at that time." in response.get_data(as_text=True)
+    assert "This patient already has an appointment at that time." in response.get_data(
+        as_text=True
+    )
     same_room = booking_form(
         schedule,
         day,
