@@ -1,0 +1,112 @@
+"""Day and week views: columns per provider, the grid in clinic time, remembered choices."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from tests.scheduling.booking_helpers import audit_actions, booking_form, future_monday
+
+
+@pytest.fixture
+def desk(signed_in, schedule):
+    return signed_in("front_desk")
+
+
+def _book(desk, schedule, day, at, **overrides):
+    response = desk.htmx_post(
+        "/schedule/appointments", booking_form(schedule, day, at, **overrides)
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_the_day_view_shows_a_column_per_provider_and_visits_at_clinic_time(app, desk, schedule):
+    day = future_monday()
+    _book(desk, schedule, day, "09:40")
+    _book(
+        desk, schedule, day, "13:00", provider_id=schedule.drpatel, patient_id=schedule.patients[1]
+    )
+    page = desk.get(f"/schedule/day?day={day.isoformat()}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', html)
+    assert headers == ["Anita Patel", "Jordan Lee"]
+    assert "09:40\u201310:00" in html and "Lovelace" in html
+    assert "13:00\u201313:20" in html and "Turing" in html
+    # Free slots are buttons that open the booking panel for that provider and UTC time.
+    assert f"provider_id={schedule.drlee}" in html and "Book 08:00 with Jordan Lee" in html
+    assert 'rowspan="2"' in html  # a 20-minute visit covers two 10-minute rows
+    assert "appointment.list" in audit_actions(app)
+
+
+def test_htmx_gets_only_the_calendar_fragment_with_navigation(app, desk, schedule):
+    day = future_monday()
+    fragment = desk.get(f"/schedule/day?day={day.isoformat()}", headers={"HX-Request": "true"})
+    html = fragment.get_data(as_text=True)
+    assert "<html" not in html and 'id="calendar"' in html
+    assert f"day={(day + timedelta(days=1)).isoformat()}" in html
+    assert f"day={(day - timedelta(days=1)).isoformat()}" in html
+    assert 'aria-keyshortcuts="n"' in html and 'type="date"' in html
+    assert fragment.headers["Vary"] and "HX-Request" in fragment.headers["Vary"]
+
+
+def test_the_chosen_providers_are_remembered_per_user(app, signed_in, desk, schedule):
+    day = future_monday()
+    response = desk.post_form(
+        "/schedule/day/providers", {"provider_id": [schedule.drpatel], "day": day.isoformat()}
+    )
+    assert response.status_code == 303
+    html = desk.get(f"/schedule/day?day={day.isoformat()}").get_data(as_text=True)
+    assert re.findall(r'<th scope="col">([^<]+)</th>', html) == ["Anita Patel"]
+    # Another user still sees everyone.
+    nurse = signed_in("nurse").get(f"/schedule/day?day={day.isoformat()}").get_data(as_text=True)
+    assert re.findall(r'<th scope="col">([^<]+)</th>', nurse) == ["Anita Patel", "Jordan Lee"]
+
+
+def test_cancelled_visits_leave_the_grid_but_are_listed(app, desk, schedule):
+    from tests.scheduling.booking_helpers import appointments
+
+    day = future_monday()
+    _book(desk, schedule, day, "09:00")
+    (appointment,) = appointments(app)
+    desk.htmx_post(
+        f"/schedule/appointments/{appointment.id}/cancel", {"version": 1, "reason": "Unwell"}
+    )
+    html = desk.get(f"/schedule/day?day={day.isoformat()}").get_data(as_text=True)
+    assert "Book 09:00 with Jordan Lee" in html  # the slot is free again
+    assert "Cancelled and no-show today (1)" in html
+
+
+def test_the_week_view_shows_one_provider_monday_to_sunday(app, desk, schedule):
+    day = future_monday()
+    _book(desk, schedule, day + timedelta(days=2), "11:00")
+    html = desk.get(
+        f"/schedule/week?provider_id={schedule.drlee}&day={(day + timedelta(days=4)).isoformat()}"
+    ).get_data(as_text=True)
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', html)
+    assert len(headers) == 7 and headers[0].startswith("Mon")
+    assert "11:00\u201311:20" in html and "Lovelace" in html
+    assert "Jordan Lee" in html
+
+
+def test_type_colours_are_served_as_css(app, desk, schedule):
+    css = desk.get("/schedule/type-colours.css")
+    assert css.mimetype == "text/css"
+    assert f".appt-type-{schedule.follow_up} {{ --type-colour: #2a7ab0; }}" in css.get_data(
+        as_text=True
+    )
+
+
+def test_the_now_line_is_drawn_on_today(app, desk, schedule):
+    html = desk.get("/schedule/day").get_data(as_text=True)
+    # Between 07:00 and 19:00 clinic time the grid marks the current row.
+    from datetime import datetime
+
+    from tests.scheduling.booking_helpers import ZONE
+
+    if 7 <= datetime.now(ZONE).hour < 19:
+        assert 'id="now-line"' in html
+    future = desk.get(f"/schedule/day?day={future_monday().isoformat()}").get_data(as_text=True)
+    assert 'id="now-line"' not in future
