@@ -1,0 +1,115 @@
+"""In Chromium: book from the day view with the keyboard only; the grid shows the visit."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.scheduling.booking_helpers import appointments, future_monday, local
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective));
+"""
+
+
+@pytest.fixture
+def page(live_server):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        tab = context.new_page()
+        tab.add_init_script(WATCH_CSP)
+        tab.problems = []
+        tab.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                and not (m.location or {}).get("url", "").endswith("/favicon.ico")
+                and tab.problems.append(m.text)
+            ),
+        )
+        tab.on("pageerror", lambda e: tab.problems.append(str(e)))
+        tab.base = live_server
+        yield tab
+        context.close()
+        browser.close()
+
+
+def _focused(page) -> str:
+    return page.evaluate(
+        "() => { const e = document.activeElement;"
+        " return (e.getAttribute('aria-label') || e.id || e.textContent || '').trim(); }"
+    )
+
+
+def _tab_until(page, predicate_js: str, limit: int = 80) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(predicate_js):
+            return
+    raise AssertionError(f"Tab never reached {predicate_js}: at {_focused(page)!r}")
+
+
+def test_booking_from_the_day_view_with_the_keyboard_only(app, page, schedule):
+    day = future_monday()
+    page.goto(f"{page.base}/auth/sign-in")
+    page.get_by_label("Username").fill("frontdesk")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/auth/sign-in" not in url)
+
+    page.goto(f"{page.base}/schedule/day?day={day.isoformat()}")
+    # One tab stop into the grid; then arrows: right to Jordan Lee, down to 09:00.
+    _tab_until(page, "() => !!document.activeElement.closest('.calendar-grid')")
+    assert _focused(page) == "Book 07:00 with Anita Patel"
+    page.keyboard.press("ArrowRight")
+    for _ in range(12):
+        page.keyboard.press("ArrowDown")
+    assert _focused(page) == "Book 09:00 with Jordan Lee"
+    page.keyboard.press("Enter")
+
+    # The booking panel opens beside the grid with the patient search focused.
+    page.wait_for_selector("#patient-query:focus")
+    page.keyboard.type("Lovel")
+    page.wait_for_selector("#patient-options input[type=radio]")
+    page.keyboard.press("Enter")  # runs the search, does not submit the form
+    assert appointments(app) == []
+    _tab_until(page, "() => document.activeElement.name === 'reason'")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Knee pain")
+    _tab_until(page, "() => document.activeElement.type === 'submit'")
+    page.keyboard.press("Enter")
+
+    page.wait_for_selector("#appointment-panel")
+    assert "Booked." in page.inner_text("#side-panel")
+    # The grid refreshed itself (no page load) and shows the visit at 09:00.
+    page.wait_for_selector(".calendar-grid .appt")
+    assert "09:00\u201309:20" in page.inner_text(".calendar-grid")
+    assert "Lovelace" in page.inner_text(".calendar-grid")
+    (booked,) = appointments(app)
+    assert booked.starts_at == local(day, 9, 0) and booked.reason == "Knee pain"
+    assert booked.provider_id == schedule.drlee
+
+    # "n" moves to the next day without reloading the page; "p" comes back.
+    page.locator("body").focus()
+    page.evaluate("() => document.activeElement.blur()")
+    page.keyboard.press("n")
+    page.wait_for_function("() => location.search.includes('day=')")
+    page.keyboard.press("p")
+    page.wait_for_selector(".calendar-grid .appt")
+    assert page.evaluate("window.__csp") == []
+    assert page.problems == []
