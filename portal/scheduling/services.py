@@ -354,6 +354,12 @@ def book_appointment(actor, booking: Booking, *, now: datetime | None = None) ->
             overbook=booking.overbook,
         )
         if conflict is not None:
+            # The time may be held by this very form, submitted a moment ago and committed
+            # since the key was looked up: that is a double submit, not a conflict.
+            existing = _by_request_key(booking.request_key) if booking.request_key else None
+            if existing is not None:
+                db.session.rollback()
+                return existing
             raise conflict
     except SchedulingError:
         db.session.rollback()  # end the transaction (and SQLite's write lock) at once
