@@ -466,6 +466,11 @@ def book_series(
                 conflicts.append((local_day, conflict.message))
             plan.append(start)
         if conflicts:
+            existing = _by_request_key(booking.request_key) if booking.request_key else None
+            if existing is not None:  # this form's own series, committed a moment ago
+                series_id = existing.series_id
+                db.session.rollback()
+                return _series_appointments(series_id) if series_id else [existing]
             raise SeriesConflicts(conflicts)
     except SchedulingError:
         db.session.rollback()

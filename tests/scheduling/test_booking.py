@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from tests.scheduling.booking_helpers import (
+    ZONE,
     appointments,
     audit_actions,
     booking_form,
@@ -150,3 +151,53 @@ def test_overbooking_needs_the_permission_and_is_audited(app, signed_in, schedul
     booked = appointments(app)
     assert [a.overbooked for a in booked] == [False, True]
     assert "appointment.overbook" in audit_actions(app)
+
+
+def test_find_a_slot_books_with_an_iso_utc_start(app, desk, schedule):
+    """The find-next-available page posts provider, location, type, patient and starts_at."""
+    day = future_monday()
+    starts_at = local(day, 13, 20).astimezone(UTC)
+    response = desk.htmx_post(
+        "/schedule/appointments",
+        {
+            "patient_id": schedule.patients[2],
+            "provider_id": schedule.drpatel,
+            "location_id": schedule.main_street,
+            "appointment_type_id": schedule.new_patient,
+            "starts_at": starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (booked,) = appointments(app)
+    assert booked.starts_at == starts_at
+    assert booked.ends_at - booked.starts_at == timedelta(minutes=40)
+
+
+def test_visits_in_the_repeated_hour_of_the_fall_back_night_both_show(app, desk, schedule):
+    """01:30 happens twice on 7 Nov 2027 in New York: both visits are on that day's grid."""
+    from sqlalchemy import select
+
+    from portal.auth.models import User
+    from portal.extensions import db
+    from portal.scheduling import services
+
+    first = datetime(2027, 11, 7, 1, 30, tzinfo=ZONE)  # EDT, 05:30 UTC
+    second = datetime(2027, 11, 7, 1, 30, fold=1, tzinfo=ZONE)  # EST, 06:30 UTC
+    assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
+    with app.app_context():
+        actor = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        for n, start in enumerate((first, second)):
+            services.book_appointment(
+                actor,
+                services.Booking(
+                    patient_id=schedule.patients[n],
+                    provider_id=schedule.drlee,
+                    location_id=schedule.main_street,
+                    appointment_type_id=schedule.follow_up,
+                    starts_at=start.astimezone(UTC),
+                ),
+                now=datetime(2027, 11, 1, tzinfo=UTC),
+            )
+    html = desk.get("/schedule/day?day=2027-11-07").get_data(as_text=True)
+    assert "Lovelace" in html and "Turing" in html
+    assert html.count("01:30\u201301:50") == 2
