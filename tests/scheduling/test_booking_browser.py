@@ -113,3 +113,52 @@ def test_booking_from_the_day_view_with_the_keyboard_only(app, page, schedule):
     page.wait_for_selector(".calendar-grid .appt")
     assert page.evaluate("window.__csp") == []
     assert page.problems == []
+
+
+def _sign_in(page):
+    page.goto(f"{page.base}/auth/sign-in")
+    page.get_by_label("Username").fill("frontdesk")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/auth/sign-in" not in url)
+
+
+def test_rescheduling_from_the_appointment_panel(app, page, schedule):
+    from tests.scheduling.booking_helpers import booking_form
+
+    day = future_monday()
+    _sign_in(page)
+    # Two visits: the 09:00 one is moved, first onto the 10:00 one (refused), then to 11:00.
+    for at, patient in (("09:00", schedule.patients[0]), ("10:00", schedule.patients[1])):
+        response = page.request.post(
+            f"{page.base}/schedule/appointments",
+            form=booking_form(schedule, day, at, patient_id=patient),
+            headers={
+                "HX-Request": "true",
+                "X-CSRFToken": page.evaluate(
+                    "() => document.querySelector('meta[name=csrf-token]').content"
+                ),
+            },
+        )
+        assert response.status == 200
+    moving = appointments(app)[0]
+    page.goto(f"{page.base}/schedule/day?day={day.isoformat()}")
+    page.click(f"#appt-{moving.id}")
+    page.get_by_role("link", name="Reschedule").click()
+    page.get_by_label("New start").fill("10:10")
+    page.get_by_role("button", name="Move appointment").click()
+    page.wait_for_selector("#reschedule-panel .invalid-feedback")
+    assert "That time was just taken" in page.inner_text("#side-panel")
+    assert appointments(app, id=moving.id)[0].starts_at == local(day, 9, 0)
+
+    page.get_by_label("New start").fill("11:00")
+    page.get_by_role("button", name="Move appointment").click()
+    page.wait_for_selector("#appointment-panel")
+    assert "11:00\u201311:20" in page.inner_text("#side-panel")
+    page.wait_for_function(
+        "() => document.querySelector('.calendar-grid').innerText.includes('11:00\u201311:20')"
+    )
+    assert "09:00\u201309:20" not in page.inner_text(".calendar-grid")
+    assert appointments(app, id=moving.id)[0].starts_at == local(day, 11, 0)
+    assert page.evaluate("window.__csp") == []
+    assert page.problems == []
