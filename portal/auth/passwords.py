@@ -14,6 +14,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from flask import current_app
 from zxcvbn import zxcvbn
 
+ZXCVBN_MAX_LENGTH = 72
+
 # Verified when the username is unknown, so a miss costs the same time as a wrong password.
 _DUMMY_PASSWORD = "not a real password, only spends time"  # noqa: S105
 
@@ -71,6 +73,31 @@ def common_passwords() -> frozenset[str]:
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
+def _letters(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch.isalnum())
+
+
+def _contains_own_name(lowered: str, username: str, full_name: str) -> bool:
+    """True when the password is built from the user's username or name.
+
+    The username and the whole name (spaces and punctuation ignored) are refused anywhere in
+    the password, as is any part of the name of four letters or more; a short part ("Lee",
+    "Kim") only as a word of its own, so "sleepless" is not refused for Jordan Lee.
+    """
+    squeezed = _letters(lowered)
+    whole = [_letters(username), _letters(full_name)]
+    if any(len(value) >= 3 and value in squeezed for value in whole):
+        return True
+    parts = [_letters(part) for part in full_name.split()]
+    words = {_letters(word) for word in lowered.replace("-", " ").replace("_", " ").split()}
+    for part in parts:
+        if len(part) >= 4 and part in squeezed:
+            return True
+        if len(part) == 3 and part in words:
+            return True
+    return False
+
+
 def password_problems(password: str, *, username: str = "", full_name: str = "") -> list[str]:
     """Why a new password is refused (empty when it is acceptable)."""
     config = current_app.config
@@ -82,10 +109,11 @@ def password_problems(password: str, *, username: str = "", full_name: str = "")
     lowered = password.lower()
     if lowered in common_passwords():
         return ["This password is one of the most commonly used; choose another."]
-    names = [part.lower() for part in [username, *full_name.split()] if len(part) >= 3]
-    if any(name in lowered for name in names):
+    if _contains_own_name(lowered, username, full_name):
         return ["Don't use your own name or username in your password."]
-    result = zxcvbn(password[:100], user_inputs=names)
+    names = [part.lower() for part in [username, *full_name.split()] if len(part) >= 3]
+    # zxcvbn refuses input over 72 characters (ValueError); a guessable start is what counts.
+    result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=names)
     if result["score"] < 3:
         hint = result["feedback"].get("warning") or "It would be easy to guess."
         return [f"Too easy to guess: {hint.rstrip('.')}. Add more words or characters."]

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pyotp
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 
 from portal.audit import services as audit
 from portal.auth.models import ROLE_NAMES, RecoveryCode, User
@@ -50,10 +50,16 @@ def normalise_username(username: str) -> str:
     return username.strip().lower()
 
 
-def find_user(username: str) -> User | None:
-    return db.session.scalars(
-        select(User).where(User.username == normalise_username(username))
-    ).first()
+def find_user(username: str, *, for_update: bool = False) -> User | None:
+    """The account with this username (case-insensitive), optionally row-locked.
+
+    Sign-in locks the row so that parallel attempts on one account queue up: otherwise they
+    would all read the same failure count and a burst of guesses would skip the back-off.
+    """
+    query = select(User).where(User.username == normalise_username(username))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return db.session.scalars(query).first()
 
 
 def mfa_required_for(user: User) -> bool:
@@ -61,34 +67,41 @@ def mfa_required_for(user: User) -> bool:
     return bool(required.intersection(user.roles))
 
 
+def is_backing_off(user: User, now=None) -> bool:
+    """True while the account is in its back-off period after repeated failures."""
+    now = now or utcnow()
+    return user.locked_until is not None and user.locked_until > now
+
+
 def check_password(username: str, password: str) -> SignInResult:
     """First factor. Failures back off per account, whatever the source address.
 
     The caller shows the same message for every failure, so nobody learns whether an
-    account exists or is locked.
+    account exists, is locked or is disabled; each path also spends one hash's worth of time.
+    The failure count is only cleared once the whole sign-in (second factor included)
+    succeeds, so guessing TOTP codes with a known password backs off too.
     """
-    user = find_user(username)
+    user = find_user(username, for_update=True)
     now = utcnow()
     if user is None:
         verify_password(None, password)  # same time as a wrong password
         audit.record("auth.sign_in_failed", outcome="denied", detail="unknown account")
         db.session.commit()
         return SignInResult(None)
-    if user.locked_until and user.locked_until > now:
+    if is_backing_off(user, now):
         verify_password(None, password)
         audit.record(
             "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return SignInResult(None)
-    if not user.is_enabled or not verify_password(user.password_hash, password):
-        _register_failure(user, now, "disabled" if not user.is_enabled else "wrong password")
+    password_ok = verify_password(user.password_hash, password)
+    if not user.is_enabled or not password_ok:
+        _register_failure(user, now, "wrong password" if user.is_enabled else "account disabled")
         db.session.commit()
         return SignInResult(None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_sign_ins = 0
-    user.locked_until = None
     if user.mfa_enabled:
         db.session.commit()
         return SignInResult(user, needs_mfa=True)
@@ -126,34 +139,66 @@ def complete_sign_in(user: User, method: str) -> None:
     db.session.commit()
 
 
+def _totp_step_matching(secret: str, code: str, now_step: int) -> int | None:
+    """The time step (within ±1 for clock drift) whose code is ``code``, if any."""
+    totp = pyotp.TOTP(secret)
+    for step in (now_step, now_step - 1, now_step + 1):
+        if secrets.compare_digest(totp.at(step * 30), code):
+            return step
+    return None
+
+
+def _normalise_code(code: str) -> str:
+    return code.strip().replace(" ", "").replace("-", "").lower()
+
+
 def check_second_factor(user: User, code: str) -> bool:
-    """A current TOTP code (each used once) or an unused recovery code."""
-    code = code.strip().replace(" ", "").replace("-", "").lower()
+    """A current TOTP code (each used once) or an unused recovery code.
+
+    Both are consumed with a conditional UPDATE, so two requests racing with the same code
+    cannot both succeed. Wrong codes count as failures of the account (back-off applies).
+    """
+    db.session.refresh(user, with_for_update=True)
+    now = utcnow()
+    if is_backing_off(user, now):
+        audit.record(
+            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+        )
+        db.session.commit()
+        return False
+    code = _normalise_code(code)
     ok = False
     method = "totp"
     if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
-        totp = pyotp.TOTP(decrypt_text(user.totp_secret_encrypted))
-        now_step = int(utcnow().timestamp()) // 30
-        for step in (now_step, now_step - 1, now_step + 1):  # ±30 s of clock drift
-            if secrets.compare_digest(totp.at(step * 30), code):
-                if user.totp_last_step is None or step > user.totp_last_step:
-                    user.totp_last_step = step
-                    ok = True
-                break
-    elif len(code) >= 10:
+        step = _totp_step_matching(
+            decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
+        )
+        if step is not None:
+            consumed = db.session.execute(
+                update(User)
+                .where(
+                    User.id == user.id,
+                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            )
+            ok = consumed.rowcount == 1
+    elif len(code) == 10:
         method = "recovery code"
-        row = db.session.scalars(
-            select(RecoveryCode).where(
+        consumed = db.session.execute(
+            update(RecoveryCode)
+            .where(
                 RecoveryCode.user_id == user.id,
                 RecoveryCode.code_hash == _hash_recovery_code(code),
                 RecoveryCode.used_at.is_(None),
             )
-        ).first()
-        if row is not None:
-            row.used_at = utcnow()
-            ok = True
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        ok = consumed.rowcount == 1
     if not ok:
-        _register_failure(user, utcnow(), "wrong second factor")
+        _register_failure(user, now, f"wrong second factor ({method})")
         db.session.commit()
         return False
     complete_sign_in(user, method=f"password + {method}")
@@ -170,18 +215,21 @@ def provisioning_uri(user: User, secret: str) -> str:
 
 
 def finish_mfa_enrolment(user: User, secret: str, code: str) -> list[str]:
-    """Turn MFA on once the user proves the app has the secret; return new recovery codes."""
-    totp = pyotp.TOTP(secret)
-    if not totp.verify(code.strip().replace(" ", ""), valid_window=1):
+    """Turn MFA on once the user proves the app has the secret; return new recovery codes.
+
+    The step of the code used here is remembered, so the same code cannot sign in again.
+    """
+    step = _totp_step_matching(secret, _normalise_code(code), int(utcnow().timestamp()) // 30)
+    if step is None:
         raise AccountError(
             "That code doesn't match. Check the time on your phone and try the newest code.",
             field="code",
         )
     user.totp_secret_encrypted = encrypt_text(secret)
     user.mfa_enabled = True
-    user.totp_last_step = int(utcnow().timestamp()) // 30
+    user.totp_last_step = step
     codes = _replace_recovery_codes(user)
-    audit.record("auth.mfa_enrolled", actor=user, obj=user)
+    audit.record("auth.mfa_enrolled", actor=user, obj=user, category="user accounts")
     db.session.commit()
     return codes
 

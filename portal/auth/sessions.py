@@ -23,6 +23,7 @@ TABLE = ServerSession.__table__
 # last_seen_at is refreshed at most this often, so most requests write nothing.
 TOUCH_INTERVAL = timedelta(seconds=30)
 USER_KEY = "_user_id"  # where Flask-Login keeps the signed-in user's id
+CSRF_KEY = "csrf_token"  # where Flask-WTF keeps the session's CSRF secret
 
 
 def hash_token(token: str) -> str:
@@ -51,7 +52,12 @@ class DatabaseSession(CallbackDict, SessionMixin):
         self.modified = True
 
     def end(self) -> None:
-        """End the session on the server and drop the cookie (sign-out)."""
+        """End the session on the server and forget its data (sign-out).
+
+        Anything stored afterwards in this request (a flash message) goes into a fresh,
+        anonymous session with a new token; otherwise the cookie is dropped.
+        """
+        self.clear()
         self.end_requested = True
         self.modified = True
 
@@ -84,11 +90,19 @@ class DatabaseSessionInterface(SessionInterface):
                 connection.execute(
                     update(TABLE)
                     .where(TABLE.c.token_hash == row.token_hash)
-                    .values(ended_at=now, end_reason=reason)
+                    .values(ended_at=now, end_reason=reason, data="{}")
                 )
-                fresh = DatabaseSession()
-                if reason == "idle":
-                    fresh.timed_out_user_id = row.user_id
+                if reason != "idle":
+                    return DatabaseSession()
+                # The browser that held the idle session keeps its CSRF secret, so a form it
+                # posts now passes the CSRF check and reaches the sign-in flow, which keeps
+                # the form for the same user instead of failing with "400 Bad Request".
+                carried = {}
+                csrf_secret = json.loads(row.data or "{}").get(CSRF_KEY)
+                if csrf_secret:
+                    carried[CSRF_KEY] = csrf_secret
+                fresh = DatabaseSession(carried)
+                fresh.timed_out_user_id = row.user_id
                 return fresh
         return DatabaseSession(json.loads(row.data), token=token, last_seen_at=last_seen_at)
 
@@ -99,16 +113,17 @@ class DatabaseSessionInterface(SessionInterface):
         secure = bool(app.config["HTTPS"])
         now = utcnow()
         with db.engine.begin() as connection:
-            if session.end_requested:
+            if session.end_requested or session.rotate_requested:
                 if session.token:
-                    _end(connection, session.token, "signed_out", now)
-                response.delete_cookie(name, path="/", secure=secure, samesite="Lax")
-                return
-            if session.rotate_requested and session.token:
-                _end(connection, session.token, "rotated", now)
+                    reason = "signed_out" if session.end_requested else "rotated"
+                    _end(connection, session.token, reason, now)
                 session.token = None
             if not session.token:
                 if not session:
+                    if session.end_requested:
+                        response.delete_cookie(
+                            name, path="/", secure=secure, httponly=True, samesite="Lax"
+                        )
                     return  # nothing worth a cookie
                 session.token = secrets.token_urlsafe(32)
                 connection.execute(
@@ -143,10 +158,11 @@ class DatabaseSessionInterface(SessionInterface):
 
 
 def _end(connection, token: str, reason: str, now) -> None:
+    # An ended session keeps no data: nothing typed into a saved form outlives it.
     connection.execute(
         update(TABLE)
         .where(TABLE.c.token_hash == hash_token(token), TABLE.c.ended_at.is_(None))
-        .values(ended_at=now, end_reason=reason)
+        .values(ended_at=now, end_reason=reason, data="{}")
     )
 
 
@@ -183,6 +199,6 @@ def end_user_sessions(user_id: int, reason: str, connection=None) -> int:
     result = db.session.execute(
         update(TABLE)
         .where(TABLE.c.user_id == user_id, TABLE.c.ended_at.is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
+        .values(ended_at=utcnow(), end_reason=reason, data="{}")
     )
     return result.rowcount

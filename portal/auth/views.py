@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
-import io
+from urllib.parse import urlsplit
 
 import segno
-from flask import (
-    Response,
-    flash,
-    redirect,
-    request,
-    session,
-    url_for,
-)
+from flask import Response, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 
 from portal.auth import bp, services
-from portal.auth.forms import ChangePasswordForm, EnrolmentForm, SecondFactorForm, SignInForm
+from portal.auth.forms import (
+    ChangePasswordForm,
+    EnrolmentForm,
+    RecoveryCodeForm,
+    SecondFactorForm,
+    SignInForm,
+)
 from portal.auth.models import User
 from portal.auth.permissions import public, require
+from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
+from portal.timeutil import utcnow
 from portal.web import is_htmx_request, render
 
+# One message for every failure (unknown account, wrong password, backing off, disabled), so
+# the page never tells whether an account exists or what state it is in.
 SIGN_IN_FAILED = (
     "Sign-in failed. Check your username and password. "
     "After several failures, sign-in pauses for a few minutes."
 )
-PENDING_KEY = "pending_sign_in"  # user id between the password and the second factor
+SECOND_FACTOR_FAILED = (
+    "That code didn't work. Type the newest code from your app; each code works once. "
+    "After several failures, sign-in pauses for a few minutes."
+)
+PENDING_KEY = "pending_sign_in"  # {"user_id", "since"} between the password and the 2nd factor
+PENDING_MINUTES = 10  # the second step must follow the password within this time
 ENROL_SECRET_KEY = "enrol_totp_secret"  # noqa: S105  (a session key name)
-RESUME_KEY = "resume"  # {"user_id", "url", "form"}: where to go back to after signing in
+RESUME_KEY = "resume"  # {"user_id", "url", "action", "form"}: where to go after signing in
 MAX_SAVED_FORM_BYTES = 256 * 1024
 
 
@@ -45,26 +53,39 @@ def _load_user(user_id: str) -> User | None:
     return user if user is not None and user.is_enabled else None
 
 
+# --- where to go back to after signing in ---------------------------------------------------
+
+
 def _unauthorized():
     """Not signed in: remember where the user was (and any form they sent), then sign in.
 
-    The saved form stays on the server, in the new session; it is only offered back to the
-    same user, so a time-out never loses what was typed.
+    ``url`` is the page to return to; ``action`` and ``form`` are a form that was posted after
+    an idle time-out. The form stays on the server, in the new session, and is only offered
+    back to the user whose session timed out, so a time-out never loses what was typed.
     """
     timed_out_user = getattr(session, "timed_out_user_id", None)
-    resume = {"user_id": timed_out_user, "url": request.full_path.rstrip("?"), "form": None}
-    if request.method == "POST" and timed_out_user:
-        fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
-        if sum(len(k) + len(v) for k, v in fields) <= MAX_SAVED_FORM_BYTES:
-            resume["form"] = fields
-        resume["url"] = request.path
-    if request.method == "POST" and not resume["form"]:
-        resume["url"] = _same_site_path(request.referrer or "") or "/"
     if is_htmx_request():
         # The fragment's URL is not a page; go back to the page the user was looking at.
-        current_url = request.headers.get("HX-Current-URL", "")
-        resume["url"] = _same_site_path(current_url) or "/"
-    session[RESUME_KEY] = resume
+        url = _same_site_path(request.headers.get("HX-Current-URL", ""))
+    elif request.method in ("GET", "HEAD"):
+        url = _same_site_path(request.full_path)
+    else:
+        url = _same_site_path(request.referrer or "")
+    resume = {"user_id": timed_out_user, "url": url, "action": None, "form": None}
+    if request.method == "POST" and timed_out_user:
+        # Secrets are not kept: a password typed into the form has to be typed again.
+        fields = [
+            (name, value)
+            for name, value in request.form.items(multi=True)
+            if name != "csrf_token" and "password" not in name.lower()
+        ]
+        if fields and sum(len(k) + len(v) for k, v in fields) <= MAX_SAVED_FORM_BYTES:
+            resume["form"] = fields
+            resume["action"] = request.path
+    earlier = session.get(RESUME_KEY) or {}
+    if not (earlier.get("form") and not resume["form"]):
+        # A form saved earlier wins over a later plain page view (another tab, a poll).
+        session[RESUME_KEY] = resume
     if timed_out_user:
         flash("Your session timed out. Sign in again to carry on where you were.", "info")
     target = url_for("auth.sign_in")
@@ -74,8 +95,7 @@ def _unauthorized():
 
 
 def _same_site_path(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
+    """The path and query of ``url`` when it points at this site, else None."""
     parts = urlsplit(url)
     if parts.netloc and parts.netloc != request.host:
         return None
@@ -84,9 +104,79 @@ def _same_site_path(url: str) -> str | None:
 
 
 def _safe_path(path: str | None) -> str:
-    if not path or not path.startswith("/") or path.startswith("//"):
+    """A local path to redirect to; anything that a browser could read as another site
+    ("//host", "/\\host", control characters) becomes the home page."""
+    if (
+        not path
+        or not path.startswith("/")
+        or path.startswith("//")
+        or "\\" in path
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path)
+    ):
         return url_for("main.home")
     return path
+
+
+def _after_sign_in_url(user: User) -> str:
+    resume = session.get(RESUME_KEY) or {}
+    if resume.get("form") and resume.get("user_id") == user.id:
+        return url_for("auth.resume")
+    session.pop(RESUME_KEY, None)
+    return _safe_path(resume.get("url"))
+
+
+def _log_in(user: User) -> None:
+    """Sign the user in on a fresh session id (the old one ends on the server).
+
+    Whatever the anonymous session held is dropped, except the way back: a page to return to,
+    and a saved form only for the user it belongs to.
+    """
+    resume = session.get(RESUME_KEY)
+    session.clear()
+    session.rotate()
+    login_user(user)
+    if resume and resume.get("user_id") in (None, user.id):
+        if resume.get("user_id") is None:
+            resume["form"] = resume["action"] = None
+        session[RESUME_KEY] = resume
+
+
+def _finish(user: User):
+    _log_in(user)
+    return redirect(_after_sign_in_url(user))
+
+
+@bp.before_app_request
+def forget_resubmitted_form():
+    """Once the saved form has been sent again to where it was going, stop offering it."""
+    if request.method != "POST" or not session.get(RESUME_KEY):
+        return
+    saved = session[RESUME_KEY]
+    if (
+        saved.get("action") == request.path
+        and current_user.is_authenticated
+        and saved.get("user_id") == current_user.id
+    ):
+        session.pop(RESUME_KEY, None)
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+def _set_pending(user: User) -> None:
+    session[PENDING_KEY] = {"user_id": user.id, "since": utcnow().timestamp()}
+
+
+def _pending_user() -> User | None:
+    """The user who passed the password step in this session, within PENDING_MINUTES."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    if utcnow().timestamp() - float(pending.get("since", 0)) > PENDING_MINUTES * 60:
+        session.pop(PENDING_KEY, None)
+        return None
+    user = db.session.get(User, int(pending["user_id"]))
+    return user if user is not None and user.is_enabled else None
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -100,48 +190,65 @@ def sign_in():
         if not result.ok:
             form.password.errors.append(SIGN_IN_FAILED)
             return render("auth/sign_in.html", form=form, status=401)
-        session[PENDING_KEY] = result.user.id
-        if result.needs_mfa:
-            return redirect(url_for("auth.second_factor"))
-        if result.needs_mfa_enrolment:
+        if result.needs_mfa or result.needs_mfa_enrolment:
+            session.pop(ENROL_SECRET_KEY, None)
+            session.rotate()  # half signed in is a new privilege level: a new id
+            _set_pending(result.user)
+            if result.needs_mfa:
+                return redirect(url_for("auth.second_factor"))
             return redirect(url_for("auth.enrol_mfa"))
         return _finish(result.user)
-    status = 422 if form.errors else 200
-    return render("auth/sign_in.html", form=form, status=status)
-
-
-def _pending_user() -> User | None:
-    user_id = session.get(PENDING_KEY)
-    return db.session.get(User, user_id) if user_id else None
+    return render("auth/sign_in.html", form=form, status=422 if form.errors else 200)
 
 
 @bp.route("/second-factor", methods=["GET", "POST"])
 @public
 def second_factor():
+    """The TOTP code, or (in a second form on the page) a one-time recovery code."""
     user = _pending_user()
     if user is None or not user.mfa_enabled:
         return redirect(url_for("auth.sign_in"))
     form = SecondFactorForm()
-    if form.validate_on_submit():
-        if services.check_second_factor(user, form.code.data):
+    recovery_form = RecoveryCodeForm()
+    using_recovery = request.method == "POST" and "recovery_code" in request.form
+    active = recovery_form if using_recovery else form
+    if active.validate_on_submit():
+        field = recovery_form.recovery_code if using_recovery else form.code
+        if services.check_second_factor(user, field.data):
             return _finish(user)
-        session.pop(PENDING_KEY, None)
-        flash(SIGN_IN_FAILED, "danger")
-        return redirect(url_for("auth.sign_in"))
-    return render("auth/second_factor.html", form=form, status=422 if form.errors else 200)
+        field.errors.append(SECOND_FACTOR_FAILED)
+        status = 401
+    else:
+        status = 422 if active.errors else 200
+    return render(
+        "auth/second_factor.html",
+        form=form,
+        recovery_form=recovery_form,
+        using_recovery=using_recovery,
+        status=status,
+    )
 
 
 @bp.route("/enrol-mfa", methods=["GET", "POST"])
 @public
 def enrol_mfa():
     """Set up TOTP: during sign-in for roles that require it, or later from the account page."""
-    user = current_user if current_user.is_authenticated else _pending_user()
-    if user is None:
-        return redirect(url_for("auth.sign_in"))
-    if user.mfa_enabled and not current_user.is_authenticated:
-        return redirect(url_for("auth.second_factor"))
-    secret = session.get(ENROL_SECRET_KEY) or services.start_mfa_enrolment()
-    session[ENROL_SECRET_KEY] = secret
+    if current_user.is_authenticated:
+        user = current_user._get_current_object()
+        if user.mfa_enabled:
+            # Replacing a working second factor needs an administrator (reset MFA).
+            flash("Two-step sign-in is already on for your account.", "info")
+            return redirect(url_for("auth.account"))
+    else:
+        user = _pending_user()
+        if user is None:
+            return redirect(url_for("auth.sign_in"))
+        if user.mfa_enabled:
+            return redirect(url_for("auth.second_factor"))
+    stored = session.get(ENROL_SECRET_KEY)
+    secret = decrypt_text(stored) if stored else services.start_mfa_enrolment()
+    if not stored:
+        session[ENROL_SECRET_KEY] = encrypt_text(secret)  # session rows are data at rest too
     form = EnrolmentForm()
     if form.validate_on_submit():
         try:
@@ -150,42 +257,34 @@ def enrol_mfa():
             form.code.errors.append(error.message)
         else:
             session.pop(ENROL_SECRET_KEY, None)
-            if not current_user.is_authenticated:
+            if current_user.is_authenticated:
+                next_url = url_for("auth.account")
+            else:
                 services.complete_sign_in(user, method="password + new TOTP enrolment")
                 _log_in(user)
-            return render("auth/recovery_codes.html", codes=codes)
-    uri = services.provisioning_uri(user, secret)
-    buffer = io.StringIO()
-    segno.make(uri, error="m").save(
-        buffer, kind="svg", xmldecl=False, svgns=True, scale=5, svgclass="qr-code", lineclass=None
+                next_url = _after_sign_in_url(user)
+            return render("auth/recovery_codes.html", codes=codes, next_url=next_url)
+    # segno's own SVG markup (no user input in it); inline, so it needs no image request.
+    qr_svg = segno.make(services.provisioning_uri(user, secret), error="m").svg_inline(
+        scale=5,
+        svgclass="qr-code",
+        lineclass=None,
+        light="#fff",  # a white quiet zone: phones read it on any page background
+        omitsize=True,  # a viewBox, so CSS can size it without cropping
+        title="QR code holding your sign-in key",
     )
     return render(
         "auth/enrol_mfa.html",
         form=form,
-        qr_svg=Markup(buffer.getvalue()),  # noqa: S704  (segno's own SVG, no user input)
+        qr_svg=Markup(qr_svg),  # noqa: S704  (segno's own SVG, no user input)
         secret=secret,
         required=services.mfa_required_for(user),
+        during_sign_in=not current_user.is_authenticated,
         status=422 if form.errors else 200,
     )
 
 
-def _log_in(user: User) -> None:
-    """Sign the user in on a fresh session id (the old one ends on the server)."""
-    resume = session.get(RESUME_KEY)
-    session.clear()
-    session.rotate()
-    login_user(user)
-    if resume and resume.get("user_id") in (None, user.id):
-        session[RESUME_KEY] = resume
-
-
-def _finish(user: User):
-    _log_in(user)
-    resume = session.get(RESUME_KEY) or {}
-    if resume.get("form") and resume.get("user_id") == user.id:
-        return redirect(url_for("auth.resume"))
-    session.pop(RESUME_KEY, None)
-    return redirect(_safe_path(resume.get("url")))
+# --- after sign-in ---------------------------------------------------------------------------
 
 
 @bp.get("/resume")
@@ -195,14 +294,20 @@ def resume():
     saved = session.get(RESUME_KEY) or {}
     if not saved.get("form") or saved.get("user_id") != current_user.id:
         return redirect(url_for("main.home"))
-    return render("auth/resume.html", saved=saved, action=_safe_path(saved["url"]))
+    return render(
+        "auth/resume.html",
+        saved=saved,
+        action=_safe_path(saved.get("action")),
+        return_url=_safe_path(saved.get("url")),
+    )
 
 
 @bp.post("/resume/discard")
 @require("account.self")
 def discard_resume():
     saved = session.pop(RESUME_KEY, None) or {}
-    return redirect(_safe_path(saved.get("url") if saved.get("url", "").startswith("/") else None))
+    flash("The saved form was discarded.", "info")
+    return redirect(_safe_path(saved.get("url")))
 
 
 @bp.post("/sign-out")
@@ -234,5 +339,6 @@ def account():
         "auth/account.html",
         form=form,
         recovery_codes_left=services.unused_recovery_codes(current_user),
+        mfa_required=services.mfa_required_for(current_user),
         status=422 if form.errors else 200,
     )

@@ -1,0 +1,69 @@
+"""In Chromium: enrolment at sign-in, then sign-in with TOTP, all under the CSP."""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+import pytest
+
+from tests.auth.test_mfa import NEW_USER_PASSWORD, create_user
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.mark.browser
+def test_enrol_then_sign_in_with_totp_in_chromium(app, live_server):
+    from playwright.sync_api import sync_playwright
+
+    create_user(app, "drpatel", "Anita Patel", ["prescriber"])
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.on(
+                "console",
+                lambda message: (
+                    problems.append(message.text)
+                    if "Content Security Policy" in message.text or "Refused" in message.text
+                    else None
+                ),
+            )
+            page.goto(live_server + "/")
+            assert page.url.endswith("/auth/sign-in")
+            page.get_by_label("Username").fill("drpatel")
+            page.get_by_label("Password").fill(NEW_USER_PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            assert page.url.endswith("/auth/enrol-mfa")
+            assert page.locator("svg.qr-code").is_visible()
+            secret = page.locator("#totp-key").inner_text().replace(" ", "")
+            page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).now())
+            page.get_by_role("button", name="Turn on two-step sign-in").click()
+            assert page.locator(".recovery-codes li").count() == 10
+            page.get_by_role("link", name="I have saved my codes").click()
+            page.get_by_role("button", name="Sign out").click()
+            assert page.url.endswith("/auth/sign-in")
+
+            # Next time: password, then a code from the app (the next step: no replay).
+            page.get_by_label("Username").fill("drpatel")
+            page.get_by_label("Password").fill(NEW_USER_PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            assert page.url.endswith("/auth/second-factor")
+            next_code = pyotp.TOTP(secret).at(time.time() + 30)
+            page.get_by_label("6-digit code").fill(next_code)
+            page.get_by_role("button", name="Verify and sign in").click()
+            assert page.get_by_text("Good to see you, Anita Patel").is_visible()
+        finally:
+            browser.close()
+    assert problems == []
