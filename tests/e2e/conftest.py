@@ -225,9 +225,9 @@ def sign_in(page, app):
             page.get_by_role("button", name="Sign in").click()
         if page.url.endswith("/auth/second-factor"):
             # The code is computed only now, as a person would read it off the phone.
-            page.get_by_label("Code from your authenticator app").fill(fresh_totp(app, username))
+            page.get_by_label("6-digit code").fill(fresh_totp(app, username))
             with page.expect_navigation():
-                page.get_by_role("button", name="Verify").click()
+                page.get_by_role("button", name="Verify and sign in").click()
         assert "/auth/" not in page.url, f"sign-in as {username} ended on {page.url}"
 
     return run

@@ -26,7 +26,7 @@ def test_sign_in_with_password_and_totp_using_only_the_keyboard(page, app):
         page.keyboard.press("Enter")
 
     expect(page).to_have_url(re.compile(r"/auth/second-factor$"))
-    expect(page.get_by_label("Code from your authenticator app")).to_be_focused()
+    expect(page.get_by_label("6-digit code")).to_be_focused()
     page.keyboard.type(fresh_totp(app, "drlee"))
     with page.expect_navigation():
         page.keyboard.press("Enter")

@@ -312,3 +312,103 @@ def test_xss_payloads_in_every_registration_field_render_inert(page, sign_in, wa
     assert_inert(page, watch, [])
     results = search_for(page, mrn)
     expect(results.get_by_role("option")).to_have_count(1)
+
+
+def test_duplicate_check_lists_the_match_and_needs_an_explicit_different_person(
+    page, sign_in, watch, shot
+):
+    watch.expect_http_error(409, "/patients/new")
+    sign_in("frontdesk")
+    first = {
+        "Legal family name": "Okafor",
+        "Legal given name": "Chidi",
+        "Date of birth": "1969-04-21",
+        "Sex assigned at birth": "Male",
+    }
+    register(page, first)
+    first_mrn = banner_value(page, "MRN")
+
+    page.goto("/patients/new")
+    fill_form(page, {**first, "Legal given name": "Chinedu", "City": "Holyoke"})
+    submit_registration(page)
+
+    matches = page.get_by_role("region", name="This patient may already be registered")
+    expect(matches).to_be_visible()
+    expect(matches.get_by_role("link", name="Okafor, Chidi")).to_be_visible()
+    expect(matches).to_contain_text(first_mrn)
+    # Nothing was saved, and what was typed is still there.
+    expect(box(page, "Legal given name")).to_have_value("Chinedu")
+    expect(box(page, "City")).to_have_value("Holyoke")
+    different = page.get_by_label("This is a different person")
+    expect(different).not_to_be_checked()
+    shot("possible-duplicate")
+
+    # Sending again without ticking the box stops again.
+    submit_registration(page)
+    expect(matches).to_be_visible()
+
+    different.check()
+    submit_registration(page)
+    banner = page.get_by_role("region", name="Patient")
+    expect(banner).to_contain_text("Okafor, Chinedu")
+    assert banner_value(page, "MRN") != first_mrn
+
+    results = search_for(page, "okafor")
+    expect(results.get_by_role("option")).to_have_count(2)
+
+
+def test_slash_jumps_to_the_search_and_escape_closes_the_results(page, sign_in):
+    sign_in("frontdesk")
+    register(
+        page,
+        {
+            "Legal family name": "Lindqvist",
+            "Legal given name": "Eva",
+            "Date of birth": "1958-12-01",
+            "Sex assigned at birth": "Female",
+        },
+    )
+    # Focus is on the page, not in a text box: "/" goes to the search.
+    expect(page.locator("input:focus")).to_have_count(0)
+    page.keyboard.press("/")
+    search = page.get_by_label("Find a patient")
+    expect(search).to_be_focused()
+    results = search_for(page, "lindq")
+    expect(results.get_by_role("option")).to_have_count(1)
+    expect(search).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(results.get_by_role("option")).to_have_count(0)
+    expect(search).to_have_attribute("aria-expanded", "false")
+
+
+@pytest.mark.parametrize("width", [1280, 768])
+def test_patient_page_fits_the_window_without_sideways_scrolling(page, sign_in, width, shot):
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in("frontdesk")
+    register(
+        page,
+        {
+            "Legal family name": "Featherstonehaugh-Montgomery",
+            "Legal given name": "Bartholomew",
+            "Preferred name": "Bart",
+            "Date of birth": "1949-03-17",
+            "Sex assigned at birth": "Male",
+            "Email": "christopher.alexander.wellington@massachusettsgeneralphysicians.org",
+            "Address line 1": "Apartment 12B, The Old Mill Building, 1450 Connecticut River Road",
+            "Payer": "Commonwealth Health Insurance Connector Authority",
+        },
+    )
+    shot(f"patient-page-{width}")
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
+    # Long values wrap inside their own column instead of running over the next one.
+    spill = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main dd")).filter(
+             (dd) => dd.scrollWidth > dd.clientWidth + 1).map((dd) => dd.textContent.trim())"""
+    )
+    assert spill == [], f"values run out of their column: {spill}"
+    banner = page.get_by_role("region", name="Patient")
+    expect(banner).to_contain_text("Featherstonehaugh-Montgomery, Bartholomew")
+    expect(banner).to_contain_text("MRN")
