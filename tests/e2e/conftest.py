@@ -24,14 +24,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.conftest import PASSWORD, fresh_totp
+from tests.conftest import PASSWORD, TOTP_SECRETS
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -147,6 +149,25 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def totp_now(app, username: str) -> str:
+    """The code an authenticator app shows right now (the next one if this one was used).
+
+    Not the previous step's code: typed near a 30-second boundary, that one may already be
+    outside the server's ±1-step window when the request arrives, and the test would flake.
+    """
+    from portal.auth.models import User
+    from portal.extensions import db
+
+    with app.app_context():
+        user = db.session.scalars(db.select(User).filter_by(username=username)).one()
+        last = user.totp_last_step
+        db.session.remove()
+    step = int(time.time()) // 30
+    if last is not None and step <= last:
+        step = last + 1
+    return pyotp.TOTP(TOTP_SECRETS[username]).at(step * 30)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Browser:
     """Debian's Chromium, headless, shared by every browser test of the run."""
@@ -225,7 +246,7 @@ def sign_in(page, app):
             page.get_by_role("button", name="Sign in").click()
         if page.url.endswith("/auth/second-factor"):
             # The code is computed only now, as a person would read it off the phone.
-            page.get_by_label("6-digit code").fill(fresh_totp(app, username))
+            page.get_by_label("6-digit code").fill(totp_now(app, username))
             with page.expect_navigation():
                 page.get_by_role("button", name="Verify and sign in").click()
         assert "/auth/" not in page.url, f"sign-in as {username} ended on {page.url}"

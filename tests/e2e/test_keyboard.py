@@ -7,7 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD, fresh_totp
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import totp_now
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +28,7 @@ def test_sign_in_with_password_and_totp_using_only_the_keyboard(page, app):
 
     expect(page).to_have_url(re.compile(r"/auth/second-factor$"))
     expect(page.get_by_label("6-digit code")).to_be_focused()
-    page.keyboard.type(fresh_totp(app, "drlee"))
+    page.keyboard.type(totp_now(app, "drlee"))
     with page.expect_navigation():
         page.keyboard.press("Enter")
 

@@ -7,7 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD, fresh_totp
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import totp_now
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +65,7 @@ def test_prescriber_signs_in_with_a_totp_code(page, app, shot):
     expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
     shot("second-factor")
     # Computed at the time of typing, from the secret the authenticator app holds.
-    page.get_by_label("6-digit code").fill(fresh_totp(app, "drlee"))
+    page.get_by_label("6-digit code").fill(totp_now(app, "drlee"))
     with page.expect_navigation():
         page.get_by_role("button", name="Verify and sign in").click()
 
@@ -92,7 +93,7 @@ def test_a_wrong_totp_code_is_refused_and_the_right_one_then_signs_in(page, app,
     )
     expect(page.get_by_role("navigation", name="Main")).not_to_contain_text("Sign out")
 
-    code.fill(fresh_totp(app, "drlee"))
+    code.fill(totp_now(app, "drlee"))
     with page.expect_navigation():
         page.get_by_role("button", name="Verify and sign in").click()
     expect(page.get_by_role("heading", name="Good to see you, Jordan Lee")).to_be_visible()
