@@ -1,6 +1,6 @@
 """Playwright fixtures for the browser tests: Debian's Chromium against the live server.
 
-One browser is shared by the whole run; each test gets a fresh context (no cookies, no
+One browser is shared by the tests of this folder; each test gets a fresh context (no cookies, no
 storage) and a page watched for trouble. A test fails when the browser reports any of:
 
 - a console message of type "error" (this includes failed loads such as a 404 favicon, and
@@ -168,9 +168,14 @@ def totp_now(app, username: str) -> str:
     return pyotp.TOTP(TOTP_SECRETS[username]).at(step * 30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Browser:
-    """Debian's Chromium, headless, shared by every browser test of the run."""
+    """Debian's Chromium, headless, shared by the tests of this folder.
+
+    Package scope, not session: Playwright's sync API refuses to start while another sync
+    instance is alive in the thread, so the browser is closed when this folder is done and
+    browser tests elsewhere in the suite can start their own.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
