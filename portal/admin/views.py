@@ -1,17 +1,336 @@
-"""Admin pages (being built: see issue 2, section 2)."""
+"""Admin pages: users and roles, clinic settings.
+
+Thin views: load, authorize (each route declares its permission), call a service, render.
+Destructive actions have a confirmation page (GET) whose form does the change (POST), so they
+work without JavaScript.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, url_for
+from flask_login import current_user
 
 from portal.admin import bp
+from portal.admin import services as admin_services
+from portal.admin.forms import ConfirmForm, ResetPasswordForm, UserCreateForm, UserEditForm
+from portal.auth import services as auth_services
+from portal.auth.models import User
 from portal.auth.permissions import require
+from portal.clinic import services as clinic_services
+from portal.clinic.forms import ClinicForm, LocationForm, phone_for_input
 from portal.web import render
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def _attach_error(form, error) -> None:
+    """Put a service's refusal beside the field it names (or above the form)."""
+    target = getattr(form, error.field, None) if error.field else None
+    if target is not None and hasattr(target, "errors"):
+        if not isinstance(target.errors, list):
+            target.errors = list(target.errors)
+        target.errors.append(error.message)
+    else:
+        form.form_errors.append(error.message)
+
+
+def _status(form) -> int:
+    return 422 if form.errors else 200
 
 
 @bp.get("/users")
 @require("users.manage")
 def users():
-    return render("admin/users.html")
+    return render("admin/users.html", rows=admin_services.list_users())
 
 
-@bp.get("/clinic")
+@bp.route("/users/new", methods=["GET", "POST"])
+@require("users.manage")
+def create_user():
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        try:
+            user = auth_services.create_user(
+                actor=current_user,
+                username=form.username.data,
+                full_name=form.full_name.data,
+                email=form.email.data or None,
+                roles=form.roles.data,
+                password=form.password.data,
+            )
+        except auth_services.AccountError as error:
+            _attach_error(form, error)
+        else:
+            flash(f"Account {user.username} created.", "success")
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    return render("admin/user_new.html", form=form, status=_status(form))
+
+
+def _user_page(user: User, form, status: int = 200):
+    return render(
+        "admin/user_edit.html",
+        user=user,
+        form=form,
+        live_sessions=admin_services.live_session_counts([user.id]).get(user.id, 0),
+        mfa_required=auth_services.mfa_required_for(user),
+        is_self=user.id == current_user.id,
+        status=status,
+    )
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@require("users.manage")
+def edit_user(user_id: int):
+    user = admin_services.get_user_or_404(user_id)
+    form = UserEditForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            auth_services.update_user(
+                actor=current_user,
+                user=user,
+                full_name=form.full_name.data,
+                email=form.email.data or None,
+                roles=form.roles.data,
+            )
+        except auth_services.AccountError as error:
+            _attach_error(form, error)
+        else:
+            flash(f"Saved the changes to {user.username}.", "success")
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    return _user_page(user, form, status=_status(form))
+
+
+@bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
+@require("users.manage")
+def reset_password(user_id: int):
+    user = admin_services.get_user_or_404(user_id)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            auth_services.reset_password(
+                actor=current_user, user=user, new_password=form.password.data
+            )
+        except auth_services.AccountError as error:
+            _attach_error(form, error)
+        else:
+            flash(
+                f"New password set for {user.username}; their sessions were ended. "
+                "Give them the password in person or by phone, never by email.",
+                "success",
+            )
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    return render(
+        "admin/reset_password.html",
+        user=user,
+        form=form,
+        is_self=user.id == current_user.id,
+        status=_status(form),
+    )
+
+
+# Each confirmed action: the page's wording, and the service call that does it.
+CONFIRMED_ACTIONS = {
+    "disable": {
+        "title": "Disable {name}?",
+        "explain": "They can't sign in until an administrator enables the account again, and "
+        "every session they have open ends now. Nothing they recorded is removed.",
+        "button": "Disable {username}",
+        "style": "btn-danger",
+        "done": "{username} is disabled; their sessions ended.",
+    },
+    "reset-mfa": {
+        "title": "Reset two-step sign-in for {name}?",
+        "explain": "Their authenticator app and recovery codes stop working and their sessions "
+        "end. If their role requires two-step sign-in, they set it up again when they next "
+        "sign in.",
+        "button": "Reset two-step sign-in",
+        "style": "btn-danger",
+        "done": "Two-step sign-in reset for {username}.",
+    },
+    "end-sessions": {
+        "title": "Sign {name} out everywhere?",
+        "explain": "Every session they have open ends now; they must sign in again. Anything "
+        "they had not saved is kept only if they sign in again before it expires.",
+        "button": "End all sessions",
+        "style": "btn-warning",
+        "done": "Ended {count} session(s) of {username}.",
+    },
+}
+
+
+def _run_confirmed(action: str, user: User) -> dict:
+    if action == "disable":
+        auth_services.set_user_enabled(actor=current_user, user=user, enabled=False)
+        return {}
+    if action == "reset-mfa":
+        auth_services.reset_mfa(actor=current_user, user=user)
+        return {}
+    count = auth_services.end_sessions(actor=current_user, user=user)
+    return {"count": count}
+
+
+@bp.route(
+    "/users/<int:user_id>/<any('disable', 'reset-mfa', 'end-sessions'):action>",
+    methods=["GET", "POST"],
+)
+@require("users.manage")
+def confirm_user_action(user_id: int, action: str):
+    """GET: ask; POST: do it. The question names the person and what will happen."""
+    user = admin_services.get_user_or_404(user_id)
+    wording = {
+        key: value.format(name=user.full_name, username=user.username, count="")
+        if isinstance(value, str)
+        else value
+        for key, value in CONFIRMED_ACTIONS[action].items()
+        if key != "done"
+    }
+    form = ConfirmForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            result = _run_confirmed(action, user)
+        except auth_services.AccountError as error:
+            form.form_errors.append(error.message)
+            status = 409
+        else:
+            flash(
+                CONFIRMED_ACTIONS[action]["done"].format(username=user.username, **result),
+                "success",
+            )
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    elif form.errors:
+        status = 400
+    return render(
+        "admin/confirm.html",
+        user=user,
+        form=form,
+        wording=wording,
+        action_url=url_for("admin.confirm_user_action", user_id=user.id, action=action),
+        cancel_url=url_for("admin.edit_user", user_id=user.id),
+        status=status,
+    )
+
+
+@bp.post("/users/<int:user_id>/enable")
+@require("users.manage")
+def enable_user(user_id: int):
+    """Enabling takes nothing away, so it needs no confirmation page."""
+    user = admin_services.get_user_or_404(user_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    auth_services.set_user_enabled(actor=current_user, user=user, enabled=True)
+    flash(f"{user.username} is enabled and can sign in again.", "success")
+    return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
+# --- clinic settings ------------------------------------------------------------------------
+
+
+def _clinic_form(clinic, *, from_request: bool = True) -> ClinicForm:
+    """The clinic form: what was sent, or (on GET / beside another form) what is saved."""
+    form = ClinicForm(obj=clinic) if from_request else ClinicForm(obj=clinic, formdata=None)
+    if clinic is not None and not (from_request and form.is_submitted()):
+        form.phone.data = phone_for_input(clinic.phone)
+    return form
+
+
+def _clinic_page(clinic_form, location_form, status: int = 200, page_error: str | None = None):
+    return render(
+        "admin/clinic.html",
+        clinic=clinic_services.current_clinic(),
+        form=clinic_form,
+        location_form=location_form,
+        locations=clinic_services.list_locations(),
+        page_error=page_error,
+        status=status,
+    )
+
+
+@bp.route("/clinic", methods=["GET", "POST"])
 @require("clinic.manage")
 def clinic_settings():
-    return render("admin/clinic.html")
+    clinic = clinic_services.current_clinic()
+    form = _clinic_form(clinic)
+    if form.validate_on_submit():
+        try:
+            clinic_services.save_clinic(
+                actor=current_user,
+                name=form.name.data,
+                address=form.address.data,
+                phone=form.phone.data,
+                time_zone=form.time_zone.data,
+            )
+        except clinic_services.ClinicError as error:
+            _attach_error(form, error)
+        else:
+            flash("Clinic settings saved.", "success")
+            return redirect(url_for("admin.clinic_settings"))
+    return _clinic_page(form, LocationForm(prefix="location", formdata=None), _status(form))
+
+
+@bp.post("/clinic/locations")
+@require("clinic.manage")
+def add_location():
+    form = LocationForm(prefix="location")
+    if form.validate_on_submit():
+        try:
+            location = clinic_services.create_location(
+                actor=current_user,
+                name=form.name.data,
+                address=form.address.data,
+                phone=form.phone.data,
+            )
+        except clinic_services.ClinicError as error:
+            _attach_error(form, error)
+        else:
+            flash(f"Location {location.name} added.", "success")
+            return redirect(url_for("admin.clinic_settings"))
+    clinic_form = _clinic_form(clinic_services.current_clinic(), from_request=False)
+    return _clinic_page(clinic_form, form, 422)
+
+
+@bp.route("/clinic/locations/<int:location_id>", methods=["GET", "POST"])
+@require("clinic.manage")
+def edit_location(location_id: int):
+    location = clinic_services.get_location_or_404(location_id)
+    form = LocationForm(prefix="location", obj=location)
+    if not form.is_submitted():
+        form.phone.data = phone_for_input(location.phone)
+    if form.validate_on_submit():
+        try:
+            clinic_services.update_location(
+                actor=current_user,
+                location=location,
+                name=form.name.data,
+                address=form.address.data,
+                phone=form.phone.data,
+            )
+        except clinic_services.ClinicError as error:
+            _attach_error(form, error)
+        else:
+            flash(f"Location {location.name} saved.", "success")
+            return redirect(url_for("admin.clinic_settings"))
+    return render("admin/location_edit.html", location=location, form=form, status=_status(form))
+
+
+@bp.post("/clinic/locations/<int:location_id>/<any('deactivate', 'activate'):action>")
+@require("clinic.manage")
+def set_location_active(location_id: int, action: str):
+    location = clinic_services.get_location_or_404(location_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        clinic_services.set_location_active(
+            actor=current_user, location=location, active=action == "activate"
+        )
+    except clinic_services.ClinicError as error:
+        clinic_form = _clinic_form(clinic_services.current_clinic(), from_request=False)
+        empty_location = LocationForm(prefix="location", formdata=None)
+        return _clinic_page(clinic_form, empty_location, 409, page_error=error.message)
+    flash(
+        f"Location {location.name} is {'active' if action == 'activate' else 'inactive'}.",
+        "success",
+    )
+    return redirect(url_for("admin.clinic_settings"))

@@ -1,11 +1,255 @@
-"""The audit report for admins (being built: see issue 2, section 3)."""
+"""The audit report for admins: filter, sort by any column, keyset pages, CSV export.
+
+The query string carries only filters, sort and cursors (ids, usernames of staff, action
+names, dates): no patient data. Viewing the report and exporting it are themselves audited.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, current_app, request, stream_with_context, url_for
 
 from portal.audit import bp
+from portal.audit import report as audit_report
+from portal.audit import services as audit
+from portal.audit.forms import ReportFilterForm
 from portal.auth.permissions import require
-from portal.web import render
+from portal.clinic.services import clinic_time_zone
+from portal.extensions import db
+from portal.timeutil import to_zone, utcnow
+from portal.web import is_htmx_request, render
+
+CATEGORY = "audit trail"
+FILTER_KEYS = ("start", "end", "user", "patient", "action", "outcome")
+CSV_HEADER = (
+    "id",
+    "seq",
+    "time_utc",
+    "time_local",
+    "user_id",
+    "username",
+    "user_roles",
+    "action",
+    "category",
+    "patient_id",
+    "object_type",
+    "object_id",
+    "source_address",
+    "outcome",
+    "detail",
+    "previous_hash",
+    "entry_hash",
+)
+
+
+def _filter_form() -> ReportFilterForm:
+    form = ReportFilterForm(request.args)
+    form.set_actions(audit_report.known_actions())
+    return form
+
+
+def _filters(form: ReportFilterForm, **extra) -> audit_report.Filters:
+    starts_at, ends_before = audit_report.day_bounds(
+        form.start.data, form.end.data, clinic_time_zone()
+    )
+    return audit_report.Filters(
+        starts_at=starts_at,
+        ends_before=ends_before,
+        username=(form.user.data or "").lower() or None,
+        patient_id=form.patient.data,
+        action=form.action.data or None,
+        outcome=form.outcome.data or None,
+        **extra,
+    )
+
+
+def _query_args(form: ReportFilterForm) -> dict:
+    """The current filters and sort as query-string values (blank ones left out)."""
+    args = {key: request.args.get(key, "").strip() for key in FILTER_KEYS}
+    args = {key: value for key, value in args.items() if value}
+    args["sort"] = form.sort_key
+    args["dir"] = "desc" if form.descending else "asc"
+    return args
+
+
+def _describe(form: ReportFilterForm, page_label: str) -> str:
+    """The audit detail of a report view: which filters, which sort (no patient data)."""
+    used = [
+        f"{key}={request.args[key].strip()}"
+        for key in FILTER_KEYS
+        if request.args.get(key, "").strip()
+    ]
+    direction = "desc" if form.descending else "asc"
+    return (
+        f"filters: {'; '.join(used) or 'none'}; sort {form.sort_key} {direction}; {page_label}"
+    )[:500]
 
 
 @bp.get("/")
 @require("audit.read")
 def report():
-    return render("audit/report.html")
+    form = _filter_form()
+    sort, descending = form.sort_key, form.descending
+    page = audit_report.Page()
+    status = 200
+    page_label = "first page"
+    cursor_error = None
+    if form.validate():
+        after = before = None
+        try:
+            if request.args.get("after"):
+                after = audit_report.Cursor.decode(request.args["after"], sort)
+                page_label = "next page"
+            elif request.args.get("before"):
+                before = audit_report.Cursor.decode(request.args["before"], sort)
+                page_label = "previous page"
+        except ValueError:
+            cursor_error = "That page link is out of date; showing the first page."
+            after = before = None
+            page_label = "first page"
+        page = audit_report.fetch_page(
+            _filters(form),
+            sort=sort,
+            descending=descending,
+            after=after,
+            before=before,
+            limit=current_app.config.get("AUDIT_REPORT_PAGE_SIZE", 50),
+        )
+        audit.record(
+            "audit.report_view",
+            category=CATEGORY,
+            object_type="audit_events",
+            patient_id=form.patient.data,
+            detail=_describe(form, page_label),
+        )
+        db.session.commit()
+    else:
+        status = 422
+    args = _query_args(form)
+    return render(
+        "audit/report.html",
+        fragment="audit/_results.html",
+        form=form,
+        results=page,
+        args=args,
+        sort=sort,
+        descending=descending,
+        cursor_error=cursor_error,
+        time_zone=clinic_time_zone(),
+        columns=SORTABLE_HEADERS,
+        oob=is_htmx_request(),
+        status=status,
+    )
+
+
+# Column headers that sort: (sort key, label).
+SORTABLE_HEADERS = (
+    ("time", "Time"),
+    ("user", "User"),
+    ("action", "Action"),
+    ("patient", "Patient"),
+    ("category", "Category"),
+    ("outcome", "Outcome"),
+)
+
+
+def _csv_safe(value) -> str:
+    """Text a spreadsheet will not run as a formula (=, +, -, @ and friends are escaped)."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+@bp.get("/export.csv")
+@require("audit.read")
+def export():
+    """Every event that matches the filters, streamed as CSV in the report's order."""
+    form = _filter_form()
+    if not form.validate():
+        return Response(
+            "The filters are not valid: "
+            + "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+            + "\n",
+            status=422,
+            mimetype="text/plain",
+        )
+    # A snapshot: rows written while the file downloads (this export's own event too) are left
+    # out, so the file is exactly the trail as it stood when asked for.
+    filters = _filters(form, max_id=audit_report.newest_event_id() or 0)
+    audit.record(
+        "audit.export",
+        category=CATEGORY,
+        object_type="audit_events",
+        patient_id=form.patient.data,
+        detail=_describe(form, "csv export"),
+    )
+    db.session.commit()
+    zone = clinic_time_zone()
+    sort, descending = form.sort_key, form.descending
+    batch_size = current_app.config.get("AUDIT_EXPORT_BATCH_SIZE", 1000)
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_HEADER)
+        for count, row in enumerate(
+            audit_report.iter_rows(
+                filters, sort=sort, descending=descending, batch_size=batch_size
+            ),
+            start=1,
+        ):
+            writer.writerow(
+                [
+                    row.id,
+                    row.seq,
+                    row.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    to_zone(row.occurred_at, zone).isoformat(timespec="seconds"),
+                    row.user_id if row.user_id is not None else "",
+                    _csv_safe(row.username),
+                    _csv_safe(row.user_roles),
+                    _csv_safe(row.action),
+                    _csv_safe(row.category),
+                    row.patient_id if row.patient_id is not None else "",
+                    _csv_safe(row.object_type),
+                    _csv_safe(row.object_id),
+                    _csv_safe(row.source_address),
+                    _csv_safe(row.outcome),
+                    _csv_safe(row.detail),
+                    row.previous_hash,
+                    row.entry_hash,
+                ]
+            )
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    filename = f"audit-trail-{to_zone(utcnow(), zone):%Y%m%d-%H%M}.csv"
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def page_url(args: dict, **changes) -> str:
+    """The report's URL with the current filters plus ``changes`` (None removes a key)."""
+    merged = {**args, **changes}
+    clean = {key: value for key, value in merged.items() if value not in (None, "")}
+    return url_for("audit.report", **clean)
+
+
+@bp.app_template_global("audit_page_url")
+def _audit_page_url(args: dict, **changes) -> str:
+    return page_url(args, **changes)
+
+
+@bp.app_template_global("audit_export_url")
+def _audit_export_url(args: dict) -> str:
+    return url_for("audit.export", **args)

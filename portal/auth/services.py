@@ -6,6 +6,8 @@ Each public function is one transaction that writes its audit event(s) before co
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,7 +93,7 @@ def check_password(username: str, password: str) -> SignInResult:
     if is_backing_off(user, now):
         verify_password(None, password)
         audit.record(
-            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return SignInResult(None)
@@ -162,7 +164,7 @@ def check_second_factor(user: User, code: str) -> bool:
     now = utcnow()
     if is_backing_off(user, now):
         audit.record(
-            "auth.sign_in_refused", actor=user, outcome="denied", detail="account backing off"
+            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return False
@@ -235,7 +237,16 @@ def finish_mfa_enrolment(user: User, secret: str, code: str) -> list[str]:
 
 
 def _hash_recovery_code(code: str) -> str:
-    return hashlib.sha256(code.replace("-", "").lower().encode()).hexdigest()
+    """A keyed hash (HMAC-SHA256 with the instance's data key) of a normalised code.
+
+    A plain SHA-256 of a 40-bit code could be reversed by brute force from a copy of the
+    database alone; keyed with the data key (kept outside the database, like the TOTP seeds
+    it already protects) it cannot.
+    """
+    key = current_app.config["DATA_ENCRYPTION_KEY"]
+    key = key.encode() if isinstance(key, str) else key
+    normalised = code.replace("-", "").replace(" ", "").lower().encode()
+    return hmac.new(key, normalised, hashlib.sha256).hexdigest()
 
 
 def _replace_recovery_codes(user: User) -> list[str]:
@@ -262,20 +273,46 @@ def record_sign_out(user: User) -> None:
 
 
 def change_own_password(user: User, current_password: str, new_password: str) -> None:
-    """Change a password; every other session of the user ends."""
+    """Change a password; every other session of the user ends.
+
+    A wrong current password counts as a failed sign-in (same back-off, audited), so a
+    session left open on a shared workstation cannot be used to guess the password.
+    """
+    db.session.refresh(user, with_for_update=True)
+    now = utcnow()
+    if is_backing_off(user, now):
+        verify_password(None, current_password)
+        raise AccountError(
+            "Too many wrong passwords: wait a few minutes and try again.",
+            field="current_password",
+        )
     if not verify_password(user.password_hash, current_password):
+        _register_failure(user, now, "wrong current password at password change")
+        db.session.commit()
         raise AccountError("Your current password is not correct.", field="current_password")
     problems = password_problems(new_password, username=user.username, full_name=user.full_name)
     if problems:
         raise AccountError(problems[0], field="new_password")
     user.password_hash = hash_password(new_password)
-    user.password_changed_at = utcnow()
+    user.password_changed_at = now
+    user.failed_sign_ins = 0
     end_user_sessions(user.id, "password_changed")
-    audit.record("auth.password_changed", actor=user, obj=user)
+    audit.record("auth.password_changed", actor=user, obj=user, category="user accounts")
     db.session.commit()
 
 
 # --- user management (admins) ---------------------------------------------------------------
+
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+
+
+def _valid_full_name(full_name: str) -> str:
+    """The name as shown in the portal: required, at most 200 characters (the column)."""
+    full_name = (full_name or "").strip()
+    if not full_name or len(full_name) > 200:
+        raise AccountError("Type the person's full name (up to 200 characters).", field="full_name")
+    return full_name
 
 
 def validate_roles(roles: list[str]) -> list[str]:
@@ -289,6 +326,11 @@ def create_user(
     *, actor, username: str, full_name: str, email: str | None, roles: list[str], password: str
 ) -> User:
     username = normalise_username(username)
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise AccountError(
+            "Use 3 to 64 letters, digits, dots, dashes or underscores.", field="username"
+        )
+    full_name = _valid_full_name(full_name)
     if find_user(username):
         raise AccountError("That username is taken.", field="username")
     problems = password_problems(password, username=username, full_name=full_name)
@@ -315,6 +357,7 @@ def create_user(
 
 def update_user(*, actor, user: User, full_name: str, email: str | None, roles: list[str]) -> None:
     roles = validate_roles(roles)
+    full_name = _valid_full_name(full_name)
     if actor.id == user.id and "admin" not in roles:
         raise AccountError("You can't remove your own admin role.", field="roles")
     before = ",".join(user.roles)

@@ -1,14 +1,33 @@
-"""Reading and changing the clinic's settings."""
+"""Reading and changing the clinic's settings.
+
+Each changing function is one transaction that writes its audit event before committing.
+Validation of the values that every page depends on (the time zone, phone numbers) lives here,
+so no caller can store a zone that would break the rendering of times.
+"""
 
 from __future__ import annotations
 
-from flask import g, has_app_context
-from sqlalchemy import select
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from portal.clinic.models import Clinic
+import phonenumbers
+from flask import abort, current_app, g, has_app_context
+from sqlalchemy import func, select
+
+from portal.audit import services as audit
+from portal.clinic.models import Clinic, Location
 from portal.extensions import db
 
 FALLBACK_TIME_ZONE = "America/New_York"
+CATEGORY = "clinic settings"
+
+
+class ClinicError(Exception):
+    """A refused change; ``field`` names the form field to show the message beside."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
 
 def current_clinic() -> Clinic | None:
@@ -21,6 +40,11 @@ def current_clinic() -> Clinic | None:
     return clinic
 
 
+def _forget_cached_clinic() -> None:
+    if has_app_context():
+        g.pop("clinic", None)
+
+
 def clinic_time_zone() -> str:
     clinic = current_clinic()
     return clinic.time_zone if clinic else FALLBACK_TIME_ZONE
@@ -29,3 +53,173 @@ def clinic_time_zone() -> str:
 def clinic_name() -> str:
     clinic = current_clinic()
     return clinic.name if clinic else "Practice Portal"
+
+
+def valid_time_zone(name: str) -> str:
+    """The zone's name if it is a real IANA zone, else ClinicError."""
+    name = (name or "").strip()
+    if name not in available_timezones():
+        raise ClinicError("Choose a time zone from the list.", field="time_zone")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ClinicError("Choose a time zone from the list.", field="time_zone") from error
+    return name
+
+
+def normalise_phone(raw: str | None, field: str = "phone") -> str | None:
+    """A phone number in E.164 (+14135550100), or None when blank; ClinicError if invalid."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    region = current_app.config.get("DEFAULT_PHONE_REGION", "US")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as error:
+        raise ClinicError("That isn't a phone number.", field=field) from error
+    if not phonenumbers.is_valid_number(number):
+        raise ClinicError(
+            "That phone number isn't valid; check the area code and the number of digits.",
+            field=field,
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _clean_text(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def save_clinic(*, actor, name: str, address: str | None, phone: str | None, time_zone: str):
+    """Create or update the clinic's details; the audit detail names the changed fields only."""
+    name = (name or "").strip()
+    if not name:
+        raise ClinicError("Enter the clinic's name.", field="name")
+    values = {
+        "name": name,
+        "address": _clean_text(address),
+        "phone": normalise_phone(phone),
+        "time_zone": valid_time_zone(time_zone),
+    }
+    clinic = current_clinic()
+    action = "clinic.update"
+    if clinic is None:
+        clinic = Clinic(**values)
+        db.session.add(clinic)
+        action = "clinic.create"
+        changed = sorted(values)
+    else:
+        changed = sorted(key for key, value in values.items() if getattr(clinic, key) != value)
+        for key, value in values.items():
+            setattr(clinic, key, value)
+    audit.record(
+        action,
+        actor=actor,
+        obj=clinic,
+        category=CATEGORY,
+        detail=f"changed: {', '.join(changed) or 'nothing'}",
+    )
+    db.session.commit()
+    _forget_cached_clinic()
+    return clinic
+
+
+def list_locations() -> list[Location]:
+    """The clinic's locations, active ones first, then by name."""
+    clinic = current_clinic()
+    if clinic is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(Location)
+            .where(Location.clinic_id == clinic.id)
+            .order_by(Location.is_active.desc(), Location.name)
+        )
+    )
+
+
+def get_location_or_404(location_id: int) -> Location:
+    clinic = current_clinic()
+    location = db.session.get(Location, location_id)
+    if location is None or clinic is None or location.clinic_id != clinic.id:
+        abort(404)
+    return location
+
+
+def _check_name_free(clinic: Clinic, name: str, except_id: int | None = None) -> None:
+    query = select(Location.id).where(
+        Location.clinic_id == clinic.id, func.lower(Location.name) == name.lower()
+    )
+    if except_id is not None:
+        query = query.where(Location.id != except_id)
+    if db.session.scalar(query.limit(1)) is not None:
+        raise ClinicError("Another location already has that name.", field="name")
+
+
+def create_location(*, actor, name: str, address: str | None, phone: str | None) -> Location:
+    clinic = current_clinic()
+    if clinic is None:
+        raise ClinicError("Save the clinic's details first.")
+    name = (name or "").strip()
+    if not name:
+        raise ClinicError("Enter the location's name.", field="name")
+    _check_name_free(clinic, name)
+    location = Location(
+        clinic_id=clinic.id,
+        name=name,
+        address=_clean_text(address),
+        phone=normalise_phone(phone),
+        is_active=True,
+    )
+    db.session.add(location)
+    audit.record("location.create", actor=actor, obj=location, category=CATEGORY)
+    db.session.commit()
+    _forget_cached_clinic()
+    return location
+
+
+def update_location(
+    *, actor, location: Location, name: str, address: str | None, phone: str | None
+) -> None:
+    name = (name or "").strip()
+    if not name:
+        raise ClinicError("Enter the location's name.", field="name")
+    _check_name_free(location.clinic, name, except_id=location.id)
+    values = {"name": name, "address": _clean_text(address), "phone": normalise_phone(phone)}
+    changed = sorted(key for key, value in values.items() if getattr(location, key) != value)
+    for key, value in values.items():
+        setattr(location, key, value)
+    audit.record(
+        "location.update",
+        actor=actor,
+        obj=location,
+        category=CATEGORY,
+        detail=f"changed: {', '.join(changed) or 'nothing'}",
+    )
+    db.session.commit()
+    _forget_cached_clinic()
+
+
+def set_location_active(*, actor, location: Location, active: bool) -> None:
+    """Deactivate (never delete: appointments will point at it) or reactivate a location."""
+    if not active and location.is_active:
+        others = db.session.scalar(
+            select(func.count())
+            .select_from(Location)
+            .where(
+                Location.clinic_id == location.clinic_id,
+                Location.is_active.is_(True),
+                Location.id != location.id,
+            )
+        )
+        if not others:
+            raise ClinicError("The clinic needs at least one active location.")
+    location.is_active = active
+    audit.record(
+        "location.activate" if active else "location.deactivate",
+        actor=actor,
+        obj=location,
+        category=CATEGORY,
+    )
+    db.session.commit()
+    _forget_cached_clinic()

@@ -172,7 +172,7 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
         patient=patient,
         obj=patient,
         category=CATEGORY,
-        detail=("changed: " + ", ".join(changed)) if changed else "no changes",
+        detail=("changed: " + ", ".join(sorted(changed))) if changed else "no changes",
     )
     db.session.commit()
     return changed

@@ -8,6 +8,7 @@ import pyotp
 import pytest
 
 from tests.auth.test_mfa import NEW_USER_PASSWORD, create_user
+from tests.conftest import PASSWORD
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -67,3 +68,41 @@ def test_enrol_then_sign_in_with_totp_in_chromium(app, live_server):
         finally:
             browser.close()
     assert problems == []
+
+
+@pytest.mark.browser
+def test_htmx_request_after_idle_time_out_lands_on_sign_in_and_comes_back(app, live_server):
+    """htmx follows HX-Redirect from the 401; what was typed is offered back after sign-in,
+    and the user can return to the page they were on."""
+    from datetime import timedelta
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.auth.conftest import age_session
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(live_server + "/auth/sign-in")
+            page.get_by_label("Username").fill("nurse")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.goto(live_server + "/auth/account")
+            token = next(c["value"] for c in context.cookies() if c["name"] == "portal_session")
+            age_session(app, token, last_seen_at=timedelta(minutes=20))
+            page.get_by_label("Find a patient").fill("smi")  # htmx POST after the time-out
+            page.wait_for_url("**/auth/sign-in")
+            assert page.get_by_text("Your session timed out").is_visible()
+            page.get_by_label("Username").fill("nurse")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/auth/resume")
+            assert page.locator('input[type=hidden][name=q][value="smi"]').count() == 1
+            page.get_by_role("link", name="Go to the page without sending it").click()
+            page.wait_for_url("**/auth/account")
+        finally:
+            browser.close()

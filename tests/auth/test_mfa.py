@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from portal.auth import services
-from portal.auth.models import RecoveryCode
+from portal.auth.models import RecoveryCode, ServerSession
+from portal.auth.sessions import hash_token
 from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.auth.conftest import (
@@ -13,6 +15,7 @@ from tests.auth.conftest import (
     field_error,
     get_user,
     page_text,
+    session_row,
     session_token,
     totp_code,
 )
@@ -200,16 +203,9 @@ def test_optional_enrolment_from_the_account_page(app, signed_in):
 
 def test_pending_second_step_expires(app, client):
     password_step(client, "drlee")
-    from tests.auth.conftest import session_row
-
     token = session_token(client)
     assert session_row(app, token).user_id is None  # half signed in is not signed in
     # Move the time of the password step back past the limit.
-    import json
-
-    from portal.auth.models import ServerSession
-    from portal.auth.sessions import hash_token
-
     with app.app_context():
         row = db.session.get(ServerSession, hash_token(token))
         data = json.loads(row.data)
@@ -220,3 +216,20 @@ def test_pending_second_step_expires(app, client):
     assert response.status_code == 302
     assert response.location == "/auth/sign-in"
     assert client.get("/").status_code == 302
+
+
+def test_knowing_the_password_does_not_allow_enrolling_a_new_authenticator(app, client):
+    """Half signed in as a user who has MFA: enrolment is closed, so the code can't be
+    bypassed by registering an attacker's own app."""
+    before = get_user(app, "drlee").totp_secret_encrypted
+    password_step(client, "drlee")
+    assert client.get("/auth/enrol-mfa").location == "/auth/second-factor"
+    response = client.post_form("/auth/enrol-mfa", {"code": "123456"})
+    assert response.location == "/auth/second-factor"
+    assert get_user(app, "drlee").totp_secret_encrypted == before
+    assert client.get("/").status_code == 302
+
+
+def test_enrolment_needs_the_password_step_first(client):
+    assert client.get("/auth/enrol-mfa").location == "/auth/sign-in"
+    assert client.get("/auth/second-factor").location == "/auth/sign-in"

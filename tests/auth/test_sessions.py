@@ -252,3 +252,54 @@ def test_an_admin_can_end_a_users_sessions(app, signed_in):
     assert second.get("/").status_code == 302
     event = audit_events(app, "user.sessions_ended")[-1]
     assert event.username == "admin" and event.object_type == "users"
+
+
+def test_the_idle_time_out_is_configurable(app, signed_in):
+    app.config["SESSION_IDLE_MINUTES"] = 5
+    browser = signed_in("nurse")
+    age_session(app, session_token(browser), last_seen_at=timedelta(minutes=6))
+    assert browser.get("/").status_code == 302
+
+
+def test_absolute_lifetime_defaults_to_12_hours(app, signed_in):
+    assert app.config["SESSION_ABSOLUTE_HOURS"] == 12
+    browser = signed_in("nurse")
+    age_session(app, session_token(browser), created_at=timedelta(hours=11, minutes=50))
+    assert browser.get("/").status_code == 200
+
+
+def test_a_form_from_a_browser_that_never_signed_in_is_not_kept(app, notes_page, client):
+    client.refresh_csrf()
+    response = client.post_form(
+        notes_page, {"note": "anonymous text"}, headers={"Referer": "http://localhost/"}
+    )
+    assert response.location == "/auth/sign-in"
+    assert client.sign_in("nurse").location == "/"
+    assert client.get("/auth/resume").location == "/"
+    with app.app_context():
+        rows = db.session.execute(text("SELECT data FROM server_sessions")).all()
+    assert not any("anonymous text" in (row.data or "") for row in rows)
+
+
+def test_an_htmx_form_posted_after_time_out_is_kept_too(app, notes_page, signed_in):
+    browser = signed_in("nurse")
+    age_session(app, session_token(browser), last_seen_at=timedelta(minutes=20))
+    response = browser.htmx_post(
+        notes_page,
+        {"note": "typed into a panel", "kind": "inline"},
+        headers={"HX-Current-URL": "http://localhost/?panel=notes"},
+    )
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/auth/sign-in"
+    assert browser.sign_in("nurse").location == "/auth/resume"
+    page = page_text(browser.get("/auth/resume"))
+    assert f'action="{notes_page}"' in page
+    assert 'value="typed into a panel"' in page
+    assert 'href="/?panel=notes"' in page  # "go to the page" returns to where the user was
+
+
+def test_the_saved_form_survives_the_second_factor(app, notes_page, signed_in):
+    browser = signed_in("prescriber")
+    time_out_while_posting(app, notes_page, browser)
+    assert browser.sign_in("drlee").location == "/auth/resume"
+    assert 'value="phone"' in page_text(browser.get("/auth/resume"))

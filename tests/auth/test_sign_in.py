@@ -87,8 +87,12 @@ def test_back_off_after_five_failures_whatever_the_source_address(app, client):
     assert len(lockouts) == 1
     assert lockouts[0].username == "nurse"
     assert "locked for 30 s" in lockouts[0].detail
-    addresses = {e.source_address for e in audit_events(app, "auth.sign_in_failed")}
-    assert addresses == {f"198.51.100.{n}" for n in range(1, 6)}
+    # Every attempt is in the audit trail with its source address, the refused one too.
+    failed = audit_events(app, "auth.sign_in_failed")
+    assert [e.source_address for e in failed] == [f"198.51.100.{n}" for n in range(1, 6)] + [
+        "203.0.113.77"
+    ]
+    assert failed[-1].detail == "account backing off"
 
 
 def test_back_off_grows_exponentially_and_each_lockout_is_audited(app, client):
@@ -138,6 +142,17 @@ def test_a_disabled_user_cannot_sign_in(app, client):
         services.set_user_enabled(actor=admin, user=nurse, enabled=False)
         db.session.remove()
     assert attempt(client, "nurse", PASSWORD).status_code == 401
+
+
+def test_a_signed_in_user_visiting_sign_in_goes_home(signed_in):
+    browser = signed_in("nurse")
+    assert browser.get("/auth/sign-in").location == "/"
+
+
+def test_sign_out_only_accepts_post(signed_in):
+    browser = signed_in("nurse")
+    assert browser.get("/auth/sign-out").status_code == 405
+    assert browser.get("/").status_code == 200
 
 
 def test_missing_fields_are_reported_next_to_the_field(client):

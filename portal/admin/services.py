@@ -1,0 +1,60 @@
+"""Read-side helpers of the admin pages: who exists, and how many live sessions each has.
+
+Changes to accounts go through ``portal.auth.services`` (one audited transaction each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import abort, current_app
+from sqlalchemy import func, select
+
+from portal.auth.models import ServerSession, User
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+
+@dataclass
+class UserRow:
+    user: User
+    live_sessions: int
+
+
+def live_session_counts(user_ids: list[int] | None = None) -> dict[int, int]:
+    """Sessions per user that are not ended, not idle too long and not past their lifetime.
+
+    Idle sessions are only marked ended when next used, so "live" is decided here by time.
+    """
+    now = utcnow()
+    config = current_app.config
+    idle_since = now - timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+    born_after = now - timedelta(hours=config["SESSION_ABSOLUTE_HOURS"])
+    query = (
+        select(ServerSession.user_id, func.count())
+        .where(
+            ServerSession.user_id.is_not(None),
+            ServerSession.ended_at.is_(None),
+            ServerSession.last_seen_at >= idle_since,
+            ServerSession.created_at >= born_after,
+        )
+        .group_by(ServerSession.user_id)
+    )
+    if user_ids is not None:
+        query = query.where(ServerSession.user_id.in_(user_ids))
+    return {user_id: count for user_id, count in db.session.execute(query)}
+
+
+def list_users() -> list[UserRow]:
+    """Every account, by username, with its live session count."""
+    users = db.session.scalars(select(User).order_by(User.username)).all()
+    counts = live_session_counts()
+    return [UserRow(user, counts.get(user.id, 0)) for user in users]
+
+
+def get_user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user

@@ -1,0 +1,63 @@
+"""The audit report's filter form (read from the query string: ids and action names only)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
+
+from portal.audit.report import DEFAULT_SORT, SORT_COLUMNS
+from portal.audit.services import OUTCOMES
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ReportFilterForm(FlaskForm):
+    """GET form: no CSRF token (it changes nothing), values come from ``request.args``."""
+
+    class Meta:
+        csrf = False
+
+    start = DateField("From", validators=[Optional()])
+    end = DateField("To", validators=[Optional()])
+    user = StringField("User (username)", validators=[Optional(), Length(max=64)], filters=[_strip])
+    patient = IntegerField(
+        "Patient id",
+        validators=[Optional(), NumberRange(min=1, message="Patient ids start at 1.")],
+    )
+    action = SelectField("Action", validators=[Optional()], validate_choice=False)
+    outcome = SelectField(
+        "Outcome",
+        choices=[SelectChoice("", "Any outcome")] + [SelectChoice(o, o.title()) for o in OUTCOMES],
+        validators=[Optional()],
+    )
+    sort = SelectField(
+        "Sort by",
+        choices=[SelectChoice(name) for name in SORT_COLUMNS],
+        default=DEFAULT_SORT,
+        validators=[Optional()],
+    )
+    dir = SelectField(
+        "Order",
+        choices=[SelectChoice("desc", "Newest / Z first"), SelectChoice("asc", "Oldest / A first")],
+        default="desc",
+        validators=[Optional()],
+    )
+
+    def set_actions(self, actions: list[str]) -> None:
+        self.action.choices = [SelectChoice("", "Any action")] + [SelectChoice(a) for a in actions]
+
+    def validate_end(self, field) -> None:
+        if field.data and self.start.data and field.data < self.start.data:
+            raise ValidationError("The end date is before the start date.")
+
+    @property
+    def sort_key(self) -> str:
+        return self.sort.data if self.sort.data in SORT_COLUMNS else DEFAULT_SORT
+
+    @property
+    def descending(self) -> bool:
+        return self.dir.data != "asc"
