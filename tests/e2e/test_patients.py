@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -67,11 +68,18 @@ def search_for(page: Page, text: str):
     """Type into the top-bar search like a person and wait for htmx to swap the results."""
     search = page.get_by_label("Find a patient")
     search.fill("")
-    with page.expect_response("**/patients/search") as answer:
+
+    def answers_the_whole_text(response) -> bool:
+        if not response.url.endswith("/patients/search"):
+            return False
+        sent = parse_qs(response.request.post_data or "", keep_blank_values=True)
+        return sent.get("q") == [text]
+
+    with page.expect_response(answers_the_whole_text) as answer:
         search.type(text, delay=20)
     assert answer.value.status == 200
-    # Later keystrokes may still be in flight: wait until the box is quiet.
-    page.wait_for_load_state("networkidle")
+    # htmx marks the form while a request runs; the mark goes once the results are swapped.
+    page.wait_for_function("() => !document.querySelector('form.patient-search.htmx-request')")
     return page.get_by_role("listbox", name="Matching patients")
 
 
