@@ -68,6 +68,21 @@ def register_logging(app: Flask) -> None:
     app.logger.setLevel(level)
     # The request log names methods and paths only; paths carry ids, never patient data.
     logging.getLogger("werkzeug").setLevel(logging.WARNING if app.testing else logging.INFO)
+    # At DEBUG, SQLAlchemy logs bound parameters and result rows: patient data. Keep the SQL
+    # text (useful when debugging) but never its values, whatever level someone turns on.
+    engine_logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _HideSqlValues) for f in engine_logger.filters):
+        engine_logger.addFilter(_HideSqlValues())
+
+
+class _HideSqlValues(logging.Filter):
+    """Drops the arguments (parameters, rows) of SQLAlchemy's engine log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = f"{record.msg} [values hidden]"
+            record.args = None
+        return True
 
 
 def register_extensions(app: Flask) -> None:

@@ -43,6 +43,9 @@ class Defaults:
     # Largest request body accepted (a 1 MB field is refused with a message, not a crash).
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
     MAX_FIELD_LENGTH = 10_000
+    # Flask parses at most 500 kB of form data by default and answers 413 before any view
+    # runs; parse up to the body limit so forms can refuse an oversized field themselves.
+    MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH
 
     # Where phone numbers without a country code are assumed to be.
     DEFAULT_PHONE_REGION = "US"

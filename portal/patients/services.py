@@ -1,0 +1,333 @@
+"""Use cases of the patient registry. Each public function is one transaction with its audit.
+
+Every patient-scoped use case loads the patient through ``get_patient_for``: the one place
+that answers 404 for an unknown id and, later, for a patient the actor may not see.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import NotFound
+
+from portal.audit import services as audit
+from portal.extensions import db
+from portal.patients.identifiers import is_valid_mrn, new_mrn, normalise_phone, search_key
+from portal.patients.models import PATIENT_STATUSES, Patient
+
+CATEGORY = "demographics"
+SEARCH_LIMIT = 20
+MIN_QUERY_LENGTH = 2
+MAX_QUERY_LENGTH = 100
+DUPLICATE_LIMIT = 10
+MRN_ATTEMPTS = 10
+PHONE_COLUMNS = ("phone_mobile", "phone_home", "phone_work")
+
+
+class PossibleDuplicates(Exception):
+    """Registration stopped: these existing patients may be the same person."""
+
+    def __init__(self, matches: list[Patient]):
+        super().__init__(f"{len(matches)} possible matches")
+        self.matches = matches
+
+
+class InvalidStatusChange(ValueError):
+    """A status change the record cannot take (e.g. a date of death before birth)."""
+
+
+def get_patient_for(actor, patient_id: int) -> Patient:
+    """The patient ``actor`` may see, or 404 (unknown ids and, later, hidden records alike)."""
+    patient = db.session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound()
+    return patient
+
+
+def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
+    """Load a patient for display and record that ``actor`` saw their demographics."""
+    patient = get_patient_for(actor, patient_id)
+    audit.record(
+        "patient.view",
+        actor=actor,
+        patient=patient,
+        obj=patient,
+        category=CATEGORY,
+        detail=purpose,
+    )
+    db.session.commit()
+    return patient
+
+
+def _with_search_keys(values: dict) -> dict:
+    values = dict(values)
+    values["given_key"] = search_key(values["given_name"])
+    values["family_key"] = search_key(values["family_name"])
+    return values
+
+
+def find_possible_duplicates(
+    family_key: str, birth_date: date, phones: list[str | None], exclude_id: int | None = None
+) -> list[Patient]:
+    """Patients with the same family name and birth date, or sharing any phone number."""
+    conditions = [(Patient.family_key == family_key) & (Patient.birth_date == birth_date)]
+    numbers = sorted({number for number in phones if number})
+    if numbers:
+        conditions += [getattr(Patient, column).in_(numbers) for column in PHONE_COLUMNS]
+    query = (
+        select(Patient)
+        .where(or_(*conditions))
+        .order_by(Patient.family_key, Patient.given_key, Patient.birth_date, Patient.id)
+        .limit(DUPLICATE_LIMIT)
+    )
+    if exclude_id is not None:
+        query = query.where(Patient.id != exclude_id)
+    return list(db.session.scalars(query))
+
+
+def register_patient(
+    actor,
+    demographics: dict,
+    *,
+    confirmed_different: bool = False,
+    rng: random.Random | None = None,
+) -> Patient:
+    """Create a patient with a fresh MRN, unless they may already be registered.
+
+    Possible duplicates (same family name + birth date, or a shared phone) stop the
+    registration with ``PossibleDuplicates`` until the user confirms a different person;
+    showing that list is itself audited (one event per patient shown). ``rng`` makes MRN
+    generation reproducible (tests); by default MRNs come from ``secrets``.
+    """
+    values = _with_search_keys(demographics)
+    matches = find_possible_duplicates(
+        values["family_key"], values["birth_date"], [values.get(c) for c in PHONE_COLUMNS]
+    )
+    if matches and not confirmed_different:
+        for match in matches:
+            audit.record(
+                "patient.duplicate_shown",
+                actor=actor,
+                patient=match,
+                obj=match,
+                category=CATEGORY,
+                detail=f"listed as a possible match at registration ({len(matches)} shown)",
+            )
+        db.session.commit()
+        raise PossibleDuplicates(matches)
+
+    patient = Patient(**values, status="active")
+    _insert_with_unique_mrn(patient, rng)
+    detail = (
+        f"registered despite {len(matches)} possible matches (confirmed different person)"
+        if matches
+        else None
+    )
+    audit.record(
+        "patient.create",
+        actor=actor,
+        patient=patient,
+        obj=patient,
+        category=CATEGORY,
+        detail=detail,
+    )
+    db.session.commit()
+    return patient
+
+
+def _insert_with_unique_mrn(patient: Patient, rng: random.Random | None) -> None:
+    """Insert under a savepoint and draw another MRN if the unique index says it is taken."""
+    for _attempt in range(MRN_ATTEMPTS):
+        patient.mrn = new_mrn(rng)
+        savepoint = db.session.begin_nested()
+        db.session.add(patient)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            savepoint.rollback()
+            continue
+        savepoint.commit()
+        return
+    raise RuntimeError(f"no free MRN after {MRN_ATTEMPTS} attempts")
+
+
+def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]:
+    """Apply edited demographics; audit the names (never the values) of changed fields."""
+    patient = get_patient_for(actor, patient_id)
+    values = _with_search_keys(demographics)
+    changed = []
+    for name, value in values.items():
+        if getattr(patient, name) != value:
+            setattr(patient, name, value)
+            if not name.endswith("_key"):
+                changed.append(name)
+    audit.record(
+        "patient.update",
+        actor=actor,
+        patient=patient,
+        obj=patient,
+        category=CATEGORY,
+        detail=("changed: " + ", ".join(changed)) if changed else "no changes",
+    )
+    db.session.commit()
+    return changed
+
+
+def change_status(
+    actor, patient_id: int, status: str, deceased_date: date | None, today: date
+) -> Patient:
+    """Mark a patient active, inactive or deceased (with the date). Records are never deleted."""
+    patient = get_patient_for(actor, patient_id)
+    if status not in PATIENT_STATUSES:
+        raise InvalidStatusChange(f"unknown status {status!r}")
+    if status == "deceased":
+        if deceased_date is None or deceased_date > today or deceased_date < patient.birth_date:
+            raise InvalidStatusChange("date of death missing, in the future or before birth")
+    else:
+        deceased_date = None
+    previous = patient.status
+    patient.status = status
+    patient.deceased_date = deceased_date
+    audit.record(
+        "patient.status",
+        actor=actor,
+        patient=patient,
+        obj=patient,
+        category=CATEGORY,
+        detail=f"{previous} -> {status}",
+    )
+    db.session.commit()
+    return patient
+
+
+# ---------------------------------------------------------------------------------------
+# Search
+
+
+@dataclass
+class SearchQuery:
+    """What a typed query means: its kind and the value(s) to compare."""
+
+    kind: str  # too_short, too_long, mrn, phone, birth_date, family_given, family
+    mrn: str | None = None
+    phone: str | None = None
+    birth_date: date | None = None
+    family_prefix: str | None = None
+    given_prefix: str | None = None
+
+
+@dataclass
+class SearchOutcome:
+    query: SearchQuery
+    patients: list[Patient] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.query.kind
+
+
+_PHONE_CHARACTERS = re.compile(r"^\+?[\d\s().\-]+$")
+_PHONE_SEPARATORS = re.compile(r"[+().\-]")
+_DATE_FORMATS = (
+    "%Y-%m-%d",  # 1980-02-03
+    "%m/%d/%Y",  # 02/03/1980 (US: month first)
+    "%d %b %Y",  # 3 Feb 1980
+    "%d %B %Y",  # 3 February 1980
+    "%b %d %Y",  # Feb 3 1980
+    "%B %d %Y",  # February 3 1980
+)
+
+
+def parse_birth_date(text: str) -> date | None:
+    """A date typed in one of the common formats, or None."""
+    cleaned = " ".join(text.replace(",", " ").split())
+    for pattern in _DATE_FORMATS:
+        try:
+            return datetime.strptime(cleaned, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+def classify_query(text: str, region: str) -> SearchQuery:
+    """Decide what the user typed: an MRN, a phone, a date of birth, or a name."""
+    text = " ".join(text.split())
+    if len(text) < MIN_QUERY_LENGTH:
+        return SearchQuery("too_short")
+    if len(text) > MAX_QUERY_LENGTH:
+        return SearchQuery("too_long")
+    if is_valid_mrn(text):
+        return SearchQuery("mrn", mrn=text)
+    birth_date = parse_birth_date(text)
+    if birth_date is not None:
+        return SearchQuery("birth_date", birth_date=birth_date)
+    if _PHONE_CHARACTERS.match(text):
+        digits = sum(char.isdigit() for char in text)
+        if digits >= 10 or _PHONE_SEPARATORS.search(text):
+            number = normalise_phone(text, region)
+            if number is not None:
+                return SearchQuery("phone", phone=number)
+    if "," in text:
+        family, _, given = text.partition(",")
+        family_key, given_key = search_key(family), search_key(given)
+        if family_key and given_key:
+            return SearchQuery("family_given", family_prefix=family_key, given_prefix=given_key)
+        if family_key:
+            return SearchQuery("family", family_prefix=family_key)
+        return SearchQuery("too_short")
+    return SearchQuery("family", family_prefix=search_key(text))
+
+
+def _prefix_range(column, prefix: str):
+    """``column`` starts with ``prefix``, as a range the (family, given, dob) index serves.
+
+    LIKE would need escaping and, on PostgreSQL, a special operator class; a range on
+    byte-ordered keys (collation "C") needs neither and reads the index directly.
+    """
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if ord(prefix[-1]) < 0x10FFFF else None
+    condition = column >= prefix
+    return condition & (column < upper) if upper is not None else condition
+
+
+def search_patients(actor, text: str, region: str) -> SearchOutcome:
+    """Find patients by MRN, phone, date of birth or name prefix (at most 20).
+
+    A search that lists anyone is audited once, with the count and the query's kind only:
+    the query text itself may be patient data and never leaves this function.
+    """
+    query = classify_query(text, region)
+    if query.kind in ("too_short", "too_long"):
+        return SearchOutcome(query)
+    statement = select(Patient)
+    if query.kind == "mrn":
+        statement = statement.where(Patient.mrn == query.mrn)
+    elif query.kind == "phone":
+        statement = statement.where(
+            or_(*(getattr(Patient, column) == query.phone for column in PHONE_COLUMNS))
+        )
+    elif query.kind == "birth_date":
+        statement = statement.where(Patient.birth_date == query.birth_date)
+    else:
+        statement = statement.where(_prefix_range(Patient.family_key, query.family_prefix))
+        if query.given_prefix:
+            statement = statement.where(_prefix_range(Patient.given_key, query.given_prefix))
+    statement = statement.order_by(
+        Patient.family_key, Patient.given_key, Patient.birth_date, Patient.id
+    ).limit(SEARCH_LIMIT)
+    patients = list(db.session.scalars(statement))
+    if patients:
+        audit.record(
+            "patient.search",
+            actor=actor,
+            category=CATEGORY,
+            detail=f"results={len(patients)} kind={query.kind}",
+        )
+        db.session.commit()
+    else:
+        db.session.rollback()  # end the read transaction (SQLite holds its write lock)
+    return SearchOutcome(query, patients)
