@@ -1,82 +1,70 @@
 """The floor of each benchmark: the query the service runs, sent straight to the database.
 
-The SQL here mirrors ``portal/patients`` (same WHERE, ORDER BY and LIMIT); the gap between
-a benchmark's p95 and its floor is what Flask, templates, the audit write and HTTP cost.
-Keep the two in step when the service's queries change.
+The search text goes through the service's own parser (``classify_query``, not timed) and
+the statement has the same WHERE, ORDER BY and LIMIT as ``search_patients`` and the
+columns the ORM loads; the patient page's floor is its load by primary key. The gap between
+a benchmark's p95 and its floor is what Flask, sessions, templates, the audit write and
+HTTP add. Keep this in step with ``portal/patients/services.py``.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, or_, select
 
 from bench.workload import Benchmark, Case
-from portal.patients.identifiers import normalise_phone, search_key
+from portal.patients import services
+from portal.patients.models import Patient
 
-# Written out in full (no string building), each as the service sends it.
-QUERIES = {
-    "prefix": (
-        "SELECT id, mrn, given_name, family_name, preferred_name, birth_date, sex_at_birth, "
-        "phone_mobile FROM patients WHERE family_key >= :low AND family_key < :high "
-        "ORDER BY family_key, given_key, birth_date, id LIMIT 20"
-    ),
-    "dob": (
-        "SELECT id, mrn, given_name, family_name, preferred_name, birth_date, sex_at_birth, "
-        "phone_mobile FROM patients WHERE birth_date = :birth "
-        "ORDER BY family_key, given_key, birth_date, id LIMIT 20"
-    ),
-    "mrn": (
-        "SELECT id, mrn, given_name, family_name, preferred_name, birth_date, sex_at_birth, "
-        "phone_mobile FROM patients WHERE mrn = :mrn "
-        "ORDER BY family_key, given_key, birth_date, id LIMIT 20"
-    ),
-    "phone": (
-        "SELECT id, mrn, given_name, family_name, preferred_name, birth_date, sex_at_birth, "
-        "phone_mobile FROM patients "
-        "WHERE phone_mobile = :phone OR phone_home = :phone OR phone_work = :phone "
-        "ORDER BY family_key, given_key, birth_date, id LIMIT 20"
-    ),
-    "page": "SELECT * FROM patients WHERE id = :id",
-}
-DOB_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d %b %Y")
+TABLE = Patient.__table__
+REGION = "US"
+# What the service must recognise each benchmark's inputs as.
+EXPECTED_KIND = {"prefix": "family", "dob": "birth_date", "mrn": "mrn", "phone": "phone"}
 
 
-def _parse_date(value: str) -> date:
-    for fmt in DOB_FORMATS:
-        try:
-            return datetime.strptime(value, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(value)
+class Misclassified(ValueError):
+    """The service would read an input as another kind of search than the benchmark means."""
 
 
-def parameters(kind: str, case: Case) -> dict:
-    """The bound parameters the service would derive from the typed text."""
-    if kind == "prefix":
-        key = search_key(case.query)
-        return {"low": key, "high": key[:-1] + chr(ord(key[-1]) + 1)}
-    if kind == "dob":
-        return {"birth": _parse_date(case.query)}
-    if kind == "mrn":
-        return {"mrn": case.query}
-    if kind == "phone":
-        return {"phone": normalise_phone(case.query, "US")}
-    return {"id": case.patient.id}
+def statement(kind: str, case: Case):
+    """The SELECT the portal runs for this request."""
+    if kind == "page":
+        return select(TABLE).where(TABLE.c.id == case.patient.id)
+    query = services.classify_query(case.query, REGION)
+    if query.kind != EXPECTED_KIND[kind] and not (
+        kind == "prefix" and query.kind == "family_given"
+    ):
+        raise Misclassified(f"{case.query!r} is read as {query.kind}, not {EXPECTED_KIND[kind]}")
+    chosen = select(TABLE)
+    if query.kind == "mrn":
+        chosen = chosen.where(TABLE.c.mrn == query.mrn)
+    elif query.kind == "phone":
+        chosen = chosen.where(
+            or_(*(TABLE.c[column] == query.phone for column in services.PHONE_COLUMNS))
+        )
+    elif query.kind == "birth_date":
+        chosen = chosen.where(TABLE.c.birth_date == query.birth_date)
+    else:
+        # The service's own range builder: the prefix as a byte-ordered key range.
+        chosen = chosen.where(services._prefix_range(TABLE.c.family_key, query.family_prefix))
+        if query.given_prefix:
+            chosen = chosen.where(services._prefix_range(TABLE.c.given_key, query.given_prefix))
+    return chosen.order_by(
+        TABLE.c.family_key, TABLE.c.given_key, TABLE.c.birth_date, TABLE.c.id
+    ).limit(services.SEARCH_LIMIT)
 
 
 def run_floor(url: str, bench: Benchmark, count: int, warmup: int) -> list[float]:
     """Latencies (ms) of the benchmark's query run directly, over the same inputs."""
-    sql = text(QUERIES[bench.kind])
-    prepared = [parameters(bench.kind, case) for case in bench.cases]
+    prepared = [statement(bench.kind, case) for case in bench.cases]
     engine = create_engine(url)
     latencies = []
     with engine.connect() as connection:
         for index in range(warmup + count):
-            params = prepared[index % len(prepared)]
+            query = prepared[index % len(prepared)]
             started = time.perf_counter()
-            connection.execute(sql, params).fetchall()
+            connection.execute(query).fetchall()
             elapsed = (time.perf_counter() - started) * 1000
             if index >= warmup:
                 latencies.append(elapsed)
@@ -87,17 +75,23 @@ def run_floor(url: str, bench: Benchmark, count: int, warmup: int) -> list[float
 
 def explain(url: str, dialect: str, bench: Benchmark) -> str:
     """The plan of the benchmark's query for its first input (EXPLAIN [QUERY PLAN])."""
-    params = parameters(bench.kind, bench.cases[0])
     engine = create_engine(url)
+    compiled = statement(bench.kind, bench.cases[0]).compile(dialect=engine.dialect)
     with engine.connect() as connection:
         if dialect == "sqlite":
-            rows = connection.execute(text("EXPLAIN QUERY PLAN " + QUERIES[bench.kind]), params)
+            params = tuple(_plain(compiled.params[name]) for name in compiled.positiontup)
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
             lines = [row[-1] for row in rows]
         else:
-            rows = connection.execute(
-                text("EXPLAIN (ANALYZE, BUFFERS) " + QUERIES[bench.kind]), params
+            rows = connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), compiled.params
             )
             lines = [row[0] for row in rows]
         connection.rollback()
     engine.dispose()
     return "\n".join(lines)
+
+
+def _plain(value):
+    # SQLite stores dates as ISO text; the driver-level call skips SQLAlchemy's conversion.
+    return value.isoformat() if hasattr(value, "isoformat") else value

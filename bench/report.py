@@ -172,6 +172,7 @@ def markdown(
     all_results = [result for db in databases for result in db.results]
     ram = f"{info['ram_gib']:.1f} GiB" if info["ram_gib"] else "?"
     load = ", ".join(f"{value:.2f}" for value in info["load"])
+    load_end = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     lines = [
         f"## {stamp}",
         "",
@@ -180,7 +181,8 @@ def markdown(
         + ", ".join(f"{db.label} {db.version}" for db in databases if db.label != "SQLite")
         + ("; " if any(db.label != "SQLite" for db in databases) else "")
         + f"gunicorn {info['gunicorn']}",
-        f"- Code: {git_revision()}; load average at start: {load}",
+        f"- Code: {git_revision()}; load average (1, 5, 15 min) at start: {load}, "
+        f"at the end: {load_end} (other work on the machine adds noise to the tails)",
         f"- {settings}",
         *[f"- {line}" for line in extra],
         "",

@@ -48,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sign-ins", type=int, default=None, help="sign-ins to time (50)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent sign-in clients")
     parser.add_argument("--reseed", action="store_true", help="seed again even when cached")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="seed (or check) the databases, measure nothing"
+    )
     parser.add_argument("--explain", action="store_true", help="print every query plan")
     args = parser.parse_args(argv)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
@@ -102,7 +105,12 @@ def main(argv=None) -> int:
                     f"{rows:,} patients: database reused (seeded {target.seeded_at} "
                     f"in {target.cached_seed_seconds} s)"
                 )
-            measure(target, db_report, args, stamp)
+            if not args.seed_only:
+                measure(target, db_report, args, stamp)
+    if args.seed_only:
+        for db_report in reports:
+            log(f"{db_report.label}: " + "; ".join(db_report.seeding))
+        return 0
     all_results = [result for db_report in reports for result in db_report.results]
     settings = (
         f"gunicorn: 1 worker, gthread, {args.threads} threads, 127.0.0.1:{args.port}; "
@@ -137,7 +145,12 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
         token = workload.page_csrf_token(session, server.base)
         for bench in benchmarks:
             timings = workload.run_http(session, server.base, token, bench, count, WARMUP)
-            floor = floors.run_floor(target.url, bench, count, WARMUP)
+            try:
+                floor = floors.run_floor(target.url, bench, count, WARMUP)
+            except floors.Misclassified as error:
+                floor = None
+                timings.failures += 1
+                timings.first_failure = timings.first_failure or str(error)
             result = report.Result(
                 benchmark=bench.name,
                 database=db_report.label,
@@ -146,7 +159,7 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
                 p50_ms=round(report.percentile(timings.latencies_ms, 50), 2),
                 p95_ms=round(report.percentile(timings.latencies_ms, 95), 2),
                 p99_ms=round(report.percentile(timings.latencies_ms, 99), 2),
-                floor_p95_ms=round(report.percentile(floor, 95), 3),
+                floor_p95_ms=round(report.percentile(floor, 95), 3) if floor else None,
                 date=stamp,
                 is_search=bench.is_search,
                 failures=timings.failures,
@@ -160,7 +173,8 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
             )
             log(
                 f"  {bench.name:<28} p50 {result.p50_ms:7.1f}  p95 {result.p95_ms:7.1f}  "
-                f"p99 {result.p99_ms:7.1f}  floor p95 {result.floor_p95_ms:7.2f} ms  [{checked}]"
+                f"p99 {result.p99_ms:7.1f}  floor p95 {result.floor_p95_ms or 0:7.2f} ms"
+                f"  [{checked}]"
             )
             if args.explain:
                 log(floors.explain(target.url, target.dialect, bench))
