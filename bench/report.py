@@ -33,6 +33,8 @@ class Result:
     is_search: bool = False
     failures: int = 0
     first_failure: str | None = None
+    worker_cpu_ms: float | None = None  # gunicorn worker's CPU time per request
+    other_busy: float | None = None  # CPU used by other processes during the run (of all)
 
     def public(self) -> dict:
         """The object results.json holds (the fields regression scripts rely on)."""
@@ -166,6 +168,10 @@ def _ms(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
 def markdown(
     stamp: str, info: dict, settings: str, databases: list[DatabaseReport], extra: list[str]
 ) -> str:
@@ -193,15 +199,16 @@ def markdown(
         lines += [
             "",
             "| benchmark | rows | requests | p50 ms | p95 ms | p99 ms | floor p95 ms "
-            "| budget (p95 ms) | result |",
-            "|---|---:|---:|---:|---:|---:|---:|---|---|",
+            "| worker CPU ms/req | other CPU load | budget (p95 ms) | result |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for result in db.results:
             text, verdict = budget(result, all_results)
             lines.append(
                 f"| {result.benchmark} | {result.rows:,} | {result.requests:,} "
                 f"| {_ms(result.p50_ms)} | {_ms(result.p95_ms)} | {_ms(result.p99_ms)} "
-                f"| {_ms(result.floor_p95_ms, 2)} | {text} | {verdict} |"
+                f"| {_ms(result.floor_p95_ms, 2)} | {_ms(result.worker_cpu_ms)} "
+                f"| {_percent(result.other_busy)} | {text} | {verdict} |"
             )
         lines.append("")
         for name, plan in db.plans.items():

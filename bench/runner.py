@@ -7,11 +7,12 @@ import os
 import time
 from datetime import UTC, datetime
 
-from bench import databases, floors, report, workload
+from bench import cpu, databases, floors, report, workload
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
 from bench.server import Server
 
 WARMUP = 20
+QUIET_THRESHOLD = 0.5  # machine CPU busy fraction under which a benchmark may start
 
 
 def log(message: str) -> None:
@@ -47,6 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="gthread threads of the worker")
     parser.add_argument("--sign-ins", type=int, default=None, help="sign-ins to time (50)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent sign-in clients")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="before each benchmark, wait up to this many seconds for the machine's CPU to be "
+        "under 50%% busy (default 45; --quick: 0)",
+    )
     parser.add_argument("--reseed", action="store_true", help="seed again even when cached")
     parser.add_argument(
         "--seed-only", action="store_true", help="seed (or check) the databases, measure nothing"
@@ -59,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args.requests = args.requests or (200 if args.quick else 1000)
     args.sign_ins = args.sign_ins or (8 if args.quick else 50)
+    if args.quiet_wait is None:
+        args.quiet_wait = 0 if args.quick else 45
     return args
 
 
@@ -144,7 +154,23 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
         session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
         token = workload.page_csrf_token(session, server.base)
         for bench in benchmarks:
+            cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+            worker = server.worker_pids()[0]
+            worker_before = cpu.process_cpu_seconds(worker)
+            machine_before = cpu.machine_jiffies()
+            own_before = cpu.own_cpu_seconds()
             timings = workload.run_http(session, server.base, token, bench, count, WARMUP)
+            machine_after = cpu.machine_jiffies()
+            worker_after = cpu.process_cpu_seconds(worker)
+            ours = cpu.own_cpu_seconds() - own_before
+            if worker_before is not None and worker_after is not None:
+                ours += worker_after - worker_before
+            other_busy = cpu.other_fraction(machine_before, machine_after, ours)
+            worker_ms = (
+                (worker_after - worker_before) * 1000 / (count + WARMUP)
+                if worker_before is not None and worker_after is not None
+                else None
+            )
             try:
                 floor = floors.run_floor(target.url, bench, count, WARMUP)
             except floors.Misclassified as error:
@@ -164,6 +190,8 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
                 is_search=bench.is_search,
                 failures=timings.failures,
                 first_failure=timings.first_failure,
+                worker_cpu_ms=round(worker_ms, 2) if worker_ms is not None else None,
+                other_busy=other_busy,
             )
             db_report.results.append(result)
             checked = (
@@ -174,6 +202,7 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
             log(
                 f"  {bench.name:<28} p50 {result.p50_ms:7.1f}  p95 {result.p95_ms:7.1f}  "
                 f"p99 {result.p99_ms:7.1f}  floor p95 {result.floor_p95_ms or 0:7.2f} ms"
+                f"  worker CPU {result.worker_cpu_ms or 0:.1f} ms/req, others {other_busy:.0%}"
                 f"  [{checked}]"
             )
             if args.explain:
