@@ -8,7 +8,14 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField
-from wtforms.validators import InputRequired, Optional, StopValidation, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from portal.patients.identifiers import normalise_phone
 from portal.patients.models import PATIENT_STATUSES, SEX_AT_BIRTH
@@ -40,6 +47,10 @@ TEXT_FIELDS = (
 PHONE_FIELDS = ("phone_mobile", "phone_home", "phone_work", "emergency_contact_phone")
 # What the service receives: every model column the form edits.
 DEMOGRAPHIC_FIELDS = (*TEXT_FIELDS, *PHONE_FIELDS, "birth_date", "sex_at_birth")
+
+
+def _choices(labels: dict[str, str]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in labels.items()]
 
 
 def _strip(value):
@@ -83,7 +94,7 @@ class Phone:
 
 
 def text(label: str, limit: int, required: bool = False, **kwargs) -> StringField:
-    validators = [InputRequired(message="Required.")] if required else [Optional()]
+    validators = [DataRequired(message="Required.")] if required else [Optional()]
     return StringField(
         label, validators=[*validators, MaxLength(limit)], filters=[_strip], **kwargs
     )
@@ -112,7 +123,7 @@ class DemographicsForm(FlaskForm):
     )
     sex_at_birth = SelectField(
         "Sex assigned at birth",
-        choices=[("", "Choose…"), *SEX_AT_BIRTH.items()],
+        choices=_choices({"": "Choose…", **SEX_AT_BIRTH}),
         validators=[InputRequired(message="Required.")],
     )
     gender_identity = text("Gender identity", 100)
@@ -191,7 +202,7 @@ class RegistrationForm(DemographicsForm):
 class StatusForm(FlaskForm):
     """Mark a record inactive or deceased (with the date), or active again."""
 
-    status = SelectField("New status", choices=list(PATIENT_STATUSES.items()))
+    status = SelectField("New status", choices=_choices(PATIENT_STATUSES))
     deceased_date = DateField("Date of death", invalid_value_message=DATE_MESSAGE)
 
     def __init__(self, *args, birth_date: date, today: date | None = None, **kwargs):

@@ -50,7 +50,11 @@ def get_patient_for(actor, patient_id: int) -> Patient:
 
 
 def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
-    """Load a patient for display and record that ``actor`` saw their demographics."""
+    """Load a patient for display and record that ``actor`` saw their demographics.
+
+    The returned row is detached, for reading only: the page renders it without the
+    reload that the commit would otherwise trigger.
+    """
     patient = get_patient_for(actor, patient_id)
     audit.record(
         "patient.view",
@@ -60,8 +64,16 @@ def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
         category=CATEGORY,
         detail=purpose,
     )
-    db.session.commit()
+    _commit_keeping_loaded([patient])
     return patient
+
+
+def _commit_keeping_loaded(rows: list) -> None:
+    """Commit, keeping ``rows`` readable as loaded (a commit would expire them: one
+    SELECT per row when a page then renders them)."""
+    for row in rows:
+        db.session.expunge(row)
+    db.session.commit()
 
 
 def _with_search_keys(values: dict) -> dict:
@@ -118,7 +130,7 @@ def register_patient(
                 category=CATEGORY,
                 detail=f"listed as a possible match at registration ({len(matches)} shown)",
             )
-        db.session.commit()
+        _commit_keeping_loaded(matches)
         raise PossibleDuplicates(matches)
 
     patient = Patient(**values, status="active")
@@ -150,6 +162,9 @@ def _insert_with_unique_mrn(patient: Patient, rng: random.Random | None) -> None
             db.session.flush()
         except IntegrityError:
             savepoint.rollback()
+            taken = db.session.scalar(select(Patient.id).where(Patient.mrn == patient.mrn))
+            if taken is None:
+                raise  # some other constraint failed: not ours to retry
             continue
         savepoint.commit()
         return
@@ -172,7 +187,7 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
         patient=patient,
         obj=patient,
         category=CATEGORY,
-        detail=("changed: " + ", ".join(changed)) if changed else "no changes",
+        detail=("changed: " + ", ".join(sorted(changed))) if changed else "no changes",
     )
     db.session.commit()
     return changed
@@ -213,7 +228,7 @@ def change_status(
 class SearchQuery:
     """What a typed query means: its kind and the value(s) to compare."""
 
-    kind: str  # too_short, too_long, mrn, phone, birth_date, family_given, family
+    kind: str  # empty, too_short, too_long, mrn, phone, birth_date, family_given, family
     mrn: str | None = None
     phone: str | None = None
     birth_date: date | None = None
@@ -257,6 +272,8 @@ def parse_birth_date(text: str) -> date | None:
 def classify_query(text: str, region: str) -> SearchQuery:
     """Decide what the user typed: an MRN, a phone, a date of birth, or a name."""
     text = " ".join(text.split())
+    if not text:
+        return SearchQuery("empty")
     if len(text) < MIN_QUERY_LENGTH:
         return SearchQuery("too_short")
     if len(text) > MAX_QUERY_LENGTH:
@@ -301,7 +318,7 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
     the query text itself may be patient data and never leaves this function.
     """
     query = classify_query(text, region)
-    if query.kind in ("too_short", "too_long"):
+    if query.kind in ("empty", "too_short", "too_long"):
         return SearchOutcome(query)
     statement = select(Patient)
     if query.kind == "mrn":
@@ -327,7 +344,7 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
             category=CATEGORY,
             detail=f"results={len(patients)} kind={query.kind}",
         )
-        db.session.commit()
+        _commit_keeping_loaded(patients)
     else:
         db.session.rollback()  # end the read transaction (SQLite holds its write lock)
     return SearchOutcome(query, patients)
