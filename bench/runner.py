@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import requests
 
 from bench import cpu, databases, floors, report, workload
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
@@ -98,6 +102,7 @@ def main(argv=None) -> int:
             info["sqlite"] if dialect == "sqlite" else version,
         )
         reports.append(db_report)
+        targets = []
         for rows in args.rows:
             if dialect == "sqlite":
                 target = databases.sqlite_target(rows)
@@ -115,17 +120,22 @@ def main(argv=None) -> int:
                     f"{rows:,} patients: database reused (seeded {target.seeded_at} "
                     f"in {target.cached_seed_seconds} s)"
                 )
-            if not args.seed_only:
-                measure(target, db_report, args, stamp)
+            targets.append(target)
+        if not args.seed_only:
+            measure(targets, db_report, args, stamp)
     if args.seed_only:
         for db_report in reports:
             log(f"{db_report.label}: " + "; ".join(db_report.seeding))
         return 0
     all_results = [result for db_report in reports for result in db_report.results]
     settings = (
-        f"gunicorn: 1 worker, gthread, {args.threads} threads, 127.0.0.1:{args.port}; "
-        f"{args.requests} timed requests per benchmark after {WARMUP} untimed, sequential, "
-        f"one keep-alive session (requests); signed in as a front-desk user without MFA"
+        f"gunicorn per database size: 1 worker, gthread, {args.threads} threads, on "
+        f"127.0.0.1:{args.port}+; {args.requests} timed requests per benchmark and size after "
+        f"{WARMUP} untimed, sequential on one keep-alive session (requests) per size, "
+        f"alternating between the sizes; signed in as a front-desk user without MFA; before "
+        f"each benchmark the run waits up to {args.quiet_wait:.0f} s for the CPU to be under "
+        f'{QUIET_THRESHOLD:.0%} busy. "Other CPU load" is the machine\'s CPU used by other '
+        f"processes (PostgreSQL included) during the benchmark"
     )
     text = report.markdown(stamp, info, settings, reports, [])
     if args.quick:
@@ -144,81 +154,141 @@ def main(argv=None) -> int:
     return 0
 
 
-def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
-    """Every benchmark on one seeded database, served by gunicorn."""
+@dataclass
+class SizeRun:
+    """One database size being measured: its server, signed-in session and inputs."""
+
+    target: databases.Target
+    server: Server
+    session: requests.Session
+    token: str
+    benchmarks: list[workload.Benchmark]
+
+
+def measure(targets, db_report: report.DatabaseReport, args, stamp: str) -> None:
+    """Every benchmark on every size of one database engine.
+
+    Each size has its own gunicorn, all running at once, and the requests of a benchmark
+    alternate between the sizes: whatever else the machine is doing then slows every size
+    alike, so the "1M vs 10k" comparison stays fair on a busy machine.
+    """
     count = args.requests
-    patients = workload.sample_patients(target.url, count)
-    benchmarks = workload.build_benchmarks(patients)
-    with Server(target.url, args.port, args.threads) as server:
-        log(f"  gunicorn up at {server.base} (master pid {server.process.pid})")
-        session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
-        token = workload.page_csrf_token(session, server.base)
-        for bench in benchmarks:
+    with ExitStack() as stack:
+        runs = []
+        for offset, target in enumerate(targets):
+            server = stack.enter_context(Server(target.url, args.port + offset, args.threads))
+            log(f"  {target.rows:,} patients: gunicorn at {server.base} (pid {server.process.pid})")
+            session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
+            stack.callback(session.close)
+            token = workload.page_csrf_token(session, server.base)
+            patients = workload.sample_patients(target.url, count)
+            runs.append(
+                SizeRun(target, server, session, token, workload.build_benchmarks(patients))
+            )
+        for index in range(len(runs[0].benchmarks)):
             cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
-            worker = server.worker_pids()[0]
-            worker_before = cpu.process_cpu_seconds(worker)
-            machine_before = cpu.machine_jiffies()
-            own_before = cpu.own_cpu_seconds()
-            timings = workload.run_http(session, server.base, token, bench, count, WARMUP)
-            machine_after = cpu.machine_jiffies()
-            worker_after = cpu.process_cpu_seconds(worker)
-            ours = cpu.own_cpu_seconds() - own_before
-            if worker_before is not None and worker_after is not None:
-                ours += worker_after - worker_before
-            other_busy = cpu.other_fraction(machine_before, machine_after, ours)
-            worker_ms = (
-                (worker_after - worker_before) * 1000 / (count + WARMUP)
-                if worker_before is not None and worker_after is not None
-                else None
+            measure_benchmark(runs, index, db_report, args, stamp)
+        for run in runs:
+            measure_sign_in(run, db_report, args, stamp)
+    for run in runs:
+        for bench in run.benchmarks:
+            result = next(
+                r
+                for r in db_report.results
+                if r.benchmark == bench.name and r.rows == run.target.rows
             )
-            try:
-                floor = floors.run_floor(target.url, bench, count, WARMUP)
-            except floors.Misclassified as error:
-                floor = None
-                timings.failures += 1
-                timings.first_failure = timings.first_failure or str(error)
-            result = report.Result(
-                benchmark=bench.name,
-                database=db_report.label,
-                rows=target.rows,
-                requests=len(timings.latencies_ms),
-                p50_ms=round(report.percentile(timings.latencies_ms, 50), 2),
-                p95_ms=round(report.percentile(timings.latencies_ms, 95), 2),
-                p99_ms=round(report.percentile(timings.latencies_ms, 99), 2),
-                floor_p95_ms=round(report.percentile(floor, 95), 3) if floor else None,
-                date=stamp,
-                is_search=bench.is_search,
-                failures=timings.failures,
-                first_failure=timings.first_failure,
-                worker_cpu_ms=round(worker_ms, 2) if worker_ms is not None else None,
-                other_busy=other_busy,
+            verdict = report.budget(result, db_report.results)[1]
+            if verdict not in ("pass", "—") and not result.failures:
+                db_report.plans[f"{bench.name}, {run.target.rows:,} rows"] = floors.explain(
+                    run.target.url, run.target.dialect, bench
+                )
+
+
+def measure_benchmark(runs, index: int, db_report, args, stamp: str) -> None:
+    """One benchmark, its requests alternating between the sizes; then its floors."""
+    count = args.requests
+    timings = {run.target.rows: workload.Timings() for run in runs}
+    workers = {run.target.rows: run.server.worker_pids()[0] for run in runs}
+    worker_before = {rows: cpu.process_cpu_seconds(pid) for rows, pid in workers.items()}
+    machine_before = cpu.machine_jiffies()
+    own_before = cpu.own_cpu_seconds()
+    for step in range(WARMUP + count):
+        # Alternate which size goes first, so neither always follows the other.
+        for run in runs if step % 2 else reversed(runs):
+            bench = run.benchmarks[index]
+            case = bench.cases[step % len(bench.cases)]
+            elapsed, problem = workload.timed_request(
+                run.session, run.server.base, run.token, bench, case
             )
-            db_report.results.append(result)
-            checked = (
-                "all answers right"
-                if not timings.failures
-                else f"{timings.failures} WRONG ({timings.first_failure})"
-            )
-            log(
-                f"  {bench.name:<28} p50 {result.p50_ms:7.1f}  p95 {result.p95_ms:7.1f}  "
-                f"p99 {result.p99_ms:7.1f}  floor p95 {result.floor_p95_ms or 0:7.2f} ms"
-                f"  worker CPU {result.worker_cpu_ms or 0:.1f} ms/req, others {other_busy:.0%}"
-                f"  [{checked}]"
-            )
-            if args.explain:
-                log(floors.explain(target.url, target.dialect, bench))
-        session.close()
-        log(f"  sign-in throughput: {args.sign_ins} sequential, then {args.clients} clients ...")
-        throughput = workload.sign_in_throughput(
-            server.base, BENCH_USERNAME, BENCH_PASSWORD, args.sign_ins, args.clients
+            if step >= WARMUP:
+                timings[run.target.rows].add(elapsed, problem)
+    machine_after = cpu.machine_jiffies()
+    ours = cpu.own_cpu_seconds() - own_before
+    worker_ms = {}
+    for rows, pid in workers.items():
+        after = cpu.process_cpu_seconds(pid)
+        if after is not None and worker_before[rows] is not None:
+            ours += after - worker_before[rows]
+            worker_ms[rows] = (after - worker_before[rows]) * 1000 / (count + WARMUP)
+    other_busy = cpu.other_fraction(machine_before, machine_after, ours)
+    for run in runs:
+        bench = run.benchmarks[index]
+        timing = timings[run.target.rows]
+        try:
+            floor = floors.run_floor(run.target.url, bench, count, WARMUP)
+        except floors.Misclassified as error:
+            floor = None
+            timing.failures += 1
+            timing.first_failure = timing.first_failure or str(error)
+        latencies = timing.latencies_ms
+        result = report.Result(
+            benchmark=bench.name,
+            database=db_report.label,
+            rows=run.target.rows,
+            requests=len(latencies),
+            p50_ms=round(report.percentile(latencies, 50), 2),
+            p95_ms=round(report.percentile(latencies, 95), 2),
+            p99_ms=round(report.percentile(latencies, 99), 2),
+            floor_p95_ms=round(report.percentile(floor, 95), 3) if floor else None,
+            date=stamp,
+            is_search=bench.is_search,
+            failures=timing.failures,
+            first_failure=timing.first_failure,
+            worker_cpu_ms=round(worker_ms[run.target.rows], 2)
+            if run.target.rows in worker_ms
+            else None,
+            other_busy=other_busy,
         )
-        peak_kib = server.peak_memory_kib()
+        db_report.results.append(result)
+        checked = (
+            "all answers right"
+            if not timing.failures
+            else f"{timing.failures} WRONG ({timing.first_failure})"
+        )
+        log(
+            f"  {bench.name:<28} {run.target.rows:>9,}  p50 {result.p50_ms:6.1f}  "
+            f"p95 {result.p95_ms:6.1f}  p99 {result.p99_ms:6.1f}  "
+            f"floor p95 {result.floor_p95_ms or 0:5.2f} ms  "
+            f"worker CPU {result.worker_cpu_ms or 0:.1f} ms/req, others {other_busy:.0%}"
+            f"  [{checked}]"
+        )
+        if args.explain:
+            log(floors.explain(run.target.url, run.target.dialect, bench))
+
+
+def measure_sign_in(run: SizeRun, db_report, args, stamp: str) -> None:
+    """Sign-in throughput against one size's server, and its worker's peak memory."""
+    log(f"  {run.target.rows:,}: sign-in, {args.sign_ins} sequential, then {args.clients} clients")
+    throughput = workload.sign_in_throughput(
+        run.server.base, BENCH_USERNAME, BENCH_PASSWORD, args.sign_ins, args.clients
+    )
+    peak_kib = run.server.peak_memory_kib()
     latencies = throughput.sequential_latencies_ms
     db_report.results.append(
         report.Result(
             benchmark="sign-in (password, argon2id)",
             database=db_report.label,
-            rows=target.rows,
+            rows=run.target.rows,
             requests=len(latencies),
             p50_ms=round(report.percentile(latencies, 50), 2),
             p95_ms=round(report.percentile(latencies, 95), 2),
@@ -229,19 +299,11 @@ def measure(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
     )
     peak = f"{peak_kib / 1024:.0f} MiB" if peak_kib else "unknown"
     note = (
-        f"{target.rows:,} patients: sign-in throughput {throughput.sequential_per_second:.1f}/s "
-        f"sequential ({args.sign_ins} sign-ins), {throughput.concurrent_per_second:.1f}/s with "
-        f"{throughput.concurrent_clients} concurrent clients ({throughput.concurrent_count} "
-        f"sign-ins); peak memory of the gunicorn worker (VmHWM) after the run: {peak}"
+        f"{run.target.rows:,} patients: sign-in throughput "
+        f"{throughput.sequential_per_second:.1f}/s sequential ({args.sign_ins} sign-ins), "
+        f"{throughput.concurrent_per_second:.1f}/s with {throughput.concurrent_clients} "
+        f"concurrent clients ({throughput.concurrent_count} sign-ins); peak memory of the "
+        f"gunicorn worker (VmHWM) after the run: {peak}"
     )
     db_report.notes.append(note)
     log("  " + note)
-    for bench in benchmarks:
-        result = next(
-            r for r in db_report.results if r.benchmark == bench.name and r.rows == target.rows
-        )
-        verdict = report.budget(result, db_report.results)[1]
-        if verdict not in ("pass", "—") and not result.failures:
-            db_report.plans[f"{bench.name}, {target.rows:,} rows"] = floors.explain(
-                target.url, target.dialect, bench
-            )

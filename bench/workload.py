@@ -157,39 +157,34 @@ def page_csrf_token(session: requests.Session, base: str) -> str:
 
 @dataclass
 class Timings:
-    latencies_ms: list[float]
-    failures: int
-    first_failure: str | None
+    latencies_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+    first_failure: str | None = None
 
-
-def run_http(
-    session: requests.Session, base: str, token: str, bench: Benchmark, count: int, warmup: int
-) -> Timings:
-    """``count`` sequential requests on one keep-alive session (after ``warmup`` untimed ones)."""
-    headers = {"HX-Request": "true", "X-CSRFToken": token}
-    cases = bench.cases
-    latencies: list[float] = []
-    failures = 0
-    first_failure = None
-    for index in range(warmup + count):
-        case = cases[index % len(cases)]
-        started = time.perf_counter()
-        if bench.is_search:
-            response = session.post(
-                base + "/patients/search", data={"q": case.query}, headers=headers, timeout=30
-            )
-        else:
-            response = session.get(f"{base}/patients/{case.patient.id}", timeout=30)
-        body = response.text
-        elapsed = (time.perf_counter() - started) * 1000
-        if index < warmup:
-            continue
-        latencies.append(elapsed)
-        problem = _check(bench, case, response.status_code, body)
+    def add(self, elapsed: float, problem: str | None) -> None:
+        self.latencies_ms.append(elapsed)
         if problem:
-            failures += 1
-            first_failure = first_failure or problem
-    return Timings(latencies, failures, first_failure)
+            self.failures += 1
+            self.first_failure = self.first_failure or problem
+
+
+def timed_request(
+    session: requests.Session, base: str, token: str, bench: Benchmark, case: Case
+) -> tuple[float, str | None]:
+    """One request as the browser sends it: (milliseconds, what was wrong or None)."""
+    started = time.perf_counter()
+    if bench.is_search:
+        response = session.post(
+            base + "/patients/search",
+            data={"q": case.query},
+            headers={"HX-Request": "true", "X-CSRFToken": token},
+            timeout=30,
+        )
+    else:
+        response = session.get(f"{base}/patients/{case.patient.id}", timeout=30)
+    body = response.text
+    elapsed = (time.perf_counter() - started) * 1000
+    return elapsed, _check(bench, case, response.status_code, body)
 
 
 def _check(bench: Benchmark, case: Case, status: int, body: str) -> str | None:
