@@ -68,6 +68,6 @@ def wait_for_quiet(max_seconds: float, threshold: float, log) -> float:
         quiet_samples = quiet_samples + 1 if fraction < threshold else 0
         if quiet_samples >= 2 or time.monotonic() >= deadline:
             return fraction
-        if not announced and max_seconds > 2:
+        if not announced and fraction >= threshold and max_seconds > 2:
             log(f"    waiting for a quieter machine (CPU {fraction:.0%} busy) ...")
             announced = True

@@ -189,6 +189,7 @@ def measure(targets, db_report: report.DatabaseReport, args, stamp: str) -> None
             cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
             measure_benchmark(runs, index, db_report, args, stamp)
         for run in runs:
+            cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
             measure_sign_in(run, db_report, args, stamp)
     for run in runs:
         for bench in run.benchmarks:
