@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, union
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import NotFound
 
@@ -87,14 +87,20 @@ def find_possible_duplicates(
     family_key: str, birth_date: date, phones: list[str | None], exclude_id: int | None = None
 ) -> list[Patient]:
     """Patients with the same family name and birth date, or sharing any phone number."""
-    conditions = [(Patient.family_key == family_key) & (Patient.birth_date == birth_date)]
+    lookups = [
+        select(Patient.id).where(Patient.family_key == family_key, Patient.birth_date == birth_date)
+    ]
     numbers = sorted({number for number in phones if number})
     if numbers:
-        conditions += [getattr(Patient, column).in_(numbers) for column in PHONE_COLUMNS]
+        lookups += [
+            select(Patient.id).where(getattr(Patient, column).in_(numbers))
+            for column in PHONE_COLUMNS
+        ]
+    # One index lookup per condition, united (see search_patients for why not OR).
     query = (
         select(Patient)
-        .where(or_(*conditions))
-        .order_by(Patient.family_key, Patient.given_key, Patient.birth_date, Patient.id)
+        .where(Patient.id.in_(union(*lookups)))
+        .order_by(Patient.family_key, Patient.given_key, Patient.birth_date)
         .limit(DUPLICATE_LIMIT)
     )
     if exclude_id is not None:
@@ -311,6 +317,30 @@ def _prefix_range(column, prefix: str):
     return condition & (column < upper) if upper is not None else condition
 
 
+def search_statement(query: SearchQuery):
+    """The SELECT for a classified query: each kind is served by an index."""
+    statement = select(Patient)
+    if query.kind == "mrn":
+        statement = statement.where(Patient.mrn == query.mrn)
+    elif query.kind == "phone":
+        # A UNION of three index lookups: with OR, SQLite prefers walking the name index in
+        # ORDER BY order and filtering every row (hundreds of ms at 100k patients).
+        matching_ids = union(
+            *(select(Patient.id).where(getattr(Patient, c) == query.phone) for c in PHONE_COLUMNS)
+        )
+        statement = statement.where(Patient.id.in_(matching_ids))
+    elif query.kind == "birth_date":
+        statement = statement.where(Patient.birth_date == query.birth_date)
+    else:
+        statement = statement.where(_prefix_range(Patient.family_key, query.family_prefix))
+        if query.given_prefix:
+            statement = statement.where(_prefix_range(Patient.given_key, query.given_prefix))
+    # Exactly the index's columns, so both databases read rows in index order and stop at 20.
+    statement = statement.order_by(Patient.family_key, Patient.given_key, Patient.birth_date)
+    statement = statement.limit(SEARCH_LIMIT)
+    return statement
+
+
 def search_patients(actor, text: str, region: str) -> SearchOutcome:
     """Find patients by MRN, phone, date of birth or name prefix (at most 20).
 
@@ -320,23 +350,7 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
     query = classify_query(text, region)
     if query.kind in ("empty", "too_short", "too_long"):
         return SearchOutcome(query)
-    statement = select(Patient)
-    if query.kind == "mrn":
-        statement = statement.where(Patient.mrn == query.mrn)
-    elif query.kind == "phone":
-        statement = statement.where(
-            or_(*(getattr(Patient, column) == query.phone for column in PHONE_COLUMNS))
-        )
-    elif query.kind == "birth_date":
-        statement = statement.where(Patient.birth_date == query.birth_date)
-    else:
-        statement = statement.where(_prefix_range(Patient.family_key, query.family_prefix))
-        if query.given_prefix:
-            statement = statement.where(_prefix_range(Patient.given_key, query.given_prefix))
-    statement = statement.order_by(
-        Patient.family_key, Patient.given_key, Patient.birth_date, Patient.id
-    ).limit(SEARCH_LIMIT)
-    patients = list(db.session.scalars(statement))
+    patients = list(db.session.scalars(search_statement(query)))
     if patients:
         audit.record(
             "patient.search",
