@@ -1,17 +1,17 @@
 """The floor of each benchmark: the query the service runs, sent straight to the database.
 
 The search text goes through the service's own parser (``classify_query``, not timed) and
-the statement has the same WHERE, ORDER BY and LIMIT as ``search_patients`` and the
-columns the ORM loads; the patient page's floor is its load by primary key. The gap between
-a benchmark's p95 and its floor is what Flask, sessions, templates, the audit write and
-HTTP add. Keep this in step with ``portal/patients/services.py``.
+statement builder (``search_statement``), and the statement is executed on a plain
+connection: no ORM objects, no request. The patient page's floor is its load by primary
+key. The gap between a benchmark's p95 and its floor is what Flask, sessions, templates,
+the audit write and HTTP add.
 """
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import create_engine, or_, select
+from sqlalchemy import create_engine, select
 
 from bench.workload import Benchmark, Case
 from portal.patients import services
@@ -36,23 +36,8 @@ def statement(kind: str, case: Case):
         kind == "prefix" and query.kind == "family_given"
     ):
         raise Misclassified(f"{case.query!r} is read as {query.kind}, not {EXPECTED_KIND[kind]}")
-    chosen = select(TABLE)
-    if query.kind == "mrn":
-        chosen = chosen.where(TABLE.c.mrn == query.mrn)
-    elif query.kind == "phone":
-        chosen = chosen.where(
-            or_(*(TABLE.c[column] == query.phone for column in services.PHONE_COLUMNS))
-        )
-    elif query.kind == "birth_date":
-        chosen = chosen.where(TABLE.c.birth_date == query.birth_date)
-    else:
-        # The service's own range builder: the prefix as a byte-ordered key range.
-        chosen = chosen.where(services._prefix_range(TABLE.c.family_key, query.family_prefix))
-        if query.given_prefix:
-            chosen = chosen.where(services._prefix_range(TABLE.c.given_key, query.given_prefix))
-    return chosen.order_by(
-        TABLE.c.family_key, TABLE.c.given_key, TABLE.c.birth_date, TABLE.c.id
-    ).limit(services.SEARCH_LIMIT)
+    # The service's own statement builder: same SQL, same bound values.
+    return services.search_statement(query)
 
 
 def run_floor(url: str, bench: Benchmark, count: int, warmup: int) -> list[float]:
