@@ -24,6 +24,7 @@ class Cell:
     rowspan: int = 1
     starts_at: datetime | None = None  # UTC start of a free slot
     appointments: list = field(default_factory=list)
+    working: bool | None = None  # a free slot inside the provider's hours (None: unknown)
 
     @property
     def is_free(self) -> bool:
@@ -38,6 +39,8 @@ class Column:
     provider_id: int
     provider_name: str
     cells: dict[int, Cell] = field(default_factory=dict)  # row -> cell; absent: covered
+    # The provider's working intervals that day as (start, end) UTC pairs; None: unknown.
+    working: list[tuple[datetime, datetime]] | None = None
 
 
 @dataclass
@@ -125,10 +128,11 @@ def _fill(column: Column, appointments: list, rows: list[Row], zone: ZoneInfo) -
             )
             index += rowspan
         else:
-            column.cells[index] = Cell(
-                row=index,
-                starts_at=datetime.combine(
-                    column.day, time(row_start // 60, row_start % 60), tzinfo=zone
-                ).astimezone(UTC),
-            )
+            starts_at = datetime.combine(
+                column.day, time(row_start // 60, row_start % 60), tzinfo=zone
+            ).astimezone(UTC)
+            working = None
+            if column.working is not None:
+                working = any(start <= starts_at < end for start, end in column.working)
+            column.cells[index] = Cell(row=index, starts_at=starts_at, working=working)
             index += 1

@@ -56,6 +56,18 @@ def _int_argument(name: str) -> int | None:
 # --- Calendar views ----------------------------------------------------------------------
 
 
+def _working_hours(provider_ids: list[int], day: date) -> dict[int, list] | None:
+    """Each provider's working intervals on ``day`` (UTC pairs), if availability is built."""
+    try:
+        from portal.scheduling.availability import working_intervals
+    except ImportError:
+        return None
+    return {
+        provider_id: [(interval.starts_at, interval.ends_at) for interval in intervals]
+        for provider_id, intervals in working_intervals(provider_ids, day).items()
+    }
+
+
 def _on_grid(appointments) -> list:
     return [a for a in appointments if a.status not in INACTIVE_STATUSES]
 
@@ -75,6 +87,7 @@ def day():
     providers = services.calendar_providers()
     chosen = services.chosen_provider_ids(actor, providers)
     shown = [p for p in providers if p.id in chosen]
+    working = _working_hours([p.id for p in shown], shown_day) or {}
     appointments = services.appointments_for_calendar(
         actor, [p.id for p in shown], shown_day, shown_day, view="day"
     )
@@ -86,6 +99,7 @@ def day():
                 day=shown_day,
                 provider_id=provider.id,
                 provider_name=provider.full_name,
+                working=working.get(provider.id),
             ),
             _on_grid(a for a in appointments if a.provider_id == provider.id),
         )
@@ -128,6 +142,10 @@ def week():
     shown_day = _day_argument()
     monday = shown_day - timedelta(days=shown_day.weekday())
     days = [monday + timedelta(days=n) for n in range(7)]
+    working = {
+        one_day: (_working_hours([provider.id], one_day) or {}).get(provider.id)
+        for one_day in (days if provider else [])
+    }
     appointments = (
         services.appointments_for_calendar(actor, [provider.id], days[0], days[-1], view="week")
         if provider
@@ -143,6 +161,7 @@ def week():
                     day=one_day,
                     provider_id=provider.id,
                     provider_name=provider.full_name,
+                    working=working.get(one_day),
                 ),
                 _on_grid(a for a in appointments if a.starts_at.astimezone(zone).date() == one_day),
             )

@@ -110,3 +110,13 @@ def test_the_now_line_is_drawn_on_today(app, desk, schedule):
         assert 'id="now-line"' in html
     future = desk.get(f"/schedule/day?day={future_monday().isoformat()}").get_data(as_text=True)
     assert 'id="now-line"' not in future
+
+
+def test_free_slots_outside_working_hours_are_shaded(app, desk, schedule):
+    """Uses the availability helper's working_intervals (skipped until it is merged)."""
+    pytest.importorskip("portal.scheduling.availability")
+    html = desk.get(f"/schedule/day?day={future_monday().isoformat()}").get_data(as_text=True)
+    # The template is 08:00-12:00 and 13:00-17:00: 07:00 and 12:10 are outside, 09:00 inside.
+    assert "Book 07:00 with Jordan Lee (outside working hours)" in html
+    assert "Book 12:10 with Jordan Lee (outside working hours)" in html
+    assert 'aria-label="Book 09:00 with Jordan Lee"' in html
