@@ -14,6 +14,7 @@ from wtforms import (
     TimeField,
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import HiddenInput
 
 DATE_MESSAGE = "Not a valid date: use the date picker or type e.g. 2030-03-04."
 TIME_MESSAGE = "Not a valid time: type e.g. 09:40."
@@ -46,6 +47,8 @@ class BookingForm(FlaskForm):
     overbook = BooleanField("Overbook (book over another appointment on purpose)")
     starts_at = HiddenField()
     request_key = HiddenField()
+    # Set by the waitlist's "Book this slot": the entry is marked booked with the visit.
+    waitlist_entry_id = IntegerField(widget=HiddenInput(), validators=[Optional()])
     repeat = BooleanField("Repeat this visit")
     interval_weeks = IntegerField("Every how many weeks", validators=[Optional()], default=1)
     occurrences = IntegerField("Number of visits", validators=[Optional()])

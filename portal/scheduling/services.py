@@ -107,6 +107,7 @@ class Booking:
     notes: str | None = None
     overbook: bool = False
     request_key: str | None = None
+    waitlist_entry_id: int | None = None
 
 
 @dataclass
@@ -327,6 +328,15 @@ def _audit_created(actor, appointment: Appointment, patient: Patient) -> None:
     )
 
 
+def _close_waitlist_entry(actor, entry_id: int, appointment: Appointment) -> None:
+    """Mark the waitlist entry this booking came from as booked, in this transaction."""
+    try:
+        from portal.scheduling.flow import close_waitlist_entry
+    except ImportError:  # the waitlist is not part of this build yet
+        return
+    close_waitlist_entry(actor, entry_id, appointment)
+
+
 # --- Use cases -------------------------------------------------------------------------
 
 
@@ -370,6 +380,8 @@ def book_appointment(actor, booking: Booking, *, now: datetime | None = None) ->
         # for a competing transaction) before this one queues for the audit chain's lock.
         db.session.flush()
         _audit_created(actor, appointment, checked.patient)
+        if booking.waitlist_entry_id:
+            _close_waitlist_entry(actor, booking.waitlist_entry_id, appointment)
         db.session.commit()
     except IntegrityError as error:
         db.session.rollback()

@@ -338,6 +338,7 @@ def book():
         notes=form.notes.data,
         overbook=bool(form.overbook.data),
         request_key=form.request_key.data or None,
+        waitlist_entry_id=form.waitlist_entry_id.data,
     )
     try:
         if form.repeat.data:
@@ -534,14 +535,11 @@ def cancel(appointment_id: int):
         return _appointment_panel(appointment, status=422, cancel_form=form)
     return _appointment_answer(
         appointment_id,
-        extra={"cancelled_count": len(cancelled), "waitlist": _waitlist(cancelled[0])},
+        extra={
+            "cancelled_count": len(cancelled),
+            # The flow helper's waitlist matches for the freed time load into the panel.
+            "waitlist_url": url_for("scheduling.waitlist_matches", appointment_id=appointment_id)
+            if "scheduling.waitlist_matches" in current_app.view_functions
+            else None,
+        },
     )
-
-
-def _waitlist(appointment) -> list:
-    """Waitlist entries matching the freed slot, when the flow helper's service exists."""
-    try:
-        from portal.scheduling.flow import matching_waitlist_entries
-    except ImportError:
-        return []
-    return list(matching_waitlist_entries(appointment))
