@@ -12,7 +12,7 @@ import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Response, current_app, redirect, request, url_for
+from flask import Response, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from portal.auth.models import User
@@ -107,9 +107,15 @@ def day():
     ]
     grid = build_grid(columns, services.clinic_zone(), utcnow())
     cancelled = [a for a in appointments if a.status in INACTIVE_STATUSES]
+    opened = _int_argument("appointment")  # after a booking without htmx: show it
+    panel = None
+    if opened and not request.htmx:
+        appointment = services.view_appointment(actor, opened)
+        panel = render_template("scheduling/_appointment_panel.html", **_panel_context(appointment))
     return render(
         "scheduling/day.html",
         fragment="scheduling/_day_grid.html",
+        panel=panel,
         day=shown_day,
         grid=grid,
         providers=providers,
@@ -396,7 +402,8 @@ def _next_statuses(appointment) -> list[str]:
     return following
 
 
-def _appointment_panel(appointment, *, status: int = 200, created=False, **context):
+def _panel_context(appointment, *, created=False, **context) -> dict:
+    """What the appointment panel shows: details, status actions, reschedule, cancel."""
     provider = db.session.get(User, appointment.provider_id)
     cancelled_by = (
         db.session.get(User, appointment.cancelled_by_id) if appointment.cancelled_by_id else None
@@ -404,19 +411,25 @@ def _appointment_panel(appointment, *, status: int = 200, created=False, **conte
     cancel_form = context.pop("cancel_form", None) or CancelForm(
         formdata=None, version=appointment.version
     )
+    return {
+        "appointment": appointment,
+        "provider": provider,
+        "cancelled_by": cancelled_by,
+        "created": created,
+        "status_labels": STATUS_LABELS,
+        "next_statuses": _next_statuses(appointment),
+        "has_flow": "scheduling.change_status" in current_app.view_functions,
+        "cancel_form": cancel_form,
+        **context,
+    }
+
+
+def _appointment_panel(appointment, *, status: int = 200, created=False, **context):
     return render(
         "scheduling/appointment.html",
         fragment="scheduling/_appointment_panel.html",
         status=status,
-        appointment=appointment,
-        provider=provider,
-        cancelled_by=cancelled_by,
-        created=created,
-        status_labels=STATUS_LABELS,
-        next_statuses=_next_statuses(appointment),
-        has_flow="scheduling.change_status" in current_app.view_functions,
-        cancel_form=cancel_form,
-        **context,
+        **_panel_context(appointment, created=created, **context),
     )
 
 

@@ -201,3 +201,12 @@ def test_visits_in_the_repeated_hour_of_the_fall_back_night_both_show(app, desk,
     html = desk.get("/schedule/day?day=2027-11-07").get_data(as_text=True)
     assert "Lovelace" in html and "Turing" in html
     assert html.count("01:30\u201301:50") == 2
+
+
+def test_without_htmx_the_day_opens_with_the_booked_appointment(app, desk, schedule):
+    day = future_monday()
+    response = desk.post_form("/schedule/appointments", booking_form(schedule, day))
+    page = desk.get(response.location)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'id="appointment-panel"' in html and "Lovelace" in html

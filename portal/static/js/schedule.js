@@ -100,6 +100,32 @@
     if (option && minutes && option.dataset.minutes) minutes.value = option.dataset.minutes;
   });
 
+  // A new panel takes the focus (its autofocus field, else its heading), so keyboard users
+  // land where the answer is; Escape in the panel goes back to the grid cell they left.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "side-panel") return;
+    if (target.contains(document.activeElement)) return;
+    var field = target.querySelector("[autofocus]");
+    var heading = target.querySelector("h2");
+    if (field) field.focus();
+    else if (heading) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var panel = document.getElementById("side-panel");
+    if (!panel || !panel.contains(event.target)) return;
+    var cell = document.querySelector('.calendar-grid [tabindex="0"]');
+    if (cell) {
+      event.preventDefault();
+      cell.focus();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", initRoving);
   document.addEventListener("htmx:afterSettle", function (event) {
     initRoving();
