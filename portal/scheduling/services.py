@@ -729,7 +729,15 @@ def appointments_for_calendar(
     return appointments
 
 
-def calendar_providers() -> list[User]:
+@dataclass(frozen=True)
+class ProviderChoice:
+    """A provider as the calendar lists them: plain values, so no commit can expire them."""
+
+    id: int
+    full_name: str
+
+
+def calendar_providers() -> list[ProviderChoice]:
     """Everyone who offers at least one active appointment type, by name."""
     from portal.scheduling.models import appointment_type_providers
 
@@ -741,14 +749,15 @@ def calendar_providers() -> list[User]:
         )
         .where(AppointmentType.is_active.is_(True))
     )
-    return list(
-        db.session.scalars(
-            select(User).where(User.id.in_(offering)).order_by(User.full_name, User.id)
-        )
+    rows = db.session.execute(
+        select(User.id, User.full_name)
+        .where(User.id.in_(offering))
+        .order_by(User.full_name, User.id)
     )
+    return [ProviderChoice(id=row.id, full_name=row.full_name) for row in rows]
 
 
-def chosen_provider_ids(actor, available: list[User]) -> list[int]:
+def chosen_provider_ids(actor, available: list[ProviderChoice]) -> list[int]:
     """The day view's columns this user chose last time (all providers at first)."""
     from portal.scheduling.models import CalendarPreference
 
