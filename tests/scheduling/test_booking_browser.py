@@ -89,7 +89,13 @@ def test_booking_from_the_day_view_with_the_keyboard_only(app, page, schedule):
     page.keyboard.type("Lovel")
     page.wait_for_selector("#patient-options input[type=radio]")
     page.keyboard.press("Enter")  # runs the search, does not submit the form
+    page.wait_for_load_state("networkidle")  # that search's answer has replaced the list
     assert appointments(app) == []
+    # Nobody is pre-chosen: Tab into the list, Space chooses the focused patient.
+    assert page.locator("#patient-options input:checked").count() == 0
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")
+    assert page.locator("#patient-options input:checked").count() == 1
     _tab_until(page, "() => document.activeElement.name === 'reason'")
     page.keyboard.press("Control+A")
     page.keyboard.type("Knee pain")
