@@ -1,0 +1,297 @@
+"""When providers work, and which slots are still open.
+
+Read-only computations, no transactions. Weekly templates are in the clinic's wall-clock
+time; everything returned is in UTC.
+
+Daylight saving: a template time is read with ``zoneinfo``'s default (``fold=0``). On the
+fall-back day, 01:30 therefore names the first (daylight-time) 01:30, and a block running
+through the repeated hour lasts an hour longer in real time. On the spring-forward day a
+wall-clock time inside the gap (02:30) is read with the offset before the jump, i.e. it lands
+at 03:30 daylight time; a block 01:00-04:00 lasts two real hours.
+
+Precedence: weekly template blocks valid that day, plus extra sessions, minus time off,
+minus closures. A clinic-wide closure removes everything that day (extra sessions too); a
+location's closure removes what is at that location.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+
+from portal.extensions import db
+from portal.scheduling.models import (
+    INACTIVE_STATUSES,
+    Appointment,
+    AppointmentType,
+    AvailabilityBlock,
+    AvailabilityException,
+    ClinicClosure,
+)
+from portal.timeutil import utcnow
+
+GRID = timedelta(minutes=5)
+TIMES_OF_DAY = {"any": "Any time", "morning": "Morning", "afternoon": "Afternoon"}
+# Morning slots start before this local time; afternoon slots at or after it.
+NOON = time(12, 0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A stretch of time a provider works, at one location, perhaps for some types only."""
+
+    starts_at: datetime  # UTC, aware
+    ends_at: datetime  # UTC, aware
+    location_id: int | None
+    allowed_type_ids: frozenset[int] = frozenset()  # empty: any type the provider offers
+
+    def allows(self, type_id: int) -> bool:
+        return not self.allowed_type_ids or type_id in self.allowed_type_ids
+
+
+@dataclass(frozen=True)
+class Slot:
+    """An open time a type could be booked in."""
+
+    provider_id: int
+    location_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+def _zone() -> ZoneInfo:
+    from portal.clinic.services import clinic_time_zone
+
+    return ZoneInfo(clinic_time_zone())
+
+
+def local_to_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
+    """A clinic wall-clock time on ``day`` as a UTC instant (fold=0; see the module notes)."""
+    return datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants at which the local ``day`` starts and the next one starts."""
+    return local_to_utc(day, time(0), zone), local_to_utc(day + timedelta(days=1), time(0), zone)
+
+
+def _subtract(
+    intervals: list[Interval], start: datetime, end: datetime, location_id: int | None = None
+) -> list[Interval]:
+    """``intervals`` with [start, end) cut out (only those at ``location_id`` when given)."""
+    kept = []
+    for interval in intervals:
+        applies = location_id is None or interval.location_id == location_id
+        if not applies or interval.ends_at <= start or interval.starts_at >= end:
+            kept.append(interval)
+            continue
+        if interval.starts_at < start:
+            kept.append(_clip(interval, interval.starts_at, start))
+        if interval.ends_at > end:
+            kept.append(_clip(interval, end, interval.ends_at))
+    return kept
+
+
+def _clip(interval: Interval, start: datetime, end: datetime) -> Interval:
+    return Interval(start, end, interval.location_id, interval.allowed_type_ids)
+
+
+def working_intervals_between(
+    provider_ids: list[int], first_day: date, last_day: date
+) -> dict[int, dict[date, list[Interval]]]:
+    """Per provider, per local day in [first_day, last_day]: the intervals they work.
+
+    Three queries whatever the range: template blocks, exceptions, closures.
+    """
+    zone = _zone()
+    result: dict[int, dict[date, list[Interval]]] = {pid: {} for pid in provider_ids}
+    if not provider_ids or last_day < first_day:
+        return result
+    range_start = day_bounds(first_day, zone)[0]
+    range_end = day_bounds(last_day, zone)[1]
+
+    blocks = db.session.scalars(
+        select(AvailabilityBlock).where(
+            AvailabilityBlock.provider_id.in_(provider_ids),
+            or_(AvailabilityBlock.valid_from.is_(None), AvailabilityBlock.valid_from <= last_day),
+            or_(
+                AvailabilityBlock.valid_until.is_(None),
+                AvailabilityBlock.valid_until >= first_day,
+            ),
+        )
+    ).all()
+    blocks_by_key = defaultdict(list)
+    for block in blocks:
+        blocks_by_key[(block.provider_id, block.weekday)].append(block)
+
+    exceptions = db.session.scalars(
+        select(AvailabilityException)
+        .where(
+            AvailabilityException.provider_id.in_(provider_ids),
+            AvailabilityException.starts_at < range_end,
+            AvailabilityException.ends_at > range_start,
+        )
+        .order_by(AvailabilityException.starts_at)
+    ).all()
+    exceptions_by_provider = defaultdict(list)
+    for exception in exceptions:
+        exceptions_by_provider[exception.provider_id].append(exception)
+
+    closures = db.session.scalars(
+        select(ClinicClosure).where(
+            ClinicClosure.first_day <= last_day, ClinicClosure.last_day >= first_day
+        )
+    ).all()
+
+    day = first_day
+    while day <= last_day:
+        start_of_day, end_of_day = day_bounds(day, zone)
+        closed_here = [c for c in closures if c.first_day <= day <= c.last_day]
+        for provider_id in provider_ids:
+            intervals = []
+            for block in blocks_by_key.get((provider_id, day.weekday()), ()):
+                if block.valid_from and day < block.valid_from:
+                    continue
+                if block.valid_until and day > block.valid_until:
+                    continue
+                starts = local_to_utc(day, block.start_time, zone)
+                ends = local_to_utc(day, block.end_time, zone)
+                if ends > starts:
+                    intervals.append(
+                        Interval(
+                            starts,
+                            ends,
+                            block.location_id,
+                            frozenset(t.id for t in block.allowed_types),
+                        )
+                    )
+            day_exceptions = [
+                e
+                for e in exceptions_by_provider.get(provider_id, ())
+                if e.starts_at < end_of_day and e.ends_at > start_of_day
+            ]
+            # Closures apply before extras are merged (an extra elsewhere must not be hidden
+            # behind a closed location's template) and again after (a closure wins over it).
+            for closure in closed_here:
+                intervals = _subtract(intervals, start_of_day, end_of_day, closure.location_id)
+            for extra in (e for e in day_exceptions if e.kind == "extra"):
+                # Only the part not already covered by the template, so no time counts twice.
+                pieces = [
+                    Interval(
+                        max(extra.starts_at, start_of_day),
+                        min(extra.ends_at, end_of_day),
+                        extra.location_id,
+                    )
+                ]
+                for existing in intervals:
+                    pieces = _subtract(pieces, existing.starts_at, existing.ends_at)
+                intervals.extend(pieces)
+            for off in (e for e in day_exceptions if e.kind == "time_off"):
+                intervals = _subtract(intervals, off.starts_at, off.ends_at)
+            for closure in closed_here:
+                intervals = _subtract(intervals, start_of_day, end_of_day, closure.location_id)
+            intervals.sort(key=lambda i: (i.starts_at, i.location_id or 0))
+            result[provider_id][day] = intervals
+        day += timedelta(days=1)
+    return result
+
+
+def working_intervals(provider_ids: list[int], day: date) -> dict[int, list[Interval]]:
+    """Per provider, the intervals they work on the clinic-local ``day``, in time order."""
+    by_day = working_intervals_between(provider_ids, day, day)
+    return {pid: days.get(day, []) for pid, days in by_day.items()}
+
+
+def _busy_times(
+    provider_ids: list[int], start: datetime, end: datetime
+) -> dict[int, list[tuple[datetime, datetime]]]:
+    """Active appointments of the providers overlapping [start, end): one query."""
+    rows = db.session.execute(
+        select(Appointment.provider_id, Appointment.starts_at, Appointment.ends_at)
+        .where(
+            Appointment.provider_id.in_(provider_ids),
+            Appointment.status.not_in(INACTIVE_STATUSES),
+            Appointment.starts_at < end,
+            Appointment.ends_at > start,
+        )
+        .order_by(Appointment.starts_at)
+    ).all()
+    busy = defaultdict(list)
+    for provider_id, starts_at, ends_at in rows:
+        busy[provider_id].append((starts_at, ends_at))
+    return busy
+
+
+def _round_up_to_grid(moment: datetime, origin: datetime) -> datetime:
+    """The first instant at or after ``moment`` that is a whole number of GRID from origin."""
+    if moment <= origin:
+        return origin
+    steps = -(-(moment - origin) // GRID)
+    return origin + steps * GRID
+
+
+def find_open_slots(
+    appointment_type_id: int,
+    provider_ids: list[int] | None,
+    first_day: date,
+    last_day: date,
+    time_of_day: str = "any",
+    limit: int = 50,
+    *,
+    not_before: datetime | None = None,
+) -> list[Slot]:
+    """Open slots for the type, across providers, in time order (then provider id).
+
+    Only providers who offer the type (of ``provider_ids``, or all when None/empty), only
+    in intervals that allow it; every active appointment (overbooked ones too) is busy.
+    Within each free stretch, slots start on a 5-minute grid aligned to the block's start
+    and step by the type's duration. Slots starting before ``not_before`` (default: now)
+    are left out. ``time_of_day``: "morning" starts before noon local, "afternoon" after.
+    """
+    if time_of_day not in TIMES_OF_DAY:
+        raise ValueError(f"unknown time of day {time_of_day!r}")
+    appointment_type = db.session.get(AppointmentType, appointment_type_id)
+    if appointment_type is None or not appointment_type.is_active or limit <= 0:
+        return []
+    offering = {p.id for p in appointment_type.providers if p.is_active}
+    chosen = sorted(offering & set(provider_ids) if provider_ids else offering)
+    if not chosen or last_day < first_day:
+        return []
+    zone = _zone()
+    duration = timedelta(minutes=appointment_type.default_minutes)
+    not_before = not_before or utcnow()
+    range_start = day_bounds(first_day, zone)[0]
+    range_end = day_bounds(last_day, zone)[1]
+    busy = _busy_times(chosen, range_start, range_end)
+
+    slots: list[Slot] = []
+    for provider_id, days in working_intervals_between(chosen, first_day, last_day).items():
+        for day in sorted(days):
+            for interval in days[day]:
+                if not interval.allows(appointment_type_id):
+                    continue
+                free = [interval]
+                for busy_start, busy_end in busy.get(provider_id, ()):
+                    free = _subtract(free, busy_start, busy_end)
+                for stretch in free:
+                    start = _round_up_to_grid(stretch.starts_at, interval.starts_at)
+                    while start + duration <= stretch.ends_at:
+                        if start >= not_before and _wanted(start, time_of_day, zone):
+                            slots.append(
+                                Slot(provider_id, interval.location_id, start, start + duration)
+                            )
+                        start += duration
+    unique = {(s.starts_at, s.provider_id): s for s in slots}
+    ordered = sorted(unique.values(), key=lambda s: (s.starts_at, s.provider_id))
+    return ordered[:limit]
+
+
+def _wanted(start: datetime, time_of_day: str, zone: ZoneInfo) -> bool:
+    if time_of_day == "any":
+        return True
+    before_noon = start.astimezone(zone).time() < NOON
+    return before_noon if time_of_day == "morning" else not before_noon
