@@ -295,3 +295,23 @@ def _wanted(start: datetime, time_of_day: str, zone: ZoneInfo) -> bool:
         return True
     before_noon = start.astimezone(zone).time() < NOON
     return before_noon if time_of_day == "morning" else not before_noon
+
+
+MAX_SEARCH_DAYS = 92
+
+
+def check_search_range(first_day: date, last_day: date, today: date) -> None:
+    """Refuse a search range that ends before it starts, is in the past, or is too long."""
+    from portal.scheduling.services import SchedulingError
+
+    if first_day < today:
+        raise SchedulingError("Search from today onwards.", "first_day")
+    if last_day < first_day:
+        raise SchedulingError("The last day can't be before the first day.", "last_day")
+    if (last_day - first_day).days >= MAX_SEARCH_DAYS:
+        raise SchedulingError(f"Search at most {MAX_SEARCH_DAYS} days at a time.", "last_day")
+
+
+def clinic_today() -> date:
+    """Today's date in the clinic's zone."""
+    return utcnow().astimezone(_zone()).date()
