@@ -16,6 +16,7 @@ location's closure removes what is at that location.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -206,9 +207,7 @@ def working_intervals(provider_ids: list[int], day: date) -> dict[int, list[Inte
     return {pid: days.get(day, []) for pid, days in by_day.items()}
 
 
-def _busy_times(
-    provider_ids: list[int], start: datetime, end: datetime
-) -> dict[int, list[tuple[datetime, datetime]]]:
+def _busy_times(provider_ids: list[int], start: datetime, end: datetime) -> dict[int, _Busy]:
     """Active appointments of the providers overlapping [start, end): one query."""
     rows = db.session.execute(
         select(Appointment.provider_id, Appointment.starts_at, Appointment.ends_at)
@@ -220,10 +219,34 @@ def _busy_times(
         )
         .order_by(Appointment.starts_at)
     ).all()
-    busy = defaultdict(list)
+    busy: dict[int, _Busy] = defaultdict(_Busy)
     for provider_id, starts_at, ends_at in rows:
-        busy[provider_id].append((starts_at, ends_at))
+        busy[provider_id].add(starts_at, ends_at)
     return busy
+
+
+class _Busy:
+    """One provider's busy times, sorted by start, found per interval by bisection.
+
+    A month of a full day's bookings is hundreds of rows per provider; scanning all of them
+    for every working interval would make the search quadratic in the range.
+    """
+
+    def __init__(self):
+        self.starts: list[datetime] = []
+        self.ends: list[datetime] = []
+        self.longest = timedelta(0)
+
+    def add(self, starts_at: datetime, ends_at: datetime) -> None:
+        self.starts.append(starts_at)  # rows arrive ordered by start
+        self.ends.append(ends_at)
+        self.longest = max(self.longest, ends_at - starts_at)
+
+    def overlapping(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The busy times that overlap [start, end)."""
+        first = bisect_left(self.starts, start - self.longest)
+        last = bisect_left(self.starts, end)
+        return [(self.starts[i], self.ends[i]) for i in range(first, last) if self.ends[i] > start]
 
 
 def _round_up_to_grid(moment: datetime, origin: datetime) -> datetime:
@@ -275,8 +298,12 @@ def find_open_slots(
                 if not interval.allows(appointment_type_id):
                     continue
                 free = [interval]
-                for busy_start, busy_end in busy.get(provider_id, ()):
-                    free = _subtract(free, busy_start, busy_end)
+                provider_busy = busy.get(provider_id)
+                if provider_busy is not None:
+                    for busy_start, busy_end in provider_busy.overlapping(
+                        interval.starts_at, interval.ends_at
+                    ):
+                        free = _subtract(free, busy_start, busy_end)
                 for stretch in free:
                     start = _round_up_to_grid(stretch.starts_at, interval.starts_at)
                     while start + duration <= stretch.ends_at:

@@ -384,3 +384,12 @@ def test_query_count_does_not_grow_with_the_range(app, ctx):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert thirty_days == one_day
+
+
+def test_a_long_booking_that_started_before_the_block_still_blocks_it(ctx):
+    s = ctx
+    book(s, s.drlee, utc(2027, 1, 11, 12, 0), minutes=120)  # 07:00-09:00 local
+    book(s, s.drlee, utc(2027, 1, 11, 13, 0), minutes=20, overbooked=True, patient=1)
+    got = slots(s, providers=[s.drlee])
+    assert got[0].starts_at == utc(2027, 1, 11, 14, 0)  # 09:00
+    assert len(got) == 24 - 3
