@@ -37,6 +37,9 @@ from portal.timeutil import utcnow
 
 GRID = timedelta(minutes=5)
 TIMES_OF_DAY = {"any": "Any time", "morning": "Morning", "afternoon": "Afternoon"}
+# Bounds that let the time-ordered indexes limit their scans (set-up and booking refuse more).
+LONGEST_APPOINTMENT = timedelta(hours=24)
+LONGEST_EXCEPTION = timedelta(days=367)
 # Morning slots start before this local time; afternoon slots at or after it.
 NOON = time(12, 0)
 
@@ -133,6 +136,7 @@ def working_intervals_between(
         select(AvailabilityException)
         .where(
             AvailabilityException.provider_id.in_(provider_ids),
+            AvailabilityException.starts_at > range_start - LONGEST_EXCEPTION,
             AvailabilityException.starts_at < range_end,
             AvailabilityException.ends_at > range_start,
         )
@@ -214,6 +218,9 @@ def _busy_times(provider_ids: list[int], start: datetime, end: datetime) -> dict
         .where(
             Appointment.provider_id.in_(provider_ids),
             Appointment.status.not_in(INACTIVE_STATUSES),
+            # The lower bound lets the (provider_id, starts_at) index bound the scan on both
+            # sides; no appointment lasts longer than LONGEST_APPOINTMENT (booking refuses it).
+            Appointment.starts_at > start - LONGEST_APPOINTMENT,
             Appointment.starts_at < end,
             Appointment.ends_at > start,
         )
@@ -342,3 +349,20 @@ def check_search_range(first_day: date, last_day: date, today: date) -> None:
 def clinic_today() -> date:
     """Today's date in the clinic's zone."""
     return utcnow().astimezone(_zone()).date()
+
+
+def count_active_appointments(provider_id: int, start: datetime, end: datetime) -> int:
+    """How many active appointments of the provider overlap [start, end)."""
+    from sqlalchemy import func
+
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Appointment)
+        .where(
+            Appointment.provider_id == provider_id,
+            Appointment.status.not_in(INACTIVE_STATUSES),
+            Appointment.starts_at > start - LONGEST_APPOINTMENT,
+            Appointment.starts_at < end,
+            Appointment.ends_at > start,
+        )
+    )

@@ -37,7 +37,7 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 MIN_MINUTES, MAX_MINUTES = 5, 12 * 60
 # Dates outside these years are typing mistakes (a 1900 date, a 20207 year), not plans.
 EARLIEST_YEAR, LATEST_YEARS_AHEAD = 2000, 10
-MAX_EXCEPTION_DAYS = 366
+MAX_EXCEPTION_DAYS = 366  # availability.LONGEST_EXCEPTION relies on this
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 

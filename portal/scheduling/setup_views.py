@@ -393,7 +393,7 @@ def setup_exceptions():
     form = _exception_form()
     if form.validate_on_submit():
         try:
-            setup.add_exception(
+            exception = setup.add_exception(
                 _actor(),
                 provider_id=form.provider_id.data,
                 kind=form.kind.data,
@@ -407,6 +407,17 @@ def setup_exceptions():
             _attach_error(form, error)
         else:
             flash("Saved the exception.", "success")
+            if exception.kind == "time_off":
+                booked = availability.count_active_appointments(
+                    exception.provider_id, exception.starts_at, exception.ends_at
+                )
+                if booked:
+                    # Time off frees no booked visit by itself: someone must move them.
+                    flash(
+                        f"{booked} booked appointment(s) fall in this time off and stay "
+                        "booked: reschedule or cancel them from the calendar.",
+                        "warning",
+                    )
             return redirect(url_for("scheduling.setup_exceptions"))
     return render(
         "scheduling/setup/exceptions.html",

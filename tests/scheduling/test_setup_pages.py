@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -351,3 +351,35 @@ def test_set_up_is_for_admins_only(signed_in, schedule):
         front_desk.post_form("/schedule/setup/closures", {"first_day": "2027-01-11"}).status_code
         == 403
     )
+
+
+def test_time_off_over_booked_visits_warns_that_they_stay_booked(app, admin, schedule):
+    s = schedule
+    from portal.scheduling.models import Appointment
+
+    with app.app_context():
+        for minutes, status in ((0, "scheduled"), (20, "cancelled"), (40, "confirmed")):
+            starts_at = datetime(2027, 1, 11, 13, minutes, tzinfo=UTC)
+            db.session.add(
+                Appointment(
+                    patient_id=s.patients[0],
+                    provider_id=s.drlee,
+                    location_id=s.main_street,
+                    appointment_type_id=s.follow_up,
+                    starts_at=starts_at,
+                    ends_at=starts_at + timedelta(minutes=20),
+                    status=status,
+                )
+            )
+        db.session.commit()
+    response = admin.post_form(
+        "/schedule/setup/exceptions",
+        {
+            "provider_id": str(s.drlee),
+            "kind": "time_off",
+            "starts_at": "2027-01-11T08:00",
+            "ends_at": "2027-01-11T09:00",
+        },
+        follow_redirects=True,
+    )
+    assert "2 booked appointment(s) fall in this time off" in response.get_data(as_text=True)
