@@ -294,34 +294,63 @@ def find_open_slots(
     zone = _zone()
     duration = timedelta(minutes=appointment_type.default_minutes)
     not_before = not_before or utcnow()
-    range_start = day_bounds(first_day, zone)[0]
-    range_end = day_bounds(last_day, zone)[1]
-    busy = _busy_times(chosen, range_start, range_end)
-
+    by_provider = working_intervals_between(chosen, first_day, last_day)
     slots: list[Slot] = []
-    for provider_id, days in working_intervals_between(chosen, first_day, last_day).items():
-        for day in sorted(days):
-            for interval in days[day]:
-                if not interval.allows(appointment_type_id):
-                    continue
-                free = [interval]
-                provider_busy = busy.get(provider_id)
-                if provider_busy is not None:
-                    for busy_start, busy_end in provider_busy.overlapping(
-                        interval.starts_at, interval.ends_at
-                    ):
-                        free = _subtract(free, busy_start, busy_end)
-                for stretch in free:
-                    start = _round_up_to_grid(stretch.starts_at, interval.starts_at)
-                    while start + duration <= stretch.ends_at:
-                        if start >= not_before and _wanted(start, time_of_day, zone):
-                            slots.append(
-                                Slot(provider_id, interval.location_id, start, start + duration)
-                            )
-                        start += duration
-    unique = {(s.starts_at, s.provider_id): s for s in slots}
-    ordered = sorted(unique.values(), key=lambda s: (s.starts_at, s.provider_id))
-    return ordered[:limit]
+    seen: set[tuple[datetime, int]] = set()
+    # Bookings are read in windows of 1, 2, 4, 8 ... days (one query each, whatever the
+    # number of providers): the limit is usually reached in the first days, and a busy month
+    # is tens of thousands of rows not worth reading for 50 slots.
+    day, window_days = first_day, 1
+    while day <= last_day and len(slots) < limit:
+        window_last = min(last_day, day + timedelta(days=window_days - 1))
+        busy = _busy_times(chosen, day_bounds(day, zone)[0], day_bounds(window_last, zone)[1])
+        # Day by day across providers: once a whole day is done and the limit is reached,
+        # no later day can hold an earlier slot.
+        while day <= window_last and len(slots) < limit:
+            for provider_id in chosen:
+                for interval in by_provider[provider_id].get(day, ()):
+                    if interval.allows(appointment_type_id):
+                        _add_slots(
+                            slots,
+                            seen,
+                            provider_id,
+                            interval,
+                            busy.get(provider_id),
+                            duration,
+                            not_before,
+                            time_of_day,
+                            zone,
+                        )
+            day += timedelta(days=1)
+        window_days *= 2
+    slots.sort(key=lambda s: (s.starts_at, s.provider_id))
+    return slots[:limit]
+
+
+def _add_slots(
+    slots: list[Slot],
+    seen: set,
+    provider_id: int,
+    interval: Interval,
+    busy: _Busy | None,
+    duration: timedelta,
+    not_before: datetime,
+    time_of_day: str,
+    zone: ZoneInfo,
+) -> None:
+    """Append the interval's open slots: its free stretches cut on the grid by duration."""
+    free = [interval]
+    if busy is not None:
+        for busy_start, busy_end in busy.overlapping(interval.starts_at, interval.ends_at):
+            free = _subtract(free, busy_start, busy_end)
+    for stretch in free:
+        start = _round_up_to_grid(stretch.starts_at, interval.starts_at)
+        while start + duration <= stretch.ends_at:
+            key = (start, provider_id)  # overlapping blocks must not list a slot twice
+            if start >= not_before and key not in seen and _wanted(start, time_of_day, zone):
+                seen.add(key)
+                slots.append(Slot(provider_id, interval.location_id, start, start + duration))
+            start += duration
 
 
 def _wanted(start: datetime, time_of_day: str, zone: ZoneInfo) -> bool:

@@ -361,29 +361,38 @@ def test_past_slots_are_left_out(ctx):
     assert len(got) == 5  # 15:20 ... 16:40 local
 
 
-def test_query_count_does_not_grow_with_the_range(app, ctx):
-    s = ctx
-    book(s, s.drlee, utc(2027, 1, 12, 13, 0))
+def _statements_of(search) -> list[str]:
     statements = []
 
-    def count(*_args):
-        statements.append(1)
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
 
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
+    search()  # warm-up: the clinic's zone is cached per request
+    db.session.expire_all()
+    event.listen(db.engine, "before_cursor_execute", record)
     try:
-        slots(s, first=MONDAY, last=MONDAY)  # warm-up: the clinic's zone is cached per request
-        statements.clear()
-        db.session.expire_all()
-        slots(s, first=MONDAY, last=MONDAY)
-        one_day = len(statements)
-        statements.clear()
-        db.session.expire_all()
-        slots(s, first=MONDAY, last=MONDAY + timedelta(days=30), limit=10_000)
-        thirty_days = len(statements)
+        search()
     finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert thirty_days == one_day
+        event.remove(db.engine, "before_cursor_execute", record)
+    return statements
+
+
+def test_queries_do_not_grow_with_days_or_providers(ctx):
+    s = ctx
+    book(s, s.drlee, utc(2027, 1, 12, 13, 0))
+    one_day = _statements_of(lambda: slots(s, first=MONDAY, last=MONDAY, limit=10))
+    # A month, but the limit is met on the first day: no more work than one day.
+    month = _statements_of(
+        lambda: slots(s, first=MONDAY, last=MONDAY + timedelta(days=30), limit=10)
+    )
+    assert len(month) == len(one_day)
+    # The whole month wanted: bookings are read in windows of 1, 2, 4, 8, 16 days.
+    everything = _statements_of(
+        lambda: slots(s, first=MONDAY, last=MONDAY + timedelta(days=30), limit=100_000)
+    )
+    bookings = [q for q in everything if "FROM appointments" in q]
+    assert len(bookings) == 5
+    assert len(everything) == len(one_day) + 4
 
 
 def test_a_long_booking_that_started_before_the_block_still_blocks_it(ctx):
