@@ -52,7 +52,7 @@ class FindSlotsForm(FlaskForm):
         "Providers",
         coerce=int,
         validators=[Optional()],
-        description="Choose none for any provider who offers the type.",
+        description="Choose none for any provider who offers the type; Ctrl (Cmd) for several.",
     )
     first_day = DateField("From", validators=[InputRequired(message="Enter the first day.")])
     last_day = DateField("To", validators=[InputRequired(message="Enter the last day.")])
@@ -79,7 +79,10 @@ class AppointmentTypeForm(FlaskForm):
     visit_kind = SelectField("Kind of visit", choices=_options(VISIT_KINDS))
     modality = SelectField("Where", choices=_options(MODALITIES))
     provider_ids = SelectMultipleField(
-        "Providers who offer it", coerce=int, validators=[Optional()]
+        "Providers who offer it",
+        coerce=int,
+        validators=[Optional()],
+        description="Hold Ctrl (Cmd on a Mac) to choose several.",
     )
     is_active = BooleanField("Bookable (uncheck to retire the type)", default=True)
 
@@ -100,7 +103,7 @@ class BlockForm(FlaskForm):
         "Only these types",
         coerce=int,
         validators=[Optional()],
-        description="Choose none to allow every type the provider offers.",
+        description="Choose none to allow every type the provider offers; Ctrl (Cmd) for several.",
     )
     valid_from = DateField("First day it applies", validators=[Optional()])
     valid_until = DateField("Last day it applies", validators=[Optional()])

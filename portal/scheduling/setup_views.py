@@ -46,6 +46,7 @@ from portal.timeutil import utcnow
 from portal.web import render
 
 SEARCH_DAYS_BY_DEFAULT = 14
+SLOTS_SHOWN = 50
 
 
 def _actor():
@@ -115,6 +116,7 @@ def find_slots():
                     form.first_day.data,
                     form.last_day.data,
                     form.time_of_day.data,
+                    limit=SLOTS_SHOWN,
                 )
         if form.errors or form.form_errors:
             status = 422
@@ -127,6 +129,7 @@ def find_slots():
         providers_by_id={p.id: p for p in providers},
         locations_by_id={loc.id: loc for loc in setup.locations()},
         book_url=_book_url(),
+        limit=SLOTS_SHOWN,
         # each Book button carries its own key: a double click books once
         new_request_key=lambda: secrets.token_hex(16),
         status=status,

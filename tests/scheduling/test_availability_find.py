@@ -112,3 +112,10 @@ def test_choosing_the_patient_to_book_is_an_audited_registry_search(app, signed_
     assert "No matching patients" in browser.htmx_post(
         "/schedule/find/patients", {"q": "Nobody"}
     ).get_data(as_text=True)
+
+
+def test_long_lists_say_they_are_the_first_fifty(signed_in, schedule):
+    response = _search(signed_in("front_desk"), schedule, last_day="2027-01-12")
+    html = response.get_data(as_text=True)
+    assert len(_book_buttons(html)) == 50
+    assert "The first 50 open slots for Follow-up" in html
