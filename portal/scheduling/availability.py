@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from portal.extensions import db
 from portal.scheduling.models import (
@@ -33,6 +33,7 @@ from portal.scheduling.models import (
     AvailabilityException,
     ClinicClosure,
 )
+from portal.scheduling.services import SchedulingError
 from portal.timeutil import utcnow
 
 GRID = timedelta(minutes=5)
@@ -365,8 +366,6 @@ MAX_SEARCH_DAYS = 92
 
 def check_search_range(first_day: date, last_day: date, today: date) -> None:
     """Refuse a search range that ends before it starts, is in the past, or is too long."""
-    from portal.scheduling.services import SchedulingError
-
     if first_day < today:
         raise SchedulingError("Search from today onwards.", "first_day")
     if last_day < first_day:
@@ -382,8 +381,6 @@ def clinic_today() -> date:
 
 def count_active_appointments(provider_id: int, start: datetime, end: datetime) -> int:
     """How many active appointments of the provider overlap [start, end)."""
-    from sqlalchemy import func
-
     return db.session.scalar(
         select(func.count())
         .select_from(Appointment)
