@@ -402,3 +402,35 @@ def test_a_long_booking_that_started_before_the_block_still_blocks_it(ctx):
     got = slots(s, providers=[s.drlee])
     assert got[0].starts_at == utc(2027, 1, 11, 14, 0)  # 09:00
     assert len(got) == 24 - 3
+
+
+def test_an_extra_session_across_midnight_belongs_to_both_days(ctx):
+    s = ctx
+    add(
+        AvailabilityException(
+            provider_id=s.drpatel,
+            kind="extra",
+            location_id=s.westside,
+            starts_at=utc(2027, 1, 17, 3),  # Sat 22:00 local
+            ends_at=utc(2027, 1, 17, 7),  # Sun 02:00 local
+        )
+    )
+    midnight = utc(2027, 1, 17, 5)
+    assert working_intervals([s.drpatel], SATURDAY)[s.drpatel] == [
+        Interval(utc(2027, 1, 17, 3), midnight, s.westside)
+    ]
+    assert working_intervals([s.drpatel], SATURDAY + timedelta(days=1))[s.drpatel] == [
+        Interval(midnight, utc(2027, 1, 17, 7), s.westside)
+    ]
+    got = slots(s, providers=[s.drpatel], first=SATURDAY, last=SATURDAY + timedelta(days=1))
+    assert len(got) == 12 and got[0].starts_at == utc(2027, 1, 17, 3)
+
+
+def test_a_disabled_provider_offers_no_slots(ctx):
+    s = ctx
+    from portal.auth.models import User
+
+    db.session.get(User, s.drpatel).is_enabled = False
+    db.session.commit()
+    assert {slot.provider_id for slot in slots(s)} == {s.drlee}
+    assert slots(s, providers=[s.drpatel]) == []
