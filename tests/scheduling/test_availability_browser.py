@@ -11,6 +11,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.scheduling.future_dates import a_winter_monday
+
+MONDAY = a_winter_monday().isoformat()
 
 pytestmark = pytest.mark.browser
 
@@ -73,8 +76,8 @@ def test_find_choose_patient_and_book(page, schedule):
     page.goto(page.base + "/schedule/find")
     page.select_option("#appointment_type_id", str(s.new_patient))
     page.select_option("#provider_ids", [str(s.drpatel)])
-    page.fill("#first_day", "2027-01-11")
-    page.fill("#last_day", "2027-01-11")
+    page.fill("#first_day", MONDAY)
+    page.fill("#last_day", MONDAY)
     page.select_option("#time_of_day", "afternoon")
     page.click("text=Find open slots")
     page.wait_for_selector("#find-results table")
@@ -93,7 +96,7 @@ def test_find_choose_patient_and_book(page, schedule):
     assert fields["provider_id"] == [str(s.drpatel)]
     assert fields["location_id"] == [str(s.main_street)]
     assert fields["appointment_type_id"] == [str(s.new_patient)]
-    assert fields["starts_at"] == ["2027-01-11T18:00:00+00:00"]  # 13:00 clinic time
+    assert fields["starts_at"] == [f"{MONDAY}T18:00:00+00:00"]  # 13:00 clinic time
     assert fields["request_key"][0]
     assert page.evaluate("window.__csp") == []
     assert page.problems == []

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from html import unescape
 
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
+from tests.scheduling.future_dates import a_winter_monday
 
-MONDAY = "2027-01-11"
+MONDAY_DAY = a_winter_monday()
+MONDAY = MONDAY_DAY.isoformat()
+TUESDAY = (MONDAY_DAY + timedelta(days=1)).isoformat()
 
 
 def _search(browser, s, htmx=False, **params):
@@ -48,7 +52,7 @@ def test_slots_listed_in_time_order_with_book_buttons(signed_in, schedule):
     assert len(buttons) == 2 * 12  # two providers, 08:00-12:00 in 20-minute visits
     assert [b["starts_at"] for b in buttons] == sorted(b["starts_at"] for b in buttons)
     first = buttons[0]
-    assert first["starts_at"] == "2027-01-11T13:00:00+00:00"  # 08:00 EST
+    assert first["starts_at"] == f"{MONDAY}T13:00:00+00:00"  # 08:00 EST
     assert first["appointment_type_id"] == s.follow_up
     assert first["location_id"] == s.main_street
     assert {b["provider_id"] for b in buttons[:2]} == {s.drlee, s.drpatel}
@@ -81,7 +85,7 @@ def test_chosen_providers_and_types_they_offer(signed_in, schedule):
 def test_bad_searches_say_what_is_wrong(signed_in, schedule):
     s = schedule
     browser = signed_in("front_desk")
-    response = _search(browser, s, first_day="2027-01-12", last_day=MONDAY)
+    response = _search(browser, s, first_day=TUESDAY, last_day=MONDAY)
     assert response.status_code == 422
     assert "The last day can&#39;t be before the first day." in response.get_data(as_text=True)
     response = _search(browser, s, first_day="1900-01-01")
@@ -89,7 +93,7 @@ def test_bad_searches_say_what_is_wrong(signed_in, schedule):
     assert "Search from today onwards." in response.get_data(as_text=True)
     response = _search(browser, s, appointment_type_id="")
     assert response.status_code == 422
-    response = _search(browser, s, last_day="2027-12-31")
+    response = _search(browser, s, last_day=(MONDAY_DAY + timedelta(days=92)).isoformat())
     assert response.status_code == 422
     assert "at most 92 days" in response.get_data(as_text=True)
     response = _search(browser, s, first_day="not a date")
@@ -115,7 +119,7 @@ def test_choosing_the_patient_to_book_is_an_audited_registry_search(app, signed_
 
 
 def test_long_lists_say_they_are_the_first_fifty(signed_in, schedule):
-    response = _search(signed_in("front_desk"), schedule, last_day="2027-01-12")
+    response = _search(signed_in("front_desk"), schedule, last_day=TUESDAY)
     html = response.get_data(as_text=True)
     assert len(_book_buttons(html)) == 50
     assert "The first 50 open slots for Follow-up" in html

@@ -19,8 +19,11 @@ from portal.scheduling.models import (
     ClinicClosure,
     Room,
 )
+from tests.scheduling.future_dates import a_winter_monday
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+# Pages list current and upcoming entries only: those tests use a date that stays ahead.
+M = a_winter_monday()
 
 
 @pytest.fixture
@@ -220,8 +223,8 @@ def test_time_off_typed_in_clinic_time_is_stored_in_utc_and_closes_slots(app, ad
         {
             "provider_id": str(s.drlee),
             "kind": "time_off",
-            "starts_at": "2027-01-11T08:00",
-            "ends_at": "2027-01-11T12:00",
+            "starts_at": f"{M}T08:00",
+            "ends_at": f"{M}T12:00",
             "reason": "Training",
         },
     )
@@ -229,15 +232,17 @@ def test_time_off_typed_in_clinic_time_is_stored_in_utc_and_closes_slots(app, ad
     with app.app_context():
         off = db.session.scalars(select(AvailabilityException)).one()
         assert (off.starts_at, off.ends_at) == (
-            datetime(2027, 1, 11, 13, tzinfo=UTC),
-            datetime(2027, 1, 11, 17, tzinfo=UTC),
+            datetime(M.year, M.month, M.day, 13, tzinfo=UTC),
+            datetime(M.year, M.month, M.day, 17, tzinfo=UTC),
         )
-        monday = date(2027, 1, 11)
+        monday = M
         got = find_open_slots(s.follow_up, [s.drlee], monday, monday, not_before=LONG_AGO)
-        assert len(got) == 12 and got[0].starts_at == datetime(2027, 1, 11, 18, tzinfo=UTC)
+        assert len(got) == 12 and got[0].starts_at == datetime(
+            M.year, M.month, M.day, 18, tzinfo=UTC
+        )
     assert len(_audited(app, "availability_exception.create.time_off")) == 1
     page = admin.get("/schedule/setup/exceptions").get_data(as_text=True)
-    assert "2027-01-11 08:00" in page and "Training" in page
+    assert f"{M} 08:00" in page and "Training" in page
 
 
 @pytest.mark.parametrize(
@@ -296,17 +301,17 @@ def test_closure_of_the_whole_clinic(app, admin, schedule):
     s = schedule
     response = admin.post_form(
         "/schedule/setup/closures",
-        {"location_id": "None", "first_day": "2027-01-11", "last_day": "", "reason": "Snow"},
+        {"location_id": "None", "first_day": M.isoformat(), "last_day": "", "reason": "Snow"},
     )
     assert response.status_code == 302
     with app.app_context():
         closure = db.session.scalars(select(ClinicClosure)).one()
         assert (closure.first_day, closure.last_day, closure.location_id) == (
-            date(2027, 1, 11),
-            date(2027, 1, 11),
+            M,
+            M,
             None,
         )
-        monday = date(2027, 1, 11)
+        monday = M
         assert find_open_slots(s.follow_up, None, monday, monday, not_before=LONG_AGO) == []
     assert len(_audited(app, "clinic_closure.create")) == 1
     closure_page = admin.get("/schedule/setup/closures").get_data(as_text=True)
