@@ -41,6 +41,21 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_location_active": ADMIN,
     "audit.report": ADMIN,
     "audit.export": ADMIN,
+    # Scheduling: find next available, and the set-up pages (availability work, issue 3).
+    "scheduling.find_slots": CLINICAL,
+    "scheduling.find_patient_choices": CLINICAL,
+    "scheduling.setup_index": ADMIN,
+    "scheduling.setup_types": ADMIN,
+    "scheduling.setup_edit_type": ADMIN,
+    "scheduling.setup_rooms": ADMIN,
+    "scheduling.setup_edit_room": ADMIN,
+    "scheduling.setup_templates": ADMIN,
+    "scheduling.setup_add_block": ADMIN,
+    "scheduling.setup_delete_block": ADMIN,
+    "scheduling.setup_exceptions": ADMIN,
+    "scheduling.setup_delete_exception": ADMIN,
+    "scheduling.setup_closures": ADMIN,
+    "scheduling.setup_delete_closure": ADMIN,
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -101,6 +116,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = db.session.scalar(select(Location.id).limit(1))
             elif argument == "action":
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
+            elif argument in ("type_id", "room_id", "block_id", "exception_id", "closure_id"):
+                values[argument] = 1  # set-up rows: an unknown id answers 404, still allowed
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:
