@@ -41,6 +41,18 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_location_active": ADMIN,
     "audit.report": ADMIN,
     "audit.export": ADMIN,
+    # Scheduling: the visit's day (statuses, check-in, flow board, waitlist, calendar feeds).
+    "scheduling.appointment_status": CLINICAL,
+    "scheduling.change_status": CLINICAL,
+    "scheduling.check_in": CLINICAL,
+    "scheduling.flow_board": CLINICAL,
+    "scheduling.waitlist": CLINICAL,
+    "scheduling.add_waitlist_entry": CLINICAL,
+    "scheduling.remove_waitlist_entry": CLINICAL,
+    "scheduling.waitlist_matches": CLINICAL,
+    "scheduling.calendar_feeds": ADMIN,
+    "scheduling.create_calendar_feed": ADMIN,
+    "scheduling.revoke_calendar_feed": ADMIN,
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -49,6 +61,7 @@ PUBLIC_ENDPOINTS = {
     "auth.sign_in",
     "auth.second_factor",
     "auth.enrol_mfa",
+    "scheduling.calendar_feed",  # the token in its URL is the credential
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
@@ -101,6 +114,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = db.session.scalar(select(Location.id).limit(1))
             elif argument == "action":
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
+            elif argument in ("appointment_id", "entry_id", "feed_id"):
+                values[argument] = 1  # none exists: an allowed request gets 404, not 403
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:
