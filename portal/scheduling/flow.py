@@ -341,7 +341,11 @@ def flow_board(actor, location_id: int, *, now: datetime | None = None) -> FlowB
     )
     provider_ids = {a.provider_id for a in appointments}
     names = (
-        dict(db.session.execute(select(User.id, User.full_name).where(User.id.in_(provider_ids))))
+        dict(
+            db.session.execute(
+                select(User.id, User.full_name).where(User.id.in_(provider_ids))
+            ).all()
+        )
         if provider_ids
         else {}
     )
@@ -685,7 +689,7 @@ def calendar_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
             .order_by(Appointment.starts_at)
         )
     )
-    locations = dict(db.session.execute(select(Location.id, Location.name)))
+    locations = dict(db.session.execute(select(Location.id, Location.name)).all())
     calendar = Calendar()
     calendar.add("prodid", "-//Practice Portal//Provider schedule//EN")
     calendar.add("version", "2.0")
