@@ -48,6 +48,7 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.flow_board": CLINICAL,
     "scheduling.waitlist": CLINICAL,
     "scheduling.add_waitlist_entry": CLINICAL,
+    "scheduling.waitlist_patient_options": CLINICAL,
     "scheduling.remove_waitlist_entry": CLINICAL,
     "scheduling.waitlist_matches": CLINICAL,
     "scheduling.calendar_feeds": ADMIN,

@@ -390,14 +390,11 @@ def parse_provider_ids(text: str | None) -> list[int]:
     return [int(part) for part in (text or "").split(",") if part.strip().isdigit()]
 
 
-def patient_id_for_mrn(mrn: str | None) -> int | None:
-    """The id of the patient with that MRN (as typed, any case), or None."""
+def patient_or_none(patient_id: int):
+    """The patient with that id, or None (a form's choice that no longer exists)."""
     from portal.patients.models import Patient
 
-    mrn = (mrn or "").strip().upper()
-    if not mrn:
-        return None
-    return db.session.scalar(select(Patient.id).where(func.upper(Patient.mrn) == mrn))
+    return db.session.get(Patient, patient_id)
 
 
 def add_waitlist_entry(
@@ -415,7 +412,10 @@ def add_waitlist_entry(
     from portal.patients.services import get_patient_for
 
     today = today or clinic_today()
-    patient = get_patient_for(actor, patient_id)
+    try:
+        patient = get_patient_for(actor, patient_id)
+    except NotFound as error:
+        raise SchedulingError("Find and choose the patient.", field="patient_id") from error
     appointment_type = db.session.get(AppointmentType, appointment_type_id)
     if appointment_type is None or not appointment_type.is_active:
         raise SchedulingError("Choose an appointment type.", field="appointment_type_id")

@@ -35,11 +35,12 @@ class StatusChangeForm(FlaskForm):
 class WaitlistForm(FlaskForm):
     """Add a patient to the waitlist."""
 
-    patient_mrn = StringField(
-        "Patient's MRN",
-        validators=[DataRequired("Enter the patient's MRN."), Length(max=16)],
-        description="On the patient's banner.",
+    patient_query = StringField(
+        "Find the patient",
+        validators=[Optional(), Length(max=100)],
+        description="Family name, “family, given”, date of birth, MRN or phone; then choose.",
     )
+    patient_id = IntegerField("Patient", validators=[InputRequired("Find and choose the patient.")])
     appointment_type_id = SelectField(
         "Appointment type", coerce=int, validators=[DataRequired("Choose a type.")]
     )

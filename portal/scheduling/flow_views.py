@@ -34,14 +34,18 @@ def _provider_name(user_id: int) -> str:
     return user.full_name if user else ""
 
 
-def _flow_context(
+def flow_panel_context(
     appointment,
     form: StatusChangeForm | None = None,
     message: str | None = None,
     *,
     message_is_error: bool = True,
 ):
-    """What _status.html and _check_in.html need to show an appointment's place in the flow."""
+    """What ``scheduling/flow/_status.html`` and ``_check_in.html`` need.
+
+    Other views that include the status panel (the day view's appointment panel) render it
+    with ``**flow_panel_context(appointment)``.
+    """
     return {
         "appointment": appointment,
         "form": form or StatusChangeForm(formdata=None),
@@ -64,7 +68,7 @@ def appointment_status(appointment_id: int):
     return render(
         "scheduling/flow/appointment.html",
         fragment="scheduling/flow/_status.html",
-        **_flow_context(appointment),
+        **flow_panel_context(appointment),
     )
 
 
@@ -76,7 +80,7 @@ def check_in(appointment_id: int):
     return render(
         "scheduling/flow/check_in.html",
         fragment="scheduling/flow/_check_in.html",
-        **_flow_context(appointment),
+        **flow_panel_context(appointment),
     )
 
 
@@ -99,7 +103,7 @@ def change_status(appointment_id: int):
     )
     if not form.validate():
         appointment = flow.view_appointment_flow(_actor(), appointment_id, purpose="refused")
-        return render(page, fragment=fragment, status=422, **_flow_context(appointment, form))
+        return render(page, fragment=fragment, status=422, **flow_panel_context(appointment, form))
     try:
         appointment = flow.change_status(
             _actor(),
@@ -117,7 +121,7 @@ def change_status(appointment_id: int):
             "scheduling/flow/appointment.html",
             fragment="scheduling/flow/_status.html",
             status=409,
-            **_flow_context(appointment, message=error.message),
+            **flow_panel_context(appointment, message=error.message),
         )
     except SchedulingError as error:
         field = getattr(form, error.field or "status", None) or form.status
@@ -127,7 +131,7 @@ def change_status(appointment_id: int):
             page,
             fragment=fragment,
             status=422,
-            **_flow_context(appointment, form, message=error.message),
+            **flow_panel_context(appointment, form, message=error.message),
         )
     if not is_htmx_request():
         flash(f"Marked {STATUS_LABELS[appointment.status].lower()}.", "success")
@@ -138,7 +142,7 @@ def change_status(appointment_id: int):
     response = render(
         "scheduling/flow/appointment.html",
         fragment="scheduling/flow/_status.html",
-        **_flow_context(
+        **flow_panel_context(
             appointment,
             message=f"Marked {STATUS_LABELS[appointment.status].lower()}.",
             message_is_error=False,
@@ -189,13 +193,36 @@ def _waitlist_form(formdata=True) -> WaitlistForm:
 
 
 def _waitlist_page(form: WaitlistForm, status: int = 200):
+    chosen = None
+    if form.patient_id.data and not form.patient_id.errors:
+        # The patient already chosen stays chosen when the form comes back with an error.
+        chosen = flow.patient_or_none(form.patient_id.data)
     rows = flow.list_waitlist(_actor())
     return render(
         "scheduling/flow/waitlist.html",
         fragment="scheduling/flow/_waitlist.html",
         form=form,
         rows=rows,
+        chosen=chosen,
         status=status,
+    )
+
+
+@bp.post("/waitlist/patients")
+@require("schedule.write")
+def waitlist_patient_options():
+    """The registry search, answered as choices (radio buttons) for the waitlist form."""
+    from portal.patients.services import search_patients
+
+    form = WaitlistForm()
+    outcome = search_patients(
+        _actor(), form.patient_query.data or "", current_app.config["DEFAULT_PHONE_REGION"]
+    )
+    return render(
+        "scheduling/flow/_patient_options.html",
+        outcome=outcome,
+        patients=outcome.patients,
+        chosen_id=None,
     )
 
 
@@ -213,14 +240,10 @@ def add_waitlist_entry():
     form = _waitlist_form()
     if not form.validate():
         return _waitlist_page(form, status=422)
-    patient_id = flow.patient_id_for_mrn(form.patient_mrn.data)
-    if patient_id is None:
-        form.patient_mrn.errors.append("No patient has that MRN.")
-        return _waitlist_page(form, status=422)
     try:
         flow.add_waitlist_entry(
             _actor(),
-            patient_id=patient_id,
+            patient_id=form.patient_id.data,
             appointment_type_id=form.appointment_type_id.data,
             provider_ids=form.provider_ids.data or [],
             earliest_day=form.earliest_day.data,
@@ -228,7 +251,7 @@ def add_waitlist_entry():
             notes=form.notes.data,
         )
     except SchedulingError as error:
-        getattr(form, error.field or "patient_mrn").errors.append(error.message)
+        getattr(form, error.field or "patient_id").errors.append(error.message)
         return _waitlist_page(form, status=422)
     if not is_htmx_request():
         flash("Added to the waitlist.", "success")

@@ -67,3 +67,31 @@ def test_check_in_updates_the_flow_board(app, schedule, live_server):
         expect(panel.get_by_text("Marked roomed.")).to_be_visible()
         expect(board.locator("#flow-column-roomed").get_by_text("Lovelace, Ada")).to_be_visible()
         browser.close()
+
+
+@pytest.mark.browser
+def test_add_to_the_waitlist_finding_the_patient_by_name(app, schedule, live_server):
+    from datetime import timedelta
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.scheduling.flow_support import local_today
+
+    today = local_today()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        page = _sign_in(browser, live_server, "frontdesk")
+        page.goto(f"{live_server}/schedule/waitlist")
+        page.get_by_label("Find the patient").press_sequentially("hopp")
+        page.get_by_label("Hopper, Grace", exact=False).check()
+        page.get_by_label("Appointment type").select_option(label="Follow-up")
+        page.get_by_label("Earliest day").fill(today.isoformat())
+        page.get_by_label("Latest day").fill((today + timedelta(days=3)).isoformat())
+        page.get_by_label("Notes").fill("Can come at short notice")
+        page.get_by_role("button", name="Add to waitlist").click()
+        row = page.get_by_role("row", name="Hopper, Grace")
+        expect(row).to_contain_text("Can come at short notice")
+        expect(row).to_contain_text("Any")
+        browser.close()

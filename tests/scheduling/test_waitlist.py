@@ -18,13 +18,6 @@ from tests.scheduling.flow_support import (
 )
 
 
-def _mrn(app, patient_id):
-    from portal.patients.models import Patient
-
-    with app.app_context():
-        return db.session.get(Patient, patient_id).mrn
-
-
 def _entries(app):
     from portal.scheduling.models import WaitlistEntry
 
@@ -35,7 +28,7 @@ def _entries(app):
 def _form(app, schedule, **changes):
     today = local_today()
     form = {
-        "patient_mrn": _mrn(app, schedule.patients[1]),
+        "patient_id": schedule.patients[1],
         "appointment_type_id": schedule.new_patient,
         "provider_ids": [schedule.drpatel],
         "earliest_day": today.isoformat(),
@@ -73,8 +66,8 @@ def test_front_desk_adds_lists_and_removes_an_entry(app, schedule, signed_in):
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"patient_mrn": "000000000"}, "patient_mrn", "No patient has that MRN."),
-        ({"patient_mrn": ""}, "patient_mrn", "Enter the patient&#39;s MRN."),
+        ({"patient_id": 987654}, "patient_id", "Find and choose the patient."),
+        ({"patient_id": ""}, "patient_id", "Find and choose the patient."),
         ({"appointment_type_id": 0}, "appointment_type_id", "Choose a type."),
         ("procedure_with_drpatel", "provider_ids", "Not every chosen provider offers Procedure."),
         ("latest_before_earliest", "latest_day", "on or after the earliest day"),
@@ -105,7 +98,24 @@ def test_bad_input_is_refused_beside_its_field_and_nothing_is_saved(
     assert len(error) == 2, f"no error beside {field}"
     assert message in error[1].split("</div>", 1)[0]
     assert "Mornings are best" in html  # what was typed is kept
+    if field != "patient_id":  # and the patient chosen stays chosen
+        chosen = schedule.patients[1]
+        assert f'id="waitlist-patient-{chosen}" value="{chosen}" checked' in html
     assert _entries(app) == []
+
+
+def test_the_patient_is_found_with_the_registry_search(app, schedule, signed_in):
+    browser = signed_in("front_desk")
+    response = browser.htmx_post("/schedule/waitlist/patients", {"patient_query": "turing"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    turing = schedule.patients[1]
+    assert f'type="radio" name="patient_id" id="waitlist-patient-{turing}" value="{turing}"' in html
+    assert "Turing, Alan" in html and "Lovelace" not in html
+    with app.app_context():
+        assert audit_events("patient.search")[-1].detail.startswith("results=1")
+    short = browser.htmx_post("/schedule/waitlist/patients", {"patient_query": "t"})
+    assert "Type at least 2 characters." in short.get_data(as_text=True)
 
 
 def _add_entry(app, schedule, *, patient, type_id, providers=(), days=(0, 14), notes=None):
