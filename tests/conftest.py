@@ -232,7 +232,11 @@ class PortalClient:
 
 
 def fresh_totp(app, username: str) -> str:
-    """A TOTP code the server will accept: a step newer than the last one used (no replay)."""
+    """A TOTP code the server will accept: the current step's, or the next one's when the
+    current step was already used (no replay). Never the previous step's: a 30-second
+    boundary passing before the server checks it would make that one too old."""
+    import time
+
     from portal.auth.models import User
     from portal.timeutil import utcnow
 
@@ -241,11 +245,12 @@ def fresh_totp(app, username: str) -> str:
         last = user.totp_last_step
         db.session.remove()
     totp = pyotp.TOTP(TOTP_SECRETS[username])
-    now_step = int(utcnow().timestamp()) // 30
-    for step in (now_step - 1, now_step, now_step + 1):
-        if last is None or step > last:
-            return totp.at(step * 30)
-    raise AssertionError("three sign-ins within 30 s: no unused TOTP step left")
+    while True:
+        now_step = int(utcnow().timestamp()) // 30
+        for step in (now_step, now_step + 1):
+            if last is None or step > last:
+                return totp.at(step * 30)
+        time.sleep(30 - utcnow().timestamp() % 30 + 0.05)  # both used: wait for a new step
 
 
 @pytest.fixture
