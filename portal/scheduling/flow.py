@@ -192,36 +192,43 @@ def change_status(
         db.session.rollback()  # end the read (SQLite holds its write lock until then)
         raise
     previous = appointment.status
-    appointment.status = status
-    appointment.status_changed_at = now
-    if room is not None:
-        appointment.room_id = room.id
-    db.session.add(
-        AppointmentStatusChange(
-            appointment_id=appointment.id, status=status, changed_at=now, changed_by_id=actor.id
-        )
-    )
     detail = f"{previous} -> {status}"
     if status == "arrived":
         detail += "; demographics and insurance confirmed"
     if room is not None:
         detail += f"; room {room.id}"
-    audit.record(
-        "appointment.status",
-        actor=actor,
-        patient_id=appointment.patient_id,
-        obj=appointment,
-        category=CATEGORY,
-        detail=detail,
-    )
     try:
+        appointment.status = status
+        appointment.status_changed_at = now
+        if room is not None:
+            appointment.room_id = room.id
+        db.session.add(
+            AppointmentStatusChange(
+                appointment_id=appointment.id,
+                status=status,
+                changed_at=now,
+                changed_by_id=actor.id,
+            )
+        )
+        # The UPDATE runs here: a concurrent change (version) or a room taken meanwhile
+        # (PostgreSQL's exclusion constraint) is refused before anything else is written.
+        db.session.flush()
+        audit.record(
+            "appointment.status",
+            actor=actor,
+            patient_id=appointment.patient_id,
+            obj=appointment,
+            category=CATEGORY,
+            detail=detail,
+        )
         db.session.commit()
     except StaleDataError as error:
         db.session.rollback()
         raise StaleChange() from error
     except IntegrityError as error:
-        # PostgreSQL's exclusion constraint on rooms decides a race the pre-check lost.
         db.session.rollback()
+        if getattr(error.orig, "sqlstate", None) != "23P01":  # not the room's exclusion
+            raise
         raise SchedulingError(
             "That room was just taken by another appointment — choose another.",
             field="room_id",
