@@ -54,6 +54,9 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.calendar_feeds": ADMIN,
     "scheduling.create_calendar_feed": ADMIN,
     "scheduling.revoke_calendar_feed": ADMIN,
+    "scheduling.my_calendar_feed": CLINICAL,
+    "scheduling.create_my_calendar_feed": CLINICAL,
+    "scheduling.revoke_my_calendar_feed": CLINICAL,
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {

@@ -636,10 +636,14 @@ def create_calendar_feed(actor, provider_id: int) -> tuple[CalendarFeed, str]:
     return feed, token
 
 
-def revoke_calendar_feed(actor, feed_id: int) -> None:
-    """Revoke a feed: its URL answers 404 from now on."""
+def revoke_calendar_feed(actor, feed_id: int, *, own_only: bool = False) -> None:
+    """Revoke a feed: its URL answers 404 from now on.
+
+    ``own_only``: the actor may revoke only their own feed (a provider's self-service);
+    anyone else's is answered as unknown (404).
+    """
     feed = db.session.get(CalendarFeed, feed_id)
-    if feed is None:
+    if feed is None or (own_only and feed.provider_id != actor.id):
         raise NotFound()
     if feed.revoked_at is not None:
         db.session.rollback()
@@ -655,9 +659,12 @@ def revoke_calendar_feed(actor, feed_id: int) -> None:
     db.session.commit()
 
 
-def list_calendar_feeds() -> list[CalendarFeed]:
-    """Every feed, newest first (revoked ones too, for the record)."""
-    feeds = list(db.session.scalars(select(CalendarFeed).order_by(CalendarFeed.created_at.desc())))
+def list_calendar_feeds(provider_id: int | None = None) -> list[CalendarFeed]:
+    """Every feed (or one provider's), newest first (revoked ones too, for the record)."""
+    query = select(CalendarFeed).order_by(CalendarFeed.created_at.desc(), CalendarFeed.id.desc())
+    if provider_id is not None:
+        query = query.where(CalendarFeed.provider_id == provider_id)
+    feeds = list(db.session.scalars(query))
     db.session.rollback()
     return feeds
 

@@ -351,3 +351,46 @@ def calendar_feed(token: str):
     """A provider's schedule as iCalendar, for the token's holder; 404 for unknown/revoked."""
     body = flow.calendar_feed_ics(token)
     return Response(body, mimetype="text/calendar", headers={"Content-Disposition": "inline"})
+
+
+# A provider's own feed (self-service): the same feeds, limited to the signed-in provider.
+
+
+def _my_feed_page(*, new_url: str | None = None, message: str | None = None, status=200):
+    actor = _actor()
+    return render(
+        "scheduling/flow/my_feed.html",
+        is_provider="prescriber" in actor.roles,
+        feeds=flow.list_calendar_feeds(actor.id),
+        show_names=flow.feeds_show_names(),
+        new_url=new_url,
+        message=message,
+        status=status,
+    )
+
+
+@bp.get("/my-feed")
+@require("schedule.read")
+def my_calendar_feed():
+    """The signed-in provider's calendar feeds: subscribe, or revoke a leaked address."""
+    return _my_feed_page()
+
+
+@bp.post("/my-feed")
+@require("schedule.write")
+def create_my_calendar_feed():
+    """Create a feed for the signed-in provider; its address is shown this once."""
+    try:
+        _, token = flow.create_calendar_feed(_actor(), _actor().id)
+    except SchedulingError:
+        return _my_feed_page(message="Only providers have a calendar feed.", status=422)
+    return _my_feed_page(new_url=url_for("scheduling.calendar_feed", token=token, _external=True))
+
+
+@bp.post("/my-feed/<int:feed_id>/revoke")
+@require("schedule.write")
+def revoke_my_calendar_feed(feed_id: int):
+    """Revoke one of the signed-in provider's own feeds."""
+    flow.revoke_calendar_feed(_actor(), feed_id, own_only=True)
+    flash("Feed revoked: its address no longer works.", "success")
+    return redirect(url_for("scheduling.my_calendar_feed"), 303)

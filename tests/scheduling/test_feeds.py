@@ -114,3 +114,36 @@ def test_only_providers_get_feeds(app, schedule, signed_in):
     assert response.status_code == 422
     with app.app_context():
         assert db.session.scalars(select(CalendarFeed)).all() == []
+
+
+def test_a_provider_makes_and_revokes_their_own_feed(app, schedule, signed_in, client):
+    from portal.scheduling.models import CalendarFeed
+
+    make_appointment(app, schedule, starts_at=today_at(9) + timedelta(days=1))
+    drlee = signed_in("prescriber")
+    created = drlee.post_form("/schedule/my-feed")
+    assert created.status_code == 200
+    match = FEED_URL.search(created.get_data(as_text=True))
+    assert match
+    assert len(Calendar.from_ical(client.get(match.group(1)).data).walk("VEVENT")) == 1
+    with app.app_context():
+        feed = db.session.scalars(select(CalendarFeed)).one()
+        assert feed.provider_id == schedule.drlee
+    # Nobody else can revoke it through the self-service page.
+    other = signed_in("front_desk")
+    assert other.post_form(f"/schedule/my-feed/{feed.id}/revoke").status_code == 404
+    assert client.get(match.group(1)).status_code == 200
+    assert drlee.post_form(f"/schedule/my-feed/{feed.id}/revoke").status_code == 303
+    assert client.get(match.group(1)).status_code == 404
+
+
+def test_staff_who_are_not_providers_get_no_feed(app, schedule, signed_in):
+    from portal.scheduling.models import CalendarFeed
+
+    nurse = signed_in("nurse")
+    assert "Only providers have a calendar feed" in nurse.get("/schedule/my-feed").get_data(
+        as_text=True
+    )
+    assert nurse.post_form("/schedule/my-feed").status_code == 422
+    with app.app_context():
+        assert db.session.scalars(select(CalendarFeed)).all() == []
