@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
@@ -239,7 +239,7 @@ def change_status(
 def view_appointment_flow(actor, appointment_id: int, *, purpose: str = "status") -> Appointment:
     """Load an appointment (with its history) to show its status panel; audited."""
     appointment = get_appointment_for(actor, appointment_id)
-    _ = appointment.history, appointment.room
+    _ = appointment.history, appointment.room  # loaded inside this transaction
     audit.record(
         "appointment.view",
         actor=actor,
@@ -764,7 +764,7 @@ def providers() -> list:
             select(User)
             .where(
                 User.is_enabled.is_(True),
-                User.role_rows.any(or_(UserRole.role == "prescriber")),
+                User.role_rows.any(UserRole.role == "prescriber"),
             )
             .order_by(User.full_name)
         )
