@@ -114,3 +114,35 @@ def test_an_empty_board_says_none_and_is_not_audited(app, schedule, signed_in):
     assert "0 appointments today" in page.get_data(as_text=True)
     with app.app_context():
         assert audit_events("flow_board.view") == []
+
+
+def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, schedule):
+    """1 Nov 2026 has 25 hours in New York: 01:30 happens twice, and both belong to it."""
+    from datetime import UTC, datetime
+
+    from portal.scheduling import flow
+
+    first_0130 = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT
+    second_0130 = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 01:30 EST, an hour later
+    late = datetime(2026, 11, 2, 4, 50, tzinfo=UTC)  # 23:50 EST
+    next_day = datetime(2026, 11, 2, 5, 10, tzinfo=UTC)  # 00:10 on 2 Nov
+    day_before = datetime(2026, 11, 1, 3, 50, tzinfo=UTC)  # 23:50 EDT on 31 Oct
+    ids = [
+        make_appointment(app, schedule, starts_at=at, patient=n % 4, provider=provider)
+        for n, (at, provider) in enumerate(
+            [
+                (first_0130, "drlee"),
+                (second_0130, "drpatel"),
+                (late, "drlee"),
+                (next_day, "drpatel"),
+                (day_before, "drpatel"),
+            ]
+        )
+    ]
+    with app.app_context():
+        board = flow.flow_board(
+            user("frontdesk"), schedule.main_street, now=datetime(2026, 11, 1, 17, tzinfo=UTC)
+        )
+        shown = [card.appointment.id for _, _, cards in board.columns for card in cards]
+        assert board.day.isoformat() == "2026-11-01"
+        assert shown == ids[:3]
