@@ -146,3 +146,28 @@ def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, sche
         shown = [card.appointment.id for _, _, cards in board.columns for card in cards]
         assert board.day.isoformat() == "2026-11-01"
         assert shown == ids[:3]
+
+
+def test_polling_does_not_keep_an_unattended_session_alive(app, schedule, signed_in):
+    from tests.auth.conftest import age_session, session_row, session_token
+
+    browser = signed_in("front_desk")
+    page = browser.get("/schedule/flow-board").get_data(as_text=True)
+    assert """hx-headers='{"X-Portal-Background": "1"}'""" in page
+    token = session_token(browser)
+    poll = {"HX-Request": "true", "X-Portal-Background": "1"}
+    age_session(app, token, last_seen_at=timedelta(minutes=10))
+    seen = session_row(app, token).last_seen_at
+    assert browser.get("/schedule/flow-board", headers=poll).status_code == 200
+    assert session_row(app, token).last_seen_at == seen  # a poll is not the user
+    age_session(app, token, last_seen_at=timedelta(minutes=6))
+    timed_out = browser.get("/schedule/flow-board", headers=poll)
+    assert timed_out.status_code == 401
+    assert "/auth/sign-in" in timed_out.headers["HX-Redirect"]
+    # Whereas anything the user does counts as being there.
+    other = signed_in("nurse")
+    other_token = session_token(other)
+    age_session(app, other_token, last_seen_at=timedelta(minutes=10))
+    before = session_row(app, other_token).last_seen_at
+    other.get("/schedule/flow-board", headers={"HX-Request": "true"})
+    assert session_row(app, other_token).last_seen_at > before
