@@ -709,6 +709,9 @@ def calendar_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", f"{provider.full_name if provider else 'Provider'} — schedule")
     calendar.add("x-wr-timezone", clinic_time_zone())
+    # Ask calendar apps to fetch again often: the front desk changes the day as it goes.
+    calendar.add("refresh-interval", timedelta(minutes=15), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", "PT15M")
     for appointment in appointments:
         event = Event()
         event.add("uid", f"appointment-{appointment.id}@practice-portal")

@@ -49,6 +49,7 @@ def test_a_feed_shows_times_type_and_location_without_names(app, schedule, signe
     assert response.status_code == 200
     assert response.mimetype == "text/calendar"
     calendar = Calendar.from_ical(response.data)
+    assert "REFRESH-INTERVAL;VALUE=DURATION:PT15M" in response.get_data(as_text=True)
     events = [c for c in calendar.walk("VEVENT")]
     assert len(events) == 1  # drlee's active appointment only
     event = events[0]
