@@ -83,21 +83,28 @@ def check_password(username: str, password: str) -> SignInResult:
     The failure count is only cleared once the whole sign-in (second factor included)
     succeeds, so guessing TOTP codes with a known password backs off too.
     """
+    # The hash (~25 ms) is checked outside any transaction: on SQLite a transaction holds
+    # the database's write lock from its first statement, and every other writer would wait.
+    # The decision is then taken under the account's row lock, on a fresh read, so parallel
+    # attempts are all counted and a password changed meanwhile does not count as right.
+    found = find_user(username)
+    stored_hash = found.password_hash if found is not None else None
+    db.session.rollback()
+    password_ok = verify_password(stored_hash, password)  # a dummy hash when unknown
+
     user = find_user(username, for_update=True)
     now = utcnow()
     if user is None:
-        verify_password(None, password)  # same time as a wrong password
         audit.record("auth.sign_in_failed", outcome="denied", detail="unknown account")
         db.session.commit()
         return SignInResult(None)
     if is_backing_off(user, now):
-        verify_password(None, password)
         audit.record(
             "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
         )
         db.session.commit()
         return SignInResult(None)
-    password_ok = verify_password(user.password_hash, password)
+    password_ok = password_ok and user.password_hash == stored_hash
     if not user.is_enabled or not password_ok:
         _register_failure(user, now, "wrong password" if user.is_enabled else "account disabled")
         db.session.commit()

@@ -1,0 +1,233 @@
+"""The machine, the budgets, and the two outputs: bench/RESULTS.md and bench/results.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.databases import ROOT
+
+SEARCH_BUDGET_MS = 50.0  # every search p95 at 1,000,000 patients
+BUDGET_ROWS = 1_000_000
+GROWTH_BUDGET = 1.5  # p95 at the large size vs its own p95 at the baseline size
+BASELINE_ROWS = 10_000
+
+
+@dataclass
+class Result:
+    benchmark: str
+    database: str
+    rows: int
+    requests: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    floor_p95_ms: float | None
+    date: str
+    is_search: bool = False
+    failures: int = 0
+    first_failure: str | None = None
+    worker_cpu_ms: float | None = None  # gunicorn worker's CPU time per request
+    other_busy: float | None = None  # CPU used by other processes during the run (of all)
+
+    def public(self) -> dict:
+        """The object results.json holds (the fields regression scripts rely on)."""
+        keys = (
+            "benchmark",
+            "database",
+            "rows",
+            "requests",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "floor_p95_ms",
+            "date",
+        )
+        values = asdict(self)
+        return {key: values[key] for key in keys}
+
+
+@dataclass
+class DatabaseReport:
+    """Everything measured on one database engine (all sizes)."""
+
+    label: str
+    version: str
+    results: list[Result] = field(default_factory=list)
+    seeding: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plans: dict[str, str] = field(default_factory=dict)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (the value below which pct % of the samples fall)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
+    """(budget text, verdict) of one row; only searches have budgets."""
+    if result.failures:
+        return "answers must be right", f"INVALID ({result.failures} bad: {result.first_failure})"
+    if not result.is_search:
+        return "—", "—"
+    baseline = _baseline(result, all_results)
+    limits = []
+    if result.rows >= BUDGET_ROWS:
+        limits.append(SEARCH_BUDGET_MS)
+    if baseline is not None:
+        limits.append(GROWTH_BUDGET * baseline.p95_ms)
+    if not limits:
+        return "baseline", "—"
+    texts = []
+    if result.rows >= BUDGET_ROWS:
+        texts.append(f"≤ {SEARCH_BUDGET_MS:.0f}")
+    if baseline is not None:
+        texts.append(f"≤ 1.5 x {baseline.p95_ms:.1f} = {GROWTH_BUDGET * baseline.p95_ms:.1f}")
+    verdict = "pass" if result.p95_ms <= min(limits) else "**FAIL**"
+    return " and ".join(texts), verdict
+
+
+def _baseline(result: Result, all_results: list[Result]) -> Result | None:
+    peers = [
+        other
+        for other in all_results
+        if other.database == result.database
+        and other.benchmark == result.benchmark
+        and other.rows < result.rows
+    ]
+    if not peers:
+        return None
+    exact = [other for other in peers if other.rows == BASELINE_ROWS]
+    return exact[0] if exact else min(peers, key=lambda other: other.rows)
+
+
+def failing(all_results: list[Result]) -> list[Result]:
+    """Rows whose verdict is a failure (budget missed, or answers that were wrong)."""
+    return [result for result in all_results if budget(result, all_results)[1] not in ("pass", "—")]
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        gunicorn = version("gunicorn")
+    except Exception:  # reporting only
+        gunicorn = "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": ram_gib,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "gunicorn": gunicorn,
+        "os": platform.platform(),
+        "load": os.getloadavg(),
+    }
+
+
+def git_revision() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return head + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "?"
+
+
+def _ms(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def markdown(
+    stamp: str, info: dict, settings: str, databases: list[DatabaseReport], extra: list[str]
+) -> str:
+    all_results = [result for db in databases for result in db.results]
+    ram = f"{info['ram_gib']:.1f} GiB" if info["ram_gib"] else "?"
+    load = ", ".join(f"{value:.2f}" for value in info["load"])
+    load_end = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    lines = [
+        f"## {stamp}",
+        "",
+        f"- Machine: {info['cpu']}, {info['cores']} cores, {ram} RAM; {info['os']}",
+        f"- Python {info['python']}, SQLite {info['sqlite']}, "
+        + ", ".join(f"{db.label} {db.version}" for db in databases if db.label != "SQLite")
+        + ("; " if any(db.label != "SQLite" for db in databases) else "")
+        + f"gunicorn {info['gunicorn']}",
+        f"- Code: {git_revision()}; load average (1, 5, 15 min) at start: {load}, "
+        f"at the end: {load_end} (other work on the machine adds noise to the tails)",
+        f"- {settings}",
+        *[f"- {line}" for line in extra],
+        "",
+    ]
+    for db in databases:
+        lines += [f"### {db.label}", ""]
+        lines += [f"- {line}" for line in db.seeding + db.notes]
+        lines += [
+            "",
+            "| benchmark | rows | requests | p50 ms | p95 ms | p99 ms | floor p95 ms "
+            "| worker CPU ms/req | other CPU load | budget (p95 ms) | result |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for result in db.results:
+            text, verdict = budget(result, all_results)
+            lines.append(
+                f"| {result.benchmark} | {result.rows:,} | {result.requests:,} "
+                f"| {_ms(result.p50_ms)} | {_ms(result.p95_ms)} | {_ms(result.p99_ms)} "
+                f"| {_ms(result.floor_p95_ms, 2)} | {_ms(result.worker_cpu_ms)} "
+                f"| {_percent(result.other_busy)} | {text} | {verdict} |"
+            )
+        lines.append("")
+        for name, plan in db.plans.items():
+            lines += [f"Plan of the slow query behind “{name}”:", "", "```", plan, "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def append_markdown(path: Path, text: str) -> None:
+    if not path.exists():
+        path.write_text(
+            "# Benchmark results\n\n"
+            "Each `make bench` run appends a section (newest last). Latencies are measured from "
+            "a client on the same machine over loopback, sequential requests on one keep-alive "
+            "connection; the floor is the same SQL run directly from the benchmark process. "
+            "Machine-readable figures of the latest run: `bench/results.json`.\n\n"
+        )
+    with path.open("a") as handle:
+        handle.write(text)
+
+
+def write_json(path: Path, results: list[Result]) -> None:
+    path.write_text(json.dumps([result.public() for result in results], indent=2) + "\n")

@@ -1,0 +1,310 @@
+"""``python -m bench``: seed (or reuse) the databases, serve each with gunicorn, measure, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import requests
+
+from bench import cpu, databases, floors, report, workload
+from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
+from bench.server import Server
+
+WARMUP = 20
+QUIET_THRESHOLD = 0.5  # machine CPU busy fraction under which a benchmark may start
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Seed 10,000 and 1,000,000 patients, serve with gunicorn, measure search, "
+        "the patient page and sign-in; append to bench/RESULTS.md, write bench/results.json.",
+    )
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help="comma-separated database sizes (default 10000,1000000; --quick: 1000,10000)",
+    )
+    parser.add_argument("--requests", type=int, default=None, help="timed requests per benchmark")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small smoke run; results go to bench/out/ instead of bench/RESULTS.md",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("PORTAL_BENCH_POSTGRES_URL", databases.DEFAULT_POSTGRES_SERVER),
+        help="PostgreSQL server URL; the bench makes its own databases portal_bench* there "
+        "(default: $PORTAL_BENCH_POSTGRES_URL or %(default)s)",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--port", type=int, default=5055, help="loopback port for gunicorn")
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads of the worker")
+    parser.add_argument("--sign-ins", type=int, default=None, help="sign-ins to time (50)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent sign-in clients")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="before each benchmark, wait up to this many seconds for the machine's CPU to be "
+        "under 50%% busy (default 45; --quick: 0)",
+    )
+    parser.add_argument("--reseed", action="store_true", help="seed again even when cached")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="seed (or check) the databases, measure nothing"
+    )
+    parser.add_argument("--explain", action="store_true", help="print every query plan")
+    args = parser.parse_args(argv)
+    default_rows = "1000,10000" if args.quick else "10000,1000000"
+    args.rows = sorted(
+        {int(value.replace("_", "")) for value in (args.rows or default_rows).split(",")}
+    )
+    args.requests = args.requests or (200 if args.quick else 1000)
+    args.sign_ins = args.sign_ins or (8 if args.quick else 50)
+    if args.quiet_wait is None:
+        args.quiet_wait = 0 if args.quick else 45
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    info = report.machine()
+    log(
+        f"Benchmark {stamp}: {info['cpu']}, {info['cores']} cores; sizes "
+        f"{', '.join(f'{rows:,}' for rows in args.rows)}; {args.requests} requests each"
+    )
+    engines: list[tuple[str, str | None]] = []
+    if not args.no_sqlite:
+        engines.append(("sqlite", None))
+    if not args.no_postgres:
+        version = databases.postgres_reachable(args.postgres)
+        if version:
+            engines.append(("postgresql", version))
+        else:
+            log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
+    reports = []
+    for dialect, version in engines:
+        db_report = report.DatabaseReport(
+            "SQLite" if dialect == "sqlite" else "PostgreSQL",
+            info["sqlite"] if dialect == "sqlite" else version,
+        )
+        reports.append(db_report)
+        targets = []
+        for rows in args.rows:
+            if dialect == "sqlite":
+                target = databases.sqlite_target(rows)
+            else:
+                target = databases.postgres_target(args.postgres, rows)
+            log(f"\n== {db_report.label}, {rows:,} patients")
+            databases.ensure_seeded(target, args.postgres, reseed=args.reseed, log=log)
+            if target.seed_seconds is not None:
+                db_report.seeding.append(
+                    f"Seeded {rows:,} patients in {target.seed_seconds:.1f} s "
+                    f"(migrations + seed_clinic_and_users + seed_patients)"
+                )
+            else:
+                db_report.seeding.append(
+                    f"{rows:,} patients: database reused (seeded {target.seeded_at} "
+                    f"in {target.cached_seed_seconds} s)"
+                )
+            targets.append(target)
+        if not args.seed_only:
+            measure(targets, db_report, args, stamp)
+    if args.seed_only:
+        for db_report in reports:
+            log(f"{db_report.label}: " + "; ".join(db_report.seeding))
+        return 0
+    all_results = [result for db_report in reports for result in db_report.results]
+    settings = (
+        f"gunicorn per database size: 1 worker, gthread, {args.threads} threads, on "
+        f"127.0.0.1:{args.port}+; {args.requests} timed requests per benchmark and size after "
+        f"{WARMUP} untimed, sequential on one keep-alive session (requests) per size, "
+        f"alternating between the sizes; signed in as a front-desk user without MFA; before "
+        f"each benchmark the run waits up to {args.quiet_wait:.0f} s for the CPU to be under "
+        f'{QUIET_THRESHOLD:.0%} busy. "Other CPU load" is the machine\'s CPU used by other '
+        f"processes (PostgreSQL included) during the benchmark"
+    )
+    text = report.markdown(stamp, info, settings, reports, [])
+    if args.quick:
+        md_path, json_path = OUT / "quick-RESULTS.md", OUT / "quick-results.json"
+    else:
+        md_path, json_path = ROOT / "bench" / "RESULTS.md", ROOT / "bench" / "results.json"
+    report.append_markdown(md_path, text)
+    report.write_json(json_path, all_results)
+    log("\n" + text)
+    log(f"Written: {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}")
+    failures = report.failing(all_results)
+    log(f"Total time {time.perf_counter() - started:.0f} s.")
+    if failures:
+        log(f"{len(failures)} row(s) failed their budget or gave wrong answers.")
+        return 1
+    return 0
+
+
+@dataclass
+class SizeRun:
+    """One database size being measured: its server, signed-in session and inputs."""
+
+    target: databases.Target
+    server: Server
+    session: requests.Session
+    token: str
+    benchmarks: list[workload.Benchmark]
+
+
+def measure(targets, db_report: report.DatabaseReport, args, stamp: str) -> None:
+    """Every benchmark on every size of one database engine.
+
+    Each size has its own gunicorn, all running at once, and the requests of a benchmark
+    alternate between the sizes: whatever else the machine is doing then slows every size
+    alike, so the "1M vs 10k" comparison stays fair on a busy machine.
+    """
+    count = args.requests
+    with ExitStack() as stack:
+        runs = []
+        for offset, target in enumerate(targets):
+            server = stack.enter_context(Server(target.url, args.port + offset, args.threads))
+            log(f"  {target.rows:,} patients: gunicorn at {server.base} (pid {server.process.pid})")
+            session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
+            stack.callback(session.close)
+            token = workload.page_csrf_token(session, server.base)
+            patients = workload.sample_patients(target.url, count)
+            runs.append(
+                SizeRun(target, server, session, token, workload.build_benchmarks(patients))
+            )
+        for index in range(len(runs[0].benchmarks)):
+            cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+            measure_benchmark(runs, index, db_report, args, stamp)
+        for run in runs:
+            cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+            measure_sign_in(run, db_report, args, stamp)
+    for run in runs:
+        for bench in run.benchmarks:
+            result = next(
+                r
+                for r in db_report.results
+                if r.benchmark == bench.name and r.rows == run.target.rows
+            )
+            verdict = report.budget(result, db_report.results)[1]
+            if verdict not in ("pass", "—") and not result.failures:
+                db_report.plans[f"{bench.name}, {run.target.rows:,} rows"] = floors.explain(
+                    run.target.url, run.target.dialect, bench
+                )
+
+
+def measure_benchmark(runs, index: int, db_report, args, stamp: str) -> None:
+    """One benchmark, its requests alternating between the sizes; then its floors."""
+    count = args.requests
+    timings = {run.target.rows: workload.Timings() for run in runs}
+    workers = {run.target.rows: run.server.worker_pids()[0] for run in runs}
+    worker_before = {rows: cpu.process_cpu_seconds(pid) for rows, pid in workers.items()}
+    machine_before = cpu.machine_jiffies()
+    own_before = cpu.own_cpu_seconds()
+    for step in range(WARMUP + count):
+        # Alternate which size goes first, so neither always follows the other.
+        for run in runs if step % 2 else reversed(runs):
+            bench = run.benchmarks[index]
+            case = bench.cases[step % len(bench.cases)]
+            elapsed, problem = workload.timed_request(
+                run.session, run.server.base, run.token, bench, case
+            )
+            if step >= WARMUP:
+                timings[run.target.rows].add(elapsed, problem)
+    machine_after = cpu.machine_jiffies()
+    ours = cpu.own_cpu_seconds() - own_before
+    worker_ms = {}
+    for rows, pid in workers.items():
+        after = cpu.process_cpu_seconds(pid)
+        if after is not None and worker_before[rows] is not None:
+            ours += after - worker_before[rows]
+            worker_ms[rows] = (after - worker_before[rows]) * 1000 / (count + WARMUP)
+    other_busy = cpu.other_fraction(machine_before, machine_after, ours)
+    for run in runs:
+        bench = run.benchmarks[index]
+        timing = timings[run.target.rows]
+        try:
+            floor = floors.run_floor(run.target.url, bench, count, WARMUP)
+        except floors.Misclassified as error:
+            floor = None
+            timing.failures += 1
+            timing.first_failure = timing.first_failure or str(error)
+        latencies = timing.latencies_ms
+        result = report.Result(
+            benchmark=bench.name,
+            database=db_report.label,
+            rows=run.target.rows,
+            requests=len(latencies),
+            p50_ms=round(report.percentile(latencies, 50), 2),
+            p95_ms=round(report.percentile(latencies, 95), 2),
+            p99_ms=round(report.percentile(latencies, 99), 2),
+            floor_p95_ms=round(report.percentile(floor, 95), 3) if floor else None,
+            date=stamp,
+            is_search=bench.is_search,
+            failures=timing.failures,
+            first_failure=timing.first_failure,
+            worker_cpu_ms=round(worker_ms[run.target.rows], 2)
+            if run.target.rows in worker_ms
+            else None,
+            other_busy=other_busy,
+        )
+        db_report.results.append(result)
+        checked = (
+            "all answers right"
+            if not timing.failures
+            else f"{timing.failures} WRONG ({timing.first_failure})"
+        )
+        log(
+            f"  {bench.name:<28} {run.target.rows:>9,}  p50 {result.p50_ms:6.1f}  "
+            f"p95 {result.p95_ms:6.1f}  p99 {result.p99_ms:6.1f}  "
+            f"floor p95 {result.floor_p95_ms or 0:5.2f} ms  "
+            f"worker CPU {result.worker_cpu_ms or 0:.1f} ms/req, others {other_busy:.0%}"
+            f"  [{checked}]"
+        )
+        if args.explain:
+            log(floors.explain(run.target.url, run.target.dialect, bench))
+
+
+def measure_sign_in(run: SizeRun, db_report, args, stamp: str) -> None:
+    """Sign-in throughput against one size's server, and its worker's peak memory."""
+    log(f"  {run.target.rows:,}: sign-in, {args.sign_ins} sequential, then {args.clients} clients")
+    throughput = workload.sign_in_throughput(
+        run.server.base, BENCH_USERNAME, BENCH_PASSWORD, args.sign_ins, args.clients
+    )
+    peak_kib = run.server.peak_memory_kib()
+    latencies = throughput.sequential_latencies_ms
+    db_report.results.append(
+        report.Result(
+            benchmark="sign-in (password, argon2id)",
+            database=db_report.label,
+            rows=run.target.rows,
+            requests=len(latencies),
+            p50_ms=round(report.percentile(latencies, 50), 2),
+            p95_ms=round(report.percentile(latencies, 95), 2),
+            p99_ms=round(report.percentile(latencies, 99), 2),
+            floor_p95_ms=None,
+            date=stamp,
+        )
+    )
+    peak = f"{peak_kib / 1024:.0f} MiB" if peak_kib else "unknown"
+    note = (
+        f"{run.target.rows:,} patients: sign-in throughput "
+        f"{throughput.sequential_per_second:.1f}/s sequential ({args.sign_ins} sign-ins), "
+        f"{throughput.concurrent_per_second:.1f}/s with {throughput.concurrent_clients} "
+        f"concurrent clients ({throughput.concurrent_count} sign-ins); peak memory of the "
+        f"gunicorn worker (VmHWM) after the run: {peak}"
+    )
+    db_report.notes.append(note)
+    log("  " + note)

@@ -1,0 +1,79 @@
+"""The benchmark's verdicts: what passes, what fails, and the shape of results.json."""
+
+import json
+
+from bench.report import Result, budget, failing, percentile, write_json
+
+
+def result(benchmark="search: MRN", rows=1_000_000, p95=10.0, **extra):
+    return Result(
+        benchmark=benchmark,
+        database="SQLite",
+        rows=rows,
+        requests=1000,
+        p50_ms=p95 / 2,
+        p95_ms=p95,
+        p99_ms=p95 * 2,
+        floor_p95_ms=0.1,
+        date="2026-11-25 17:00 UTC",
+        is_search=extra.pop("is_search", True),
+        **extra,
+    )
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))  # 1..100
+    assert percentile(values, 50) == 50
+    assert percentile(values, 95) == 95
+    assert percentile(values, 99) == 99
+    assert percentile([7.0], 95) == 7.0
+
+
+def test_search_at_1m_passes_within_50_ms_and_1_5_times_its_10k_p95():
+    small = result(rows=10_000, p95=8.0)
+    large = result(rows=1_000_000, p95=11.9)
+    assert budget(large, [small, large])[1] == "pass"
+    assert failing([small, large]) == []
+
+
+def test_search_at_1m_fails_when_it_grows_more_than_1_5_times():
+    small = result(rows=10_000, p95=8.0)
+    large = result(rows=1_000_000, p95=12.5)
+    assert budget(large, [small, large])[1] == "**FAIL**"
+    assert failing([small, large]) == [large]
+
+
+def test_search_at_1m_fails_over_50_ms_even_when_10k_was_as_slow():
+    small = result(rows=10_000, p95=60.0)
+    large = result(rows=1_000_000, p95=61.0)
+    assert budget(large, [small, large])[1] == "**FAIL**"
+
+
+def test_wrong_answers_make_a_row_invalid_whatever_its_speed():
+    small = result(rows=10_000, p95=8.0)
+    large = result(rows=1_000_000, p95=1.0, failures=3, first_failure="no results")
+    assert budget(large, [small, large])[1].startswith("INVALID")
+    assert failing([small, large]) == [large]
+
+
+def test_the_patient_page_has_no_budget():
+    page = result(benchmark="patient page", p95=80.0, is_search=False)
+    assert budget(page, [page]) == ("—", "—")
+
+
+def test_results_json_holds_exactly_the_documented_fields(tmp_path):
+    path = tmp_path / "results.json"
+    write_json(path, [result(worker_cpu_ms=4.2, other_busy=0.3)])
+    (entry,) = json.loads(path.read_text())
+    assert set(entry) == {
+        "benchmark",
+        "database",
+        "rows",
+        "requests",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "floor_p95_ms",
+        "date",
+    }
+    assert entry["rows"] == 1_000_000 and entry["p95_ms"] == 10.0
