@@ -53,6 +53,37 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.appointment": CLINICAL,
     "scheduling.reschedule": CLINICAL,
     "scheduling.cancel": CLINICAL,
+    # Scheduling: find next available, and the set-up pages (availability work, issue 3).
+    "scheduling.find_slots": CLINICAL,
+    "scheduling.find_patient_choices": CLINICAL,
+    "scheduling.setup_index": ADMIN,
+    "scheduling.setup_types": ADMIN,
+    "scheduling.setup_edit_type": ADMIN,
+    "scheduling.setup_rooms": ADMIN,
+    "scheduling.setup_edit_room": ADMIN,
+    "scheduling.setup_templates": ADMIN,
+    "scheduling.setup_add_block": ADMIN,
+    "scheduling.setup_delete_block": ADMIN,
+    "scheduling.setup_exceptions": ADMIN,
+    "scheduling.setup_delete_exception": ADMIN,
+    "scheduling.setup_closures": ADMIN,
+    "scheduling.setup_delete_closure": ADMIN,
+    # Scheduling: the visit's day (statuses, check-in, flow board, waitlist, calendar feeds).
+    "scheduling.appointment_status": CLINICAL,
+    "scheduling.change_status": CLINICAL,
+    "scheduling.check_in": CLINICAL,
+    "scheduling.flow_board": CLINICAL,
+    "scheduling.waitlist": CLINICAL,
+    "scheduling.add_waitlist_entry": CLINICAL,
+    "scheduling.waitlist_patient_options": CLINICAL,
+    "scheduling.remove_waitlist_entry": CLINICAL,
+    "scheduling.waitlist_matches": CLINICAL,
+    "scheduling.calendar_feeds": ADMIN,
+    "scheduling.create_calendar_feed": ADMIN,
+    "scheduling.revoke_calendar_feed": ADMIN,
+    "scheduling.my_calendar_feed": CLINICAL,
+    "scheduling.create_my_calendar_feed": CLINICAL,
+    "scheduling.revoke_my_calendar_feed": CLINICAL,
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -61,6 +92,18 @@ PUBLIC_ENDPOINTS = {
     "auth.sign_in",
     "auth.second_factor",
     "auth.enrol_mfa",
+    "scheduling.calendar_feed",  # the token in its URL is the credential
+}
+# Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
+ID_ARGUMENTS_WITHOUT_ROWS = {
+    "type_id",
+    "room_id",
+    "block_id",
+    "exception_id",
+    "closure_id",  # scheduling set-up
+    "appointment_id",
+    "entry_id",
+    "feed_id",  # appointments, waitlist, feeds
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
@@ -113,8 +156,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = db.session.scalar(select(Location.id).limit(1))
             elif argument == "action":
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
-            elif argument == "appointment_id":
-                values[argument] = 1  # unknown: allowed roles get 404, others 403
+            elif argument in ID_ARGUMENTS_WITHOUT_ROWS:
+                values[argument] = 1  # no such row: an allowed request gets 404, not 403
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:

@@ -12,6 +12,7 @@ PUBLIC_ENDPOINTS = {
     "auth.second_factor",
     "auth.enrol_mfa",
     "main.health",
+    "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
 }
 
 

@@ -11,6 +11,7 @@ import json
 import secrets
 from datetime import timedelta
 
+from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import insert, select, update
 from werkzeug.datastructures import CallbackDict
@@ -25,6 +26,9 @@ TOUCH_INTERVAL = timedelta(seconds=30)
 USER_KEY = "_user_id"  # where Flask-Login keeps the signed-in user's id
 CSRF_KEY = "csrf_token"  # where Flask-WTF keeps the session's CSRF secret
 TIMED_OUT_KEY = "timed_out_user_id"
+# Sent by requests a page makes by itself (the flow board's polling): they must not count as
+# the user being there, or an unattended screen would never reach its idle time-out.
+BACKGROUND_HEADER = "X-Portal-Background"
 
 
 def hash_token(token: str) -> str:
@@ -160,7 +164,9 @@ class DatabaseSessionInterface(SessionInterface):
                         data=json.dumps(dict(session)), user_id=_user_id(session), last_seen_at=now
                     )
                 )
-            elif session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL:
+            elif (
+                session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL
+            ) and request.headers.get(BACKGROUND_HEADER) != "1":
                 connection.execute(
                     update(TABLE)
                     .where(TABLE.c.token_hash == hash_token(session.token))
