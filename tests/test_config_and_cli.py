@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from itertools import pairwise
 
 import pytest
 from flask_migrate import upgrade
@@ -104,6 +105,17 @@ def test_seed_demo_is_deterministic_and_writes_private_credentials(tmp_path):
     assert patients == _patients(second)  # same seed, same people
     for _mrn, _family, _given, _birth, phone in patients:
         assert phonenumbers.is_valid_number(phonenumbers.parse(phone))
+
+    # A schedule to work with: types, Dr. Lee's hours, and visits that never overlap.
+    from portal.scheduling.models import Appointment, AppointmentType, AvailabilityBlock
+
+    with first.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(AppointmentType)) == 4
+        assert db.session.scalar(select(db.func.count()).select_from(AvailabilityBlock)) == 10
+        visits = db.session.scalars(select(Appointment).order_by(Appointment.starts_at)).all()
+        assert visits, "the demo day should have visits"
+        for earlier, later in pairwise(visits):
+            assert earlier.ends_at <= later.starts_at
 
     again = first.test_cli_runner().invoke(args=["seed-demo", "--if-empty"])
     assert "already present" in again.output
