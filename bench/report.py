@@ -17,6 +17,12 @@ SEARCH_BUDGET_MS = 50.0  # every search p95 at 1,000,000 patients
 BUDGET_ROWS = 1_000_000
 GROWTH_BUDGET = 1.5  # p95 at the large size vs its own p95 at the baseline size
 BASELINE_ROWS = 10_000
+# Issue 3's p95 budgets (ms) for the scheduling pages.
+SCHEDULE_BUDGETS_MS = {
+    "schedule: day view, 20 providers": 80.0,
+    "schedule: week view, 1 provider": 60.0,
+    "schedule: find next available, 20 providers, 30 days": 150.0,
+}
 
 
 @dataclass
@@ -35,6 +41,9 @@ class Result:
     first_failure: str | None = None
     worker_cpu_ms: float | None = None  # gunicorn worker's CPU time per request
     other_busy: float | None = None  # CPU used by other processes during the run (of all)
+    appointments: int | None = None  # scheduling benchmarks: appointments in the database
+    bookings_per_second: float | None = None
+    conflict_rate: float | None = None  # booking: share of attempts refused as taken
 
     def public(self) -> dict:
         """The object results.json holds (the fields regression scripts rely on)."""
@@ -50,7 +59,11 @@ class Result:
             "date",
         )
         values = asdict(self)
-        return {key: values[key] for key in keys}
+        public = {key: values[key] for key in keys}
+        for extra in ("appointments", "bookings_per_second", "conflict_rate"):
+            if values[extra] is not None:
+                public[extra] = values[extra]
+        return public
 
 
 @dataclass
@@ -76,6 +89,9 @@ def budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
     """(budget text, verdict) of one row; only searches have budgets."""
     if result.failures:
         return "answers must be right", f"INVALID ({result.failures} bad: {result.first_failure})"
+    if result.benchmark in SCHEDULE_BUDGETS_MS:
+        limit = SCHEDULE_BUDGETS_MS[result.benchmark]
+        return f"≤ {limit:.0f}", "pass" if result.p95_ms <= limit else "**FAIL**"
     if not result.is_search:
         return "—", "—"
     baseline = _baseline(result, all_results)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from bench import cpu, databases, floors, report, workload
+from bench import cpu, databases, floors, report, schedule, workload
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
 from bench.server import Server
 
@@ -64,6 +64,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--seed-only", action="store_true", help="seed (or check) the databases, measure nothing"
     )
     parser.add_argument("--explain", action="store_true", help="print every query plan")
+    parser.add_argument(
+        "--schedule",
+        action="store_true",
+        help="measure scheduling (issue 3: day, week, find, booking) instead of the searches",
+    )
+    parser.add_argument(
+        "--appointments",
+        type=int,
+        default=2_000_000,
+        help="appointments to seed for --schedule (default %(default)s, over three years)",
+    )
+    parser.add_argument(
+        "--bookings", type=int, default=None, help="bookings per client for --schedule (25)"
+    )
     args = parser.parse_args(argv)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
     args.rows = sorted(
@@ -71,6 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     args.requests = args.requests or (200 if args.quick else 1000)
     args.sign_ins = args.sign_ins or (8 if args.quick else 50)
+    args.bookings = args.bookings or 25
     if args.quiet_wait is None:
         args.quiet_wait = 0 if args.quick else 45
     return args
@@ -121,7 +136,18 @@ def main(argv=None) -> int:
                     f"in {target.cached_seed_seconds} s)"
                 )
             targets.append(target)
-        if not args.seed_only:
+        if args.schedule:
+            for target in targets:
+                meta = schedule.ensure_schedule(target, args.appointments, log=log)
+                db_report.seeding.append(
+                    f"{target.rows:,} patients: {args.appointments:,} appointments, "
+                    f"{schedule.PROVIDERS} providers, "
+                    + ("reused" if meta["reused"] else "seeded")
+                    + f" ({meta['seed_seconds']} s)"
+                )
+                if not args.seed_only:
+                    measure_schedule(target, db_report, args, stamp)
+        elif not args.seed_only:
             measure(targets, db_report, args, stamp)
     if args.seed_only:
         for db_report in reports:
@@ -308,3 +334,105 @@ def measure_sign_in(run: SizeRun, db_report, args, stamp: str) -> None:
     )
     db_report.notes.append(note)
     log("  " + note)
+
+
+def measure_schedule(target, db_report: report.DatabaseReport, args, stamp: str) -> None:
+    """Day view, week view and find-next-available on one size; then booking throughput."""
+    count = args.requests
+    setup = schedule.load_setup(target.url, count)
+    with Server(target.url, args.port, args.threads) as server:
+        log(f"  {target.rows:,} patients: gunicorn at {server.base} (pid {server.process.pid})")
+        session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
+        token = workload.page_csrf_token(session, server.base)
+        schedule.choose_all_providers(session, server.base, token, setup)
+        for kind, name in schedule.BENCHMARKS:
+            cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+            timing = workload.Timings()
+            for step in range(WARMUP + count):
+                elapsed, problem = schedule.timed_get(
+                    session, server.base, schedule.request_for(kind, setup, step)
+                )
+                if step >= WARMUP:
+                    timing.add(elapsed, problem)
+            floor = schedule.floor(target.url, kind, setup, count, WARMUP)
+            latencies = timing.latencies_ms
+            result = report.Result(
+                benchmark=name,
+                database=db_report.label,
+                rows=target.rows,
+                requests=len(latencies),
+                p50_ms=round(report.percentile(latencies, 50), 2),
+                p95_ms=round(report.percentile(latencies, 95), 2),
+                p99_ms=round(report.percentile(latencies, 99), 2),
+                floor_p95_ms=round(report.percentile(floor, 95), 3),
+                date=stamp,
+                failures=timing.failures,
+                first_failure=timing.first_failure,
+                appointments=args.appointments,
+            )
+            db_report.results.append(result)
+            log(
+                f"  {name:<52} p50 {result.p50_ms:6.1f}  p95 {result.p95_ms:6.1f}  "
+                f"p99 {result.p99_ms:6.1f}  floor p95 {result.floor_p95_ms:6.2f} ms  "
+                f"[{timing.failures} wrong: {timing.first_failure}]"
+            )
+        session.close()
+        if target.dialect == "postgresql":
+            measure_booking(target, server, setup, db_report, args, stamp)
+
+
+def measure_booking(target, server, setup, db_report, args, stamp: str) -> None:
+    """8 clients booking at once: at distinct free slots, then all at the same slots."""
+    clients = schedule.BOOKING_CLIENTS
+    per_client = args.bookings
+    sessions, tokens = [], []
+    for _ in range(clients):
+        session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
+        sessions.append(session)
+        tokens.append(workload.page_csrf_token(session, server.base))
+    distinct = schedule.free_slots(setup, clients * per_client * 2, 0)
+    plans = {
+        "distinct": [distinct[n * per_client : (n + 1) * per_client] for n in range(clients)],
+        "same": [distinct[clients * per_client : clients * per_client + per_client]] * clients,
+    }
+    for label, plan in plans.items():
+        cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+        outcome = schedule.booking_run(sessions, server.base, tokens, setup, plan, target.url)
+        latencies = outcome.latencies_ms
+        rate = outcome.conflicts / max(1, outcome.attempts)
+        wrong = outcome.errors + outcome.double_booked
+        if label == "same" and outcome.booked != per_client:
+            wrong += 1
+        name = f"booking, {clients} clients, " + (
+            "distinct slots" if label == "distinct" else "same slots"
+        )
+        db_report.results.append(
+            report.Result(
+                benchmark=name,
+                database=db_report.label,
+                rows=target.rows,
+                requests=len(latencies),
+                p50_ms=round(report.percentile(latencies, 50), 2),
+                p95_ms=round(report.percentile(latencies, 95), 2),
+                p99_ms=round(report.percentile(latencies, 99), 2),
+                floor_p95_ms=None,
+                date=stamp,
+                failures=wrong,
+                first_failure=outcome.first_error
+                or (f"{outcome.double_booked} overlapping" if outcome.double_booked else None),
+                appointments=args.appointments,
+                bookings_per_second=round(outcome.per_second, 1),
+                conflict_rate=round(outcome.conflicts / max(1, outcome.attempts), 3),
+            )
+        )
+        note = (
+            f"{target.rows:,} patients, {args.appointments:,} appointments: {name}: "
+            f"{outcome.attempts} attempts, {outcome.booked} booked, {outcome.conflicts} "
+            f"refused as taken (409, conflict rate {rate:.0%}),"
+            f" {outcome.errors} other errors, {outcome.per_second:.1f} bookings/s; "
+            f"overlapping active appointments afterwards: {outcome.double_booked}"
+        )
+        db_report.notes.append(note)
+        log("  " + note)
+    for session in sessions:
+        session.close()

@@ -77,3 +77,23 @@ def test_results_json_holds_exactly_the_documented_fields(tmp_path):
         "date",
     }
     assert entry["rows"] == 1_000_000 and entry["p95_ms"] == 10.0
+
+
+def test_scheduling_rows_have_issue_3_budgets_and_extra_json_fields(tmp_path):
+    day = result("schedule: day view, 20 providers", p95=81.0, is_search=False)
+    week = result("schedule: week view, 1 provider", p95=59.0, is_search=False)
+    assert budget(day, [day])[1] == "**FAIL**"
+    assert budget(week, [week])[1] == "pass"
+    booking = result(
+        "booking, 8 clients, same slots",
+        is_search=False,
+        appointments=20_000,
+        bookings_per_second=5.0,
+        conflict_rate=0.875,
+    )
+    path = tmp_path / "results.json"
+    write_json(path, [booking, week])
+    written = json.loads(path.read_text())
+    assert written[0]["conflict_rate"] == 0.875
+    assert written[0]["appointments"] == 20_000
+    assert "conflict_rate" not in written[1]
