@@ -45,22 +45,27 @@ class Target:
 
     @property
     def key(self) -> str:
-        return f"{self.dialect}-{self.rows}"
+        name = make_url(self.url).database or ""
+        extra = "-sched" if "sched" in name else ""
+        return f"{self.dialect}-{self.rows}{extra}"
 
 
-def sqlite_target(rows: int) -> Target:
-    path = OUT / "sqlite" / f"portal-{rows}.sqlite"
+def sqlite_target(rows: int, prefix: str = "portal") -> Target:
+    path = OUT / "sqlite" / f"{prefix}-{rows}.sqlite"
     return Target("sqlite", rows, f"sqlite:///{path}")
 
 
-def postgres_database_name(rows: int) -> str:
-    """``portal_bench`` for the 1,000,000-patient database, ``portal_bench_<rows>`` otherwise."""
-    return "portal_bench" if rows == 1_000_000 else f"portal_bench_{rows}"
+def postgres_database_name(rows: int, prefix: str = "portal_bench") -> str:
+    """``portal_bench`` for the 1,000,000-patient database, ``portal_bench_<rows>`` otherwise.
+
+    The scheduling run passes its own prefix, so it never alters the search run's databases.
+    """
+    return prefix if rows == 1_000_000 else f"{prefix}_{rows}"
 
 
-def postgres_target(server_url: str, rows: int) -> Target:
+def postgres_target(server_url: str, rows: int, prefix: str = "portal_bench") -> Target:
     url = make_url(server_url).set(
-        drivername="postgresql+psycopg", database=postgres_database_name(rows)
+        drivername="postgresql+psycopg", database=postgres_database_name(rows, prefix)
     )
     return Target("postgresql", rows, url.render_as_string(hide_password=False))
 

@@ -245,5 +245,15 @@ def append_markdown(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def write_json(path: Path, results: list[Result]) -> None:
-    path.write_text(json.dumps([result.public() for result in results], indent=2) + "\n")
+def write_json(path: Path, results: list[Result], keep: bool = False) -> None:
+    """Write the run's rows; with ``keep``, earlier rows of other benchmarks stay too."""
+    rows = [result.public() for result in results]
+    if keep and path.exists():
+        fresh = {(row["benchmark"], row["database"], row["rows"]) for row in rows}
+        earlier = [
+            row
+            for row in json.loads(path.read_text())
+            if (row["benchmark"], row["database"], row["rows"]) not in fresh
+        ]
+        rows = earlier + rows
+    path.write_text(json.dumps(rows, indent=2) + "\n")

@@ -119,10 +119,15 @@ def main(argv=None) -> int:
         reports.append(db_report)
         targets = []
         for rows in args.rows:
+            # The scheduling run keeps its own databases: the search run's stay untouched.
             if dialect == "sqlite":
-                target = databases.sqlite_target(rows)
+                target = databases.sqlite_target(
+                    rows, "portal-sched" if args.schedule else "portal"
+                )
             else:
-                target = databases.postgres_target(args.postgres, rows)
+                target = databases.postgres_target(
+                    args.postgres, rows, "portal_bench_sched" if args.schedule else "portal_bench"
+                )
             log(f"\n== {db_report.label}, {rows:,} patients")
             databases.ensure_seeded(target, args.postgres, reseed=args.reseed, log=log)
             if target.seed_seconds is not None:
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
     else:
         md_path, json_path = ROOT / "bench" / "RESULTS.md", ROOT / "bench" / "results.json"
     report.append_markdown(md_path, text)
-    report.write_json(json_path, all_results)
+    report.write_json(json_path, all_results, keep=args.schedule)
     log("\n" + text)
     log(f"Written: {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}")
     failures = report.failing(all_results)
