@@ -142,3 +142,20 @@ def template_filters() -> dict:
         return f"{value.day} {value:%b %Y}" if value else ""
 
     return {"local_time": local_time, "age": age, "phone": phone, "long_date": long_date}
+
+
+def attach_error(form, error) -> None:
+    """Put a service's refusal (``message``, optional ``field``) beside the field it names,
+    or above the form when it names none."""
+    target = getattr(form, error.field, None) if error.field else None
+    if target is not None and hasattr(target, "errors"):
+        if not isinstance(target.errors, list):
+            target.errors = list(target.errors)
+        target.errors.append(error.message)
+    else:
+        form.form_errors.append(error.message)
+
+
+def current_actor():
+    """The signed-in user as a plain object (not the proxy), to hand to services."""
+    return current_user._get_current_object()

@@ -18,20 +18,10 @@ from portal.auth.models import User
 from portal.auth.permissions import require
 from portal.clinic import services as clinic_services
 from portal.clinic.forms import ClinicForm, LocationForm, phone_for_input
+from portal.web import attach_error as _attach_error
 from portal.web import render
 
 # --- users ----------------------------------------------------------------------------------
-
-
-def _attach_error(form, error) -> None:
-    """Put a service's refusal beside the field it names (or above the form)."""
-    target = getattr(form, error.field, None) if error.field else None
-    if target is not None and hasattr(target, "errors"):
-        if not isinstance(target.errors, list):
-            target.errors = list(target.errors)
-        target.errors.append(error.message)
-    else:
-        form.form_errors.append(error.message)
 
 
 def _status(form) -> int:

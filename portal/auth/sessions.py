@@ -97,8 +97,8 @@ class DatabaseSessionInterface(SessionInterface):
                 return DatabaseSession()
             idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
             lifetime = timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
-            created_at = _aware(row.created_at)
-            last_seen_at = _aware(row.last_seen_at)
+            created_at = row.created_at
+            last_seen_at = row.last_seen_at
             reason = None
             if now - created_at > lifetime:
                 reason = "expired"
@@ -205,14 +205,7 @@ def _user_agent() -> str | None:
     return agent[:300] if agent else None
 
 
-def _aware(value):
-    """Core queries skip the TypeDecorator on some paths; make sure the time is aware."""
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def end_user_sessions(user_id: int, reason: str, connection=None) -> int:
+def end_user_sessions(user_id: int, reason: str) -> int:
     """End every live session of a user (sign-out everywhere, disable, password change).
 
     Runs in the caller's ORM transaction so it commits with the change that caused it.

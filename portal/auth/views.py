@@ -22,7 +22,7 @@ from portal.auth.permissions import public, require
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
 from portal.timeutil import utcnow
-from portal.web import is_htmx_request, render
+from portal.web import attach_error, is_htmx_request, render
 
 # One message for every failure (unknown account, wrong password, backing off, disabled), so
 # the page never tells whether an account exists or what state it is in.
@@ -330,7 +330,7 @@ def account():
                 current_user, form.current_password.data, form.new_password.data
             )
         except services.AccountError as error:
-            getattr(form, error.field).errors.append(error.message)
+            attach_error(form, error)
         else:
             session.rotate()  # this session goes on under a new id; all others ended
             flash("Password changed. Your other sessions were signed out.", "success")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import date
 
 from flask import current_app, flash, redirect, request, url_for
-from flask_login import current_user
 
 from portal.auth.permissions import require
 from portal.clinic.services import clinic_time_zone
@@ -25,11 +24,8 @@ from portal.patients.forms import (
 )
 from portal.patients.models import PATIENT_STATUSES, SEX_AT_BIRTH
 from portal.timeutil import to_zone, utcnow
+from portal.web import current_actor as _actor
 from portal.web import render
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def clinic_today() -> date:

@@ -7,7 +7,6 @@ render the page, or its fragment for htmx.
 from __future__ import annotations
 
 from flask import Response, current_app, flash, redirect, request, url_for
-from flask_login import current_user
 from werkzeug.exceptions import NotFound
 
 from portal.auth.permissions import public, require
@@ -17,14 +16,11 @@ from portal.scheduling import bp, flow
 from portal.scheduling.flow_forms import CalendarFeedForm, StatusChangeForm, WaitlistForm
 from portal.scheduling.models import STATUS_LABELS, AppointmentType
 from portal.scheduling.services import SchedulingError, StaleChange
+from portal.web import current_actor as _actor
 from portal.web import is_htmx_request, render
 
 # The flow board's polling interval; a config value so a browser test need not wait 15 s.
 DEFAULT_POLL_SECONDS = 15
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def _provider_name(user_id: int) -> str:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, redirect, request, url_for
-from flask_login import current_user
 from werkzeug.routing import BuildError
 from wtforms.fields.choices import SelectChoice
 
@@ -43,25 +42,12 @@ from portal.scheduling.setup_forms import (
     RoomForm,
 )
 from portal.timeutil import utcnow
+from portal.web import attach_error as _attach_error
+from portal.web import current_actor as _actor
 from portal.web import render
 
 SEARCH_DAYS_BY_DEFAULT = 14
 SLOTS_SHOWN = 50
-
-
-def _actor():
-    return current_user._get_current_object()
-
-
-def _attach_error(form, error: SchedulingError) -> None:
-    """Put a refusal beside the field it names (or above the form)."""
-    target = getattr(form, error.field, None) if error.field else None
-    if target is not None and hasattr(target, "errors"):
-        if not isinstance(target.errors, list):
-            target.errors = list(target.errors)
-        target.errors.append(error.message)
-    else:
-        form.form_errors.append(error.message)
 
 
 def _local_to_utc(value: datetime | None) -> datetime | None:

@@ -13,7 +13,6 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Response, current_app, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from portal.auth.models import User
 from portal.auth.permissions import require
@@ -31,13 +30,10 @@ from portal.scheduling.models import (
     Room,
 )
 from portal.timeutil import utcnow
+from portal.web import current_actor as _actor
 from portal.web import render
 
 CALENDAR_CHANGED = "calendar-changed"  # htmx event: the grid on the page reloads itself
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def _day_argument(name: str = "day") -> date:
