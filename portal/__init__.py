@@ -89,6 +89,7 @@ def register_extensions(app: Flask) -> None:
     # Every table must be known to the metadata before migrations compare against it.
     import portal.audit.models
     import portal.auth.models
+    import portal.charting.models
     import portal.clinic.models
     import portal.patients.models
     import portal.scheduling.models  # noqa: F401
@@ -124,9 +125,9 @@ def _configure_sqlite(engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal import admin, audit, auth, main, patients, scheduling
+    from portal import admin, audit, auth, charting, main, patients, scheduling
 
-    for module in (main, auth, patients, scheduling, admin, audit):
+    for module in (main, auth, patients, scheduling, charting, admin, audit):
         app.register_blueprint(module.bp)
 
 

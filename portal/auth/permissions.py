@@ -26,8 +26,19 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "schedule.overbook",
         }
     ),
+    # chart.read/chart.write: the clinical record (notes, vitals, lists). chart.sign_nursing:
+    # sign one's own nursing notes. chart.sign: sign provider notes and co-sign (prescribers).
     "nurse": frozenset(
-        {"patients.read", "patients.write", "account.self", "schedule.read", "schedule.write"}
+        {
+            "patients.read",
+            "patients.write",
+            "account.self",
+            "schedule.read",
+            "schedule.write",
+            "chart.read",
+            "chart.write",
+            "chart.sign_nursing",
+        }
     ),
     "prescriber": frozenset(
         {
@@ -37,6 +48,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "schedule.read",
             "schedule.write",
             "schedule.overbook",
+            "chart.read",
+            "chart.write",
+            "chart.sign",
+            "chart.sign_nursing",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person
@@ -48,6 +63,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "users.manage",
             "clinic.manage",
             "schedule.manage",
+            "chart.manage",  # note templates and clinic-wide snippets: no patient data
         }
     ),
 }

@@ -21,6 +21,10 @@ class Clinic(db.Model):
     time_zone: Mapped[str] = mapped_column(String(64), default="America/New_York")
     # Providers' calendar feeds leave the portal: they name patients only if the clinic says so.
     calendar_feed_shows_names: Mapped[bool] = mapped_column(default=False)
+    # The units vital signs are typed and shown in (they are stored in UCUM canonical units).
+    temperature_unit: Mapped[str] = mapped_column(String(8), default="[degF]")  # or "Cel"
+    weight_unit: Mapped[str] = mapped_column(String(8), default="[lb_av]")  # or "kg"
+    length_unit: Mapped[str] = mapped_column(String(8), default="[in_i]")  # or "cm"
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     locations: Mapped[list[Location]] = relationship(

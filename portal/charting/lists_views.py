@@ -1,0 +1,3 @@
+"""lists_views routes (being built)."""
+
+from portal.charting import bp  # noqa: F401

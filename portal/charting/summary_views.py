@@ -1,0 +1,3 @@
+"""summary_views routes (being built)."""
+
+from portal.charting import bp  # noqa: F401
