@@ -324,9 +324,7 @@ class MedicationReconciliation(db.Model):
     """What was decided about one medication at one visit: continue, stop (why) or change."""
 
     __tablename__ = "medication_reconciliations"
-    __table_args__ = (
-        CheckConstraint("action IN ('continue', 'stop', 'change')", name="action"),
-    )
+    __table_args__ = (CheckConstraint("action IN ('continue', 'stop', 'change')", name="action"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
