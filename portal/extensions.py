@@ -22,7 +22,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# A commit does not expire what the request has loaded. A request's session lives only as
+# long as the request, so nothing goes stale that matters; and a page that renders after its
+# audit commit must not reload every row (one SELECT each) — on SQLite that reload would also
+# open a new write-locked transaction (BEGIN IMMEDIATE) held until the page is rendered.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
