@@ -100,9 +100,7 @@ def test_the_page_polls_a_fragment_that_holds_no_form_field(app, schedule, signe
             assert "Lovelace" not in (event.detail or "")
 
 
-def test_polls_are_audited_only_when_the_board_shows_other_appointments(
-    app, schedule, signed_in
-):
+def test_polls_are_audited_only_when_the_board_shows_other_appointments(app, schedule, signed_in):
     make_appointment(app, schedule, starts_at=today_at(9))
     board = f"/schedule/flow-board?location_id={schedule.main_street}"
     poll = {"HX-Request": "true", "X-Portal-Background": "1"}
