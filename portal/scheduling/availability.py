@@ -35,6 +35,7 @@ from portal.scheduling.models import (
     AvailabilityException,
     ClinicClosure,
 )
+from portal.scheduling.rows import driver_rows, driver_utc
 from portal.scheduling.services import SchedulingError
 from portal.timeutil import utcnow
 
@@ -132,7 +133,8 @@ def working_intervals_between(
     ).all()
     blocks_by_key = defaultdict(list)
     for block in blocks:
-        blocks_by_key[(block.provider_id, block.weekday)].append(block)
+        allowed = frozenset(t.id for t in block.allowed_types)
+        blocks_by_key[(block.provider_id, block.weekday)].append((block, allowed))
 
     exceptions = db.session.scalars(
         select(AvailabilityException)
@@ -158,24 +160,24 @@ def working_intervals_between(
     while day <= last_day:
         start_of_day, end_of_day = day_bounds(day, zone)
         closed_here = [c for c in closures if c.first_day <= day <= c.last_day]
+        instants = {}  # providers mostly share their templates' times: convert each once
+
+        def instant(wall: time, day=day, instants=instants) -> datetime:
+            if wall not in instants:
+                instants[wall] = local_to_utc(day, wall, zone)
+            return instants[wall]
+
         for provider_id in provider_ids:
             intervals = []
-            for block in blocks_by_key.get((provider_id, day.weekday()), ()):
+            for block, allowed in blocks_by_key.get((provider_id, day.weekday()), ()):
                 if block.valid_from and day < block.valid_from:
                     continue
                 if block.valid_until and day > block.valid_until:
                     continue
-                starts = local_to_utc(day, block.start_time, zone)
-                ends = local_to_utc(day, block.end_time, zone)
+                starts = instant(block.start_time)
+                ends = instant(block.end_time)
                 if ends > starts:
-                    intervals.append(
-                        Interval(
-                            starts,
-                            ends,
-                            block.location_id,
-                            frozenset(t.id for t in block.allowed_types),
-                        )
-                    )
+                    intervals.append(Interval(starts, ends, block.location_id, allowed))
             day_exceptions = [
                 e
                 for e in exceptions_by_provider.get(provider_id, ())
@@ -295,7 +297,7 @@ def _gaps_from_sweep(active: tuple, duration: timedelta) -> dict[int, _Gaps]:
     SQLite keeps these times as fixed-width UTC text ("2027-01-11 13:00:00.000000"), which
     sorts and compares like the instants it names; only a gap's two ends are parsed.
     """
-    rows = _driver_rows(
+    rows = driver_rows(
         select(Appointment.provider_id, Appointment.starts_at, Appointment.ends_at)
         .where(*active)
         .order_by(Appointment.provider_id, Appointment.starts_at)
@@ -306,34 +308,17 @@ def _gaps_from_sweep(active: tuple, duration: timedelta) -> dict[int, _Gaps]:
     for provider_id, starts_at, ends_at in rows:
         if provider_id != provider:
             if provider is not None:
-                gaps[provider].add(_stored_utc(busy_until), _FOREVER)
+                gaps[provider].add(driver_utc(busy_until), _FOREVER)
             provider, busy_until = provider_id, ends_at
-            gaps[provider].add(_NEVER, _stored_utc(starts_at))
+            gaps[provider].add(_NEVER, driver_utc(starts_at))
             continue
         if starts_at > busy_until and parse(starts_at) - parse(busy_until) >= duration:
-            gaps[provider].add(_stored_utc(busy_until), _stored_utc(starts_at))
+            gaps[provider].add(driver_utc(busy_until), driver_utc(starts_at))
         if ends_at > busy_until:
             busy_until = ends_at
     if provider is not None:
-        gaps[provider].add(_stored_utc(busy_until), _FOREVER)
+        gaps[provider].add(driver_utc(busy_until), _FOREVER)
     return gaps
-
-
-def _driver_rows(statement) -> list[tuple]:
-    """The driver's own tuples for ``statement``, run as usual in the session's transaction.
-
-    Making a result row costs SQLAlchemy over a microsecond, several times what SQLite
-    takes to read it: for tens of thousands of rows that is most of the search.
-    """
-    result = db.session.connection().execute(statement)
-    try:
-        return result.cursor.fetchall()
-    finally:
-        result.close()
-
-
-def _stored_utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
