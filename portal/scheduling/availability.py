@@ -131,10 +131,18 @@ def working_intervals_between(
             ),
         )
     ).all()
-    blocks_by_key = defaultdict(list)
+    blocks_by_key = defaultdict(list)  # plain values: read for every day of the range
     for block in blocks:
-        allowed = frozenset(t.id for t in block.allowed_types)
-        blocks_by_key[(block.provider_id, block.weekday)].append((block, allowed))
+        blocks_by_key[(block.provider_id, block.weekday)].append(
+            (
+                block.valid_from,
+                block.valid_until,
+                block.start_time,
+                block.end_time,
+                block.location_id,
+                frozenset(t.id for t in block.allowed_types),
+            )
+        )
 
     exceptions = db.session.scalars(
         select(AvailabilityException)
@@ -169,15 +177,22 @@ def working_intervals_between(
 
         for provider_id in provider_ids:
             intervals = []
-            for block, allowed in blocks_by_key.get((provider_id, day.weekday()), ()):
-                if block.valid_from and day < block.valid_from:
+            for (
+                valid_from,
+                valid_until,
+                start_time,
+                end_time,
+                location_id,
+                allowed,
+            ) in blocks_by_key.get((provider_id, day.weekday()), ()):
+                if valid_from and day < valid_from:
                     continue
-                if block.valid_until and day > block.valid_until:
+                if valid_until and day > valid_until:
                     continue
-                starts = instant(block.start_time)
-                ends = instant(block.end_time)
+                starts = instant(start_time)
+                ends = instant(end_time)
                 if ends > starts:
-                    intervals.append(Interval(starts, ends, block.location_id, allowed))
+                    intervals.append(Interval(starts, ends, location_id, allowed))
             day_exceptions = [
                 e
                 for e in exceptions_by_provider.get(provider_id, ())
