@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import NotFound
 
@@ -257,16 +257,18 @@ def _conflict(
     return None
 
 
-def _constraint_of(error: IntegrityError) -> str:
+def _constraint_of(error: DBAPIError) -> str:
     diag = getattr(error.orig, "diag", None)
     return (getattr(diag, "constraint_name", None) or "") + " " + str(error.orig)
 
 
-def _is_overlap(error: IntegrityError) -> bool:
-    return getattr(error.orig, "sqlstate", None) == "23P01"  # exclusion_violation
+def _is_overlap(error: DBAPIError) -> bool:
+    """An exclusion violation, or the deadlock two inserts that exclude each other can end
+    in on PostgreSQL: it aborts one of them, and the other one holds the time."""
+    return getattr(error.orig, "sqlstate", None) in ("23P01", "40P01")
 
 
-def _slot_taken_from(error: IntegrityError) -> SlotTaken:
+def _slot_taken_from(error: DBAPIError) -> SlotTaken:
     """The message for an exclusion violation PostgreSQL raised in a race."""
     name = _constraint_of(error)
     if "room_overlap" in name:
@@ -385,7 +387,7 @@ def book_appointment(actor, booking: Booking, *, now: datetime | None = None) ->
         if booking.waitlist_entry_id:
             _close_waitlist_entry(actor, booking.waitlist_entry_id, appointment)
         db.session.commit()
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:  # OperationalError: a deadlock
         db.session.rollback()
         if booking.request_key:
             # The same form submitted twice at once: whichever constraint noticed first
@@ -510,7 +512,7 @@ def book_series(
         for appointment in appointments:
             _audit_created(actor, appointment, checked.patient)
         db.session.commit()
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:  # OperationalError: a deadlock
         db.session.rollback()
         if _is_overlap(error):
             raise SeriesConflicts(
@@ -606,7 +608,7 @@ def reschedule_appointment(
     except StaleDataError as error:
         db.session.rollback()
         raise StaleChange() from error
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:  # OperationalError: a deadlock
         db.session.rollback()
         if _is_overlap(error):
             raise _slot_taken_from(error) from error
