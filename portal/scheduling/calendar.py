@@ -33,7 +33,6 @@ class Visit(NamedTuple):
     """One appointment as its button shows it (a tuple: the template unpacks it)."""
 
     id: int
-    url: str
     classes: str
     times: str  # start and end in clinic time, an en dash between
     patient_name: str
@@ -69,11 +68,8 @@ class Row:
 
 @dataclass
 class Column:
-    key: str
     label: str
     day: date
-    provider_id: int
-    provider_name: str
     # The provider's working intervals that day as (start, end) UTC pairs; None: unknown.
     working: list[tuple[datetime, datetime]] | None = None
     # The booking panel's link for this provider, without the start (None: can't book).
@@ -87,9 +83,10 @@ class Grid:
     rows: list[Row]
     columns: list[Column]
     now_row: int | None = None
+    visit_url: str = ""  # a visit's panel: this and the visit's id
 
 
-def _place(entry, bounds: tuple[datetime, datetime], zone: ZoneInfo, visit_url: str):
+def _place(entry, bounds: tuple[datetime, datetime], zone: ZoneInfo):
     """Where an appointment starts and ends on its column's day as (minute, fold), clipped
     to the day (``bounds``: when it starts and ends, UTC), and its button's contents."""
     local_start = entry.starts_at.astimezone(zone)
@@ -107,7 +104,6 @@ def _place(entry, bounds: tuple[datetime, datetime], zone: ZoneInfo, visit_url: 
     status = entry.status
     visit = Visit(
         entry.id,
-        f"{visit_url}{entry.id}",
         f"appt appt-type-{entry.appointment_type_id} appt-status-{status}",
         f"{local_start.hour:02d}:{local_start.minute:02d}\u2013"
         f"{local_end.hour:02d}:{local_end.minute:02d}",
@@ -171,7 +167,7 @@ def build_grid(
     placed_by_column = []
     for column, entries in columns:
         bounds = _day_bounds(column.day, zone)
-        placed_by_column.append([_place(entry, bounds, zone, visit_url) for entry in entries])
+        placed_by_column.append([_place(entry, bounds, zone) for entry in entries])
     first, last = DAY_FIRST_MINUTE, DAY_LAST_MINUTE
     for placed in placed_by_column:
         if placed:
@@ -228,7 +224,12 @@ def build_grid(
         day_repeated, day_missing = changes[column.day]
         spans = [(position(start), position(end), visit) for start, end, visit in placed]
         _fill(column, number, spans, rows, zone, day_repeated, day_missing, instants)
-    return Grid(rows=rows, columns=[column for column, _ in columns], now_row=now_row)
+    return Grid(
+        rows=rows,
+        columns=[column for column, _ in columns],
+        now_row=now_row,
+        visit_url=visit_url,
+    )
 
 
 def _fill(

@@ -21,6 +21,7 @@ from portal.clinic.models import Location
 from portal.extensions import db
 from portal.patients import services as patient_services
 from portal.scheduling import bp, services
+from portal.scheduling.availability import working_intervals_between
 from portal.scheduling.calendar import Column, build_grid
 from portal.scheduling.forms import BookingForm, CancelForm, RescheduleForm
 from portal.scheduling.models import (
@@ -54,11 +55,7 @@ def _int_argument(name: str) -> int | None:
 
 
 def _working_hours(provider_ids: list[int], first_day: date, last_day: date) -> dict:
-    """{(provider id, day): working intervals as UTC pairs}, if availability is built."""
-    try:
-        from portal.scheduling.availability import working_intervals_between
-    except ImportError:
-        return {}
+    """{(provider id, day): working intervals as UTC pairs}."""
     return {
         (provider_id, day): [(interval.starts_at, interval.ends_at) for interval in intervals]
         for provider_id, days in working_intervals_between(
@@ -69,9 +66,9 @@ def _working_hours(provider_ids: list[int], first_day: date, last_day: date) -> 
 
 
 def _grid_links() -> tuple[str, bool]:
-    """The appointment panel's link up to its id, built once per page instead of per visit
-    (ids are digits, so the link is that prefix plus the id); and whether slots can be
-    booked from the grid."""
+    """The appointment panel's link up to its id (ids are digits, so the link is that
+    prefix plus the id: schedule.js opens a visit's panel with it); and whether slots can
+    be booked from the grid."""
     visit_url = url_for("scheduling.appointment", appointment_id=0).removesuffix("0")
     return visit_url, _actor().has_permission("schedule.write")
 
@@ -107,11 +104,8 @@ def day():
     columns = [
         (
             Column(
-                key=f"p{provider.id}",
                 label=provider.full_name,
                 day=shown_day,
-                provider_id=provider.id,
-                provider_name=provider.full_name,
                 working=working.get((provider.id, shown_day)),
                 book_url=_book_url(provider.id) if can_book else None,
                 slot_name=f" with {provider.full_name}",
@@ -179,11 +173,8 @@ def week():
         for one_day in days:
             label = f"{one_day:%a} {one_day.day} {one_day:%b}"
             column = Column(
-                key=f"d{one_day.isoformat()}",
                 label=label,
                 day=one_day,
-                provider_id=provider.id,
-                provider_name=provider.full_name,
                 working=working.get((provider.id, one_day)),
                 book_url=book_url,
                 slot_name=f" on {label} with {provider.full_name}",

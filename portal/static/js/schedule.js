@@ -104,6 +104,15 @@
     }
   });
 
+  // A visit opens its panel: one listener for the grid's thousands of visits instead of
+  // htmx wiring up each one on every refresh of the grid.
+  document.addEventListener("click", function (event) {
+    var visit = event.target.closest && event.target.closest(".calendar-grid button.appt");
+    if (!visit || !window.htmx) return;
+    var url = visit.closest(".calendar-grid").dataset.visitUrl + visit.id.replace("appt-", "");
+    window.htmx.ajax("GET", url, { target: "#side-panel", swap: "innerHTML" });
+  });
+
   document.addEventListener("focusin", function (event) {
     var cell = event.target.closest && event.target.closest(".calendar-grid [data-row]");
     if (cell && cell.getAttribute("tabindex") !== "0") {
