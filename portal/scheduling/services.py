@@ -75,7 +75,7 @@ def get_appointment_for(actor, appointment_id: int) -> Appointment:
 # --- Rules of a booking --------------------------------------------------------------
 
 MIN_MINUTES = 5
-MAX_MINUTES = 12 * 60
+MAX_MINUTES = int(LONGEST_APPOINTMENT.total_seconds() // 60)  # 12 hours
 MAX_DAYS_AHEAD = 2 * 366  # further out is a typing mistake, not a booking
 LATE_CANCEL_WINDOW = timedelta(hours=24)
 # A visit that has started (arrived onwards) is moved or ended through the flow, not here.
