@@ -350,15 +350,27 @@ def measure_schedule(target, db_report: report.DatabaseReport, args, stamp: str)
         session, _ = workload.sign_in(server.base, BENCH_USERNAME, BENCH_PASSWORD)
         token = workload.page_csrf_token(session, server.base)
         schedule.choose_all_providers(session, server.base, token, setup)
+        worker = server.worker_pids()[0]
         for kind, name in schedule.BENCHMARKS:
             cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
             timing = workload.Timings()
+            worker_before = cpu.process_cpu_seconds(worker)
+            machine_before = cpu.machine_jiffies()
+            own_before = cpu.own_cpu_seconds()
             for step in range(WARMUP + count):
                 elapsed, problem = schedule.timed_get(
                     session, server.base, schedule.request_for(kind, setup, step)
                 )
                 if step >= WARMUP:
                     timing.add(elapsed, problem)
+            machine_after = cpu.machine_jiffies()
+            ours = cpu.own_cpu_seconds() - own_before
+            worker_after = cpu.process_cpu_seconds(worker)
+            worker_ms = None
+            if worker_before is not None and worker_after is not None:
+                ours += worker_after - worker_before
+                worker_ms = round((worker_after - worker_before) * 1000 / (count + WARMUP), 2)
+            other_busy = cpu.other_fraction(machine_before, machine_after, ours)
             floor = schedule.floor(target.url, kind, setup, count, WARMUP)
             latencies = timing.latencies_ms
             result = report.Result(
@@ -374,11 +386,14 @@ def measure_schedule(target, db_report: report.DatabaseReport, args, stamp: str)
                 failures=timing.failures,
                 first_failure=timing.first_failure,
                 appointments=args.appointments,
+                worker_cpu_ms=worker_ms,
+                other_busy=other_busy,
             )
             db_report.results.append(result)
             log(
                 f"  {name:<52} p50 {result.p50_ms:6.1f}  p95 {result.p95_ms:6.1f}  "
                 f"p99 {result.p99_ms:6.1f}  floor p95 {result.floor_p95_ms:6.2f} ms  "
+                f"worker CPU {worker_ms or 0:.1f} ms/req, others {other_busy:.0%}  "
                 f"[{timing.failures} wrong: {timing.first_failure}]"
             )
         session.close()

@@ -322,13 +322,13 @@ def timed_get(session, base: str, path: str) -> tuple[float, str | None]:
 
 def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[float]:
     """Latencies (ms) of the SQL behind each page, over the same inputs."""
-    from portal.scheduling.models import Appointment
-
     app = app_for(url)
     latencies = []
     with app.app_context():
         from portal.extensions import db
         from portal.scheduling import availability, services
+        from portal.scheduling.rows import driver_rows
+        from portal.scheduling.setup_views import SLOTS_SHOWN
 
         for index in range(warmup + count):
             day = setup.days[index % len(setup.days)]
@@ -340,17 +340,8 @@ def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[fl
                     providers = [setup.provider_ids[index % len(setup.provider_ids)]]
                     first = day - timedelta(days=day.weekday())
                     last = first + timedelta(days=6)
-                starts = services.local_to_utc(first, clock())
-                ends = services.local_to_utc(last + timedelta(days=1), clock())
-                db.session.execute(
-                    select(Appointment.__table__)
-                    .where(
-                        Appointment.provider_id.in_(providers),
-                        Appointment.starts_at < ends,
-                        Appointment.ends_at > starts,
-                    )
-                    .order_by(Appointment.starts_at, Appointment.id)
-                ).fetchall()
+                # The page's own query, read as the page reads it (the driver's rows).
+                driver_rows(services.calendar_query(providers, first, last))
             else:
                 # The slot search is several queries plus interval arithmetic: its service
                 # call is the floor (no request, no template, no audit).
@@ -361,7 +352,7 @@ def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[fl
                     first,
                     first + timedelta(days=FIND_DAYS - 1),
                     "any",
-                    limit=50,
+                    limit=SLOTS_SHOWN,
                 )
             elapsed = (time.perf_counter() - started) * 1000
             db.session.rollback()

@@ -121,6 +121,21 @@ def record(
     return event
 
 
+def latest_detail(user_id: int, action: str, since: datetime) -> str | None:
+    """The ``detail`` of the user's latest ``action`` event since ``since``, if any: lets a
+    reader that repeats itself (a polled page) record only what is new."""
+    return db.session.scalar(
+        select(AuditEvent.detail)
+        .where(
+            AuditEvent.user_id == user_id,
+            AuditEvent.occurred_at >= since,
+            AuditEvent.action == action,
+        )
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    )
+
+
 def record_denied(endpoint: str, permission: str | None) -> None:
     """Record a refused request in a transaction of its own (the request itself is aborted)."""
     db.session.rollback()

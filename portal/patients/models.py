@@ -69,7 +69,13 @@ class Patient(db.Model):
     @property
     def display_name(self) -> str:
         """ "Family, Given (Preferred)": how staff read a name in lists and banners."""
-        name = f"{self.family_name}, {self.given_name}"
-        if self.preferred_name and self.preferred_name != self.given_name:
-            name += f" ({self.preferred_name})"
-        return name
+        return format_display_name(self.family_name, self.given_name, self.preferred_name)
+
+
+def format_display_name(family_name: str, given_name: str, preferred_name: str | None) -> str:
+    """A patient's display name from the three columns, for lists that load only those
+    (a day's calendar) instead of whole rows."""
+    name = f"{family_name}, {given_name}"
+    if preferred_name and preferred_name != given_name:
+        name += f" ({preferred_name})"
+    return name

@@ -16,30 +16,32 @@ location's closure removes what is at that location.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select, type_coerce
+from sqlalchemy import types as sqltypes
 
 from portal.extensions import db
 from portal.scheduling.models import (
     INACTIVE_STATUSES,
+    LONGEST_APPOINTMENT,
     Appointment,
     AppointmentType,
     AvailabilityBlock,
     AvailabilityException,
     ClinicClosure,
 )
+from portal.scheduling.rows import driver_rows, driver_utc
 from portal.scheduling.services import SchedulingError
 from portal.timeutil import utcnow
 
 GRID = timedelta(minutes=5)
 TIMES_OF_DAY = {"any": "Any time", "morning": "Morning", "afternoon": "Afternoon"}
-# Bounds that let the time-ordered indexes limit their scans (set-up and booking refuse more).
-LONGEST_APPOINTMENT = timedelta(hours=24)
+# Bounds that let the time-ordered indexes limit their scans (set-up refuses more).
 LONGEST_EXCEPTION = timedelta(days=367)
 # Morning slots start before this local time; afternoon slots at or after it.
 NOON = time(12, 0)
@@ -129,9 +131,18 @@ def working_intervals_between(
             ),
         )
     ).all()
-    blocks_by_key = defaultdict(list)
+    blocks_by_key = defaultdict(list)  # plain values: read for every day of the range
     for block in blocks:
-        blocks_by_key[(block.provider_id, block.weekday)].append(block)
+        blocks_by_key[(block.provider_id, block.weekday)].append(
+            (
+                block.valid_from,
+                block.valid_until,
+                block.start_time,
+                block.end_time,
+                block.location_id,
+                frozenset(t.id for t in block.allowed_types),
+            )
+        )
 
     exceptions = db.session.scalars(
         select(AvailabilityException)
@@ -157,24 +168,31 @@ def working_intervals_between(
     while day <= last_day:
         start_of_day, end_of_day = day_bounds(day, zone)
         closed_here = [c for c in closures if c.first_day <= day <= c.last_day]
+        instants = {}  # providers mostly share their templates' times: convert each once
+
+        def instant(wall: time, day=day, instants=instants) -> datetime:
+            if wall not in instants:
+                instants[wall] = local_to_utc(day, wall, zone)
+            return instants[wall]
+
         for provider_id in provider_ids:
             intervals = []
-            for block in blocks_by_key.get((provider_id, day.weekday()), ()):
-                if block.valid_from and day < block.valid_from:
+            for (
+                valid_from,
+                valid_until,
+                start_time,
+                end_time,
+                location_id,
+                allowed,
+            ) in blocks_by_key.get((provider_id, day.weekday()), ()):
+                if valid_from and day < valid_from:
                     continue
-                if block.valid_until and day > block.valid_until:
+                if valid_until and day > valid_until:
                     continue
-                starts = local_to_utc(day, block.start_time, zone)
-                ends = local_to_utc(day, block.end_time, zone)
+                starts = instant(start_time)
+                ends = instant(end_time)
                 if ends > starts:
-                    intervals.append(
-                        Interval(
-                            starts,
-                            ends,
-                            block.location_id,
-                            frozenset(t.id for t in block.allowed_types),
-                        )
-                    )
+                    intervals.append(Interval(starts, ends, location_id, allowed))
             day_exceptions = [
                 e
                 for e in exceptions_by_provider.get(provider_id, ())
@@ -212,49 +230,142 @@ def working_intervals(provider_ids: list[int], day: date) -> dict[int, list[Inte
     return {pid: days.get(day, []) for pid, days in by_day.items()}
 
 
-def _busy_times(provider_ids: list[int], start: datetime, end: datetime) -> dict[int, _Busy]:
-    """Active appointments of the providers overlapping [start, end): one query."""
-    rows = db.session.execute(
-        select(Appointment.provider_id, Appointment.starts_at, Appointment.ends_at)
-        .where(
-            Appointment.provider_id.in_(provider_ids),
-            Appointment.status.not_in(INACTIVE_STATUSES),
-            # The lower bound lets the (provider_id, starts_at) index bound the scan on both
-            # sides; no appointment lasts longer than LONGEST_APPOINTMENT (booking refuses it).
-            Appointment.starts_at > start - LONGEST_APPOINTMENT,
-            Appointment.starts_at < end,
-            Appointment.ends_at > start,
-        )
-        .order_by(Appointment.starts_at)
-    ).all()
-    busy: dict[int, _Busy] = defaultdict(_Busy)
-    for provider_id, starts_at, ends_at in rows:
-        busy[provider_id].add(starts_at, ends_at)
-    return busy
+def _free_gaps(
+    provider_ids: list[int], start: datetime, end: datetime, duration: timedelta
+) -> dict[int, _Gaps]:
+    """Per provider, the stretches free of active appointments that could hold ``duration``
+    (those around [start, end) may reach beyond it): one query, whatever the number of
+    providers and bookings.
 
-
-class _Busy:
-    """One provider's busy times, sorted by start, found per interval by bisection.
-
-    A month of a full day's bookings is hundreds of rows per provider; scanning all of them
-    for every working interval would make the search quadratic in the range.
+    A fully booked month is tens of thousands of bookings with no gap long enough, and
+    reading each one into Python as an aware datetime costs more than the rest of the
+    search. PostgreSQL walks them itself (a window over each provider's bookings in time
+    order) and returns only the gaps; SQLite's window functions are slower than a plain
+    sweep in Python over its stored text, so there the sweep reads the raw values.
     """
+    active = (
+        Appointment.provider_id.in_(provider_ids),
+        Appointment.status.not_in(INACTIVE_STATUSES),
+        # The lower bound lets the (provider_id, starts_at) index bound the scan on both
+        # sides; no appointment lasts longer than LONGEST_APPOINTMENT (booking refuses it).
+        Appointment.starts_at > start - LONGEST_APPOINTMENT,
+        Appointment.starts_at < end,
+        Appointment.ends_at > start,
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        gaps = _gaps_from_window(active, duration)
+    else:
+        gaps = _gaps_from_sweep(active, duration)
+    return {provider_id: gaps.get(provider_id) or _Gaps.always() for provider_id in provider_ids}
+
+
+def _gaps_from_window(active: tuple, duration: timedelta) -> dict[int, _Gaps]:
+    """PostgreSQL: the gaps after each booking (and before the first), computed in SQL."""
+    window = {
+        "partition_by": Appointment.provider_id,
+        "order_by": Appointment.starts_at,
+        "rows": (None, 0),  # one frame for all three, so one pass computes them together
+    }
+    walk = (
+        select(
+            Appointment.provider_id,
+            Appointment.starts_at,
+            # The latest end so far: the gap after this booking starts there ...
+            func.max(Appointment.ends_at).over(**window).label("busy_until"),
+            # ... and ends where the next one starts (none: it never ends).
+            func.lead(Appointment.starts_at, type_=Appointment.starts_at.type)
+            .over(**window)
+            .label("next_start"),
+            func.row_number().over(**window).label("number"),
+        )
+        .where(*active)
+        .subquery()
+    )
+    long_enough = walk.c.next_start >= type_coerce(
+        walk.c.busy_until, sqltypes.DateTime(timezone=True)
+    ) + literal(duration, sqltypes.Interval())
+    rows = db.session.execute(
+        select(
+            walk.c.provider_id,
+            walk.c.starts_at,
+            walk.c.busy_until,
+            walk.c.next_start,
+            walk.c.number,
+        )
+        .where(or_(walk.c.number == 1, walk.c.next_start.is_(None), long_enough))
+        .order_by(walk.c.provider_id, walk.c.starts_at)
+    )
+    gaps: dict[int, _Gaps] = defaultdict(_Gaps)
+    for provider_id, starts_at, busy_until, next_start, number in rows:
+        if number == 1:
+            gaps[provider_id].add(_NEVER, starts_at)
+        if next_start is None:
+            gaps[provider_id].add(busy_until, _FOREVER)
+        elif next_start - busy_until >= duration:
+            gaps[provider_id].add(busy_until, next_start)
+    return gaps
+
+
+def _gaps_from_sweep(active: tuple, duration: timedelta) -> dict[int, _Gaps]:
+    """SQLite: one ordered read of the stored times, swept in Python.
+
+    SQLite keeps these times as fixed-width UTC text ("2027-01-11 13:00:00.000000"), which
+    sorts and compares like the instants it names; only a gap's two ends are parsed.
+    """
+    rows = driver_rows(
+        select(Appointment.provider_id, Appointment.starts_at, Appointment.ends_at)
+        .where(*active)
+        .order_by(Appointment.provider_id, Appointment.starts_at)
+    )
+    gaps: dict[int, _Gaps] = defaultdict(_Gaps)
+    parse = datetime.fromisoformat
+    provider = busy_until = None
+    for provider_id, starts_at, ends_at in rows:
+        if provider_id != provider:
+            if provider is not None:
+                gaps[provider].add(driver_utc(busy_until), _FOREVER)
+            provider, busy_until = provider_id, ends_at
+            gaps[provider].add(_NEVER, driver_utc(starts_at))
+            continue
+        if starts_at > busy_until and parse(starts_at) - parse(busy_until) >= duration:
+            gaps[provider].add(driver_utc(busy_until), driver_utc(starts_at))
+        if ends_at > busy_until:
+            busy_until = ends_at
+    if provider is not None:
+        gaps[provider].add(driver_utc(busy_until), _FOREVER)
+    return gaps
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+class _Gaps:
+    """One provider's free stretches, in time order and apart, found by bisection."""
 
     def __init__(self):
         self.starts: list[datetime] = []
         self.ends: list[datetime] = []
-        self.longest = timedelta(0)
+
+    @classmethod
+    def always(cls) -> _Gaps:
+        """A provider without bookings: free all along."""
+        gaps = cls()
+        gaps.add(_NEVER, _FOREVER)
+        return gaps
 
     def add(self, starts_at: datetime, ends_at: datetime) -> None:
-        self.starts.append(starts_at)  # rows arrive ordered by start
+        self.starts.append(starts_at)  # rows arrive in time order
         self.ends.append(ends_at)
-        self.longest = max(self.longest, ends_at - starts_at)
 
-    def overlapping(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        """The busy times that overlap [start, end)."""
-        first = bisect_left(self.starts, start - self.longest)
-        last = bisect_left(self.starts, end)
-        return [(self.starts[i], self.ends[i]) for i in range(first, last) if self.ends[i] > start]
+    def within(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The free parts of [start, end)."""
+        found = []
+        index = bisect_right(self.ends, start)
+        while index < len(self.starts) and self.starts[index] < end:
+            found.append((max(self.starts[index], start), min(self.ends[index], end)))
+            index += 1
+        return found
 
 
 def _round_up_to_grid(moment: datetime, origin: datetime) -> datetime:
@@ -274,14 +385,18 @@ def find_open_slots(
     limit: int = 50,
     *,
     not_before: datetime | None = None,
+    after: tuple[datetime, int] | None = None,
 ) -> list[Slot]:
-    """Open slots for the type, across providers, in time order (then provider id).
+    """The first ``limit`` open slots for the type, across providers, in time order (then
+    provider id).
 
     Only providers who offer the type (of ``provider_ids``, or all when None/empty), only
     in intervals that allow it; every active appointment (overbooked ones too) is busy.
     Within each free stretch, slots start on a 5-minute grid aligned to the block's start
     and step by the type's duration. Slots starting before ``not_before`` (default: now)
     are left out. ``time_of_day``: "morning" starts before noon local, "afternoon" after.
+    ``after`` (start, provider id) of the last slot of a previous page: the next page
+    starts right after it.
     """
     if time_of_day not in TIMES_OF_DAY:
         raise ValueError(f"unknown time of day {time_of_day!r}")
@@ -290,38 +405,47 @@ def find_open_slots(
         return []
     offering = {p.id for p in appointment_type.providers if p.is_active}
     chosen = sorted(offering & set(provider_ids) if provider_ids else offering)
+    zone = _zone()
+    # Slots come after this (start, provider id): from ``not_before`` on, or after ``after``.
+    cursor = (not_before or utcnow(), -1)
+    if after is not None:
+        cursor = max(cursor, after)
+        first_day = max(first_day, after[0].astimezone(zone).date())
     if not chosen or last_day < first_day:
         return []
-    zone = _zone()
     duration = timedelta(minutes=appointment_type.default_minutes)
-    not_before = not_before or utcnow()
     by_provider = working_intervals_between(chosen, first_day, last_day)
     slots: list[Slot] = []
     seen: set[tuple[datetime, int]] = set()
     # Bookings are read in windows of 1, 2, 4, 8 ... days (one query each, whatever the
-    # number of providers): the limit is usually reached in the first days, and a busy month
-    # is tens of thousands of rows not worth reading for 50 slots.
+    # number of providers): the limit is usually reached in the first days.
     day, window_days = first_day, 1
     while day <= last_day and len(slots) < limit:
         window_last = min(last_day, day + timedelta(days=window_days - 1))
-        busy = _busy_times(chosen, day_bounds(day, zone)[0], day_bounds(window_last, zone)[1])
+        gaps = _free_gaps(
+            chosen, day_bounds(day, zone)[0], day_bounds(window_last, zone)[1], duration
+        )
         # Day by day across providers: once a whole day is done and the limit is reached,
         # no later day can hold an earlier slot.
         while day <= window_last and len(slots) < limit:
             for provider_id in chosen:
                 for interval in by_provider[provider_id].get(day, ()):
                     if interval.allows(appointment_type_id):
-                        _add_slots(
-                            slots,
-                            seen,
-                            provider_id,
-                            interval,
-                            busy.get(provider_id),
-                            duration,
-                            not_before,
-                            time_of_day,
-                            zone,
-                        )
+                        for start, end in gaps[provider_id].within(
+                            interval.starts_at, interval.ends_at
+                        ):
+                            _add_slots(
+                                slots,
+                                seen,
+                                provider_id,
+                                interval,
+                                start,
+                                end,
+                                duration,
+                                cursor,
+                                time_of_day,
+                                zone,
+                            )
             day += timedelta(days=1)
         window_days *= 2
     slots.sort(key=lambda s: (s.starts_at, s.provider_id))
@@ -333,25 +457,21 @@ def _add_slots(
     seen: set,
     provider_id: int,
     interval: Interval,
-    busy: _Busy | None,
+    free_from: datetime,
+    free_until: datetime,
     duration: timedelta,
-    not_before: datetime,
+    cursor: tuple[datetime, int],
     time_of_day: str,
     zone: ZoneInfo,
 ) -> None:
-    """Append the interval's open slots: its free stretches cut on the grid by duration."""
-    free = [interval]
-    if busy is not None:
-        for busy_start, busy_end in busy.overlapping(interval.starts_at, interval.ends_at):
-            free = _subtract(free, busy_start, busy_end)
-    for stretch in free:
-        start = _round_up_to_grid(stretch.starts_at, interval.starts_at)
-        while start + duration <= stretch.ends_at:
-            key = (start, provider_id)  # overlapping blocks must not list a slot twice
-            if start >= not_before and key not in seen and _wanted(start, time_of_day, zone):
-                seen.add(key)
-                slots.append(Slot(provider_id, interval.location_id, start, start + duration))
-            start += duration
+    """Append the slots of one free stretch of an interval: on its grid, by duration."""
+    start = _round_up_to_grid(free_from, interval.starts_at)
+    while start + duration <= free_until:
+        key = (start, provider_id)  # overlapping blocks must not list a slot twice
+        if key > cursor and key not in seen and _wanted(start, time_of_day, zone):
+            seen.add(key)
+            slots.append(Slot(provider_id, interval.location_id, start, start + duration))
+        start += duration
 
 
 def _wanted(start: datetime, time_of_day: str, zone: ZoneInfo) -> bool:

@@ -10,6 +10,7 @@ from flask import Response, current_app, flash, redirect, request, url_for
 from werkzeug.exceptions import NotFound
 
 from portal.auth.permissions import public, require
+from portal.auth.sessions import BACKGROUND_HEADER
 from portal.clinic.services import list_locations
 from portal.extensions import db
 from portal.scheduling import bp, flow
@@ -199,7 +200,9 @@ def flow_board():
     location_id = request.args.get("location_id", type=int) or locations[0].id
     if location_id not in {loc.id for loc in locations}:
         raise NotFound()
-    board = flow.flow_board(_actor(), location_id)
+    board = flow.flow_board(
+        _actor(), location_id, background=request.headers.get(BACKGROUND_HEADER) == "1"
+    )
     return render(
         "scheduling/flow/board.html",
         fragment="scheduling/flow/_board.html",

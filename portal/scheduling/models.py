@@ -12,7 +12,7 @@ its write-locked transaction (every transaction there starts with BEGIN IMMEDIAT
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import (
     CheckConstraint,
@@ -43,6 +43,9 @@ STATUS_LABELS = {
 }
 # Appointments in these statuses hold their time; the others free it.
 INACTIVE_STATUSES = ("cancelled", "no_show")
+# No visit lasts longer (booking refuses more): searches for what overlaps a time bound
+# ``starts_at`` from below too, so the (provider_id, starts_at) index scans only that much.
+LONGEST_APPOINTMENT = timedelta(hours=12)
 VISIT_KINDS = {"new": "New patient", "follow_up": "Follow-up"}
 MODALITIES = {"in_person": "In person", "telehealth": "Telehealth"}
 EXCEPTION_KINDS = {"time_off": "Time off", "extra": "Extra session"}

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import NotFound
 
@@ -19,15 +19,17 @@ from portal.auth.models import User
 from portal.clinic.models import Location
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
-from portal.patients.models import Patient
+from portal.patients.models import Patient, format_display_name
 from portal.scheduling.models import (
     INACTIVE_STATUSES,
+    LONGEST_APPOINTMENT,
     Appointment,
     AppointmentStatusChange,
     AppointmentType,
     RecurringSeries,
     Room,
 )
+from portal.scheduling.rows import driver_rows, driver_utc
 from portal.timeutil import utcnow
 
 CATEGORY = "appointments"
@@ -73,7 +75,7 @@ def get_appointment_for(actor, appointment_id: int) -> Appointment:
 # --- Rules of a booking --------------------------------------------------------------
 
 MIN_MINUTES = 5
-MAX_MINUTES = 12 * 60
+MAX_MINUTES = int(LONGEST_APPOINTMENT.total_seconds() // 60)  # 12 hours
 MAX_DAYS_AHEAD = 2 * 366  # further out is a typing mistake, not a booking
 LATE_CANCEL_WINDOW = timedelta(hours=24)
 # A visit that has started (arrived onwards) is moved or ended through the flow, not here.
@@ -255,16 +257,18 @@ def _conflict(
     return None
 
 
-def _constraint_of(error: IntegrityError) -> str:
+def _constraint_of(error: DBAPIError) -> str:
     diag = getattr(error.orig, "diag", None)
     return (getattr(diag, "constraint_name", None) or "") + " " + str(error.orig)
 
 
-def _is_overlap(error: IntegrityError) -> bool:
-    return getattr(error.orig, "sqlstate", None) == "23P01"  # exclusion_violation
+def _is_overlap(error: DBAPIError) -> bool:
+    """An exclusion violation, or the deadlock two inserts that exclude each other can end
+    in on PostgreSQL: it aborts one of them, and the other one holds the time."""
+    return getattr(error.orig, "sqlstate", None) in ("23P01", "40P01")
 
 
-def _slot_taken_from(error: IntegrityError) -> SlotTaken:
+def _slot_taken_from(error: DBAPIError) -> SlotTaken:
     """The message for an exclusion violation PostgreSQL raised in a race."""
     name = _constraint_of(error)
     if "room_overlap" in name:
@@ -383,7 +387,7 @@ def book_appointment(actor, booking: Booking, *, now: datetime | None = None) ->
         if booking.waitlist_entry_id:
             _close_waitlist_entry(actor, booking.waitlist_entry_id, appointment)
         db.session.commit()
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:  # OperationalError: a deadlock
         db.session.rollback()
         if booking.request_key:
             # The same form submitted twice at once: whichever constraint noticed first
@@ -508,7 +512,7 @@ def book_series(
         for appointment in appointments:
             _audit_created(actor, appointment, checked.patient)
         db.session.commit()
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:  # OperationalError: a deadlock
         db.session.rollback()
         if _is_overlap(error):
             raise SeriesConflicts(
@@ -604,7 +608,7 @@ def reschedule_appointment(
     except StaleDataError as error:
         db.session.rollback()
         raise StaleChange() from error
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:  # OperationalError: a deadlock
         db.session.rollback()
         if _is_overlap(error):
             raise _slot_taken_from(error) from error
@@ -687,46 +691,105 @@ def view_appointment(actor, appointment_id: int) -> Appointment:
     return appointment
 
 
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to make
+class CalendarEntry:
+    """What the calendar shows of one appointment: plain values, read in one query."""
+
+    id: int
+    provider_id: int
+    appointment_type_id: int
+    type_name: str
+    patient_name: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    overbooked: bool
+
+    @property
+    def is_active(self) -> bool:
+        return self.status not in INACTIVE_STATUSES
+
+
+def calendar_query(provider_ids: list[int], first_day: date, last_day: date):
+    """The calendar's one query: every appointment (cancelled too) of these providers that
+    overlaps these clinic days, with the columns the grid shows only."""
+    starts = local_to_utc(first_day, time())
+    ends = local_to_utc(last_day + timedelta(days=1), time())
+    return (
+        select(
+            Appointment.id,
+            Appointment.provider_id,
+            Appointment.appointment_type_id,
+            AppointmentType.name,
+            Patient.family_name,
+            Patient.given_name,
+            Patient.preferred_name,
+            Appointment.starts_at,
+            Appointment.ends_at,
+            Appointment.status,
+            Appointment.overbooked,
+        )
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.appointment_type_id)
+        .where(
+            Appointment.provider_id.in_(provider_ids),
+            Appointment.starts_at > starts - LONGEST_APPOINTMENT,  # bounds the index scan
+            Appointment.starts_at < ends,
+            Appointment.ends_at > starts,
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+    )
+
+
 def appointments_for_calendar(
     actor, provider_ids: list[int], first_day: date, last_day: date, *, view: str
-) -> list[Appointment]:
+) -> list[CalendarEntry]:
     """Every appointment (cancelled too) of these providers on these clinic days, audited.
 
-    One query for the whole range; the listing is audited once, with counts only.
+    One query for the whole range (a day of 20 busy providers is thousands of rows, read
+    as the driver's tuples); the listing is audited once, with counts only.
     """
     if not provider_ids:
         return []
-    starts = local_to_utc(first_day, time())
-    ends = local_to_utc(last_day + timedelta(days=1), time())
-    appointments = list(
-        db.session.scalars(
-            select(Appointment)
-            .where(
-                Appointment.provider_id.in_(provider_ids),
-                Appointment.starts_at < ends,
-                Appointment.ends_at > starts,
-            )
-            .order_by(Appointment.starts_at, Appointment.id)
+    rows = driver_rows(calendar_query(provider_ids, first_day, last_day))
+    entries = [  # unpacked, not read by name: that costs more than the query at this size
+        CalendarEntry(
+            appointment_id,
+            provider_id,
+            type_id,
+            type_name,
+            format_display_name(family, given, preferred),
+            driver_utc(starts_at),
+            driver_utc(ends_at),
+            status,
+            bool(overbooked),  # SQLite's driver gives 0 or 1
         )
-    )
-    if appointments:
+        for (
+            appointment_id,
+            provider_id,
+            type_id,
+            type_name,
+            family,
+            given,
+            preferred,
+            starts_at,
+            ends_at,
+            status,
+            overbooked,
+        ) in rows
+    ]
+    if entries:
         audit.record(
             "appointment.list",
             actor=actor,
             category=CATEGORY,
             detail=f"view={view} first={first_day} last={last_day} "
-            f"providers={len(provider_ids)} count={len(appointments)}",
+            f"providers={len(provider_ids)} count={len(entries)}",
         )
-        # Rendered as loaded: detached rows are not expired (and re-read one by one) by the
-        # commit that saves the audit event.
-        for appointment in appointments:
-            for row in (appointment, appointment.patient, appointment.appointment_type):
-                if row in db.session:
-                    db.session.expunge(row)
         db.session.commit()
     else:
         db.session.rollback()
-    return appointments
+    return entries
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ from portal.web import current_actor as _actor
 from portal.web import render
 
 SEARCH_DAYS_BY_DEFAULT = 14
-SLOTS_SHOWN = 50
+# One screenful, earliest first; "Show later slots" pages on from the last one shown.
+SLOTS_SHOWN = 20
 
 
 def _local_to_utc(value: datetime | None) -> datetime | None:
@@ -73,12 +74,40 @@ def _book_url() -> str:
         return "/schedule/appointments"
 
 
+def _page_after() -> tuple[datetime, int] | None:
+    """Where a later page starts: after the (start, provider) of the last slot shown."""
+    try:
+        starts_at = datetime.fromisoformat(request.args.get("after", ""))
+        provider_id = int(request.args.get("after_provider", ""))
+    except ValueError:
+        return None
+    return (starts_at.astimezone(UTC), provider_id) if starts_at.tzinfo else None
+
+
+def _later_slots_url(slots) -> str:
+    """This search again, from just after the last slot shown."""
+    last = slots[-1]
+    arguments = request.args.to_dict(flat=False)
+    arguments["after"] = last.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    arguments["after_provider"] = str(last.provider_id)
+    return url_for("scheduling.find_slots", **arguments)
+
+
+def _earliest_slots_url() -> str:
+    arguments = request.args.to_dict(flat=False)
+    arguments.pop("after", None)
+    arguments.pop("after_provider", None)
+    return url_for("scheduling.find_slots", **arguments)
+
+
 @bp.get("/find")
 @require("schedule.read")
 def find_slots():
-    """The search form and, once a type is chosen, the open slots in time order."""
+    """The search form and, once a type is chosen, the open slots in time order, a page
+    at a time (the search stops as soon as it has a page)."""
     today = availability.clinic_today()
     searching = "appointment_type_id" in request.args
+    after = _page_after() if searching else None
     form = FindSlotsForm(formdata=request.args if searching else None)
     types = setup.appointment_types(active_only=True)
     providers = setup.providers()
@@ -103,6 +132,7 @@ def find_slots():
                     form.last_day.data,
                     form.time_of_day.data,
                     limit=SLOTS_SHOWN,
+                    after=after,
                 )
         if form.errors or form.form_errors:
             status = 422
@@ -116,6 +146,9 @@ def find_slots():
         locations_by_id={loc.id: loc for loc in setup.locations()},
         book_url=_book_url(),
         limit=SLOTS_SHOWN,
+        after=after,
+        later_url=_later_slots_url(slots) if slots and len(slots) >= SLOTS_SHOWN else None,
+        earliest_url=_earliest_slots_url() if after else None,
         # each Book button carries its own key: a double click books once
         new_request_key=lambda: secrets.token_hex(16),
         status=status,

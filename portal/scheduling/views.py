@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Response, current_app, redirect, render_template, request, url_for
@@ -20,6 +21,7 @@ from portal.clinic.models import Location
 from portal.extensions import db
 from portal.patients import services as patient_services
 from portal.scheduling import bp, services
+from portal.scheduling.availability import working_intervals_between
 from portal.scheduling.calendar import Column, build_grid
 from portal.scheduling.forms import BookingForm, CancelForm, RescheduleForm
 from portal.scheduling.models import (
@@ -52,20 +54,27 @@ def _int_argument(name: str) -> int | None:
 # --- Calendar views ----------------------------------------------------------------------
 
 
-def _working_hours(provider_ids: list[int], day: date) -> dict[int, list] | None:
-    """Each provider's working intervals on ``day`` (UTC pairs), if availability is built."""
-    try:
-        from portal.scheduling.availability import working_intervals
-    except ImportError:
-        return None
+def _working_hours(provider_ids: list[int], first_day: date, last_day: date) -> dict:
+    """{(provider id, day): working intervals as UTC pairs}."""
     return {
-        provider_id: [(interval.starts_at, interval.ends_at) for interval in intervals]
-        for provider_id, intervals in working_intervals(provider_ids, day).items()
+        (provider_id, day): [(interval.starts_at, interval.ends_at) for interval in intervals]
+        for provider_id, days in working_intervals_between(
+            provider_ids, first_day, last_day
+        ).items()
+        for day, intervals in days.items()
     }
 
 
-def _on_grid(appointments) -> list:
-    return [a for a in appointments if a.status not in INACTIVE_STATUSES]
+def _grid_links() -> tuple[str, bool]:
+    """The appointment panel's link up to its id (ids are digits, so the link is that
+    prefix plus the id: schedule.js opens a visit's panel with it); and whether slots can
+    be booked from the grid."""
+    visit_url = url_for("scheduling.appointment", appointment_id=0).removesuffix("0")
+    return visit_url, _actor().has_permission("schedule.write")
+
+
+def _book_url(provider_id: int) -> str:
+    return url_for("scheduling.new_booking", provider_id=provider_id)
 
 
 @bp.get("/")
@@ -83,26 +92,30 @@ def day():
     providers = services.calendar_providers()
     chosen = services.chosen_provider_ids(actor, providers)
     shown = [p for p in providers if p.id in chosen]
-    working = _working_hours([p.id for p in shown], shown_day) or {}
-    appointments = services.appointments_for_calendar(
+    working = _working_hours([p.id for p in shown], shown_day, shown_day)
+    entries = services.appointments_for_calendar(
         actor, [p.id for p in shown], shown_day, shown_day, view="day"
     )
+    by_provider = defaultdict(list)
+    for entry in entries:
+        if entry.is_active:
+            by_provider[entry.provider_id].append(entry)
+    visit_url, can_book = _grid_links()
     columns = [
         (
             Column(
-                key=f"p{provider.id}",
                 label=provider.full_name,
                 day=shown_day,
-                provider_id=provider.id,
-                provider_name=provider.full_name,
-                working=working.get(provider.id),
+                working=working.get((provider.id, shown_day)),
+                book_url=_book_url(provider.id) if can_book else None,
+                slot_name=f" with {provider.full_name}",
             ),
-            _on_grid(a for a in appointments if a.provider_id == provider.id),
+            by_provider[provider.id],
         )
         for provider in shown
     ]
-    grid = build_grid(columns, services.clinic_zone(), utcnow())
-    cancelled = [a for a in appointments if a.status in INACTIVE_STATUSES]
+    grid = build_grid(columns, services.clinic_zone(), utcnow(), visit_url)
+    cancelled = [entry for entry in entries if not entry.is_active]
     opened = _int_argument("appointment")  # after a booking without htmx: show it
     panel = None
     if opened and not request.htmx:
@@ -144,35 +157,30 @@ def week():
     shown_day = _day_argument()
     monday = shown_day - timedelta(days=shown_day.weekday())
     days = [monday + timedelta(days=n) for n in range(7)]
-    working = {
-        one_day: (_working_hours([provider.id], one_day) or {}).get(provider.id)
-        for one_day in (days if provider else [])
-    }
-    appointments = (
-        services.appointments_for_calendar(actor, [provider.id], days[0], days[-1], view="week")
-        if provider
-        else []
-    )
     zone = services.clinic_zone()
-    columns = (
-        [
-            (
-                Column(
-                    key=f"d{one_day.isoformat()}",
-                    label=f"{one_day:%a} {one_day.day} {one_day:%b}",
-                    day=one_day,
-                    provider_id=provider.id,
-                    provider_name=provider.full_name,
-                    working=working.get(one_day),
-                ),
-                _on_grid(a for a in appointments if a.starts_at.astimezone(zone).date() == one_day),
+    visit_url, can_book = _grid_links()
+    columns = []
+    if provider:
+        working = _working_hours([provider.id], days[0], days[-1])
+        entries = services.appointments_for_calendar(
+            actor, [provider.id], days[0], days[-1], view="week"
+        )
+        by_day = defaultdict(list)
+        for entry in entries:
+            if entry.is_active:
+                by_day[entry.starts_at.astimezone(zone).date()].append(entry)
+        book_url = _book_url(provider.id) if can_book else None
+        for one_day in days:
+            label = f"{one_day:%a} {one_day.day} {one_day:%b}"
+            column = Column(
+                label=label,
+                day=one_day,
+                working=working.get((provider.id, one_day)),
+                book_url=book_url,
+                slot_name=f" on {label} with {provider.full_name}",
             )
-            for one_day in days
-        ]
-        if provider
-        else []
-    )
-    grid = build_grid(columns, zone, utcnow())
+            columns.append((column, by_day[one_day]))
+    grid = build_grid(columns, zone, utcnow(), visit_url)
     return render(
         "scheduling/week.html",
         fragment="scheduling/_week_grid.html",

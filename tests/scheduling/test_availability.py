@@ -354,6 +354,31 @@ def test_ordered_by_time_across_providers_and_limited(ctx):
     assert [slot.starts_at for slot in two_days] == sorted(slot.starts_at for slot in two_days)
 
 
+def test_a_later_page_starts_right_after_the_last_slot_shown(ctx):
+    s = ctx
+    book(s, s.drlee, utc(2027, 1, 11, 13, 0), minutes=60)
+    everything = slots(s, last=MONDAY + timedelta(days=1), limit=500)
+    # 08:00 to 09:00 only drpatel; from 09:00 both, drlee first (the lower id) at each time.
+    assert s.drlee < s.drpatel and everything[3].starts_at == everything[4].starts_at
+    page = slots(s, last=MONDAY + timedelta(days=1), limit=4)
+    assert page == everything[:4]
+    # The page ended between two providers at 09:00: the next one starts with the second.
+    last = page[-1]
+    following = slots(
+        s, last=MONDAY + timedelta(days=1), limit=4, after=(last.starts_at, last.provider_id)
+    )
+    assert following == everything[4:8]
+    # A page that ended on Monday's last slot goes on with Tuesday's first.
+    monday_last = next(i for i, slot in enumerate(everything) if slot.starts_at.day == 12) - 1
+    tuesday = slots(
+        s,
+        last=MONDAY + timedelta(days=1),
+        limit=3,
+        after=(everything[monday_last].starts_at, everything[monday_last].provider_id),
+    )
+    assert tuesday == everything[monday_last + 1 : monday_last + 4]
+
+
 def test_past_slots_are_left_out(ctx):
     s = ctx
     got = slots(s, providers=[s.drlee], not_before=utc(2027, 1, 11, 20, 5))

@@ -49,7 +49,7 @@ def test_slots_listed_in_time_order_with_book_buttons(signed_in, schedule):
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     buttons = _book_buttons(html)
-    assert len(buttons) == 2 * 12  # two providers, 08:00-12:00 in 20-minute visits
+    assert len(buttons) == 20  # a page of the 2 x 12 (two providers, 08:00-12:00 by 20 min)
     assert [b["starts_at"] for b in buttons] == sorted(b["starts_at"] for b in buttons)
     first = buttons[0]
     assert first["starts_at"] == f"{MONDAY}T13:00:00+00:00"  # 08:00 EST
@@ -60,7 +60,7 @@ def test_slots_listed_in_time_order_with_book_buttons(signed_in, schedule):
     assert 'hx-post="/schedule/appointments"' in html
     assert 'hx-include="#find-patient-choice"' in html
     assert "08:00\u201308:20" in html  # shown in clinic time (an en dash between)
-    assert "24 open slots for Follow-up" in html
+    assert "The first 20 open slots for Follow-up" in html
 
 
 def test_htmx_search_answers_only_the_results(signed_in, schedule):
@@ -118,8 +118,26 @@ def test_choosing_the_patient_to_book_is_an_audited_registry_search(app, signed_
     ).get_data(as_text=True)
 
 
-def test_long_lists_say_they_are_the_first_fifty(signed_in, schedule):
-    response = _search(signed_in("front_desk"), schedule, last_day=TUESDAY)
-    html = response.get_data(as_text=True)
-    assert len(_book_buttons(html)) == 50
-    assert "The first 50 open slots for Follow-up" in html
+def _later_link(html: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)"[^>]*>Show later slots</a>', html)
+    return unescape(found.group(1)) if found else None
+
+
+def test_long_lists_come_a_page_at_a_time_and_the_pages_hold_every_slot_once(signed_in, schedule):
+    browser = signed_in("front_desk")
+    html = _search(browser, schedule, last_day=TUESDAY).get_data(as_text=True)
+    assert "The first 20 open slots for Follow-up" in html
+    assert "Back to the earliest slots" not in html
+    pages = [_book_buttons(html)]
+    while (link := _later_link(html)) is not None:
+        assert "after=" in link
+        response = browser.get(link, headers={"HX-Request": "true"})
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+        assert "<html" not in html and "Back to the earliest slots" in html
+        pages.append(_book_buttons(html))
+    # Two providers, two days, 08:00-12:00 and 13:00-17:00 by 20 minutes: 96 slots.
+    assert [len(page) for page in pages] == [20, 20, 20, 20, 16]
+    assert "16 more open slots for Follow-up" in html
+    starts = [(b["starts_at"], b["provider_id"]) for page in pages for b in page]
+    assert starts == sorted(starts) and len(set(starts)) == 96

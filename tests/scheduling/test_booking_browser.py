@@ -187,3 +187,43 @@ def test_rescheduling_from_the_appointment_panel(app, page, schedule):
     assert page.evaluate("window.__csp") == []
     # Chromium logs the refused move's 409 itself; anything else would be a problem.
     assert [p for p in page.problems if "409 (CONFLICT)" not in p] == []
+
+
+def test_arrow_keys_step_through_visits_that_share_a_cell(app, page, schedule):
+    from portal.extensions import db
+    from portal.scheduling.models import Appointment
+
+    day = future_monday()
+    nine = local(day, 9)
+    with app.app_context():
+        pair = [
+            Appointment(
+                patient_id=schedule.patients[number],
+                provider_id=schedule.drlee,
+                location_id=schedule.main_street,
+                appointment_type_id=schedule.follow_up,
+                starts_at=nine + timedelta(minutes=10 * number),
+                ends_at=nine + timedelta(minutes=10 * number + 20),
+                overbooked=number == 1,  # booked on purpose over the first
+            )
+            for number in (0, 1)
+        ]
+        db.session.add_all(pair)
+        db.session.commit()
+        first, second = (appointment.id for appointment in pair)
+    page.goto(f"{page.base}/auth/sign-in")
+    page.get_by_label("Username").fill("frontdesk")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/auth/sign-in" not in url)
+    page.goto(f"{page.base}/schedule/day?day={day.isoformat()}")
+    page.focus(f"#appt-{first}")
+    page.keyboard.press("ArrowDown")  # the overlapping visit, in the same cell
+    assert _focused(page) == f"appt-{second}"
+    page.keyboard.press("ArrowDown")  # then on below the pair: the 09:30 slot
+    assert _focused(page) == "Book 09:30 with Jordan Lee"
+    page.keyboard.press("ArrowUp")  # back up: the last visit of the cell above
+    assert _focused(page) == f"appt-{second}"
+    page.keyboard.press("ArrowUp")
+    assert _focused(page) == f"appt-{first}"
+    assert page.evaluate("window.__csp") == [] and page.problems == []

@@ -120,3 +120,44 @@ def test_free_slots_outside_working_hours_are_shaded(app, desk, schedule):
     assert "Book 07:00 with Jordan Lee (outside working hours)" in html
     assert "Book 12:10 with Jordan Lee (outside working hours)" in html
     assert 'aria-label="Book 09:00 with Jordan Lee"' in html
+
+
+def _row_of(html: str, appointment_id: int) -> int:
+    return int(re.search(rf'data-row="(\d+)"[^>]*id="appt-{appointment_id}"', html).group(1))
+
+
+def test_both_0130s_of_the_fall_back_night_have_rows_of_their_own(app, desk, schedule):
+    """7 Nov 2027 in New York: 01:00-02:00 happens twice (EDT, then EST)."""
+    from datetime import UTC, datetime
+
+    from tests.scheduling.flow_support import make_appointment
+
+    first = make_appointment(app, schedule, starts_at=datetime(2027, 11, 7, 5, 30, tzinfo=UTC))
+    second = make_appointment(
+        app, schedule, starts_at=datetime(2027, 11, 7, 6, 30, tzinfo=UTC), patient=1
+    )
+    html = desk.get("/schedule/day?day=2027-11-07").get_data(as_text=True)
+    assert "01:30\u201301:50" in html  # each visit shows its own wall-clock times
+    labels = re.findall(r'<th scope="row" class="time-col">([^<]*)', html)
+    # The repeated hour comes again after its first pass, each time named by its zone.
+    assert labels[:10] == ["01:30 EDT", "", "", "01:00 EST", "", "", "01:30 EST", "", "", "02:00"]
+    assert (_row_of(html, first), _row_of(html, second)) == (0, 6)
+    # Free slots of the second pass book the second 01:00 (06:00 UTC), and say which it is.
+    assert "Book 01:00 EST with Jordan Lee" in html
+    assert "starts_at=2027-11-07T06:00:00Z" in html
+
+
+def test_a_time_the_clocks_skip_is_no_slot_in_the_week(app, desk, schedule):
+    """14 Mar 2027 in New York has no 02:00-03:00; the rest of its week does."""
+    from datetime import UTC, datetime
+
+    from tests.scheduling.flow_support import make_appointment
+
+    make_appointment(app, schedule, starts_at=datetime(2027, 3, 12, 7, 30, tzinfo=UTC))  # Fri 02:30
+    html = desk.get(f"/schedule/week?provider_id={schedule.drlee}&day=2027-03-10").get_data(
+        as_text=True
+    )
+    assert "02:30\u201302:50" in html
+    assert "Book 02:30 on Sat 13 Mar with Jordan Lee" in html
+    assert "Book 02:30 on Sun 14 Mar" not in html and 'class="slot-none"' in html
+    assert "Book 03:00 on Sun 14 Mar with Jordan Lee" in html

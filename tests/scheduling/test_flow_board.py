@@ -70,7 +70,9 @@ def test_the_board_groups_todays_appointments_with_times_in_status_and_waiting(a
         assert columns["expected"][0].waiting_minutes is None
         event = audit_events("flow_board.view")[-1]
         assert event.category == "appointments"
-        assert event.detail == f"location={schedule.main_street} appointments=3"
+        assert re.fullmatch(
+            rf"location={schedule.main_street} appointments=3 shown=[0-9a-f]{{16}}", event.detail
+        )
 
 
 def test_the_page_polls_a_fragment_that_holds_no_form_field(app, schedule, signed_in):
@@ -96,6 +98,33 @@ def test_the_page_polls_a_fragment_that_holds_no_form_field(app, schedule, signe
     with app.app_context():
         for event in audit_events("flow_board.view"):
             assert "Lovelace" not in (event.detail or "")
+
+
+def test_polls_are_audited_only_when_the_board_shows_other_appointments(app, schedule, signed_in):
+    make_appointment(app, schedule, starts_at=today_at(9))
+    board = f"/schedule/flow-board?location_id={schedule.main_street}"
+    poll = {"HX-Request": "true", "X-Portal-Background": "1"}
+
+    def views():
+        with app.app_context():
+            return [event.detail for event in audit_events("flow_board.view")]
+
+    nurse = signed_in("nurse")
+    assert nurse.get(board).status_code == 200  # opening the board is a view
+    for _ in range(3):
+        assert nurse.get(board, headers=poll).status_code == 200
+    assert len(views()) == 1  # the same appointments polled again: nothing new seen
+    added = make_appointment(app, schedule, starts_at=today_at(10), patient=1)
+    assert f'id="flow-card-{added}"' in nurse.get(board, headers=poll).get_data(as_text=True)
+    first, second = views()
+    assert "appointments=1 " in first and "appointments=2 " in second
+    nurse.get(board, headers=poll)
+    assert len(views()) == 2
+    # Opening the page again, or another user's screen, is always a view of its own.
+    nurse.get(board)
+    assert views()[-1] == second and len(views()) == 3
+    signed_in("front_desk").get(board, headers=poll)
+    assert views()[-1] == second and len(views()) == 4
 
 
 def test_the_board_defaults_to_the_first_location_and_refuses_unknown_ones(

@@ -53,6 +53,21 @@
     });
   }
 
+  // Visits that overlap share one table cell: up and down step through them first.
+  function besideInCell(cell, step) {
+    var next = step > 0 ? cell.nextElementSibling : cell.previousElementSibling;
+    return next && next.matches("[data-row][data-col]") ? next : null;
+  }
+
+  function lastInCell(cell) {
+    var next = besideInCell(cell, 1);
+    while (next) {
+      cell = next;
+      next = besideInCell(cell, 1);
+    }
+    return cell;
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     var target = event.target;
@@ -60,8 +75,14 @@
     if (inGrid && /^Arrow/.test(event.key)) {
       var p = position(inGrid);
       var next = null;
-      if (event.key === "ArrowDown") next = cellAt(p.row + p.span, p.col);
-      if (event.key === "ArrowUp") next = cellAt(p.row - 1, p.col);
+      if (event.key === "ArrowDown") next = besideInCell(inGrid, 1) || cellAt(p.row + p.span, p.col);
+      if (event.key === "ArrowUp") {
+        next = besideInCell(inGrid, -1);
+        if (!next) {
+          var above = cellAt(p.row - 1, p.col);
+          next = above && lastInCell(above);
+        }
+      }
       if (event.key === "ArrowRight") next = cellAt(p.row, p.col + 1);
       if (event.key === "ArrowLeft") next = cellAt(p.row, p.col - 1);
       event.preventDefault();
@@ -81,6 +102,15 @@
       event.preventDefault();
       link.click();
     }
+  });
+
+  // A visit opens its panel: one listener for the grid's thousands of visits instead of
+  // htmx wiring up each one on every refresh of the grid.
+  document.addEventListener("click", function (event) {
+    var visit = event.target.closest && event.target.closest(".calendar-grid button.appt");
+    if (!visit || !window.htmx) return;
+    var url = visit.closest(".calendar-grid").dataset.visitUrl + visit.id.replace("appt-", "");
+    window.htmx.ajax("GET", url, { target: "#side-panel", swap: "innerHTML" });
   });
 
   document.addEventListener("focusin", function (event) {
