@@ -2,8 +2,9 @@
 
 A test folder's conftest.py imports them (``from tests.browser import browser, page, ...``),
 which makes ``browser`` package-scoped to that folder: one Chromium for the folder's tests. Each
-test gets a fresh context (no cookies, no storage) and a page watched for trouble. A test fails
-when the browser reports any of:
+test gets a fresh context (no cookies, no storage) and a page watched for trouble; ``new_page``
+opens more such pages, each in its own context (a second signed-in user, JavaScript off). A test
+fails when the browser reports any of:
 
 - a console message of type "error" (this includes failed loads such as a 404 favicon, and
   Chromium's own "Refused to ..." CSP messages),
@@ -197,14 +198,16 @@ def _artifact_name(nodeid: str, suffix: str) -> Path:
     return ARTIFACTS / f"{safe}{suffix}.png"
 
 
-@pytest.fixture
-def page(browser, live_server, watch, request) -> Page:
-    """A page in a fresh browser context on the live server; fails the test on browser trouble."""
+def _open_page(browser: Browser, base_url: str, watch: BrowserWatch, **context_options) -> Page:
+    """A page in a fresh browser context, every kind of trouble reported to ``watch``."""
     context = browser.new_context(
-        base_url=live_server,
-        viewport={"width": 1280, "height": 800},
-        locale="en-US",
-        timezone_id="America/New_York",
+        **{
+            "base_url": base_url,
+            "viewport": {"width": 1280, "height": 800},
+            "locale": "en-US",
+            "timezone_id": "America/New_York",
+            **context_options,
+        }
     )
     context.set_default_timeout(TIMEOUT_MS)
     context.expose_binding("__portalReportCsp", watch.on_csp_violation)
@@ -213,19 +216,52 @@ def page(browser, live_server, watch, request) -> Page:
     tab.on("console", watch.on_console)
     tab.on("pageerror", watch.on_page_error)
     tab.on("dialog", watch.on_dialog)
-    yield tab
+    return tab
 
-    watch.collect_window_violations(tab)
+
+def _close_pages(tabs: list[Page], watch: BrowserWatch, request) -> None:
+    """Close the test's pages (screenshots first if it failed); fail it on browser trouble."""
+    for tab in tabs:
+        watch.collect_window_violations(tab)
     problems = watch.problems()
     call = request.node.stash.get(_reports, {}).get("call")
-    if (call is not None and call.failed) or problems:
-        ARTIFACTS.mkdir(exist_ok=True)
-        # A screenshot that cannot be taken must not hide the real failure.
-        with contextlib.suppress(PlaywrightError):
-            tab.screenshot(path=_artifact_name(request.node.nodeid, "-failure"), full_page=True)
-    context.close()
+    for number, tab in enumerate(tabs, start=1):
+        if (call is not None and call.failed) or problems:
+            ARTIFACTS.mkdir(exist_ok=True)
+            suffix = "-failure" if number == 1 else f"-failure-{number}"
+            # A screenshot that cannot be taken must not hide the real failure.
+            with contextlib.suppress(PlaywrightError):
+                tab.screenshot(path=_artifact_name(request.node.nodeid, suffix), full_page=True)
+        tab.context.close()
     if problems:
         pytest.fail("the browser reported problems:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def page(browser, live_server, watch, request) -> Page:
+    """A page in a fresh browser context on the live server; fails the test on browser trouble."""
+    tab = _open_page(browser, live_server, watch)
+    yield tab
+    _close_pages([tab], watch, request)
+
+
+@pytest.fixture
+def new_page(browser, live_server, watch, request):
+    """new_page(**context_options) -> another watched page, in a browser context of its own.
+
+    For what ``page`` alone cannot do: two people signed in at once (a context each), or
+    context options such as ``java_script_enabled=False``. Its pages share the test's
+    ``watch`` and are checked and closed like ``page``. Sign in on one with
+    ``sign_in_through_form``.
+    """
+    tabs: list[Page] = []
+
+    def open_page(**context_options) -> Page:
+        tabs.append(_open_page(browser, live_server, watch, **context_options))
+        return tabs[-1]
+
+    yield open_page
+    _close_pages(tabs, watch, request)
 
 
 @pytest.fixture
@@ -240,23 +276,28 @@ def shot(page, request):
     return take
 
 
-@pytest.fixture
-def sign_in(page, app):
-    """sign_in("drlee") signs in through the form (typing a fresh TOTP code when asked)."""
-
+def sign_in_through_form(page: Page, app, username: str, password: str | None = None) -> None:
+    """Sign in on this page through the form, typing a fresh TOTP code when asked."""
     from tests.conftest import PASSWORD
 
-    def run(username: str, password: str = PASSWORD) -> None:
-        page.goto("/auth/sign-in")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
+    page.goto("/auth/sign-in")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password or PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    if page.url.endswith("/auth/second-factor"):
+        # The code is computed only now, as a person would read it off the phone.
+        page.get_by_label("6-digit code").fill(totp_now(app, username))
         with page.expect_navigation():
-            page.get_by_role("button", name="Sign in").click()
-        if page.url.endswith("/auth/second-factor"):
-            # The code is computed only now, as a person would read it off the phone.
-            page.get_by_label("6-digit code").fill(totp_now(app, username))
-            with page.expect_navigation():
-                page.get_by_role("button", name="Verify and sign in").click()
-        assert "/auth/" not in page.url, f"sign-in as {username} ended on {page.url}"
+            page.get_by_role("button", name="Verify and sign in").click()
+    assert "/auth/" not in page.url, f"sign-in as {username} ended on {page.url}"
+
+
+@pytest.fixture
+def sign_in(page, app):
+    """sign_in("drlee") signs in on ``page`` (for a page of new_page's: sign_in_through_form)."""
+
+    def run(username: str, password: str | None = None) -> None:
+        sign_in_through_form(page, app, username, password)
 
     return run

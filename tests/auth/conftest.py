@@ -1,4 +1,7 @@
-"""Helpers for the sign-in and session tests: reading the database as the server left it."""
+"""Helpers for the sign-in and session tests: reading the database as the server left it.
+
+The browser fixtures are defined once, in tests/browser.py.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,14 @@ from portal.auth.models import ServerSession, User
 from portal.auth.permissions import require
 from portal.extensions import db
 from portal.timeutil import utcnow
+from tests.browser import (  # noqa: F401
+    browser,
+    page,
+    pytest_runtest_makereport,
+    shot,
+    sign_in,
+    watch,
+)
 
 COOKIE = "portal_session"
 

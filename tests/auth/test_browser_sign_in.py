@@ -3,106 +3,65 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pyotp
 import pytest
+from playwright.sync_api import expect
 
+from tests.auth.conftest import age_session
 from tests.auth.test_mfa import NEW_USER_PASSWORD, create_user
 from tests.conftest import PASSWORD
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.mark.browser
-def test_enrol_then_sign_in_with_totp_in_chromium(app, live_server):
-    from playwright.sync_api import sync_playwright
-
+def test_enrol_then_sign_in_with_totp_in_chromium(app, page, watch):
     create_user(app, "drpatel", "Anita Patel", ["prescriber"])
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console",
-                lambda message: (
-                    problems.append(message.text)
-                    if "Content Security Policy" in message.text or "Refused" in message.text
-                    else None
-                ),
-            )
-            page.goto(live_server + "/")
-            assert page.url.endswith("/auth/sign-in")
-            page.get_by_label("Username").fill("drpatel")
-            page.get_by_label("Password").fill(NEW_USER_PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            assert page.url.endswith("/auth/enrol-mfa")
-            assert page.locator("svg.qr-code").is_visible()
-            secret = page.locator("#totp-key").inner_text().replace(" ", "")
-            page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).now())
-            page.get_by_role("button", name="Turn on two-step sign-in").click()
-            assert page.locator(".recovery-codes li").count() == 10
-            page.get_by_role("link", name="I have saved my codes").click()
-            page.get_by_role("button", name="Sign out").click()
-            assert page.url.endswith("/auth/sign-in")
+    page.goto("/")
+    assert page.url.endswith("/auth/sign-in")
+    page.get_by_label("Username").fill("drpatel")
+    page.get_by_label("Password").fill(NEW_USER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/auth/enrol-mfa")
+    assert page.locator("svg.qr-code").is_visible()
+    secret = page.locator("#totp-key").inner_text().replace(" ", "")
+    page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-step sign-in").click()
+    assert page.locator(".recovery-codes li").count() == 10
+    page.get_by_role("link", name="I have saved my codes").click()
+    page.get_by_role("button", name="Sign out").click()
+    assert page.url.endswith("/auth/sign-in")
 
-            # Next time: password, then a code from the app (the next step: no replay).
-            page.get_by_label("Username").fill("drpatel")
-            page.get_by_label("Password").fill(NEW_USER_PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            assert page.url.endswith("/auth/second-factor")
-            next_code = pyotp.TOTP(secret).at(time.time() + 30)
-            page.get_by_label("6-digit code").fill(next_code)
-            page.get_by_role("button", name="Verify and sign in").click()
-            assert page.get_by_text("Good to see you, Anita Patel").is_visible()
-        finally:
-            browser.close()
-    assert problems == []
+    # Next time: password, then a code from the app (the next step: no replay).
+    page.get_by_label("Username").fill("drpatel")
+    page.get_by_label("Password").fill(NEW_USER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/auth/second-factor")
+    next_code = pyotp.TOTP(secret).at(time.time() + 30)
+    page.get_by_label("6-digit code").fill(next_code)
+    page.get_by_role("button", name="Verify and sign in").click()
+    assert page.get_by_text("Good to see you, Anita Patel").is_visible()
+    watch.assert_clean(page)
 
 
 @pytest.mark.browser
-def test_htmx_request_after_idle_time_out_lands_on_sign_in_and_comes_back(app, live_server):
+def test_htmx_request_after_idle_time_out_lands_on_sign_in_and_comes_back(
+    app, page, sign_in, watch
+):
     """htmx follows HX-Redirect from the 401; what was typed is offered back after sign-in,
     and the user can return to the page they were on."""
-    from datetime import timedelta
-
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.auth.conftest import age_session
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(live_server + "/auth/sign-in")
-            page.get_by_label("Username").fill("nurse")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.goto(live_server + "/auth/account")
-            token = next(c["value"] for c in context.cookies() if c["name"] == "portal_session")
-            age_session(app, token, last_seen_at=timedelta(minutes=20))
-            page.get_by_label("Find a patient").fill("smi")  # htmx POST after the time-out
-            page.wait_for_url("**/auth/sign-in")
-            expect(page.get_by_text("Your session timed out")).to_be_visible()
-            page.get_by_label("Username").fill("nurse")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/auth/resume")
-            assert page.locator('input[type=hidden][name=q][value="smi"]').count() == 1
-            page.get_by_role("link", name="Go to the page without sending it").click()
-            page.wait_for_url("**/auth/account")
-        finally:
-            browser.close()
+    watch.expect_http_error(401, "/patients/search")  # the search sent after the time-out
+    sign_in("nurse")
+    page.goto("/auth/account")
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "portal_session")
+    age_session(app, token, last_seen_at=timedelta(minutes=20))
+    page.get_by_label("Find a patient").fill("smi")  # htmx POST after the time-out
+    page.wait_for_url("**/auth/sign-in")
+    expect(page.get_by_text("Your session timed out")).to_be_visible()
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/auth/resume")
+    assert page.locator('input[type=hidden][name=q][value="smi"]').count() == 1
+    page.get_by_role("link", name="Go to the page without sending it").click()
+    page.wait_for_url("**/auth/account")

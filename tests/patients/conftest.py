@@ -1,4 +1,7 @@
-"""Helpers for the patient registry tests: a valid registration, reading back what was stored."""
+"""Helpers for the patient registry tests: a valid registration, reading back what was stored.
+
+The browser fixtures are defined once, in tests/browser.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,14 @@ from sqlalchemy import select
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.patients.models import Patient
+from tests.browser import (  # noqa: F401
+    browser,
+    page,
+    pytest_runtest_makereport,
+    shot,
+    sign_in,
+    watch,
+)
 
 VALID = {
     "given_name": "Ana",
@@ -48,14 +59,14 @@ def registration(**overrides) -> dict:
     return data
 
 
-def register(browser, **overrides):
+def register(client, **overrides):
     """POST the registration form; returns the response (303 to the new page on success)."""
-    return browser.post_form("/patients/new", registration(**overrides))
+    return client.post_form("/patients/new", registration(**overrides))
 
 
-def register_ok(browser, **overrides) -> int:
+def register_ok(client, **overrides) -> int:
     """Register and return the new patient's id (fails the test if it did not work)."""
-    response = register(browser, **overrides)
+    response = register(client, **overrides)
     assert response.status_code == 303, response.get_data(as_text=True)[:3000]
     match = PATIENT_ID_IN_LOCATION.search(response.location)
     assert match, response.location

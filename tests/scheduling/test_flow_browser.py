@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.audit.test_report_browser import CHROMIUM_ARGS
+from tests.browser import CHROMIUM_ARGS
 from tests.conftest import PASSWORD
 from tests.scheduling.flow_support import make_appointment, minutes_from_now
 

@@ -1,0 +1,11 @@
+"""Fixtures for the admin tests. The browser ones are defined once, in tests/browser.py."""
+
+from tests.browser import (  # noqa: F401
+    browser,
+    new_page,
+    page,
+    pytest_runtest_makereport,
+    shot,
+    sign_in,
+    watch,
+)
