@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.timeutil import utcnow
+from tests.conftest import TOTP_SECRETS
 
 
 @dataclass
@@ -34,10 +35,15 @@ def user_id(username: str) -> int:
     return db.session.scalar(select(User.id).where(User.username == username))
 
 
+# drpatel signs in with a second factor like every prescriber (tests.conftest.fresh_totp).
+DRPATEL_TOTP = "ONSWG4TFORRW6ZDFONSWG4TFORRW6ZDF"
+
+
 @pytest.fixture
-def chart(app, password_hash) -> Chart:
+def chart(app, password_hash, monkeypatch) -> Chart:
     from portal.auth.models import User
     from portal.clinic.models import Location
+    from portal.crypto import encrypt_text
     from portal.patients.identifiers import new_mrn, search_key
     from portal.patients.models import Patient
     from portal.scheduling.models import AppointmentType
@@ -46,6 +52,9 @@ def chart(app, password_hash) -> Chart:
         drlee = db.session.scalars(select(User).filter_by(username="drlee")).one()
         drpatel = User(username="drpatel", full_name="Anita Patel", password_hash=password_hash)
         drpatel.set_roles(["prescriber"])
+        drpatel.totp_secret_encrypted = encrypt_text(DRPATEL_TOTP)
+        drpatel.mfa_enabled = True
+        monkeypatch.setitem(TOTP_SECRETS, "drpatel", DRPATEL_TOTP)
         db.session.add(drpatel)
         follow_up = AppointmentType(
             name="Follow-up", default_minutes=20, providers=[drlee, drpatel]
