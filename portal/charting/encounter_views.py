@@ -276,8 +276,9 @@ def sign_note(note_id: int):
     flash("Note signed.", "success")
     target = _encounter_url(note.encounter_id, note.id)
     if is_htmx_request():
+        # Reload the page (a redirect to the same page with only an anchor would not).
         response = render("charting/_note_status.html", note=note, error=None, oob=False)
-        response.headers["HX-Redirect"] = target
+        response.headers["HX-Refresh"] = "true"
         return response
     return redirect(target, 303)
 

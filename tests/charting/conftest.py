@@ -17,6 +17,10 @@ from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.conftest import TOTP_SECRETS
 
+# The browser fixtures (Chromium watched for console errors and CSP violations), for the
+# charting browser tests.
+from tests.e2e.conftest import browser, page, shot, sign_in, watch  # noqa: F401
+
 
 @dataclass
 class Chart:
