@@ -116,6 +116,7 @@ def test_a_signed_note_cannot_be_changed_through_any_route(
     ]
     assert [r.status_code for r in attempts] == [409, 409, 409, 409, 409]
     assert "signed and can no longer be changed" in attempts[0].get_data(as_text=True)
+    assert "signed and can no longer be changed" in attempts[1].get_data(as_text=True)
     # Starting a note again opens the signed one; cosigning it is not for anyone unnamed.
     drlee.post_form(f"/chart/encounters/{encounter_id}/notes", {"kind": "provider"})
     assert drlee.post_form(f"/chart/notes/{note_id}/cosign").status_code == 403
