@@ -230,15 +230,12 @@ def save_draft(note_id: int):
     """
     form = _text_form()
     typed = (form.text.data or "").replace("\r\n", "\n")
-    note = notes.get_note_for(_actor(), note_id)
     try:
         note = notes.save_draft(_actor(), note_id, typed, form.version.data)
-    except VersionConflict as error:
-        return _refused(note, error, typed, 409)
-    except NoteLocked as error:
-        return _refused(note, error, typed, 409)
     except ChartingError as error:
-        return _refused(note, error, typed, 422)
+        note = notes.get_note_for(_actor(), note_id)
+        status = 409 if isinstance(error, (VersionConflict, NoteLocked)) else 422
+        return _refused(note, error, typed, status)
     if is_htmx_request():
         return _status(note)
     flash(f"Saved at {_local_hhmm(note.saved_at)}.", "success")

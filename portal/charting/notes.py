@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
-from portal.charting.encounters import ChartingError, get_encounter_for
+from portal.charting.encounters import ChartingError, commit_keeping_loaded, get_encounter_for
 from portal.charting.models import (
     NOTE_KINDS,
     NOTE_MAX_CHARS,
@@ -200,7 +201,7 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
         check_length(text)
         expected = _parse_version(version)
         if text == note.text:
-            db.session.rollback()
+            commit_keeping_loaded()  # nothing to write; end the read
             return note
         if expected != note.version:
             raise VersionConflict(note)
@@ -227,12 +228,20 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
                 category=CATEGORY,
                 detail=f"version={expected + 1}",
             )
-        db.session.commit()
+        # The row now holds what was written: say so without reading it back (autosave
+        # runs every second; a reload per save is a query for nothing).
+        for name, value in (
+            ("text", text),
+            ("version", expected + 1),
+            ("saved_at", now),
+            ("saved_by_id", actor.id),
+        ):
+            set_committed_value(note, name, value)
+        commit_keeping_loaded()
     except ChartingError:
         if db.session.is_active:
             db.session.rollback()
         raise
-    db.session.refresh(note)
     return note
 
 
