@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from portal.auth.permissions import require
 from portal.charting import bp, encounters, notes
@@ -30,7 +29,6 @@ from portal.charting.note_forms import (
 from portal.charting.notes import NotAllowed, NoteLocked, VersionConflict
 from portal.charting.vitals import encounter_vitals_context
 from portal.clinic.services import clinic_time_zone, list_locations
-from portal.extensions import db
 from portal.timeutil import utcnow
 from portal.web import attach_error, is_htmx_request, render
 from portal.web import current_actor as _actor
@@ -59,7 +57,7 @@ def start_visit(appointment_id: int):
 
 
 def _prescriber_choices() -> list[tuple]:
-    return [(None, "Choose…")] + [(u.id, u.full_name) for u in encounters.prescribers()]
+    return [(None, "Choose…"), *encounters.prescriber_names()]
 
 
 def _location_choices() -> list[tuple]:
@@ -113,25 +111,13 @@ def new_encounter(patient_id: int):
 # --- the encounter page ----------------------------------------------------------------------
 
 
-def _prescriber_names() -> list[tuple[int, str]]:
-    from portal.auth.models import User, UserRole
-
-    return list(
-        db.session.execute(
-            select(User.id, User.full_name)
-            .where(User.is_enabled.is_(True), User.role_rows.any(UserRole.role == "prescriber"))
-            .order_by(User.full_name)
-        ).all()
-    )
-
-
 def _encounter_page(encounter_id: int, status: int = 200, **state):
     """The encounter page; ``state`` carries what a refused post leaves on it (per note id:
     ``typed`` text, ``errors``, ``conflicts``, ``addendum_typed``, ``addendum_errors``)."""
     actor = _actor()
     # Read before the view's audit commit, in its transaction (not a second one after it).
     snippets = notes.snippets_for(actor.id) if actor.has_permission("chart.write") else {}
-    cosigners = _prescriber_names() if actor.has_permission("chart.sign") else []
+    cosigners = encounters.prescriber_names() if actor.has_permission("chart.sign") else []
     page = encounters.view_encounter(actor, encounter_id)
     drafts = [note for note in page.notes if not note.is_signed]
     signable = {note.id: notes.may_sign(actor, note) for note in drafts}
@@ -326,25 +312,17 @@ def add_addendum(note_id: int):
 
 
 def _type_choices() -> list[tuple]:
-    from portal.scheduling.models import AppointmentType
-
-    types = db.session.execute(
-        select(AppointmentType.id, AppointmentType.name).order_by(AppointmentType.name)
-    ).all()
-    return [(None, "Default (any visit type)")] + [(t.id, t.name) for t in types]
+    return [(None, "Default (any visit type)"), *notes.visit_type_names().items()]
 
 
 @bp.get("/templates")
 @require("chart.manage")
 def templates():
     """Note templates: the text new notes start from, per visit type and kind of note."""
-    from portal.scheduling.models import AppointmentType
-
-    type_names = dict(db.session.execute(select(AppointmentType.id, AppointmentType.name)).all())
     return render(
         "charting/templates.html",
         templates=notes.list_templates(),
-        type_names=type_names,
+        type_names=notes.visit_type_names(),
         note_kinds=NOTE_KINDS,
     )
 

@@ -48,11 +48,18 @@ def get_encounter_for(actor, encounter_id: int, patient_id: int | None = None) -
     return encounter
 
 
-def prescribers() -> list:
-    """Enabled prescribers by name: the providers an encounter may name, the co-signers."""
-    from portal.scheduling.flow import providers
+def prescriber_names() -> list[tuple[int, str]]:
+    """(id, name) of enabled prescribers, by name: an encounter's providers, the co-signers."""
+    from portal.auth.models import User, UserRole
 
-    return providers()
+    return [
+        (row.id, row.full_name)
+        for row in db.session.execute(
+            select(User.id, User.full_name)
+            .where(User.is_enabled.is_(True), User.role_rows.any(UserRole.role == "prescriber"))
+            .order_by(User.full_name)
+        )
+    ]
 
 
 def check_prescriber(provider_id: int | None):

@@ -465,6 +465,17 @@ def list_templates() -> list[NoteTemplate]:
     )
 
 
+def visit_type_names() -> dict[int, str]:
+    """Appointment (visit) type id -> name, by name: what a template may be for."""
+    from portal.scheduling.models import AppointmentType
+
+    return dict(
+        db.session.execute(
+            select(AppointmentType.id, AppointmentType.name).order_by(AppointmentType.name)
+        ).all()
+    )
+
+
 def get_template_or_404(template_id: int) -> NoteTemplate:
     template = db.session.get(NoteTemplate, template_id)
     if template is None:
