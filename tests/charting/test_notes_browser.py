@@ -139,3 +139,46 @@ def test_two_editors_of_one_draft_see_both_texts(
     )
     assert "S: nurse was here" in _provider_note(app).text
     assert "S: doctor typing" in _provider_note(app).text
+
+
+@pytest.mark.browser
+def test_an_autosave_after_an_idle_time_out_is_sent_again_after_sign_in(
+    app, chart, make_encounter, make_note, page, watch
+):
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from tests.auth.conftest import age_session
+    from tests.conftest import PASSWORD
+
+    encounter_id = make_encounter()
+    note_id = make_note(encounter_id, kind="nursing", author="nurse", text="Intake:")
+    page.goto("/auth/sign-in")
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/chart/encounters/{encounter_id}")
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "portal_session")
+    age_session(app, token, last_seen_at=timedelta(minutes=20))  # the nurse was away
+
+    watch.expect_http_error(401, f"/chart/notes/{note_id}/draft")
+    editor = page.get_by_label("Nursing note text")
+    editor.click()
+    editor.press("End")
+    editor.press_sequentially(" BP 120/80 sitting")
+    page.wait_for_url("**/auth/sign-in")
+    expect(page.get_by_text("Your session timed out")).to_be_visible()
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/auth/resume")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send the saved form").click()
+    expect(page.get_by_label("Nursing note text")).to_have_value("Intake: BP 120/80 sitting")
+    expect(page.locator(f"#note-{note_id}-status")).to_have_text(re.compile(r"Saved at \d\d:\d\d"))
+    from portal.charting.models import Note
+
+    with app.app_context():
+        assert db.session.get(Note, note_id).text == "Intake: BP 120/80 sitting"
