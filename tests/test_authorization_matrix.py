@@ -94,9 +94,11 @@ EXPECTED: dict[str, set[str]] = {
     "charting.cosign_note": {"prescriber"},
     "charting.add_addendum": {"nurse", "prescriber"},
     "charting.templates": ADMIN,
+    "charting.new_template": ADMIN,
     "charting.edit_template": ADMIN,
     "charting.set_template_active": ADMIN,
     "charting.snippets": {"nurse", "prescriber", "admin"},  # own; admin: clinic-wide
+    "charting.edit_snippet": {"nurse", "prescriber", "admin"},
     "charting.delete_snippet": {"nurse", "prescriber", "admin"},
 }
 # Reached without signing in.

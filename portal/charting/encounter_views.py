@@ -327,11 +327,21 @@ def templates():
     )
 
 
-@bp.route("/templates/new", methods=["GET", "POST"], defaults={"template_id": None})
+@bp.route("/templates/new", methods=["GET", "POST"])
+@require("chart.manage")
+def new_template():
+    """Add a template."""
+    return _template_form(None)
+
+
 @bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
 @require("chart.manage")
-def edit_template(template_id: int | None):
-    """Add or change a template."""
+def edit_template(template_id: int):
+    """Change a template."""
+    return _template_form(template_id)
+
+
+def _template_form(template_id: int | None):
     template = notes.get_template_or_404(template_id) if template_id else None
     form = TemplateForm(obj=template if request.method == "GET" else None)
     form.appointment_type_id.choices = _type_choices()
@@ -394,11 +404,21 @@ def _snippets_page(form: SnippetForm, editing=None, status: int = 200):
     )
 
 
-@bp.route("/snippets", methods=["GET", "POST"], defaults={"snippet_id": None})
+@bp.route("/snippets", methods=["GET", "POST"])
+@require("account.self")
+def snippets():
+    """The user's own snippets and the clinic-wide ones, and the form to add one."""
+    return _snippet_form(None)
+
+
 @bp.route("/snippets/<int:snippet_id>", methods=["GET", "POST"])
 @require("account.self")
-def snippets(snippet_id: int | None):
-    """The user's own snippets and the clinic-wide ones; add one, or change one."""
+def edit_snippet(snippet_id: int):
+    """The same page, with the form changing one snippet (own, or clinic-wide for admins)."""
+    return _snippet_form(snippet_id)
+
+
+def _snippet_form(snippet_id: int | None):
     _require_snippet_access()
     editing = notes.get_snippet_for(_actor(), snippet_id) if snippet_id else None
     form = SnippetForm(obj=editing if request.method == "GET" else None)
