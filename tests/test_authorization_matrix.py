@@ -85,6 +85,22 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.my_calendar_feed": CLINICAL,
     "scheduling.create_my_calendar_feed": CLINICAL,
     "scheduling.revoke_my_calendar_feed": CLINICAL,
+    # Charting, part A (notes): encounters, notes, templates, snippets.
+    "charting.start_visit": {"nurse", "prescriber"},
+    "charting.new_encounter": {"nurse", "prescriber"},
+    "charting.encounter_page": {"nurse", "prescriber"},
+    "charting.start_note": {"nurse", "prescriber"},
+    "charting.save_draft": {"nurse", "prescriber"},
+    "charting.sign_note": {"nurse", "prescriber"},  # provider notes: prescribers (service)
+    "charting.cosign_note": {"prescriber"},
+    "charting.add_addendum": {"nurse", "prescriber"},
+    "charting.templates": ADMIN,
+    "charting.new_template": ADMIN,
+    "charting.edit_template": ADMIN,
+    "charting.set_template_active": ADMIN,
+    "charting.snippets": {"nurse", "prescriber", "admin"},  # own; admin: clinic-wide
+    "charting.edit_snippet": {"nurse", "prescriber", "admin"},
+    "charting.delete_snippet": {"nurse", "prescriber", "admin"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -105,6 +121,10 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "appointment_id",
     "entry_id",
     "feed_id",  # appointments, waitlist, feeds
+    "encounter_id",
+    "note_id",
+    "template_id",
+    "snippet_id",  # charting (notes)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

@@ -1,3 +1,455 @@
-"""encounter_views routes (being built)."""
+"""Encounters and notes: start a visit, the encounter page, the note editor's saves, signing,
+co-signature, addenda; note templates and snippets.
 
-from portal.charting import bp  # noqa: F401
+Thin views: load -> authorize (@require, then the services' object checks) -> call a
+service in portal.charting.encounters / notes -> render the page, or its fragment for htmx.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+
+from portal.auth.permissions import require
+from portal.charting import bp, encounters, notes
+from portal.charting.clinical_lists import encounter_lists_context
+from portal.charting.encounters import ChartingError
+from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
+from portal.charting.note_forms import (
+    AddendumForm,
+    EncounterForm,
+    NoteTextForm,
+    SnippetForm,
+    StartNoteForm,
+    TemplateForm,
+)
+from portal.charting.notes import NotAllowed, NoteLocked, VersionConflict
+from portal.charting.vitals import encounter_vitals_context
+from portal.clinic.services import clinic_time_zone, list_locations
+from portal.timeutil import utcnow
+from portal.web import attach_error, is_htmx_request, render
+from portal.web import current_actor as _actor
+
+
+def _encounter_url(encounter_id: int, note_id: int | None = None) -> str:
+    anchor = f"#note-{note_id}" if note_id else ""
+    return url_for("charting.encounter_page", encounter_id=encounter_id) + anchor
+
+
+# --- starting encounters ---------------------------------------------------------------------
+
+
+@bp.post("/appointments/<int:appointment_id>/start-visit")
+@require("chart.write")
+def start_visit(appointment_id: int):
+    """Open the appointment's encounter (made the first time; the visit goes "with provider")."""
+    try:
+        encounter = encounters.start_visit(_actor(), appointment_id)
+    except ChartingError as error:
+        flash(error.message, "danger")
+        return redirect(
+            url_for("scheduling.appointment_status", appointment_id=appointment_id), 303
+        )
+    return redirect(_encounter_url(encounter.id), 303)
+
+
+def _prescriber_choices() -> list[tuple]:
+    return [(None, "Choose…"), *encounters.prescriber_names()]
+
+
+def _location_choices() -> list[tuple]:
+    return [(None, "None")] + [(loc.id, loc.name) for loc in list_locations() if loc.is_active]
+
+
+def _encounter_form() -> EncounterForm:
+    form = EncounterForm()
+    form.provider_id.choices = _prescriber_choices()
+    form.location_id.choices = _location_choices()
+    if request.method == "GET":
+        now = utcnow().astimezone(ZoneInfo(clinic_time_zone()))
+        form.occurred_on.data = now.date()
+        form.occurred_time.data = now.time().replace(second=0, microsecond=0)
+        if current_user.has_permission("chart.sign"):
+            form.provider_id.data = current_user.id
+    return form
+
+
+@bp.route("/patients/<int:patient_id>/encounters/new", methods=["GET", "POST"])
+@require("chart.write")
+def new_encounter(patient_id: int):
+    """An ad hoc encounter (phone call, walk-in): the form, then the new encounter's page."""
+    from portal.patients.services import view_patient
+
+    form = _encounter_form()
+    if request.method == "POST":
+        if form.validate():
+            local = datetime.combine(form.occurred_on.data, form.occurred_time.data)
+            occurred_at = local.replace(tzinfo=ZoneInfo(clinic_time_zone())).astimezone(UTC)
+            try:
+                encounter = encounters.create_encounter(
+                    _actor(),
+                    patient_id,
+                    kind=form.kind.data,
+                    provider_id=form.provider_id.data,
+                    location_id=form.location_id.data,
+                    chief_complaint=form.chief_complaint.data,
+                    occurred_at=occurred_at,
+                )
+            except ChartingError as error:
+                attach_error(form, error)
+            else:
+                return redirect(_encounter_url(encounter.id), 303)
+        patient = view_patient(_actor(), patient_id, purpose="new encounter")
+        return render("charting/encounter_new.html", form=form, patient=patient, status=422)
+    patient = view_patient(_actor(), patient_id, purpose="new encounter")
+    return render("charting/encounter_new.html", form=form, patient=patient)
+
+
+# --- the encounter page ----------------------------------------------------------------------
+
+
+def _encounter_page(encounter_id: int, status: int = 200, **state):
+    """The encounter page; ``state`` carries what a refused post leaves on it (per note id:
+    ``typed`` text, ``errors``, ``conflicts``, ``addendum_typed``, ``addendum_errors``)."""
+    actor = _actor()
+    # Read before the view's audit commit, in its transaction (not a second one after it).
+    snippets = notes.snippets_for(actor.id) if actor.has_permission("chart.write") else {}
+    cosigners = encounters.prescriber_names() if actor.has_permission("chart.sign") else []
+    page = encounters.view_encounter(actor, encounter_id)
+    drafts = [note for note in page.notes if not note.is_signed]
+    signable = {note.id: notes.may_sign(actor, note) for note in drafts}
+    context = {
+        "visit": page,
+        "encounter": page.encounter,
+        "patient": page.patient,
+        "encounter_kinds": ENCOUNTER_KINDS,
+        "note_kinds": NOTE_KINDS,
+        "missing_kinds": [k for k in NOTE_KINDS if k not in {n.kind for n in page.notes}],
+        "signable": signable,
+        "snippets": snippets,
+        "cosigners": [p for p in cosigners if p[0] != actor.id],
+        "typed": {},
+        "errors": {},
+        "conflicts": {},
+        "addendum_typed": {},
+        "addendum_errors": {},
+    }
+    context.update(state)
+    context.update(encounter_vitals_context(page.encounter))
+    context.update(encounter_lists_context(page.encounter))
+    return render("charting/encounter.html", status=status, **context)
+
+
+@bp.get("/encounters/<int:encounter_id>")
+@require("chart.read")
+def encounter_page(encounter_id: int):
+    """One encounter: the patient banner, its notes, vitals, problems and medications."""
+    return _encounter_page(encounter_id)
+
+
+@bp.post("/encounters/<int:encounter_id>/notes")
+@require("chart.write")
+def start_note(encounter_id: int):
+    """Start the encounter's provider or nursing note (from its template), or open it."""
+    form = StartNoteForm()
+    if not form.validate():
+        abort(400)
+    try:
+        note = notes.start_note(_actor(), encounter_id, form.kind.data)
+    except ChartingError as error:
+        flash(error.message, "danger")
+        return redirect(_encounter_url(encounter_id), 303)
+    return redirect(_encounter_url(encounter_id, note.id), 303)
+
+
+# --- the note editor -------------------------------------------------------------------------
+
+
+def _status(note, *, error=None, status=200, locked=False):
+    """The editor's status line (htmx), with the new version out of band after a save."""
+    return render(
+        "charting/_note_status.html",
+        note=note,
+        error=error,
+        locked=locked,
+        oob=error is None,
+        status=status,
+    )
+
+
+def _text_form() -> NoteTextForm:
+    form = NoteTextForm()
+    if not form.validate():  # the CSRF token; the fields themselves are checked by the service
+        abort(400)
+    return form
+
+
+def _refused(note, error: ChartingError, typed: str, status: int):
+    """A refused draft save or signing: the status area for htmx, else the page with the
+    typed text kept in the editor."""
+    if isinstance(error, VersionConflict):
+        if is_htmx_request():
+            return render("charting/_note_conflict.html", note=error.note, mine=typed, status=409)
+        return _encounter_page(
+            note.encounter_id, 409, typed={note.id: typed}, conflicts={note.id: typed}
+        )
+    if is_htmx_request():
+        return _status(
+            note, error=error.message, status=status, locked=isinstance(error, NoteLocked)
+        )
+    return _encounter_page(
+        note.encounter_id, status, typed={note.id: typed}, errors={note.id: error.message}
+    )
+
+
+@bp.post("/notes/<int:note_id>/draft")
+@require("chart.write")
+def save_draft(note_id: int):
+    """Autosave (htmx, debounced and on leaving the field) or "Save draft" without script.
+
+    Answers the status ("Saved at hh:mm") and the new version out of band; a newer stored
+    version answers 409 with both texts; a signed note 409; an over-long text 422. A save
+    sent after an idle time-out is kept by the sign-in flow and sent again from /auth/resume.
+    """
+    form = _text_form()
+    typed = (form.text.data or "").replace("\r\n", "\n")
+    try:
+        note = notes.save_draft(_actor(), note_id, typed, form.version.data)
+    except ChartingError as error:
+        note = notes.get_note_for(_actor(), note_id)
+        status = 409 if isinstance(error, (VersionConflict, NoteLocked)) else 422
+        return _refused(note, error, typed, status)
+    if is_htmx_request():
+        return _status(note)
+    flash(f"Saved at {_local_hhmm(note.saved_at)}.", "success")
+    return redirect(_encounter_url(note.encounter_id, note.id), 303)
+
+
+def _local_hhmm(value: datetime) -> str:
+    return value.astimezone(ZoneInfo(clinic_time_zone())).strftime("%H:%M")
+
+
+@bp.post("/notes/<int:note_id>/sign")
+@require("chart.sign_nursing")
+def sign_note(note_id: int):
+    """Sign a draft (with the editor's latest text when htmx sends it); optionally route it
+    for co-signature. Who may sign is the service's rule (403 otherwise)."""
+    form = _text_form()
+    typed = form.text.data
+    if typed is not None:
+        typed = typed.replace("\r\n", "\n")
+    note = notes.get_note_for(_actor(), note_id)
+    try:
+        note = notes.sign_note(
+            _actor(),
+            note_id,
+            form.version.data,
+            text=typed if "text" in request.form else None,
+            cosigner_id=form.cosigner_id.data,
+        )
+    except NotAllowed:
+        abort(403)
+    except (VersionConflict, NoteLocked) as error:
+        return _refused(note, error, typed if typed is not None else note.text, 409)
+    except ChartingError as error:
+        return _refused(note, error, typed if typed is not None else note.text, 422)
+    flash("Note signed.", "success")
+    target = _encounter_url(note.encounter_id, note.id)
+    if is_htmx_request():
+        # Reload the page (a redirect to the same page with only an anchor would not).
+        response = render("charting/_note_status.html", note=note, error=None, oob=False)
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return redirect(target, 303)
+
+
+@bp.post("/notes/<int:note_id>/cosign")
+@require("chart.sign")
+def cosign_note(note_id: int):
+    """The prescriber a note was routed to co-signs it."""
+    try:
+        note = notes.cosign_note(_actor(), note_id)
+    except NotAllowed:
+        abort(403)
+    flash("Note co-signed.", "success")
+    return redirect(_encounter_url(note.encounter_id, note.id), 303)
+
+
+@bp.post("/notes/<int:note_id>/addenda")
+@require("chart.write")
+def add_addendum(note_id: int):
+    """A signed addendum under a signed note (any clinician with chart.write)."""
+    form = AddendumForm()
+    note = notes.get_note_for(_actor(), note_id)
+    encounter_id = note.encounter_id
+    typed = (form.text.data or "").replace("\r\n", "\n")
+    if not form.validate():
+        if form.csrf_token.errors:
+            abort(400)
+        return _encounter_page(
+            encounter_id,
+            422,
+            addendum_typed={note_id: typed},
+            addendum_errors={note_id: " ".join(form.text.errors)},
+        )
+    try:
+        notes.add_addendum(_actor(), note_id, typed)
+    except ChartingError as error:
+        return _encounter_page(
+            encounter_id,
+            422,
+            addendum_typed={note_id: typed},
+            addendum_errors={note_id: error.message},
+        )
+    flash("Addendum signed and added.", "success")
+    return redirect(_encounter_url(encounter_id, note_id), 303)
+
+
+# --- templates (chart.manage) ----------------------------------------------------------------
+
+
+def _type_choices() -> list[tuple]:
+    return [(None, "Default (any visit type)"), *notes.visit_type_names().items()]
+
+
+@bp.get("/templates")
+@require("chart.manage")
+def templates():
+    """Note templates: the text new notes start from, per visit type and kind of note."""
+    return render(
+        "charting/templates.html",
+        templates=notes.list_templates(),
+        type_names=notes.visit_type_names(),
+        note_kinds=NOTE_KINDS,
+    )
+
+
+@bp.route("/templates/new", methods=["GET", "POST"])
+@require("chart.manage")
+def new_template():
+    """Add a template."""
+    return _template_form(None)
+
+
+@bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
+@require("chart.manage")
+def edit_template(template_id: int):
+    """Change a template."""
+    return _template_form(template_id)
+
+
+def _template_form(template_id: int | None):
+    template = notes.get_template_or_404(template_id) if template_id else None
+    form = TemplateForm(obj=template if request.method == "GET" else None)
+    form.appointment_type_id.choices = _type_choices()
+    if request.method == "POST":
+        if form.validate():
+            try:
+                notes.save_template(
+                    _actor(),
+                    template_id,
+                    name=form.name.data,
+                    appointment_type_id=form.appointment_type_id.data,
+                    note_kind=form.note_kind.data,
+                    body=(form.body.data or "").replace("\r\n", "\n"),
+                )
+            except ChartingError as error:
+                attach_error(form, error)
+            else:
+                flash("Template saved.", "success")
+                return redirect(url_for("charting.templates"), 303)
+        return render("charting/template_edit.html", form=form, template=template, status=422)
+    return render("charting/template_edit.html", form=form, template=template)
+
+
+@bp.post("/templates/<int:template_id>/active")
+@require("chart.manage")
+def set_template_active(template_id: int):
+    """Deactivate a template (new notes stop using it) or activate it again."""
+    active = request.form.get("active") == "1"
+    notes.set_template_active(_actor(), template_id, active)
+    flash("Template activated." if active else "Template deactivated.", "success")
+    return redirect(url_for("charting.templates"), 303)
+
+
+# --- snippets --------------------------------------------------------------------------------
+# One page for clinicians (their own snippets, chart.write) and administrators (clinic-wide
+# ones, chart.manage): the route needs a signed-in account, and the view asks for either.
+
+
+def _require_snippet_access() -> None:
+    if not (
+        current_user.has_permission("chart.write") or current_user.has_permission("chart.manage")
+    ):
+        from portal.audit.services import record_denied
+
+        record_denied(request.endpoint, "chart.write or chart.manage")
+        abort(403)
+
+
+def _snippets_page(form: SnippetForm, editing=None, status: int = 200):
+    own, clinic = notes.list_snippets(current_user.id)
+    return render(
+        "charting/snippets.html",
+        form=form,
+        editing=editing,
+        own=own,
+        clinic=clinic,
+        can_own=current_user.has_permission("chart.write"),
+        can_manage=current_user.has_permission("chart.manage"),
+        status=status,
+    )
+
+
+@bp.route("/snippets", methods=["GET", "POST"])
+@require("account.self")
+def snippets():
+    """The user's own snippets and the clinic-wide ones, and the form to add one."""
+    return _snippet_form(None)
+
+
+@bp.route("/snippets/<int:snippet_id>", methods=["GET", "POST"])
+@require("account.self")
+def edit_snippet(snippet_id: int):
+    """The same page, with the form changing one snippet (own, or clinic-wide for admins)."""
+    return _snippet_form(snippet_id)
+
+
+def _snippet_form(snippet_id: int | None):
+    _require_snippet_access()
+    editing = notes.get_snippet_for(_actor(), snippet_id) if snippet_id else None
+    form = SnippetForm(obj=editing if request.method == "GET" else None)
+    if request.method == "GET" and editing is not None:
+        form.clinic_wide.data = editing.owner_id is None
+    if request.method == "POST":
+        if form.validate():
+            try:
+                notes.save_snippet(
+                    _actor(),
+                    snippet_id,
+                    trigger=form.trigger.data,
+                    body=(form.body.data or "").replace("\r\n", "\n"),
+                    clinic_wide=bool(form.clinic_wide.data)
+                    or not current_user.has_permission("chart.write"),
+                )
+            except NotAllowed:
+                abort(403)
+            except ChartingError as error:
+                attach_error(form, error)
+            else:
+                flash("Snippet saved.", "success")
+                return redirect(url_for("charting.snippets"), 303)
+        return _snippets_page(form, editing, 422)
+    return _snippets_page(form, editing)
+
+
+@bp.post("/snippets/<int:snippet_id>/delete")
+@require("account.self")
+def delete_snippet(snippet_id: int):
+    _require_snippet_access()
+    notes.delete_snippet(_actor(), snippet_id)
+    flash("Snippet deleted.", "success")
+    return redirect(url_for("charting.snippets"), 303)

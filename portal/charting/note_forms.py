@@ -1,0 +1,89 @@
+"""Forms of encounters and notes: the ad hoc encounter, templates and snippets.
+
+The note editor's own posts (draft, sign, addendum) carry one text and a version; their views
+read them with NoteTextForm so the CSRF check and the field's errors work like everywhere else.
+Length is checked by the services (a message, never a cut), not by a validator here.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import InputRequired, Length, Optional
+
+from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
+
+
+def _int_or_none(value):
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+class EncounterForm(FlaskForm):
+    """An ad hoc encounter; date and time are the clinic's wall clock."""
+
+    kind = SelectField("Type", choices=list(ENCOUNTER_KINDS.items()), default="office")
+    provider_id = SelectField("Provider", coerce=_int_or_none, validate_choice=False)
+    location_id = SelectField("Location", coerce=_int_or_none, validate_choice=False)
+    chief_complaint = StringField(
+        "Chief complaint",
+        validators=[Optional(), Length(max=500, message="At most 500 characters.")],
+    )
+    occurred_on = DateField(
+        "Date",
+        validators=[InputRequired("Give the date.")],
+        format="%Y-%m-%d",
+    )
+    occurred_time = TimeField("Time", validators=[InputRequired("Give the time.")], format="%H:%M")
+
+
+class NoteTextForm(FlaskForm):
+    """A note's text with the version the editor was loaded at (drafts, signing)."""
+
+    text = TextAreaField("Note")
+    version = HiddenField()
+    cosigner_id = SelectField(
+        "Route for co-signature to", coerce=_int_or_none, validate_choice=False
+    )
+
+
+class AddendumForm(FlaskForm):
+    text = TextAreaField("Addendum", validators=[InputRequired("Write the addendum first.")])
+
+
+class StartNoteForm(FlaskForm):
+    kind = HiddenField(validators=[InputRequired()])
+
+
+class TemplateForm(FlaskForm):
+    name = StringField(
+        "Name", validators=[InputRequired("Give the template a name."), Length(max=100)]
+    )
+    note_kind = SelectField("Kind of note", choices=list(NOTE_KINDS.items()), default="provider")
+    appointment_type_id = SelectField(
+        "Visit type",
+        coerce=_int_or_none,
+        validate_choice=False,
+        description="Empty: the default for visits whose type has no template of its own.",
+    )
+    body = TextAreaField("Text", validators=[InputRequired("Write the template's text.")])
+
+
+class SnippetForm(FlaskForm):
+    trigger = StringField(
+        "Trigger",
+        validators=[InputRequired("Give the trigger, e.g. .ros"), Length(max=32)],
+        description="A dot and up to 31 letters or digits, e.g. .ros",
+    )
+    body = TextAreaField("Text it expands to", validators=[InputRequired("Write the text.")])
+    clinic_wide = BooleanField("Clinic-wide (for every clinician)")

@@ -1,0 +1,654 @@
+"""Clinical notes: drafts saved as the clinician types, signing, co-signature, addenda;
+note templates per visit type and text snippets.
+
+Signed is signed. Every change here names the state it expects in its UPDATE's WHERE clause
+(``signed_at IS NULL`` and the version the editor was loaded at), so a note signed or saved
+by someone else in the meantime is never written over; the triggers of migration 0003 refuse
+any change to a signed note besides, whatever code runs.
+
+Auditing drafts: an autosave runs every second or so while someone types, and an event for
+each would bury the trail. A draft save is audited when it is the user's first save of that
+note in ``DRAFT_AUDIT_EVERY`` (10 minutes): the trail still shows who edited which note and
+when, to within ten minutes. Creating, signing, co-signing and every addendum are always
+audited (category "clinical notes"); detail holds ids and codes, never text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from werkzeug.exceptions import NotFound
+
+from portal.audit import services as audit
+from portal.charting.encounters import ChartingError, commit_keeping_loaded, get_encounter_for
+from portal.charting.models import (
+    NOTE_KINDS,
+    NOTE_MAX_CHARS,
+    Encounter,
+    Note,
+    NoteAddendum,
+    NoteSnippet,
+    NoteTemplate,
+)
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+CATEGORY = "clinical notes"
+DRAFT_AUDIT_EVERY = timedelta(minutes=10)
+SNIPPET_TRIGGER = re.compile(r"\.[A-Za-z0-9]{1,31}")
+SNIPPET_MAX_CHARS = 20_000
+TEMPLATE_MAX_CHARS = 50_000
+
+
+class NoteLocked(ChartingError):
+    """The note is signed: its text can no longer change."""
+
+    def __init__(self):
+        super().__init__(
+            "This note is signed and can no longer be changed. Add an addendum instead.", "text"
+        )
+
+
+class NotAllowed(ChartingError):
+    """The actor may not do this to this note (answered 403)."""
+
+
+class VersionConflict(ChartingError):
+    """Someone saved the note after the editor loaded it; ``note`` holds their version."""
+
+    def __init__(self, note: Note):
+        super().__init__("Someone else saved this note while you were typing.", "text")
+        self.note = note
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_length(text: str, what: str = "A note") -> None:
+    """Refuse (never cut) a text over NOTE_MAX_CHARS."""
+    if len(text) > NOTE_MAX_CHARS:
+        raise ChartingError(
+            f"{what} may hold at most {NOTE_MAX_CHARS:,} characters; this one has "
+            f"{len(text):,}. Nothing was saved: shorten it and it will be saved again.",
+            "text",
+        )
+
+
+def get_note_for(actor, note_id: int) -> Note:
+    """The note ``actor`` may see (through its patient), or 404."""
+    from portal.patients.services import get_patient_for
+
+    note = db.session.get(Note, note_id)
+    if note is None:
+        raise NotFound()
+    get_patient_for(actor, note.patient_id)
+    return note
+
+
+def template_text(encounter: Encounter, kind: str) -> str:
+    """The text a new note starts from: the active template for the appointment's type and
+    this kind of note, else the default one (no type), else nothing."""
+    type_id = None
+    if encounter.appointment_id is not None:
+        from portal.scheduling.models import Appointment
+
+        type_id = db.session.scalar(
+            select(Appointment.appointment_type_id).where(
+                Appointment.id == encounter.appointment_id
+            )
+        )
+    candidates = db.session.scalars(
+        select(NoteTemplate)
+        .where(
+            NoteTemplate.is_active.is_(True),
+            NoteTemplate.note_kind == kind,
+            or_(
+                NoteTemplate.appointment_type_id.is_(None),
+                NoteTemplate.appointment_type_id == type_id,
+            )
+            if type_id is not None
+            else NoteTemplate.appointment_type_id.is_(None),
+        )
+        .order_by(NoteTemplate.updated_at.desc(), NoteTemplate.id.desc())
+    ).all()
+    for template in candidates:
+        if type_id is not None and template.appointment_type_id == type_id:
+            return template.body
+    return candidates[0].body if candidates else ""
+
+
+def start_note(actor, encounter_id: int, kind: str) -> Note:
+    """The encounter's note of this kind, created from its template the first time."""
+    if kind not in NOTE_KINDS:
+        raise ChartingError("Choose a provider note or a nursing note.", "kind")
+    encounter = get_encounter_for(actor, encounter_id)
+    existing = db.session.scalar(
+        select(Note).where(Note.encounter_id == encounter.id, Note.kind == kind).limit(1)
+    )
+    if existing is not None:
+        db.session.rollback()
+        return existing
+    now = utcnow()
+    note = Note(
+        encounter_id=encounter.id,
+        patient_id=encounter.patient_id,
+        author_id=actor.id,
+        kind=kind,
+        text=template_text(encounter, kind),
+        version=1,
+        saved_at=now,
+        saved_by_id=actor.id,
+        created_at=now,
+    )
+    db.session.add(note)
+    audit.record(
+        "note.create",
+        actor=actor,
+        patient_id=encounter.patient_id,
+        obj=note,
+        category=CATEGORY,
+        detail=f"encounter={encounter.id} kind={kind}",
+    )
+    db.session.commit()
+    return note
+
+
+def _draft_audited_recently(actor, note_id: int, now: datetime) -> bool:
+    from portal.audit.models import AuditEvent
+
+    return (
+        db.session.scalar(
+            select(AuditEvent.id)
+            .where(
+                AuditEvent.user_id == actor.id,
+                AuditEvent.occurred_at >= now - DRAFT_AUDIT_EVERY,
+                AuditEvent.action == "note.draft_save",
+                AuditEvent.object_id == str(note_id),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _parse_version(version) -> int | None:
+    try:
+        return int(version)
+    except (TypeError, ValueError):
+        return None
+
+
+def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None = None) -> Note:
+    """Save the editor's text over the version it was loaded at; returns the saved note.
+
+    Refuses a signed note (NoteLocked), a text over NOTE_MAX_CHARS (ChartingError), and a
+    version older than the stored one (VersionConflict, carrying the stored note) unless
+    the texts are the same. Saving unchanged text writes nothing.
+    """
+    now = now or utcnow()
+    text = text or ""
+    note = get_note_for(actor, note_id)
+    try:
+        if note.is_signed:
+            raise NoteLocked()
+        check_length(text)
+        expected = _parse_version(version)
+        if text == note.text:
+            commit_keeping_loaded()  # nothing to write; end the read
+            return note
+        if expected != note.version:
+            raise VersionConflict(note)
+        # The WHERE clause, not the read above, decides a race with another save or a sign.
+        written = db.session.execute(
+            update(Note)
+            .where(Note.id == note.id, Note.version == expected, Note.signed_at.is_(None))
+            .values(text=text, version=expected + 1, saved_at=now, saved_by_id=actor.id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if written != 1:
+            db.session.rollback()
+            note = get_note_for(actor, note_id)
+            if note.is_signed:
+                raise NoteLocked()
+            raise VersionConflict(note)
+        if not _draft_audited_recently(actor, note.id, now):
+            audit.record(
+                "note.draft_save",
+                actor=actor,
+                patient_id=note.patient_id,
+                object_type="notes",
+                object_id=note.id,
+                category=CATEGORY,
+                detail=f"version={expected + 1}",
+            )
+        # The row now holds what was written: say so without reading it back (autosave
+        # runs every second; a reload per save is a query for nothing).
+        for name, value in (
+            ("text", text),
+            ("version", expected + 1),
+            ("saved_at", now),
+            ("saved_by_id", actor.id),
+        ):
+            set_committed_value(note, name, value)
+        commit_keeping_loaded()
+    except ChartingError:
+        if db.session.is_active:
+            db.session.rollback()
+        raise
+    return note
+
+
+def may_sign(actor, note: Note) -> bool:
+    """Who signs: prescribers (chart.sign) a provider note; its author a nursing note."""
+    if note.kind == "provider":
+        return actor.has_permission("chart.sign")
+    return note.author_id == actor.id and actor.has_permission("chart.sign_nursing")
+
+
+def sign_note(
+    actor,
+    note_id: int,
+    version,
+    *,
+    text: str | None = None,
+    cosigner_id: int | None = None,
+    now: datetime | None = None,
+) -> Note:
+    """Sign a draft (saving ``text`` first when the editor sent it): it is locked from now on.
+
+    ``cosigner_id`` routes the note to a prescriber who must co-sign it (a supervised
+    clinician's note). Refuses who may not sign (NotAllowed), a signed note (NoteLocked),
+    an empty or too long text, and a version older than the stored one (VersionConflict).
+    """
+    from portal.charting.encounters import check_prescriber
+
+    now = now or utcnow()
+    note = get_note_for(actor, note_id)
+    try:
+        if note.is_signed:
+            raise NoteLocked()
+        if not may_sign(actor, note):
+            raise NotAllowed(
+                "Only a prescriber can sign a provider note."
+                if note.kind == "provider"
+                else "A nursing note is signed by the nurse who wrote it."
+            )
+        final = note.text if text is None else text
+        check_length(final)
+        if not final.strip():
+            raise ChartingError("An empty note cannot be signed: write the note first.", "text")
+        expected = _parse_version(version)
+        if expected != note.version and final != note.text:
+            raise VersionConflict(note)
+        if cosigner_id is not None:
+            try:
+                check_prescriber(cosigner_id)
+            except ChartingError as error:
+                raise ChartingError("Choose a prescriber to co-sign.", "cosigner_id") from error
+            if cosigner_id == actor.id:
+                raise ChartingError("Choose someone else to co-sign your note.", "cosigner_id")
+        changed = final != note.text
+        values = {
+            "signed_at": now,
+            "signed_by_id": actor.id,
+            "signed_text_sha256": sha256_text(final),
+            "cosigner_id": cosigner_id,
+        }
+        if changed:
+            values.update(text=final, version=note.version + 1, saved_at=now, saved_by_id=actor.id)
+        written = db.session.execute(
+            update(Note)
+            .where(Note.id == note.id, Note.version == note.version, Note.signed_at.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if written != 1:
+            db.session.rollback()
+            note = get_note_for(actor, note_id)
+            if note.is_signed:
+                raise NoteLocked()
+            raise VersionConflict(note)
+        audit.record(
+            "note.sign",
+            actor=actor,
+            patient_id=note.patient_id,
+            object_type="notes",
+            object_id=note.id,
+            category=CATEGORY,
+            detail=f"kind={note.kind}" + (f" cosigner={cosigner_id}" if cosigner_id else ""),
+        )
+        db.session.commit()
+    except ChartingError:
+        if db.session.is_active:
+            db.session.rollback()
+        raise
+    db.session.refresh(note)
+    return note
+
+
+def cosign_note(actor, note_id: int, *, now: datetime | None = None) -> Note:
+    """The named co-signer co-signs a signed note (only ``cosigned_at`` changes)."""
+    now = now or utcnow()
+    note = get_note_for(actor, note_id)
+    if note.cosigner_id != actor.id or not note.is_signed:
+        db.session.rollback()
+        raise NotAllowed("Only the prescriber this note was routed to can co-sign it.")
+    if note.cosigned_at is not None:
+        db.session.rollback()
+        return note
+    note.cosigned_at = now
+    audit.record(
+        "note.cosign",
+        actor=actor,
+        patient_id=note.patient_id,
+        obj=note,
+        category=CATEGORY,
+    )
+    db.session.commit()
+    return note
+
+
+def add_addendum(actor, note_id: int, text: str) -> NoteAddendum:
+    """Add a signed addendum (author and time) under a signed note.
+
+    Any clinician who may write in the chart (chart.write) may add one, to a provider's or
+    a nurse's note: it corrects or adds without touching what was signed, and it is itself
+    signed by its author as it is written.
+    """
+    note = get_note_for(actor, note_id)
+    text = (text or "").rstrip()
+    try:
+        if not note.is_signed:
+            raise ChartingError("Addenda are for signed notes: edit the draft instead.", "text")
+        if not text.strip():
+            raise ChartingError("Write the addendum first.", "text")
+        check_length(text, "An addendum")
+    except ChartingError:
+        db.session.rollback()
+        raise
+    addendum = NoteAddendum(
+        note_id=note.id,
+        author_id=actor.id,
+        text=text,
+        signed_at=utcnow(),
+        signed_text_sha256=sha256_text(text),
+    )
+    db.session.add(addendum)
+    audit.record(
+        "note.addendum",
+        actor=actor,
+        patient_id=note.patient_id,
+        obj=addendum,
+        category=CATEGORY,
+        detail=f"note={note.id}",
+    )
+    db.session.commit()
+    return addendum
+
+
+# --- for the prescriber's home page (part D) -------------------------------------------------
+
+
+@dataclass
+class NoteListing:
+    """A note in a work list, with what the list shows about it."""
+
+    note: Note
+    patient: object
+    encounter: Encounter
+
+
+def _listings(query) -> list[NoteListing]:
+    from portal.patients.models import Patient
+
+    rows = db.session.execute(
+        query.add_columns(Patient, Encounter)
+        .join(Encounter, Encounter.id == Note.encounter_id)
+        .join(Patient, Patient.id == Note.patient_id)
+    ).all()
+    return [NoteListing(note=row[0], patient=row[1], encounter=row[2]) for row in rows]
+
+
+def notes_awaiting_cosignature(user_id: int) -> list[NoteListing]:
+    """Signed notes routed to ``user_id`` for co-signature and not co-signed yet, oldest
+    first. Reads only: the page that shows them audits that it did."""
+    return _listings(
+        select(Note)
+        .where(
+            Note.cosigner_id == user_id,
+            Note.cosigned_at.is_(None),
+            Note.signed_at.is_not(None),
+        )
+        .order_by(Note.signed_at, Note.id)
+    )
+
+
+def unsigned_notes_older_than(user_id: int, hours: int = 24) -> list[NoteListing]:
+    """Drafts older than ``hours`` that ``user_id`` should sign: their own notes, and the
+    provider notes of encounters they are the provider of. Oldest first; reads only."""
+    cutoff = utcnow() - timedelta(hours=hours)
+    return _listings(
+        select(Note)
+        .where(
+            Note.signed_at.is_(None),
+            Note.created_at < cutoff,
+            or_(
+                Note.author_id == user_id,
+                and_(
+                    Note.kind == "provider",
+                    Note.encounter_id.in_(
+                        select(Encounter.id).where(Encounter.provider_id == user_id)
+                    ),
+                ),
+            ),
+        )
+        .order_by(Note.created_at, Note.id)
+    )
+
+
+# --- templates (chart.manage) ----------------------------------------------------------------
+
+
+def list_templates() -> list[NoteTemplate]:
+    """Every template, active ones first, by name."""
+    return list(
+        db.session.scalars(
+            select(NoteTemplate).order_by(NoteTemplate.is_active.desc(), NoteTemplate.name)
+        )
+    )
+
+
+def visit_type_names() -> dict[int, str]:
+    """Appointment (visit) type id -> name, by name: what a template may be for."""
+    from portal.scheduling.models import AppointmentType
+
+    return dict(
+        db.session.execute(
+            select(AppointmentType.id, AppointmentType.name).order_by(AppointmentType.name)
+        ).all()
+    )
+
+
+def get_template_or_404(template_id: int) -> NoteTemplate:
+    template = db.session.get(NoteTemplate, template_id)
+    if template is None:
+        raise NotFound()
+    return template
+
+
+def save_template(
+    actor,
+    template_id: int | None,
+    *,
+    name: str,
+    appointment_type_id: int | None,
+    note_kind: str,
+    body: str,
+) -> NoteTemplate:
+    """Add a template (``template_id`` None) or change one; names are unique."""
+    from portal.scheduling.models import AppointmentType
+
+    name = (name or "").strip()
+    body = body or ""
+    if not name:
+        raise ChartingError("Give the template a name.", "name")
+    if note_kind not in NOTE_KINDS:
+        raise ChartingError("Choose provider note or nursing note.", "note_kind")
+    if (
+        appointment_type_id is not None
+        and db.session.get(AppointmentType, appointment_type_id) is None
+    ):
+        raise ChartingError("Choose a visit type from the list.", "appointment_type_id")
+    if not body.strip():
+        raise ChartingError("Write the template's text.", "body")
+    if len(body) > TEMPLATE_MAX_CHARS:
+        raise ChartingError(
+            f"A template may hold at most {TEMPLATE_MAX_CHARS:,} characters.", "body"
+        )
+    template = get_template_or_404(template_id) if template_id else NoteTemplate(is_active=True)
+    template.name = name
+    template.appointment_type_id = appointment_type_id
+    template.note_kind = note_kind
+    template.body = body
+    db.session.add(template)
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        db.session.rollback()
+        raise ChartingError("Another template has that name.", "name") from error
+    audit.record(
+        "note_template.save",
+        actor=actor,
+        obj=template,
+        category=CATEGORY,
+        detail=f"kind={note_kind} type={appointment_type_id or 'default'}",
+    )
+    db.session.commit()
+    return template
+
+
+def set_template_active(actor, template_id: int, active: bool) -> NoteTemplate:
+    template = get_template_or_404(template_id)
+    template.is_active = active
+    audit.record(
+        "note_template.activate" if active else "note_template.deactivate",
+        actor=actor,
+        obj=template,
+        category=CATEGORY,
+    )
+    db.session.commit()
+    return template
+
+
+# --- snippets --------------------------------------------------------------------------------
+
+
+def snippets_for(user_id: int) -> dict[str, str]:
+    """Trigger -> text for the editor: clinic-wide snippets, with the user's own winning."""
+    rows = db.session.execute(
+        select(NoteSnippet.trigger, NoteSnippet.body, NoteSnippet.owner_id)
+        .where(or_(NoteSnippet.owner_id.is_(None), NoteSnippet.owner_id == user_id))
+        .order_by(NoteSnippet.owner_id.is_not(None))
+    ).all()
+    expansions: dict[str, str] = {}
+    for trigger, body, _owner in rows:
+        expansions[trigger] = body  # own snippets come last and win
+    return expansions
+
+
+def list_snippets(user_id: int) -> tuple[list[NoteSnippet], list[NoteSnippet]]:
+    """(the user's own snippets, the clinic-wide ones), each by trigger."""
+    rows = list(
+        db.session.scalars(
+            select(NoteSnippet)
+            .where(or_(NoteSnippet.owner_id.is_(None), NoteSnippet.owner_id == user_id))
+            .order_by(NoteSnippet.trigger)
+        )
+    )
+    return [s for s in rows if s.owner_id is not None], [s for s in rows if s.owner_id is None]
+
+
+def get_snippet_for(actor, snippet_id: int) -> NoteSnippet:
+    """A snippet the actor may change: their own, or a clinic-wide one with chart.manage.
+    Anyone else's is answered as unknown (404)."""
+    snippet = db.session.get(NoteSnippet, snippet_id)
+    if snippet is None:
+        raise NotFound()
+    if snippet.owner_id is None and not actor.has_permission("chart.manage"):
+        raise NotFound()
+    if snippet.owner_id is not None and snippet.owner_id != actor.id:
+        raise NotFound()
+    return snippet
+
+
+def save_snippet(
+    actor, snippet_id: int | None, *, trigger: str, body: str, clinic_wide: bool = False
+) -> NoteSnippet:
+    """Add a snippet (own, or clinic-wide with chart.manage) or change one the actor may."""
+    trigger = (trigger or "").strip()
+    body = body or ""
+    if not SNIPPET_TRIGGER.fullmatch(trigger):
+        raise ChartingError(
+            "A trigger is a dot followed by up to 31 letters or digits, e.g. .ros", "trigger"
+        )
+    if not body.strip():
+        raise ChartingError("Write the text the trigger expands to.", "body")
+    if len(body) > SNIPPET_MAX_CHARS:
+        raise ChartingError(f"A snippet may hold at most {SNIPPET_MAX_CHARS:,} characters.", "body")
+    if snippet_id:
+        snippet = get_snippet_for(actor, snippet_id)
+    else:
+        if clinic_wide and not actor.has_permission("chart.manage"):
+            raise NotAllowed("Only an administrator adds clinic-wide snippets.")
+        if not clinic_wide and not actor.has_permission("chart.write"):
+            raise NotAllowed("Only clinicians keep snippets of their own.")
+        snippet = NoteSnippet(owner_id=None if clinic_wide else actor.id)
+    snippet.trigger = trigger
+    snippet.body = body
+    db.session.add(snippet)
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        db.session.rollback()
+        raise ChartingError("That trigger is already used: choose another.", "trigger") from error
+    if snippet.owner_id is None:
+        # SQLite and PostgreSQL let NULL owners repeat a trigger: check clinic-wide ones here.
+        clash = db.session.scalar(
+            select(NoteSnippet.id).where(
+                NoteSnippet.owner_id.is_(None),
+                NoteSnippet.trigger == trigger,
+                NoteSnippet.id != snippet.id,
+            )
+        )
+        if clash is not None:
+            db.session.rollback()
+            raise ChartingError("That trigger is already used: choose another.", "trigger")
+    audit.record(
+        "note_snippet.save",
+        actor=actor,
+        obj=snippet,
+        category=CATEGORY,
+        detail="clinic-wide" if snippet.owner_id is None else "own",
+    )
+    db.session.commit()
+    return snippet
+
+
+def delete_snippet(actor, snippet_id: int) -> None:
+    snippet = get_snippet_for(actor, snippet_id)
+    audit.record(
+        "note_snippet.delete",
+        actor=actor,
+        obj=snippet,
+        category=CATEGORY,
+        detail="clinic-wide" if snippet.owner_id is None else "own",
+    )
+    db.session.delete(snippet)
+    db.session.commit()

@@ -1,0 +1,72 @@
+// The note editor: snippet expansion as you type, and the choices of a save conflict.
+// Snippets arrive as JSON in the editor form's data-snippets attribute (CSP: no inline script).
+(function () {
+  "use strict";
+
+  var EXPANDING_KEYS = { " ": " ", Enter: "\n", Tab: "" };
+
+  function snippetsOf(textarea) {
+    var form = textarea.closest("[data-snippets]");
+    if (!form) return {};
+    if (!form.__snippets) {
+      try {
+        form.__snippets = JSON.parse(form.getAttribute("data-snippets") || "{}");
+      } catch (error) {
+        form.__snippets = {};
+      }
+    }
+    return form.__snippets;
+  }
+
+  // Tell htmx (and anything else listening) that the text changed, so it is saved.
+  function changed(textarea) {
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  // When the word before the cursor is a trigger and the key ends the word, replace it by
+  // the snippet's text (followed by what the key would have typed).
+  document.addEventListener("keydown", function (event) {
+    var textarea = event.target;
+    if (!textarea.classList || !textarea.classList.contains("note-editor")) return;
+    if (!(event.key in EXPANDING_KEYS) || event.ctrlKey || event.metaKey || event.altKey) return;
+    var end = textarea.selectionStart;
+    if (end !== textarea.selectionEnd) return;
+    var before = textarea.value.slice(0, end);
+    var match = /(^|\s)(\.[A-Za-z0-9]{1,31})$/.exec(before);
+    if (!match) return;
+    var snippets = snippetsOf(textarea);
+    var trigger = match[2];
+    if (!Object.prototype.hasOwnProperty.call(snippets, trigger)) return;
+    event.preventDefault();
+    var start = end - trigger.length;
+    textarea.setRangeText(snippets[trigger] + EXPANDING_KEYS[event.key], start, end, "end");
+    changed(textarea);
+  });
+
+  // A save conflict: keep theirs, or put both texts in the editor to merge by hand.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-note-merge], [data-note-take-theirs]");
+    if (!button) return;
+    var merge = button.hasAttribute("data-note-merge");
+    var id = button.getAttribute(merge ? "data-note-merge" : "data-note-take-theirs");
+    var editor = document.getElementById("note-" + id + "-text");
+    var theirs = document.getElementById("note-" + id + "-theirs");
+    var mine = document.getElementById("note-" + id + "-mine");
+    var version = document.getElementById("note-" + id + "-version");
+    if (!editor || !theirs || !version) return;
+    version.value = button.getAttribute("data-version");
+    editor.value = merge
+      ? theirs.value + "\n\n--- Your version, to merge by hand ---\n" + (mine ? mine.value : "")
+      : theirs.value;
+    var status = document.getElementById("note-" + id + "-status");
+    if (status) {
+      status.className = "note-status small mt-1";
+      status.setAttribute("role", "status");
+      status.textContent = merge
+        ? "Both versions are in the editor: merge them; it is saved as you type."
+        : "Their version is in the editor.";
+    }
+    editor.focus();
+    if (merge) changed(editor);
+  });
+})();

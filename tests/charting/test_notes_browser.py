@@ -1,0 +1,184 @@
+"""In Chromium: start a visit from the flow board, write the note with a snippet (autosaved),
+sign it, fail to edit it, add an addendum; and two editors of one draft lose nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+
+ROS = "ROS: no fever, no chest pain, no shortness of breath."
+
+
+def _add_snippet(app, owner_id, trigger, body):
+    from portal.charting.models import NoteSnippet
+
+    with app.app_context():
+        db.session.add(NoteSnippet(owner_id=owner_id, trigger=trigger, body=body))
+        db.session.commit()
+
+
+def _provider_note(app):
+    from portal.charting.models import Note
+
+    with app.app_context():
+        note = db.session.scalar(select(Note).where(Note.kind == "provider"))
+        db.session.expunge_all()
+        return note
+
+
+@pytest.mark.browser
+def test_start_visit_write_with_a_snippet_sign_and_add_an_addendum(
+    app, chart, make_appointment, page, sign_in, watch
+):
+    from playwright.sync_api import expect
+
+    make_appointment(status="arrived", reason="Cough for two weeks")
+    _add_snippet(app, chart.drlee, ".ros", ROS)
+    sign_in("drlee")
+
+    page.goto(f"/schedule/flow-board?location_id={chart.main_street}")
+    page.locator("#flow-column-arrived").get_by_text("Lovelace, Ada").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start visit").click()
+    expect(page.get_by_role("heading", name=re.compile("Office visit"))).to_be_visible()
+    expect(page.get_by_text("Cough for two weeks")).to_be_visible()
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start provider note").click()
+    editor = page.get_by_label("Provider note text")
+    editor.click()
+    editor.press_sequentially("S: cough, worse at night. .ros ")
+    expect(editor).to_have_value(f"S: cough, worse at night. {ROS} ")
+    editor.press_sequentially("P: fluids")
+    expect(
+        page.get_by_role("status").filter(has_text=re.compile(r"Saved at \d\d:\d\d"))
+    ).to_be_visible()
+    page.wait_for_function(
+        "() => document.querySelector('[id$=-version]').value !== '1'", timeout=5_000
+    )
+    assert _provider_note(app).text == f"S: cough, worse at night. {ROS} P: fluids"
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign note").click()
+    expect(page.get_by_text("Signed by Jordan Lee at")).to_be_visible()
+    expect(page.get_by_label("Provider note text")).to_have_count(0)
+    note = _provider_note(app)
+    assert note.signed_at is not None
+    # Trying anyway (as a stale tab's autosave would) is refused and changes nothing.
+    path = f"/chart/notes/{note.id}/draft"
+    watch.expect_http_error(409, path)
+    status = page.evaluate(
+        """async (path) => {
+            const token = document.querySelector('meta[name="csrf-token"]').content;
+            const body = new URLSearchParams({text: "rewritten", version: "2"});
+            const response = await fetch(path, {method: "POST", body,
+                headers: {"X-CSRFToken": token, "HX-Request": "true"}});
+            return response.status;
+        }""",
+        path,
+    )
+    assert status == 409
+    assert _provider_note(app).text == note.text
+
+    page.get_by_label("Addendum").fill("Chest X-ray ordered after review.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign and add addendum").click()
+    expect(page.get_by_text("Chest X-ray ordered after review.")).to_be_visible()
+    expect(page.get_by_text("Addendum signed by Jordan Lee at")).to_be_visible()
+    watch.assert_clean(page)
+
+
+@pytest.mark.browser
+def test_two_editors_of_one_draft_see_both_texts(
+    app, chart, make_encounter, make_note, browser, live_server, page, sign_in, watch
+):
+    from playwright.sync_api import expect
+
+    from tests.conftest import PASSWORD
+
+    encounter_id = make_encounter()
+    make_note(encounter_id, text="S:")
+    sign_in("drlee")
+    page.goto(f"/chart/encounters/{encounter_id}")
+
+    other_context = browser.new_context(base_url=live_server)
+    other = other_context.new_page()
+    other.goto("/auth/sign-in")
+    other.get_by_label("Username").fill("nurse")
+    other.get_by_label("Password").fill(PASSWORD)
+    with other.expect_navigation():
+        other.get_by_role("button", name="Sign in").click()
+    other.goto(f"/chart/encounters/{encounter_id}")
+    other_editor = other.get_by_label("Provider note text")
+    other_editor.click()
+    other_editor.press("End")
+    other_editor.press_sequentially(" nurse was here")
+    other_editor.blur()
+    expect(other.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_be_visible()
+    other_context.close()
+
+    path = f"/chart/notes/{_provider_note(app).id}/draft"
+    watch.expect_http_error(409, path)
+    editor = page.get_by_label("Provider note text")
+    editor.click()
+    editor.press("End")
+    editor.press_sequentially(" doctor typing")
+    editor.blur()
+    expect(page.get_by_text("Someone else saved this note while you were typing")).to_be_visible()
+    expect(page.get_by_label("Their version (saved)")).to_have_value("S: nurse was here")
+    expect(page.get_by_label("Your version (not saved)")).to_have_value("S: doctor typing")
+    page.get_by_role("button", name="Merge by hand: put both in the editor").click()
+    expect(editor).to_have_value(re.compile(r"^S: nurse was here\n\n.*\nS: doctor typing$"))
+    expect(page.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_be_visible(timeout=5_000)
+    page.wait_for_function(
+        "() => document.querySelector('[id$=-version]').value === '3'", timeout=5_000
+    )
+    assert "S: nurse was here" in _provider_note(app).text
+    assert "S: doctor typing" in _provider_note(app).text
+
+
+@pytest.mark.browser
+def test_an_autosave_after_an_idle_time_out_is_sent_again_after_sign_in(
+    app, chart, make_encounter, make_note, page, watch
+):
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from tests.auth.conftest import age_session
+    from tests.conftest import PASSWORD
+
+    encounter_id = make_encounter()
+    note_id = make_note(encounter_id, kind="nursing", author="nurse", text="Intake:")
+    page.goto("/auth/sign-in")
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/chart/encounters/{encounter_id}")
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "portal_session")
+    age_session(app, token, last_seen_at=timedelta(minutes=20))  # the nurse was away
+
+    watch.expect_http_error(401, f"/chart/notes/{note_id}/draft")
+    editor = page.get_by_label("Nursing note text")
+    editor.click()
+    editor.press("End")
+    editor.press_sequentially(" BP 120/80 sitting")
+    page.wait_for_url("**/auth/sign-in")
+    expect(page.get_by_text("Your session timed out")).to_be_visible()
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/auth/resume")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send the saved form").click()
+    expect(page.get_by_label("Nursing note text")).to_have_value("Intake: BP 120/80 sitting")
+    expect(page.locator(f"#note-{note_id}-status")).to_have_text(re.compile(r"Saved at \d\d:\d\d"))
+    from portal.charting.models import Note
+
+    with app.app_context():
+        assert db.session.get(Note, note_id).text == "Intake: BP 120/80 sitting"

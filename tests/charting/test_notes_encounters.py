@@ -1,0 +1,243 @@
+"""Encounters: "Start visit" from an appointment, ad hoc encounters, the encounter page."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.extensions import db
+
+
+def _encounters(app):
+    from portal.charting.models import Encounter
+
+    with app.app_context():
+        return list(db.session.scalars(select(Encounter).order_by(Encounter.id)))
+
+
+def _appointment(app, appointment_id):
+    from portal.scheduling.models import Appointment
+
+    with app.app_context():
+        return db.session.get(Appointment, appointment_id)
+
+
+def _events(app, action):
+    from portal.audit.models import AuditEvent
+
+    with app.app_context():
+        return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def test_start_visit_creates_the_encounter_and_moves_the_appointment(
+    app, chart, make_appointment, signed_in
+):
+    appointment_id = make_appointment(status="roomed", reason="Cough for two weeks")
+    drlee = signed_in("prescriber")
+
+    response = drlee.post_form(f"/chart/appointments/{appointment_id}/start-visit")
+
+    assert response.status_code == 303
+    [encounter] = _encounters(app)
+    assert response.location.endswith(f"/chart/encounters/{encounter.id}")
+    assert encounter.kind == "office"
+    assert encounter.provider_id == chart.drlee
+    assert encounter.location_id == chart.main_street
+    assert encounter.chief_complaint == "Cough for two weeks"
+    assert encounter.patient_id == chart.patients[0]
+    assert _appointment(app, appointment_id).status == "with_provider"
+    page = drlee.get(response.location)
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Cough for two weeks" in text
+    assert "Lovelace, Ada" in text  # the banner
+    [event] = _events(app, "encounter.create")
+    assert event.category == "encounters"
+    assert event.patient_id == chart.patients[0]
+
+
+def test_pressing_start_visit_twice_opens_the_same_encounter(
+    app, chart, make_appointment, signed_in
+):
+    appointment_id = make_appointment(status="arrived")
+    nurse = signed_in("nurse")
+    first = nurse.post_form(f"/chart/appointments/{appointment_id}/start-visit")
+    second = nurse.post_form(f"/chart/appointments/{appointment_id}/start-visit")
+    assert first.location == second.location
+    assert len(_encounters(app)) == 1
+    assert len(_events(app, "encounter.create")) == 1
+
+
+def test_telehealth_visit_types_make_telehealth_encounters(app, chart, make_appointment, signed_in):
+    appointment_id = make_appointment(status="arrived", type_id=chart.video_visit)
+    signed_in("prescriber").post_form(f"/chart/appointments/{appointment_id}/start-visit")
+    [encounter] = _encounters(app)
+    assert encounter.kind == "telehealth"
+
+
+def test_an_appointment_already_with_the_provider_gets_its_encounter(
+    app, chart, make_appointment, signed_in
+):
+    appointment_id = make_appointment(status="with_provider")
+    response = signed_in("prescriber").post_form(
+        f"/chart/appointments/{appointment_id}/start-visit"
+    )
+    assert response.status_code == 303
+    assert len(_encounters(app)) == 1
+    assert _appointment(app, appointment_id).status == "with_provider"
+
+
+def test_a_visit_does_not_start_before_check_in(app, chart, make_appointment, signed_in):
+    appointment_id = make_appointment(status="scheduled")
+    drlee = signed_in("prescriber")
+    response = drlee.post_form(f"/chart/appointments/{appointment_id}/start-visit")
+    assert response.status_code == 303
+    assert f"/schedule/appointments/{appointment_id}/status" in response.location
+    page = drlee.get(response.location).get_data(as_text=True)
+    assert "a visit starts once the patient is checked in" in page
+    assert _encounters(app) == []
+    assert _appointment(app, appointment_id).status == "scheduled"
+
+
+def test_start_visit_on_an_unknown_appointment_is_404(app, chart, signed_in):
+    response = signed_in("prescriber").post_form("/chart/appointments/987654/start-visit")
+    assert response.status_code == 404
+
+
+def test_the_appointment_panels_offer_start_visit_to_clinicians_only(
+    app, chart, make_appointment, signed_in
+):
+    appointment_id = make_appointment(status="arrived")
+    status_url = f"/schedule/appointments/{appointment_id}/status"
+    assert "Start visit" in signed_in("nurse").get(status_url).get_data(as_text=True)
+    assert "Start visit" not in signed_in("front_desk").get(status_url).get_data(as_text=True)
+    panel_url = f"/schedule/appointments/{appointment_id}"
+    assert "Start visit" in signed_in("prescriber").get(panel_url).get_data(as_text=True)
+
+
+def test_ad_hoc_encounter(app, chart, signed_in):
+    drlee = signed_in("prescriber")
+    pid = chart.patients[1]
+    form = drlee.get(f"/chart/patients/{pid}/encounters/new")
+    assert form.status_code == 200
+    assert "Turing, Alan" in form.get_data(as_text=True)
+    response = drlee.post_form(
+        f"/chart/patients/{pid}/encounters/new",
+        {
+            "kind": "phone",
+            "provider_id": chart.drpatel,
+            "location_id": "",
+            "chief_complaint": "Refill question",
+            "occurred_on": "2026-01-05",
+            "occurred_time": "09:30",
+        },
+    )
+    assert response.status_code == 303
+    [encounter] = _encounters(app)
+    assert (encounter.kind, encounter.provider_id, encounter.location_id) == (
+        "phone",
+        chart.drpatel,
+        None,
+    )
+    # 09:30 in New York in January is 14:30 UTC.
+    assert encounter.occurred_at.hour == 14 and encounter.occurred_at.minute == 30
+
+
+def test_ad_hoc_encounter_refusals_keep_what_was_typed(app, chart, signed_in):
+    nurse = signed_in("nurse")
+    pid = chart.patients[0]
+    response = nurse.post_form(
+        f"/chart/patients/{pid}/encounters/new",
+        {
+            "kind": "office",
+            "provider_id": chart.nurse,  # not a prescriber
+            "chief_complaint": "Dizzy spells",
+            "occurred_on": "2026-01-05",
+            "occurred_time": "09:30",
+        },
+    )
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "Choose the provider." in text
+    assert 'value="Dizzy spells"' in text
+    assert _encounters(app) == []
+    future = nurse.post_form(
+        f"/chart/patients/{pid}/encounters/new",
+        {
+            "kind": "office",
+            "provider_id": chart.drlee,
+            "occurred_on": "2099-01-05",
+            "occurred_time": "09:30",
+        },
+    )
+    assert future.status_code == 422
+    assert "cannot be in the future" in future.get_data(as_text=True)
+
+
+def test_encounter_urls_404_for_unknown_ids(app, chart, signed_in):
+    drlee = signed_in("prescriber")
+    assert drlee.get("/chart/encounters/424242").status_code == 404
+    assert drlee.get("/chart/patients/424242/encounters/new").status_code == 404
+    assert (
+        drlee.post_form("/chart/notes/424242/draft", {"text": "x", "version": "1"}).status_code
+        == 404
+    )
+
+
+def test_encounter_page_view_is_audited(app, chart, make_encounter, signed_in):
+    encounter_id = make_encounter()
+    signed_in("nurse").get(f"/chart/encounters/{encounter_id}")
+    [event] = _events(app, "encounter.view")
+    assert event.category == "encounters"
+    assert event.patient_id == chart.patients[0]
+    assert event.object_id == str(encounter_id)
+
+
+def test_encounter_page_takes_a_handful_of_queries_whatever_the_history(
+    app, chart, make_encounter, make_note, signed_in
+):
+    """One encounter is shown: its notes and addenda, and the patient's other encounters,
+    do not add queries (no query per note, addendum or author)."""
+    from sqlalchemy import event
+
+    from portal.charting.models import NoteAddendum
+    from portal.charting.notes import sha256_text
+
+    small = make_encounter()
+    make_note(small, signed=True)
+    for _ in range(30):
+        make_note(make_encounter(), signed=True)
+    big = make_encounter()
+    first = make_note(big, signed=True)
+    make_note(big, kind="nursing", author="nurse")
+    with app.app_context():
+        for n, author in enumerate([chart.nurse, chart.drpatel, chart.drlee] * 2):
+            db.session.add(
+                NoteAddendum(
+                    note_id=first,
+                    author_id=author,
+                    text=f"a{n}",
+                    signed_text_sha256=sha256_text(f"a{n}"),
+                )
+            )
+        db.session.commit()
+        engine = db.engine
+    drlee = signed_in("prescriber")
+
+    def statements_for(encounter_id):
+        statements = []
+
+        def count(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert drlee.get(f"/chart/encounters/{encounter_id}").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return statements
+
+    statements_for(small)  # warm up (the clinic's cached settings)
+    few, many = statements_for(small), statements_for(big)
+    assert len(many) == len(few), "\n".join(many)
+    # Session, user, clinic, the audit chain, and the page's own reads.
+    assert len(many) <= 20, "\n".join(many)
