@@ -84,6 +84,15 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.my_calendar_feed": CLINICAL,
     "scheduling.create_my_calendar_feed": CLINICAL,
     "scheduling.revoke_my_calendar_feed": CLINICAL,
+    # Charting B: vital signs, trend charts, immunizations (issue 4, vitals part).
+    "charting.patient_vitals": {"nurse", "prescriber"},
+    "charting.record_patient_vitals": {"nurse", "prescriber"},
+    "charting.record_encounter_vitals": {"nurse", "prescriber"},
+    "charting.mark_vitals_error": {"nurse", "prescriber"},
+    "charting.vitals_chart": {"nurse", "prescriber"},
+    "charting.vitals_sparkline": {"nurse", "prescriber"},
+    "charting.immunizations": {"nurse", "prescriber"},
+    "charting.add_immunization": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -104,6 +113,8 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "appointment_id",
     "entry_id",
     "feed_id",  # appointments, waitlist, feeds
+    "encounter_id",
+    "vitals_id",  # charting B
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
@@ -158,6 +169,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
             elif argument in ID_ARGUMENTS_WITHOUT_ROWS:
                 values[argument] = 1  # no such row: an allowed request gets 404, not 403
+            elif argument == "chart":
+                values[argument] = "weight"  # a vitals trend chart
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:
