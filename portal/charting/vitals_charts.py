@@ -192,7 +192,7 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         ),
         width=720,
         height=280,
-        title=f"{chart.title} ({symbol.strip('/')})" if symbol != "/10" else chart.title,
+        title=chart.title if unit == "{score}" else f"{chart.title} ({symbol})",
         show_legend=False,
         range=(low - margin, high + margin),
         x_value_formatter=lambda moment: moment.strftime("%d %b %Y"),
