@@ -62,6 +62,7 @@ def _vitals_page(patient_id: int, form: VitalsForm, warnings: dict, status: int 
         page_number=page,
         window=_window(),
         windows=charts.WINDOWS,
+        max_points=charts.MAX_POINTS,
         charts=charts.charts_with_data(patient.id),
         vitals_form=form,
         vitals_warnings=warnings,
