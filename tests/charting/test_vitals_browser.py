@@ -1,5 +1,5 @@
 """In Chromium: record vitals in °F and lb, see them listed and charted; confirm an unusual
-value. The page fails on any console error or CSP violation (tests/e2e fixtures)."""
+value. The page fails on any console error or CSP violation (fixtures: tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.charting.vitals_helpers import make_patient
-from tests.e2e.conftest import browser, page, sign_in, watch  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
 
-def test_record_vitals_in_fahrenheit_and_pounds_and_see_them_charted(app, page, sign_in):  # noqa: F811
+def test_record_vitals_in_fahrenheit_and_pounds_and_see_them_charted(app, page, sign_in):
     patient_id = make_patient(app, date(1975, 8, 9), given="Chartie")
     sign_in("nurse")
     page.goto(f"/chart/patients/{patient_id}/vitals")
@@ -44,7 +43,7 @@ def test_record_vitals_in_fahrenheit_and_pounds_and_see_them_charted(app, page, 
     assert bp_chart.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
-def test_an_unusual_value_is_saved_after_confirming_it(app, page, sign_in, watch):  # noqa: F811
+def test_an_unusual_value_is_saved_after_confirming_it(app, page, sign_in, watch):
     patient_id = make_patient(app, date(1975, 8, 9), given="Quick")
     watch.expect_http_error(422, f"/chart/patients/{patient_id}/vitals")
     sign_in("nurse")
