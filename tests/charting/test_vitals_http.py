@@ -207,6 +207,17 @@ def test_encounter_context_for_the_encounter_page(app, nurse, adult):
         assert context["vitals_units"]["temperature"] == "°F"
 
 
+def test_entered_in_error_from_the_encounter_section_returns_the_section(app, nurse, adult):
+    encounter = make_encounter(app, adult)
+    nurse.htmx_post(f"/chart/encounters/{encounter}/vitals", form(heart_rate="64"))
+    (row,) = vital_sets(app, adult)
+    response = nurse.htmx_post(f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error")
+    assert response.status_code == 200
+    section = response.get_data(as_text=True)
+    assert 'id="encounter-vitals"' in section and "Entered in error" in section
+    assert vital_sets(app, adult)[0].entered_in_error
+
+
 def test_unknown_encounter_is_404(nurse):
     assert (
         nurse.htmx_post("/chart/encounters/999999/vitals", form(heart_rate="64")).status_code == 404
