@@ -102,6 +102,7 @@ class ImmunizationForm(FlaskForm):
             SelectChoice("", "Choose a vaccine"),
             *(SelectChoice(code, f"{name} (CVX {code})") for code, name in CVX_VACCINES.items()),
         ],
+        validators=[InputRequired(message="Choose a vaccine from the list.")],
         validate_choice=False,
     )
     occurred_on = DateField(
@@ -131,7 +132,7 @@ class ImmunizationForm(FlaskForm):
         choices=[SelectChoice("", "—"), *(SelectChoice(k, v) for k, v in ROUTES.items())],
         validate_choice=False,
     )
-    refused = BooleanField("The patient (or parent) refused this vaccine")
+    refused = BooleanField("Refused by the patient or parent")
     refusal_reason = StringField(
         "Reason for refusal", validators=[Optional(), Length(max=500)], filters=[_strip]
     )
