@@ -323,7 +323,8 @@ def check_measurements(
         raise VitalsRefused(errors)
     bmi = compute_bmi(canonical.get("weight"), canonical.get("height"))
     if bmi is not None and not BMI_PLAUSIBLE[0] <= bmi <= BMI_PLAUSIBLE[1]:
-        warnings["height"] = f"That makes a BMI of {bmi}: check weight and height."
+        note = f"That makes a BMI of {bmi}: check weight and height."
+        warnings["height"] = f"{warnings['height']} {note}" if "height" in warnings else note
     if warnings and not confirmed:
         raise NeedsConfirmation(warnings)
     columns = {MEASURES_BY_NAME[name].column: value for name, value in canonical.items()}
