@@ -101,6 +101,15 @@ EXPECTED: dict[str, set[str]] = {
     "charting.snippets": {"nurse", "prescriber", "admin"},  # own; admin: clinic-wide
     "charting.edit_snippet": {"nurse", "prescriber", "admin"},
     "charting.delete_snippet": {"nurse", "prescriber", "admin"},
+    # Charting B: vital signs, trend charts, immunizations (issue 4, vitals part).
+    "charting.patient_vitals": {"nurse", "prescriber"},
+    "charting.record_patient_vitals": {"nurse", "prescriber"},
+    "charting.record_encounter_vitals": {"nurse", "prescriber"},
+    "charting.mark_vitals_error": {"nurse", "prescriber"},
+    "charting.vitals_chart": {"nurse", "prescriber"},
+    "charting.vitals_sparkline": {"nurse", "prescriber"},
+    "charting.immunizations": {"nurse", "prescriber"},
+    "charting.add_immunization": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -125,6 +134,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "note_id",
     "template_id",
     "snippet_id",  # charting (notes)
+    "vitals_id",  # charting B
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
@@ -179,6 +189,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
             elif argument in ID_ARGUMENTS_WITHOUT_ROWS:
                 values[argument] = 1  # no such row: an allowed request gets 404, not 403
+            elif argument == "chart":
+                values[argument] = "weight"  # a vitals trend chart
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:

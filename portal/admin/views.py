@@ -250,6 +250,9 @@ def clinic_settings():
                 address=form.address.data,
                 phone=form.phone.data,
                 time_zone=form.time_zone.data,
+                temperature_unit=form.temperature_unit.data,
+                weight_unit=form.weight_unit.data,
+                length_unit=form.length_unit.data,
             )
         except clinic_services.ClinicError as error:
             _attach_error(form, error)

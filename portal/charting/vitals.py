@@ -1,6 +1,610 @@
-"""Vital signs: entry in the clinic's units, canonical storage, checks, flags (being built)."""
+"""Vital signs: entry in the clinic's units, canonical storage, checks, abnormal flags.
+
+Values are typed in the units the clinic chose (°F or °C, lb or kg, in or cm), converted to
+the canonical UCUM units of ``VitalSigns`` (Cel, kg, cm) and shown back in the clinic's units.
+Storage keeps a little more precision than anyone types (0.01 °C, 1 g, 0.1 mm), so a value
+typed with one decimal in either unit shows back exactly as typed.
+
+Every check is stated once, in ``MEASURES`` (what is impossible, what is implausible) and
+``AGE_BANDS`` (what is abnormal for the patient's age). A set with an impossible value is
+refused; one with an implausible value is saved only once the user confirms it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from werkzeug.exceptions import NotFound
+
+from portal.audit import services as audit
+from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
+from portal.clinic.services import clinic_time_zone, current_clinic
+from portal.extensions import db
+from portal.patients.services import get_patient_for
+from portal.timeutil import age_on, to_zone, utcnow
+
+CATEGORY = "vital signs"
+PAGE_SIZE = 25
+# How far ahead of the server's clock a typed time may be (clocks on wall and PC differ).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# Head circumference is measured, and asked for, up to this age (whole years).
+HEAD_CIRCUMFERENCE_UNDER_YEARS = 3
+
+# --- units ----------------------------------------------------------------------------------
+
+# UCUM code -> (symbol shown, decimals shown).
+UNIT_SYMBOLS = {
+    "Cel": ("°C", 1),
+    "[degF]": ("°F", 1),
+    "kg": ("kg", 2),
+    "[lb_av]": ("lb", 1),
+    "cm": ("cm", 1),
+    "[in_i]": ("in", 1),
+    "mm[Hg]": ("mmHg", 0),
+    "/min": ("/min", 0),
+    "%": ("%", 0),
+    "kg/m2": ("kg/m²", 1),
+    "{score}": ("/10", 0),
+}
+# Decimals kept in storage, per canonical unit (see the module's docstring).
+STORED_DECIMALS = {"Cel": 2, "kg": 3, "cm": 2}
+POUND_KG = 0.45359237  # exact, by definition
+INCH_CM = 2.54  # exact, by definition
+
+
+def to_canonical(value: float, unit: str) -> float:
+    """A value typed in ``unit`` in its canonical unit (Cel, kg or cm), rounded for storage."""
+    if unit == "[degF]":
+        return round((value - 32) * 5 / 9, STORED_DECIMALS["Cel"])
+    if unit == "[lb_av]":
+        return round(value * POUND_KG, STORED_DECIMALS["kg"])
+    if unit == "[in_i]":
+        return round(value * INCH_CM, STORED_DECIMALS["cm"])
+    return round(value, STORED_DECIMALS.get(unit, 2))
+
+
+def from_canonical(value: float, unit: str) -> float:
+    """A canonical value (Cel, kg, cm) in ``unit``, rounded as it is shown."""
+    if unit == "[degF]":
+        value = value * 9 / 5 + 32
+    elif unit == "[lb_av]":
+        value = value / POUND_KG
+    elif unit == "[in_i]":
+        value = value / INCH_CM
+    return round(value, UNIT_SYMBOLS[unit][1])
+
+
+def format_value(value: float, unit: str) -> str:
+    """``value`` (already in ``unit``) with the unit's decimals and symbol: "98.6 °F"."""
+    symbol, decimals = UNIT_SYMBOLS[unit]
+    return f"{value:.{decimals}f} {symbol}"
+
+
+def clinic_units() -> dict[str, str]:
+    """The UCUM unit the clinic types and reads each quantity in."""
+    clinic = current_clinic()
+    return {
+        "temperature": clinic.temperature_unit if clinic else "[degF]",
+        "weight": clinic.weight_unit if clinic else "[lb_av]",
+        "length": clinic.length_unit if clinic else "[in_i]",
+    }
+
+
+# --- what is impossible, implausible, abnormal ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measurement of a set: its form field, column, unit, and the limits it must meet.
+
+    ``impossible``: outside it the value cannot be real (refused). ``plausible``: outside it
+    the value is possible but unusual enough to be a typing slip (saved once confirmed).
+    Both in the canonical unit. ``quantity`` names the clinic unit the value is typed in,
+    or None when the unit is fixed (``unit``).
+    """
+
+    name: str
+    label: str
+    column: str
+    unit: str
+    impossible: tuple[float, float]
+    plausible: tuple[float, float]
+    whole: bool = False
+    quantity: str | None = None
+
+
+# The one table of limits (canonical units). Reasons for the bounds: the impossible ones lie
+# beyond any value recorded in a living person (systolic 400, a 60 °C temperature, SpO2 above
+# 100 %); the plausible ones enclose what a general practice sees, from newborns to adults.
+MEASURES: tuple[Measure, ...] = (
+    Measure("systolic", "Systolic", "systolic_mmhg", "mm[Hg]", (20, 300), (60, 230), True),
+    Measure("diastolic", "Diastolic", "diastolic_mmhg", "mm[Hg]", (10, 200), (30, 140), True),
+    Measure("heart_rate", "Heart rate", "heart_rate_per_min", "/min", (10, 350), (35, 220), True),
+    Measure(
+        "respiratory_rate",
+        "Respiratory rate",
+        "respiratory_rate_per_min",
+        "/min",
+        (2, 120),
+        (6, 80),
+        True,
+    ),
+    Measure(
+        "temperature",
+        "Temperature",
+        "temperature_cel",
+        "Cel",
+        (25, 45),
+        (33, 42),
+        quantity="temperature",
+    ),
+    Measure("spo2", "SpO₂", "spo2_percent", "%", (20, 100), (70, 100), True),
+    Measure("weight", "Weight", "weight_kg", "kg", (0.2, 650), (1, 300), quantity="weight"),
+    Measure("height", "Height", "height_cm", "cm", (20, 280), (40, 230), quantity="length"),
+    Measure("pain_score", "Pain (0-10)", "pain_score", "{score}", (0, 10), (0, 10), True),
+    Measure(
+        "head_circumference",
+        "Head circumference",
+        "head_circumference_cm",
+        "cm",
+        (20, 70),
+        (28, 60),
+        quantity="length",
+    ),
+)
+MEASURES_BY_NAME = {measure.name: measure for measure in MEASURES}
+# BMI is computed, not typed: an implausible one usually means a slip in weight or height.
+BMI_PLAUSIBLE = (10.0, 80.0)
+
+# Normal ranges by age (whole years at the time of measurement), for the abnormal flags and
+# the shaded band of the trend charts: (under this age, label, heart rate, respiratory rate,
+# systolic, diastolic). Diastolic flags for adolescents and adults only; children's diastolic
+# norms depend on height percentiles. Paediatric bands follow the common PALS-style tables.
+AGE_BANDS = (
+    (1, "under 1 year", (100, 160), (30, 60), (70, 100), None),
+    (3, "1-2 years", (90, 150), (24, 40), (80, 110), None),
+    (6, "3-5 years", (80, 140), (22, 34), (80, 110), None),
+    (12, "6-11 years", (70, 120), (18, 30), (85, 120), None),
+    (18, "12-17 years", (60, 100), (12, 20), (90, 129), (60, 79)),
+    (None, "adult", (60, 100), (12, 20), (90, 129), (60, 79)),
+)
+# The same at every age: below 35.0 °C is hypothermia, 38.0 °C and above is fever.
+TEMPERATURE_NORMAL = (35.0, 37.9)
+SPO2_NORMAL = (95, 100)
+ADULT_BMI_NORMAL = (18.5, 24.9)  # children's BMI needs percentiles: no flag
+
+
+def normal_ranges(age_years: int) -> dict[str, tuple[float, float]]:
+    """Field name -> (low, high) normal range (canonical units) for a patient of this age."""
+    for under, _label, heart, breathing, systolic, diastolic in AGE_BANDS:
+        if under is None or age_years < under:
+            ranges = {
+                "heart_rate": heart,
+                "respiratory_rate": breathing,
+                "systolic": systolic,
+                "temperature": TEMPERATURE_NORMAL,
+                "spo2": SPO2_NORMAL,
+            }
+            if diastolic:
+                ranges["diastolic"] = diastolic
+            if under is None:
+                ranges["bmi"] = ADULT_BMI_NORMAL
+            return ranges
+    raise AssertionError("the last band has no upper age")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """An abnormal value: ``level`` (high/low) for the colour, ``text`` said in words."""
+
+    level: str
+    text: str
+
+
+def flag_for(name: str, value: float | None, age_years: int) -> Flag | None:
+    """The flag of a canonical value for a patient of this age, or None when it is normal."""
+    bounds = normal_ranges(age_years).get(name)
+    if value is None or bounds is None:
+        return None
+    low, high = bounds
+    if value < low:
+        return Flag("low", "Low")
+    if value > high:
+        return Flag("high", "Fever" if name == "temperature" else "High")
+    return None
+
+
+# --- parsing and checking a set -------------------------------------------------------------
+
+_NUMBER = re.compile(r"^-?\d{1,6}(\.\d{1,3})?$")
+
+
+class InvalidNumber(ValueError):
+    """Text that is not a measurement; the message says what to type."""
+
+
+def parse_measurement(text: str | None, *, whole: bool) -> float | None:
+    """The number typed in a field (None when blank); InvalidNumber with a message otherwise."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not _NUMBER.match(text):
+        raise InvalidNumber("Enter a number, such as 98.6." if not whole else "Enter a number.")
+    value = float(text)
+    if value < 0:
+        raise InvalidNumber("A measurement cannot be negative.")
+    if whole and value != int(value):
+        raise InvalidNumber("Enter a whole number.")
+    return value
+
+
+class VitalsRefused(Exception):
+    """Impossible values: ``errors`` maps form fields to the message to show beside each."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+class NeedsConfirmation(Exception):
+    """Implausible values: ``warnings`` maps fields to the message; saved once confirmed."""
+
+    def __init__(self, warnings: dict[str, str]):
+        super().__init__("; ".join(warnings.values()))
+        self.warnings = warnings
+
+
+def _unit_of(measure: Measure, units: dict[str, str]) -> str:
+    return units[measure.quantity] if measure.quantity else measure.unit
+
+
+def _shown_limit(value: float, measure: Measure, units: dict[str, str]) -> str:
+    unit = _unit_of(measure, units)
+    shown = from_canonical(value, unit) if measure.quantity else value
+    return format_value(shown, unit)
+
+
+def compute_bmi(weight_kg: float | None, height_cm: float | None) -> float | None:
+    """Body-mass index (kg/m²) to one decimal, when both are known."""
+    if not weight_kg or not height_cm:
+        return None
+    return round(weight_kg / (height_cm / 100) ** 2, 1)
+
+
+def check_measurements(
+    entered: dict[str, float | None],
+    units: dict[str, str],
+    *,
+    age_years: int,
+    confirmed: bool,
+) -> dict[str, float | int | None]:
+    """Typed values (clinic units) -> column values (canonical), or the reason they can't be.
+
+    Raises VitalsRefused for impossible values (all of them at once, field by field) and
+    NeedsConfirmation for implausible ones unless ``confirmed``.
+    """
+    errors: dict[str, str] = {}
+    warnings: dict[str, str] = {}
+    canonical: dict[str, float | None] = {}
+    for measure in MEASURES:
+        value = entered.get(measure.name)
+        if value is None:
+            continue
+        if measure.name == "head_circumference" and age_years >= HEAD_CIRCUMFERENCE_UNDER_YEARS:
+            errors[measure.name] = "Head circumference is recorded for children under 3 only."
+            continue
+        value = to_canonical(value, _unit_of(measure, units)) if measure.quantity else value
+        low, high = measure.impossible
+        if not low <= value <= high:
+            errors[measure.name] = (
+                f"{measure.label} must be between {_shown_limit(low, measure, units)} and "
+                f"{_shown_limit(high, measure, units)}."
+            )
+            continue
+        canonical[measure.name] = int(value) if measure.whole else value
+        low, high = measure.plausible
+        if not low <= value <= high:
+            warnings[measure.name] = (
+                f"{measure.label} is unusual (expected {_shown_limit(low, measure, units)} to "
+                f"{_shown_limit(high, measure, units)}): check it."
+            )
+    systolic, diastolic = canonical.get("systolic"), canonical.get("diastolic")
+    if systolic is not None and diastolic is not None and diastolic >= systolic:
+        errors["diastolic"] = "Diastolic must be lower than systolic."
+    if (systolic is None) != (diastolic is None) and not errors.keys() & {"systolic", "diastolic"}:
+        missing = "diastolic" if diastolic is None else "systolic"
+        errors[missing] = "Enter both numbers of the blood pressure."
+    if not entered or all(value is None for value in entered.values()):
+        errors["form"] = "Enter at least one measurement."
+    if errors:
+        raise VitalsRefused(errors)
+    bmi = compute_bmi(canonical.get("weight"), canonical.get("height"))
+    if bmi is not None and not BMI_PLAUSIBLE[0] <= bmi <= BMI_PLAUSIBLE[1]:
+        note = f"That makes a BMI of {bmi}: check weight and height."
+        warnings["height"] = f"{warnings['height']} {note}" if "height" in warnings else note
+    if warnings and not confirmed:
+        raise NeedsConfirmation(warnings)
+    columns = {MEASURES_BY_NAME[name].column: value for name, value in canonical.items()}
+    columns["bmi"] = bmi
+    return columns
+
+
+def age_at(birth_date: date, moment: datetime) -> int:
+    """Whole years of age at ``moment``, on the clinic's calendar."""
+    return age_on(birth_date, to_zone(moment, clinic_time_zone()).date())
+
+
+def _check_taken_at(taken_at: datetime, birth_date: date) -> None:
+    if taken_at > utcnow() + FUTURE_TOLERANCE:
+        raise VitalsRefused({"taken_at": "The time cannot be in the future."})
+    if to_zone(taken_at, clinic_time_zone()).date() < birth_date:
+        raise VitalsRefused({"taken_at": "The time cannot be before the patient's birth."})
+
+
+# --- use cases ------------------------------------------------------------------------------
+
+
+def record_vitals(
+    actor,
+    patient_id: int,
+    entered: dict[str, float | None],
+    *,
+    bp_position: str | None = None,
+    taken_at: datetime | None = None,
+    encounter_id: int | None = None,
+    confirmed: bool = False,
+) -> VitalSigns:
+    """Check and store one set typed in the clinic's units; audited in the same transaction.
+
+    With ``encounter_id`` the set belongs to that visit (which must be this patient's).
+    """
+    patient = get_patient_for(actor, patient_id)
+    if encounter_id is not None:
+        encounter = db.session.get(Encounter, encounter_id)
+        if encounter is None or encounter.patient_id != patient.id:
+            raise NotFound()
+    taken_at = taken_at or utcnow()
+    _check_taken_at(taken_at, patient.birth_date)
+    if bp_position and bp_position not in BP_POSITIONS:
+        raise VitalsRefused({"bp_position": "Choose a position from the list."})
+    columns = check_measurements(
+        entered, clinic_units(), age_years=age_at(patient.birth_date, taken_at), confirmed=confirmed
+    )
+    vitals = VitalSigns(
+        patient_id=patient.id,
+        encounter_id=encounter_id,
+        taken_at=taken_at,
+        recorded_by_id=actor.id,
+        bp_position=bp_position if columns.get("systolic_mmhg") is not None else None,
+        **columns,
+    )
+    db.session.add(vitals)
+    recorded = sorted(name for name, value in entered.items() if value is not None)
+    detail = f"fields: {','.join(recorded)}"
+    if encounter_id is not None:
+        detail += f"; encounter {encounter_id}"
+    if confirmed:
+        detail += "; unusual values confirmed"
+    audit.record(
+        "vitals.record", actor=actor, patient=patient, obj=vitals, category=CATEGORY, detail=detail
+    )
+    db.session.commit()
+    return vitals
+
+
+def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> VitalSigns:
+    """A set taken at a visit: the encounter decides the patient (404 for unknown ids)."""
+    encounter = db.session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise NotFound()
+    return record_vitals(actor, encounter.patient_id, entered, encounter_id=encounter.id, **options)
+
+
+def mark_entered_in_error(actor, patient_id: int, vitals_id: int) -> VitalSigns:
+    """Mark a set as a mistake: it stays in the record, struck out, and leaves the charts."""
+    patient = get_patient_for(actor, patient_id)
+    vitals = db.session.get(VitalSigns, vitals_id)
+    if vitals is None or vitals.patient_id != patient.id:
+        raise NotFound()
+    if not vitals.entered_in_error:
+        vitals.entered_in_error = True
+        audit.record(
+            "vitals.entered_in_error",
+            actor=actor,
+            patient=patient,
+            obj=vitals,
+            category=CATEGORY,
+        )
+        db.session.commit()
+    return vitals
+
+
+def encounter_for(actor, encounter_id: int) -> Encounter:
+    """The encounter, if its patient is one ``actor`` may see; else 404."""
+    encounter = db.session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise NotFound()
+    get_patient_for(actor, encounter.patient_id)
+    return encounter
+
+
+# --- showing sets ---------------------------------------------------------------------------
+
+
+@dataclass
+class ShownValue:
+    text: str
+    flag: Flag | None = None
+
+
+@dataclass
+class ShownSet:
+    """One set as the tables show it: texts in the clinic's units, flags for the age."""
+
+    id: int
+    taken_at: datetime
+    encounter_id: int | None
+    entered_in_error: bool
+    values: dict[str, ShownValue] = field(default_factory=dict)
+
+
+def show_value(name: str, value, units: dict[str, str], age_years: int) -> ShownValue | None:
+    """A canonical value as text in the clinic's unit, with its flag (None when absent)."""
+    if value is None:
+        return None
+    if name == "bmi":
+        return ShownValue(format_value(value, "kg/m2"), flag_for("bmi", value, age_years))
+    measure = MEASURES_BY_NAME[name]
+    unit = _unit_of(measure, units)
+    shown = from_canonical(value, unit) if measure.quantity else value
+    return ShownValue(format_value(shown, unit), flag_for(name, value, age_years))
+
+
+def show_set(row: VitalSigns, units: dict[str, str], birth_date: date) -> ShownSet:
+    age = age_at(birth_date, row.taken_at)
+    shown = ShownSet(row.id, row.taken_at, row.encounter_id, row.entered_in_error)
+    for measure in MEASURES:
+        value = show_value(measure.name, getattr(row, measure.column), units, age)
+        if value is not None:
+            shown.values[measure.name] = value
+    if row.bmi is not None:
+        shown.values["bmi"] = show_value("bmi", row.bmi, units, age)
+    if row.systolic_mmhg is not None and row.diastolic_mmhg is not None:
+        shown.values["bp"] = ShownValue(f"{row.systolic_mmhg}/{row.diastolic_mmhg} mmHg")
+    if row.bp_position and "systolic" in shown.values:
+        shown.values["bp_position"] = ShownValue(BP_POSITIONS[row.bp_position])
+    return shown
+
+
+def unit_symbols() -> dict[str, str]:
+    """Field name -> the unit symbol shown beside its input, in the clinic's units."""
+    units = clinic_units()
+    return {m.name: UNIT_SYMBOLS[_unit_of(m, units)][0] for m in MEASURES}
+
+
+def shows_head_circumference(birth_date: date) -> bool:
+    return age_at(birth_date, utcnow()) < HEAD_CIRCUMFERENCE_UNDER_YEARS
+
+
+def view_patient_vitals(actor, patient_id: int, page: int = 1):
+    """The patient and one page of their sets, newest first; the view is audited.
+
+    Returns (patient, shown sets, whether an older page exists).
+    """
+    patient = get_patient_for(actor, patient_id)
+    page = max(page, 1)
+    rows = list(
+        db.session.scalars(
+            select(VitalSigns)
+            .where(VitalSigns.patient_id == patient.id)
+            .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
+            .offset((page - 1) * PAGE_SIZE)
+            .limit(PAGE_SIZE + 1)
+        )
+    )
+    units = clinic_units()
+    shown = [show_set(row, units, patient.birth_date) for row in rows[:PAGE_SIZE]]
+    audit.record(
+        "vitals.view",
+        actor=actor,
+        patient=patient,
+        category=CATEGORY,
+        detail=f"page {page}",
+    )
+    db.session.commit()
+    return patient, shown, len(rows) > PAGE_SIZE
 
 
 def encounter_vitals_context(encounter) -> dict:
-    """What `charting/_encounter_vitals.html` needs to show and take an encounter's vitals."""
-    return {}
+    """What `charting/_encounter_vitals.html` needs to show and take an encounter's vitals.
+
+    No audit event: the encounter page that includes the section records its own view.
+    """
+    from portal.charting.vitals_forms import VitalsForm
+    from portal.patients.models import Patient
+
+    birth_date = db.session.scalar(
+        select(Patient.birth_date).where(Patient.id == encounter.patient_id)
+    )
+    rows = db.session.scalars(
+        select(VitalSigns)
+        .where(VitalSigns.encounter_id == encounter.id)
+        .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
+    )
+    units = clinic_units()
+    return {
+        "vitals_encounter_id": encounter.id,
+        "vitals_patient_id": encounter.patient_id,
+        "vitals_sets": [show_set(row, units, birth_date) for row in rows],
+        "vitals_form": VitalsForm(formdata=None, prefix="vitals"),
+        "vitals_units": unit_symbols(),
+        "vitals_show_head": shows_head_circumference(birth_date),
+        "vitals_warnings": {},
+    }
+
+
+# --- the chart summary's latest values ------------------------------------------------------
+
+# The vitals the summary lists, in order, with the chart each one's sparkline comes from.
+LATEST_VITALS = (
+    ("systolic", "bp"),
+    ("heart_rate", "heart-rate"),
+    ("respiratory_rate", "respiratory-rate"),
+    ("temperature", "temperature"),
+    ("spo2", "spo2"),
+    ("weight", "weight"),
+    ("height", "height"),
+    ("bmi", "bmi"),
+    ("pain_score", "pain"),
+)
+LATEST_ROWS = 30  # the recent sets looked at: enough for every vital taken at most visits
+
+
+@dataclass
+class LatestValue:
+    name: str
+    label: str
+    chart: str
+    value: ShownValue
+    taken_at: datetime
+
+
+def latest_vitals_context(patient_id: int) -> dict:
+    """The latest value of each vital (with its date and flag), for the chart summary.
+
+    One query over the most recent sets (entered-in-error ones left out); the sparklines are
+    images the browser fetches (``charting.vitals_sparkline``), so this stays cheap. The
+    caller has loaded the patient through ``get_patient_for`` and audits the page view.
+    """
+    from portal.patients.models import Patient
+
+    birth_date = db.session.scalar(select(Patient.birth_date).where(Patient.id == patient_id))
+    rows = db.session.scalars(
+        select(VitalSigns)
+        .where(VitalSigns.patient_id == patient_id, VitalSigns.entered_in_error.is_(False))
+        .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
+        .limit(LATEST_ROWS)
+    ).all()
+    units = clinic_units()
+    latest: list[LatestValue] = []
+    for name, chart in LATEST_VITALS:
+        column = "bmi" if name == "bmi" else MEASURES_BY_NAME[name].column
+        row = next((row for row in rows if getattr(row, column) is not None), None)
+        if row is None:
+            continue
+        age = age_at(birth_date, row.taken_at)
+        if name == "systolic":
+            shown = ShownValue(
+                f"{row.systolic_mmhg}/{row.diastolic_mmhg} mmHg",
+                flag_for("systolic", row.systolic_mmhg, age)
+                or flag_for("diastolic", row.diastolic_mmhg, age),
+            )
+            label = "Blood pressure"
+        else:
+            shown = show_value(name, getattr(row, column), units, age)
+            label = "BMI" if name == "bmi" else MEASURES_BY_NAME[name].label
+        latest.append(LatestValue(name, label, chart, shown, row.taken_at))
+    return {"latest_vitals": latest, "latest_vitals_patient_id": patient_id}

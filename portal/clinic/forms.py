@@ -57,6 +57,19 @@ class ClinicForm(FlaskForm):
         validators=[DataRequired()],
         description="Times across the portal are shown in this zone.",
     )
+    # Vital signs are typed and shown in these units (stored in UCUM canonical units).
+    temperature_unit = SelectField(
+        "Temperature",
+        choices=[SelectChoice("[degF]", "Fahrenheit (°F)"), SelectChoice("Cel", "Celsius (°C)")],
+    )
+    weight_unit = SelectField(
+        "Weight",
+        choices=[SelectChoice("[lb_av]", "Pounds (lb)"), SelectChoice("kg", "Kilograms (kg)")],
+    )
+    length_unit = SelectField(
+        "Height and lengths",
+        choices=[SelectChoice("[in_i]", "Inches (in)"), SelectChoice("cm", "Centimetres (cm)")],
+    )
 
 
 class LocationForm(FlaskForm):

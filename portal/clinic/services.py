@@ -90,8 +90,29 @@ def _clean_text(value: str | None) -> str | None:
     return value or None
 
 
-def save_clinic(*, actor, name: str, address: str | None, phone: str | None, time_zone: str):
-    """Create or update the clinic's details; the audit detail names the changed fields only."""
+# The units vital signs may be typed and shown in (UCUM codes), per quantity.
+VITALS_UNITS = {
+    "temperature_unit": ("[degF]", "Cel"),
+    "weight_unit": ("[lb_av]", "kg"),
+    "length_unit": ("[in_i]", "cm"),
+}
+
+
+def save_clinic(
+    *,
+    actor,
+    name: str,
+    address: str | None,
+    phone: str | None,
+    time_zone: str,
+    temperature_unit: str | None = None,
+    weight_unit: str | None = None,
+    length_unit: str | None = None,
+):
+    """Create or update the clinic's details; the audit detail names the changed fields only.
+
+    The vital-signs units are UCUM codes from VITALS_UNITS; one not given stays as it is.
+    """
     name = (name or "").strip()
     if not name:
         raise ClinicError("Enter the clinic's name.", field="name")
@@ -101,6 +122,17 @@ def save_clinic(*, actor, name: str, address: str | None, phone: str | None, tim
         "phone": normalise_phone(phone),
         "time_zone": valid_time_zone(time_zone),
     }
+    units = {
+        "temperature_unit": temperature_unit,
+        "weight_unit": weight_unit,
+        "length_unit": length_unit,
+    }
+    for key, unit in units.items():
+        if unit is None:
+            continue
+        if unit not in VITALS_UNITS[key]:
+            raise ClinicError("Choose a unit from the list.", field=key)
+        values[key] = unit
     clinic = current_clinic()
     action = "clinic.update"
     if clinic is None:

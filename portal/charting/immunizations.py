@@ -1,0 +1,173 @@
+"""Immunizations: vaccines given here, ones from other records, and refusals.
+
+Vaccines are coded with CDC CVX codes. ``CVX_VACCINES`` is a short list of the vaccines a
+general practice records most; each entry is a code and a short name of our own wording.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from portal.audit import services as audit
+from portal.charting.models import IMMUNIZATION_SOURCES, Immunization
+from portal.clinic.services import clinic_time_zone
+from portal.extensions import db
+from portal.patients.services import get_patient_for
+from portal.timeutil import to_zone, utcnow
+
+CATEGORY = "immunizations"
+
+CVX_VACCINES = {
+    "03": "MMR (measles, mumps, rubella)",
+    "94": "MMRV (measles, mumps, rubella, varicella)",
+    "21": "Varicella",
+    "20": "DTaP",
+    "110": "DTaP, hepatitis B and IPV combined",
+    "115": "Tdap",
+    "113": "Td, adult, preservative free",
+    "10": "IPV (polio, inactivated)",
+    "48": "Hib (PRP-T)",
+    "08": "Hepatitis B, paediatric or adolescent",
+    "43": "Hepatitis B, adult",
+    "83": "Hepatitis A, paediatric or adolescent, 2 doses",
+    "52": "Hepatitis A, adult",
+    "116": "Rotavirus, pentavalent",
+    "119": "Rotavirus, monovalent",
+    "133": "Pneumococcal conjugate (PCV13)",
+    "215": "Pneumococcal conjugate (PCV15)",
+    "216": "Pneumococcal conjugate (PCV20)",
+    "33": "Pneumococcal polysaccharide (PPSV23)",
+    "62": "HPV, quadrivalent",
+    "165": "HPV, 9-valent",
+    "114": "Meningococcal ACWY (MenACWY-D)",
+    "136": "Meningococcal ACWY (MenACWY-CRM)",
+    "162": "Meningococcal B, recombinant",
+    "141": "Influenza, seasonal, injectable",
+    "150": "Influenza, injectable, quadrivalent, preservative free",
+    "158": "Influenza, injectable, quadrivalent",
+    "88": "Influenza, unspecified formulation",
+    "187": "Zoster, recombinant",
+    "208": "COVID-19, mRNA (Pfizer-BioNTech, 30 mcg)",
+    "207": "COVID-19, mRNA (Moderna, 100 mcg)",
+    "213": "COVID-19, unspecified formulation",
+    "37": "Yellow fever",
+    "101": "Typhoid, ViCPs injectable",
+    "18": "Rabies, intramuscular",
+}
+SITES = (
+    "Left deltoid",
+    "Right deltoid",
+    "Left thigh",
+    "Right thigh",
+    "Left upper arm",
+    "Right upper arm",
+    "Mouth",
+    "Nose",
+)
+ROUTES = {
+    "IM": "Intramuscular",
+    "SC": "Subcutaneous",
+    "ID": "Intradermal",
+    "PO": "By mouth",
+    "NS": "Intranasal",
+}
+
+
+class ImmunizationError(Exception):
+    """A refused entry; ``field`` names the form field to show the message beside."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _clinic_today() -> date:
+    return to_zone(utcnow(), clinic_time_zone()).date()
+
+
+def record_immunization(
+    actor,
+    patient_id: int,
+    *,
+    cvx_code: str,
+    occurred_on: date,
+    source: str = "administered",
+    dose_number: int | None = None,
+    lot_number: str | None = None,
+    manufacturer: str | None = None,
+    site: str | None = None,
+    route: str | None = None,
+    refused: bool = False,
+    refusal_reason: str | None = None,
+) -> Immunization:
+    """Record a vaccine (or its refusal) in one transaction with its audit event."""
+    patient = get_patient_for(actor, patient_id)
+    if cvx_code not in CVX_VACCINES:
+        raise ImmunizationError("Choose a vaccine from the list.", field="cvx_code")
+    if occurred_on > _clinic_today():
+        raise ImmunizationError("The date cannot be in the future.", field="occurred_on")
+    if occurred_on < patient.birth_date:
+        raise ImmunizationError(
+            "The date cannot be before the patient's birth.", field="occurred_on"
+        )
+    if source not in IMMUNIZATION_SOURCES:
+        raise ImmunizationError("Choose where it was given.", field="source")
+    if site and site not in SITES:
+        raise ImmunizationError("Choose a site from the list.", field="site")
+    if route and route not in ROUTES:
+        raise ImmunizationError("Choose a route from the list.", field="route")
+    if refused:
+        if not refusal_reason:
+            raise ImmunizationError("Say why it was refused.", field="refusal_reason")
+        # Nothing was given: no dose, lot, site or route belongs to a refusal.
+        dose_number = lot_number = manufacturer = site = route = None
+    else:
+        refusal_reason = None
+        if source == "administered" and not lot_number:
+            raise ImmunizationError(
+                "Enter the lot number of a vaccine given here.", field="lot_number"
+            )
+    immunization = Immunization(
+        patient_id=patient.id,
+        cvx_code=cvx_code,
+        vaccine=CVX_VACCINES[cvx_code],
+        occurred_on=occurred_on,
+        dose_number=dose_number,
+        lot_number=lot_number,
+        manufacturer=manufacturer,
+        site=site,
+        route=route,
+        source=source,
+        refused=refused,
+        refusal_reason=refusal_reason,
+        recorded_by_id=actor.id,
+    )
+    db.session.add(immunization)
+    audit.record(
+        "immunization.refusal" if refused else "immunization.record",
+        actor=actor,
+        patient=patient,
+        obj=immunization,
+        category=CATEGORY,
+        detail=f"cvx {cvx_code}; {source}",
+    )
+    db.session.commit()
+    return immunization
+
+
+def view_immunizations(actor, patient_id: int):
+    """The patient and their immunizations, newest first; the view is audited."""
+    patient = get_patient_for(actor, patient_id)
+    rows = list(
+        db.session.scalars(
+            select(Immunization)
+            .where(Immunization.patient_id == patient.id)
+            .order_by(Immunization.occurred_on.desc(), Immunization.id.desc())
+        )
+    )
+    audit.record("immunizations.view", actor=actor, patient=patient, category=CATEGORY)
+    db.session.commit()
+    return patient, rows
