@@ -85,6 +85,26 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.my_calendar_feed": CLINICAL,
     "scheduling.create_my_calendar_feed": CLINICAL,
     "scheduling.revoke_my_calendar_feed": CLINICAL,
+    # Charting part C (lists): problems, allergies, medications, ICD-10-CM search, and the
+    # encounter page's diagnoses addressed and reconciliation. Nurses and prescribers only.
+    "charting.icd10_search": {"nurse", "prescriber"},
+    "charting.problems": {"nurse", "prescriber"},
+    "charting.add_problem": {"nurse", "prescriber"},
+    "charting.edit_problem": {"nurse", "prescriber"},
+    "charting.problem_history": {"nurse", "prescriber"},
+    "charting.allergies": {"nurse", "prescriber"},
+    "charting.add_allergy": {"nurse", "prescriber"},
+    "charting.record_no_known_allergies": {"nurse", "prescriber"},
+    "charting.edit_allergy": {"nurse", "prescriber"},
+    "charting.allergy_history": {"nurse", "prescriber"},
+    "charting.medications": {"nurse", "prescriber"},
+    "charting.add_medication": {"nurse", "prescriber"},
+    "charting.edit_medication": {"nurse", "prescriber"},
+    "charting.stop_medication": {"nurse", "prescriber"},
+    "charting.medication_history": {"nurse", "prescriber"},
+    "charting.save_diagnoses": {"nurse", "prescriber"},
+    "charting.add_encounter_problem": {"nurse", "prescriber"},
+    "charting.reconcile_medication": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -105,6 +125,10 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "appointment_id",
     "entry_id",
     "feed_id",  # appointments, waitlist, feeds
+    "problem_id",
+    "allergy_id",
+    "medication_id",
+    "encounter_id",  # charting lists (part C)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
