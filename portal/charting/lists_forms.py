@@ -19,6 +19,7 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -69,8 +70,9 @@ MAX_REACTION_LENGTH = 100
 STALE_FORM = "The form is incomplete: reload the page."
 
 
-def _choices(labels: dict, blank: str | None = None) -> list[tuple[str, str]]:
-    return ([("", blank)] if blank is not None else []) + list(labels.items())
+def _choices(labels: dict, blank: str | None = None) -> list[SelectChoice]:
+    options = {"": blank, **labels} if blank is not None else labels
+    return [SelectChoice(value, label) for value, label in options.items()]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -134,7 +136,7 @@ class AllergyForm(_DatedForm):
         description="Common drugs are suggested as you type and coded with RxNorm.",
         render_kw={"list": "drug-ingredients", "autocomplete": "off"},
     )
-    reactions = MultiCheckboxField("Reactions", choices=[(r, r) for r in COMMON_REACTIONS])
+    reactions = MultiCheckboxField("Reactions", choices=[SelectChoice(r) for r in COMMON_REACTIONS])
     other_reactions = StringField(
         "Other reactions",
         validators=[Optional(), Length(max=500, message="At most 500 characters.")],
@@ -167,7 +169,8 @@ class AllergyForm(_DatedForm):
         ]
 
     def values(self) -> dict:
-        reactions = list(self.reactions.data or [])
+        ticked = set(self.reactions.data or [])
+        reactions = [r for r in COMMON_REACTIONS if r in ticked]
         reactions += [other for other in self._others() if other not in reactions]
         return {
             "substance_kind": self.substance_kind.data,
@@ -274,7 +277,7 @@ class ReconcileForm(FlaskForm):
 
     action = RadioField(
         "Decision",
-        choices=list(RECONCILIATION_ACTIONS.items()),
+        choices=_choices(RECONCILIATION_ACTIONS),
         validators=[InputRequired("Choose continue, stop or change.")],
     )
     reason = _text("Reason", 500)

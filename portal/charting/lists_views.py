@@ -175,10 +175,16 @@ def edit_problem(patient_id: int, problem_id: int):
     return redirect(url_for("charting.problems", patient_id=patient_id), code=303)
 
 
+def _show_version(form, version: int) -> None:
+    """Put ``version`` in the form's hidden field (which otherwise shows what was posted)."""
+    form.version.data = version
+    form.version.raw_data = [str(version)]
+
+
 def _stale(template: str, patient, form, stale: lists.StaleEdit):
     """The user's input again, with the message and the values someone else saved; the
     form now carries the current version, so saving again is a deliberate overwrite."""
-    form.version.data = stale.current.version
+    _show_version(form, stale.current.version)
     form.form_errors.append(stale.message)
     return render(template, patient=patient, item=stale.current, form=form, stale=True, status=409)
 
@@ -456,7 +462,7 @@ def reconcile_medication(encounter_id: int, medication_id: int):
         status = 422
         if isinstance(error, lists.StaleEdit):
             # The section shows the medication as it is now; saving again is deliberate.
-            form.version.data = error.current.version
+            _show_version(form, error.current.version)
             status = 409
         return _encounter_section(encounter_id, fragment, status, **{f"med_{medication_id}": form})
     return _encounter_section(encounter_id, fragment)
