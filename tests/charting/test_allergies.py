@@ -183,3 +183,27 @@ def test_edit_keeps_history_and_refuses_a_stale_form(app, signed_in, patient_id)
     history = text_of(doctor.get(url + "/history"))
     assert "Entered in error" in history and "Active" in history and "Jordan Lee" in history
     assert "Allergies not recorded" in banner(nurse, patient_id)  # no active allergy left
+
+
+def test_the_banner_costs_one_query(app, nurse, patient_id):
+    from sqlalchemy import event
+
+    from portal.charting.clinical_lists import allergy_state
+    from portal.extensions import db
+
+    record(nurse, patient_id, substance="codeine")
+    record(nurse, patient_id, substance="Peanut", substance_kind="food", criticality="high")
+    statements = []
+    with app.app_context():
+        engine = db.engine
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            state = allergy_state(patient_id)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert [a.substance for a in state.allergies] == ["Peanut", "codeine"] or [
+        a.substance for a in state.allergies
+    ] == ["codeine", "Peanut"]
+    assert [a.serious for a in state.allergies if a.substance == "Peanut"] == [True]
+    assert len(statements) == 1
