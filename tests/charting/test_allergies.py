@@ -202,8 +202,6 @@ def test_the_banner_costs_one_query(app, nurse, patient_id):
             state = allergy_state(patient_id)
         finally:
             event.remove(engine, "before_cursor_execute", listener)
-    assert [a.substance for a in state.allergies] == ["Peanut", "codeine"] or [
-        a.substance for a in state.allergies
-    ] == ["codeine", "Peanut"]
+    assert {a.substance for a in state.allergies} == {"Peanut", "codeine"}
     assert [a.serious for a in state.allergies if a.substance == "Peanut"] == [True]
-    assert len(statements) == 1
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]) == 1
