@@ -465,6 +465,9 @@ def update_allergy(actor, patient_id: int, allergy_id: int, version: int | None,
     _check_version("allergy", allergy, version)
     before = _snapshot("allergy", allergy)
     _apply_allergy(allergy, values)
+    nka = db.session.get(NoKnownAllergies, patient.id) if allergy.status == "active" else None
+    if nka is not None:
+        db.session.delete(nka)  # an active allergy contradicts "no known allergies"
     try:
         changed = _record_change(actor, "allergy", allergy, before, "allergy.update")
     except StaleDataError:

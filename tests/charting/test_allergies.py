@@ -46,7 +46,7 @@ def banner(client, patient_id) -> str:
 
 
 def test_a_new_patient_shows_allergies_not_recorded(app, signed_in, patient_id):
-    assert "Allergies not recorded" in banner(signed_in("front_desk"), patient_id)
+    assert "Allergies: not recorded" in banner(signed_in("front_desk"), patient_id)
 
 
 def test_record_a_drug_allergy_coded_with_rxnorm(app, nurse, patient_id):
@@ -182,7 +182,7 @@ def test_edit_keeps_history_and_refuses_a_stale_form(app, signed_in, patient_id)
     assert (allergy.status, allergy.severity) == ("entered_in_error", None)
     history = text_of(doctor.get(url + "/history"))
     assert "Entered in error" in history and "Active" in history and "Jordan Lee" in history
-    assert "Allergies not recorded" in banner(nurse, patient_id)  # no active allergy left
+    assert "Allergies: not recorded" in banner(nurse, patient_id)  # no active allergy left
 
 
 def test_the_banner_costs_one_query(app, nurse, patient_id):

@@ -63,7 +63,7 @@ def test_record_an_allergy_and_see_it_in_the_banner(app, page, sign_in):
     sign_in("nurse")
     page.goto(f"/chart/patients/{patient_id}/allergies")
     banner = page.locator("#banner-allergies")
-    expect(banner).to_contain_text("Allergies not recorded")
+    expect(banner).to_contain_text("Allergies: not recorded")
     box(page, "Kind of substance").select_option(label="Drug")
     box(page, "Substance").fill("penicillin G")
     page.get_by_label("Hives").check()
