@@ -8,12 +8,24 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.charting.lists_helpers import make_patient
-from tests.e2e.conftest import browser, page, sign_in, watch  # noqa: F401
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, page, sign_in, watch  # noqa: F401
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for this module only: closed before browser tests elsewhere start their own
+    (Playwright's sync API allows one instance at a time)."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
 
 
 def box(page: Page, label: str):
