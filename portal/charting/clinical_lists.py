@@ -85,7 +85,6 @@ VALUE_LABELS = {
     "criticality": ALLERGY_CRITICALITIES,
     "source": MEDICATION_SOURCES,
 }
-ITEM_NAMES = {"problem": "problem", "allergy": "allergy", "medication": "medication"}
 
 
 class ListError(Exception):
@@ -102,7 +101,7 @@ class StaleEdit(ListError):
 
     def __init__(self, item_type: str, current):
         super().__init__(
-            f"Someone else changed this {ITEM_NAMES[item_type]} since you opened the form. "
+            f"Someone else changed this {item_type} since you opened the form. "
             "Nothing of yours was saved: the current values are shown; review them and save "
             "again if your change is still needed."
         )
@@ -681,14 +680,14 @@ def reconcile_medication(
     patient, encounter = get_encounter_for(actor, encounter_id)
     medication = _item_of("medication", patient, medication_id)
     _check_version("medication", medication, version)
+    if medication.status != "active":
+        raise ListError("This medication is not active.")
     before = _snapshot("medication", medication)
     if action == "stop":
         if not (reason or "").strip():
             raise ListError("Say why the medication is stopped.", "reason")
         _stop(medication, today, reason)
     elif action == "change":
-        if medication.status != "active":
-            raise ListError("This medication is not active.")
         # Blank means "as before": the form shows the current values to edit.
         for name, value in (changes or {}).items():
             if (value or "").strip():

@@ -60,6 +60,7 @@ DRUG_INGREDIENTS: dict[str, str] = {
     "warfarin": "11289",
 }
 
+DRUG_INGREDIENT_NAMES = sorted(DRUG_INGREDIENTS, key=str.lower)  # as the forms suggest them
 _BY_LOWER = {name.lower(): (name, rxcui) for name, rxcui in DRUG_INGREDIENTS.items()}
 
 

@@ -14,7 +14,7 @@ from flask import abort, flash, redirect, request, url_for
 from portal.auth.permissions import require
 from portal.charting import bp, icd10
 from portal.charting import clinical_lists as lists
-from portal.charting.drug_ingredients import DRUG_INGREDIENTS
+from portal.charting.drug_ingredients import DRUG_INGREDIENT_NAMES
 from portal.charting.lists_forms import (
     COMMON_ROUTES,
     AllergyForm,
@@ -53,7 +53,7 @@ def lists_globals() -> dict:
         "medication_statuses": MEDICATION_STATUSES,
         "medication_sources": MEDICATION_SOURCES,
         "reconciliation_actions": RECONCILIATION_ACTIONS,
-        "drug_ingredient_names": sorted(DRUG_INGREDIENTS, key=str.lower),
+        "drug_ingredient_names": DRUG_INGREDIENT_NAMES,
         "medication_routes": COMMON_ROUTES,
         "new_problem_form": _new_encounter_problem_form,
         "reconcile_form_for": _reconcile_form_for,

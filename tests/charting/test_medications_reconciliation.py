@@ -191,3 +191,12 @@ def test_unknown_encounter_or_medication_is_404(app, visit):
     other_encounter = make_encounter(app, other)
     assert decide(nurse, other_encounter, meds["aspirin"], action="continue").status_code == 404
     assert nurse.htmx_post("/chart/encounters/987654/diagnoses", {}).status_code == 404
+
+
+def test_a_stopped_medication_cannot_be_reconciled_again(app, visit):
+    _, encounter_id, nurse, meds, _ = visit
+    decide(nurse, encounter_id, meds["aspirin"], action="stop", reason="bleeding risk")
+    again = decide(nurse, encounter_id, meds["aspirin"], action="continue", version="2")
+    assert again.status_code == 422
+    assert "This medication is not active" in text_of(again)
+    assert len(rows(app, MedicationReconciliation, encounter_id=encounter_id)) == 1
