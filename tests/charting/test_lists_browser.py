@@ -1,31 +1,17 @@
 """In Chromium: add a problem by ICD-10-CM search (words typed, picked with the keyboard), and
-record an allergy and see it in the banner. The e2e fixtures fail a test on console errors
-and CSP violations."""
+record an allergy and see it in the banner. The browser fixtures (tests/browser.py, through
+tests/charting/conftest.py) fail a test on console errors and CSP violations."""
 
-# ruff: noqa: F811  (the e2e fixtures are imported by name, then requested as arguments)
 from __future__ import annotations
 
 import re
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.charting.lists_helpers import make_patient
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, page, sign_in, watch  # noqa: F401
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium for this module only: closed before browser tests elsewhere start their own
-    (Playwright's sync API allows one instance at a time)."""
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 def box(page: Page, label: str):
