@@ -110,6 +110,26 @@ EXPECTED: dict[str, set[str]] = {
     "charting.vitals_sparkline": {"nurse", "prescriber"},
     "charting.immunizations": {"nurse", "prescriber"},
     "charting.add_immunization": {"nurse", "prescriber"},
+    # Charting part C (lists): problems, allergies, medications, ICD-10-CM search, and the
+    # encounter page's diagnoses addressed and reconciliation. Nurses and prescribers only.
+    "charting.icd10_search": {"nurse", "prescriber"},
+    "charting.problems": {"nurse", "prescriber"},
+    "charting.add_problem": {"nurse", "prescriber"},
+    "charting.edit_problem": {"nurse", "prescriber"},
+    "charting.problem_history": {"nurse", "prescriber"},
+    "charting.allergies": {"nurse", "prescriber"},
+    "charting.add_allergy": {"nurse", "prescriber"},
+    "charting.record_no_known_allergies": {"nurse", "prescriber"},
+    "charting.edit_allergy": {"nurse", "prescriber"},
+    "charting.allergy_history": {"nurse", "prescriber"},
+    "charting.medications": {"nurse", "prescriber"},
+    "charting.add_medication": {"nurse", "prescriber"},
+    "charting.edit_medication": {"nurse", "prescriber"},
+    "charting.stop_medication": {"nurse", "prescriber"},
+    "charting.medication_history": {"nurse", "prescriber"},
+    "charting.save_diagnoses": {"nurse", "prescriber"},
+    "charting.add_encounter_problem": {"nurse", "prescriber"},
+    "charting.reconcile_medication": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -135,6 +155,10 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "template_id",
     "snippet_id",  # charting (notes)
     "vitals_id",  # charting B
+    "problem_id",
+    "allergy_id",
+    "medication_id",
+    "encounter_id",  # charting lists (part C)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

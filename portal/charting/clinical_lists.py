@@ -1,6 +1,809 @@
-"""Problems, allergies, medications and their history (being built)."""
+"""Use cases of the patient's lists: problems, allergies (and "no known allergies"),
+medications, and what a visit does with them (diagnoses addressed, reconciliation).
+
+Each public function that changes something is one transaction: the change, a
+ChartItemRevision holding the changed fields' values before and after, and the audit event
+commit together or not at all. Edits carry the version the form showed; an edit of an older
+version is refused with ``StaleEdit`` (the rows' ``version_id_col`` also catches the race
+between reading and writing), so nobody silently overwrites another's change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import and_, case, select
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import NotFound
+
+from portal.audit import services as audit
+from portal.charting import icd10
+from portal.charting.drug_ingredients import coded_ingredient
+from portal.charting.models import (
+    ALLERGY_CRITICALITIES,
+    ALLERGY_SEVERITIES,
+    ALLERGY_STATUSES,
+    MEDICATION_SOURCES,
+    MEDICATION_STATUSES,
+    PROBLEM_STATUSES,
+    RECONCILIATION_ACTIONS,
+    SUBSTANCE_KINDS,
+    Allergy,
+    ChartItemRevision,
+    Encounter,
+    Medication,
+    MedicationReconciliation,
+    NoKnownAllergies,
+    Problem,
+)
+from portal.extensions import db
+from portal.patients.models import Patient
+from portal.patients.services import get_patient_for
+from portal.timeutil import utcnow
+
+CATEGORIES = {"problem": "problem list", "allergy": "allergies", "medication": "medications"}
+MODELS = {"problem": Problem, "allergy": Allergy, "medication": Medication}
+# The fields whose changes are kept in the history, with the labels the history shows.
+REVISED_FIELDS = {
+    "problem": {
+        "icd10_code": "ICD-10-CM code",
+        "description": "Diagnosis",
+        "onset_date": "Onset",
+        "status": "Status",
+        "comment": "Comment",
+    },
+    "allergy": {
+        "substance_kind": "Kind",
+        "substance": "Substance",
+        "rxnorm_code": "RxNorm code",
+        "reactions": "Reactions",
+        "severity": "Severity",
+        "criticality": "Criticality",
+        "onset_date": "Onset",
+        "status": "Status",
+        "comment": "Comment",
+    },
+    "medication": {
+        "drug": "Drug",
+        "rxnorm_code": "RxNorm code",
+        "dose": "Dose",
+        "route": "Route",
+        "frequency": "Frequency",
+        "start_date": "Start",
+        "stop_date": "Stop",
+        "prescriber": "Prescriber",
+        "source": "Source",
+        "status": "Status",
+        "stop_reason": "Reason stopped",
+    },
+}
+VALUE_LABELS = {
+    "status": {**PROBLEM_STATUSES, **ALLERGY_STATUSES, **MEDICATION_STATUSES},
+    "substance_kind": SUBSTANCE_KINDS,
+    "severity": ALLERGY_SEVERITIES,
+    "criticality": ALLERGY_CRITICALITIES,
+    "source": MEDICATION_SOURCES,
+}
 
 
-def encounter_lists_context(encounter) -> dict:
-    """What the encounter page's problem and medication sections need."""
-    return {}
+class ListError(Exception):
+    """A refused change; ``field`` names the form field to show the message beside."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class StaleEdit(ListError):
+    """The item changed since the form was loaded; ``current`` is the item as it is now."""
+
+    def __init__(self, item_type: str, current):
+        super().__init__(
+            f"Someone else changed this {item_type} since you opened the form. "
+            "Nothing of yours was saved: the current values are shown; review them and save "
+            "again if your change is still needed."
+        )
+        self.current = current
+
+
+# ---------------------------------------------------------------------------------------
+# Shared machinery: loading items of a patient, revisions, commits
+
+
+def _commit_detached(rows: list) -> None:
+    """Commit, keeping ``rows`` readable as loaded (a commit would expire them: one
+    SELECT per row when a page then renders them)."""
+    for row in rows:
+        db.session.expunge(row)
+    db.session.commit()
+
+
+def _item_of(item_type: str, patient: Patient, item_id: int):
+    """The patient's item, or 404: an id of another patient's item is as unknown as any."""
+    item = db.session.get(MODELS[item_type], item_id)
+    if item is None or item.patient_id != patient.id:
+        raise NotFound()
+    return item
+
+
+def _plain(value):
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return list(value)
+    return value
+
+
+def _snapshot(item_type: str, item) -> dict:
+    return {name: _plain(getattr(item, name)) for name in REVISED_FIELDS[item_type]}
+
+
+def _record_change(actor, item_type: str, item, before: dict | None, action: str, detail=""):
+    """Write the item's revision and audit event; returns the names of the changed fields
+    (all of them for a new item, none when nothing changed: then nothing is written)."""
+    db.session.flush()
+    after = _snapshot(item_type, item)
+    if before is None:
+        changed = [name for name, value in after.items() if value not in (None, "", [])]
+        revision_before, revision_after = None, after
+    else:
+        changed = [name for name in after if before[name] != after[name]]
+        if not changed:
+            return []
+        revision_before = {name: before[name] for name in changed}
+        revision_after = {name: after[name] for name in changed}
+    db.session.add(
+        ChartItemRevision(
+            item_type=item_type,
+            item_id=item.id,
+            patient_id=item.patient_id,
+            changed_by_id=actor.id,
+            before=revision_before,
+            after=revision_after,
+        )
+    )
+    audit.record(
+        action,
+        actor=actor,
+        patient_id=item.patient_id,
+        obj=item,
+        category=CATEGORIES[item_type],
+        detail=" ".join(part for part in (detail, "fields " + ",".join(changed)) if part),
+    )
+    return changed
+
+
+def _commit_edit(item_type: str, item_id: int) -> None:
+    """Commit an edit; a concurrent save that won the race turns into ``StaleEdit``."""
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit(item_type, db.session.get(MODELS[item_type], item_id)) from None
+
+
+def _check_version(item_type: str, item, version: int | None) -> None:
+    if version is None or item.version != version:
+        raise StaleEdit(item_type, item)
+
+
+def _view(actor, patient: Patient, item_type: str, action: str, obj=None) -> None:
+    audit.record(
+        action,
+        actor=actor,
+        patient=patient,
+        obj=obj,
+        object_type=None if obj is not None else MODELS[item_type].__tablename__,
+        category=CATEGORIES[item_type],
+    )
+
+
+def item_history(actor, patient_id: int, item_type: str, item_id: int):
+    """(patient, item, revisions oldest first) for the history page; the view is audited."""
+    patient = get_patient_for(actor, patient_id)
+    item = _item_of(item_type, patient, item_id)
+    revisions = list(
+        db.session.scalars(
+            select(ChartItemRevision)
+            .where(ChartItemRevision.item_type == item_type, ChartItemRevision.item_id == item.id)
+            .order_by(ChartItemRevision.changed_at, ChartItemRevision.id)
+        )
+    )
+    _view(actor, patient, item_type, f"{item_type}.history_view", obj=item)
+    _commit_detached([patient, item, *revisions])
+    return patient, item, revisions
+
+
+def shown_value(name: str, value) -> str:
+    """A revision's stored value as the history shows it."""
+    if value in (None, "", []):
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return VALUE_LABELS.get(name, {}).get(value, str(value))
+
+
+def describe_revision(item_type: str, revision: ChartItemRevision) -> list[tuple[str, str, str]]:
+    """(field label, previous value, new value) for each field the revision changed."""
+    labels = REVISED_FIELDS[item_type]
+    before = revision.before or {}
+    return [
+        (labels.get(name, name), shown_value(name, before.get(name)), shown_value(name, value))
+        for name, value in revision.after.items()
+        if revision.before is not None or value not in (None, "", [])
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Problems
+
+_PROBLEM_ORDER = (
+    case((Problem.status == "active", 0), (Problem.status == "inactive", 1), else_=2),
+    Problem.onset_date.desc(),
+    Problem.id.desc(),
+)
+
+
+def _patient_problems(patient_id: int) -> list[Problem]:
+    return list(
+        db.session.scalars(
+            select(Problem).where(Problem.patient_id == patient_id).order_by(*_PROBLEM_ORDER)
+        )
+    )
+
+
+def view_problems(actor, patient_id: int) -> tuple[Patient, list[Problem]]:
+    """The patient and their problems: active first, then inactive, then resolved."""
+    patient = get_patient_for(actor, patient_id)
+    problems = _patient_problems(patient.id)
+    _view(actor, patient, "problem", "problem.list_view")
+    _commit_detached([patient, *problems])
+    return patient, problems
+
+
+def load_problem(actor, patient_id: int, problem_id: int, purpose: str = "edit form"):
+    """(patient, problem) for the edit form; audited as a view of the problem."""
+    patient = get_patient_for(actor, patient_id)
+    problem = _item_of("problem", patient, problem_id)
+    _view(actor, patient, "problem", "problem.view", obj=problem)
+    _commit_detached([patient, problem])
+    return patient, problem
+
+
+def _billable(code: str) -> icd10.Diagnosis:
+    diagnosis = icd10.billable(code)
+    if diagnosis is None:
+        raise ListError(
+            "Not a billable ICD-10-CM code: choose a specific code from the search "
+            "(a category such as E11 is not enough).",
+            "icd10_code",
+        )
+    return diagnosis
+
+
+def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | None = None):
+    """Add a coded problem (and, from a visit, mark it addressed by that encounter)."""
+    patient = get_patient_for(actor, patient_id)
+    diagnosis = _billable(values["icd10_code"])
+    problem = Problem(
+        patient_id=patient.id,
+        icd10_code=diagnosis.code,
+        description=diagnosis.description,
+        onset_date=values.get("onset_date"),
+        status=values.get("status") or "active",
+        comment=values.get("comment") or None,
+        created_by_id=actor.id,
+    )
+    db.session.add(problem)
+    _record_change(actor, "problem", problem, None, "problem.create", f"icd10 {diagnosis.code}")
+    if encounter_id is not None:
+        encounter = _encounter_of(patient, encounter_id)
+        encounter.problems_addressed.append(problem)
+        audit.record(
+            "encounter.diagnoses_update",
+            actor=actor,
+            patient=patient,
+            obj=encounter,
+            category=CATEGORIES["problem"],
+            detail=f"added problem {problem.id}",
+        )
+    db.session.commit()
+    return problem
+
+
+def update_problem(actor, patient_id: int, problem_id: int, version: int | None, values: dict):
+    """Edit a problem (code, onset, status, comment); returns the changed field names."""
+    patient = get_patient_for(actor, patient_id)
+    problem = _item_of("problem", patient, problem_id)
+    _check_version("problem", problem, version)
+    before = _snapshot("problem", problem)
+    diagnosis = _billable(values["icd10_code"])
+    problem.icd10_code = diagnosis.code
+    problem.description = diagnosis.description
+    problem.onset_date = values.get("onset_date")
+    problem.status = values["status"]
+    problem.comment = values.get("comment") or None
+    try:
+        changed = _record_change(
+            actor, "problem", problem, before, "problem.update", f"icd10 {diagnosis.code}"
+        )
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit("problem", db.session.get(Problem, problem_id)) from None
+    _commit_edit("problem", problem_id)
+    return changed
+
+
+# ---------------------------------------------------------------------------------------
+# Allergies and "no known allergies"
+
+
+@dataclass
+class AllergyState:
+    """What the banner and the summary say about allergies: the active ones, or NKA (dated),
+    or neither (not yet asked)."""
+
+    allergies: list = field(default_factory=list)
+    nka_recorded_at: datetime | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return bool(self.allergies) or self.nka_recorded_at is not None
+
+
+@dataclass(frozen=True)
+class BannerAllergy:
+    id: int
+    substance: str
+    severity: str | None
+    criticality: str | None
+    reactions: list
+
+    @property
+    def serious(self) -> bool:
+        """Severe reactions or a high risk of one: the banner marks these."""
+        return self.severity == "severe" or self.criticality == "high"
+
+
+def allergy_state(patient_id: int) -> AllergyState:
+    """Active allergies and the NKA statement of a patient in one small query (the banner
+    runs it on every patient page)."""
+    rows = db.session.execute(
+        select(
+            NoKnownAllergies.recorded_at,
+            Allergy.id,
+            Allergy.substance,
+            Allergy.severity,
+            Allergy.criticality,
+            Allergy.reactions,
+        )
+        .select_from(Patient)
+        .outerjoin(NoKnownAllergies, NoKnownAllergies.patient_id == Patient.id)
+        .outerjoin(Allergy, and_(Allergy.patient_id == Patient.id, Allergy.status == "active"))
+        .where(Patient.id == patient_id)
+        .order_by(Allergy.substance)
+    ).all()
+    state = AllergyState()
+    for row in rows:
+        state.nka_recorded_at = row.recorded_at
+        if row.id is not None:
+            state.allergies.append(
+                BannerAllergy(
+                    row.id, row.substance, row.severity, row.criticality, row.reactions or []
+                )
+            )
+    if state.allergies:
+        state.nka_recorded_at = None  # stale NKA never shows beside a recorded allergy
+    return state
+
+
+_ALLERGY_ORDER = (
+    case((Allergy.status == "active", 0), (Allergy.status == "inactive", 1), else_=2),
+    Allergy.substance,
+    Allergy.id,
+)
+
+
+def view_allergies(actor, patient_id: int):
+    """(patient, allergies active first, the NKA statement or None); audited."""
+    patient = get_patient_for(actor, patient_id)
+    allergies = list(
+        db.session.scalars(
+            select(Allergy).where(Allergy.patient_id == patient.id).order_by(*_ALLERGY_ORDER)
+        )
+    )
+    nka = db.session.get(NoKnownAllergies, patient.id)
+    _view(actor, patient, "allergy", "allergy.list_view")
+    _commit_detached([row for row in (patient, *allergies, nka) if row is not None])
+    return patient, allergies, nka
+
+
+def load_allergy(actor, patient_id: int, allergy_id: int):
+    patient = get_patient_for(actor, patient_id)
+    allergy = _item_of("allergy", patient, allergy_id)
+    _view(actor, patient, "allergy", "allergy.view", obj=allergy)
+    _commit_detached([patient, allergy])
+    return patient, allergy
+
+
+def _apply_allergy(allergy: Allergy, values: dict) -> None:
+    allergy.substance_kind = values["substance_kind"]
+    substance = values["substance"].strip()
+    coded = coded_ingredient(substance) if values["substance_kind"] == "drug" else None
+    allergy.substance, allergy.rxnorm_code = coded if coded else (substance, None)
+    allergy.reactions = list(values.get("reactions") or [])
+    allergy.severity = values.get("severity") or None
+    allergy.criticality = values.get("criticality") or None
+    allergy.onset_date = values.get("onset_date")
+    allergy.status = values.get("status") or "active"
+    allergy.comment = values.get("comment") or None
+
+
+def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
+    """Record an allergy; it replaces a "no known allergies" statement."""
+    patient = get_patient_for(actor, patient_id)
+    allergy = Allergy(patient_id=patient.id, created_by_id=actor.id)
+    _apply_allergy(allergy, values)
+    db.session.add(allergy)
+    nka = db.session.get(NoKnownAllergies, patient.id)
+    if nka is not None:
+        db.session.delete(nka)
+    detail = f"rxcui {allergy.rxnorm_code}" if allergy.rxnorm_code else ""
+    if nka is not None:
+        detail = (detail + " nka removed").strip()
+    _record_change(actor, "allergy", allergy, None, "allergy.create", detail)
+    db.session.commit()
+    return allergy
+
+
+def update_allergy(actor, patient_id: int, allergy_id: int, version: int | None, values: dict):
+    patient = get_patient_for(actor, patient_id)
+    allergy = _item_of("allergy", patient, allergy_id)
+    _check_version("allergy", allergy, version)
+    before = _snapshot("allergy", allergy)
+    _apply_allergy(allergy, values)
+    nka = db.session.get(NoKnownAllergies, patient.id) if allergy.status == "active" else None
+    if nka is not None:
+        db.session.delete(nka)  # an active allergy contradicts "no known allergies"
+    try:
+        changed = _record_change(actor, "allergy", allergy, before, "allergy.update")
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit("allergy", db.session.get(Allergy, allergy_id)) from None
+    _commit_edit("allergy", allergy_id)
+    return changed
+
+
+def record_no_known_allergies(actor, patient_id: int) -> None:
+    """State (dated, signed by ``actor``) that the patient has no known allergies."""
+    patient = get_patient_for(actor, patient_id)
+    active = db.session.scalar(
+        select(Allergy.id).where(Allergy.patient_id == patient.id, Allergy.status == "active")
+    )
+    if active is not None:
+        raise ListError(
+            "This patient has active allergies: mark them inactive or entered in error first."
+        )
+    nka = db.session.get(NoKnownAllergies, patient.id)
+    if nka is None:
+        nka = NoKnownAllergies(patient_id=patient.id)
+        db.session.add(nka)
+    nka.recorded_at = utcnow()
+    nka.recorded_by_id = actor.id
+    audit.record(
+        "allergy.nka_record",
+        actor=actor,
+        patient=patient,
+        object_type="no_known_allergies",
+        object_id=patient.id,
+        category=CATEGORIES["allergy"],
+    )
+    db.session.commit()
+
+
+# ---------------------------------------------------------------------------------------
+# Medications
+
+_MEDICATION_ORDER = (
+    case((Medication.status == "active", 0), (Medication.status == "stopped", 1), else_=2),
+    Medication.drug,
+    Medication.id,
+)
+
+
+def view_medications(actor, patient_id: int):
+    """(patient, medications: active first, then stopped, then entered in error); audited."""
+    patient = get_patient_for(actor, patient_id)
+    medications = list(
+        db.session.scalars(
+            select(Medication)
+            .where(Medication.patient_id == patient.id)
+            .order_by(*_MEDICATION_ORDER)
+        )
+    )
+    _view(actor, patient, "medication", "medication.list_view")
+    _commit_detached([patient, *medications])
+    return patient, medications
+
+
+def load_medication(actor, patient_id: int, medication_id: int):
+    patient = get_patient_for(actor, patient_id)
+    medication = _item_of("medication", patient, medication_id)
+    _view(actor, patient, "medication", "medication.view", obj=medication)
+    _commit_detached([patient, medication])
+    return patient, medication
+
+
+MEDICATION_VALUE_FIELDS = (
+    "dose",
+    "route",
+    "frequency",
+    "start_date",
+    "stop_date",
+    "prescriber",
+    "source",
+    "status",
+    "stop_reason",
+)
+
+
+def _apply_medication(medication: Medication, values: dict) -> None:
+    drug = values["drug"].strip()
+    coded = coded_ingredient(drug)
+    medication.drug, medication.rxnorm_code = coded if coded else (drug, None)
+    for name in MEDICATION_VALUE_FIELDS:
+        if name in values:
+            value = values[name]
+            setattr(medication, name, value.strip() or None if isinstance(value, str) else value)
+    medication.source = medication.source or "self_reported"
+    medication.status = medication.status or "active"
+
+
+def add_medication(actor, patient_id: int, values: dict) -> Medication:
+    patient = get_patient_for(actor, patient_id)
+    medication = Medication(patient_id=patient.id, created_by_id=actor.id)
+    _apply_medication(medication, values)
+    db.session.add(medication)
+    detail = f"rxcui {medication.rxnorm_code}" if medication.rxnorm_code else ""
+    _record_change(actor, "medication", medication, None, "medication.create", detail)
+    db.session.commit()
+    return medication
+
+
+def update_medication(
+    actor, patient_id: int, medication_id: int, version: int | None, values: dict
+):
+    patient = get_patient_for(actor, patient_id)
+    medication = _item_of("medication", patient, medication_id)
+    _check_version("medication", medication, version)
+    before = _snapshot("medication", medication)
+    _apply_medication(medication, values)
+    try:
+        changed = _record_change(actor, "medication", medication, before, "medication.update")
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit("medication", db.session.get(Medication, medication_id)) from None
+    _commit_edit("medication", medication_id)
+    return changed
+
+
+def stop_medication(
+    actor, patient_id: int, medication_id: int, version: int | None, stop_date: date, reason: str
+):
+    """Stop an active medication on ``stop_date``, saying why."""
+    patient = get_patient_for(actor, patient_id)
+    medication = _item_of("medication", patient, medication_id)
+    _check_version("medication", medication, version)
+    before = _snapshot("medication", medication)
+    _stop(medication, stop_date, reason)
+    try:
+        _record_change(actor, "medication", medication, before, "medication.stop")
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit("medication", db.session.get(Medication, medication_id)) from None
+    _commit_edit("medication", medication_id)
+
+
+def _stop(medication: Medication, stop_date: date, reason: str) -> None:
+    if medication.status != "active":
+        raise ListError("This medication is not active.")
+    if medication.start_date and stop_date < medication.start_date:
+        raise ListError("The stop date is before the start date.", "stop_date")
+    medication.status = "stopped"
+    medication.stop_date = stop_date
+    medication.stop_reason = reason.strip()
+
+
+# ---------------------------------------------------------------------------------------
+# A visit: diagnoses addressed and medication reconciliation
+
+
+def _encounter_of(patient: Patient, encounter_id: int) -> Encounter:
+    encounter = db.session.get(Encounter, encounter_id)
+    if encounter is None or encounter.patient_id != patient.id:
+        raise NotFound()
+    return encounter
+
+
+def get_encounter_for(actor, encounter_id: int) -> tuple[Patient, Encounter]:
+    """(patient, encounter) the actor may see, or 404."""
+    encounter = db.session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise NotFound()
+    return get_patient_for(actor, encounter.patient_id), encounter
+
+
+def set_diagnoses_addressed(actor, encounter_id: int, problem_ids: list[int]) -> None:
+    """The encounter addressed exactly these problems of its patient."""
+    patient, encounter = get_encounter_for(actor, encounter_id)
+    wanted = set(problem_ids)
+    problems = (
+        list(
+            db.session.scalars(
+                select(Problem).where(Problem.patient_id == patient.id, Problem.id.in_(wanted))
+            )
+        )
+        if wanted
+        else []
+    )
+    if len(problems) != len(wanted):
+        raise ListError("Choose problems from this patient's list.", "problem_ids")
+    encounter.problems_addressed = problems
+    audit.record(
+        "encounter.diagnoses_update",
+        actor=actor,
+        patient=patient,
+        obj=encounter,
+        category=CATEGORIES["problem"],
+        detail="problems " + (",".join(str(p.id) for p in problems) or "none"),
+    )
+    db.session.commit()
+
+
+def reconcile_medication(
+    actor,
+    encounter_id: int,
+    medication_id: int,
+    version: int | None,
+    action: str,
+    *,
+    reason: str | None = None,
+    changes: dict | None = None,
+    today: date,
+) -> MedicationReconciliation:
+    """Continue, stop (with a reason) or change (dose, route, frequency) one active
+    medication at a visit, recording who decided and when."""
+    if action not in RECONCILIATION_ACTIONS:
+        raise ListError("Choose continue, stop or change.", "action")
+    patient, encounter = get_encounter_for(actor, encounter_id)
+    medication = _item_of("medication", patient, medication_id)
+    _check_version("medication", medication, version)
+    if medication.status != "active":
+        raise ListError("This medication is not active.")
+    before = _snapshot("medication", medication)
+    if action == "stop":
+        if not (reason or "").strip():
+            raise ListError("Say why the medication is stopped.", "reason")
+        _stop(medication, today, reason)
+    elif action == "change":
+        # Blank means "as before": the form shows the current values to edit.
+        for name, value in (changes or {}).items():
+            if (value or "").strip():
+                setattr(medication, name, value.strip())
+        if _snapshot("medication", medication) == before:
+            raise ListError("Change the dose, route or frequency (or choose Continue).", "dose")
+    reconciliation = MedicationReconciliation(
+        encounter_id=encounter.id,
+        medication_id=medication.id,
+        action=action,
+        reason=(reason or "").strip() or None,
+        recorded_by_id=actor.id,
+    )
+    db.session.add(reconciliation)
+    try:
+        if action != "continue":
+            _record_change(
+                actor, "medication", medication, before, f"medication.reconcile_{action}"
+            )
+        audit.record(
+            "medication.reconcile",
+            actor=actor,
+            patient=patient,
+            obj=reconciliation,
+            category=CATEGORIES["medication"],
+            detail=f"encounter {encounter.id} medication {medication.id} {action}",
+        )
+    except StaleDataError:
+        db.session.rollback()
+        raise StaleEdit("medication", db.session.get(Medication, medication_id)) from None
+    _commit_edit("medication", medication_id)
+    return reconciliation
+
+
+@dataclass
+class EncounterLists:
+    """What the encounter page's problem and medication sections show."""
+
+    encounter: Encounter
+    patient_id: int
+    problems: list  # active problems, and any addressed here that are no longer active
+    addressed_ids: set
+    medications: list  # active, and any reconciled at this visit
+    decisions: dict  # medication id -> the latest MedicationReconciliation of this visit
+    # After a post: refused forms to show again ("med_<id>", "new_problem", "diagnoses")
+    # or what was just saved ("saved").
+    shown: dict = field(default_factory=dict)
+
+
+def encounter_lists_context(encounter, **shown) -> dict:
+    """What the encounter page's problem and medication sections need (key ``lists``)."""
+    addressed_ids = {problem.id for problem in encounter.problems_addressed}
+    problems = list(
+        db.session.scalars(
+            select(Problem)
+            .where(
+                Problem.patient_id == encounter.patient_id,
+                (Problem.status == "active") | Problem.id.in_(addressed_ids),
+            )
+            .order_by(*_PROBLEM_ORDER)
+        )
+    )
+    decisions: dict[int, MedicationReconciliation] = {}
+    for decision in db.session.scalars(
+        select(MedicationReconciliation)
+        .where(MedicationReconciliation.encounter_id == encounter.id)
+        .order_by(MedicationReconciliation.recorded_at, MedicationReconciliation.id)
+    ):
+        decisions[decision.medication_id] = decision
+    medications = list(
+        db.session.scalars(
+            select(Medication)
+            .where(
+                Medication.patient_id == encounter.patient_id,
+                (Medication.status == "active") | Medication.id.in_(decisions),
+            )
+            .order_by(*_MEDICATION_ORDER)
+        )
+    )
+    return {
+        "lists": EncounterLists(
+            encounter=encounter,
+            patient_id=encounter.patient_id,
+            problems=problems,
+            addressed_ids=addressed_ids,
+            medications=medications,
+            decisions=decisions,
+            shown=shown,
+        )
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The chart summary (part D renders these with charting/_summary_*.html)
+
+
+def summary_lists_context(patient_id: int) -> dict:
+    """Active problems, allergies (or NKA / not recorded) and active medications, in three
+    queries, for the chart summary."""
+    problems = list(
+        db.session.scalars(
+            select(Problem)
+            .where(Problem.patient_id == patient_id, Problem.status == "active")
+            .order_by(Problem.onset_date.desc(), Problem.id.desc())
+        )
+    )
+    medications = list(
+        db.session.scalars(
+            select(Medication)
+            .where(Medication.patient_id == patient_id, Medication.status == "active")
+            .order_by(Medication.drug, Medication.id)
+        )
+    )
+    return {
+        "lists_patient_id": patient_id,
+        "summary_problems": problems,
+        "summary_allergies": allergy_state(patient_id),
+        "summary_medications": medications,
+    }

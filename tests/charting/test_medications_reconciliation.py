@@ -1,0 +1,202 @@
+"""A visit's lists: diagnoses addressed (ticked or added there) and medication reconciliation
+(continue / stop with a reason / change), through the encounter sections' htmx posts."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.charting.models import (
+    ChartItemRevision,
+    Medication,
+    MedicationReconciliation,
+    Problem,
+    encounter_problems,
+)
+from portal.extensions import db
+from tests.charting.lists_helpers import (
+    audit_events,
+    make_encounter,
+    make_patient,
+    rows,
+    text_of,
+)
+
+
+@pytest.fixture
+def visit(app, signed_in):
+    """A patient with two medications and two problems, an encounter, a signed-in nurse."""
+    patient_id = make_patient(app)
+    nurse = signed_in("nurse")
+    for drug, dose in (("lisinopril", "10 mg"), ("aspirin", "81 mg")):
+        nurse.post_form(
+            f"/chart/patients/{patient_id}/medications",
+            {
+                "drug": drug,
+                "dose": dose,
+                "route": "oral",
+                "frequency": "daily",
+                "source": "self_reported",
+                "status": "active",
+            },
+        )
+    for code in ("I10", "E78.5"):
+        nurse.post_form(
+            f"/chart/patients/{patient_id}/problems", {"icd10_code": code, "status": "active"}
+        )
+    meds = {m.drug: m.id for m in rows(app, Medication, patient_id=patient_id)}
+    problems = {p.icd10_code: p.id for p in rows(app, Problem, patient_id=patient_id)}
+    return patient_id, make_encounter(app, patient_id), nurse, meds, problems
+
+
+def addressed(app, encounter_id: int) -> set[int]:
+    with app.app_context():
+        return {
+            row.problem_id
+            for row in db.session.execute(
+                encounter_problems.select().where(encounter_problems.c.encounter_id == encounter_id)
+            )
+        }
+
+
+def test_the_sections_list_active_problems_and_medications(app, visit):
+    _, encounter_id, nurse, meds, _ = visit
+    html = text_of(nurse.htmx_post(f"/chart/encounters/{encounter_id}/diagnoses", {}))
+    assert "Essential (primary) hypertension" in html and 'name="problem_ids"' in html
+    assert "<html" not in html  # the section alone, swapped in place
+    html = text_of(decide(nurse, encounter_id, meds["aspirin"], action="continue"))
+    assert "lisinopril" in html and "aspirin" in html
+    assert f'name="med-{meds["lisinopril"]}-action"' in html
+    assert "Continue — Sam Okafor" in html
+
+
+def test_tick_the_diagnoses_addressed(app, visit):
+    _, encounter_id, nurse, _, problems = visit
+    response = nurse.htmx_post(
+        f"/chart/encounters/{encounter_id}/diagnoses", {"problem_ids": [problems["I10"]]}
+    )
+    assert response.status_code == 200
+    assert "Diagnoses addressed saved" in text_of(response)
+    assert f'id="addressed-{problems["I10"]}" checked' in text_of(response)
+    assert addressed(app, encounter_id) == {problems["I10"]}
+    nurse.htmx_post(f"/chart/encounters/{encounter_id}/diagnoses", {})
+    assert addressed(app, encounter_id) == set()
+    assert any(
+        action == "encounter.diagnoses_update" and detail == f"problems {problems['I10']}"
+        for action, _, detail in audit_events(app, "problem list")
+    )
+
+
+def test_another_patients_problem_cannot_be_addressed(app, visit):
+    _, encounter_id, nurse, _, _ = visit
+    other = make_patient(app, family="Other")
+    nurse.post_form(
+        f"/chart/patients/{other}/problems", {"icd10_code": "J45.909", "status": "active"}
+    )
+    (foreign,) = rows(app, Problem, patient_id=other)
+    response = nurse.htmx_post(
+        f"/chart/encounters/{encounter_id}/diagnoses", {"problem_ids": [foreign.id]}
+    )
+    assert response.status_code == 422
+    assert "Choose problems from this patient" in text_of(response)
+    assert addressed(app, encounter_id) == set()
+
+
+def test_add_a_new_problem_from_the_visit(app, visit):
+    patient_id, encounter_id, nurse, _, _ = visit
+    response = nurse.htmx_post(
+        f"/chart/encounters/{encounter_id}/problems",
+        {"encounter-problem-icd10_code": "J45.909", "encounter-problem-status": "active"},
+    )
+    assert response.status_code == 200
+    new = next(p for p in rows(app, Problem, patient_id=patient_id) if p.icd10_code == "J45.909")
+    assert addressed(app, encounter_id) == {new.id}
+    refused = nurse.htmx_post(
+        f"/chart/encounters/{encounter_id}/problems",
+        {"encounter-problem-icd10_code": "J45", "encounter-problem-comment": "kept"},
+    )
+    assert refused.status_code == 422
+    assert "Not a billable ICD-10-CM code" in text_of(refused) and "kept" in text_of(refused)
+
+
+def decide(nurse, encounter_id, medication_id, **values):
+    prefix = f"med-{medication_id}-"
+    data = {prefix + name: value for name, value in {"version": "1", **values}.items()}
+    return nurse.htmx_post(
+        f"/chart/encounters/{encounter_id}/medications/{medication_id}/reconcile", data
+    )
+
+
+def test_continue_stop_and_change(app, visit):
+    _, encounter_id, nurse, meds, _ = visit
+    assert decide(nurse, encounter_id, meds["aspirin"], action="continue").status_code == 200
+
+    refused = decide(nurse, encounter_id, meds["lisinopril"], action="stop", reason="")
+    assert refused.status_code == 422 and "Say why" in text_of(refused)
+    assert (
+        decide(nurse, encounter_id, meds["lisinopril"], action="stop", reason="cough").status_code
+        == 200
+    )
+
+    lisinopril = rows(app, Medication, id=meds["lisinopril"])[0]
+    assert (lisinopril.status, lisinopril.stop_reason) == ("stopped", "cough")
+    assert lisinopril.stop_date is not None
+
+    response = decide(nurse, encounter_id, meds["aspirin"], action="change", dose="325 mg")
+    assert response.status_code == 200
+    html = text_of(response)
+    assert "Change" in html and "Sam Okafor" in html
+    aspirin = rows(app, Medication, id=meds["aspirin"])[0]
+    assert (aspirin.dose, aspirin.frequency, aspirin.version) == ("325 mg", "daily", 2)
+    revision = rows(app, ChartItemRevision, item_type="medication", item_id=meds["aspirin"])[-1]
+    assert (revision.before, revision.after) == ({"dose": "81 mg"}, {"dose": "325 mg"})
+
+    decisions = rows(app, MedicationReconciliation, encounter_id=encounter_id)
+    assert sorted((d.medication_id, d.action, d.reason) for d in decisions) == sorted(
+        [
+            (meds["aspirin"], "continue", None),
+            (meds["lisinopril"], "stop", "cough"),
+            (meds["aspirin"], "change", None),
+        ]
+    )
+    assert all(d.recorded_by_id is not None and d.recorded_at is not None for d in decisions)
+    details = [
+        detail
+        for action, _, detail in audit_events(app, "medications")
+        if action == "medication.reconcile"
+    ]
+    assert f"encounter {encounter_id} medication {meds['lisinopril']} stop" in details
+
+
+def test_a_change_that_changes_nothing_is_refused(app, visit):
+    _, encounter_id, nurse, meds, _ = visit
+    response = decide(nurse, encounter_id, meds["aspirin"], action="change", dose="81 mg")
+    assert response.status_code == 422
+    assert "Change the dose, route or frequency" in text_of(response)
+    assert rows(app, MedicationReconciliation, encounter_id=encounter_id) == []
+
+
+def test_a_stale_decision_is_refused_not_applied(app, visit):
+    _, encounter_id, nurse, meds, _ = visit
+    decide(nurse, encounter_id, meds["aspirin"], action="change", dose="162 mg")
+    response = decide(nurse, encounter_id, meds["aspirin"], action="change", dose="325 mg")
+    assert response.status_code == 409
+    assert "Someone else changed this medication" in text_of(response)
+    assert rows(app, Medication, id=meds["aspirin"])[0].dose == "162 mg"
+
+
+def test_unknown_encounter_or_medication_is_404(app, visit):
+    _, _, nurse, meds, _ = visit
+    assert decide(nurse, 987654, meds["aspirin"], action="continue").status_code == 404
+    other = make_patient(app, family="Other")
+    other_encounter = make_encounter(app, other)
+    assert decide(nurse, other_encounter, meds["aspirin"], action="continue").status_code == 404
+    assert nurse.htmx_post("/chart/encounters/987654/diagnoses", {}).status_code == 404
+
+
+def test_a_stopped_medication_cannot_be_reconciled_again(app, visit):
+    _, encounter_id, nurse, meds, _ = visit
+    decide(nurse, encounter_id, meds["aspirin"], action="stop", reason="bleeding risk")
+    again = decide(nurse, encounter_id, meds["aspirin"], action="continue", version="2")
+    assert again.status_code == 422
+    assert "This medication is not active" in text_of(again)
+    assert len(rows(app, MedicationReconciliation, encounter_id=encounter_id)) == 1
