@@ -84,6 +84,10 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.my_calendar_feed": CLINICAL,
     "scheduling.create_my_calendar_feed": CLINICAL,
     "scheduling.revoke_my_calendar_feed": CLINICAL,
+    # Charting, part D (summary): chart summary, visit summary print view and PDF.
+    "charting.chart_summary": {"nurse", "prescriber"},
+    "charting.visit_summary": {"nurse", "prescriber"},
+    "charting.visit_summary_pdf": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -104,6 +108,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "appointment_id",
     "entry_id",
     "feed_id",  # appointments, waitlist, feeds
+    "encounter_id",  # charting
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
