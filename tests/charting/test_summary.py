@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from portal.charting.models import (
     Allergy,
@@ -82,7 +82,9 @@ def _chart(app, **build):
             kind = AppointmentType(name="Follow-up", default_minutes=20)
             db.session.add(kind)
             db.session.flush()
-        starts = utcnow() + timedelta(days=2)
+        # A day apart per chart: a provider's visits never overlap (PostgreSQL enforces it).
+        booked = db.session.scalar(select(func.count()).select_from(Appointment))
+        starts = utcnow() + timedelta(days=2 + booked)
         db.session.add(
             Appointment(
                 patient_id=patient.id,
