@@ -168,12 +168,11 @@ def _vitals_section(patient_id: int) -> dict:
     return {"vitals_from_part_b": False, "latest_vitals": latest_vital_signs(patient_id)}
 
 
-def chart_summary(actor, patient_id: int) -> dict:
-    """Everything the patient's front page shows, and its audit event ("chart.view").
+def chart_summary_data(patient_id: int) -> dict:
+    """What the patient's front page shows, without the patient row or the audit event.
 
     About a dozen bounded queries, each on an index that leads with ``patient_id``.
     """
-    patient = get_patient_for(actor, patient_id)
     problems, more_problems = _bounded(
         select(Problem)
         .where(Problem.patient_id == patient_id, Problem.status == "active")
@@ -213,8 +212,7 @@ def chart_summary(actor, patient_id: int) -> dict:
             .scalar_subquery(),
         )
     ).one()
-    context = {
-        "patient": patient,
+    return {
         "problems": problems,
         "problem_count": counts[0] if more_problems else len(problems),
         "allergies": allergies,
@@ -228,9 +226,22 @@ def chart_summary(actor, patient_id: int) -> dict:
         "immunization_count": counts[3],
         **_vitals_section(patient_id),
     }
+
+
+def chart_summary(actor, patient_id: int) -> dict:
+    """Everything the patient's front page shows, and its audit event ("chart.view")."""
+    patient = get_patient_for(actor, patient_id)
+    context = {"patient": patient, **chart_summary_data(patient_id)}
     audit.record("chart.view", actor=actor, patient=patient, obj=patient, category=SUMMARY_CATEGORY)
     _commit_keeping_loaded(
-        [patient, no_known_allergies, context["latest_vitals"], *problems, *allergies, *medications]
+        [
+            patient,
+            context["no_known_allergies"],
+            context["latest_vitals"],
+            *context["problems"],
+            *context["allergies"],
+            *context["medications"],
+        ]
     )
     return context
 
