@@ -10,13 +10,24 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.auth.models import User
-from portal.charting.models import Encounter, Note, NoteAddendum
+from portal.charting.models import (
+    Allergy,
+    Encounter,
+    Immunization,
+    Medication,
+    NoKnownAllergies,
+    Note,
+    NoteAddendum,
+    Problem,
+    VitalSigns,
+)
 from portal.extensions import db
 from portal.patients.identifiers import new_mrn, search_key
 from portal.patients.models import Patient
+from portal.scheduling.models import Appointment, AppointmentType
 from portal.timeutil import utcnow
 
 
@@ -84,3 +95,79 @@ def add_addendum(note, text: str, author="drlee") -> NoteAddendum:
     db.session.add(addendum)
     db.session.flush()
     return addendum
+
+
+def make_chart(app, **build):
+    """A patient with a small chart; returns ids the tests look for."""
+    with app.app_context():
+        patient = make_patient("Zoë", "Ångström")
+        db.session.add_all(
+            [
+                Problem(patient_id=patient.id, icd10_code="E11.9", description="Type 2 diabetes"),
+                Problem(
+                    patient_id=patient.id,
+                    icd10_code="J45.909",
+                    description="Old asthma",
+                    status="resolved",
+                ),
+                Medication(patient_id=patient.id, drug="Metformin", dose="500 mg", route="oral"),
+                Medication(patient_id=patient.id, drug="Stopped drug", status="stopped"),
+                Immunization(
+                    patient_id=patient.id,
+                    cvx_code="141",
+                    vaccine="Influenza",
+                    occurred_on=date.today(),
+                ),
+                VitalSigns(
+                    patient_id=patient.id,
+                    taken_at=utcnow() - timedelta(days=2),
+                    systolic_mmhg=150,
+                    diastolic_mmhg=95,
+                ),
+                VitalSigns(
+                    patient_id=patient.id,
+                    taken_at=utcnow() - timedelta(hours=1),
+                    systolic_mmhg=128,
+                    diastolic_mmhg=82,
+                    heart_rate_per_min=71,
+                ),
+            ]
+        )
+        if build.get("allergy"):
+            db.session.add(
+                Allergy(
+                    patient_id=patient.id,
+                    substance_kind="drug",
+                    substance="Penicillin",
+                    reactions=["Hives"],
+                    severity="severe",
+                )
+            )
+        if build.get("nka"):
+            db.session.add(NoKnownAllergies(patient_id=patient.id))
+        signed = make_encounter(patient, days_ago=3, complaint="Sore throat")
+        make_note(signed, text="Signed text")
+        draft = make_encounter(patient, days_ago=1, complaint="Back pain")
+        make_note(draft, signed=False)
+        for n in range(build.get("extra_encounters", 0)):
+            make_encounter(patient, days_ago=30 + n, complaint=f"Old visit {n}")
+        kind = db.session.scalars(select(AppointmentType)).first()
+        if kind is None:
+            kind = AppointmentType(name="Follow-up", default_minutes=20)
+            db.session.add(kind)
+            db.session.flush()
+        # A day apart per chart: a provider's visits never overlap (PostgreSQL enforces it).
+        booked = db.session.scalar(select(func.count()).select_from(Appointment))
+        starts = utcnow() + timedelta(days=2 + booked)
+        db.session.add(
+            Appointment(
+                patient_id=patient.id,
+                provider_id=user_id("drlee"),
+                location_id=1,
+                appointment_type_id=kind.id,
+                starts_at=starts,
+                ends_at=starts + timedelta(minutes=20),
+            )
+        )
+        db.session.commit()
+        return {"patient": patient.id, "signed": signed.id, "draft": draft.id}

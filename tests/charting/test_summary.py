@@ -3,104 +3,25 @@ page's note worklist, over HTTP on the test database."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 
-from portal.charting.models import (
-    Allergy,
-    Immunization,
-    Medication,
-    NoKnownAllergies,
-    Problem,
-    VitalSigns,
-)
 from portal.extensions import db
-from portal.scheduling.models import Appointment, AppointmentType
 from portal.timeutil import utcnow
 from tests.audit.helpers import events
-from tests.charting.summary_helpers import make_encounter, make_note, make_patient, user_id
-
-
-def _chart(app, **build):
-    """A patient with a small chart; returns ids the tests look for."""
-    with app.app_context():
-        patient = make_patient("Zoë", "Ångström")
-        db.session.add_all(
-            [
-                Problem(patient_id=patient.id, icd10_code="E11.9", description="Type 2 diabetes"),
-                Problem(
-                    patient_id=patient.id,
-                    icd10_code="J45.909",
-                    description="Old asthma",
-                    status="resolved",
-                ),
-                Medication(patient_id=patient.id, drug="Metformin", dose="500 mg", route="oral"),
-                Medication(patient_id=patient.id, drug="Stopped drug", status="stopped"),
-                Immunization(
-                    patient_id=patient.id,
-                    cvx_code="141",
-                    vaccine="Influenza",
-                    occurred_on=date.today(),
-                ),
-                VitalSigns(
-                    patient_id=patient.id,
-                    taken_at=utcnow() - timedelta(days=2),
-                    systolic_mmhg=150,
-                    diastolic_mmhg=95,
-                ),
-                VitalSigns(
-                    patient_id=patient.id,
-                    taken_at=utcnow() - timedelta(hours=1),
-                    systolic_mmhg=128,
-                    diastolic_mmhg=82,
-                    heart_rate_per_min=71,
-                ),
-            ]
-        )
-        if build.get("allergy"):
-            db.session.add(
-                Allergy(
-                    patient_id=patient.id,
-                    substance_kind="drug",
-                    substance="Penicillin",
-                    reactions=["Hives"],
-                    severity="severe",
-                )
-            )
-        if build.get("nka"):
-            db.session.add(NoKnownAllergies(patient_id=patient.id))
-        signed = make_encounter(patient, days_ago=3, complaint="Sore throat")
-        make_note(signed, text="Signed text")
-        draft = make_encounter(patient, days_ago=1, complaint="Back pain")
-        make_note(draft, signed=False)
-        for n in range(build.get("extra_encounters", 0)):
-            make_encounter(patient, days_ago=30 + n, complaint=f"Old visit {n}")
-        kind = db.session.scalars(select(AppointmentType)).first()
-        if kind is None:
-            kind = AppointmentType(name="Follow-up", default_minutes=20)
-            db.session.add(kind)
-            db.session.flush()
-        # A day apart per chart: a provider's visits never overlap (PostgreSQL enforces it).
-        booked = db.session.scalar(select(func.count()).select_from(Appointment))
-        starts = utcnow() + timedelta(days=2 + booked)
-        db.session.add(
-            Appointment(
-                patient_id=patient.id,
-                provider_id=user_id("drlee"),
-                location_id=1,
-                appointment_type_id=kind.id,
-                starts_at=starts,
-                ends_at=starts + timedelta(minutes=20),
-            )
-        )
-        db.session.commit()
-        return {"patient": patient.id, "signed": signed.id, "draft": draft.id}
+from tests.charting.summary_helpers import (
+    make_chart,
+    make_encounter,
+    make_note,
+    make_patient,
+    user_id,
+)
 
 
 def test_summary_shows_the_chart_at_a_glance(app, signed_in):
-    ids = _chart(app, allergy=True)
+    ids = make_chart(app, allergy=True)
     browser = signed_in("prescriber")
     response = browser.get(f"/chart/patients/{ids['patient']}")
     assert response.status_code == 200
@@ -126,13 +47,13 @@ def test_summary_shows_the_chart_at_a_glance(app, signed_in):
     ],
 )
 def test_allergies_say_nka_or_not_recorded(app, signed_in, build, expected):
-    ids = _chart(app, **build)
+    ids = make_chart(app, **build)
     page = signed_in("nurse").get(f"/chart/patients/{ids['patient']}").get_data(as_text=True)
     assert expected in page
 
 
 def test_each_view_is_audited_once_with_the_patient(app, signed_in):
-    ids = _chart(app)
+    ids = make_chart(app)
     browser = signed_in("nurse")
     browser.get(f"/chart/patients/{ids['patient']}")
     browser.get(f"/chart/patients/{ids['patient']}")
@@ -143,8 +64,8 @@ def test_each_view_is_audited_once_with_the_patient(app, signed_in):
     }
 
 
-def test_unknown_patient_is_404_and_front_desk_has_no_chart(app, signed_in):
-    ids = _chart(app)
+def test_unknown_patient_is_404_and_front_desk_has_nomake_chart(app, signed_in):
+    ids = make_chart(app)
     assert signed_in("nurse").get("/chart/patients/987654").status_code == 404
     assert signed_in("front_desk").get(f"/chart/patients/{ids['patient']}").status_code == 403
     assert not events(app, "chart.view")
@@ -167,8 +88,8 @@ def _statements_of(app, browser, path) -> int:
 
 
 def test_a_long_history_costs_no_more_queries_and_shows_the_latest_ten(app, signed_in):
-    small = _chart(app)["patient"]
-    large = _chart(app, extra_encounters=40)["patient"]
+    small = make_chart(app)["patient"]
+    large = make_chart(app, extra_encounters=40)["patient"]
     browser = signed_in("prescriber")
     browser.get(f"/chart/patients/{small}")  # warm the session and caches alike
     assert _statements_of(app, browser, f"/chart/patients/{small}") == _statements_of(
@@ -180,7 +101,7 @@ def test_a_long_history_costs_no_more_queries_and_shows_the_latest_ten(app, sign
 
 
 def test_patient_page_links_to_the_chart_for_clinicians_only(app, signed_in):
-    ids = _chart(app)
+    ids = make_chart(app)
     link = f'href="/chart/patients/{ids["patient"]}"'
     assert link in signed_in("nurse").get(f"/patients/{ids['patient']}").get_data(as_text=True)
     desk = signed_in("front_desk").get(f"/patients/{ids['patient']}").get_data(as_text=True)
