@@ -164,8 +164,8 @@ def _vitals_section(patient_id: int) -> dict:
 
     provider = getattr(vitals, "latest_vitals_context", None)
     if provider is not None:
-        return {"vitals_from_part_b": True, "latest_vitals": None, **provider(patient_id)}
-    return {"vitals_from_part_b": False, "latest_vitals": latest_vital_signs(patient_id)}
+        return {"vitals_from_part_b": True, "latest_vital_set": None, **provider(patient_id)}
+    return {"vitals_from_part_b": False, "latest_vital_set": latest_vital_signs(patient_id)}
 
 
 def chart_summary_data(patient_id: int) -> dict:
@@ -237,7 +237,7 @@ def chart_summary(actor, patient_id: int) -> dict:
         [
             patient,
             context["no_known_allergies"],
-            context["latest_vitals"],
+            context["latest_vital_set"],
             *context["problems"],
             *context["allergies"],
             *context["medications"],

@@ -35,6 +35,8 @@ def test_summary_shows_the_chart_at_a_glance(app, signed_in):
     assert "Sore throat" in page and "Back pain" in page
     assert f'href="/chart/encounters/{ids["signed"]}"' in page
     assert ">Signed<" in page and ">Unsigned<" in page
+    assert f'href="/chart/encounters/{ids["signed"]}/summary"' in page
+    assert f'href="/chart/encounters/{ids["draft"]}/summary"' not in page  # nothing to print yet
     assert "Follow-up with Jordan Lee" in page
     assert "1 recorded" in page  # immunizations
 
