@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, g, make_response, render_template, request
+from flask import Flask, g, make_response, render_template, request, url_for
 from flask_login import current_user
 
 
@@ -159,3 +159,20 @@ def attach_error(form, error) -> None:
 def current_actor():
     """The signed-in user as a plain object (not the proxy), to hand to services."""
     return current_user._get_current_object()
+
+
+def safe_local_path(path: str | None, default: str | None = None) -> str:
+    """A local path to redirect to, else ``default`` (the home page).
+
+    Anything a browser could read as another site ("//host", "/\\host", control characters)
+    is refused, so a ``next`` or ``return`` value can never send the user elsewhere.
+    """
+    if (
+        not path
+        or not path.startswith("/")
+        or path.startswith("//")
+        or "\\" in path
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path)
+    ):
+        return default or url_for("main.home")
+    return path

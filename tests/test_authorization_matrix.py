@@ -71,6 +71,7 @@ EXPECTED: dict[str, set[str]] = {
     # Scheduling: the visit's day (statuses, check-in, flow board, waitlist, calendar feeds).
     "scheduling.appointment_status": CLINICAL,
     "scheduling.change_status": CLINICAL,
+    "scheduling.undo_status": CLINICAL,
     "scheduling.check_in": CLINICAL,
     "scheduling.flow_board": CLINICAL,
     "scheduling.waitlist": CLINICAL,

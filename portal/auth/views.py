@@ -22,7 +22,7 @@ from portal.auth.permissions import public, require
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
 from portal.timeutil import utcnow
-from portal.web import attach_error, is_htmx_request, render
+from portal.web import attach_error, is_htmx_request, render, safe_local_path
 
 # One message for every failure (unknown account, wrong password, backing off, disabled), so
 # the page never tells whether an account exists or what state it is in.
@@ -103,26 +103,12 @@ def _same_site_path(url: str) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def _safe_path(path: str | None) -> str:
-    """A local path to redirect to; anything that a browser could read as another site
-    ("//host", "/\\host", control characters) becomes the home page."""
-    if (
-        not path
-        or not path.startswith("/")
-        or path.startswith("//")
-        or "\\" in path
-        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path)
-    ):
-        return url_for("main.home")
-    return path
-
-
 def _after_sign_in_url(user: User) -> str:
     resume = session.get(RESUME_KEY) or {}
     if resume.get("form") and resume.get("user_id") == user.id:
         return url_for("auth.resume")
     session.pop(RESUME_KEY, None)
-    return _safe_path(resume.get("url"))
+    return safe_local_path(resume.get("url"))
 
 
 def _log_in(user: User) -> None:
@@ -297,8 +283,8 @@ def resume():
     return render(
         "auth/resume.html",
         saved=saved,
-        action=_safe_path(saved.get("action")),
-        return_url=_safe_path(saved.get("url")),
+        action=safe_local_path(saved.get("action")),
+        return_url=safe_local_path(saved.get("url")),
     )
 
 
@@ -307,7 +293,7 @@ def resume():
 def discard_resume():
     saved = session.pop(RESUME_KEY, None) or {}
     flash("The saved form was discarded.", "info")
-    return redirect(_safe_path(saved.get("url")))
+    return redirect(safe_local_path(saved.get("url")))
 
 
 @bp.post("/sign-out")

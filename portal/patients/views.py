@@ -25,7 +25,7 @@ from portal.patients.forms import (
 from portal.patients.models import PATIENT_STATUSES, SEX_AT_BIRTH
 from portal.timeutil import to_zone, utcnow
 from portal.web import current_actor as _actor
-from portal.web import render
+from portal.web import render, safe_local_path
 
 
 def clinic_today() -> date:
@@ -74,18 +74,26 @@ def _form_data_of(patient) -> dict:
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
 @require("patients.write")
 def edit(patient_id: int):
-    """Edit demographics with the same validation as registration."""
+    """Edit demographics with the same validation as registration.
+
+    ``next`` (a local path, e.g. the check-in page) is where saving or cancelling returns to,
+    so the front desk can fix an address mid check-in and carry on.
+    """
+    patient_page = url_for("patients.show", patient_id=patient_id)
+    return_to = safe_local_path(request.values.get("next"), default=patient_page)
     if request.method != "POST":
         patient = services.view_patient(_actor(), patient_id, purpose="edit form")
         form = DemographicsForm(data=_form_data_of(patient), today=clinic_today())
-        return render("patients/edit.html", patient=patient, form=form)
+        return render("patients/edit.html", patient=patient, form=form, return_to=return_to)
     form = DemographicsForm(today=clinic_today())
     if not form.validate():
         patient = services.view_patient(_actor(), patient_id, purpose="edit form")
-        return render("patients/edit.html", patient=patient, form=form, status=422)
+        return render(
+            "patients/edit.html", patient=patient, form=form, return_to=return_to, status=422
+        )
     changed = services.update_demographics(_actor(), patient_id, form.demographics())
     flash("Demographics saved." if changed else "Nothing changed.", "success")
-    return redirect(url_for("patients.show", patient_id=patient_id), code=303)
+    return redirect(return_to, code=303)
 
 
 @bp.post("/<int:patient_id>/status")

@@ -236,6 +236,83 @@ def change_status(
     return appointment
 
 
+# Steps that can be taken back (a click on the wrong card): not cancel or no-show, which free
+# the time and may have let someone else book it; those are re-booked instead.
+UNDOABLE_STATUSES = ("confirmed", "arrived", "roomed", "with_provider", "completed")
+
+
+def status_before(appointment: Appointment) -> str | None:
+    """The status an undo would return to, or None when the last step can't be undone.
+
+    Replays the history as a stack: a change back to the status below the top is an earlier
+    undo (the flow itself only moves forward), so undoing twice steps back twice.
+    """
+    if appointment.status not in UNDOABLE_STATUSES:
+        return None
+    stack = ["scheduled"]
+    for change in appointment.history:
+        if len(stack) > 1 and change.status == stack[-2]:
+            stack.pop()
+        else:
+            stack.append(change.status)
+    if len(stack) < 2 or stack[-1] != appointment.status:
+        return None
+    return stack[-2]
+
+
+def undo_status(
+    actor, appointment_id: int, version: int | None, *, now: datetime | None = None
+) -> Appointment:
+    """Take the appointment's last status step back, the same clinic day; audited.
+
+    The undo is itself a history row (who and when), so the step and its undo both stay
+    on record.
+    """
+    now = now or utcnow()
+    appointment = get_appointment_for(actor, appointment_id)
+    previous = status_before(appointment)
+    last_change = appointment.history[-1].changed_at if appointment.history else None
+    try:
+        if version is None or int(version) != appointment.version:
+            raise StaleChange()
+        if previous is None or last_change is None:
+            raise SchedulingError("This appointment's last step cannot be undone.", field="status")
+        if clinic_today(last_change) != clinic_today(now):
+            raise SchedulingError(
+                "Only a step taken today can be undone; change the status instead.",
+                field="status",
+            )
+    except SchedulingError:
+        db.session.rollback()
+        raise
+    detail = f"undo: {appointment.status} -> {previous}"
+    try:
+        appointment.status = previous
+        appointment.status_changed_at = now
+        db.session.add(
+            AppointmentStatusChange(
+                appointment_id=appointment.id,
+                status=previous,
+                changed_at=now,
+                changed_by_id=actor.id,
+            )
+        )
+        db.session.flush()
+        audit.record(
+            "appointment.status",
+            actor=actor,
+            patient_id=appointment.patient_id,
+            obj=appointment,
+            category=CATEGORY,
+            detail=detail,
+        )
+        db.session.commit()
+    except StaleDataError as error:
+        db.session.rollback()
+        raise StaleChange() from error
+    return appointment
+
+
 def view_appointment_flow(actor, appointment_id: int, *, purpose: str = "status") -> Appointment:
     """Load an appointment (with its history) to show its status panel; audited."""
     appointment = get_appointment_for(actor, appointment_id)

@@ -32,6 +32,12 @@ class StatusChangeForm(FlaskForm):
         return value if isinstance(value, int) and value > 0 else None
 
 
+class UndoStatusForm(FlaskForm):
+    """The undo button's post: only the version the page showed."""
+
+    version = IntegerField("Version", validators=[InputRequired("The form is incomplete.")])
+
+
 class WaitlistForm(FlaskForm):
     """Add a patient to the waitlist."""
 

@@ -13,7 +13,12 @@ from portal.auth.permissions import public, require
 from portal.clinic.services import list_locations
 from portal.extensions import db
 from portal.scheduling import bp, flow
-from portal.scheduling.flow_forms import CalendarFeedForm, StatusChangeForm, WaitlistForm
+from portal.scheduling.flow_forms import (
+    CalendarFeedForm,
+    StatusChangeForm,
+    UndoStatusForm,
+    WaitlistForm,
+)
 from portal.scheduling.models import STATUS_LABELS, AppointmentType
 from portal.scheduling.services import SchedulingError, StaleChange
 from portal.web import current_actor as _actor
@@ -53,6 +58,7 @@ def flow_panel_context(
         "status_labels": STATUS_LABELS,
         "action_labels": flow.ACTION_LABELS,
         "reached_at": lambda status: flow.status_reached_at(appointment, status),
+        "undo_to": flow.status_before(appointment),
     }
 
 
@@ -143,6 +149,38 @@ def change_status(appointment_id: int):
             message=f"Marked {STATUS_LABELS[appointment.status].lower()}.",
             message_is_error=False,
         ),
+    )
+    response.headers["HX-Trigger"] = "flow-changed"
+    return response
+
+
+@bp.post("/appointments/<int:appointment_id>/status/undo")
+@require("schedule.write")
+def undo_status(appointment_id: int):
+    """Take back the last status step (a mistaken click), answering like a status change."""
+    form = UndoStatusForm()
+    try:
+        if not form.validate():
+            raise StaleChange()
+        appointment = flow.undo_status(_actor(), appointment_id, form.version.data)
+    except SchedulingError as error:  # StaleChange too: the panel is redrawn as it now is
+        appointment = flow.view_appointment_flow(_actor(), appointment_id, purpose="refused")
+        return render(
+            "scheduling/flow/appointment.html",
+            fragment="scheduling/flow/_status.html",
+            status=409 if isinstance(error, StaleChange) else 422,
+            **flow_panel_context(appointment, message=error.message),
+        )
+    message = f"Undone: back to {STATUS_LABELS[appointment.status].lower()}."
+    if not is_htmx_request():
+        flash(message, "success")
+        return redirect(
+            url_for("scheduling.appointment_status", appointment_id=appointment_id), 303
+        )
+    response = render(
+        "scheduling/flow/appointment.html",
+        fragment="scheduling/flow/_status.html",
+        **flow_panel_context(appointment, message=message, message_is_error=False),
     )
     response.headers["HX-Trigger"] = "flow-changed"
     return response

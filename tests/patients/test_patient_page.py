@@ -181,3 +181,27 @@ def test_unknown_status_is_refused(app, desk):
     patient_id = register_ok(desk)
     assert status_change(desk, patient_id, status="deleted").status_code == 422
     assert patient(app, patient_id).status == "active"
+
+
+def test_edit_returns_to_the_page_it_was_opened_from(desk):
+    """From check-in, "Edit demographics" comes back to check-in after saving or cancelling."""
+    patient_id = register_ok(desk)
+    check_in = "/schedule/appointments/7/check-in"
+    html = desk.get(f"/patients/{patient_id}/edit?next={check_in}").get_data(as_text=True)
+    assert f'<input type="hidden" name="next" value="{check_in}">' in html
+    assert f'href="{check_in}">Cancel</a>' in html
+    response = desk.post_form(
+        f"/patients/{patient_id}/edit", registration(city="Holyoke", next=check_in)
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == check_in
+
+
+@pytest.mark.parametrize(
+    "hostile", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"]
+)
+def test_edit_never_returns_to_another_site(desk, hostile):
+    patient_id = register_ok(desk)
+    response = desk.post_form(f"/patients/{patient_id}/edit", registration(next=hostile))
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/patients/{patient_id}"

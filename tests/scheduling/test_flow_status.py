@@ -269,7 +269,9 @@ def test_check_in_page_shows_demographics_insurance_and_the_edit_link(app, sched
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Blue River Health" in html and "BRH-0042" in html
-    assert f'href="/patients/{schedule.patients[0]}/edit"' in html
+    # The edit link comes back to this check-in after saving.
+    back = f"/schedule/appointments/{appointment_id}/check-in"
+    assert f'href="/patients/{schedule.patients[0]}/edit?next={back}"' in html
     assert '<label class="form-check-label" for="appointment-flow-' in html
     with app.app_context():
         viewed = audit_events("patient.view")[-1]

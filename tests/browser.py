@@ -1,0 +1,262 @@
+"""Playwright fixtures for the browser tests: Debian's Chromium against the live server.
+
+A test folder's conftest.py imports them (``from tests.browser import browser, page, ...``),
+which makes ``browser`` package-scoped to that folder: one Chromium for the folder's tests. Each
+test gets a fresh context (no cookies, no storage) and a page watched for trouble. A test fails
+when the browser reports any of:
+
+- a console message of type "error" (this includes failed loads such as a 404 favicon, and
+  Chromium's own "Refused to ..." CSP messages),
+- an uncaught exception in the page ("pageerror"),
+- a Content-Security-Policy violation (a ``securitypolicyviolation`` listener installed by an
+  init script, which runs outside the page's CSP, records them into ``window.__cspViolations``
+  and also reports each one to Python at once so a later navigation cannot lose it),
+- a JavaScript dialog (alert/confirm/prompt): the portal has none, so one means injected code.
+
+An HTTP error status that a test provokes on purpose (a 401 for a wrong password, a 422 for an
+invalid form) makes Chromium log "Failed to load resource"; the test declares it with
+``watch.expect_http_error(status, path)`` and only that exact message is forgiven.
+
+On failure a full-page screenshot is saved in ``test-artifacts/`` (git-ignored). With
+``PORTAL_E2E_SCREENSHOTS=1`` every test also keeps the screenshots it asks for with ``shot()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyotp
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+
+CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+TIMEOUT_MS = 10_000
+
+WATCH_SCRIPT = """
+(() => {
+  window.__cspViolations = [];
+  document.addEventListener("securitypolicyviolation", (event) => {
+    const violation = {
+      directive: event.violatedDirective,
+      blocked: event.blockedURI,
+      sample: event.sample,
+      source: event.sourceFile,
+      line: event.lineNumber,
+      page: document.location.href,
+    };
+    window.__cspViolations.push(violation);
+    if (typeof window.__portalReportCsp === "function") {
+      window.__portalReportCsp(violation);
+    }
+  }, true);
+})();
+"""
+
+
+@dataclass
+class BrowserWatch:
+    """What went wrong in the browser during one test, and what the test said to expect."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    csp_violations: list[dict] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    expected_http_errors: set[tuple[int, str]] = field(default_factory=set)
+
+    def expect_http_error(self, status: int, path: str) -> None:
+        """Forgive Chromium's "Failed to load resource" message for this status on this path."""
+        self.expected_http_errors.add((status, path))
+
+    def on_console(self, message) -> None:
+        if message.type != "error":
+            return
+        url = (message.location or {}).get("url", "")
+        status = re.match(
+            r"Failed to load resource: the server responded with a status of (\d+)", message.text
+        )
+        if status:
+            path = re.sub(r"^https?://[^/]+", "", url).split("?")[0]
+            if (int(status.group(1)), path) in self.expected_http_errors:
+                return
+        self.console_errors.append(f"{message.text} (at {url or 'unknown location'})")
+
+    def on_page_error(self, error) -> None:
+        self.page_errors.append(str(error))
+
+    def on_csp_violation(self, source, violation: dict) -> None:
+        if violation not in self.csp_violations:
+            self.csp_violations.append(violation)
+
+    def on_dialog(self, dialog) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def collect_window_violations(self, page: Page) -> None:
+        """Read the page's own record too (the current document's violations)."""
+        try:
+            found = page.evaluate("() => window.__cspViolations || []")
+        except PlaywrightError:  # page closed or mid-navigation: nothing left to read
+            return
+        for violation in found:
+            self.on_csp_violation(None, violation)
+
+    def problems(self) -> list[str]:
+        lines = [f"console error: {text}" for text in self.console_errors]
+        lines += [f"page error: {text}" for text in self.page_errors]
+        lines += [f"CSP violation: {violation}" for violation in self.csp_violations]
+        lines += [f"dialog opened: {text}" for text in self.dialogs]
+        return lines
+
+    def clear(self, page: Page | None = None) -> None:
+        """Forget what was seen so far (for tests that provoke a problem on purpose)."""
+        if page is not None:
+            page.evaluate("() => { window.__cspViolations = []; }")
+        self.console_errors.clear()
+        self.page_errors.clear()
+        self.csp_violations.clear()
+        self.dialogs.clear()
+
+    def assert_clean(self, page: Page | None = None) -> None:
+        if page is not None:
+            self.collect_window_violations(page)
+        problems = self.problems()
+        assert not problems, "the browser reported problems:\n" + "\n".join(problems)
+
+
+_reports = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item so fixtures can see whether the test failed."""
+    report = yield
+    item.stash.setdefault(_reports, {})[report.when] = report
+    return report
+
+
+def totp_now(app, username: str) -> str:
+    """The code an authenticator app shows right now (the next one if this one was used).
+
+    Not the previous step's code: typed near a 30-second boundary, that one may already be
+    outside the server's ±1-step window when the request arrives, and the test would flake.
+    """
+    from portal.auth.models import User
+    from portal.extensions import db
+    from tests.conftest import TOTP_SECRETS
+
+    with app.app_context():
+        user = db.session.scalars(db.select(User).filter_by(username=username)).one()
+        last = user.totp_last_step
+        db.session.remove()
+    step = int(time.time()) // 30
+    if last is not None and step <= last:
+        step = last + 1
+    return pyotp.TOTP(TOTP_SECRETS[username]).at(step * 30)
+
+
+@pytest.fixture(scope="package")
+def browser() -> Browser:
+    """Debian's Chromium, headless, shared by the tests of the folder that imports it.
+
+    Package scope, not session: Playwright's sync API refuses to start while another sync
+    instance is alive in the thread, so the browser is closed when the folder is done and
+    browser tests elsewhere in the suite can start their own.
+    """
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def watch() -> BrowserWatch:
+    return BrowserWatch()
+
+
+def _artifact_name(nodeid: str, suffix: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:120]
+    return ARTIFACTS / f"{safe}{suffix}.png"
+
+
+@pytest.fixture
+def page(browser, live_server, watch, request) -> Page:
+    """A page in a fresh browser context on the live server; fails the test on browser trouble."""
+    context = browser.new_context(
+        base_url=live_server,
+        viewport={"width": 1280, "height": 800},
+        locale="en-US",
+        timezone_id="America/New_York",
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.expose_binding("__portalReportCsp", watch.on_csp_violation)
+    context.add_init_script(WATCH_SCRIPT)
+    tab = context.new_page()
+    tab.on("console", watch.on_console)
+    tab.on("pageerror", watch.on_page_error)
+    tab.on("dialog", watch.on_dialog)
+    yield tab
+
+    watch.collect_window_violations(tab)
+    problems = watch.problems()
+    call = request.node.stash.get(_reports, {}).get("call")
+    if (call is not None and call.failed) or problems:
+        ARTIFACTS.mkdir(exist_ok=True)
+        # A screenshot that cannot be taken must not hide the real failure.
+        with contextlib.suppress(PlaywrightError):
+            tab.screenshot(path=_artifact_name(request.node.nodeid, "-failure"), full_page=True)
+    context.close()
+    if problems:
+        pytest.fail("the browser reported problems:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def shot(page, request):
+    """shot("name"): keep a screenshot of the page when PORTAL_E2E_SCREENSHOTS is set."""
+
+    def take(name: str) -> None:
+        if os.environ.get("PORTAL_E2E_SCREENSHOTS"):
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=_artifact_name(request.node.nodeid, f"-{name}"), full_page=True)
+
+    return take
+
+
+@pytest.fixture
+def sign_in(page, app):
+    """sign_in("drlee") signs in through the form (typing a fresh TOTP code when asked)."""
+
+    from tests.conftest import PASSWORD
+
+    def run(username: str, password: str = PASSWORD) -> None:
+        page.goto("/auth/sign-in")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(password)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        if page.url.endswith("/auth/second-factor"):
+            # The code is computed only now, as a person would read it off the phone.
+            page.get_by_label("6-digit code").fill(totp_now(app, username))
+            with page.expect_navigation():
+                page.get_by_role("button", name="Verify and sign in").click()
+        assert "/auth/" not in page.url, f"sign-in as {username} ended on {page.url}"
+
+    return run
