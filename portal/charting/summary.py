@@ -413,15 +413,20 @@ def export_visit_summary_pdf(actor, encounter_id: int) -> tuple[VisitSummary, by
 
     summary = load_visit_summary(actor, encounter_id)
     if not summary.is_final:
+        # The refusal page still shows the patient: the attempt is in the trail too.
+        _record_visit_summary(actor, summary, "visit_summary.pdf", outcome="denied")
         raise NoteNotSigned(summary)
     pdf = render_pdf(summary)
     _record_visit_summary(actor, summary, "visit_summary.pdf")
     return summary, pdf
 
 
-def _record_visit_summary(actor, summary: VisitSummary, action: str) -> None:
+def _record_visit_summary(
+    actor, summary: VisitSummary, action: str, outcome: str = "success"
+) -> None:
     audit.record(
         action,
+        outcome=outcome,
         actor=actor,
         patient=summary.patient,
         obj=summary.encounter,

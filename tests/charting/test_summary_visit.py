@@ -82,6 +82,7 @@ def test_pdf_holds_unicode_names_the_note_and_its_addenda(app, signed_in):
     assert "J20.9" in text and "Acute bronchitis" in text and "118/76 mmHg" in text
     (exported,) = events(app, "visit_summary.pdf")
     assert exported.category == "visit summary" and exported.username == "nurse"
+    assert exported.outcome == "success" and exported.patient_id is not None
 
 
 def test_a_long_note_runs_over_pages_without_losing_text(app, signed_in):
@@ -108,7 +109,8 @@ def test_unsigned_note_is_not_printed_and_its_pdf_is_refused(app, signed_in):
     response = browser.get(f"/chart/encounters/{encounter_id}/summary.pdf")
     assert response.status_code == 409
     assert "isn't signed yet" in response.get_data(as_text=True)
-    assert not events(app, "visit_summary.pdf")
+    (refused,) = events(app, "visit_summary.pdf")
+    assert refused.outcome == "denied" and refused.category == "visit summary"
 
 
 def test_unknown_encounter_is_404(app, signed_in):
