@@ -72,8 +72,12 @@ def _commit_keeping_loaded(rows: list) -> None:
 
 
 def _bounded(statement, limit: int) -> tuple[list, bool]:
-    """The first ``limit`` rows and whether there were more."""
-    rows = list(db.session.scalars(statement.limit(limit + 1)))
+    """The first ``limit`` rows and whether there were more.
+
+    Plain rows of the columns shown, not ORM objects: a hundred problems then cost a
+    fraction of a millisecond instead of several.
+    """
+    rows = db.session.execute(statement.limit(limit + 1)).all()
     return rows[:limit], len(rows) > limit
 
 
@@ -174,20 +178,26 @@ def chart_summary_data(patient_id: int) -> dict:
     About a dozen bounded queries, each on an index that leads with ``patient_id``.
     """
     problems, more_problems = _bounded(
-        select(Problem)
+        select(Problem.id, Problem.icd10_code, Problem.description, Problem.onset_date)
         .where(Problem.patient_id == patient_id, Problem.status == "active")
         .order_by(Problem.description, Problem.id),
         LIST_LIMIT,
     )
     allergies, more_allergies = _bounded(
-        select(Allergy)
+        select(Allergy.id, Allergy.substance, Allergy.reactions, Allergy.severity)
         .where(Allergy.patient_id == patient_id, Allergy.status == "active")
         .order_by(Allergy.substance, Allergy.id),
         LIST_LIMIT,
     )
     no_known_allergies = db.session.get(NoKnownAllergies, patient_id) if not allergies else None
     medications, more_medications = _bounded(
-        select(Medication)
+        select(
+            Medication.id,
+            Medication.drug,
+            Medication.dose,
+            Medication.route,
+            Medication.frequency,
+        )
         .where(Medication.patient_id == patient_id, Medication.status == "active")
         .order_by(Medication.drug, Medication.id),
         LIST_LIMIT,
@@ -238,9 +248,6 @@ def chart_summary(actor, patient_id: int) -> dict:
             patient,
             context["no_known_allergies"],
             context["latest_vital_set"],
-            *context["problems"],
-            *context["allergies"],
-            *context["medications"],
         ]
     )
     return context
