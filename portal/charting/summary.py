@@ -41,7 +41,7 @@ UPCOMING_APPOINTMENTS = 5
 # and says how many there are in all.
 LIST_LIMIT = 100
 WORKLIST_LIMIT = 50
-UNSIGNED_AFTER = timedelta(hours=24)
+UNSIGNED_AFTER_HOURS = 24
 
 
 @dataclass
@@ -278,7 +278,7 @@ def _note_rows(condition, order_by):
     ).all()
 
 
-def unsigned_notes_older_than(user_id: int, hours: int = 24) -> list:
+def unsigned_notes_older_than(user_id: int, hours: int = UNSIGNED_AFTER_HOURS) -> list:
     """The user's own drafts started more than ``hours`` ago, oldest first."""
     cutoff = utcnow() - timedelta(hours=hours)
     return _note_rows(
@@ -297,7 +297,7 @@ def notes_awaiting_cosignature(user_id: int) -> list:
 
 def worklist(actor, *, may_cosign: bool) -> dict:
     """The home page's lists; recorded in the audit trail when they show any patient."""
-    unsigned = unsigned_notes_older_than(actor.id, int(UNSIGNED_AFTER.total_seconds() // 3600))
+    unsigned = unsigned_notes_older_than(actor.id)
     cosign = notes_awaiting_cosignature(actor.id) if may_cosign else []
     if unsigned or cosign:
         audit.record(
