@@ -46,7 +46,7 @@ class Target:
     @property
     def key(self) -> str:
         name = make_url(self.url).database or ""
-        extra = "-sched" if "sched" in name else ""
+        extra = "-sched" if "sched" in name else "-chart" if "chart" in name else ""
         return f"{self.dialect}-{self.rows}{extra}"
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from bench import cpu, databases, floors, report, schedule, workload
+from bench import chart, cpu, databases, floors, report, schedule, workload
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
 from bench.server import Server
 
@@ -78,8 +78,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--bookings", type=int, default=None, help="bookings per client for --schedule (25)"
     )
+    parser.add_argument(
+        "--chart",
+        action="store_true",
+        help="measure charting (issue 4: chart summary, encounter page, vitals trend chart, "
+        "draft autosave) on one long chart among --rows patients (default 1000000)",
+    )
     args = parser.parse_args(argv)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
+    if args.chart and not args.quick:
+        default_rows = "1000000"
     args.rows = sorted(
         {int(value.replace("_", "")) for value in (args.rows or default_rows).split(",")}
     )
@@ -121,13 +129,11 @@ def main(argv=None) -> int:
         for rows in args.rows:
             # The scheduling run keeps its own databases: the search run's stay untouched.
             if dialect == "sqlite":
-                target = databases.sqlite_target(
-                    rows, "portal-sched" if args.schedule else "portal"
-                )
+                prefix = "portal-sched" if args.schedule else "portal-chart" if args.chart else ""
+                target = databases.sqlite_target(rows, prefix or "portal")
             else:
-                target = databases.postgres_target(
-                    args.postgres, rows, "portal_bench_sched" if args.schedule else "portal_bench"
-                )
+                prefix = "_sched" if args.schedule else "_chart" if args.chart else ""
+                target = databases.postgres_target(args.postgres, rows, "portal_bench" + prefix)
             log(f"\n== {db_report.label}, {rows:,} patients")
             databases.ensure_seeded(target, args.postgres, reseed=args.reseed, log=log)
             if target.seed_seconds is not None:
@@ -152,6 +158,18 @@ def main(argv=None) -> int:
                 )
                 if not args.seed_only:
                     measure_schedule(target, db_report, args, stamp)
+        elif args.chart:
+            for target in targets:
+                meta = chart.ensure_chart(target, log=log)
+                db_report.seeding.append(
+                    f"{target.rows:,} patients: one chart of {chart.ENCOUNTERS:,} encounters "
+                    f"(signed notes), {chart.VITALS:,} vital sets, {chart.PROBLEMS} problems, "
+                    f"{chart.MEDICATIONS} medications, "
+                    + ("reused" if meta["reused"] else "seeded")
+                    + f" ({meta['seed_seconds']} s)"
+                )
+                if not args.seed_only:
+                    measure_chart(target, db_report, args, stamp, meta["patient_id"])
         elif not args.seed_only:
             measure(targets, db_report, args, stamp)
     if args.seed_only:
@@ -163,7 +181,9 @@ def main(argv=None) -> int:
         f"gunicorn per database size: 1 worker, gthread, {args.threads} threads, on "
         f"127.0.0.1:{args.port}+; {args.requests} timed requests per benchmark and size after "
         f"{WARMUP} untimed, sequential on one keep-alive session (requests) per size, "
-        f"alternating between the sizes; signed in as a front-desk user without MFA; before "
+        f"alternating between the sizes; signed in as "
+        + ("a prescriber (password and TOTP)" if args.chart else "a front-desk user without MFA")
+        + "; before "
         f"each benchmark the run waits up to {args.quiet_wait:.0f} s for the CPU to be under "
         f'{QUIET_THRESHOLD:.0%} busy. "Other CPU load" is the machine\'s CPU used by other '
         f"processes (PostgreSQL included) during the benchmark"
@@ -174,7 +194,7 @@ def main(argv=None) -> int:
     else:
         md_path, json_path = ROOT / "bench" / "RESULTS.md", ROOT / "bench" / "results.json"
     report.append_markdown(md_path, text)
-    report.write_json(json_path, all_results, keep=args.schedule)
+    report.write_json(json_path, all_results, keep=args.schedule or args.chart)
     log("\n" + text)
     log(f"Written: {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}")
     failures = report.failing(all_results)
@@ -456,3 +476,65 @@ def measure_booking(target, server, setup, db_report, args, stamp: str) -> None:
         log("  " + note)
     for session in sessions:
         session.close()
+
+
+def measure_chart(target, db_report: report.DatabaseReport, args, stamp: str, patient_id) -> None:
+    """Chart summary, encounter page, trend chart and autosave on one size, with floors.
+
+    A benchmark whose page is not in this build (charting lands in parts) is reported as
+    skipped rather than failed.
+    """
+    from bench.databases import app_for
+
+    count = args.requests
+    setup = chart.load_setup(target.url, patient_id)
+    app = app_for(target.url)
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    with Server(target.url, args.port, args.threads) as server:
+        log(f"  {target.rows:,} patients: gunicorn at {server.base} (pid {server.process.pid})")
+        session, token = chart.sign_in_clinician(server.base)
+        for kind, name, endpoint in chart.BENCHMARKS:
+            if endpoint not in endpoints:
+                note = f"{name}: not measured, {endpoint} is not in this build"
+                db_report.notes.append(note)
+                log("  " + note)
+                continue
+            cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+            requester = chart.Requester(kind, setup, session, server.base, token)
+            timing = workload.Timings()
+            worker = server.worker_pids()[0]
+            worker_before = cpu.process_cpu_seconds(worker)
+            for step in range(WARMUP + count):
+                elapsed, problem = requester(step)
+                if step >= WARMUP:
+                    timing.add(elapsed, problem)
+            worker_after = cpu.process_cpu_seconds(worker)
+            floor = chart.floor(target.url, kind, setup, count, WARMUP)
+            latencies = timing.latencies_ms
+            result = report.Result(
+                benchmark=name,
+                database=db_report.label,
+                rows=target.rows,
+                requests=len(latencies),
+                p50_ms=round(report.percentile(latencies, 50), 2),
+                p95_ms=round(report.percentile(latencies, 95), 2),
+                p99_ms=round(report.percentile(latencies, 99), 2),
+                floor_p95_ms=round(report.percentile(floor, 95), 3),
+                date=stamp,
+                failures=timing.failures,
+                first_failure=timing.first_failure,
+                worker_cpu_ms=round((worker_after - worker_before) * 1000 / (WARMUP + count), 2)
+                if worker_before is not None and worker_after is not None
+                else None,
+            )
+            db_report.results.append(result)
+            log(
+                f"  {name:<52} p50 {result.p50_ms:6.1f}  p95 {result.p95_ms:6.1f}  "
+                f"p99 {result.p99_ms:6.1f}  floor p95 {result.floor_p95_ms:6.2f} ms  "
+                f"[{timing.failures} wrong: {timing.first_failure}]"
+            )
+        session.close()
+    plan = chart.explain(target.url, target.dialect, patient_id)
+    db_report.plans[f"chart summary, {target.rows:,} rows"] = plan
+    if args.explain:
+        log(plan)

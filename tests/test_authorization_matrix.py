@@ -130,6 +130,10 @@ EXPECTED: dict[str, set[str]] = {
     "charting.save_diagnoses": {"nurse", "prescriber"},
     "charting.add_encounter_problem": {"nurse", "prescriber"},
     "charting.reconcile_medication": {"nurse", "prescriber"},
+    # Charting, part D (summary): chart summary, visit summary print view and PDF.
+    "charting.chart_summary": {"nurse", "prescriber"},
+    "charting.visit_summary": {"nurse", "prescriber"},
+    "charting.visit_summary_pdf": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -157,8 +161,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "vitals_id",  # charting B
     "problem_id",
     "allergy_id",
-    "medication_id",
-    "encounter_id",  # charting lists (part C)
+    "medication_id",  # charting lists (part C)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

@@ -1,3 +1,94 @@
-"""summary_views routes (being built)."""
+"""The chart summary and the visit summary (print view and PDF).
 
-from portal.charting import bp  # noqa: F401
+Thin views: load and audit through ``portal.charting.summary``, then render.
+"""
+
+from __future__ import annotations
+
+from flask import Response, request, url_for
+from werkzeug.routing import BuildError
+
+from portal.auth.permissions import require
+from portal.charting import bp, summary
+from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
+from portal.clinic.services import current_clinic
+from portal.scheduling.models import STATUS_LABELS
+from portal.web import current_actor, render
+
+
+@bp.get("/patients/<int:patient_id>")
+@require("chart.read")
+def chart_summary(patient_id: int):
+    """The patient's front page: lists, latest vitals, recent encounters, next visits."""
+    context = summary.chart_summary(current_actor(), patient_id)
+    return render(
+        "charting/summary.html",
+        **context,
+        encounter_kinds=ENCOUNTER_KINDS,
+        appointment_statuses=STATUS_LABELS,
+        vital_sign_items=summary.vital_sign_items,
+        clinic=current_clinic(),
+    )
+
+
+@bp.get("/encounters/<int:encounter_id>/summary")
+@require("chart.read")
+def visit_summary(encounter_id: int):
+    """The printable visit summary (audited as a print when shown)."""
+    visit = summary.view_visit_summary(current_actor(), encounter_id)
+    return render(
+        "charting/visit_summary.html",
+        visit=visit,
+        patient=visit.patient,
+        encounter_kinds=ENCOUNTER_KINDS,
+        note_kinds=NOTE_KINDS,
+        vital_sign_items=summary.vital_sign_items,
+        clinic=current_clinic(),
+    )
+
+
+@bp.get("/encounters/<int:encounter_id>/summary.pdf")
+@require("chart.read")
+def visit_summary_pdf(encounter_id: int):
+    """The visit summary as a PDF; 409 while a note of the visit is not signed."""
+    try:
+        visit, pdf = summary.export_visit_summary_pdf(current_actor(), encounter_id)
+    except summary.NoteNotSigned as refusal:
+        visit = refusal.summary
+        return render(
+            "charting/visit_summary_unsigned.html",
+            visit=visit,
+            patient=visit.patient,
+            status=409,
+        )
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={
+            # The file name carries ids only (no PHI in names that land in download folders).
+            "Content-Disposition": f'inline; filename="visit-summary-{visit.encounter.id}.pdf"'
+        },
+    )
+
+
+@bp.app_template_global()
+def encounter_href(encounter_id: int) -> str:
+    """The encounter page's address.
+
+    FALLBACK until part A (notes) lands: its endpoint ``charting.encounter_page`` serves the
+    contract's URL; until then the same URL is built by hand. The lead drops the except.
+    """
+    try:
+        return url_for("charting.encounter_page", encounter_id=encounter_id)
+    except BuildError:
+        return f"{request.script_root}{bp.url_prefix}/encounters/{encounter_id}"
+
+
+@bp.app_template_global()
+def optional_url(endpoint: str, **values) -> str | None:
+    """``url_for`` for pages other parts of charting add (immunizations, lists), or None
+    while that part has not landed, so the summary links to them once they exist."""
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return None

@@ -1,18 +1,25 @@
 """Home page (what the signed-in user can do next) and the health check."""
 
 from flask import jsonify
+from flask_login import current_user
 from sqlalchemy import text
 
 from portal.auth.permissions import public, require
 from portal.extensions import db
 from portal.main import bp
-from portal.web import render
+from portal.web import current_actor, render
 
 
 @bp.get("/")
 @require("account.self")
 def home():
-    return render("main/home.html")
+    """What the user can do next; clinicians also see the notes waiting for them."""
+    notes = {}
+    if current_user.has_permission("chart.write"):
+        from portal.charting.summary import worklist
+
+        notes = worklist(current_actor(), may_cosign=current_user.has_permission("chart.sign"))
+    return render("main/home.html", **notes)
 
 
 @bp.get("/healthz")

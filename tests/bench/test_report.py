@@ -97,3 +97,13 @@ def test_scheduling_rows_have_issue_3_budgets_and_extra_json_fields(tmp_path):
     assert written[0]["conflict_rate"] == 0.875
     assert written[0]["appointments"] == 20_000
     assert "conflict_rate" not in written[1]
+
+
+def test_charting_rows_have_issue_4_budgets():
+    summary = result("chart: summary (1,000 encounters, 5,000 vitals)", p95=99.0, is_search=False)
+    autosave = result("chart: draft autosave", p95=41.0, is_search=False)
+    trend = result("chart: vitals trend chart (SVG)", p95=150.0, is_search=False)
+    assert budget(summary, [summary]) == ("≤ 100", "pass")
+    assert budget(autosave, [autosave]) == ("≤ 40", "**FAIL**")
+    assert budget(trend, [trend])[1] == "pass"
+    assert failing([summary, autosave, trend]) == [autosave]

@@ -1,0 +1,443 @@
+"""The chart summary (a patient's front page), the clinician's note worklist, and the visit
+summary (print view and PDF) of an encounter.
+
+Speed is part of the feature: a patient may have a thousand encounters and thousands of vital
+signs, so every query here is bounded (the latest few rows plus counts) and walks an index
+that leads with the patient (or the author / co-signer for the worklist).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound
+
+from portal.audit import services as audit
+from portal.auth.models import User
+from portal.charting.models import (
+    Allergy,
+    Encounter,
+    Immunization,
+    Medication,
+    NoKnownAllergies,
+    Note,
+    Problem,
+    VitalSigns,
+)
+from portal.clinic.models import Location
+from portal.extensions import db
+from portal.patients.models import Patient
+from portal.patients.services import get_patient_for
+from portal.scheduling.models import INACTIVE_STATUSES, Appointment, AppointmentType
+from portal.timeutil import utcnow
+
+SUMMARY_CATEGORY = "chart summary"
+VISIT_SUMMARY_CATEGORY = "visit summary"
+RECENT_ENCOUNTERS = 10
+UPCOMING_APPOINTMENTS = 5
+# More than this many active entries in one list is unusual; the summary shows the first ones
+# and says how many there are in all.
+LIST_LIMIT = 100
+WORKLIST_LIMIT = 50
+UNSIGNED_AFTER_HOURS = 24
+
+
+@dataclass
+class RecentEncounter:
+    """One row of the summary's encounter list."""
+
+    id: int
+    occurred_at: datetime
+    kind: str
+    provider_name: str
+    chief_complaint: str | None
+    notes: int
+    unsigned_notes: int
+
+    @property
+    def note_status(self) -> str:
+        if not self.notes:
+            return "No note"
+        return "Unsigned" if self.unsigned_notes else "Signed"
+
+
+def _commit_keeping_loaded(rows: list) -> None:
+    """Commit the audit event; the rows stay readable as loaded (no reload per row)."""
+    for row in rows:
+        if row is not None and row in db.session:
+            db.session.expunge(row)
+    db.session.commit()
+
+
+def _bounded(statement, limit: int) -> tuple[list, bool]:
+    """The first ``limit`` rows and whether there were more.
+
+    Plain rows of the columns shown, not ORM objects: a hundred problems then cost a
+    fraction of a millisecond instead of several.
+    """
+    rows = db.session.execute(statement.limit(limit + 1)).all()
+    return rows[:limit], len(rows) > limit
+
+
+def recent_encounters(patient_id: int, limit: int = RECENT_ENCOUNTERS) -> list[RecentEncounter]:
+    """The latest encounters with their note counts: two small queries whatever the history."""
+    rows = db.session.execute(
+        select(
+            Encounter.id,
+            Encounter.occurred_at,
+            Encounter.kind,
+            Encounter.chief_complaint,
+            User.full_name,
+        )
+        .join(User, User.id == Encounter.provider_id)
+        .where(Encounter.patient_id == patient_id)
+        .order_by(Encounter.occurred_at.desc(), Encounter.id.desc())
+        .limit(limit)
+    ).all()
+    counts = {}
+    if rows:
+        counts = {
+            encounter_id: (total, unsigned)
+            for encounter_id, total, unsigned in db.session.execute(
+                select(
+                    Note.encounter_id,
+                    func.count(Note.id),
+                    func.count(Note.id) - func.count(Note.signed_at),
+                )
+                .where(Note.encounter_id.in_([row.id for row in rows]))
+                .group_by(Note.encounter_id)
+            )
+        }
+    return [
+        RecentEncounter(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            kind=row.kind,
+            provider_name=row.full_name,
+            chief_complaint=row.chief_complaint,
+            notes=counts.get(row.id, (0, 0))[0],
+            unsigned_notes=counts.get(row.id, (0, 0))[1],
+        )
+        for row in rows
+    ]
+
+
+def upcoming_appointments(patient_id: int, limit: int = UPCOMING_APPOINTMENTS) -> list:
+    """The patient's next active appointments (type, provider, location), soonest first."""
+    return db.session.execute(
+        select(
+            Appointment.id,
+            Appointment.starts_at,
+            Appointment.status,
+            AppointmentType.name.label("type_name"),
+            User.full_name.label("provider_name"),
+            Location.name.label("location_name"),
+        )
+        .join(AppointmentType, AppointmentType.id == Appointment.appointment_type_id)
+        .join(User, User.id == Appointment.provider_id)
+        .join(Location, Location.id == Appointment.location_id)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.starts_at >= utcnow(),
+            Appointment.status.not_in(INACTIVE_STATUSES),
+        )
+        .order_by(Appointment.starts_at)
+        .limit(limit)
+    ).all()
+
+
+def latest_vital_signs(patient_id: int) -> VitalSigns | None:
+    """The latest set of vital signs not marked entered-in-error."""
+    return db.session.scalars(
+        select(VitalSigns)
+        .where(VitalSigns.patient_id == patient_id, VitalSigns.entered_in_error.is_(False))
+        .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _vitals_section(patient_id: int) -> dict:
+    """Part B's latest-vitals context (sparklines) when it is there, else the latest set.
+
+    FALLBACK until part B (vitals) lands: ``latest_vitals_context`` and its template
+    ``charting/_latest_vitals.html`` come with it; the lead removes this branch at merge.
+    """
+    from portal.charting import vitals
+
+    provider = getattr(vitals, "latest_vitals_context", None)
+    if provider is not None:
+        return {"vitals_from_part_b": True, "latest_vital_set": None, **provider(patient_id)}
+    return {"vitals_from_part_b": False, "latest_vital_set": latest_vital_signs(patient_id)}
+
+
+def chart_summary_data(patient_id: int) -> dict:
+    """What the patient's front page shows, without the patient row or the audit event.
+
+    About a dozen bounded queries, each on an index that leads with ``patient_id``.
+    """
+    problems, more_problems = _bounded(
+        select(Problem.id, Problem.icd10_code, Problem.description, Problem.onset_date)
+        .where(Problem.patient_id == patient_id, Problem.status == "active")
+        .order_by(Problem.description, Problem.id),
+        LIST_LIMIT,
+    )
+    allergies, more_allergies = _bounded(
+        select(Allergy.id, Allergy.substance, Allergy.reactions, Allergy.severity)
+        .where(Allergy.patient_id == patient_id, Allergy.status == "active")
+        .order_by(Allergy.substance, Allergy.id),
+        LIST_LIMIT,
+    )
+    no_known_allergies = db.session.get(NoKnownAllergies, patient_id) if not allergies else None
+    medications, more_medications = _bounded(
+        select(
+            Medication.id,
+            Medication.drug,
+            Medication.dose,
+            Medication.route,
+            Medication.frequency,
+        )
+        .where(Medication.patient_id == patient_id, Medication.status == "active")
+        .order_by(Medication.drug, Medication.id),
+        LIST_LIMIT,
+    )
+    counts = db.session.execute(
+        select(
+            select(func.count())
+            .select_from(Problem)
+            .where(Problem.patient_id == patient_id, Problem.status == "active")
+            .scalar_subquery(),
+            select(func.count())
+            .select_from(Medication)
+            .where(Medication.patient_id == patient_id, Medication.status == "active")
+            .scalar_subquery(),
+            select(func.count())
+            .select_from(Encounter)
+            .where(Encounter.patient_id == patient_id)
+            .scalar_subquery(),
+            select(func.count())
+            .select_from(Immunization)
+            .where(Immunization.patient_id == patient_id)
+            .scalar_subquery(),
+        )
+    ).one()
+    return {
+        "problems": problems,
+        "problem_count": counts[0] if more_problems else len(problems),
+        "allergies": allergies,
+        "more_allergies": more_allergies,
+        "no_known_allergies": no_known_allergies,
+        "medications": medications,
+        "medication_count": counts[1] if more_medications else len(medications),
+        "encounters": recent_encounters(patient_id),
+        "encounter_count": counts[2],
+        "appointments": upcoming_appointments(patient_id),
+        "immunization_count": counts[3],
+        **_vitals_section(patient_id),
+    }
+
+
+def chart_summary(actor, patient_id: int) -> dict:
+    """Everything the patient's front page shows, and its audit event ("chart.view")."""
+    patient = get_patient_for(actor, patient_id)
+    context = {"patient": patient, **chart_summary_data(patient_id)}
+    audit.record("chart.view", actor=actor, patient=patient, obj=patient, category=SUMMARY_CATEGORY)
+    _commit_keeping_loaded(
+        [
+            patient,
+            context["no_known_allergies"],
+            context["latest_vital_set"],
+        ]
+    )
+    return context
+
+
+# --- the clinician's worklist (home page) --------------------------------------------------
+
+
+def _note_rows(condition, order_by):
+    return db.session.execute(
+        select(
+            Note.id.label("note_id"),
+            Note.kind,
+            Note.created_at,
+            Note.signed_at,
+            Encounter.id.label("encounter_id"),
+            Encounter.occurred_at,
+            Patient.id.label("patient_id"),
+            Patient.family_name,
+            Patient.given_name,
+            Patient.mrn,
+        )
+        .join(Encounter, Encounter.id == Note.encounter_id)
+        .join(Patient, Patient.id == Note.patient_id)
+        .where(condition)
+        .order_by(order_by, Note.id)
+        .limit(WORKLIST_LIMIT)
+    ).all()
+
+
+def unsigned_notes_older_than(user_id: int, hours: int = UNSIGNED_AFTER_HOURS) -> list:
+    """The user's own drafts started more than ``hours`` ago, oldest first."""
+    cutoff = utcnow() - timedelta(hours=hours)
+    return _note_rows(
+        (Note.author_id == user_id) & Note.signed_at.is_(None) & (Note.created_at < cutoff),
+        Note.created_at,
+    )
+
+
+def notes_awaiting_cosignature(user_id: int) -> list:
+    """Signed notes routed to the user for co-signature and not co-signed yet."""
+    return _note_rows(
+        (Note.cosigner_id == user_id) & Note.cosigned_at.is_(None) & Note.signed_at.is_not(None),
+        Note.signed_at,
+    )
+
+
+def worklist(actor, *, may_cosign: bool) -> dict:
+    """The home page's lists; recorded in the audit trail when they show any patient."""
+    unsigned = unsigned_notes_older_than(actor.id)
+    cosign = notes_awaiting_cosignature(actor.id) if may_cosign else []
+    if unsigned or cosign:
+        audit.record(
+            "chart.worklist.view",
+            actor=actor,
+            category="clinical notes",
+            detail=f"notes={','.join(str(row.note_id) for row in [*unsigned, *cosign])}",
+        )
+        db.session.commit()
+    return {"unsigned_notes": unsigned, "cosign_notes": cosign}
+
+
+# --- visit summary ---------------------------------------------------------------------------
+
+
+def vital_sign_items(vitals: VitalSigns, clinic=None) -> list[tuple[str, str]]:
+    """(label, value) of each vital sign recorded in the set, in the clinic's units.
+
+    Stored values are canonical UCUM (Cel, kg, cm); the clinic chooses °F/lb/in or °C/kg/cm.
+    """
+    fahrenheit = clinic is None or clinic.temperature_unit == "[degF]"
+    pounds = clinic is None or clinic.weight_unit == "[lb_av]"
+    inches = clinic is None or clinic.length_unit == "[in_i]"
+
+    def length(cm):
+        return f"{cm / 2.54:.1f} in" if inches else f"{cm:.1f} cm"
+
+    items = []
+    if vitals.systolic_mmhg is not None and vitals.diastolic_mmhg is not None:
+        position = f" ({vitals.bp_position})" if vitals.bp_position else ""
+        items.append(
+            ("Blood pressure", f"{vitals.systolic_mmhg}/{vitals.diastolic_mmhg} mmHg{position}")
+        )
+    if vitals.heart_rate_per_min is not None:
+        items.append(("Heart rate", f"{vitals.heart_rate_per_min} /min"))
+    if vitals.respiratory_rate_per_min is not None:
+        items.append(("Respiratory rate", f"{vitals.respiratory_rate_per_min} /min"))
+    if vitals.temperature_cel is not None:
+        celsius = vitals.temperature_cel
+        items.append(
+            (
+                "Temperature",
+                f"{celsius * 9 / 5 + 32:.1f} °F" if fahrenheit else f"{celsius:.1f} °C",
+            )
+        )
+    if vitals.spo2_percent is not None:
+        items.append(("SpO₂", f"{vitals.spo2_percent} %"))
+    if vitals.weight_kg is not None:
+        kg = vitals.weight_kg
+        items.append(("Weight", f"{kg * 2.2046226218:.1f} lb" if pounds else f"{kg:.1f} kg"))
+    if vitals.height_cm is not None:
+        items.append(("Height", length(vitals.height_cm)))
+    if vitals.bmi is not None:
+        items.append(("BMI", f"{vitals.bmi:.1f} kg/m²"))
+    if vitals.pain_score is not None:
+        items.append(("Pain", f"{vitals.pain_score}/10"))
+    if vitals.head_circumference_cm is not None:
+        items.append(("Head circumference", length(vitals.head_circumference_cm)))
+    return items
+
+
+@dataclass
+class VisitSummary:
+    """What the print view and the PDF show of one encounter."""
+
+    patient: Patient
+    encounter: Encounter
+    notes: list[Note]
+    vitals: list[VitalSigns]
+
+    @property
+    def is_final(self) -> bool:
+        """Every note is signed (and there is one): the summary may be printed or exported."""
+        return bool(self.notes) and all(note.is_signed for note in self.notes)
+
+
+class NoteNotSigned(Exception):
+    """The encounter has no note, or a note not signed yet: nothing final to export."""
+
+    def __init__(self, summary: VisitSummary):
+        super().__init__("the visit's note is not signed yet")
+        self.summary = summary
+
+
+def load_visit_summary(actor, encounter_id: int) -> VisitSummary:
+    """The encounter (404 unless its patient is visible to ``actor``), its notes and vitals."""
+    encounter = db.session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise NotFound()
+    patient = get_patient_for(actor, encounter.patient_id)
+    notes = list(
+        db.session.scalars(
+            select(Note).where(Note.encounter_id == encounter.id).order_by(Note.created_at, Note.id)
+        )
+    )
+    vitals = list(
+        db.session.scalars(
+            select(VitalSigns)
+            .where(VitalSigns.encounter_id == encounter.id, VitalSigns.entered_in_error.is_(False))
+            .order_by(VitalSigns.taken_at, VitalSigns.id)
+        )
+    )
+    # Touch the lazy parts now: the rows are read after the audit commit.
+    for note in notes:
+        _ = [addendum.author for addendum in note.addenda], note.signed_by
+    _ = list(encounter.problems_addressed)
+    return VisitSummary(patient, encounter, notes, vitals)
+
+
+def view_visit_summary(actor, encounter_id: int) -> VisitSummary:
+    """The print view: audited as a print of the visit summary when it is shown."""
+    summary = load_visit_summary(actor, encounter_id)
+    _record_visit_summary(actor, summary, "visit_summary.print")
+    return summary
+
+
+def export_visit_summary_pdf(actor, encounter_id: int) -> tuple[VisitSummary, bytes]:
+    """The PDF of a final visit summary, audited; ``NoteNotSigned`` before anything is signed."""
+    from portal.charting.visit_summary_pdf import render_pdf
+
+    summary = load_visit_summary(actor, encounter_id)
+    if not summary.is_final:
+        # The refusal page still shows the patient: the attempt is in the trail too.
+        _record_visit_summary(actor, summary, "visit_summary.pdf", outcome="denied")
+        raise NoteNotSigned(summary)
+    pdf = render_pdf(summary)
+    _record_visit_summary(actor, summary, "visit_summary.pdf")
+    return summary, pdf
+
+
+def _record_visit_summary(
+    actor, summary: VisitSummary, action: str, outcome: str = "success"
+) -> None:
+    audit.record(
+        action,
+        outcome=outcome,
+        actor=actor,
+        patient=summary.patient,
+        obj=summary.encounter,
+        category=VISIT_SUMMARY_CATEGORY,
+        detail=f"notes={','.join(str(note.id) for note in summary.notes)}",
+    )
+    _commit_keeping_loaded([summary.patient, summary.encounter, *summary.notes, *summary.vitals])
