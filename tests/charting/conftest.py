@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.timeutil import utcnow
-from tests.conftest import TOTP_SECRETS
 
 # The browser fixtures (Chromium watched for console errors and CSP violations), for the
 # charting browser tests.
@@ -28,6 +27,7 @@ from tests.browser import (  # noqa: F401
     sign_in,
     watch,
 )
+from tests.conftest import TOTP_SECRETS
 
 
 @dataclass
