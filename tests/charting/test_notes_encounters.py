@@ -239,5 +239,6 @@ def test_encounter_page_takes_a_handful_of_queries_whatever_the_history(
     statements_for(small)  # warm up (the clinic's cached settings)
     few, many = statements_for(small), statements_for(big)
     assert len(many) == len(few), "\n".join(many)
-    # Session, user, clinic, the audit chain, and the page's own reads.
-    assert len(many) <= 20, "\n".join(many)
+    # The page with its vitals, diagnoses and medication sections: a fixed set of statements
+    # (sessions, user, banner, note, sections, the audit insert), not one per row.
+    assert len(many) <= 30, "\n".join(many)
