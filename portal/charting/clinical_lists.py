@@ -112,14 +112,6 @@ class StaleEdit(ListError):
 # Shared machinery: loading items of a patient, revisions, commits
 
 
-def _commit_detached(rows: list) -> None:
-    """Commit, keeping ``rows`` readable as loaded (a commit would expire them: one
-    SELECT per row when a page then renders them)."""
-    for row in rows:
-        db.session.expunge(row)
-    db.session.commit()
-
-
 def _item_of(item_type: str, patient: Patient, item_id: int):
     """The patient's item, or 404: an id of another patient's item is as unknown as any."""
     item = db.session.get(MODELS[item_type], item_id)
@@ -212,7 +204,7 @@ def item_history(actor, patient_id: int, item_type: str, item_id: int):
         )
     )
     _view(actor, patient, item_type, f"{item_type}.history_view", obj=item)
-    _commit_detached([patient, item, *revisions])
+    db.session.commit()
     return patient, item, revisions
 
 
@@ -259,7 +251,7 @@ def view_problems(actor, patient_id: int) -> tuple[Patient, list[Problem]]:
     patient = get_patient_for(actor, patient_id)
     problems = _patient_problems(patient.id)
     _view(actor, patient, "problem", "problem.list_view")
-    _commit_detached([patient, *problems])
+    db.session.commit()
     return patient, problems
 
 
@@ -268,7 +260,7 @@ def load_problem(actor, patient_id: int, problem_id: int, purpose: str = "edit f
     patient = get_patient_for(actor, patient_id)
     problem = _item_of("problem", patient, problem_id)
     _view(actor, patient, "problem", "problem.view", obj=problem)
-    _commit_detached([patient, problem])
+    db.session.commit()
     return patient, problem
 
 
@@ -416,7 +408,7 @@ def view_allergies(actor, patient_id: int):
     )
     nka = db.session.get(NoKnownAllergies, patient.id)
     _view(actor, patient, "allergy", "allergy.list_view")
-    _commit_detached([row for row in (patient, *allergies, nka) if row is not None])
+    db.session.commit()
     return patient, allergies, nka
 
 
@@ -424,7 +416,7 @@ def load_allergy(actor, patient_id: int, allergy_id: int):
     patient = get_patient_for(actor, patient_id)
     allergy = _item_of("allergy", patient, allergy_id)
     _view(actor, patient, "allergy", "allergy.view", obj=allergy)
-    _commit_detached([patient, allergy])
+    db.session.commit()
     return patient, allergy
 
 
@@ -524,7 +516,7 @@ def view_medications(actor, patient_id: int):
         )
     )
     _view(actor, patient, "medication", "medication.list_view")
-    _commit_detached([patient, *medications])
+    db.session.commit()
     return patient, medications
 
 
@@ -532,7 +524,7 @@ def load_medication(actor, patient_id: int, medication_id: int):
     patient = get_patient_for(actor, patient_id)
     medication = _item_of("medication", patient, medication_id)
     _view(actor, patient, "medication", "medication.view", obj=medication)
-    _commit_detached([patient, medication])
+    db.session.commit()
     return patient, medication
 
 

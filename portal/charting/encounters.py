@@ -252,16 +252,5 @@ def view_encounter(actor, encounter_id: int) -> EncounterPage:
         category=CATEGORY,
         detail=f"notes={len(notes)}",
     )
-    commit_keeping_loaded()
+    db.session.commit()
     return EncounterPage(encounter=encounter, patient=patient, notes=notes, names=names)
-
-
-def commit_keeping_loaded() -> None:
-    """Commit without expiring what was loaded: the page renders it next as read, instead of
-    reloading every row (one SELECT each) after the audit event's commit."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True

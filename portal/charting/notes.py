@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
-from portal.charting.encounters import ChartingError, commit_keeping_loaded, get_encounter_for
+from portal.charting.encounters import ChartingError, get_encounter_for
 from portal.charting.models import (
     NOTE_KINDS,
     NOTE_MAX_CHARS,
@@ -201,7 +201,7 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
         check_length(text)
         expected = _parse_version(version)
         if text == note.text:
-            commit_keeping_loaded()  # nothing to write; end the read
+            db.session.commit()  # nothing to write; end the read
             return note
         if expected != note.version:
             raise VersionConflict(note)
@@ -237,7 +237,7 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
             ("saved_by_id", actor.id),
         ):
             set_committed_value(note, name, value)
-        commit_keeping_loaded()
+        db.session.commit()
     except ChartingError:
         if db.session.is_active:
             db.session.rollback()

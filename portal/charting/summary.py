@@ -63,14 +63,6 @@ class RecentEncounter:
         return "Unsigned" if self.unsigned_notes else "Signed"
 
 
-def _commit_keeping_loaded(rows: list) -> None:
-    """Commit the audit event; the rows stay readable as loaded (no reload per row)."""
-    for row in rows:
-        if row is not None and row in db.session:
-            db.session.expunge(row)
-    db.session.commit()
-
-
 def _bounded(statement, limit: int) -> tuple[list, bool]:
     """The first ``limit`` rows and whether there were more.
 
@@ -243,13 +235,7 @@ def chart_summary(actor, patient_id: int) -> dict:
     patient = get_patient_for(actor, patient_id)
     context = {"patient": patient, **chart_summary_data(patient_id)}
     audit.record("chart.view", actor=actor, patient=patient, obj=patient, category=SUMMARY_CATEGORY)
-    _commit_keeping_loaded(
-        [
-            patient,
-            context["no_known_allergies"],
-            context["latest_vital_set"],
-        ]
-    )
+    db.session.commit()
     return context
 
 
@@ -440,4 +426,4 @@ def _record_visit_summary(
         category=VISIT_SUMMARY_CATEGORY,
         detail=f"notes={','.join(str(note.id) for note in summary.notes)}",
     )
-    _commit_keeping_loaded([summary.patient, summary.encounter, *summary.notes, *summary.vitals])
+    db.session.commit()

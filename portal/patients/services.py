@@ -64,16 +64,8 @@ def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
         category=CATEGORY,
         detail=purpose,
     )
-    _commit_keeping_loaded([patient])
-    return patient
-
-
-def _commit_keeping_loaded(rows: list) -> None:
-    """Commit, keeping ``rows`` readable as loaded (a commit would expire them: one
-    SELECT per row when a page then renders them)."""
-    for row in rows:
-        db.session.expunge(row)
     db.session.commit()
+    return patient
 
 
 def _with_search_keys(values: dict) -> dict:
@@ -136,7 +128,7 @@ def register_patient(
                 category=CATEGORY,
                 detail=f"listed as a possible match at registration ({len(matches)} shown)",
             )
-        _commit_keeping_loaded(matches)
+        db.session.commit()
         raise PossibleDuplicates(matches)
 
     patient = Patient(**values, status="active")
@@ -358,7 +350,7 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
             category=CATEGORY,
             detail=f"results={len(patients)} kind={query.kind}",
         )
-        _commit_keeping_loaded(patients)
+        db.session.commit()
     else:
         db.session.rollback()  # end the read transaction (SQLite holds its write lock)
     return SearchOutcome(query, patients)

@@ -325,7 +325,7 @@ def view_appointment_flow(actor, appointment_id: int, *, purpose: str = "status"
         category=CATEGORY,
         detail=purpose,
     )
-    _commit_keeping_loaded()
+    db.session.commit()
     return appointment
 
 
@@ -340,19 +340,8 @@ def view_for_check_in(actor, appointment_id: int) -> Appointment:
         category="demographics",
         detail="check-in",
     )
-    _commit_keeping_loaded()
+    db.session.commit()
     return appointment
-
-
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring what was loaded: the page renders it next, as read, instead
-    of reloading every row (one SELECT each) after the audit event's commit."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
 
 
 def rooms_for(appointment: Appointment) -> list[Room]:
@@ -464,7 +453,7 @@ def flow_board(
     ):
         audit.record("flow_board.view", actor=actor, category=CATEGORY, detail=detail)
     # Nothing else was written; the commit keeps the board's rows loaded for the template.
-    _commit_keeping_loaded()
+    db.session.commit()
     return board
 
 
@@ -594,7 +583,7 @@ def list_waitlist(actor) -> list[WaitlistRow]:
     rows = _waitlist_rows(entries)
     if rows:
         audit.record("waitlist.view", actor=actor, category=CATEGORY, detail=f"entries={len(rows)}")
-    _commit_keeping_loaded()
+    db.session.commit()
     return rows
 
 
@@ -667,7 +656,7 @@ def show_waitlist_matches(actor, appointment_id: int) -> tuple[Appointment, list
             category=CATEGORY,
             detail=f"entries={len(rows)}",
         )
-    _commit_keeping_loaded()
+    db.session.commit()
     return appointment, rows
 
 
