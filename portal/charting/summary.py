@@ -26,6 +26,7 @@ from portal.charting.models import (
     Problem,
     VitalSigns,
 )
+from portal.charting.vitals import latest_vitals_context
 from portal.clinic.models import Location
 from portal.extensions import db
 from portal.patients.models import Patient
@@ -140,30 +141,6 @@ def upcoming_appointments(patient_id: int, limit: int = UPCOMING_APPOINTMENTS) -
     ).all()
 
 
-def latest_vital_signs(patient_id: int) -> VitalSigns | None:
-    """The latest set of vital signs not marked entered-in-error."""
-    return db.session.scalars(
-        select(VitalSigns)
-        .where(VitalSigns.patient_id == patient_id, VitalSigns.entered_in_error.is_(False))
-        .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
-        .limit(1)
-    ).first()
-
-
-def _vitals_section(patient_id: int) -> dict:
-    """Part B's latest-vitals context (sparklines) when it is there, else the latest set.
-
-    FALLBACK until part B (vitals) lands: ``latest_vitals_context`` and its template
-    ``charting/_latest_vitals.html`` come with it; the lead removes this branch at merge.
-    """
-    from portal.charting import vitals
-
-    provider = getattr(vitals, "latest_vitals_context", None)
-    if provider is not None:
-        return {"vitals_from_part_b": True, "latest_vital_set": None, **provider(patient_id)}
-    return {"vitals_from_part_b": False, "latest_vital_set": latest_vital_signs(patient_id)}
-
-
 def chart_summary_data(patient_id: int) -> dict:
     """What the patient's front page shows, without the patient row or the audit event.
 
@@ -226,7 +203,7 @@ def chart_summary_data(patient_id: int) -> dict:
         "encounter_count": counts[2],
         "appointments": upcoming_appointments(patient_id),
         "immunization_count": counts[3],
-        **_vitals_section(patient_id),
+        **latest_vitals_context(patient_id),
     }
 
 

@@ -5,8 +5,7 @@ Thin views: load and audit through ``portal.charting.summary``, then render.
 
 from __future__ import annotations
 
-from flask import Response, request, url_for
-from werkzeug.routing import BuildError
+from flask import Response, url_for
 
 from portal.auth.permissions import require
 from portal.charting import bp, summary
@@ -73,22 +72,5 @@ def visit_summary_pdf(encounter_id: int):
 
 @bp.app_template_global()
 def encounter_href(encounter_id: int) -> str:
-    """The encounter page's address.
-
-    FALLBACK until part A (notes) lands: its endpoint ``charting.encounter_page`` serves the
-    contract's URL; until then the same URL is built by hand. The lead drops the except.
-    """
-    try:
-        return url_for("charting.encounter_page", encounter_id=encounter_id)
-    except BuildError:
-        return f"{request.script_root}{bp.url_prefix}/encounters/{encounter_id}"
-
-
-@bp.app_template_global()
-def optional_url(endpoint: str, **values) -> str | None:
-    """``url_for`` for pages other parts of charting add (immunizations, lists), or None
-    while that part has not landed, so the summary links to them once they exist."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
+    """The encounter page's address (templates that list encounters link to it)."""
+    return url_for("charting.encounter_page", encounter_id=encounter_id)
