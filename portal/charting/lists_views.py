@@ -56,7 +56,6 @@ def lists_globals() -> dict:
         "drug_ingredient_names": DRUG_INGREDIENT_NAMES,
         "medication_routes": COMMON_ROUTES,
         "new_problem_form": _new_encounter_problem_form,
-        "reconcile_form_for": _reconcile_form_for,
         "revised_fields": lists.REVISED_FIELDS,
         "shown_value": lists.shown_value,
     }
@@ -64,20 +63,6 @@ def lists_globals() -> dict:
 
 def _new_encounter_problem_form() -> ProblemForm:
     return ProblemForm(formdata=None, prefix="encounter-problem")
-
-
-def _reconcile_form_for(medication) -> ReconcileForm:
-    """A medication's blank decision form (the current dose, route, frequency to edit)."""
-    return ReconcileForm(
-        formdata=None,
-        prefix=f"med-{medication.id}",
-        data={
-            "dose": medication.dose,
-            "route": medication.route,
-            "frequency": medication.frequency,
-            "version": medication.version,
-        },
-    )
 
 
 def _dates(patient) -> dict:

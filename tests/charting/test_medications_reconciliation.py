@@ -200,3 +200,31 @@ def test_a_stopped_medication_cannot_be_reconciled_again(app, visit):
     assert again.status_code == 422
     assert "This medication is not active" in text_of(again)
     assert len(rows(app, MedicationReconciliation, encounter_id=encounter_id)) == 1
+
+
+def test_a_refused_decision_keeps_what_was_typed_beside_the_errors(app, visit):
+    """The section is re-shown with the choice, the typed values and each field's message."""
+    _, encounter_id, nurse, meds, _ = visit
+    medication_id = meds["lisinopril"]
+    refused = decide(
+        nurse,
+        encounter_id,
+        medication_id,
+        action="change",
+        reason="<script>alert(1)</script> side effects",
+        dose="9" * 101,
+        frequency="twice daily",
+    )
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    prefix = f"med-{medication_id}-"
+    assert (
+        f'id="{prefix}action-2" name="{prefix}action" required type="radio" value="change" checked'
+        in html
+    )
+    assert f'id="{prefix}dose-error">At most 100 characters.' in html
+    assert 'aria-invalid="true" aria-describedby="' + prefix + 'dose-error"' in html
+    assert 'value="twice daily"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; side effects" in html
+    assert "<script>alert(1)" not in html
+    assert rows(app, Medication, id=medication_id)[0].dose != "9" * 101
