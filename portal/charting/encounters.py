@@ -207,7 +207,22 @@ class EncounterPage:
 
 
 def view_encounter(actor, encounter_id: int) -> EncounterPage:
-    """Load an encounter with its patient and notes, and audit the view ("encounters").
+    """Load an encounter with its patient and notes, and audit the view ("encounters")."""
+    page = load_encounter(actor, encounter_id)
+    audit.record(
+        "encounter.view",
+        actor=actor,
+        patient_id=page.encounter.patient_id,
+        obj=page.encounter,
+        category=CATEGORY,
+        detail=f"notes={len(page.notes)}",
+    )
+    db.session.commit()
+    return page
+
+
+def load_encounter(actor, encounter_id: int) -> EncounterPage:
+    """An encounter with its patient and notes (404 unless the patient is visible to ``actor``).
 
     A fixed handful of queries whatever the chart holds: addenda come in one query for all
     notes, authors are joined, and the users' roles (which the page does not need) are
@@ -244,13 +259,4 @@ def view_encounter(actor, encounter_id: int) -> EncounterPage:
         if wanted
         else {}
     )
-    audit.record(
-        "encounter.view",
-        actor=actor,
-        patient_id=encounter.patient_id,
-        obj=encounter,
-        category=CATEGORY,
-        detail=f"notes={len(notes)}",
-    )
-    db.session.commit()
     return EncounterPage(encounter=encounter, patient=patient, notes=notes, names=names)
