@@ -223,6 +223,7 @@ def test_a_refused_decision_keeps_what_was_typed_beside_the_errors(app, visit):
         in html
     )
     assert f'id="{prefix}dose-error">At most 100 characters.' in html
+    assert "<details open>" in html, "the change fields are shown open with their error"
     assert 'aria-invalid="true" aria-describedby="' + prefix + 'dose-error"' in html
     assert 'value="twice daily"' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; side effects" in html
