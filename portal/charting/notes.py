@@ -1,5 +1,6 @@
 """Clinical notes: drafts saved as the clinician types, signing, co-signature, addenda;
-note templates per visit type and text snippets.
+the home page's worklist of notes waiting for the user; note templates per visit type and
+text snippets.
 
 Signed is signed. Every change here names the state it expects in its UPDATE's WHERE clause
 (``signed_at IS NULL`` and the version the editor was loaded at), so a note signed or saved
@@ -17,10 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import NotFound
@@ -37,6 +37,7 @@ from portal.charting.models import (
     NoteTemplate,
 )
 from portal.extensions import db
+from portal.patients.models import Patient
 from portal.timeutil import utcnow
 
 CATEGORY = "clinical notes"
@@ -44,6 +45,8 @@ DRAFT_AUDIT_EVERY = timedelta(minutes=10)
 SNIPPET_TRIGGER = re.compile(r"\.[A-Za-z0-9]{1,31}")
 SNIPPET_MAX_CHARS = 20_000
 TEMPLATE_MAX_CHARS = 50_000
+WORKLIST_LIMIT = 50
+UNSIGNED_AFTER_HOURS = 24
 
 
 class NoteLocked(ChartingError):
@@ -393,64 +396,65 @@ def add_addendum(actor, note_id: int, text: str) -> NoteAddendum:
     return addendum
 
 
-# --- for the prescriber's home page (part D) -------------------------------------------------
+# --- the clinician's worklist (home page) ---------------------------------------------------
 
 
-@dataclass
-class NoteListing:
-    """A note in a work list, with what the list shows about it."""
-
-    note: Note
-    patient: object
-    encounter: Encounter
-
-
-def _listings(query) -> list[NoteListing]:
-    from portal.patients.models import Patient
-
-    rows = db.session.execute(
-        query.add_columns(Patient, Encounter)
+def _worklist_rows(condition, order_by) -> list:
+    """The first ``WORKLIST_LIMIT`` notes matching ``condition``, as plain rows of what the
+    home page shows (ids, dates, the patient's name and MRN): never the note's text, which a
+    draft may hold 200,000 characters of. The author / co-signer indexes lead the search."""
+    return db.session.execute(
+        select(
+            Note.id.label("note_id"),
+            Note.kind,
+            Note.created_at,
+            Note.signed_at,
+            Encounter.id.label("encounter_id"),
+            Encounter.occurred_at,
+            Patient.id.label("patient_id"),
+            Patient.family_name,
+            Patient.given_name,
+            Patient.mrn,
+        )
         .join(Encounter, Encounter.id == Note.encounter_id)
         .join(Patient, Patient.id == Note.patient_id)
+        .where(condition)
+        .order_by(order_by, Note.id)
+        .limit(WORKLIST_LIMIT)
     ).all()
-    return [NoteListing(note=row[0], patient=row[1], encounter=row[2]) for row in rows]
 
 
-def notes_awaiting_cosignature(user_id: int) -> list[NoteListing]:
-    """Signed notes routed to ``user_id`` for co-signature and not co-signed yet, oldest
-    first. Reads only: the page that shows them audits that it did."""
-    return _listings(
-        select(Note)
-        .where(
-            Note.cosigner_id == user_id,
-            Note.cosigned_at.is_(None),
-            Note.signed_at.is_not(None),
-        )
-        .order_by(Note.signed_at, Note.id)
-    )
-
-
-def unsigned_notes_older_than(user_id: int, hours: int = 24) -> list[NoteListing]:
-    """Drafts older than ``hours`` that ``user_id`` should sign: their own notes, and the
-    provider notes of encounters they are the provider of. Oldest first; reads only."""
+def unsigned_notes_older_than(user_id: int, hours: int = UNSIGNED_AFTER_HOURS) -> list:
+    """The user's own drafts started more than ``hours`` ago, oldest first; reads only."""
     cutoff = utcnow() - timedelta(hours=hours)
-    return _listings(
-        select(Note)
-        .where(
-            Note.signed_at.is_(None),
-            Note.created_at < cutoff,
-            or_(
-                Note.author_id == user_id,
-                and_(
-                    Note.kind == "provider",
-                    Note.encounter_id.in_(
-                        select(Encounter.id).where(Encounter.provider_id == user_id)
-                    ),
-                ),
-            ),
-        )
-        .order_by(Note.created_at, Note.id)
+    return _worklist_rows(
+        (Note.author_id == user_id) & Note.signed_at.is_(None) & (Note.created_at < cutoff),
+        Note.created_at,
     )
+
+
+def notes_awaiting_cosignature(user_id: int) -> list:
+    """Signed notes routed to the user for co-signature and not co-signed yet, oldest
+    first; reads only."""
+    return _worklist_rows(
+        (Note.cosigner_id == user_id) & Note.cosigned_at.is_(None) & Note.signed_at.is_not(None),
+        Note.signed_at,
+    )
+
+
+def worklist(actor, *, may_cosign: bool) -> dict:
+    """The home page's lists; recorded in the audit trail when they show any patient."""
+    unsigned = unsigned_notes_older_than(actor.id)
+    cosign = notes_awaiting_cosignature(actor.id) if may_cosign else []
+    if unsigned or cosign:
+        audit.record(
+            "chart.worklist.view",
+            actor=actor,
+            category=CATEGORY,
+            detail=f"notes={','.join(str(row.note_id) for row in [*unsigned, *cosign])}",
+        )
+        db.session.commit()
+    return {"unsigned_notes": unsigned, "cosign_notes": cosign}
 
 
 # --- templates (chart.manage) ----------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""The chart summary (a patient's front page), the clinician's note worklist, and the visit
-summary (print view and PDF) of an encounter.
+"""The chart summary (a patient's front page) and the visit summary (print view and PDF) of
+an encounter.
 
 Speed is part of the feature: a patient may have a thousand encounters and thousands of vital
 signs, so every query here is bounded (the latest few rows plus counts) and walks an index
-that leads with the patient (or the author / co-signer for the worklist).
+that leads with the patient.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
@@ -41,8 +41,6 @@ UPCOMING_APPOINTMENTS = 5
 # More than this many active entries in one list is unusual; the summary shows the first ones
 # and says how many there are in all.
 LIST_LIMIT = 100
-WORKLIST_LIMIT = 50
-UNSIGNED_AFTER_HOURS = 24
 
 
 @dataclass
@@ -214,63 +212,6 @@ def chart_summary(actor, patient_id: int) -> dict:
     audit.record("chart.view", actor=actor, patient=patient, obj=patient, category=SUMMARY_CATEGORY)
     db.session.commit()
     return context
-
-
-# --- the clinician's worklist (home page) --------------------------------------------------
-
-
-def _note_rows(condition, order_by):
-    return db.session.execute(
-        select(
-            Note.id.label("note_id"),
-            Note.kind,
-            Note.created_at,
-            Note.signed_at,
-            Encounter.id.label("encounter_id"),
-            Encounter.occurred_at,
-            Patient.id.label("patient_id"),
-            Patient.family_name,
-            Patient.given_name,
-            Patient.mrn,
-        )
-        .join(Encounter, Encounter.id == Note.encounter_id)
-        .join(Patient, Patient.id == Note.patient_id)
-        .where(condition)
-        .order_by(order_by, Note.id)
-        .limit(WORKLIST_LIMIT)
-    ).all()
-
-
-def unsigned_notes_older_than(user_id: int, hours: int = UNSIGNED_AFTER_HOURS) -> list:
-    """The user's own drafts started more than ``hours`` ago, oldest first."""
-    cutoff = utcnow() - timedelta(hours=hours)
-    return _note_rows(
-        (Note.author_id == user_id) & Note.signed_at.is_(None) & (Note.created_at < cutoff),
-        Note.created_at,
-    )
-
-
-def notes_awaiting_cosignature(user_id: int) -> list:
-    """Signed notes routed to the user for co-signature and not co-signed yet."""
-    return _note_rows(
-        (Note.cosigner_id == user_id) & Note.cosigned_at.is_(None) & Note.signed_at.is_not(None),
-        Note.signed_at,
-    )
-
-
-def worklist(actor, *, may_cosign: bool) -> dict:
-    """The home page's lists; recorded in the audit trail when they show any patient."""
-    unsigned = unsigned_notes_older_than(actor.id)
-    cosign = notes_awaiting_cosignature(actor.id) if may_cosign else []
-    if unsigned or cosign:
-        audit.record(
-            "chart.worklist.view",
-            actor=actor,
-            category="clinical notes",
-            detail=f"notes={','.join(str(row.note_id) for row in [*unsigned, *cosign])}",
-        )
-        db.session.commit()
-    return {"unsigned_notes": unsigned, "cosign_notes": cosign}
 
 
 # --- visit summary ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ def home():
     """What the user can do next; clinicians also see the notes waiting for them."""
     notes = {}
     if current_user.has_permission("chart.write"):
-        from portal.charting.summary import worklist
+        from portal.charting.notes import worklist
 
         notes = worklist(current_actor(), may_cosign=current_user.has_permission("chart.sign"))
     return render("main/home.html", **notes)

@@ -200,7 +200,7 @@ def test_co_signature_routes_to_the_named_prescriber(
     assert signed.status_code == 303
     with app.app_context():
         [row] = notes_awaiting_cosignature(chart.drlee)
-        assert row.note.id == note_id and row.patient.family_name == "Lovelace"
+        assert row.note_id == note_id and row.family_name == "Lovelace"
         assert notes_awaiting_cosignature(chart.drpatel) == []
     assert drpatel.post_form(f"/chart/notes/{note_id}/cosign").status_code == 403
     drlee = signed_in("prescriber")
@@ -280,6 +280,6 @@ def test_unsigned_notes_older_than_a_day(app, chart, make_encounter, make_note):
     make_note(make_encounter(), hours_ago=40, signed=True)  # signed
     nursing = make_note(encounter_id, kind="nursing", author="nurse", hours_ago=30)
     with app.app_context():
-        assert [row.note.id for row in unsigned_notes_older_than(chart.drlee)] == [old]
-        assert [row.note.id for row in unsigned_notes_older_than(chart.nurse)] == [nursing]
+        assert [row.note_id for row in unsigned_notes_older_than(chart.drlee)] == [old]
+        assert [row.note_id for row in unsigned_notes_older_than(chart.nurse)] == [nursing]
         assert unsigned_notes_older_than(chart.drpatel) == []
