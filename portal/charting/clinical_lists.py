@@ -361,7 +361,7 @@ class BannerAllergy:
 
 def allergy_state(patient_id: int) -> AllergyState:
     """Active allergies and the NKA statement of a patient in one small query (the banner
-    runs it on every patient page)."""
+    runs it on every patient page; the chart summary's allergy section shows it too)."""
     rows = db.session.execute(
         select(
             NoKnownAllergies.recorded_at,
@@ -375,7 +375,7 @@ def allergy_state(patient_id: int) -> AllergyState:
         .outerjoin(NoKnownAllergies, NoKnownAllergies.patient_id == Patient.id)
         .outerjoin(Allergy, and_(Allergy.patient_id == Patient.id, Allergy.status == "active"))
         .where(Patient.id == patient_id)
-        .order_by(Allergy.substance)
+        .order_by(Allergy.substance, Allergy.id)
     ).all()
     state = AllergyState()
     for row in rows:
@@ -769,33 +769,4 @@ def encounter_lists_context(encounter, **shown) -> dict:
             decisions=decisions,
             shown=shown,
         )
-    }
-
-
-# ---------------------------------------------------------------------------------------
-# The chart summary (part D renders these with charting/_summary_*.html)
-
-
-def summary_lists_context(patient_id: int) -> dict:
-    """Active problems, allergies (or NKA / not recorded) and active medications, in three
-    queries, for the chart summary."""
-    problems = list(
-        db.session.scalars(
-            select(Problem)
-            .where(Problem.patient_id == patient_id, Problem.status == "active")
-            .order_by(Problem.onset_date.desc(), Problem.id.desc())
-        )
-    )
-    medications = list(
-        db.session.scalars(
-            select(Medication)
-            .where(Medication.patient_id == patient_id, Medication.status == "active")
-            .order_by(Medication.drug, Medication.id)
-        )
-    )
-    return {
-        "lists_patient_id": patient_id,
-        "summary_problems": problems,
-        "summary_allergies": allergy_state(patient_id),
-        "summary_medications": medications,
     }

@@ -16,12 +16,11 @@ from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
 from portal.auth.models import User
+from portal.charting.clinical_lists import allergy_state
 from portal.charting.models import (
-    Allergy,
     Encounter,
     Immunization,
     Medication,
-    NoKnownAllergies,
     Note,
     Problem,
     VitalSigns,
@@ -150,13 +149,9 @@ def chart_summary_data(patient_id: int) -> dict:
         .order_by(Problem.description, Problem.id),
         LIST_LIMIT,
     )
-    allergies, more_allergies = _bounded(
-        select(Allergy.id, Allergy.substance, Allergy.reactions, Allergy.severity)
-        .where(Allergy.patient_id == patient_id, Allergy.status == "active")
-        .order_by(Allergy.substance, Allergy.id),
-        LIST_LIMIT,
-    )
-    no_known_allergies = db.session.get(NoKnownAllergies, patient_id) if not allergies else None
+    # Active allergies and the NKA statement in one statement: the banner's query (not
+    # bounded in SQL; the banner on this same page lists every active allergy anyway).
+    allergies = allergy_state(patient_id)
     medications, more_medications = _bounded(
         select(
             Medication.id,
@@ -192,9 +187,9 @@ def chart_summary_data(patient_id: int) -> dict:
     return {
         "problems": problems,
         "problem_count": counts[0] if more_problems else len(problems),
-        "allergies": allergies,
-        "more_allergies": more_allergies,
-        "no_known_allergies": no_known_allergies,
+        "allergies": allergies.allergies[:LIST_LIMIT],
+        "more_allergies": len(allergies.allergies) > LIST_LIMIT,
+        "nka_recorded_at": allergies.nka_recorded_at,
         "medications": medications,
         "medication_count": counts[1] if more_medications else len(medications),
         "encounters": recent_encounters(patient_id),

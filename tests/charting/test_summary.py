@@ -3,6 +3,7 @@ page's note worklist, over HTTP on the test database."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,6 +53,34 @@ def test_allergies_say_nka_or_not_recorded(app, signed_in, build, expected):
     ids = make_chart(app, **build)
     page = signed_in("nurse").get(f"/chart/patients/{ids['patient']}").get_data(as_text=True)
     assert expected in page
+
+
+def test_allergy_section_lists_the_active_allergies_with_reactions(app, signed_in):
+    from portal.charting.models import Allergy
+
+    ids = make_chart(app, allergy=True)
+    with app.app_context():
+        db.session.add(
+            Allergy(
+                patient_id=ids["patient"],
+                substance_kind="food",
+                substance="Peanut",
+                reactions=["Rash"],
+                status="inactive",
+            )
+        )
+        db.session.commit()
+    page = signed_in("nurse").get(f"/chart/patients/{ids['patient']}").get_data(as_text=True)
+    section = _section(page, "Allergies and intolerances")
+    assert "Penicillin" in section and "Hives" in section and "Severe" in section
+    assert "Peanut" not in section and "No known allergies" not in section
+
+
+def test_no_known_allergies_shows_the_day_it_was_recorded(app, signed_in):
+    ids = make_chart(app, nka=True)
+    page = signed_in("nurse").get(f"/chart/patients/{ids['patient']}").get_data(as_text=True)
+    section = _section(page, "Allergies and intolerances")
+    assert re.search(r"No known allergies .*\(recorded \d{4}-\d{2}-\d{2}\)", section)
 
 
 def test_each_view_is_audited_once_with_the_patient(app, signed_in):
