@@ -10,6 +10,7 @@ between reading and writing), so nobody silently overwrites another's change.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -167,18 +168,37 @@ def _record_change(actor, item_type: str, item, before: dict | None, action: str
     return changed
 
 
-def _commit_edit(item_type: str, item_id: int) -> None:
-    """Commit an edit; a concurrent save that won the race turns into ``StaleEdit``."""
+def _check_version(item_type: str, item, version: int | None) -> None:
+    if version is None or item.version != version:
+        raise StaleEdit(item_type, item)
+
+
+def _editable(actor, patient_id: int, item_type: str, item_id: int, version: int | None):
+    """(item, its revised fields as they are) for an edit: 404 for an item the actor may not
+    see through this patient, ``StaleEdit`` when the form showed an older version."""
+    item = _item_of(item_type, get_patient_for(actor, patient_id), item_id)
+    _check_version(item_type, item, version)
+    return item, _snapshot(item_type, item)
+
+
+@contextmanager
+def _refusing_lost_race(item_type: str, item_id: int):
+    """Turn a concurrent save that won the race between this edit's read and its write (the
+    rows' ``version_id_col``, checked at every flush and at the commit) into ``StaleEdit``
+    carrying the item as it is now."""
     try:
-        db.session.commit()
+        yield
     except StaleDataError:
         db.session.rollback()
         raise StaleEdit(item_type, db.session.get(MODELS[item_type], item_id)) from None
 
 
-def _check_version(item_type: str, item, version: int | None) -> None:
-    if version is None or item.version != version:
-        raise StaleEdit(item_type, item)
+def _save_edit(actor, item_type: str, item, before: dict, action: str, detail="") -> list[str]:
+    """Commit an edit with its revision and audit event; returns the changed field names."""
+    with _refusing_lost_race(item_type, item.id):
+        changed = _record_change(actor, item_type, item, before, action, detail)
+        db.session.commit()
+    return changed
 
 
 def _view(actor, patient: Patient, item_type: str, action: str, obj=None) -> None:
@@ -190,6 +210,15 @@ def _view(actor, patient: Patient, item_type: str, action: str, obj=None) -> Non
         object_type=None if obj is not None else MODELS[item_type].__tablename__,
         category=CATEGORIES[item_type],
     )
+
+
+def load_item(actor, patient_id: int, item_type: str, item_id: int):
+    """(patient, item) for an edit or stop form; audited as a view of the item."""
+    patient = get_patient_for(actor, patient_id)
+    item = _item_of(item_type, patient, item_id)
+    _view(actor, patient, item_type, f"{item_type}.view", obj=item)
+    db.session.commit()
+    return patient, item
 
 
 def item_history(actor, patient_id: int, item_type: str, item_id: int):
@@ -255,15 +284,6 @@ def view_problems(actor, patient_id: int) -> tuple[Patient, list[Problem]]:
     return patient, problems
 
 
-def load_problem(actor, patient_id: int, problem_id: int, purpose: str = "edit form"):
-    """(patient, problem) for the edit form; audited as a view of the problem."""
-    patient = get_patient_for(actor, patient_id)
-    problem = _item_of("problem", patient, problem_id)
-    _view(actor, patient, "problem", "problem.view", obj=problem)
-    db.session.commit()
-    return patient, problem
-
-
 def _billable(code: str) -> icd10.Diagnosis:
     diagnosis = icd10.billable(code)
     if diagnosis is None:
@@ -275,21 +295,23 @@ def _billable(code: str) -> icd10.Diagnosis:
     return diagnosis
 
 
+def _apply_problem(problem: Problem, values: dict) -> None:
+    diagnosis = _billable(values["icd10_code"])
+    problem.icd10_code = diagnosis.code
+    problem.description = diagnosis.description
+    problem.onset_date = values.get("onset_date")
+    problem.status = values.get("status") or "active"
+    problem.comment = values.get("comment") or None
+
+
 def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | None = None):
     """Add a coded problem (and, from a visit, mark it addressed by that encounter)."""
     patient = get_patient_for(actor, patient_id)
-    diagnosis = _billable(values["icd10_code"])
-    problem = Problem(
-        patient_id=patient.id,
-        icd10_code=diagnosis.code,
-        description=diagnosis.description,
-        onset_date=values.get("onset_date"),
-        status=values.get("status") or "active",
-        comment=values.get("comment") or None,
-        created_by_id=actor.id,
-    )
+    problem = Problem(patient_id=patient.id, created_by_id=actor.id)
+    _apply_problem(problem, values)
     db.session.add(problem)
-    _record_change(actor, "problem", problem, None, "problem.create", f"icd10 {diagnosis.code}")
+    detail = f"icd10 {problem.icd10_code}"
+    _record_change(actor, "problem", problem, None, "problem.create", detail)
     if encounter_id is not None:
         encounter = _encounter_of(patient, encounter_id)
         encounter.problems_addressed.append(problem)
@@ -307,25 +329,10 @@ def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | Non
 
 def update_problem(actor, patient_id: int, problem_id: int, version: int | None, values: dict):
     """Edit a problem (code, onset, status, comment); returns the changed field names."""
-    patient = get_patient_for(actor, patient_id)
-    problem = _item_of("problem", patient, problem_id)
-    _check_version("problem", problem, version)
-    before = _snapshot("problem", problem)
-    diagnosis = _billable(values["icd10_code"])
-    problem.icd10_code = diagnosis.code
-    problem.description = diagnosis.description
-    problem.onset_date = values.get("onset_date")
-    problem.status = values["status"]
-    problem.comment = values.get("comment") or None
-    try:
-        changed = _record_change(
-            actor, "problem", problem, before, "problem.update", f"icd10 {diagnosis.code}"
-        )
-    except StaleDataError:
-        db.session.rollback()
-        raise StaleEdit("problem", db.session.get(Problem, problem_id)) from None
-    _commit_edit("problem", problem_id)
-    return changed
+    problem, before = _editable(actor, patient_id, "problem", problem_id, version)
+    _apply_problem(problem, values)
+    detail = f"icd10 {problem.icd10_code}"
+    return _save_edit(actor, "problem", problem, before, "problem.update", detail)
 
 
 # ---------------------------------------------------------------------------------------
@@ -412,14 +419,6 @@ def view_allergies(actor, patient_id: int):
     return patient, allergies, nka
 
 
-def load_allergy(actor, patient_id: int, allergy_id: int):
-    patient = get_patient_for(actor, patient_id)
-    allergy = _item_of("allergy", patient, allergy_id)
-    _view(actor, patient, "allergy", "allergy.view", obj=allergy)
-    db.session.commit()
-    return patient, allergy
-
-
 def _apply_allergy(allergy: Allergy, values: dict) -> None:
     allergy.substance_kind = values["substance_kind"]
     substance = values["substance"].strip()
@@ -451,21 +450,12 @@ def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
 
 
 def update_allergy(actor, patient_id: int, allergy_id: int, version: int | None, values: dict):
-    patient = get_patient_for(actor, patient_id)
-    allergy = _item_of("allergy", patient, allergy_id)
-    _check_version("allergy", allergy, version)
-    before = _snapshot("allergy", allergy)
+    allergy, before = _editable(actor, patient_id, "allergy", allergy_id, version)
     _apply_allergy(allergy, values)
-    nka = db.session.get(NoKnownAllergies, patient.id) if allergy.status == "active" else None
+    nka = db.session.get(NoKnownAllergies, patient_id) if allergy.status == "active" else None
     if nka is not None:
         db.session.delete(nka)  # an active allergy contradicts "no known allergies"
-    try:
-        changed = _record_change(actor, "allergy", allergy, before, "allergy.update")
-    except StaleDataError:
-        db.session.rollback()
-        raise StaleEdit("allergy", db.session.get(Allergy, allergy_id)) from None
-    _commit_edit("allergy", allergy_id)
-    return changed
+    return _save_edit(actor, "allergy", allergy, before, "allergy.update")
 
 
 def record_no_known_allergies(actor, patient_id: int) -> None:
@@ -520,14 +510,6 @@ def view_medications(actor, patient_id: int):
     return patient, medications
 
 
-def load_medication(actor, patient_id: int, medication_id: int):
-    patient = get_patient_for(actor, patient_id)
-    medication = _item_of("medication", patient, medication_id)
-    _view(actor, patient, "medication", "medication.view", obj=medication)
-    db.session.commit()
-    return patient, medication
-
-
 MEDICATION_VALUE_FIELDS = (
     "dose",
     "route",
@@ -567,35 +549,18 @@ def add_medication(actor, patient_id: int, values: dict) -> Medication:
 def update_medication(
     actor, patient_id: int, medication_id: int, version: int | None, values: dict
 ):
-    patient = get_patient_for(actor, patient_id)
-    medication = _item_of("medication", patient, medication_id)
-    _check_version("medication", medication, version)
-    before = _snapshot("medication", medication)
+    medication, before = _editable(actor, patient_id, "medication", medication_id, version)
     _apply_medication(medication, values)
-    try:
-        changed = _record_change(actor, "medication", medication, before, "medication.update")
-    except StaleDataError:
-        db.session.rollback()
-        raise StaleEdit("medication", db.session.get(Medication, medication_id)) from None
-    _commit_edit("medication", medication_id)
-    return changed
+    return _save_edit(actor, "medication", medication, before, "medication.update")
 
 
 def stop_medication(
     actor, patient_id: int, medication_id: int, version: int | None, stop_date: date, reason: str
 ):
     """Stop an active medication on ``stop_date``, saying why."""
-    patient = get_patient_for(actor, patient_id)
-    medication = _item_of("medication", patient, medication_id)
-    _check_version("medication", medication, version)
-    before = _snapshot("medication", medication)
+    medication, before = _editable(actor, patient_id, "medication", medication_id, version)
     _stop(medication, stop_date, reason)
-    try:
-        _record_change(actor, "medication", medication, before, "medication.stop")
-    except StaleDataError:
-        db.session.rollback()
-        raise StaleEdit("medication", db.session.get(Medication, medication_id)) from None
-    _commit_edit("medication", medication_id)
+    _save_edit(actor, "medication", medication, before, "medication.stop")
 
 
 def _stop(medication: Medication, stop_date: date, reason: str) -> None:
@@ -694,7 +659,7 @@ def reconcile_medication(
         recorded_by_id=actor.id,
     )
     db.session.add(reconciliation)
-    try:
+    with _refusing_lost_race("medication", medication_id):
         if action != "continue":
             _record_change(
                 actor, "medication", medication, before, f"medication.reconcile_{action}"
@@ -707,10 +672,7 @@ def reconcile_medication(
             category=CATEGORIES["medication"],
             detail=f"encounter {encounter.id} medication {medication.id} {action}",
         )
-    except StaleDataError:
-        db.session.rollback()
-        raise StaleEdit("medication", db.session.get(Medication, medication_id)) from None
-    _commit_edit("medication", medication_id)
+        db.session.commit()
     return reconciliation
 
 

@@ -127,7 +127,7 @@ def add_problem(patient_id: int):
 @require("chart.write")
 def edit_problem(patient_id: int, problem_id: int):
     """Edit a problem's code, onset, status or comment."""
-    patient, problem = lists.load_problem(_actor(), patient_id, problem_id)
+    patient, problem = lists.load_item(_actor(), patient_id, "problem", problem_id)
     if request.method != "POST":
         form = ProblemForm(
             formdata=None,
@@ -245,7 +245,7 @@ def record_no_known_allergies(patient_id: int):
 @bp.route("/patients/<int:patient_id>/allergies/<int:allergy_id>", methods=["GET", "POST"])
 @require("chart.write")
 def edit_allergy(patient_id: int, allergy_id: int):
-    patient, allergy = lists.load_allergy(_actor(), patient_id, allergy_id)
+    patient, allergy = lists.load_item(_actor(), patient_id, "allergy", allergy_id)
     if request.method != "POST":
         form = AllergyForm(formdata=None, data=AllergyForm.data_of(allergy))
         return render("charting/allergies_edit.html", patient=patient, item=allergy, form=form)
@@ -320,7 +320,7 @@ def _medication_data(medication) -> dict:
 @bp.route("/patients/<int:patient_id>/medications/<int:medication_id>", methods=["GET", "POST"])
 @require("chart.write")
 def edit_medication(patient_id: int, medication_id: int):
-    patient, medication = lists.load_medication(_actor(), patient_id, medication_id)
+    patient, medication = lists.load_item(_actor(), patient_id, "medication", medication_id)
     template = "charting/medications_edit.html"
     if request.method != "POST":
         form = MedicationForm(formdata=None, data=_medication_data(medication))
@@ -344,7 +344,7 @@ def edit_medication(patient_id: int, medication_id: int):
 @require("chart.write")
 def stop_medication(patient_id: int, medication_id: int):
     """Stop an active medication: the date and the reason are required."""
-    patient, medication = lists.load_medication(_actor(), patient_id, medication_id)
+    patient, medication = lists.load_item(_actor(), patient_id, "medication", medication_id)
     template = "charting/medications_stop.html"
     if request.method != "POST":
         form = StopMedicationForm(
