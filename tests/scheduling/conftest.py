@@ -15,6 +15,18 @@ from sqlalchemy import select
 
 from portal.extensions import db
 
+# The browser fixtures (Chromium watched for console errors and CSP violations), for the
+# scheduling browser tests.
+from tests.browser import (  # noqa: F401
+    browser,
+    new_page,
+    page,
+    pytest_runtest_makereport,
+    shot,
+    sign_in,
+    watch,
+)
+
 
 @dataclass
 class Schedule:

@@ -10,60 +10,16 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.conftest import PASSWORD
 from tests.scheduling.future_dates import a_winter_monday
 
 MONDAY = a_winter_monday().isoformat()
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective));
-"""
 
-
-@pytest.fixture
-def page(live_server):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        tab = context.new_page()
-        tab.add_init_script(WATCH_CSP)
-        tab.problems = []
-        tab.on(
-            "console",
-            lambda m: (
-                m.type == "error"
-                and not (m.location or {}).get("url", "").endswith("/favicon.ico")
-                and tab.problems.append(m.text)
-            ),
-        )
-        tab.on("pageerror", lambda e: tab.problems.append(str(e)))
-        tab.base = live_server
-        yield tab
-        context.close()
-        browser.close()
-
-
-def test_find_choose_patient_and_book(page, schedule):
+def test_find_choose_patient_and_book(page, sign_in, shot, schedule):
     s = schedule
-    page.goto(page.base + "/auth/sign-in")
-    page.fill("#username", "frontdesk")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(page.base + "/")
+    sign_in("frontdesk")
 
     sent = []
 
@@ -73,7 +29,7 @@ def test_find_choose_patient_and_book(page, schedule):
 
     page.route("**/schedule/appointments", capture)
 
-    page.goto(page.base + "/schedule/find")
+    page.goto("/schedule/find")
     page.select_option("#appointment_type_id", str(s.new_patient))
     page.select_option("#provider_ids", [str(s.drpatel)])
     page.fill("#first_day", MONDAY)
@@ -83,6 +39,7 @@ def test_find_choose_patient_and_book(page, schedule):
     page.wait_for_selector("#find-results table")
     assert "6 open slots for New patient" in page.inner_text("#find-results caption")
     assert page.url.endswith("time_of_day=afternoon")  # the search can be bookmarked
+    shot("open-slots")
 
     page.fill("#find-patient-q", "Turing")
     page.wait_for_selector(f"#book-patient-{s.patients[1]}")
@@ -98,5 +55,3 @@ def test_find_choose_patient_and_book(page, schedule):
     assert fields["appointment_type_id"] == [str(s.new_patient)]
     assert fields["starts_at"] == [f"{MONDAY}T18:00:00+00:00"]  # 13:00 clinic time
     assert fields["request_key"][0]
-    assert page.evaluate("window.__csp") == []
-    assert page.problems == []
