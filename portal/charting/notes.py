@@ -425,12 +425,24 @@ def _worklist_rows(condition, order_by) -> list:
 
 
 def unsigned_notes_older_than(user_id: int, hours: int = UNSIGNED_AFTER_HOURS) -> list:
-    """The user's own drafts started more than ``hours`` ago, oldest first; reads only."""
+    """Drafts started more than ``hours`` ago that wait on the user, oldest first; reads only.
+
+    Their own drafts, and the provider notes of encounters they are the provider of: a nurse
+    may start the provider note that only the prescriber can sign. Two queries, each led by
+    its own index (the author's, and the partial index of unsigned notes), merged here.
+    """
     cutoff = utcnow() - timedelta(hours=hours)
-    return _worklist_rows(
-        (Note.author_id == user_id) & Note.signed_at.is_(None) & (Note.created_at < cutoff),
+    unsigned = Note.signed_at.is_(None) & (Note.created_at < cutoff)
+    own = _worklist_rows((Note.author_id == user_id) & unsigned, Note.created_at)
+    as_provider = _worklist_rows(
+        (Encounter.provider_id == user_id)
+        & (Note.kind == "provider")
+        & (Note.author_id != user_id)
+        & unsigned,
         Note.created_at,
     )
+    rows = sorted([*own, *as_provider], key=lambda row: (row.created_at, row.note_id))
+    return rows[:WORKLIST_LIMIT]
 
 
 def notes_awaiting_cosignature(user_id: int) -> list:

@@ -279,7 +279,16 @@ def test_unsigned_notes_older_than_a_day(app, chart, make_encounter, make_note):
     make_note(make_encounter(), hours_ago=2)  # recent
     make_note(make_encounter(), hours_ago=40, signed=True)  # signed
     nursing = make_note(encounter_id, kind="nursing", author="nurse", hours_ago=30)
+    # A provider note the nurse started on drlee's encounter waits on drlee, who signs it.
+    started_by_nurse = make_note(make_encounter(), author="nurse", hours_ago=35)
     with app.app_context():
-        assert [row.note_id for row in unsigned_notes_older_than(chart.drlee)] == [old]
-        assert [row.note_id for row in unsigned_notes_older_than(chart.nurse)] == [nursing]
+        assert [row.note_id for row in unsigned_notes_older_than(chart.drlee)] == [
+            started_by_nurse,
+            old,
+        ]
+        # The nurse still sees the draft they started, beside their own nursing note.
+        assert [row.note_id for row in unsigned_notes_older_than(chart.nurse)] == [
+            started_by_nurse,
+            nursing,
+        ]
         assert unsigned_notes_older_than(chart.drpatel) == []
