@@ -105,11 +105,13 @@ EXPECTED: dict[str, set[str]] = {
     "charting.patient_vitals": {"nurse", "prescriber"},
     "charting.record_patient_vitals": {"nurse", "prescriber"},
     "charting.record_encounter_vitals": {"nurse", "prescriber"},
+    "charting.confirm_vitals_error": {"nurse", "prescriber"},
     "charting.mark_vitals_error": {"nurse", "prescriber"},
     "charting.vitals_chart": {"nurse", "prescriber"},
     "charting.vitals_sparkline": {"nurse", "prescriber"},
     "charting.immunizations": {"nurse", "prescriber"},
     "charting.add_immunization": {"nurse", "prescriber"},
+    "charting.record_encounter_immunization": {"nurse", "prescriber"},
     # Charting part C (lists): problems, allergies, medications, ICD-10-CM search, and the
     # encounter page's diagnoses addressed and reconciliation. Nurses and prescribers only.
     "charting.icd10_search": {"nurse", "prescriber"},

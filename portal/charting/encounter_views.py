@@ -17,6 +17,7 @@ from portal.auth.permissions import require
 from portal.charting import bp, encounters, notes
 from portal.charting.clinical_lists import encounter_lists_context
 from portal.charting.encounters import ChartingError
+from portal.charting.immunizations import encounter_immunizations_context
 from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
 from portal.charting.note_forms import (
     AddendumForm,
@@ -139,6 +140,7 @@ def _encounter_page(encounter_id: int, status: int = 200, **state):
     }
     context.update(state)
     context.update(encounter_vitals_context(page.encounter))
+    context.update(encounter_immunizations_context(page.encounter))
     context.update(encounter_lists_context(page.encounter))
     return render("charting/encounter.html", status=status, **context)
 
@@ -146,7 +148,8 @@ def _encounter_page(encounter_id: int, status: int = 200, **state):
 @bp.get("/encounters/<int:encounter_id>")
 @require("chart.read")
 def encounter_page(encounter_id: int):
-    """One encounter: the patient banner, its notes, vitals, problems and medications."""
+    """One encounter: the patient banner, its notes, vitals, immunizations, problems and
+    medications."""
     return _encounter_page(encounter_id)
 
 

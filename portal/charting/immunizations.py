@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import select
+from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
-from portal.charting.models import IMMUNIZATION_SOURCES, Immunization
+from portal.charting.models import IMMUNIZATION_SOURCES, Encounter, Immunization
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
-from portal.patients.services import get_patient_for
+from portal.patients.services import get_patient_for, refusal_after_death
 from portal.timeutil import to_zone, utcnow
 
 CATEGORY = "immunizations"
@@ -102,9 +103,18 @@ def record_immunization(
     route: str | None = None,
     refused: bool = False,
     refusal_reason: str | None = None,
+    encounter_id: int | None = None,
 ) -> Immunization:
-    """Record a vaccine (or its refusal) in one transaction with its audit event."""
+    """Record a vaccine (or its refusal) in one transaction with its audit event.
+
+    With ``encounter_id`` it belongs to that visit (which must be this patient's), as a set
+    of vitals taken at the visit does.
+    """
     patient = get_patient_for(actor, patient_id)
+    if encounter_id is not None:
+        encounter = db.session.get(Encounter, encounter_id)
+        if encounter is None or encounter.patient_id != patient.id:
+            raise NotFound()
     if cvx_code not in CVX_VACCINES:
         raise ImmunizationError("Choose a vaccine from the list.", field="cvx_code")
     if occurred_on > _clinic_today():
@@ -113,6 +123,10 @@ def record_immunization(
         raise ImmunizationError(
             "The date cannot be before the patient's birth.", field="occurred_on"
         )
+    # Given, refused or copied from another record: none of it can follow the death.
+    after_death = refusal_after_death(patient, occurred_on, "An immunization")
+    if after_death:
+        raise ImmunizationError(after_death, field="occurred_on")
     if source not in IMMUNIZATION_SOURCES:
         raise ImmunizationError("Choose where it was given.", field="source")
     if site and site not in SITES:
@@ -132,6 +146,7 @@ def record_immunization(
             )
     immunization = Immunization(
         patient_id=patient.id,
+        encounter_id=encounter_id,
         cvx_code=cvx_code,
         vaccine=CVX_VACCINES[cvx_code],
         occurred_on=occurred_on,
@@ -152,10 +167,34 @@ def record_immunization(
         patient=patient,
         obj=immunization,
         category=CATEGORY,
-        detail=f"cvx {cvx_code}; {source}",
+        detail=f"cvx {cvx_code}; {source}"
+        + (f"; encounter {encounter_id}" if encounter_id is not None else ""),
     )
     db.session.commit()
     return immunization
+
+
+def record_encounter_immunization(actor, encounter_id: int, **details) -> Immunization:
+    """One recorded at a visit: the encounter decides the patient (404 for unknown ids)."""
+    encounter = db.session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise NotFound()
+    return record_immunization(actor, encounter.patient_id, encounter_id=encounter.id, **details)
+
+
+def encounter_immunizations(encounter_id: int) -> list[Immunization]:
+    """The immunizations (and refusals) recorded at this visit, in the order recorded.
+
+    No audit event: the page that shows them (the encounter page, the visit summary)
+    records its own view.
+    """
+    return list(
+        db.session.scalars(
+            select(Immunization)
+            .where(Immunization.encounter_id == encounter_id)
+            .order_by(Immunization.id)
+        )
+    )
 
 
 def view_immunizations(actor, patient_id: int):
@@ -171,3 +210,30 @@ def view_immunizations(actor, patient_id: int):
     audit.record("immunizations.view", actor=actor, patient=patient, category=CATEGORY)
     db.session.commit()
     return patient, rows
+
+
+def encounter_immunization_form(encounter: Encounter, formdata=None):
+    """The encounter page's immunization form: prefixed (the page holds other forms), its
+    date set to the day of the visit until the user types another."""
+    from portal.charting.vitals_forms import ImmunizationForm
+
+    if formdata is not None:
+        return ImmunizationForm(formdata=formdata, prefix="immunization", meta={"csrf": False})
+    return ImmunizationForm(
+        formdata=None,
+        prefix="immunization",
+        meta={"csrf": False},  # CSRFProtect checks every POST; the page sends its token
+        data={"occurred_on": to_zone(encounter.occurred_at, clinic_time_zone()).date()},
+    )
+
+
+def encounter_immunizations_context(encounter: Encounter, form=None) -> dict:
+    """What `charting/_encounter_immunizations.html` needs (no audit: see above)."""
+    return {
+        "immunizations_encounter_id": encounter.id,
+        "immunizations_patient_id": encounter.patient_id,
+        "encounter_immunizations": encounter_immunizations(encounter.id),
+        "immunization_form": form if form is not None else encounter_immunization_form(encounter),
+        "immunization_sources": IMMUNIZATION_SOURCES,
+        "immunization_routes": ROUTES,
+    }

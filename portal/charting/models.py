@@ -113,11 +113,16 @@ class Note(db.Model):
     __table_args__ = (
         Index("ix_notes_author_unsigned", "author_id", "signed_at"),
         Index("ix_notes_cosigner", "cosigner_id", "cosigned_at"),
+        # One note of each kind per encounter (the page offers "Start provider note" only
+        # while there is none; corrections go in addenda). The index, not a read first,
+        # decides two clicks racing: the loser opens the winner's note (notes.start_note).
+        # It also serves every lookup by encounter (its first column).
+        Index("uq_notes_encounter_kind", "encounter_id", "kind", unique=True),
         CheckConstraint("kind IN ('provider', 'nursing')", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    encounter_id: Mapped[int] = mapped_column(ForeignKey("encounters.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16), default="provider")
@@ -218,6 +223,9 @@ class VitalSigns(db.Model):
     head_circumference_cm: Mapped[float | None]
     # Mistakes are marked, never deleted: the chart keeps what was once shown.
     entered_in_error: Mapped[bool] = mapped_column(default=False)
+    # Why, in the words of whoever marked it (asked for on the confirmation page); the audit
+    # trail, which holds no free text, records who and when.
+    entered_in_error_reason: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -345,7 +353,9 @@ class Immunization(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
-    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"))
+    # The visit it was recorded at (from the encounter page), like a set of vitals; None when
+    # recorded from the patient's immunization page.
+    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"), index=True)
     cvx_code: Mapped[str] = mapped_column(String(8))
     vaccine: Mapped[str] = mapped_column(String(200))
     occurred_on: Mapped[date]

@@ -127,14 +127,22 @@ def template_text(encounter: Encounter, kind: str) -> str:
     return candidates[0].body if candidates else ""
 
 
+def _note_of_kind(encounter_id: int, kind: str) -> Note | None:
+    return db.session.scalar(
+        select(Note).where(Note.encounter_id == encounter_id, Note.kind == kind)
+    )
+
+
 def start_note(actor, encounter_id: int, kind: str) -> Note:
-    """The encounter's note of this kind, created from its template the first time."""
+    """The encounter's note of this kind, created from its template the first time.
+
+    Idempotent like "Start visit": an encounter has one note of each kind (a unique index),
+    so of two clicks racing, the one whose insert loses opens the note the other made.
+    """
     if kind not in NOTE_KINDS:
         raise ChartingError("Choose a provider note or a nursing note.", "kind")
     encounter = get_encounter_for(actor, encounter_id)
-    existing = db.session.scalar(
-        select(Note).where(Note.encounter_id == encounter.id, Note.kind == kind).limit(1)
-    )
+    existing = _note_of_kind(encounter.id, kind)
     if existing is not None:
         db.session.rollback()
         return existing
@@ -151,15 +159,25 @@ def start_note(actor, encounter_id: int, kind: str) -> Note:
         created_at=now,
     )
     db.session.add(note)
-    audit.record(
-        "note.create",
-        actor=actor,
-        patient_id=encounter.patient_id,
-        obj=note,
-        category=CATEGORY,
-        detail=f"encounter={encounter.id} kind={kind}",
-    )
-    db.session.commit()
+    try:
+        # The insert is flushed here (the audit event needs its id): on PostgreSQL a racing
+        # insert waits on the unique index until the winner commits, then fails.
+        audit.record(
+            "note.create",
+            actor=actor,
+            patient_id=encounter.patient_id,
+            obj=note,
+            category=CATEGORY,
+            detail=f"encounter={encounter.id} kind={kind}",
+        )
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # the other click won (its audit event is the one kept)
+        winner = _note_of_kind(encounter.id, kind)
+        if winner is None:
+            raise
+        db.session.rollback()
+        return winner
     return note
 
 

@@ -8,8 +8,8 @@ that leads with the patient.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
@@ -17,6 +17,8 @@ from werkzeug.exceptions import NotFound
 from portal.audit import services as audit
 from portal.auth.models import User
 from portal.charting.clinical_lists import allergy_state
+from portal.charting.immunizations import ROUTES as IMMUNIZATION_ROUTES
+from portal.charting.immunizations import encounter_immunizations
 from portal.charting.models import (
     Encounter,
     Immunization,
@@ -258,6 +260,21 @@ def vital_sign_items(vitals: VitalSigns, clinic=None) -> list[tuple[str, str]]:
     return items
 
 
+def immunization_line(row: Immunization) -> str:
+    """One immunization of a visit as the visit summary prints it (page and PDF)."""
+    text = f"{row.vaccine} (CVX {row.cvx_code})"
+    if row.refused:
+        return f"{text}: refused ({row.refusal_reason})"
+    details = [
+        f"dose {row.dose_number}" if row.dose_number else None,
+        f"lot {row.lot_number}" if row.lot_number else None,
+        row.site.lower() if row.site else None,
+        IMMUNIZATION_ROUTES.get(row.route, row.route).lower() if row.route else None,
+        "given here" if row.source == "administered" else "from another record",
+    ]
+    return f"{text}, " + ", ".join(detail for detail in details if detail)
+
+
 @dataclass
 class VisitSummary:
     """What the print view and the PDF show of one encounter."""
@@ -266,6 +283,7 @@ class VisitSummary:
     encounter: Encounter
     notes: list[Note]
     vitals: list[VitalSigns]
+    immunizations: list[Immunization] = field(default_factory=list)  # recorded at this visit
 
     @property
     def is_final(self) -> bool:
@@ -282,7 +300,8 @@ class NoteNotSigned(Exception):
 
 
 def load_visit_summary(actor, encounter_id: int) -> VisitSummary:
-    """The encounter (404 unless its patient is visible to ``actor``), its notes and vitals."""
+    """The encounter (404 unless its patient is visible to ``actor``), its notes, vitals and
+    immunizations."""
     encounter = db.session.get(Encounter, encounter_id)
     if encounter is None:
         raise NotFound()
@@ -299,11 +318,12 @@ def load_visit_summary(actor, encounter_id: int) -> VisitSummary:
             .order_by(VitalSigns.taken_at, VitalSigns.id)
         )
     )
+    immunizations = encounter_immunizations(encounter.id)
     # Touch the lazy parts now: the rows are read after the audit commit.
     for note in notes:
         _ = [addendum.author for addendum in note.addenda], note.signed_by
     _ = list(encounter.problems_addressed)
-    return VisitSummary(patient, encounter, notes, vitals)
+    return VisitSummary(patient, encounter, notes, vitals, immunizations)
 
 
 def view_visit_summary(actor, encounter_id: int) -> VisitSummary:

@@ -42,6 +42,7 @@ def visit_summary(encounter_id: int):
         encounter_kinds=ENCOUNTER_KINDS,
         note_kinds=NOTE_KINDS,
         vital_sign_items=summary.vital_sign_items,
+        immunization_line=summary.immunization_line,
         clinic=current_clinic(),
     )
 

@@ -68,7 +68,7 @@ def _local(value, pattern="%Y-%m-%d %H:%M") -> str:
 
 def render_pdf(summary) -> bytes:
     """The visit summary of a final encounter (every note signed) as PDF bytes."""
-    from portal.charting.summary import vital_sign_items
+    from portal.charting.summary import immunization_line, vital_sign_items
 
     clinic = current_clinic()
     patient, encounter = summary.patient, summary.encounter
@@ -79,6 +79,7 @@ def render_pdf(summary) -> bytes:
         encounter.chief_complaint,
         encounter.provider.full_name,
         *(problem.description for problem in encounter.problems_addressed),
+        *(immunization_line(row) for row in summary.immunizations),
     ]
     for note in summary.notes:
         texts += [note.text, note.author.full_name]
@@ -137,6 +138,11 @@ def render_pdf(summary) -> bytes:
         for label, value in vital_sign_items(vitals, clinic):
             pair(label, value)
         pdf.ln(1)
+
+    if summary.immunizations:  # most visits give none: no empty heading for them
+        heading("Immunizations")
+        for row in summary.immunizations:
+            pair(row.occurred_on.isoformat(), immunization_line(row))
 
     heading("Diagnoses addressed")
     if not encounter.problems_addressed:

@@ -23,7 +23,7 @@ from portal.audit import services as audit
 from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
-from portal.patients.services import get_patient_for
+from portal.patients.services import get_patient_for, refusal_after_death
 from portal.timeutil import age_on, to_zone, utcnow
 
 CATEGORY = "vital signs"
@@ -337,11 +337,17 @@ def age_at(birth_date: date, moment: datetime) -> int:
     return age_on(birth_date, to_zone(moment, clinic_time_zone()).date())
 
 
-def _check_taken_at(taken_at: datetime, birth_date: date) -> None:
+def _check_taken_at(taken_at: datetime, patient) -> None:
     if taken_at > utcnow() + FUTURE_TOLERANCE:
         raise VitalsRefused({"taken_at": "The time cannot be in the future."})
-    if to_zone(taken_at, clinic_time_zone()).date() < birth_date:
+    day = to_zone(taken_at, clinic_time_zone()).date()
+    if day < patient.birth_date:
         raise VitalsRefused({"taken_at": "The time cannot be before the patient's birth."})
+    # "Taken at" left blank means now: for a deceased patient that is after the death, and
+    # the message beside the field asks for the time the set was really taken.
+    after_death = refusal_after_death(patient, day, "Vital signs")
+    if after_death:
+        raise VitalsRefused({"taken_at": after_death})
 
 
 # --- use cases ------------------------------------------------------------------------------
@@ -367,7 +373,7 @@ def record_vitals(
         if encounter is None or encounter.patient_id != patient.id:
             raise NotFound()
     taken_at = taken_at or utcnow()
-    _check_taken_at(taken_at, patient.birth_date)
+    _check_taken_at(taken_at, patient)
     if bp_position and bp_position not in BP_POSITIONS:
         raise VitalsRefused({"bp_position": "Choose a position from the list."})
     columns = check_measurements(
@@ -403,15 +409,50 @@ def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> Vit
     return record_vitals(actor, encounter.patient_id, entered, encounter_id=encounter.id, **options)
 
 
-def mark_entered_in_error(actor, patient_id: int, vitals_id: int) -> VitalSigns:
-    """Mark a set as a mistake: it stays in the record, struck out, and leaves the charts."""
+# The longest reason kept with a set marked entered in error (the column's length).
+ERROR_REASON_MAX_CHARS = 300
+
+
+def _patients_set(actor, patient_id: int, vitals_id: int):
     patient = get_patient_for(actor, patient_id)
     vitals = db.session.get(VitalSigns, vitals_id)
     if vitals is None or vitals.patient_id != patient.id:
         raise NotFound()
+    return patient, vitals
+
+
+def view_set_to_mark(actor, patient_id: int, vitals_id: int):
+    """The patient and one of their sets, shown on the "entered in error" confirmation page;
+    the view is audited. Returns (patient, the set as shown, the row)."""
+    patient, vitals = _patients_set(actor, patient_id, vitals_id)
+    audit.record(
+        "vitals.view",
+        actor=actor,
+        patient=patient,
+        obj=vitals,
+        category=CATEGORY,
+        detail="entered-in-error confirmation",
+    )
+    db.session.commit()
+    return patient, show_set(vitals, clinic_units(), patient.birth_date), vitals
+
+
+def mark_entered_in_error(actor, patient_id: int, vitals_id: int, reason: str) -> VitalSigns:
+    """Mark a set as a mistake, with why: it stays in the record, struck out, and leaves the
+    charts. The page asks for the reason and a ticked confirmation first; marking a set
+    already marked changes nothing."""
+    patient, vitals = _patients_set(actor, patient_id, vitals_id)
+    reason = (reason or "").strip()
+    if not reason:
+        raise VitalsRefused({"reason": "Say why this set was entered in error."})
+    if len(reason) > ERROR_REASON_MAX_CHARS:
+        raise VitalsRefused(
+            {"reason": f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer."}
+        )
     if not vitals.entered_in_error:
         vitals.entered_in_error = True
-        audit.record(
+        vitals.entered_in_error_reason = reason
+        audit.record(  # the reason stays with the set: the trail holds no free text
             "vitals.entered_in_error",
             actor=actor,
             patient=patient,
@@ -449,6 +490,7 @@ class ShownSet:
     encounter_id: int | None
     entered_in_error: bool
     values: dict[str, ShownValue] = field(default_factory=dict)
+    entered_in_error_reason: str | None = None
 
 
 def show_value(name: str, value, units: dict[str, str], age_years: int) -> ShownValue | None:
@@ -465,7 +507,13 @@ def show_value(name: str, value, units: dict[str, str], age_years: int) -> Shown
 
 def show_set(row: VitalSigns, units: dict[str, str], birth_date: date) -> ShownSet:
     age = age_at(birth_date, row.taken_at)
-    shown = ShownSet(row.id, row.taken_at, row.encounter_id, row.entered_in_error)
+    shown = ShownSet(
+        row.id,
+        row.taken_at,
+        row.encounter_id,
+        row.entered_in_error,
+        entered_in_error_reason=row.entered_in_error_reason,
+    )
     for measure in MEASURES:
         value = show_value(measure.name, getattr(row, measure.column), units, age)
         if value is not None:

@@ -20,11 +20,16 @@ from wtforms import (
     ValidationError,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from portal.charting.immunizations import CVX_VACCINES, ROUTES, SITES
 from portal.charting.models import BP_POSITIONS, IMMUNIZATION_SOURCES
-from portal.charting.vitals import MEASURES_BY_NAME, InvalidNumber, parse_measurement
+from portal.charting.vitals import (
+    ERROR_REASON_MAX_CHARS,
+    MEASURES_BY_NAME,
+    InvalidNumber,
+    parse_measurement,
+)
 from portal.clinic.services import clinic_time_zone
 
 
@@ -93,6 +98,27 @@ class VitalsForm(FlaskForm):
             return None
         local = self.taken_at.data.replace(tzinfo=ZoneInfo(clinic_time_zone()))
         return local.astimezone(UTC)
+
+
+class EnteredInErrorForm(FlaskForm):
+    """The confirmation asked before a set of vitals is marked entered in error."""
+
+    reason = StringField(
+        "Why was this set entered in error?",
+        validators=[
+            DataRequired(message="Say why this set was entered in error."),
+            Length(
+                max=ERROR_REASON_MAX_CHARS,
+                message=f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer.",
+            ),
+        ],
+        filters=[_strip],
+        description="For example: wrong patient, typing mistake, recorded twice.",
+    )
+    confirm = BooleanField(
+        "I confirm this set was entered in error",
+        validators=[DataRequired(message="Tick the box to confirm.")],
+    )
 
 
 class ImmunizationForm(FlaskForm):

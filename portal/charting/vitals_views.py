@@ -13,7 +13,7 @@ from portal.charting import bp, vitals
 from portal.charting import immunizations as immunization_services
 from portal.charting import vitals_charts as charts
 from portal.charting.models import IMMUNIZATION_SOURCES
-from portal.charting.vitals_forms import ImmunizationForm, VitalsForm
+from portal.charting.vitals_forms import EnteredInErrorForm, ImmunizationForm, VitalsForm
 from portal.patients.services import get_patient_for
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
@@ -132,15 +132,49 @@ def record_encounter_vitals(encounter_id: int):
     return redirect(url_for("charting.encounter_page", encounter_id=encounter.id), 303)
 
 
+def _set_home(patient_id: int, encounter_id: int | None) -> str:
+    """Where a set is listed: its visit's page, or the patient's vitals page."""
+    if encounter_id is not None:
+        return url_for("charting.encounter_page", encounter_id=encounter_id) + "#encounter-vitals"
+    return url_for("charting.patient_vitals", patient_id=patient_id)
+
+
+def _entered_in_error_page(patient_id: int, vitals_id: int, form, status: int = 200):
+    patient, shown, row = vitals.view_set_to_mark(current_actor(), patient_id, vitals_id)
+    return render(
+        "charting/vitals_entered_in_error.html",
+        status=status,
+        patient=patient,
+        vitals_set=shown,
+        form=form,
+        back_url=_set_home(patient.id, row.encounter_id),
+    )
+
+
+@bp.get("/patients/<int:patient_id>/vitals/<int:vitals_id>/entered-in-error")
+@require("chart.write")
+def confirm_vitals_error(patient_id: int, vitals_id: int):
+    """Ask before marking a set entered in error: the set, a reason, a box to tick."""
+    return _entered_in_error_page(patient_id, vitals_id, EnteredInErrorForm(formdata=None))
+
+
 @bp.post("/patients/<int:patient_id>/vitals/<int:vitals_id>/entered-in-error")
 @require("chart.write")
 def mark_vitals_error(patient_id: int, vitals_id: int):
-    """Mark a set entered in error (kept, struck out, left out of the charts)."""
-    marked = vitals.mark_entered_in_error(current_actor(), patient_id, vitals_id)
-    if is_htmx_request() and marked.encounter_id is not None:
-        return _encounter_section(vitals.encounter_for(current_actor(), marked.encounter_id))
-    flash("Marked as entered in error.", "success")
-    return redirect(url_for("charting.patient_vitals", patient_id=patient_id), 303)
+    """Mark a set entered in error (kept, struck out, left out of the charts) once the reason
+    is given and the box ticked; otherwise the page again, 422, and nothing changed."""
+    form = EnteredInErrorForm()
+    if form.validate():
+        try:
+            marked = vitals.mark_entered_in_error(
+                current_actor(), patient_id, vitals_id, form.reason.data
+            )
+        except vitals.VitalsRefused as error:
+            form.reason.errors = [*form.reason.errors, *error.errors.values()]
+        else:
+            flash("Marked as entered in error.", "success")
+            return redirect(_set_home(patient_id, marked.encounter_id), 303)
+    return _entered_in_error_page(patient_id, vitals_id, form, status=422)
 
 
 def _svg(content: bytes) -> Response:
@@ -201,3 +235,41 @@ def add_immunization(patient_id: int):
             flash("Immunization recorded.", "success")
             return redirect(url_for("charting.immunizations", patient_id=patient_id), 303)
     return _immunizations_page(patient_id, form, status=422)
+
+
+def _encounter_immunizations(encounter, form=None, status: int = 200):
+    """The encounter's immunizations section: alone for htmx, else on a page of its own."""
+    context = immunization_services.encounter_immunizations_context(encounter, form)
+    patient = get_patient_for(current_actor(), encounter.patient_id)
+    return render(
+        "charting/immunizations_encounter.html",
+        fragment="charting/_encounter_immunizations.html",
+        status=status,
+        patient=patient,
+        **context,
+    )
+
+
+@bp.post("/encounters/<int:encounter_id>/immunizations")
+@require("chart.write")
+def record_encounter_immunization(encounter_id: int):
+    """Record an immunization (or a refusal) at this visit; htmx gets the section back."""
+    encounter = vitals.encounter_for(current_actor(), encounter_id)
+    form = immunization_services.encounter_immunization_form(encounter, request.form)
+    if form.validate():
+        try:
+            immunization_services.record_encounter_immunization(
+                current_actor(), encounter.id, **form.details()
+            )
+        except immunization_services.ImmunizationError as error:
+            attach_error(form, error)
+        else:
+            if is_htmx_request():
+                return _encounter_immunizations(encounter)
+            flash("Immunization recorded.", "success")
+            return redirect(
+                url_for("charting.encounter_page", encounter_id=encounter.id)
+                + "#encounter-immunizations",
+                303,
+            )
+    return _encounter_immunizations(encounter, form, status=422)

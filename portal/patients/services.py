@@ -191,6 +191,27 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
     return changed
 
 
+def refusal_after_death(patient: Patient, day: date, what: str) -> str | None:
+    """Why ``what`` (e.g. "Vital signs") dated ``day`` on the clinic's calendar cannot be
+    recorded for this patient, or None when it can.
+
+    Nothing is dated after the recorded date of death; the day itself is allowed (the time
+    of death is not recorded). A patient marked deceased without a date takes nothing new
+    until the date is recorded: there is nothing to compare with.
+    """
+    if patient.status != "deceased":
+        return None
+    if patient.deceased_date is None:
+        return (
+            f"The patient is recorded as deceased without a date of death: {what.lower()} "
+            "cannot be recorded until the date of death is added on the patient's page."
+        )
+    if day > patient.deceased_date:
+        died = f"{patient.deceased_date.day} {patient.deceased_date:%b %Y}"
+        return f"{what} cannot be dated after the patient's recorded date of death ({died})."
+    return None
+
+
 def change_status(
     actor, patient_id: int, status: str, deceased_date: date | None, today: date
 ) -> Patient:

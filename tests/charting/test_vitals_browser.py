@@ -1,5 +1,6 @@
 """In Chromium: record vitals in °F and lb, see them listed and charted; confirm an unusual
-value. The page fails on any console error or CSP violation (fixtures: tests/browser.py)."""
+value; mark a set entered in error from the keyboard. The page fails on any console error or
+CSP violation (fixtures: tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,45 @@ def test_an_unusual_value_is_saved_after_confirming_it(app, page, sign_in, watch
     expect(page.get_by_role("table", name="Recorded vital signs, newest first")).to_contain_text(
         "230 /min"
     )
+
+
+def test_marking_a_set_entered_in_error_asks_first_and_works_from_the_keyboard(
+    app, page, sign_in, watch
+):
+    patient_id = make_patient(app, date(1975, 8, 9), given="Keys")
+    sign_in("nurse")
+    page.goto(f"/chart/patients/{patient_id}/vitals")
+    page.get_by_label("Heart rate", exact=True).fill("64")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record vital signs").click()
+    table = page.get_by_role("table", name="Recorded vital signs, newest first")
+
+    page.get_by_role("link", name="Entered in error…").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(
+        page.get_by_role("heading", name="Mark a set of vital signs entered in error")
+    ).to_be_visible()
+    set_url = page.url.replace(page.url.split("/chart/")[0], "")
+    watch.expect_http_error(422, set_url)
+    reason = page.get_by_label("Why was this set entered in error?")
+    reason.focus()
+    page.keyboard.type("Taken on the wrong patient")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # submits without the box ticked
+    expect(page.get_by_text("Nothing was changed")).to_be_visible()
+    expect(page.get_by_text("Tick the box to confirm.", exact=True)).to_be_visible()
+    expect(reason).to_have_value("Taken on the wrong patient")
+
+    reason.focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("I confirm this set was entered in error")).to_be_focused()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Mark as entered in error")).to_be_focused()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.get_by_text("Marked as entered in error.")).to_be_visible()
+    expect(table).to_contain_text("Entered in error")
+    expect(table).to_contain_text("Taken on the wrong patient")
+    expect(page.get_by_role("link", name="Entered in error…")).to_have_count(0)

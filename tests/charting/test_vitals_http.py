@@ -207,15 +207,24 @@ def test_encounter_context_for_the_encounter_page(app, nurse, adult):
         assert context["vitals_units"]["temperature"] == "°F"
 
 
-def test_entered_in_error_from_the_encounter_section_returns_the_section(app, nurse, adult):
+CONFIRMED = {"reason": "Typed into the wrong chart", "confirm": "y"}
+
+
+def test_entered_in_error_from_the_encounter_section_asks_then_returns_to_the_visit(
+    app, nurse, adult
+):
     encounter = make_encounter(app, adult)
     nurse.htmx_post(f"/chart/encounters/{encounter}/vitals", form(heart_rate="64"))
     (row,) = vital_sets(app, adult)
-    response = nurse.htmx_post(f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error")
-    assert response.status_code == 200
-    section = response.get_data(as_text=True)
-    assert 'id="encounter-vitals"' in section and "Entered in error" in section
+    confirm_url = f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error"
+    section = _text(nurse.get(f"/chart/encounters/{encounter}"))
+    assert f'href="{confirm_url}"' in section  # a link to the question, not a one-click form
+    response = nurse.post_form(confirm_url, CONFIRMED)
+    assert response.status_code == 303
+    assert response.location.endswith(f"/chart/encounters/{encounter}#encounter-vitals")
     assert vital_sets(app, adult)[0].entered_in_error
+    page = _text(nurse.get(f"/chart/encounters/{encounter}"))
+    assert "Entered in error" in page and "Typed into the wrong chart" in page
 
 
 def test_unknown_encounter_is_404(nurse):
@@ -224,27 +233,95 @@ def test_unknown_encounter_is_404(nurse):
     )
 
 
-def test_entered_in_error_keeps_the_set_struck_out_and_is_audited(app, nurse, adult):
+def test_entered_in_error_keeps_the_set_struck_out_with_its_reason_and_is_audited(
+    app, nurse, adult
+):
     nurse.post_form(f"/chart/patients/{adult}/vitals", form(heart_rate="64"))
     (row,) = vital_sets(app, adult)
-    response = nurse.post_form(f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error")
+    response = nurse.post_form(
+        f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error", CONFIRMED
+    )
     assert response.status_code == 303
+    assert response.location.endswith(f"/chart/patients/{adult}/vitals")
     (row,) = vital_sets(app, adult)
-    assert row.entered_in_error
+    assert row.entered_in_error and row.entered_in_error_reason == "Typed into the wrong chart"
     page = _text(nurse.get(f"/chart/patients/{adult}/vitals"))
     assert "Entered in error" in page and "text-decoration-line-through" in page
-    assert [e.action for e in audit_events(app, "vital signs") if e.object_id == str(row.id)] == [
-        "vitals.record",
-        "vitals.entered_in_error",
-    ]
+    assert "Typed into the wrong chart" in page
+    events = [e for e in audit_events(app, "vital signs") if e.object_id == str(row.id)]
+    assert [e.action for e in events] == ["vitals.record", "vitals.entered_in_error"]
+    assert "wrong chart" not in (events[1].detail or "")  # the trail holds no free text
+
+
+def test_the_confirmation_page_shows_the_set_and_asks_with_labelled_fields(app, nurse, adult):
+    nurse.post_form(f"/chart/patients/{adult}/vitals", form(heart_rate="64", spo2="97"))
+    (row,) = vital_sets(app, adult)
+    response = nurse.get(f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error")
+    assert response.status_code == 200
+    page = _text(response)
+    assert "64 /min" in page and "97 %" in page
+    assert re.search(r'<label class="form-label" for="reason">Why was this set entered in', page)
+    assert re.search(
+        r'<label class="form-check-label" for="confirm">I confirm this set was entered in error',
+        page,
+    )
+    assert 'type="checkbox"' in page and 'type="submit"' in page
+    assert "<script" not in page.split("<main", 1)[-1].split("</main>", 1)[0]  # no script needed
+    assert f'href="/chart/patients/{adult}/vitals"' in page  # Cancel goes back
+    assert not vital_sets(app, adult)[0].entered_in_error  # asking changes nothing
+    (viewed,) = [e for e in audit_events(app, "vital signs") if e.object_id == str(row.id)][1:]
+    assert viewed.action == "vitals.view"
+
+
+@pytest.mark.parametrize(
+    ("sent", "messages"),
+    [
+        ({}, ["Say why this set was entered in error.", "Tick the box to confirm."]),
+        ({"reason": "Duplicate of the 9:00 set"}, ["Tick the box to confirm."]),
+        ({"confirm": "y"}, ["Say why this set was entered in error."]),
+        ({"reason": "   ", "confirm": "y"}, ["Say why this set was entered in error."]),
+        ({"reason": "x" * 301, "confirm": "y"}, ["300 characters or fewer"]),
+    ],
+)
+def test_without_the_reason_and_the_ticked_box_nothing_changes(app, nurse, adult, sent, messages):
+    nurse.post_form(f"/chart/patients/{adult}/vitals", form(heart_rate="64"))
+    (row,) = vital_sets(app, adult)
+    response = nurse.post_form(f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error", sent)
+    assert response.status_code == 422
+    page = _text(response)
+    assert "Nothing was changed" in page
+    shown = " ".join(re.findall(r'id="(?:reason|confirm)-error">([^<]*)<', page))
+    for message in messages:
+        assert message in shown
+    if sent.get("reason", "").strip() and len(sent["reason"]) < 100:
+        assert f'value="{sent["reason"]}"' in page  # what was typed is kept
+    (row,) = vital_sets(app, adult)
+    assert not row.entered_in_error and row.entered_in_error_reason is None
+    actions = [e.action for e in audit_events(app, "vital signs")]
+    assert "vitals.entered_in_error" not in actions
+
+
+def test_a_set_already_marked_says_so_and_stays_as_it_was(app, nurse, adult):
+    nurse.post_form(f"/chart/patients/{adult}/vitals", form(heart_rate="64"))
+    (row,) = vital_sets(app, adult)
+    url = f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error"
+    nurse.post_form(url, CONFIRMED)
+    page = _text(nurse.get(url))
+    assert "already marked entered in error: Typed into the wrong chart" in page
+    assert "I confirm this set" not in page
+    again = nurse.post_form(url, {"reason": "Another reason", "confirm": "y"})
+    assert again.status_code == 303
+    assert vital_sets(app, adult)[0].entered_in_error_reason == "Typed into the wrong chart"
 
 
 def test_a_set_of_another_patient_is_404(app, nurse, adult):
     other = make_patient(app, date(1990, 1, 1), given="Other")
     nurse.post_form(f"/chart/patients/{other}/vitals", form(heart_rate="64"))
     (row,) = vital_sets(app, other)
-    response = nurse.post_form(f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error")
-    assert response.status_code == 404
+    url = f"/chart/patients/{adult}/vitals/{row.id}/entered-in-error"
+    assert nurse.get(url).status_code == 404
+    assert nurse.post_form(url).status_code == 404
+    assert nurse.post_form(url, CONFIRMED).status_code == 404
     assert not vital_sets(app, other)[0].entered_in_error
 
 
