@@ -1,6 +1,7 @@
 """Charting safety: one note of each kind per encounter (a unique index, so two "Start
 provider note" clicks racing end on one note); immunizations looked up by encounter; the
-reason a set of vital signs was marked entered in error.
+reason a set of vital signs was marked entered in error; a partial index of the unsigned
+notes (the home page's "waiting on you" list).
 
 The unique index replaces the plain index on notes.encounter_id: its first column serves
 the same lookups. Upgrading stops, naming the encounters, if a database already holds two
@@ -9,7 +10,7 @@ can decide what to do with them).
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-27 10:00:00.000000
+Create Date: 2026-11-26 01:40:00.000000
 
 """
 from alembic import op
@@ -42,6 +43,10 @@ def upgrade():
     with op.batch_alter_table('notes', schema=None) as batch_op:
         batch_op.drop_index('ix_notes_encounter_id')
         batch_op.create_index('uq_notes_encounter_kind', ['encounter_id', 'kind'], unique=True)
+        batch_op.create_index(
+            'ix_notes_unsigned', ['created_at'], unique=False,
+            sqlite_where=sa.text('signed_at IS NULL'), postgresql_where=sa.text('signed_at IS NULL'),
+        )
 
     with op.batch_alter_table('immunizations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_immunizations_encounter_id'), ['encounter_id'], unique=False)
@@ -58,5 +63,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_immunizations_encounter_id'))
 
     with op.batch_alter_table('notes', schema=None) as batch_op:
+        batch_op.drop_index('ix_notes_unsigned')
         batch_op.drop_index('uq_notes_encounter_kind')
         batch_op.create_index('ix_notes_encounter_id', ['encounter_id'], unique=False)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text  # "text" is also a column name here
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -118,6 +119,14 @@ class Note(db.Model):
         # decides two clicks racing: the loser opens the winner's note (notes.start_note).
         # It also serves every lookup by encounter (its first column).
         Index("uq_notes_encounter_kind", "encounter_id", "kind", unique=True),
+        # The few drafts of the whole clinic: the home page finds the provider notes waiting
+        # on a prescriber from here, not by walking every encounter they ever had.
+        Index(
+            "ix_notes_unsigned",
+            "created_at",
+            sqlite_where=sql_text("signed_at IS NULL"),
+            postgresql_where=sql_text("signed_at IS NULL"),
+        ),
         CheckConstraint("kind IN ('provider', 'nursing')", name="kind"),
     )
 

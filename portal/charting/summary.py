@@ -9,7 +9,7 @@ that leads with the patient.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
