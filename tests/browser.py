@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
@@ -271,7 +271,15 @@ def shot(page, request):
     def take(name: str) -> None:
         if os.environ.get("PORTAL_E2E_SCREENSHOTS"):
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=_artifact_name(request.node.nodeid, f"-{name}"), full_page=True)
+            # caret="initial": to hide the text caret Playwright writes a style attribute
+            # on every input and leaves style="" behind; htmx then copies that attribute
+            # onto a swapped-in element with the same id, which the page's CSP refuses, so
+            # a test with screenshots on would fail where the same test without passes.
+            page.screenshot(
+                path=_artifact_name(request.node.nodeid, f"-{name}"),
+                full_page=True,
+                caret="initial",
+            )
 
     return take
 
@@ -301,3 +309,32 @@ def sign_in(page, app):
         sign_in_through_form(page, app, username, password)
 
     return run
+
+
+def labelled(page: Page | Locator, label: str) -> Locator:
+    """The form control whose label is ``label``, however the label goes on after it.
+
+    A required field's label adds " * (required)", so an exact name would miss it and a
+    substring would also match "Onset date" for "Onset"; this matches the words up to a
+    word boundary.
+    """
+    return page.get_by_label(re.compile(rf"^{re.escape(label)}(\W|$)"))
+
+
+def post_from_page(page: Page, path: str, data: dict[str, str]) -> int:
+    """POST ``data`` to ``path`` from the page's own script, as a stale tab's autosave would
+    (the session's cookie, the page's CSRF token, htmx's header); returns the status.
+
+    For what the page no longer offers (saving a signed note): the server must refuse it
+    itself. A refusal is an HTTP error the browser logs: declare it with
+    ``watch.expect_http_error`` first.
+    """
+    return page.evaluate(
+        """async ([path, data]) => {
+            const token = document.querySelector('meta[name="csrf-token"]').content;
+            const response = await fetch(path, {method: "POST", body: new URLSearchParams(data),
+                headers: {"X-CSRFToken": token, "HX-Request": "true"}});
+            return response.status;
+        }""",
+        [path, data],
+    )

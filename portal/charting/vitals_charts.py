@@ -51,6 +51,8 @@ WINDOWS = {
     "all": ("All time", None),
 }
 DEFAULT_WINDOW = "2y"
+# Values closer together than this get times on the date axis, not dates alone.
+SHORT_SPAN = timedelta(days=2)
 
 BAND = "#5fb870"
 BACKGROUND = "#ffffff"
@@ -181,6 +183,10 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         for name in chart.fields
         if name in normal_ranges(age)
     ]
+    # Values of one or two days (a single set, sets taken during a visit): the axis spans
+    # hours, so label it with times; by date alone every label would read the same day.
+    short = bool(times) and times[-1] - times[0] < SHORT_SPAN
+    label_format = "%d %b %Y %H:%M" if short else "%d %b %Y"
     values = [value for _, line in series for value in line] + [v for band in bands for v in band]
     low, high = (min(values), max(values)) if values else (0, 1)
     margin = max((high - low) * 0.1, 1)
@@ -200,7 +206,7 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         title=chart.title if unit == "{score}" else f"{chart.title} ({symbol})",
         show_legend=False,
         range=(low - margin, high + margin),
-        x_value_formatter=lambda moment: moment.strftime("%d %b %Y"),
+        x_value_formatter=lambda moment: moment.strftime(label_format),
         value_formatter=lambda value: f"{value:.{decimals}f}",
         x_label_rotation=20,
         dots_size=2.5,

@@ -4,19 +4,13 @@ tests/charting/conftest.py) fail a test on console errors and CSP violations."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
+from tests.browser import labelled
 from tests.charting.lists_helpers import make_patient
 
 pytestmark = pytest.mark.browser
-
-
-def box(page: Page, label: str):
-    """The control labelled ``label`` (required fields add " * (required)")."""
-    return page.get_by_label(re.compile(rf"^{re.escape(label)}(\W|$)"))
 
 
 def test_add_a_problem_by_icd10_search_with_the_keyboard(app, page, sign_in):
@@ -34,9 +28,9 @@ def test_add_a_problem_by_icd10_search_with_the_keyboard(app, page, sign_in):
         search.press("ArrowDown")
     expect(options.nth(target)).to_have_attribute("aria-selected", "true")
     search.press("Enter")
-    expect(box(page, "ICD-10-CM code")).to_have_value("E11.9")
+    expect(labelled(page, "ICD-10-CM code")).to_have_value("E11.9")
     expect(options).to_have_count(0)
-    box(page, "Onset date").fill("2018-04-02")
+    labelled(page, "Onset date").fill("2018-04-02")
     with page.expect_navigation():
         page.get_by_role("button", name="Add problem").click()
     table = page.locator("#problem-list")
@@ -49,11 +43,11 @@ def test_a_non_billable_code_is_refused_beside_the_field(app, page, sign_in, wat
     watch.expect_http_error(422, f"/chart/patients/{patient_id}/problems")
     sign_in("nurse")
     page.goto(f"/chart/patients/{patient_id}/problems")
-    box(page, "ICD-10-CM code").fill("E11")
-    box(page, "Comment").fill("typed before the mistake")
+    labelled(page, "ICD-10-CM code").fill("E11")
+    labelled(page, "Comment").fill("typed before the mistake")
     page.get_by_role("button", name="Add problem").click()
     expect(page.locator("#icd10_code-error")).to_contain_text("Not a billable ICD-10-CM code")
-    expect(box(page, "Comment")).to_have_value("typed before the mistake")
+    expect(labelled(page, "Comment")).to_have_value("typed before the mistake")
 
 
 def test_record_an_allergy_and_see_it_in_the_banner(app, page, sign_in):
@@ -62,11 +56,11 @@ def test_record_an_allergy_and_see_it_in_the_banner(app, page, sign_in):
     page.goto(f"/chart/patients/{patient_id}/allergies")
     banner = page.locator("#banner-allergies")
     expect(banner).to_contain_text("Allergies: not recorded")
-    box(page, "Kind of substance").select_option(label="Drug")
-    box(page, "Substance").fill("penicillin G")
+    labelled(page, "Kind of substance").select_option(label="Drug")
+    labelled(page, "Substance").fill("penicillin G")
     page.get_by_label("Hives").check()
     page.get_by_label("Anaphylaxis").check()
-    box(page, "Severity").select_option(label="Severe")
+    labelled(page, "Severity").select_option(label="Severe")
     with page.expect_navigation():
         page.get_by_role("button", name="Record allergy").click()
     expect(banner).to_contain_text("penicillin G")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import json
 import re
+from html.parser import HTMLParser
 
+import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -155,3 +157,79 @@ def test_the_editor_receives_own_snippets_over_clinic_wide_ones(
 
     assert json.loads(html.unescape(raw)) == {".ros": "My ROS", ".pe": "Clinic <exam>"}
     assert "<exam>" not in raw  # escaped inside the attribute
+
+
+class _MainNavLinks(HTMLParser):
+    """The links of the top bar's navigation: text -> (href, marked as the current page)."""
+
+    def __init__(self):
+        super().__init__()
+        self.links: dict[str, tuple[str, bool]] = {}
+        self._in_nav = False
+        self._link: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "nav" and attrs.get("aria-label") == "Main":
+            self._in_nav = True
+        elif tag == "a" and self._in_nav and "nav-link" in (attrs.get("class") or ""):
+            self._link = {"href": attrs["href"], "current": attrs.get("aria-current") == "page"}
+            self._text = ""
+
+    def handle_data(self, data):
+        if self._link is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._link is not None:
+            self.links[self._text.strip()] = (self._link["href"], self._link["current"])
+            self._link = None
+        elif tag == "nav":
+            self._in_nav = False
+
+
+def _main_nav(response) -> dict[str, tuple[str, bool]]:
+    parser = _MainNavLinks()
+    parser.feed(response.get_data(as_text=True))
+    return parser.links
+
+
+CHART_SETUP_LINKS = {"Snippets": "/chart/snippets", "Note templates": "/chart/templates"}
+
+
+@pytest.mark.parametrize(
+    ("role", "offered"),
+    [
+        ("front_desk", set()),
+        ("nurse", {"Snippets"}),  # chart.write: their own snippets
+        ("prescriber", {"Snippets"}),
+        ("admin", {"Note templates"}),  # chart.manage; clinic-wide snippets are reached from it
+    ],
+)
+def test_the_main_navigation_offers_snippets_and_templates_to_who_may_use_them(
+    signed_in, role, offered
+):
+    user = signed_in(role)
+    links = _main_nav(user.get("/"))
+    assert {text for text in CHART_SETUP_LINKS if text in links} == offered
+    for text in offered:
+        href, current = links[text]
+        assert (href, current) == (CHART_SETUP_LINKS[text], False)
+        # The link leads to a page this role may open, where it is marked as the current one.
+        page = user.get(href)
+        assert page.status_code == 200
+        assert _main_nav(page)[text] == (href, True)
+
+
+def test_an_administrators_clinic_wide_snippets_belong_to_note_templates_in_the_navigation(
+    signed_in,
+):
+    admin = signed_in("admin")
+    templates = admin.get("/chart/templates").get_data(as_text=True)
+    assert 'href="/chart/snippets"' in templates  # "Clinic-wide snippets"
+    assert _main_nav(admin.get("/chart/snippets"))["Note templates"] == ("/chart/templates", True)
+    # A clinician's snippets page is their own "Snippets", not the templates.
+    assert _main_nav(signed_in("nurse").get("/chart/snippets"))["Snippets"] == (
+        "/chart/snippets",
+        True,
+    )

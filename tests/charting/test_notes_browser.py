@@ -6,28 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
 
 from portal.extensions import db
+from tests.browser import post_from_page
+from tests.chart_fixtures import add_snippet, provider_note
 
 ROS = "ROS: no fever, no chest pain, no shortness of breath."
-
-
-def _add_snippet(app, owner_id, trigger, body):
-    from portal.charting.models import NoteSnippet
-
-    with app.app_context():
-        db.session.add(NoteSnippet(owner_id=owner_id, trigger=trigger, body=body))
-        db.session.commit()
-
-
-def _provider_note(app):
-    from portal.charting.models import Note
-
-    with app.app_context():
-        note = db.session.scalar(select(Note).where(Note.kind == "provider"))
-        db.session.expunge_all()
-        return note
 
 
 @pytest.mark.browser
@@ -37,7 +21,7 @@ def test_start_visit_write_with_a_snippet_sign_and_add_an_addendum(
     from playwright.sync_api import expect
 
     make_appointment(status="arrived", reason="Cough for two weeks")
-    _add_snippet(app, chart.drlee, ".ros", ROS)
+    add_snippet(app, chart.drlee, ".ros", ROS)
     sign_in("drlee")
 
     page.goto(f"/schedule/flow-board?location_id={chart.main_street}")
@@ -60,32 +44,22 @@ def test_start_visit_write_with_a_snippet_sign_and_add_an_addendum(
     page.wait_for_function(
         "() => document.querySelector('[id$=-version]').value !== '1'", timeout=5_000
     )
-    assert _provider_note(app).text == f"S: cough, worse at night. {ROS} P: fluids"
+    assert provider_note(app).text == f"S: cough, worse at night. {ROS} P: fluids"
 
     # Clicking "Sign note" blurs the editor: its autosave may reach the server after the
     # signature and is refused (409), as any save of a signed note is.
-    watch.expect_http_error(409, f"/chart/notes/{_provider_note(app).id}/draft")
+    watch.expect_http_error(409, f"/chart/notes/{provider_note(app).id}/draft")
     with page.expect_navigation():
         page.get_by_role("button", name="Sign note").click()
     expect(page.get_by_text("Signed by Jordan Lee at")).to_be_visible()
     expect(page.get_by_label("Provider note text")).to_have_count(0)
-    note = _provider_note(app)
+    note = provider_note(app)
     assert note.signed_at is not None
     # Trying anyway (as a stale tab's autosave would) is refused and changes nothing.
     path = f"/chart/notes/{note.id}/draft"
     watch.expect_http_error(409, path)
-    status = page.evaluate(
-        """async (path) => {
-            const token = document.querySelector('meta[name="csrf-token"]').content;
-            const body = new URLSearchParams({text: "rewritten", version: "2"});
-            const response = await fetch(path, {method: "POST", body,
-                headers: {"X-CSRFToken": token, "HX-Request": "true"}});
-            return response.status;
-        }""",
-        path,
-    )
-    assert status == 409
-    assert _provider_note(app).text == note.text
+    assert post_from_page(page, path, {"text": "rewritten", "version": "2"}) == 409
+    assert provider_note(app).text == note.text
 
     page.get_by_label("Addendum").fill("Chest X-ray ordered after review.")
     with page.expect_navigation():
@@ -124,7 +98,7 @@ def test_two_editors_of_one_draft_see_both_texts(
     expect(other.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_be_visible()
     other_context.close()
 
-    path = f"/chart/notes/{_provider_note(app).id}/draft"
+    path = f"/chart/notes/{provider_note(app).id}/draft"
     watch.expect_http_error(409, path)
     editor = page.get_by_label("Provider note text")
     editor.click()
@@ -140,8 +114,8 @@ def test_two_editors_of_one_draft_see_both_texts(
     page.wait_for_function(
         "() => document.querySelector('[id$=-version]').value === '3'", timeout=5_000
     )
-    assert "S: nurse was here" in _provider_note(app).text
-    assert "S: doctor typing" in _provider_note(app).text
+    assert "S: nurse was here" in provider_note(app).text
+    assert "S: doctor typing" in provider_note(app).text
 
 
 @pytest.mark.browser

@@ -40,6 +40,9 @@ def test_summary_shows_the_chart_at_a_glance(app, signed_in):
     assert f'href="/chart/encounters/{ids["draft"]}/summary"' not in page  # nothing to print yet
     assert "Follow-up with Jordan Lee" in page
     assert "1 recorded" in page  # immunizations
+    # Each list's heading leads to the full list, where it is kept up to date.
+    for part in ("vitals", "problems", "allergies", "medications", "immunizations"):
+        assert f'href="/chart/patients/{ids["patient"]}/{part}"' in page, part
 
 
 @pytest.mark.parametrize(

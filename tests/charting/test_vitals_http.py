@@ -382,6 +382,32 @@ def test_blood_pressure_chart_draws_both_values_and_normal_bands(app, nurse, adu
     assert svg.count('class="line reactive nofill"') == 2
 
 
+def _date_axis_labels(svg: str) -> list[str]:
+    axis = re.search(r'<g class="axis x[^"]*">(.*?)<g class="series', svg, re.S).group(1)
+    return re.findall(r"<text[^>]*>([^<]+)</text>", axis)
+
+
+def test_values_of_a_single_day_are_labelled_with_times_not_one_date_repeated(nurse, adult):
+    nurse.post_form(f"/chart/patients/{adult}/vitals", form(temperature="100.4"))
+    labels = _date_axis_labels(_text(nurse.get(f"/chart/patients/{adult}/vitals/temperature.svg")))
+    assert len(labels) > 1
+    assert len(set(labels)) == len(labels), labels
+    assert all(re.fullmatch(r"\d\d \w{3} \d{4} \d\d:\d\d", label) for label in labels), labels
+
+
+def test_values_weeks_apart_are_labelled_with_dates(nurse, adult):
+    for days_ago, weight in ((60, "180"), (4, "176")):
+        taken_at = (date.today() - timedelta(days=days_ago)).isoformat() + "T09:00"
+        saved = nurse.post_form(
+            f"/chart/patients/{adult}/vitals", form(weight=weight, taken_at=taken_at)
+        )
+        assert saved.status_code == 303
+    labels = _date_axis_labels(
+        _text(nurse.get(f"/chart/patients/{adult}/vitals/weight.svg?window=all"))
+    )
+    assert labels and all(re.fullmatch(r"\d\d \w{3} \d{4}", label) for label in labels), labels
+
+
 def test_long_histories_are_drawn_with_a_bounded_number_of_points(app, nurse, adult):
     from portal.charting import vitals_charts
     from portal.charting.models import VitalSigns

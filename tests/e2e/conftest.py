@@ -1,4 +1,5 @@
-"""Browser-test fixtures for this folder (defined once, in tests/browser.py)."""
+"""Browser-test fixtures for this folder (defined once, in tests/browser.py), and the small
+chart the charting flow starts from (tests/chart_fixtures.py)."""
 
 from tests.browser import (  # noqa: F401
     browser,
@@ -8,3 +9,4 @@ from tests.browser import (  # noqa: F401
     sign_in,
     watch,
 )
+from tests.chart_fixtures import chart, make_appointment  # noqa: F401

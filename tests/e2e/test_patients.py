@@ -8,6 +8,8 @@ from urllib.parse import parse_qs
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import labelled
+
 pytestmark = pytest.mark.browser
 
 # Finds every element a payload below could have injected if it were parsed as markup:
@@ -34,17 +36,12 @@ INJECTED_ELEMENTS = """
 """
 
 
-def box(page: Page, label: str):
-    """The form control labelled ``label`` (required fields add " * (required)")."""
-    return page.get_by_label(re.compile(rf"^{re.escape(label)}(\W|$)"))
-
-
 def fill_form(page: Page, values: dict[str, str]) -> None:
     for label, value in values.items():
         if label == "Sex assigned at birth":
-            box(page, label).select_option(label=value)
+            labelled(page, label).select_option(label=value)
         else:
-            box(page, label).fill(value)
+            labelled(page, label).fill(value)
 
 
 def submit_registration(page: Page) -> None:
@@ -204,28 +201,28 @@ def test_invalid_date_and_phone_get_messages_beside_the_fields_and_keep_the_inpu
         ("Date of birth", "cannot be in the future"),
         ("Mobile phone", "Not a valid phone number"),
     ):
-        control = box(page, label)
+        control = labelled(page, label)
         expect(control).to_have_attribute("aria-invalid", "true")
         error_id = control.get_attribute("aria-describedby")
         expect(page.locator(f"#{error_id}")).to_contain_text(message)
     # Everything typed is still there, the wrong values included, for the user to correct.
     for label, value in typed.items():
         if label == "Sex assigned at birth":
-            expect(box(page, label)).to_have_value("female")
+            expect(labelled(page, label)).to_have_value("female")
         else:
-            expect(box(page, label)).to_have_value(value)
-    expect(box(page, "City")).not_to_have_attribute("aria-invalid", "true")
+            expect(labelled(page, label)).to_have_value(value)
+    expect(labelled(page, "City")).not_to_have_attribute("aria-invalid", "true")
     shot("invalid-date-and-phone")
 
-    box(page, "Date of birth").fill("1899-12-31")
-    box(page, "Mobile phone").fill("(413) 555-0188")
+    labelled(page, "Date of birth").fill("1899-12-31")
+    labelled(page, "Mobile phone").fill("(413) 555-0188")
     submit_registration(page)
     expect(
-        page.locator(f"#{box(page, 'Date of birth').get_attribute('aria-describedby')}")
+        page.locator(f"#{labelled(page, 'Date of birth').get_attribute('aria-describedby')}")
     ).to_have_text("The date of birth cannot be before 1 Jan 1900.")
-    expect(box(page, "Mobile phone")).not_to_have_attribute("aria-invalid", "true")
+    expect(labelled(page, "Mobile phone")).not_to_have_attribute("aria-invalid", "true")
 
-    box(page, "Date of birth").fill("1988-09-12")
+    labelled(page, "Date of birth").fill("1988-09-12")
     submit_registration(page)
     banner = page.get_by_role("region", name="Patient")
     expect(banner).to_contain_text("Marsh, Priya")
@@ -285,9 +282,9 @@ def test_xss_payloads_in_every_registration_field_render_inert(page, sign_in, wa
     assert page.evaluate("() => typeof window.__xss") == "undefined"
     assert page.evaluate(INJECTED_ELEMENTS) == []
     for label, payload in {**XSS_PAYLOADS, **XSS_INVALID_ONLY}.items():
-        expect(box(page, label)).to_have_value(payload)
+        expect(labelled(page, label)).to_have_value(payload)
     for label in XSS_INVALID_ONLY:
-        expect(box(page, label)).to_have_attribute("aria-invalid", "true")
+        expect(labelled(page, label)).to_have_attribute("aria-invalid", "true")
     shot("rejected-payloads")
 
     fill_form(page, VALID_FIXES)
@@ -345,8 +342,8 @@ def test_duplicate_check_lists_the_match_and_needs_an_explicit_different_person(
     expect(matches.get_by_role("link", name="Okafor, Chidi")).to_be_visible()
     expect(matches).to_contain_text(first_mrn)
     # Nothing was saved, and what was typed is still there.
-    expect(box(page, "Legal given name")).to_have_value("Chinedu")
-    expect(box(page, "City")).to_have_value("Holyoke")
+    expect(labelled(page, "Legal given name")).to_have_value("Chinedu")
+    expect(labelled(page, "City")).to_have_value("Holyoke")
     different = page.get_by_label("This is a different person")
     expect(different).not_to_be_checked()
     shot("possible-duplicate")

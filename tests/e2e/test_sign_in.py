@@ -70,7 +70,13 @@ def test_prescriber_signs_in_with_a_totp_code(page, app, shot):
         page.get_by_role("button", name="Verify and sign in").click()
 
     expect(page.get_by_role("heading", name="Good to see you, Jordan Lee")).to_be_visible()
-    expect(page.get_by_role("navigation", name="Main")).to_contain_text("Prescriber")
+    top_bar = page.get_by_role("navigation", name="Main")
+    expect(top_bar).to_contain_text("Prescriber")
+    # A prescriber's top bar is the fullest (schedule, flow board, registration, snippets,
+    # patient search): at 1280 px the clinic's name still shows whole, not cut short.
+    expect(top_bar.get_by_role("link", name="Snippets")).to_be_visible()
+    brand = top_bar.get_by_role("link", name="Riverside Family Practice")
+    assert brand.evaluate("link => link.scrollWidth <= link.clientWidth")
 
 
 def test_a_wrong_totp_code_is_refused_and_the_right_one_then_signs_in(page, app, watch):

@@ -156,7 +156,20 @@
     }
   });
 
+  // Today's grid opens at the current time, not at the start of the day: the visits that
+  // matter now are in view (the "now" row about a third of the way down). Only when the
+  // page loads, so a refresh of the grid never moves what someone scrolled to.
+  function scrollToNow() {
+    var nowLine = document.getElementById("now-line");
+    var scroller = nowLine && nowLine.closest(".calendar-scroll");
+    if (!scroller) return;
+    var row = nowLine.closest("tr");
+    var offset = row.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+    scroller.scrollTop += offset - scroller.clientHeight / 3;
+  }
+
   document.addEventListener("DOMContentLoaded", initRoving);
+  document.addEventListener("DOMContentLoaded", scrollToNow);
   document.addEventListener("htmx:afterSettle", function (event) {
     initRoving();
     // A day change keeps the keyboard in the grid: focus the cell that had it.
