@@ -261,7 +261,9 @@ def sparkline(actor, patient_id: int, slug: str) -> bytes:
         explicit_size=True,
         margin=2,
         spacing=0,
-        show_dots=False,
+        # One value alone draws no line: show it as a dot instead of a blank trend.
+        show_dots=len(recent) == 1,
+        dots_size=2,
         show_x_labels=False,
         show_y_labels=False,
         show_x_guides=False,

@@ -456,6 +456,10 @@ def test_latest_vitals_for_the_chart_summary(app, nurse, adult):
     assert f"/chart/patients/{adult}/vitals/weight/sparkline.svg" in html
     sparkline = nurse.get(f"/chart/patients/{adult}/vitals/weight/sparkline.svg")
     assert sparkline.status_code == 200 and "<script" not in _text(sparkline)
+    assert "<circle" not in _text(sparkline), "two weights draw a line, no dots"
+    # One temperature alone draws no line: it shows as a dot, not a blank trend.
+    single = nurse.get(f"/chart/patients/{adult}/vitals/temperature/sparkline.svg")
+    assert single.status_code == 200 and "<circle" in _text(single)
 
 
 def test_admin_sets_the_clinic_units_and_the_change_is_audited(app, signed_in, adult):
