@@ -289,6 +289,8 @@ def request_for(kind: str, setup: Setup, index: int) -> str:
     if kind == "week":
         provider = setup.provider_ids[index % len(setup.provider_ids)]
         return f"/schedule/week?provider_id={provider}&day={day.isoformat()}"
+    if kind == "flow":
+        return f"/schedule/flow-board?location_id={setup.location_id}"
     first = setup.today + timedelta(days=index % 7)
     last = first + timedelta(days=FIND_DAYS - 1)
     providers = "&".join(f"provider_ids={p}" for p in setup.provider_ids)
@@ -302,6 +304,9 @@ BENCHMARKS = (
     ("day", "schedule: day view, 20 providers"),
     ("week", "schedule: week view, 1 provider"),
     ("find", "schedule: find next available, 20 providers, 30 days"),
+    # Polled by every front-desk screen; today's visits at one location (on a weekday at the
+    # bench's density, some 1,800 cards).
+    ("flow", "schedule: flow board, today at one location"),
 )
 
 
@@ -312,7 +317,7 @@ def timed_get(session, base: str, path: str) -> tuple[float, str | None]:
     elapsed = (time.perf_counter() - started) * 1000
     if response.status_code != 200:
         return elapsed, f"HTTP {response.status_code} for {path}"
-    if "Dr. Bench" not in body:
+    if "Dr. Bench" not in body and "flow-board-updated" not in body:
         return elapsed, f"no bench provider on {path}"
     return elapsed, None
 
@@ -326,7 +331,7 @@ def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[fl
     latencies = []
     with app.app_context():
         from portal.extensions import db
-        from portal.scheduling import availability, services
+        from portal.scheduling import availability, flow, services
         from portal.scheduling.rows import driver_rows
         from portal.scheduling.setup_views import SLOTS_SHOWN
 
@@ -342,6 +347,8 @@ def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[fl
                     last = first + timedelta(days=6)
                 # The page's own query, read as the page reads it (the driver's rows).
                 driver_rows(services.calendar_query(providers, first, last))
+            elif kind == "flow":
+                flow.board_rows(setup.location_id, setup.today)
             else:
                 # The slot search is several queries plus interval arithmetic: its service
                 # call is the floor (no request, no template, no audit).

@@ -366,8 +366,15 @@ def status_reached_at(appointment: Appointment, status: str) -> datetime | None:
 
 @dataclass
 class BoardCard:
-    appointment: Appointment
+    """What one card shows: plain values, not the appointment's row and its relations."""
+
+    appointment_id: int
+    starts_at: datetime
+    status: str
+    patient_name: str
+    type_name: str
     provider_name: str
+    room_name: str | None
     in_status_minutes: int
     waiting_minutes: int | None  # from check-in until the provider came in (or until now)
 
@@ -388,6 +395,55 @@ def _minutes(delta: timedelta) -> int:
     return max(0, int(delta.total_seconds() // 60))
 
 
+def board_rows(location_id: int, day: date) -> tuple[list, dict[tuple[int, str], datetime]]:
+    """The flow board's reads: the day's cards as plain rows (one joined query, only the
+    columns a card shows), and when each appointment last reached check-in and the provider
+    (one query; later history rows win)."""
+    from portal.auth.models import User
+    from portal.patients.models import Patient
+
+    start, end = day_bounds(day)
+    todays = (
+        Appointment.location_id == location_id,
+        Appointment.starts_at >= start,
+        Appointment.starts_at < end,
+        Appointment.status != "cancelled",
+    )
+    rows = db.session.execute(
+        select(
+            Appointment.id,
+            Appointment.starts_at,
+            Appointment.status,
+            Appointment.status_changed_at,
+            Patient.family_name,
+            Patient.given_name,
+            Patient.preferred_name,
+            AppointmentType.name,
+            User.full_name,
+            Room.name,
+        )
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.appointment_type_id)
+        .join(User, User.id == Appointment.provider_id)
+        .outerjoin(Room, Room.id == Appointment.room_id)
+        .where(*todays)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    reached: dict[tuple[int, str], datetime] = {}
+    for appointment_id, status, changed_at in db.session.execute(
+        select(
+            AppointmentStatusChange.appointment_id,
+            AppointmentStatusChange.status,
+            AppointmentStatusChange.changed_at,
+        )
+        .join(Appointment, Appointment.id == AppointmentStatusChange.appointment_id)
+        .where(*todays, AppointmentStatusChange.status.in_(("arrived", "with_provider")))
+        .order_by(AppointmentStatusChange.id)
+    ):
+        reached[(appointment_id, status)] = changed_at
+    return rows, reached
+
+
 def flow_board(
     actor, location_id: int, *, now: datetime | None = None, background: bool = False
 ) -> FlowBoard:
@@ -398,70 +454,68 @@ def flow_board(
     A ``background`` refresh (the board polling itself) is audited only when it shows a
     different set of appointments than this user's last view of the board today: the trail
     still says who saw which appointments, without an event every 15 seconds per screen.
+
+    The board polls every few seconds from every front-desk screen, so it reads plain rows
+    (``board_rows``), not whole appointments with their patients, types and histories.
     """
-    from portal.auth.models import User
+    from portal.patients.models import format_display_name
 
     now = now or utcnow()
     day = clinic_today(now)
-    start, end = day_bounds(day)
-    appointments = list(
-        db.session.scalars(
-            select(Appointment)
-            .where(
-                Appointment.location_id == location_id,
-                Appointment.starts_at >= start,
-                Appointment.starts_at < end,
-                Appointment.status != "cancelled",
+    rows, reached = board_rows(location_id, day)
+    column_of = {status: key for key, _, statuses in BOARD_COLUMNS for status in statuses}
+    cards: dict[str, list[BoardCard]] = {key: [] for key, _, _ in BOARD_COLUMNS}
+    for (
+        appointment_id,
+        starts_at,
+        status,
+        status_changed_at,
+        family_name,
+        given_name,
+        preferred_name,
+        type_name,
+        provider_name,
+        room_name,
+    ) in rows:
+        key = column_of.get(status)
+        if key is None:
+            continue
+        arrived_at = reached.get((appointment_id, "arrived"))
+        waiting = None
+        if arrived_at is not None:
+            seen_at = reached.get((appointment_id, "with_provider"))
+            waiting = _minutes((seen_at or now) - arrived_at)
+        cards[key].append(
+            BoardCard(
+                appointment_id=appointment_id,
+                starts_at=starts_at,
+                status=status,
+                patient_name=format_display_name(family_name, given_name, preferred_name),
+                type_name=type_name,
+                provider_name=provider_name,
+                room_name=room_name,
+                in_status_minutes=_minutes(now - status_changed_at),
+                waiting_minutes=waiting,
             )
-            .options(selectinload(Appointment.history), selectinload(Appointment.room))
-            .order_by(Appointment.starts_at, Appointment.id)
         )
-    )
-    provider_ids = {a.provider_id for a in appointments}
-    names = (
-        dict(
-            db.session.execute(
-                select(User.id, User.full_name).where(User.id.in_(provider_ids))
-            ).all()
-        )
-        if provider_ids
-        else {}
-    )
     board = FlowBoard(location_id=location_id, day=day, generated_at=now)
-    for key, label, statuses in BOARD_COLUMNS:
-        cards = []
-        for appointment in appointments:
-            if appointment.status not in statuses:
-                continue
-            arrived_at = status_reached_at(appointment, "arrived")
-            waiting = None
-            if arrived_at is not None:
-                seen_at = status_reached_at(appointment, "with_provider")
-                waiting = _minutes((seen_at or now) - arrived_at)
-            cards.append(
-                BoardCard(
-                    appointment=appointment,
-                    provider_name=names.get(appointment.provider_id, ""),
-                    in_status_minutes=_minutes(now - appointment.status_changed_at),
-                    waiting_minutes=waiting,
-                )
-            )
-        board.columns.append((key, label, cards))
-    detail = _board_view_detail(location_id, appointments)
-    if appointments and not (
-        background and audit.latest_detail(actor.id, "flow_board.view", start) == detail
+    board.columns = [(key, label, cards[key]) for key, label, _ in BOARD_COLUMNS]
+    shown_ids = [card.appointment_id for _, _, column in board.columns for card in column]
+    detail = _board_view_detail(location_id, shown_ids)
+    if shown_ids and not (
+        background
+        and audit.latest_detail(actor.id, "flow_board.view", day_bounds(day)[0]) == detail
     ):
         audit.record("flow_board.view", actor=actor, category=CATEGORY, detail=detail)
-    # Nothing else was written; the commit keeps the board's rows loaded for the template.
     db.session.commit()
     return board
 
 
-def _board_view_detail(location_id: int, appointments: list[Appointment]) -> str:
+def _board_view_detail(location_id: int, appointment_ids: list[int]) -> str:
     """Ids and counts only: the digest names the set of appointments shown."""
-    ids = ",".join(str(appointment_id) for appointment_id in sorted(a.id for a in appointments))
+    ids = ",".join(str(appointment_id) for appointment_id in sorted(appointment_ids))
     digest = hashlib.sha256(ids.encode()).hexdigest()[:16]
-    return f"location={location_id} appointments={len(appointments)} shown={digest}"
+    return f"location={location_id} appointments={len(appointment_ids)} shown={digest}"
 
 
 # --- the waitlist ----------------------------------------------------------------------------

@@ -56,9 +56,9 @@ def test_the_board_groups_todays_appointments_with_times_in_status_and_waiting(a
     with app.app_context():
         board = flow.flow_board(user("frontdesk"), schedule.main_street, now=now)
         columns = {key: cards for key, _, cards in board.columns}
-        assert [c.appointment.id for c in columns["expected"]] == [expected]
-        assert [c.appointment.id for c in columns["arrived"]] == [waiting]
-        assert [c.appointment.id for c in columns["with_provider"]] == [seen]
+        assert [c.appointment_id for c in columns["expected"]] == [expected]
+        assert [c.appointment_id for c in columns["arrived"]] == [waiting]
+        assert [c.appointment_id for c in columns["with_provider"]] == [seen]
         assert columns["roomed"] == [] and columns["done"] == []
         assert board.count == 3  # not the cancelled one, Westside's, or tomorrow's
         checked_in = columns["arrived"][0]
@@ -172,7 +172,7 @@ def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, sche
         board = flow.flow_board(
             user("frontdesk"), schedule.main_street, now=datetime(2026, 11, 1, 17, tzinfo=UTC)
         )
-        shown = [card.appointment.id for _, _, cards in board.columns for card in cards]
+        shown = [card.appointment_id for _, _, cards in board.columns for card in cards]
         assert board.day.isoformat() == "2026-11-01"
         assert shown == ids[:3]
 
@@ -200,3 +200,51 @@ def test_polling_does_not_keep_an_unattended_session_alive(app, schedule, signed
     before = session_row(app, other_token).last_seen_at
     other.get("/schedule/flow-board", headers={"HX-Request": "true"})
     assert session_row(app, other_token).last_seen_at > before
+
+
+def test_the_board_reads_a_fixed_number_of_statements_however_many_visits(app, schedule):
+    """The board polls from every front-desk screen: its reads must not grow per card."""
+    from sqlalchemy import event
+
+    from portal.scheduling import flow
+
+    def statements_for_board():
+        statements = []
+
+        def count(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        with app.app_context():
+            event.listen(db.engine, "before_cursor_execute", count)
+            try:
+                board = flow.flow_board(user("frontdesk"), schedule.main_street)
+            finally:
+                event.remove(db.engine, "before_cursor_execute", count)
+        return board, statements
+
+    first = make_appointment(app, schedule, starts_at=today_at(8), patient=0)
+    _advance(app, first, [("arrived", today_at(7, 50), CONFIRMED)])
+    statements_for_board()  # warm up (the clinic's cached settings)
+    few_board, few = statements_for_board()
+    for index in range(12):
+        appointment_id = make_appointment(
+            app,
+            schedule,
+            starts_at=today_at(9) + timedelta(minutes=20 * index),
+            patient=index % 4,
+            provider="drpatel" if index % 2 else "drlee",
+        )
+        if index % 3 == 0:
+            _advance(
+                app,
+                appointment_id,
+                [
+                    ("arrived", today_at(8, 30), CONFIRMED),
+                    ("roomed", today_at(8, 40), {"room_id": schedule.exam_room_1}),
+                ],
+            )
+    many_board, many = statements_for_board()
+    assert (few_board.count, many_board.count) == (1, 13)
+    assert len(many) == len(few), "\n".join(many)
+    roomed = {key: cards for key, _, cards in many_board.columns}["roomed"]
+    assert len(roomed) == 4 and {card.room_name for card in roomed} == {"Exam 1"}
