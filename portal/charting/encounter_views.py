@@ -245,11 +245,14 @@ def sign_note(note_id: int):
     if typed is not None:
         typed = typed.replace("\r\n", "\n")
     note = notes.get_note_for(_actor(), note_id)
+    # htmx sends the editor's text and current version; the form without JavaScript sends
+    # the version its page was rendered at (``shown_version``), and the stored text is signed.
+    version = form.version.data if "version" in request.form else request.form.get("shown_version")
     try:
         note = notes.sign_note(
             _actor(),
             note_id,
-            form.version.data,
+            version,
             text=typed if "text" in request.form else None,
             cosigner_id=form.cosigner_id.data,
         )

@@ -286,7 +286,8 @@ def sign_note(
 
     ``cosigner_id`` routes the note to a prescriber who must co-sign it (a supervised
     clinician's note). Refuses who may not sign (NotAllowed), a signed note (NoteLocked),
-    an empty or too long text, and a version older than the stored one (VersionConflict).
+    an empty or too long text, and a missing version or one older than the stored one
+    (VersionConflict).
     """
     from portal.charting.encounters import check_prescriber
 
@@ -305,8 +306,11 @@ def sign_note(
         check_length(final)
         if not final.strip():
             raise ChartingError("An empty note cannot be signed: write the note first.", "text")
+        # The signer signs what they saw: the version their page showed (without the text,
+        # the stored text is signed, so it must be that version), or the editor's text,
+        # which may be signed over a newer version only when it is that version's text.
         expected = _parse_version(version)
-        if expected != note.version and final != note.text:
+        if expected != note.version and (text is None or final != note.text):
             raise VersionConflict(note)
         if cosigner_id is not None:
             try:

@@ -292,3 +292,41 @@ def test_unsigned_notes_older_than_a_day(app, chart, make_encounter, make_note):
             nursing,
         ]
         assert unsigned_notes_older_than(chart.drpatel) == []
+
+
+def test_the_form_without_javascript_signs_only_the_version_its_page_showed(
+    app, chart, make_encounter, make_note, signed_in
+):
+    """Dr Lee's page showed version 1; the nurse then saved version 2 with a new line. The
+    sign form (no text, the page's version) must not sign text Dr Lee never saw; reloaded,
+    the page's form carries version 2 and signs it."""
+    encounter_id = make_encounter()
+    note_id = make_note(encounter_id, text="S: cough")
+    drlee, nurse = signed_in("prescriber"), signed_in("nurse")
+    page = drlee.get(f"/chart/encounters/{encounter_id}").get_data(as_text=True)
+    assert 'name="shown_version" value="1"' in page
+    saved = nurse.htmx_post(
+        f"/chart/notes/{note_id}/draft", {"text": "S: cough\nNEW LINE BY NURSE", "version": "1"}
+    )
+    assert saved.status_code == 200
+    refused = drlee.post_form(f"/chart/notes/{note_id}/sign", {"shown_version": "1"})
+    assert refused.status_code == 409
+    assert "NEW LINE BY NURSE" in refused.get_data(as_text=True), "the newer text is shown"
+    assert _note(app, note_id).signed_at is None
+    # A client that sends an old editor version without its text is refused the same way.
+    assert drlee.post_form(f"/chart/notes/{note_id}/sign", {"version": "1"}).status_code == 409
+    reloaded = drlee.get(f"/chart/encounters/{encounter_id}").get_data(as_text=True)
+    assert 'name="shown_version" value="2"' in reloaded
+    signed = drlee.post_form(f"/chart/notes/{note_id}/sign", {"shown_version": "2"})
+    assert signed.status_code == 303
+    note = _note(app, note_id)
+    assert note.signed_at is not None and note.text == "S: cough\nNEW LINE BY NURSE"
+
+
+def test_signing_without_any_version_is_refused(app, chart, make_encounter, make_note, signed_in):
+    """The version is what shows the signer saw the stored text: without it, nothing is signed."""
+    encounter_id = make_encounter()
+    note_id = make_note(encounter_id, text="S: cough")
+    response = signed_in("prescriber").post_form(f"/chart/notes/{note_id}/sign", {})
+    assert response.status_code == 409
+    assert _note(app, note_id).signed_at is None
