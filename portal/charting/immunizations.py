@@ -15,7 +15,7 @@ from portal.audit import services as audit
 from portal.charting.models import IMMUNIZATION_SOURCES, Encounter, Immunization
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
-from portal.patients.services import get_patient_for, refusal_after_death
+from portal.patients.services import death_limit, get_patient_for, refusal_after_death
 from portal.timeutil import to_zone, utcnow
 
 CATEGORY = "immunizations"
@@ -293,29 +293,48 @@ def view_immunizations(actor, patient_id: int):
     return patient, rows
 
 
-def encounter_immunization_form(encounter: Encounter, formdata=None):
+def _visit_day(encounter: Encounter) -> date:
+    return to_zone(encounter.occurred_at, clinic_time_zone()).date()
+
+
+def encounter_immunization_form(encounter: Encounter, formdata=None, limit=None):
     """The encounter page's immunization form: prefixed (the page holds other forms), its
-    date set to the day of the visit until the user types another."""
+    date set to the day of the visit until the user types another, unless that day is after
+    a recorded death (``limit``): a date that would be refused is left for the user to give.
+    """
     from portal.charting.vitals_forms import ImmunizationForm
 
     if formdata is not None:
         return ImmunizationForm(formdata=formdata, prefix="immunization", meta={"csrf": False})
+    day = _visit_day(encounter)
     return ImmunizationForm(
         formdata=None,
         prefix="immunization",
         meta={"csrf": False},  # CSRFProtect checks every POST; the page sends its token
-        data={"occurred_on": to_zone(encounter.occurred_at, clinic_time_zone()).date()},
+        data={"occurred_on": day} if limit is None or limit.allows(day) else None,
     )
 
 
 def encounter_immunizations_context(encounter: Encounter, form=None) -> dict:
-    """What `charting/_encounter_immunizations.html` needs (no audit: see above)."""
+    """What `charting/_encounter_immunizations.html` needs (no audit: see above).
+
+    For a deceased patient, ``immunizations_after_death`` carries the date of death for the
+    notice above the form (kept for late entries dated up to that day).
+    """
+    from portal.patients.models import Patient
+
+    limit = death_limit(db.session.get(Patient, encounter.patient_id))
     return {
         "immunizations_encounter_id": encounter.id,
         "immunizations_patient_id": encounter.patient_id,
         "encounter_immunizations": encounter_immunizations(encounter.id),
         "encounter_immunizations_in_error": encounter_immunizations_in_error(encounter.id),
-        "immunization_form": form if form is not None else encounter_immunization_form(encounter),
+        "immunization_form": form
+        if form is not None
+        else encounter_immunization_form(encounter, limit=limit),
         "immunization_sources": IMMUNIZATION_SOURCES,
         "immunization_routes": ROUTES,
+        "immunizations_after_death": limit,
+        "immunizations_visit_after_death": bool(limit and limit.deceased_on)
+        and _visit_day(encounter) > limit.deceased_on,
     }

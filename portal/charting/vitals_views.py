@@ -19,7 +19,7 @@ from portal.charting.vitals_forms import (
     ImmunizationForm,
     VitalsForm,
 )
-from portal.patients.services import get_patient_for
+from portal.patients.services import death_limit, get_patient_for
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
@@ -74,6 +74,7 @@ def _vitals_page(patient_id: int, form: VitalsForm, warnings: dict, status: int 
         vitals_units=vitals.unit_symbols(),
         vitals_show_head=vitals.shows_head_circumference(patient.birth_date),
         vitals_action=url_for("charting.record_patient_vitals", patient_id=patient.id),
+        vitals_after_death=death_limit(patient),
     )
 
 
@@ -214,6 +215,7 @@ def _immunizations_page(patient_id: int, form: ImmunizationForm, status: int = 2
         status=status,
         patient=patient,
         immunizations=rows,
+        immunizations_after_death=death_limit(patient),
         form=form,
         sources=IMMUNIZATION_SOURCES,
         routes=immunization_services.ROUTES,

@@ -191,6 +191,33 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
     return changed
 
 
+@dataclass(frozen=True)
+class DeathLimit:
+    """What the charting forms may still take for a deceased patient.
+
+    With a date of death: entries dated up to that day (late entries for care given before
+    the death are ordinary charting). Without one (``deceased_on`` None): nothing, until the
+    date is recorded. The same rule ``refusal_after_death`` enforces, for the forms to say
+    beforehand.
+    """
+
+    deceased_on: date | None
+
+    @property
+    def takes_nothing(self) -> bool:
+        return self.deceased_on is None
+
+    def allows(self, day: date) -> bool:
+        return self.deceased_on is not None and day <= self.deceased_on
+
+
+def death_limit(patient: Patient) -> DeathLimit | None:
+    """The limit a recorded death puts on new chart entries, or None for a living patient."""
+    if patient.status != "deceased":
+        return None
+    return DeathLimit(patient.deceased_date)
+
+
 def refusal_after_death(patient: Patient, day: date, what: str) -> str | None:
     """Why ``what`` (e.g. "Vital signs") dated ``day`` on the clinic's calendar cannot be
     recorded for this patient, or None when it can.
