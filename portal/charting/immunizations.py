@@ -214,6 +214,21 @@ def encounter_immunizations_in_error(encounter_id: int) -> int:
     )
 
 
+def dated_after(patient_id: int, day: date) -> int:
+    """How many of the patient's immunizations and refusals (not marked entered in error)
+    are dated after ``day``; the patient's status form warns of them when ``day`` is about
+    to become the date of death. No audit: a count, shown with the form whose view is."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Immunization)
+        .where(
+            Immunization.patient_id == patient_id,
+            Immunization.entered_in_error.is_(False),
+            Immunization.occurred_on > day,
+        )
+    )
+
+
 # The longest reason kept with a record marked entered in error (the column's length).
 ERROR_REASON_MAX_CHARS = 300
 

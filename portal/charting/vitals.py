@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
@@ -461,6 +462,22 @@ def mark_entered_in_error(actor, patient_id: int, vitals_id: int, reason: str) -
         )
         db.session.commit()
     return vitals
+
+
+def sets_dated_after(patient_id: int, day: date) -> int:
+    """How many of the patient's sets (not marked entered in error) were taken after ``day``
+    on the clinic's calendar; the patient's status form warns of them when ``day`` is about
+    to become the date of death. No audit: a count, shown with the form whose view is."""
+    next_midnight = datetime.combine(day + timedelta(days=1), time(), ZoneInfo(clinic_time_zone()))
+    return db.session.scalar(
+        select(func.count())
+        .select_from(VitalSigns)
+        .where(
+            VitalSigns.patient_id == patient_id,
+            VitalSigns.entered_in_error.is_(False),
+            VitalSigns.taken_at >= next_midnight.astimezone(UTC),
+        )
+    )
 
 
 def encounter_for(actor, encounter_id: int) -> Encounter:
