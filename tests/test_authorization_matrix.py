@@ -112,6 +112,8 @@ EXPECTED: dict[str, set[str]] = {
     "charting.immunizations": {"nurse", "prescriber"},
     "charting.add_immunization": {"nurse", "prescriber"},
     "charting.record_encounter_immunization": {"nurse", "prescriber"},
+    "charting.confirm_immunization_error": {"nurse", "prescriber"},
+    "charting.mark_immunization_error": {"nurse", "prescriber"},
     # Charting part C (lists): problems, allergies, medications, ICD-10-CM search, and the
     # encounter page's diagnoses addressed and reconciliation. Nurses and prescribers only.
     "charting.icd10_search": {"nurse", "prescriber"},
@@ -161,6 +163,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "template_id",
     "snippet_id",  # charting (notes)
     "vitals_id",  # charting B
+    "immunization_id",
     "problem_id",
     "allergy_id",
     "medication_id",  # charting lists (part C)

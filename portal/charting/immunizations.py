@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
 from portal.charting.models import IMMUNIZATION_SOURCES, Encounter, Immunization
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
-from portal.patients.services import get_patient_for, refusal_after_death
+from portal.patients.services import death_limit, get_patient_for, refusal_after_death
 from portal.timeutil import to_zone, utcnow
 
 CATEGORY = "immunizations"
@@ -183,7 +183,8 @@ def record_encounter_immunization(actor, encounter_id: int, **details) -> Immuni
 
 
 def encounter_immunizations(encounter_id: int) -> list[Immunization]:
-    """The immunizations (and refusals) recorded at this visit, in the order recorded.
+    """The immunizations (and refusals) recorded at this visit, in the order recorded; those
+    marked entered in error are left out (the patient's immunization page still shows them).
 
     No audit event: the page that shows them (the encounter page, the visit summary)
     records its own view.
@@ -191,10 +192,105 @@ def encounter_immunizations(encounter_id: int) -> list[Immunization]:
     return list(
         db.session.scalars(
             select(Immunization)
-            .where(Immunization.encounter_id == encounter_id)
+            .where(
+                Immunization.encounter_id == encounter_id,
+                Immunization.entered_in_error.is_(False),
+            )
             .order_by(Immunization.id)
         )
     )
+
+
+def encounter_immunizations_in_error(encounter_id: int) -> int:
+    """How many of this visit's immunizations were marked entered in error (the encounter
+    page says so, so a record that vanished from the visit's list is not a mystery)."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Immunization)
+        .where(
+            Immunization.encounter_id == encounter_id,
+            Immunization.entered_in_error.is_(True),
+        )
+    )
+
+
+def dated_after(patient_id: int, day: date) -> int:
+    """How many of the patient's immunizations and refusals (not marked entered in error)
+    are dated after ``day``; the patient's status form warns of them when ``day`` is about
+    to become the date of death. No audit: a count, shown with the form whose view is."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Immunization)
+        .where(
+            Immunization.patient_id == patient_id,
+            Immunization.entered_in_error.is_(False),
+            Immunization.occurred_on > day,
+        )
+    )
+
+
+# The longest reason kept with a record marked entered in error (the column's length).
+ERROR_REASON_MAX_CHARS = 300
+
+
+def _patients_immunization(actor, patient_id: int, immunization_id: int):
+    """The patient and one of their immunizations; 404 for an id of anyone else's."""
+    patient = get_patient_for(actor, patient_id)
+    immunization = db.session.get(Immunization, immunization_id)
+    if immunization is None or immunization.patient_id != patient.id:
+        raise NotFound()
+    return patient, immunization
+
+
+def view_immunization_to_mark(actor, patient_id: int, immunization_id: int):
+    """The patient and one of their immunizations, for the "entered in error" confirmation
+    page; the view is audited. Returns (patient, immunization)."""
+    patient, immunization = _patients_immunization(actor, patient_id, immunization_id)
+    audit.record(
+        "immunization.view",
+        actor=actor,
+        patient=patient,
+        obj=immunization,
+        category=CATEGORY,
+        detail="entered-in-error confirmation",
+    )
+    db.session.commit()
+    return patient, immunization
+
+
+def mark_entered_in_error(
+    actor, patient_id: int, immunization_id: int, reason: str
+) -> Immunization:
+    """Mark an immunization (or refusal) as a mistake, with why: it stays on the patient's
+    immunization page, struck out with the reason, and leaves the visit's lists and the chart
+    summary's count. The page asks for the reason and a ticked confirmation first; marking a
+    record already marked changes nothing."""
+    patient, immunization = _patients_immunization(actor, patient_id, immunization_id)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ImmunizationError("Say why this immunization was entered in error.", "reason")
+    if len(reason) > ERROR_REASON_MAX_CHARS:
+        raise ImmunizationError(
+            f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer.", "reason"
+        )
+    if not immunization.entered_in_error:
+        immunization.entered_in_error = True
+        immunization.entered_in_error_reason = reason
+        audit.record(  # the reason stays with the record: the trail holds no free text
+            "immunization.entered_in_error",
+            actor=actor,
+            patient=patient,
+            obj=immunization,
+            category=CATEGORY,
+            detail=f"cvx {immunization.cvx_code}"
+            + (
+                f"; encounter {immunization.encounter_id}"
+                if immunization.encounter_id is not None
+                else ""
+            ),
+        )
+        db.session.commit()
+    return immunization
 
 
 def view_immunizations(actor, patient_id: int):
@@ -212,28 +308,48 @@ def view_immunizations(actor, patient_id: int):
     return patient, rows
 
 
-def encounter_immunization_form(encounter: Encounter, formdata=None):
+def _visit_day(encounter: Encounter) -> date:
+    return to_zone(encounter.occurred_at, clinic_time_zone()).date()
+
+
+def encounter_immunization_form(encounter: Encounter, formdata=None, limit=None):
     """The encounter page's immunization form: prefixed (the page holds other forms), its
-    date set to the day of the visit until the user types another."""
+    date set to the day of the visit until the user types another, unless that day is after
+    a recorded death (``limit``): a date that would be refused is left for the user to give.
+    """
     from portal.charting.vitals_forms import ImmunizationForm
 
     if formdata is not None:
         return ImmunizationForm(formdata=formdata, prefix="immunization", meta={"csrf": False})
+    day = _visit_day(encounter)
     return ImmunizationForm(
         formdata=None,
         prefix="immunization",
         meta={"csrf": False},  # CSRFProtect checks every POST; the page sends its token
-        data={"occurred_on": to_zone(encounter.occurred_at, clinic_time_zone()).date()},
+        data={"occurred_on": day} if limit is None or limit.allows(day) else None,
     )
 
 
 def encounter_immunizations_context(encounter: Encounter, form=None) -> dict:
-    """What `charting/_encounter_immunizations.html` needs (no audit: see above)."""
+    """What `charting/_encounter_immunizations.html` needs (no audit: see above).
+
+    For a deceased patient, ``immunizations_after_death`` carries the date of death for the
+    notice above the form (kept for late entries dated up to that day).
+    """
+    from portal.patients.models import Patient
+
+    limit = death_limit(db.session.get(Patient, encounter.patient_id))
     return {
         "immunizations_encounter_id": encounter.id,
         "immunizations_patient_id": encounter.patient_id,
         "encounter_immunizations": encounter_immunizations(encounter.id),
-        "immunization_form": form if form is not None else encounter_immunization_form(encounter),
+        "encounter_immunizations_in_error": encounter_immunizations_in_error(encounter.id),
+        "immunization_form": form
+        if form is not None
+        else encounter_immunization_form(encounter, limit=limit),
         "immunization_sources": IMMUNIZATION_SOURCES,
         "immunization_routes": ROUTES,
+        "immunizations_after_death": limit,
+        "immunizations_visit_after_death": bool(limit and limit.deceased_on)
+        and _visit_day(encounter) > limit.deceased_on,
     }

@@ -378,6 +378,11 @@ class Immunization(db.Model):
     refusal_reason: Mapped[str | None] = mapped_column(String(500))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Mistakes are marked, never deleted (as vital signs are, migration 0005): the record
+    # keeps what was once shown, struck out with the reason; the visit's lists and the chart
+    # summary's count leave it out. Who marked it and when is in the audit trail.
+    entered_in_error: Mapped[bool] = mapped_column(default=False)
+    entered_in_error_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class ChartItemRevision(db.Model):

@@ -182,7 +182,7 @@ def chart_summary_data(patient_id: int) -> dict:
             .scalar_subquery(),
             select(func.count())
             .select_from(Immunization)
-            .where(Immunization.patient_id == patient_id)
+            .where(Immunization.patient_id == patient_id, Immunization.entered_in_error.is_(False))
             .scalar_subquery(),
         )
     ).one()

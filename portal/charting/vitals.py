@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
 from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
-from portal.patients.services import get_patient_for, refusal_after_death
+from portal.patients.services import death_limit, get_patient_for, refusal_after_death
 from portal.timeutil import age_on, to_zone, utcnow
 
 CATEGORY = "vital signs"
@@ -463,6 +464,22 @@ def mark_entered_in_error(actor, patient_id: int, vitals_id: int, reason: str) -
     return vitals
 
 
+def sets_dated_after(patient_id: int, day: date) -> int:
+    """How many of the patient's sets (not marked entered in error) were taken after ``day``
+    on the clinic's calendar; the patient's status form warns of them when ``day`` is about
+    to become the date of death. No audit: a count, shown with the form whose view is."""
+    next_midnight = datetime.combine(day + timedelta(days=1), time(), ZoneInfo(clinic_time_zone()))
+    return db.session.scalar(
+        select(func.count())
+        .select_from(VitalSigns)
+        .where(
+            VitalSigns.patient_id == patient_id,
+            VitalSigns.entered_in_error.is_(False),
+            VitalSigns.taken_at >= next_midnight.astimezone(UTC),
+        )
+    )
+
+
 def encounter_for(actor, encounter_id: int) -> Encounter:
     """The encounter, if its patient is one ``actor`` may see; else 404."""
     encounter = db.session.get(Encounter, encounter_id)
@@ -569,28 +586,38 @@ def view_patient_vitals(actor, patient_id: int, page: int = 1):
 def encounter_vitals_context(encounter) -> dict:
     """What `charting/_encounter_vitals.html` needs to show and take an encounter's vitals.
 
+    For a deceased patient the form is kept for late entries, with the notice of the date of
+    death (``vitals_after_death``) and "Taken at" set to the visit's time when the visit was
+    on or before that day: left blank it would mean now, which is after the death.
+
     No audit event: the encounter page that includes the section records its own view.
     """
     from portal.charting.vitals_forms import VitalsForm
     from portal.patients.models import Patient
 
-    birth_date = db.session.scalar(
-        select(Patient.birth_date).where(Patient.id == encounter.patient_id)
-    )
+    patient = db.session.get(Patient, encounter.patient_id)
     rows = db.session.scalars(
         select(VitalSigns)
         .where(VitalSigns.encounter_id == encounter.id)
         .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
     )
     units = clinic_units()
+    limit = death_limit(patient)
+    visit_time = to_zone(encounter.occurred_at, clinic_time_zone()).replace(
+        tzinfo=None, second=0, microsecond=0
+    )
+    prefill = {"taken_at": visit_time} if limit and limit.allows(visit_time.date()) else None
     return {
         "vitals_encounter_id": encounter.id,
         "vitals_patient_id": encounter.patient_id,
-        "vitals_sets": [show_set(row, units, birth_date) for row in rows],
-        "vitals_form": VitalsForm(formdata=None, prefix="vitals"),
+        "vitals_sets": [show_set(row, units, patient.birth_date) for row in rows],
+        "vitals_form": VitalsForm(formdata=None, prefix="vitals", data=prefill),
         "vitals_units": unit_symbols(),
-        "vitals_show_head": shows_head_circumference(birth_date),
+        "vitals_show_head": shows_head_circumference(patient.birth_date),
         "vitals_warnings": {},
+        "vitals_after_death": limit,
+        "vitals_visit_after_death": bool(limit and limit.deceased_on)
+        and visit_time.date() > limit.deceased_on,
     }
 
 

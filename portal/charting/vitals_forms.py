@@ -100,13 +100,11 @@ class VitalsForm(FlaskForm):
         return local.astimezone(UTC)
 
 
-class EnteredInErrorForm(FlaskForm):
-    """The confirmation asked before a set of vitals is marked entered in error."""
-
-    reason = StringField(
-        "Why was this set entered in error?",
+def _error_reason_field(thing: str) -> StringField:
+    return StringField(
+        f"Why was this {thing} entered in error?",
         validators=[
-            DataRequired(message="Say why this set was entered in error."),
+            DataRequired(message=f"Say why this {thing} was entered in error."),
             Length(
                 max=ERROR_REASON_MAX_CHARS,
                 message=f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer.",
@@ -115,10 +113,27 @@ class EnteredInErrorForm(FlaskForm):
         filters=[_strip],
         description="For example: wrong patient, typing mistake, recorded twice.",
     )
-    confirm = BooleanField(
-        "I confirm this set was entered in error",
+
+
+def _error_confirm_field(thing: str) -> BooleanField:
+    return BooleanField(
+        f"I confirm this {thing} was entered in error",
         validators=[DataRequired(message="Tick the box to confirm.")],
     )
+
+
+class EnteredInErrorForm(FlaskForm):
+    """The confirmation asked before a set of vitals is marked entered in error."""
+
+    reason = _error_reason_field("set")
+    confirm = _error_confirm_field("set")
+
+
+class ImmunizationEnteredInErrorForm(FlaskForm):
+    """The same question before an immunization (or a refusal) is marked entered in error."""
+
+    reason = _error_reason_field("immunization")
+    confirm = _error_confirm_field("immunization")
 
 
 class ImmunizationForm(FlaskForm):

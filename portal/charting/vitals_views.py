@@ -13,8 +13,13 @@ from portal.charting import bp, vitals
 from portal.charting import immunizations as immunization_services
 from portal.charting import vitals_charts as charts
 from portal.charting.models import IMMUNIZATION_SOURCES
-from portal.charting.vitals_forms import EnteredInErrorForm, ImmunizationForm, VitalsForm
-from portal.patients.services import get_patient_for
+from portal.charting.vitals_forms import (
+    EnteredInErrorForm,
+    ImmunizationEnteredInErrorForm,
+    ImmunizationForm,
+    VitalsForm,
+)
+from portal.patients.services import death_limit, get_patient_for
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
@@ -69,6 +74,7 @@ def _vitals_page(patient_id: int, form: VitalsForm, warnings: dict, status: int 
         vitals_units=vitals.unit_symbols(),
         vitals_show_head=vitals.shows_head_circumference(patient.birth_date),
         vitals_action=url_for("charting.record_patient_vitals", patient_id=patient.id),
+        vitals_after_death=death_limit(patient),
     )
 
 
@@ -209,6 +215,7 @@ def _immunizations_page(patient_id: int, form: ImmunizationForm, status: int = 2
         status=status,
         patient=patient,
         immunizations=rows,
+        immunizations_after_death=death_limit(patient),
         form=form,
         sources=IMMUNIZATION_SOURCES,
         routes=immunization_services.ROUTES,
@@ -273,3 +280,64 @@ def record_encounter_immunization(encounter_id: int):
                 303,
             )
     return _encounter_immunizations(encounter, form, status=422)
+
+
+def _from_visit(encounter_id: int | None) -> bool:
+    """The record was opened from its visit's page (the link there says ``from=encounter``)."""
+    return encounter_id is not None and request.values.get("from") == "encounter"
+
+
+def _immunization_home(patient_id: int, encounter_id: int | None) -> str:
+    """Where to go back to: the visit's page when the user came from there (the record leaves
+    that list), else the immunization page, where it stays, struck out."""
+    if _from_visit(encounter_id):
+        return url_for("charting.encounter_page", encounter_id=encounter_id) + (
+            "#encounter-immunizations"
+        )
+    return url_for("charting.immunizations", patient_id=patient_id)
+
+
+def _immunization_error_page(patient_id: int, immunization_id: int, form, status: int = 200):
+    patient, row = immunization_services.view_immunization_to_mark(
+        current_actor(), patient_id, immunization_id
+    )
+    return render(
+        "charting/immunization_entered_in_error.html",
+        status=status,
+        patient=patient,
+        immunization=row,
+        form=form,
+        sources=IMMUNIZATION_SOURCES,
+        routes=immunization_services.ROUTES,
+        came_from="encounter" if _from_visit(row.encounter_id) else None,
+        back_url=_immunization_home(patient.id, row.encounter_id),
+    )
+
+
+@bp.get("/patients/<int:patient_id>/immunizations/<int:immunization_id>/entered-in-error")
+@require("chart.write")
+def confirm_immunization_error(patient_id: int, immunization_id: int):
+    """Ask before marking an immunization entered in error: the record, a reason, a box."""
+    return _immunization_error_page(
+        patient_id, immunization_id, ImmunizationEnteredInErrorForm(formdata=None)
+    )
+
+
+@bp.post("/patients/<int:patient_id>/immunizations/<int:immunization_id>/entered-in-error")
+@require("chart.write")
+def mark_immunization_error(patient_id: int, immunization_id: int):
+    """Mark an immunization entered in error (kept, struck out on the immunization page, left
+    out of the visit's lists and the chart summary's count) once the reason is given and the
+    box ticked; otherwise the page again, 422, and nothing changed."""
+    form = ImmunizationEnteredInErrorForm()
+    if form.validate():
+        try:
+            marked = immunization_services.mark_entered_in_error(
+                current_actor(), patient_id, immunization_id, form.reason.data
+            )
+        except immunization_services.ImmunizationError as error:
+            attach_error(form, error)
+        else:
+            flash("Marked as entered in error.", "success")
+            return redirect(_immunization_home(patient_id, marked.encounter_id), 303)
+    return _immunization_error_page(patient_id, immunization_id, form, status=422)

@@ -7,7 +7,7 @@ from datetime import date
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, SelectField, StringField
+from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -200,10 +200,32 @@ class RegistrationForm(DemographicsForm):
 
 
 class StatusForm(FlaskForm):
-    """Mark a record inactive or deceased (with the date), or active again."""
+    """Mark a record inactive or deceased (with the date), or active again.
+
+    When charted records are dated after the date of death the form comes back with a
+    warning and ``confirm_after_death``; ``after_death_warned_for`` remembers the date the
+    warning counted for, so a tick given for one date does not pass another unread.
+    """
 
     status = SelectField("New status", choices=_choices(PATIENT_STATUSES))
     deceased_date = DateField("Date of death", invalid_value_message=DATE_MESSAGE)
+    confirm_after_death = BooleanField(
+        "Mark deceased on this date anyway: the records dated after it stay as they are"
+    )
+    after_death_warned_for = HiddenField()
+
+    def confirms_records_after_death(self) -> bool:
+        """The box was ticked under the warning counted for the date now given."""
+        return bool(
+            self.confirm_after_death.data
+            and self.deceased_date.data is not None
+            and self.after_death_warned_for.data == self.deceased_date.data.isoformat()
+        )
+
+    def warn_of_records_after_death(self) -> None:
+        """Show the warning's box (unticked) for the date now given."""
+        self.after_death_warned_for.data = self.deceased_date.data.isoformat()
+        self.confirm_after_death.data = False
 
     def __init__(self, *args, birth_date: date, today: date | None = None, **kwargs):
         super().__init__(*args, **kwargs)

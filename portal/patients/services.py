@@ -41,6 +41,27 @@ class InvalidStatusChange(ValueError):
     """A status change the record cannot take (e.g. a date of death before birth)."""
 
 
+@dataclass(frozen=True)
+class ChartedAfter:
+    """How many charted records (not marked entered in error) are dated after a day."""
+
+    vital_sets: int = 0
+    immunizations: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.vital_sets + self.immunizations
+
+
+class RecordsAfterDeath(Exception):
+    """Marking the patient deceased on this date would leave charted records dated after
+    the death: nothing was changed; the user confirms (or corrects the date) first."""
+
+    def __init__(self, found: ChartedAfter):
+        super().__init__(f"{found.total} charted records after the date of death")
+        self.found = found
+
+
 def get_patient_for(actor, patient_id: int) -> Patient:
     """The patient ``actor`` may see, or 404 (unknown ids and, later, hidden records alike)."""
     patient = db.session.get(Patient, patient_id)
@@ -191,6 +212,33 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
     return changed
 
 
+@dataclass(frozen=True)
+class DeathLimit:
+    """What the charting forms may still take for a deceased patient.
+
+    With a date of death: entries dated up to that day (late entries for care given before
+    the death are ordinary charting). Without one (``deceased_on`` None): nothing, until the
+    date is recorded. The same rule ``refusal_after_death`` enforces, for the forms to say
+    beforehand.
+    """
+
+    deceased_on: date | None
+
+    @property
+    def takes_nothing(self) -> bool:
+        return self.deceased_on is None
+
+    def allows(self, day: date) -> bool:
+        return self.deceased_on is not None and day <= self.deceased_on
+
+
+def death_limit(patient: Patient) -> DeathLimit | None:
+    """The limit a recorded death puts on new chart entries, or None for a living patient."""
+    if patient.status != "deceased":
+        return None
+    return DeathLimit(patient.deceased_date)
+
+
 def refusal_after_death(patient: Patient, day: date, what: str) -> str | None:
     """Why ``what`` (e.g. "Vital signs") dated ``day`` on the clinic's calendar cannot be
     recorded for this patient, or None when it can.
@@ -212,28 +260,60 @@ def refusal_after_death(patient: Patient, day: date, what: str) -> str | None:
     return None
 
 
+def charted_after(patient_id: int, day: date) -> ChartedAfter:
+    """The patient's vital signs taken, and immunizations dated, after ``day`` (those marked
+    entered in error left out): what a date of death on ``day`` would leave after the death.
+    """
+    # Charting builds on the registry (it loads patients through get_patient_for): imported
+    # here, when a status changes, so neither package needs the other to load first.
+    from portal.charting.immunizations import dated_after
+    from portal.charting.vitals import sets_dated_after
+
+    return ChartedAfter(sets_dated_after(patient_id, day), dated_after(patient_id, day))
+
+
 def change_status(
-    actor, patient_id: int, status: str, deceased_date: date | None, today: date
+    actor,
+    patient_id: int,
+    status: str,
+    deceased_date: date | None,
+    today: date,
+    *,
+    confirmed_after_death: bool = False,
 ) -> Patient:
-    """Mark a patient active, inactive or deceased (with the date). Records are never deleted."""
+    """Mark a patient active, inactive or deceased (with the date). Records are never deleted.
+
+    A date of death with vital signs or immunizations dated after it is usually a mistyped
+    date (or records charted on the wrong patient): ``RecordsAfterDeath`` says how many,
+    and nothing changes until the user confirms (``confirmed_after_death``). The records
+    stay as they are either way; the audit event notes how many were confirmed.
+    """
     patient = get_patient_for(actor, patient_id)
     if status not in PATIENT_STATUSES:
         raise InvalidStatusChange(f"unknown status {status!r}")
+    found = ChartedAfter()
     if status == "deceased":
         if deceased_date is None or deceased_date > today or deceased_date < patient.birth_date:
             raise InvalidStatusChange("date of death missing, in the future or before birth")
+        found = charted_after(patient.id, deceased_date)
+        if found.total and not confirmed_after_death:
+            db.session.rollback()  # end the read transaction: nothing was changed
+            raise RecordsAfterDeath(found)
     else:
         deceased_date = None
     previous = patient.status
     patient.status = status
     patient.deceased_date = deceased_date
+    detail = f"{previous} -> {status}"
+    if found.total:
+        detail += f"; {found.total} charted records dated after the death confirmed"
     audit.record(
         "patient.status",
         actor=actor,
         patient=patient,
         obj=patient,
         category=CATEGORY,
-        detail=f"{previous} -> {status}",
+        detail=detail,
     )
     db.session.commit()
     return patient

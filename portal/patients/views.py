@@ -99,16 +99,35 @@ def edit(patient_id: int):
 @bp.post("/<int:patient_id>/status")
 @require("patients.write")
 def change_status(patient_id: int):
-    """Mark inactive, deceased (with date) or active again; records are never deleted."""
+    """Mark inactive, deceased (with date) or active again; records are never deleted.
+
+    A date of death with vital signs or immunizations dated after it comes back (422) with
+    their count and a box to tick; nothing changes until it is ticked for that date."""
     patient = services.get_patient_for(_actor(), patient_id)
     today = clinic_today()
     form = StatusForm(birth_date=patient.birth_date, today=today)
     if not form.validate():
         patient = services.view_patient(_actor(), patient_id, purpose="status form")
         return render("patients/show.html", patient=patient, status_form=form, status=422)
-    services.change_status(
-        _actor(), patient_id, form.status.data, form.deceased_date.data, today=today
-    )
+    try:
+        services.change_status(
+            _actor(),
+            patient_id,
+            form.status.data,
+            form.deceased_date.data,
+            today=today,
+            confirmed_after_death=form.confirms_records_after_death(),
+        )
+    except services.RecordsAfterDeath as warning:
+        form.warn_of_records_after_death()
+        patient = services.view_patient(_actor(), patient_id, purpose="status form")
+        return render(
+            "patients/show.html",
+            patient=patient,
+            status_form=form,
+            records_after_death=warning.found,
+            status=422,
+        )
     flash("Status changed.", "success")
     return redirect(url_for("patients.show", patient_id=patient_id), code=303)
 
