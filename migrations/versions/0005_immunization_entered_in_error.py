@@ -5,7 +5,7 @@ flag starts false for every row already there.
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-27 09:00:00.000000
+Create Date: 2026-11-26 01:30:00.000000
 
 """
 from alembic import op

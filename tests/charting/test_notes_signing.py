@@ -330,3 +330,27 @@ def test_signing_without_any_version_is_refused(app, chart, make_encounter, make
     response = signed_in("prescriber").post_form(f"/chart/notes/{note_id}/sign", {})
     assert response.status_code == 409
     assert _note(app, note_id).signed_at is None
+
+
+def test_the_database_sets_a_co_signature_once_and_never_changes_it(
+    app, chart, make_encounter, make_note
+):
+    """Co-signing sets cosigned_at after the signature; from then on it is as final as the
+    rest of the signed note: not cleared, not moved."""
+    note_id = make_note(make_encounter(), text="Supervised", signed=True)
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE notes SET cosigner_id = cosigner_id WHERE id = :id"), {"id": note_id}
+        )
+        db.session.execute(
+            text("UPDATE notes SET cosigned_at = signed_at WHERE id = :id"), {"id": note_id}
+        )
+        db.session.commit()
+        for statement in (
+            "UPDATE notes SET cosigned_at = NULL WHERE id = :id",
+            "UPDATE notes SET cosigned_at = '2001-01-01 00:00:00' WHERE id = :id",
+        ):
+            with pytest.raises(DBAPIError, match="cannot be changed"):
+                db.session.execute(text(statement), {"id": note_id})
+            db.session.rollback()
+    assert _note(app, note_id).cosigned_at is not None
