@@ -370,6 +370,7 @@ class BoardCard:
 
     appointment_id: int
     starts_at: datetime
+    time_label: str  # the start, HH:MM in the clinic's zone
     status: str
     patient_name: str
     type_name: str
@@ -463,6 +464,7 @@ def flow_board(
     now = now or utcnow()
     day = clinic_today(now)
     rows, reached = board_rows(location_id, day)
+    zone = _zone()
     column_of = {status: key for key, _, statuses in BOARD_COLUMNS for status in statuses}
     cards: dict[str, list[BoardCard]] = {key: [] for key, _, _ in BOARD_COLUMNS}
     for (
@@ -489,6 +491,7 @@ def flow_board(
             BoardCard(
                 appointment_id=appointment_id,
                 starts_at=starts_at,
+                time_label=starts_at.astimezone(zone).strftime("%H:%M"),
                 status=status,
                 patient_name=format_display_name(family_name, given_name, preferred_name),
                 type_name=type_name,

@@ -68,6 +68,7 @@ def test_the_board_groups_todays_appointments_with_times_in_status_and_waiting(a
         assert (with_provider.in_status_minutes, with_provider.waiting_minutes) == (18, 17)
         assert with_provider.provider_name == "Anita Patel"
         assert columns["expected"][0].waiting_minutes is None
+        assert [card.time_label for card in columns["expected"]] == ["11:00"]  # clinic time
         event = audit_events("flow_board.view")[-1]
         assert event.category == "appointments"
         assert re.fullmatch(
@@ -94,6 +95,10 @@ def test_the_page_polls_a_fragment_that_holds_no_form_field(app, schedule, signe
     body = fragment.get_data(as_text=True)
     assert "<html" not in body
     assert f'id="flow-card-{appointment_id}"' in body
+    # The card opens the appointment's panel; its start shows in clinic time.
+    assert f'href="/schedule/appointments/{appointment_id}/status"' in body
+    assert f'hx-get="/schedule/appointments/{appointment_id}/status"' in body
+    assert 'data-status="scheduled"' in body or 'data-status="confirmed"' in body
     assert not re.search(r"<(input|select|textarea|form|button)\b", body)
     with app.app_context():
         for event in audit_events("flow_board.view"):
