@@ -126,6 +126,11 @@ def _configure_sqlite(engine) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from portal import admin, audit, auth, charting, main, patients, scheduling
+    from portal.ids import IdConverter
+
+    # Before any route is added: every <int:...> is a row id, bounded to the id columns'
+    # range, so an id beyond it is a 404 and never reaches a query (portal/ids.py).
+    app.url_map.converters["int"] = IdConverter
 
     for module in (main, auth, patients, scheduling, charting, admin, audit):
         app.register_blueprint(module.bp)

@@ -47,3 +47,44 @@ def test_an_undeclared_route_is_refused(app, signed_in):
 def test_a_declared_permission_the_role_lacks_is_refused(signed_in):
     assert signed_in("nurse").get("/admin/users").status_code == 403
     assert signed_in("admin").get("/admin/users").status_code == 200
+
+
+# Ids in URLs: every <int:...> is a row id, bounded to the id columns' range (portal/ids.py).
+BEYOND_ANY_ID = ("2147483648", "99999999999999999999999", "9" * 5000, "0")
+
+
+def _id_routes(app):
+    """(method, rule) of every route taking an id, with a method it answers to."""
+    for rule in app.url_map.iter_rules():
+        if any(type(c).__name__ == "IdConverter" for c in rule._converters.values()):
+            yield ("GET" if "GET" in rule.methods else "POST"), rule
+
+
+def test_every_id_in_a_url_is_bounded_to_the_database_range(app, signed_in):
+    """An id no row can have is "not found", on every route: beyond the integer columns'
+    range it used to reach the query, where SQLite's driver overflows and PostgreSQL
+    answers "integer out of range" (a 500)."""
+    admin = signed_in("admin")
+    routes = list(_id_routes(app))
+    assert len(routes) > 50, "the int converter is the bounded one on every route"
+    crashes = {}
+    for method, rule in routes:
+        for value in BEYOND_ANY_ID:
+            path = rule.rule
+            for name in rule.arguments:
+                path = path.replace(f"<int:{name}>", value)
+            response = admin.get(path) if method == "GET" else admin.post_form(path)
+            # 405 when another route shares the path with another method (werkzeug's
+            # matcher reports the method first): refused before any view runs all the same.
+            if response.status_code not in (404, 405):
+                crashes[f"{method} {path[:80]}"] = response.status_code
+    assert not crashes, crashes
+    # The largest id there can be is still an id: the view looks it up, and finds nothing.
+    urls = app.url_map.bind("localhost")
+    assert urls.match("/chart/encounters/2147483647") == (
+        "charting.encounter_page",
+        {"encounter_id": 2147483647},
+    )
+    prescriber = signed_in("prescriber")
+    assert prescriber.get("/chart/encounters/2147483647").status_code == 404
+    assert prescriber.get("/patients/0002147483647").status_code == 404

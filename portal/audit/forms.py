@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, StringField
+from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms.validators import Length, Optional, ValidationError
 
 from portal.audit.report import DEFAULT_SORT, SORT_COLUMNS
 from portal.audit.services import OUTCOMES
+from portal.ids import IdField
 
 
 def _strip(value):
@@ -24,9 +25,10 @@ class ReportFilterForm(FlaskForm):
     start = DateField("From", validators=[Optional()])
     end = DateField("To", validators=[Optional()])
     user = StringField("User (username)", validators=[Optional(), Length(max=64)], filters=[_strip])
-    patient = IntegerField(
+    patient = IdField(
         "Patient id",
-        validators=[Optional(), NumberRange(min=1, message="Patient ids start at 1.")],
+        validators=[Optional()],
+        invalid_value_message="Not a patient id: a whole number from 1 up.",
     )
     action = SelectField("Action", validators=[Optional()], validate_choice=False)
     outcome = SelectField(

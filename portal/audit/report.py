@@ -19,6 +19,11 @@ from sqlalchemy import and_, func, literal, or_, select, text, tuple_
 from portal.audit.models import AuditEvent
 from portal.auth.models import User
 from portal.extensions import db
+from portal.ids import parse_id
+
+# Events' ids are BIGINT (64 bits): a page link naming a larger one is refused as tampered.
+MAX_EVENT_ID = 2**63 - 1
+_MAX_EVENT_ID_DIGITS = len(str(MAX_EVENT_ID))
 
 # Report column name -> (model column, may it be NULL?)
 SORT_COLUMNS = {
@@ -72,21 +77,28 @@ class Cursor:
     @classmethod
     def decode(cls, raw: str, sort: str) -> Cursor:
         """Parse ``id`` or ``id:value``; ValueError when it isn't one."""
-        event_id, colon, value = raw.partition(":")
-        if not event_id.isdigit():
+        raw_id, colon, value = raw.partition(":")
+        # Ids beyond the columns' range would be a database error, not "no such row".
+        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > _MAX_EVENT_ID_DIGITS:
+            raise ValueError("bad cursor")
+        event_id = int(raw_id)
+        if event_id > MAX_EVENT_ID:
             raise ValueError("bad cursor")
         if not colon:
             if not SORT_COLUMNS[sort][1]:
                 raise ValueError("bad cursor")
-            return cls(int(event_id), None)
+            return cls(event_id, None)
         if sort == "time":
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is None:
                 raise ValueError("bad cursor")
-            return cls(int(event_id), parsed)
+            return cls(event_id, parsed)
         if sort == "patient":
-            return cls(int(event_id), int(value))
-        return cls(int(event_id), value)
+            patient_id = parse_id(value)
+            if patient_id is None:
+                raise ValueError("bad cursor")
+            return cls(event_id, patient_id)
+        return cls(event_id, value)
 
     @classmethod
     def of(cls, row, sort: str) -> Cursor:

@@ -20,21 +20,28 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, Optional
 
 from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
+from portal.ids import optional_id
 
-
-def _int_or_none(value):
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+CHOOSE_FROM_LIST = "Choose one from the list."
 
 
 class EncounterForm(FlaskForm):
     """An ad hoc encounter; date and time are the clinic's wall clock."""
 
     kind = SelectField("Type", choices=list(ENCOUNTER_KINDS.items()), default="office")
-    provider_id = SelectField("Provider", coerce=_int_or_none, validate_choice=False)
-    location_id = SelectField("Location", coerce=_int_or_none, validate_choice=False)
+    # The services check the ids name an enabled prescriber and an open location.
+    provider_id = SelectField(
+        "Provider",
+        coerce=optional_id,
+        validate_choice=False,
+        invalid_value_message=CHOOSE_FROM_LIST,
+    )
+    location_id = SelectField(
+        "Location",
+        coerce=optional_id,
+        validate_choice=False,
+        invalid_value_message=CHOOSE_FROM_LIST,
+    )
     chief_complaint = StringField(
         "Chief complaint",
         validators=[Optional(), Length(max=500, message="At most 500 characters.")],
@@ -53,7 +60,10 @@ class NoteTextForm(FlaskForm):
     text = TextAreaField("Note")
     version = HiddenField()
     cosigner_id = SelectField(
-        "Route for co-signature to", coerce=_int_or_none, validate_choice=False
+        "Route for co-signature to",
+        coerce=optional_id,
+        validate_choice=False,
+        invalid_value_message=CHOOSE_FROM_LIST,
     )
 
 
@@ -72,8 +82,9 @@ class TemplateForm(FlaskForm):
     note_kind = SelectField("Kind of note", choices=list(NOTE_KINDS.items()), default="provider")
     appointment_type_id = SelectField(
         "Visit type",
-        coerce=_int_or_none,
+        coerce=optional_id,
         validate_choice=False,
+        invalid_value_message=CHOOSE_FROM_LIST,
         description="Empty: the default for visits whose type has no template of its own.",
     )
     body = TextAreaField("Text", validators=[InputRequired("Write the template's text.")])

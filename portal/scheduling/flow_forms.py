@@ -15,13 +15,21 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from portal.ids import IdField, optional_id
+
 
 class StatusChangeForm(FlaskForm):
     """A status button's post: the target status and the version the page showed."""
 
     status = HiddenField("Status", validators=[DataRequired("Choose a status.")])
     version = IntegerField("Version", validators=[InputRequired("The form is incomplete.")])
-    room_id = SelectField("Room", coerce=int, validate_choice=False, validators=[Optional()])
+    room_id = SelectField(
+        "Room",
+        coerce=optional_id,
+        validate_choice=False,
+        validators=[Optional()],
+        invalid_value_message="Choose one from the list.",
+    )
     demographics_confirmed = BooleanField(
         "Demographics (name, date of birth, address, phone) confirmed with the patient"
     )
@@ -46,7 +54,11 @@ class WaitlistForm(FlaskForm):
         validators=[Optional(), Length(max=100)],
         description="Family name, “family, given”, date of birth, MRN or phone; then choose.",
     )
-    patient_id = IntegerField("Patient", validators=[InputRequired("Find and choose the patient.")])
+    patient_id = IdField(
+        "Patient",
+        validators=[InputRequired("Find and choose the patient.")],
+        invalid_value_message="Find and choose the patient.",
+    )
     appointment_type_id = SelectField(
         "Appointment type", coerce=int, validators=[DataRequired("Choose a type.")]
     )

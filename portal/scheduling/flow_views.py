@@ -13,6 +13,7 @@ from portal.auth.permissions import public, require
 from portal.auth.sessions import BACKGROUND_HEADER
 from portal.clinic.services import list_locations
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.scheduling import bp, flow
 from portal.scheduling.flow_forms import (
     CalendarFeedForm,
@@ -197,7 +198,7 @@ def flow_board():
     locations = [loc for loc in list_locations() if loc.is_active]
     if not locations:
         raise NotFound()
-    location_id = request.args.get("location_id", type=int) or locations[0].id
+    location_id = request.args.get("location_id", type=parse_id) or locations[0].id
     if location_id not in {loc.id for loc in locations}:
         raise NotFound()
     board = flow.flow_board(

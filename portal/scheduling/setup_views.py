@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 
 from portal.auth.permissions import require
 from portal.clinic.services import clinic_time_zone, current_clinic
+from portal.ids import parse_id
 from portal.patients import services as patient_services
 from portal.scheduling import availability, bp, setup
 from portal.scheduling.models import (
@@ -78,10 +79,12 @@ def _page_after() -> tuple[datetime, int] | None:
     """Where a later page starts: after the (start, provider) of the last slot shown."""
     try:
         starts_at = datetime.fromisoformat(request.args.get("after", ""))
-        provider_id = int(request.args.get("after_provider", ""))
     except ValueError:
         return None
-    return (starts_at.astimezone(UTC), provider_id) if starts_at.tzinfo else None
+    provider_id = parse_id(request.args.get("after_provider", ""))
+    if provider_id is None or not starts_at.tzinfo:
+        return None
+    return starts_at.astimezone(UTC), provider_id
 
 
 def _later_slots_url(slots) -> str:
@@ -350,7 +353,7 @@ def _templates_page(form, provider_id: int | None, status: int = 200):
 @bp.get("/setup/templates")
 @require("schedule.manage")
 def setup_templates():
-    provider_id = request.args.get("provider_id", type=int)
+    provider_id = request.args.get("provider_id", type=parse_id)
     return _templates_page(_block_form(provider_id), provider_id)
 
 

@@ -19,6 +19,7 @@ from portal.auth.models import User
 from portal.auth.permissions import require
 from portal.clinic.models import Location
 from portal.extensions import db
+from portal.ids import parse_id
 from portal.patients import services as patient_services
 from portal.scheduling import bp, services
 from portal.scheduling.availability import working_intervals_between
@@ -47,8 +48,8 @@ def _day_argument(name: str = "day") -> date:
 
 
 def _int_argument(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    """The id in query argument ``name``, or None (absent, or no row's id)."""
+    return parse_id(request.args.get(name, ""))
 
 
 # --- Calendar views ----------------------------------------------------------------------
@@ -138,7 +139,11 @@ def day():
 @require("schedule.read")
 def choose_providers():
     """Remember the day view's columns for this user, then show the day with them."""
-    chosen = [int(v) for v in request.form.getlist("provider_id") if v.isdigit()]
+    chosen = [
+        number
+        for number in map(parse_id, request.form.getlist("provider_id"))
+        if number is not None
+    ]
     services.save_calendar_preference(_actor(), chosen)
     return redirect(url_for("scheduling.day", day=request.form.get("day") or None), code=303)
 

@@ -244,6 +244,31 @@ def test_a_tampered_page_link_falls_back_to_the_first_page(admin, seeded):
     assert len(markers(response)) == 5
 
 
+@pytest.mark.parametrize(
+    "after",
+    [
+        "9" * 20 + ":2026-01-01T00:00:00%2B00:00",  # beyond BIGINT, the events' ids
+        "9" * 5000,
+    ],
+)
+def test_a_page_link_with_an_impossible_id_falls_back_to_the_first_page(admin, seeded, after):
+    """Ids beyond the columns' range used to reach the query (a 500)."""
+    response = admin.get(f"/admin/audit/?{PAST_RANGE}&sort=time&after={after}")
+    assert response.status_code == 200
+    assert "out of date" in response.get_data(as_text=True)
+    patient_page = admin.get(f"/admin/audit/?{PAST_RANGE}&sort=patient&after=5:{'9' * 20}")
+    assert patient_page.status_code == 200
+    assert "out of date" in patient_page.get_data(as_text=True)
+
+
+def test_a_patient_id_beyond_the_database_range_is_refused_beside_the_filter(admin):
+    page = admin.get(f"/admin/audit/?patient={'9' * 20}")
+    assert page.status_code == 422
+    text = page.get_data(as_text=True)
+    assert 'id="patient-error"' in text and "Not a patient id" in text
+    assert f'value="{"9" * 20}"' in text  # what was typed is kept
+
+
 def test_csv_export_streams_every_matching_row_and_is_audited(app, admin, seeded):
     app.config["AUDIT_EXPORT_BATCH_SIZE"] = 3  # several keyset batches, split inside ties
     with app.app_context():

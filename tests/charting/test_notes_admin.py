@@ -85,6 +85,25 @@ def test_template_refusals_keep_what_was_typed(app, chart, signed_in):
     assert len(_templates(app)) == 1
 
 
+def test_a_template_for_an_impossible_visit_type_is_refused_beside_the_field(app, chart, signed_in):
+    """A visit type id beyond the database's integer range used to reach the query (500)."""
+    admin = signed_in("admin")
+    refused = admin.post_form(
+        "/chart/templates/new",
+        {
+            "name": "Follow-up SOAP",
+            "note_kind": "provider",
+            "appointment_type_id": "99999999999999999999999",
+            "body": "S:",
+        },
+    )
+    assert refused.status_code == 422
+    text = refused.get_data(as_text=True)
+    assert 'id="appointment_type_id-error"' in text and "Choose one from the list." in text
+    assert 'value="Follow-up SOAP"' in text
+    assert _templates(app) == []
+
+
 def test_clinicians_keep_their_own_snippets(app, chart, signed_in):
     nurse = signed_in("nurse")
     added = nurse.post_form("/chart/snippets", {"trigger": ".ros", "body": "ROS: negative"})

@@ -140,6 +140,13 @@ def test_ad_hoc_encounter(app, chart, signed_in):
     )
     # 09:30 in New York in January is 14:30 UTC.
     assert encounter.occurred_at.hour == 14 and encounter.occurred_at.minute == 30
+    # The "None" choice of the location, as the browser sends it, is no location too.
+    form = drlee.get(f"/chart/patients/{pid}/encounters/new").get_data(as_text=True)
+    assert '<option selected value="None">None</option>' in form
+    again = {"kind": "phone", "provider_id": chart.drpatel, "location_id": "None"}
+    again |= {"occurred_on": "2026-01-05", "occurred_time": "10:30"}
+    assert drlee.post_form(f"/chart/patients/{pid}/encounters/new", again).status_code == 303
+    assert _encounters(app)[-1].location_id is None
 
 
 def test_ad_hoc_encounter_refusals_keep_what_was_typed(app, chart, signed_in):

@@ -354,3 +354,19 @@ def test_the_database_sets_a_co_signature_once_and_never_changes_it(
                 db.session.execute(text(statement), {"id": note_id})
             db.session.rollback()
     assert _note(app, note_id).cosigned_at is not None
+
+
+@pytest.mark.parametrize("cosigner", ["99999999999999999999999", "abc"])
+def test_an_impossible_cosigner_id_is_refused_and_the_note_stays_unsigned(
+    app, chart, make_encounter, make_note, signed_in, cosigner
+):
+    """Beyond the database's integer range the id used to reach the query (a 500); a value
+    that is no number at all was read as "no co-signer" and the note signed unrouted."""
+    note_id = make_note(make_encounter(), author="drpatel", text="Supervised note")
+    response = signed_in("drpatel").post_form(
+        f"/chart/notes/{note_id}/sign", {"version": "1", "cosigner_id": cosigner}
+    )
+    # The sign view answers any refusal of its form as a bad request (400).
+    assert 400 <= response.status_code < 500
+    note = _note(app, note_id)
+    assert note.signed_at is None and note.cosigner_id is None

@@ -141,3 +141,20 @@ def test_long_lists_come_a_page_at_a_time_and_the_pages_hold_every_slot_once(sig
     assert "16 more open slots for Follow-up" in html
     starts = [(b["starts_at"], b["provider_id"]) for page in pages for b in page]
     assert starts == sorted(starts) and len(set(starts)) == 96
+
+
+def test_a_page_link_with_an_impossible_provider_starts_again_from_the_first_slots(
+    signed_in, schedule
+):
+    """``after_provider`` beyond the integer columns' range used to reach the query (500)."""
+    browser = signed_in("front_desk")
+    html = _search(browser, schedule, last_day=TUESDAY).get_data(as_text=True)
+    link = _later_link(html)
+    assert link is not None and "after_provider=" in link
+    tampered = re.sub(r"after_provider=\d+", "after_provider=" + "9" * 20, link)
+    response = browser.get(tampered, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    again = _book_buttons(response.get_data(as_text=True))
+    assert [(b["provider_id"], b["starts_at"]) for b in again] == [
+        (b["provider_id"], b["starts_at"]) for b in _book_buttons(html)
+    ]

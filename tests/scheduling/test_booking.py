@@ -138,6 +138,31 @@ def test_bad_input_is_refused_next_to_the_field_and_nothing_is_saved(
     assert appointments(app) == []
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("patient_id", "Find and choose the patient."),
+        ("provider_id", "Choose one from the list."),
+        ("location_id", "Choose one from the list."),
+        ("appointment_type_id", "Choose one from the list."),
+        ("room_id", "Choose one from the list."),
+        ("waitlist_entry_id", None),  # hidden: the panel's summary says something is wrong
+    ],
+)
+def test_an_id_beyond_the_database_range_is_refused_not_a_crash(
+    app, desk, schedule, field, message
+):
+    """Ids beyond the integer columns' range used to reach the queries (a 500)."""
+    form = booking_form(schedule, future_monday(), **{field: "99999999999999999999999"})
+    response = desk.htmx_post("/schedule/appointments", form)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "nothing was saved" in html
+    if message:
+        assert f'id="{field}-error">{message}' in html
+    assert appointments(app) == []
+
+
 def test_overbooking_needs_the_permission_and_is_audited(app, signed_in, schedule):
     day = future_monday()
     desk = signed_in("front_desk")

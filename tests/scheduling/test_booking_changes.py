@@ -78,6 +78,18 @@ def test_a_stale_reschedule_form_is_refused_and_changes_nothing(app, desk, sched
     assert appointment.starts_at == local(day, 11, 0)
 
 
+@pytest.mark.parametrize("field", ["provider_id", "room_id"])
+def test_a_reschedule_to_an_impossible_id_is_refused_beside_the_field(app, desk, schedule, field):
+    """Ids beyond the integer columns' range used to reach the queries (a 500)."""
+    day = future_monday()
+    appointment_id = _book(desk, schedule, day)
+    response = _move(desk, appointment_id, day, "11:00", 1, **{field: "99999999999999999999"})
+    assert response.status_code == 422
+    assert f'id="{field}-error">Choose one from the list.' in response.get_data(as_text=True)
+    (appointment,) = appointments(app)
+    assert (appointment.starts_at, appointment.version) == (local(day, 9, 0), 1)
+
+
 def test_cancelling_records_who_and_why_and_frees_the_time(app, desk, schedule):
     day = future_monday()
     appointment_id = _book(desk, schedule, day)

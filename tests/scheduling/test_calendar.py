@@ -65,6 +65,24 @@ def test_the_chosen_providers_are_remembered_per_user(app, signed_in, desk, sche
     assert re.findall(r'<th scope="col">([^<]+)</th>', nurse) == ["Anita Patel", "Jordan Lee"]
 
 
+def test_ids_beyond_the_database_range_in_the_query_are_ignored(app, desk, schedule):
+    """Query arguments naming no possible row (beyond the integer columns' range) are as
+    absent, never handed to a query (where they used to be a 500)."""
+    huge = "9" * 20
+    day = future_monday().isoformat()
+    assert desk.get(f"/schedule/day?day={day}&appointment={huge}").status_code == 200
+    assert desk.get(f"/schedule/week?day={day}&provider_id={huge}").status_code == 200
+    panel = desk.get(
+        f"/schedule/appointments/new?provider_id={huge}&location_id={huge}",
+        headers={"HX-Request": "true"},
+    )
+    assert panel.status_code == 200 and "Book an appointment" in panel.get_data(as_text=True)
+    chosen = desk.post_form("/schedule/day/providers", {"provider_id": [huge], "day": day})
+    assert chosen.status_code == 303
+    html = desk.get(f"/schedule/day?day={day}").get_data(as_text=True)
+    assert re.findall(r'<th scope="col">([^<]+)</th>', html) == ["Anita Patel", "Jordan Lee"]
+
+
 def test_cancelled_visits_leave_the_grid_but_are_listed(app, desk, schedule):
     from tests.scheduling.booking_helpers import appointments
 

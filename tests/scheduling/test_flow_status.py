@@ -255,6 +255,27 @@ def test_a_refused_step_answers_422_with_the_message_beside_the_buttons(app, sch
         assert _appointment(appointment_id).status == "scheduled"
 
 
+def test_rooming_in_an_impossible_room_id_is_refused_beside_the_room(app, schedule, signed_in):
+    """A room id beyond the integer columns' range used to reach the query (a 500)."""
+    appointment_id = make_appointment(
+        app, schedule, starts_at=minutes_from_now(10), status="arrived"
+    )
+    response = signed_in("nurse").htmx_post(
+        f"/schedule/appointments/{appointment_id}/status",
+        {
+            "status": "roomed",
+            "version": _version(app, appointment_id),
+            "room_id": "99999999999999999999",
+        },
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert f'id="appointment-flow-{appointment_id}-room-error"' in html
+    assert "Choose one from the list." in html
+    with app.app_context():
+        assert _appointment(appointment_id).status == "arrived"
+
+
 def test_check_in_page_shows_demographics_insurance_and_the_edit_link(app, schedule, signed_in):
     from portal.patients.models import Patient
 

@@ -160,6 +160,12 @@ def test_add_a_block_and_it_opens_slots(app, admin, schedule):
         assert len(got) == 9 and got[0].location_id == s.westside
 
 
+def test_the_templates_page_for_an_impossible_provider_shows_no_provider(admin, schedule):
+    """A provider id beyond the integer columns' range used to reach the query (a 500)."""
+    response = admin.get(f"/schedule/setup/templates?provider_id={'9' * 20}")
+    assert response.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -68,6 +68,9 @@ def test_front_desk_adds_lists_and_removes_an_entry(app, schedule, signed_in):
     [
         ({"patient_id": 987654}, "patient_id", "Find and choose the patient."),
         ({"patient_id": ""}, "patient_id", "Find and choose the patient."),
+        # Beyond the integer columns' range: it used to reach the query (a 500).
+        ({"patient_id": "9" * 20}, "patient_id", "Find and choose the patient."),
+        ({"provider_ids": "9" * 20}, "provider_ids", "is not a valid choice"),
         ({"appointment_type_id": 0}, "appointment_type_id", "Choose a type."),
         ("procedure_with_drpatel", "provider_ids", "Not every chosen provider offers Procedure."),
         ("latest_before_earliest", "latest_day", "on or after the earliest day"),
