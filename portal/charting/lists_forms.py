@@ -33,6 +33,7 @@ from portal.charting.models import (
     RECONCILIATION_ACTIONS,
     SUBSTANCE_KINDS,
 )
+from portal.ids import required_id
 
 COMMON_REACTIONS = (
     "Anaphylaxis",
@@ -295,4 +296,12 @@ class ReconcileForm(FlaskForm):
 
 
 class DiagnosesForm(FlaskForm):
-    problem_ids = SelectMultipleField("Diagnoses addressed", coerce=int, validate_choice=False)
+    """The ticked problems; the service checks they are this patient's. A value that is no
+    id at all is refused here, so a garbled post never reads as "none ticked"."""
+
+    problem_ids = SelectMultipleField(
+        "Diagnoses addressed",
+        coerce=required_id,
+        validate_choice=False,
+        invalid_value_message="Choose problems from this patient's list.",
+    )

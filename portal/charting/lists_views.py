@@ -397,6 +397,9 @@ def save_diagnoses(encounter_id: int):
     """The problems this visit addressed (ticked from the active problem list)."""
     form = DiagnosesForm()
     fragment = "charting/_encounter_problems.html"
+    if not form.validate():
+        # A garbled list is refused, never read as "nothing ticked" (which clears them all).
+        return _encounter_section(encounter_id, fragment, 422, diagnoses=form)
     try:
         lists.set_diagnoses_addressed(_actor(), encounter_id, form.problem_ids.data or [])
     except lists.ListError as error:

@@ -101,6 +101,20 @@ def test_another_patients_problem_cannot_be_addressed(app, visit):
     assert addressed(app, encounter_id) == set()
 
 
+@pytest.mark.parametrize("garbled", ["abc", "", "99999999999999999999999", "-3"])
+def test_a_garbled_diagnoses_post_is_refused_and_changes_nothing(app, visit, garbled):
+    """A value that is no problem id (a broken page, a crafted post) is refused beside the
+    list; it used to read as "nothing ticked" and cleared the visit's diagnoses (or, beyond
+    the database's integer range, crashed)."""
+    _, encounter_id, nurse, _, problems = visit
+    url = f"/chart/encounters/{encounter_id}/diagnoses"
+    assert nurse.htmx_post(url, {"problem_ids": [problems["I10"]]}).status_code == 200
+    refused = nurse.htmx_post(url, {"problem_ids": [problems["E78.5"], garbled]})
+    assert refused.status_code == 422
+    assert "Choose problems from this patient" in text_of(refused)
+    assert addressed(app, encounter_id) == {problems["I10"]}
+
+
 def test_add_a_new_problem_from_the_visit(app, visit):
     patient_id, encounter_id, nurse, _, _ = visit
     response = nurse.htmx_post(
