@@ -21,6 +21,7 @@ from werkzeug.exceptions import NotFound
 from portal.audit import services as audit
 from portal.charting import icd10
 from portal.charting.drug_ingredients import coded_ingredient
+from portal.charting.encounters import lock_patient
 from portal.charting.models import (
     ALLERGY_CRITICALITIES,
     ALLERGY_SEVERITIES,
@@ -435,6 +436,7 @@ def _apply_allergy(allergy: Allergy, values: dict) -> None:
 def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
     """Record an allergy; it replaces a "no known allergies" statement."""
     patient = get_patient_for(actor, patient_id)
+    lock_patient(patient.id)  # against "no known allergies" recorded at the same moment
     allergy = Allergy(patient_id=patient.id, created_by_id=actor.id)
     _apply_allergy(allergy, values)
     db.session.add(allergy)
@@ -451,6 +453,8 @@ def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
 
 def update_allergy(actor, patient_id: int, allergy_id: int, version: int | None, values: dict):
     allergy, before = _editable(actor, patient_id, "allergy", allergy_id, version)
+    # Before any change is flushed: against "no known allergies" recorded at the same moment.
+    lock_patient(patient_id)
     _apply_allergy(allergy, values)
     nka = db.session.get(NoKnownAllergies, patient_id) if allergy.status == "active" else None
     if nka is not None:
@@ -459,8 +463,14 @@ def update_allergy(actor, patient_id: int, allergy_id: int, version: int | None,
 
 
 def record_no_known_allergies(actor, patient_id: int) -> None:
-    """State (dated, signed by ``actor``) that the patient has no known allergies."""
+    """State (dated, signed by ``actor``) that the patient has no known allergies.
+
+    The patient's row is locked first: an allergy recorded meanwhile (which removes the
+    statement) waits for this commit, or this check waits for its commit and sees it. Two
+    statements posted together likewise queue, and the second re-dates the first.
+    """
     patient = get_patient_for(actor, patient_id)
+    lock_patient(patient.id)
     active = db.session.scalar(
         select(Allergy.id).where(Allergy.patient_id == patient.id, Allergy.status == "active")
     )

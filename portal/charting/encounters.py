@@ -37,6 +37,23 @@ class ChartingError(Exception):
         self.field = field
 
 
+def lock_patient(patient_id: int) -> None:
+    """Hold the patient's row until this transaction ends, so that use cases which check a
+    patient's chart and then write to it run one at a time per patient.
+
+    PostgreSQL (READ COMMITTED) would otherwise let two transactions check the same state
+    and both write: "no known allergies" stored beside an allergy recorded at the same
+    moment, or two encounters from one double-submitted form. ``FOR NO KEY UPDATE`` leaves
+    rows that merely reference the patient (foreign keys take ``KEY SHARE``) unblocked.
+    On SQLite it is a plain read: ``BEGIN IMMEDIATE`` already serializes every writer.
+    """
+    from portal.patients.models import Patient
+
+    db.session.execute(
+        select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True)
+    )
+
+
 def get_encounter_for(actor, encounter_id: int, patient_id: int | None = None) -> Encounter:
     """The encounter ``actor`` may see (its patient through the one patient helper), or 404."""
     from portal.patients.services import get_patient_for

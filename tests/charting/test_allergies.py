@@ -8,8 +8,10 @@ from datetime import date, timedelta
 
 import pytest
 
+from portal.charting import clinical_lists
 from portal.charting.models import Allergy, ChartItemRevision, NoKnownAllergies
 from tests.charting.lists_helpers import audit_events, make_patient, rows, text_of, version_of
+from tests.charting.race_helpers import interleave
 
 
 @pytest.fixture
@@ -122,6 +124,62 @@ def test_no_known_allergies_is_refused_while_an_allergy_is_active(app, nurse, pa
     assert response.status_code == 409
     assert "active allergies" in text_of(response)
     assert rows(app, NoKnownAllergies, patient_id=patient_id) == []
+
+
+# --- races (PostgreSQL; tests/charting/race_helpers.py) -----------------------------------
+
+
+@pytest.mark.postgres_only
+def test_no_known_allergies_racing_a_new_allergy_leaves_only_the_allergy(
+    app, signed_in, nurse, patient_id, monkeypatch
+):
+    """A nurse presses "No known allergies" while a colleague records penicillin: the NKA
+    check has found no active allergy when the colleague's allergy (which removes any NKA)
+    is saved. The patient must not end with both."""
+    colleague = signed_in("prescriber")
+    race = interleave(monkeypatch, clinical_lists, "utcnow", lambda: record(colleague, patient_id))
+    assert nurse.post_form(f"/chart/patients/{patient_id}/allergies/none").status_code == 303
+    assert race.finish().status_code == 303
+    assert len(rows(app, Allergy, patient_id=patient_id, status="active")) == 1
+    assert rows(app, NoKnownAllergies, patient_id=patient_id) == []
+
+
+@pytest.mark.postgres_only
+def test_a_new_allergy_racing_no_known_allergies_refuses_the_statement(
+    app, signed_in, nurse, patient_id, monkeypatch
+):
+    """The other way round: the allergy has found no NKA to remove when the colleague's
+    "No known allergies" is posted; that statement must be refused, not stored beside it."""
+    colleague = signed_in("prescriber")
+    race = interleave(
+        monkeypatch,
+        clinical_lists,
+        "_record_change",
+        lambda: colleague.post_form(f"/chart/patients/{patient_id}/allergies/none"),
+    )
+    assert record(nurse, patient_id).status_code == 303
+    refused = race.finish()
+    assert refused.status_code == 409 and "active allergies" in text_of(refused)
+    assert len(rows(app, Allergy, patient_id=patient_id, status="active")) == 1
+    assert rows(app, NoKnownAllergies, patient_id=patient_id) == []
+
+
+@pytest.mark.postgres_only
+def test_two_no_known_allergies_posts_racing_store_one_statement(
+    app, signed_in, nurse, patient_id, monkeypatch
+):
+    """Two clicks (or two nurses) on "No known allergies" at once: both are answered as
+    done and one statement is stored, never an error from the second insert."""
+    colleague = signed_in("nurse")
+    race = interleave(
+        monkeypatch,
+        clinical_lists,
+        "utcnow",
+        lambda: colleague.post_form(f"/chart/patients/{patient_id}/allergies/none"),
+    )
+    assert nurse.post_form(f"/chart/patients/{patient_id}/allergies/none").status_code == 303
+    assert race.finish().status_code == 303
+    assert len(rows(app, NoKnownAllergies, patient_id=patient_id)) == 1
 
 
 @pytest.mark.parametrize(
