@@ -629,6 +629,46 @@ def set_diagnoses_addressed(actor, encounter_id: int, problem_ids: list[int]) ->
     db.session.commit()
 
 
+def _repeated_decision(
+    actor,
+    encounter_id: int,
+    medication: Medication,
+    version: int | None,
+    action: str,
+    reason: str | None,
+    changes: dict | None,
+) -> MedicationReconciliation | None:
+    """The decision this post repeats, if any: the visit's latest about this medication,
+    made by the same user with the same choice (the same reason, the same new values), and
+    nothing changed on the medication since (its ``updated_at`` is still that decision's
+    time). The form showed the medication as it was just before that decision (a
+    double-submitted form) or just after it (the same choice pressed again)."""
+    latest = db.session.scalar(
+        select(MedicationReconciliation)
+        .where(
+            MedicationReconciliation.encounter_id == encounter_id,
+            MedicationReconciliation.medication_id == medication.id,
+        )
+        .order_by(MedicationReconciliation.recorded_at.desc(), MedicationReconciliation.id.desc())
+        .limit(1)
+    )
+    if (
+        latest is None
+        or latest.recorded_by_id != actor.id
+        or latest.action != action
+        or medication.updated_at != latest.recorded_at
+        or version not in (medication.version - 1, medication.version)
+    ):
+        return None
+    if action == "stop" and latest.reason != ((reason or "").strip() or None):
+        return None
+    if action == "change":
+        for name, value in (changes or {}).items():
+            if (value or "").strip() and value.strip() != getattr(medication, name):
+                return None
+    return latest
+
+
 def reconcile_medication(
     actor,
     encounter_id: int,
@@ -641,11 +681,22 @@ def reconcile_medication(
     today: date,
 ) -> MedicationReconciliation:
     """Continue, stop (with a reason) or change (dose, route, frequency) one active
-    medication at a visit, recording who decided and when."""
+    medication at a visit, recording who decided and when.
+
+    The same decision sent again (a double-clicked button, a form submitted twice) records
+    nothing more and answers with the first one. Every decision moves the medication's
+    version on, "continue" too: of two decisions made at the same moment from forms showing
+    the same version, the second is refused as stale (or, when it repeats the first, answered
+    with it), so a race cannot record both.
+    """
     if action not in RECONCILIATION_ACTIONS:
         raise ListError("Choose continue, stop or change.", "action")
     patient, encounter = get_encounter_for(actor, encounter_id)
     medication = _item_of("medication", patient, medication_id)
+    repeated = _repeated_decision(actor, encounter.id, medication, version, action, reason, changes)
+    if repeated is not None:
+        db.session.rollback()
+        return repeated
     _check_version("medication", medication, version)
     if medication.status != "active":
         raise ListError("This medication is not active.")
@@ -661,15 +712,20 @@ def reconcile_medication(
                 setattr(medication, name, value.strip())
         if _snapshot("medication", medication) == before:
             raise ListError("Change the dose, route or frequency (or choose Continue).", "dose")
+    now = utcnow()
+    # The row changes with every decision (its version_id_col moves on); the shared time
+    # is how a repeat of this decision recognises it (_repeated_decision).
+    medication.updated_at = now
     reconciliation = MedicationReconciliation(
         encounter_id=encounter.id,
         medication_id=medication.id,
         action=action,
         reason=(reason or "").strip() or None,
         recorded_by_id=actor.id,
+        recorded_at=now,
     )
     db.session.add(reconciliation)
-    with _refusing_lost_race("medication", medication_id):
+    try:
         if action != "continue":
             _record_change(
                 actor, "medication", medication, before, f"medication.reconcile_{action}"
@@ -680,9 +736,20 @@ def reconcile_medication(
             patient=patient,
             obj=reconciliation,
             category=CATEGORIES["medication"],
-            detail=f"encounter {encounter.id} medication {medication.id} {action}",
+            detail=f"encounter {encounter_id} medication {medication_id} {action}",
         )
         db.session.commit()
+    except StaleDataError:
+        # Another decision about this medication committed since it was read.
+        db.session.rollback()
+        current = db.session.get(Medication, medication_id)
+        repeated = _repeated_decision(
+            actor, encounter_id, current, version, action, reason, changes
+        )
+        if repeated is not None:
+            db.session.rollback()
+            return repeated
+        raise StaleEdit("medication", current) from None
     return reconciliation
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from portal.charting import clinical_lists
 from portal.charting.models import (
     ChartItemRevision,
     Medication,
@@ -20,6 +21,7 @@ from tests.charting.lists_helpers import (
     rows,
     text_of,
 )
+from tests.charting.race_helpers import interleave
 
 
 @pytest.fixture
@@ -155,12 +157,15 @@ def test_continue_stop_and_change(app, visit):
     assert (lisinopril.status, lisinopril.stop_reason) == ("stopped", "cough")
     assert lisinopril.stop_date is not None
 
-    response = decide(nurse, encounter_id, meds["aspirin"], action="change", dose="325 mg")
+    # Every decision moves the version on, "continue" too: the section now shows version 2.
+    response = decide(
+        nurse, encounter_id, meds["aspirin"], action="change", dose="325 mg", version="2"
+    )
     assert response.status_code == 200
     html = text_of(response)
     assert "Change" in html and "Sam Okafor" in html
     aspirin = rows(app, Medication, id=meds["aspirin"])[0]
-    assert (aspirin.dose, aspirin.frequency, aspirin.version) == ("325 mg", "daily", 2)
+    assert (aspirin.dose, aspirin.frequency, aspirin.version) == ("325 mg", "daily", 3)
     revision = rows(app, ChartItemRevision, item_type="medication", item_id=meds["aspirin"])[-1]
     assert (revision.before, revision.after) == ({"dose": "81 mg"}, {"dose": "325 mg"})
 
@@ -196,6 +201,112 @@ def test_a_stale_decision_is_refused_not_applied(app, visit):
     assert response.status_code == 409
     assert "Someone else changed this medication" in text_of(response)
     assert rows(app, Medication, id=meds["aspirin"])[0].dose == "162 mg"
+
+
+def reconcile_events(app) -> list[str]:
+    return [
+        detail
+        for action, _, detail in audit_events(app, "medications")
+        if action == "medication.reconcile"
+    ]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"action": "continue"},
+        {"action": "stop", "reason": "bleeding risk"},
+        {"action": "change", "dose": "162 mg"},
+    ],
+    ids=["continue", "stop", "change"],
+)
+def test_a_double_submitted_decision_is_recorded_once(app, visit, values):
+    """The button pressed twice (or the form sent again) before the first answer came:
+    the second post is answered like the first, and nothing more is recorded."""
+    _, encounter_id, nurse, meds, _ = visit
+    first = decide(nurse, encounter_id, meds["aspirin"], **values)
+    second = decide(nurse, encounter_id, meds["aspirin"], **values)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert "Someone else changed" not in text_of(second)
+    decisions = rows(app, MedicationReconciliation, encounter_id=encounter_id)
+    assert [(d.medication_id, d.action) for d in decisions] == [(meds["aspirin"], values["action"])]
+    assert len(reconcile_events(app)) == 1
+    aspirin = rows(app, Medication, id=meds["aspirin"])[0]
+    assert aspirin.version == 2  # moved on once, by the one decision
+    # Pressing the same choice again on the section as it now stands changes nothing either.
+    again = decide(nurse, encounter_id, meds["aspirin"], **{**values, "version": "2"})
+    assert again.status_code == 200
+    assert len(rows(app, MedicationReconciliation, encounter_id=encounter_id)) == 1
+
+
+def test_a_different_decision_after_a_continue_is_recorded(app, visit, signed_in):
+    _, encounter_id, nurse, meds, _ = visit
+    assert decide(nurse, encounter_id, meds["aspirin"], action="continue").status_code == 200
+    # The section now carries version 2: a later, different decision is a decision of its own.
+    stopped = decide(
+        nurse, encounter_id, meds["aspirin"], action="stop", reason="bleeding", version="2"
+    )
+    assert stopped.status_code == 200
+    decisions = rows(app, MedicationReconciliation, encounter_id=encounter_id)
+    assert [d.action for d in decisions] == ["continue", "stop"]
+    # A colleague's continue of lisinopril after the nurse's is theirs to record.
+    assert decide(nurse, encounter_id, meds["lisinopril"], action="continue").status_code == 200
+    colleague = signed_in("prescriber")
+    again = decide(colleague, encounter_id, meds["lisinopril"], action="continue", version="2")
+    assert again.status_code == 200
+    assert len(rows(app, MedicationReconciliation, medication_id=meds["lisinopril"])) == 2
+
+
+def test_a_repeat_from_a_form_older_than_the_decision_is_stale(app, visit):
+    """Not a repeat when the medication changed between: the old form's choice is refused."""
+    patient_id, encounter_id, nurse, meds, _ = visit
+    decide(nurse, encounter_id, meds["aspirin"], action="continue")
+    nurse.post_form(
+        f"/chart/patients/{patient_id}/medications/{meds['aspirin']}",
+        {"drug": "aspirin", "dose": "325 mg", "source": "self_reported", "status": "active"}
+        | {"route": "oral", "frequency": "daily", "version": "2"},
+    )
+    response = decide(nurse, encounter_id, meds["aspirin"], action="continue")
+    assert response.status_code == 409
+    assert "Someone else changed this medication" in text_of(response)
+    assert len(rows(app, MedicationReconciliation, encounter_id=encounter_id)) == 1
+
+
+@pytest.mark.postgres_only
+def test_two_identical_decisions_racing_record_one(app, visit, monkeypatch):
+    """The double submit with both posts in flight at once: the second has passed every
+    check when the first commits. Still one decision, and both answered as done."""
+    _, encounter_id, nurse, meds, _ = visit
+    race = interleave(
+        monkeypatch,
+        clinical_lists,
+        "utcnow",
+        lambda: decide(nurse, encounter_id, meds["aspirin"], action="continue"),
+    )
+    first = decide(nurse, encounter_id, meds["aspirin"], action="continue")
+    assert (first.status_code, race.finish().status_code) == (200, 200)
+    assert len(rows(app, MedicationReconciliation, encounter_id=encounter_id)) == 1
+    assert len(reconcile_events(app)) == 1
+
+
+@pytest.mark.postgres_only
+def test_two_different_decisions_racing_record_one_and_refuse_the_other(
+    app, visit, signed_in, monkeypatch
+):
+    """A nurse continues aspirin while the prescriber stops it from the same version: one
+    decision wins; the other is refused as stale, never both recorded."""
+    _, encounter_id, nurse, meds, _ = visit
+    prescriber = signed_in("prescriber")
+    race = interleave(
+        monkeypatch,
+        clinical_lists,
+        "utcnow",
+        lambda: decide(prescriber, encounter_id, meds["aspirin"], action="stop", reason="GI"),
+    )
+    first = decide(nurse, encounter_id, meds["aspirin"], action="continue")
+    assert (race.finish().status_code, first.status_code) == (200, 409)
+    decisions = rows(app, MedicationReconciliation, encounter_id=encounter_id)
+    assert [d.action for d in decisions] == ["stop"]
 
 
 def test_unknown_encounter_or_medication_is_404(app, visit):
