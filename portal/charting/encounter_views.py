@@ -7,6 +7,7 @@ service in portal.charting.encounters / notes -> render the page, or its fragmen
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,7 @@ def _encounter_form() -> EncounterForm:
     form.provider_id.choices = _prescriber_choices()
     form.location_id.choices = _location_choices()
     if request.method == "GET":
+        form.request_key.data = secrets.token_hex(16)
         now = utcnow().astimezone(ZoneInfo(clinic_time_zone()))
         form.occurred_on.data = now.date()
         form.occurred_time.data = now.time().replace(second=0, microsecond=0)
@@ -81,7 +83,8 @@ def _encounter_form() -> EncounterForm:
 @bp.route("/patients/<int:patient_id>/encounters/new", methods=["GET", "POST"])
 @require("chart.write")
 def new_encounter(patient_id: int):
-    """An ad hoc encounter (phone call, walk-in): the form, then the new encounter's page."""
+    """An ad hoc encounter (phone call, walk-in): the form, then the new encounter's page
+    (the first one's when the same form is sent twice)."""
     from portal.patients.services import view_patient
 
     form = _encounter_form()
@@ -98,6 +101,7 @@ def new_encounter(patient_id: int):
                     location_id=form.location_id.data,
                     chief_complaint=form.chief_complaint.data,
                     occurred_at=occurred_at,
+                    request_key=form.request_key.data,
                 )
             except ChartingError as error:
                 attach_error(form, error)

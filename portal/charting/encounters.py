@@ -8,9 +8,11 @@ rules (a visit starts from a checked-in or roomed patient) hold here too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defaultload, selectinload
@@ -22,6 +24,8 @@ from portal.extensions import db
 from portal.timeutil import utcnow
 
 CATEGORY = "encounters"
+# A form's one-time key, as new_encounter makes it (secrets.token_hex(16)).
+REQUEST_KEY = re.compile(r"[0-9a-f]{32}")
 # Where the appointment must be for "Start visit" to move it on (or already be).
 STARTABLE_STATUSES = ("arrived", "roomed")
 # A clock a little ahead of the server's is not a typing mistake; more than this is.
@@ -178,11 +182,25 @@ def create_encounter(
     location_id: int | None,
     chief_complaint: str | None,
     occurred_at: datetime | None,
+    request_key: str | None = None,
 ) -> Encounter:
-    """An ad hoc encounter (a phone call, a walk-in): no appointment behind it."""
+    """An ad hoc encounter (a phone call, a walk-in): no appointment behind it.
+
+    ``request_key`` is the one-time key of the form it came from: the same form sent again
+    (a double click, a resent post) returns the encounter it made the first time instead of
+    making another. Requests about one patient queue on the patient's row, so even two
+    sends racing end on one encounter.
+    """
     from portal.patients.services import get_patient_for
 
     patient = get_patient_for(actor, patient_id)
+    request_key = request_key if request_key and REQUEST_KEY.fullmatch(request_key) else None
+    if request_key:
+        lock_patient(patient.id)
+        made = _encounter_made_by_request(actor, patient.id, request_key)
+        if made is not None:
+            db.session.rollback()
+            return made
     if kind not in ENCOUNTER_KINDS:
         raise ChartingError("Choose office, telehealth or phone.", field="kind")
     provider = check_prescriber(provider_id)
@@ -207,10 +225,35 @@ def create_encounter(
         patient=patient,
         obj=encounter,
         category=CATEGORY,
-        detail=f"ad hoc kind={kind}",
+        detail=f"ad hoc kind={kind}" + (f" request={request_key}" if request_key else ""),
     )
     db.session.commit()
     return encounter
+
+
+def _encounter_made_by_request(actor, patient_id: int, request_key: str) -> Encounter | None:
+    """The encounter an earlier send of the same form made, if any.
+
+    The key is kept where the creation is recorded, in its audit event (the encounter
+    table has no column for it), which commits with the encounter. A form can only be
+    sent while the session that showed it lasts (its CSRF token dies with the session), so
+    only that long a stretch of the patient's events is searched.
+    """
+    from portal.audit.models import AuditEvent
+
+    since = utcnow() - timedelta(hours=current_app.config["SESSION_ABSOLUTE_HOURS"])
+    object_id = db.session.scalar(
+        select(AuditEvent.object_id)
+        .where(
+            AuditEvent.patient_id == patient_id,
+            AuditEvent.occurred_at >= since,
+            AuditEvent.action == "encounter.create",
+            AuditEvent.user_id == actor.id,
+            AuditEvent.detail.endswith(f" request={request_key}", autoescape=True),
+        )
+        .limit(1)
+    )
+    return db.session.get(Encounter, int(object_id)) if object_id else None
 
 
 @dataclass

@@ -52,6 +52,8 @@ class EncounterForm(FlaskForm):
         format="%Y-%m-%d",
     )
     occurred_time = TimeField("Time", validators=[InputRequired("Give the time.")], format="%H:%M")
+    # Made when the form is shown: the same form sent twice opens the encounter made first.
+    request_key = HiddenField()
 
 
 class NoteTextForm(FlaskForm):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -178,6 +179,90 @@ def test_ad_hoc_encounter_refusals_keep_what_was_typed(app, chart, signed_in):
     )
     assert future.status_code == 422
     assert "cannot be in the future" in future.get_data(as_text=True)
+
+
+def _request_key(page) -> str:
+    import re
+
+    match = re.search(r'name="request_key" type="hidden" value="([0-9a-f]{32})"', page.text)
+    assert match, "the form carries a one-time request key"
+    return match.group(1)
+
+
+def _ad_hoc(chart, request_key: str, **values) -> dict:
+    return {
+        "kind": "office",
+        "provider_id": str(chart.drlee),
+        "location_id": "",
+        "chief_complaint": "Walk-in, sore throat",
+        "occurred_on": "2026-01-05",
+        "occurred_time": "09:30",
+        "request_key": request_key,
+        **values,
+    }
+
+
+def test_a_double_submitted_ad_hoc_encounter_opens_the_first(app, chart, signed_in):
+    """The form sent twice (a double click, a resent post): one encounter, and both answers
+    open it. A new form (a new key) makes a new encounter."""
+    drlee = signed_in("prescriber")
+    url = f"/chart/patients/{chart.patients[0]}/encounters/new"
+    key = _request_key(drlee.get(url))
+    first = drlee.post_form(url, _ad_hoc(chart, key))
+    second = drlee.post_form(url, _ad_hoc(chart, key))
+    [encounter] = _encounters(app)
+    assert first.status_code == second.status_code == 303
+    assert first.location == second.location == f"/chart/encounters/{encounter.id}"
+    assert len(_events(app, "encounter.create")) == 1
+    another = _request_key(drlee.get(url))
+    assert another != key
+    assert drlee.post_form(url, _ad_hoc(chart, another)).status_code == 303
+    assert len(_encounters(app)) == 2
+
+
+def test_a_refused_ad_hoc_form_keeps_its_key_and_creates_once(app, chart, signed_in):
+    drlee = signed_in("prescriber")
+    url = f"/chart/patients/{chart.patients[0]}/encounters/new"
+    key = _request_key(drlee.get(url))
+    refused = drlee.post_form(url, _ad_hoc(chart, key, occurred_time=""))
+    assert refused.status_code == 422 and _request_key(refused) == key
+    assert drlee.post_form(url, _ad_hoc(chart, key)).status_code == 303
+    assert drlee.post_form(url, _ad_hoc(chart, key)).status_code == 303
+    assert len(_encounters(app)) == 1
+
+
+@pytest.mark.postgres_only
+def test_two_sends_of_one_ad_hoc_form_racing_make_one_encounter(app, chart, signed_in, monkeypatch):
+    """Both sends in flight at once: the second has looked for the key's encounter (none
+    yet) when the first commits. Still one encounter, both answers open it."""
+    from portal.charting import encounters
+    from tests.charting.race_helpers import interleave
+
+    drlee = signed_in("prescriber")
+    url = f"/chart/patients/{chart.patients[0]}/encounters/new"
+    data = _ad_hoc(chart, _request_key(drlee.get(url)))
+    race = interleave(
+        monkeypatch, encounters, "check_prescriber", lambda: drlee.post_form(url, data)
+    )
+    first = drlee.post_form(url, data)
+    second = race.finish()
+    [encounter] = _encounters(app)
+    assert first.location == second.location == f"/chart/encounters/{encounter.id}"
+
+
+@pytest.mark.parametrize("field", ["provider_id", "location_id"])
+@pytest.mark.parametrize("value", ["99999999999999999999999", "2147483648", "-1", "abc"])
+def test_an_ad_hoc_encounter_with_an_impossible_id_is_refused_beside_the_field(
+    app, chart, signed_in, field, value
+):
+    """Ids beyond the database's integer range used to reach the query (a 500)."""
+    drlee = signed_in("prescriber")
+    url = f"/chart/patients/{chart.patients[0]}/encounters/new"
+    response = drlee.post_form(url, _ad_hoc(chart, "", **{field: value}))
+    assert response.status_code == 422
+    assert f'id="{field}-error"' in response.text and "Choose one from the list." in response.text
+    assert 'value="Walk-in, sore throat"' in response.text
+    assert _encounters(app) == []
 
 
 def test_encounter_urls_404_for_unknown_ids(app, chart, signed_in):
