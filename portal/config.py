@@ -40,8 +40,12 @@ class Defaults:
     PASSWORD_MIN_LENGTH = 12
     PASSWORD_MAX_LENGTH = 256
 
-    # Largest request body accepted (a 1 MB field is refused with a message, not a crash).
-    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    # Largest request body accepted (a bigger field is refused with a message, not a crash).
+    # Sized for the largest legitimate form: a note (or addendum) of NOTE_MAX_CHARS =
+    # 200,000 characters. One character can take 4 bytes of UTF-8 and each byte 3 when
+    # form-encoded (%F0%9F%98%80): 200,000 x 12 = 2.4 MB, plus the other fields. Anything
+    # larger is answered 413 before a view runs; a note at the limit must never be.
+    MAX_CONTENT_LENGTH = 3 * 1024 * 1024
     MAX_FIELD_LENGTH = 10_000
     # Flask parses at most 500 kB of form data by default and answers 413 before any view
     # runs; parse up to the body limit so forms can refuse an oversized field themselves.

@@ -15,8 +15,9 @@ fails when the browser reports any of:
 - a JavaScript dialog (alert/confirm/prompt): the portal has none, so one means injected code.
 
 An HTTP error status that a test provokes on purpose (a 401 for a wrong password, a 422 for an
-invalid form) makes Chromium log "Failed to load resource"; the test declares it with
-``watch.expect_http_error(status, path)`` and only that exact message is forgiven.
+invalid form) makes Chromium log "Failed to load resource" (and htmx, for a request of its that
+the page treats as an error, "Response Status Error Code ..."); the test declares it with
+``watch.expect_http_error(status, path)`` and only those exact messages are forgiven.
 
 On failure a full-page screenshot is saved in ``test-artifacts/`` (git-ignored). With
 ``PORTAL_E2E_SCREENSHOTS=1`` every test also keeps the screenshots it asks for with ``shot()``.
@@ -93,6 +94,11 @@ class BrowserWatch:
         if status:
             path = re.sub(r"^https?://[^/]+", "", url).split("?")[0]
             if (int(status.group(1)), path) in self.expected_http_errors:
+                return
+        by_htmx = re.fullmatch(r"Response Status Error Code (\d+) from (\S+)", message.text)
+        if by_htmx:
+            path = by_htmx.group(2).split("?")[0]
+            if (int(by_htmx.group(1)), path) in self.expected_http_errors:
                 return
         self.console_errors.append(f"{message.text} (at {url or 'unknown location'})")
 

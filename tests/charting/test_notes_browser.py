@@ -159,3 +159,42 @@ def test_an_autosave_after_an_idle_time_out_is_sent_again_after_sign_in(
 
     with app.app_context():
         assert db.session.get(Note, note_id).text == "Intake: BP 120/80 sitting"
+
+
+@pytest.mark.browser
+def test_an_autosave_the_server_refuses_says_not_saved_and_keeps_the_text(
+    app, chart, make_encounter, make_note, page, sign_in, watch
+):
+    """Signed out in another tab, the editor's next autosave is refused (the session is
+    gone). The status must not go on saying "Saved at ..." about an older text."""
+    from playwright.sync_api import expect
+
+    encounter_id = make_encounter()
+    note_id = make_note(encounter_id, text="S:")
+    sign_in("drlee")
+    page.goto(f"/chart/encounters/{encounter_id}")
+    editor = page.get_by_label("Provider note text")
+    editor.click()
+    editor.press("End")
+    editor.press_sequentially(" cough")
+    page.wait_for_function(
+        "() => document.querySelector('[id$=-version]').value === '2'", timeout=5_000
+    )
+    expect(page.get_by_role("status").filter(has_text=re.compile(r"Saved at"))).to_be_visible()
+
+    other_tab = page.context.new_page()
+    other_tab.goto("/")
+    with other_tab.expect_navigation():
+        other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.close()
+
+    watch.expect_http_error(400, f"/chart/notes/{note_id}/draft")
+    editor.press_sequentially(" for three weeks")
+    alert = page.get_by_role("alert").filter(has_text="Not saved")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("the server refused it (400)")
+    expect(alert).to_contain_text("Your text is still here")
+    expect(page.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_have_count(0)
+    expect(editor).to_have_value("S: cough for three weeks")
+    assert provider_note(app).text == "S: cough"
+    watch.assert_clean(page)

@@ -159,6 +159,24 @@ def test_a_note_of_the_limit_is_kept_whole_and_a_longer_one_is_refused(
     assert too_long in page.get_data(as_text=True)  # the typed text stays in the editor
 
 
+def test_a_note_of_the_limit_in_four_byte_characters_is_kept_whole(
+    app, chart, make_encounter, signed_in
+):
+    """The limit is in characters: 200,000 emoji (4 bytes of UTF-8 each, 12 once
+    form-encoded, some 2.4 MB) must be saved, not refused by the request size limit (413),
+    which used to be 2 MB."""
+    drlee = signed_in("prescriber")
+    note_id = _start_note(drlee, make_encounter())
+    full = "\N{GRINNING FACE}" * NOTE_MAX_CHARS
+    assert _autosave(drlee, note_id, full, 1).status_code == 200
+    assert _note(app, note_id).text == full
+    # One more is over the limit: refused with the note's own message, never a bare 413.
+    too_long = full + "\N{GRINNING FACE}"
+    refused = _autosave(drlee, note_id, too_long, 2)
+    assert refused.status_code == 422
+    assert "at most 200,000 characters" in refused.get_data(as_text=True)
+
+
 def test_script_in_a_note_renders_inert(app, chart, make_encounter, signed_in):
     drlee = signed_in("prescriber")
     encounter_id = make_encounter()

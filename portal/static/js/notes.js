@@ -43,6 +43,51 @@
     changed(textarea);
   });
 
+  // An autosave the server did not answer with a status line (409 and 422 are swapped in
+  // like a success: see htmx-config in base.html): without this the editor would go on
+  // saying "Saved at ..." about an older text. Say plainly that this text is not saved.
+  function notSaved(textarea, why) {
+    var id = textarea.id.replace(/-text$/, "");
+    var status = document.getElementById(id + "-status");
+    if (!status) return;
+    status.className = "note-status small mt-1 text-danger";
+    status.setAttribute("role", "alert");
+    status.textContent =
+      "Not saved — " + why + " Your text is still here: copy it somewhere safe " +
+      "before leaving or reloading this page.";
+  }
+
+  function refusal(code) {
+    if (code === 413) return "the server refused it as too large (413).";
+    if (code === 400 || code === 401 || code === 403) {
+      return "the server refused it (" + code + "): your session may have ended.";
+    }
+    if (code >= 500) return "the server had a problem (" + code + "); it is tried again as you type.";
+    return "the server refused it (" + code + ").";
+  }
+
+  function editorOf(event) {
+    var elt = event.detail && event.detail.elt;
+    return elt && elt.classList && elt.classList.contains("note-editor") ? elt : null;
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var textarea = editorOf(event);
+    if (textarea) notSaved(textarea, refusal(event.detail.xhr.status));
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    var textarea = editorOf(event);
+    if (textarea) {
+      notSaved(textarea, "the server could not be reached; it is tried again as you type.");
+    }
+  });
+
+  document.addEventListener("htmx:timeout", function (event) {
+    var textarea = editorOf(event);
+    if (textarea) notSaved(textarea, "the server did not answer in time; it is tried again as you type.");
+  });
+
   // A save conflict: keep theirs, or put both texts in the editor to merge by hand.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-note-merge], [data-note-take-theirs]");
