@@ -85,8 +85,7 @@ def record(
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
-    if actor is None and has_request_context() and current_user.is_authenticated:
-        actor = current_user._get_current_object()
+    actor = _actor_or_signed_in(actor)
     if obj is not None:
         db.session.flush()  # new objects need their id before it is recorded
         object_type = object_type or obj.__tablename__
@@ -96,11 +95,87 @@ def record(
         patient_id = patient.id
 
     _lock_chain_head()
+    event = _chained_event(
+        _chain_head(),
+        action=action,
+        actor=actor,
+        username=username,
+        patient_id=patient_id,
+        object_type=object_type,
+        object_id=object_id,
+        category=category,
+        outcome=outcome,
+        detail=detail,
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def record_many(
+    action: str, entries: list[dict], *, actor=None, category: str | None = None
+) -> list[AuditEvent]:
+    """Append one successful event per entry (keys ``patient_id``, ``object_type``,
+    ``object_id``, ``detail``) to the current transaction, in one go: one lock, one read of
+    the chain's head, one batched insert. For a page that shows many patients at once: each
+    patient needs an event of their own for "who saw this patient" to find it, and this
+    costs one round trip, not one per patient."""
+    if not entries:
+        return []
+    actor = _actor_or_signed_in(actor)
+    _lock_chain_head()
+    head = _chain_head()
+    events = []
+    for entry in entries:
+        event = _chained_event(
+            head,
+            action=action,
+            actor=actor,
+            username=None,
+            patient_id=entry.get("patient_id"),
+            object_type=entry.get("object_type"),
+            object_id=entry.get("object_id"),
+            category=category,
+            outcome="success",
+            detail=entry.get("detail"),
+        )
+        events.append(event)
+        head = (event.seq, event.entry_hash)
+    db.session.add_all(events)
+    db.session.flush()
+    return events
+
+
+def _actor_or_signed_in(actor):
+    if actor is None and has_request_context() and current_user.is_authenticated:
+        return current_user._get_current_object()
+    return actor
+
+
+def _chain_head() -> tuple[int, str] | None:
+    """(seq, entry_hash) of the newest event; call with the chain's lock held."""
     head = db.session.execute(
         select(AuditEvent.seq, AuditEvent.entry_hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
+    return (head.seq, head.entry_hash) if head else None
+
+
+def _chained_event(
+    head: tuple[int, str] | None,
+    *,
+    action: str,
+    actor,
+    username: str | None,
+    patient_id: int | None,
+    object_type: str | None,
+    object_id,
+    category: str | None,
+    outcome: str,
+    detail: str | None,
+) -> AuditEvent:
+    """The event that follows ``head`` in the chain, its hash computed."""
     fields = {
-        "seq": (head.seq + 1) if head else 1,
+        "seq": (head[0] + 1) if head else 1,
         "occurred_at": utcnow(),
         "user_id": actor.id if actor is not None else None,
         "username": actor.username if actor is not None else username,
@@ -113,12 +188,9 @@ def record(
         "source_address": request.remote_addr if has_request_context() else None,
         "outcome": outcome,
         "detail": detail[:500] if detail else None,
-        "previous_hash": head.entry_hash if head else GENESIS_HASH,
+        "previous_hash": head[1] if head else GENESIS_HASH,
     }
-    event = AuditEvent(**fields, entry_hash=compute_hash(fields))
-    db.session.add(event)
-    db.session.flush()
-    return event
+    return AuditEvent(**fields, entry_hash=compute_hash(fields))
 
 
 def latest_detail(user_id: int, action: str, since: datetime) -> str | None:

@@ -477,18 +477,40 @@ def notes_awaiting_cosignature(user_id: int) -> list:
 
 
 def worklist(actor, *, may_cosign: bool) -> dict:
-    """The home page's lists; recorded in the audit trail when they show any patient."""
+    """The home page's lists, recorded in the audit trail when they show any patient: one
+    event per patient shown (the patient's id, and the ids of their notes listed), in one
+    batched write, so that "who saw this patient" finds the home page too."""
     unsigned = unsigned_notes_older_than(actor.id)
     cosign = notes_awaiting_cosignature(actor.id) if may_cosign else []
-    if unsigned or cosign:
-        audit.record(
+    shown: dict[int, list[int]] = {}
+    for row in [*unsigned, *cosign]:
+        shown.setdefault(row.patient_id, []).append(row.note_id)
+    if shown:
+        # Each list holds at most WORKLIST_LIMIT notes, so at most twice that many events.
+        audit.record_many(
             "chart.worklist.view",
+            [
+                {"patient_id": patient_id, "object_type": "notes", "detail": detail}
+                for patient_id, note_ids in shown.items()
+                for detail in _id_lists("notes=", note_ids)
+            ],
             actor=actor,
             category=CATEGORY,
-            detail=f"notes={','.join(str(row.note_id) for row in [*unsigned, *cosign])}",
         )
         db.session.commit()
     return {"unsigned_notes": unsigned, "cosign_notes": cosign}
+
+
+def _id_lists(prefix: str, ids: list[int], limit: int = 500) -> list[str]:
+    """``prefix`` and the ids, comma-separated, in as many strings of at most ``limit``
+    characters as they need (an audit event's detail holds 500: never cut a list short)."""
+    details, current = [], ""
+    for text in map(str, ids):
+        if current and len(current) + 1 + len(text) > limit:
+            details.append(current)
+            current = ""
+        current = f"{current},{text}" if current else prefix + text
+    return [*details, current] if current else details
 
 
 # --- templates (chart.manage) ----------------------------------------------------------------

@@ -7,8 +7,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from portal.charting.models import Encounter, Note
 from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.audit.helpers import events
@@ -190,6 +191,54 @@ def test_prescriber_home_lists_own_old_drafts_and_notes_to_cosign(app, signed_in
     # Two home page views (signing in lands there too), each recorded with the note ids.
     assert len(listed) == 2 and {e.category for e in listed} == {"clinical notes"}
     assert "Hopper" not in listed[0].detail  # ids only, never names
+
+
+def test_the_home_worklist_is_audited_once_per_patient_shown(app, signed_in):
+    """ "Who saw this patient" must find the home page too: one event per patient listed,
+    with that patient's id and the ids of their notes shown, whole."""
+    from portal.audit.services import verify_chain
+
+    ids = _worklist_notes(app)
+    with app.app_context():
+        other = make_patient("Alan", "Turing")
+        drafts = [
+            make_note(
+                make_encounter(other, days_ago=2 + n),
+                signed=False,
+                created_at=utcnow() - timedelta(hours=30 + n),
+            ).id
+            for n in range(2)
+        ]
+        hopper = db.session.get(Encounter, ids["old"]).patient_id
+        db.session.commit()
+    signed_in("prescriber")  # signing in lands on the home page
+    listed = events(app, "chart.worklist.view")
+    by_patient = {event.patient_id: event for event in listed}
+    assert len(listed) == 2 and set(by_patient) == {hopper, other.id}
+    with app.app_context():
+        old_note, cosign_note = (
+            db.session.scalar(select(Note.id).where(Note.encounter_id == ids[key]))
+            for key in ("old", "cosign")
+        )
+    assert _note_ids(by_patient[hopper].detail) == {old_note, cosign_note}
+    assert _note_ids(by_patient[other.id].detail) == set(drafts)
+    assert {event.category for event in listed} == {"clinical notes"}
+    with app.app_context():
+        assert verify_chain()[1] is None  # the batch extends the hash chain like any event
+
+
+def _note_ids(detail: str) -> set[int]:
+    assert detail.startswith("notes=")
+    return {int(part) for part in detail.removeprefix("notes=").split(",")}
+
+
+def test_a_long_list_of_note_ids_is_split_never_cut():
+    from portal.charting.notes import _id_lists
+
+    ids = list(range(1_000_000_000, 1_000_000_100))  # 100 ids of 10 digits: 1,100 characters
+    details = _id_lists("notes=", ids)
+    assert len(details) == 3 and all(len(detail) <= 500 for detail in details)
+    assert [n for detail in details for n in sorted(_note_ids(detail))] == ids
 
 
 def test_nurse_home_lists_own_drafts_without_cosignature(app, signed_in):
