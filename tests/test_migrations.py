@@ -1,6 +1,6 @@
 """The schema comes only from the migrations, and they agree with the models."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask_migrate import check, downgrade, upgrade
 
@@ -29,7 +29,6 @@ def test_0004_stops_on_two_notes_of_one_kind_for_an_encounter(app):
     from sqlalchemy import select, text
 
     from portal.auth.models import User
-    from portal.charting.models import Encounter
     from tests.charting.vitals_helpers import make_patient
 
     patient_id = make_patient(app, date(1960, 1, 1))
@@ -38,10 +37,17 @@ def test_0004_stops_on_two_notes_of_one_kind_for_an_encounter(app):
         downgrade(revision="0003")
         try:
             author = db.session.scalar(select(User.id).where(User.username == "drlee"))
-            encounter = Encounter(patient_id=patient_id, provider_id=author)
-            db.session.add(encounter)
+            now = datetime.now(UTC).replace(tzinfo=None)
+            # As 0003 left the tables (the models have since gained columns and indexes).
+            encounter_id = db.session.execute(
+                text(
+                    "INSERT INTO encounters (patient_id, provider_id, kind, occurred_at, "
+                    "created_at) VALUES (:patient, :author, 'office', :now, :now) RETURNING id"
+                ),
+                {"patient": patient_id, "author": author, "now": now},
+            ).scalar_one()
             db.session.commit()
-            for _ in range(2):  # as 0003 left the table (the model now has the index)
+            for _ in range(2):
                 db.session.execute(
                     text(
                         "INSERT INTO notes (encounter_id, patient_id, author_id, kind, text, "
@@ -49,14 +55,14 @@ def test_0004_stops_on_two_notes_of_one_kind_for_an_encounter(app):
                         ":author, 'provider', '', 1, :now, :now)"
                     ),
                     {
-                        "encounter": encounter.id,
+                        "encounter": encounter_id,
                         "patient": patient_id,
                         "author": author,
-                        "now": encounter.created_at,
+                        "now": now,
                     },
                 )
             db.session.commit()
-            with pytest.raises(RuntimeError, match=rf"encounter {encounter.id} \(provider: 2"):
+            with pytest.raises(RuntimeError, match=rf"encounter {encounter_id} \(provider: 2"):
                 command.upgrade(config, "head")
         finally:
             db.session.rollback()

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defaultload, selectinload
@@ -188,15 +187,13 @@ def create_encounter(
 
     ``request_key`` is the one-time key of the form it came from: the same form sent again
     (a double click, a resent post) returns the encounter it made the first time instead of
-    making another. Requests about one patient queue on the patient's row, so even two
-    sends racing end on one encounter.
+    making another; two sends racing meet on the key's unique index and end on one.
     """
     from portal.patients.services import get_patient_for
 
     patient = get_patient_for(actor, patient_id)
     request_key = request_key if request_key and REQUEST_KEY.fullmatch(request_key) else None
     if request_key:
-        lock_patient(patient.id)
         made = _encounter_made_by_request(actor, patient.id, request_key)
         if made is not None:
             db.session.rollback()
@@ -217,43 +214,40 @@ def create_encounter(
         chief_complaint=(chief_complaint or "").strip() or None,
         occurred_at=occurred_at,
         created_by_id=actor.id,
+        request_key=request_key,
     )
     db.session.add(encounter)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same form's other send won the race (the key's unique index): open its encounter.
+        db.session.rollback()
+        made = _encounter_made_by_request(actor, patient.id, request_key) if request_key else None
+        if made is None:
+            raise
+        db.session.rollback()
+        return made
     audit.record(
         "encounter.create",
         actor=actor,
         patient=patient,
         obj=encounter,
         category=CATEGORY,
-        detail=f"ad hoc kind={kind}" + (f" request={request_key}" if request_key else ""),
+        detail=f"ad hoc kind={kind}",
     )
     db.session.commit()
     return encounter
 
 
 def _encounter_made_by_request(actor, patient_id: int, request_key: str) -> Encounter | None:
-    """The encounter an earlier send of the same form made, if any.
-
-    The key is kept where the creation is recorded, in its audit event (the encounter
-    table has no column for it), which commits with the encounter. A form can only be
-    sent while the session that showed it lasts (its CSRF token dies with the session), so
-    only that long a stretch of the patient's events is searched.
-    """
-    from portal.audit.models import AuditEvent
-
-    since = utcnow() - timedelta(hours=current_app.config["SESSION_ABSOLUTE_HOURS"])
-    object_id = db.session.scalar(
-        select(AuditEvent.object_id)
-        .where(
-            AuditEvent.patient_id == patient_id,
-            AuditEvent.occurred_at >= since,
-            AuditEvent.action == "encounter.create",
-            AuditEvent.user_id == actor.id,
-            AuditEvent.detail.endswith(f" request={request_key}", autoescape=True),
+    """The encounter an earlier send of the same form made (by this user, for this patient)."""
+    return db.session.scalar(
+        select(Encounter).where(
+            Encounter.request_key == request_key,
+            Encounter.patient_id == patient_id,
+            Encounter.created_by_id == actor.id,
         )
-        .limit(1)
     )
-    return db.session.get(Encounter, int(object_id)) if object_id else None
 
 
 @dataclass

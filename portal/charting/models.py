@@ -83,6 +83,8 @@ class Encounter(db.Model):
     __table_args__ = (
         Index("ix_encounters_patient_time", "patient_id", "occurred_at"),
         Index("ix_encounters_provider_time", "provider_id", "occurred_at"),
+        # An ad hoc encounter's form key: the same form sent twice makes one encounter.
+        Index("uq_encounters_request_key", "request_key", unique=True),
         CheckConstraint("kind IN ('office', 'telehealth', 'phone')", name="kind"),
     )
 
@@ -97,6 +99,7 @@ class Encounter(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_key: Mapped[str | None] = mapped_column(String(32))
 
     provider = relationship("User", foreign_keys=[provider_id], lazy="joined")
     location = relationship("Location", lazy="joined")
