@@ -188,8 +188,11 @@ def _status(note, *, error=None, status=200, locked=False):
 
 
 def _text_form() -> NoteTextForm:
+    """The posted editor form; a bad CSRF token is a 400. The fields themselves are checked
+    by the service (an impossible co-signer id too: see sign_note)."""
     form = NoteTextForm()
-    if not form.validate():  # the CSRF token; the fields themselves are checked by the service
+    form.validate()
+    if form.csrf_token.errors:
         abort(400)
     return form
 
@@ -249,6 +252,9 @@ def sign_note(note_id: int):
     if typed is not None:
         typed = typed.replace("\r\n", "\n")
     note = notes.get_note_for(_actor(), note_id)
+    # An impossible co-signer id goes on as 0, no user's id: the service refuses it (422)
+    # after its own checks of who may sign.
+    cosigner_id = 0 if form.cosigner_id.errors else form.cosigner_id.data
     # htmx sends the editor's text and current version; the form without JavaScript sends
     # the version its page was rendered at (``shown_version``), and the stored text is signed.
     version = form.version.data if "version" in request.form else request.form.get("shown_version")
@@ -258,7 +264,7 @@ def sign_note(note_id: int):
             note_id,
             version,
             text=typed if "text" in request.form else None,
-            cosigner_id=form.cosigner_id.data,
+            cosigner_id=cosigner_id,
         )
     except NotAllowed:
         abort(403)

@@ -19,6 +19,7 @@ from portal.charting.vitals_forms import (
     ImmunizationForm,
     VitalsForm,
 )
+from portal.ids import parse_id
 from portal.patients.services import death_limit, get_patient_for
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
@@ -56,7 +57,8 @@ def _try_record(form: VitalsForm, save) -> tuple[object | None, dict[str, str]]:
 
 
 def _vitals_page(patient_id: int, form: VitalsForm, warnings: dict, status: int = 200):
-    page = request.args.get("page", 1, type=int) or 1
+    # A page number bounded like an id: a huge one is the (empty) last page, not a 500.
+    page = parse_id(request.args.get("page")) or 1
     patient, sets, has_older = vitals.view_patient_vitals(current_actor(), patient_id, page)
     return render(
         "charting/vitals.html",

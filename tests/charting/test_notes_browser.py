@@ -198,3 +198,31 @@ def test_an_autosave_the_server_refuses_says_not_saved_and_keeps_the_text(
     expect(editor).to_have_value("S: cough for three weeks")
     assert provider_note(app).text == "S: cough"
     watch.assert_clean(page)
+
+
+@pytest.mark.browser
+def test_a_signature_the_server_refuses_says_not_signed(
+    app, chart, make_encounter, make_note, page, sign_in, watch
+):
+    """Signed out in another tab, "Sign note" is refused (400): the page must say the note
+    is not signed rather than stay silent."""
+    from playwright.sync_api import expect
+
+    encounter_id = make_encounter()
+    note_id = make_note(encounter_id, text="S: cough")
+    sign_in("drlee")
+    page.goto(f"/chart/encounters/{encounter_id}")
+    other_tab = page.context.new_page()
+    other_tab.goto("/")
+    with other_tab.expect_navigation():
+        other_tab.get_by_role("button", name="Sign out").click()
+    other_tab.close()
+
+    watch.expect_http_error(400, f"/chart/notes/{note_id}/sign")
+    page.get_by_role("button", name="Sign note").click()
+    alert = page.get_by_role("alert").filter(has_text="Not signed")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("the server refused it (400)")
+    expect(alert).to_contain_text("The note is still a draft.")
+    assert provider_note(app).signed_at is None
+    watch.assert_clean(page)

@@ -366,7 +366,7 @@ def test_an_impossible_cosigner_id_is_refused_and_the_note_stays_unsigned(
     response = signed_in("drpatel").post_form(
         f"/chart/notes/{note_id}/sign", {"version": "1", "cosigner_id": cosigner}
     )
-    # The sign view answers any refusal of its form as a bad request (400).
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 422
+    assert "Choose a prescriber to co-sign." in response.get_data(as_text=True)
     note = _note(app, note_id)
     assert note.signed_at is None and note.cosigner_id is None

@@ -356,6 +356,10 @@ def test_sets_are_listed_newest_first_and_paginated(app, nurse, adult):
     assert "Older sets" in first
     second = _text(nurse.get(f"/chart/patients/{adult}/vitals?page=2"))
     assert "64 /min" in second and "60 /min" in second and "Newer sets" in second
+    # A page number no list reaches, or not a number at all: a page, never a 500.
+    for page in ("99999999999999999999999", "-3", "two"):
+        response = nurse.get(f"/chart/patients/{adult}/vitals?page={page}")
+        assert response.status_code == 200, page
 
 
 def test_trend_chart_is_an_svg_in_clinic_units_without_scripts(app, nurse, adult):

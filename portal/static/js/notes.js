@@ -66,26 +66,42 @@
     return "the server refused it (" + code + ").";
   }
 
+  // "Sign note" refused the same way: the note is not signed, and the page must say so.
+  function notSigned(form, why) {
+    var status = document.getElementById(form.getAttribute("hx-target").replace(/^#/, ""));
+    if (!status) return;
+    status.className = "note-status small mt-1 text-danger";
+    status.setAttribute("role", "alert");
+    status.textContent = "Not signed — " + why + " The note is still a draft.";
+  }
+
   function editorOf(event) {
     var elt = event.detail && event.detail.elt;
     return elt && elt.classList && elt.classList.contains("note-editor") ? elt : null;
   }
 
-  document.addEventListener("htmx:responseError", function (event) {
+  function signFormOf(event) {
+    var elt = event.detail && event.detail.elt;
+    return elt && elt.classList && elt.classList.contains("note-sign") ? elt : null;
+  }
+
+  function failed(event, why) {
     var textarea = editorOf(event);
-    if (textarea) notSaved(textarea, refusal(event.detail.xhr.status));
+    if (textarea) notSaved(textarea, why);
+    var form = signFormOf(event);
+    if (form) notSigned(form, why.replace(/; it is tried again as you type\./, "."));
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    failed(event, refusal(event.detail.xhr.status));
   });
 
   document.addEventListener("htmx:sendError", function (event) {
-    var textarea = editorOf(event);
-    if (textarea) {
-      notSaved(textarea, "the server could not be reached; it is tried again as you type.");
-    }
+    failed(event, "the server could not be reached; it is tried again as you type.");
   });
 
   document.addEventListener("htmx:timeout", function (event) {
-    var textarea = editorOf(event);
-    if (textarea) notSaved(textarea, "the server did not answer in time; it is tried again as you type.");
+    failed(event, "the server did not answer in time; it is tried again as you type.");
   });
 
   // A save conflict: keep theirs, or put both texts in the editor to merge by hand.
