@@ -20,6 +20,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.conftest import TOTP_SECRETS
+from tests.patient_rows import patient_row
 
 
 @dataclass
@@ -48,8 +49,6 @@ def chart(app, password_hash, monkeypatch) -> Chart:
     from portal.auth.models import User
     from portal.clinic.models import Location
     from portal.crypto import encrypt_text
-    from portal.patients.identifiers import new_mrn, search_key
-    from portal.patients.models import Patient
     from portal.scheduling.models import AppointmentType
 
     with app.app_context():
@@ -71,16 +70,7 @@ def chart(app, password_hash, monkeypatch) -> Chart:
             ("Ada", "Lovelace", date(1985, 12, 10)),
             ("Alan", "Turing", date(1972, 6, 23)),
         ):
-            patient = Patient(
-                mrn=new_mrn(),
-                given_name=given,
-                family_name=family,
-                given_key=search_key(given),
-                family_key=search_key(family),
-                birth_date=born,
-                sex_at_birth="unknown",
-            )
-            patients.append(patient)
+            patients.append(patient_row(given, family, born, sex_at_birth="unknown"))
         db.session.add_all([follow_up, video, *patients])
         db.session.commit()
         return Chart(

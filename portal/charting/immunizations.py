@@ -12,6 +12,11 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
+from portal.charting.entered_in_error import (
+    mark_row_entered_in_error,
+    patients_row,
+    view_row_to_mark,
+)
 from portal.charting.models import IMMUNIZATION_SOURCES, Encounter, Immunization
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
@@ -229,33 +234,17 @@ def dated_after(patient_id: int, day: date) -> int:
     )
 
 
-# The longest reason kept with a record marked entered in error (the column's length).
-ERROR_REASON_MAX_CHARS = 300
-
-
-def _patients_immunization(actor, patient_id: int, immunization_id: int):
-    """The patient and one of their immunizations; 404 for an id of anyone else's."""
-    patient = get_patient_for(actor, patient_id)
-    immunization = db.session.get(Immunization, immunization_id)
-    if immunization is None or immunization.patient_id != patient.id:
-        raise NotFound()
-    return patient, immunization
-
-
 def view_immunization_to_mark(actor, patient_id: int, immunization_id: int):
     """The patient and one of their immunizations, for the "entered in error" confirmation
     page; the view is audited. Returns (patient, immunization)."""
-    patient, immunization = _patients_immunization(actor, patient_id, immunization_id)
-    audit.record(
-        "immunization.view",
-        actor=actor,
-        patient=patient,
-        obj=immunization,
+    return view_row_to_mark(
+        actor,
+        Immunization,
+        patient_id,
+        immunization_id,
+        action="immunization.view",
         category=CATEGORY,
-        detail="entered-in-error confirmation",
     )
-    db.session.commit()
-    return patient, immunization
 
 
 def mark_entered_in_error(
@@ -265,32 +254,21 @@ def mark_entered_in_error(
     immunization page, struck out with the reason, and leaves the visit's lists and the chart
     summary's count. The page asks for the reason and a ticked confirmation first; marking a
     record already marked changes nothing."""
-    patient, immunization = _patients_immunization(actor, patient_id, immunization_id)
-    reason = (reason or "").strip()
-    if not reason:
-        raise ImmunizationError("Say why this immunization was entered in error.", "reason")
-    if len(reason) > ERROR_REASON_MAX_CHARS:
-        raise ImmunizationError(
-            f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer.", "reason"
-        )
-    if not immunization.entered_in_error:
-        immunization.entered_in_error = True
-        immunization.entered_in_error_reason = reason
-        audit.record(  # the reason stays with the record: the trail holds no free text
-            "immunization.entered_in_error",
-            actor=actor,
-            patient=patient,
-            obj=immunization,
-            category=CATEGORY,
-            detail=f"cvx {immunization.cvx_code}"
-            + (
-                f"; encounter {immunization.encounter_id}"
-                if immunization.encounter_id is not None
-                else ""
-            ),
-        )
-        db.session.commit()
-    return immunization
+    patient, immunization = patients_row(actor, Immunization, patient_id, immunization_id)
+    detail = f"cvx {immunization.cvx_code}"
+    if immunization.encounter_id is not None:
+        detail += f"; encounter {immunization.encounter_id}"
+    return mark_row_entered_in_error(
+        actor,
+        patient,
+        immunization,
+        reason,
+        thing="immunization",
+        refuse=lambda message: ImmunizationError(message, "reason"),
+        action="immunization.entered_in_error",
+        category=CATEGORY,
+        detail=detail,
+    )
 
 
 def view_immunizations(actor, patient_id: int):

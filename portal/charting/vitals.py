@@ -21,6 +21,11 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
+from portal.charting.entered_in_error import (
+    mark_row_entered_in_error,
+    patients_row,
+    view_row_to_mark,
+)
 from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
@@ -410,31 +415,12 @@ def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> Vit
     return record_vitals(actor, encounter.patient_id, entered, encounter_id=encounter.id, **options)
 
 
-# The longest reason kept with a set marked entered in error (the column's length).
-ERROR_REASON_MAX_CHARS = 300
-
-
-def _patients_set(actor, patient_id: int, vitals_id: int):
-    patient = get_patient_for(actor, patient_id)
-    vitals = db.session.get(VitalSigns, vitals_id)
-    if vitals is None or vitals.patient_id != patient.id:
-        raise NotFound()
-    return patient, vitals
-
-
 def view_set_to_mark(actor, patient_id: int, vitals_id: int):
     """The patient and one of their sets, shown on the "entered in error" confirmation page;
     the view is audited. Returns (patient, the set as shown, the row)."""
-    patient, vitals = _patients_set(actor, patient_id, vitals_id)
-    audit.record(
-        "vitals.view",
-        actor=actor,
-        patient=patient,
-        obj=vitals,
-        category=CATEGORY,
-        detail="entered-in-error confirmation",
+    patient, vitals = view_row_to_mark(
+        actor, VitalSigns, patient_id, vitals_id, action="vitals.view", category=CATEGORY
     )
-    db.session.commit()
     return patient, show_set(vitals, clinic_units(), patient.birth_date), vitals
 
 
@@ -442,26 +428,17 @@ def mark_entered_in_error(actor, patient_id: int, vitals_id: int, reason: str) -
     """Mark a set as a mistake, with why: it stays in the record, struck out, and leaves the
     charts. The page asks for the reason and a ticked confirmation first; marking a set
     already marked changes nothing."""
-    patient, vitals = _patients_set(actor, patient_id, vitals_id)
-    reason = (reason or "").strip()
-    if not reason:
-        raise VitalsRefused({"reason": "Say why this set was entered in error."})
-    if len(reason) > ERROR_REASON_MAX_CHARS:
-        raise VitalsRefused(
-            {"reason": f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer."}
-        )
-    if not vitals.entered_in_error:
-        vitals.entered_in_error = True
-        vitals.entered_in_error_reason = reason
-        audit.record(  # the reason stays with the set: the trail holds no free text
-            "vitals.entered_in_error",
-            actor=actor,
-            patient=patient,
-            obj=vitals,
-            category=CATEGORY,
-        )
-        db.session.commit()
-    return vitals
+    patient, vitals = patients_row(actor, VitalSigns, patient_id, vitals_id)
+    return mark_row_entered_in_error(
+        actor,
+        patient,
+        vitals,
+        reason,
+        thing="set",
+        refuse=lambda message: VitalsRefused({"reason": message}),
+        action="vitals.entered_in_error",
+        category=CATEGORY,
+    )
 
 
 def sets_dated_after(patient_id: int, day: date) -> int:

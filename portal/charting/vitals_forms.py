@@ -22,10 +22,10 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from portal.charting.entered_in_error import ERROR_REASON_MAX_CHARS
 from portal.charting.immunizations import CVX_VACCINES, ROUTES, SITES
 from portal.charting.models import BP_POSITIONS, IMMUNIZATION_SOURCES
 from portal.charting.vitals import (
-    ERROR_REASON_MAX_CHARS,
     MEASURES_BY_NAME,
     InvalidNumber,
     parse_measurement,

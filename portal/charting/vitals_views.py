@@ -104,19 +104,25 @@ def record_patient_vitals(patient_id: int):
     return redirect(url_for("charting.patient_vitals", patient_id=patient_id), 303)
 
 
+def _render_section(encounter, page: str, fragment: str, context: dict, status: int):
+    """One of an encounter's sections (vitals, immunizations): the fragment alone for htmx,
+    else the page that holds it under the patient's banner (a form with errors, no script)."""
+    patient = get_patient_for(current_actor(), encounter.patient_id)
+    return render(page, fragment=fragment, status=status, patient=patient, **context)
+
+
 def _encounter_section(encounter, form=None, warnings=None, status: int = 200):
     """The encounter's vitals section: alone for htmx, else on a page of its own (errors)."""
     context = vitals.encounter_vitals_context(encounter)
     if form is not None:
         context["vitals_form"] = form
         context["vitals_warnings"] = warnings or {}
-    patient = get_patient_for(current_actor(), encounter.patient_id)
-    return render(
+    return _render_section(
+        encounter,
         "charting/vitals_encounter.html",
-        fragment="charting/_encounter_vitals.html",
-        status=status,
-        patient=patient,
-        **context,
+        "charting/_encounter_vitals.html",
+        context,
+        status,
     )
 
 
@@ -249,13 +255,12 @@ def add_immunization(patient_id: int):
 def _encounter_immunizations(encounter, form=None, status: int = 200):
     """The encounter's immunizations section: alone for htmx, else on a page of its own."""
     context = immunization_services.encounter_immunizations_context(encounter, form)
-    patient = get_patient_for(current_actor(), encounter.patient_id)
-    return render(
+    return _render_section(
+        encounter,
         "charting/immunizations_encounter.html",
-        fragment="charting/_encounter_immunizations.html",
-        status=status,
-        patient=patient,
-        **context,
+        "charting/_encounter_immunizations.html",
+        context,
+        status,
     )
 
 

@@ -10,24 +10,14 @@ from datetime import date
 from sqlalchemy import select
 
 from portal.extensions import db
+from tests.patient_rows import patient_row
 
 BIRTH_DATE = date(1960, 5, 17)
 
 
 def make_patient(app, family: str = "Lister", given: str = "Ada") -> int:
-    from portal.patients.identifiers import new_mrn, search_key
-    from portal.patients.models import Patient
-
     with app.app_context():
-        patient = Patient(
-            mrn=new_mrn(),
-            given_name=given,
-            family_name=family,
-            given_key=search_key(given),
-            family_key=search_key(family),
-            birth_date=BIRTH_DATE,
-            sex_at_birth="female",
-        )
+        patient = patient_row(given, family, BIRTH_DATE)
         db.session.add(patient)
         db.session.commit()
         return patient.id

@@ -25,10 +25,10 @@ from portal.charting.models import (
     VitalSigns,
 )
 from portal.extensions import db
-from portal.patients.identifiers import new_mrn, search_key
 from portal.patients.models import Patient
 from portal.scheduling.models import Appointment, AppointmentType
 from portal.timeutil import utcnow
+from tests.patient_rows import patient_row
 
 
 def user_id(username: str) -> int:
@@ -36,15 +36,7 @@ def user_id(username: str) -> int:
 
 
 def make_patient(given: str = "Ada", family: str = "Lovelace", birth=date(1980, 5, 17)) -> Patient:
-    patient = Patient(
-        mrn=new_mrn(),
-        given_name=given,
-        family_name=family,
-        given_key=search_key(given),
-        family_key=search_key(family),
-        birth_date=birth,
-        sex_at_birth="female",
-    )
+    patient = patient_row(given, family, birth)
     db.session.add(patient)
     db.session.flush()
     return patient

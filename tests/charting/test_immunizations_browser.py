@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from portal.extensions import db
+from tests.charting.entered_in_error_checks import mark_entered_in_error_from_the_keyboard
 from tests.charting.vitals_helpers import make_patient
 
 pytestmark = pytest.mark.browser
@@ -41,30 +42,13 @@ def test_marking_an_immunization_entered_in_error_from_the_keyboard(app, page, s
     table = page.get_by_role("table", name="Immunizations and refusals, newest first")
     expect(table).to_contain_text("FLU-321")
 
-    page.get_by_role("link", name="Entered in error…").focus()
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    heading = page.get_by_role("heading", name="Mark an immunization entered in error")
-    expect(heading).to_be_visible()
-    watch.expect_http_error(422, page.url.replace(page.url.split("/chart/")[0], ""))
-    reason = page.get_by_label("Why was this immunization entered in error?")
-    reason.focus()
-    page.keyboard.type("Charted on the wrong patient")
-    with page.expect_navigation():
-        page.keyboard.press("Enter")  # submits without the box ticked
-    expect(page.get_by_text("Nothing was changed")).to_be_visible()
-    expect(page.get_by_text("Tick the box to confirm.", exact=True)).to_be_visible()
-    expect(reason).to_have_value("Charted on the wrong patient")
-
-    reason.focus()
-    page.keyboard.press("Tab")
-    expect(page.get_by_label("I confirm this immunization was entered in error")).to_be_focused()
-    page.keyboard.press("Space")
-    page.keyboard.press("Tab")
-    expect(page.get_by_role("button", name="Mark as entered in error")).to_be_focused()
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    expect(page.get_by_text("Marked as entered in error.")).to_be_visible()
+    mark_entered_in_error_from_the_keyboard(
+        page,
+        watch,
+        heading="Mark an immunization entered in error",
+        thing="immunization",
+        reason="Charted on the wrong patient",
+    )
     row = table.get_by_role("row").filter(has_text="FLU-321")
     expect(row).to_contain_text("Entered in error")
     expect(row).to_contain_text("Charted on the wrong patient")

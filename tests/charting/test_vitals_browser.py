@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from playwright.sync_api import expect
 
+from tests.charting.entered_in_error_checks import mark_entered_in_error_from_the_keyboard
 from tests.charting.vitals_helpers import make_patient
 
 pytestmark = pytest.mark.browser
@@ -73,32 +74,13 @@ def test_marking_a_set_entered_in_error_asks_first_and_works_from_the_keyboard(
         page.get_by_role("button", name="Record vital signs").click()
     table = page.get_by_role("table", name="Recorded vital signs, newest first")
 
-    page.get_by_role("link", name="Entered in error…").focus()
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    expect(
-        page.get_by_role("heading", name="Mark a set of vital signs entered in error")
-    ).to_be_visible()
-    set_url = page.url.replace(page.url.split("/chart/")[0], "")
-    watch.expect_http_error(422, set_url)
-    reason = page.get_by_label("Why was this set entered in error?")
-    reason.focus()
-    page.keyboard.type("Taken on the wrong patient")
-    with page.expect_navigation():
-        page.keyboard.press("Enter")  # submits without the box ticked
-    expect(page.get_by_text("Nothing was changed")).to_be_visible()
-    expect(page.get_by_text("Tick the box to confirm.", exact=True)).to_be_visible()
-    expect(reason).to_have_value("Taken on the wrong patient")
-
-    reason.focus()
-    page.keyboard.press("Tab")
-    expect(page.get_by_label("I confirm this set was entered in error")).to_be_focused()
-    page.keyboard.press("Space")
-    page.keyboard.press("Tab")
-    expect(page.get_by_role("button", name="Mark as entered in error")).to_be_focused()
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    expect(page.get_by_text("Marked as entered in error.")).to_be_visible()
+    mark_entered_in_error_from_the_keyboard(
+        page,
+        watch,
+        heading="Mark a set of vital signs entered in error",
+        thing="set",
+        reason="Taken on the wrong patient",
+    )
     expect(table).to_contain_text("Entered in error")
     expect(table).to_contain_text("Taken on the wrong patient")
     expect(page.get_by_role("link", name="Entered in error…")).to_have_count(0)

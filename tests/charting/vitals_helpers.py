@@ -8,22 +8,12 @@ from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
+from tests.patient_rows import patient_row
 
 
 def make_patient(app, birth_date: date, given: str = "Ada", family: str = "Vitals") -> int:
-    from portal.patients.identifiers import new_mrn, search_key
-    from portal.patients.models import Patient
-
     with app.app_context():
-        patient = Patient(
-            mrn=new_mrn(),
-            given_name=given,
-            family_name=family,
-            given_key=search_key(given),
-            family_key=search_key(family),
-            birth_date=birth_date,
-            sex_at_birth="female",
-        )
+        patient = patient_row(given, family, birth_date)
         db.session.add(patient)
         db.session.commit()
         return patient.id

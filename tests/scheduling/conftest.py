@@ -26,6 +26,7 @@ from tests.browser import (  # noqa: F401
     sign_in,
     watch,
 )
+from tests.patient_rows import patient_row
 
 
 @dataclass
@@ -47,8 +48,6 @@ class Schedule:
 def schedule(app, password_hash) -> Schedule:
     from portal.auth.models import User
     from portal.clinic.models import Location
-    from portal.patients.identifiers import new_mrn, search_key
-    from portal.patients.models import Patient
     from portal.scheduling.models import AppointmentType, AvailabilityBlock, Room
 
     with app.app_context():
@@ -97,16 +96,7 @@ def schedule(app, password_hash) -> Schedule:
             ("Grace", "Hopper", date(1956, 12, 9)),
             ("José", "Muñoz", date(2015, 3, 1)),
         ):
-            patient = Patient(
-                mrn=new_mrn(),
-                given_name=given,
-                family_name=family,
-                given_key=search_key(given),
-                family_key=search_key(family),
-                birth_date=born,
-                sex_at_birth="unknown",
-                phone_mobile=None,
-            )
+            patient = patient_row(given, family, born, sex_at_birth="unknown", phone_mobile=None)
             db.session.add(patient)
             patients.append(patient)
         db.session.commit()
