@@ -46,7 +46,7 @@ def lock_patient(patient_id: int) -> None:
 
     PostgreSQL (READ COMMITTED) would otherwise let two transactions check the same state
     and both write: "no known allergies" stored beside an allergy recorded at the same
-    moment, or two encounters from one double-submitted form. ``FOR NO KEY UPDATE`` leaves
+    moment. ``FOR NO KEY UPDATE`` leaves
     rows that merely reference the patient (foreign keys take ``KEY SHARE``) unblocked.
     On SQLite it is a plain read: ``BEGIN IMMEDIATE`` already serializes every writer.
     """
