@@ -14,6 +14,10 @@ from portal.timeutil import UTCDateTime
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# The longest detail an event keeps (ids and codes only; longer is cut when recorded).
+DETAIL_MAX_CHARS = 500
+
+
 class AuditEvent(db.Model):
     """Who did what to which record, when, from where, and whether it worked.
 
@@ -43,6 +47,6 @@ class AuditEvent(db.Model):
     category: Mapped[str | None] = mapped_column(String(64))
     source_address: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str | None] = mapped_column(String(500))
+    detail: Mapped[str | None] = mapped_column(String(DETAIL_MAX_CHARS))
     previous_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))

@@ -17,7 +17,7 @@ from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import select, text
 
-from portal.audit.models import AuditEvent
+from portal.audit.models import DETAIL_MAX_CHARS, AuditEvent
 from portal.extensions import db
 from portal.timeutil import utcnow
 
@@ -187,7 +187,7 @@ def _chained_event(
         "category": category,
         "source_address": request.remote_addr if has_request_context() else None,
         "outcome": outcome,
-        "detail": detail[:500] if detail else None,
+        "detail": detail[:DETAIL_MAX_CHARS] if detail else None,
         "previous_hash": head[1] if head else GENESIS_HASH,
     }
     return AuditEvent(**fields, entry_hash=compute_hash(fields))

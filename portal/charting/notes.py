@@ -26,6 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
+from portal.audit.models import DETAIL_MAX_CHARS
 from portal.charting.encounters import ChartingError, get_encounter_for
 from portal.charting.models import (
     NOTE_KINDS,
@@ -501,9 +502,9 @@ def worklist(actor, *, may_cosign: bool) -> dict:
     return {"unsigned_notes": unsigned, "cosign_notes": cosign}
 
 
-def _id_lists(prefix: str, ids: list[int], limit: int = 500) -> list[str]:
+def _id_lists(prefix: str, ids: list[int], limit: int = DETAIL_MAX_CHARS) -> list[str]:
     """``prefix`` and the ids, comma-separated, in as many strings of at most ``limit``
-    characters as they need (an audit event's detail holds 500: never cut a list short)."""
+    characters as they need (an audit event's detail has a limit: never cut a list short)."""
     details, current = [], ""
     for text in map(str, ids):
         if current and len(current) + 1 + len(text) > limit:

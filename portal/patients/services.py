@@ -247,17 +247,16 @@ def refusal_after_death(patient: Patient, day: date, what: str) -> str | None:
     of death is not recorded). A patient marked deceased without a date takes nothing new
     until the date is recorded: there is nothing to compare with.
     """
-    if patient.status != "deceased":
+    limit = death_limit(patient)
+    if limit is None or limit.allows(day):
         return None
-    if patient.deceased_date is None:
+    if limit.takes_nothing:
         return (
             f"The patient is recorded as deceased without a date of death: {what.lower()} "
             "cannot be recorded until the date of death is added on the patient's page."
         )
-    if day > patient.deceased_date:
-        died = f"{patient.deceased_date.day} {patient.deceased_date:%b %Y}"
-        return f"{what} cannot be dated after the patient's recorded date of death ({died})."
-    return None
+    died = f"{limit.deceased_on.day} {limit.deceased_on:%b %Y}"
+    return f"{what} cannot be dated after the patient's recorded date of death ({died})."
 
 
 def charted_after(patient_id: int, day: date) -> ChartedAfter:

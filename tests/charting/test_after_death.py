@@ -11,20 +11,17 @@ from datetime import date
 import pytest
 
 from portal.extensions import db
-from tests.charting.vitals_helpers import form, make_encounter, make_patient, vital_sets
+from tests.charting.vitals_helpers import (
+    form,
+    make_deceased_patient,
+    make_encounter,
+    make_patient,
+    mark_deceased,
+    vital_sets,
+)
 
-DIED = date(2025, 3, 14)
 AFTER_DEATH = "cannot be dated after the patient&#39;s recorded date of death (14 Mar 2025)"
 NO_DATE = "recorded as deceased without a date of death"
-
-
-def _mark_deceased(app, patient_id: int, on: date | None) -> None:
-    from portal.patients.models import Patient
-
-    with app.app_context():
-        patient = db.session.get(Patient, patient_id)
-        patient.status, patient.deceased_date = "deceased", on
-        db.session.commit()
 
 
 def _immunizations(app, patient_id: int) -> list:
@@ -43,9 +40,7 @@ def nurse(signed_in):
 
 @pytest.fixture
 def deceased(app) -> int:
-    patient_id = make_patient(app, date(1940, 2, 2), given="Late")
-    _mark_deceased(app, patient_id, DIED)
-    return patient_id
+    return make_deceased_patient(app)
 
 
 def _field_error(page: str, field_id: str) -> str:
@@ -83,7 +78,7 @@ def test_vitals_at_a_visit_after_the_death_are_refused_too(app, nurse, deceased)
 
 def test_a_patient_deceased_without_a_date_takes_no_new_vitals(app, nurse):
     patient_id = make_patient(app, date(1950, 1, 1), given="Undated")
-    _mark_deceased(app, patient_id, None)
+    mark_deceased(app, patient_id, None)
     response = nurse.post_form(
         f"/chart/patients/{patient_id}/vitals", form(heart_rate="60", taken_at="2020-01-01T09:00")
     )
@@ -142,7 +137,7 @@ def test_an_immunization_at_a_visit_after_the_death_is_refused(app, nurse, decea
 
 def test_a_patient_deceased_without_a_date_takes_no_new_immunization(app, nurse):
     patient_id = make_patient(app, date(1950, 1, 1), given="Undated")
-    _mark_deceased(app, patient_id, None)
+    mark_deceased(app, patient_id, None)
     data = {**IMMUNIZATION, "source": "historical", "occurred_on": "2001-05-05"}
     response = nurse.post_form(f"/chart/patients/{patient_id}/immunizations", data)
     assert response.status_code == 422

@@ -13,10 +13,15 @@ from datetime import UTC, date, datetime
 import pytest
 
 from portal.extensions import db
-from tests.charting.test_after_death import _mark_deceased
-from tests.charting.vitals_helpers import form, make_encounter, make_patient, vital_sets
+from tests.charting.vitals_helpers import (
+    form,
+    make_deceased_patient,
+    make_encounter,
+    make_patient,
+    mark_deceased,
+    vital_sets,
+)
 
-DIED = date(2025, 3, 14)
 VITALS_NOTICE = (
     "Deceased on 14 Mar 2025: vital signs can be recorded only for times up to that day."
 )
@@ -34,9 +39,7 @@ def nurse(signed_in):
 
 @pytest.fixture
 def deceased(app) -> int:
-    patient_id = make_patient(app, date(1940, 2, 2), given="Late")
-    _mark_deceased(app, patient_id, DIED)
-    return patient_id
+    return make_deceased_patient(app)
 
 
 def _visit(app, patient_id: int, at: datetime) -> int:
@@ -137,7 +140,7 @@ def test_a_visit_dated_after_the_death_says_so_and_fills_in_no_date(app, nurse, 
 
 def test_deceased_without_a_date_the_forms_give_way_to_the_notice(app, nurse):
     patient_id = make_patient(app, date(1950, 1, 1), given="Undated")
-    _mark_deceased(app, patient_id, None)
+    mark_deceased(app, patient_id, None)
     encounter = make_encounter(app, patient_id)
     for path, count in (
         (f"/chart/patients/{patient_id}/vitals", 1),

@@ -76,3 +76,24 @@ def audit_events(app, category: str) -> list[AuditEvent]:
 def form(**values) -> dict:
     """The vitals form's fields (prefix "vitals-") with these values; others blank."""
     return {f"vitals-{name}": value for name, value in values.items()}
+
+
+# The date of death of the deceased patients in the after-death tests.
+DIED = date(2025, 3, 14)
+
+
+def mark_deceased(app, patient_id: int, on: date | None) -> None:
+    """Record the patient as deceased on ``on`` (None: deceased, date not recorded)."""
+    from portal.patients.models import Patient
+
+    with app.app_context():
+        patient = db.session.get(Patient, patient_id)
+        patient.status, patient.deceased_date = "deceased", on
+        db.session.commit()
+
+
+def make_deceased_patient(app) -> int:
+    """A patient born in 1940 who died on ``DIED``."""
+    patient_id = make_patient(app, date(1940, 2, 2), given="Late")
+    mark_deceased(app, patient_id, DIED)
+    return patient_id
