@@ -41,7 +41,7 @@ from portal.charting.models import (
 )
 from portal.extensions import db
 from portal.patients.models import Patient
-from portal.patients.services import get_patient_for
+from portal.patients.services import get_patient_for, get_row_of_patient
 from portal.timeutil import utcnow
 
 CATEGORIES = {"problem": "problem list", "allergy": "allergies", "medication": "medications"}
@@ -116,10 +116,7 @@ class StaleEdit(ListError):
 
 def _item_of(item_type: str, patient: Patient, item_id: int):
     """The patient's item, or 404: an id of another patient's item is as unknown as any."""
-    item = db.session.get(MODELS[item_type], item_id)
-    if item is None or item.patient_id != patient.id:
-        raise NotFound()
-    return item
+    return get_row_of_patient(patient, MODELS[item_type], item_id)
 
 
 def _plain(value):
@@ -588,10 +585,7 @@ def _stop(medication: Medication, stop_date: date, reason: str) -> None:
 
 
 def _encounter_of(patient: Patient, encounter_id: int) -> Encounter:
-    encounter = db.session.get(Encounter, encounter_id)
-    if encounter is None or encounter.patient_id != patient.id:
-        raise NotFound()
-    return encounter
+    return get_row_of_patient(patient, Encounter, encounter_id)
 
 
 def get_encounter_for(actor, encounter_id: int) -> tuple[Patient, Encounter]:

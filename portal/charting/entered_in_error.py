@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from werkzeug.exceptions import NotFound
-
 from portal.audit import services as audit
 from portal.extensions import db
-from portal.patients.services import get_patient_for
+from portal.patients.services import get_patient_for, get_row_of_patient
 
 # The longest reason kept with a row marked entered in error (the columns' length).
 ERROR_REASON_MAX_CHARS = 300
@@ -23,10 +21,7 @@ ERROR_REASON_MAX_CHARS = 300
 def patients_row(actor, model, patient_id: int, row_id: int):
     """The patient and one of their rows of ``model``; 404 for an id of anyone else's."""
     patient = get_patient_for(actor, patient_id)
-    row = db.session.get(model, row_id)
-    if row is None or row.patient_id != patient.id:
-        raise NotFound()
-    return patient, row
+    return patient, get_row_of_patient(patient, model, row_id)
 
 
 def view_row_to_mark(actor, model, patient_id: int, row_id: int, *, action: str, category: str):

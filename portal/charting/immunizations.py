@@ -20,7 +20,12 @@ from portal.charting.entered_in_error import (
 from portal.charting.models import IMMUNIZATION_SOURCES, Encounter, Immunization
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
-from portal.patients.services import death_limit, get_patient_for, refusal_after_death
+from portal.patients.services import (
+    death_limit,
+    get_patient_for,
+    get_row_of_patient,
+    refusal_after_death,
+)
 from portal.timeutil import to_zone, utcnow
 
 CATEGORY = "immunizations"
@@ -117,9 +122,7 @@ def record_immunization(
     """
     patient = get_patient_for(actor, patient_id)
     if encounter_id is not None:
-        encounter = db.session.get(Encounter, encounter_id)
-        if encounter is None or encounter.patient_id != patient.id:
-            raise NotFound()
+        get_row_of_patient(patient, Encounter, encounter_id)  # this patient's visit, or 404
     if cvx_code not in CVX_VACCINES:
         raise ImmunizationError("Choose a vaccine from the list.", field="cvx_code")
     if occurred_on > _clinic_today():

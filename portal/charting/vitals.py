@@ -29,7 +29,12 @@ from portal.charting.entered_in_error import (
 from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
-from portal.patients.services import death_limit, get_patient_for, refusal_after_death
+from portal.patients.services import (
+    death_limit,
+    get_patient_for,
+    get_row_of_patient,
+    refusal_after_death,
+)
 from portal.timeutil import age_on, to_zone, utcnow
 
 CATEGORY = "vital signs"
@@ -375,9 +380,7 @@ def record_vitals(
     """
     patient = get_patient_for(actor, patient_id)
     if encounter_id is not None:
-        encounter = db.session.get(Encounter, encounter_id)
-        if encounter is None or encounter.patient_id != patient.id:
-            raise NotFound()
+        get_row_of_patient(patient, Encounter, encounter_id)  # this patient's visit, or 404
     taken_at = taken_at or utcnow()
     _check_taken_at(taken_at, patient)
     if bp_position and bp_position not in BP_POSITIONS:

@@ -70,6 +70,15 @@ def get_patient_for(actor, patient_id: int) -> Patient:
     return patient
 
 
+def get_row_of_patient(patient: Patient, model, row_id: int):
+    """The row ``row_id`` of ``model`` (any table with a ``patient_id``) if it is
+    ``patient``'s, else 404: another patient's id is as unknown as any (object-level check)."""
+    row = db.session.get(model, row_id)
+    if row is None or row.patient_id != patient.id:
+        raise NotFound()
+    return row
+
+
 def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
     """Load a patient for display and record that ``actor`` saw their demographics.
 
