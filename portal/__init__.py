@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import event
 
 from portal.config import (
     Defaults,
@@ -15,6 +15,7 @@ from portal.config import (
     instance_path_from_environment,
 )
 from portal.extensions import csrf, db, htmx, login_manager, migrate
+from portal.transaction import configure_sqlite, guard_writes_in_requests
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -103,25 +104,27 @@ def register_extensions(app: Flask) -> None:
     app.session_interface = DatabaseSessionInterface()
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            _configure_sqlite(db.engine)
+            configure_sqlite(db.engine)
+        if app.config.get("GUARD_WRITES", app.testing):
+            guard_writes_in_requests(db.engine)
 
 
-def _configure_sqlite(engine) -> None:
-    """WAL, foreign keys, and BEGIN IMMEDIATE so writers queue instead of failing mid-way."""
-
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" event decide
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+# The modules whose import adds routes to their domain's blueprint (``bp`` in each domain
+# package's __init__, which imports nothing else, so no domain imports another's views).
+ROUTE_MODULES = (
+    "portal.main.views",
+    "portal.auth.views",
+    "portal.patients.views",
+    "portal.scheduling.views",
+    "portal.scheduling.flow_views",
+    "portal.scheduling.setup_views",
+    "portal.charting.encounter_views",
+    "portal.charting.lists_views",
+    "portal.charting.summary_views",
+    "portal.charting.vitals_views",
+    "portal.admin.views",
+    "portal.audit.views",
+)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -132,8 +135,10 @@ def register_blueprints(app: Flask) -> None:
     # range, so an id beyond it is a 404 and never reaches a query (portal/ids.py).
     app.url_map.converters["int"] = IdConverter
 
-    for module in (main, auth, patients, scheduling, charting, admin, audit):
-        app.register_blueprint(module.bp)
+    for module in ROUTE_MODULES:
+        importlib.import_module(module)
+    for domain in (main, auth, patients, scheduling, charting, admin, audit):
+        app.register_blueprint(domain.bp)
 
 
 def register_hooks(app: Flask) -> None:

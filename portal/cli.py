@@ -97,6 +97,7 @@ def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) ->
 
 def seed_clinic_and_users() -> list[dict]:
     """The demo clinic, its two locations and one user per role (random passwords)."""
+    from portal.actors import SOURCE_CLI, Actor
     from portal.audit import services as audit
     from portal.auth.models import User
     from portal.auth.passwords import hash_password
@@ -104,6 +105,7 @@ def seed_clinic_and_users() -> list[dict]:
     from portal.clinic.models import Clinic, Location
     from portal.crypto import encrypt_text
 
+    seed_demo = Actor(id=None, username="seed-demo", source=SOURCE_CLI)
     clinic = db.session.scalars(select(Clinic)).first()
     if clinic is None:
         clinic = Clinic(
@@ -125,7 +127,7 @@ def seed_clinic_and_users() -> list[dict]:
             ),
         ]
         db.session.add(clinic)
-        audit.record("clinic.create", obj=clinic, username="seed-demo")
+        audit.record(seed_demo, "clinic.create", obj=clinic)
     credentials = []
     for username, full_name, roles in DEMO_USERS:
         if db.session.scalars(select(User).where(User.username == username)).first():
@@ -139,7 +141,7 @@ def seed_clinic_and_users() -> list[dict]:
             user.totp_secret_encrypted = encrypt_text(secret)
             user.mfa_enabled = True
         db.session.add(user)
-        audit.record("user.create", obj=user, username="seed-demo", category="user accounts")
+        audit.record(seed_demo, "user.create", obj=user, category="user accounts")
         credentials.append(
             {
                 "username": username,

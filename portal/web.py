@@ -12,6 +12,9 @@ import secrets
 from flask import Flask, g, make_response, render_template, request, url_for
 from flask_login import current_user
 
+from portal.actors import Actor
+from portal.auth.permissions import actor_for
+
 
 def is_htmx_request() -> bool:
     """An htmx request for part of a page (boosted requests want the whole page)."""
@@ -156,9 +159,10 @@ def attach_error(form, error) -> None:
         form.form_errors.append(error.message)
 
 
-def current_actor():
-    """The signed-in user as a plain object (not the proxy), to hand to services."""
-    return current_user._get_current_object()
+def current_actor() -> Actor:
+    """The signed-in user acting from this request's address: what views hand to services
+    (services never read the signed-in user or the request themselves)."""
+    return actor_for(current_user, request.remote_addr)
 
 
 def safe_local_path(path: str | None, default: str | None = None) -> str:

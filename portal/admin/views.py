@@ -19,7 +19,7 @@ from portal.auth.permissions import require
 from portal.clinic import services as clinic_services
 from portal.clinic.forms import ClinicForm, LocationForm, phone_for_input
 from portal.web import attach_error as _attach_error
-from portal.web import render
+from portal.web import current_actor, render
 
 # --- users ----------------------------------------------------------------------------------
 
@@ -41,7 +41,7 @@ def create_user():
     if form.validate_on_submit():
         try:
             user = auth_services.create_user(
-                actor=current_user,
+                actor=current_actor(),
                 username=form.username.data,
                 full_name=form.full_name.data,
                 email=form.email.data or None,
@@ -76,7 +76,7 @@ def edit_user(user_id: int):
     if form.validate_on_submit():
         try:
             auth_services.update_user(
-                actor=current_user,
+                actor=current_actor(),
                 user=user,
                 full_name=form.full_name.data,
                 email=form.email.data or None,
@@ -98,7 +98,7 @@ def reset_password(user_id: int):
     if form.validate_on_submit():
         try:
             auth_services.reset_password(
-                actor=current_user, user=user, new_password=form.password.data
+                actor=current_actor(), user=user, new_password=form.password.data
             )
         except auth_services.AccountError as error:
             _attach_error(form, error)
@@ -150,12 +150,12 @@ CONFIRMED_ACTIONS = {
 
 def _run_confirmed(action: str, user: User) -> dict:
     if action == "disable":
-        auth_services.set_user_enabled(actor=current_user, user=user, enabled=False)
+        auth_services.set_user_enabled(actor=current_actor(), user=user, enabled=False)
         return {}
     if action == "reset-mfa":
-        auth_services.reset_mfa(actor=current_user, user=user)
+        auth_services.reset_mfa(actor=current_actor(), user=user)
         return {}
-    count = auth_services.end_sessions(actor=current_user, user=user)
+    count = auth_services.end_sessions(actor=current_actor(), user=user)
     return {"count": count}
 
 
@@ -209,7 +209,7 @@ def enable_user(user_id: int):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    auth_services.set_user_enabled(actor=current_user, user=user, enabled=True)
+    auth_services.set_user_enabled(actor=current_actor(), user=user, enabled=True)
     flash(f"{user.username} is enabled and can sign in again.", "success")
     return redirect(url_for("admin.edit_user", user_id=user.id))
 
@@ -245,7 +245,7 @@ def clinic_settings():
     if form.validate_on_submit():
         try:
             clinic_services.save_clinic(
-                actor=current_user,
+                actor=current_actor(),
                 name=form.name.data,
                 address=form.address.data,
                 phone=form.phone.data,
@@ -269,7 +269,7 @@ def add_location():
     if form.validate_on_submit():
         try:
             location = clinic_services.create_location(
-                actor=current_user,
+                actor=current_actor(),
                 name=form.name.data,
                 address=form.address.data,
                 phone=form.phone.data,
@@ -293,7 +293,7 @@ def edit_location(location_id: int):
     if form.validate_on_submit():
         try:
             clinic_services.update_location(
-                actor=current_user,
+                actor=current_actor(),
                 location=location,
                 name=form.name.data,
                 address=form.address.data,
@@ -316,7 +316,7 @@ def set_location_active(location_id: int, action: str):
         abort(400)
     try:
         clinic_services.set_location_active(
-            actor=current_user, location=location, active=action == "activate"
+            actor=current_actor(), location=location, active=action == "activate"
         )
     except clinic_services.ClinicError as error:
         clinic_form = _clinic_form(clinic_services.current_clinic(), from_request=False)

@@ -13,13 +13,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import has_request_context, request
-from flask_login import current_user
 from sqlalchemy import select, text
 
+from portal.actors import Actor
 from portal.audit.models import DETAIL_MAX_CHARS, AuditEvent
 from portal.extensions import db
 from portal.timeutil import utcnow
+from portal.transaction import use_case
 
 GENESIS_HASH = "0" * 64
 OUTCOMES = ("success", "denied", "error")
@@ -65,9 +65,9 @@ def _lock_chain_head() -> None:
 
 
 def record(
+    actor: Actor,
     action: str,
     *,
-    actor=None,
     patient=None,
     patient_id: int | None = None,
     obj=None,
@@ -76,16 +76,17 @@ def record(
     category: str | None = None,
     outcome: str = "success",
     detail: str | None = None,
-    username: str | None = None,
-) -> AuditEvent:
-    """Append an event to the current transaction (the caller commits).
+) -> None:
+    """Append an event to the current transaction: it commits with the change it records.
 
-    ``actor`` defaults to the signed-in user; ``obj`` fills the object type and id from a
-    model instance. ``detail`` must never hold patient data: ids and codes only.
+    ``actor`` says who, and from where (``actor.source``): a person, ``SYSTEM``, an
+    integration. ``obj`` fills the object type and id from a model instance. ``detail``
+    must never hold patient data: ids and codes only.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
-    actor = _actor_or_signed_in(actor)
+    if not isinstance(actor, Actor):
+        raise TypeError("audit.record needs an Actor (portal.actors), not a user row")
     if obj is not None:
         db.session.flush()  # new objects need their id before it is recorded
         object_type = object_type or obj.__tablename__
@@ -99,7 +100,6 @@ def record(
         _chain_head(),
         action=action,
         actor=actor,
-        username=username,
         patient_id=patient_id,
         object_type=object_type,
         object_id=object_id,
@@ -109,20 +109,20 @@ def record(
     )
     db.session.add(event)
     db.session.flush()
-    return event
 
 
 def record_many(
-    action: str, entries: list[dict], *, actor=None, category: str | None = None
-) -> list[AuditEvent]:
+    actor: Actor, action: str, entries: list[dict], *, category: str | None = None
+) -> None:
     """Append one successful event per entry (keys ``patient_id``, ``object_type``,
     ``object_id``, ``detail``) to the current transaction, in one go: one lock, one read of
     the chain's head, one batched insert. For a page that shows many patients at once: each
     patient needs an event of their own for "who saw this patient" to find it, and this
     costs one round trip, not one per patient."""
     if not entries:
-        return []
-    actor = _actor_or_signed_in(actor)
+        return
+    if not isinstance(actor, Actor):
+        raise TypeError("audit.record_many needs an Actor (portal.actors), not a user row")
     _lock_chain_head()
     head = _chain_head()
     events = []
@@ -131,7 +131,6 @@ def record_many(
             head,
             action=action,
             actor=actor,
-            username=None,
             patient_id=entry.get("patient_id"),
             object_type=entry.get("object_type"),
             object_id=entry.get("object_id"),
@@ -143,13 +142,6 @@ def record_many(
         head = (event.seq, event.entry_hash)
     db.session.add_all(events)
     db.session.flush()
-    return events
-
-
-def _actor_or_signed_in(actor):
-    if actor is None and has_request_context() and current_user.is_authenticated:
-        return current_user._get_current_object()
-    return actor
 
 
 def _chain_head() -> tuple[int, str] | None:
@@ -164,8 +156,7 @@ def _chained_event(
     head: tuple[int, str] | None,
     *,
     action: str,
-    actor,
-    username: str | None,
+    actor: Actor,
     patient_id: int | None,
     object_type: str | None,
     object_id,
@@ -177,15 +168,15 @@ def _chained_event(
     fields = {
         "seq": (head[0] + 1) if head else 1,
         "occurred_at": utcnow(),
-        "user_id": actor.id if actor is not None else None,
-        "username": actor.username if actor is not None else username,
-        "user_roles": ",".join(actor.roles) if actor is not None else None,
+        "user_id": actor.id,
+        "username": actor.username,
+        "user_roles": ",".join(actor.roles) or None,
         "action": action,
         "patient_id": patient_id,
         "object_type": object_type,
         "object_id": str(object_id) if object_id is not None else None,
         "category": category,
-        "source_address": request.remote_addr if has_request_context() else None,
+        "source_address": actor.source,
         "outcome": outcome,
         "detail": detail[:DETAIL_MAX_CHARS] if detail else None,
         "previous_hash": head[1] if head else GENESIS_HASH,
@@ -208,17 +199,17 @@ def latest_detail(user_id: int, action: str, since: datetime) -> str | None:
     )
 
 
-def record_denied(endpoint: str, permission: str | None) -> None:
+def record_denied(actor: Actor, endpoint: str, permission: str | None) -> None:
     """Record a refused request in a transaction of its own (the request itself is aborted)."""
-    db.session.rollback()
-    record(
-        "access.denied",
-        outcome="denied",
-        object_type="endpoint",
-        object_id=endpoint,
-        detail=f"needs {permission or 'an undeclared permission'}",
-    )
-    db.session.commit()
+    with use_case():
+        record(
+            actor,
+            "access.denied",
+            outcome="denied",
+            object_type="endpoint",
+            object_id=endpoint,
+            detail=f"needs {permission or 'an undeclared permission'}",
+        )
 
 
 @dataclass

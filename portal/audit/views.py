@@ -19,7 +19,7 @@ from portal.auth.permissions import require
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
 from portal.timeutil import to_zone, utcnow
-from portal.web import is_htmx_request, render
+from portal.web import current_actor, is_htmx_request, render
 
 CATEGORY = "audit trail"
 FILTER_KEYS = ("start", "end", "user", "patient", "action", "outcome")
@@ -118,6 +118,7 @@ def report():
             limit=current_app.config.get("AUDIT_REPORT_PAGE_SIZE", 50),
         )
         audit.record(
+            current_actor(),
             "audit.report_view",
             category=CATEGORY,
             object_type="audit_events",
@@ -182,6 +183,7 @@ def export():
     # out, so the file is exactly the trail as it stood when asked for.
     filters = _filters(form, max_id=audit_report.newest_event_id() or 0)
     audit.record(
+        current_actor(),
         "audit.export",
         category=CATEGORY,
         object_type="audit_events",

@@ -13,6 +13,8 @@ from functools import cache
 from flask import abort, current_app, request
 from flask_login import current_user
 
+from portal.actors import Actor
+
 # The one table. A permission not listed for any role is granted to nobody.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # schedule.overbook: booking over another appointment on purpose (always audited).
@@ -84,6 +86,18 @@ def permissions_for_roles(roles) -> frozenset[str]:
     return _permissions_for(tuple(sorted(roles)))
 
 
+def actor_for(user, source: str | None) -> Actor:
+    """The actor a staff account (a ``User`` row) is when acting from ``source``."""
+    roles = tuple(user.roles)
+    return Actor(
+        id=user.id,
+        username=user.username,
+        roles=roles,
+        permissions=permissions_for_roles(roles),
+        source=source,
+    )
+
+
 def require(permission: str) -> Callable:
     """Declare the permission a view needs (checked before the view runs)."""
     if permission not in ALL_PERMISSIONS:
@@ -124,6 +138,6 @@ def enforce_declared_permission():
     if permission is None or not current_user.has_permission(permission):
         from portal.audit.services import record_denied
 
-        record_denied(request.endpoint, permission)
+        record_denied(actor_for(current_user, request.remote_addr), request.endpoint, permission)
         abort(403)
     return None

@@ -16,9 +16,11 @@ import pyotp
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
+from portal.actors import Actor, anonymous
 from portal.audit import services as audit
 from portal.auth.models import ROLE_NAMES, RecoveryCode, User
 from portal.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
+from portal.auth.permissions import actor_for
 from portal.auth.sessions import end_user_sessions
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db
@@ -75,7 +77,7 @@ def is_backing_off(user: User, now=None) -> bool:
     return user.locked_until is not None and user.locked_until > now
 
 
-def check_password(username: str, password: str) -> SignInResult:
+def check_password(username: str, password: str, source: str | None) -> SignInResult:
     """First factor. Failures back off per account, whatever the source address.
 
     The caller shows the same message for every failure, so nobody learns whether an
@@ -95,18 +97,25 @@ def check_password(username: str, password: str) -> SignInResult:
     user = find_user(username, for_update=True)
     now = utcnow()
     if user is None:
-        audit.record("auth.sign_in_failed", outcome="denied", detail="unknown account")
+        audit.record(
+            anonymous(source), "auth.sign_in_failed", outcome="denied", detail="unknown account"
+        )
         db.session.commit()
         return SignInResult(None)
     if is_backing_off(user, now):
         audit.record(
-            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
+            actor_for(user, source),
+            "auth.sign_in_failed",
+            outcome="denied",
+            detail="account backing off",
         )
         db.session.commit()
         return SignInResult(None)
     password_ok = password_ok and user.password_hash == stored_hash
     if not user.is_enabled or not password_ok:
-        _register_failure(user, now, "wrong password" if user.is_enabled else "account disabled")
+        _register_failure(
+            user, now, "wrong password" if user.is_enabled else "account disabled", source
+        )
         db.session.commit()
         return SignInResult(None)
     if needs_rehash(user.password_hash):
@@ -117,14 +126,15 @@ def check_password(username: str, password: str) -> SignInResult:
     if mfa_required_for(user):
         db.session.commit()
         return SignInResult(user, needs_mfa_enrolment=True)
-    complete_sign_in(user, method="password")
+    complete_sign_in(user, "password", source)
     return SignInResult(user)
 
 
-def _register_failure(user: User, now, reason: str) -> None:
+def _register_failure(user: User, now, reason: str, source: str | None) -> None:
     config = current_app.config
     user.failed_sign_ins += 1
-    audit.record("auth.sign_in_failed", actor=user, outcome="denied", detail=reason)
+    actor = actor_for(user, source)
+    audit.record(actor, "auth.sign_in_failed", outcome="denied", detail=reason)
     beyond = user.failed_sign_ins - config["LOGIN_FREE_FAILURES"]
     if beyond >= 0:
         delay = min(
@@ -132,19 +142,19 @@ def _register_failure(user: User, now, reason: str) -> None:
         )
         user.locked_until = now + timedelta(seconds=delay)
         audit.record(
+            actor,
             "auth.lockout",
-            actor=user,
             outcome="denied",
             detail=f"{user.failed_sign_ins} failures; locked for {delay} s",
         )
 
 
-def complete_sign_in(user: User, method: str) -> None:
+def complete_sign_in(user: User, method: str, source: str | None) -> None:
     """Record a successful sign-in (the view then rotates the session)."""
     user.last_sign_in_at = utcnow()
     user.failed_sign_ins = 0
     user.locked_until = None
-    audit.record("auth.sign_in", actor=user, detail=method)
+    audit.record(actor_for(user, source), "auth.sign_in", detail=method)
     db.session.commit()
 
 
@@ -161,7 +171,7 @@ def _normalise_code(code: str) -> str:
     return code.strip().replace(" ", "").replace("-", "").lower()
 
 
-def check_second_factor(user: User, code: str) -> bool:
+def check_second_factor(user: User, code: str, source: str | None) -> bool:
     """A current TOTP code (each used once) or an unused recovery code.
 
     Both are consumed with a conditional UPDATE, so two requests racing with the same code
@@ -171,7 +181,10 @@ def check_second_factor(user: User, code: str) -> bool:
     now = utcnow()
     if is_backing_off(user, now):
         audit.record(
-            "auth.sign_in_failed", actor=user, outcome="denied", detail="account backing off"
+            actor_for(user, source),
+            "auth.sign_in_failed",
+            outcome="denied",
+            detail="account backing off",
         )
         db.session.commit()
         return False
@@ -207,10 +220,10 @@ def check_second_factor(user: User, code: str) -> bool:
         )
         ok = consumed.rowcount == 1
     if not ok:
-        _register_failure(user, now, f"wrong second factor ({method})")
+        _register_failure(user, now, f"wrong second factor ({method})", source)
         db.session.commit()
         return False
-    complete_sign_in(user, method=f"password + {method}")
+    complete_sign_in(user, f"password + {method}", source)
     return True
 
 
@@ -223,7 +236,7 @@ def provisioning_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
 
 
-def finish_mfa_enrolment(user: User, secret: str, code: str) -> list[str]:
+def finish_mfa_enrolment(user: User, secret: str, code: str, source: str | None) -> list[str]:
     """Turn MFA on once the user proves the app has the secret; return new recovery codes.
 
     The step of the code used here is remembered, so the same code cannot sign in again.
@@ -238,7 +251,7 @@ def finish_mfa_enrolment(user: User, secret: str, code: str) -> list[str]:
     user.mfa_enabled = True
     user.totp_last_step = step
     codes = _replace_recovery_codes(user)
-    audit.record("auth.mfa_enrolled", actor=user, obj=user, category="user accounts")
+    audit.record(actor_for(user, source), "auth.mfa_enrolled", obj=user, category="user accounts")
     db.session.commit()
     return codes
 
@@ -274,12 +287,14 @@ def unused_recovery_codes(user: User) -> int:
     )
 
 
-def record_sign_out(user: User) -> None:
-    audit.record("auth.sign_out", actor=user)
+def record_sign_out(actor: Actor) -> None:
+    audit.record(actor, "auth.sign_out")
     db.session.commit()
 
 
-def change_own_password(user: User, current_password: str, new_password: str) -> None:
+def change_own_password(
+    user: User, current_password: str, new_password: str, source: str | None
+) -> None:
     """Change a password; every other session of the user ends.
 
     A wrong current password counts as a failed sign-in (same back-off, audited), so a
@@ -294,7 +309,7 @@ def change_own_password(user: User, current_password: str, new_password: str) ->
             field="current_password",
         )
     if not verify_password(user.password_hash, current_password):
-        _register_failure(user, now, "wrong current password at password change")
+        _register_failure(user, now, "wrong current password at password change", source)
         db.session.commit()
         raise AccountError("Your current password is not correct.", field="current_password")
     problems = password_problems(new_password, username=user.username, full_name=user.full_name)
@@ -304,7 +319,9 @@ def change_own_password(user: User, current_password: str, new_password: str) ->
     user.password_changed_at = now
     user.failed_sign_ins = 0
     end_user_sessions(user.id, "password_changed")
-    audit.record("auth.password_changed", actor=user, obj=user, category="user accounts")
+    audit.record(
+        actor_for(user, source), "auth.password_changed", obj=user, category="user accounts"
+    )
     db.session.commit()
 
 
@@ -352,8 +369,8 @@ def create_user(
     user.set_roles(validate_roles(roles))
     db.session.add(user)
     audit.record(
+        actor,
         "user.create",
-        actor=actor,
         obj=user,
         category="user accounts",
         detail=f"roles={','.join(user.roles)}",
@@ -372,8 +389,8 @@ def update_user(*, actor, user: User, full_name: str, email: str | None, roles: 
     user.email = email or None
     user.set_roles(roles)
     audit.record(
+        actor,
         "user.update",
-        actor=actor,
         obj=user,
         category="user accounts",
         detail=f"roles {before} -> {','.join(roles)}",
@@ -391,10 +408,7 @@ def set_user_enabled(*, actor, user: User, enabled: bool) -> None:
         user.failed_sign_ins = 0
         user.locked_until = None
     audit.record(
-        "user.enable" if enabled else "user.disable",
-        actor=actor,
-        obj=user,
-        category="user accounts",
+        actor, "user.enable" if enabled else "user.disable", obj=user, category="user accounts"
     )
     db.session.commit()
 
@@ -408,7 +422,7 @@ def reset_password(*, actor, user: User, new_password: str) -> None:
     user.failed_sign_ins = 0
     user.locked_until = None
     end_user_sessions(user.id, "password_reset")
-    audit.record("user.password_reset", actor=actor, obj=user, category="user accounts")
+    audit.record(actor, "user.password_reset", obj=user, category="user accounts")
     db.session.commit()
 
 
@@ -419,15 +433,15 @@ def reset_mfa(*, actor, user: User) -> None:
     user.totp_last_step = None
     db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     end_user_sessions(user.id, "mfa_reset")
-    audit.record("user.mfa_reset", actor=actor, obj=user, category="user accounts")
+    audit.record(actor, "user.mfa_reset", obj=user, category="user accounts")
     db.session.commit()
 
 
 def end_sessions(*, actor, user: User) -> int:
     count = end_user_sessions(user.id, "ended_by_admin")
     audit.record(
+        actor,
         "user.sessions_ended",
-        actor=actor,
         obj=user,
         category="user accounts",
         detail=f"{count} session(s)",

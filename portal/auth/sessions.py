@@ -19,6 +19,7 @@ from werkzeug.datastructures import CallbackDict
 from portal.auth.models import ServerSession
 from portal.extensions import db
 from portal.timeutil import utcnow
+from portal.transaction import writing
 
 TABLE = ServerSession.__table__
 # last_seen_at is refreshed at most this often, so most requests write nothing.
@@ -89,49 +90,63 @@ class DatabaseSessionInterface(SessionInterface):
         if not token:
             return DatabaseSession()
         now = utcnow()
-        with db.engine.begin() as connection:
+        # Read without the write lock (SQLite); only a session that has just ended writes.
+        with db.engine.connect() as connection:
             row = connection.execute(
                 select(TABLE).where(TABLE.c.token_hash == hash_token(token))
             ).first()
-            if row is None or row.ended_at is not None:
-                return DatabaseSession()
-            idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
-            lifetime = timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
-            created_at = row.created_at
-            last_seen_at = row.last_seen_at
-            reason = None
-            if now - created_at > lifetime:
-                reason = "expired"
-            elif row.user_id is not None and now - last_seen_at > idle:
-                reason = "idle"
-            if reason:
-                connection.execute(
-                    update(TABLE)
-                    .where(TABLE.c.token_hash == row.token_hash)
-                    .values(ended_at=now, end_reason=reason, data="{}")
-                )
-                if reason != "idle":
-                    return DatabaseSession()
-                # The browser that held the idle session keeps its CSRF secret, so a form it
-                # posts now passes the CSRF check and reaches the sign-in flow, which keeps
-                # the form for the same user instead of failing with "400 Bad Request".
-                carried = {}
-                csrf_secret = json.loads(row.data or "{}").get(CSRF_KEY)
-                if csrf_secret:
-                    carried[CSRF_KEY] = csrf_secret
-                carried[TIMED_OUT_KEY] = row.user_id
-                return DatabaseSession(carried)
-        return DatabaseSession(json.loads(row.data), token=token, last_seen_at=last_seen_at)
+            connection.rollback()
+        if row is None or row.ended_at is not None:
+            return DatabaseSession()
+        idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+        lifetime = timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"])
+        reason = None
+        if now - row.created_at > lifetime:
+            reason = "expired"
+        elif row.user_id is not None and now - row.last_seen_at > idle:
+            reason = "idle"
+        if reason is None:
+            return DatabaseSession(json.loads(row.data), token=token, last_seen_at=row.last_seen_at)
+        with writing(), db.engine.begin() as connection:
+            connection.execute(
+                update(TABLE)
+                .where(TABLE.c.token_hash == row.token_hash, TABLE.c.ended_at.is_(None))
+                .values(ended_at=now, end_reason=reason, data="{}")
+            )
+        if reason != "idle":
+            return DatabaseSession()
+        # The browser that held the idle session keeps its CSRF secret, so a form it posts
+        # now passes the CSRF check and reaches the sign-in flow, which keeps the form for
+        # the same user instead of failing with "400 Bad Request".
+        carried = {}
+        csrf_secret = json.loads(row.data or "{}").get(CSRF_KEY)
+        if csrf_secret:
+            carried[CSRF_KEY] = csrf_secret
+        carried[TIMED_OUT_KEY] = row.user_id
+        return DatabaseSession(carried)
 
     def save_session(self, app, session: DatabaseSession, response):
         if session.untracked:
             return
-        # Release the request's transaction first: on SQLite it holds the write lock.
+        # End the request's (read) transaction: the page is rendered, nothing is pending.
         db.session.rollback()
         name = self.cookie_name(app)
         secure = bool(app.config["HTTPS"])
         now = utcnow()
-        with db.engine.begin() as connection:
+        if not (
+            session.end_requested
+            or session.rotate_requested
+            or (not session.token and session)
+            or session.modified
+            or self._due_for_touch(session, now)
+        ):
+            if session.token:
+                response.set_cookie(
+                    name, session.token, httponly=True, secure=secure, samesite="Lax", path="/"
+                )
+                response.vary.add("Cookie")
+            return
+        with writing(), db.engine.begin() as connection:
             if session.end_requested or session.rotate_requested:
                 if session.token:
                     reason = "signed_out" if session.end_requested else "rotated"
@@ -164,9 +179,7 @@ class DatabaseSessionInterface(SessionInterface):
                         data=json.dumps(dict(session)), user_id=_user_id(session), last_seen_at=now
                     )
                 )
-            elif (
-                session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL
-            ) and request.headers.get(BACKGROUND_HEADER) != "1":
+            elif self._due_for_touch(session, now):
                 connection.execute(
                     update(TABLE)
                     .where(TABLE.c.token_hash == hash_token(session.token))
@@ -176,6 +189,16 @@ class DatabaseSessionInterface(SessionInterface):
             name, session.token, httponly=True, secure=secure, samesite="Lax", path="/"
         )
         response.vary.add("Cookie")
+
+    @staticmethod
+    def _due_for_touch(session: DatabaseSession, now) -> bool:
+        """Whether this request refreshes the session's last-seen time: at most every
+        TOUCH_INTERVAL, and never for a request the page made by itself (a poll)."""
+        return (
+            bool(session.token)
+            and (session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL)
+            and request.headers.get(BACKGROUND_HEADER) != "1"
+        )
 
 
 def _end(connection, token: str, reason: str, now) -> None:

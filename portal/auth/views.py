@@ -22,7 +22,7 @@ from portal.auth.permissions import public, require
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
 from portal.timeutil import utcnow
-from portal.web import attach_error, is_htmx_request, render, safe_local_path
+from portal.web import attach_error, current_actor, is_htmx_request, render, safe_local_path
 
 # One message for every failure (unknown account, wrong password, backing off, disabled), so
 # the page never tells whether an account exists or what state it is in.
@@ -172,7 +172,9 @@ def sign_in():
         return redirect(url_for("main.home"))
     form = SignInForm()
     if form.validate_on_submit():
-        result = services.check_password(form.username.data, form.password.data)
+        result = services.check_password(
+            form.username.data, form.password.data, request.remote_addr
+        )
         if not result.ok:
             form.password.errors.append(SIGN_IN_FAILED)
             return render("auth/sign_in.html", form=form, status=401)
@@ -200,7 +202,7 @@ def second_factor():
     active = recovery_form if using_recovery else form
     if active.validate_on_submit():
         field = recovery_form.recovery_code if using_recovery else form.code
-        if services.check_second_factor(user, field.data):
+        if services.check_second_factor(user, field.data, request.remote_addr):
             return _finish(user)
         field.errors.append(SECOND_FACTOR_FAILED)
         status = 401
@@ -238,7 +240,7 @@ def enrol_mfa():
     form = EnrolmentForm()
     if form.validate_on_submit():
         try:
-            codes = services.finish_mfa_enrolment(user, secret, form.code.data)
+            codes = services.finish_mfa_enrolment(user, secret, form.code.data, request.remote_addr)
         except services.AccountError as error:
             form.code.errors.append(error.message)
         else:
@@ -246,7 +248,9 @@ def enrol_mfa():
             if current_user.is_authenticated:
                 next_url = url_for("auth.account")
             else:
-                services.complete_sign_in(user, method="password + new TOTP enrolment")
+                services.complete_sign_in(
+                    user, "password + new TOTP enrolment", request.remote_addr
+                )
                 _log_in(user)
                 next_url = _after_sign_in_url(user)
             return render("auth/recovery_codes.html", codes=codes, next_url=next_url)
@@ -299,7 +303,7 @@ def discard_resume():
 @bp.post("/sign-out")
 @require("account.self")
 def sign_out():
-    services.record_sign_out(current_user)
+    services.record_sign_out(current_actor())
     logout_user()
     session.end()
     flash("You are signed out.", "info")
@@ -313,7 +317,10 @@ def account():
     if form.validate_on_submit():
         try:
             services.change_own_password(
-                current_user, form.current_password.data, form.new_password.data
+                current_user,
+                form.current_password.data,
+                form.new_password.data,
+                request.remote_addr,
             )
         except services.AccountError as error:
             attach_error(form, error)

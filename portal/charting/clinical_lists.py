@@ -156,8 +156,8 @@ def _record_change(actor, item_type: str, item, before: dict | None, action: str
         )
     )
     audit.record(
+        actor,
         action,
-        actor=actor,
         patient_id=item.patient_id,
         obj=item,
         category=CATEGORIES[item_type],
@@ -201,8 +201,8 @@ def _save_edit(actor, item_type: str, item, before: dict, action: str, detail=""
 
 def _view(actor, patient: Patient, item_type: str, action: str, obj=None) -> None:
     audit.record(
+        actor,
         action,
-        actor=actor,
         patient=patient,
         obj=obj,
         object_type=None if obj is not None else MODELS[item_type].__tablename__,
@@ -314,8 +314,8 @@ def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | Non
         encounter = _encounter_of(patient, encounter_id)
         encounter.problems_addressed.append(problem)
         audit.record(
+            actor,
             "encounter.diagnoses_update",
-            actor=actor,
             patient=patient,
             obj=encounter,
             category=CATEGORIES["problem"],
@@ -482,8 +482,8 @@ def record_no_known_allergies(actor, patient_id: int) -> None:
     nka.recorded_at = utcnow()
     nka.recorded_by_id = actor.id
     audit.record(
+        actor,
         "allergy.nka_record",
-        actor=actor,
         patient=patient,
         object_type="no_known_allergies",
         object_id=patient.id,
@@ -613,8 +613,8 @@ def set_diagnoses_addressed(actor, encounter_id: int, problem_ids: list[int]) ->
         raise ListError("Choose problems from this patient's list.", "problem_ids")
     encounter.problems_addressed = problems
     audit.record(
+        actor,
         "encounter.diagnoses_update",
-        actor=actor,
         patient=patient,
         obj=encounter,
         category=CATEGORIES["problem"],
@@ -725,8 +725,8 @@ def reconcile_medication(
                 actor, "medication", medication, before, f"medication.reconcile_{action}"
             )
         audit.record(
+            actor,
             "medication.reconcile",
-            actor=actor,
             patient=patient,
             obj=reconciliation,
             category=CATEGORIES["medication"],

@@ -145,8 +145,8 @@ def start_visit(actor, appointment_id: int, *, now: datetime | None = None) -> E
     try:
         db.session.flush()
         audit.record(
+            actor,
             "encounter.create",
-            actor=actor,
             patient_id=encounter.patient_id,
             obj=encounter,
             category=CATEGORY,
@@ -228,8 +228,8 @@ def create_encounter(
         db.session.rollback()
         return made
     audit.record(
+        actor,
         "encounter.create",
-        actor=actor,
         patient=patient,
         obj=encounter,
         category=CATEGORY,
@@ -264,8 +264,8 @@ def view_encounter(actor, encounter_id: int) -> EncounterPage:
     """Load an encounter with its patient and notes, and audit the view ("encounters")."""
     page = load_encounter(actor, encounter_id)
     audit.record(
+        actor,
         "encounter.view",
-        actor=actor,
         patient_id=page.encounter.patient_id,
         obj=page.encounter,
         category=CATEGORY,

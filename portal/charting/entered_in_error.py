@@ -29,8 +29,8 @@ def view_row_to_mark(actor, model, patient_id: int, row_id: int, *, action: str,
     view is audited as ``action``. Returns (patient, row)."""
     patient, row = patients_row(actor, model, patient_id, row_id)
     audit.record(
+        actor,
         action,
-        actor=actor,
         patient=patient,
         obj=row,
         category=category,
@@ -64,8 +64,13 @@ def mark_row_entered_in_error(
     if not row.entered_in_error:
         row.entered_in_error = True
         row.entered_in_error_reason = reason
-        audit.record(  # the reason stays with the row: the trail holds no free text
-            action, actor=actor, patient=patient, obj=row, category=category, detail=detail
+        audit.record(
+            actor,  # the reason stays with the row: the trail holds no free text
+            action,
+            patient=patient,
+            obj=row,
+            category=category,
+            detail=detail,
         )
         db.session.commit()
     return row

@@ -21,6 +21,7 @@ from portal.charting.models import IMMUNIZATION_SOURCES, Encounter, Immunization
 from portal.clinic.services import clinic_time_zone
 from portal.extensions import db
 from portal.patients.services import (
+    counts_records_dated_after,
     death_limit,
     get_patient_for,
     get_row_of_patient,
@@ -170,8 +171,8 @@ def record_immunization(
     )
     db.session.add(immunization)
     audit.record(
+        actor,
         "immunization.refusal" if refused else "immunization.record",
-        actor=actor,
         patient=patient,
         obj=immunization,
         category=CATEGORY,
@@ -222,6 +223,7 @@ def encounter_immunizations_in_error(encounter_id: int) -> int:
     )
 
 
+@counts_records_dated_after("immunization", "immunizations", position=2)
 def dated_after(patient_id: int, day: date) -> int:
     """How many of the patient's immunizations and refusals (not marked entered in error)
     are dated after ``day``; the patient's status form warns of them when ``day`` is about
@@ -284,7 +286,7 @@ def view_immunizations(actor, patient_id: int):
             .order_by(Immunization.occurred_on.desc(), Immunization.id.desc())
         )
     )
-    audit.record("immunizations.view", actor=actor, patient=patient, category=CATEGORY)
+    audit.record(actor, "immunizations.view", patient=patient, category=CATEGORY)
     db.session.commit()
     return patient, rows
 

@@ -164,8 +164,8 @@ def start_note(actor, encounter_id: int, kind: str) -> Note:
         # The insert is flushed here (the audit event needs its id): on PostgreSQL a racing
         # insert waits on the unique index until the winner commits, then fails.
         audit.record(
+            actor,
             "note.create",
-            actor=actor,
             patient_id=encounter.patient_id,
             obj=note,
             category=CATEGORY,
@@ -242,8 +242,8 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
             raise VersionConflict(note)
         if not _draft_audited_recently(actor, note.id, now):
             audit.record(
+                actor,
                 "note.draft_save",
-                actor=actor,
                 patient_id=note.patient_id,
                 object_type="notes",
                 object_id=note.id,
@@ -342,8 +342,8 @@ def sign_note(
                 raise NoteLocked()
             raise VersionConflict(note)
         audit.record(
+            actor,
             "note.sign",
-            actor=actor,
             patient_id=note.patient_id,
             object_type="notes",
             object_id=note.id,
@@ -370,13 +370,7 @@ def cosign_note(actor, note_id: int, *, now: datetime | None = None) -> Note:
         db.session.rollback()
         return note
     note.cosigned_at = now
-    audit.record(
-        "note.cosign",
-        actor=actor,
-        patient_id=note.patient_id,
-        obj=note,
-        category=CATEGORY,
-    )
+    audit.record(actor, "note.cosign", patient_id=note.patient_id, obj=note, category=CATEGORY)
     db.session.commit()
     return note
 
@@ -408,8 +402,8 @@ def add_addendum(actor, note_id: int, text: str) -> NoteAddendum:
     )
     db.session.add(addendum)
     audit.record(
+        actor,
         "note.addendum",
-        actor=actor,
         patient_id=note.patient_id,
         obj=addendum,
         category=CATEGORY,
@@ -489,13 +483,13 @@ def worklist(actor, *, may_cosign: bool) -> dict:
     if shown:
         # Each list holds at most WORKLIST_LIMIT notes, so at most twice that many events.
         audit.record_many(
+            actor,
             "chart.worklist.view",
             [
                 {"patient_id": patient_id, "object_type": "notes", "detail": detail}
                 for patient_id, note_ids in shown.items()
                 for detail in _id_lists("notes=", note_ids)
             ],
-            actor=actor,
             category=CATEGORY,
         )
         db.session.commit()
@@ -585,8 +579,8 @@ def save_template(
         db.session.rollback()
         raise ChartingError("Another template has that name.", "name") from error
     audit.record(
+        actor,
         "note_template.save",
-        actor=actor,
         obj=template,
         category=CATEGORY,
         detail=f"kind={note_kind} type={appointment_type_id or 'default'}",
@@ -599,8 +593,8 @@ def set_template_active(actor, template_id: int, active: bool) -> NoteTemplate:
     template = get_template_or_404(template_id)
     template.is_active = active
     audit.record(
+        actor,
         "note_template.activate" if active else "note_template.deactivate",
-        actor=actor,
         obj=template,
         category=CATEGORY,
     )
@@ -692,8 +686,8 @@ def save_snippet(
             db.session.rollback()
             raise ChartingError("That trigger is already used: choose another.", "trigger")
     audit.record(
+        actor,
         "note_snippet.save",
-        actor=actor,
         obj=snippet,
         category=CATEGORY,
         detail="clinic-wide" if snippet.owner_id is None else "own",
@@ -705,8 +699,8 @@ def save_snippet(
 def delete_snippet(actor, snippet_id: int) -> None:
     snippet = get_snippet_for(actor, snippet_id)
     audit.record(
+        actor,
         "note_snippet.delete",
-        actor=actor,
         obj=snippet,
         category=CATEGORY,
         detail="clinic-wide" if snippet.owner_id is None else "own",

@@ -206,7 +206,7 @@ def chart_summary(actor, patient_id: int) -> dict:
     """Everything the patient's front page shows, and its audit event ("chart.view")."""
     patient = get_patient_for(actor, patient_id)
     context = {"patient": patient, **chart_summary_data(patient_id)}
-    audit.record("chart.view", actor=actor, patient=patient, obj=patient, category=SUMMARY_CATEGORY)
+    audit.record(actor, "chart.view", patient=patient, obj=patient, category=SUMMARY_CATEGORY)
     db.session.commit()
     return context
 
@@ -351,9 +351,9 @@ def _record_visit_summary(
     actor, summary: VisitSummary, action: str, outcome: str = "success"
 ) -> None:
     audit.record(
+        actor,
         action,
         outcome=outcome,
-        actor=actor,
         patient=summary.patient,
         obj=summary.encounter,
         category=VISIT_SUMMARY_CATEGORY,

@@ -30,6 +30,7 @@ from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
 from portal.patients.services import (
+    counts_records_dated_after,
     death_limit,
     get_patient_for,
     get_row_of_patient,
@@ -404,7 +405,7 @@ def record_vitals(
     if confirmed:
         detail += "; unusual values confirmed"
     audit.record(
-        "vitals.record", actor=actor, patient=patient, obj=vitals, category=CATEGORY, detail=detail
+        actor, "vitals.record", patient=patient, obj=vitals, category=CATEGORY, detail=detail
     )
     db.session.commit()
     return vitals
@@ -444,6 +445,7 @@ def mark_entered_in_error(actor, patient_id: int, vitals_id: int, reason: str) -
     )
 
 
+@counts_records_dated_after("set of vital signs", "sets of vital signs", position=1)
 def sets_dated_after(patient_id: int, day: date) -> int:
     """How many of the patient's sets (not marked entered in error) were taken after ``day``
     on the clinic's calendar; the patient's status form warns of them when ``day`` is about
@@ -552,13 +554,7 @@ def view_patient_vitals(actor, patient_id: int, page: int = 1):
     )
     units = clinic_units()
     shown = [show_set(row, units, patient.birth_date) for row in rows[:PAGE_SIZE]]
-    audit.record(
-        "vitals.view",
-        actor=actor,
-        patient=patient,
-        category=CATEGORY,
-        detail=f"page {page}",
-    )
+    audit.record(actor, "vitals.view", patient=patient, category=CATEGORY, detail=f"page {page}")
     db.session.commit()
     return patient, shown, len(rows) > PAGE_SIZE
 

@@ -153,11 +153,7 @@ def trend_chart(actor, patient_id: int, slug: str, window: str = DEFAULT_WINDOW)
     rows = [tuple(row) for row in db.session.execute(query)]
     age = age_at(patient.birth_date, rows[-1][0] if rows else utcnow())
     audit.record(
-        "vitals.chart.view",
-        actor=actor,
-        patient=patient,
-        category=CATEGORY,
-        detail=f"{slug} {window}",
+        actor, "vitals.chart.view", patient=patient, category=CATEGORY, detail=f"{slug} {window}"
     )
     db.session.commit()
     points = _average_runs(rows, MAX_POINTS)
@@ -246,9 +242,7 @@ def sparkline(actor, patient_id: int, slug: str) -> bytes:
         .order_by(VitalSigns.taken_at.desc())
         .limit(SPARKLINE_POINTS)
     ).all()
-    audit.record(
-        "vitals.sparkline.view", actor=actor, patient=patient, category=CATEGORY, detail=slug
-    )
+    audit.record(actor, "vitals.sparkline.view", patient=patient, category=CATEGORY, detail=slug)
     db.session.commit()
     units = clinic_units()
     graph = pygal.Line(

@@ -145,8 +145,8 @@ def save_clinic(
         for key, value in values.items():
             setattr(clinic, key, value)
     audit.record(
+        actor,
         action,
-        actor=actor,
         obj=clinic,
         category=CATEGORY,
         detail=f"changed: {', '.join(changed) or 'nothing'}",
@@ -204,7 +204,7 @@ def create_location(*, actor, name: str, address: str | None, phone: str | None)
         is_active=True,
     )
     db.session.add(location)
-    audit.record("location.create", actor=actor, obj=location, category=CATEGORY)
+    audit.record(actor, "location.create", obj=location, category=CATEGORY)
     db.session.commit()
     _forget_cached_clinic()
     return location
@@ -222,8 +222,8 @@ def update_location(
     for key, value in values.items():
         setattr(location, key, value)
     audit.record(
+        actor,
         "location.update",
-        actor=actor,
         obj=location,
         category=CATEGORY,
         detail=f"changed: {', '.join(changed) or 'nothing'}",
@@ -248,8 +248,8 @@ def set_location_active(*, actor, location: Location, active: bool) -> None:
             raise ClinicError("The clinic needs at least one active location.")
     location.is_active = active
     audit.record(
+        actor,
         "location.activate" if active else "location.deactivate",
-        actor=actor,
         obj=location,
         category=CATEGORY,
     )

@@ -3,5 +3,3 @@
 from flask import Blueprint
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
-
-from portal.patients import views  # noqa: E402,F401

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -42,22 +43,56 @@ class InvalidStatusChange(ValueError):
 
 
 @dataclass(frozen=True)
-class ChartedAfter:
-    """How many charted records (not marked entered in error) are dated after a day."""
+class DatedRecordKind:
+    """A kind of record another domain keeps for a patient, dated (vital signs, an
+    immunization), and how to count the patient's records of that kind dated after a day
+    (leaving out those marked entered in error)."""
 
-    vital_sets: int = 0
-    immunizations: int = 0
+    singular: str  # "set of vital signs"
+    plural: str  # "sets of vital signs"
+    count_after: Callable[[int, date], int]  # (patient id, day) -> how many
+    position: int  # where it comes in the list the user reads
+
+
+# Filled by the domains that keep such records (charting registers its vital signs and
+# immunizations with ``counts_records_dated_after``): the registry must not import them,
+# since they build on it.
+_DATED_RECORD_KINDS: list[DatedRecordKind] = []
+
+
+def counts_records_dated_after(singular: str, plural: str, *, position: int) -> Callable:
+    """Decorate a function ``(patient_id, day) -> int`` that counts one kind of a patient's
+    records dated after ``day``: marking the patient deceased on that day warns of them."""
+
+    def register(count_after: Callable[[int, date], int]):
+        _DATED_RECORD_KINDS.append(DatedRecordKind(singular, plural, count_after, position))
+        _DATED_RECORD_KINDS.sort(key=lambda kind: kind.position)
+        return count_after
+
+    return register
+
+
+@dataclass(frozen=True)
+class RecordsAfter:
+    """How many records of each registered kind are dated after a day (kinds with none are
+    left out)."""
+
+    counts: tuple[tuple[DatedRecordKind, int], ...] = ()
 
     @property
     def total(self) -> int:
-        return self.vital_sets + self.immunizations
+        return sum(count for _kind, count in self.counts)
+
+    def phrases(self) -> list[str]:
+        """ "2 sets of vital signs", "1 immunization": one per kind found."""
+        return [f"{n} {kind.singular if n == 1 else kind.plural}" for kind, n in self.counts]
 
 
 class RecordsAfterDeath(Exception):
     """Marking the patient deceased on this date would leave charted records dated after
     the death: nothing was changed; the user confirms (or corrects the date) first."""
 
-    def __init__(self, found: ChartedAfter):
+    def __init__(self, found: RecordsAfter):
         super().__init__(f"{found.total} charted records after the date of death")
         self.found = found
 
@@ -87,12 +122,7 @@ def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
     """
     patient = get_patient_for(actor, patient_id)
     audit.record(
-        "patient.view",
-        actor=actor,
-        patient=patient,
-        obj=patient,
-        category=CATEGORY,
-        detail=purpose,
+        actor, "patient.view", patient=patient, obj=patient, category=CATEGORY, detail=purpose
     )
     db.session.commit()
     return patient
@@ -151,8 +181,8 @@ def register_patient(
     if matches and not confirmed_different:
         for match in matches:
             audit.record(
+                actor,
                 "patient.duplicate_shown",
-                actor=actor,
                 patient=match,
                 obj=match,
                 category=CATEGORY,
@@ -169,12 +199,7 @@ def register_patient(
         else None
     )
     audit.record(
-        "patient.create",
-        actor=actor,
-        patient=patient,
-        obj=patient,
-        category=CATEGORY,
-        detail=detail,
+        actor, "patient.create", patient=patient, obj=patient, category=CATEGORY, detail=detail
     )
     db.session.commit()
     return patient
@@ -210,8 +235,8 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
             if not name.endswith("_key"):
                 changed.append(name)
     audit.record(
+        actor,
         "patient.update",
-        actor=actor,
         patient=patient,
         obj=patient,
         category=CATEGORY,
@@ -268,16 +293,11 @@ def refusal_after_death(patient: Patient, day: date, what: str) -> str | None:
     return f"{what} cannot be dated after the patient's recorded date of death ({died})."
 
 
-def charted_after(patient_id: int, day: date) -> ChartedAfter:
-    """The patient's vital signs taken, and immunizations dated, after ``day`` (those marked
-    entered in error left out): what a date of death on ``day`` would leave after the death.
-    """
-    # Charting builds on the registry (it loads patients through get_patient_for): imported
-    # here, when a status changes, so neither package needs the other to load first.
-    from portal.charting.immunizations import dated_after
-    from portal.charting.vitals import sets_dated_after
-
-    return ChartedAfter(sets_dated_after(patient_id, day), dated_after(patient_id, day))
+def records_dated_after(patient_id: int, day: date) -> RecordsAfter:
+    """The patient's records of every registered kind dated after ``day``: what a date of
+    death on ``day`` would leave after the death."""
+    counts = ((kind, kind.count_after(patient_id, day)) for kind in _DATED_RECORD_KINDS)
+    return RecordsAfter(tuple((kind, count) for kind, count in counts if count))
 
 
 def change_status(
@@ -299,11 +319,11 @@ def change_status(
     patient = get_patient_for(actor, patient_id)
     if status not in PATIENT_STATUSES:
         raise InvalidStatusChange(f"unknown status {status!r}")
-    found = ChartedAfter()
+    found = RecordsAfter()
     if status == "deceased":
         if deceased_date is None or deceased_date > today or deceased_date < patient.birth_date:
             raise InvalidStatusChange("date of death missing, in the future or before birth")
-        found = charted_after(patient.id, deceased_date)
+        found = records_dated_after(patient.id, deceased_date)
         if found.total and not confirmed_after_death:
             db.session.rollback()  # end the read transaction: nothing was changed
             raise RecordsAfterDeath(found)
@@ -316,12 +336,7 @@ def change_status(
     if found.total:
         detail += f"; {found.total} charted records dated after the death confirmed"
     audit.record(
-        "patient.status",
-        actor=actor,
-        patient=patient,
-        obj=patient,
-        category=CATEGORY,
-        detail=detail,
+        actor, "patient.status", patient=patient, obj=patient, category=CATEGORY, detail=detail
     )
     db.session.commit()
     return patient
@@ -454,8 +469,8 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
     patients = list(db.session.scalars(search_statement(query)))
     if patients:
         audit.record(
+            actor,
             "patient.search",
-            actor=actor,
             category=CATEGORY,
             detail=f"results={len(patients)} kind={query.kind}",
         )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import NotFound
 
+from portal.actors import integration
 from portal.audit import services as audit
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
@@ -214,8 +215,8 @@ def change_status(
         # (PostgreSQL's exclusion constraint) is refused before anything else is written.
         db.session.flush()
         audit.record(
+            actor,
             "appointment.status",
-            actor=actor,
             patient_id=appointment.patient_id,
             obj=appointment,
             category=CATEGORY,
@@ -299,8 +300,8 @@ def undo_status(
         )
         db.session.flush()
         audit.record(
+            actor,
             "appointment.status",
-            actor=actor,
             patient_id=appointment.patient_id,
             obj=appointment,
             category=CATEGORY,
@@ -318,8 +319,8 @@ def view_appointment_flow(actor, appointment_id: int, *, purpose: str = "status"
     appointment = get_appointment_for(actor, appointment_id)
     _ = appointment.history, appointment.room  # loaded inside this transaction
     audit.record(
+        actor,
         "appointment.view",
-        actor=actor,
         patient_id=appointment.patient_id,
         obj=appointment,
         category=CATEGORY,
@@ -333,8 +334,8 @@ def view_for_check_in(actor, appointment_id: int) -> Appointment:
     """Load an appointment and its patient's demographics and insurance for check-in."""
     appointment = get_appointment_for(actor, appointment_id)
     audit.record(
+        actor,
         "patient.view",
-        actor=actor,
         patient_id=appointment.patient_id,
         obj=appointment.patient,
         category="demographics",
@@ -509,7 +510,7 @@ def flow_board(
         background
         and audit.latest_detail(actor.id, "flow_board.view", day_bounds(day)[0]) == detail
     ):
-        audit.record("flow_board.view", actor=actor, category=CATEGORY, detail=detail)
+        audit.record(actor, "flow_board.view", category=CATEGORY, detail=detail)
     db.session.commit()
     return board
 
@@ -583,7 +584,7 @@ def add_waitlist_entry(
         created_by_id=actor.id,
     )
     db.session.add(entry)
-    audit.record("waitlist.add", actor=actor, patient=patient, obj=entry, category=CATEGORY)
+    audit.record(actor, "waitlist.add", patient=patient, obj=entry, category=CATEGORY)
     db.session.commit()
     return entry
 
@@ -639,7 +640,7 @@ def list_waitlist(actor) -> list[WaitlistRow]:
     )
     rows = _waitlist_rows(entries)
     if rows:
-        audit.record("waitlist.view", actor=actor, category=CATEGORY, detail=f"entries={len(rows)}")
+        audit.record(actor, "waitlist.view", category=CATEGORY, detail=f"entries={len(rows)}")
     db.session.commit()
     return rows
 
@@ -654,11 +655,7 @@ def remove_waitlist_entry(actor, entry_id: int) -> None:
         return
     entry.status = "removed"
     audit.record(
-        "waitlist.remove",
-        actor=actor,
-        patient_id=entry.patient_id,
-        obj=entry,
-        category=CATEGORY,
+        actor, "waitlist.remove", patient_id=entry.patient_id, obj=entry, category=CATEGORY
     )
     db.session.commit()
 
@@ -707,8 +704,8 @@ def show_waitlist_matches(actor, appointment_id: int) -> tuple[Appointment, list
     rows = _waitlist_rows(matching_waitlist_entries(appointment))
     if rows:
         audit.record(
+            actor,
             "waitlist.matches",
-            actor=actor,
             obj=appointment,
             category=CATEGORY,
             detail=f"entries={len(rows)}",
@@ -728,8 +725,8 @@ def close_waitlist_entry(actor, entry_id: int, appointment: Appointment) -> None
         return
     entry.status = "booked"
     audit.record(
+        actor,
         "waitlist.booked",
-        actor=actor,
         patient_id=entry.patient_id,
         obj=entry,
         category=CATEGORY,
@@ -758,11 +755,7 @@ def create_calendar_feed(actor, provider_id: int) -> tuple[CalendarFeed, str]:
     feed = CalendarFeed(provider_id=provider.id, token_hash=hash_feed_token(token))
     db.session.add(feed)
     audit.record(
-        "calendar_feed.create",
-        actor=actor,
-        obj=feed,
-        category=CATEGORY,
-        detail=f"provider={provider.id}",
+        actor, "calendar_feed.create", obj=feed, category=CATEGORY, detail=f"provider={provider.id}"
     )
     db.session.commit()
     return feed, token
@@ -782,8 +775,8 @@ def revoke_calendar_feed(actor, feed_id: int, *, own_only: bool = False) -> None
         return
     feed.revoked_at = utcnow()
     audit.record(
+        actor,
         "calendar_feed.revoke",
-        actor=actor,
         obj=feed,
         category=CATEGORY,
         detail=f"provider={feed.provider_id}",
@@ -801,7 +794,7 @@ def list_calendar_feeds(provider_id: int | None = None) -> list[CalendarFeed]:
     return feeds
 
 
-def calendar_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
+def calendar_feed_ics(token: str, source: str | None, *, now: datetime | None = None) -> bytes:
     """The iCalendar text of the feed the token opens; NotFound for unknown or revoked tokens.
 
     Shows times, type, location (and room) and status; patient names only when the clinic
@@ -863,8 +856,8 @@ def calendar_feed_ics(token: str, *, now: datetime | None = None) -> bytes:
         calendar.add_component(event)
     if show_names and appointments:
         audit.record(
+            integration(f"calendar-feed-{feed.id}", source),
             "calendar_feed.read",
-            username=f"calendar-feed-{feed.id}",
             category=CATEGORY,
             detail=f"feed={feed.id} provider={feed.provider_id} appointments={len(appointments)}",
         )

@@ -387,7 +387,7 @@ def revoke_calendar_feed(feed_id: int):
 @public
 def calendar_feed(token: str):
     """A provider's schedule as iCalendar, for the token's holder; 404 for unknown/revoked."""
-    body = flow.calendar_feed_ics(token)
+    body = flow.calendar_feed_ics(token, request.remote_addr)
     return Response(body, mimetype="text/calendar", headers={"Content-Disposition": "inline"})
 
 

@@ -323,8 +323,8 @@ def _new_appointment(actor, checked: _Checked, booking: Booking, now: datetime) 
 
 def _audit_created(actor, appointment: Appointment, patient: Patient) -> None:
     audit.record(
+        actor,
         "appointment.overbook" if appointment.overbooked else "appointment.create",
-        actor=actor,
         patient=patient,
         obj=appointment,
         category=CATEGORY,
@@ -597,8 +597,8 @@ def reschedule_appointment(
         appointment.room_id = checked.room.id if checked.room else None
         db.session.flush()  # the UPDATE checks the version and the exclusion constraints
         audit.record(
+            actor,
             "appointment.reschedule",
-            actor=actor,
             patient=checked.patient,
             obj=appointment,
             category=CATEGORY,
@@ -663,8 +663,8 @@ def cancel_appointment(
         db.session.flush()
         for target in targets:
             audit.record(
+                actor,
                 "appointment.cancel",
-                actor=actor,
                 patient_id=target.patient_id,
                 obj=target,
                 category=CATEGORY,
@@ -681,8 +681,8 @@ def view_appointment(actor, appointment_id: int) -> Appointment:
     """Load an appointment for its panel and record that ``actor`` saw it."""
     appointment = get_appointment_for(actor, appointment_id)
     audit.record(
+        actor,
         "appointment.view",
-        actor=actor,
         patient_id=appointment.patient_id,
         obj=appointment,
         category=CATEGORY,
@@ -780,8 +780,8 @@ def appointments_for_calendar(
     ]
     if entries:
         audit.record(
+            actor,
             "appointment.list",
-            actor=actor,
             category=CATEGORY,
             detail=f"view={view} first={first_day} last={last_day} "
             f"providers={len(provider_ids)} count={len(entries)}",

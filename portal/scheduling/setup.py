@@ -139,7 +139,7 @@ def _location(location_id: int | None, field: str = "location_id") -> Location:
 
 def _commit(action: str, actor, obj, detail: str | None = None) -> None:
     db.session.flush()
-    audit.record(action, actor=actor, obj=obj, category=CATEGORY, detail=detail)
+    audit.record(actor, action, obj=obj, category=CATEGORY, detail=detail)
     db.session.commit()
 
 
@@ -307,7 +307,7 @@ def add_block(
 
 def delete_block(actor, block: AvailabilityBlock) -> None:
     """Remove a block from a weekly template (booked appointments stay as they are)."""
-    audit.record("availability_block.delete", actor=actor, obj=block, category=CATEGORY)
+    audit.record(actor, "availability_block.delete", obj=block, category=CATEGORY)
     db.session.delete(block)
     db.session.commit()
 
@@ -360,7 +360,7 @@ def add_exception(
 
 
 def delete_exception(actor, exception: AvailabilityException) -> None:
-    audit.record("availability_exception.delete", actor=actor, obj=exception, category=CATEGORY)
+    audit.record(actor, "availability_exception.delete", obj=exception, category=CATEGORY)
     db.session.delete(exception)
     db.session.commit()
 
@@ -401,7 +401,7 @@ def add_closure(
 
 
 def delete_closure(actor, closure: ClinicClosure) -> None:
-    audit.record("clinic_closure.delete", actor=actor, obj=closure, category=CATEGORY)
+    audit.record(actor, "clinic_closure.delete", obj=closure, category=CATEGORY)
     db.session.delete(closure)
     db.session.commit()
 
@@ -416,8 +416,8 @@ def set_feed_shows_names(actor, shows_names: bool) -> None:
         raise SchedulingError("Set up the clinic first.")
     clinic.calendar_feed_shows_names = bool(shows_names)
     audit.record(
+        actor,
         "clinic.calendar_feed_names",
-        actor=actor,
         obj=clinic,
         category=CATEGORY,
         detail=f"shows_names={'yes' if shows_names else 'no'}",
