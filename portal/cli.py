@@ -1,7 +1,9 @@
-"""Flask commands: ``seed-demo``, ``create-user``, ``audit verify``."""
+"""Flask commands: ``seed-demo``, ``create-user``, ``audit verify``/``checkpoint``, ``worker``."""
 
 from __future__ import annotations
 
+import getpass
+import logging
 import os
 import random
 import secrets
@@ -17,7 +19,13 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, insert, select
 
+from portal import worker
+from portal.actors import SOURCE_CLI, Actor
+from portal.audit import checkpoints, sealing
+from portal.audit import services as audit
+from portal.audit.verification import verify
 from portal.extensions import db
+from portal.transaction import use_case
 
 DEMO_USERS = (
     # username, full name, roles
@@ -68,6 +76,7 @@ def register(app) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(audit_cli)
     app.cli.add_command(purge_sessions)
+    app.cli.add_command(worker_command)
 
 
 @click.command("seed-demo")
@@ -658,12 +667,84 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 
 
 @audit_cli.command("verify")
-def audit_verify():
-    """Walk the hash chain; exit 1 naming the first altered, removed or inserted event."""
-    from portal.audit.services import verify_chain
+@click.option("--batch-size", default=5000, show_default=True, type=int, hidden=True)
+def audit_verify(batch_size: int):
+    """Check every event, link and checkpoint; exit 1 naming the first problem.
 
-    checked, problem = verify_chain()
-    if problem:
-        click.echo(f"Audit trail BROKEN after {checked} good events: {problem}", err=True)
+    The run is itself audited (who checked, and what was found), like reading the report.
+    """
+
+    report = verify(batch_size=batch_size)
+    with use_case():
+        audit.record(
+            Actor(id=None, username=f"cli:{_os_user()}", source=SOURCE_CLI),
+            "audit.verify",
+            category="audit trail",
+            object_type="audit_events",
+            outcome="success" if report.ok else "error",
+            detail=(
+                f"{report.verified} events, {len(report.problems) + report.more_problems} "
+                f"problems" + (f"; first: {report.problems[0]}" if report.problems else "")
+            ),
+        )
+    summary = (
+        f"{report.verified} events verified ({report.sealed} sealed, {report.legacy} of them "
+        f"legacy; {report.unsealed} awaiting the sealer"
+        + (
+            f", the oldest since {report.oldest_unsealed:%Y-%m-%d %H:%M:%S} UTC"
+            if report.oldest_unsealed
+            else ""
+        )
+        + ")."
+    )
+    latest = report.latest_checkpoint
+    reach = (
+        f"Checkpoints: {report.checkpoints} in {report.checkpoint_file}; the newest, "
+        f"#{latest.seq} at {latest.at}, matches."
+        if latest and report.ok
+        else None
+    )
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if not report.ok:
+        click.echo(f"Audit trail BROKEN: {report.problems[0]}", err=True)
+        for problem in report.problems[1:]:
+            click.echo(f"  also: {problem}", err=True)
+        if report.more_problems:
+            click.echo(f"  and {report.more_problems} more problems", err=True)
+        click.echo(summary, err=True)
         sys.exit(1)
-    click.echo(f"Audit trail intact: {checked} events verified.")
+    click.echo(f"Audit trail intact: {summary}")
+    if reach:
+        click.echo(reach)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint():
+    """Seal pending events and append the chain's head to the checkpoint file."""
+
+    written = sealing.checkpoint()
+    if written is None:
+        click.echo("The audit trail is empty: nothing to checkpoint.")
+        return
+    click.echo(
+        f"Checkpoint #{written.seq} at {written.at} appended to {checkpoints.checkpoint_path()}."
+    )
+
+
+def _os_user() -> str:
+    """Who runs the command, as the operating system knows them."""
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command():
+    """Run the background jobs (seal audit events, write checkpoints) until stopped."""
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker.run_until_signalled(current_app._get_current_object())

@@ -1,12 +1,15 @@
 """Configuration: defaults in code, then ``instance/config.py``, then ``PORTAL_*`` variables.
 
 Secrets never live in the repository. On first start the factory writes ``instance/config.py``
-with a random ``SECRET_KEY`` and a random ``DATA_ENCRYPTION_KEY`` (file mode 0600).
+with a random ``SECRET_KEY``, ``DATA_ENCRYPTION_KEY`` and ``AUDIT_KEY`` (file mode 0600); an
+existing file without an ``AUDIT_KEY`` gets one appended (unless the environment gives one).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -21,6 +24,16 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SECRET_KEY: str | None = None
     DATA_ENCRYPTION_KEY: str | None = None
+    # Keys the audit trail's MACs, chain and checkpoints (portal/audit/integrity.py). Lives
+    # outside the database, like the data key: whoever can write the database but has not
+    # got this key cannot alter the trail unseen.
+    AUDIT_KEY: str | None = None
+    # Where checkpoints of the audit chain are appended (default: the instance folder's
+    # audit-checkpoints.jsonl), how often the worker writes one, and how long an event may
+    # wait for the sealer before `audit verify` calls it a problem.
+    AUDIT_CHECKPOINT_PATH: str | None = None
+    AUDIT_CHECKPOINT_MINUTES = 5
+    AUDIT_SEAL_GRACE_MINUTES = 5
 
     # Sessions live in the database; these bound how long one lasts.
     SESSION_IDLE_MINUTES = 15
@@ -64,6 +77,9 @@ ENVIRONMENT_VARIABLES = {
     "INSTANCE_PATH": "folder holding config.py, the SQLite database and demo credentials",
     "SECRET_KEY": "signs CSRF tokens; overrides the generated one in instance/config.py",
     "DATA_ENCRYPTION_KEY": "Fernet key encrypting secrets at rest (TOTP seeds, credentials)",
+    "AUDIT_KEY": "keys the audit trail's MACs and checkpoints; overrides instance/config.py's",
+    "AUDIT_CHECKPOINT_PATH": "the audit checkpoint file (default instance/audit-checkpoints.jsonl)",
+    "AUDIT_CHECKPOINT_MINUTES": "how often the worker writes an audit checkpoint (default 5)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
     "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",
@@ -77,22 +93,62 @@ def instance_path_from_environment() -> str | None:
     return str(Path(value).resolve()) if value else None
 
 
+# Variables whose value is text whatever it looks like (a key of digits stays a string).
+TEXT_VARIABLES = frozenset(
+    {"DATABASE_URL", "SECRET_KEY", "DATA_ENCRYPTION_KEY", "AUDIT_KEY", "AUDIT_CHECKPOINT_PATH"}
+)
+_AUDIT_KEY_LINE = re.compile(r"^AUDIT_KEY\s*=", re.MULTILINE)
+
+
 def ensure_instance_config(instance_path: str) -> Path:
-    """Create the instance folder and, if missing, its config.py with fresh random keys."""
+    """Create the instance folder and, if missing, its config.py with fresh random keys.
+
+    A config.py written before the audit trail was keyed gets an ``AUDIT_KEY`` appended,
+    unless ``PORTAL_AUDIT_KEY`` provides it (a second key in the file would silently take
+    over the day the variable is unset, and nothing already written would verify).
+    """
     folder = Path(instance_path)
     folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / "config.py"
     if not config_file.exists():
         content = (
             "# Written on first start. Keep this file secret and backed up:\n"
-            "# losing DATA_ENCRYPTION_KEY makes encrypted secrets unreadable.\n"
+            "# losing DATA_ENCRYPTION_KEY makes encrypted secrets unreadable, losing\n"
+            "# AUDIT_KEY makes the audit trail unverifiable.\n"
             f"SECRET_KEY = {secrets.token_urlsafe(48)!r}\n"
             f"DATA_ENCRYPTION_KEY = {Fernet.generate_key().decode()!r}\n"
+            f"AUDIT_KEY = {secrets.token_urlsafe(32)!r}\n"
         )
-        fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
+        try:
+            fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process (a second gunicorn worker) wrote it first: use theirs
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(content)
+    if not os.environ.get("PORTAL_AUDIT_KEY"):
+        _ensure_audit_key(config_file)
     return config_file
+
+
+def _ensure_audit_key(config_file: Path) -> None:
+    """Append an ``AUDIT_KEY`` to a config.py that has none, once, whoever races for it.
+
+    Under an exclusive lock on the file, so two processes starting together cannot both
+    append one (each would then sign with a key the other overwrote).
+    """
+    with config_file.open("r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        text = handle.read()
+        if _AUDIT_KEY_LINE.search(text):
+            return
+        handle.seek(0, os.SEEK_END)
+        handle.write(
+            ("" if text.endswith("\n") or not text else "\n")
+            + "# Added when the audit trail was keyed. Keep it secret and backed up: losing\n"
+            + "# it makes the audit trail unverifiable.\n"
+            + f"AUDIT_KEY = {secrets.token_urlsafe(32)!r}\n"
+        )
 
 
 def apply_environment(config: dict) -> None:
@@ -103,7 +159,7 @@ def apply_environment(config: dict) -> None:
         name = key.removeprefix("PORTAL_")
         if name.startswith("TEST_"):
             continue
-        config[name] = _parse_value(raw)
+        config[name] = raw.strip() if name in TEXT_VARIABLES else _parse_value(raw)
     if config.get("DATABASE_URL"):
         config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
 

@@ -36,11 +36,12 @@ CSV_HEADER = (
     "patient_id",
     "object_type",
     "object_id",
-    "source_address",
+    "source",
     "outcome",
     "detail",
     "previous_hash",
     "entry_hash",
+    "event_mac",
 )
 
 
@@ -219,11 +220,12 @@ def export():
                     row.patient_id if row.patient_id is not None else "",
                     _csv_safe(row.object_type),
                     _csv_safe(row.object_id),
-                    _csv_safe(row.source_address),
+                    _csv_safe(row.source),
                     _csv_safe(row.outcome),
                     _csv_safe(row.detail),
                     row.previous_hash,
                     row.entry_hash,
+                    row.event_mac,
                 ]
             )
             if count % 500 == 0:

@@ -1,0 +1,113 @@
+"""The worker: one process that runs the portal's periodic jobs (``flask worker``).
+
+It is a plain loop over a short list of jobs, each with its own interval, so other work
+that must happen in the background (delivering the integrations' outbox) is one more
+``Job`` in ``periodic_jobs``. A job runs inside the application context, as ``SYSTEM``
+where it acts at all, and in use cases of its own: a job that fails is logged and tried
+again at its next turn, and never stops the others.
+
+The log names jobs, counts and ids, never patient data: a failure is logged by its type
+only, since a database error's text can carry the values of the row it was about.
+SIGTERM or SIGINT ends the loop after the job in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask
+
+from portal.audit import sealing
+from portal.extensions import db
+
+log = logging.getLogger("portal.worker")
+
+
+@dataclass
+class Job:
+    """Something to run every ``every_seconds`` (first at start)."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[], str | None]  # returns what to log, if anything
+
+
+def periodic_jobs(app: Flask) -> list[Job]:
+    """The worker's jobs, for this application's configuration."""
+    return [
+        Job("seal audit events", 1.0, _seal_audit_events),
+        Job(
+            "audit checkpoint",
+            60.0 * app.config["AUDIT_CHECKPOINT_MINUTES"],
+            _write_audit_checkpoint,
+        ),
+    ]
+
+
+def _seal_audit_events() -> str | None:
+    result = sealing.seal_all()
+    if result.problem_ids:
+        log.warning(
+            "sealed audit events with a bad MAC (altered or forged before sealing): ids %s",
+            ", ".join(map(str, result.problem_ids[:20])),
+        )
+    if result.sealed:
+        return f"sealed {result.sealed} audit events (#{result.first_seq}-#{result.last_seq})"
+    return None
+
+
+def _write_audit_checkpoint() -> str | None:
+    written = sealing.checkpoint(skip_unchanged=True)
+    return f"audit checkpoint at #{written.seq}" if written else None
+
+
+def run(app: Flask, jobs: list[Job], stop: threading.Event) -> None:
+    """Run ``jobs`` on their intervals until ``stop`` is set."""
+    due = dict.fromkeys(range(len(jobs)), time.monotonic())
+    while not stop.is_set():
+        now = time.monotonic()
+        for index, job in enumerate(jobs):
+            if due[index] > now or stop.is_set():
+                continue
+            _run_one(app, job)
+            due[index] = max(due[index] + job.every_seconds, time.monotonic())
+        stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+
+
+def _run_one(app: Flask, job: Job) -> None:
+    with app.app_context():
+        try:
+            message = job.run()
+        except Exception as error:  # one failing job must not stop the others
+            log.error(
+                "%s failed: %s (tried again at its next turn)", job.name, type(error).__name__
+            )
+            return
+        finally:
+            db.session.remove()
+    if message:
+        log.info("%s", message)
+
+
+def run_until_signalled(app: Flask) -> None:
+    """``flask worker``: run the periodic jobs until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("worker stopping (%s)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    jobs = periodic_jobs(app)
+    log.info(
+        "worker started: %s",
+        "; ".join(f"{job.name} every {job.every_seconds:g} s" for job in jobs),
+    )
+    run(app, jobs, stop)
+    log.info("worker stopped")
