@@ -253,7 +253,7 @@ def test_search_box_in_top_bar_posts_with_htmx_debounced(desk):
 )
 def test_every_query_kind_is_served_by_an_index(app, registry, typed, index):
     """No kind of search reads the whole table (the range form of the prefix, phone UNION)."""
-    from portal.cli import seed_patients
+    from portal.demo.patients import seed_patients
 
     if typed == "MRN":
         typed = registry["ana"][1]
