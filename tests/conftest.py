@@ -40,6 +40,7 @@ USERS = {
 ROLE_USER = {"front_desk": "frontdesk", "nurse": "nurse", "prescriber": "drlee", "admin": "admin"}
 SECRET_KEY = "test-secret-key-not-for-production"
 DATA_KEY = Fernet.generate_key().decode()
+AUDIT_KEY = "test-audit-key-" + "k" * 32  # the same in a subprocess (the worker's test)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -150,6 +151,7 @@ def app(test_database, tmp_path, password_hash):
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "SECRET_KEY": SECRET_KEY,
             "DATA_ENCRYPTION_KEY": DATA_KEY,
+            "AUDIT_KEY": AUDIT_KEY,
         }
     )
     with application.app_context():

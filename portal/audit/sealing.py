@@ -46,6 +46,13 @@ DEFAULT_BATCH = 1000
 
 _TABLE = AuditEvent.__table__
 _PENDING_COLUMNS = [_TABLE.c[name] for name in ("id", "scheme", "event_mac", *integrity.MAC_FIELDS)]
+# A row with no seq but other seal values was never written by ``record``: the guard would
+# refuse to seal it, and it must not stall the sealer. It is left for verify to name.
+_NO_SEAL_VALUES = (
+    _TABLE.c.previous_hash.is_(None),
+    _TABLE.c.entry_hash.is_(None),
+    _TABLE.c.seal_problem.is_(None),
+)
 _SEAL = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("event_id"), _TABLE.c.seq.is_(None))
@@ -92,7 +99,7 @@ def seal_pending(batch: int = DEFAULT_BATCH, *, wait: bool = False) -> SealResul
             return SealResult(skipped=True)
         pending = db.session.execute(
             select(*_PENDING_COLUMNS)
-            .where(_TABLE.c.seq.is_(None))
+            .where(_TABLE.c.seq.is_(None), *_NO_SEAL_VALUES)
             .order_by(_TABLE.c.id)
             .limit(batch)
         ).all()

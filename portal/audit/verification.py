@@ -291,7 +291,12 @@ def _check_unsealed(report: Report, keys, grace: timedelta, now: datetime, batch
         ).all()
         db.session.rollback()
         for row in rows:
-            if row.scheme != integrity.SCHEME_KEYED or not integrity.same(
+            if row.previous_hash or row.entry_hash or row.seal_problem:
+                report.problem(
+                    f"unsealed event id {row.id} carries seal values but no seq: it was forged, "
+                    "or its seq was removed"
+                )
+            elif row.scheme != integrity.SCHEME_KEYED or not integrity.same(
                 integrity.event_mac(keys, row._mapping), row.event_mac
             ):
                 report.problem(
