@@ -10,6 +10,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from portal.audit import sealing
 from portal.auth.models import User
 from portal.extensions import db
 from tests.audit.helpers import events
@@ -30,7 +31,7 @@ def test_sign_in_event(app, client):
     assert event.username == "frontdesk"
     assert event.user_roles == "front_desk"
     assert event.outcome == "success"
-    assert event.source_address == "127.0.0.1"
+    assert event.source == "127.0.0.1"
     assert event.patient_id is None
     assert event.occurred_at.tzinfo is not None
 
@@ -44,7 +45,7 @@ def test_failed_sign_in_event_is_denied_and_keeps_no_password(app, client):
     (event,) = events(app, "auth.sign_in_failed")
     assert event.username == "nurse" and event.user_roles == "nurse"
     assert event.outcome == "denied"
-    assert event.source_address == "127.0.0.1"
+    assert event.source == "127.0.0.1"
     assert "wrong password entirely" not in (event.detail or "")
 
 
@@ -58,7 +59,7 @@ def test_denied_access_event(app, signed_in):
     assert event.user_roles == "front_desk"
     assert event.outcome == "denied"
     assert event.object_type == "endpoint" and event.object_id == "admin.users"
-    assert event.source_address == "10.1.2.3"
+    assert event.source == "10.1.2.3"
     assert "users.manage" in event.detail
 
 
@@ -77,7 +78,7 @@ def test_user_change_event(app, signed_in):
     assert event.action == "user.update"
     assert event.category == "user accounts"
     assert event.object_type == "users" and event.object_id == str(nurse_id)
-    assert event.source_address == "192.0.2.7"
+    assert event.source == "192.0.2.7"
     assert event.outcome == "success"
     assert event.detail == "roles nurse -> front_desk,nurse"
 
@@ -120,6 +121,9 @@ def _run_parallel_and_check_chain(app, live_server, threads: int) -> None:
         ]
         statuses = [future.result(timeout=120) for future in futures]
     assert statuses == [[302, 200, 403]] * threads
+    with app.app_context():
+        sealing.seal_all()
+        db.session.remove()
 
     trail = events(app)
     assert len([e for e in trail if e.action == "auth.sign_in"]) == threads
@@ -132,10 +136,10 @@ def _run_parallel_and_check_chain(app, live_server, threads: int) -> None:
 
 
 @pytest.mark.postgres_only
-def test_parallel_requests_do_not_fork_the_chain_on_postgres(app, live_server):
+def test_parallel_requests_are_all_sealed_into_one_chain_on_postgres(app, live_server):
     _run_parallel_and_check_chain(app, live_server, threads=24)
 
 
-def test_parallel_requests_do_not_fork_the_chain(app, live_server):
+def test_parallel_requests_are_all_sealed_into_one_chain(app, live_server):
     """The same on whichever database the suite runs (SQLite queues writers)."""
     _run_parallel_and_check_chain(app, live_server, threads=8)
