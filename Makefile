@@ -22,13 +22,15 @@ $(VENDOR)/.installed: package.json package-lock.json
 	cp node_modules/bootstrap/dist/css/bootstrap.min.css $(VENDOR)/bootstrap.min.css
 	touch $@
 
-# Migrate, seed the demo clinic once (the seed is skipped when users exist), then serve.
+# Migrate, seed the demo clinic once (the seed is skipped when users exist), then serve, with
+# the worker (it seals the audit trail) beside gunicorn and stopped with it.
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo --if-empty
 	@echo ""
 	@echo "Practice Portal: http://127.0.0.1:5000  (sign-in names and passwords: instance/demo-credentials.txt)"
 	@echo ""
+	$(BIN)/flask worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 2 --threads 4 wsgi:app
 
 test: install

@@ -52,6 +52,7 @@ class Result:
     appointments: int | None = None  # scheduling benchmarks: appointments in the database
     bookings_per_second: float | None = None
     conflict_rate: float | None = None  # booking: share of attempts refused as taken
+    throughput_per_s: float | None = None  # audit: transactions per second
 
     def public(self) -> dict:
         """The object results.json holds (the fields regression scripts rely on)."""
@@ -68,7 +69,7 @@ class Result:
         )
         values = asdict(self)
         public = {key: values[key] for key in keys}
-        for extra in ("appointments", "bookings_per_second", "conflict_rate"):
+        for extra in ("appointments", "bookings_per_second", "conflict_rate", "throughput_per_s"):
             if values[extra] is not None:
                 public[extra] = values[extra]
         return public

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from bench import chart, cpu, databases, floors, report, schedule, workload
+from bench import audit, chart, cpu, databases, floors, report, schedule, workload
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
 from bench.server import Server
 
@@ -84,7 +84,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="measure charting (issue 4: chart summary, encounter page, vitals trend chart, "
         "draft autosave) on one long chart among --rows patients (default 1000000)",
     )
+    parser.add_argument(
+        "--audit",
+        action="store_true",
+        help="measure the audit trail instead: audited events per second against plain "
+        "inserts of the same row, at 1, 4 and 16 threads (PostgreSQL) and 1 and 4 (SQLite), "
+        "with the sealer running; verify at the end",
+    )
+    parser.add_argument(
+        "--audit-seconds", type=float, default=None, help="seconds per --audit run (10)"
+    )
+    parser.add_argument(
+        "--audit-repeats", type=int, default=None, help="runs of each --audit case (3)"
+    )
     args = parser.parse_args(argv)
+    args.audit_seconds = args.audit_seconds or (2 if args.quick else 10)
+    args.audit_repeats = args.audit_repeats or (1 if args.quick else 3)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
     if args.chart and not args.quick:
         default_rows = "1000000"
@@ -109,6 +124,13 @@ def main(argv=None) -> int:
         f"Benchmark {stamp}: {info['cpu']}, {info['cores']} cores; sizes "
         f"{', '.join(f'{rows:,}' for rows in args.rows)}; {args.requests} requests each"
     )
+    if args.audit:
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        if not args.no_postgres and not version:
+            log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
+        code = audit.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
     engines: list[tuple[str, str | None]] = []
     if not args.no_sqlite:
         engines.append(("sqlite", None))

@@ -7,7 +7,6 @@ they act as the command-line actor.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from datetime import timedelta
@@ -183,5 +182,4 @@ def audit_checkpoint():
 @with_appcontext
 def worker_command():
     """Run the background jobs (seal audit events, write checkpoints) until stopped."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     worker.run_until_signalled(current_app._get_current_object())
