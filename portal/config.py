@@ -80,6 +80,7 @@ ENVIRONMENT_VARIABLES = {
     "AUDIT_KEY": "keys the audit trail's MACs and checkpoints; overrides instance/config.py's",
     "AUDIT_CHECKPOINT_PATH": "the audit checkpoint file (default instance/audit-checkpoints.jsonl)",
     "AUDIT_CHECKPOINT_MINUTES": "how often the worker writes an audit checkpoint (default 5)",
+    "AUDIT_SEAL_GRACE_MINUTES": "how long an audit event may wait for the sealer (default 5)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
     "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",

@@ -122,7 +122,12 @@ def _read_checkpoints(report: Report, keys) -> dict[int, checkpoints.Checkpoint]
     by_seq: dict[int, checkpoints.Checkpoint] = {}
     if not path.exists():
         return by_seq
-    for entry in checkpoints.read(path):
+    try:
+        entries = list(checkpoints.read(path))
+    except OSError as error:
+        report.problem(f"checkpoint file {path} cannot be read: {error.strerror}")
+        return by_seq
+    for entry in entries:
         if isinstance(entry, checkpoints.BadLine):
             report.problem(f"checkpoint line {entry.line} of {path} is not a checkpoint")
             continue

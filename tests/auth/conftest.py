@@ -59,7 +59,7 @@ def update_user(app, username: str, **values) -> None:
 
 def audit_events(app, action: str | None = None) -> list[AuditEvent]:
     with app.app_context():
-        query = db.select(AuditEvent).order_by(AuditEvent.seq)
+        query = db.select(AuditEvent).order_by(AuditEvent.id)
         if action:
             query = query.where(AuditEvent.action == action)
         events = list(db.session.scalars(query))

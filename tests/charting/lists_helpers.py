@@ -51,7 +51,7 @@ def audit_events(app, category: str) -> list:
         return [
             (event.action, event.patient_id, event.detail)
             for event in db.session.scalars(
-                select(AuditEvent).where(AuditEvent.category == category).order_by(AuditEvent.seq)
+                select(AuditEvent).where(AuditEvent.category == category).order_by(AuditEvent.id)
             )
         ]
 

@@ -65,7 +65,7 @@ def audit_events(app, category: str) -> list[AuditEvent]:
     with app.app_context():
         rows = list(
             db.session.scalars(
-                select(AuditEvent).where(AuditEvent.category == category).order_by(AuditEvent.seq)
+                select(AuditEvent).where(AuditEvent.category == category).order_by(AuditEvent.id)
             )
         )
         for row in rows:

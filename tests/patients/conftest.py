@@ -90,7 +90,7 @@ def patient(app, patient_id: int) -> Patient:
 
 def audit_events(app, action: str | None = None) -> list[AuditEvent]:
     with app.app_context():
-        query = select(AuditEvent).order_by(AuditEvent.seq)
+        query = select(AuditEvent).order_by(AuditEvent.id)
         if action:
             query = query.where(AuditEvent.action == action)
         rows = list(db.session.scalars(query))

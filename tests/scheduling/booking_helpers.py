@@ -58,4 +58,4 @@ def audit_actions(app) -> list[str]:
     from portal.audit.models import AuditEvent
 
     with app.app_context():
-        return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+        return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))

@@ -73,7 +73,7 @@ def user(username: str):
 def audit_events(action: str | None = None):
     from portal.audit.models import AuditEvent
 
-    query = select(AuditEvent).order_by(AuditEvent.seq)
+    query = select(AuditEvent).order_by(AuditEvent.id)
     if action:
         query = query.where(AuditEvent.action == action)
     return list(db.session.scalars(query))
