@@ -1,4 +1,5 @@
-"""Audit trail: events, the hash chain, its verification, and the admins' report."""
+"""Audit trail: events with keyed MACs, the sealer's chain, checkpoints, verification, and the
+admins' report."""
 
 from flask import Blueprint
 
