@@ -120,17 +120,21 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = report.machine()
-    log(
-        f"Benchmark {stamp}: {info['cpu']}, {info['cores']} cores; sizes "
-        f"{', '.join(f'{rows:,}' for rows in args.rows)}; {args.requests} requests each"
-    )
     if args.audit:
+        log(
+            f"Audit benchmark {stamp}: {info['cpu']}, {info['cores']} cores; "
+            f"{args.audit_repeats} runs of {args.audit_seconds:g} s per case"
+        )
         version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
         if not args.no_postgres and not version:
             log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
         code = audit.main(args, log, stamp, info, version)
         log(f"Total time {time.perf_counter() - started:.0f} s.")
         return code
+    log(
+        f"Benchmark {stamp}: {info['cpu']}, {info['cores']} cores; sizes "
+        f"{', '.join(f'{rows:,}' for rows in args.rows)}; {args.requests} requests each"
+    )
     engines: list[tuple[str, str | None]] = []
     if not args.no_sqlite:
         engines.append(("sqlite", None))
