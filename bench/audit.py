@@ -154,6 +154,7 @@ def _run(app, table: Table, kind: str, threads: int, seconds: float) -> Run:
     """``threads`` writers for ``seconds`` (after a warm-up); the sealer beside audited ones."""
     from portal import worker
     from portal.actors import Actor
+    from portal.audit import jobs as audit_jobs
     from portal.audit import services as audit
     from portal.extensions import db
     from portal.transaction import use_case
@@ -200,7 +201,7 @@ def _run(app, table: Table, kind: str, threads: int, seconds: float) -> Run:
     stop_sealer = threading.Event()
     sealer = None
     if kind == "audit append":
-        jobs = [job for job in worker.periodic_jobs(app) if job.name == "seal audit events"]
+        jobs = [audit_jobs.periodic_jobs(app.config)[0]]  # sealing; no checkpoints
         sealer = threading.Thread(target=worker.run, args=(app, jobs, stop_sealer))
         sealer.start()
     writers = [threading.Thread(target=write, args=(n,)) for n in range(threads)]

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from portal import worker
 from portal.actors import command_line
-from portal.audit import checkpoints, sealing
+from portal.audit import checkpoints, jobs, sealing
 from portal.audit import services as audit
 from portal.audit.verification import verify
 from portal.auth import services as auth_services
@@ -182,4 +182,5 @@ def audit_checkpoint():
 @with_appcontext
 def worker_command():
     """Run the background jobs (seal audit events, write checkpoints) until stopped."""
-    worker.run_until_signalled(current_app._get_current_object())
+    app = current_app._get_current_object()
+    worker.run_until_signalled(app, jobs.periodic_jobs(app.config))

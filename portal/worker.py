@@ -1,10 +1,11 @@
 """The worker: one process that runs the portal's periodic jobs (``flask worker``).
 
-It is a plain loop over a short list of jobs, each with its own interval, so other work
-that must happen in the background (delivering the integrations' outbox) is one more
-``Job`` in ``periodic_jobs``. A job runs inside the application context, as ``SYSTEM``
-where it acts at all, and in use cases of its own: a job that fails is logged and tried
-again at its next turn, and never stops the others.
+It is a plain loop over a short list of jobs, each with its own interval. The loop knows no
+domain: each domain that needs background work offers its jobs (the audit trail's sealer and
+checkpoints: ``portal.audit.jobs``) and the ``worker`` command lists them, so delivering the
+integrations' outbox will be one more entry there. A job runs inside the application
+context, in use cases of its own: a job that fails is logged and tried again at its next
+turn, and never stops the others.
 
 The log names jobs, counts and ids, never patient data: a failure is logged by its type
 only, since a database error's text can carry the values of the row it was about.
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from portal.audit import sealing
 from portal.extensions import db
 
 log = logging.getLogger("portal.worker")
@@ -35,35 +35,6 @@ class Job:
     name: str
     every_seconds: float
     run: Callable[[], str | None]  # returns what to log, if anything
-
-
-def periodic_jobs(app: Flask) -> list[Job]:
-    """The worker's jobs, for this application's configuration."""
-    return [
-        Job("seal audit events", 1.0, _seal_audit_events),
-        Job(
-            "audit checkpoint",
-            60.0 * app.config["AUDIT_CHECKPOINT_MINUTES"],
-            _write_audit_checkpoint,
-        ),
-    ]
-
-
-def _seal_audit_events() -> str | None:
-    result = sealing.seal_all()
-    if result.problem_ids:
-        log.warning(
-            "sealed audit events with a bad MAC (altered or forged before sealing): ids %s",
-            ", ".join(map(str, result.problem_ids[:20])),
-        )
-    if result.sealed:
-        return f"sealed {result.sealed} audit events (#{result.first_seq}-#{result.last_seq})"
-    return None
-
-
-def _write_audit_checkpoint() -> str | None:
-    written = sealing.checkpoint(skip_unchanged=True)
-    return f"audit checkpoint at #{written.seq}" if written else None
 
 
 def run(app: Flask, jobs: list[Job], stop: threading.Event) -> None:
@@ -94,8 +65,8 @@ def _run_one(app: Flask, job: Job) -> None:
         log.info("%s", message)
 
 
-def run_until_signalled(app: Flask) -> None:
-    """``flask worker``: run the periodic jobs until SIGTERM or SIGINT."""
+def run_until_signalled(app: Flask, jobs: list[Job]) -> None:
+    """``flask worker``: run ``jobs`` until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def request_stop(signum, _frame):
@@ -104,7 +75,6 @@ def run_until_signalled(app: Flask) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    jobs = periodic_jobs(app)
     log.info(
         "worker started: %s",
         "; ".join(f"{job.name} every {job.every_seconds:g} s" for job in jobs),
