@@ -105,14 +105,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "with the sealer running; verify at the end",
     )
     parser.add_argument(
-        "--audit-seconds", type=float, default=None, help="seconds per --audit run (10)"
+        "--audit-seconds", type=float, default=None, help="seconds per --audit slice (4)"
     )
     parser.add_argument(
-        "--audit-repeats", type=int, default=None, help="runs of each --audit case (3)"
+        "--audit-repeats", type=int, default=None, help="rounds of --audit slices (5)"
     )
     args = parser.parse_args(argv)
-    args.audit_seconds = args.audit_seconds or (2 if args.quick else 10)
-    args.audit_repeats = args.audit_repeats or (1 if args.quick else 3)
+    args.audit_seconds = args.audit_seconds or (1 if args.quick else 4)
+    args.audit_repeats = args.audit_repeats or (2 if args.quick else 5)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
     if (args.chart or args.concurrency) and not args.quick:
         default_rows = "1000000"
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     if args.audit:
         log(
             f"Audit benchmark {stamp}: {info['cpu']}, {info['cores']} cores; "
-            f"{args.audit_repeats} runs of {args.audit_seconds:g} s per case"
+            f"{args.audit_repeats} rounds of {args.audit_seconds:g} s slices"
         )
         version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
         if not args.no_postgres and not version:

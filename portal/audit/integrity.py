@@ -11,7 +11,9 @@ as a checkpoint's MAC):
 - the event key: ``event_mac = HMAC-SHA-256(event key, canonical JSON of the event)``,
   computed when the event is written, over every field a reader relies on plus a random
   nonce (two identical events in one microsecond still get different MACs, so a copied
-  row is recognisable as a copy);
+  row is recognisable as a copy). The canonical JSON is an array of the values of
+  ``MAC_FIELDS`` in that order (the time spelled by ``format_time``): compact, and cheap
+  enough to compute on every audited request and again when sealing;
 - the chain key: ``entry_hash = HMAC-SHA-256(chain key, previous entry_hash | seq |
   event_mac | seal problem)``, computed by the sealer. It orders the events and binds
   each to all before it: removing or reordering events breaks a link;
@@ -45,7 +47,7 @@ SCHEME_KEYED = "hmac"  # an event MAC at write time, chained by the sealer
 # What the sealer notes in ``seal_problem`` when an event's MAC does not verify.
 PROBLEM_BAD_MAC = "mac_mismatch"
 
-# The fields an event's MAC covers, as named in the canonical JSON.
+# The fields an event's MAC covers, in the order of the canonical JSON array (the time first).
 MAC_FIELDS = (
     "occurred_at",
     "user_id",
@@ -127,19 +129,19 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _canonical(values: dict, names: tuple[str, ...]) -> bytes:
-    canonical = {}
-    for name in names:
-        value = values[name]
-        canonical[name] = format_time(value) if isinstance(value, datetime) else value
-    return json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def event_mac(keys: AuditKeys, fields: dict) -> str:
-    """The MAC of an event's fields (``MAC_FIELDS``), as hex."""
-    return hmac.new(keys.event, _canonical(fields, MAC_FIELDS), hashlib.sha256).hexdigest()
+def event_payload(fields) -> bytes:
+    """The canonical JSON an event's MAC covers: ``MAC_FIELDS``' values, in order."""
+    values = [fields[name] for name in MAC_FIELDS]
+    values[0] = format_time(values[0])  # occurred_at
+    return _encode(values).encode("utf-8")
+
+
+def event_mac(keys: AuditKeys, fields) -> str:
+    """The MAC of an event's fields (a dict or a row mapping), as hex."""
+    return hmac.digest(keys.event, event_payload(fields), "sha256").hex()
 
 
 def chain_link(
@@ -153,18 +155,22 @@ def chain_link(
     is unambiguous.
     """
     message = f"{previous_hash}|{seq}|{mac or ''}|{problem or ''}".encode("ascii")
-    return hmac.new(keys.chain, message, hashlib.sha256).hexdigest()
+    return hmac.digest(keys.chain, message, "sha256").hex()
 
 
 def legacy_hash(fields: dict) -> str:
-    """The unkeyed SHA-256 an event written before 0008 carries (``LEGACY_FIELDS``)."""
-    return hashlib.sha256(_canonical(fields, LEGACY_FIELDS)).hexdigest()
+    """The unkeyed SHA-256 an event written before 0008 carries: over the JSON object of
+    ``LEGACY_FIELDS`` with sorted keys, exactly as the code before 0008 computed it."""
+    canonical = {name: fields[name] for name in LEGACY_FIELDS}
+    canonical["occurred_at"] = format_time(canonical["occurred_at"])
+    payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def checkpoint_mac(keys: AuditKeys, fields: dict) -> str:
     """The MAC of a checkpoint line's other fields."""
     payload = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return hmac.new(keys.checkpoint, payload, hashlib.sha256).hexdigest()
+    return hmac.digest(keys.checkpoint, payload, "sha256").hex()
 
 
 def same(a: str | None, b: str | None) -> bool:

@@ -125,9 +125,9 @@ def test_writing_an_event_takes_no_lock_and_reads_nothing(app):
 def test_the_event_mac_is_a_keyed_hmac_of_the_fields(app):
     record_events(app, 1)
     (stored,) = events(app)
-    fields = {name: getattr(stored, name) for name in integrity.MAC_FIELDS}
-    fields["occurred_at"] = integrity.format_time(stored.occurred_at)
-    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    values = [getattr(stored, name) for name in integrity.MAC_FIELDS]
+    values[0] = integrity.format_time(stored.occurred_at)
+    payload = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
     with app.app_context():
         key = integrity.current_keys().event
     assert stored.event_mac == hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
@@ -557,4 +557,4 @@ def test_no_application_code_changes_events_but_the_sealer():
     ]
     assert offenders == ["audit/sealing.py"]
     sealer = (package / "audit" / "sealing.py").read_text(encoding="utf-8")
-    assert len(CHANGING_EVENTS.findall(sealer)) == 1  # its one seal UPDATE
+    assert len(CHANGING_EVENTS.findall(sealer)) == 2  # its seal: one for each database
