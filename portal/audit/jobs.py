@@ -32,9 +32,13 @@ def periodic_jobs(config) -> list[Job]:
 def seal_audit_events() -> str | None:
     result = sealing.seal_all()
     if result.problem_ids:
+        shown = ", ".join(map(str, result.problem_ids[:20]))
+        more = len(result.problem_ids) - 20
         log.warning(
-            "sealed audit events with a bad MAC (altered or forged before sealing): ids %s",
-            ", ".join(map(str, result.problem_ids[:20])),
+            "sealed %s audit events with a bad MAC (altered or forged before sealing): ids %s%s",
+            len(result.problem_ids),
+            shown,
+            f" and {more} more" if more > 0 else "",
         )
     if result.sealed:
         return f"sealed {result.sealed} audit events (#{result.first_seq}-#{result.last_seq})"
