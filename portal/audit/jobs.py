@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 
-from portal.audit import sealing
+from portal.audit import integrity, sealing
 from portal.worker import Job
 
 log = logging.getLogger(__name__)
 
 
 def periodic_jobs(config) -> list[Job]:
-    """The audit trail's jobs under this configuration."""
+    """The audit trail's jobs under this configuration (refused at once, not every second,
+    when the audit key is missing or too short)."""
+    integrity.keys_from(config.get("AUDIT_KEY"))
     return [
         Job("seal audit events", 1.0, seal_audit_events),
         Job(
