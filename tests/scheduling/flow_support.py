@@ -70,6 +70,13 @@ def user(username: str):
     return db.session.scalars(select(User).filter_by(username=username)).one()
 
 
+def actor(username: str):
+    """The demo user's actor, as a view would hand it to a service."""
+    from portal.auth.permissions import actor_for
+
+    return actor_for(user(username), "127.0.0.1")
+
+
 def audit_events(action: str | None = None):
     from portal.audit.models import AuditEvent
 
