@@ -1,4 +1,4 @@
-"""Scheduling benchmarks (issue 3): seed a calendar, then time the day view, the week view,
+"""Scheduling benchmarks: seed a calendar, then time the day view, the week view,
 find-next-available and booking throughput, each beside the SQL it runs.
 
 Seeding adds, to a database already seeded with patients: 20 prescribers, three appointment

@@ -1,5 +1,6 @@
 """Helpers for the flow, waitlist and feed tests: appointments made directly with the models
-(the booking use case is built separately), and times on the clinic's today."""
+(in any status, at any time), the demo users and their actors, and times on the clinic's
+today."""
 
 from __future__ import annotations
 
