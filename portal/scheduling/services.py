@@ -1,5 +1,6 @@
-"""What every topic of scheduling shares: the one object-level check of an appointment, the
-refusal of a stale form, the audit category, and who the providers and appointment types are.
+"""What the topics of scheduling share: the one object-level check of an appointment, the
+refusal of a stale form, the audit category, and the readers of who and what can be booked
+(providers, appointment types, rooms).
 
 The topics (``booking``, ``availability``, ``calendar``, ``flow``, ``waitlist``, ``feeds``,
 ``setup``) each keep their own use cases in their ``services.py``; other domains reach an
@@ -8,12 +9,19 @@ appointment through ``get_appointment_for`` here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from portal.auth.models import User, UserRole
 from portal.extensions import db
-from portal.scheduling.models import Appointment, AppointmentType, Room
+from portal.scheduling.models import (
+    Appointment,
+    AppointmentType,
+    Room,
+    appointment_type_providers,
+)
 from portal.transaction import Conflict
 
 CATEGORY = "appointments"  # the audit category of every scheduling event
@@ -75,3 +83,30 @@ def active_rooms(location_id: int | None) -> list[Room]:
             .order_by(Room.name)
         )
     )
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """A provider as the calendar lists them: plain values, so no commit can expire them."""
+
+    id: int
+    full_name: str
+
+
+def bookable_providers() -> list[ProviderChoice]:
+    """Everyone who offers at least one active appointment type, by name: the calendar's
+    columns, the providers a visit can be booked with."""
+    offering = (
+        select(appointment_type_providers.c.provider_id)
+        .join(
+            AppointmentType,
+            AppointmentType.id == appointment_type_providers.c.appointment_type_id,
+        )
+        .where(AppointmentType.is_active.is_(True))
+    )
+    rows = db.session.execute(
+        select(User.id, User.full_name)
+        .where(User.id.in_(offering))
+        .order_by(User.full_name, User.id)
+    )
+    return [ProviderChoice(id=row.id, full_name=row.full_name) for row in rows]

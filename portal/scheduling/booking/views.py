@@ -24,9 +24,13 @@ from portal.patients.services import search_patients
 from portal.scheduling import bp
 from portal.scheduling.booking import services
 from portal.scheduling.booking.forms import BookingForm, CancelForm, RescheduleForm
-from portal.scheduling.calendar.services import calendar_providers
 from portal.scheduling.models import INACTIVE_STATUSES, STATUS_FLOW, STATUS_LABELS
-from portal.scheduling.services import active_rooms, appointment_types, get_appointment_for
+from portal.scheduling.services import (
+    active_rooms,
+    appointment_types,
+    bookable_providers,
+    get_appointment_for,
+)
 from portal.timeutil import utcnow
 from portal.transaction import Refused
 from portal.web import current_actor as _actor
@@ -64,7 +68,7 @@ def _int_or_none(value) -> int | None:
 
 def _booking_choices(form: BookingForm, provider_id: int | None, location_id: int | None):
     """Fill the panel's select boxes: types the provider offers, rooms at the location."""
-    form.provider_id.choices = [(p.id, p.full_name) for p in calendar_providers()]
+    form.provider_id.choices = [(p.id, p.full_name) for p in bookable_providers()]
     locations = [loc for loc in list_locations() if loc.is_active]
     form.location_id.choices = [(loc.id, loc.name) for loc in locations]
     location_id = location_id or (locations[0].id if locations else None)
@@ -255,7 +259,7 @@ def appointment(appointment_id: int):
 def _reschedule_choices(form: RescheduleForm, appointment) -> None:
     offering = {q.id for q in appointment.appointment_type.providers}
     form.provider_id.choices = [
-        (p.id, p.full_name) for p in calendar_providers() if p.id in offering
+        (p.id, p.full_name) for p in bookable_providers() if p.id in offering
     ]
     rooms = active_rooms(appointment.location_id)
     form.room_id.choices = [(None, "No room")] + [(r.id, r.name) for r in rooms]

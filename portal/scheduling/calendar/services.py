@@ -9,7 +9,6 @@ from datetime import date, datetime
 from sqlalchemy import select
 
 from portal.audit import services as audit
-from portal.auth.models import User
 from portal.clinic.clock import day_bounds
 from portal.driver_rows import driver_rows, driver_utc
 from portal.extensions import db
@@ -20,9 +19,8 @@ from portal.scheduling.models import (
     Appointment,
     AppointmentType,
     CalendarPreference,
-    appointment_type_providers,
 )
-from portal.scheduling.services import CATEGORY
+from portal.scheduling.services import CATEGORY, ProviderChoice, bookable_providers
 from portal.transaction import use_case
 
 
@@ -127,32 +125,6 @@ def appointments_for_calendar(
     return entries
 
 
-@dataclass(frozen=True)
-class ProviderChoice:
-    """A provider as the calendar lists them: plain values, so no commit can expire them."""
-
-    id: int
-    full_name: str
-
-
-def calendar_providers() -> list[ProviderChoice]:
-    """Everyone who offers at least one active appointment type, by name."""
-    offering = (
-        select(appointment_type_providers.c.provider_id)
-        .join(
-            AppointmentType,
-            AppointmentType.id == appointment_type_providers.c.appointment_type_id,
-        )
-        .where(AppointmentType.is_active.is_(True))
-    )
-    rows = db.session.execute(
-        select(User.id, User.full_name)
-        .where(User.id.in_(offering))
-        .order_by(User.full_name, User.id)
-    )
-    return [ProviderChoice(id=row.id, full_name=row.full_name) for row in rows]
-
-
 def chosen_provider_ids(actor, available: list[ProviderChoice]) -> list[int]:
     """The day view's columns this user chose last time (all providers at first)."""
     known = [provider.id for provider in available]
@@ -166,7 +138,7 @@ def chosen_provider_ids(actor, available: list[ProviderChoice]) -> list[int]:
 def save_calendar_preference(actor, provider_ids: list[int]) -> None:
     """Remember which providers' columns ``actor`` shows in the day view."""
     with use_case():
-        known = {provider.id for provider in calendar_providers()}
+        known = {provider.id for provider in bookable_providers()}
         kept = [provider_id for provider_id in provider_ids if provider_id in known]
         preference = db.session.get(CalendarPreference, actor.id)
         if preference is None:

@@ -23,12 +23,11 @@ from portal.scheduling.booking.views import appointment_panel_context
 from portal.scheduling.calendar.grid import Column, build_grid
 from portal.scheduling.calendar.services import (
     appointments_for_calendar,
-    calendar_providers,
     chosen_provider_ids,
     save_calendar_preference,
 )
 from portal.scheduling.models import STATUS_LABELS
-from portal.scheduling.services import appointment_types
+from portal.scheduling.services import appointment_types, bookable_providers
 from portal.timeutil import utcnow
 from portal.web import current_actor as _actor
 from portal.web import render
@@ -87,7 +86,7 @@ def day():
     """One column per chosen provider, a time grid in the clinic's zone, a "now" line."""
     actor = _actor()
     shown_day = _day_argument()
-    providers = calendar_providers()
+    providers = bookable_providers()
     chosen = chosen_provider_ids(actor, providers)
     shown = [p for p in providers if p.id in chosen]
     working = _working_hours([p.id for p in shown], shown_day, shown_day)
@@ -153,7 +152,7 @@ def choose_providers():
 def week():
     """Seven days of one provider's calendar (Monday to Sunday)."""
     actor = _actor()
-    providers = calendar_providers()
+    providers = bookable_providers()
     provider_id = parse_id(request.args.get("provider_id", ""))
     provider = next((p for p in providers if p.id == provider_id), None)
     if provider is None and providers:
