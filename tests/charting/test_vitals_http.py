@@ -450,7 +450,7 @@ def test_latest_vitals_for_the_chart_summary(app, nurse, adult):
         assert shown["temperature"].flag.text == "Fever"
         from flask import render_template
 
-        html = render_template("charting/_latest_vitals.html", **context)
+        html = render_template("charting/vitals/_latest_vitals.html", **context)
     assert f"/chart/patients/{adult}/vitals/weight/sparkline.svg" in html
     sparkline = nurse.get(f"/chart/patients/{adult}/vitals/weight/sparkline.svg")
     assert sparkline.status_code == 200 and "<script" not in _text(sparkline)
