@@ -38,7 +38,7 @@ REQUEST_KEY = re.compile(r"[0-9a-f]{32}")
 STARTABLE_STATUSES = ("arrived", "roomed")
 # A clock a little ahead of the server's is not a typing mistake; more than this is.
 FUTURE_SLACK = timedelta(minutes=10)
-APPOINTMENT_CHANGED = Conflict(
+APPOINTMENT_CHANGED = (
     "Someone else changed this appointment since you opened it. Review it and try again."
 )
 
@@ -96,7 +96,7 @@ def start_visit(actor, appointment_id: int, *, now: datetime | None = None) -> E
     checked in, or are over.
     """
     now = now or utcnow()
-    with use_case(conflict=APPOINTMENT_CHANGED):
+    with use_case(conflict=Conflict(APPOINTMENT_CHANGED)):
         existing = _encounter_of_appointment(appointment_id)
         if existing is not None:
             get_encounter_for(actor, existing.id)

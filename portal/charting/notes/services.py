@@ -2,6 +2,11 @@
 the home page's worklist of notes waiting for the user; note templates per visit type and
 text snippets.
 
+Each public function that changes something (or audits a read) is one use case
+(``use_case()``); refusals are ``Refused`` (beside a field), with ``NoteLocked``,
+``VersionConflict`` (carrying the note someone else saved) and ``NotAllowed`` (403) where a
+view answers them differently.
+
 Signed is signed. Every change here names the state it expects in its UPDATE's WHERE clause
 (``signed_at IS NULL`` and the version the editor was loaded at), so a note signed or saved
 by someone else in the meantime is never written over; the triggers of migration 0003 refuse
@@ -26,8 +31,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
-from portal.audit.models import DETAIL_MAX_CHARS
-from portal.charting.encounters import ChartingError, get_encounter_for
+from portal.audit.models import DETAIL_MAX_CHARS, AuditEvent
+from portal.charting.encounters.services import check_prescriber, get_encounter_for
 from portal.charting.models import (
     NOTE_KINDS,
     NOTE_MAX_CHARS,
@@ -39,7 +44,10 @@ from portal.charting.models import (
 )
 from portal.extensions import db
 from portal.patients.models import Patient
+from portal.patients.services import get_patient_for
+from portal.scheduling.models import Appointment, AppointmentType
 from portal.timeutil import utcnow
+from portal.transaction import Conflict, Refused, use_case
 
 CATEGORY = "clinical notes"
 DRAFT_AUDIT_EVERY = timedelta(minutes=10)
@@ -48,10 +56,11 @@ SNIPPET_MAX_CHARS = 20_000
 TEMPLATE_MAX_CHARS = 50_000
 WORKLIST_LIMIT = 50
 UNSIGNED_AFTER_HOURS = 24
+TRIGGER_TAKEN = "That trigger is already used: choose another."
 
 
-class NoteLocked(ChartingError):
-    """The note is signed: its text can no longer change."""
+class NoteLocked(Conflict):
+    """The note is signed: its text can no longer change (the editor says so and locks)."""
 
     def __init__(self):
         super().__init__(
@@ -59,11 +68,11 @@ class NoteLocked(ChartingError):
         )
 
 
-class NotAllowed(ChartingError):
+class NotAllowed(Refused):
     """The actor may not do this to this note (answered 403)."""
 
 
-class VersionConflict(ChartingError):
+class VersionConflict(Conflict):
     """Someone saved the note after the editor loaded it; ``note`` holds their version."""
 
     def __init__(self, note: Note):
@@ -72,13 +81,14 @@ class VersionConflict(ChartingError):
 
 
 def sha256_text(text: str) -> str:
+    """The SHA-256 of ``text`` as signed (UTF-8), in hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def check_length(text: str, what: str = "A note") -> None:
     """Refuse (never cut) a text over NOTE_MAX_CHARS."""
     if len(text) > NOTE_MAX_CHARS:
-        raise ChartingError(
+        raise Refused(
             f"{what} may hold at most {NOTE_MAX_CHARS:,} characters; this one has "
             f"{len(text):,}. Nothing was saved: shorten it and it will be saved again.",
             "text",
@@ -87,8 +97,6 @@ def check_length(text: str, what: str = "A note") -> None:
 
 def get_note_for(actor, note_id: int) -> Note:
     """The note ``actor`` may see (through its patient), or 404."""
-    from portal.patients.services import get_patient_for
-
     note = db.session.get(Note, note_id)
     if note is None:
         raise NotFound()
@@ -101,8 +109,6 @@ def template_text(encounter: Encounter, kind: str) -> str:
     this kind of note, else the default one (no type), else nothing."""
     type_id = None
     if encounter.appointment_id is not None:
-        from portal.scheduling.models import Appointment
-
         type_id = db.session.scalar(
             select(Appointment.appointment_type_id).where(
                 Appointment.id == encounter.appointment_id
@@ -141,28 +147,35 @@ def start_note(actor, encounter_id: int, kind: str) -> Note:
     so of two clicks racing, the one whose insert loses opens the note the other made.
     """
     if kind not in NOTE_KINDS:
-        raise ChartingError("Choose a provider note or a nursing note.", "kind")
-    encounter = get_encounter_for(actor, encounter_id)
-    existing = _note_of_kind(encounter.id, kind)
-    if existing is not None:
-        db.session.rollback()
-        return existing
-    now = utcnow()
-    note = Note(
-        encounter_id=encounter.id,
-        patient_id=encounter.patient_id,
-        author_id=actor.id,
-        kind=kind,
-        text=template_text(encounter, kind),
-        version=1,
-        saved_at=now,
-        saved_by_id=actor.id,
-        created_at=now,
-    )
-    db.session.add(note)
-    try:
-        # The insert is flushed here (the audit event needs its id): on PostgreSQL a racing
-        # insert waits on the unique index until the winner commits, then fails.
+        raise Refused("Choose a provider note or a nursing note.", "kind")
+    with use_case():
+        encounter = get_encounter_for(actor, encounter_id)
+        existing = _note_of_kind(encounter.id, kind)
+        if existing is not None:
+            return existing
+        now = utcnow()
+        note = Note(
+            encounter_id=encounter.id,
+            patient_id=encounter.patient_id,
+            author_id=actor.id,
+            kind=kind,
+            text=template_text(encounter, kind),
+            version=1,
+            saved_at=now,
+            saved_by_id=actor.id,
+            created_at=now,
+        )
+        try:
+            # On PostgreSQL a racing insert waits on the unique index until the winner
+            # commits, then fails: the savepoint undoes it alone.
+            with db.session.begin_nested():
+                db.session.add(note)
+                db.session.flush()
+        except IntegrityError:
+            winner = _note_of_kind(encounter.id, kind)  # the other click won: open its note
+            if winner is None:
+                raise
+            return winner
         audit.record(
             actor,
             "note.create",
@@ -171,20 +184,10 @@ def start_note(actor, encounter_id: int, kind: str) -> Note:
             category=CATEGORY,
             detail=f"encounter={encounter.id} kind={kind}",
         )
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # the other click won (its audit event is the one kept)
-        winner = _note_of_kind(encounter.id, kind)
-        if winner is None:
-            raise
-        db.session.rollback()
-        return winner
     return note
 
 
 def _draft_audited_recently(actor, note_id: int, now: datetime) -> bool:
-    from portal.audit.models import AuditEvent
-
     return (
         db.session.scalar(
             select(AuditEvent.id)
@@ -210,21 +213,20 @@ def _parse_version(version) -> int | None:
 def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None = None) -> Note:
     """Save the editor's text over the version it was loaded at; returns the saved note.
 
-    Refuses a signed note (NoteLocked), a text over NOTE_MAX_CHARS (ChartingError), and a
+    Refuses a signed note (NoteLocked), a text over NOTE_MAX_CHARS (Refused), and a
     version older than the stored one (VersionConflict, carrying the stored note) unless
     the texts are the same. Saving unchanged text writes nothing.
     """
     now = now or utcnow()
     text = text or ""
-    note = get_note_for(actor, note_id)
-    try:
+    with use_case():
+        note = get_note_for(actor, note_id)
         if note.is_signed:
             raise NoteLocked()
         check_length(text)
         expected = _parse_version(version)
         if text == note.text:
-            db.session.commit()  # nothing to write; end the read
-            return note
+            return note  # nothing to write
         if expected != note.version:
             raise VersionConflict(note)
         # The WHERE clause, not the read above, decides a race with another save or a sign.
@@ -235,11 +237,7 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
             .execution_options(synchronize_session=False)
         ).rowcount
         if written != 1:
-            db.session.rollback()
-            note = get_note_for(actor, note_id)
-            if note.is_signed:
-                raise NoteLocked()
-            raise VersionConflict(note)
+            _raise_lost_race(note)
         if not _draft_audited_recently(actor, note.id, now):
             audit.record(
                 actor,
@@ -259,12 +257,16 @@ def save_draft(actor, note_id: int, text: str, version, *, now: datetime | None 
             ("saved_by_id", actor.id),
         ):
             set_committed_value(note, name, value)
-        db.session.commit()
-    except ChartingError:
-        if db.session.is_active:
-            db.session.rollback()
-        raise
     return note
+
+
+def _raise_lost_race(note: Note) -> None:
+    """Another save or a signing committed between this use case's read and its write: say
+    which, with the note as it is now."""
+    db.session.refresh(note)
+    if note.is_signed:
+        raise NoteLocked()
+    raise VersionConflict(note)
 
 
 def may_sign(actor, note: Note) -> bool:
@@ -290,11 +292,9 @@ def sign_note(
     an empty or too long text, and a missing version or one older than the stored one
     (VersionConflict).
     """
-    from portal.charting.encounters import check_prescriber
-
     now = now or utcnow()
-    note = get_note_for(actor, note_id)
-    try:
+    with use_case():
+        note = get_note_for(actor, note_id)
         if note.is_signed:
             raise NoteLocked()
         if not may_sign(actor, note):
@@ -306,7 +306,7 @@ def sign_note(
         final = note.text if text is None else text
         check_length(final)
         if not final.strip():
-            raise ChartingError("An empty note cannot be signed: write the note first.", "text")
+            raise Refused("An empty note cannot be signed: write the note first.", "text")
         # The signer signs what they saw: the version their page showed (without the text,
         # the stored text is signed, so it must be that version), or the editor's text,
         # which may be signed over a newer version only when it is that version's text.
@@ -316,10 +316,10 @@ def sign_note(
         if cosigner_id is not None:
             try:
                 check_prescriber(cosigner_id)
-            except ChartingError as error:
-                raise ChartingError("Choose a prescriber to co-sign.", "cosigner_id") from error
+            except Refused as error:
+                raise Refused("Choose a prescriber to co-sign.", "cosigner_id") from error
             if cosigner_id == actor.id:
-                raise ChartingError("Choose someone else to co-sign your note.", "cosigner_id")
+                raise Refused("Choose someone else to co-sign your note.", "cosigner_id")
         changed = final != note.text
         values = {
             "signed_at": now,
@@ -336,11 +336,7 @@ def sign_note(
             .execution_options(synchronize_session=False)
         ).rowcount
         if written != 1:
-            db.session.rollback()
-            note = get_note_for(actor, note_id)
-            if note.is_signed:
-                raise NoteLocked()
-            raise VersionConflict(note)
+            _raise_lost_race(note)
         audit.record(
             actor,
             "note.sign",
@@ -350,11 +346,6 @@ def sign_note(
             category=CATEGORY,
             detail=f"kind={note.kind}" + (f" cosigner={cosigner_id}" if cosigner_id else ""),
         )
-        db.session.commit()
-    except ChartingError:
-        if db.session.is_active:
-            db.session.rollback()
-        raise
     db.session.refresh(note)
     return note
 
@@ -362,16 +353,16 @@ def sign_note(
 def cosign_note(actor, note_id: int, *, now: datetime | None = None) -> Note:
     """The named co-signer co-signs a signed note (only ``cosigned_at`` changes)."""
     now = now or utcnow()
-    note = get_note_for(actor, note_id)
-    if note.cosigner_id != actor.id or not note.is_signed:
-        db.session.rollback()
-        raise NotAllowed("Only the prescriber this note was routed to can co-sign it.")
-    if note.cosigned_at is not None:
-        db.session.rollback()
-        return note
-    note.cosigned_at = now
-    audit.record(actor, "note.cosign", patient_id=note.patient_id, obj=note, category=CATEGORY)
-    db.session.commit()
+    with use_case():
+        note = get_note_for(actor, note_id)
+        if note.cosigner_id != actor.id or not note.is_signed:
+            raise NotAllowed("Only the prescriber this note was routed to can co-sign it.")
+        if note.cosigned_at is not None:
+            return note
+        note.cosigned_at = now
+        audit.record(
+            actor, "note.cosign", patient_id=note.patient_id, obj=note, category=CATEGORY
+        )
     return note
 
 
@@ -382,34 +373,30 @@ def add_addendum(actor, note_id: int, text: str) -> NoteAddendum:
     a nurse's note: it corrects or adds without touching what was signed, and it is itself
     signed by its author as it is written.
     """
-    note = get_note_for(actor, note_id)
     text = (text or "").rstrip()
-    try:
+    with use_case():
+        note = get_note_for(actor, note_id)
         if not note.is_signed:
-            raise ChartingError("Addenda are for signed notes: edit the draft instead.", "text")
+            raise Refused("Addenda are for signed notes: edit the draft instead.", "text")
         if not text.strip():
-            raise ChartingError("Write the addendum first.", "text")
+            raise Refused("Write the addendum first.", "text")
         check_length(text, "An addendum")
-    except ChartingError:
-        db.session.rollback()
-        raise
-    addendum = NoteAddendum(
-        note_id=note.id,
-        author_id=actor.id,
-        text=text,
-        signed_at=utcnow(),
-        signed_text_sha256=sha256_text(text),
-    )
-    db.session.add(addendum)
-    audit.record(
-        actor,
-        "note.addendum",
-        patient_id=note.patient_id,
-        obj=addendum,
-        category=CATEGORY,
-        detail=f"note={note.id}",
-    )
-    db.session.commit()
+        addendum = NoteAddendum(
+            note_id=note.id,
+            author_id=actor.id,
+            text=text,
+            signed_at=utcnow(),
+            signed_text_sha256=sha256_text(text),
+        )
+        db.session.add(addendum)
+        audit.record(
+            actor,
+            "note.addendum",
+            patient_id=note.patient_id,
+            obj=addendum,
+            category=CATEGORY,
+            detail=f"note={note.id}",
+        )
     return addendum
 
 
@@ -482,17 +469,17 @@ def worklist(actor, *, may_cosign: bool) -> dict:
         shown.setdefault(row.patient_id, []).append(row.note_id)
     if shown:
         # Each list holds at most WORKLIST_LIMIT notes, so at most twice that many events.
-        audit.record_many(
-            actor,
-            "chart.worklist.view",
-            [
-                {"patient_id": patient_id, "object_type": "notes", "detail": detail}
-                for patient_id, note_ids in shown.items()
-                for detail in _id_lists("notes=", note_ids)
-            ],
-            category=CATEGORY,
-        )
-        db.session.commit()
+        with use_case():
+            audit.record_many(
+                actor,
+                "chart.worklist.view",
+                [
+                    {"patient_id": patient_id, "object_type": "notes", "detail": detail}
+                    for patient_id, note_ids in shown.items()
+                    for detail in _id_lists("notes=", note_ids)
+                ],
+                category=CATEGORY,
+            )
     return {"unsigned_notes": unsigned, "cosign_notes": cosign}
 
 
@@ -522,8 +509,6 @@ def list_templates() -> list[NoteTemplate]:
 
 def visit_type_names() -> dict[int, str]:
     """Appointment (visit) type id -> name, by name: what a template may be for."""
-    from portal.scheduling.models import AppointmentType
-
     return dict(
         db.session.execute(
             select(AppointmentType.id, AppointmentType.name).order_by(AppointmentType.name)
@@ -532,6 +517,7 @@ def visit_type_names() -> dict[int, str]:
 
 
 def get_template_or_404(template_id: int) -> NoteTemplate:
+    """The note template ``template_id``, or 404."""
     template = db.session.get(NoteTemplate, template_id)
     if template is None:
         raise NotFound()
@@ -548,57 +534,54 @@ def save_template(
     body: str,
 ) -> NoteTemplate:
     """Add a template (``template_id`` None) or change one; names are unique."""
-    from portal.scheduling.models import AppointmentType
-
     name = (name or "").strip()
     body = body or ""
-    if not name:
-        raise ChartingError("Give the template a name.", "name")
-    if note_kind not in NOTE_KINDS:
-        raise ChartingError("Choose provider note or nursing note.", "note_kind")
-    if (
-        appointment_type_id is not None
-        and db.session.get(AppointmentType, appointment_type_id) is None
-    ):
-        raise ChartingError("Choose a visit type from the list.", "appointment_type_id")
-    if not body.strip():
-        raise ChartingError("Write the template's text.", "body")
-    if len(body) > TEMPLATE_MAX_CHARS:
-        raise ChartingError(
-            f"A template may hold at most {TEMPLATE_MAX_CHARS:,} characters.", "body"
+    with use_case(conflict=Refused("Another template has that name.", "name")):
+        if not name:
+            raise Refused("Give the template a name.", "name")
+        if note_kind not in NOTE_KINDS:
+            raise Refused("Choose provider note or nursing note.", "note_kind")
+        if (
+            appointment_type_id is not None
+            and db.session.get(AppointmentType, appointment_type_id) is None
+        ):
+            raise Refused("Choose a visit type from the list.", "appointment_type_id")
+        if not body.strip():
+            raise Refused("Write the template's text.", "body")
+        if len(body) > TEMPLATE_MAX_CHARS:
+            raise Refused(
+                f"A template may hold at most {TEMPLATE_MAX_CHARS:,} characters.", "body"
+            )
+        template = (
+            get_template_or_404(template_id) if template_id else NoteTemplate(is_active=True)
         )
-    template = get_template_or_404(template_id) if template_id else NoteTemplate(is_active=True)
-    template.name = name
-    template.appointment_type_id = appointment_type_id
-    template.note_kind = note_kind
-    template.body = body
-    db.session.add(template)
-    try:
+        template.name = name
+        template.appointment_type_id = appointment_type_id
+        template.note_kind = note_kind
+        template.body = body
+        db.session.add(template)
         db.session.flush()
-    except IntegrityError as error:
-        db.session.rollback()
-        raise ChartingError("Another template has that name.", "name") from error
-    audit.record(
-        actor,
-        "note_template.save",
-        obj=template,
-        category=CATEGORY,
-        detail=f"kind={note_kind} type={appointment_type_id or 'default'}",
-    )
-    db.session.commit()
+        audit.record(
+            actor,
+            "note_template.save",
+            obj=template,
+            category=CATEGORY,
+            detail=f"kind={note_kind} type={appointment_type_id or 'default'}",
+        )
     return template
 
 
 def set_template_active(actor, template_id: int, active: bool) -> NoteTemplate:
-    template = get_template_or_404(template_id)
-    template.is_active = active
-    audit.record(
-        actor,
-        "note_template.activate" if active else "note_template.deactivate",
-        obj=template,
-        category=CATEGORY,
-    )
-    db.session.commit()
+    """Activate a template (new notes start from it again) or deactivate it."""
+    with use_case():
+        template = get_template_or_404(template_id)
+        template.is_active = active
+        audit.record(
+            actor,
+            "note_template.activate" if active else "note_template.deactivate",
+            obj=template,
+            category=CATEGORY,
+        )
     return template
 
 
@@ -650,60 +633,57 @@ def save_snippet(
     trigger = (trigger or "").strip()
     body = body or ""
     if not SNIPPET_TRIGGER.fullmatch(trigger):
-        raise ChartingError(
+        raise Refused(
             "A trigger is a dot followed by up to 31 letters or digits, e.g. .ros", "trigger"
         )
     if not body.strip():
-        raise ChartingError("Write the text the trigger expands to.", "body")
+        raise Refused("Write the text the trigger expands to.", "body")
     if len(body) > SNIPPET_MAX_CHARS:
-        raise ChartingError(f"A snippet may hold at most {SNIPPET_MAX_CHARS:,} characters.", "body")
-    if snippet_id:
-        snippet = get_snippet_for(actor, snippet_id)
-    else:
-        if clinic_wide and not actor.has_permission("chart.manage"):
-            raise NotAllowed("Only an administrator adds clinic-wide snippets.")
-        if not clinic_wide and not actor.has_permission("chart.write"):
-            raise NotAllowed("Only clinicians keep snippets of their own.")
-        snippet = NoteSnippet(owner_id=None if clinic_wide else actor.id)
-    snippet.trigger = trigger
-    snippet.body = body
-    db.session.add(snippet)
-    try:
+        raise Refused(f"A snippet may hold at most {SNIPPET_MAX_CHARS:,} characters.", "body")
+    with use_case(conflict=Refused(TRIGGER_TAKEN, "trigger")):
+        if snippet_id:
+            snippet = get_snippet_for(actor, snippet_id)
+        else:
+            if clinic_wide and not actor.has_permission("chart.manage"):
+                raise NotAllowed("Only an administrator adds clinic-wide snippets.")
+            if not clinic_wide and not actor.has_permission("chart.write"):
+                raise NotAllowed("Only clinicians keep snippets of their own.")
+            snippet = NoteSnippet(owner_id=None if clinic_wide else actor.id)
+        snippet.trigger = trigger
+        snippet.body = body
+        db.session.add(snippet)
         db.session.flush()
-    except IntegrityError as error:
-        db.session.rollback()
-        raise ChartingError("That trigger is already used: choose another.", "trigger") from error
-    if snippet.owner_id is None:
-        # SQLite and PostgreSQL let NULL owners repeat a trigger: check clinic-wide ones here.
-        clash = db.session.scalar(
-            select(NoteSnippet.id).where(
-                NoteSnippet.owner_id.is_(None),
-                NoteSnippet.trigger == trigger,
-                NoteSnippet.id != snippet.id,
+        if snippet.owner_id is None:
+            # SQLite and PostgreSQL let NULL owners repeat a trigger: check clinic-wide ones
+            # here.
+            clash = db.session.scalar(
+                select(NoteSnippet.id).where(
+                    NoteSnippet.owner_id.is_(None),
+                    NoteSnippet.trigger == trigger,
+                    NoteSnippet.id != snippet.id,
+                )
             )
+            if clash is not None:
+                raise Refused(TRIGGER_TAKEN, "trigger")
+        audit.record(
+            actor,
+            "note_snippet.save",
+            obj=snippet,
+            category=CATEGORY,
+            detail="clinic-wide" if snippet.owner_id is None else "own",
         )
-        if clash is not None:
-            db.session.rollback()
-            raise ChartingError("That trigger is already used: choose another.", "trigger")
-    audit.record(
-        actor,
-        "note_snippet.save",
-        obj=snippet,
-        category=CATEGORY,
-        detail="clinic-wide" if snippet.owner_id is None else "own",
-    )
-    db.session.commit()
     return snippet
 
 
 def delete_snippet(actor, snippet_id: int) -> None:
-    snippet = get_snippet_for(actor, snippet_id)
-    audit.record(
-        actor,
-        "note_snippet.delete",
-        obj=snippet,
-        category=CATEGORY,
-        detail="clinic-wide" if snippet.owner_id is None else "own",
-    )
-    db.session.delete(snippet)
-    db.session.commit()
+    """Delete a snippet the actor may change (their own, or a clinic-wide one as admin)."""
+    with use_case():
+        snippet = get_snippet_for(actor, snippet_id)
+        audit.record(
+            actor,
+            "note_snippet.delete",
+            obj=snippet,
+            category=CATEGORY,
+            detail="clinic-wide" if snippet.owner_id is None else "own",
+        )
+        db.session.delete(snippet)

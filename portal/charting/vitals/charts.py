@@ -25,19 +25,19 @@ from sqlalchemy import func, select
 
 from portal.audit import services as audit
 from portal.charting.models import VitalSigns
-from portal.charting.vitals import (
+from portal.charting.vitals.services import (
     CATEGORY,
     MEASURES_BY_NAME,
-    UNIT_SYMBOLS,
     age_at,
     clinic_units,
-    from_canonical,
     normal_ranges,
 )
-from portal.clinic.services import clinic_time_zone
+from portal.clinic.clock import clinic_zone
 from portal.extensions import db
 from portal.patients.services import get_patient_for
-from portal.timeutil import to_zone, utcnow
+from portal.terminology.ucum import UNIT_SYMBOLS, from_canonical
+from portal.timeutil import utcnow
+from portal.transaction import use_case
 
 MAX_POINTS = 120
 # Above this many points a line is drawn without dots (each dot costs pygal ~0.1 ms).
@@ -139,23 +139,27 @@ def trend_chart(actor, patient_id: int, slug: str, window: str = DEFAULT_WINDOW)
     Only the chart's columns are read, over the chosen window, oldest first.
     """
     chart = CHARTS[slug]
-    patient = get_patient_for(actor, patient_id)
     days = WINDOWS[window][1]
     columns = [_column(name) for name in chart.fields]
-    query = (
-        select(VitalSigns.taken_at, *columns)
-        .where(VitalSigns.patient_id == patient.id, VitalSigns.entered_in_error.is_(False))
-        .where(*(column.is_not(None) for column in columns))
-        .order_by(VitalSigns.taken_at)
-    )
-    if days is not None:
-        query = query.where(VitalSigns.taken_at >= utcnow() - timedelta(days=days))
-    rows = [tuple(row) for row in db.session.execute(query)]
-    age = age_at(patient.birth_date, rows[-1][0] if rows else utcnow())
-    audit.record(
-        actor, "vitals.chart.view", patient=patient, category=CATEGORY, detail=f"{slug} {window}"
-    )
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        query = (
+            select(VitalSigns.taken_at, *columns)
+            .where(VitalSigns.patient_id == patient.id, VitalSigns.entered_in_error.is_(False))
+            .where(*(column.is_not(None) for column in columns))
+            .order_by(VitalSigns.taken_at)
+        )
+        if days is not None:
+            query = query.where(VitalSigns.taken_at >= utcnow() - timedelta(days=days))
+        rows = [tuple(row) for row in db.session.execute(query)]
+        age = age_at(patient.birth_date, rows[-1][0] if rows else utcnow())
+        audit.record(
+            actor,
+            "vitals.chart.view",
+            patient=patient,
+            category=CATEGORY,
+            detail=f"{slug} {window}",
+        )
     points = _average_runs(rows, MAX_POINTS)
     units = clinic_units()
     return TrendChart(_render(chart, points, units, age), len(rows), len(points))
@@ -164,9 +168,9 @@ def trend_chart(actor, patient_id: int, slug: str, window: str = DEFAULT_WINDOW)
 def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> bytes:
     unit = _unit(chart.fields[0], units)
     symbol, decimals = UNIT_SYMBOLS[unit]
-    zone = clinic_time_zone()
+    zone = clinic_zone()
     # Naive clinic-local times: pygal's date axis then labels them as the clinic reads them.
-    times = [to_zone(point[0], zone).replace(tzinfo=None) for point in points]
+    times = [point[0].astimezone(zone).replace(tzinfo=None) for point in points]
     series = [
         (name, [_shown(name, point[i + 1], units) for point in points])
         for i, name in enumerate(chart.fields)
@@ -229,21 +233,23 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
 def sparkline(actor, patient_id: int, slug: str) -> bytes:
     """A tiny SVG line of the last ``SPARKLINE_POINTS`` values of one vital (BP: systolic)."""
     chart = CHARTS[slug]
-    patient = get_patient_for(actor, patient_id)
     name = chart.fields[0]
     column = _column(name)
-    recent = db.session.scalars(
-        select(column)
-        .where(
-            VitalSigns.patient_id == patient.id,
-            VitalSigns.entered_in_error.is_(False),
-            column.is_not(None),
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        recent = db.session.scalars(
+            select(column)
+            .where(
+                VitalSigns.patient_id == patient.id,
+                VitalSigns.entered_in_error.is_(False),
+                column.is_not(None),
+            )
+            .order_by(VitalSigns.taken_at.desc())
+            .limit(SPARKLINE_POINTS)
+        ).all()
+        audit.record(
+            actor, "vitals.sparkline.view", patient=patient, category=CATEGORY, detail=slug
         )
-        .order_by(VitalSigns.taken_at.desc())
-        .limit(SPARKLINE_POINTS)
-    ).all()
-    audit.record(actor, "vitals.sparkline.view", patient=patient, category=CATEGORY, detail=slug)
-    db.session.commit()
     units = clinic_units()
     graph = pygal.Line(
         js=[],

@@ -1,42 +1,55 @@
 """Vital signs: entry in the clinic's units, canonical storage, checks, abnormal flags.
 
 Values are typed in the units the clinic chose (°F or °C, lb or kg, in or cm), converted to
-the canonical UCUM units of ``VitalSigns`` (Cel, kg, cm) and shown back in the clinic's units.
-Storage keeps a little more precision than anyone types (0.01 °C, 1 g, 0.1 mm), so a value
-typed with one decimal in either unit shows back exactly as typed.
+the canonical UCUM units of ``VitalSigns`` (Cel, kg, cm; ``portal.terminology.ucum``) and
+shown back in the clinic's units.
 
 Every check is stated once, in ``MEASURES`` (what is impossible, what is implausible) and
 ``AGE_BANDS`` (what is abnormal for the patient's age). A set with an impossible value is
-refused; one with an implausible value is saved only once the user confirms it.
+refused (``ImpossibleValues``, every field at once); one with an implausible value is saved
+only once the user confirms it (``NeedsConfirmation``). Each public function that changes
+something or audits a read is one use case.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
-from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
-from portal.charting.entered_in_error import (
+from portal.charting.encounters.services import get_encounter_for
+from portal.charting.entered_in_error.services import (
     mark_row_entered_in_error,
     patients_row,
-    view_row_to_mark,
+    record_view_to_mark,
 )
 from portal.charting.models import BP_POSITIONS, Encounter, VitalSigns
-from portal.clinic.services import clinic_time_zone, current_clinic
+from portal.clinic.clock import clinic_today, clinic_zone, day_bounds
+from portal.clinic.services import current_clinic
 from portal.extensions import db
+from portal.patients.models import Patient
 from portal.patients.services import (
+    DeathLimit,
     counts_records_dated_after,
     death_limit,
     get_patient_for,
     get_row_of_patient,
     refusal_after_death,
 )
-from portal.timeutil import age_on, to_zone, utcnow
+from portal.terminology.ucum import (
+    INCH_CM,
+    POUND_KG,
+    UNIT_SYMBOLS,
+    format_value,
+    from_canonical,
+    symbol,
+    to_canonical,
+)
+from portal.timeutil import age_on, utcnow
+from portal.transaction import Refused, use_case
 
 CATEGORY = "vital signs"
 PAGE_SIZE = 25
@@ -45,54 +58,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 # Head circumference is measured, and asked for, up to this age (whole years).
 HEAD_CIRCUMFERENCE_UNDER_YEARS = 3
 
-# --- units ----------------------------------------------------------------------------------
-
-# UCUM code -> (symbol shown, decimals shown).
-UNIT_SYMBOLS = {
-    "Cel": ("°C", 1),
-    "[degF]": ("°F", 1),
-    "kg": ("kg", 2),
-    "[lb_av]": ("lb", 1),
-    "cm": ("cm", 1),
-    "[in_i]": ("in", 1),
-    "mm[Hg]": ("mmHg", 0),
-    "/min": ("/min", 0),
-    "%": ("%", 0),
-    "kg/m2": ("kg/m²", 1),
-    "{score}": ("/10", 0),
-}
-# Decimals kept in storage, per canonical unit (see the module's docstring).
-STORED_DECIMALS = {"Cel": 2, "kg": 3, "cm": 2}
-POUND_KG = 0.45359237  # exact, by definition
-INCH_CM = 2.54  # exact, by definition
-
-
-def to_canonical(value: float, unit: str) -> float:
-    """A value typed in ``unit`` in its canonical unit (Cel, kg or cm), rounded for storage."""
-    if unit == "[degF]":
-        return round((value - 32) * 5 / 9, STORED_DECIMALS["Cel"])
-    if unit == "[lb_av]":
-        return round(value * POUND_KG, STORED_DECIMALS["kg"])
-    if unit == "[in_i]":
-        return round(value * INCH_CM, STORED_DECIMALS["cm"])
-    return round(value, STORED_DECIMALS.get(unit, 2))
-
-
-def from_canonical(value: float, unit: str) -> float:
-    """A canonical value (Cel, kg, cm) in ``unit``, rounded as it is shown."""
-    if unit == "[degF]":
-        value = value * 9 / 5 + 32
-    elif unit == "[lb_av]":
-        value = value / POUND_KG
-    elif unit == "[in_i]":
-        value = value / INCH_CM
-    return round(value, UNIT_SYMBOLS[unit][1])
-
-
-def format_value(value: float, unit: str) -> str:
-    """``value`` (already in ``unit``) with the unit's decimals and symbol: "98.6 °F"."""
-    symbol, decimals = UNIT_SYMBOLS[unit]
-    return f"{value:.{decimals}f} {symbol}"
+# --- units ---------------------------------------------------------------------------------
 
 
 def clinic_units() -> dict[str, str]:
@@ -253,15 +219,16 @@ def parse_measurement(text: str | None, *, whole: bool) -> float | None:
     return value
 
 
-class VitalsRefused(Exception):
-    """Impossible values: ``errors`` maps form fields to the message to show beside each."""
+class ImpossibleValues(Refused):
+    """Impossible values: ``errors`` maps form fields to the message to show beside each
+    (all of them at once, not the first alone)."""
 
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(errors.values()))
         self.errors = errors
 
 
-class NeedsConfirmation(Exception):
+class NeedsConfirmation(Refused):
     """Implausible values: ``warnings`` maps fields to the message; saved once confirmed."""
 
     def __init__(self, warnings: dict[str, str]):
@@ -295,7 +262,7 @@ def check_measurements(
 ) -> dict[str, float | int | None]:
     """Typed values (clinic units) -> column values (canonical), or the reason they can't be.
 
-    Raises VitalsRefused for impossible values (all of them at once, field by field) and
+    Raises ImpossibleValues for impossible values (all of them at once, field by field) and
     NeedsConfirmation for implausible ones unless ``confirmed``.
     """
     errors: dict[str, str] = {}
@@ -332,7 +299,7 @@ def check_measurements(
     if not entered or all(value is None for value in entered.values()):
         errors["form"] = "Enter at least one measurement."
     if errors:
-        raise VitalsRefused(errors)
+        raise ImpossibleValues(errors)
     bmi = compute_bmi(canonical.get("weight"), canonical.get("height"))
     if bmi is not None and not BMI_PLAUSIBLE[0] <= bmi <= BMI_PLAUSIBLE[1]:
         note = f"That makes a BMI of {bmi}: check weight and height."
@@ -346,20 +313,20 @@ def check_measurements(
 
 def age_at(birth_date: date, moment: datetime) -> int:
     """Whole years of age at ``moment``, on the clinic's calendar."""
-    return age_on(birth_date, to_zone(moment, clinic_time_zone()).date())
+    return age_on(birth_date, clinic_today(moment))
 
 
 def _check_taken_at(taken_at: datetime, patient) -> None:
     if taken_at > utcnow() + FUTURE_TOLERANCE:
-        raise VitalsRefused({"taken_at": "The time cannot be in the future."})
-    day = to_zone(taken_at, clinic_time_zone()).date()
+        raise Refused("The time cannot be in the future.", "taken_at")
+    day = clinic_today(taken_at)
     if day < patient.birth_date:
-        raise VitalsRefused({"taken_at": "The time cannot be before the patient's birth."})
+        raise Refused("The time cannot be before the patient's birth.", "taken_at")
     # "Taken at" left blank means now: for a deceased patient that is after the death, and
     # the message beside the field asks for the time the set was really taken.
     after_death = refusal_after_death(patient, day, "Vital signs")
     if after_death:
-        raise VitalsRefused({"taken_at": after_death})
+        raise Refused(after_death, "taken_at")
 
 
 # --- use cases ------------------------------------------------------------------------------
@@ -379,13 +346,43 @@ def record_vitals(
 
     With ``encounter_id`` the set belongs to that visit (which must be this patient's).
     """
-    patient = get_patient_for(actor, patient_id)
+    with use_case():
+        return _add_vitals(
+            actor,
+            get_patient_for(actor, patient_id),
+            entered,
+            bp_position=bp_position,
+            taken_at=taken_at,
+            encounter_id=encounter_id,
+            confirmed=confirmed,
+        )
+
+
+def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> VitalSigns:
+    """A set taken at a visit: the encounter decides the patient (404 for unknown ids)."""
+    with use_case():
+        encounter = get_encounter_for(actor, encounter_id)
+        patient = db.session.get(Patient, encounter.patient_id)
+        return _add_vitals(actor, patient, entered, encounter_id=encounter.id, **options)
+
+
+def _add_vitals(
+    actor,
+    patient: Patient,
+    entered: dict[str, float | None],
+    *,
+    bp_position: str | None = None,
+    taken_at: datetime | None = None,
+    encounter_id: int | None = None,
+    confirmed: bool = False,
+) -> VitalSigns:
+    """Check and add one set of the patient's, with its audit event; flushes only."""
     if encounter_id is not None:
         get_row_of_patient(patient, Encounter, encounter_id)  # this patient's visit, or 404
     taken_at = taken_at or utcnow()
     _check_taken_at(taken_at, patient)
     if bp_position and bp_position not in BP_POSITIONS:
-        raise VitalsRefused({"bp_position": "Choose a position from the list."})
+        raise Refused("Choose a position from the list.", "bp_position")
     columns = check_measurements(
         entered, clinic_units(), age_years=age_at(patient.birth_date, taken_at), confirmed=confirmed
     )
@@ -407,24 +404,15 @@ def record_vitals(
     audit.record(
         actor, "vitals.record", patient=patient, obj=vitals, category=CATEGORY, detail=detail
     )
-    db.session.commit()
     return vitals
-
-
-def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> VitalSigns:
-    """A set taken at a visit: the encounter decides the patient (404 for unknown ids)."""
-    encounter = db.session.get(Encounter, encounter_id)
-    if encounter is None:
-        raise NotFound()
-    return record_vitals(actor, encounter.patient_id, entered, encounter_id=encounter.id, **options)
 
 
 def view_set_to_mark(actor, patient_id: int, vitals_id: int):
     """The patient and one of their sets, shown on the "entered in error" confirmation page;
     the view is audited. Returns (patient, the set as shown, the row)."""
-    patient, vitals = view_row_to_mark(
-        actor, VitalSigns, patient_id, vitals_id, action="vitals.view", category=CATEGORY
-    )
+    with use_case():
+        patient, vitals = patients_row(actor, VitalSigns, patient_id, vitals_id)
+        record_view_to_mark(actor, patient, vitals, action="vitals.view", category=CATEGORY)
     return patient, show_set(vitals, clinic_units(), patient.birth_date), vitals
 
 
@@ -432,17 +420,17 @@ def mark_entered_in_error(actor, patient_id: int, vitals_id: int, reason: str) -
     """Mark a set as a mistake, with why: it stays in the record, struck out, and leaves the
     charts. The page asks for the reason and a ticked confirmation first; marking a set
     already marked changes nothing."""
-    patient, vitals = patients_row(actor, VitalSigns, patient_id, vitals_id)
-    return mark_row_entered_in_error(
-        actor,
-        patient,
-        vitals,
-        reason,
-        thing="set",
-        refuse=lambda message: VitalsRefused({"reason": message}),
-        action="vitals.entered_in_error",
-        category=CATEGORY,
-    )
+    with use_case():
+        patient, vitals = patients_row(actor, VitalSigns, patient_id, vitals_id)
+        return mark_row_entered_in_error(
+            actor,
+            patient,
+            vitals,
+            reason,
+            thing="set",
+            action="vitals.entered_in_error",
+            category=CATEGORY,
+        )
 
 
 @counts_records_dated_after("set of vital signs", "sets of vital signs", position=1)
@@ -450,25 +438,16 @@ def sets_dated_after(patient_id: int, day: date) -> int:
     """How many of the patient's sets (not marked entered in error) were taken after ``day``
     on the clinic's calendar; the patient's status form warns of them when ``day`` is about
     to become the date of death. No audit: a count, shown with the form whose view is."""
-    next_midnight = datetime.combine(day + timedelta(days=1), time(), ZoneInfo(clinic_time_zone()))
+    _start, next_midnight = day_bounds(day)
     return db.session.scalar(
         select(func.count())
         .select_from(VitalSigns)
         .where(
             VitalSigns.patient_id == patient_id,
             VitalSigns.entered_in_error.is_(False),
-            VitalSigns.taken_at >= next_midnight.astimezone(UTC),
+            VitalSigns.taken_at >= next_midnight,
         )
     )
-
-
-def encounter_for(actor, encounter_id: int) -> Encounter:
-    """The encounter, if its patient is one ``actor`` may see; else 404."""
-    encounter = db.session.get(Encounter, encounter_id)
-    if encounter is None:
-        raise NotFound()
-    get_patient_for(actor, encounter.patient_id)
-    return encounter
 
 
 # --- showing sets ---------------------------------------------------------------------------
@@ -505,6 +484,7 @@ def show_value(name: str, value, units: dict[str, str], age_years: int) -> Shown
 
 
 def show_set(row: VitalSigns, units: dict[str, str], birth_date: date) -> ShownSet:
+    """One stored set as the tables show it, in ``units``, flagged for the age it was taken at."""
     age = age_at(birth_date, row.taken_at)
     shown = ShownSet(
         row.id,
@@ -529,10 +509,11 @@ def show_set(row: VitalSigns, units: dict[str, str], birth_date: date) -> ShownS
 def unit_symbols() -> dict[str, str]:
     """Field name -> the unit symbol shown beside its input, in the clinic's units."""
     units = clinic_units()
-    return {m.name: UNIT_SYMBOLS[_unit_of(m, units)][0] for m in MEASURES}
+    return {m.name: symbol(_unit_of(m, units)) for m in MEASURES}
 
 
 def shows_head_circumference(birth_date: date) -> bool:
+    """Whether the form asks for head circumference: for children under 3 only."""
     return age_at(birth_date, utcnow()) < HEAD_CIRCUMFERENCE_UNDER_YEARS
 
 
@@ -541,36 +522,47 @@ def view_patient_vitals(actor, patient_id: int, page: int = 1):
 
     Returns (patient, shown sets, whether an older page exists).
     """
-    patient = get_patient_for(actor, patient_id)
     page = max(page, 1)
-    rows = list(
-        db.session.scalars(
-            select(VitalSigns)
-            .where(VitalSigns.patient_id == patient.id)
-            .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE + 1)
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        rows = list(
+            db.session.scalars(
+                select(VitalSigns)
+                .where(VitalSigns.patient_id == patient.id)
+                .order_by(VitalSigns.taken_at.desc(), VitalSigns.id.desc())
+                .offset((page - 1) * PAGE_SIZE)
+                .limit(PAGE_SIZE + 1)
+            )
         )
-    )
-    units = clinic_units()
-    shown = [show_set(row, units, patient.birth_date) for row in rows[:PAGE_SIZE]]
-    audit.record(actor, "vitals.view", patient=patient, category=CATEGORY, detail=f"page {page}")
-    db.session.commit()
+        units = clinic_units()
+        shown = [show_set(row, units, patient.birth_date) for row in rows[:PAGE_SIZE]]
+        audit.record(
+            actor, "vitals.view", patient=patient, category=CATEGORY, detail=f"page {page}"
+        )
     return patient, shown, len(rows) > PAGE_SIZE
 
 
-def encounter_vitals_context(encounter) -> dict:
-    """What `charting/_encounter_vitals.html` needs to show and take an encounter's vitals.
+@dataclass
+class EncounterVitals:
+    """The sets taken at a visit, and what the form of the visit's section needs to know.
 
-    For a deceased patient the form is kept for late entries, with the notice of the date of
-    death (``vitals_after_death``) and "Taken at" set to the visit's time when the visit was
-    on or before that day: left blank it would mean now, which is after the death.
-
-    No audit event: the encounter page that includes the section records its own view.
+    For a deceased patient ``after_death`` is the limit of what may still be recorded (late
+    entries), and ``prefill_taken_at`` the visit's time when the visit was on or before the
+    day of death: left blank "Taken at" would mean now, which is after the death.
     """
-    from portal.charting.vitals_forms import VitalsForm
-    from portal.patients.models import Patient
 
+    encounter_id: int
+    patient_id: int
+    sets: list[ShownSet]
+    show_head_circumference: bool
+    after_death: DeathLimit | None
+    prefill_taken_at: datetime | None
+    visit_after_death: bool
+
+
+def encounter_vitals(encounter: Encounter) -> EncounterVitals:
+    """The sets of an encounter's vitals section, newest first, with the checks its form
+    needs. No audit event: the page that includes the section records its own view."""
     patient = db.session.get(Patient, encounter.patient_id)
     rows = db.session.scalars(
         select(VitalSigns)
@@ -579,22 +571,19 @@ def encounter_vitals_context(encounter) -> dict:
     )
     units = clinic_units()
     limit = death_limit(patient)
-    visit_time = to_zone(encounter.occurred_at, clinic_time_zone()).replace(
+    visit_time = encounter.occurred_at.astimezone(clinic_zone()).replace(
         tzinfo=None, second=0, microsecond=0
     )
-    prefill = {"taken_at": visit_time} if limit and limit.allows(visit_time.date()) else None
-    return {
-        "vitals_encounter_id": encounter.id,
-        "vitals_patient_id": encounter.patient_id,
-        "vitals_sets": [show_set(row, units, patient.birth_date) for row in rows],
-        "vitals_form": VitalsForm(formdata=None, prefix="vitals", data=prefill),
-        "vitals_units": unit_symbols(),
-        "vitals_show_head": shows_head_circumference(patient.birth_date),
-        "vitals_warnings": {},
-        "vitals_after_death": limit,
-        "vitals_visit_after_death": bool(limit and limit.deceased_on)
+    return EncounterVitals(
+        encounter_id=encounter.id,
+        patient_id=encounter.patient_id,
+        sets=[show_set(row, units, patient.birth_date) for row in rows],
+        show_head_circumference=shows_head_circumference(patient.birth_date),
+        after_death=limit,
+        prefill_taken_at=visit_time if limit and limit.allows(visit_time.date()) else None,
+        visit_after_death=bool(limit and limit.deceased_on)
         and visit_time.date() > limit.deceased_on,
-    }
+    )
 
 
 # --- the chart summary's latest values ------------------------------------------------------
@@ -630,8 +619,6 @@ def latest_vitals_context(patient_id: int) -> dict:
     images the browser fetches (``charting.vitals_sparkline``), so this stays cheap. The
     caller has loaded the patient through ``get_patient_for`` and audits the page view.
     """
-    from portal.patients.models import Patient
-
     birth_date = db.session.scalar(select(Patient.birth_date).where(Patient.id == patient_id))
     rows = db.session.scalars(
         select(VitalSigns)
@@ -659,3 +646,53 @@ def latest_vitals_context(patient_id: int) -> dict:
             label = "BMI" if name == "bmi" else MEASURES_BY_NAME[name].label
         latest.append(LatestValue(name, label, chart, shown, row.taken_at))
     return {"latest_vitals": latest, "latest_vitals_patient_id": patient_id}
+
+
+# --- the visit summary ----------------------------------------------------------------------
+
+
+def vital_sign_items(vitals: VitalSigns, clinic=None) -> list[tuple[str, str]]:
+    """(label, value) of each vital sign recorded in the set, in the clinic's units, as the
+    visit summary prints them (page and PDF).
+
+    Stored values are canonical UCUM (Cel, kg, cm); the clinic chooses °F/lb/in or °C/kg/cm.
+    """
+    fahrenheit = clinic is None or clinic.temperature_unit == "[degF]"
+    pounds = clinic is None or clinic.weight_unit == "[lb_av]"
+    inches = clinic is None or clinic.length_unit == "[in_i]"
+
+    def length(cm):
+        return f"{cm / INCH_CM:.1f} in" if inches else f"{cm:.1f} cm"
+
+    items = []
+    if vitals.systolic_mmhg is not None and vitals.diastolic_mmhg is not None:
+        position = f" ({vitals.bp_position})" if vitals.bp_position else ""
+        items.append(
+            ("Blood pressure", f"{vitals.systolic_mmhg}/{vitals.diastolic_mmhg} mmHg{position}")
+        )
+    if vitals.heart_rate_per_min is not None:
+        items.append(("Heart rate", f"{vitals.heart_rate_per_min} /min"))
+    if vitals.respiratory_rate_per_min is not None:
+        items.append(("Respiratory rate", f"{vitals.respiratory_rate_per_min} /min"))
+    if vitals.temperature_cel is not None:
+        celsius = vitals.temperature_cel
+        items.append(
+            (
+                "Temperature",
+                f"{celsius * 9 / 5 + 32:.1f} °F" if fahrenheit else f"{celsius:.1f} °C",
+            )
+        )
+    if vitals.spo2_percent is not None:
+        items.append(("SpO₂", f"{vitals.spo2_percent} %"))
+    if vitals.weight_kg is not None:
+        kg = vitals.weight_kg
+        items.append(("Weight", f"{kg / POUND_KG:.1f} lb" if pounds else f"{kg:.1f} kg"))
+    if vitals.height_cm is not None:
+        items.append(("Height", length(vitals.height_cm)))
+    if vitals.bmi is not None:
+        items.append(("BMI", f"{vitals.bmi:.1f} kg/m²"))
+    if vitals.pain_score is not None:
+        items.append(("Pain", f"{vitals.pain_score}/10"))
+    if vitals.head_circumference_cm is not None:
+        items.append(("Head circumference", length(vitals.head_circumference_cm)))
+    return items

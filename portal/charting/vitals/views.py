@@ -1,7 +1,8 @@
-"""Vital signs (a patient's page, an encounter's section, trend charts) and immunizations.
+"""Vital signs: a patient's page, an encounter's section, trend charts and sparklines, and
+marking a set entered in error.
 
 Thin views: load -> authorize (@require; ids through the services, which 404) -> call a
-service in portal.charting.vitals / immunizations -> render the page, or its fragment for htmx.
+service in portal.charting.vitals -> render the page, or its fragment for htmx.
 """
 
 from __future__ import annotations
@@ -9,18 +10,15 @@ from __future__ import annotations
 from flask import Response, abort, flash, redirect, request, url_for
 
 from portal.auth.permissions import require
-from portal.charting import bp, vitals
-from portal.charting import immunizations as immunization_services
-from portal.charting import vitals_charts as charts
-from portal.charting.models import IMMUNIZATION_SOURCES
-from portal.charting.vitals_forms import (
-    EnteredInErrorForm,
-    ImmunizationEnteredInErrorForm,
-    ImmunizationForm,
-    VitalsForm,
-)
+from portal.charting import bp
+from portal.charting.encounters.services import get_encounter_for
+from portal.charting.encounters.views import encounter_section
+from portal.charting.vitals import charts
+from portal.charting.vitals import services as vitals
+from portal.charting.vitals.forms import EnteredInErrorForm, VitalsForm
 from portal.ids import parse_id
 from portal.patients.services import death_limit, get_patient_for
+from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
@@ -43,7 +41,9 @@ def _try_record(form: VitalsForm, save) -> tuple[object | None, dict[str, str]]:
             taken_at=form.taken_at_utc(),
             confirmed=bool(form.confirmed.data),
         )
-    except vitals.VitalsRefused as error:
+    except vitals.NeedsConfirmation as error:
+        return None, error.warnings
+    except vitals.ImpossibleValues as error:
         for name, message in error.errors.items():
             target = getattr(form, name, None)
             if target is None:
@@ -51,8 +51,9 @@ def _try_record(form: VitalsForm, save) -> tuple[object | None, dict[str, str]]:
             else:
                 target.errors = [*target.errors, message]
         return None, {}
-    except vitals.NeedsConfirmation as error:
-        return None, error.warnings
+    except Refused as error:
+        attach_error(form, error)
+        return None, {}
     return saved, {}
 
 
@@ -104,25 +105,48 @@ def record_patient_vitals(patient_id: int):
     return redirect(url_for("charting.patient_vitals", patient_id=patient_id), 303)
 
 
-def _render_section(encounter, page: str, fragment: str, context: dict, status: int):
-    """One of an encounter's sections (vitals, immunizations): the fragment alone for htmx,
-    else the page that holds it under the patient's banner (a form with errors, no script)."""
-    patient = get_patient_for(current_actor(), encounter.patient_id)
-    return render(page, fragment=fragment, status=status, patient=patient, **context)
+def encounter_vitals_context(encounter) -> dict:
+    """What `charting/vitals/_encounter_vitals.html` needs to show and take an encounter's
+    vitals (no audit event: the page that includes the section records its own view).
+
+    For a deceased patient the form is kept for late entries, with the notice of the date of
+    death and "Taken at" set to the visit's time when the visit was on or before that day.
+    """
+    section = vitals.encounter_vitals(encounter)
+    prefill = {"taken_at": section.prefill_taken_at} if section.prefill_taken_at else None
+    return {
+        "vitals_encounter_id": section.encounter_id,
+        "vitals_patient_id": section.patient_id,
+        "vitals_sets": section.sets,
+        "vitals_form": VitalsForm(formdata=None, prefix="vitals", data=prefill),
+        "vitals_units": vitals.unit_symbols(),
+        "vitals_show_head": section.show_head_circumference,
+        "vitals_warnings": {},
+        "vitals_after_death": section.after_death,
+        "vitals_visit_after_death": section.visit_after_death,
+    }
+
+
+@encounter_section
+def vitals_section(actor, page) -> dict:
+    """The encounter page's vitals section."""
+    return encounter_vitals_context(page.encounter)
 
 
 def _encounter_section(encounter, form=None, warnings=None, status: int = 200):
-    """The encounter's vitals section: alone for htmx, else on a page of its own (errors)."""
-    context = vitals.encounter_vitals_context(encounter)
+    """The encounter's vitals section: alone for htmx, else on a page of its own under the
+    patient's banner (a form with errors, no script)."""
+    context = encounter_vitals_context(encounter)
     if form is not None:
         context["vitals_form"] = form
         context["vitals_warnings"] = warnings or {}
-    return _render_section(
-        encounter,
+    patient = get_patient_for(current_actor(), encounter.patient_id)
+    return render(
         "charting/vitals/vitals_encounter.html",
-        "charting/vitals/_encounter_vitals.html",
-        context,
-        status,
+        fragment="charting/vitals/_encounter_vitals.html",
+        status=status,
+        patient=patient,
+        **context,
     )
 
 
@@ -130,7 +154,7 @@ def _encounter_section(encounter, form=None, warnings=None, status: int = 200):
 @require("chart.write")
 def record_encounter_vitals(encounter_id: int):
     """Record a set taken at this visit; htmx gets the section back, updated or with errors."""
-    encounter = vitals.encounter_for(current_actor(), encounter_id)
+    encounter = get_encounter_for(current_actor(), encounter_id)
     form = VitalsForm(prefix="vitals")
     saved, warnings = _try_record(
         form,
@@ -183,8 +207,8 @@ def mark_vitals_error(patient_id: int, vitals_id: int):
             marked = vitals.mark_entered_in_error(
                 current_actor(), patient_id, vitals_id, form.reason.data
             )
-        except vitals.VitalsRefused as error:
-            form.reason.errors = [*form.reason.errors, *error.errors.values()]
+        except Refused as error:
+            attach_error(form, error)
         else:
             flash("Marked as entered in error.", "success")
             return redirect(_set_home(patient_id, marked.encounter_id), 303)
@@ -211,140 +235,3 @@ def vitals_sparkline(patient_id: int, chart: str):
     if chart not in charts.CHARTS:
         abort(404)
     return _svg(charts.sparkline(current_actor(), patient_id, chart))
-
-
-# --- immunizations --------------------------------------------------------------------------
-
-
-def _immunizations_page(patient_id: int, form: ImmunizationForm, status: int = 200):
-    patient, rows = immunization_services.view_immunizations(current_actor(), patient_id)
-    return render(
-        "charting/immunizations/immunizations.html",
-        status=status,
-        patient=patient,
-        immunizations=rows,
-        immunizations_after_death=death_limit(patient),
-        form=form,
-        sources=IMMUNIZATION_SOURCES,
-        routes=immunization_services.ROUTES,
-    )
-
-
-@bp.get("/patients/<int:patient_id>/immunizations")
-@require("chart.read")
-def immunizations(patient_id: int):
-    """The patient's immunizations and refusals, newest first, and a form to add one."""
-    return _immunizations_page(patient_id, ImmunizationForm(formdata=None))
-
-
-@bp.post("/patients/<int:patient_id>/immunizations")
-@require("chart.write")
-def add_immunization(patient_id: int):
-    form = ImmunizationForm()
-    if form.validate():
-        try:
-            immunization_services.record_immunization(current_actor(), patient_id, **form.details())
-        except immunization_services.ImmunizationError as error:
-            attach_error(form, error)
-        else:
-            flash("Immunization recorded.", "success")
-            return redirect(url_for("charting.immunizations", patient_id=patient_id), 303)
-    return _immunizations_page(patient_id, form, status=422)
-
-
-def _encounter_immunizations(encounter, form=None, status: int = 200):
-    """The encounter's immunizations section: alone for htmx, else on a page of its own."""
-    context = immunization_services.encounter_immunizations_context(encounter, form)
-    return _render_section(
-        encounter,
-        "charting/immunizations/immunizations_encounter.html",
-        "charting/immunizations/_encounter_immunizations.html",
-        context,
-        status,
-    )
-
-
-@bp.post("/encounters/<int:encounter_id>/immunizations")
-@require("chart.write")
-def record_encounter_immunization(encounter_id: int):
-    """Record an immunization (or a refusal) at this visit; htmx gets the section back."""
-    encounter = vitals.encounter_for(current_actor(), encounter_id)
-    form = immunization_services.encounter_immunization_form(encounter, request.form)
-    if form.validate():
-        try:
-            immunization_services.record_encounter_immunization(
-                current_actor(), encounter.id, **form.details()
-            )
-        except immunization_services.ImmunizationError as error:
-            attach_error(form, error)
-        else:
-            if is_htmx_request():
-                return _encounter_immunizations(encounter)
-            flash("Immunization recorded.", "success")
-            return redirect(
-                url_for("charting.encounter_page", encounter_id=encounter.id)
-                + "#encounter-immunizations",
-                303,
-            )
-    return _encounter_immunizations(encounter, form, status=422)
-
-
-def _from_visit(encounter_id: int | None) -> bool:
-    """The record was opened from its visit's page (the link there says ``from=encounter``)."""
-    return encounter_id is not None and request.values.get("from") == "encounter"
-
-
-def _immunization_home(patient_id: int, encounter_id: int | None) -> str:
-    """Where to go back to: the visit's page when the user came from there (the record leaves
-    that list), else the immunization page, where it stays, struck out."""
-    if _from_visit(encounter_id):
-        return url_for("charting.encounter_page", encounter_id=encounter_id) + (
-            "#encounter-immunizations"
-        )
-    return url_for("charting.immunizations", patient_id=patient_id)
-
-
-def _immunization_error_page(patient_id: int, immunization_id: int, form, status: int = 200):
-    patient, row = immunization_services.view_immunization_to_mark(
-        current_actor(), patient_id, immunization_id
-    )
-    return render(
-        "charting/immunizations/immunization_entered_in_error.html",
-        status=status,
-        patient=patient,
-        immunization=row,
-        form=form,
-        sources=IMMUNIZATION_SOURCES,
-        routes=immunization_services.ROUTES,
-        came_from="encounter" if _from_visit(row.encounter_id) else None,
-        back_url=_immunization_home(patient.id, row.encounter_id),
-    )
-
-
-@bp.get("/patients/<int:patient_id>/immunizations/<int:immunization_id>/entered-in-error")
-@require("chart.write")
-def confirm_immunization_error(patient_id: int, immunization_id: int):
-    """Ask before marking an immunization entered in error: the record, a reason, a box."""
-    return _immunization_error_page(
-        patient_id, immunization_id, ImmunizationEnteredInErrorForm(formdata=None)
-    )
-
-
-@bp.post("/patients/<int:patient_id>/immunizations/<int:immunization_id>/entered-in-error")
-@require("chart.write")
-def mark_immunization_error(patient_id: int, immunization_id: int):
-    """Mark an immunization entered in error (kept, struck out on the immunization page, left
-    out of the visit's lists and the chart summary's count) once the reason is given and the
-    box ticked; otherwise the page again, 422, and nothing changed."""
-    form = ImmunizationEnteredInErrorForm()
-    if form.validate():
-        try:
-            marked = immunization_services.mark_entered_in_error(
-                current_actor(), patient_id, immunization_id, form.reason.data
-            )
-        except immunization_services.ImmunizationError as error:
-            attach_error(form, error)
-        else:
-            flash("Marked as entered in error.", "success")
-            return redirect(_immunization_home(patient_id, marked.encounter_id), 303)
-    return _immunization_error_page(patient_id, immunization_id, form, status=422)
