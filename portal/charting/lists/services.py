@@ -1,11 +1,11 @@
 """Use cases of the patient's lists: problems, allergies (and "no known allergies"),
 medications, and what a visit does with them (diagnoses addressed, reconciliation).
 
-Each public function that changes something is one transaction: the change, a
-ChartItemRevision holding the changed fields' values before and after, and the audit event
-commit together or not at all. Edits carry the version the form showed; an edit of an older
-version is refused with ``StaleEdit`` (the rows' ``version_id_col`` also catches the race
-between reading and writing), so nobody silently overwrites another's change.
+Each public function that changes something (or audits a read) is one use case: the
+change, a ChartItemRevision holding the changed fields' values before and after, and the
+audit event commit together or not at all. Edits carry the version the form showed; an edit
+of an older version is refused with ``StaleEdit`` (the rows' ``version_id_col`` also catches
+the race between reading and writing), so nobody silently overwrites another's change.
 """
 
 from __future__ import annotations
@@ -16,12 +16,9 @@ from datetime import date, datetime
 
 from sqlalchemy import and_, case, select
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
-from portal.charting import icd10
-from portal.charting.drug_ingredients import coded_ingredient
-from portal.charting.encounters import lock_patient
+from portal.charting.encounters.services import get_encounter_for
 from portal.charting.models import (
     ALLERGY_CRITICALITIES,
     ALLERGY_SEVERITIES,
@@ -42,7 +39,10 @@ from portal.charting.models import (
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient
+from portal.terminology import icd10
+from portal.terminology.rxnorm import coded_ingredient
 from portal.timeutil import utcnow
+from portal.transaction import Conflict, Refused, use_case
 
 CATEGORIES = {"problem": "problem list", "allergy": "allergies", "medication": "medications"}
 MODELS = {"problem": Problem, "allergy": Allergy, "medication": Medication}
@@ -89,16 +89,7 @@ VALUE_LABELS = {
 }
 
 
-class ListError(Exception):
-    """A refused change; ``field`` names the form field to show the message beside."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class StaleEdit(ListError):
+class StaleEdit(Conflict):
     """The item changed since the form was loaded; ``current`` is the item as it is now."""
 
     def __init__(self, item_type: str, current):
@@ -111,7 +102,22 @@ class StaleEdit(ListError):
 
 
 # ---------------------------------------------------------------------------------------
-# Shared machinery: loading items of a patient, revisions, commits
+# Shared machinery: loading items of a patient, revisions, the patient's lock
+
+
+def lock_patient(patient_id: int) -> None:
+    """Hold the patient's row until this transaction ends, so that use cases which check a
+    patient's chart and then write to it run one at a time per patient.
+
+    PostgreSQL (READ COMMITTED) would otherwise let two transactions check the same state
+    and both write: "no known allergies" stored beside an allergy recorded at the same
+    moment. ``FOR NO KEY UPDATE`` leaves rows that merely reference the patient (foreign
+    keys take ``KEY SHARE``) unblocked. On SQLite it is a plain read: ``BEGIN IMMEDIATE``
+    already serializes every writer.
+    """
+    db.session.execute(
+        select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True)
+    )
 
 
 def _item_of(item_type: str, patient: Patient, item_id: int):
@@ -180,23 +186,16 @@ def _editable(actor, patient_id: int, item_type: str, item_id: int, version: int
 
 
 @contextmanager
-def _refusing_lost_race(item_type: str, item_id: int):
-    """Turn a concurrent save that won the race between this edit's read and its write (the
-    rows' ``version_id_col``, checked at every flush and at the commit) into ``StaleEdit``
-    carrying the item as it is now."""
+def _editing(item_type: str, item_id: int):
+    """The use case of an edit of one item. A concurrent save that won the race between
+    this edit's read and its write (the rows' ``version_id_col``, checked at every flush and
+    at the commit) becomes ``StaleEdit`` carrying the item as it is now (read after the
+    use case rolled back)."""
     try:
-        yield
+        with use_case():
+            yield
     except StaleDataError:
-        db.session.rollback()
         raise StaleEdit(item_type, db.session.get(MODELS[item_type], item_id)) from None
-
-
-def _save_edit(actor, item_type: str, item, before: dict, action: str, detail="") -> list[str]:
-    """Commit an edit with its revision and audit event; returns the changed field names."""
-    with _refusing_lost_race(item_type, item.id):
-        changed = _record_change(actor, item_type, item, before, action, detail)
-        db.session.commit()
-    return changed
 
 
 def _view(actor, patient: Patient, item_type: str, action: str, obj=None) -> None:
@@ -212,26 +211,28 @@ def _view(actor, patient: Patient, item_type: str, action: str, obj=None) -> Non
 
 def load_item(actor, patient_id: int, item_type: str, item_id: int):
     """(patient, item) for an edit or stop form; audited as a view of the item."""
-    patient = get_patient_for(actor, patient_id)
-    item = _item_of(item_type, patient, item_id)
-    _view(actor, patient, item_type, f"{item_type}.view", obj=item)
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        item = _item_of(item_type, patient, item_id)
+        _view(actor, patient, item_type, f"{item_type}.view", obj=item)
     return patient, item
 
 
 def item_history(actor, patient_id: int, item_type: str, item_id: int):
     """(patient, item, revisions oldest first) for the history page; the view is audited."""
-    patient = get_patient_for(actor, patient_id)
-    item = _item_of(item_type, patient, item_id)
-    revisions = list(
-        db.session.scalars(
-            select(ChartItemRevision)
-            .where(ChartItemRevision.item_type == item_type, ChartItemRevision.item_id == item.id)
-            .order_by(ChartItemRevision.changed_at, ChartItemRevision.id)
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        item = _item_of(item_type, patient, item_id)
+        revisions = list(
+            db.session.scalars(
+                select(ChartItemRevision)
+                .where(
+                    ChartItemRevision.item_type == item_type, ChartItemRevision.item_id == item.id
+                )
+                .order_by(ChartItemRevision.changed_at, ChartItemRevision.id)
+            )
         )
-    )
-    _view(actor, patient, item_type, f"{item_type}.history_view", obj=item)
-    db.session.commit()
+        _view(actor, patient, item_type, f"{item_type}.history_view", obj=item)
     return patient, item, revisions
 
 
@@ -275,17 +276,17 @@ def _patient_problems(patient_id: int) -> list[Problem]:
 
 def view_problems(actor, patient_id: int) -> tuple[Patient, list[Problem]]:
     """The patient and their problems: active first, then inactive, then resolved."""
-    patient = get_patient_for(actor, patient_id)
-    problems = _patient_problems(patient.id)
-    _view(actor, patient, "problem", "problem.list_view")
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        problems = _patient_problems(patient.id)
+        _view(actor, patient, "problem", "problem.list_view")
     return patient, problems
 
 
 def _billable(code: str) -> icd10.Diagnosis:
     diagnosis = icd10.billable(code)
     if diagnosis is None:
-        raise ListError(
+        raise Refused(
             "Not a billable ICD-10-CM code: choose a specific code from the search "
             "(a category such as E11 is not enough).",
             "icd10_code",
@@ -304,33 +305,34 @@ def _apply_problem(problem: Problem, values: dict) -> None:
 
 def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | None = None):
     """Add a coded problem (and, from a visit, mark it addressed by that encounter)."""
-    patient = get_patient_for(actor, patient_id)
-    problem = Problem(patient_id=patient.id, created_by_id=actor.id)
-    _apply_problem(problem, values)
-    db.session.add(problem)
-    detail = f"icd10 {problem.icd10_code}"
-    _record_change(actor, "problem", problem, None, "problem.create", detail)
-    if encounter_id is not None:
-        encounter = _encounter_of(patient, encounter_id)
-        encounter.problems_addressed.append(problem)
-        audit.record(
-            actor,
-            "encounter.diagnoses_update",
-            patient=patient,
-            obj=encounter,
-            category=CATEGORIES["problem"],
-            detail=f"added problem {problem.id}",
-        )
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        problem = Problem(patient_id=patient.id, created_by_id=actor.id)
+        _apply_problem(problem, values)
+        db.session.add(problem)
+        detail = f"icd10 {problem.icd10_code}"
+        _record_change(actor, "problem", problem, None, "problem.create", detail)
+        if encounter_id is not None:
+            encounter = get_row_of_patient(patient, Encounter, encounter_id)
+            encounter.problems_addressed.append(problem)
+            audit.record(
+                actor,
+                "encounter.diagnoses_update",
+                patient=patient,
+                obj=encounter,
+                category=CATEGORIES["problem"],
+                detail=f"added problem {problem.id}",
+            )
     return problem
 
 
 def update_problem(actor, patient_id: int, problem_id: int, version: int | None, values: dict):
     """Edit a problem (code, onset, status, comment); returns the changed field names."""
-    problem, before = _editable(actor, patient_id, "problem", problem_id, version)
-    _apply_problem(problem, values)
-    detail = f"icd10 {problem.icd10_code}"
-    return _save_edit(actor, "problem", problem, before, "problem.update", detail)
+    with _editing("problem", problem_id):
+        problem, before = _editable(actor, patient_id, "problem", problem_id, version)
+        _apply_problem(problem, values)
+        detail = f"icd10 {problem.icd10_code}"
+        return _record_change(actor, "problem", problem, before, "problem.update", detail)
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,15 +407,15 @@ _ALLERGY_ORDER = (
 
 def view_allergies(actor, patient_id: int):
     """(patient, allergies active first, the NKA statement or None); audited."""
-    patient = get_patient_for(actor, patient_id)
-    allergies = list(
-        db.session.scalars(
-            select(Allergy).where(Allergy.patient_id == patient.id).order_by(*_ALLERGY_ORDER)
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        allergies = list(
+            db.session.scalars(
+                select(Allergy).where(Allergy.patient_id == patient.id).order_by(*_ALLERGY_ORDER)
+            )
         )
-    )
-    nka = db.session.get(NoKnownAllergies, patient.id)
-    _view(actor, patient, "allergy", "allergy.list_view")
-    db.session.commit()
+        nka = db.session.get(NoKnownAllergies, patient.id)
+        _view(actor, patient, "allergy", "allergy.list_view")
     return patient, allergies, nka
 
 
@@ -432,31 +434,34 @@ def _apply_allergy(allergy: Allergy, values: dict) -> None:
 
 def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
     """Record an allergy; it replaces a "no known allergies" statement."""
-    patient = get_patient_for(actor, patient_id)
-    lock_patient(patient.id)  # against "no known allergies" recorded at the same moment
-    allergy = Allergy(patient_id=patient.id, created_by_id=actor.id)
-    _apply_allergy(allergy, values)
-    db.session.add(allergy)
-    nka = db.session.get(NoKnownAllergies, patient.id)
-    if nka is not None:
-        db.session.delete(nka)
-    detail = f"rxcui {allergy.rxnorm_code}" if allergy.rxnorm_code else ""
-    if nka is not None:
-        detail = (detail + " nka removed").strip()
-    _record_change(actor, "allergy", allergy, None, "allergy.create", detail)
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        lock_patient(patient.id)  # against "no known allergies" recorded at the same moment
+        allergy = Allergy(patient_id=patient.id, created_by_id=actor.id)
+        _apply_allergy(allergy, values)
+        db.session.add(allergy)
+        nka = db.session.get(NoKnownAllergies, patient.id)
+        if nka is not None:
+            db.session.delete(nka)
+        detail = f"rxcui {allergy.rxnorm_code}" if allergy.rxnorm_code else ""
+        if nka is not None:
+            detail = (detail + " nka removed").strip()
+        _record_change(actor, "allergy", allergy, None, "allergy.create", detail)
     return allergy
 
 
 def update_allergy(actor, patient_id: int, allergy_id: int, version: int | None, values: dict):
-    allergy, before = _editable(actor, patient_id, "allergy", allergy_id, version)
-    # Before any change is flushed: against "no known allergies" recorded at the same moment.
-    lock_patient(patient_id)
-    _apply_allergy(allergy, values)
-    nka = db.session.get(NoKnownAllergies, patient_id) if allergy.status == "active" else None
-    if nka is not None:
-        db.session.delete(nka)  # an active allergy contradicts "no known allergies"
-    return _save_edit(actor, "allergy", allergy, before, "allergy.update")
+    """Edit an allergy; an active one removes a "no known allergies" statement. Returns the
+    changed field names."""
+    with _editing("allergy", allergy_id):
+        allergy, before = _editable(actor, patient_id, "allergy", allergy_id, version)
+        # Before any change is flushed: against "no known allergies" recorded meanwhile.
+        lock_patient(patient_id)
+        _apply_allergy(allergy, values)
+        nka = db.session.get(NoKnownAllergies, patient_id) if allergy.status == "active" else None
+        if nka is not None:
+            db.session.delete(nka)  # an active allergy contradicts "no known allergies"
+        return _record_change(actor, "allergy", allergy, before, "allergy.update")
 
 
 def record_no_known_allergies(actor, patient_id: int) -> None:
@@ -466,30 +471,30 @@ def record_no_known_allergies(actor, patient_id: int) -> None:
     statement) waits for this commit, or this check waits for its commit and sees it. Two
     statements posted together likewise queue, and the second re-dates the first.
     """
-    patient = get_patient_for(actor, patient_id)
-    lock_patient(patient.id)
-    active = db.session.scalar(
-        select(Allergy.id).where(Allergy.patient_id == patient.id, Allergy.status == "active")
-    )
-    if active is not None:
-        raise ListError(
-            "This patient has active allergies: mark them inactive or entered in error first."
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        lock_patient(patient.id)
+        active = db.session.scalar(
+            select(Allergy.id).where(Allergy.patient_id == patient.id, Allergy.status == "active")
         )
-    nka = db.session.get(NoKnownAllergies, patient.id)
-    if nka is None:
-        nka = NoKnownAllergies(patient_id=patient.id)
-        db.session.add(nka)
-    nka.recorded_at = utcnow()
-    nka.recorded_by_id = actor.id
-    audit.record(
-        actor,
-        "allergy.nka_record",
-        patient=patient,
-        object_type="no_known_allergies",
-        object_id=patient.id,
-        category=CATEGORIES["allergy"],
-    )
-    db.session.commit()
+        if active is not None:
+            raise Conflict(
+                "This patient has active allergies: mark them inactive or entered in error first."
+            )
+        nka = db.session.get(NoKnownAllergies, patient.id)
+        if nka is None:
+            nka = NoKnownAllergies(patient_id=patient.id)
+            db.session.add(nka)
+        nka.recorded_at = utcnow()
+        nka.recorded_by_id = actor.id
+        audit.record(
+            actor,
+            "allergy.nka_record",
+            patient=patient,
+            object_type="no_known_allergies",
+            object_id=patient.id,
+            category=CATEGORIES["allergy"],
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -504,16 +509,16 @@ _MEDICATION_ORDER = (
 
 def view_medications(actor, patient_id: int):
     """(patient, medications: active first, then stopped, then entered in error); audited."""
-    patient = get_patient_for(actor, patient_id)
-    medications = list(
-        db.session.scalars(
-            select(Medication)
-            .where(Medication.patient_id == patient.id)
-            .order_by(*_MEDICATION_ORDER)
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        medications = list(
+            db.session.scalars(
+                select(Medication)
+                .where(Medication.patient_id == patient.id)
+                .order_by(*_MEDICATION_ORDER)
+            )
         )
-    )
-    _view(actor, patient, "medication", "medication.list_view")
-    db.session.commit()
+        _view(actor, patient, "medication", "medication.list_view")
     return patient, medications
 
 
@@ -543,38 +548,42 @@ def _apply_medication(medication: Medication, values: dict) -> None:
 
 
 def add_medication(actor, patient_id: int, values: dict) -> Medication:
-    patient = get_patient_for(actor, patient_id)
-    medication = Medication(patient_id=patient.id, created_by_id=actor.id)
-    _apply_medication(medication, values)
-    db.session.add(medication)
-    detail = f"rxcui {medication.rxnorm_code}" if medication.rxnorm_code else ""
-    _record_change(actor, "medication", medication, None, "medication.create", detail)
-    db.session.commit()
+    """Add a medication (coded with RxNorm when its ingredient is one of the listed ones)."""
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        medication = Medication(patient_id=patient.id, created_by_id=actor.id)
+        _apply_medication(medication, values)
+        db.session.add(medication)
+        detail = f"rxcui {medication.rxnorm_code}" if medication.rxnorm_code else ""
+        _record_change(actor, "medication", medication, None, "medication.create", detail)
     return medication
 
 
 def update_medication(
     actor, patient_id: int, medication_id: int, version: int | None, values: dict
 ):
-    medication, before = _editable(actor, patient_id, "medication", medication_id, version)
-    _apply_medication(medication, values)
-    return _save_edit(actor, "medication", medication, before, "medication.update")
+    """Edit a medication; returns the changed field names."""
+    with _editing("medication", medication_id):
+        medication, before = _editable(actor, patient_id, "medication", medication_id, version)
+        _apply_medication(medication, values)
+        return _record_change(actor, "medication", medication, before, "medication.update")
 
 
 def stop_medication(
     actor, patient_id: int, medication_id: int, version: int | None, stop_date: date, reason: str
 ):
     """Stop an active medication on ``stop_date``, saying why."""
-    medication, before = _editable(actor, patient_id, "medication", medication_id, version)
-    _stop(medication, stop_date, reason)
-    _save_edit(actor, "medication", medication, before, "medication.stop")
+    with _editing("medication", medication_id):
+        medication, before = _editable(actor, patient_id, "medication", medication_id, version)
+        _stop(medication, stop_date, reason)
+        _record_change(actor, "medication", medication, before, "medication.stop")
 
 
 def _stop(medication: Medication, stop_date: date, reason: str) -> None:
     if medication.status != "active":
-        raise ListError("This medication is not active.")
+        raise Refused("This medication is not active.")
     if medication.start_date and stop_date < medication.start_date:
-        raise ListError("The stop date is before the start date.", "stop_date")
+        raise Refused("The stop date is before the start date.", "stop_date")
     medication.status = "stopped"
     medication.stop_date = stop_date
     medication.stop_reason = reason.strip()
@@ -584,43 +593,37 @@ def _stop(medication: Medication, stop_date: date, reason: str) -> None:
 # A visit: diagnoses addressed and medication reconciliation
 
 
-def _encounter_of(patient: Patient, encounter_id: int) -> Encounter:
-    return get_row_of_patient(patient, Encounter, encounter_id)
-
-
-def get_encounter_for(actor, encounter_id: int) -> tuple[Patient, Encounter]:
+def _patient_and_encounter(actor, encounter_id: int) -> tuple[Patient, Encounter]:
     """(patient, encounter) the actor may see, or 404."""
-    encounter = db.session.get(Encounter, encounter_id)
-    if encounter is None:
-        raise NotFound()
-    return get_patient_for(actor, encounter.patient_id), encounter
+    encounter = get_encounter_for(actor, encounter_id)
+    return db.session.get(Patient, encounter.patient_id), encounter
 
 
 def set_diagnoses_addressed(actor, encounter_id: int, problem_ids: list[int]) -> None:
     """The encounter addressed exactly these problems of its patient."""
-    patient, encounter = get_encounter_for(actor, encounter_id)
     wanted = set(problem_ids)
-    problems = (
-        list(
-            db.session.scalars(
-                select(Problem).where(Problem.patient_id == patient.id, Problem.id.in_(wanted))
+    with use_case():
+        patient, encounter = _patient_and_encounter(actor, encounter_id)
+        problems = (
+            list(
+                db.session.scalars(
+                    select(Problem).where(Problem.patient_id == patient.id, Problem.id.in_(wanted))
+                )
             )
+            if wanted
+            else []
         )
-        if wanted
-        else []
-    )
-    if len(problems) != len(wanted):
-        raise ListError("Choose problems from this patient's list.", "problem_ids")
-    encounter.problems_addressed = problems
-    audit.record(
-        actor,
-        "encounter.diagnoses_update",
-        patient=patient,
-        obj=encounter,
-        category=CATEGORIES["problem"],
-        detail="problems " + (",".join(str(p.id) for p in problems) or "none"),
-    )
-    db.session.commit()
+        if len(problems) != len(wanted):
+            raise Refused("Choose problems from this patient's list.", "problem_ids")
+        encounter.problems_addressed = problems
+        audit.record(
+            actor,
+            "encounter.diagnoses_update",
+            patient=patient,
+            obj=encounter,
+            category=CATEGORIES["problem"],
+            detail="problems " + (",".join(str(p.id) for p in problems) or "none"),
+        )
 
 
 def _repeated_decision(
@@ -684,20 +687,45 @@ def reconcile_medication(
     with it), so a race cannot record both.
     """
     if action not in RECONCILIATION_ACTIONS:
-        raise ListError("Choose continue, stop or change.", "action")
-    patient, encounter = get_encounter_for(actor, encounter_id)
+        raise Refused("Choose continue, stop or change.", "action")
+    try:
+        with use_case():
+            return _reconcile(
+                actor, encounter_id, medication_id, version, action, reason, changes, today
+            )
+    except StaleDataError:
+        # Another decision about this medication committed since it was read.
+        current = db.session.get(Medication, medication_id)
+        repeated = _repeated_decision(
+            actor, encounter_id, current, version, action, reason, changes
+        )
+        if repeated is not None:
+            return repeated
+        raise StaleEdit("medication", current) from None
+
+
+def _reconcile(
+    actor,
+    encounter_id: int,
+    medication_id: int,
+    version: int | None,
+    action: str,
+    reason: str | None,
+    changes: dict | None,
+    today: date,
+) -> MedicationReconciliation:
+    patient, encounter = _patient_and_encounter(actor, encounter_id)
     medication = _item_of("medication", patient, medication_id)
     repeated = _repeated_decision(actor, encounter.id, medication, version, action, reason, changes)
     if repeated is not None:
-        db.session.rollback()
         return repeated
     _check_version("medication", medication, version)
     if medication.status != "active":
-        raise ListError("This medication is not active.")
+        raise Refused("This medication is not active.")
     before = _snapshot("medication", medication)
     if action == "stop":
         if not (reason or "").strip():
-            raise ListError("Say why the medication is stopped.", "reason")
+            raise Refused("Say why the medication is stopped.", "reason")
         _stop(medication, today, reason)
     elif action == "change":
         # Blank means "as before": the form shows the current values to edit.
@@ -705,7 +733,7 @@ def reconcile_medication(
             if (value or "").strip():
                 setattr(medication, name, value.strip())
         if _snapshot("medication", medication) == before:
-            raise ListError("Change the dose, route or frequency (or choose Continue).", "dose")
+            raise Refused("Change the dose, route or frequency (or choose Continue).", "dose")
     now = utcnow()
     # The row changes with every decision (its version_id_col moves on); the shared time
     # is how a repeat of this decision recognises it (_repeated_decision).
@@ -719,31 +747,16 @@ def reconcile_medication(
         recorded_at=now,
     )
     db.session.add(reconciliation)
-    try:
-        if action != "continue":
-            _record_change(
-                actor, "medication", medication, before, f"medication.reconcile_{action}"
-            )
-        audit.record(
-            actor,
-            "medication.reconcile",
-            patient=patient,
-            obj=reconciliation,
-            category=CATEGORIES["medication"],
-            detail=f"encounter {encounter_id} medication {medication_id} {action}",
-        )
-        db.session.commit()
-    except StaleDataError:
-        # Another decision about this medication committed since it was read.
-        db.session.rollback()
-        current = db.session.get(Medication, medication_id)
-        repeated = _repeated_decision(
-            actor, encounter_id, current, version, action, reason, changes
-        )
-        if repeated is not None:
-            db.session.rollback()
-            return repeated
-        raise StaleEdit("medication", current) from None
+    if action != "continue":
+        _record_change(actor, "medication", medication, before, f"medication.reconcile_{action}")
+    audit.record(
+        actor,
+        "medication.reconcile",
+        patient=patient,
+        obj=reconciliation,
+        category=CATEGORIES["medication"],
+        detail=f"encounter {encounter_id} medication {medication_id} {action}",
+    )
     return reconciliation
 
 
@@ -763,7 +776,8 @@ class EncounterLists:
 
 
 def encounter_lists_context(encounter, **shown) -> dict:
-    """What the encounter page's problem and medication sections need (key ``lists``)."""
+    """What the encounter page's problem and medication sections need (key ``lists``); no
+    audit event: the page that shows them records its own view."""
     addressed_ids = {problem.id for problem in encounter.problems_addressed}
     problems = list(
         db.session.scalars(

@@ -2,7 +2,7 @@
 encounter page's "diagnoses addressed" and medication reconciliation sections.
 
 Thin views: load (through portal.patients.services.get_patient_for, inside the services) ->
-authorize (@require) -> call a service in portal.charting.clinical_lists -> render. Refused
+authorize (@require) -> call a service in portal.charting.lists.services -> render. Refused
 input answers 422 with what was typed kept; a stale edit form answers 409 with the current
 values beside the user's.
 """
@@ -12,10 +12,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 
 from portal.auth.permissions import require
-from portal.charting import bp, icd10
-from portal.charting import clinical_lists as lists
-from portal.charting.drug_ingredients import DRUG_INGREDIENT_NAMES
-from portal.charting.lists_forms import (
+from portal.charting import bp
+from portal.charting.encounters.services import get_encounter_for
+from portal.charting.encounters.views import encounter_section
+from portal.charting.lists import services as lists
+from portal.charting.lists.forms import (
     COMMON_ROUTES,
     AllergyForm,
     DiagnosesForm,
@@ -34,9 +35,12 @@ from portal.charting.models import (
     RECONCILIATION_ACTIONS,
     SUBSTANCE_KINDS,
 )
-from portal.patients.views import clinic_today
-from portal.web import attach_error, is_htmx_request, render
-from portal.web import current_actor as _actor
+from portal.clinic.clock import clinic_today
+from portal.patients.services import get_patient_for
+from portal.terminology import icd10
+from portal.terminology.rxnorm import DRUG_INGREDIENT_NAMES
+from portal.transaction import Refused
+from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
 @bp.app_context_processor
@@ -92,7 +96,7 @@ def icd10_search():
 
 
 def _problems_page(patient_id: int, form: ProblemForm | None = None, status: int = 200):
-    patient, problems = lists.view_problems(_actor(), patient_id)
+    patient, problems = lists.view_problems(current_actor(), patient_id)
     form = form or ProblemForm(formdata=None)
     return render(
         "charting/lists/problems.html", patient=patient, problems=problems, form=form, status=status
@@ -110,13 +114,13 @@ def problems(patient_id: int):
 @require("chart.write")
 def add_problem(patient_id: int):
     """Add a problem coded with a billable ICD-10-CM code."""
-    patient = lists.get_patient_for(_actor(), patient_id)
+    patient = get_patient_for(current_actor(), patient_id)
     form = ProblemForm(**_dates(patient))
     if not form.validate():
         return _problems_page(patient_id, form, 422)
     try:
-        problem = lists.add_problem(_actor(), patient_id, form.values())
-    except lists.ListError as error:
+        problem = lists.add_problem(current_actor(), patient_id, form.values())
+    except Refused as error:
         attach_error(form, error)
         return _problems_page(patient_id, form, 422)
     flash(f"Problem added: {problem.icd10_code} {problem.description}.", "success")
@@ -127,7 +131,7 @@ def add_problem(patient_id: int):
 @require("chart.write")
 def edit_problem(patient_id: int, problem_id: int):
     """Edit a problem's code, onset, status or comment."""
-    patient, problem = lists.load_item(_actor(), patient_id, "problem", problem_id)
+    patient, problem = lists.load_item(current_actor(), patient_id, "problem", problem_id)
     if request.method != "POST":
         form = ProblemForm(
             formdata=None,
@@ -147,11 +151,11 @@ def edit_problem(patient_id: int, problem_id: int):
         )
     try:
         changed = lists.update_problem(
-            _actor(), patient_id, problem_id, form.version.data, form.values()
+            current_actor(), patient_id, problem_id, form.version.data, form.values()
         )
     except lists.StaleEdit as stale:
         return _stale("charting/lists/problems_edit.html", patient, form, stale)
-    except lists.ListError as error:
+    except Refused as error:
         attach_error(form, error)
         return render(
             "charting/lists/problems_edit.html", patient=patient, item=problem, form=form, status=422
@@ -181,7 +185,7 @@ def problem_history(patient_id: int, problem_id: int):
 
 
 def _history(patient_id: int, item_type: str, item_id: int):
-    patient, item, revisions = lists.item_history(_actor(), patient_id, item_type, item_id)
+    patient, item, revisions = lists.item_history(current_actor(), patient_id, item_type, item_id)
     return render(
         "charting/lists/lists_history.html",
         patient=patient,
@@ -198,7 +202,7 @@ def _history(patient_id: int, item_type: str, item_id: int):
 
 
 def _allergies_page(patient_id: int, form: AllergyForm | None = None, status: int = 200):
-    patient, allergies, nka = lists.view_allergies(_actor(), patient_id)
+    patient, allergies, nka = lists.view_allergies(current_actor(), patient_id)
     form = form or AllergyForm(formdata=None)
     return render(
         "charting/lists/allergies.html",
@@ -220,11 +224,11 @@ def allergies(patient_id: int):
 @bp.post("/patients/<int:patient_id>/allergies")
 @require("chart.write")
 def add_allergy(patient_id: int):
-    patient = lists.get_patient_for(_actor(), patient_id)
+    patient = get_patient_for(current_actor(), patient_id)
     form = AllergyForm(**_dates(patient))
     if not form.validate():
         return _allergies_page(patient_id, form, 422)
-    allergy = lists.add_allergy(_actor(), patient_id, form.values())
+    allergy = lists.add_allergy(current_actor(), patient_id, form.values())
     flash(f"Allergy recorded: {allergy.substance}.", "success")
     return redirect(url_for("charting.allergies", patient_id=patient_id), code=303)
 
@@ -234,10 +238,10 @@ def add_allergy(patient_id: int):
 def record_no_known_allergies(patient_id: int):
     """The patient was asked and has no known allergies (dated, with who recorded it)."""
     try:
-        lists.record_no_known_allergies(_actor(), patient_id)
-    except lists.ListError as error:
+        lists.record_no_known_allergies(current_actor(), patient_id)
+    except Refused as error:
         flash(error.message, "danger")
-        return _allergies_page(patient_id, status=409)
+        return _allergies_page(patient_id, status=error.status)
     flash("Recorded: no known allergies.", "success")
     return redirect(url_for("charting.allergies", patient_id=patient_id), code=303)
 
@@ -245,7 +249,7 @@ def record_no_known_allergies(patient_id: int):
 @bp.route("/patients/<int:patient_id>/allergies/<int:allergy_id>", methods=["GET", "POST"])
 @require("chart.write")
 def edit_allergy(patient_id: int, allergy_id: int):
-    patient, allergy = lists.load_item(_actor(), patient_id, "allergy", allergy_id)
+    patient, allergy = lists.load_item(current_actor(), patient_id, "allergy", allergy_id)
     if request.method != "POST":
         form = AllergyForm(formdata=None, data=AllergyForm.data_of(allergy))
         return render("charting/lists/allergies_edit.html", patient=patient, item=allergy, form=form)
@@ -256,7 +260,7 @@ def edit_allergy(patient_id: int, allergy_id: int):
         )
     try:
         changed = lists.update_allergy(
-            _actor(), patient_id, allergy_id, form.version.data, form.values()
+            current_actor(), patient_id, allergy_id, form.version.data, form.values()
         )
     except lists.StaleEdit as stale:
         return _stale("charting/lists/allergies_edit.html", patient, form, stale)
@@ -275,7 +279,7 @@ def allergy_history(patient_id: int, allergy_id: int):
 
 
 def _medications_page(patient_id: int, form: MedicationForm | None = None, status: int = 200):
-    patient, medications = lists.view_medications(_actor(), patient_id)
+    patient, medications = lists.view_medications(current_actor(), patient_id)
     form = form or MedicationForm(formdata=None)
     return render(
         "charting/lists/medications.html",
@@ -296,11 +300,11 @@ def medications(patient_id: int):
 @bp.post("/patients/<int:patient_id>/medications")
 @require("chart.write")
 def add_medication(patient_id: int):
-    patient = lists.get_patient_for(_actor(), patient_id)
+    patient = get_patient_for(current_actor(), patient_id)
     form = MedicationForm(**_dates(patient))
     if not form.validate():
         return _medications_page(patient_id, form, 422)
-    medication = lists.add_medication(_actor(), patient_id, form.values())
+    medication = lists.add_medication(current_actor(), patient_id, form.values())
     flash(f"Medication added: {medication.drug}.", "success")
     return redirect(url_for("charting.medications", patient_id=patient_id), code=303)
 
@@ -320,7 +324,7 @@ def _medication_data(medication) -> dict:
 @bp.route("/patients/<int:patient_id>/medications/<int:medication_id>", methods=["GET", "POST"])
 @require("chart.write")
 def edit_medication(patient_id: int, medication_id: int):
-    patient, medication = lists.load_item(_actor(), patient_id, "medication", medication_id)
+    patient, medication = lists.load_item(current_actor(), patient_id, "medication", medication_id)
     template = "charting/lists/medications_edit.html"
     if request.method != "POST":
         form = MedicationForm(formdata=None, data=_medication_data(medication))
@@ -330,7 +334,7 @@ def edit_medication(patient_id: int, medication_id: int):
         return render(template, patient=patient, item=medication, form=form, status=422)
     try:
         changed = lists.update_medication(
-            _actor(), patient_id, medication_id, form.version.data, form.values()
+            current_actor(), patient_id, medication_id, form.version.data, form.values()
         )
     except lists.StaleEdit as stale:
         return _stale(template, patient, form, stale)
@@ -344,7 +348,7 @@ def edit_medication(patient_id: int, medication_id: int):
 @require("chart.write")
 def stop_medication(patient_id: int, medication_id: int):
     """Stop an active medication: the date and the reason are required."""
-    patient, medication = lists.load_item(_actor(), patient_id, "medication", medication_id)
+    patient, medication = lists.load_item(current_actor(), patient_id, "medication", medication_id)
     template = "charting/lists/medications_stop.html"
     if request.method != "POST":
         form = StopMedicationForm(
@@ -356,7 +360,7 @@ def stop_medication(patient_id: int, medication_id: int):
         return render(template, patient=patient, item=medication, form=form, status=422)
     try:
         lists.stop_medication(
-            _actor(),
+            current_actor(),
             patient_id,
             medication_id,
             form.version.data,
@@ -365,7 +369,7 @@ def stop_medication(patient_id: int, medication_id: int):
         )
     except lists.StaleEdit as stale:
         return _stale(template, patient, form, stale)
-    except lists.ListError as error:
+    except Refused as error:
         attach_error(form, error)
         return render(template, patient=patient, item=medication, form=form, status=422)
     flash(f"Medication stopped: {medication.drug}.", "success")
@@ -382,12 +386,18 @@ def medication_history(patient_id: int, medication_id: int):
 # The encounter page's sections (htmx; without JavaScript the page is loaded again)
 
 
+@encounter_section
+def lists_section(actor, page) -> dict:
+    """The encounter page's problem and medication sections."""
+    return lists.encounter_lists_context(page.encounter)
+
+
 def _encounter_section(encounter_id: int, fragment: str, status: int = 200, **shown):
     if not is_htmx_request():
         if status >= 400:
             abort(status)
         return redirect(url_for("charting.encounter_page", encounter_id=encounter_id), code=303)
-    _patient, encounter = lists.get_encounter_for(_actor(), encounter_id)
+    encounter = get_encounter_for(current_actor(), encounter_id)
     return render(fragment, status=status, **lists.encounter_lists_context(encounter, **shown))
 
 
@@ -401,8 +411,8 @@ def save_diagnoses(encounter_id: int):
         # A garbled list is refused, never read as "nothing ticked" (which clears them all).
         return _encounter_section(encounter_id, fragment, 422, diagnoses=form)
     try:
-        lists.set_diagnoses_addressed(_actor(), encounter_id, form.problem_ids.data or [])
-    except lists.ListError as error:
+        lists.set_diagnoses_addressed(current_actor(), encounter_id, form.problem_ids.data or [])
+    except Refused as error:
         attach_error(form, error)
         return _encounter_section(encounter_id, fragment, 422, diagnoses=form)
     return _encounter_section(encounter_id, fragment, saved="diagnoses")
@@ -412,14 +422,15 @@ def save_diagnoses(encounter_id: int):
 @require("chart.write")
 def add_encounter_problem(encounter_id: int):
     """Add a new problem from the visit; it is marked addressed by this encounter."""
-    patient, _encounter = lists.get_encounter_for(_actor(), encounter_id)
+    encounter = get_encounter_for(current_actor(), encounter_id)
+    patient = get_patient_for(current_actor(), encounter.patient_id)
     form = ProblemForm(prefix="encounter-problem", **_dates(patient))
     fragment = "charting/lists/_encounter_problems.html"
     if not form.validate():
         return _encounter_section(encounter_id, fragment, 422, new_problem=form)
     try:
-        lists.add_problem(_actor(), patient.id, form.values(), encounter_id=encounter_id)
-    except lists.ListError as error:
+        lists.add_problem(current_actor(), patient.id, form.values(), encounter_id=encounter_id)
+    except Refused as error:
         attach_error(form, error)
         return _encounter_section(encounter_id, fragment, 422, new_problem=form)
     return _encounter_section(encounter_id, fragment, saved="problem")
@@ -429,14 +440,14 @@ def add_encounter_problem(encounter_id: int):
 @require("chart.write")
 def reconcile_medication(encounter_id: int, medication_id: int):
     """Continue, stop (with a reason) or change one medication at this visit."""
-    lists.get_encounter_for(_actor(), encounter_id)  # 404 before reading the form
+    get_encounter_for(current_actor(), encounter_id)  # 404 before reading the form
     form = ReconcileForm(prefix=f"med-{medication_id}")
     fragment = "charting/lists/_encounter_medications.html"
     if not form.validate():
         return _encounter_section(encounter_id, fragment, 422, **{f"med_{medication_id}": form})
     try:
         lists.reconcile_medication(
-            _actor(),
+            current_actor(),
             encounter_id,
             medication_id,
             form.version.data,
@@ -445,12 +456,12 @@ def reconcile_medication(encounter_id: int, medication_id: int):
             changes=form.changes(),
             today=clinic_today(),
         )
-    except lists.ListError as error:
+    except Refused as error:
         attach_error(form, error)
-        status = 422
         if isinstance(error, lists.StaleEdit):
             # The section shows the medication as it is now; saving again is deliberate.
             _show_version(form, error.current.version)
-            status = 409
-        return _encounter_section(encounter_id, fragment, status, **{f"med_{medication_id}": form})
+        return _encounter_section(
+            encounter_id, fragment, error.status, **{f"med_{medication_id}": form}
+        )
     return _encounter_section(encounter_id, fragment)

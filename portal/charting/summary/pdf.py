@@ -14,9 +14,12 @@ from importlib.resources import files
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 
+from portal.charting.immunizations.services import immunization_line
 from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
-from portal.clinic.services import clinic_time_zone, current_clinic
-from portal.timeutil import to_zone, utcnow
+from portal.charting.vitals.services import vital_sign_items
+from portal.clinic.clock import clinic_zone
+from portal.clinic.services import current_clinic
+from portal.timeutil import utcnow
 
 FONT = "NotoSans"
 CJK_FONT = "NotoSansCJK"
@@ -63,13 +66,11 @@ class _SummaryPDF(FPDF):
 
 
 def _local(value, pattern="%Y-%m-%d %H:%M") -> str:
-    return to_zone(value, clinic_time_zone()).strftime(pattern) if value else ""
+    return value.astimezone(clinic_zone()).strftime(pattern) if value else ""
 
 
 def render_pdf(summary) -> bytes:
     """The visit summary of a final encounter (every note signed) as PDF bytes."""
-    from portal.charting.summary import immunization_line, vital_sign_items
-
     clinic = current_clinic()
     patient, encounter = summary.patient, summary.encounter
     patient_name = f"{patient.family_name}, {patient.given_name}"

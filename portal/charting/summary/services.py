@@ -16,9 +16,8 @@ from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
 from portal.auth.models import User
-from portal.charting.clinical_lists import allergy_state
-from portal.charting.immunizations import ROUTES as IMMUNIZATION_ROUTES
-from portal.charting.immunizations import encounter_immunizations
+from portal.charting.immunizations.services import encounter_immunizations
+from portal.charting.lists.services import allergy_state
 from portal.charting.models import (
     Encounter,
     Immunization,
@@ -27,13 +26,15 @@ from portal.charting.models import (
     Problem,
     VitalSigns,
 )
-from portal.charting.vitals import latest_vitals_context
+from portal.charting.summary.pdf import render_pdf
+from portal.charting.vitals.services import latest_vitals_context
 from portal.clinic.models import Location
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for
 from portal.scheduling.models import INACTIVE_STATUSES, Appointment, AppointmentType
 from portal.timeutil import utcnow
+from portal.transaction import Conflict, use_case
 
 SUMMARY_CATEGORY = "chart summary"
 VISIT_SUMMARY_CATEGORY = "visit summary"
@@ -204,75 +205,14 @@ def chart_summary_data(patient_id: int) -> dict:
 
 def chart_summary(actor, patient_id: int) -> dict:
     """Everything the patient's front page shows, and its audit event ("chart.view")."""
-    patient = get_patient_for(actor, patient_id)
-    context = {"patient": patient, **chart_summary_data(patient_id)}
-    audit.record(actor, "chart.view", patient=patient, obj=patient, category=SUMMARY_CATEGORY)
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        context = {"patient": patient, **chart_summary_data(patient_id)}
+        audit.record(actor, "chart.view", patient=patient, obj=patient, category=SUMMARY_CATEGORY)
     return context
 
 
 # --- visit summary ---------------------------------------------------------------------------
-
-
-def vital_sign_items(vitals: VitalSigns, clinic=None) -> list[tuple[str, str]]:
-    """(label, value) of each vital sign recorded in the set, in the clinic's units.
-
-    Stored values are canonical UCUM (Cel, kg, cm); the clinic chooses °F/lb/in or °C/kg/cm.
-    """
-    fahrenheit = clinic is None or clinic.temperature_unit == "[degF]"
-    pounds = clinic is None or clinic.weight_unit == "[lb_av]"
-    inches = clinic is None or clinic.length_unit == "[in_i]"
-
-    def length(cm):
-        return f"{cm / 2.54:.1f} in" if inches else f"{cm:.1f} cm"
-
-    items = []
-    if vitals.systolic_mmhg is not None and vitals.diastolic_mmhg is not None:
-        position = f" ({vitals.bp_position})" if vitals.bp_position else ""
-        items.append(
-            ("Blood pressure", f"{vitals.systolic_mmhg}/{vitals.diastolic_mmhg} mmHg{position}")
-        )
-    if vitals.heart_rate_per_min is not None:
-        items.append(("Heart rate", f"{vitals.heart_rate_per_min} /min"))
-    if vitals.respiratory_rate_per_min is not None:
-        items.append(("Respiratory rate", f"{vitals.respiratory_rate_per_min} /min"))
-    if vitals.temperature_cel is not None:
-        celsius = vitals.temperature_cel
-        items.append(
-            (
-                "Temperature",
-                f"{celsius * 9 / 5 + 32:.1f} °F" if fahrenheit else f"{celsius:.1f} °C",
-            )
-        )
-    if vitals.spo2_percent is not None:
-        items.append(("SpO₂", f"{vitals.spo2_percent} %"))
-    if vitals.weight_kg is not None:
-        kg = vitals.weight_kg
-        items.append(("Weight", f"{kg * 2.2046226218:.1f} lb" if pounds else f"{kg:.1f} kg"))
-    if vitals.height_cm is not None:
-        items.append(("Height", length(vitals.height_cm)))
-    if vitals.bmi is not None:
-        items.append(("BMI", f"{vitals.bmi:.1f} kg/m²"))
-    if vitals.pain_score is not None:
-        items.append(("Pain", f"{vitals.pain_score}/10"))
-    if vitals.head_circumference_cm is not None:
-        items.append(("Head circumference", length(vitals.head_circumference_cm)))
-    return items
-
-
-def immunization_line(row: Immunization) -> str:
-    """One immunization of a visit as the visit summary prints it (page and PDF)."""
-    text = f"{row.vaccine} (CVX {row.cvx_code})"
-    if row.refused:
-        return f"{text}: refused ({row.refusal_reason})"
-    details = [
-        f"dose {row.dose_number}" if row.dose_number else None,
-        f"lot {row.lot_number}" if row.lot_number else None,
-        row.site.lower() if row.site else None,
-        IMMUNIZATION_ROUTES.get(row.route, row.route).lower() if row.route else None,
-        "given here" if row.source == "administered" else "from another record",
-    ]
-    return f"{text}, " + ", ".join(detail for detail in details if detail)
 
 
 @dataclass
@@ -291,11 +231,12 @@ class VisitSummary:
         return bool(self.notes) and all(note.is_signed for note in self.notes)
 
 
-class NoteNotSigned(Exception):
-    """The encounter has no note, or a note not signed yet: nothing final to export."""
+class NoteNotSigned(Conflict):
+    """The encounter has no note, or a note not signed yet: nothing final to export.
+    ``summary`` is the visit summary, which the refusal page shows."""
 
     def __init__(self, summary: VisitSummary):
-        super().__init__("the visit's note is not signed yet")
+        super().__init__("The visit's note is not signed yet.")
         self.summary = summary
 
 
@@ -319,7 +260,7 @@ def load_visit_summary(actor, encounter_id: int) -> VisitSummary:
         )
     )
     immunizations = encounter_immunizations(encounter.id)
-    # Touch the lazy parts now: the rows are read after the audit commit.
+    # Touch the lazy parts now: the rows are read before the audit's use case.
     for note in notes:
         _ = [addendum.author for addendum in note.addenda], note.signed_by
     _ = list(encounter.problems_addressed)
@@ -328,22 +269,24 @@ def load_visit_summary(actor, encounter_id: int) -> VisitSummary:
 
 def view_visit_summary(actor, encounter_id: int) -> VisitSummary:
     """The print view: audited as a print of the visit summary when it is shown."""
-    summary = load_visit_summary(actor, encounter_id)
-    _record_visit_summary(actor, summary, "visit_summary.print")
+    with use_case():
+        summary = load_visit_summary(actor, encounter_id)
+        _record_visit_summary(actor, summary, "visit_summary.print")
     return summary
 
 
 def export_visit_summary_pdf(actor, encounter_id: int) -> tuple[VisitSummary, bytes]:
-    """The PDF of a final visit summary, audited; ``NoteNotSigned`` before anything is signed."""
-    from portal.charting.visit_summary_pdf import render_pdf
-
+    """The PDF of a final visit summary, audited; ``NoteNotSigned`` before anything is signed
+    (the attempt audited as denied: the refusal page still shows the patient)."""
     summary = load_visit_summary(actor, encounter_id)
     if not summary.is_final:
-        # The refusal page still shows the patient: the attempt is in the trail too.
-        _record_visit_summary(actor, summary, "visit_summary.pdf", outcome="denied")
+        with use_case():
+            _record_visit_summary(actor, summary, "visit_summary.pdf", outcome="denied")
         raise NoteNotSigned(summary)
+    # Rendered before the use case: the audit's transaction does not wait for the PDF.
     pdf = render_pdf(summary)
-    _record_visit_summary(actor, summary, "visit_summary.pdf")
+    with use_case():
+        _record_visit_summary(actor, summary, "visit_summary.pdf")
     return summary, pdf
 
 
@@ -359,4 +302,3 @@ def _record_visit_summary(
         category=VISIT_SUMMARY_CATEGORY,
         detail=f"notes={','.join(str(note.id) for note in summary.notes)}",
     )
-    db.session.commit()

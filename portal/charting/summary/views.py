@@ -1,6 +1,6 @@
 """The chart summary and the visit summary (print view and PDF).
 
-Thin views: load and audit through ``portal.charting.summary``, then render.
+Thin views: load and audit through ``portal.charting.summary.services``, then render.
 """
 
 from __future__ import annotations
@@ -8,8 +8,11 @@ from __future__ import annotations
 from flask import Response, url_for
 
 from portal.auth.permissions import require
-from portal.charting import bp, summary
+from portal.charting import bp
+from portal.charting.immunizations.services import immunization_line
 from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
+from portal.charting.summary import services as summary
+from portal.charting.vitals.services import vital_sign_items
 from portal.clinic.services import current_clinic
 from portal.scheduling.models import STATUS_LABELS
 from portal.web import current_actor, render
@@ -25,7 +28,7 @@ def chart_summary(patient_id: int):
         **context,
         encounter_kinds=ENCOUNTER_KINDS,
         appointment_statuses=STATUS_LABELS,
-        vital_sign_items=summary.vital_sign_items,
+        vital_sign_items=vital_sign_items,
         clinic=current_clinic(),
     )
 
@@ -41,8 +44,8 @@ def visit_summary(encounter_id: int):
         patient=visit.patient,
         encounter_kinds=ENCOUNTER_KINDS,
         note_kinds=NOTE_KINDS,
-        vital_sign_items=summary.vital_sign_items,
-        immunization_line=summary.immunization_line,
+        vital_sign_items=vital_sign_items,
+        immunization_line=immunization_line,
         clinic=current_clinic(),
     )
 
