@@ -1,7 +1,7 @@
 """Databases the benchmark runs against: made with the app's own migrations and seed code.
 
 A seeded database is reused by later runs when it holds the same number of patients and the
-seed code has not changed since (a fingerprint of ``portal.cli``'s seed functions); otherwise
+seed code has not changed since (a fingerprint of the demo clinic and patients modules); otherwise
 it is dropped and seeded again.
 """
 
@@ -87,9 +87,9 @@ def postgres_reachable(server_url: str) -> str | None:
 
 def seed_fingerprint() -> str:
     """Changes whenever the seed code changes, so cached databases are seeded again."""
-    from portal import cli
+    from portal.demo import clinic, patients
 
-    source = inspect.getsource(cli.seed_patients) + inspect.getsource(cli.seed_clinic_and_users)
+    source = inspect.getsource(patients) + inspect.getsource(clinic)
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
@@ -136,7 +136,8 @@ def ensure_seeded(target: Target, server_url: str | None, *, reseed: bool, log) 
     """Migrate, and seed ``target.rows`` patients unless an identical database is cached."""
     from flask_migrate import upgrade
 
-    from portal.cli import seed_clinic_and_users, seed_patients
+    from portal.demo.clinic import seed_clinic_and_users
+    from portal.demo.patients import seed_patients
     from portal.extensions import db
 
     fingerprint = seed_fingerprint()

@@ -9,6 +9,7 @@ actors without one.
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, replace
 
 # Where an actor without a client address acts from.
@@ -46,6 +47,11 @@ class Actor:
 
 
 SYSTEM = Actor(id=None, username="system", source=SOURCE_WORKER)
+
+
+def command_line() -> Actor:
+    """The actor of a CLI command: the operating-system account that ran it."""
+    return Actor(id=None, username=f"cli:{getpass.getuser()}", source=SOURCE_CLI)
 
 
 def anonymous(source: str | None) -> Actor:

@@ -22,6 +22,7 @@ from portal.auth.permissions import public, require
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
 from portal.timeutil import utcnow
+from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render, safe_local_path
 
 # One message for every failure (unknown account, wrong password, backing off, disabled), so
@@ -241,7 +242,7 @@ def enrol_mfa():
     if form.validate_on_submit():
         try:
             codes = services.finish_mfa_enrolment(user, secret, form.code.data, request.remote_addr)
-        except services.AccountError as error:
+        except Refused as error:
             form.code.errors.append(error.message)
         else:
             session.pop(ENROL_SECRET_KEY, None)
@@ -322,7 +323,7 @@ def account():
                 form.new_password.data,
                 request.remote_addr,
             )
-        except services.AccountError as error:
+        except Refused as error:
             attach_error(form, error)
         else:
             session.rotate()  # this session goes on under a new id; all others ended
