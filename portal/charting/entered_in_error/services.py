@@ -53,9 +53,7 @@ def mark_row_entered_in_error(
     if not reason:
         raise Refused(f"Say why this {thing} was entered in error.", "reason")
     if len(reason) > ERROR_REASON_MAX_CHARS:
-        raise Refused(
-            f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer.", "reason"
-        )
+        raise Refused(f"Keep the reason to {ERROR_REASON_MAX_CHARS} characters or fewer.", "reason")
     if not row.entered_in_error:
         row.entered_in_error = True
         row.entered_in_error_reason = reason

@@ -127,9 +127,7 @@ def _add_immunization(
     if occurred_on > clinic_today():
         raise Refused("The date cannot be in the future.", field="occurred_on")
     if occurred_on < patient.birth_date:
-        raise Refused(
-            "The date cannot be before the patient's birth.", field="occurred_on"
-        )
+        raise Refused("The date cannot be before the patient's birth.", field="occurred_on")
     # Given, refused or copied from another record: none of it can follow the death.
     after_death = refusal_after_death(patient, occurred_on, "An immunization")
     if after_death:
@@ -148,9 +146,7 @@ def _add_immunization(
     else:
         refusal_reason = None
         if source == "administered" and not lot_number:
-            raise Refused(
-                "Enter the lot number of a vaccine given here.", field="lot_number"
-            )
+            raise Refused("Enter the lot number of a vaccine given here.", field="lot_number")
     immunization = Immunization(
         patient_id=patient.id,
         encounter_id=encounter_id,
@@ -310,8 +306,7 @@ def encounter_immunizations_section(encounter: Encounter) -> EncounterImmunizati
         immunizations=encounter_immunizations(encounter.id),
         in_error=encounter_immunizations_in_error(encounter.id),
         after_death=limit,
-        visit_after_death=bool(limit and limit.deceased_on)
-        and day > limit.deceased_on,
+        visit_after_death=bool(limit and limit.deceased_on) and day > limit.deceased_on,
     )
 
 

@@ -147,7 +147,11 @@ def edit_problem(patient_id: int, problem_id: int):
     form = ProblemForm(**_dates(patient))
     if not form.validate():
         return render(
-            "charting/lists/problems_edit.html", patient=patient, item=problem, form=form, status=422
+            "charting/lists/problems_edit.html",
+            patient=patient,
+            item=problem,
+            form=form,
+            status=422,
         )
     try:
         changed = lists.update_problem(
@@ -158,7 +162,11 @@ def edit_problem(patient_id: int, problem_id: int):
     except Refused as error:
         attach_error(form, error)
         return render(
-            "charting/lists/problems_edit.html", patient=patient, item=problem, form=form, status=422
+            "charting/lists/problems_edit.html",
+            patient=patient,
+            item=problem,
+            form=form,
+            status=422,
         )
     flash("Problem saved." if changed else "Nothing changed.", "success")
     return redirect(url_for("charting.problems", patient_id=patient_id), code=303)
@@ -252,11 +260,17 @@ def edit_allergy(patient_id: int, allergy_id: int):
     patient, allergy = lists.load_item(current_actor(), patient_id, "allergy", allergy_id)
     if request.method != "POST":
         form = AllergyForm(formdata=None, data=AllergyForm.data_of(allergy))
-        return render("charting/lists/allergies_edit.html", patient=patient, item=allergy, form=form)
+        return render(
+            "charting/lists/allergies_edit.html", patient=patient, item=allergy, form=form
+        )
     form = AllergyForm(**_dates(patient))
     if not form.validate():
         return render(
-            "charting/lists/allergies_edit.html", patient=patient, item=allergy, form=form, status=422
+            "charting/lists/allergies_edit.html",
+            patient=patient,
+            item=allergy,
+            form=form,
+            status=422,
         )
     try:
         changed = lists.update_allergy(

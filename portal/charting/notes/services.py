@@ -360,9 +360,7 @@ def cosign_note(actor, note_id: int, *, now: datetime | None = None) -> Note:
         if note.cosigned_at is not None:
             return note
         note.cosigned_at = now
-        audit.record(
-            actor, "note.cosign", patient_id=note.patient_id, obj=note, category=CATEGORY
-        )
+        audit.record(actor, "note.cosign", patient_id=note.patient_id, obj=note, category=CATEGORY)
     return note
 
 
@@ -549,12 +547,8 @@ def save_template(
         if not body.strip():
             raise Refused("Write the template's text.", "body")
         if len(body) > TEMPLATE_MAX_CHARS:
-            raise Refused(
-                f"A template may hold at most {TEMPLATE_MAX_CHARS:,} characters.", "body"
-            )
-        template = (
-            get_template_or_404(template_id) if template_id else NoteTemplate(is_active=True)
-        )
+            raise Refused(f"A template may hold at most {TEMPLATE_MAX_CHARS:,} characters.", "body")
+        template = get_template_or_404(template_id) if template_id else NoteTemplate(is_active=True)
         template.name = name
         template.appointment_type_id = appointment_type_id
         template.note_kind = note_kind

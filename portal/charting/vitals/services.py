@@ -42,7 +42,6 @@ from portal.patients.services import (
 from portal.terminology.ucum import (
     INCH_CM,
     POUND_KG,
-    UNIT_SYMBOLS,
     format_value,
     from_canonical,
     symbol,
