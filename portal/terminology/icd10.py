@@ -31,6 +31,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 @dataclass(frozen=True)
 class Diagnosis:
+    """A billable ICD-10-CM code and its description."""
+
     code: str  # with its dot, as clinicians write it: "E11.9"
     description: str
 

@@ -19,6 +19,8 @@ def _strip(value):
 
 
 class ImmunizationForm(FlaskForm):
+    """A vaccine given here, copied from another record, or refused."""
+
     cvx_code = SelectField(
         "Vaccine",
         choices=[

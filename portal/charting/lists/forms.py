@@ -77,6 +77,8 @@ def _choices(labels: dict, blank: str | None = None) -> list[SelectChoice]:
 
 
 class MultiCheckboxField(SelectMultipleField):
+    """A multiple choice shown as a list of checkboxes."""
+
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
@@ -100,6 +102,8 @@ class _DatedForm(FlaskForm):
 
 
 class ProblemForm(_DatedForm):
+    """A problem: its ICD-10-CM code, onset, status and comment."""
+
     icd10_code = StringField(
         "ICD-10-CM code",
         validators=[
@@ -127,6 +131,8 @@ class ProblemForm(_DatedForm):
 
 
 class AllergyForm(_DatedForm):
+    """An allergy: the substance, reactions, severity, criticality, onset, status."""
+
     substance_kind = SelectField("Kind of substance", choices=_choices(SUBSTANCE_KINDS))
     substance = StringField(
         "Substance",
@@ -212,6 +218,8 @@ def _text(label: str, limit: int, **kw) -> StringField:
 
 
 class MedicationForm(_DatedForm):
+    """A medication: drug, dose, route, frequency, dates, prescriber, source, status."""
+
     drug = StringField(
         "Drug",
         validators=[
@@ -259,6 +267,8 @@ class MedicationForm(_DatedForm):
 
 
 class StopMedicationForm(_DatedForm):
+    """Stopping a medication: the date and the reason."""
+
     stop_date = DateField("Stop date", validators=[InputRequired("Enter the stop date.")])
     reason = StringField(
         "Reason stopped",

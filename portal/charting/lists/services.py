@@ -354,6 +354,8 @@ class AllergyState:
 
 @dataclass(frozen=True)
 class BannerAllergy:
+    """An active allergy as the patient banner shows it."""
+
     id: int
     substance: str
     severity: str | None

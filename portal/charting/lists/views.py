@@ -189,6 +189,7 @@ def _stale(template: str, patient, form, stale: lists.StaleEdit):
 @bp.get("/patients/<int:patient_id>/problems/<int:problem_id>/history")
 @require("chart.read")
 def problem_history(patient_id: int, problem_id: int):
+    """Every change to one problem, oldest first."""
     return _history(patient_id, "problem", problem_id)
 
 
@@ -232,6 +233,7 @@ def allergies(patient_id: int):
 @bp.post("/patients/<int:patient_id>/allergies")
 @require("chart.write")
 def add_allergy(patient_id: int):
+    """Record an allergy (it replaces a "no known allergies" statement)."""
     patient = get_patient_for(current_actor(), patient_id)
     form = AllergyForm(**_dates(patient))
     if not form.validate():
@@ -257,6 +259,7 @@ def record_no_known_allergies(patient_id: int):
 @bp.route("/patients/<int:patient_id>/allergies/<int:allergy_id>", methods=["GET", "POST"])
 @require("chart.write")
 def edit_allergy(patient_id: int, allergy_id: int):
+    """Edit an allergy; a form older than the stored allergy answers 409."""
     patient, allergy = lists.load_item(current_actor(), patient_id, "allergy", allergy_id)
     if request.method != "POST":
         form = AllergyForm(formdata=None, data=AllergyForm.data_of(allergy))
@@ -285,6 +288,7 @@ def edit_allergy(patient_id: int, allergy_id: int):
 @bp.get("/patients/<int:patient_id>/allergies/<int:allergy_id>/history")
 @require("chart.read")
 def allergy_history(patient_id: int, allergy_id: int):
+    """Every change to one allergy, oldest first."""
     return _history(patient_id, "allergy", allergy_id)
 
 
@@ -314,6 +318,7 @@ def medications(patient_id: int):
 @bp.post("/patients/<int:patient_id>/medications")
 @require("chart.write")
 def add_medication(patient_id: int):
+    """Add a medication (coded with RxNorm when listed)."""
     patient = get_patient_for(current_actor(), patient_id)
     form = MedicationForm(**_dates(patient))
     if not form.validate():
@@ -338,6 +343,7 @@ def _medication_data(medication) -> dict:
 @bp.route("/patients/<int:patient_id>/medications/<int:medication_id>", methods=["GET", "POST"])
 @require("chart.write")
 def edit_medication(patient_id: int, medication_id: int):
+    """Edit a medication; a form older than the stored one answers 409."""
     patient, medication = lists.load_item(current_actor(), patient_id, "medication", medication_id)
     template = "charting/lists/medications_edit.html"
     if request.method != "POST":
@@ -393,6 +399,7 @@ def stop_medication(patient_id: int, medication_id: int):
 @bp.get("/patients/<int:patient_id>/medications/<int:medication_id>/history")
 @require("chart.read")
 def medication_history(patient_id: int, medication_id: int):
+    """Every change to one medication, oldest first."""
     return _history(patient_id, "medication", medication_id)
 
 

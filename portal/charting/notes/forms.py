@@ -31,14 +31,20 @@ class NoteTextForm(FlaskForm):
 
 
 class AddendumForm(FlaskForm):
+    """An addendum's text, signed as it is added."""
+
     text = TextAreaField("Addendum", validators=[InputRequired("Write the addendum first.")])
 
 
 class StartNoteForm(FlaskForm):
+    """Which kind of note to start (provider or nursing)."""
+
     kind = HiddenField(validators=[InputRequired()])
 
 
 class TemplateForm(FlaskForm):
+    """A note template: its name, kind of note, visit type and text."""
+
     name = StringField(
         "Name", validators=[InputRequired("Give the template a name."), Length(max=100)]
     )
@@ -54,6 +60,8 @@ class TemplateForm(FlaskForm):
 
 
 class SnippetForm(FlaskForm):
+    """A snippet: its trigger, the text it expands to, and whether it is clinic-wide."""
+
     trigger = StringField(
         "Trigger",
         validators=[InputRequired("Give the trigger, e.g. .ros"), Length(max=32)],

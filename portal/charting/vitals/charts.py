@@ -128,6 +128,8 @@ def _without_scripts(chart) -> bytes:
 
 @dataclass
 class TrendChart:
+    """A drawn trend chart: the SVG, and how many values it covers and draws."""
+
     svg: bytes
     count: int  # values in the window
     drawn: int  # points drawn (fewer when averaged)

@@ -454,6 +454,8 @@ def sets_dated_after(patient_id: int, day: date) -> int:
 
 @dataclass
 class ShownValue:
+    """A value as shown: its text in the clinic's unit and its abnormal flag, if any."""
+
     text: str
     flag: Flag | None = None
 
@@ -604,6 +606,8 @@ LATEST_ROWS = 30  # the recent sets looked at: enough for every vital taken at m
 
 @dataclass
 class LatestValue:
+    """The latest value of one vital for the chart summary, with its chart and date."""
+
     name: str
     label: str
     chart: str
