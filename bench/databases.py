@@ -193,23 +193,27 @@ def ensure_bench_user() -> None:
     """A front-desk user without MFA whose password the bench knows (reset on every run)."""
     from sqlalchemy import select
 
+    from portal.actors import SOURCE_CLI, Actor
     from portal.audit import services as audit
     from portal.auth.models import User
     from portal.auth.passwords import hash_password
     from portal.extensions import db
+    from portal.transaction import use_case
 
-    user = db.session.scalars(select(User).where(User.username == BENCH_USERNAME)).first()
-    created = user is None
-    if created:
-        user = User(username=BENCH_USERNAME, full_name="Bench Runner", password_hash="")
-        db.session.add(user)
-    user.password_hash = hash_password(BENCH_PASSWORD)
-    user.set_roles(["front_desk"])
-    user.is_enabled = True
-    user.mfa_enabled = False
-    user.totp_secret_encrypted = None
-    user.failed_sign_ins = 0
-    user.locked_until = None
-    if created:
-        audit.record("user.create", obj=user, username="bench", category="user accounts")
-    db.session.commit()
+    with use_case():
+        user = db.session.scalars(select(User).where(User.username == BENCH_USERNAME)).first()
+        created = user is None
+        if created:
+            user = User(username=BENCH_USERNAME, full_name="Bench Runner", password_hash="")
+            db.session.add(user)
+        user.password_hash = hash_password(BENCH_PASSWORD)
+        user.set_roles(["front_desk"])
+        user.is_enabled = True
+        user.mfa_enabled = False
+        user.totp_secret_encrypted = None
+        user.failed_sign_ins = 0
+        user.locked_until = None
+        if created:
+            db.session.flush()
+            bench = Actor(id=None, username="bench", source=SOURCE_CLI)
+            audit.record(bench, "user.create", obj=user, category="user accounts")
