@@ -29,7 +29,7 @@ from portal.scheduling.flow.services import apply_status_change
 from portal.scheduling.models import STATUS_LABELS
 from portal.scheduling.services import get_appointment_for
 from portal.timeutil import utcnow
-from portal.transaction import Conflict, Refused, use_case
+from portal.transaction import Refused, use_case
 
 CATEGORY = "encounters"
 # A form's one-time key, as the new-encounter form makes it (secrets.token_hex(16)).
@@ -38,9 +38,6 @@ REQUEST_KEY = re.compile(r"[0-9a-f]{32}")
 STARTABLE_STATUSES = ("arrived", "roomed")
 # A clock a little ahead of the server's is not a typing mistake; more than this is.
 FUTURE_SLACK = timedelta(minutes=10)
-APPOINTMENT_CHANGED = (
-    "Someone else changed this appointment since you opened it. Review it and try again."
-)
 
 
 def get_encounter_for(actor, encounter_id: int, patient_id: int | None = None) -> Encounter:
@@ -96,7 +93,7 @@ def start_visit(actor, appointment_id: int, *, now: datetime | None = None) -> E
     checked in, or are over.
     """
     now = now or utcnow()
-    with use_case(conflict=Conflict(APPOINTMENT_CHANGED)):
+    with use_case():
         existing = _encounter_of_appointment(appointment_id)
         if existing is not None:
             get_encounter_for(actor, existing.id)
