@@ -28,6 +28,12 @@ BENCH_PASSWORD = "bench runner walks the long corridor"  # noqa: S105
 SEED = 1
 
 
+def _bench_actor():
+    from portal.actors import SOURCE_CLI, Actor
+
+    return Actor(id=None, username="bench", source=SOURCE_CLI)
+
+
 @dataclass
 class Target:
     """One database of one size: where it is and how it was made."""
@@ -193,20 +199,20 @@ def ensure_bench_user() -> None:
     """A front-desk user without MFA whose password the bench knows (reset on every run)."""
     from sqlalchemy import select
 
-    from portal.actors import SOURCE_CLI, Actor
     from portal.audit import services as audit
     from portal.auth.models import User
     from portal.auth.passwords import hash_password
     from portal.extensions import db
     from portal.transaction import use_case
 
+    password_hash = hash_password(BENCH_PASSWORD)
     with use_case():
         user = db.session.scalars(select(User).where(User.username == BENCH_USERNAME)).first()
         created = user is None
         if created:
             user = User(username=BENCH_USERNAME, full_name="Bench Runner", password_hash="")
             db.session.add(user)
-        user.password_hash = hash_password(BENCH_PASSWORD)
+        user.password_hash = password_hash
         user.set_roles(["front_desk"])
         user.is_enabled = True
         user.mfa_enabled = False
@@ -214,6 +220,4 @@ def ensure_bench_user() -> None:
         user.failed_sign_ins = 0
         user.locked_until = None
         if created:
-            db.session.flush()
-            bench = Actor(id=None, username="bench", source=SOURCE_CLI)
-            audit.record(bench, "user.create", obj=user, category="user accounts")
+            audit.record(_bench_actor(), "user.create", obj=user, category="user accounts")

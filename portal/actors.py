@@ -23,9 +23,8 @@ class Actor:
     """A person (``id`` set) or a system actor (``id`` None), with where they act from.
 
     ``source`` is the client's address for a web request, else one of the ``SOURCE_*``
-    names. ``permissions`` come from the person's ``roles`` (``portal.auth.permissions.
-    actor_for`` builds a person's actor); system actors have none, and their use cases do
-    not ask for any.
+    names. ``permissions`` come from the person's ``roles``; system actors have none, and
+    their use cases do not ask for any.
     """
 
     id: int | None
@@ -33,6 +32,18 @@ class Actor:
     roles: tuple[str, ...] = ()
     permissions: frozenset[str] = frozenset()
     source: str | None = None
+
+    @classmethod
+    def for_user(cls, user, source: str | None) -> Actor:
+        """The actor a staff account (a ``User`` row: id, username, roles, permissions) is
+        when acting from ``source``."""
+        return cls(
+            id=user.id,
+            username=user.username,
+            roles=tuple(user.roles),
+            permissions=frozenset(user.permissions),
+            source=source,
+        )
 
     @property
     def is_person(self) -> bool:

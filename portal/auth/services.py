@@ -272,11 +272,12 @@ def _replace_recovery_codes(user: User) -> list[str]:
     return codes
 
 
-def unused_recovery_codes(user: User) -> int:
+def unused_recovery_codes(user_id: int) -> int:
+    """How many of the account's recovery codes are still unused."""
     return db.session.scalar(
         select(func.count())
         .select_from(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
     )
 
 
