@@ -38,7 +38,7 @@ from portal.charting.models import (
 )
 from portal.extensions import db
 from portal.patients.models import Patient
-from portal.patients.services import get_patient_for, get_row_of_patient
+from portal.patients.services import get_patient_for, get_row_of_patient, lock_patient
 from portal.terminology import icd10
 from portal.terminology.rxnorm import coded_ingredient
 from portal.timeutil import utcnow
@@ -103,21 +103,6 @@ class StaleEdit(Conflict):
 
 # ---------------------------------------------------------------------------------------
 # Shared machinery: loading items of a patient, revisions, the patient's lock
-
-
-def lock_patient(patient_id: int) -> None:
-    """Hold the patient's row until this transaction ends, so that use cases which check a
-    patient's chart and then write to it run one at a time per patient.
-
-    PostgreSQL (READ COMMITTED) would otherwise let two transactions check the same state
-    and both write: "no known allergies" stored beside an allergy recorded at the same
-    moment. ``FOR NO KEY UPDATE`` leaves rows that merely reference the patient (foreign
-    keys take ``KEY SHARE``) unblocked. On SQLite it is a plain read: ``BEGIN IMMEDIATE``
-    already serializes every writer.
-    """
-    db.session.execute(
-        select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True)
-    )
 
 
 def _item_of(item_type: str, patient: Patient, item_id: int):

@@ -8,13 +8,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional, ValidationError
 
 from portal.scheduling.availability.services import TIMES_OF_DAY
-
-
-def _int_or_none(value):
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+from portal.scheduling.forms import int_or_none
 
 
 class FindSlotsForm(FlaskForm):
@@ -24,7 +18,7 @@ class FindSlotsForm(FlaskForm):
         csrf = False  # a GET search changes nothing
 
     appointment_type_id = SelectField(
-        "Appointment type", coerce=_int_or_none, validators=[InputRequired()]
+        "Appointment type", coerce=int_or_none, validators=[InputRequired()]
     )
     provider_ids = SelectMultipleField(
         "Providers",

@@ -21,6 +21,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from portal.scheduling.forms import int_or_none
 from portal.scheduling.models import EXCEPTION_KINDS, MODALITIES, VISIT_KINDS
 
 
@@ -30,13 +31,6 @@ def _strip(value):
 
 def _options(labels: dict) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in labels.items()]
-
-
-def _int_or_none(value):
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 class AppointmentTypeForm(FlaskForm):
@@ -64,17 +58,17 @@ class AppointmentTypeForm(FlaskForm):
 
 
 class RoomForm(FlaskForm):
-    location_id = SelectField("Location", coerce=_int_or_none)
+    location_id = SelectField("Location", coerce=int_or_none)
     name = StringField("Room name", validators=[DataRequired(), Length(max=100)], filters=[_strip])
     is_active = BooleanField("In use", default=True)
 
 
 class BlockForm(FlaskForm):
-    provider_id = SelectField("Provider", coerce=_int_or_none)
-    weekday = SelectField("Day of the week", coerce=_int_or_none)
+    provider_id = SelectField("Provider", coerce=int_or_none)
+    weekday = SelectField("Day of the week", coerce=int_or_none)
     start_time = TimeField("Starts", validators=[InputRequired(message="Enter the start time.")])
     end_time = TimeField("Ends", validators=[InputRequired(message="Enter the end time.")])
-    location_id = SelectField("Location", coerce=_int_or_none)
+    location_id = SelectField("Location", coerce=int_or_none)
     allowed_type_ids = SelectMultipleField(
         "Only these types",
         coerce=int,
@@ -86,7 +80,7 @@ class BlockForm(FlaskForm):
 
 
 class ExceptionForm(FlaskForm):
-    provider_id = SelectField("Provider", coerce=_int_or_none)
+    provider_id = SelectField("Provider", coerce=int_or_none)
     kind = SelectField("Kind", choices=_options(EXCEPTION_KINDS))
     starts_at = DateTimeLocalField(
         "Starts",
@@ -99,13 +93,13 @@ class ExceptionForm(FlaskForm):
         validators=[InputRequired(message="Enter when it ends.")],
     )
     location_id = SelectField(
-        "Location (extra sessions)", coerce=_int_or_none, validators=[Optional()]
+        "Location (extra sessions)", coerce=int_or_none, validators=[Optional()]
     )
     reason = StringField("Reason", validators=[Optional(), Length(max=200)], filters=[_strip])
 
 
 class ClosureForm(FlaskForm):
-    location_id = SelectField("Where", coerce=_int_or_none, validators=[Optional()])
+    location_id = SelectField("Where", coerce=int_or_none, validators=[Optional()])
     first_day = DateField("First day", validators=[InputRequired(message="Enter the first day.")])
     last_day = DateField("Last day", validators=[Optional()])
     reason = StringField("Reason", validators=[Optional(), Length(max=200)], filters=[_strip])
