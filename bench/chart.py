@@ -401,7 +401,7 @@ def floor(url: str, kind: str, setup: ChartSetup, count: int, warmup: int) -> li
     # A request context: the encounter page's vitals section builds its (empty) form.
     with app.test_request_context():
         from portal.auth.models import User
-        from portal.charting import summary
+        from portal.charting.summary import services as summary
         from portal.extensions import db
         from portal.patients.models import Patient
         from portal.timeutil import utcnow
@@ -418,7 +418,7 @@ def floor(url: str, kind: str, setup: ChartSetup, count: int, warmup: int) -> li
                 encounter_page_reads(encounter_id, clinician_id)
             elif kind == "trend":
                 # The trend chart's own query: the chart's columns over its default window.
-                from portal.charting import vitals_charts
+                from portal.charting.vitals import charts as vitals_charts
 
                 chart = vitals_charts.CHARTS[TREND_CHARTS[index % len(TREND_CHARTS)]]
                 columns = [vitals_charts._column(name) for name in chart.fields]
@@ -459,13 +459,20 @@ def encounter_page_reads(encounter_id: int, clinician_id: int) -> None:
     write, the template or HTTP: encounter, patient, notes with addenda, the banner's
     allergies, snippets, co-signers, the vitals section and the problem and medication
     sections."""
-    from portal.charting import clinical_lists, encounters, notes, vitals
+    from portal.auth.models import User
+    from portal.auth.permissions import actor_for
+    from portal.charting.encounters import services as encounters
+    from portal.charting.lists import services as clinical_lists
+    from portal.charting.notes import services as notes
+    from portal.charting.vitals.views import encounter_vitals_context
+    from portal.extensions import db
 
-    page = encounters.load_encounter(None, encounter_id)
+    actor = actor_for(db.session.get(User, clinician_id), "127.0.0.1")
+    page = encounters.load_encounter(actor, encounter_id)
     clinical_lists.allergy_state(page.patient.id)
     notes.snippets_for(clinician_id)
     encounters.prescriber_names()
-    vitals.encounter_vitals_context(page.encounter)
+    encounter_vitals_context(page.encounter)
     clinical_lists.encounter_lists_context(page.encounter)
 
 

@@ -1,4 +1,4 @@
-"""Scheduling benchmarks (issue 3): seed a calendar, then time the day view, the week view,
+"""Scheduling benchmarks: seed a calendar, then time the day view, the week view,
 find-next-available and booking throughput, each beside the SQL it runs.
 
 Seeding adds, to a database already seeded with patients: 20 prescribers, three appointment
@@ -93,9 +93,9 @@ def ensure_schedule(target, appointments: int, *, log) -> dict:
 def _seed(appointments: int) -> None:
     """Providers, types, templates and the appointments (Core inserts in batches)."""
     from portal.auth.models import User
+    from portal.clinic.clock import clinic_today, local_to_utc
     from portal.clinic.models import Location
     from portal.extensions import db
-    from portal.scheduling import services
     from portal.scheduling.models import (
         Appointment,
         AppointmentType,
@@ -158,10 +158,10 @@ def _seed(appointments: int) -> None:
 
     low, high = db.session.execute(text("SELECT min(id), max(id) FROM patients")).one()
     span = high - low + 1
-    today = services.clinic_today()
+    today = clinic_today()
     days = _weekdays(today - timedelta(days=PAST_DAYS), PAST_DAYS + AHEAD_DAYS)
     session_starts = [
-        (day, services.local_to_utc(day, start), services.local_to_utc(day, end))
+        (day, local_to_utc(day, start), local_to_utc(day, end))
         for day in days
         for start, end in SESSIONS
     ]
@@ -235,8 +235,8 @@ class Setup:
 def load_setup(url: str, count: int) -> Setup:
     app = app_for(url)
     with app.app_context():
+        from portal.clinic.clock import clinic_today
         from portal.extensions import db
-        from portal.scheduling import services
 
         provider_ids = list(
             db.session.scalars(
@@ -250,7 +250,7 @@ def load_setup(url: str, count: int) -> Setup:
         ).one()
         location_id = db.session.execute(text("SELECT min(id) FROM locations")).scalar()
         low, high = db.session.execute(text("SELECT min(id), max(id) FROM patients")).one()
-        today = services.clinic_today()
+        today = clinic_today()
         latest = db.session.execute(
             select(func.max(text("ends_at"))).select_from(text("appointments"))
         ).scalar()
@@ -330,10 +330,12 @@ def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[fl
     app = app_for(url)
     latencies = []
     with app.app_context():
+        from portal.driver_rows import driver_rows
         from portal.extensions import db
-        from portal.scheduling import availability, flow, services
-        from portal.scheduling.rows import driver_rows
-        from portal.scheduling.setup_views import SLOTS_SHOWN
+        from portal.scheduling.availability.services import find_open_slots
+        from portal.scheduling.availability.views import SLOTS_SHOWN
+        from portal.scheduling.calendar.services import calendar_query
+        from portal.scheduling.flow.board import board_rows
 
         for index in range(warmup + count):
             day = setup.days[index % len(setup.days)]
@@ -346,14 +348,14 @@ def floor(url: str, kind: str, setup: Setup, count: int, warmup: int) -> list[fl
                     first = day - timedelta(days=day.weekday())
                     last = first + timedelta(days=6)
                 # The page's own query, read as the page reads it (the driver's rows).
-                driver_rows(services.calendar_query(providers, first, last))
+                driver_rows(calendar_query(providers, first, last))
             elif kind == "flow":
-                flow.board_rows(setup.location_id, setup.today)
+                board_rows(setup.location_id, setup.today)
             else:
                 # The slot search is several queries plus interval arithmetic: its service
                 # call is the floor (no request, no template, no audit).
                 first = setup.today + timedelta(days=index % 7)
-                availability.find_open_slots(
+                find_open_slots(
                     setup.type_id,
                     setup.provider_ids,
                     first,

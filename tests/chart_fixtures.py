@@ -147,7 +147,7 @@ def make_note(app, chart):
         hours_ago=0,
     ) -> int:
         from portal.charting.models import Encounter, Note
-        from portal.charting.notes import sha256_text
+        from portal.charting.notes.services import sha256_text
 
         with app.app_context():
             encounter = db.session.get(Encounter, encounter_id)

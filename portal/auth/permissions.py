@@ -14,6 +14,7 @@ from flask import abort, current_app, request
 from flask_login import current_user
 
 from portal.actors import Actor
+from portal.audit.services import record_denied
 
 # The one table. A permission not listed for any role is granted to nobody.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -137,8 +138,6 @@ def enforce_declared_permission():
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     if permission is None or not current_user.has_permission(permission):
-        from portal.audit.services import record_denied
-
         record_denied(actor_for(current_user, request.remote_addr), request.endpoint, permission)
         abort(403)
     return None

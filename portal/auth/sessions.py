@@ -216,14 +216,10 @@ def _user_id(session) -> int | None:
 
 
 def _source_address() -> str | None:
-    from flask import request
-
     return request.remote_addr
 
 
 def _user_agent() -> str | None:
-    from flask import request
-
     agent = request.headers.get("User-Agent")
     return agent[:300] if agent else None
 

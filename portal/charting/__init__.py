@@ -1,4 +1,6 @@
-"""Charting: encounters, notes, vitals, problems, allergies, medications, the chart summary."""
+"""Charting, by topic under one blueprint: encounters (and the encounter page), notes,
+vitals, immunizations, the patient's lists (problems, allergies, medications) and the chart
+and visit summaries; ``models.py`` is the domain's one models module."""
 
 from flask import Blueprint
 

@@ -5,6 +5,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from portal.auth.permissions import public, require
+from portal.charting.notes.services import worklist
 from portal.extensions import db
 from portal.main import bp
 from portal.web import current_actor, render
@@ -16,8 +17,6 @@ def home():
     """What the user can do next; clinicians also see the notes waiting for them."""
     notes = {}
     if current_user.has_permission("chart.write"):
-        from portal.charting.notes import worklist
-
         notes = worklist(current_actor(), may_cosign=current_user.has_permission("chart.sign"))
     return render("main/home.html", **notes)
 

@@ -114,6 +114,21 @@ def get_row_of_patient(patient: Patient, model, row_id: int):
     return row
 
 
+def lock_patient(patient_id: int) -> None:
+    """Hold the patient's row until this transaction ends, so that use cases which check a
+    patient's chart and then write to it run one at a time per patient.
+
+    PostgreSQL (READ COMMITTED) would otherwise let two transactions check the same state
+    and both write: "no known allergies" stored beside an allergy recorded at the same
+    moment. ``FOR NO KEY UPDATE`` leaves rows that merely reference the patient (foreign
+    keys take ``KEY SHARE``) unblocked. On SQLite it is a plain read: a use case's
+    ``BEGIN IMMEDIATE`` already serializes every writer.
+    """
+    db.session.execute(
+        select(Patient.id).where(Patient.id == patient_id).with_for_update(key_share=True)
+    )
+
+
 def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
     """Load a patient for display and record that ``actor`` saw their demographics.
 

@@ -1,4 +1,5 @@
-"""Scheduling: availability, the calendar, booking, check-in, the flow board, the waitlist."""
+"""Scheduling: one blueprint; a subpackage per topic (booking, availability, calendar, flow,
+waitlist, feeds, setup), one models module, and services.py for what the topics share."""
 
 from flask import Blueprint
 

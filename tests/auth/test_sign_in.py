@@ -89,9 +89,7 @@ def test_back_off_after_five_failures_whatever_the_source_address(app, client):
     assert "locked for 30 s" in lockouts[0].detail
     # Every attempt is in the audit trail with its source address, the refused one too.
     failed = audit_events(app, "auth.sign_in_failed")
-    assert [e.source for e in failed] == [f"198.51.100.{n}" for n in range(1, 6)] + [
-        "203.0.113.77"
-    ]
+    assert [e.source for e in failed] == [f"198.51.100.{n}" for n in range(1, 6)] + ["203.0.113.77"]
     assert failed[-1].detail == "account backing off"
 
 

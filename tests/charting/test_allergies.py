@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from portal.charting import clinical_lists
+from portal.charting.lists import services as clinical_lists
 from portal.charting.models import Allergy, ChartItemRevision, NoKnownAllergies
 from tests.charting.lists_helpers import audit_events, make_patient, rows, text_of, version_of
 from tests.charting.race_helpers import interleave
@@ -246,7 +246,7 @@ def test_edit_keeps_history_and_refuses_a_stale_form(app, signed_in, patient_id)
 def test_the_banner_costs_one_query(app, nurse, patient_id):
     from sqlalchemy import event
 
-    from portal.charting.clinical_lists import allergy_state
+    from portal.charting.lists.services import allergy_state
     from portal.extensions import db
 
     record(nurse, patient_id, substance="codeine")

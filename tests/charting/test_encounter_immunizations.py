@@ -115,7 +115,7 @@ def test_a_refused_entry_comes_back_beside_its_field_with_what_was_typed(app, nu
 
 def test_the_visit_summary_lists_the_visits_immunizations(app, nurse, signed_in, patient):
     from portal.charting.models import Encounter, Note
-    from portal.charting.notes import sha256_text
+    from portal.charting.notes.services import sha256_text
     from portal.timeutil import utcnow
 
     encounter = make_encounter(app, patient)
@@ -171,12 +171,15 @@ def test_the_service_refuses_an_encounter_of_another_patient(app, patient):
     from werkzeug.exceptions import NotFound
 
     from portal.auth.models import User
-    from portal.charting.immunizations import record_immunization
+    from portal.auth.permissions import actor_for
+    from portal.charting.immunizations.services import record_immunization
 
     other = make_patient(app, date(1970, 1, 1), given="Other")
     encounter = make_encounter(app, other)
     with app.test_request_context():
-        nurse = db.session.scalars(select(User).filter_by(username="nurse")).one()
+        nurse = actor_for(
+            db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
+        )
         with pytest.raises(NotFound):
             record_immunization(
                 nurse,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from portal.charting import icd10
+from portal.terminology import icd10
 from tests.charting.lists_helpers import text_of
 
 

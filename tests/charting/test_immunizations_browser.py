@@ -19,10 +19,13 @@ pytestmark = pytest.mark.browser
 
 def _given_flu_shot(app, patient_id: int) -> None:
     from portal.auth.models import User
-    from portal.charting.immunizations import record_immunization
+    from portal.auth.permissions import actor_for
+    from portal.charting.immunizations.services import record_immunization
 
     with app.test_request_context():
-        nurse = db.session.scalars(select(User).filter_by(username="nurse")).one()
+        nurse = actor_for(
+            db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
+        )
         record_immunization(
             nurse,
             patient_id,

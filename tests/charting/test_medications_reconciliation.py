@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.charting import clinical_lists
+from portal.charting.lists import services as clinical_lists
 from portal.charting.models import (
     ChartItemRevision,
     Medication,

@@ -208,11 +208,18 @@ def test_draft_saves_are_audited_once_per_ten_minutes_per_user(
     # Ten minutes later the next save is audited again (the service's clock moved on).
     with app.app_context():
         from portal.auth.models import User
-        from portal.charting import notes
+        from portal.auth.permissions import actor_for
+        from portal.charting.notes import services as notes
         from portal.timeutil import utcnow
 
         user = db.session.scalar(select(User).where(User.username == "drlee"))
-        notes.save_draft(user, note_id, "S: later", 6, now=utcnow() + timedelta(minutes=11))
+        notes.save_draft(
+            actor_for(user, "127.0.0.1"),
+            note_id,
+            "S: later",
+            6,
+            now=utcnow() + timedelta(minutes=11),
+        )
     assert len(_events(app, "note.draft_save")) == 3
 
 

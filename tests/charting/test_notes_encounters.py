@@ -235,7 +235,7 @@ def test_a_refused_ad_hoc_form_keeps_its_key_and_creates_once(app, chart, signed
 def test_two_sends_of_one_ad_hoc_form_racing_make_one_encounter(app, chart, signed_in, monkeypatch):
     """Both sends in flight at once: the second has looked for the key's encounter (none
     yet) when the first commits. Still one encounter, both answers open it."""
-    from portal.charting import encounters
+    from portal.charting.encounters import services as encounters
     from tests.charting.race_helpers import interleave
 
     drlee = signed_in("prescriber")
@@ -292,7 +292,7 @@ def test_encounter_page_takes_a_handful_of_queries_whatever_the_history(
     from sqlalchemy import event
 
     from portal.charting.models import NoteAddendum
-    from portal.charting.notes import sha256_text
+    from portal.charting.notes.services import sha256_text
 
     small = make_encounter()
     make_note(small, signed=True)

@@ -132,12 +132,13 @@ def test_a_signed_note_cannot_be_changed_through_any_route(
 def test_a_signed_note_cannot_be_changed_through_the_services(
     app, chart, make_encounter, make_note
 ):
-    from portal.charting import notes
-    from portal.charting.notes import NoteLocked
+    from portal.auth.permissions import actor_for
+    from portal.charting.notes import services as notes
+    from portal.charting.notes.services import NoteLocked
 
     note_id = make_note(make_encounter(), text="As signed", signed=True)
     with app.app_context():
-        drlee = _user("drlee")
+        drlee = actor_for(_user("drlee"), "127.0.0.1")
         with pytest.raises(NoteLocked):
             notes.save_draft(drlee, note_id, "changed", 1)
         with pytest.raises(NoteLocked):
@@ -184,7 +185,7 @@ def test_the_database_refuses_changing_or_deleting_a_signed_note(
 def test_co_signature_routes_to_the_named_prescriber(
     app, chart, make_encounter, make_note, signed_in
 ):
-    from portal.charting.notes import notes_awaiting_cosignature
+    from portal.charting.notes.services import notes_awaiting_cosignature
 
     encounter_id = make_encounter()
     note_id = make_note(encounter_id, author="drpatel", text="Supervised note")
@@ -272,7 +273,7 @@ def test_an_overlong_addendum_is_refused_and_kept(app, chart, make_encounter, ma
 
 
 def test_unsigned_notes_older_than_a_day(app, chart, make_encounter, make_note):
-    from portal.charting.notes import unsigned_notes_older_than
+    from portal.charting.notes.services import unsigned_notes_older_than
 
     encounter_id = make_encounter()
     old = make_note(encounter_id, hours_ago=30)

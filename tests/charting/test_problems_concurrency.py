@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import event, select, text
 
 from portal.auth.models import User
-from portal.charting import clinical_lists as lists
+from portal.auth.permissions import actor_for
+from portal.charting.lists import services as lists
 from portal.charting.models import ChartItemRevision, Problem
 from portal.extensions import db
 from tests.charting.lists_helpers import make_patient
@@ -22,7 +23,9 @@ from tests.charting.lists_helpers import make_patient
 def test_a_save_that_loses_the_race_is_refused(app):
     patient_id = make_patient(app)
     with app.app_context():
-        nurse = db.session.scalars(select(User).filter_by(username="nurse")).one()
+        nurse = actor_for(
+            db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
+        )
         problem = lists.add_problem(nurse, patient_id, {"icd10_code": "I10", "comment": "a"})
         problem_id = problem.id
 

@@ -233,7 +233,7 @@ def _note_ids(detail: str) -> set[int]:
 
 
 def test_a_long_list_of_note_ids_is_split_never_cut():
-    from portal.charting.notes import _id_lists
+    from portal.charting.notes.services import _id_lists
 
     ids = list(range(1_000_000_000, 1_000_000_100))  # 100 ids of 10 digits: 1,100 characters
     details = _id_lists("notes=", ids)

@@ -196,7 +196,7 @@ def test_encounter_section_records_with_htmx_and_shows_the_visits_sets(app, nurs
 
 def test_encounter_context_for_the_encounter_page(app, nurse, adult):
     from portal.charting.models import Encounter
-    from portal.charting.vitals import encounter_vitals_context
+    from portal.charting.vitals.views import encounter_vitals_context
     from portal.extensions import db
 
     encounter_id = make_encounter(app, adult)
@@ -407,8 +407,8 @@ def test_values_weeks_apart_are_labelled_with_dates(nurse, adult):
 
 
 def test_long_histories_are_drawn_with_a_bounded_number_of_points(app, nurse, adult):
-    from portal.charting import vitals_charts
     from portal.charting.models import VitalSigns
+    from portal.charting.vitals import charts as vitals_charts
     from portal.extensions import db
 
     start = datetime.now(UTC) - timedelta(days=600)
@@ -424,9 +424,10 @@ def test_long_histories_are_drawn_with_a_bounded_number_of_points(app, nurse, ad
         db.session.commit()
     with app.test_request_context():
         from portal.auth.models import User
+        from portal.auth.permissions import actor_for
 
         user = db.session.scalars(db.select(User).filter_by(username="nurse")).one()
-        chart = vitals_charts.trend_chart(user, adult, "heart-rate", "all")
+        chart = vitals_charts.trend_chart(actor_for(user, "127.0.0.1"), adult, "heart-rate", "all")
     assert chart.count == 1000 and chart.drawn == vitals_charts.MAX_POINTS == 120
 
 
@@ -435,7 +436,7 @@ def test_unknown_chart_is_404(nurse, adult):
 
 
 def test_latest_vitals_for_the_chart_summary(app, nurse, adult):
-    from portal.charting.vitals import latest_vitals_context
+    from portal.charting.vitals.services import latest_vitals_context
 
     nurse.post_form(
         f"/chart/patients/{adult}/vitals",
@@ -450,7 +451,7 @@ def test_latest_vitals_for_the_chart_summary(app, nurse, adult):
         assert shown["temperature"].flag.text == "Fever"
         from flask import render_template
 
-        html = render_template("charting/_latest_vitals.html", **context)
+        html = render_template("charting/vitals/_latest_vitals.html", **context)
     assert f"/chart/patients/{adult}/vitals/weight/sparkline.svg" in html
     sparkline = nurse.get(f"/chart/patients/{adult}/vitals/weight/sparkline.svg")
     assert sparkline.status_code == 200 and "<script" not in _text(sparkline)

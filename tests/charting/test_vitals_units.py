@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from portal.charting.vitals import (
+from portal.charting.vitals.services import (
+    ImpossibleValues,
     InvalidNumber,
     NeedsConfirmation,
-    VitalsRefused,
     check_measurements,
     compute_bmi,
     flag_for,
-    format_value,
-    from_canonical,
     parse_measurement,
-    to_canonical,
 )
+from portal.terminology.ucum import format_value, from_canonical, to_canonical
 
 US = {"temperature": "[degF]", "weight": "[lb_av]", "length": "[in_i]"}
 METRIC = {"temperature": "Cel", "weight": "kg", "length": "cm"}
@@ -82,7 +80,7 @@ def test_parse_reads_numbers_and_blanks():
 
 
 def _refused(entered, units=METRIC, age=40) -> dict:
-    with pytest.raises(VitalsRefused) as caught:
+    with pytest.raises(ImpossibleValues) as caught:
         check_measurements(entered, units, age_years=age, confirmed=True)
     return caught.value.errors
 

@@ -1,5 +1,6 @@
 """Helpers for the flow, waitlist and feed tests: appointments made directly with the models
-(the booking use case is built separately), and times on the clinic's today."""
+(in any status, at any time), the demo users and their actors, and times on the clinic's
+today."""
 
 from __future__ import annotations
 
@@ -68,6 +69,13 @@ def user(username: str):
     from portal.auth.models import User
 
     return db.session.scalars(select(User).filter_by(username=username)).one()
+
+
+def actor(username: str):
+    """The demo user's actor, as a view would hand it to a service."""
+    from portal.auth.permissions import actor_for
+
+    return actor_for(user(username), "127.0.0.1")
 
 
 def audit_events(action: str | None = None):

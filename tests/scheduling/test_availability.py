@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from portal.extensions import db
-from portal.scheduling.availability import (
+from portal.scheduling.availability.services import (
     Interval,
     Slot,
     find_open_slots,

@@ -203,14 +203,16 @@ def test_visits_in_the_repeated_hour_of_the_fall_back_night_both_show(app, desk,
     from sqlalchemy import select
 
     from portal.auth.models import User
+    from portal.auth.permissions import actor_for
     from portal.extensions import db
-    from portal.scheduling import services
+    from portal.scheduling.booking import services
 
     first = datetime(2027, 11, 7, 1, 30, tzinfo=ZONE)  # EDT, 05:30 UTC
     second = datetime(2027, 11, 7, 1, 30, fold=1, tzinfo=ZONE)  # EST, 06:30 UTC
     assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
     with app.app_context():
-        actor = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        user = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        actor = actor_for(user, "127.0.0.1")
         for n, start in enumerate((first, second)):
             services.book_appointment(
                 actor,

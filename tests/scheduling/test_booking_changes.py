@@ -123,11 +123,13 @@ def test_a_cancel_under_24_hours_before_the_start_is_late(app, schedule):
     from sqlalchemy import select
 
     from portal.auth.models import User
-    from portal.scheduling import services
+    from portal.auth.permissions import actor_for
+    from portal.scheduling.booking import services
 
     soon = (utcnow() + timedelta(hours=3)).replace(second=0, microsecond=0)
     with app.app_context():
-        actor = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        user = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        actor = actor_for(user, "127.0.0.1")
         booked = services.book_appointment(
             actor,
             services.Booking(

@@ -1,4 +1,4 @@
-"""The appointment panel working with the flow helper's endpoints (skipped until merged)."""
+"""The appointment panel working with the flow's endpoints (status changes, waitlist matches)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import re
 import pytest
 
 from tests.scheduling.booking_helpers import appointments, booking_form, future_monday
-
-pytest.importorskip("portal.scheduling.flow")
 
 
 @pytest.fixture

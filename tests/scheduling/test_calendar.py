@@ -131,8 +131,7 @@ def test_the_now_line_is_drawn_on_today(app, desk, schedule):
 
 
 def test_free_slots_outside_working_hours_are_shaded(app, desk, schedule):
-    """Uses the availability helper's working_intervals (skipped until it is merged)."""
-    pytest.importorskip("portal.scheduling.availability")
+    """The working hours come from the providers' weekly templates (availability)."""
     html = desk.get(f"/schedule/day?day={future_monday().isoformat()}").get_data(as_text=True)
     # The template is 08:00-12:00 and 13:00-17:00: 07:00 and 12:10 are outside, 09:00 inside.
     assert "Book 07:00 with Jordan Lee (outside working hours)" in html

@@ -79,7 +79,7 @@ def test_with_the_clinic_setting_on_names_show_and_reading_is_audited(
     with app.app_context():
         [read] = audit_events("calendar_feed.read")
         assert read.category == "appointments"
-        assert read.username.startswith("calendar-feed-")
+        assert read.username.startswith("integration:calendar-feed-")  # an integration actor
         assert "Lovelace" not in read.detail
 
 

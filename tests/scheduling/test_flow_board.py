@@ -8,22 +8,22 @@ from datetime import timedelta
 
 from portal.extensions import db
 from tests.scheduling.flow_support import (
+    actor,
     audit_events,
     make_appointment,
     today_at,
-    user,
 )
 
 
 def _advance(app, appointment_id, steps):
     """Walk an appointment through ``steps`` [(status, at, extra)] with the real service."""
-    from portal.scheduling import flow
+    from portal.scheduling.flow import services as flow
     from portal.scheduling.models import Appointment
 
     with app.app_context():
         for status, at, extra in steps:
             version = db.session.get(Appointment, appointment_id).version
-            flow.change_status(user("frontdesk"), appointment_id, status, version, now=at, **extra)
+            flow.change_status(actor("frontdesk"), appointment_id, status, version, now=at, **extra)
             db.session.expire_all()
 
 
@@ -31,7 +31,7 @@ CONFIRMED = {"demographics_confirmed": True, "insurance_confirmed": True}
 
 
 def test_the_board_groups_todays_appointments_with_times_in_status_and_waiting(app, schedule):
-    from portal.scheduling import flow
+    from portal.scheduling.flow.board import flow_board
 
     nine = today_at(9)
     waiting = make_appointment(app, schedule, starts_at=nine, patient=0)
@@ -54,7 +54,7 @@ def test_the_board_groups_todays_appointments_with_times_in_status_and_waiting(a
     )
     now = nine + timedelta(minutes=30)
     with app.app_context():
-        board = flow.flow_board(user("frontdesk"), schedule.main_street, now=now)
+        board = flow_board(actor("frontdesk"), schedule.main_street, now=now)
         columns = {key: cards for key, _, cards in board.columns}
         assert [c.appointment_id for c in columns["expected"]] == [expected]
         assert [c.appointment_id for c in columns["arrived"]] == [waiting]
@@ -154,7 +154,7 @@ def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, sche
     """1 Nov 2026 has 25 hours in New York: 01:30 happens twice, and both belong to it."""
     from datetime import UTC, datetime
 
-    from portal.scheduling import flow
+    from portal.scheduling.flow.board import flow_board
 
     first_0130 = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT
     second_0130 = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 01:30 EST, an hour later
@@ -174,8 +174,8 @@ def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, sche
         )
     ]
     with app.app_context():
-        board = flow.flow_board(
-            user("frontdesk"), schedule.main_street, now=datetime(2026, 11, 1, 17, tzinfo=UTC)
+        board = flow_board(
+            actor("frontdesk"), schedule.main_street, now=datetime(2026, 11, 1, 17, tzinfo=UTC)
         )
         shown = [card.appointment_id for _, _, cards in board.columns for card in cards]
         assert board.day.isoformat() == "2026-11-01"
@@ -211,7 +211,7 @@ def test_the_board_reads_a_fixed_number_of_statements_however_many_visits(app, s
     """The board polls from every front-desk screen: its reads must not grow per card."""
     from sqlalchemy import event
 
-    from portal.scheduling import flow
+    from portal.scheduling.flow.board import flow_board
 
     def statements_for_board():
         statements = []
@@ -222,7 +222,7 @@ def test_the_board_reads_a_fixed_number_of_statements_however_many_visits(app, s
         with app.app_context():
             event.listen(db.engine, "before_cursor_execute", count)
             try:
-                board = flow.flow_board(user("frontdesk"), schedule.main_street)
+                board = flow_board(actor("frontdesk"), schedule.main_street)
             finally:
                 event.remove(db.engine, "before_cursor_execute", count)
         return board, statements

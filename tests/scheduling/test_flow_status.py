@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from tests.scheduling.flow_support import (
+    actor,
     audit_events,
     make_appointment,
     minutes_from_now,
@@ -26,14 +27,14 @@ def _appointment(appointment_id):
 
 
 def _change(appointment_id, status, *, who="frontdesk", **kwargs):
-    from portal.scheduling import flow
+    from portal.scheduling.flow import services as flow
 
     appointment = _appointment(appointment_id)
-    return flow.change_status(user(who), appointment_id, status, appointment.version, **kwargs)
+    return flow.change_status(actor(who), appointment_id, status, appointment.version, **kwargs)
 
 
 def test_a_visit_moves_through_every_step_with_its_time_and_author(app, schedule):
-    from portal.scheduling import flow
+    from portal.scheduling.flow import services as flow
 
     appointment_id = make_appointment(app, schedule, starts_at=minutes_from_now(-10))
     with app.app_context():
@@ -95,13 +96,13 @@ def test_a_visit_moves_through_every_step_with_its_time_and_author(app, schedule
 def test_steps_the_flow_does_not_allow_are_refused_and_change_nothing(
     app, schedule, current, wanted
 ):
-    from portal.scheduling.services import SchedulingError
+    from portal.transaction import Refused
 
     appointment_id = make_appointment(
         app, schedule, starts_at=minutes_from_now(-30), status=current
     )
     with app.app_context():
-        with pytest.raises(SchedulingError) as refused:
+        with pytest.raises(Refused) as refused:
             _change(appointment_id, wanted, demographics_confirmed=True, insurance_confirmed=True)
         assert refused.value.field == "status"
         appointment = _appointment(appointment_id)
@@ -111,12 +112,12 @@ def test_steps_the_flow_does_not_allow_are_refused_and_change_nothing(
 
 
 def test_no_show_only_after_the_start_time(app, schedule):
-    from portal.scheduling.services import SchedulingError
+    from portal.transaction import Refused
 
     appointment_id = make_appointment(app, schedule, starts_at=today_at(14))
     with app.app_context():
         start = _appointment(appointment_id).starts_at
-        with pytest.raises(SchedulingError, match="start time has passed"):
+        with pytest.raises(Refused, match="start time has passed"):
             _change(appointment_id, "no_show", now=start - timedelta(minutes=1))
         assert _appointment(appointment_id).status == "scheduled"
         assert (
@@ -125,14 +126,14 @@ def test_no_show_only_after_the_start_time(app, schedule):
 
 
 def test_check_in_needs_demographics_and_insurance_confirmed(app, schedule):
-    from portal.scheduling.services import SchedulingError
+    from portal.transaction import Refused
 
     appointment_id = make_appointment(app, schedule, starts_at=minutes_from_now(5))
     with app.app_context():
-        with pytest.raises(SchedulingError) as refused:
+        with pytest.raises(Refused) as refused:
             _change(appointment_id, "arrived", insurance_confirmed=True)
         assert refused.value.field == "demographics_confirmed"
-        with pytest.raises(SchedulingError) as refused:
+        with pytest.raises(Refused) as refused:
             _change(appointment_id, "arrived", demographics_confirmed=True)
         assert refused.value.field == "insurance_confirmed"
         assert _appointment(appointment_id).status == "scheduled"
@@ -145,16 +146,16 @@ def test_check_in_needs_demographics_and_insurance_confirmed(app, schedule):
 
 
 def test_check_in_only_on_the_day_of_the_appointment(app, schedule):
-    from portal.scheduling.services import SchedulingError
+    from portal.transaction import Refused
 
     appointment_id = make_appointment(app, schedule, starts_at=today_at(10) + timedelta(days=1))
-    with app.app_context(), pytest.raises(SchedulingError, match="only on the day"):
+    with app.app_context(), pytest.raises(Refused, match="only on the day"):
         _change(appointment_id, "arrived", demographics_confirmed=True, insurance_confirmed=True)
 
 
 def test_rooming_needs_a_free_room_of_the_appointments_location(app, schedule):
     from portal.scheduling.models import Room
-    from portal.scheduling.services import SchedulingError
+    from portal.transaction import Refused
 
     start = minutes_from_now(-5)
     appointment_id = make_appointment(app, schedule, starts_at=start, status="arrived")
@@ -177,7 +178,7 @@ def test_rooming_needs_a_free_room_of_the_appointments_location(app, schedule):
             (987654, "this location's rooms"),
             (schedule.exam_room_1, "Exam 1 is held by another appointment"),
         ):
-            with pytest.raises(SchedulingError, match=message) as refused:
+            with pytest.raises(Refused, match=message) as refused:
                 _change(appointment_id, "roomed", room_id=room_id)
             assert refused.value.field == "room_id"
         assert _appointment(appointment_id).room_id is None
@@ -186,15 +187,15 @@ def test_rooming_needs_a_free_room_of_the_appointments_location(app, schedule):
 
 
 def test_a_stale_form_is_refused(app, schedule):
-    from portal.scheduling import flow
-    from portal.scheduling.services import StaleChange
+    from portal.scheduling.flow import services as flow
+    from portal.transaction import Conflict
 
     appointment_id = make_appointment(app, schedule, starts_at=minutes_from_now(10))
     with app.app_context():
         seen = _appointment(appointment_id).version
-        flow.change_status(user("frontdesk"), appointment_id, "confirmed", seen)
-        with pytest.raises(StaleChange):
-            flow.change_status(user("nurse"), appointment_id, "no_show", seen)
+        flow.change_status(actor("frontdesk"), appointment_id, "confirmed", seen)
+        with pytest.raises(Conflict, match="Someone else changed this appointment"):
+            flow.change_status(actor("nurse"), appointment_id, "no_show", seen)
         assert _appointment(appointment_id).status == "confirmed"
         assert len(_appointment(appointment_id).history) == 1
 

@@ -9,10 +9,10 @@ import pytest
 
 from portal.extensions import db
 from tests.scheduling.flow_support import (
+    actor,
     audit_events,
     make_appointment,
     minutes_from_now,
-    user,
 )
 
 
@@ -24,17 +24,17 @@ def _appointment(appointment_id):
 
 
 def _change(appointment_id, status, **kwargs):
-    from portal.scheduling import flow
+    from portal.scheduling.flow import services as flow
 
     version = _appointment(appointment_id).version
-    return flow.change_status(user("frontdesk"), appointment_id, status, version, **kwargs)
+    return flow.change_status(actor("frontdesk"), appointment_id, status, version, **kwargs)
 
 
 def _undo(appointment_id, **kwargs):
-    from portal.scheduling import flow
+    from portal.scheduling.flow import services as flow
 
     version = _appointment(appointment_id).version
-    return flow.undo_status(user("frontdesk"), appointment_id, version, **kwargs)
+    return flow.undo_status(actor("frontdesk"), appointment_id, version, **kwargs)
 
 
 def _check_in(appointment_id):
@@ -72,18 +72,18 @@ def test_undo_steps_back_one_step_at_a_time_and_keeps_the_history(app, schedule)
 
 
 def test_nothing_to_undo_no_show_or_a_step_from_another_day_is_refused(app, schedule):
-    from portal.scheduling.services import SchedulingError
+    from portal.transaction import Refused
 
     fresh = make_appointment(app, schedule, starts_at=minutes_from_now(10))
     past = make_appointment(app, schedule, starts_at=minutes_from_now(-20))
     with app.app_context():
-        with pytest.raises(SchedulingError, match="cannot be undone"):
+        with pytest.raises(Refused, match="cannot be undone"):
             _undo(fresh)  # nothing done yet
         _change(past, "no_show")
-        with pytest.raises(SchedulingError, match="cannot be undone"):
+        with pytest.raises(Refused, match="cannot be undone"):
             _undo(past)
         _change(fresh, "confirmed")
-        with pytest.raises(SchedulingError, match="Only a step taken today"):
+        with pytest.raises(Refused, match="Only a step taken today"):
             _undo(fresh, now=minutes_from_now(0) + timedelta(days=1))
         assert _appointment(fresh).status == "confirmed"
         assert _appointment(past).status == "no_show"

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, time
 import pytest
 from sqlalchemy import select
 
+from portal.auth.permissions import actor_for
 from portal.extensions import db
-from portal.scheduling import services
+from portal.scheduling.booking import services
 from tests.scheduling.booking_helpers import ZONE, appointments
 
 # Fixed dates, with "now" given to the services: the series crosses the spring-forward of
@@ -22,7 +23,8 @@ def actor(app, schedule):
     from portal.auth.models import User
 
     with app.app_context():
-        yield db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        user = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
+        yield actor_for(user, "127.0.0.1")
 
 
 def _saved(app):
@@ -72,7 +74,7 @@ def test_conflicts_are_listed_per_date_and_nothing_is_saved(app, schedule, actor
     )
     with pytest.raises(services.SeriesConflicts) as refused:
         services.book_series(actor, _booking(schedule), interval_weeks=1, occurrences=4, now=NOW)
-    assert refused.value.conflicts == [(date(2027, 3, 15), services.SlotTaken().message)]
+    assert refused.value.conflicts == [(date(2027, 3, 15), services.SLOT_TAKEN)]
     assert len(_saved(app)) == 1
 
 

@@ -11,7 +11,7 @@ from portal.audit.models import AuditEvent
 from portal.auth.models import User
 from portal.clinic.models import Clinic
 from portal.extensions import db
-from portal.scheduling.availability import find_open_slots
+from portal.scheduling.availability.services import find_open_slots
 from portal.scheduling.models import (
     AppointmentType,
     AvailabilityBlock,

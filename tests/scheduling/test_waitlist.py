@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from tests.scheduling.flow_support import (
+    actor,
     audit_events,
     local_today,
     make_appointment,
     today_at,
-    user,
 )
 
 
@@ -122,12 +122,12 @@ def test_the_patient_is_found_with_the_registry_search(app, schedule, signed_in)
 
 
 def _add_entry(app, schedule, *, patient, type_id, providers=(), days=(0, 14), notes=None):
-    from portal.scheduling import flow
+    from portal.scheduling.waitlist import services as waitlist
 
     today = local_today()
     with app.app_context():
-        return flow.add_waitlist_entry(
-            user("frontdesk"),
+        return waitlist.add_waitlist_entry(
+            actor("frontdesk"),
             patient_id=schedule.patients[patient],
             appointment_type_id=type_id,
             provider_ids=list(providers),
@@ -138,8 +138,8 @@ def _add_entry(app, schedule, *, patient, type_id, providers=(), days=(0, 14), n
 
 
 def test_matching_entries_for_a_freed_slot(app, schedule):
-    from portal.scheduling import flow
     from portal.scheduling.models import Appointment
+    from portal.scheduling.waitlist import services as waitlist
 
     tomorrow_ten = today_at(10) + timedelta(days=1)
     freed = make_appointment(
@@ -166,7 +166,7 @@ def test_matching_entries_for_a_freed_slot(app, schedule):
     _add_entry(app, schedule, patient=0, type_id=schedule.follow_up)
     with app.app_context():
         appointment = db.session.get(Appointment, freed)
-        matches = flow.matching_waitlist_entries(appointment)
+        matches = waitlist.matching_waitlist_entries(appointment)
         assert [entry.id for entry in matches] == [same_type, fits_any]
 
 
@@ -212,20 +212,26 @@ def test_no_matches_says_so(app, schedule, signed_in):
 
 
 def test_booking_closes_the_entry_in_the_bookings_transaction(app, schedule):
-    from portal.scheduling import flow
     from portal.scheduling.models import Appointment, WaitlistEntry
+    from portal.scheduling.waitlist import services as waitlist
 
     entry_id = _add_entry(app, schedule, patient=2, type_id=schedule.follow_up)
     booked = make_appointment(app, schedule, starts_at=today_at(16), patient=2)
     other = make_appointment(app, schedule, starts_at=today_at(16, 30), patient=1)
     with app.app_context():
         # Another patient's booking leaves the entry alone.
-        flow.close_waitlist_entry(user("frontdesk"), entry_id, db.session.get(Appointment, other))
+        waitlist.close_waitlist_entry(
+            actor("frontdesk"), entry_id, db.session.get(Appointment, other)
+        )
         assert db.session.get(WaitlistEntry, entry_id).status == "waiting"
-        flow.close_waitlist_entry(user("frontdesk"), entry_id, db.session.get(Appointment, booked))
+        waitlist.close_waitlist_entry(
+            actor("frontdesk"), entry_id, db.session.get(Appointment, booked)
+        )
         db.session.rollback()  # the caller's transaction failed: nothing stays
         assert db.session.get(WaitlistEntry, entry_id).status == "waiting"
-        flow.close_waitlist_entry(user("frontdesk"), entry_id, db.session.get(Appointment, booked))
+        waitlist.close_waitlist_entry(
+            actor("frontdesk"), entry_id, db.session.get(Appointment, booked)
+        )
         db.session.commit()
         db.session.expire_all()
         assert db.session.get(WaitlistEntry, entry_id).status == "booked"

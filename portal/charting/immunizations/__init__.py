@@ -1,0 +1,2 @@
+"""Immunizations: a patient's vaccines and refusals, an encounter's section, and marking one
+entered in error."""

@@ -1,0 +1,1 @@
+"""Availability: when providers work, and "find next available" open slots."""

@@ -1,0 +1,1 @@
+"""Booking: one appointment or a recurring series, rescheduling, cancelling."""

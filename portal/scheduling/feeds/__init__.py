@@ -1,0 +1,1 @@
+"""Calendar feeds: providers' schedules as iCalendar at secret addresses."""

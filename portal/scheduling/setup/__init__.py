@@ -1,0 +1,1 @@
+"""Set-up (admins): appointment types, rooms, weekly templates, time off, closures."""
