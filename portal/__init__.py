@@ -129,7 +129,7 @@ ROUTE_MODULES = (
     "portal.charting.lists.views",
     "portal.charting.summary.views",
     "portal.admin.views",
-    "portal.audit.views",
+    "portal.admin.audit_trail.views",
 )
 
 

@@ -18,7 +18,6 @@ from sqlalchemy import and_, func, literal, or_, select, text, tuple_
 from portal.actors import Actor
 from portal.audit import services as audit
 from portal.audit.models import AuditEvent
-from portal.auth.models import User
 from portal.extensions import db
 from portal.ids import parse_id
 from portal.transaction import use_case
@@ -49,6 +48,9 @@ class Filters:
 
     starts_at: datetime | None = None
     ends_before: datetime | None = None
+    # Someone's events: through their account's id (indexed with the time) when the name is
+    # an account's; else by the name the events carry (a failed sign-in of an unknown name).
+    user_id: int | None = None
     username: str | None = None
     patient_id: int | None = None
     action: str | None = None
@@ -113,14 +115,10 @@ def _conditions(filters: Filters) -> list:
         conditions.append(AuditEvent.occurred_at >= filters.starts_at)
     if filters.ends_before is not None:
         conditions.append(AuditEvent.occurred_at < filters.ends_before)
-    if filters.username:
-        # Through the account's id (indexed with the time) when the account exists; events
-        # of an unknown name (a failed sign-in) are still found by the name they carry.
-        user_id = db.session.scalar(select(User.id).where(User.username == filters.username))
-        if user_id is not None:
-            conditions.append(AuditEvent.user_id == user_id)
-        else:
-            conditions.append(AuditEvent.username == filters.username)
+    if filters.user_id is not None:
+        conditions.append(AuditEvent.user_id == filters.user_id)
+    elif filters.username:
+        conditions.append(AuditEvent.username == filters.username)
     if filters.patient_id is not None:
         conditions.append(AuditEvent.patient_id == filters.patient_id)
     if filters.action:

@@ -2,6 +2,11 @@
 
 The query string carries only filters, sort and cursors (ids, usernames of staff, action
 names, dates): no patient data. Viewing the report and exporting it are themselves audited.
+
+These pages live in admin, the top layer, because they need the layers above the audit
+trail (the signed-in user's permissions, the clinic's calendar, the accounts by name), and
+the trail itself is the lowest layer, which every domain writes to. They stay on the audit
+blueprint, so their endpoints are still ``audit.report`` and ``audit.export``.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import io
 
 from flask import Response, current_app, request, stream_with_context, url_for
 
+from portal.admin.audit_trail.forms import ReportFilterForm
 from portal.audit import bp
 from portal.audit import report as audit_report
-from portal.audit.forms import ReportFilterForm
+from portal.auth import services as auth_services
 from portal.auth.permissions import require
 from portal.clinic.clock import day_bounds
 from portal.clinic.services import clinic_time_zone
@@ -52,10 +58,13 @@ def _filter_form() -> ReportFilterForm:
 
 def _filters(form: ReportFilterForm, **extra) -> audit_report.Filters:
     # Whole days on the clinic's calendar; the end day is included.
+    username = (form.user.data or "").lower() or None
+    account = auth_services.find_user(username) if username else None
     return audit_report.Filters(
         starts_at=day_bounds(form.start.data)[0] if form.start.data else None,
         ends_before=day_bounds(form.end.data)[1] if form.end.data else None,
-        username=(form.user.data or "").lower() or None,
+        user_id=account.id if account else None,
+        username=username,
         patient_id=form.patient.data,
         action=form.action.data or None,
         outcome=form.outcome.data or None,
@@ -121,8 +130,8 @@ def report():
         status = 422
     args = _query_args(form)
     return render(
-        "audit/report.html",
-        fragment="audit/_results.html",
+        "admin/audit_trail/report.html",
+        fragment="admin/audit_trail/_results.html",
         form=form,
         results=page,
         args=args,
