@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from portal.actors import SOURCE_CLI, Actor
+from portal.audit import jobs
 from portal.audit import services as audit
 from portal.extensions import db
 from portal.transaction import use_case
@@ -74,3 +77,14 @@ def test_the_worker_seals_checkpoints_and_stops_on_sigterm(app):
     assert "before-start" not in output and "while-running" not in output  # no event data
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_worker_refuses_to_start_without_a_usable_audit_key():
+    """Refused once, at start, not as a failing job every second."""
+    with pytest.raises(RuntimeError, match="AUDIT_KEY must be"):
+        jobs.periodic_jobs({"AUDIT_KEY": "short", "AUDIT_CHECKPOINT_MINUTES": 5})
+    offered = jobs.periodic_jobs({"AUDIT_KEY": AUDIT_KEY, "AUDIT_CHECKPOINT_MINUTES": 5})
+    assert [(job.name, job.every_seconds) for job in offered] == [
+        ("seal audit events", 1.0),
+        ("audit checkpoint", 300.0),
+    ]
