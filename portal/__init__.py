@@ -134,7 +134,8 @@ ROUTE_MODULES = (
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal import admin, audit, auth, charting, main, patients, scheduling
+    from portal import admin, auth, charting, main, patients, scheduling
+    from portal.admin import audit_trail
     from portal.ids import IdConverter
 
     # Before any route is added: every <int:...> is a row id, bounded to the id columns'
@@ -143,7 +144,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in ROUTE_MODULES:
         importlib.import_module(module)
-    for domain in (main, auth, patients, scheduling, charting, admin, audit):
+    for domain in (main, auth, patients, scheduling, charting, admin, audit_trail):
         app.register_blueprint(domain.bp)
 
 

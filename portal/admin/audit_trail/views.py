@@ -16,8 +16,8 @@ import io
 
 from flask import Response, current_app, request, stream_with_context, url_for
 
+from portal.admin.audit_trail import bp
 from portal.admin.audit_trail.forms import ReportFilterForm
-from portal.audit import bp
 from portal.audit import report as audit_report
 from portal.auth import services as auth_services
 from portal.auth.permissions import require
