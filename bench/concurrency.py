@@ -413,11 +413,13 @@ def run_scenario(port, server_pids, setups, fixture, scenario, seconds) -> Scena
 # --- the run --------------------------------------------------------------------------------
 
 
-def measure(target, server, fixture, db_report, *, clients_list, seconds, stamp, log) -> None:
+def measure(
+    target, server, fixture, db_report, *, clients_list, scenarios, seconds, stamp, log
+) -> None:
     """Every scenario at every client count on one database; rows go into ``db_report``."""
     pids = server.worker_pids()
     for clients in clients_list:
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             setups = new_clients(target.url, fixture, clients)
             outcome = run_scenario(server.port, pids, setups, fixture, scenario, seconds)
             for row in summarise(outcome, db_report.label, target.rows, stamp):

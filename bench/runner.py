@@ -98,6 +98,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--seconds", type=float, default=None, help="seconds per --concurrency scenario (20)"
     )
     parser.add_argument(
+        "--scenarios",
+        default=",".join(concurrency.SCENARIOS),
+        help="--concurrency scenarios to run (%(default)s)",
+    )
+    parser.add_argument(
         "--audit",
         action="store_true",
         help="measure the audit trail instead: audited events per second against plain "
@@ -117,6 +122,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if (args.chart or args.concurrency) and not args.quick:
         default_rows = "1000000"
     args.clients_list = [int(value) for value in args.clients_list.split(",")]
+    args.scenarios = [name.strip() for name in args.scenarios.split(",")]
+    unknown = set(args.scenarios) - set(concurrency.SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.rows = sorted(
         {int(value.replace("_", "")) for value in (args.rows or default_rows).split(",")}
@@ -267,6 +276,7 @@ def measure_concurrency(target, fixture, db_report, args, stamp: str) -> None:
             fixture,
             db_report,
             clients_list=args.clients_list,
+            scenarios=args.scenarios,
             seconds=args.seconds,
             stamp=stamp,
             log=log,

@@ -28,6 +28,8 @@ class Defaults:
     # outside the database, like the data key: whoever can write the database but has not
     # got this key cannot alter the trail unseen.
     AUDIT_KEY: str | None = None
+    # How long a process reuses the clinic's name and time zone (every page shows them).
+    CLINIC_DISPLAY_SECONDS = 10
     # Where checkpoints of the audit chain are appended (default: the instance folder's
     # audit-checkpoints.jsonl), how often the worker writes one, and how long an event may
     # wait for the sealer before `audit verify` calls it a problem.
@@ -81,6 +83,7 @@ ENVIRONMENT_VARIABLES = {
     "AUDIT_CHECKPOINT_PATH": "the audit checkpoint file (default instance/audit-checkpoints.jsonl)",
     "AUDIT_CHECKPOINT_MINUTES": "how often the worker writes an audit checkpoint (default 5)",
     "AUDIT_SEAL_GRACE_MINUTES": "how long an audit event may wait for the sealer (default 5)",
+    "CLINIC_DISPLAY_SECONDS": "how long a process reuses the clinic's name and zone (default 10)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
     "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",

@@ -51,6 +51,10 @@ def register_login_manager(app) -> None:
 
 
 def _load_user(user_id: str) -> SignedInUser | None:
+    """The signed-in account: as the session store read it with the session, else read now."""
+    preloaded = getattr(session, "signed_in", None)
+    if preloaded is not None and str(preloaded.id) == str(user_id):
+        return preloaded
     return load_signed_in_user(int(user_id))
 
 

@@ -7,6 +7,8 @@ so no caller can store a zone that would break the rendering of times.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
@@ -36,16 +38,50 @@ def current_clinic() -> Clinic | None:
 def _forget_cached_clinic() -> None:
     if has_app_context():
         g.pop("clinic", None)
+        current_app.extensions.pop(_DISPLAY_CACHE, None)
+
+
+@dataclass(frozen=True)
+class ClinicDisplay:
+    """What every page needs of the clinic: its name and its time zone."""
+
+    name: str
+    time_zone: str
+
+
+_DISPLAY_CACHE = "portal.clinic_display"
+_DISPLAY_QUERY = select(Clinic.name, Clinic.time_zone).order_by(Clinic.id).limit(1)
+
+
+def clinic_display() -> ClinicDisplay:
+    """The clinic's name and zone, read at most every ``CLINIC_DISPLAY_SECONDS`` per process.
+
+    Every page shows the name and every time on it is in the zone: a query per page for
+    two values that change once in a clinic's life would be a tenth of a page's cost. A
+    change made here is seen at once (``_forget_cached_clinic``); another process (another
+    gunicorn worker or host) sees it within the interval.
+    """
+    cached = current_app.extensions.get(_DISPLAY_CACHE)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    row = db.session.execute(_DISPLAY_QUERY).first()
+    display = (
+        ClinicDisplay(row.name, row.time_zone)
+        if row
+        else ClinicDisplay("Practice Portal", FALLBACK_TIME_ZONE)
+    )
+    seconds = current_app.config["CLINIC_DISPLAY_SECONDS"]
+    current_app.extensions[_DISPLAY_CACHE] = (now + seconds, display)
+    return display
 
 
 def clinic_time_zone() -> str:
-    clinic = current_clinic()
-    return clinic.time_zone if clinic else FALLBACK_TIME_ZONE
+    return clinic_display().time_zone
 
 
 def clinic_name() -> str:
-    clinic = current_clinic()
-    return clinic.name if clinic else "Practice Portal"
+    return clinic_display().name
 
 
 def valid_time_zone(name: str) -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, select
+from sqlalchemy import and_, bindparam, case, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import services as audit
@@ -353,24 +353,28 @@ class BannerAllergy:
         return self.severity == "severe" or self.criticality == "high"
 
 
+# Built once: the banner runs it on every patient page.
+_ALLERGY_STATE = (
+    select(
+        NoKnownAllergies.recorded_at,
+        Allergy.id,
+        Allergy.substance,
+        Allergy.severity,
+        Allergy.criticality,
+        Allergy.reactions,
+    )
+    .select_from(Patient)
+    .outerjoin(NoKnownAllergies, NoKnownAllergies.patient_id == Patient.id)
+    .outerjoin(Allergy, and_(Allergy.patient_id == Patient.id, Allergy.status == "active"))
+    .where(Patient.id == bindparam("patient_id"))
+    .order_by(Allergy.substance, Allergy.id)
+)
+
+
 def allergy_state(patient_id: int) -> AllergyState:
     """Active allergies and the NKA statement of a patient in one small query (the banner
     runs it on every patient page; the chart summary's allergy section shows it too)."""
-    rows = db.session.execute(
-        select(
-            NoKnownAllergies.recorded_at,
-            Allergy.id,
-            Allergy.substance,
-            Allergy.severity,
-            Allergy.criticality,
-            Allergy.reactions,
-        )
-        .select_from(Patient)
-        .outerjoin(NoKnownAllergies, NoKnownAllergies.patient_id == Patient.id)
-        .outerjoin(Allergy, and_(Allergy.patient_id == Patient.id, Allergy.status == "active"))
-        .where(Patient.id == patient_id)
-        .order_by(Allergy.substance, Allergy.id)
-    ).all()
+    rows = db.session.execute(_ALLERGY_STATE, {"patient_id": patient_id}).all()
     state = AllergyState()
     for row in rows:
         state.nka_recorded_at = row.recorded_at
