@@ -1,7 +1,7 @@
 """Databases the benchmark runs against: made with the app's own migrations and seed code.
 
 A seeded database is reused by later runs when it holds the same number of patients and the
-seed code has not changed since (a fingerprint of ``portal.cli``'s seed functions); otherwise
+seed code has not changed since (a fingerprint of the demo clinic and patients modules); otherwise
 it is dropped and seeded again.
 """
 
@@ -26,6 +26,12 @@ BENCH_USERNAME = "bench"
 # Only ever set on the bench's own throw-away databases.
 BENCH_PASSWORD = "bench runner walks the long corridor"  # noqa: S105
 SEED = 1
+
+
+def _bench_actor():
+    from portal.actors import SOURCE_CLI, Actor
+
+    return Actor(id=None, username="bench", source=SOURCE_CLI)
 
 
 @dataclass
@@ -87,9 +93,9 @@ def postgres_reachable(server_url: str) -> str | None:
 
 def seed_fingerprint() -> str:
     """Changes whenever the seed code changes, so cached databases are seeded again."""
-    from portal import cli
+    from portal.demo import clinic, patients
 
-    source = inspect.getsource(cli.seed_patients) + inspect.getsource(cli.seed_clinic_and_users)
+    source = inspect.getsource(patients) + inspect.getsource(clinic)
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
@@ -136,7 +142,8 @@ def ensure_seeded(target: Target, server_url: str | None, *, reseed: bool, log) 
     """Migrate, and seed ``target.rows`` patients unless an identical database is cached."""
     from flask_migrate import upgrade
 
-    from portal.cli import seed_clinic_and_users, seed_patients
+    from portal.demo.clinic import seed_clinic_and_users
+    from portal.demo.patients import seed_patients
     from portal.extensions import db
 
     fingerprint = seed_fingerprint()
@@ -196,19 +203,21 @@ def ensure_bench_user() -> None:
     from portal.auth.models import User
     from portal.auth.passwords import hash_password
     from portal.extensions import db
+    from portal.transaction import use_case
 
-    user = db.session.scalars(select(User).where(User.username == BENCH_USERNAME)).first()
-    created = user is None
-    if created:
-        user = User(username=BENCH_USERNAME, full_name="Bench Runner", password_hash="")
-        db.session.add(user)
-    user.password_hash = hash_password(BENCH_PASSWORD)
-    user.set_roles(["front_desk"])
-    user.is_enabled = True
-    user.mfa_enabled = False
-    user.totp_secret_encrypted = None
-    user.failed_sign_ins = 0
-    user.locked_until = None
-    if created:
-        audit.record("user.create", obj=user, username="bench", category="user accounts")
-    db.session.commit()
+    password_hash = hash_password(BENCH_PASSWORD)
+    with use_case():
+        user = db.session.scalars(select(User).where(User.username == BENCH_USERNAME)).first()
+        created = user is None
+        if created:
+            user = User(username=BENCH_USERNAME, full_name="Bench Runner", password_hash="")
+            db.session.add(user)
+        user.password_hash = password_hash
+        user.set_roles(["front_desk"])
+        user.is_enabled = True
+        user.mfa_enabled = False
+        user.totp_secret_encrypted = None
+        user.failed_sign_ins = 0
+        user.locked_until = None
+        if created:
+            audit.record(_bench_actor(), "user.create", obj=user, category="user accounts")

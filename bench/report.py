@@ -52,6 +52,8 @@ class Result:
     appointments: int | None = None  # scheduling benchmarks: appointments in the database
     bookings_per_second: float | None = None
     conflict_rate: float | None = None  # booking: share of attempts refused as taken
+    throughput_per_s: float | None = None  # requests (or events) answered per second
+    clients: int | None = None  # concurrent clients (concurrency benchmarks)
 
     def public(self) -> dict:
         """The object results.json holds (the fields regression scripts rely on)."""
@@ -68,7 +70,13 @@ class Result:
         )
         values = asdict(self)
         public = {key: values[key] for key in keys}
-        for extra in ("appointments", "bookings_per_second", "conflict_rate"):
+        for extra in (
+            "appointments",
+            "bookings_per_second",
+            "conflict_rate",
+            "throughput_per_s",
+            "clients",
+        ):
             if values[extra] is not None:
                 public[extra] = values[extra]
         return public
@@ -93,10 +101,18 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+# The house issue's goals for many users at once (bench/concurrency.py names the rows).
+SQLITE_MIXED_P99_MS = 100.0  # patient and home page, 8 clients, mixed load, SQLite
+PATIENT_PAGE_WORKER_CPU_MS = 4.0  # worker CPU per patient page, alone
+PATIENT_VS_HOME_THROUGHPUT = 0.8  # PostgreSQL: patient page throughput vs the home page's
+
+
 def budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
-    """(budget text, verdict) of one row; only searches have budgets."""
+    """(budget text, verdict) of one row."""
     if result.failures:
         return "answers must be right", f"INVALID ({result.failures} bad: {result.first_failure})"
+    if result.benchmark.startswith("concurrency: "):
+        return _concurrency_budget(result, all_results)
     if result.benchmark in PAGE_BUDGETS_MS:
         limit = PAGE_BUDGETS_MS[result.benchmark]
         return f"≤ {limit:.0f}", "pass" if result.p95_ms <= limit else "**FAIL**"
@@ -117,6 +133,42 @@ def budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
         texts.append(f"≤ 1.5 x {baseline.p95_ms:.1f} = {GROWTH_BUDGET * baseline.p95_ms:.1f}")
     verdict = "pass" if result.p95_ms <= min(limits) else "**FAIL**"
     return " and ".join(texts), verdict
+
+
+def _concurrency_budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
+    name = result.benchmark
+    if (
+        result.database == "SQLite"
+        and result.clients == 8
+        and name
+        in (
+            "concurrency: patient page, mixed, 8 clients",
+            "concurrency: home page, mixed, 8 clients",
+        )
+    ):
+        passed = result.p99_ms <= SQLITE_MIXED_P99_MS
+        return f"p99 ≤ {SQLITE_MIXED_P99_MS:.0f}", "pass" if passed else "**FAIL**"
+    if name.startswith("concurrency: patient page, alone"):
+        texts, passed = [], True
+        if result.worker_cpu_ms is not None:
+            texts.append(f"worker CPU ≤ {PATIENT_PAGE_WORKER_CPU_MS:.0f} ms")
+            passed = result.worker_cpu_ms <= PATIENT_PAGE_WORKER_CPU_MS
+        home = next(
+            (
+                other
+                for other in all_results
+                if other.database == result.database
+                and other.benchmark == name.replace("patient page", "home page")
+            ),
+            None,
+        )
+        if result.database == "PostgreSQL" and home and home.throughput_per_s:
+            share = result.throughput_per_s / home.throughput_per_s
+            texts.append(f"throughput ≥ 80% of the home page's ({share:.0%})")
+            passed = passed and share >= PATIENT_VS_HOME_THROUGHPUT
+        if texts:
+            return "; ".join(texts), "pass" if passed else "**FAIL**"
+    return "—", "—"
 
 
 def _baseline(result: Result, all_results: list[Result]) -> Result | None:
@@ -220,16 +272,22 @@ def markdown(
     for db in databases:
         lines += [f"### {db.label}", ""]
         lines += [f"- {line}" for line in db.seeding + db.notes]
+        rates = any(result.throughput_per_s is not None for result in db.results)
         lines += [
             "",
-            "| benchmark | rows | requests | p50 ms | p95 ms | p99 ms | floor p95 ms "
-            "| worker CPU ms/req | other CPU load | budget (p95 ms) | result |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+            "| benchmark | rows | requests | "
+            + ("throughput /s | " if rates else "")
+            + "p50 ms | p95 ms | p99 ms | floor p95 ms "
+            "| worker CPU ms/req | other CPU load | budget | result |",
+            "|---|---:|---:|"
+            + ("---:|" if rates else "")
+            + "---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for result in db.results:
             text, verdict = budget(result, all_results)
+            rate = f"| {_ms(result.throughput_per_s)} " if rates else ""
             lines.append(
-                f"| {result.benchmark} | {result.rows:,} | {result.requests:,} "
+                f"| {result.benchmark} | {result.rows:,} | {result.requests:,} {rate}"
                 f"| {_ms(result.p50_ms)} | {_ms(result.p95_ms)} | {_ms(result.p99_ms)} "
                 f"| {_ms(result.floor_p95_ms, 2)} | {_ms(result.worker_cpu_ms)} "
                 f"| {_percent(result.other_busy)} | {text} | {verdict} |"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import requests
 
-from bench import chart, cpu, databases, floors, report, schedule, workload
+from bench import chart, concurrency, cpu, databases, floors, report, schedule, workload
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
 from bench.server import Server
 
@@ -84,10 +84,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="measure charting (issue 4: chart summary, encounter page, vitals trend chart, "
         "draft autosave) on one long chart among --rows patients (default 1000000)",
     )
+    parser.add_argument(
+        "--concurrency",
+        action="store_true",
+        help="many users at once: home page, patient page, day view and autosave under "
+        "--clients-list concurrent clients, gunicorn 2 workers x 4 threads, --rows patients "
+        "(default 1000000)",
+    )
+    parser.add_argument(
+        "--clients-list", default="8,32", help="client counts for --concurrency (%(default)s)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="seconds per --concurrency scenario (20)"
+    )
     args = parser.parse_args(argv)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
-    if args.chart and not args.quick:
+    if (args.chart or args.concurrency) and not args.quick:
         default_rows = "1000000"
+    args.clients_list = [int(value) for value in args.clients_list.split(",")]
+    args.seconds = args.seconds or (5.0 if args.quick else 20.0)
     args.rows = sorted(
         {int(value.replace("_", "")) for value in (args.rows or default_rows).split(",")}
     )
@@ -128,12 +143,13 @@ def main(argv=None) -> int:
         targets = []
         for rows in args.rows:
             # The scheduling run keeps its own databases: the search run's stay untouched.
+            kind = "sched" if args.schedule else "chart" if args.chart else None
+            kind = "conc" if args.concurrency else kind
             if dialect == "sqlite":
-                prefix = "portal-sched" if args.schedule else "portal-chart" if args.chart else ""
-                target = databases.sqlite_target(rows, prefix or "portal")
+                target = databases.sqlite_target(rows, f"portal-{kind}" if kind else "portal")
             else:
-                prefix = "_sched" if args.schedule else "_chart" if args.chart else ""
-                target = databases.postgres_target(args.postgres, rows, "portal_bench" + prefix)
+                prefix = f"portal_bench_{kind}" if kind else "portal_bench"
+                target = databases.postgres_target(args.postgres, rows, prefix)
             log(f"\n== {db_report.label}, {rows:,} patients")
             databases.ensure_seeded(target, args.postgres, reseed=args.reseed, log=log)
             if target.seed_seconds is not None:
@@ -170,6 +186,11 @@ def main(argv=None) -> int:
                 )
                 if not args.seed_only:
                     measure_chart(target, db_report, args, stamp, meta["patient_id"])
+        elif args.concurrency:
+            for target in targets:
+                fixture = concurrency.ensure_fixture(target, max(args.clients_list), log)
+                if not args.seed_only:
+                    measure_concurrency(target, fixture, db_report, args, stamp)
         elif not args.seed_only:
             measure(targets, db_report, args, stamp)
     if args.seed_only:
@@ -178,7 +199,11 @@ def main(argv=None) -> int:
         return 0
     all_results = [result for db_report in reports for result in db_report.results]
     settings = (
-        f"gunicorn per database size: 1 worker, gthread, {args.threads} threads, on "
+        "gunicorn as deployed (2 workers x 4 threads) on 127.0.0.1:"
+        f"{args.port}; load from {concurrency.LOAD_PROCESSES} generator processes on the same "
+        "machine; signed in as a prescriber (sessions made in the database)"
+        if args.concurrency
+        else f"gunicorn per database size: 1 worker, gthread, {args.threads} threads, on "
         f"127.0.0.1:{args.port}+; {args.requests} timed requests per benchmark and size after "
         f"{WARMUP} untimed, sequential on one keep-alive session (requests) per size, "
         f"alternating between the sizes; signed in as "
@@ -194,7 +219,7 @@ def main(argv=None) -> int:
     else:
         md_path, json_path = ROOT / "bench" / "RESULTS.md", ROOT / "bench" / "results.json"
     report.append_markdown(md_path, text)
-    report.write_json(json_path, all_results, keep=args.schedule or args.chart)
+    report.write_json(json_path, all_results, keep=args.schedule or args.chart or args.concurrency)
     log("\n" + text)
     log(f"Written: {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}")
     failures = report.failing(all_results)
@@ -203,6 +228,29 @@ def main(argv=None) -> int:
         log(f"{len(failures)} row(s) failed their budget or gave wrong answers.")
         return 1
     return 0
+
+
+def measure_concurrency(target, fixture, db_report, args, stamp: str) -> None:
+    """The concurrency scenarios against gunicorn as deployed (2 workers x 4 threads)."""
+    with Server(target.url, args.port, concurrency.THREADS, workers=concurrency.WORKERS) as server:
+        log(f"  gunicorn at {server.base}: {concurrency.WORKERS} workers x {concurrency.THREADS}")
+        cpu.wait_for_quiet(args.quiet_wait, QUIET_THRESHOLD, log)
+        concurrency.measure(
+            target,
+            server,
+            fixture,
+            db_report,
+            clients_list=args.clients_list,
+            seconds=args.seconds,
+            stamp=stamp,
+            log=log,
+        )
+    db_report.notes.append(
+        f"Concurrency: closed-loop clients, each its own signed-in prescriber session and "
+        f"draft note, {args.seconds:.0f} s per scenario after {concurrency.WARMUP_SECONDS:.0f} "
+        f"s of warm-up; mixed = {', '.join(f'{k} {v}%' for k, v in concurrency.MIX.items())}; "
+        f"worker CPU per request is both workers' CPU over every request of the scenario"
+    )
 
 
 @dataclass

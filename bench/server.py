@@ -1,4 +1,4 @@
-"""The portal under gunicorn on loopback, as deployed: one worker process, gthread."""
+"""The portal under gunicorn on loopback, as deployed: gthread workers (one by default)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from bench.databases import INSTANCE, OUT, ROOT
 class Server:
     """``with Server(url, port) as server:`` runs gunicorn on ``url`` until the block ends."""
 
-    def __init__(self, database_url: str, port: int, threads: int = 4):
+    def __init__(self, database_url: str, port: int, threads: int = 4, workers: int = 1):
         self.database_url = database_url
         self.port = port
         self.threads = threads
+        self.workers = workers
         self.base = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
         self.log_path = OUT / f"gunicorn-{port}.log"
@@ -41,7 +42,7 @@ class Server:
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
-            "1",
+            str(self.workers),
             "--worker-class",
             "gthread",
             "--threads",

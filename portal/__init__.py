@@ -143,15 +143,18 @@ def register_blueprints(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     from portal import web
+    from portal.auth import permissions
     from portal.auth import views as auth_views
-    from portal.auth.permissions import enforce_declared_permission
+    from portal.clinic import display
 
-    app.before_request(enforce_declared_permission)
+    app.before_request(permissions.enforce_declared_permission)
     app.after_request(web.add_security_headers)
     app.context_processor(web.template_globals)
+    app.context_processor(permissions.template_globals)
+    app.context_processor(display.template_globals)
     web.register_error_pages(app)
     auth_views.register_login_manager(app)
-    app.jinja_env.filters.update(web.template_filters())
+    app.jinja_env.filters.update(display.template_filters())
 
 
 def register_cli(app: Flask) -> None:

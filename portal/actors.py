@@ -9,6 +9,7 @@ actors without one.
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, replace
 
 # Where an actor without a client address acts from.
@@ -22,9 +23,8 @@ class Actor:
     """A person (``id`` set) or a system actor (``id`` None), with where they act from.
 
     ``source`` is the client's address for a web request, else one of the ``SOURCE_*``
-    names. ``permissions`` come from the person's ``roles`` (``portal.auth.permissions.
-    actor_for`` builds a person's actor); system actors have none, and their use cases do
-    not ask for any.
+    names. ``permissions`` come from the person's ``roles``; system actors have none, and
+    their use cases do not ask for any.
     """
 
     id: int | None
@@ -32,6 +32,18 @@ class Actor:
     roles: tuple[str, ...] = ()
     permissions: frozenset[str] = frozenset()
     source: str | None = None
+
+    @classmethod
+    def for_user(cls, user, source: str | None) -> Actor:
+        """The actor a staff account (a ``User`` row: id, username, roles, permissions) is
+        when acting from ``source``."""
+        return cls(
+            id=user.id,
+            username=user.username,
+            roles=tuple(user.roles),
+            permissions=frozenset(user.permissions),
+            source=source,
+        )
 
     @property
     def is_person(self) -> bool:
@@ -46,6 +58,11 @@ class Actor:
 
 
 SYSTEM = Actor(id=None, username="system", source=SOURCE_WORKER)
+
+
+def command_line() -> Actor:
+    """The actor of a CLI command: the operating-system account that ran it."""
+    return Actor(id=None, username=f"cli:{getpass.getuser()}", source=SOURCE_CLI)
 
 
 def anonymous(source: str | None) -> Actor:

@@ -90,7 +90,7 @@ def use_case(*, conflict: ConflictFactory = None) -> Iterator[None]:
         raise RuntimeError(
             "a use case inside a use case: call the other domain's non-committing function"
         )
-    session = db.session
+    session = db.session()  # this thread's Session, not the scoped proxy
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("changes made outside a use case: make them inside one")
     if session.in_transaction():

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, g, make_response, render_template, request, url_for
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request, url_for
 from flask_login import current_user
 
 from portal.actors import Actor
-from portal.auth.permissions import actor_for
 
 
 def is_htmx_request() -> bool:
@@ -39,9 +38,8 @@ def csp_nonce() -> str:
 
 
 def add_security_headers(response):
-    """after_request: the headers of section 2 of the foundation issue."""
-    from flask import current_app
-
+    """after_request: the security headers of every response (CSP with this request's
+    nonce, no sniffing, no framing by others, no caching of anything that may hold PHI)."""
     nonce = csp_nonce()
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; "
@@ -74,8 +72,6 @@ def register_error_pages(app: Flask) -> None:
 
     def handler(status: int, template: str):
         def handle(error):
-            from flask import jsonify
-
             if request.accept_mimetypes.best == "application/json" or request.path.startswith(
                 "/api/"
             ):
@@ -96,55 +92,8 @@ def register_error_pages(app: Flask) -> None:
 
 
 def template_globals() -> dict:
-    """Values every template may use."""
-    from portal.auth.permissions import permissions_for_roles
-    from portal.clinic.services import clinic_name
-
-    permissions = (
-        permissions_for_roles(current_user.roles) if current_user.is_authenticated else frozenset()
-    )
-    return {
-        "csp_nonce": csp_nonce,
-        "can": lambda permission: permission in permissions,
-        "clinic_name": clinic_name,
-    }
-
-
-def template_filters() -> dict:
-    """Jinja filters: dates and times in the clinic's zone, ages, phone numbers."""
-
-    import phonenumbers
-
-    from portal.clinic.services import clinic_time_zone
-    from portal.timeutil import age_on, to_zone, utcnow
-
-    def local_time(value, pattern="%Y-%m-%d %H:%M"):
-        return to_zone(value, clinic_time_zone()).strftime(pattern) if value else ""
-
-    def age(birth_date):
-        """Age on today's date in the clinic's zone (not the server's)."""
-        if not birth_date:
-            return ""
-        return age_on(birth_date, to_zone(utcnow(), clinic_time_zone()).date())
-
-    def phone(value):
-        if not value:
-            return ""
-        try:
-            number = phonenumbers.parse(value, None)
-        except phonenumbers.NumberParseException:
-            return value
-        style = (
-            phonenumbers.PhoneNumberFormat.NATIONAL
-            if number.country_code == 1
-            else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
-        return phonenumbers.format_number(number, style)
-
-    def long_date(value):
-        return f"{value.day} {value:%b %Y}" if value else ""
-
-    return {"local_time": local_time, "age": age, "phone": phone, "long_date": long_date}
+    """Values every template may use (the domains add theirs: ``can``, ``clinic_name``)."""
+    return {"csp_nonce": csp_nonce}
 
 
 def attach_error(form, error) -> None:
@@ -162,7 +111,7 @@ def attach_error(form, error) -> None:
 def current_actor() -> Actor:
     """The signed-in user acting from this request's address: what views hand to services
     (services never read the signed-in user or the request themselves)."""
-    return actor_for(current_user, request.remote_addr)
+    return Actor.for_user(current_user, request.remote_addr)
 
 
 def safe_local_path(path: str | None, default: str | None = None) -> str:

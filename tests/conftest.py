@@ -403,3 +403,12 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+def actor_of(username: str, source: str = "127.0.0.1"):
+    """The actor a demo user is when calling services directly (inside an app context)."""
+    from portal.auth.models import User
+    from portal.auth.permissions import actor_for
+
+    user = db.session.scalars(db.select(User).filter_by(username=username)).one()
+    return actor_for(user, source)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import abort, current_app
+from flask import current_app
 from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound
 
 from portal.auth.models import ServerSession, User
 from portal.extensions import db
@@ -54,7 +55,8 @@ def list_users() -> list[UserRow]:
 
 
 def get_user_or_404(user_id: int) -> User:
+    """The account with this id, or NotFound."""
     user = db.session.get(User, user_id)
     if user is None:
-        abort(404)
+        raise NotFound()
     return user

@@ -18,6 +18,7 @@ from portal.auth.models import User
 from portal.auth.permissions import require
 from portal.clinic import services as clinic_services
 from portal.clinic.forms import ClinicForm, LocationForm, phone_for_input
+from portal.transaction import Refused
 from portal.web import attach_error as _attach_error
 from portal.web import current_actor, render
 
@@ -48,7 +49,7 @@ def create_user():
                 roles=form.roles.data,
                 password=form.password.data,
             )
-        except auth_services.AccountError as error:
+        except Refused as error:
             _attach_error(form, error)
         else:
             flash(f"Account {user.username} created.", "success")
@@ -82,7 +83,7 @@ def edit_user(user_id: int):
                 email=form.email.data or None,
                 roles=form.roles.data,
             )
-        except auth_services.AccountError as error:
+        except Refused as error:
             _attach_error(form, error)
         else:
             flash(f"Saved the changes to {user.username}.", "success")
@@ -100,7 +101,7 @@ def reset_password(user_id: int):
             auth_services.reset_password(
                 actor=current_actor(), user=user, new_password=form.password.data
             )
-        except auth_services.AccountError as error:
+        except Refused as error:
             _attach_error(form, error)
         else:
             flash(
@@ -179,7 +180,7 @@ def confirm_user_action(user_id: int, action: str):
     if form.validate_on_submit():
         try:
             result = _run_confirmed(action, user)
-        except auth_services.AccountError as error:
+        except Refused as error:
             form.form_errors.append(error.message)
             status = 409
         else:
@@ -254,7 +255,7 @@ def clinic_settings():
                 weight_unit=form.weight_unit.data,
                 length_unit=form.length_unit.data,
             )
-        except clinic_services.ClinicError as error:
+        except Refused as error:
             _attach_error(form, error)
         else:
             flash("Clinic settings saved.", "success")
@@ -274,7 +275,7 @@ def add_location():
                 address=form.address.data,
                 phone=form.phone.data,
             )
-        except clinic_services.ClinicError as error:
+        except Refused as error:
             _attach_error(form, error)
         else:
             flash(f"Location {location.name} added.", "success")
@@ -299,7 +300,7 @@ def edit_location(location_id: int):
                 address=form.address.data,
                 phone=form.phone.data,
             )
-        except clinic_services.ClinicError as error:
+        except Refused as error:
             _attach_error(form, error)
         else:
             flash(f"Location {location.name} saved.", "success")
@@ -318,7 +319,7 @@ def set_location_active(location_id: int, action: str):
         clinic_services.set_location_active(
             actor=current_actor(), location=location, active=action == "activate"
         )
-    except clinic_services.ClinicError as error:
+    except Refused as error:
         clinic_form = _clinic_form(clinic_services.current_clinic(), from_request=False)
         empty_location = LocationForm(prefix="location", formdata=None)
         return _clinic_page(clinic_form, empty_location, 409, page_error=error.message)

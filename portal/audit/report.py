@@ -10,16 +10,18 @@ and after every value in descending order, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlalchemy import and_, func, literal, or_, select, text, tuple_
 
+from portal.actors import Actor
+from portal.audit import services as audit
 from portal.audit.models import AuditEvent
 from portal.auth.models import User
 from portal.extensions import db
 from portal.ids import parse_id
+from portal.transaction import use_case
 
 # Events' ids are BIGINT (64 bits): a page link naming a larger one is refused as tampered.
 MAX_EVENT_ID = 2**63 - 1
@@ -35,6 +37,7 @@ SORT_COLUMNS = {
     "category": (AuditEvent.category, True),
 }
 DEFAULT_SORT = "time"
+CATEGORY = "audit trail"
 
 # What a report row carries (plain rows, not ORM objects: nothing expires on commit).
 COLUMNS = tuple(AuditEvent.__table__.c)
@@ -51,14 +54,6 @@ class Filters:
     action: str | None = None
     outcome: str | None = None
     max_id: int | None = None  # a snapshot's upper bound (the export)
-
-
-def day_bounds(first: date | None, last: date | None, zone: str) -> tuple[datetime | None, ...]:
-    """Whole days in the clinic's zone -> [start, end) in UTC (``last`` is inclusive)."""
-    tz = ZoneInfo(zone)
-    start = datetime.combine(first, time.min, tzinfo=tz) if first else None
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz) if last else None
-    return start, end
 
 
 @dataclass(frozen=True)
@@ -201,13 +196,59 @@ def fetch_page(
     )
 
 
+def view_page(
+    actor: Actor,
+    filters: Filters,
+    *,
+    sort: str = DEFAULT_SORT,
+    descending: bool = True,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    limit: int = 50,
+    description: str,
+) -> Page:
+    """One page of the report, its reading recorded in the trail (``description`` says
+    which filters and which page: no patient data)."""
+    with use_case():
+        page = fetch_page(
+            filters, sort=sort, descending=descending, after=after, before=before, limit=limit
+        )
+        audit.record(
+            actor,
+            "audit.report_view",
+            category=CATEGORY,
+            object_type="audit_events",
+            patient_id=filters.patient_id,
+            detail=description,
+        )
+    return page
+
+
+def start_export(actor: Actor, filters: Filters, description: str) -> Filters:
+    """Record an export of the events matching ``filters`` and return the filters of its
+    snapshot: rows written while the file downloads (this export's own event too) are left
+    out, so the file is exactly the trail as it stood when asked for."""
+    with use_case():
+        snapshot = replace(filters, max_id=newest_event_id() or 0)
+        audit.record(
+            actor,
+            "audit.export",
+            category=CATEGORY,
+            object_type="audit_events",
+            patient_id=filters.patient_id,
+            detail=description,
+        )
+    return snapshot
+
+
 def iter_rows(
     filters: Filters, *, sort: str = DEFAULT_SORT, descending: bool = True, batch_size: int = 1000
 ) -> Iterator:
     """Every matching event, in order, fetched a batch at a time by keyset.
 
-    Each batch runs in a short transaction of its own, so a long download never holds a lock
-    (on SQLite every transaction takes the write lock).
+    Each batch is read in a short transaction of its own, so a long download never pins
+    one snapshot (SQLite's WAL could not be checkpointed past it; PostgreSQL would keep
+    the old row versions).
     """
     cursor = None
     while True:

@@ -13,11 +13,10 @@ from flask import Response, current_app, request, stream_with_context, url_for
 
 from portal.audit import bp
 from portal.audit import report as audit_report
-from portal.audit import services as audit
 from portal.audit.forms import ReportFilterForm
 from portal.auth.permissions import require
+from portal.clinic.clock import day_bounds
 from portal.clinic.services import clinic_time_zone
-from portal.extensions import db
 from portal.timeutil import to_zone, utcnow
 from portal.web import current_actor, is_htmx_request, render
 
@@ -51,12 +50,10 @@ def _filter_form() -> ReportFilterForm:
 
 
 def _filters(form: ReportFilterForm, **extra) -> audit_report.Filters:
-    starts_at, ends_before = audit_report.day_bounds(
-        form.start.data, form.end.data, clinic_time_zone()
-    )
+    # Whole days on the clinic's calendar; the end day is included.
     return audit_report.Filters(
-        starts_at=starts_at,
-        ends_before=ends_before,
+        starts_at=day_bounds(form.start.data)[0] if form.start.data else None,
+        ends_before=day_bounds(form.end.data)[1] if form.end.data else None,
         username=(form.user.data or "").lower() or None,
         patient_id=form.patient.data,
         action=form.action.data or None,
@@ -109,23 +106,16 @@ def report():
             cursor_error = "That page link is out of date; showing the first page."
             after = before = None
             page_label = "first page"
-        page = audit_report.fetch_page(
+        page = audit_report.view_page(
+            current_actor(),
             _filters(form),
             sort=sort,
             descending=descending,
             after=after,
             before=before,
             limit=current_app.config.get("AUDIT_REPORT_PAGE_SIZE", 50),
+            description=_describe(form, page_label),
         )
-        audit.record(
-            current_actor(),
-            "audit.report_view",
-            category=CATEGORY,
-            object_type="audit_events",
-            patient_id=form.patient.data,
-            detail=_describe(form, page_label),
-        )
-        db.session.commit()
     else:
         status = 422
     args = _query_args(form)
@@ -181,16 +171,9 @@ def export():
         )
     # A snapshot: rows written while the file downloads (this export's own event too) are left
     # out, so the file is exactly the trail as it stood when asked for.
-    filters = _filters(form, max_id=audit_report.newest_event_id() or 0)
-    audit.record(
-        current_actor(),
-        "audit.export",
-        category=CATEGORY,
-        object_type="audit_events",
-        patient_id=form.patient.data,
-        detail=_describe(form, "csv export"),
+    filters = audit_report.start_export(
+        current_actor(), _filters(form), _describe(form, "csv export")
     )
-    db.session.commit()
     zone = clinic_time_zone()
     sort, descending = form.sort_key, form.descending
     batch_size = current_app.config.get("AUDIT_EXPORT_BATCH_SIZE", 1000)

@@ -8,6 +8,7 @@ from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal.auth.permissions import permissions_for_roles
 from portal.extensions import db
 from portal.timeutil import UTCDateTime, utcnow
 
@@ -64,10 +65,12 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login: disabled users cannot sign in
         return self.is_enabled
 
-    def has_permission(self, permission: str) -> bool:
-        from portal.auth.permissions import permissions_for_roles
+    @property
+    def permissions(self) -> frozenset[str]:
+        return permissions_for_roles(self.roles)
 
-        return permission in permissions_for_roles(self.roles)
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
 
 
 class UserRole(db.Model):

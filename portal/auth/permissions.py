@@ -88,14 +88,15 @@ def permissions_for_roles(roles) -> frozenset[str]:
 
 def actor_for(user, source: str | None) -> Actor:
     """The actor a staff account (a ``User`` row) is when acting from ``source``."""
-    roles = tuple(user.roles)
-    return Actor(
-        id=user.id,
-        username=user.username,
-        roles=roles,
-        permissions=permissions_for_roles(roles),
-        source=source,
+    return Actor.for_user(user, source)
+
+
+def template_globals() -> dict:
+    """``can("chart.write")`` in templates: whether the signed-in user has a permission."""
+    permissions = (
+        permissions_for_roles(current_user.roles) if current_user.is_authenticated else frozenset()
     )
+    return {"can": lambda permission: permission in permissions}
 
 
 def require(permission: str) -> Callable:

@@ -1,6 +1,7 @@
 """Use cases of staff accounts: sign-in with back-off, TOTP, recovery codes, user management.
 
-Each public function is one transaction that writes its audit event(s) before committing.
+Each public function that changes an account is one use case (``use_case()``): the change
+and its audit event(s) commit together.
 """
 
 from __future__ import annotations
@@ -25,18 +26,10 @@ from portal.auth.sessions import end_user_sessions
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db
 from portal.timeutil import utcnow
+from portal.transaction import Refused, use_case
 
 RECOVERY_CODE_COUNT = 10
 TOTP_ISSUER = "Practice Portal"
-
-
-class AccountError(Exception):
-    """A refused change to an account; ``field`` names the form field to show it beside."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 @dataclass
@@ -85,49 +78,44 @@ def check_password(username: str, password: str, source: str | None) -> SignInRe
     The failure count is only cleared once the whole sign-in (second factor included)
     succeeds, so guessing TOTP codes with a known password backs off too.
     """
-    # The hash (~25 ms) is checked outside any transaction: on SQLite a transaction holds
-    # the database's write lock from its first statement, and every other writer would wait.
-    # The decision is then taken under the account's row lock, on a fresh read, so parallel
-    # attempts are all counted and a password changed meanwhile does not count as right.
+    # The hash (~25 ms) is checked before the use case, outside the write lock (SQLite) that
+    # every other writer would wait on. The decision is then taken under the account's row
+    # lock, on a fresh read, so parallel attempts are all counted and a password changed
+    # meanwhile does not count as right.
     found = find_user(username)
     stored_hash = found.password_hash if found is not None else None
-    db.session.rollback()
     password_ok = verify_password(stored_hash, password)  # a dummy hash when unknown
 
-    user = find_user(username, for_update=True)
-    now = utcnow()
-    if user is None:
-        audit.record(
-            anonymous(source), "auth.sign_in_failed", outcome="denied", detail="unknown account"
-        )
-        db.session.commit()
-        return SignInResult(None)
-    if is_backing_off(user, now):
-        audit.record(
-            actor_for(user, source),
-            "auth.sign_in_failed",
-            outcome="denied",
-            detail="account backing off",
-        )
-        db.session.commit()
-        return SignInResult(None)
-    password_ok = password_ok and user.password_hash == stored_hash
-    if not user.is_enabled or not password_ok:
-        _register_failure(
-            user, now, "wrong password" if user.is_enabled else "account disabled", source
-        )
-        db.session.commit()
-        return SignInResult(None)
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    if user.mfa_enabled:
-        db.session.commit()
-        return SignInResult(user, needs_mfa=True)
-    if mfa_required_for(user):
-        db.session.commit()
-        return SignInResult(user, needs_mfa_enrolment=True)
-    complete_sign_in(user, "password", source)
-    return SignInResult(user)
+    with use_case():
+        user = find_user(username, for_update=True)
+        now = utcnow()
+        if user is None:
+            audit.record(
+                anonymous(source), "auth.sign_in_failed", outcome="denied", detail="unknown account"
+            )
+            return SignInResult(None)
+        if is_backing_off(user, now):
+            audit.record(
+                actor_for(user, source),
+                "auth.sign_in_failed",
+                outcome="denied",
+                detail="account backing off",
+            )
+            return SignInResult(None)
+        password_ok = password_ok and user.password_hash == stored_hash
+        if not user.is_enabled or not password_ok:
+            _register_failure(
+                user, now, "wrong password" if user.is_enabled else "account disabled", source
+            )
+            return SignInResult(None)
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        if user.mfa_enabled:
+            return SignInResult(user, needs_mfa=True)
+        if mfa_required_for(user):
+            return SignInResult(user, needs_mfa_enrolment=True)
+        _record_sign_in(user, "password", source)
+        return SignInResult(user)
 
 
 def _register_failure(user: User, now, reason: str, source: str | None) -> None:
@@ -151,11 +139,15 @@ def _register_failure(user: User, now, reason: str, source: str | None) -> None:
 
 def complete_sign_in(user: User, method: str, source: str | None) -> None:
     """Record a successful sign-in (the view then rotates the session)."""
+    with use_case():
+        _record_sign_in(user, method, source)
+
+
+def _record_sign_in(user: User, method: str, source: str | None) -> None:
     user.last_sign_in_at = utcnow()
     user.failed_sign_ins = 0
     user.locked_until = None
     audit.record(actor_for(user, source), "auth.sign_in", detail=method)
-    db.session.commit()
 
 
 def _totp_step_matching(secret: str, code: str, now_step: int) -> int | None:
@@ -177,54 +169,53 @@ def check_second_factor(user: User, code: str, source: str | None) -> bool:
     Both are consumed with a conditional UPDATE, so two requests racing with the same code
     cannot both succeed. Wrong codes count as failures of the account (back-off applies).
     """
-    db.session.refresh(user, with_for_update=True)
-    now = utcnow()
-    if is_backing_off(user, now):
-        audit.record(
-            actor_for(user, source),
-            "auth.sign_in_failed",
-            outcome="denied",
-            detail="account backing off",
-        )
-        db.session.commit()
-        return False
-    code = _normalise_code(code)
-    ok = False
-    method = "totp"
-    if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
-        step = _totp_step_matching(
-            decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
-        )
-        if step is not None:
-            consumed = db.session.execute(
-                update(User)
-                .where(
-                    User.id == user.id,
-                    or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+    with use_case():
+        db.session.refresh(user, with_for_update=True)
+        now = utcnow()
+        if is_backing_off(user, now):
+            audit.record(
+                actor_for(user, source),
+                "auth.sign_in_failed",
+                outcome="denied",
+                detail="account backing off",
+            )
+            return False
+        code = _normalise_code(code)
+        ok = False
+        method = "totp"
+        if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
+            step = _totp_step_matching(
+                decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
+            )
+            if step is not None:
+                consumed = db.session.execute(
+                    update(User)
+                    .where(
+                        User.id == user.id,
+                        or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+                    )
+                    .values(totp_last_step=step)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(totp_last_step=step)
+                ok = consumed.rowcount == 1
+        elif len(code) == 10:
+            method = "recovery code"
+            consumed = db.session.execute(
+                update(RecoveryCode)
+                .where(
+                    RecoveryCode.user_id == user.id,
+                    RecoveryCode.code_hash == _hash_recovery_code(code),
+                    RecoveryCode.used_at.is_(None),
+                )
+                .values(used_at=now)
                 .execution_options(synchronize_session=False)
             )
             ok = consumed.rowcount == 1
-    elif len(code) == 10:
-        method = "recovery code"
-        consumed = db.session.execute(
-            update(RecoveryCode)
-            .where(
-                RecoveryCode.user_id == user.id,
-                RecoveryCode.code_hash == _hash_recovery_code(code),
-                RecoveryCode.used_at.is_(None),
-            )
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        ok = consumed.rowcount == 1
-    if not ok:
-        _register_failure(user, now, f"wrong second factor ({method})", source)
-        db.session.commit()
-        return False
-    complete_sign_in(user, f"password + {method}", source)
-    return True
+        if not ok:
+            _register_failure(user, now, f"wrong second factor ({method})", source)
+            return False
+        _record_sign_in(user, f"password + {method}", source)
+        return True
 
 
 def start_mfa_enrolment() -> str:
@@ -243,16 +234,18 @@ def finish_mfa_enrolment(user: User, secret: str, code: str, source: str | None)
     """
     step = _totp_step_matching(secret, _normalise_code(code), int(utcnow().timestamp()) // 30)
     if step is None:
-        raise AccountError(
+        raise Refused(
             "That code doesn't match. Check the time on your phone and try the newest code.",
             field="code",
         )
-    user.totp_secret_encrypted = encrypt_text(secret)
-    user.mfa_enabled = True
-    user.totp_last_step = step
-    codes = _replace_recovery_codes(user)
-    audit.record(actor_for(user, source), "auth.mfa_enrolled", obj=user, category="user accounts")
-    db.session.commit()
+    with use_case():
+        user.totp_secret_encrypted = encrypt_text(secret)
+        user.mfa_enabled = True
+        user.totp_last_step = step
+        codes = _replace_recovery_codes(user)
+        audit.record(
+            actor_for(user, source), "auth.mfa_enrolled", obj=user, category="user accounts"
+        )
     return codes
 
 
@@ -279,17 +272,19 @@ def _replace_recovery_codes(user: User) -> list[str]:
     return codes
 
 
-def unused_recovery_codes(user: User) -> int:
+def unused_recovery_codes(user_id: int) -> int:
+    """How many of the account's recovery codes are still unused."""
     return db.session.scalar(
         select(func.count())
         .select_from(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
     )
 
 
 def record_sign_out(actor: Actor) -> None:
-    audit.record(actor, "auth.sign_out")
-    db.session.commit()
+    """Record that the actor signed out (the view then ends the session)."""
+    with use_case():
+        audit.record(actor, "auth.sign_out")
 
 
 def change_own_password(
@@ -300,29 +295,36 @@ def change_own_password(
     A wrong current password counts as a failed sign-in (same back-off, audited), so a
     session left open on a shared workstation cannot be used to guess the password.
     """
-    db.session.refresh(user, with_for_update=True)
-    now = utcnow()
-    if is_backing_off(user, now):
-        verify_password(None, current_password)
-        raise AccountError(
-            "Too many wrong passwords: wait a few minutes and try again.",
-            field="current_password",
-        )
-    if not verify_password(user.password_hash, current_password):
-        _register_failure(user, now, "wrong current password at password change", source)
-        db.session.commit()
-        raise AccountError("Your current password is not correct.", field="current_password")
-    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
-    if problems:
-        raise AccountError(problems[0], field="new_password")
-    user.password_hash = hash_password(new_password)
-    user.password_changed_at = now
-    user.failed_sign_ins = 0
-    end_user_sessions(user.id, "password_changed")
-    audit.record(
-        actor_for(user, source), "auth.password_changed", obj=user, category="user accounts"
-    )
-    db.session.commit()
+    # A refusal of the current password must still record the failure (and its back-off):
+    # that part commits; then the refusal is raised.
+    refusal = None
+    with use_case():
+        db.session.refresh(user, with_for_update=True)
+        now = utcnow()
+        if is_backing_off(user, now):
+            verify_password(None, current_password)
+            raise Refused(
+                "Too many wrong passwords: wait a few minutes and try again.",
+                field="current_password",
+            )
+        if not verify_password(user.password_hash, current_password):
+            _register_failure(user, now, "wrong current password at password change", source)
+            refusal = Refused("Your current password is not correct.", field="current_password")
+        else:
+            problems = password_problems(
+                new_password, username=user.username, full_name=user.full_name
+            )
+            if problems:
+                raise Refused(problems[0], field="new_password")
+            user.password_hash = hash_password(new_password)
+            user.password_changed_at = now
+            user.failed_sign_ins = 0
+            end_user_sessions(user.id, "password_changed")
+            audit.record(
+                actor_for(user, source), "auth.password_changed", obj=user, category="user accounts"
+            )
+    if refusal is not None:
+        raise refusal
 
 
 # --- user management (admins) ---------------------------------------------------------------
@@ -335,116 +337,123 @@ def _valid_full_name(full_name: str) -> str:
     """The name as shown in the portal: required, at most 200 characters (the column)."""
     full_name = (full_name or "").strip()
     if not full_name or len(full_name) > 200:
-        raise AccountError("Type the person's full name (up to 200 characters).", field="full_name")
+        raise Refused("Type the person's full name (up to 200 characters).", field="full_name")
     return full_name
 
 
 def validate_roles(roles: list[str]) -> list[str]:
     unknown = set(roles) - set(ROLE_NAMES)
     if unknown or not roles:
-        raise AccountError("Choose at least one role.", field="roles")
+        raise Refused("Choose at least one role.", field="roles")
     return sorted(set(roles))
 
 
 def create_user(
     *, actor, username: str, full_name: str, email: str | None, roles: list[str], password: str
 ) -> User:
+    """A new staff account with these roles and an initial password (the user changes it)."""
     username = normalise_username(username)
     if not USERNAME_PATTERN.fullmatch(username):
-        raise AccountError(
-            "Use 3 to 64 letters, digits, dots, dashes or underscores.", field="username"
-        )
+        raise Refused("Use 3 to 64 letters, digits, dots, dashes or underscores.", field="username")
     full_name = _valid_full_name(full_name)
-    if find_user(username):
-        raise AccountError("That username is taken.", field="username")
+    roles = validate_roles(roles)
     problems = password_problems(password, username=username, full_name=full_name)
     if problems:
-        raise AccountError(problems[0], field="password")
-    user = User(
-        username=username,
-        full_name=full_name.strip(),
-        email=(email or None),
-        password_hash=hash_password(password),
-    )
-    user.set_roles(validate_roles(roles))
-    db.session.add(user)
-    audit.record(
-        actor,
-        "user.create",
-        obj=user,
-        category="user accounts",
-        detail=f"roles={','.join(user.roles)}",
-    )
-    db.session.commit()
+        raise Refused(problems[0], field="password")
+    password_hash = hash_password(password)  # slow on purpose: before the write lock
+    # Two admins racing for one name meet on the unique index.
+    with use_case(conflict=Refused("That username is taken.", field="username")):
+        if find_user(username):
+            raise Refused("That username is taken.", field="username")
+        user = User(
+            username=username,
+            full_name=full_name.strip(),
+            email=(email or None),
+            password_hash=password_hash,
+        )
+        user.set_roles(roles)
+        db.session.add(user)
+        audit.record(
+            actor,
+            "user.create",
+            obj=user,
+            category="user accounts",
+            detail=f"roles={','.join(user.roles)}",
+        )
     return user
 
 
 def update_user(*, actor, user: User, full_name: str, email: str | None, roles: list[str]) -> None:
+    """Change an account's name, e-mail and roles (an admin keeps their own admin role)."""
     roles = validate_roles(roles)
     full_name = _valid_full_name(full_name)
     if actor.id == user.id and "admin" not in roles:
-        raise AccountError("You can't remove your own admin role.", field="roles")
-    before = ",".join(user.roles)
-    user.full_name = full_name.strip()
-    user.email = email or None
-    user.set_roles(roles)
-    audit.record(
-        actor,
-        "user.update",
-        obj=user,
-        category="user accounts",
-        detail=f"roles {before} -> {','.join(roles)}",
-    )
-    db.session.commit()
+        raise Refused("You can't remove your own admin role.", field="roles")
+    with use_case():
+        before = ",".join(user.roles)
+        user.full_name = full_name.strip()
+        user.email = email or None
+        user.set_roles(roles)
+        audit.record(
+            actor,
+            "user.update",
+            obj=user,
+            category="user accounts",
+            detail=f"roles {before} -> {','.join(roles)}",
+        )
 
 
 def set_user_enabled(*, actor, user: User, enabled: bool) -> None:
+    """Disable an account (its sessions end at once) or enable it again (back-off cleared)."""
     if actor.id == user.id and not enabled:
-        raise AccountError("You can't disable your own account.")
-    user.is_enabled = enabled
-    if not enabled:
-        end_user_sessions(user.id, "disabled")
-    else:
-        user.failed_sign_ins = 0
-        user.locked_until = None
-    audit.record(
-        actor, "user.enable" if enabled else "user.disable", obj=user, category="user accounts"
-    )
-    db.session.commit()
+        raise Refused("You can't disable your own account.")
+    with use_case():
+        user.is_enabled = enabled
+        if not enabled:
+            end_user_sessions(user.id, "disabled")
+        else:
+            user.failed_sign_ins = 0
+            user.locked_until = None
+        audit.record(
+            actor, "user.enable" if enabled else "user.disable", obj=user, category="user accounts"
+        )
 
 
 def reset_password(*, actor, user: User, new_password: str) -> None:
+    """Give an account a new password (an admin's reset); its sessions end."""
     problems = password_problems(new_password, username=user.username, full_name=user.full_name)
     if problems:
-        raise AccountError(problems[0], field="password")
-    user.password_hash = hash_password(new_password)
-    user.password_changed_at = utcnow()
-    user.failed_sign_ins = 0
-    user.locked_until = None
-    end_user_sessions(user.id, "password_reset")
-    audit.record(actor, "user.password_reset", obj=user, category="user accounts")
-    db.session.commit()
+        raise Refused(problems[0], field="password")
+    password_hash = hash_password(new_password)  # slow on purpose: before the write lock
+    with use_case():
+        user.password_hash = password_hash
+        user.password_changed_at = utcnow()
+        user.failed_sign_ins = 0
+        user.locked_until = None
+        end_user_sessions(user.id, "password_reset")
+        audit.record(actor, "user.password_reset", obj=user, category="user accounts")
 
 
 def reset_mfa(*, actor, user: User) -> None:
     """Turn MFA off; users whose role requires it must enrol again at their next sign-in."""
-    user.mfa_enabled = False
-    user.totp_secret_encrypted = None
-    user.totp_last_step = None
-    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    end_user_sessions(user.id, "mfa_reset")
-    audit.record(actor, "user.mfa_reset", obj=user, category="user accounts")
-    db.session.commit()
+    with use_case():
+        user.mfa_enabled = False
+        user.totp_secret_encrypted = None
+        user.totp_last_step = None
+        db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        end_user_sessions(user.id, "mfa_reset")
+        audit.record(actor, "user.mfa_reset", obj=user, category="user accounts")
 
 
 def end_sessions(*, actor, user: User) -> int:
-    count = end_user_sessions(user.id, "ended_by_admin")
-    audit.record(
-        actor,
-        "user.sessions_ended",
-        obj=user,
-        category="user accounts",
-        detail=f"{count} session(s)",
-    )
-    db.session.commit()
+    """End every session of an account (sign it out everywhere); returns how many."""
+    with use_case():
+        count = end_user_sessions(user.id, "ended_by_admin")
+        audit.record(
+            actor,
+            "user.sessions_ended",
+            obj=user,
+            category="user accounts",
+            detail=f"{count} session(s)",
+        )
     return count

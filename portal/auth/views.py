@@ -19,9 +19,11 @@ from portal.auth.forms import (
 )
 from portal.auth.models import User
 from portal.auth.permissions import public, require
+from portal.auth.signed_in import SignedInUser, load_signed_in_user
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
 from portal.timeutil import utcnow
+from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render, safe_local_path
 
 # One message for every failure (unknown account, wrong password, backing off, disabled), so
@@ -48,9 +50,8 @@ def register_login_manager(app) -> None:
     login_manager.unauthorized_handler(_unauthorized)
 
 
-def _load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_enabled else None
+def _load_user(user_id: str) -> SignedInUser | None:
+    return load_signed_in_user(int(user_id))
 
 
 # --- where to go back to after signing in ---------------------------------------------------
@@ -222,7 +223,7 @@ def second_factor():
 def enrol_mfa():
     """Set up TOTP: during sign-in for roles that require it, or later from the account page."""
     if current_user.is_authenticated:
-        user = current_user._get_current_object()
+        user = db.session.get(User, current_user.id)
         if user.mfa_enabled:
             # Replacing a working second factor needs an administrator (reset MFA).
             flash("Two-step sign-in is already on for your account.", "info")
@@ -241,7 +242,7 @@ def enrol_mfa():
     if form.validate_on_submit():
         try:
             codes = services.finish_mfa_enrolment(user, secret, form.code.data, request.remote_addr)
-        except services.AccountError as error:
+        except Refused as error:
             form.code.errors.append(error.message)
         else:
             session.pop(ENROL_SECRET_KEY, None)
@@ -317,12 +318,12 @@ def account():
     if form.validate_on_submit():
         try:
             services.change_own_password(
-                current_user,
+                db.session.get(User, current_user.id),
                 form.current_password.data,
                 form.new_password.data,
                 request.remote_addr,
             )
-        except services.AccountError as error:
+        except Refused as error:
             attach_error(form, error)
         else:
             session.rotate()  # this session goes on under a new id; all others ended
@@ -331,7 +332,7 @@ def account():
     return render(
         "auth/account.html",
         form=form,
-        recovery_codes_left=services.unused_recovery_codes(current_user),
+        recovery_codes_left=services.unused_recovery_codes(current_user.id),
         mfa_required=services.mfa_required_for(current_user),
         status=422 if form.errors else 200,
     )

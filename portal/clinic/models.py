@@ -28,7 +28,7 @@ class Clinic(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     locations: Mapped[list[Location]] = relationship(
-        back_populates="clinic", order_by="Location.name", lazy="selectin"
+        back_populates="clinic", order_by="Location.name"
     )
 
 

@@ -1,6 +1,6 @@
 """Reading and changing the clinic's settings.
 
-Each changing function is one transaction that writes its audit event before committing.
+Each changing function is one use case: the change and its audit event commit together.
 Validation of the values that every page depends on (the time zone, phone numbers) lives here,
 so no caller can store a zone that would break the rendering of times.
 """
@@ -10,24 +10,17 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
-from flask import abort, current_app, g, has_app_context
+from flask import current_app, g, has_app_context
 from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
 from portal.clinic.models import Clinic, Location
 from portal.extensions import db
+from portal.transaction import Refused, use_case
 
 FALLBACK_TIME_ZONE = "America/New_York"
 CATEGORY = "clinic settings"
-
-
-class ClinicError(Exception):
-    """A refused change; ``field`` names the form field to show the message beside."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 def current_clinic() -> Clinic | None:
@@ -56,19 +49,19 @@ def clinic_name() -> str:
 
 
 def valid_time_zone(name: str) -> str:
-    """The zone's name if it is a real IANA zone, else ClinicError."""
+    """The zone's name if it is a real IANA zone, else Refused."""
     name = (name or "").strip()
     if name not in available_timezones():
-        raise ClinicError("Choose a time zone from the list.", field="time_zone")
+        raise Refused("Choose a time zone from the list.", field="time_zone")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ClinicError("Choose a time zone from the list.", field="time_zone") from error
+        raise Refused("Choose a time zone from the list.", field="time_zone") from error
     return name
 
 
 def normalise_phone(raw: str | None, field: str = "phone") -> str | None:
-    """A phone number in E.164 (+14135550100), or None when blank; ClinicError if invalid."""
+    """A phone number in E.164 (+14135550100), or None when blank; Refused if invalid."""
     raw = (raw or "").strip()
     if not raw:
         return None
@@ -76,9 +69,9 @@ def normalise_phone(raw: str | None, field: str = "phone") -> str | None:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as error:
-        raise ClinicError("That isn't a phone number.", field=field) from error
+        raise Refused("That isn't a phone number.", field=field) from error
     if not phonenumbers.is_valid_number(number):
-        raise ClinicError(
+        raise Refused(
             "That phone number isn't valid; check the area code and the number of digits.",
             field=field,
         )
@@ -115,7 +108,7 @@ def save_clinic(
     """
     name = (name or "").strip()
     if not name:
-        raise ClinicError("Enter the clinic's name.", field="name")
+        raise Refused("Enter the clinic's name.", field="name")
     values = {
         "name": name,
         "address": _clean_text(address),
@@ -131,27 +124,28 @@ def save_clinic(
         if unit is None:
             continue
         if unit not in VITALS_UNITS[key]:
-            raise ClinicError("Choose a unit from the list.", field=key)
+            raise Refused("Choose a unit from the list.", field=key)
         values[key] = unit
-    clinic = current_clinic()
-    action = "clinic.update"
-    if clinic is None:
-        clinic = Clinic(**values)
-        db.session.add(clinic)
-        action = "clinic.create"
-        changed = sorted(values)
-    else:
-        changed = sorted(key for key, value in values.items() if getattr(clinic, key) != value)
-        for key, value in values.items():
-            setattr(clinic, key, value)
-    audit.record(
-        actor,
-        action,
-        obj=clinic,
-        category=CATEGORY,
-        detail=f"changed: {', '.join(changed) or 'nothing'}",
-    )
-    db.session.commit()
+    with use_case():
+        _forget_cached_clinic()
+        clinic = current_clinic()
+        action = "clinic.update"
+        if clinic is None:
+            clinic = Clinic(**values)
+            db.session.add(clinic)
+            action = "clinic.create"
+            changed = sorted(values)
+        else:
+            changed = sorted(key for key, value in values.items() if getattr(clinic, key) != value)
+            for key, value in values.items():
+                setattr(clinic, key, value)
+        audit.record(
+            actor,
+            action,
+            obj=clinic,
+            category=CATEGORY,
+            detail=f"changed: {', '.join(changed) or 'nothing'}",
+        )
     _forget_cached_clinic()
     return clinic
 
@@ -171,10 +165,11 @@ def list_locations() -> list[Location]:
 
 
 def get_location_or_404(location_id: int) -> Location:
+    """One of the clinic's locations, or NotFound."""
     clinic = current_clinic()
     location = db.session.get(Location, location_id)
     if location is None or clinic is None or location.clinic_id != clinic.id:
-        abort(404)
+        raise NotFound()
     return location
 
 
@@ -185,27 +180,24 @@ def _check_name_free(clinic: Clinic, name: str, except_id: int | None = None) ->
     if except_id is not None:
         query = query.where(Location.id != except_id)
     if db.session.scalar(query.limit(1)) is not None:
-        raise ClinicError("Another location already has that name.", field="name")
+        raise Refused("Another location already has that name.", field="name")
 
 
 def create_location(*, actor, name: str, address: str | None, phone: str | None) -> Location:
-    clinic = current_clinic()
-    if clinic is None:
-        raise ClinicError("Save the clinic's details first.")
+    """A new, active location of the clinic (names are unique, whatever the case)."""
     name = (name or "").strip()
     if not name:
-        raise ClinicError("Enter the location's name.", field="name")
-    _check_name_free(clinic, name)
-    location = Location(
-        clinic_id=clinic.id,
-        name=name,
-        address=_clean_text(address),
-        phone=normalise_phone(phone),
-        is_active=True,
-    )
-    db.session.add(location)
-    audit.record(actor, "location.create", obj=location, category=CATEGORY)
-    db.session.commit()
+        raise Refused("Enter the location's name.", field="name")
+    values = {"address": _clean_text(address), "phone": normalise_phone(phone)}
+    with use_case():
+        _forget_cached_clinic()
+        clinic = current_clinic()
+        if clinic is None:
+            raise Refused("Save the clinic's details first.")
+        _check_name_free(clinic, name)
+        location = Location(clinic_id=clinic.id, name=name, is_active=True, **values)
+        db.session.add(location)
+        audit.record(actor, "location.create", obj=location, category=CATEGORY)
     _forget_cached_clinic()
     return location
 
@@ -213,45 +205,46 @@ def create_location(*, actor, name: str, address: str | None, phone: str | None)
 def update_location(
     *, actor, location: Location, name: str, address: str | None, phone: str | None
 ) -> None:
+    """Change a location's name, address and phone; the audit names the changed fields."""
     name = (name or "").strip()
     if not name:
-        raise ClinicError("Enter the location's name.", field="name")
-    _check_name_free(location.clinic, name, except_id=location.id)
+        raise Refused("Enter the location's name.", field="name")
     values = {"name": name, "address": _clean_text(address), "phone": normalise_phone(phone)}
-    changed = sorted(key for key, value in values.items() if getattr(location, key) != value)
-    for key, value in values.items():
-        setattr(location, key, value)
-    audit.record(
-        actor,
-        "location.update",
-        obj=location,
-        category=CATEGORY,
-        detail=f"changed: {', '.join(changed) or 'nothing'}",
-    )
-    db.session.commit()
+    with use_case():
+        _check_name_free(location.clinic, name, except_id=location.id)
+        changed = sorted(key for key, value in values.items() if getattr(location, key) != value)
+        for key, value in values.items():
+            setattr(location, key, value)
+        audit.record(
+            actor,
+            "location.update",
+            obj=location,
+            category=CATEGORY,
+            detail=f"changed: {', '.join(changed) or 'nothing'}",
+        )
     _forget_cached_clinic()
 
 
 def set_location_active(*, actor, location: Location, active: bool) -> None:
     """Deactivate (never delete: appointments will point at it) or reactivate a location."""
-    if not active and location.is_active:
-        others = db.session.scalar(
-            select(func.count())
-            .select_from(Location)
-            .where(
-                Location.clinic_id == location.clinic_id,
-                Location.is_active.is_(True),
-                Location.id != location.id,
+    with use_case():
+        if not active and location.is_active:
+            others = db.session.scalar(
+                select(func.count())
+                .select_from(Location)
+                .where(
+                    Location.clinic_id == location.clinic_id,
+                    Location.is_active.is_(True),
+                    Location.id != location.id,
+                )
             )
+            if not others:
+                raise Refused("The clinic needs at least one active location.")
+        location.is_active = active
+        audit.record(
+            actor,
+            "location.activate" if active else "location.deactivate",
+            obj=location,
+            category=CATEGORY,
         )
-        if not others:
-            raise ClinicError("The clinic needs at least one active location.")
-    location.is_active = active
-    audit.record(
-        actor,
-        "location.activate" if active else "location.deactivate",
-        obj=location,
-        category=CATEGORY,
-    )
-    db.session.commit()
     _forget_cached_clinic()

@@ -1,4 +1,5 @@
-"""Use cases of the patient registry. Each public function is one transaction with its audit.
+"""Use cases of the patient registry: each public function that changes a record or shows
+one is a use case (``use_case()``), its audit event committed with it.
 
 Every patient-scoped use case loads the patient through ``get_patient_for``: the one place
 that answers 404 for an unknown id and, later, for a patient the actor may not see.
@@ -20,6 +21,7 @@ from portal.audit import services as audit
 from portal.extensions import db
 from portal.patients.identifiers import is_valid_mrn, new_mrn, normalise_phone, search_key
 from portal.patients.models import PATIENT_STATUSES, Patient
+from portal.transaction import Refused, use_case
 
 CATEGORY = "demographics"
 SEARCH_LIMIT = 20
@@ -30,16 +32,14 @@ MRN_ATTEMPTS = 10
 PHONE_COLUMNS = ("phone_mobile", "phone_home", "phone_work")
 
 
-class PossibleDuplicates(Exception):
+class PossibleDuplicates(Refused):
     """Registration stopped: these existing patients may be the same person."""
+
+    status = 409
 
     def __init__(self, matches: list[Patient]):
         super().__init__(f"{len(matches)} possible matches")
         self.matches = matches
-
-
-class InvalidStatusChange(ValueError):
-    """A status change the record cannot take (e.g. a date of death before birth)."""
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,12 @@ class RecordsAfter:
         return [f"{n} {kind.singular if n == 1 else kind.plural}" for kind, n in self.counts]
 
 
-class RecordsAfterDeath(Exception):
+class RecordsAfterDeath(Refused):
     """Marking the patient deceased on this date would leave charted records dated after
     the death: nothing was changed; the user confirms (or corrects the date) first."""
 
     def __init__(self, found: RecordsAfter):
-        super().__init__(f"{found.total} charted records after the date of death")
+        super().__init__(f"{found.total} charted records after the date of death", "deceased_date")
         self.found = found
 
 
@@ -117,14 +117,13 @@ def get_row_of_patient(patient: Patient, model, row_id: int):
 def view_patient(actor, patient_id: int, *, purpose: str = "chart") -> Patient:
     """Load a patient for display and record that ``actor`` saw their demographics.
 
-    The returned row is detached, for reading only: the page renders it without the
-    reload that the commit would otherwise trigger.
+    The returned row stays loaded after the commit, for the page to render without a reload.
     """
-    patient = get_patient_for(actor, patient_id)
-    audit.record(
-        actor, "patient.view", patient=patient, obj=patient, category=CATEGORY, detail=purpose
-    )
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        audit.record(
+            actor, "patient.view", patient=patient, obj=patient, category=CATEGORY, detail=purpose
+        )
     return patient
 
 
@@ -171,37 +170,50 @@ def register_patient(
 
     Possible duplicates (same family name + birth date, or a shared phone) stop the
     registration with ``PossibleDuplicates`` until the user confirms a different person;
-    showing that list is itself audited (one event per patient shown). ``rng`` makes MRN
-    generation reproducible (tests); by default MRNs come from ``secrets``.
+    showing that list is itself audited (one event per patient shown, committed before the
+    refusal is raised). ``rng`` makes MRN generation reproducible (tests); by default MRNs
+    come from ``secrets``.
     """
     values = _with_search_keys(demographics)
-    matches = find_possible_duplicates(
-        values["family_key"], values["birth_date"], [values.get(c) for c in PHONE_COLUMNS]
-    )
-    if matches and not confirmed_different:
-        for match in matches:
-            audit.record(
+    patient = None
+    with use_case():
+        matches = find_possible_duplicates(
+            values["family_key"], values["birth_date"], [values.get(c) for c in PHONE_COLUMNS]
+        )
+        if matches and not confirmed_different:
+            audit.record_many(
                 actor,
                 "patient.duplicate_shown",
-                patient=match,
-                obj=match,
+                [
+                    {
+                        "patient_id": match.id,
+                        "object_type": Patient.__tablename__,
+                        "object_id": match.id,
+                        "detail": "listed as a possible match at registration "
+                        f"({len(matches)} shown)",
+                    }
+                    for match in matches
+                ],
                 category=CATEGORY,
-                detail=f"listed as a possible match at registration ({len(matches)} shown)",
             )
-        db.session.commit()
+        else:
+            patient = Patient(**values, status="active")
+            _insert_with_unique_mrn(patient, rng)
+            detail = (
+                f"registered despite {len(matches)} possible matches (confirmed different person)"
+                if matches
+                else None
+            )
+            audit.record(
+                actor,
+                "patient.create",
+                patient=patient,
+                obj=patient,
+                category=CATEGORY,
+                detail=detail,
+            )
+    if patient is None:
         raise PossibleDuplicates(matches)
-
-    patient = Patient(**values, status="active")
-    _insert_with_unique_mrn(patient, rng)
-    detail = (
-        f"registered despite {len(matches)} possible matches (confirmed different person)"
-        if matches
-        else None
-    )
-    audit.record(
-        actor, "patient.create", patient=patient, obj=patient, category=CATEGORY, detail=detail
-    )
-    db.session.commit()
     return patient
 
 
@@ -226,23 +238,23 @@ def _insert_with_unique_mrn(patient: Patient, rng: random.Random | None) -> None
 
 def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]:
     """Apply edited demographics; audit the names (never the values) of changed fields."""
-    patient = get_patient_for(actor, patient_id)
     values = _with_search_keys(demographics)
-    changed = []
-    for name, value in values.items():
-        if getattr(patient, name) != value:
-            setattr(patient, name, value)
-            if not name.endswith("_key"):
-                changed.append(name)
-    audit.record(
-        actor,
-        "patient.update",
-        patient=patient,
-        obj=patient,
-        category=CATEGORY,
-        detail=("changed: " + ", ".join(sorted(changed))) if changed else "no changes",
-    )
-    db.session.commit()
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        changed = []
+        for name, value in values.items():
+            if getattr(patient, name) != value:
+                setattr(patient, name, value)
+                if not name.endswith("_key"):
+                    changed.append(name)
+        audit.record(
+            actor,
+            "patient.update",
+            patient=patient,
+            obj=patient,
+            category=CATEGORY,
+            detail=("changed: " + ", ".join(sorted(changed))) if changed else "no changes",
+        )
     return changed
 
 
@@ -316,29 +328,32 @@ def change_status(
     and nothing changes until the user confirms (``confirmed_after_death``). The records
     stay as they are either way; the audit event notes how many were confirmed.
     """
-    patient = get_patient_for(actor, patient_id)
     if status not in PATIENT_STATUSES:
-        raise InvalidStatusChange(f"unknown status {status!r}")
-    found = RecordsAfter()
-    if status == "deceased":
-        if deceased_date is None or deceased_date > today or deceased_date < patient.birth_date:
-            raise InvalidStatusChange("date of death missing, in the future or before birth")
-        found = records_dated_after(patient.id, deceased_date)
-        if found.total and not confirmed_after_death:
-            db.session.rollback()  # end the read transaction: nothing was changed
-            raise RecordsAfterDeath(found)
-    else:
-        deceased_date = None
-    previous = patient.status
-    patient.status = status
-    patient.deceased_date = deceased_date
-    detail = f"{previous} -> {status}"
-    if found.total:
-        detail += f"; {found.total} charted records dated after the death confirmed"
-    audit.record(
-        actor, "patient.status", patient=patient, obj=patient, category=CATEGORY, detail=detail
-    )
-    db.session.commit()
+        raise Refused("Choose a status from the list.", "status")
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        found = RecordsAfter()
+        if status == "deceased":
+            if deceased_date is None:
+                raise Refused("Give the date of death.", "deceased_date")
+            if deceased_date > today:
+                raise Refused("The date of death can't be in the future.", "deceased_date")
+            if deceased_date < patient.birth_date:
+                raise Refused("The date of death can't be before the birth date.", "deceased_date")
+            found = records_dated_after(patient.id, deceased_date)
+            if found.total and not confirmed_after_death:
+                raise RecordsAfterDeath(found)
+        else:
+            deceased_date = None
+        previous = patient.status
+        patient.status = status
+        patient.deceased_date = deceased_date
+        detail = f"{previous} -> {status}"
+        if found.total:
+            detail += f"; {found.total} charted records dated after the death confirmed"
+        audit.record(
+            actor, "patient.status", patient=patient, obj=patient, category=CATEGORY, detail=detail
+        )
     return patient
 
 
@@ -466,15 +481,13 @@ def search_patients(actor, text: str, region: str) -> SearchOutcome:
     query = classify_query(text, region)
     if query.kind in ("empty", "too_short", "too_long"):
         return SearchOutcome(query)
-    patients = list(db.session.scalars(search_statement(query)))
-    if patients:
-        audit.record(
-            actor,
-            "patient.search",
-            category=CATEGORY,
-            detail=f"results={len(patients)} kind={query.kind}",
-        )
-        db.session.commit()
-    else:
-        db.session.rollback()  # end the read transaction (SQLite holds its write lock)
+    with use_case():
+        patients = list(db.session.scalars(search_statement(query)))
+        if patients:
+            audit.record(
+                actor,
+                "patient.search",
+                category=CATEGORY,
+                detail=f"results={len(patients)} kind={query.kind}",
+            )
     return SearchOutcome(query, patients)

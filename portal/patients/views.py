@@ -7,12 +7,10 @@ answer 409 with the matches listed.
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import current_app, flash, redirect, request, url_for
 
 from portal.auth.permissions import require
-from portal.clinic.services import clinic_time_zone
+from portal.clinic.clock import clinic_today
 from portal.patients import bp, services
 from portal.patients.forms import (
     DEMOGRAPHIC_FIELDS,
@@ -23,14 +21,9 @@ from portal.patients.forms import (
     StatusForm,
 )
 from portal.patients.models import PATIENT_STATUSES, SEX_AT_BIRTH
-from portal.timeutil import to_zone, utcnow
+from portal.transaction import Refused
+from portal.web import attach_error, render, safe_local_path
 from portal.web import current_actor as _actor
-from portal.web import render, safe_local_path
-
-
-def clinic_today() -> date:
-    """Today's date where the clinic is (a birth date typed at 11 pm is not 'tomorrow')."""
-    return to_zone(utcnow(), clinic_time_zone()).date()
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -127,6 +120,12 @@ def change_status(patient_id: int):
             status_form=form,
             records_after_death=warning.found,
             status=422,
+        )
+    except Refused as refusal:
+        attach_error(form, refusal)
+        patient = services.view_patient(_actor(), patient_id, purpose="status form")
+        return render(
+            "patients/show.html", patient=patient, status_form=form, status=refusal.status
         )
     flash("Status changed.", "success")
     return redirect(url_for("patients.show", patient_id=patient_id), code=303)

@@ -19,7 +19,7 @@ from tests.auth.conftest import (
     session_token,
     totp_code,
 )
-from tests.conftest import PASSWORD, TOTP_SECRETS, PortalClient
+from tests.conftest import PASSWORD, TOTP_SECRETS, PortalClient, actor_of
 
 NEW_USER_PASSWORD = "granite orchard whistle lantern"
 
@@ -27,7 +27,7 @@ NEW_USER_PASSWORD = "granite orchard whistle lantern"
 def create_user(app, username, full_name, roles):
     with app.test_request_context():
         services.create_user(
-            actor=None,
+            actor=actor_of("admin"),
             username=username,
             full_name=full_name,
             email=None,

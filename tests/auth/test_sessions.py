@@ -18,7 +18,7 @@ from tests.auth.conftest import (
     session_row,
     session_token,
 )
-from tests.conftest import PASSWORD, PortalClient
+from tests.conftest import PASSWORD, PortalClient, actor_of
 
 NEW_PASSWORD = "paper lanterns drift over the quiet harbour"
 
@@ -210,7 +210,7 @@ def test_disabling_a_user_ends_their_sessions(app, signed_in):
     token = session_token(browser)
     with app.test_request_context():
         services.set_user_enabled(
-            actor=services.find_user("admin"), user=services.find_user("nurse"), enabled=False
+            actor=actor_of("admin"), user=services.find_user("nurse"), enabled=False
         )
         db.session.remove()
     assert browser.get("/").status_code == 302
@@ -258,9 +258,7 @@ def test_an_admin_can_end_a_users_sessions(app, signed_in):
     first = signed_in("nurse", through_the_form=True)
     second = signed_in("nurse", through_the_form=True)
     with app.test_request_context():
-        count = services.end_sessions(
-            actor=services.find_user("admin"), user=services.find_user("nurse")
-        )
+        count = services.end_sessions(actor=actor_of("admin"), user=services.find_user("nurse"))
         db.session.remove()
     assert count == 2
     assert first.get("/").status_code == 302

@@ -9,7 +9,7 @@ from portal.auth import services
 from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.auth.conftest import audit_events, field_error, get_user, page_text, update_user
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, actor_of
 
 WRONG = "not the right password at all"
 
@@ -137,9 +137,8 @@ def test_sign_out_ends_the_session_and_is_audited(app, signed_in):
 
 def test_a_disabled_user_cannot_sign_in(app, client):
     with app.test_request_context():
-        admin = services.find_user("admin")
         nurse = services.find_user("nurse")
-        services.set_user_enabled(actor=admin, user=nurse, enabled=False)
+        services.set_user_enabled(actor=actor_of("admin"), user=nurse, enabled=False)
         db.session.remove()
     assert attempt(client, "nurse", PASSWORD).status_code == 401
 

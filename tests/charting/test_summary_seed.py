@@ -17,7 +17,8 @@ from portal.charting.models import (
     Problem,
     VitalSigns,
 )
-from portal.cli import seed_charting, seed_patients
+from portal.demo.charting import seed_charting
+from portal.demo.patients import seed_patients
 from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.test_config_and_cli import _empty_database_app

@@ -8,6 +8,7 @@ from portal.extensions import db
 from portal.patients import services
 from portal.patients.identifiers import is_valid_mrn, luhn_check_digit, new_mrn
 from portal.patients.models import Patient
+from tests.conftest import actor_of
 from tests.patients.conftest import patients, register_ok
 
 
@@ -65,7 +66,9 @@ def test_collision_with_an_existing_mrn_draws_another(app):
         )
         db.session.commit()
         # The same seed proposes the taken MRN first: the insert must retry, not fail.
-        created = services.register_patient(None, _demographics(), rng=random.Random(42))
+        created = services.register_patient(
+            actor_of("frontdesk"), _demographics(), rng=random.Random(42)
+        )
         assert created.mrn != taken
         assert is_valid_mrn(created.mrn)
         replay = random.Random(42)

@@ -9,6 +9,7 @@ import pytest
 
 from portal.extensions import db
 from portal.patients import services
+from tests.conftest import actor_of
 from tests.patients.conftest import audit_events
 
 
@@ -22,7 +23,7 @@ def add_patient(app, given, family, born, **extra) -> tuple[int, str]:
     }
     values.update(extra)
     with app.app_context():
-        created = services.register_patient(None, values, confirmed_different=True)
+        created = services.register_patient(actor_of("frontdesk"), values, confirmed_different=True)
         result = created.id, created.mrn
         db.session.remove()
     return result
@@ -252,7 +253,7 @@ def test_search_box_in_top_bar_posts_with_htmx_debounced(desk):
 )
 def test_every_query_kind_is_served_by_an_index(app, registry, typed, index):
     """No kind of search reads the whole table (the range form of the prefix, phone UNION)."""
-    from portal.cli import seed_patients
+    from portal.demo.patients import seed_patients
 
     if typed == "MRN":
         typed = registry["ana"][1]
