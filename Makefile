@@ -54,14 +54,14 @@ run: deps
 	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 2 --threads 4 wsgi:app
 
 test: install need-chromium
-	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Everything but the browser tests: no Chromium needed.
 test-fast: deps
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not browser" $(PYTEST_ARGS)
 
 e2e: install need-chromium
-	$(BIN)/pytest -n $(TEST_WORKERS) -m browser $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m browser $(PYTEST_ARGS)
 
 bench: deps
 	$(BIN)/python -m bench $(BENCH_ARGS)

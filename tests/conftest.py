@@ -78,6 +78,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres_only" in item.keywords and not on_postgres:
             item.add_marker(skip)
+        if item.get_closest_marker("browser"):
+            # With --dist loadgroup (make test) the browser tests run one at a time on one
+            # worker, beside the other tests: one Chromium at a time on a small machine.
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def pytest_sessionfinish(session):
