@@ -5,9 +5,19 @@ BIN := $(VENV)/bin
 VENDOR := portal/static/vendor
 export FLASK_APP := portal
 
-.PHONY: install run test bench lint format e2e clean
+# The browser tests drive Debian's Chromium (tests/browser.py reads PORTAL_CHROMIUM too).
+CHROMIUM := $(or $(PORTAL_CHROMIUM),/usr/bin/chromium)
+# Test runs are parallel (pytest-xdist), one worker process per core, each on a database of
+# its own; TEST_WORKERS=0 runs in this one process.
+TEST_WORKERS ?= auto
 
-install: $(VENV)/.installed $(VENDOR)/.installed
+.PHONY: install deps chromium need-chromium run test test-fast bench lint format e2e clean
+
+# Everything the commands need: the virtualenv, the front-end assets and, for the browser
+# tests, Chromium.
+install: deps chromium
+
+deps: $(VENV)/.installed $(VENDOR)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +32,21 @@ $(VENDOR)/.installed: package.json package-lock.json
 	cp node_modules/bootstrap/dist/css/bootstrap.min.css $(VENDOR)/bootstrap.min.css
 	touch $@
 
+# Debian's Chromium, installed when it is missing and this can install it (root, apt-get),
+# as in CI. Elsewhere `make test` and `make e2e` stop at once and say how.
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "== installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+need-chromium:
+	$(if $(wildcard $(CHROMIUM)),,$(error Chromium is missing ($(CHROMIUM)) and the browser tests need it: install it with "apt-get install -y chromium" as root, or run "make test-fast" (no browser tests)))
+
 # Migrate, seed the demo clinic once (the seed is skipped when users exist), then serve, with
 # the worker (it seals the audit trail) beside gunicorn and stopped with it.
-run: install
+run: deps
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo --if-empty
 	@echo ""
@@ -33,20 +55,24 @@ run: install
 	$(BIN)/flask worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 2 --threads 4 wsgi:app
 
-test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: install need-chromium
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-e2e: install
-	$(BIN)/pytest -m browser $(PYTEST_ARGS)
+# Everything but the browser tests: no Chromium needed.
+test-fast: deps
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not browser" $(PYTEST_ARGS)
 
-bench: install
+e2e: install need-chromium
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m browser $(PYTEST_ARGS)
+
+bench: deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: install
+lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: deps
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

@@ -258,7 +258,7 @@ def new_page(browser, live_server, watch, request):
     For what ``page`` alone cannot do: two people signed in at once (a context each), or
     context options such as ``java_script_enabled=False``. Its pages share the test's
     ``watch`` and are checked and closed like ``page``. Sign in on one with
-    ``sign_in_through_form``.
+    ``sign_in_by_cookie`` (set-up) or ``sign_in_through_form`` (tests about signing in).
     """
     tabs: list[Page] = []
 
@@ -307,12 +307,45 @@ def sign_in_through_form(page: Page, app, username: str, password: str | None = 
     assert "/auth/" not in page.url, f"sign-in as {username} ended on {page.url}"
 
 
+def sign_in_by_cookie(page: Page, app, username: str) -> None:
+    """Start signed in on this page without the form, then open the home page (where the
+    form would have landed): the cookie of a session made directly in the table.
+
+    For tests that sign in only as set-up; tests about signing in, sessions, MFA or
+    time-outs use ``sign_in_through_form``.
+    """
+    from tests.conftest import open_signed_in_session, session_cookie_name
+
+    signed = open_signed_in_session(app, username)
+    # Host-only, like the server's own cookie (a cookie is not bound to a port).
+    page.context.add_cookies(
+        [
+            {
+                "name": session_cookie_name(app),
+                "value": signed.token,
+                "url": "http://127.0.0.1/",
+                "httpOnly": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    page.goto("/")
+    assert "/auth/" not in page.url, f"signed in as {username} by cookie, ended on {page.url}"
+
+
 @pytest.fixture
 def sign_in(page, app):
-    """sign_in("drlee") signs in on ``page`` (for a page of new_page's: sign_in_through_form)."""
+    """sign_in("drlee") starts ``page`` signed in (``sign_in_by_cookie``), on the home page.
 
-    def run(username: str, password: str | None = None) -> None:
-        sign_in_through_form(page, app, username, password)
+    ``sign_in("drlee", through_the_form=True)`` (or with a password) signs in through the
+    form instead, for tests about signing in. For a page of new_page's: the functions.
+    """
+
+    def run(username: str, password: str | None = None, *, through_the_form: bool = False):
+        if through_the_form or password is not None:
+            sign_in_through_form(page, app, username, password)
+        else:
+            sign_in_by_cookie(page, app, username)
 
     return run
 

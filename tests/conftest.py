@@ -2,14 +2,22 @@
 
 The suite runs on SQLite by default and on PostgreSQL when PORTAL_TEST_DATABASE_URL is set.
 Either way the schema comes from the Alembic migrations, once per run, into a database made
-for this run (a fresh PostgreSQL database, dropped at the end). Each test then starts from
-the same baseline: an empty registry, the demo clinic and one user per role.
+for this run (a fresh PostgreSQL database, dropped at the end). Under pytest-xdist
+(``make test`` runs with ``-n``) "once per run" is once per worker: each worker process has
+its own SQLite template or PostgreSQL database, so workers never share rows. Each test then
+starts from the same baseline: an empty registry, the demo clinic and one user per role.
+
+Most tests start signed in through ``signed_in(who)``, which makes the session row directly
+(no password hash, no TOTP, no requests). Tests about signing in, sessions, MFA, time-outs
+or CSRF use the real form: ``signed_in(who, through_the_form=True)`` or ``client.sign_in``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import shutil
 import threading
 import uuid
@@ -19,12 +27,18 @@ from pathlib import Path
 import pyotp
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from flask import session
+from flask_login import login_user
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from portal import create_app
+from portal.auth.models import ServerSession, User
+from portal.auth.sessions import hash_token
 from portal.extensions import db
+from portal.timeutil import utcnow
 
 PASSWORD = "correct horse battery staple 42"
 TOTP_SECRETS = {
@@ -43,12 +57,58 @@ DATA_KEY = Fernet.generate_key().decode()
 AUDIT_KEY = "test-audit-key-" + "k" * 32  # the same in a subprocess (the worker's test)
 
 
+_RUN_ID = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """Give the run an id that every xdist worker shares (xdist's ``testrunuid``), so the
+    PostgreSQL databases of one run can be told apart from those of runs beside it."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        run = workerinput["testrunuid"]
+    else:
+        run = config.getoption("testrunuid", None) or uuid.uuid4().hex
+        if config.pluginmanager.hasplugin("xdist"):
+            config.option.testrunuid = run  # handed to the workers xdist starts
+    config.stash[_RUN_ID] = run[:12]
+
+
 def pytest_collection_modifyitems(config, items):
     on_postgres = bool(os.environ.get("PORTAL_TEST_DATABASE_URL"))
     skip = pytest.mark.skip(reason="needs PostgreSQL (set PORTAL_TEST_DATABASE_URL)")
     for item in items:
         if "postgres_only" in item.keywords and not on_postgres:
             item.add_marker(skip)
+        if item.get_closest_marker("browser"):
+            # With --dist loadgroup (make test) the browser tests run one at a time on one
+            # worker, beside the other tests: one Chromium at a time on a small machine.
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
+def pytest_sessionfinish(session):
+    """In the process that ran the session (xdist's controller, or the only one): drop any
+    database of this run still there, e.g. of a worker that crashed before its teardown."""
+    base_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
+    if not base_url or hasattr(session.config, "workerinput"):
+        return
+    prefix = f"portal_test_{session.config.stash[_RUN_ID]}_"
+    engine = _server_engine(base_url)
+    try:
+        with engine.connect() as connection:
+            left = connection.scalars(
+                text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
+                {"prefix": prefix},
+            ).all()
+            for name in left:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def _server_engine(base_url: str):
+    """The PostgreSQL server of PORTAL_TEST_DATABASE_URL, for creating and dropping databases."""
+    server = make_url(base_url).set(drivername="postgresql+psycopg")
+    return create_engine(server, isolation_level="AUTOCOMMIT")
 
 
 @dataclass
@@ -59,8 +119,15 @@ class TestDatabase:
 
 
 @pytest.fixture(scope="session")
-def test_database(tmp_path_factory):
-    """Migrate a database made for this run; drop it afterwards (PostgreSQL)."""
+def test_database(request, tmp_path_factory):
+    """Migrate a database made for this run (for this worker, under xdist); drop it
+    afterwards (PostgreSQL), whether the tests passed or not.
+
+    SQLite: a template file in this process's temporary folder (xdist gives each worker
+    its own), copied for every test. PostgreSQL: ``portal_test_<run>_<worker>`` on the
+    server, truncated between tests; <run> is shared by the run's workers, <worker> is
+    xdist's id ("gw0", "gw1", ...) or "main" without xdist.
+    """
     base_url = os.environ.get("PORTAL_TEST_DATABASE_URL")
     instance = tmp_path_factory.mktemp("instance-migrate")
     if not base_url:
@@ -69,12 +136,12 @@ def test_database(tmp_path_factory):
         _migrate(url, instance)
         yield TestDatabase(url=url, dialect="sqlite", sqlite_template=template)
         return
-    server = make_url(base_url).set(drivername="postgresql+psycopg")
-    name = f"portal_test_{uuid.uuid4().hex[:12]}"
-    admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"portal_test_{request.config.stash[_RUN_ID]}_{worker}"
+    admin_engine = _server_engine(base_url)
     with admin_engine.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
+    url = admin_engine.url.set(database=name).render_as_string(hide_password=False)
     try:
         _migrate(url, instance)
         yield TestDatabase(url=url, dialect="postgresql")
@@ -188,6 +255,49 @@ def _seed_baseline(password_hash: str) -> None:
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A session made by ``open_signed_in_session``: the cookie's value and a CSRF token."""
+
+    token: str
+    csrf_token: str
+
+
+def open_signed_in_session(app, username: str, source_address: str = "127.0.0.1") -> SignedIn:
+    """A server session signed in as ``username``, made directly in ``server_sessions``.
+
+    What the sign-in form leaves behind, without the form: the session's data is what
+    Flask-Login and Flask-WTF store at sign-in (the user id, a CSRF secret), the row holds the
+    token's SHA-256, and the cookie will carry the token. No password hash is checked, no
+    TOTP code used, no request made and no sign-in audited: for tests that only need to
+    start signed in. Tests about signing in use the form.
+    """
+    token = secrets.token_urlsafe(32)
+    with app.test_request_context():
+        user = db.session.scalars(select(User).filter_by(username=username)).one()
+        assert login_user(user), f"{username} cannot sign in (disabled?)"
+        csrf_token = generate_csrf()
+        data, user_id = dict(session), user.id
+    now = utcnow()
+    # Outside the request context: this is set-up, not a write made during a request.
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(
+            insert(ServerSession.__table__).values(
+                token_hash=hash_token(token),
+                user_id=user_id,
+                data=json.dumps(data),
+                created_at=now,
+                last_seen_at=now,
+                source_address=source_address,
+            )
+        )
+    return SignedIn(token=token, csrf_token=csrf_token)
+
+
+def session_cookie_name(app) -> str:
+    return app.session_interface.cookie_name(app)
+
+
 class PortalClient:
     """The Flask test client plus what a browser would do: CSRF tokens, sign-in with TOTP."""
 
@@ -232,6 +342,13 @@ class PortalClient:
         self.refresh_csrf("/")
         return response
 
+    def sign_in_by_cookie(self, username: str) -> SignedIn:
+        """Start signed in without the form: a session made directly, its cookie set here."""
+        signed = open_signed_in_session(self.app, username)
+        self.client.set_cookie(session_cookie_name(self.app), signed.token)
+        self.csrf = signed.csrf_token
+        return signed
+
 
 def fresh_totp(app, username: str) -> str:
     """A TOTP code the server will accept: the current step's, or the next one's when the
@@ -262,11 +379,22 @@ def client(app):
 
 @pytest.fixture
 def signed_in(app):
-    """signed_in("nurse") -> a PortalClient signed in as that demo user (or role name)."""
+    """signed_in("nurse") -> a PortalClient signed in as that demo user (or role name).
 
-    def make(who: str) -> PortalClient:
+    By default the session is made directly (``open_signed_in_session``): one INSERT, no
+    argon2, no TOTP. ``signed_in("nurse", through_the_form=True)`` signs in through the real
+    form (password, then a TOTP code for MFA users), for tests about signing in, sessions,
+    MFA, time-outs and CSRF, and for tests that need what a real sign-in records (its audit
+    event, the last sign-in time, a used TOTP step).
+    """
+
+    def make(who: str, *, through_the_form: bool = False) -> PortalClient:
         portal_client = PortalClient(app)
-        portal_client.sign_in(ROLE_USER.get(who, who))
+        username = ROLE_USER.get(who, who)
+        if through_the_form:
+            portal_client.sign_in(username)
+        else:
+            portal_client.sign_in_by_cookie(username)
         return portal_client
 
     return make

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import sign_in_through_form
+from tests.browser import sign_in_by_cookie
 
 
 @pytest.mark.browser
 def test_disable_and_enable_a_user_without_javascript(app, new_page):
     page = new_page(java_script_enabled=False)
-    sign_in_through_form(page, app, "admin")
+    sign_in_by_cookie(page, app, "admin")
 
     page.goto("/admin/users")
     page.get_by_role("link", name="nurse", exact=True).click()

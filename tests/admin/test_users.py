@@ -261,7 +261,8 @@ def test_reset_mfa_asks_then_turns_it_off_and_is_audited(app, admin):
 
 
 def test_end_sessions_signs_the_user_out_everywhere(app, admin, signed_in):
-    first, second = signed_in("frontdesk"), signed_in("frontdesk")
+    first = signed_in("frontdesk", through_the_form=True)
+    second = signed_in("frontdesk", through_the_form=True)
     frontdesk_id = user_id(app, "frontdesk")
     assert live_sessions(app, "frontdesk") == 2
     response = admin.post_form(f"/admin/users/{frontdesk_id}/end-sessions")

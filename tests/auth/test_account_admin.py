@@ -39,7 +39,7 @@ def as_admin(app, action):
 
 
 def test_guessing_the_current_password_backs_off(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     for _ in range(5):
         response = change_password(browser, "is it this one maybe")
         assert response.status_code == 422
@@ -63,7 +63,7 @@ def test_mismatched_confirmation_keeps_the_password(app, signed_in):
 
 
 def test_admin_password_reset_ends_sessions_and_the_new_password_works(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     as_admin(
         app,
@@ -78,7 +78,7 @@ def test_admin_password_reset_ends_sessions_and_the_new_password_works(app, sign
 
 
 def test_admin_mfa_reset_sends_a_prescriber_back_to_enrolment(app, signed_in):
-    browser = signed_in("prescriber")
+    browser = signed_in("prescriber", through_the_form=True)
     as_admin(app, lambda admin: services.reset_mfa(actor=admin, user=services.find_user("drlee")))
     assert browser.get("/").status_code == 302
     user = get_user(app, "drlee")

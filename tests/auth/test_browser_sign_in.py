@@ -51,7 +51,7 @@ def test_htmx_request_after_idle_time_out_lands_on_sign_in_and_comes_back(
     """htmx follows HX-Redirect from the 401; what was typed is offered back after sign-in,
     and the user can return to the page they were on."""
     watch.expect_http_error(401, "/patients/search")  # the search sent after the time-out
-    sign_in("nurse")
+    sign_in("nurse", through_the_form=True)
     page.goto("/auth/account")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "portal_session")
     age_session(app, token, last_seen_at=timedelta(minutes=20))

@@ -83,7 +83,7 @@ def state_changing_rules(app):
 def test_every_state_changing_route_refuses_a_request_without_csrf_token(app, signed_in):
     rules = state_changing_rules(app)
     assert {"auth.sign_in", "auth.sign_out", "auth.account"} <= {r.endpoint for r in rules}
-    signed = signed_in("admin")
+    signed = signed_in("admin", through_the_form=True)
     anonymous = PortalClient(app)
     for rule in rules:
         url = example_url(app, rule)
@@ -96,14 +96,14 @@ def test_every_state_changing_route_refuses_a_request_without_csrf_token(app, si
 
 
 def test_a_wrong_csrf_token_is_refused_too(signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     response = browser.client.post("/auth/sign-out", data={"csrf_token": "forged"})
     assert response.status_code == 400
     assert browser.get("/").status_code == 200
 
 
 def test_htmx_requests_may_send_the_token_in_a_header(signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     without = browser.client.post("/auth/account", headers={"HX-Request": "true"})
     assert without.status_code == 400
     response = browser.htmx_post("/auth/account", {"current_password": ""})
@@ -124,7 +124,7 @@ def snapshot(app) -> dict[str, set]:
 
 @pytest.mark.parametrize("role", ["front_desk", "nurse", "prescriber", "admin", None])
 def test_no_get_changes_state(app, signed_in, role):
-    browser = signed_in(role) if role else PortalClient(app)
+    browser = signed_in(role, through_the_form=True) if role else PortalClient(app)
     get_only = [
         rule
         for rule in app.url_map.iter_rules()

@@ -182,7 +182,7 @@ def test_required_roles_are_configurable(app, client):
 
 
 def test_optional_enrolment_from_the_account_page(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     account = page_text(browser.get("/auth/account"))
     assert "/auth/enrol-mfa" in account
     page = browser.get("/auth/enrol-mfa")

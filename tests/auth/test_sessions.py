@@ -42,7 +42,7 @@ def live_sessions(app, username: str) -> list[ServerSession]:
 
 
 def test_the_cookie_carries_only_a_random_token_whose_hash_is_stored(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     assert token and len(token) >= 40
     row = session_row(app, token)
@@ -77,7 +77,7 @@ def test_the_session_id_rotates_at_sign_in_with_a_second_factor(app, client):
 
 def test_idle_time_out_defaults_to_15_minutes(app, signed_in):
     assert app.config["SESSION_IDLE_MINUTES"] == 15
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     age_session(app, token, last_seen_at=timedelta(minutes=14))
     assert browser.get("/").status_code == 200
@@ -93,7 +93,7 @@ def test_idle_time_out_defaults_to_15_minutes(app, signed_in):
 def test_static_files_neither_use_nor_end_a_session(app, signed_in):
     """A lazy favicon fetch after the time-out must not be what notices it: the next real
     request still knows whose session timed out."""
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     age_session(app, token, last_seen_at=timedelta(minutes=20))
     static = browser.get("/static/css/portal.css")
@@ -105,7 +105,7 @@ def test_static_files_neither_use_nor_end_a_session(app, signed_in):
 
 
 def test_absolute_lifetime_ends_an_active_session(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     age_session(app, token, created_at=timedelta(hours=13))
     assert browser.get("/").status_code == 302
@@ -113,7 +113,7 @@ def test_absolute_lifetime_ends_an_active_session(app, signed_in):
 
 
 def test_a_plain_get_after_time_out_returns_to_that_page(app, notes_page, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     age_session(app, session_token(browser), last_seen_at=timedelta(minutes=20))
     response = browser.get(notes_page + "?tab=history")
     assert response.location == "/auth/sign-in"
@@ -132,7 +132,7 @@ def time_out_while_posting(app, notes_page, browser):
 
 
 def test_a_form_posted_after_time_out_is_offered_back_to_the_same_user(app, notes_page, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     response = time_out_while_posting(app, notes_page, browser)
     assert response.status_code == 302, "the timed-out form must not fail the CSRF check"
     assert response.location == "/auth/sign-in"
@@ -157,7 +157,7 @@ def test_a_form_posted_after_time_out_is_offered_back_to_the_same_user(app, note
 
 
 def test_a_different_user_never_sees_the_saved_form(app, notes_page, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     time_out_while_posting(app, notes_page, browser)
     response = browser.sign_in("frontdesk")
     assert response.location == "/"
@@ -168,7 +168,7 @@ def test_a_different_user_never_sees_the_saved_form(app, notes_page, signed_in):
 
 
 def test_the_saved_form_can_be_discarded(app, notes_page, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     time_out_while_posting(app, notes_page, browser)
     browser.sign_in("nurse")
     response = browser.post_form("/auth/resume/discard")
@@ -177,7 +177,7 @@ def test_the_saved_form_can_be_discarded(app, notes_page, signed_in):
 
 
 def test_htmx_request_after_time_out_is_redirected_to_sign_in(app, notes_page, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     age_session(app, session_token(browser), last_seen_at=timedelta(minutes=20))
     response = browser.client.get(
         "/patients/1",
@@ -189,7 +189,7 @@ def test_htmx_request_after_time_out_is_redirected_to_sign_in(app, notes_page, s
 
 
 def test_htmx_post_with_a_foreign_current_url_does_not_redirect_off_site(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     age_session(app, session_token(browser), last_seen_at=timedelta(minutes=20))
     browser.client.get(
         "/", headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/\\evil.example"}
@@ -198,7 +198,7 @@ def test_htmx_post_with_a_foreign_current_url_does_not_redirect_off_site(app, si
 
 
 def test_sign_out_ends_the_session_on_the_server(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     browser.post_form("/auth/sign-out")
     assert session_row(app, token).end_reason == "signed_out"
@@ -206,7 +206,7 @@ def test_sign_out_ends_the_session_on_the_server(app, signed_in):
 
 
 def test_disabling_a_user_ends_their_sessions(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     token = session_token(browser)
     with app.test_request_context():
         services.set_user_enabled(
@@ -218,8 +218,8 @@ def test_disabling_a_user_ends_their_sessions(app, signed_in):
 
 
 def test_a_password_change_ends_other_sessions_and_renews_the_current_one(app, signed_in):
-    here = signed_in("nurse")
-    elsewhere = signed_in("nurse")
+    here = signed_in("nurse", through_the_form=True)
+    elsewhere = signed_in("nurse", through_the_form=True)
     old_token = session_token(here)
     response = here.post_form(
         "/auth/account",
@@ -240,8 +240,8 @@ def test_a_password_change_ends_other_sessions_and_renews_the_current_one(app, s
 
 
 def test_a_wrong_current_password_changes_nothing(app, signed_in):
-    here = signed_in("nurse")
-    elsewhere = signed_in("nurse")
+    here = signed_in("nurse", through_the_form=True)
+    elsewhere = signed_in("nurse", through_the_form=True)
     response = here.post_form(
         "/auth/account",
         {
@@ -255,7 +255,8 @@ def test_a_wrong_current_password_changes_nothing(app, signed_in):
 
 
 def test_an_admin_can_end_a_users_sessions(app, signed_in):
-    first, second = signed_in("nurse"), signed_in("nurse")
+    first = signed_in("nurse", through_the_form=True)
+    second = signed_in("nurse", through_the_form=True)
     with app.test_request_context():
         count = services.end_sessions(actor=actor_of("admin"), user=services.find_user("nurse"))
         db.session.remove()
@@ -268,14 +269,14 @@ def test_an_admin_can_end_a_users_sessions(app, signed_in):
 
 def test_the_idle_time_out_is_configurable(app, signed_in):
     app.config["SESSION_IDLE_MINUTES"] = 5
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     age_session(app, session_token(browser), last_seen_at=timedelta(minutes=6))
     assert browser.get("/").status_code == 302
 
 
 def test_absolute_lifetime_defaults_to_12_hours(app, signed_in):
     assert app.config["SESSION_ABSOLUTE_HOURS"] == 12
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     age_session(app, session_token(browser), created_at=timedelta(hours=11, minutes=50))
     assert browser.get("/").status_code == 200
 
@@ -294,7 +295,7 @@ def test_a_form_from_a_browser_that_never_signed_in_is_not_kept(app, notes_page,
 
 
 def test_an_htmx_form_posted_after_time_out_is_kept_too(app, notes_page, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     age_session(app, session_token(browser), last_seen_at=timedelta(minutes=20))
     response = browser.htmx_post(
         notes_page,
@@ -311,7 +312,7 @@ def test_an_htmx_form_posted_after_time_out_is_kept_too(app, notes_page, signed_
 
 
 def test_the_saved_form_survives_the_second_factor(app, notes_page, signed_in):
-    browser = signed_in("prescriber")
+    browser = signed_in("prescriber", through_the_form=True)
     time_out_while_posting(app, notes_page, browser)
     assert browser.sign_in("drlee").location == "/auth/resume"
     assert 'value="phone"' in page_text(browser.get("/auth/resume"))

@@ -123,7 +123,7 @@ def test_after_the_back_off_the_right_password_works_and_clears_the_count(app, c
 
 
 def test_sign_out_ends_the_session_and_is_audited(app, signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     response = browser.post_form("/auth/sign-out")
     assert response.status_code == 302
     assert response.location == "/auth/sign-in"
@@ -142,12 +142,12 @@ def test_a_disabled_user_cannot_sign_in(app, client):
 
 
 def test_a_signed_in_user_visiting_sign_in_goes_home(signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     assert browser.get("/auth/sign-in").location == "/"
 
 
 def test_sign_out_only_accepts_post(signed_in):
-    browser = signed_in("nurse")
+    browser = signed_in("nurse", through_the_form=True)
     assert browser.get("/auth/sign-out").status_code == 405
     assert browser.get("/").status_code == 200
 

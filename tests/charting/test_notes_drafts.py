@@ -226,7 +226,7 @@ def test_draft_saves_are_audited_once_per_ten_minutes_per_user(
 def test_an_autosave_after_the_session_timed_out_loses_nothing(
     app, chart, make_encounter, signed_in
 ):
-    drlee = signed_in("prescriber")
+    drlee = signed_in("prescriber", through_the_form=True)
     encounter_id = make_encounter()
     note_id = _start_note(drlee, encounter_id)
     drlee.get(f"/chart/encounters/{encounter_id}")

@@ -179,7 +179,7 @@ def _section(page: str, heading: str) -> str:
 
 def test_prescriber_home_lists_own_old_drafts_and_notes_to_cosign(app, signed_in):
     ids = _worklist_notes(app)
-    page = signed_in("prescriber").get("/").get_data(as_text=True)
+    page = signed_in("prescriber", through_the_form=True).get("/").get_data(as_text=True)
     unsigned = _section(page, "Unsigned notes older than 24 hours")
     assert f'href="/chart/encounters/{ids["old"]}"' in unsigned
     assert f'/chart/encounters/{ids["fresh"]}"' not in unsigned  # not 24 hours old yet
@@ -211,7 +211,7 @@ def test_the_home_worklist_is_audited_once_per_patient_shown(app, signed_in):
         ]
         hopper = db.session.get(Encounter, ids["old"]).patient_id
         db.session.commit()
-    signed_in("prescriber")  # signing in lands on the home page
+    signed_in("prescriber", through_the_form=True)  # signing in lands on the home page
     listed = events(app, "chart.worklist.view")
     by_patient = {event.patient_id: event for event in listed}
     assert len(listed) == 2 and set(by_patient) == {hopper, other.id}

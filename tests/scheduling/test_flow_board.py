@@ -185,7 +185,7 @@ def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, sche
 def test_polling_does_not_keep_an_unattended_session_alive(app, schedule, signed_in):
     from tests.auth.conftest import age_session, session_row, session_token
 
-    browser = signed_in("front_desk")
+    browser = signed_in("front_desk", through_the_form=True)
     page = browser.get("/schedule/flow-board").get_data(as_text=True)
     assert """hx-headers='{"X-Portal-Background": "1"}'""" in page
     token = session_token(browser)
@@ -199,7 +199,7 @@ def test_polling_does_not_keep_an_unattended_session_alive(app, schedule, signed
     assert timed_out.status_code == 401
     assert "/auth/sign-in" in timed_out.headers["HX-Redirect"]
     # Whereas anything the user does counts as being there.
-    other = signed_in("nurse")
+    other = signed_in("nurse", through_the_form=True)
     other_token = session_token(other)
     age_session(app, other_token, last_seen_at=timedelta(minutes=10))
     before = session_row(app, other_token).last_seen_at

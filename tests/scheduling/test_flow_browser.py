@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import sign_in_through_form
+from tests.browser import sign_in_by_cookie
 from tests.scheduling.flow_support import make_appointment, minutes_from_now
 
 
@@ -29,7 +29,7 @@ def test_check_in_updates_the_flow_board(app, schedule, page, new_page, sign_in,
     search.press_sequentially("Tur")
 
     desk = new_page()  # the front desk's screen: another person, signed in at the same time
-    sign_in_through_form(desk, app, "frontdesk")
+    sign_in_by_cookie(desk, app, "frontdesk")
     desk.goto(f"/schedule/appointments/{appointment_id}/check-in")
     desk.get_by_label("Demographics (name, date of birth, address, phone) confirmed").check()
     desk.get_by_label("Insurance confirmed").check()
