@@ -1,4 +1,4 @@
-"""Charting benchmarks (issue 4): one patient with a long chart among a million, and the pages
+"""Charting benchmarks: one patient with a long chart among a million, and the pages
 a clinician opens on it: the chart summary, an encounter page, a vitals trend chart, and the
 note editor's draft autosave, each beside its SQL floor.
 

@@ -17,13 +17,13 @@ SEARCH_BUDGET_MS = 50.0  # every search p95 at 1,000,000 patients
 BUDGET_ROWS = 1_000_000
 GROWTH_BUDGET = 1.5  # p95 at the large size vs its own p95 at the baseline size
 BASELINE_ROWS = 10_000
-# Issue 3's p95 budgets (ms) for the scheduling pages.
+# p95 budgets (ms) of the scheduling pages.
 SCHEDULE_BUDGETS_MS = {
     "schedule: day view, 20 providers": 80.0,
     "schedule: week view, 1 provider": 60.0,
     "schedule: find next available, 20 providers, 30 days": 150.0,
 }
-# Issue 4's p95 budgets (ms) for the charting pages (bench/chart.py names them).
+# p95 budgets (ms) of the charting pages (bench/chart.py names them).
 CHART_BUDGETS_MS = {
     "chart: summary (1,000 encounters, 5,000 vitals)": 100.0,
     "chart: encounter page": 80.0,
@@ -101,7 +101,7 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-# The house issue's goals for many users at once (bench/concurrency.py names the rows).
+# Goals for many users at once (bench/concurrency.py names the rows).
 SQLITE_MIXED_P99_MS = 100.0  # patient and home page, 8 clients, mixed load, SQLite
 PATIENT_PAGE_WORKER_CPU_MS = 4.0  # worker CPU per patient page, alone
 PATIENT_VS_HOME_THROUGHPUT = 0.8  # PostgreSQL: patient page throughput vs the home page's

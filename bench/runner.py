@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--schedule",
         action="store_true",
-        help="measure scheduling (issue 3: day, week, find, booking) instead of the searches",
+        help="measure scheduling (day, week, find, booking) instead of the searches",
     )
     parser.add_argument(
         "--appointments",
@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--chart",
         action="store_true",
-        help="measure charting (issue 4: chart summary, encounter page, vitals trend chart, "
+        help="measure charting (chart summary, encounter page, vitals trend chart, "
         "draft autosave) on one long chart among --rows patients (default 1000000)",
     )
     parser.add_argument(

@@ -83,7 +83,7 @@ def sample_patients(url: str, count: int, seed: int = 7) -> list[SampledPatient]
 
 
 def _dob_text(value: date, variant: int) -> str:
-    # The formats the issue names: ISO, US numeric, and day-month-name-year.
+    # The formats people type: ISO, US numeric, and day-month-name-year.
     if variant == 0:
         return value.isoformat()
     if variant == 1:

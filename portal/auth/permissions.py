@@ -1,8 +1,8 @@
 """Roles -> permissions, in one table; and the decorators every route must carry.
 
 Deny by default: ``enforce_declared_permission`` (a before_request hook) refuses any endpoint
-whose view declares neither ``@require(...)`` nor ``@public``. Later issues add permissions
-by extending ``ROLE_PERMISSIONS``.
+whose view declares neither ``@require(...)`` nor ``@public``. A new domain adds its permissions
+to ``ROLE_PERMISSIONS``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Connectors to outside systems (e-prescribing, labs).
+"""Connectors to outside systems (e-prescribing, labs): to come.
 
-Empty for now: later issues add the registry of connectors (built-ins plus the entry-point
-group ``portal.connectors``), the transactional outbox and the worker.
+The registry of connectors (built-ins plus the entry-point group ``portal.connectors``) and
+the transactional outbox will live here; the worker (``portal/worker.py``) will deliver it.
 """
