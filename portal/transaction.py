@@ -113,6 +113,16 @@ def use_case(*, conflict: ConflictFactory = None) -> Iterator[None]:
         _in_use_case.reset(inside)
 
 
+def end_read() -> None:
+    """End the current read transaction (nothing is written outside a use case, so nothing
+    is lost): a long walk in batches, or a page done reading, then holds no snapshot (on
+    SQLite a lingering reader keeps the WAL from being checkpointed; PostgreSQL keeps old
+    row versions for it)."""
+    if _in_use_case.get():
+        raise RuntimeError("end_read() inside a use case would discard its work")
+    db.session.rollback()
+
+
 def in_use_case() -> bool:
     """True inside ``use_case()``: for work functions that must not run outside one."""
     return _in_use_case.get()

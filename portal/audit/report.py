@@ -20,7 +20,7 @@ from portal.audit import services as audit
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.ids import parse_id
-from portal.transaction import use_case
+from portal.transaction import end_read, use_case
 
 # Events' ids are BIGINT (64 bits): a page link naming a larger one is refused as tampered.
 MAX_EVENT_ID = 2**63 - 1
@@ -251,7 +251,7 @@ def iter_rows(
     cursor = None
     while True:
         rows = list(db.session.execute(_query(filters, sort, descending, cursor, batch_size)))
-        db.session.rollback()
+        end_read()
         yield from rows
         if len(rows) < batch_size:
             return

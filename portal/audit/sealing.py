@@ -35,7 +35,7 @@ from portal.audit import checkpoints, integrity
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.timeutil import utcnow
-from portal.transaction import use_case
+from portal.transaction import end_read, use_case
 
 # Any constant will do; it names the lock that lets one sealer at a time extend the chain.
 SEALER_LOCK_KEY = 7_300_115_002
@@ -208,7 +208,7 @@ def checkpoint(*, skip_unchanged: bool = False) -> checkpoints.Checkpoint | None
     """
     seal_all(wait=True)
     head = chain_head()
-    db.session.rollback()  # end the read: a SQLite reader must not linger
+    end_read()  # end the read: a SQLite reader must not linger
     if head is None:
         return None
     path = checkpoints.checkpoint_path()

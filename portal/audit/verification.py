@@ -48,6 +48,7 @@ from portal.audit import checkpoints, integrity
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.timeutil import utcnow
+from portal.transaction import end_read
 
 MAX_PROBLEMS = 50
 DEFAULT_GRACE_MINUTES = 5
@@ -168,7 +169,7 @@ def _walk_chain(report: Report, keys, by_seq: dict, batch_size: int) -> None:
             .order_by(_TABLE.c.seq)
             .limit(batch_size)
         ).all()
-        db.session.rollback()  # one short read per batch: no snapshot held for the whole walk
+        end_read()  # one short read per batch: no snapshot held for the whole walk
         for row in rows:
             name = f"event #{row.seq} (id {row.id})"
             problem = None
@@ -216,7 +217,7 @@ def _walk_chain(report: Report, keys, by_seq: dict, batch_size: int) -> None:
         if len(rows) < batch_size:
             break
     sealed = db.session.scalar(select(func.count()).where(_TABLE.c.seq.is_not(None)))
-    db.session.rollback()
+    end_read()
     if sealed > report.sealed:
         report.problem(
             f"{sealed - report.sealed} sealed events share a seq with another event: "
@@ -265,7 +266,7 @@ def _check_reach(report: Report, by_seq: dict, allowed_age: timedelta, now: date
     if report.head_seq == 0:
         return
     first_at = db.session.scalar(select(_TABLE.c.occurred_at).where(_TABLE.c.seq == 1))
-    db.session.rollback()
+    end_read()
     minutes = int(allowed_age.total_seconds() // 60)
     if first_at is not None and now - first_at <= allowed_age:
         report.warnings.append(
@@ -284,7 +285,7 @@ def _check_unsealed(report: Report, keys, grace: timedelta, now: datetime, batch
     count, oldest = db.session.execute(
         select(func.count(), func.min(_TABLE.c.occurred_at)).where(_TABLE.c.seq.is_(None))
     ).one()
-    db.session.rollback()
+    end_read()
     report.unsealed, report.oldest_unsealed = count, oldest
     after_id = 0
     while True:
@@ -294,7 +295,7 @@ def _check_unsealed(report: Report, keys, grace: timedelta, now: datetime, batch
             .order_by(_TABLE.c.id)
             .limit(batch_size)
         ).all()
-        db.session.rollback()
+        end_read()
         for row in rows:
             if row.previous_hash or row.entry_hash or row.seal_problem:
                 report.problem(
@@ -327,7 +328,7 @@ def _check_copies(report: Report) -> None:
         .having(func.count() > 1)
         .limit(MAX_PROBLEMS)
     ).all()
-    db.session.rollback()
+    end_read()
     for first_id, last_id, count in copies:
         others = "an event" if count == 2 else f"{count - 1} events"
         report.problem(

@@ -20,7 +20,7 @@ from portal.auth.models import ServerSession, User, UserRole
 from portal.auth.signed_in import SignedInUser
 from portal.extensions import db
 from portal.timeutil import utcnow
-from portal.transaction import writing
+from portal.transaction import end_read, writing
 
 TABLE = ServerSession.__table__
 # Every request runs it, so it is built once, and it reads the signed-in account with the
@@ -153,7 +153,7 @@ class DatabaseSessionInterface(SessionInterface):
         if session.untracked:
             return
         # End the request's (read) transaction: the page is rendered, nothing is pending.
-        db.session.rollback()
+        end_read()
         name = self.cookie_name(app)
         secure = bool(app.config["HTTPS"])
         now = utcnow()

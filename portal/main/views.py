@@ -8,6 +8,7 @@ from portal.auth.permissions import public, require
 from portal.charting.notes.services import worklist
 from portal.extensions import db
 from portal.main import bp
+from portal.transaction import end_read
 from portal.web import current_actor, render
 
 
@@ -30,5 +31,5 @@ def health():
     except Exception:  # any failure of the database means "not healthy"
         return jsonify(status="unavailable"), 503
     finally:
-        db.session.rollback()
+        end_read()
     return jsonify(status="ok")
