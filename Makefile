@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 VENDOR := portal/static/vendor
 export FLASK_APP := portal
 
-# The browser tests drive Debian's Chromium (tests/browser.py reads PORTAL_CHROMIUM too).
+# The browser tests drive Debian's Chromium (tests/support/browser.py reads PORTAL_CHROMIUM too).
 CHROMIUM := $(or $(PORTAL_CHROMIUM),/usr/bin/chromium)
 # Test runs are parallel (pytest-xdist), one worker process per core, each on a database of
 # its own; TEST_WORKERS=0 runs in this one process.

@@ -459,15 +459,15 @@ def encounter_page_reads(encounter_id: int, clinician_id: int) -> None:
     write, the template or HTTP: encounter, patient, notes with addenda, the banner's
     allergies, snippets, co-signers, the vitals section and the problem and medication
     sections."""
+    from portal.actors import Actor
     from portal.auth.models import User
-    from portal.auth.permissions import actor_for
     from portal.charting.encounters import services as encounters
     from portal.charting.lists import services as clinical_lists
     from portal.charting.notes import services as notes
     from portal.charting.vitals.views import encounter_vitals_context
     from portal.extensions import db
 
-    actor = actor_for(db.session.get(User, clinician_id), "127.0.0.1")
+    actor = Actor.for_user(db.session.get(User, clinician_id), "127.0.0.1")
     page = encounters.load_encounter(actor, encounter_id)
     clinical_lists.allergy_state(page.patient.id)
     notes.snippets_for(clinician_id)

@@ -6,11 +6,11 @@ import stat
 from itertools import pairwise
 
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import select
 
 from portal import create_app
 from portal.extensions import db
+from tests.support.database import migrated_app
 
 
 def test_first_start_writes_a_private_instance_config_with_random_keys(tmp_path, monkeypatch):
@@ -50,19 +50,6 @@ def test_environment_variables_override_the_instance_file(tmp_path, monkeypatch)
     )
 
 
-def _empty_database_app(tmp_path, name: str):
-    app = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / name),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / (name + '.sqlite')}",
-        }
-    )
-    with app.app_context():
-        upgrade()
-    return app
-
-
 def _patients(app) -> list[tuple]:
     from portal.patients.models import Patient
 
@@ -83,7 +70,7 @@ def test_seed_demo_is_deterministic_and_writes_private_credentials(tmp_path):
 
     from portal.auth.models import User
 
-    first = _empty_database_app(tmp_path, "one")
+    first = migrated_app(tmp_path / "one")
     result = first.test_cli_runner().invoke(args=["seed-demo", "--patients", "60", "--seed", "7"])
     assert result.exit_code == 0, result.output
     for username in ("frontdesk", "nurse", "drlee", "admin"):
@@ -98,7 +85,7 @@ def test_seed_demo_is_deterministic_and_writes_private_credentials(tmp_path):
         assert not users["frontdesk"].mfa_enabled
         assert set(users["drlee"].roles) == {"prescriber"}
 
-    second = _empty_database_app(tmp_path, "two")
+    second = migrated_app(tmp_path / "two")
     second.test_cli_runner().invoke(args=["seed-demo", "--patients", "60", "--seed", "7"])
     patients = _patients(first)
     assert len(patients) == 60
@@ -123,7 +110,7 @@ def test_seed_demo_is_deterministic_and_writes_private_credentials(tmp_path):
 
 
 def test_no_demo_credentials_without_demo_data(tmp_path):
-    app = _empty_database_app(tmp_path, "plain")
+    app = migrated_app(tmp_path / "plain")
     assert not (tmp_path / "plain" / "demo-credentials.txt").exists()
     result = app.test_cli_runner().invoke(
         args=[
@@ -144,7 +131,7 @@ def test_no_demo_credentials_without_demo_data(tmp_path):
 
 @pytest.mark.parametrize("password", ["short", "password1234"])
 def test_create_user_refuses_weak_passwords(tmp_path, password):
-    app = _empty_database_app(tmp_path, "weak")
+    app = migrated_app(tmp_path / "weak")
     result = app.test_cli_runner().invoke(
         args=[
             "create-user",

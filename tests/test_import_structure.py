@@ -148,3 +148,22 @@ def test_the_check_sees_a_circle():
     circle = {"a": {"b": ["x:1"]}, "b": {"c": ["x:2"]}, "c": {"a": ["x:3"]}}
     assert strongly_connected(circle) == [["a", "b", "c"]]
     assert strongly_connected({"a": {"b": ["x:1"]}, "b": {"c": ["x:2"]}}) == []
+
+
+def test_tests_import_no_conftest_or_test_module():
+    """Shared test code lives in tests/support/ or a folder's helpers, never in a conftest or
+    a test module that others import (pytest loads those by itself, in its own order)."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                last = name.split(".")[-1]
+                if name.startswith("tests") and (last == "conftest" or last.startswith("test_")):
+                    offenders.append(f"{path.relative_to(tests.parent)} imports {name}")
+    assert not offenders, "\n".join(offenders)

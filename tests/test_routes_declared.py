@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from portal.auth.permissions import ALL_PERMISSIONS, PUBLIC, declared_permission
-from tests.auth.conftest import audit_events
+from tests.support.audit import audit_events
 
 # The only endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {

@@ -87,11 +87,6 @@ def permissions_for_roles(roles) -> frozenset[str]:
     return _permissions_for(tuple(sorted(roles)))
 
 
-def actor_for(user, source: str | None) -> Actor:
-    """The actor a staff account (a ``User`` row) is when acting from ``source``."""
-    return Actor.for_user(user, source)
-
-
 def template_globals() -> dict:
     """``can("chart.write")`` in templates: whether the signed-in user has a permission."""
     permissions = (
@@ -138,6 +133,8 @@ def enforce_declared_permission():
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     if permission is None or not current_user.has_permission(permission):
-        record_denied(actor_for(current_user, request.remote_addr), request.endpoint, permission)
+        record_denied(
+            Actor.for_user(current_user, request.remote_addr), request.endpoint, permission
+        )
         abort(403)
     return None

@@ -21,7 +21,6 @@ from portal.actors import Actor, anonymous
 from portal.audit import services as audit
 from portal.auth.models import ROLE_NAMES, RecoveryCode, User
 from portal.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
-from portal.auth.permissions import actor_for
 from portal.auth.sessions import end_user_sessions
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db
@@ -96,7 +95,7 @@ def check_password(username: str, password: str, source: str | None) -> SignInRe
             return SignInResult(None)
         if is_backing_off(user, now):
             audit.record(
-                actor_for(user, source),
+                Actor.for_user(user, source),
                 "auth.sign_in_failed",
                 outcome="denied",
                 detail="account backing off",
@@ -121,7 +120,7 @@ def check_password(username: str, password: str, source: str | None) -> SignInRe
 def _register_failure(user: User, now, reason: str, source: str | None) -> None:
     config = current_app.config
     user.failed_sign_ins += 1
-    actor = actor_for(user, source)
+    actor = Actor.for_user(user, source)
     audit.record(actor, "auth.sign_in_failed", outcome="denied", detail=reason)
     beyond = user.failed_sign_ins - config["LOGIN_FREE_FAILURES"]
     if beyond >= 0:
@@ -147,7 +146,7 @@ def _record_sign_in(user: User, method: str, source: str | None) -> None:
     user.last_sign_in_at = utcnow()
     user.failed_sign_ins = 0
     user.locked_until = None
-    audit.record(actor_for(user, source), "auth.sign_in", detail=method)
+    audit.record(Actor.for_user(user, source), "auth.sign_in", detail=method)
 
 
 def _totp_step_matching(secret: str, code: str, now_step: int) -> int | None:
@@ -174,7 +173,7 @@ def check_second_factor(user: User, code: str, source: str | None) -> bool:
         now = utcnow()
         if is_backing_off(user, now):
             audit.record(
-                actor_for(user, source),
+                Actor.for_user(user, source),
                 "auth.sign_in_failed",
                 outcome="denied",
                 detail="account backing off",
@@ -244,7 +243,7 @@ def finish_mfa_enrolment(user: User, secret: str, code: str, source: str | None)
         user.totp_last_step = step
         codes = _replace_recovery_codes(user)
         audit.record(
-            actor_for(user, source), "auth.mfa_enrolled", obj=user, category="user accounts"
+            Actor.for_user(user, source), "auth.mfa_enrolled", obj=user, category="user accounts"
         )
     return codes
 
@@ -321,7 +320,10 @@ def change_own_password(
             user.failed_sign_ins = 0
             end_user_sessions(user.id, "password_changed")
             audit.record(
-                actor_for(user, source), "auth.password_changed", obj=user, category="user accounts"
+                Actor.for_user(user, source),
+                "auth.password_changed",
+                obj=user,
+                category="user accounts",
             )
     if refusal is not None:
         raise refusal

@@ -1,6 +1,6 @@
-"""Fixtures for the admin tests. The browser ones are defined once, in tests/browser.py."""
+"""Fixtures for the admin tests. The browser ones are defined once, in tests/support/browser.py."""
 
-from tests.browser import (  # noqa: F401
+from tests.support.browser import (  # noqa: F401
     browser,
     new_page,
     page,

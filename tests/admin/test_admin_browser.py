@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import sign_in_by_cookie
+from tests.support.browser import sign_in_by_cookie
 
 
 @pytest.mark.browser

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from portal.auth.models import ServerSession, User
 from portal.extensions import db
 from tests.audit.helpers import events
-from tests.conftest import PASSWORD, PortalClient
+from tests.support.clients import PortalClient
+from tests.support.database import PASSWORD
 
 NEW_PASSWORD = "lantern orchard velvet 1987"
 

@@ -1,10 +1,3 @@
-"""Fixtures for the audit tests. The browser ones are defined once, in tests/browser.py."""
+"""Fixtures for the audit tests. The browser ones are defined once, in tests/support/browser.py."""
 
-from tests.browser import (  # noqa: F401
-    browser,
-    page,
-    pytest_runtest_makereport,
-    shot,
-    sign_in,
-    watch,
-)
+from tests.support.browser import browser, page, pytest_runtest_makereport, shot, sign_in, watch  # noqa: F401

@@ -14,7 +14,7 @@ from portal.audit import sealing
 from portal.auth.models import User
 from portal.extensions import db
 from tests.audit.helpers import events
-from tests.conftest import PASSWORD
+from tests.support.database import PASSWORD
 
 
 def account_id(app, username: str) -> int:

@@ -17,7 +17,7 @@ from portal.audit import services as audit
 from portal.extensions import db
 from portal.transaction import use_case
 from tests.audit.helpers import events
-from tests.conftest import AUDIT_KEY
+from tests.support.database import AUDIT_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTER = Actor(id=None, username="tester", source=SOURCE_CLI)

@@ -12,9 +12,10 @@ from portal.auth.models import RecoveryCode
 from portal.extensions import db
 from portal.timeutil import utcnow
 from portal.transaction import Refused
-from tests.auth.conftest import audit_events, field_error, get_user, session_row, session_token
-from tests.auth.test_mfa import enrol_at_sign_in
-from tests.conftest import PASSWORD, PortalClient, actor_of
+from tests.auth.helpers import enrol_at_sign_in, field_error, get_user, session_row, session_token
+from tests.support.audit import audit_events
+from tests.support.clients import PortalClient, actor_of
+from tests.support.database import PASSWORD
 
 NEW_PASSWORD = "paper lanterns drift over the quiet harbour"
 

@@ -9,9 +9,8 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from tests.auth.conftest import age_session
-from tests.auth.test_mfa import NEW_USER_PASSWORD, create_user
-from tests.conftest import PASSWORD
+from tests.auth.helpers import NEW_USER_PASSWORD, age_session, create_user
+from tests.support.database import PASSWORD
 
 
 @pytest.mark.browser

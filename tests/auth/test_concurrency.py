@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from tests.auth.conftest import get_user, totp_code
-from tests.conftest import PASSWORD, TOTP_SECRETS, PortalClient
+from tests.auth.helpers import get_user, totp_code
+from tests.support.clients import PortalClient
+from tests.support.database import PASSWORD, TOTP_SECRETS
 
 
 def run_together(actions):

@@ -6,8 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from tests.auth.conftest import page_text
-from tests.conftest import CSRF_META, PASSWORD, PortalClient
+from tests.auth.helpers import page_text
+from tests.support.clients import CSRF_META, PortalClient
+from tests.support.database import PASSWORD
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # Tables a GET may write to: the audit trail records views, the session table its visit.

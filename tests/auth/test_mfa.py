@@ -5,62 +5,27 @@ from __future__ import annotations
 import json
 import re
 
-from portal.auth import services
 from portal.auth.models import RecoveryCode, ServerSession
 from portal.auth.sessions import hash_token
 from portal.extensions import db
 from portal.timeutil import utcnow
-from tests.auth.conftest import (
-    audit_events,
+from tests.auth.helpers import (
+    NEW_USER_PASSWORD,
+    create_user,
+    enrol_at_sign_in,
     field_error,
     get_user,
     page_text,
+    password_step,
     session_row,
     session_token,
+    shown_key,
+    shown_recovery_codes,
     totp_code,
 )
-from tests.conftest import PASSWORD, TOTP_SECRETS, PortalClient, actor_of
-
-NEW_USER_PASSWORD = "granite orchard whistle lantern"
-
-
-def create_user(app, username, full_name, roles):
-    with app.test_request_context():
-        services.create_user(
-            actor=actor_of("admin"),
-            username=username,
-            full_name=full_name,
-            email=None,
-            roles=roles,
-            password=NEW_USER_PASSWORD,
-        )
-        db.session.remove()
-
-
-def password_step(client, username, password=PASSWORD):
-    client.refresh_csrf()
-    return client.post_form("/auth/sign-in", {"username": username, "password": password})
-
-
-def shown_key(response) -> str:
-    match = re.search(r'id="totp-key">(.*?)</code>', page_text(response), re.S)
-    assert match, "the enrolment page shows no key"
-    return match.group(1).replace(" ", "").strip()
-
-
-def shown_recovery_codes(response) -> list[str]:
-    return re.findall(r"<li><code[^>]*>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", page_text(response))
-
-
-def enrol_at_sign_in(app, client, username):
-    """Sign in as a user whose role needs MFA but who has none; return (secret, codes)."""
-    response = password_step(client, username, NEW_USER_PASSWORD)
-    assert response.location == "/auth/enrol-mfa"
-    page = client.get("/auth/enrol-mfa")
-    secret = shown_key(page)
-    response = client.post_form("/auth/enrol-mfa", {"code": totp_code(secret)})
-    assert response.status_code == 200
-    return secret, shown_recovery_codes(response)
+from tests.support.audit import audit_events
+from tests.support.clients import PortalClient
+from tests.support.database import TOTP_SECRETS
 
 
 def test_prescriber_must_pass_the_second_factor(app, client):

@@ -10,8 +10,9 @@ import pytest
 from portal.auth import services
 from portal.auth.passwords import common_passwords, password_problems
 from portal.transaction import Refused
-from tests.auth.conftest import field_error, get_user
-from tests.conftest import PASSWORD, actor_of
+from tests.auth.helpers import field_error, get_user
+from tests.support.clients import actor_of
+from tests.support.database import PASSWORD
 
 ARGON2 = re.compile(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+")
 NEW_PASSWORD = "paper lanterns drift over the quiet harbour"

@@ -11,14 +11,10 @@ from sqlalchemy import text
 from portal.auth import services
 from portal.auth.models import ServerSession
 from portal.extensions import db
-from tests.auth.conftest import (
-    age_session,
-    audit_events,
-    page_text,
-    session_row,
-    session_token,
-)
-from tests.conftest import PASSWORD, PortalClient, actor_of
+from tests.auth.helpers import age_session, page_text, session_row, session_token
+from tests.support.audit import audit_events
+from tests.support.clients import PortalClient, actor_of
+from tests.support.database import PASSWORD
 
 NEW_PASSWORD = "paper lanterns drift over the quiet harbour"
 

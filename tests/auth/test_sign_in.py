@@ -8,8 +8,10 @@ from datetime import timedelta
 from portal.auth import services
 from portal.extensions import db
 from portal.timeutil import utcnow
-from tests.auth.conftest import audit_events, field_error, get_user, page_text, update_user
-from tests.conftest import PASSWORD, actor_of
+from tests.auth.helpers import field_error, get_user, page_text, update_user
+from tests.support.audit import audit_events
+from tests.support.clients import actor_of
+from tests.support.database import PASSWORD
 
 WRONG = "not the right password at all"
 

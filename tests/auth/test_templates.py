@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from tests.auth.conftest import totp_code
-from tests.conftest import PASSWORD, TOTP_SECRETS
+from tests.auth.helpers import totp_code
+from tests.support.database import PASSWORD, TOTP_SECRETS
 
 
 class FormControls(HTMLParser):

@@ -1,8 +1,8 @@
-"""Shared fixtures of the charting tests: a small chart to work on (tests/chart_fixtures.py)
+"""Shared fixtures of the charting tests: a small chart to work on (tests/support/chart.py)
 and the browser fixtures (Chromium watched for console errors and CSP violations,
-tests/browser.py)."""
+tests/support/browser.py)."""
 
-from tests.browser import (  # noqa: F401
+from tests.support.browser import (  # noqa: F401
     browser,
     new_page,
     page,
@@ -11,9 +11,4 @@ from tests.browser import (  # noqa: F401
     sign_in,
     watch,
 )
-from tests.chart_fixtures import (  # noqa: F401
-    chart,
-    make_appointment,
-    make_encounter,
-    make_note,
-)
+from tests.support.chart import chart, make_appointment, make_encounter, make_note  # noqa: F401

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 
 from portal.extensions import db
-from tests.patient_rows import patient_row
+from tests.support.factories import patient_row
 
 BIRTH_DATE = date(1960, 5, 17)
 

@@ -28,7 +28,7 @@ from portal.extensions import db
 from portal.patients.models import Patient
 from portal.scheduling.models import Appointment, AppointmentType
 from portal.timeutil import utcnow
-from tests.patient_rows import patient_row
+from tests.support.factories import patient_row
 
 
 def user_id(username: str) -> int:

@@ -170,14 +170,14 @@ def test_unknown_encounter_is_404_and_the_front_desk_is_refused(app, nurse, sign
 def test_the_service_refuses_an_encounter_of_another_patient(app, patient):
     from werkzeug.exceptions import NotFound
 
+    from portal.actors import Actor
     from portal.auth.models import User
-    from portal.auth.permissions import actor_for
     from portal.charting.immunizations.services import record_immunization
 
     other = make_patient(app, date(1970, 1, 1), given="Other")
     encounter = make_encounter(app, other)
     with app.test_request_context():
-        nurse = actor_for(
+        nurse = Actor.for_user(
             db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
         )
         with pytest.raises(NotFound):

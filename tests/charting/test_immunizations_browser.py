@@ -1,6 +1,6 @@
 """In Chromium, from the keyboard alone: mark an immunization entered in error. The question
 comes back when the box is not ticked; once it is, the record stays listed, struck out with
-its reason. The page fails on any console error or CSP violation (tests/browser.py)."""
+its reason. The page fails on any console error or CSP violation (tests/support/browser.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ pytestmark = pytest.mark.browser
 
 
 def _given_flu_shot(app, patient_id: int) -> None:
+    from portal.actors import Actor
     from portal.auth.models import User
-    from portal.auth.permissions import actor_for
     from portal.charting.immunizations.services import record_immunization
 
     with app.test_request_context():
-        nurse = actor_for(
+        nurse = Actor.for_user(
             db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
         )
         record_immunization(

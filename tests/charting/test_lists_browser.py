@@ -1,5 +1,5 @@
 """In Chromium: add a problem by ICD-10-CM search (words typed, picked with the keyboard), and
-record an allergy and see it in the banner. The browser fixtures (tests/browser.py, through
+record an allergy and see it in the banner. The browser fixtures (tests/support/browser.py, through
 tests/charting/conftest.py) fail a test on console errors and CSP violations."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import labelled
 from tests.charting.lists_helpers import make_patient
+from tests.support.browser import labelled
 
 pytestmark = pytest.mark.browser
 

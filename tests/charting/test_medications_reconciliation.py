@@ -14,13 +14,7 @@ from portal.charting.models import (
     encounter_problems,
 )
 from portal.extensions import db
-from tests.charting.lists_helpers import (
-    audit_events,
-    make_encounter,
-    make_patient,
-    rows,
-    text_of,
-)
+from tests.charting.lists_helpers import audit_events, make_encounter, make_patient, rows, text_of
 from tests.charting.race_helpers import interleave
 
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from portal.extensions import db
-from tests.browser import post_from_page
-from tests.chart_fixtures import add_snippet, provider_note
+from tests.support.browser import post_from_page
+from tests.support.chart import add_snippet, provider_note
 
 ROS = "ROS: no fever, no chest pain, no shortness of breath."
 
@@ -75,7 +75,7 @@ def test_two_editors_of_one_draft_see_both_texts(
 ):
     from playwright.sync_api import expect
 
-    from tests.conftest import PASSWORD
+    from tests.support.database import PASSWORD
 
     encounter_id = make_encounter()
     make_note(encounter_id, text="S:")
@@ -126,8 +126,8 @@ def test_an_autosave_after_an_idle_time_out_is_sent_again_after_sign_in(
 
     from playwright.sync_api import expect
 
-    from tests.auth.conftest import age_session
-    from tests.conftest import PASSWORD
+    from tests.auth.helpers import age_session
+    from tests.support.database import PASSWORD
 
     encounter_id = make_encounter()
     note_id = make_note(encounter_id, kind="nursing", author="nurse", text="Intake:")

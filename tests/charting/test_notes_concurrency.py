@@ -19,13 +19,14 @@ import pytest
 import requests
 from sqlalchemy import event, func, select, text
 
+from portal.actors import Actor
 from portal.audit.models import AuditEvent
 from portal.auth.models import User
-from portal.auth.permissions import actor_for
 from portal.charting.models import Note
 from portal.charting.notes import services as notes
 from portal.extensions import db
-from tests.conftest import CSRF_META, PASSWORD
+from tests.support.clients import CSRF_META
+from tests.support.database import PASSWORD
 
 CLICKS = 10
 
@@ -96,7 +97,7 @@ def test_ten_start_note_clicks_at_once_make_one_note(app, chart, make_encounter,
 def test_the_click_whose_insert_loses_opens_the_winners_note(app, chart, make_encounter):
     encounter_id = make_encounter()
     with app.test_request_context():
-        nurse = actor_for(
+        nurse = Actor.for_user(
             db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
         )
         raced = []

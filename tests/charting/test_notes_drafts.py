@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.charting.models import NOTE_MAX_CHARS
 from portal.extensions import db
-from tests.auth.conftest import age_session, session_token
+from tests.auth.helpers import age_session, session_token
 
 
 def _note(app, note_id):
@@ -207,14 +207,14 @@ def test_draft_saves_are_audited_once_per_ten_minutes_per_user(
     assert all("cough" not in (event.detail or "") for event in events)
     # Ten minutes later the next save is audited again (the service's clock moved on).
     with app.app_context():
+        from portal.actors import Actor
         from portal.auth.models import User
-        from portal.auth.permissions import actor_for
         from portal.charting.notes import services as notes
         from portal.timeutil import utcnow
 
         user = db.session.scalar(select(User).where(User.username == "drlee"))
         notes.save_draft(
-            actor_for(user, "127.0.0.1"),
+            Actor.for_user(user, "127.0.0.1"),
             note_id,
             "S: later",
             6,

@@ -132,13 +132,13 @@ def test_a_signed_note_cannot_be_changed_through_any_route(
 def test_a_signed_note_cannot_be_changed_through_the_services(
     app, chart, make_encounter, make_note
 ):
-    from portal.auth.permissions import actor_for
+    from portal.actors import Actor
     from portal.charting.notes import services as notes
     from portal.charting.notes.services import NoteLocked
 
     note_id = make_note(make_encounter(), text="As signed", signed=True)
     with app.app_context():
-        drlee = actor_for(_user("drlee"), "127.0.0.1")
+        drlee = Actor.for_user(_user("drlee"), "127.0.0.1")
         with pytest.raises(NoteLocked):
             notes.save_draft(drlee, note_id, "changed", 1)
         with pytest.raises(NoteLocked):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, select, text
 
+from portal.actors import Actor
 from portal.auth.models import User
-from portal.auth.permissions import actor_for
 from portal.charting.lists import services as lists
 from portal.charting.models import ChartItemRevision, Problem
 from portal.extensions import db
@@ -23,7 +23,7 @@ from tests.charting.lists_helpers import make_patient
 def test_a_save_that_loses_the_race_is_refused(app):
     patient_id = make_patient(app)
     with app.app_context():
-        nurse = actor_for(
+        nurse = Actor.for_user(
             db.session.scalars(select(User).filter_by(username="nurse")).one(), "127.0.0.1"
         )
         problem = lists.add_problem(nurse, patient_id, {"icd10_code": "I10", "comment": "a"})

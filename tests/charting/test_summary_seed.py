@@ -21,7 +21,7 @@ from portal.demo.charting import seed_charting
 from portal.demo.patients import seed_patients
 from portal.extensions import db
 from portal.timeutil import utcnow
-from tests.test_config_and_cli import _empty_database_app
+from tests.support.database import migrated_app
 
 
 def _count(model, *where) -> int:
@@ -75,7 +75,7 @@ def _charts(app) -> list[tuple]:
 def test_seed_demo_charts_are_the_same_for_the_same_seed(tmp_path):
     runs = []
     for name in ("one", "two"):
-        app = _empty_database_app(tmp_path, name)
+        app = migrated_app(tmp_path / name)
         result = app.test_cli_runner().invoke(args=["seed-demo", "--patients", "30", "--seed", "5"])
         assert result.exit_code == 0, result.output
         assert (

@@ -1,6 +1,6 @@
 """In Chromium: record vitals in °F and lb, see them listed and charted; confirm an unusual
 value; mark a set entered in error from the keyboard. The page fails on any console error or
-CSP violation (fixtures: tests/browser.py)."""
+CSP violation (fixtures: tests/support/browser.py)."""
 
 from __future__ import annotations
 

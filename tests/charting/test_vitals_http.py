@@ -423,11 +423,13 @@ def test_long_histories_are_drawn_with_a_bounded_number_of_points(app, nurse, ad
         )
         db.session.commit()
     with app.test_request_context():
+        from portal.actors import Actor
         from portal.auth.models import User
-        from portal.auth.permissions import actor_for
 
         user = db.session.scalars(db.select(User).filter_by(username="nurse")).one()
-        chart = vitals_charts.trend_chart(actor_for(user, "127.0.0.1"), adult, "heart-rate", "all")
+        chart = vitals_charts.trend_chart(
+            Actor.for_user(user, "127.0.0.1"), adult, "heart-rate", "all"
+        )
     assert chart.count == 1000 and chart.drawn == vitals_charts.MAX_POINTS == 120
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
 from portal.extensions import db
-from tests.patient_rows import patient_row
+from tests.support.factories import patient_row
 
 
 def make_patient(app, birth_date: date, given: str = "Ada", family: str = "Vitals") -> int:

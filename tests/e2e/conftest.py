@@ -1,12 +1,5 @@
-"""Browser-test fixtures for this folder (defined once, in tests/browser.py), and the small
-chart the charting flow starts from (tests/chart_fixtures.py)."""
+"""Browser-test fixtures for this folder (defined once, in tests/support/browser.py), and the small
+chart the charting flow starts from (tests/support/chart.py)."""
 
-from tests.browser import (  # noqa: F401
-    browser,
-    page,
-    pytest_runtest_makereport,
-    shot,
-    sign_in,
-    watch,
-)
-from tests.chart_fixtures import chart, make_appointment  # noqa: F401
+from tests.support.browser import browser, page, pytest_runtest_makereport, shot, sign_in, watch  # noqa: F401
+from tests.support.chart import chart, make_appointment  # noqa: F401

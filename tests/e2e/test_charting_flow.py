@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import labelled, post_from_page
-from tests.chart_fixtures import add_snippet, provider_note
 from tests.charting.vitals_helpers import set_units
+from tests.support.browser import labelled, post_from_page
+from tests.support.chart import add_snippet, provider_note
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import labelled
+from tests.support.browser import labelled
 
 pytestmark = pytest.mark.browser
 

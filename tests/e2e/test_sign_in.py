@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import totp_now
-from tests.conftest import PASSWORD
+from tests.support.browser import totp_now
+from tests.support.database import PASSWORD
 
 pytestmark = pytest.mark.browser
 

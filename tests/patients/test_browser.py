@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.patients.conftest import VALID
+from tests.patients.helpers import VALID
 
 pytestmark = pytest.mark.browser
 

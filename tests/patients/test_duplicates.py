@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.patients.conftest import audit_events, patients, register, register_ok
+from tests.patients.helpers import patients, register, register_ok
+from tests.support.audit import audit_events
 
 
 def test_same_family_name_and_birth_date_shows_the_match(app, desk):

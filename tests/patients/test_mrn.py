@@ -8,8 +8,8 @@ from portal.extensions import db
 from portal.patients import services
 from portal.patients.identifiers import is_valid_mrn, luhn_check_digit, new_mrn
 from portal.patients.models import Patient
-from tests.conftest import actor_of
-from tests.patients.conftest import patients, register_ok
+from tests.patients.helpers import patients, register_ok
+from tests.support.clients import actor_of
 
 
 def test_generated_mrns_have_a_valid_check_digit(app, desk):

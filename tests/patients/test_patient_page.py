@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from portal.timeutil import age_on
-from tests.patients.conftest import audit_events, patient, register_ok, registration
+from tests.patients.helpers import patient, register_ok, registration
+from tests.support.audit import audit_events
 
 
 def test_page_shows_banner_then_demographics(app, desk):

@@ -5,14 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from tests.patients.conftest import (
-    VALID,
-    audit_events,
-    patient,
-    patients,
-    register,
-    register_ok,
-)
+from tests.patients.helpers import VALID, patient, patients, register, register_ok
+from tests.support.audit import audit_events
 
 
 def field_error(html: str, field_id: str) -> str:

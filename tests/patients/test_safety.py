@@ -10,8 +10,8 @@ import requests
 from markupsafe import escape
 
 from portal.patients.forms import TEXT_FIELDS
-from tests.conftest import PASSWORD
-from tests.patients.conftest import VALID, patient, register, register_ok
+from tests.patients.helpers import VALID, patient, register, register_ok
+from tests.support.database import PASSWORD
 
 PAYLOADS = (
     "<script>alert(1)</script>",

@@ -9,8 +9,8 @@ import pytest
 
 from portal.extensions import db
 from portal.patients import services
-from tests.conftest import actor_of
-from tests.patients.conftest import audit_events
+from tests.support.audit import audit_events
+from tests.support.clients import actor_of
 
 
 def add_patient(app, given, family, born, **extra) -> tuple[int, str]:

@@ -12,7 +12,8 @@ import pytest
 
 from tests.charting.vitals_helpers import form as vitals_form
 from tests.charting.vitals_helpers import vital_sets
-from tests.patients.conftest import audit_events, patient, register_ok
+from tests.patients.helpers import patient, register_ok
+from tests.support.audit import audit_events
 
 DIED = "2024-05-06"
 

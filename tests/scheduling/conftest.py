@@ -17,7 +17,7 @@ from portal.extensions import db
 
 # The browser fixtures (Chromium watched for console errors and CSP violations), for the
 # scheduling browser tests.
-from tests.browser import (  # noqa: F401
+from tests.support.browser import (  # noqa: F401
     browser,
     new_page,
     page,
@@ -26,7 +26,7 @@ from tests.browser import (  # noqa: F401
     sign_in,
     watch,
 )
-from tests.patient_rows import patient_row
+from tests.support.factories import patient_row
 
 
 @dataclass

@@ -73,9 +73,9 @@ def user(username: str):
 
 def actor(username: str):
     """The demo user's actor, as a view would hand it to a service."""
-    from portal.auth.permissions import actor_for
+    from portal.actors import Actor
 
-    return actor_for(user(username), "127.0.0.1")
+    return Actor.for_user(user(username), "127.0.0.1")
 
 
 def audit_events(action: str | None = None):

@@ -202,8 +202,8 @@ def test_visits_in_the_repeated_hour_of_the_fall_back_night_both_show(app, desk,
     """01:30 happens twice on 7 Nov 2027 in New York: both visits are on that day's grid."""
     from sqlalchemy import select
 
+    from portal.actors import Actor
     from portal.auth.models import User
-    from portal.auth.permissions import actor_for
     from portal.extensions import db
     from portal.scheduling.booking import services
 
@@ -212,7 +212,7 @@ def test_visits_in_the_repeated_hour_of_the_fall_back_night_both_show(app, desk,
     assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
     with app.app_context():
         user = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
-        actor = actor_for(user, "127.0.0.1")
+        actor = Actor.for_user(user, "127.0.0.1")
         for n, start in enumerate((first, second)):
             services.book_appointment(
                 actor,

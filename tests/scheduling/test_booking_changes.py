@@ -122,14 +122,14 @@ def test_cancelling_records_who_and_why_and_frees_the_time(app, desk, schedule):
 def test_a_cancel_under_24_hours_before_the_start_is_late(app, schedule):
     from sqlalchemy import select
 
+    from portal.actors import Actor
     from portal.auth.models import User
-    from portal.auth.permissions import actor_for
     from portal.scheduling.booking import services
 
     soon = (utcnow() + timedelta(hours=3)).replace(second=0, microsecond=0)
     with app.app_context():
         user = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
-        actor = actor_for(user, "127.0.0.1")
+        actor = Actor.for_user(user, "127.0.0.1")
         booked = services.book_appointment(
             actor,
             services.Booking(

@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from portal.extensions import db
-from tests.conftest import CSRF_META, PASSWORD
 from tests.scheduling.booking_helpers import appointments, booking_form, future_monday
+from tests.support.clients import CSRF_META
+from tests.support.database import PASSWORD
 
 TAKEN = "That time was just taken — pick another."
 RACERS = 20

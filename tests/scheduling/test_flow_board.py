@@ -7,12 +7,7 @@ import re
 from datetime import timedelta
 
 from portal.extensions import db
-from tests.scheduling.flow_support import (
-    actor,
-    audit_events,
-    make_appointment,
-    today_at,
-)
+from tests.scheduling.flow_support import actor, audit_events, make_appointment, today_at
 
 
 def _advance(app, appointment_id, steps):
@@ -183,7 +178,7 @@ def test_the_boards_day_is_the_clinics_day_across_the_fall_back_change(app, sche
 
 
 def test_polling_does_not_keep_an_unattended_session_alive(app, schedule, signed_in):
-    from tests.auth.conftest import age_session, session_row, session_token
+    from tests.auth.helpers import age_session, session_row, session_token
 
     browser = signed_in("front_desk", through_the_form=True)
     page = browser.get("/schedule/flow-board").get_data(as_text=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import sign_in_by_cookie
 from tests.scheduling.flow_support import make_appointment, minutes_from_now
+from tests.support.browser import sign_in_by_cookie
 
 
 @pytest.mark.browser

@@ -13,8 +13,8 @@ import requests
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from tests.conftest import PASSWORD
 from tests.scheduling.flow_support import make_appointment, minutes_from_now
+from tests.support.database import PASSWORD
 
 WORKERS = 8
 

@@ -8,12 +8,7 @@ from datetime import timedelta
 import pytest
 
 from portal.extensions import db
-from tests.scheduling.flow_support import (
-    actor,
-    audit_events,
-    make_appointment,
-    minutes_from_now,
-)
+from tests.scheduling.flow_support import actor, audit_events, make_appointment, minutes_from_now
 
 
 def _appointment(appointment_id):

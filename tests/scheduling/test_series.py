@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 import pytest
 from sqlalchemy import select
 
-from portal.auth.permissions import actor_for
+from portal.actors import Actor
 from portal.extensions import db
 from portal.scheduling.booking import services
 from tests.scheduling.booking_helpers import ZONE, appointments
@@ -24,7 +24,7 @@ def actor(app, schedule):
 
     with app.app_context():
         user = db.session.scalars(select(User).filter_by(username="frontdesk")).one()
-        yield actor_for(user, "127.0.0.1")
+        yield Actor.for_user(user, "127.0.0.1")
 
 
 def _saved(app):

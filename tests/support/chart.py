@@ -6,7 +6,7 @@ and ``make_note`` insert rows directly (as the use cases would leave them) and r
 ``add_snippet`` gives a user a note snippet; ``provider_note`` reads the provider note back.
 
 A folder's conftest.py imports the fixtures it needs (tests/charting and tests/e2e do), as
-they import the browser fixtures from tests/browser.py.
+they import the browser fixtures from tests/support/browser.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.timeutil import utcnow
-from tests.conftest import TOTP_SECRETS
-from tests.patient_rows import patient_row
+from tests.support.database import TOTP_SECRETS
+from tests.support.factories import patient_row
 
 
 @dataclass
@@ -40,7 +40,7 @@ def user_id(username: str) -> int:
     return db.session.scalar(select(User.id).where(User.username == username))
 
 
-# drpatel signs in with a second factor like every prescriber (tests.conftest.fresh_totp).
+# drpatel signs in with a second factor like every prescriber (tests.support.clients.fresh_totp).
 DRPATEL_TOTP = "ONSWG4TFORRW6ZDFONSWG4TFORRW6ZDF"
 
 

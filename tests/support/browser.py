@@ -1,6 +1,6 @@
 """Playwright fixtures for the browser tests: Debian's Chromium against the live server.
 
-A test folder's conftest.py imports them (``from tests.browser import browser, page, ...``),
+A test folder's conftest.py imports them (``from tests.support.browser import page, ...``),
 which makes ``browser`` package-scoped to that folder: one Chromium for the folder's tests. Each
 test gets a fresh context (no cookies, no storage) and a page watched for trouble; ``new_page``
 opens more such pages, each in its own context (a second signed-in user, JavaScript off). A test
@@ -36,6 +36,9 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+
+from tests.support.clients import open_signed_in_session, session_cookie_name
+from tests.support.database import PASSWORD, TOTP_SECRETS
 
 CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -164,7 +167,6 @@ def totp_now(app, username: str) -> str:
     """
     from portal.auth.models import User
     from portal.extensions import db
-    from tests.conftest import TOTP_SECRETS
 
     with app.app_context():
         user = db.session.scalars(db.select(User).filter_by(username=username)).one()
@@ -292,7 +294,6 @@ def shot(page, request):
 
 def sign_in_through_form(page: Page, app, username: str, password: str | None = None) -> None:
     """Sign in on this page through the form, typing a fresh TOTP code when asked."""
-    from tests.conftest import PASSWORD
 
     page.goto("/auth/sign-in")
     page.get_by_label("Username").fill(username)
@@ -314,7 +315,6 @@ def sign_in_by_cookie(page: Page, app, username: str) -> None:
     For tests that sign in only as set-up; tests about signing in, sessions, MFA or
     time-outs use ``sign_in_through_form``.
     """
-    from tests.conftest import open_signed_in_session, session_cookie_name
 
     signed = open_signed_in_session(app, username)
     # Host-only, like the server's own cookie (a cookie is not bound to a port).

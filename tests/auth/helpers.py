@@ -1,0 +1,114 @@
+"""Helpers for the sign-in and session tests: reading and changing the database as the
+server left it (sessions, accounts), TOTP codes, what a page shows next to a field."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from datetime import timedelta
+
+import pyotp
+
+from portal.auth import services
+from portal.auth.models import ServerSession, User
+from portal.extensions import db
+from portal.timeutil import utcnow
+from tests.support.clients import actor_of
+from tests.support.database import PASSWORD
+
+COOKIE = "portal_session"
+
+
+def session_token(portal_client, name: str = COOKIE) -> str | None:
+    cookie = portal_client.client.get_cookie(name)
+    return cookie.value if cookie else None
+
+
+def session_row(app, token: str) -> ServerSession | None:
+    with app.app_context():
+        row = db.session.get(ServerSession, hashlib.sha256(token.encode()).hexdigest())
+        db.session.expunge_all()
+        return row
+
+
+def get_user(app, username: str) -> User:
+    with app.app_context():
+        user = db.session.scalars(db.select(User).filter_by(username=username)).one()
+        user.roles  # noqa: B018  (load the roles before the session closes)
+        db.session.expunge_all()
+        return user
+
+
+def update_user(app, username: str, **values) -> None:
+    with app.app_context():
+        db.session.execute(db.update(User).where(User.username == username).values(**values))
+        db.session.commit()
+
+
+def age_session(app, token: str, **deltas: timedelta) -> None:
+    """Move a session's timestamps into the past, as if time had gone by."""
+    with app.app_context():
+        row = db.session.get(ServerSession, hashlib.sha256(token.encode()).hexdigest())
+        for column, delta in deltas.items():
+            setattr(row, column, getattr(row, column) - delta)
+        db.session.commit()
+
+
+def totp_code(secret: str, offset_steps: int = 0) -> str:
+    step = int(utcnow().timestamp()) // 30 + offset_steps
+    return pyotp.TOTP(secret).at(step * 30)
+
+
+def page_text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def field_error(response, field_id: str) -> str | None:
+    """The message shown next to a field (the forms macro puts it in #<id>-error)."""
+    match = re.search(rf'id="{field_id}-error">(.*?)</div>', page_text(response), re.S)
+    return html.unescape(match.group(1).strip()) if match else None
+
+
+# Signing up and enrolling a second factor, as a new user does.
+
+NEW_USER_PASSWORD = "granite orchard whistle lantern"
+
+
+def create_user(app, username, full_name, roles):
+    with app.test_request_context():
+        services.create_user(
+            actor=actor_of("admin"),
+            username=username,
+            full_name=full_name,
+            email=None,
+            roles=roles,
+            password=NEW_USER_PASSWORD,
+        )
+        db.session.remove()
+
+
+def password_step(client, username, password=PASSWORD):
+    client.refresh_csrf()
+    return client.post_form("/auth/sign-in", {"username": username, "password": password})
+
+
+def shown_key(response) -> str:
+    match = re.search(r'id="totp-key">(.*?)</code>', page_text(response), re.S)
+    assert match, "the enrolment page shows no key"
+    return match.group(1).replace(" ", "").strip()
+
+
+def shown_recovery_codes(response) -> list[str]:
+    return re.findall(r"<li><code[^>]*>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", page_text(response))
+
+
+def enrol_at_sign_in(app, client, username):
+    """Sign in as a user whose role needs MFA but who has none; return (secret, codes)."""
+    response = password_step(client, username, NEW_USER_PASSWORD)
+    assert response.location == "/auth/enrol-mfa"
+    page = client.get("/auth/enrol-mfa")
+    secret = shown_key(page)
+    response = client.post_form("/auth/enrol-mfa", {"code": totp_code(secret)})
+    assert response.status_code == 200
+    return secret, shown_recovery_codes(response)
