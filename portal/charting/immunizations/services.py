@@ -54,43 +54,15 @@ ROUTES = {
 }
 
 
-def record_immunization(
-    actor,
-    patient_id: int,
-    *,
-    cvx_code: str,
-    occurred_on: date,
-    source: str = "administered",
-    dose_number: int | None = None,
-    lot_number: str | None = None,
-    manufacturer: str | None = None,
-    site: str | None = None,
-    route: str | None = None,
-    refused: bool = False,
-    refusal_reason: str | None = None,
-    encounter_id: int | None = None,
-) -> Immunization:
-    """Record a vaccine (or its refusal) in one transaction with its audit event.
+def record_immunization(actor, patient_id: int, **details) -> Immunization:
+    """Record a vaccine (or its refusal) in one transaction with its audit event; ``details``
+    are ``_add_immunization``'s.
 
     With ``encounter_id`` it belongs to that visit (which must be this patient's), as a set
     of vitals taken at the visit does.
     """
     with use_case():
-        return _add_immunization(
-            actor,
-            get_patient_for(actor, patient_id),
-            cvx_code=cvx_code,
-            occurred_on=occurred_on,
-            source=source,
-            dose_number=dose_number,
-            lot_number=lot_number,
-            manufacturer=manufacturer,
-            site=site,
-            route=route,
-            refused=refused,
-            refusal_reason=refusal_reason,
-            encounter_id=encounter_id,
-        )
+        return _add_immunization(actor, get_patient_for(actor, patient_id), **details)
 
 
 def record_encounter_immunization(actor, encounter_id: int, **details) -> Immunization:
