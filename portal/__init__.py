@@ -92,6 +92,7 @@ def register_extensions(app: Flask) -> None:
     import portal.auth.models
     import portal.charting.models
     import portal.clinic.models
+    import portal.integrations.models
     import portal.patients.models
     import portal.scheduling.models  # noqa: F401
     from portal.auth.sessions import DatabaseSessionInterface
@@ -102,6 +103,10 @@ def register_extensions(app: Flask) -> None:
     htmx.init_app(app)
     login_manager.init_app(app)
     app.session_interface = DatabaseSessionInterface()
+    # Connectors other installed packages add (entry points), beside the built-in ones.
+    from portal.integrations.registry import load_plugins
+
+    load_plugins()
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

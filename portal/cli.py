@@ -1,5 +1,5 @@
 """Flask commands: ``seed-demo``, ``create-user``, ``purge-sessions``, ``audit verify``,
-``audit checkpoint``, ``worker``.
+``audit checkpoint``, ``worker [--once]``.
 
 Commands only parse their options and call the domains' use cases (or the demo seeders);
 they act as the command-line actor.
@@ -8,6 +8,7 @@ they act as the command-line actor.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from portal.demo.clinic import credentials_text, seed_clinic_and_users, write_cr
 from portal.demo.patients import seed_patients
 from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
+from portal.integrations import jobs as integration_jobs
 from portal.timeutil import utcnow
 from portal.transaction import Refused, use_case
 
@@ -179,8 +181,15 @@ def audit_checkpoint():
 
 
 @click.command("worker")
+@click.option("--once", is_flag=True, help="Run every job once (deliver what is due) and exit.")
 @with_appcontext
-def worker_command():
-    """Run the background jobs (seal audit events, write checkpoints) until stopped."""
+def worker_command(once: bool):
+    """Run the background jobs (seal audit events, write checkpoints, deliver the outbox)
+    until stopped."""
     app = current_app._get_current_object()
-    worker.run_until_signalled(app, jobs.periodic_jobs(app.config))
+    stop = threading.Event()
+    periodic = jobs.periodic_jobs(app.config) + integration_jobs.periodic_jobs(app.config, stop)
+    if once:
+        worker.run_once(app, periodic)
+    else:
+        worker.run_until_signalled(app, periodic, stop)

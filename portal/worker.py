@@ -2,14 +2,16 @@
 
 It is a plain loop over a short list of jobs, each with its own interval. The loop knows no
 domain: each domain that needs background work offers its jobs (the audit trail's sealer and
-checkpoints: ``portal.audit.jobs``) and the ``worker`` command lists them, so delivering the
-integrations' outbox will be one more entry there. A job runs inside the application
-context, in use cases of its own: a job that fails is logged and tried again at its next
+checkpoints: ``portal.audit.jobs``; the integrations' outbox delivery:
+``portal.integrations.jobs``) and the ``worker`` command lists them. A job runs inside the
+application context, in use cases of its own: a job that fails is logged and tried again at its next
 turn, and never stops the others.
 
 The log names jobs, counts and ids, never patient data: a failure is logged by its type
 only, since a database error's text can carry the values of the row it was about.
-SIGTERM or SIGINT ends the loop after the job in progress.
+SIGTERM or SIGINT ends the loop after the job in progress (a job that works through a
+queue checks the same stop event between items). ``flask worker --once`` runs every job once
+and exits (tests, cron).
 """
 
 from __future__ import annotations
@@ -65,9 +67,14 @@ def _run_one(app: Flask, job: Job) -> None:
         log.info("%s", message)
 
 
-def run_until_signalled(app: Flask, jobs: list[Job]) -> None:
-    """``flask worker``: run ``jobs`` until SIGTERM or SIGINT."""
-    stop = threading.Event()
+def run_once(app: Flask, jobs: list[Job]) -> None:
+    """``flask worker --once``: run every job once, in order."""
+    for job in jobs:
+        _run_one(app, job)
+
+
+def run_until_signalled(app: Flask, jobs: list[Job], stop: threading.Event) -> None:
+    """``flask worker``: run ``jobs`` until SIGTERM or SIGINT sets ``stop``."""
 
     def request_stop(signum, _frame):
         log.info("worker stopping (%s)", signal.Signals(signum).name)

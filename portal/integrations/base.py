@@ -1,0 +1,122 @@
+"""What a connector is: a class with a name, a kind, a configuration schema, ``check()``,
+and the operations of its kind.
+
+A connector instance is made from one clinic's settings (secrets already decrypted) each
+time it is used; it holds no state of the portal and imports no domain model. It receives
+plain data (the outbox's payloads) and returns plain data.
+
+Errors say what a person can act on. ``SettingRefused`` names the field an admin must fix
+(shown beside it when enabling). ``TransientError`` is worth retrying (the vendor is down,
+slow, rate-limited); ``PermanentError`` is not (the vendor refused the message as it is):
+the outbox retries the first with back-off and marks the second failed at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+FIELD_TYPES = ("text", "secret", "url", "integer", "boolean")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting of a connector, as the console's form shows it."""
+
+    name: str
+    label: str
+    type: str = "text"
+    required: bool = True
+    default: Any = None
+    help: str = ""
+
+    def __post_init__(self):
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"field {self.name}: unknown type {self.type!r}")
+
+    @property
+    def secret(self) -> bool:
+        return self.type == "secret"
+
+
+class IntegrationError(Exception):
+    """Something went wrong talking to a vendor; ``str()`` is safe to show and to log
+    (connectors never put patient data or secrets in it)."""
+
+
+class TransientError(IntegrationError):
+    """Worth trying again later: the vendor is down, slow, or asks us to wait.
+
+    ``retry_after`` (seconds), when the vendor said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(IntegrationError):
+    """The vendor refused this message as it is: retrying the same would fail the same."""
+
+
+class SettingRefused(IntegrationError):
+    """``check()`` found a setting wrong; ``field`` names it (None: not one field's fault)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class Connector(ABC):
+    """The base of every connector. Subclasses set the class attributes and implement
+    ``check()`` and ``deliver()`` (and the operations of their kind)."""
+
+    name: ClassVar[str]  # stable, used in URLs and the database: "dosespot"
+    kind: ClassVar[str]  # "eprescribing", "lab"
+    title: ClassVar[str]  # what an admin reads: "DoseSpot e-prescribing"
+    description: ClassVar[str] = ""
+    fields: ClassVar[tuple[Field, ...]] = ()
+
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = settings
+
+    @classmethod
+    def field(cls, name: str) -> Field:
+        for field in cls.fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
+
+    @abstractmethod
+    def check(self) -> None:
+        """Try the settings against the vendor; raise ``SettingRefused`` saying what is
+        wrong (or ``TransientError`` when the vendor cannot be reached)."""
+
+    @abstractmethod
+    def deliver(self, operation: str, payload: dict[str, Any], idempotency_key: str) -> dict:
+        """Carry out one outbox message; return what the vendor answered (plain data, kept
+        with the message). Called by the worker, outside any transaction, possibly more than
+        once for one message: ``idempotency_key`` is stable across tries, so the vendor side
+        (or a read before a retried create) can tell a repeat."""
+
+
+class EPrescribingConnector(Connector):
+    """Sends prescriptions to pharmacies through a vendor, and may offer the vendor's own
+    prescribing screen embedded in the chart."""
+
+    kind = "eprescribing"
+
+    def launch_url(self, clinician_id: str, patient_id: str | None) -> str | None:
+        """A fresh single sign-on URL of the vendor's screen for this clinician (and patient,
+        by the vendor's ids), or None when the connector has no embedded screen. Made anew
+        for every launch; never stored or logged."""
+        return None
+
+
+class LabConnector(Connector):
+    """Sends lab orders to a performing lab and receives its results."""
+
+    kind = "lab"
+
+
+KINDS = {"eprescribing": "E-prescribing", "lab": "Laboratory"}

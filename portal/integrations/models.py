@@ -1,0 +1,91 @@
+"""Connector settings per clinic, and the outbox of messages waiting to leave the building."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.audit.models import BigId
+from portal.extensions import db
+from portal.timeutil import UTCDateTime
+
+
+class ConnectorSetting(db.Model):
+    """One clinic's configuration of one connector.
+
+    ``values`` holds the plain settings; ``secrets`` the secret ones, each encrypted with the
+    instance's data key (``portal.crypto``), so a database dump alone reveals no credential.
+    A secret is never shown back: the console says only whether it is set.
+    """
+
+    __tablename__ = "connector_settings"
+    __table_args__ = (UniqueConstraint("clinic_id", "connector", name="uq_connector_settings"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    connector: Mapped[str] = mapped_column(String(64))
+    values: Mapped[dict] = mapped_column(JSON, default=dict)
+    secrets: Mapped[dict] = mapped_column(JSON, default=dict)  # name -> encrypted token
+    enabled: Mapped[bool] = mapped_column(default=False)
+    # Paused: messages still queue, the worker holds them until delivery resumes.
+    paused: Mapped[bool] = mapped_column(default=False)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+# Statuses of an outbox message. A transient failure (vendor down, slow, 429) puts it back to
+# "pending" with a later ``next_attempt_at``; a permanent one (the vendor refused it as it
+# is) makes it "failed"; running out of attempts makes it "dead". Failed and dead messages
+# wait for a person (the console's replay).
+OUTBOX_STATUSES = ("pending", "in_flight", "delivered", "failed", "dead")
+
+_WAITING = text("status IN ('pending', 'in_flight')")
+
+
+class OutboxMessage(db.Model):
+    """One operation for a connector, written in the transaction of the change it carries
+    out, delivered afterwards by the worker (at least once; ``idempotency_key`` is stable so
+    the receiving side can tell a repeat)."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        # What the worker claims: waiting messages, soonest first (a partial index stays
+        # small however many delivered messages the table keeps).
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=_WAITING,
+            sqlite_where=_WAITING,
+        ),
+        Index("ix_outbox_connector_status", "connector", "status", "created_at"),
+        Index("ix_outbox_patient", "patient_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    # When the worker may take it: for a pending message, its next try; for one in flight,
+    # the end of the lease of the worker that holds it (a worker that died lets it go then).
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who holds it: the worker's name and the claim, so a worker whose lease ran out (and the
+    # message went to another) cannot record an outcome over the other's.
+    leased_by: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    # Correlation ids: what the message is about (no foreign keys: the log outlives rows).
+    patient_id: Mapped[int | None]
+    prescription_id: Mapped[int | None]
+    order_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,235 @@
+"""The transactional outbox: messages written with the change they carry out, delivered later.
+
+A domain service calls ``enqueue()`` inside its use case: the business change, its audit event
+and the message commit together or not at all, so nothing is sent for a change that was rolled
+back and nothing is lost for one that was committed. Nothing here talks to a vendor: the worker
+(``portal.integrations.delivery``) claims due messages in a short transaction of their own,
+delivers them outside any transaction, and records the outcome in another.
+
+Claiming sets the message in flight and its ``next_attempt_at`` to the end of a lease: one
+indexed range (waiting messages due by now) finds both new work and messages whose worker
+died. On PostgreSQL the claim skips rows another worker has locked (``FOR UPDATE SKIP
+LOCKED``), so any number of workers on any number of hosts share the queue; on SQLite the
+database's single writer serializes claims (one worker is the supported set-up there).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from portal.audit import services as audit
+from portal.extensions import db
+from portal.integrations.models import OutboxMessage
+from portal.timeutil import utcnow
+from portal.transaction import Refused, in_use_case, use_case
+
+# Retries: the n-th try waits about BASE * 2**(n-1) seconds (capped), with "full jitter" (a
+# random share of it) so that many messages failing together do not return together.
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 15 * 60.0
+LEASE_SECONDS = 120.0
+LAST_ERROR_MAX_CHARS = 500
+
+
+def enqueue(
+    connector: str,
+    operation: str,
+    payload: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    patient_id: int | None = None,
+    prescription_id: int | None = None,
+    order_id: int | None = None,
+) -> OutboxMessage:
+    """Add a message to the outbox in the current use case (flushes, never commits).
+
+    ``idempotency_key`` names the operation for its whole life (e.g. "dosespot:send:rx-41"):
+    enqueuing the same key twice in one use case, or in two that race, leaves one message
+    (the unique key refuses the second, which rolls back its use case).
+    """
+    if not in_use_case():
+        raise RuntimeError("enqueue() belongs inside the use case of the change it carries out")
+    now = utcnow()
+    message = OutboxMessage(
+        connector=connector,
+        operation=operation,
+        payload=payload,
+        idempotency_key=idempotency_key or f"{connector}:{operation}:{uuid.uuid4().hex}",
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        patient_id=patient_id,
+        prescription_id=prescription_id,
+        order_id=order_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message a worker holds: what it needs to deliver it, and its claim."""
+
+    id: int
+    connector: str
+    operation: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+    claim: str
+
+
+def claim_next(
+    worker_name: str,
+    connectors: frozenset[str] | set[str],
+    *,
+    lease_seconds: float = LEASE_SECONDS,
+    now: datetime | None = None,
+) -> Claimed | None:
+    """Take the next due message of one of ``connectors`` (those enabled and not paused) in
+    a short transaction, or None when nothing is due."""
+    now = now or utcnow()
+    if not connectors:
+        return None
+    with use_case():
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status.in_(("pending", "in_flight")),
+                OutboxMessage.next_attempt_at <= now,
+                OutboxMessage.connector.in_(sorted(connectors)),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        message = db.session.scalars(query).first()
+        if message is None:
+            return None
+        claim = f"{worker_name}:{uuid.uuid4().hex[:12]}"
+        message.status = "in_flight"
+        message.attempts += 1
+        message.leased_by = claim
+        message.next_attempt_at = now + timedelta(seconds=lease_seconds)
+        message.updated_at = now
+        return Claimed(
+            id=message.id,
+            connector=message.connector,
+            operation=message.operation,
+            payload=message.payload,
+            idempotency_key=message.idempotency_key,
+            attempts=message.attempts,
+            claim=claim,
+        )
+
+
+def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float:
+    """How long to wait after the ``attempts``-th failed try (full jitter, at least 1 s)."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return max(1.0, (rng or random).uniform(0, ceiling))
+
+
+def _finish(claimed: Claimed, **values) -> bool:
+    """Record an outcome if the claim still holds the message (True), else leave it to the
+    worker that holds it now (False)."""
+    now = utcnow()
+    with use_case():
+        done = db.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == claimed.id,
+                OutboxMessage.status == "in_flight",
+                OutboxMessage.leased_by == claimed.claim,
+            )
+            .values(updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return done.rowcount == 1
+
+
+def mark_delivered(claimed: Claimed, result: dict | None) -> bool:
+    return _finish(
+        claimed,
+        status="delivered",
+        delivered_at=utcnow(),
+        result=result,
+        leased_by=None,
+        last_error=None,
+    )
+
+
+def mark_failed(
+    claimed: Claimed,
+    error: str,
+    *,
+    permanent: bool,
+    max_attempts: int,
+    retry_after: float | None = None,
+) -> str:
+    """Record a failed try; returns the message's new status ("pending" to retry later,
+    "failed" when the vendor refused it as it is, "dead" when out of attempts)."""
+    if permanent:
+        status, wait = "failed", 0.0
+    elif claimed.attempts >= max_attempts:
+        status, wait = "dead", 0.0
+    else:
+        status = "pending"
+        wait = max(retry_after or 0.0, backoff_seconds(claimed.attempts))
+    recorded = _finish(
+        claimed,
+        status=status,
+        next_attempt_at=utcnow() + timedelta(seconds=wait),
+        last_error=error[:LAST_ERROR_MAX_CHARS],
+        leased_by=None,
+    )
+    return status if recorded else "in_flight"
+
+
+def release(claimed: Claimed) -> bool:
+    """Give a claimed message back untried (a worker stopping): due at once, the try not
+    counted."""
+    return _finish(
+        claimed,
+        status="pending",
+        attempts=claimed.attempts - 1,
+        next_attempt_at=utcnow(),
+        leased_by=None,
+    )
+
+
+REPLAYABLE = ("failed", "dead")
+
+
+def replay(actor, message_id: int) -> OutboxMessage:
+    """Send a failed or dead message again (an admin's decision, audited): pending now,
+    attempts counted afresh."""
+    with use_case():
+        message = db.session.get(OutboxMessage, message_id)
+        if message is None:
+            raise Refused("No such message.")
+        if message.status not in REPLAYABLE:
+            raise Refused(
+                f"Only failed or dead messages can be replayed; this one is {message.status}."
+            )
+        now = utcnow()
+        message.status = "pending"
+        message.attempts = 0
+        message.next_attempt_at = now
+        message.updated_at = now
+        audit.record(
+            actor,
+            "integrations.message_replayed",
+            obj=message,
+            detail=f"{message.connector} {message.operation}",
+            category="integrations",
+        )
+        return message
