@@ -38,6 +38,9 @@ class Defaults:
     AUDIT_SEAL_GRACE_MINUTES = 5
     # Tries of an outbox message before it is dead (kept, shown in the console, replayable).
     OUTBOX_MAX_ATTEMPTS = 8
+    # How long a worker holds a message it is delivering; one that dies lets it go then.
+    # Longer than the slowest vendor call (connectors time out well within it).
+    OUTBOX_LEASE_SECONDS = 120
 
     # Sessions live in the database; these bound how long one lasts.
     SESSION_IDLE_MINUTES = 15
@@ -86,6 +89,7 @@ ENVIRONMENT_VARIABLES = {
     "AUDIT_CHECKPOINT_MINUTES": "how often the worker writes an audit checkpoint (default 5)",
     "AUDIT_SEAL_GRACE_MINUTES": "how long an audit event may wait for the sealer (default 5)",
     "OUTBOX_MAX_ATTEMPTS": "tries of an outbox message before it is dead (default 8)",
+    "OUTBOX_LEASE_SECONDS": "how long a worker holds a message it delivers (default 120)",
     "CLINIC_DISPLAY_SECONDS": "how long a process reuses the clinic's name and zone (default 10)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",

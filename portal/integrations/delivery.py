@@ -68,6 +68,7 @@ class DeliveryRun:
 def deliver_due(
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    lease_seconds: float = outbox.LEASE_SECONDS,
     seconds: float = 1.0,
     stop: threading.Event | None = None,
     name: str | None = None,
@@ -80,7 +81,7 @@ def deliver_due(
     end_read()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not (stop and stop.is_set()):
-        claimed = outbox.claim_next(name, frozenset(connectors))
+        claimed = outbox.claim_next(name, frozenset(connectors), lease_seconds=lease_seconds)
         if claimed is None:
             break
         if stop is not None and stop.is_set():  # asked to stop after claiming: give it back

@@ -17,8 +17,12 @@ DELIVERY_EVERY_SECONDS = 0.25
 
 def periodic_jobs(config, stop: threading.Event) -> list[Job]:
     max_attempts = config["OUTBOX_MAX_ATTEMPTS"]
+    lease_seconds = config["OUTBOX_LEASE_SECONDS"]
 
     def deliver_outbox() -> str | None:
-        return deliver_due(max_attempts=max_attempts, seconds=1.0, stop=stop).summary()
+        run = deliver_due(
+            max_attempts=max_attempts, lease_seconds=lease_seconds, seconds=1.0, stop=stop
+        )
+        return run.summary()
 
     return [Job("deliver outbox", DELIVERY_EVERY_SECONDS, deliver_outbox)]

@@ -76,6 +76,10 @@ class Receiver:
     received: list[tuple[str, dict]] = field(default_factory=list)
     statuses: deque = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # When set: the next message is taken in and kept, and its answer held until released
+    # (a slow vendor; the test kills the worker meanwhile).
+    hold: threading.Event | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -83,6 +87,13 @@ class Receiver:
             return Response(status=401)(environ, start_response)
         if request.path == "/check":
             return Response("ok")(environ, start_response)
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            with self.lock:
+                self.received.append((request.headers["Idempotency-Key"], request.get_json()))
+            self.holding.set()
+            hold.wait(30)
+            return Response(status=504)(environ, start_response)
         with self.lock:
             status = self.statuses.popleft() if self.statuses else 200
             if status == 200:

@@ -5,8 +5,14 @@ refusal, dies after its attempts, and returns to the queue when its worker dies.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -24,6 +30,9 @@ from portal.timeutil import utcnow
 from portal.transaction import Refused, use_case
 from tests.integrations.helpers import TOKEN, EchoConnector, ReceiverServer
 from tests.support.clients import actor_of
+from tests.support.database import AUDIT_KEY, DATA_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -282,3 +291,55 @@ def test_secrets_are_encrypted_and_checked_before_enabling(app, receiver):
             assert all(TOKEN not in (event.detail or "") for event in events)
     finally:
         registry.unregister("test-echo")
+
+
+def test_a_worker_killed_mid_delivery_leaves_the_message_to_the_next_one(app, echo):
+    """SIGKILL while the vendor is answering: the vendor got the message, we never heard.
+    After the lease the next worker sends it again with the same key, so the vendor can tell
+    it is a repeat; our side records it delivered once."""
+    message_id = enqueue(app, "rx-10:send")
+    echo.receiver.hold = threading.Event()
+    environment = {
+        **os.environ,
+        "PORTAL_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "PORTAL_INSTANCE_PATH": app.instance_path,
+        "PORTAL_AUDIT_KEY": AUDIT_KEY,
+        "PORTAL_DATA_ENCRYPTION_KEY": DATA_KEY,
+        "PORTAL_OUTBOX_LEASE_SECONDS": "2",
+    }
+    command = [sys.executable, "-m", "tests.integrations.run_worker"]
+    first = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL)
+    try:
+        assert echo.receiver.holding.wait(30), "the worker never delivered"
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        echo.receiver.hold = None
+        if first.poll() is None:
+            first.kill()
+    in_flight = message(app, message_id)
+    assert (in_flight.status, in_flight.attempts) == ("in_flight", 1)
+    second = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while message(app, message_id).status != "delivered":
+            assert time.monotonic() < deadline, "the message was not delivered after the lease"
+            time.sleep(0.1)
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    delivered = message(app, message_id)
+    assert (delivered.status, delivered.attempts) == ("delivered", 2)
+    assert echo.receiver.keys() == ["rx-10:send", "rx-10:send"]  # the same key both times
+    assert "outbox: 1 delivered" in output and "worker stopped" in output
+    assert "lisinopril" not in output and "rx-10" not in output  # no payloads, no keys logged
