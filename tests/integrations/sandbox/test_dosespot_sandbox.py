@@ -32,7 +32,7 @@ FAST_DELAY = 0.05
 
 def serve(wsgi_app):
     server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     return server, thread, f"http://127.0.0.1:{server.server_port}"
 
