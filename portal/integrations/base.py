@@ -59,6 +59,17 @@ class PermanentError(IntegrationError):
     """The vendor refused this message as it is: retrying the same would fail the same."""
 
 
+class BadWebhook(IntegrationError):
+    """A pushed message we refuse: ``reason`` is short and fixed ("bad secret", "stale",
+    "malformed JSON"); ``stored`` says whether it is kept (verified but malformed) or only
+    counted (not verified: nothing of a forger's is stored)."""
+
+    def __init__(self, reason: str, *, stored: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.stored = stored
+
+
 class SettingRefused(IntegrationError):
     """``check()`` found a setting wrong; ``field`` names it (None: not one field's fault)."""
 
@@ -98,6 +109,17 @@ class Connector(ABC):
         with the message). Called by the worker, outside any transaction, possibly more than
         once for one message: ``idempotency_key`` is stable across tries, so the vendor side
         (or a read before a retried create) can tell a repeat."""
+
+    def verify_webhook(self, headers, raw_body: bytes, now) -> str:
+        """Check a pushed message is the vendor's (secret, signature, time window) and
+        return its event id; raise ``BadWebhook``. A connector that takes no webhooks
+        refuses them all."""
+        raise BadWebhook("this connector takes no webhooks")
+
+    def parse_webhook(self, raw_body: str) -> tuple[str, dict]:
+        """(event type, data) of a verified message; ``BadWebhook(stored=True)`` when it
+        cannot be read."""
+        raise BadWebhook("this connector takes no webhooks", stored=True)
 
 
 class EPrescribingConnector(Connector):

@@ -89,3 +89,77 @@ class OutboxMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Statuses of an inbound message: stored and acknowledged ("received"), handled
+# ("processed"), refused as malformed ("rejected", with the reason; never processed), or
+# failing in its handler ("failed", retried by the worker like an outbox message).
+INBOX_STATUSES = ("received", "processed", "rejected", "failed")
+
+_UNPROCESSED = text("status IN ('received', 'failed')")
+
+
+class InboxMessage(db.Model):
+    """A webhook (or any message a vendor pushed), stored as it arrived before it was
+    acknowledged, then processed by the worker from this copy. ``event_id`` is unique per
+    connector: a resent event is acknowledged and not processed again."""
+
+    __tablename__ = "inbox_messages"
+    __table_args__ = (
+        UniqueConstraint("connector", "event_id", name="uq_inbox_messages_event"),
+        Index(
+            "ix_inbox_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=_UNPROCESSED,
+            sqlite_where=_UNPROCESSED,
+        ),
+        Index("ix_inbox_connector_received", "connector", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(default=0)
+    # As in the outbox: when it may be processed (or its worker's lease ends), and who holds it.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    patient_id: Mapped[int | None]
+
+
+class WebhookRefusal(db.Model):
+    """A webhook refused before it was stored (forged, stale, wrongly signed): when and why,
+    nothing of what was sent. The console counts them."""
+
+    __tablename__ = "webhook_refusals"
+    __table_args__ = (Index("ix_webhook_refusals_connector", "connector", "refused_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    refused_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(64))
+
+
+class ExternalId(db.Model):
+    """Which of a vendor's ids is which of ours: a clinician (a user), a patient, a
+    prescription. One vendor id per local row and kind, and the reverse."""
+
+    __tablename__ = "external_ids"
+    __table_args__ = (
+        UniqueConstraint("connector", "kind", "local_id", name="uq_external_ids_local"),
+        UniqueConstraint("connector", "kind", "external_id", name="uq_external_ids_external"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # "clinician", "patient", "prescription"
+    local_id: Mapped[int]
+    external_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
