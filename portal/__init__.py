@@ -135,11 +135,12 @@ ROUTE_MODULES = (
     "portal.charting.summary.views",
     "portal.admin.views",
     "portal.admin.audit_trail.views",
+    "portal.integrations.hooks",
 )
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal import admin, auth, charting, main, patients, scheduling
+    from portal import admin, auth, charting, integrations, main, patients, scheduling
     from portal.admin import audit_trail
     from portal.ids import IdConverter
 
@@ -149,7 +150,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in ROUTE_MODULES:
         importlib.import_module(module)
-    for domain in (main, auth, patients, scheduling, charting, admin, audit_trail):
+    for domain in (main, auth, patients, scheduling, charting, admin, audit_trail, integrations):
         app.register_blueprint(domain.bp)
 
 

@@ -41,6 +41,8 @@ class Defaults:
     # How long a worker holds a message it is delivering; one that dies lets it go then.
     # Longer than the slowest vendor call (connectors time out well within it).
     OUTBOX_LEASE_SECONDS = 120
+    # The largest webhook body stored; vendors' events are a few KB.
+    WEBHOOK_MAX_BYTES = 256 * 1024
 
     # Sessions live in the database; these bound how long one lasts.
     SESSION_IDLE_MINUTES = 15

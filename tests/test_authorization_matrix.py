@@ -147,6 +147,7 @@ PUBLIC_ENDPOINTS = {
     "auth.second_factor",
     "auth.enrol_mfa",
     "scheduling.calendar_feed",  # the token in its URL is the credential
+    "integrations.webhook",  # the connector verifies the sender's shared secret
 }
 # Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
 ID_ARGUMENTS_WITHOUT_ROWS = {

@@ -13,6 +13,7 @@ PUBLIC_ENDPOINTS = {
     "auth.enrol_mfa",
     "main.health",
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
+    "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
 }
 
 

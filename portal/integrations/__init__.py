@@ -1,5 +1,6 @@
-"""Connectors to outside systems (e-prescribing, labs): to come.
+"""Connectors to outside systems (e-prescribing, labs): the framework, each clinic's settings,
+the outbox and inbox, and the public webhook endpoint (``hooks``)."""
 
-The registry of connectors (built-ins plus the entry-point group ``portal.connectors``) and
-the transactional outbox will live here; the worker (``portal/worker.py``) will deliver it.
-"""
+from flask import Blueprint
+
+bp = Blueprint("integrations", __name__, url_prefix="/integrations")

@@ -1,4 +1,4 @@
-"""The integrations' periodic job, for the worker: deliver the outbox.
+"""The integrations' periodic jobs, for the worker: deliver the outbox, process the inbox.
 
 Every quarter second, so a message committed to an idle queue leaves within about that
 (the outbox's latency budget is a second at the 95th percentile); each turn delivers for at
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 
+from portal.integrations import inbox
 from portal.integrations.delivery import deliver_due
+from portal.integrations.settings import active_connectors
+from portal.transaction import end_read
 from portal.worker import Job
 
 DELIVERY_EVERY_SECONDS = 0.25
@@ -25,4 +28,17 @@ def periodic_jobs(config, stop: threading.Event) -> list[Job]:
         )
         return run.summary()
 
-    return [Job("deliver outbox", DELIVERY_EVERY_SECONDS, deliver_outbox)]
+    return [
+        Job("deliver outbox", DELIVERY_EVERY_SECONDS, deliver_outbox),
+        Job("process inbox", DELIVERY_EVERY_SECONDS, process_inbox),
+    ]
+
+
+def process_inbox() -> str | None:
+    """Hand stored events (webhooks) to the handlers their domains registered."""
+    connectors = active_connectors(include_paused=True)
+    end_read()
+    processed, failed = inbox.process_due(connectors)
+    if processed or failed:
+        return f"inbox: {processed} processed" + (f", {failed} failed" if failed else "")
+    return None

@@ -189,19 +189,18 @@ def set_paused(actor, name: str, paused: bool) -> ConnectorSetting:
         return setting
 
 
-def active_connectors() -> dict[str, Connector]:
-    """The connectors enabled and not paused, made from their settings: what the worker
-    delivers for."""
+def active_connectors(*, include_paused: bool = False) -> dict[str, Connector]:
+    """The connectors enabled (and not paused, unless ``include_paused``), made from their
+    settings: what the worker delivers for (and processes pushed events of)."""
     clinic = current_clinic()
     if clinic is None:
         return {}
-    rows = db.session.scalars(
-        select(ConnectorSetting).where(
-            ConnectorSetting.clinic_id == clinic.id,
-            ConnectorSetting.enabled.is_(True),
-            ConnectorSetting.paused.is_(False),
-        )
-    ).all()
+    query = select(ConnectorSetting).where(
+        ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.enabled.is_(True)
+    )
+    if not include_paused:
+        query = query.where(ConnectorSetting.paused.is_(False))
+    rows = db.session.scalars(query).all()
     active = {}
     for row in rows:
         cls = registry.connector_class(row.connector)

@@ -8,6 +8,8 @@ transient failure, 400: a permanent one), or not at all when stopped (the vendor
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections import deque
@@ -18,6 +20,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from portal.integrations.base import (
+    BadWebhook,
     Field,
     LabConnector,
     PermanentError,
@@ -66,6 +69,35 @@ class EchoConnector(LabConnector):
         if answer.status_code >= 400:
             raise PermanentError(f"receiver refused the message ({answer.status_code})")
         return answer.json()
+
+    def verify_webhook(self, headers, raw_body: bytes, now) -> str:
+        """The token as a shared secret: ``X-Echo-Signature`` = hex HMAC-SHA256 of
+        ``timestamp.body``, the timestamp within 5 minutes."""
+        timestamp = headers.get("X-Echo-Timestamp", "")
+        signature = headers.get("X-Echo-Signature", "")
+        expected = sign(self.settings["token"], timestamp, raw_body)
+        if not hmac.compare_digest(signature, expected):
+            raise BadWebhook("bad signature")
+        if not timestamp.isdigit() or abs(now.timestamp() - int(timestamp)) > 300:
+            raise BadWebhook("stale")
+        event_id = headers.get("X-Echo-Event", "")
+        if not event_id:
+            raise BadWebhook("no event id")
+        return event_id
+
+    def parse_webhook(self, raw_body: str) -> tuple[str, dict]:
+        try:
+            event = json.loads(raw_body)
+        except ValueError:
+            raise BadWebhook("malformed JSON", stored=True) from None
+        if not isinstance(event, dict) or not event.get("type"):
+            raise BadWebhook("no event type", stored=True)
+        return event["type"], event
+
+
+def sign(secret: str, timestamp: str, raw_body: bytes) -> str:
+    message = timestamp.encode() + b"." + raw_body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 @dataclass
