@@ -94,6 +94,7 @@ def register_extensions(app: Flask) -> None:
     import portal.clinic.models
     import portal.integrations.models
     import portal.patients.models
+    import portal.prescriptions.models
     import portal.scheduling.models  # noqa: F401
     from portal.auth.sessions import DatabaseSessionInterface
 
@@ -103,10 +104,14 @@ def register_extensions(app: Flask) -> None:
     htmx.init_app(app)
     login_manager.init_app(app)
     app.session_interface = DatabaseSessionInterface()
-    # Connectors other installed packages add (entry points), beside the built-in ones.
+    # Connectors other installed packages add (entry points), beside the built-in ones; and
+    # the domains that handle what connectors of a kind push to us.
+    from portal.integrations import inbox
     from portal.integrations.registry import load_plugins
+    from portal.prescriptions.services import handle_event
 
     load_plugins()
+    inbox.register_handler("eprescribing", handle_event)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -136,11 +141,21 @@ ROUTE_MODULES = (
     "portal.admin.views",
     "portal.admin.audit_trail.views",
     "portal.integrations.hooks",
+    "portal.prescriptions.views",
 )
 
 
 def register_blueprints(app: Flask) -> None:
-    from portal import admin, auth, charting, integrations, main, patients, scheduling
+    from portal import (
+        admin,
+        auth,
+        charting,
+        integrations,
+        main,
+        patients,
+        prescriptions,
+        scheduling,
+    )
     from portal.admin import audit_trail
     from portal.ids import IdConverter
 
@@ -150,7 +165,17 @@ def register_blueprints(app: Flask) -> None:
 
     for module in ROUTE_MODULES:
         importlib.import_module(module)
-    for domain in (main, auth, patients, scheduling, charting, admin, audit_trail, integrations):
+    for domain in (
+        main,
+        auth,
+        patients,
+        scheduling,
+        charting,
+        prescriptions,
+        admin,
+        audit_trail,
+        integrations,
+    ):
         app.register_blueprint(domain.bp)
 
 

@@ -30,6 +30,7 @@ from portal.demo.patients import seed_patients
 from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
 from portal.integrations import jobs as integration_jobs
+from portal.prescriptions import jobs as prescription_jobs
 from portal.timeutil import utcnow
 from portal.transaction import Refused, use_case
 
@@ -188,7 +189,11 @@ def worker_command(once: bool):
     until stopped."""
     app = current_app._get_current_object()
     stop = threading.Event()
-    periodic = jobs.periodic_jobs(app.config) + integration_jobs.periodic_jobs(app.config, stop)
+    periodic = (
+        jobs.periodic_jobs(app.config)
+        + integration_jobs.periodic_jobs(app.config, stop)
+        + prescription_jobs.periodic_jobs(app.config)
+    )
     if once:
         worker.run_once(app, periodic)
     else:

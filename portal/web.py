@@ -37,6 +37,12 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
+def allow_frame(origin: str) -> None:
+    """Let this response's page frame ``origin`` (an enabled connector's embedded screen):
+    ``frame-src`` names it for this page only; every other page frames nothing else."""
+    g.csp_frame_src = origin
+
+
 def add_security_headers(response):
     """after_request: the security headers of every response (CSP with this request's
     nonce, no sniffing, no framing by others, no caching of anything that may hold PHI)."""
@@ -48,6 +54,7 @@ def add_security_headers(response):
         "img-src 'self' data:; "
         "font-src 'self'; "
         "connect-src 'self'; "
+        f"frame-src {_frame_sources()}; "
         "form-action 'self'; "
         "frame-ancestors 'self'; "
         "object-src 'none'; "
@@ -65,6 +72,11 @@ def add_security_headers(response):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     return response
+
+
+def _frame_sources() -> str:
+    origin = g.get("csp_frame_src")
+    return f"'self' {origin}" if origin else "'self'"
 
 
 def register_error_pages(app: Flask) -> None:

@@ -138,6 +138,10 @@ EXPECTED: dict[str, set[str]] = {
     "charting.chart_summary": {"nurse", "prescriber"},
     "charting.visit_summary": {"nurse", "prescriber"},
     "charting.visit_summary_pdf": {"nurse", "prescriber"},
+    "prescriptions.eprescribe": {"prescriber"},
+    "prescriptions.queues": {"prescriber"},
+    "prescriptions.queue_count": {"prescriber"},
+    "prescriptions.prescriptions": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {

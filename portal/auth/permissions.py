@@ -55,6 +55,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "chart.write",
             "chart.sign",
             "chart.sign_nursing",
+            # Prescribing through the e-prescribing connector (the vendor's screen, queues).
+            "prescriptions.write",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person

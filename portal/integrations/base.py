@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar
 
 FIELD_TYPES = ("text", "secret", "url", "integer", "boolean")
@@ -123,16 +124,51 @@ class Connector(ABC):
 
 
 class EPrescribingConnector(Connector):
-    """Sends prescriptions to pharmacies through a vendor, and may offer the vendor's own
-    prescribing screen embedded in the chart."""
+    """Sends prescriptions to pharmacies through a vendor, and offers the vendor's own
+    prescribing screen embedded in the chart.
+
+    The portal hands it a patient "snapshot" (plain data: mrn, given_name, family_name,
+    birth_date ISO, sex_at_birth, address_line1/2, city, state, postal_code, phone_mobile /
+    phone_home / phone_work, email, height_cm, weight_kg) and the vendor's ids of the
+    clinician and patient; it returns vendor ids and plain dicts.
+    """
 
     kind = "eprescribing"
 
-    def launch_url(self, clinician_id: str, patient_id: str | None) -> str | None:
-        """A fresh single sign-on URL of the vendor's screen for this clinician (and patient,
-        by the vendor's ids), or None when the connector has no embedded screen. Made anew
-        for every launch; never stored or logged."""
-        return None
+    @abstractmethod
+    def patient_problems(self, snapshot: dict) -> list[str]:
+        """What must be fixed in the chart before the vendor will take this patient, in
+        words for the clinician ("Add a home address to prescribe electronically"); empty
+        when nothing. Checked here so the vendor's raw error is never what a user sees."""
+
+    @abstractmethod
+    def sync_patient(self, clinician_id: str, snapshot: dict, patient_id: str | None) -> str:
+        """Create (``patient_id`` None) or update the vendor's copy; return its id."""
+
+    @abstractmethod
+    def launch_url(self, clinician_id: str, patient_id: str | None) -> str:
+        """A fresh single sign-on URL of the vendor's screen for this clinician: the
+        patient's page, or (``patient_id`` None) the clinician's queues. Made anew for every
+        launch; never stored or logged."""
+
+    @abstractmethod
+    def screen_origin(self) -> str:
+        """The origin the embedded screen is served from (the page's CSP ``frame-src``)."""
+
+    @abstractmethod
+    def notification_counts(self, clinician_id: str) -> dict[str, int]:
+        """Items waiting in the clinician's queues, by queue (refill requests, errors...)."""
+
+    @abstractmethod
+    def patient_prescriptions(self, patient_id: str, since: date) -> list[dict]:
+        """The patient's prescriptions at the vendor written since ``since``, each a dict:
+        vendor_id, drug, rxcui, ndc, quantity, refills, days_supply, directions, status (the
+        vendor's name for it), medication_status, fhir_status (MedicationRequest.status),
+        written_on (a date), prescriber_vendor_id."""
+
+    @abstractmethod
+    def event_patient_id(self, data: dict) -> str | None:
+        """The vendor's patient id a pushed event is about (None: not about a patient)."""
 
 
 class LabConnector(Connector):

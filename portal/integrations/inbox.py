@@ -4,9 +4,10 @@ afterwards by the worker from the stored copy.
 Storing first means an acknowledged event is never lost (a crash after the 2xx finds it in
 the table); processing later means the sender's request does no work of ours (and waits for
 no vendor call). The sender's event id is unique per connector, so a resent event is
-acknowledged and processed once. A domain registers the handler that turns a connector's
-events into its own changes (``register_handler``); a handler may call the vendor (e.g. to
-re-read a prescription) and runs its own use cases, so it is called outside any transaction.
+acknowledged and processed once. A domain registers the handler that turns a kind of
+connector's events into its own changes (``register_handler("eprescribing", ...)``); a
+handler may call the vendor (e.g. to re-read a prescription) and runs its own use cases, so
+it is called outside any transaction.
 A handler that fails is retried with the outbox's back-off.
 """
 
@@ -33,18 +34,18 @@ log = logging.getLogger(__name__)
 PROCESSING_LEASE_SECONDS = 120.0
 MAX_ATTEMPTS = 8
 
-# connector name -> handler(connector instance, event type, data) -> patient id or None
+# connector kind -> handler(connector instance, event type, data) -> patient id or None
 Handler = Callable[[Any, str, dict], int | None]
 _handlers: dict[str, Handler] = {}
 
 
-def register_handler(connector: str, handler: Handler) -> None:
-    """Let a domain process a connector's events (one handler per connector)."""
-    _handlers[connector] = handler
+def register_handler(kind: str, handler: Handler) -> None:
+    """Let a domain process the events of every connector of a kind (one handler a kind)."""
+    _handlers[kind] = handler
 
 
-def handler_for(connector: str) -> Handler | None:
-    return _handlers.get(connector)
+def unregister_handler(kind: str) -> None:
+    _handlers.pop(kind, None)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def process_due(connectors: dict[str, Any], *, limit: int = 100) -> tuple[int, i
     """Process due events of these (enabled) connectors; returns (processed, failed)."""
     processed = failed = 0
     now = utcnow()
-    names = frozenset(name for name in connectors if name in _handlers)
+    names = frozenset(name for name, connector in connectors.items() if connector.kind in _handlers)
     for _ in range(limit):
         claimed = _claim_next(names, now) if names else None
         if claimed is None:
@@ -171,7 +172,7 @@ def process_due(connectors: dict[str, Any], *, limit: int = 100) -> tuple[int, i
         connector = connectors[claimed.connector]
         try:
             event_type, data = connector.parse_webhook(claimed.body)
-            patient_id = _handlers[claimed.connector](connector, event_type, data)
+            patient_id = _handlers[connector.kind](connector, event_type, data)
         except Exception as error:  # retried later, with back-off
             status = "failed" if claimed.attempts < MAX_ATTEMPTS else "rejected"
             # An IntegrationError's words are safe to keep; anything else is named by type

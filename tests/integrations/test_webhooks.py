@@ -33,7 +33,7 @@ def echo(app):
         handled.append((event_type, data))
         return data.get("patient")
 
-    inbox.register_handler("test-echo", handle)
+    inbox.register_handler("lab", handle)
     with app.app_context():
         save_and_enable(
             actor_of("admin"),
@@ -42,7 +42,7 @@ def echo(app):
         )
         db.session.remove()
     yield handled
-    inbox._handlers.pop("test-echo", None)
+    inbox.unregister_handler("lab")
     registry.unregister("test-echo")
     server.stop()
 

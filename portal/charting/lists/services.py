@@ -550,6 +550,21 @@ def add_medication(actor, patient_id: int, values: dict) -> Medication:
     return medication
 
 
+def record_prescribed_medication(actor, patient: Patient, values: dict) -> Medication:
+    """Put a medication prescribed here (through e-prescribing) on the patient's list, with
+    its revision and audit event; flushes only: the prescriptions domain calls it inside the
+    use case that records the prescription, so the two are written together or not at all.
+    ``values`` as for ``add_medication``; ``rxnorm_code`` given by the vendor is kept."""
+    medication = Medication(patient_id=patient.id, created_by_id=actor.id)
+    _apply_medication(medication, {**values, "source": "prescribed_here"})
+    if values.get("rxnorm_code"):
+        medication.rxnorm_code = values["rxnorm_code"]
+    db.session.add(medication)
+    detail = f"rxcui {medication.rxnorm_code}" if medication.rxnorm_code else ""
+    _record_change(actor, "medication", medication, None, "medication.create", detail)
+    return medication
+
+
 def update_medication(
     actor, patient_id: int, medication_id: int, version: int | None, values: dict
 ):

@@ -1,0 +1,398 @@
+"""E-prescribing through the enabled connector: opening the vendor's screen for a patient,
+and writing back what the vendor holds (prescriptions and their statuses) into the chart.
+
+Opening the screen needs two calls a person waits for (make or update the vendor's copy of
+the patient, then a fresh single sign-on URL): they are made outside any transaction, and
+the launch is audited in its own use case. The launch URL is returned to the page and never
+stored or logged.
+
+What the prescriber did in the vendor's screen comes back as webhooks (a hint: re-read the
+patient's prescriptions), and a periodic sweep re-reads patients with open activity, so a
+dropped or reordered webhook still ends in the right state. Every read writes each vendor
+prescription once (unique by the vendor's id) and puts it on the medication list once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from portal.actors import integration
+from portal.audit import services as audit
+from portal.auth.models import User
+from portal.charting.lists.services import record_prescribed_medication
+from portal.charting.models import VitalSigns
+from portal.extensions import db
+from portal.integrations.base import EPrescribingConnector, IntegrationError
+from portal.integrations.models import ExternalId
+from portal.integrations.registry import connector_class
+from portal.integrations.settings import active_connectors, enabled_connector
+from portal.patients.models import Patient
+from portal.patients.services import get_patient_for, lock_patient
+from portal.prescriptions.models import Prescription
+from portal.timeutil import utcnow
+from portal.transaction import Refused, end_read, use_case
+
+log = logging.getLogger(__name__)
+
+# Vendor statuses after which nothing more is expected (the sweep stops re-reading).
+FINAL_FHIR_STATUSES = ("completed", "cancelled", "stopped", "entered-in-error")
+# How long after a launch the sweep keeps re-reading a patient: prescriptions written in the
+# embedded screen are found even if every webhook about them was lost.
+RECENT_LAUNCH = timedelta(hours=24)
+
+
+def eprescribing_connector_name() -> str | None:
+    """The enabled e-prescribing connector of this clinic (the first, if several)."""
+    for name in sorted(active_connectors(include_paused=True)):
+        cls = connector_class(name)
+        if cls is not None and issubclass(cls, EPrescribingConnector):
+            return name
+    return None
+
+
+def vendor_id(connector: str, kind: str, local_id: int) -> str | None:
+    return db.session.scalar(
+        select(ExternalId.external_id).where(
+            ExternalId.connector == connector,
+            ExternalId.kind == kind,
+            ExternalId.local_id == local_id,
+        )
+    )
+
+
+def local_id(connector: str, kind: str, external_id: str) -> int | None:
+    return db.session.scalar(
+        select(ExternalId.local_id).where(
+            ExternalId.connector == connector,
+            ExternalId.kind == kind,
+            ExternalId.external_id == str(external_id),
+        )
+    )
+
+
+def _remember(connector: str, kind: str, local: int, external: str) -> None:
+    """Record (or touch) the link between our row and the vendor's; flushes only."""
+    now = utcnow()
+    link = db.session.scalars(
+        select(ExternalId).where(
+            ExternalId.connector == connector, ExternalId.kind == kind, ExternalId.local_id == local
+        )
+    ).first()
+    if link is None:
+        db.session.add(
+            ExternalId(
+                connector=connector,
+                kind=kind,
+                local_id=local,
+                external_id=str(external),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    else:
+        link.external_id = str(external)
+        link.updated_at = now
+    db.session.flush()
+
+
+def patient_snapshot(patient: Patient) -> dict:
+    """The registry's facts the vendor needs, as plain data (connectors import no model),
+    with the latest height and weight charted (required by vendors for minors)."""
+    latest = db.session.execute(
+        select(VitalSigns.height_cm, VitalSigns.weight_kg, VitalSigns.taken_at)
+        .where(
+            VitalSigns.patient_id == patient.id,
+            VitalSigns.entered_in_error.is_(False),
+            (VitalSigns.height_cm.is_not(None)) | (VitalSigns.weight_kg.is_not(None)),
+        )
+        .order_by(VitalSigns.taken_at.desc())
+        .limit(20)
+    ).all()
+    height = next((row.height_cm for row in latest if row.height_cm), None)
+    weight = next((row.weight_kg for row in latest if row.weight_kg), None)
+    return {
+        "mrn": patient.mrn,
+        "given_name": patient.given_name,
+        "family_name": patient.family_name,
+        "birth_date": patient.birth_date.isoformat(),
+        "sex_at_birth": patient.sex_at_birth,
+        "address_line1": patient.address_line1,
+        "address_line2": patient.address_line2,
+        "city": patient.city,
+        "state": patient.state,
+        "postal_code": patient.postal_code,
+        "phone_mobile": patient.phone_mobile,
+        "phone_home": patient.phone_home,
+        "phone_work": patient.phone_work,
+        "email": patient.email,
+        "height_cm": height,
+        "weight_kg": weight,
+    }
+
+
+@dataclass
+class Launch:
+    """What the e-prescribing page shows: the vendor's screen, or what to fix first."""
+
+    patient: Patient
+    connector_title: str
+    url: str | None = None
+    origin: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _connector_and_clinician(actor) -> tuple[str, EPrescribingConnector, str]:
+    name = eprescribing_connector_name()
+    connector = enabled_connector(name) if name else None
+    if connector is None:
+        raise Refused(
+            "E-prescribing is not switched on for this clinic. An administrator can enable "
+            "it under Administration, Integrations."
+        )
+    clinician = vendor_id(name, "clinician", actor.id)
+    if clinician is None:
+        raise Refused(
+            f"Your account is not linked to a {connector.title} prescriber yet. Ask an "
+            "administrator to link it under Administration, Integrations."
+        )
+    return name, connector, clinician
+
+
+def open_eprescribing(actor, patient_id: int) -> Launch:
+    """Make the vendor's copy of the patient current and a fresh launch URL for the
+    prescriber; or the problems to fix in the registry or chart first (nothing sent)."""
+    patient = get_patient_for(actor, patient_id)
+    name, connector, clinician = _connector_and_clinician(actor)
+    launch = Launch(patient=patient, connector_title=connector.title)
+    snapshot = patient_snapshot(patient)
+    launch.problems = connector.patient_problems(snapshot)
+    known = vendor_id(name, "patient", patient.id)
+    end_read()  # no transaction is held while the vendor answers
+    if launch.problems:
+        with use_case():
+            audit.record(
+                actor,
+                "eprescribing.launch_refused",
+                patient_id=patient.id,
+                detail=f"{name}: {len(launch.problems)} data problems",
+                category="e-prescribing",
+            )
+        return launch
+    try:
+        vendor_patient = connector.sync_patient(clinician, snapshot, known)
+        launch.url = connector.launch_url(clinician, vendor_patient)
+    except IntegrationError as error:
+        raise Refused(f"{connector.title} could not be reached: {error}") from error
+    launch.origin = connector.screen_origin()
+    with use_case():
+        _remember(name, "patient", patient.id, vendor_patient)
+        audit.record(
+            actor,
+            "eprescribing.launched",
+            patient_id=patient.id,
+            detail=name,
+            category="e-prescribing",
+        )
+    return launch
+
+
+@dataclass(frozen=True)
+class QueuesLaunch:
+    url: str
+    origin: str
+    connector_title: str
+
+
+def open_notifications(actor) -> QueuesLaunch:
+    """A launch URL of the vendor's queues (refill requests, errors) for the prescriber."""
+    name, connector, clinician = _connector_and_clinician(actor)
+    end_read()
+    try:
+        url = connector.launch_url(clinician, None)
+    except IntegrationError as error:
+        raise Refused(f"{connector.title} could not be reached: {error}") from error
+    with use_case():
+        audit.record(actor, "eprescribing.queues_opened", detail=name, category="e-prescribing")
+    return QueuesLaunch(url, connector.screen_origin(), connector.title)
+
+
+def notification_total(actor) -> int | None:
+    """How many items wait in the prescriber's vendor queues (None: not available)."""
+    name = eprescribing_connector_name()
+    if name is None:
+        return None
+    connector = enabled_connector(name)
+    clinician = vendor_id(name, "clinician", actor.id)
+    end_read()
+    if connector is None or clinician is None:
+        return None
+    try:
+        counts = connector.notification_counts(clinician)
+    except IntegrationError:
+        return None
+    return sum(counts.values())
+
+
+def prescriptions_of(actor, patient_id: int) -> tuple[Patient, list[Prescription]]:
+    """The patient's prescriptions, newest first; the view is audited."""
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        rows = list(
+            db.session.scalars(
+                select(Prescription)
+                .where(Prescription.patient_id == patient.id)
+                .order_by(Prescription.written_on.desc(), Prescription.id.desc())
+            )
+        )
+        audit.record(
+            actor,
+            "prescription.list_view",
+            patient_id=patient.id,
+            category="e-prescribing",
+        )
+    return patient, rows
+
+
+def refresh_patient(name: str, connector: EPrescribingConnector, patient_id: int) -> int:
+    """Re-read one patient's prescriptions from the vendor and write what changed; returns
+    how many prescriptions were new or changed."""
+    vendor_patient = vendor_id(name, "patient", patient_id)
+    end_read()
+    if vendor_patient is None:
+        return 0
+    since = date.today() - timedelta(days=365)
+    items = connector.patient_prescriptions(vendor_patient, since)
+    actor = integration(name)
+    changed = 0
+    with use_case():
+        patient = lock_patient(patient_id)  # one writer per patient: no duplicate list entry
+        for item in items:
+            changed += _write_back(actor, name, patient, item)
+    return changed
+
+
+def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
+    """Insert or update one vendor prescription; a new, live one goes on the medication list.
+    Returns 1 when something changed."""
+    row = db.session.scalars(
+        select(Prescription).where(
+            Prescription.connector == name, Prescription.vendor_id == str(item["vendor_id"])
+        )
+    ).first()
+    values = {
+        "drug": item["drug"][:300],
+        "rxcui": item.get("rxcui"),
+        "ndc": item.get("ndc"),
+        "quantity": item.get("quantity"),
+        "refills": item.get("refills"),
+        "days_supply": item.get("days_supply"),
+        "directions": item.get("directions"),
+        "status": item["status"],
+        "medication_status": item.get("medication_status"),
+        "fhir_status": item["fhir_status"],
+        "written_on": item.get("written_on"),
+    }
+    prescriber = item.get("prescriber_vendor_id")
+    if row is None:
+        row = Prescription(patient_id=patient.id, connector=name, vendor_id=str(item["vendor_id"]))
+        row.prescriber_id = local_id(name, "clinician", prescriber) if prescriber else None
+        db.session.add(row)
+        action = "prescription.recorded"
+    elif all(getattr(row, key) == value for key, value in values.items()):
+        return 0
+    else:
+        action = "prescription.updated"
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.updated_at = utcnow()
+    db.session.flush()
+    if row.medication_id is None and row.fhir_status not in ("entered-in-error",):
+        medication = record_prescribed_medication(
+            actor,
+            patient,
+            {
+                "drug": row.drug,
+                "rxnorm_code": row.rxcui,
+                "frequency": (row.directions or "")[:100],
+                "start_date": row.written_on,
+                "prescriber": _prescriber_name(row.prescriber_id),
+            },
+        )
+        row.medication_id = medication.id
+    audit.record(
+        actor,
+        action,
+        patient_id=patient.id,
+        obj=row,
+        detail=f"{name} {row.vendor_id} {row.status}",
+        category="e-prescribing",
+    )
+    return 1
+
+
+def _prescriber_name(user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    return db.session.scalar(select(User.full_name).where(User.id == user_id))
+
+
+def handle_event(connector: EPrescribingConnector, event_type: str, data: dict) -> int | None:
+    """The inbox handler: any event about a patient's prescriptions is a hint to re-read
+    them (events carry no reliable state of their own). Returns our patient's id."""
+    name = connector.name
+    vendor_patient = connector.event_patient_id(data)
+    if vendor_patient is None:
+        return None
+    patient_id = local_id(name, "patient", vendor_patient)
+    if patient_id is None:
+        log.info("%s event %s for a patient not known here: ignored", name, event_type)
+        return None
+    refresh_patient(name, connector, patient_id)
+    return patient_id
+
+
+def sweep(limit: int = 200) -> str | None:
+    """Re-read the patients with open activity: prescriptions not yet final, or a launch in
+    the last day (what the prescriber did there may have been missed)."""
+    name = eprescribing_connector_name()
+    if name is None:
+        return None
+    connector = active_connectors(include_paused=True)[name]
+    recent = utcnow() - RECENT_LAUNCH
+    open_patients = set(
+        db.session.scalars(
+            select(Prescription.patient_id)
+            .where(
+                Prescription.connector == name,
+                Prescription.fhir_status.not_in(FINAL_FHIR_STATUSES),
+                Prescription.status != "PharmacyVerified",
+            )
+            .distinct()
+            .limit(limit)
+        )
+    )
+    open_patients |= set(
+        db.session.scalars(
+            select(ExternalId.local_id)
+            .where(
+                ExternalId.connector == name,
+                ExternalId.kind == "patient",
+                ExternalId.updated_at >= recent,
+            )
+            .limit(limit)
+        )
+    )
+    end_read()
+    changed = 0
+    for patient_id in sorted(open_patients):
+        try:
+            changed += refresh_patient(name, connector, patient_id)
+        except IntegrationError as error:
+            log.warning("%s sweep: patient %s not re-read: %s", name, patient_id, error)
+    if changed:
+        return f"e-prescribing sweep: {changed} prescriptions updated"
+    return None

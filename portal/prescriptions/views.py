@@ -1,0 +1,58 @@
+"""E-prescribing pages: the vendor's screen embedded under the patient's banner, the
+prescriber's queues, the patient's prescriptions with their vendor statuses, and the count
+of waiting items in the top bar (loaded after the page, so a slow vendor slows nothing)."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, url_for
+
+from portal.auth.permissions import require
+from portal.prescriptions import bp, services
+from portal.transaction import Refused
+from portal.web import allow_frame, current_actor, render
+
+
+@bp.get("/patients/<int:patient_id>/eprescribe")
+@require("prescriptions.write")
+def eprescribe(patient_id: int):
+    """The vendor's prescribing screen for this patient, or what to fix first."""
+    try:
+        launch = services.open_eprescribing(current_actor(), patient_id)
+    except Refused as refused:
+        flash(str(refused), "danger")
+        return redirect(url_for("charting.chart_summary", patient_id=patient_id), code=303)
+    if launch.url:
+        allow_frame(launch.origin)
+    return render("prescriptions/eprescribe.html", launch=launch, patient=launch.patient)
+
+
+@bp.get("/eprescribe/queues")
+@require("prescriptions.write")
+def queues():
+    """The prescriber's vendor queues: refill and change requests, transmission errors."""
+    try:
+        launch = services.open_notifications(current_actor())
+    except Refused as refused:
+        flash(str(refused), "danger")
+        return redirect(url_for("main.home"), code=303)
+    allow_frame(launch.origin)
+    return render("prescriptions/queues.html", launch=launch)
+
+
+@bp.get("/eprescribe/count")
+@require("prescriptions.write")
+def queue_count():
+    """The top bar's count of waiting items (an htmx fragment; empty when unavailable)."""
+    return render(
+        "prescriptions/_queue_count.html",
+        "prescriptions/_queue_count.html",
+        total=services.notification_total(current_actor()),
+    )
+
+
+@bp.get("/patients/<int:patient_id>/prescriptions")
+@require("chart.read")
+def prescriptions(patient_id: int):
+    """The patient's prescriptions as the vendor last reported them."""
+    patient, rows = services.prescriptions_of(current_actor(), patient_id)
+    return render("prescriptions/list.html", patient=patient, prescriptions=rows)
