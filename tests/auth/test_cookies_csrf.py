@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.extensions import db
+from portal.extensions import csrf, db
 from tests.auth.helpers import page_text
 from tests.support.clients import CSRF_META, PortalClient
 from tests.support.database import PASSWORD
@@ -73,12 +73,29 @@ def test_https_sign_in_works_end_to_end(app):
     assert client.get("/", **https).status_code == 200
 
 
+# Posted by machines, not browsers: no session cookie is used, the sender proves itself
+# otherwise (tests/integrations/test_webhooks.py shows a forged one refused).
+CSRF_EXEMPT = {"integrations.webhook"}
+
+
 def state_changing_rules(app):
     return [
         rule
         for rule in app.url_map.iter_rules()
-        if rule.endpoint != "static" and rule.methods & STATE_CHANGING
+        if rule.endpoint not in {"static", *CSRF_EXEMPT} and rule.methods & STATE_CHANGING
     ]
+
+
+def test_only_the_machine_endpoints_skip_the_csrf_check(app):
+    def location(view) -> str:  # how Flask-WTF names the views it exempts
+        return f"{view.__module__}.{view.__name__}"
+
+    exempt = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if location(view) in csrf._exempt_views
+    }
+    assert exempt == CSRF_EXEMPT
 
 
 def test_every_state_changing_route_refuses_a_request_without_csrf_token(app, signed_in):
