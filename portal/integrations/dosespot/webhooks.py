@@ -94,7 +94,7 @@ def parse_event(raw_body: bytes) -> tuple[str, dict[str, Any]]:
     known) and the ids are ints. Anything else is kept as sent."""
     try:
         body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting exhausts the stack
         raise BadWebhook("malformed JSON") from None
     if not isinstance(body, dict):
         raise BadWebhook("malformed JSON")
