@@ -1,0 +1,513 @@
+"""The DoseSpot e-prescribing connector: settings, ``check()``, the launch of DoseSpot's own
+screen, the reads a person waits for, and the outbox operations.
+
+Outbox operations (``deliver``) and their payloads (plain JSON)::
+
+    "sync_patient":      {"clinician_id": 2001, "patient": {snapshot, see patients.py},
+                          "dosespot_patient_id": 10001 | None}
+        -> {"dosespot_patient_id": 10001, "created": bool}
+
+    "send_prescription": {"clinician_id": 2001, "dosespot_patient_id": 10001 | None,
+                          "patient": {snapshot} | None,   # used when there is no id yet
+                          "prescription_id": "rx-41" | None,   # default: the idempotency key
+                          "prescription": {"dispensable_drug_id": 5001,
+                                           "dispense_unit_id": 26, "quantity": "30",
+                                           "refills": 2, "days_supply": 30,
+                                           "directions": "...", "pharmacy_id": 3001,
+                                           "pharmacy_notes": "", "no_substitutions": False,
+                                           "effective_date": "2025-01-31" | None,
+                                           "diagnoses": [{"code": "I10", "description": ""}]}}
+        -> {"dosespot_patient_id", "dosespot_prescription_id", "created": bool,
+            "sent": bool, "status": "Sending" | ...}
+
+DoseSpot has no idempotency key, so a retried create could make a second prescription. Our
+id travels as ``NonDoseSpotPrescriptionId``; before creating, the patient's prescriptions
+are read and one already carrying our id is reused, and it is sent only while it is still
+pending. A patient is likewise found by name, birth date and MRN before one is created.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from portal.integrations.base import (
+    EPrescribingConnector,
+    Field,
+    PermanentError,
+    SettingRefused,
+    TransientError,
+)
+from portal.integrations.dosespot import sso
+from portal.integrations.dosespot.client import (
+    DoseSpotClient,
+    DoseSpotRefused,
+    NotDoseSpot,
+    TokenRefused,
+    Unreachable,
+)
+from portal.integrations.dosespot.patients import patient_payload, patient_problems
+from portal.integrations.dosespot.statuses import (
+    PRESCRIPTION_STATUS,
+    SENDABLE,
+    fhir_status,
+    medication_status_name,
+    prescription_status_name,
+)
+
+WEBHOOK_SECRET_LENGTH = 32
+# How far back a retried send looks for its first try (an admin may replay a failed message
+# days later; a prescription replayed after a month deserves a new decision, not a retry).
+SEND_LOOKBACK_DAYS = 35
+# DoseSpot's ServiceLevel bits: what a pharmacy accepts electronically.
+PHARMACY_SERVICES = {
+    "NewRx": 1,
+    "Refill": 2,
+    "Change": 4,
+    "RxFill": 8,
+    "Cancel": 16,
+    "EPCS": 2048,
+}
+
+
+class PatientNotReady(PermanentError):
+    """The patient's record lacks what DoseSpot requires; ``problems`` say what to add, in a
+    clinician's words (and hold no patient data, so they are also the message)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("Patient record incomplete for DoseSpot: " + "; ".join(problems) + ".")
+        self.problems = problems
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class DoseSpotConnector(EPrescribingConnector):
+    name = "dosespot"
+    title = "DoseSpot e-prescribing"
+    description = (
+        "Prescriptions to US pharmacies through DoseSpot, and DoseSpot's prescribing screen "
+        "in the chart."
+    )
+    fields = (
+        Field("clinic_id", "Clinic id", type="integer", help="DoseSpot's id of this clinic"),
+        Field("clinic_key", "Clinic key", type="secret"),
+        Field("subscription_key", "Subscription key", type="secret"),
+        Field(
+            "admin_clinician_id",
+            "Admin clinician id",
+            type="integer",
+            help="A DoseSpot clinician of this clinic: the connection check and background "
+            "reads act as them (every DoseSpot token belongs to a clinician)",
+        ),
+        Field(
+            "api_base_url",
+            "API base URL",
+            type="url",
+            help="DoseSpot's host, e.g. https://my.staging.dosespot.com (/webapi/v2 is added)",
+        ),
+        Field(
+            "sso_base_url",
+            "SSO base URL",
+            type="url",
+            help="Where LoginSingleSignOn.aspx lives, e.g. https://my.staging.dosespot.com",
+        ),
+        Field(
+            "webhook_secret",
+            "Webhook secret",
+            type="secret",
+            help="The 32-character secret DoseSpot sends with each notification",
+        ),
+    )
+
+    def __init__(self, settings: dict[str, Any]):
+        super().__init__(settings)
+        self._client: DoseSpotClient | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> DoseSpotClient:
+        with self._client_lock:
+            if self._client is None:
+                self._client = DoseSpotClient(
+                    self.settings["api_base_url"],
+                    self.settings["clinic_id"],
+                    self.settings["clinic_key"],
+                    self.settings["subscription_key"],
+                )
+            return self._client
+
+    @property
+    def admin_clinician_id(self) -> int | str:
+        return self.settings["admin_clinician_id"]
+
+    # Settings --------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """A token for the admin clinician, then DoseSpot's health call with it."""
+        secret = self.settings.get("webhook_secret") or ""
+        if len(secret) < WEBHOOK_SECRET_LENGTH:
+            raise SettingRefused(
+                "The webhook secret DoseSpot gives is 32 characters long.", "webhook_secret"
+            )
+        try:
+            self.client.get("api/general/check", self.admin_clinician_id)
+        except TokenRefused as refused:
+            if refused.error == "subscription":
+                raise SettingRefused(
+                    "DoseSpot refused the subscription key.", "subscription_key"
+                ) from refused
+            if refused.error == "invalid_grant":
+                raise SettingRefused(
+                    "DoseSpot does not know this clinician in this clinic (or they are "
+                    "locked out).",
+                    "admin_clinician_id",
+                ) from refused
+            raise SettingRefused(
+                "DoseSpot refused the clinic id, clinic key or subscription key.", "clinic_key"
+            ) from refused
+        except Unreachable as error:
+            raise SettingRefused(
+                "DoseSpot cannot be reached at this address.", "api_base_url"
+            ) from error
+        except NotDoseSpot as error:
+            raise SettingRefused(
+                "This address does not answer as DoseSpot's API does.", "api_base_url"
+            ) from error
+
+    # The embedded screen ---------------------------------------------------------------
+
+    def launch_url(self, clinician_id: str, patient_id: str | None) -> str:
+        return sso.launch_url(
+            self.settings["sso_base_url"],
+            self.settings["clinic_id"],
+            self.settings["clinic_key"],
+            clinician_id,
+            patient_id,
+        )
+
+    # Reads a person waits for ----------------------------------------------------------
+
+    def search_pharmacies(
+        self,
+        *,
+        name: str | None = None,
+        city: str | None = None,
+        state: str | None = None,
+        zip_code: str | None = None,
+        ncpdp_id: str | None = None,
+        clinician_id: int | str | None = None,
+        max_pages: int = 5,
+    ) -> list[dict]:
+        items = self.client.get_all(
+            "api/pharmacies/search",
+            clinician_id or self.admin_clinician_id,
+            max_pages=max_pages,
+            name=name,
+            city=city,
+            state=state,
+            zip=zip_code,
+            ncpdpId=ncpdp_id,
+        )
+        return [_pharmacy(item) for item in items]
+
+    def search_drugs(
+        self, name: str, *, clinician_id: int | str | None = None, max_pages: int = 5
+    ) -> list[dict]:
+        items = self.client.get_all(
+            "api/medications/search",
+            clinician_id or self.admin_clinician_id,
+            max_pages=max_pages,
+            name=name,
+        )
+        return [_drug(item) for item in items]
+
+    def select_drug(
+        self,
+        *,
+        dispensable_drug_id: int | str | None = None,
+        ndc: str | None = None,
+        rxcui: str | None = None,
+        clinician_id: int | str | None = None,
+    ) -> dict:
+        if dispensable_drug_id is None and not ndc and not rxcui:
+            raise ValueError("name the drug by its DoseSpot id, NDC or RxCUI")
+        answer = self.client.get(
+            "api/medications/select",
+            clinician_id or self.admin_clinician_id,
+            dispensableDrugId=dispensable_drug_id,
+            nDC=ndc,
+            rXCUI=rxcui,
+        )
+        return _drug(answer.get("Item") or {})
+
+    def notification_counts(self, clinician_id: int | str) -> dict:
+        answer = self.client.get("api/notifications/counts", clinician_id)
+        return {
+            "refill_requests": int(answer.get("RefillRequestsCount") or 0),
+            "transaction_errors": int(answer.get("TransactionErrorsCount") or 0),
+            "pending_prescriptions": int(answer.get("PendingPrescriptionsCount") or 0),
+            "pending_rx_changes": int(answer.get("PendingRxChangeCount") or 0),
+        }
+
+    def clinician_registration_status(self, clinician_id: int | str) -> str:
+        """ "Pending", "RegistrationSuccess", "IDPSuccess", "TFAActivatedSuccess", ..."""
+        path = f"api/clinicians/{int(clinician_id)}/registrationStatus"
+        item = self.client.get(path, clinician_id)
+        status = item.get("Item")
+        if isinstance(status, dict):
+            status = status.get("RegistrationStatus")
+        return str(status or "")
+
+    def patient_prescriptions(
+        self,
+        clinician_id: int | str,
+        dosespot_patient_id: int | str,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> list[dict]:
+        """The patient's prescriptions written between ``start`` and ``end`` (default: the
+        last year), with the status numbers as names and their FHIR reading."""
+        end = end or _today() + timedelta(days=1)
+        start = start or end - timedelta(days=366)
+        items = self.client.get_all(
+            f"api/patients/{int(dosespot_patient_id)}/prescriptions",
+            clinician_id,
+            startDate=start.isoformat(),
+            endDate=end.isoformat(),
+        )
+        return [_prescription(item) for item in items]
+
+    # Writes ----------------------------------------------------------------------------
+
+    def sync_patient(
+        self,
+        clinician_id: int | str,
+        snapshot: dict,
+        dosespot_patient_id: int | str | None = None,
+        *,
+        today: date | None = None,
+    ) -> int:
+        """Create or update the patient at DoseSpot; their DoseSpot id. Checks DoseSpot's data
+        rules first and raises ``PatientNotReady`` (no call made) when they fail."""
+        return self._sync_patient(clinician_id, snapshot, dosespot_patient_id, today)[0]
+
+    def _sync_patient(self, clinician_id, snapshot, dosespot_patient_id, today):
+        problems = patient_problems(snapshot, today or _today())
+        if problems:
+            raise PatientNotReady(problems)
+        payload = patient_payload(snapshot)
+        if dosespot_patient_id is None:
+            dosespot_patient_id = self._find_patient(clinician_id, payload)
+        if dosespot_patient_id is None:
+            answer = self.client.post("api/patients", clinician_id, payload)
+            return _int_id(answer.get("Id")), True
+        answer = self.client.put(f"api/patients/{int(dosespot_patient_id)}", clinician_id, payload)
+        return _int_id(answer.get("Id") or dosespot_patient_id), False
+
+    def _find_patient(self, clinician_id, payload: dict) -> int | None:
+        """The DoseSpot patient with this name, birth date and our MRN, made by an earlier try
+        whose answer was lost (a create is not idempotent at DoseSpot either)."""
+        mrn = payload.get("NonDoseSpotMedicalRecordNumber")
+        if not mrn:
+            return None
+        born = date.fromisoformat(payload["DateOfBirth"])
+        found = self.client.get_all(
+            "api/patients/search",
+            clinician_id,
+            firstName=payload["FirstName"],
+            lastName=payload["LastName"],
+            dob=f"{born.month}/{born.day}/{born.year}",
+        )
+        same = [p for p in found if str(p.get("NonDoseSpotMedicalRecordNumber") or "") == mrn]
+        ids = sorted(_int_id(p.get("PatientId")) for p in same)
+        return ids[0] if ids else None
+
+    def deliver(self, operation: str, payload: dict[str, Any], idempotency_key: str) -> dict:
+        if operation == "sync_patient":
+            patient_id, created = self._sync_patient(
+                payload["clinician_id"],
+                payload["patient"],
+                payload.get("dosespot_patient_id"),
+                None,
+            )
+            return {"dosespot_patient_id": patient_id, "created": created}
+        if operation == "send_prescription":
+            return self._send_prescription(payload, idempotency_key)
+        raise PermanentError(f"DoseSpot has no operation {operation!r}.")
+
+    def _send_prescription(self, payload: dict, idempotency_key: str) -> dict:
+        clinician_id = payload["clinician_id"]
+        patient_id = payload.get("dosespot_patient_id")
+        if patient_id is None:
+            if not payload.get("patient"):
+                raise PermanentError("No DoseSpot patient id and no patient to create.")
+            patient_id, _ = self._sync_patient(clinician_id, payload["patient"], None, None)
+        ours = str(payload.get("prescription_id") or idempotency_key)
+        existing = self._prescription_carrying(clinician_id, patient_id, ours, payload)
+        created = existing is None
+        if existing is None:
+            body = _coded_prescription(payload["prescription"], ours)
+            answer = self.client.post(
+                f"api/patients/{int(patient_id)}/prescriptions/coded", clinician_id, body
+            )
+            rx_id, status = _int_id(answer.get("Id")), "Entered"
+        else:
+            rx_id, status = existing["prescription_id"], existing["status"]
+        result = {
+            "dosespot_patient_id": int(patient_id),
+            "dosespot_prescription_id": rx_id,
+            "created": created,
+            "sent": False,
+            "status": status,
+        }
+        if status == "Deleted":
+            raise PermanentError("The prescription was deleted at DoseSpot; it is not resent.")
+        if status not in SENDABLE:  # an earlier try sent it: sending again would duplicate
+            return result
+        self._send(clinician_id, patient_id, rx_id)
+        return result | {"sent": True, "status": "Sending"}
+
+    def _prescription_carrying(self, clinician_id, patient_id, ours: str, payload) -> dict | None:
+        end = _today() + timedelta(days=1)
+        start = end - timedelta(days=SEND_LOOKBACK_DAYS)
+        mine = [
+            rx
+            for rx in self.patient_prescriptions(clinician_id, patient_id, start, end)
+            if rx["non_dosespot_prescription_id"] == ours
+        ]
+        # Two carrying our id would be an earlier fault; the first one made is the one kept.
+        return min(mine, key=lambda rx: rx["prescription_id"]) if mine else None
+
+    def _send(self, clinician_id, patient_id, rx_id: int) -> None:
+        try:
+            answer = self.client.post(
+                f"api/patients/{int(patient_id)}/prescriptions/send",
+                clinician_id,
+                {"PrescriptionIds": [rx_id]},
+            )
+        except DoseSpotRefused as refused:
+            raise DoseSpotRefused(
+                f"DoseSpot created prescription {rx_id} but did not send it: {refused}",
+                description=refused.description,
+                result_code=refused.result_code,
+            ) from refused
+        for item in answer.get("Items") or []:
+            result = item.get("Result") or {}
+            if _int_id(item.get("Id")) == rx_id and str(result.get("ResultCode")).upper() != "OK":
+                description = str(result.get("ResultDescription") or "")
+                raise DoseSpotRefused(
+                    f"DoseSpot did not send prescription {rx_id}.",
+                    description=description,
+                    result_code=str(result.get("ResultCode")),
+                )
+
+
+# Shapes ----------------------------------------------------------------------------------
+
+
+def _int_id(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TransientError("DoseSpot answered without an id.") from None
+
+
+def _optional_int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _coded_prescription(rx: dict, ours: str) -> dict:
+    body: dict[str, Any] = {
+        "DispensableDrugId": int(rx["dispensable_drug_id"]),
+        "DispenseUnitId": int(rx["dispense_unit_id"]),
+        "Quantity": str(rx["quantity"]),
+        "Refills": int(rx.get("refills") or 0),
+        "Directions": str(rx["directions"]),
+        "Status": PRESCRIPTION_STATUS["Entered"],
+        "NoSubstitutions": bool(rx.get("no_substitutions")),
+        "NonDoseSpotPrescriptionId": ours,
+    }
+    optional = {
+        "DaysSupply": _optional_int(rx.get("days_supply")),
+        "PharmacyId": _optional_int(rx.get("pharmacy_id")),
+        "PharmacyNotes": rx.get("pharmacy_notes") or None,
+        "EffectiveDate": rx.get("effective_date") or None,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    diagnoses = [
+        {"Code": d["code"], "Description": d.get("description") or ""}
+        for d in (rx.get("diagnoses") or [])[:2]
+    ]
+    if diagnoses:
+        body["Diagnoses"] = diagnoses
+    return body
+
+
+def _prescription(item: dict) -> dict:
+    status = prescription_status_name(item.get("Status"))
+    medication = medication_status_name(item.get("MedicationStatus"))
+    fhir, alert = fhir_status(status, medication)
+    return {
+        "prescription_id": _optional_int(item.get("PrescriptionId")),
+        "status": status,
+        "status_code": _optional_int(item.get("Status")),
+        "medication_status": medication,
+        "medication_status_code": _optional_int(item.get("MedicationStatus")),
+        "fhir_status": fhir,
+        "needs_attention": alert,
+        "display_name": item.get("DisplayName"),
+        "rxcui": item.get("RxCUI"),
+        "ndc": item.get("NDC"),
+        "quantity": item.get("Quantity"),
+        "dispense_unit_id": _optional_int(item.get("DispenseUnitId")),
+        "refills": item.get("Refills"),
+        "days_supply": _optional_int(item.get("DaysSupply")),
+        "directions": item.get("Directions"),
+        "pharmacy_id": _optional_int(item.get("PharmacyId")),
+        "prescriber_id": _optional_int(item.get("PrescriberId")),
+        "written_date": item.get("WrittenDate"),
+        "effective_date": item.get("EffectiveDate"),
+        "last_fill_date": item.get("LastFillDate"),
+        "no_substitutions": bool(item.get("NoSubstitutions")),
+        "pharmacy_notes": item.get("PharmacyNotes"),
+        "non_dosespot_prescription_id": item.get("NonDoseSpotPrescriptionId"),
+        "error_details": item.get("ErrorDetails"),
+    }
+
+
+def _pharmacy(item: dict) -> dict:
+    level = _optional_int(item.get("ServiceLevel")) or 0
+    return {
+        "pharmacy_id": _optional_int(item.get("PharmacyId")),
+        "name": item.get("StoreName"),
+        "address_line1": item.get("Address1"),
+        "address_line2": item.get("Address2"),
+        "city": item.get("City"),
+        "state": item.get("State"),
+        "postal_code": item.get("ZipCode"),
+        "phone": item.get("PrimaryPhone"),
+        "fax": item.get("PrimaryFax"),
+        "ncpdp_id": item.get("NCPDPID"),
+        "services": [name for name, bit in PHARMACY_SERVICES.items() if level & bit],
+    }
+
+
+def _drug(item: dict) -> dict:
+    return {
+        "dispensable_drug_id": _optional_int(item.get("DispensableDrugId")),
+        "display_name": item.get("DisplayName"),
+        "ndc": item.get("NDC"),
+        "rxcui": item.get("RxCUI"),
+        "strength": item.get("Strength"),
+        "dose_form": item.get("DoseForm"),
+        "route": item.get("Route"),
+        "dispense_unit_id": _optional_int(item.get("DispenseUnitId")),
+        "schedule": item.get("Schedule"),
+        "controlled": bool(item.get("Schedule")),
+    }
