@@ -95,7 +95,7 @@ def register_extensions(app: Flask) -> None:
     import portal.integrations.models
     import portal.patients.models
     import portal.prescriptions.models
-    import portal.scheduling.models  # noqa: F401
+    import portal.scheduling.models
     from portal.auth.sessions import DatabaseSessionInterface
 
     db.init_app(app)
@@ -106,6 +106,7 @@ def register_extensions(app: Flask) -> None:
     app.session_interface = DatabaseSessionInterface()
     # Connectors other installed packages add (entry points), beside the built-in ones; and
     # the domains that handle what connectors of a kind push to us.
+    import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
     from portal.integrations import inbox
     from portal.integrations.registry import load_plugins
     from portal.prescriptions.services import handle_event

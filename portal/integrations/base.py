@@ -160,7 +160,7 @@ class EPrescribingConnector(Connector):
         """Items waiting in the clinician's queues, by queue (refill requests, errors...)."""
 
     @abstractmethod
-    def patient_prescriptions(self, patient_id: str, since: date) -> list[dict]:
+    def chart_prescriptions(self, patient_id: str, since: date) -> list[dict]:
         """The patient's prescriptions at the vendor written since ``since``, each a dict:
         vendor_id, drug, rxcui, ndc, quantity, refills, days_supply, directions, status (the
         vendor's name for it), medication_status, fhir_status (MedicationRequest.status),

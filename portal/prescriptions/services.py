@@ -265,7 +265,7 @@ def refresh_patient(name: str, connector: EPrescribingConnector, patient_id: int
     if vendor_patient is None:
         return 0
     since = date.today() - timedelta(days=365)
-    items = connector.patient_prescriptions(vendor_patient, since)
+    items = connector.chart_prescriptions(vendor_patient, since)
     actor = integration(name)
     changed = 0
     with use_case():

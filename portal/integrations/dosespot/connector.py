@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from portal.integrations.base import (
     EPrescribingConnector,
@@ -39,7 +40,7 @@ from portal.integrations.base import (
     SettingRefused,
     TransientError,
 )
-from portal.integrations.dosespot import sso
+from portal.integrations.dosespot import sso, webhooks
 from portal.integrations.dosespot.client import (
     DoseSpotClient,
     DoseSpotRefused,
@@ -188,6 +189,27 @@ class DoseSpotConnector(EPrescribingConnector):
             patient_id,
         )
 
+    def screen_origin(self) -> str:
+        url = urlsplit(self.settings["sso_base_url"])
+        return f"{url.scheme}://{url.netloc}"
+
+    def patient_problems(self, snapshot: dict) -> list[str]:
+        return patient_problems(snapshot, _today())
+
+    # Webhooks ----------------------------------------------------------------------------
+
+    def verify_webhook(self, headers, raw_body: bytes, now: datetime) -> str:
+        return webhooks.verify_webhook(
+            headers, raw_body, self.settings.get("webhook_secret") or "", now.timestamp()
+        )
+
+    def parse_webhook(self, raw_body: str) -> tuple[str, dict]:
+        return webhooks.parse_event(raw_body.encode())
+
+    def event_patient_id(self, data: dict) -> str | None:
+        patient = data.get("PatientId")
+        return str(patient) if patient not in (None, "") else None
+
     # Reads a person waits for ----------------------------------------------------------
 
     def search_pharmacies(
@@ -279,6 +301,12 @@ class DoseSpotConnector(EPrescribingConnector):
             endDate=end.isoformat(),
         )
         return [_prescription(item) for item in items]
+
+    def chart_prescriptions(self, patient_id: str, since: date) -> list[dict]:
+        """The patient's prescriptions in the portal's neutral shape (the chart's write-back),
+        read as the admin clinician."""
+        items = self.patient_prescriptions(self.admin_clinician_id, patient_id, start=since)
+        return [_for_chart(item) for item in items if item["prescription_id"] is not None]
 
     # Writes ----------------------------------------------------------------------------
 
@@ -479,6 +507,35 @@ def _prescription(item: dict) -> dict:
         "non_dosespot_prescription_id": item.get("NonDoseSpotPrescriptionId"),
         "error_details": item.get("ErrorDetails"),
     }
+
+
+def _for_chart(item: dict) -> dict:
+    written = item.get("written_date")
+    return {
+        "vendor_id": str(item["prescription_id"]),
+        "drug": item.get("display_name") or "Unnamed drug",
+        "rxcui": item.get("rxcui") or None,
+        "ndc": item.get("ndc") or None,
+        "quantity": str(item["quantity"]) if item.get("quantity") is not None else None,
+        "refills": str(item["refills"]) if item.get("refills") is not None else None,
+        "days_supply": item.get("days_supply"),
+        "directions": item.get("directions"),
+        "status": item.get("status") or "Unknown",
+        "medication_status": item.get("medication_status"),
+        "fhir_status": item.get("fhir_status") or "unknown",
+        "written_on": _date_of(written),
+        "prescriber_vendor_id": str(item["prescriber_id"]) if item.get("prescriber_id") else None,
+    }
+
+
+def _date_of(value: Any) -> date | None:
+    """DoseSpot's dates come as ISO date-times ("2026-12-06T14:03:00"); the day is kept."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
 
 
 def _pharmacy(item: dict) -> dict:

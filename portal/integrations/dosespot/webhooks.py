@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from portal.integrations.base import BadWebhook
 from portal.integrations.dosespot.statuses import (
     MEDICATION_STATUS,
     PRESCRIPTION_STATUS,
@@ -34,14 +35,6 @@ SIGNATURE_VERSION = "v1="
 EVENT_ID_MAX_CHARS = 100
 # Data fields that carry ids; given as numbers or strings, they come out as ints.
 ID_FIELDS = ("PatientId", "ClinicId", "ClinicianId", "PrescriptionId", "PharmacyId")
-
-
-class BadWebhook(Exception):
-    """A notification refused; ``reason`` is short and holds nothing of the body."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -95,12 +88,12 @@ def parse_event(raw_body: bytes) -> tuple[str, dict[str, Any]]:
     try:
         body = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting exhausts the stack
-        raise BadWebhook("malformed JSON") from None
+        raise BadWebhook("malformed JSON", stored=True) from None
     if not isinstance(body, dict):
-        raise BadWebhook("malformed JSON")
+        raise BadWebhook("malformed JSON", stored=True)
     event_type = body.get("EventType")
     if not isinstance(event_type, str) or not event_type.strip():
-        raise BadWebhook("no EventType")
+        raise BadWebhook("no EventType", stored=True)
     data = body.get("Data")
     data = dict(data) if isinstance(data, dict) else {}
     for name in ID_FIELDS:
