@@ -44,16 +44,18 @@ chromium:
 need-chromium:
 	$(if $(wildcard $(CHROMIUM)),,$(error Chromium is missing ($(CHROMIUM)) and the browser tests need it: install it with "apt-get install -y chromium" as root, or run "make test-fast" (no browser tests)))
 
-# Migrate, seed the demo clinic once (the seed is skipped when users exist), then serve, with
-# the worker (it seals the audit trail) beside gunicorn and stopped with it.
+# Migrate, seed the demo clinic once (the seed is skipped when users exist), then start what
+# the Procfile lists (the portal, the worker, the DoseSpot sandbox) together with honcho;
+# Ctrl-C stops them all.
 run: deps
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo --if-empty
 	@echo ""
-	@echo "Practice Portal: http://127.0.0.1:5000  (sign-in names and passwords: instance/demo-credentials.txt)"
+	@echo "Practice Portal:  http://127.0.0.1:5000  (sign-in names and passwords: instance/demo-credentials.txt)"
+	@echo "DoseSpot sandbox: http://127.0.0.1:5101  (the demo's e-prescribing vendor; Dr. Lee prescribes through it)"
+	@echo "Webhooks from it: http://127.0.0.1:5000/integrations/dosespot/webhook"
 	@echo ""
-	$(BIN)/flask worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 2 --threads 4 wsgi:app
+	$(BIN)/honcho start
 
 test: install need-chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

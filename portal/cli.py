@@ -26,6 +26,7 @@ from portal.auth import services as auth_services
 from portal.auth.models import ServerSession, User
 from portal.demo.charting import seed_charting
 from portal.demo.clinic import credentials_text, seed_clinic_and_users, write_credentials_file
+from portal.demo.integrations import seed_eprescribing
 from portal.demo.patients import seed_patients
 from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
@@ -50,8 +51,11 @@ def register(app) -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing when users already exist")
 @click.option("--batch-size", default=10_000, show_default=True, type=int)
 def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) -> None:
-    """Create the demo clinic, one user per role and PATIENTS patients."""
+    """Create the demo clinic, one user per role and PATIENTS patients, and switch on
+    e-prescribing against the local DoseSpot sandbox."""
     if if_empty and db.session.scalar(select(func.count()).select_from(User)):
+        if seed_eprescribing():
+            click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
         click.echo("Demo data already present; nothing to do.")
         return
     credentials = seed_clinic_and_users()
@@ -63,6 +67,8 @@ def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) ->
     click.echo(f"Schedule: appointment types, rooms, Dr. Lee's weekly hours, {booked} visits.")
     charted = seed_charting(seed=seed)
     click.echo(f"Charting: note templates, snippets, and past visits of {charted} patients.")
+    if seed_eprescribing():
+        click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
     if credentials:
         text = credentials_text(credentials)
         click.echo(text)

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from portal.actors import integration
+from portal.actors import SOURCE_WORKER, integration
 from portal.audit import services as audit
 from portal.auth.models import User
 from portal.charting.lists.services import record_prescribed_medication
@@ -266,10 +266,12 @@ def refresh_patient(name: str, connector: EPrescribingConnector, patient_id: int
         return 0
     since = date.today() - timedelta(days=365)
     items = connector.chart_prescriptions(vendor_patient, since)
-    actor = integration(name)
+    # The worker does this (for a webhook or the sweep), on the vendor's word.
+    actor = integration(name, source=SOURCE_WORKER)
     changed = 0
     with use_case():
-        patient = lock_patient(patient_id)  # one writer per patient: no duplicate list entry
+        lock_patient(patient_id)  # one writer per patient: no duplicate list entry
+        patient = db.session.get(Patient, patient_id)
         for item in items:
             changed += _write_back(actor, name, patient, item)
     return changed

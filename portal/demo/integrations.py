@@ -1,0 +1,96 @@
+"""The demo's e-prescribing: the DoseSpot connector enabled against the local DoseSpot
+sandbox (``make run`` starts it on port 5101) with the sandbox's demo clinic, and Dr. Lee
+linked to the sandbox's first clinician, so a new user can prescribe with nothing to set up.
+
+The credentials are the sandbox's own fixtures (made up, public); a real clinic enters
+DoseSpot's in the integrations console. The settings are written without the connection
+check: the sandbox may not be running yet when the demo is seeded.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.audit import services as audit
+from portal.auth.models import User
+from portal.clinic.models import Clinic
+from portal.crypto import encrypt_text
+from portal.demo.clinic import SEED_DEMO
+from portal.extensions import db
+from portal.integrations.models import ConnectorSetting, ExternalId
+from portal.integrations.sandbox.dosespot.app import DEFAULTS as SANDBOX_DEFAULTS
+from portal.integrations.sandbox.dosespot.state import load_fixture
+from portal.timeutil import utcnow
+from portal.transaction import use_case
+
+SANDBOX_URL = "http://127.0.0.1:5101"
+DEMO_PRESCRIBER = "drlee"
+
+
+def seed_eprescribing(sandbox_url: str = SANDBOX_URL) -> bool:
+    """Enable DoseSpot against the sandbox and link Dr. Lee (once); True when it did."""
+    clinic_fixture = load_fixture("clinics.json")["clinics"][0]
+    clinician_fixture = next(
+        c
+        for c in load_fixture("clinicians.json")["clinicians"]
+        if c["ClinicId"] == clinic_fixture["ClinicId"] and c.get("EpcsEnabled")
+    )
+    with use_case():
+        clinic = db.session.scalars(select(Clinic)).first()
+        exists = db.session.scalars(
+            select(ConnectorSetting).where(
+                ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.connector == "dosespot"
+            )
+        ).first()
+        if exists is not None:
+            return False
+        now = utcnow()
+        setting = ConnectorSetting(
+            clinic_id=clinic.id,
+            connector="dosespot",
+            values={
+                "clinic_id": clinic_fixture["ClinicId"],
+                "admin_clinician_id": clinician_fixture["ClinicianId"],
+                "api_base_url": sandbox_url,
+                "sso_base_url": sandbox_url,
+            },
+            secrets={
+                "clinic_key": encrypt_text(clinic_fixture["ClinicKey"]),
+                "subscription_key": encrypt_text(clinic_fixture["SubscriptionKey"]),
+                "webhook_secret": encrypt_text(SANDBOX_DEFAULTS["webhook_secret"]),
+            },
+            enabled=True,
+            paused=False,
+            enabled_at=now,
+            updated_at=now,
+        )
+        db.session.add(setting)
+        db.session.flush()
+        audit.record(
+            SEED_DEMO,
+            "integrations.connector_enabled",
+            obj=setting,
+            detail="dosespot; the demo's sandbox",
+            category="integrations",
+        )
+        prescriber = db.session.scalars(
+            select(User).where(User.username == DEMO_PRESCRIBER)
+        ).first()
+        if prescriber is not None:
+            db.session.add(
+                ExternalId(
+                    connector="dosespot",
+                    kind="clinician",
+                    local_id=prescriber.id,
+                    external_id=str(clinician_fixture["ClinicianId"]),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            audit.record(
+                SEED_DEMO,
+                "integrations.clinician_mapped",
+                detail=f"dosespot user {prescriber.id}",
+                category="integrations",
+            )
+    return True

@@ -1,0 +1,267 @@
+"""E-prescribing end to end, over real sockets: the portal (live server) with DoseSpot enabled
+against the sandbox, the prescriber's launch (patient synced, fresh SSO URL, framed), the
+prescription written and sent in the sandbox's screen, its webhooks into the portal's inbox,
+and the chart's write-back (prescriptions list and medication list, each once), repaired by
+the sweep when webhooks are lost."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from portal.audit.models import AuditEvent
+from portal.charting.models import Medication
+from portal.extensions import db
+from portal.integrations.jobs import process_inbox
+from portal.integrations.models import ExternalId, InboxMessage
+from portal.integrations.settings import Submitted, save_and_enable
+from portal.prescriptions.models import Prescription
+from portal.prescriptions.services import sweep
+from portal.timeutil import utcnow
+from portal.transaction import use_case
+from tests.integrations.dosespot.helpers import (
+    CLINIC_ID,
+    CLINIC_KEY,
+    PRESCRIBER,
+    SUBSCRIPTION_KEY,
+    WEBHOOK_SECRET,
+    SandboxServer,
+)
+from tests.support.clients import actor_of
+from tests.support.factories import patient_row
+
+IFRAME = re.compile(r'<iframe class="eprescribe-frame" src="([^"]+)"')
+DEADLINE_SECONDS = 20
+
+
+@pytest.fixture
+def sandbox(live_server):
+    server = SandboxServer(
+        webhook_url=f"{live_server}/integrations/dosespot/webhook",
+        webhook_secret=WEBHOOK_SECRET,
+        portal_origin=live_server,
+        webhook_backoff=(0.05, 0.05, 0.05, 0.05),
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dosespot(app, sandbox):
+    """DoseSpot enabled (its check passed against the sandbox), Dr. Lee linked to 2001."""
+    with app.app_context():
+        save_and_enable(
+            actor_of("admin"),
+            "dosespot",
+            Submitted(
+                values={
+                    "clinic_id": CLINIC_ID,
+                    "admin_clinician_id": PRESCRIBER,
+                    "api_base_url": sandbox.url,
+                    "sso_base_url": sandbox.url,
+                },
+                secrets={
+                    "clinic_key": CLINIC_KEY,
+                    "subscription_key": SUBSCRIPTION_KEY,
+                    "webhook_secret": WEBHOOK_SECRET,
+                },
+            ),
+        )
+        drlee = actor_of("drlee")
+        with use_case():
+            db.session.add(
+                ExternalId(
+                    connector="dosespot",
+                    kind="clinician",
+                    local_id=drlee.id,
+                    external_id=str(PRESCRIBER),
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+        db.session.remove()
+    return sandbox
+
+
+def a_patient(app, **columns) -> int:
+    from datetime import date
+
+    values = {
+        "address_line1": "12 Elm Street",
+        "city": "Springfield",
+        "state": "MA",
+        "postal_code": "01101",
+        "phone_mobile": "+14135550142",
+        **columns,
+    }
+    with app.app_context(), use_case():
+        patient = patient_row("Ana", "Muñoz", date(1980, 2, 3), **values)
+        db.session.add(patient)
+        db.session.flush()
+        return patient.id
+
+
+def launch(doctor, patient_id: int):
+    page = doctor.get(f"/patients/{patient_id}/eprescribe")
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    return page
+
+
+def sign_and_send(launch_url: str, directions: str) -> None:
+    """What the prescriber does in the framed screen: pick the drug, sign and send."""
+    browser = requests.Session()
+    screen = browser.get(launch_url, timeout=10)
+    assert screen.status_code == 200 and "Prescribe for Ana" in screen.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', screen.text).group(1)
+    sent = browser.post(
+        screen.url,
+        data={
+            "csrf": csrf,
+            "DispensableDrugId": "5001",  # lisinopril 10 MG Oral Tablet
+            "Quantity": "30",
+            "DispenseUnitId": "26",
+            "DaysSupply": "30",
+            "Refills": "2",
+            "PharmacyId": "3001",
+            "Directions": directions,
+            "action": "send",
+        },
+        timeout=10,
+    )
+    assert sent.status_code == 200 and "sent." in sent.text, sent.text[-2000:]
+
+
+def process_until(app, condition, what: str):
+    """Run the worker's inbox job until ``condition()`` holds (webhooks arrive over time)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        with app.app_context():
+            process_inbox()
+            db.session.remove()
+            done = condition()
+            db.session.remove()
+        if done:
+            return
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def prescriptions(app) -> list[Prescription]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(Prescription).order_by(Prescription.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def medications(app, patient_id: int) -> list[Medication]:
+    with app.app_context():
+        rows = list(
+            db.session.scalars(select(Medication).where(Medication.patient_id == patient_id))
+        )
+        db.session.expunge_all()
+        return rows
+
+
+def test_the_prescriber_launches_sends_and_sees_it_in_the_chart(app, dosespot, signed_in):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    page = launch(doctor, patient_id)
+    csp = page.headers["Content-Security-Policy"]
+    assert f"frame-src 'self' {dosespot.url};" in csp
+    launch_url = html.unescape(IFRAME.search(page.get_data(as_text=True)).group(1))
+    query = parse_qs(urlsplit(launch_url).query)
+    [vendor_patient] = dosespot.patients()
+    assert query["PatientId"] == [str(vendor_patient["PatientId"])]
+    assert query["SingleSignOnUserId"] == [str(PRESCRIBER)]
+    assert vendor_patient["NonDoseSpotMedicalRecordNumber"]  # our MRN, not a name, links them
+    # A second launch makes a fresh URL and updates the same vendor patient.
+    again = IFRAME.search(launch(doctor, patient_id).get_data(as_text=True)).group(1)
+    assert html.unescape(again) != launch_url and len(dosespot.patients()) == 1
+    # The URL is in no audit detail (nor anywhere else we keep).
+    with app.app_context():
+        launches = db.session.scalars(
+            select(AuditEvent).filter_by(action="eprescribing.launched")
+        ).all()
+        assert [(e.patient_id, e.detail) for e in launches] == [(patient_id, "dosespot")] * 2
+
+    sign_and_send(launch_url, "Take 1 tablet by mouth once daily")
+    process_until(
+        app,
+        lambda: [rx.status for rx in prescriptions(app)] == ["PharmacyVerified"],
+        "the prescription to reach PharmacyVerified",
+    )
+    [rx] = prescriptions(app)
+    assert (rx.patient_id, rx.drug, rx.rxcui) == (
+        patient_id,
+        "lisinopril 10 MG Oral Tablet",
+        "314076",
+    )
+    assert (rx.quantity, rx.refills, rx.days_supply, rx.fhir_status) == ("30", "2", 30, "active")
+    assert rx.prescriber_id == actor_of_id(app, "drlee")
+    [medication] = medications(app, patient_id)
+    assert (medication.drug, medication.source, medication.id) == (
+        rx.drug,
+        "prescribed_here",
+        rx.medication_id,
+    )
+    listed = doctor.get(f"/patients/{patient_id}/prescriptions").get_data(as_text=True)
+    assert "lisinopril 10 MG Oral Tablet" in listed and "Pharmacy verified" in listed
+    # Every status webhook (Sending, eRxSent, PharmacyVerified) is processed, and all of
+    # them lead to the one prescription and the one list entry.
+    def all_processed() -> bool:
+        statuses = db.session.scalars(select(InboxMessage.status)).all()
+        return len(statuses) >= 3 and set(statuses) == {"processed"}
+
+    process_until(app, all_processed, "every webhook to be processed")
+    assert len(prescriptions(app)) == 1 and len(medications(app, patient_id)) == 1
+
+
+def actor_of_id(app, username: str) -> int:
+    with app.app_context():
+        return actor_of(username).id
+
+
+def test_lost_webhooks_are_repaired_by_the_sweep(app, dosespot, signed_in):
+    patient_id = a_patient(app)
+    dosespot.faults(webhook_drop=True)
+    page = launch(signed_in("drlee"), patient_id)
+    sign_and_send(
+        html.unescape(IFRAME.search(page.get_data(as_text=True)).group(1)), "Take 1 daily"
+    )
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while dosespot.prescriptions()[0]["Status"] != 13:  # PharmacyVerified at the vendor
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert prescriptions(app) == []  # nothing arrived
+    with app.app_context():
+        assert sweep() == "e-prescribing sweep: 1 prescriptions updated"
+        assert sweep() is None  # nothing new: nothing written twice
+    [rx] = prescriptions(app)
+    assert rx.status == "PharmacyVerified" and len(medications(app, patient_id)) == 1
+
+
+def test_a_patient_the_vendor_would_refuse_gets_the_reasons_and_nothing_is_sent(
+    app, dosespot, signed_in
+):
+    patient_id = a_patient(app, address_line1=None, phone_mobile=None)
+    page = launch(signed_in("drlee"), patient_id).get_data(as_text=True)
+    assert "Before prescribing electronically" in page and "<iframe" not in page
+    assert "address" in page.lower() and "phone" in page.lower()
+    assert dosespot.patients() == []
+
+
+def test_without_a_linked_prescriber_account_the_reason_is_shown(app, dosespot, signed_in):
+    with app.app_context(), use_case():
+        db.session.query(ExternalId).delete()
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    answer = doctor.get(f"/patients/{patient_id}/eprescribe")
+    assert answer.status_code == 303
+    chart = doctor.get(answer.location)
+    assert "not linked to a DoseSpot e-prescribing prescriber" in chart.get_data(as_text=True)
