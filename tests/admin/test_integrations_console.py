@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
 
 from portal.auth.models import User
@@ -483,3 +484,26 @@ def test_secrets_never_appear_in_any_response_or_audit_detail(app, signed_in, re
     for event in audit_events(app):
         for secret in (TOKEN, WRONG_TOKEN, stored_token):
             assert secret not in (event.detail or ""), event.action
+
+
+def test_health_costs_the_same_queries_for_one_connector_or_many(app, echo):
+    """Six statements whatever the number of connectors and messages: no query per row."""
+    _outbox(app, 30, status="dead", last_error="refused")
+    _outbox(app, 30, status="delivered", delivered_at=utcnow())
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        health_of(["test-echo"])  # the clinic's row and zone, read once and kept a while
+        sqlalchemy_event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            health_of(["test-echo"])
+            one = len(statements)
+            statements.clear()
+            health_of(["test-echo", "other", "third", "fourth"])
+            many = len(statements)
+        finally:
+            sqlalchemy_event.remove(db.engine, "before_cursor_execute", count)
+    assert one == many <= 7, statements  # six, and the clinic settings read for its id
