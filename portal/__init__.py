@@ -141,6 +141,7 @@ ROUTE_MODULES = (
     "portal.charting.summary.views",
     "portal.admin.views",
     "portal.admin.audit_trail.views",
+    "portal.admin.integrations.views",
     "portal.integrations.hooks",
     "portal.prescriptions.views",
 )

@@ -41,6 +41,14 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_location_active": ADMIN,
     "audit.report": ADMIN,
     "audit.export": ADMIN,
+    # The integrations console: connectors' settings, health, message log, clinician ids.
+    "admin.integrations": ADMIN,
+    "admin.integration_connector": ADMIN,
+    "admin.integration_set_enabled": ADMIN,
+    "admin.integration_set_paused": ADMIN,
+    "admin.integration_clinicians": ADMIN,
+    "admin.integration_messages": ADMIN,
+    "admin.integration_replay": ADMIN,
     # Scheduling: calendar and booking (issue 3, booking helper).
     "scheduling.index": CLINICAL,
     "scheduling.day": CLINICAL,
@@ -172,11 +180,14 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "problem_id",
     "allergy_id",
     "medication_id",  # charting lists (part C)
+    "message_id",  # the integrations console's message log
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
     "admin.confirm_user_action": "end-sessions",
     "admin.set_location_active": "deactivate",
+    "admin.integration_set_enabled": "disable",
+    "admin.integration_set_paused": "pause",
 }
 # Requests that would end the very session the matrix is walking with: checked last.
 SESSION_ENDING = {"auth.sign_out"}
@@ -228,6 +239,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = 1  # no such row: an allowed request gets 404, not 403
             elif argument == "chart":
                 values[argument] = "weight"  # a vitals trend chart
+            elif argument == "connector":
+                values[argument] = "not-installed"  # no such connector: allowed means 404
             elif argument == "filename":
                 values[argument] = "css/portal.css"
             else:

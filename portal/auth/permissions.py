@@ -69,6 +69,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "clinic.manage",
             "schedule.manage",
             "chart.manage",  # note templates and clinic-wide snippets: no patient data
+            # The integrations console: connector settings, health, the message log
+            # (statuses and ids, never payloads), replays, vendors' clinician ids.
+            "integrations.manage",
         }
     ),
 }

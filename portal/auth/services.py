@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select, update
 
 from portal.actors import Actor, anonymous
 from portal.audit import services as audit
-from portal.auth.models import ROLE_NAMES, RecoveryCode, User
+from portal.auth.models import ROLE_NAMES, RecoveryCode, User, UserRole
 from portal.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from portal.auth.sessions import end_user_sessions
 from portal.crypto import decrypt_text, encrypt_text
@@ -56,6 +56,17 @@ def find_user(username: str, *, for_update: bool = False) -> User | None:
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     return db.session.scalars(query).first()
+
+
+def users_with_role(role: str) -> list[User]:
+    """Every account holding ``role`` (enabled or not), by name."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.role_rows.any(UserRole.role == role))
+            .order_by(User.full_name, User.id)
+        )
+    )
 
 
 def mfa_required_for(user: User) -> bool:
