@@ -212,6 +212,7 @@ def test_the_prescriber_launches_sends_and_sees_it_in_the_chart(app, dosespot, s
     )
     listed = doctor.get(f"/patients/{patient_id}/prescriptions").get_data(as_text=True)
     assert "lisinopril 10 MG Oral Tablet" in listed and "Pharmacy verified" in listed
+
     # Every status webhook (Sending, eRxSent, PharmacyVerified) is processed, and all of
     # them lead to the one prescription and the one list entry.
     def all_processed() -> bool:
