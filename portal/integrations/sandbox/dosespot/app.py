@@ -70,11 +70,16 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
     )
     lifecycle = Lifecycle(state, webhooks, settings["lifecycle_delay"])
     app = Flask(__name__, template_folder="templates")
+    # The SSO screen lives in the portal's frame, so its session cookie must reach it there.
+    # Served over HTTPS beside an HTTPS portal (another site) that takes SameSite=None, which
+    # browsers accept only with Secure; on plain-http loopback the two are the same site
+    # (ports do not count) and Lax is enough, while None without Secure would be dropped.
+    over_https = str(settings["portal_origin"]).startswith("https://")
     app.config.update(
         SECRET_KEY=settings["secret_key"] or secrets.token_hex(32),
         SESSION_COOKIE_NAME="dosespot_sandbox",
-        SESSION_COOKIE_SAMESITE="None",
-        SESSION_COOKIE_SECURE=False,
+        SESSION_COOKIE_SAMESITE="None" if over_https else "Lax",
+        SESSION_COOKIE_SECURE=over_https,
     )
     app.extensions["dosespot_sandbox"] = Sandbox(settings, state, lifecycle, webhooks)
     app.register_blueprint(api.bp)
