@@ -26,7 +26,12 @@ from portal.auth.models import User
 from portal.charting.lists.services import record_prescribed_medication
 from portal.charting.models import VitalSigns
 from portal.extensions import db
-from portal.integrations.base import EPrescribingConnector, IntegrationError
+from portal.integrations.base import (
+    EPrescribingConnector,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
 from portal.integrations.models import ExternalId
 from portal.integrations.registry import connector_class
 from portal.integrations.settings import active_connectors, enabled_connector
@@ -183,10 +188,19 @@ def open_eprescribing(actor, patient_id: int) -> Launch:
             )
         return launch
     try:
-        vendor_patient = connector.sync_patient(clinician, snapshot, known)
+        try:
+            vendor_patient = connector.sync_patient(clinician, snapshot, known)
+        except PermanentError:
+            if known is None:
+                raise
+            # The vendor no longer has the copy we linked (e.g. an account moved): find it
+            # again by our MRN, or make a new one, and link that instead.
+            vendor_patient = connector.sync_patient(clinician, snapshot, None)
         launch.url = connector.launch_url(clinician, vendor_patient)
-    except IntegrationError as error:
+    except TransientError as error:
         raise Refused(f"{connector.title} could not be reached: {error}") from error
+    except IntegrationError as error:
+        raise Refused(f"{connector.title} refused the patient: {error}") from error
     launch.origin = connector.screen_origin()
     with use_case():
         _remember(name, "patient", patient.id, vendor_patient)

@@ -266,3 +266,17 @@ def test_without_a_linked_prescriber_account_the_reason_is_shown(app, dosespot, 
     assert answer.status_code == 303
     chart = doctor.get(answer.location)
     assert "not linked to a DoseSpot e-prescribing prescriber" in chart.get_data(as_text=True)
+
+
+def test_a_vendor_copy_gone_missing_is_found_or_made_again(app, dosespot, signed_in):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    launch(doctor, patient_id)
+    dosespot.control("reset")  # the vendor lost the patient we linked
+    page = launch(doctor, patient_id).get_data(as_text=True)
+    [vendor_patient] = dosespot.patients()
+    assert f"PatientId={vendor_patient['PatientId']}" in html.unescape(page)
+    with app.app_context():
+        assert db.session.scalar(
+            select(ExternalId.external_id).where(ExternalId.kind == "patient")
+        ) == str(vendor_patient["PatientId"])
