@@ -92,6 +92,7 @@ ENVIRONMENT_VARIABLES = {
     "AUDIT_SEAL_GRACE_MINUTES": "how long an audit event may wait for the sealer (default 5)",
     "OUTBOX_MAX_ATTEMPTS": "tries of an outbox message before it is dead (default 8)",
     "OUTBOX_LEASE_SECONDS": "how long a worker holds a message it delivers (default 120)",
+    "WEBHOOK_MAX_BYTES": "the largest webhook body stored (default 262144)",
     "CLINIC_DISPLAY_SECONDS": "how long a process reuses the clinic's name and zone (default 10)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",

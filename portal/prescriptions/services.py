@@ -15,6 +15,8 @@ prescription once (unique by the vendor's id) and puts it on the medication list
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -234,6 +236,13 @@ def open_notifications(actor) -> QueuesLaunch:
     return QueuesLaunch(url, connector.screen_origin(), connector.title)
 
 
+# The top bar asks on every page; the vendor is asked at most this often per prescriber and
+# process (its GET limit is shared by the whole clinic).
+COUNT_CACHE_SECONDS = 60.0
+_counts: dict[tuple[str, str], tuple[float, int]] = {}
+_counts_lock = threading.Lock()
+
+
 def notification_total(actor) -> int | None:
     """How many items wait in the prescriber's vendor queues (None: not available)."""
     name = eprescribing_connector_name()
@@ -244,11 +253,19 @@ def notification_total(actor) -> int | None:
     end_read()
     if connector is None or clinician is None:
         return None
+    key = (name, clinician)
+    now = time.monotonic()
+    with _counts_lock:
+        cached = _counts.get(key)
+    if cached is not None and now - cached[0] < COUNT_CACHE_SECONDS:
+        return cached[1]
     try:
-        counts = connector.notification_counts(clinician)
+        total = sum(connector.notification_counts(clinician).values())
     except IntegrationError:
         return None
-    return sum(counts.values())
+    with _counts_lock:
+        _counts[key] = (now, total)
+    return total
 
 
 def prescriptions_of(actor, patient_id: int) -> tuple[Patient, list[Prescription]]:

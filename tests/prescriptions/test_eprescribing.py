@@ -9,20 +9,24 @@ from __future__ import annotations
 import html
 import re
 import time
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.audit.models import AuditEvent
 from portal.charting.models import Medication
 from portal.extensions import db
+from portal.integrations import outbox
+from portal.integrations.delivery import deliver_due
 from portal.integrations.jobs import process_inbox
-from portal.integrations.models import ExternalId, InboxMessage
+from portal.integrations.models import ExternalId, InboxMessage, OutboxMessage
 from portal.integrations.settings import Submitted, save_and_enable
+from portal.patients.models import Patient
 from portal.prescriptions.models import Prescription
-from portal.prescriptions.services import sweep
+from portal.prescriptions.services import patient_snapshot, sweep
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.integrations.dosespot.helpers import (
@@ -32,6 +36,7 @@ from tests.integrations.dosespot.helpers import (
     SUBSCRIPTION_KEY,
     WEBHOOK_SECRET,
     SandboxServer,
+    prescription,
 )
 from tests.support.clients import actor_of
 from tests.support.factories import patient_row
@@ -280,3 +285,55 @@ def test_a_vendor_copy_gone_missing_is_found_or_made_again(app, dosespot, signed
         assert db.session.scalar(
             select(ExternalId.external_id).where(ExternalId.kind == "patient")
         ) == str(vendor_patient["PatientId"])
+
+
+def test_duplicated_and_reordered_webhooks_end_in_one_prescription(app, dosespot, signed_in):
+    patient_id = a_patient(app)
+    dosespot.faults(webhook_duplicate=True, webhook_reorder=True)
+    page = launch(signed_in("drlee"), patient_id)
+    sign_and_send(html.unescape(IFRAME.search(page.get_data(as_text=True)).group(1)), "Daily")
+
+    def settled() -> bool:
+        rows = db.session.scalars(select(Prescription.status)).all()
+        inbox = db.session.scalars(select(InboxMessage.status)).all()
+        return rows == ["PharmacyVerified"] and set(inbox) == {"processed"}
+
+    process_until(app, settled, "the duplicated, reordered events to settle")
+    assert len(medications(app, patient_id)) == 1
+
+
+def test_a_send_waits_while_the_vendor_is_down_and_goes_once_when_back(app, dosespot):
+    patient_id = a_patient(app)
+    with app.app_context():
+        patient = db.session.get(Patient, patient_id)
+        snapshot = patient_snapshot(patient)
+        db.session.remove()
+    payload = {
+        "clinician_id": PRESCRIBER,
+        "dosespot_patient_id": None,
+        "patient": snapshot,
+        "prescription": prescription(),
+    }
+    with app.app_context(), use_case():
+        message_id = outbox.enqueue(
+            "dosespot", "send_prescription", payload, idempotency_key="rx-77", patient_id=patient_id
+        ).id
+    dosespot.faults(down=True)
+    with app.app_context():
+        assert deliver_due(name="test").retrying == 1
+        waiting = db.session.get(OutboxMessage, message_id)
+        assert waiting.status == "pending" and "503" in (waiting.last_error or "")
+        db.session.remove()
+    assert dosespot.prescriptions() == []
+    dosespot.faults(down=False)
+    with app.app_context():
+        db.session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+        assert deliver_due(name="test").delivered == 1
+        delivered = db.session.get(OutboxMessage, message_id)
+        assert delivered.result["sent"] is True
+        db.session.remove()
+    [sent] = dosespot.prescriptions()
+    assert sent["NonDoseSpotPrescriptionId"] == "rx-77"
