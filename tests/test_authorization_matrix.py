@@ -150,6 +150,8 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.queues": {"prescriber"},
     "prescriptions.queue_count": {"prescriber"},
     "prescriptions.prescriptions": {"nurse", "prescriber"},
+    "prescriptions.messages": {"prescriber"},
+    "prescriptions.message": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -243,6 +245,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = "not-installed"  # no such connector: allowed means 404
             elif argument == "filename":
                 values[argument] = "css/portal.css"
+            elif argument == "direction":
+                values[argument] = "sent"  # of an integration message (none: allowed means 404)
             else:
                 raise AssertionError(f"the matrix does not know how to fill <{argument}>")
         del Patient

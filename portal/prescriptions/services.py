@@ -14,6 +14,7 @@ prescription once (unique by the vendor's id) and puts it on the medication list
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy import select
+from werkzeug.exceptions import NotFound
 
 from portal.actors import SOURCE_WORKER, integration
 from portal.audit import services as audit
@@ -34,7 +36,7 @@ from portal.integrations.base import (
     PermanentError,
     TransientError,
 )
-from portal.integrations.models import ExternalId
+from portal.integrations.models import ExternalId, InboxMessage, OutboxMessage
 from portal.integrations.registry import connector_class
 from portal.integrations.settings import active_connectors, enabled_connector
 from portal.patients.models import Patient
@@ -286,6 +288,91 @@ def prescriptions_of(actor, patient_id: int) -> tuple[Patient, list[Prescription
             category="e-prescribing",
         )
     return patient, rows
+
+
+@dataclass(frozen=True)
+class ExchangedMessage:
+    """One message sent or received about the patient, as the chart lists it."""
+
+    direction: str  # "sent" or "received"
+    id: int
+    connector: str
+    kind: str  # the operation or event type
+    status: str
+    at: object
+
+
+def messages_of(actor, patient_id: int, limit: int = 100):
+    """The integration messages about this patient (newest first), without their content;
+    the view is audited like any look at the chart."""
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        sent = db.session.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.connector,
+                OutboxMessage.operation,
+                OutboxMessage.status,
+                OutboxMessage.created_at,
+            )
+            .where(OutboxMessage.patient_id == patient.id)
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
+        ).all()
+        received = db.session.execute(
+            select(
+                InboxMessage.id,
+                InboxMessage.connector,
+                InboxMessage.event_type,
+                InboxMessage.status,
+                InboxMessage.received_at,
+            )
+            .where(InboxMessage.patient_id == patient.id)
+            .order_by(InboxMessage.id.desc())
+            .limit(limit)
+        ).all()
+        audit.record(
+            actor, "integrations.messages_viewed", patient_id=patient.id, category="e-prescribing"
+        )
+    rows = [ExchangedMessage("sent", *row) for row in sent]
+    rows += [
+        ExchangedMessage("received", r[0], r[1], r[2] or "unknown", r[3], r[4]) for r in received
+    ]
+    rows.sort(key=lambda row: row.at, reverse=True)
+    return patient, rows[:limit]
+
+
+def message_content(actor, patient_id: int, direction: str, message_id: int):
+    """One message's content (it holds patient data): only for this patient's messages, and
+    every opening is audited."""
+    model = OutboxMessage if direction == "sent" else InboxMessage
+    with use_case():
+        patient = get_patient_for(actor, patient_id)
+        message = db.session.get(model, message_id)
+        if message is None or message.patient_id != patient.id:
+            raise NotFound()  # another patient's message is as good as none
+        content = (
+            json.dumps(message.payload, indent=2, ensure_ascii=False, sort_keys=True)
+            if direction == "sent"
+            else _pretty(message.body)
+        )
+        audit.record(
+            actor,
+            "integrations.payload_viewed",
+            patient_id=patient.id,
+            object_type=model.__tablename__,
+            object_id=message.id,
+            detail=message.connector,
+            category="e-prescribing",
+        )
+        return patient, message, content
+
+
+def _pretty(body: str) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return body
 
 
 def refresh_patient(name: str, connector: EPrescribingConnector, patient_id: int) -> int:

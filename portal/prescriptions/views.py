@@ -56,3 +56,30 @@ def prescriptions(patient_id: int):
     """The patient's prescriptions as the vendor last reported them."""
     patient, rows = services.prescriptions_of(current_actor(), patient_id)
     return render("prescriptions/list.html", patient=patient, prescriptions=rows)
+
+
+@bp.get("/patients/<int:patient_id>/eprescribing-messages")
+@require("prescriptions.write")
+def messages(patient_id: int):
+    """What was sent to and received from the vendor about this patient (no content)."""
+    patient, rows = services.messages_of(current_actor(), patient_id)
+    return render("prescriptions/messages.html", patient=patient, messages=rows)
+
+
+MESSAGE = "/patients/<int:patient_id>/eprescribing-messages/<any(sent,received):direction>"
+
+
+@bp.get(f"{MESSAGE}/<int:message_id>")
+@require("prescriptions.write")
+def message(patient_id: int, direction: str, message_id: int):
+    """One message's content, for a prescriber looking into what went wrong (audited)."""
+    patient, row, content = services.message_content(
+        current_actor(), patient_id, direction, message_id
+    )
+    return render(
+        "prescriptions/message.html",
+        patient=patient,
+        message=row,
+        direction=direction,
+        content=content,
+    )

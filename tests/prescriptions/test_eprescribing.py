@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -94,9 +94,7 @@ def dosespot(app, sandbox):
     return sandbox
 
 
-def a_patient(app, **columns) -> int:
-    from datetime import date
-
+def a_patient(app, given: str = "Ana", **columns) -> int:
     values = {
         "address_line1": "12 Elm Street",
         "city": "Springfield",
@@ -106,7 +104,7 @@ def a_patient(app, **columns) -> int:
         **columns,
     }
     with app.app_context(), use_case():
-        patient = patient_row("Ana", "Muñoz", date(1980, 2, 3), **values)
+        patient = patient_row(given, "Muñoz", date(1980, 2, 3), **values)
         db.session.add(patient)
         db.session.flush()
         return patient.id
@@ -337,3 +335,31 @@ def test_a_send_waits_while_the_vendor_is_down_and_goes_once_when_back(app, dose
         db.session.remove()
     [sent] = dosespot.prescriptions()
     assert sent["NonDoseSpotPrescriptionId"] == "rx-77"
+
+
+def test_a_prescriber_may_open_a_message_about_the_patient_and_it_is_audited(
+    app, dosespot, signed_in
+):
+    patient_id = a_patient(app)
+    other_id = a_patient(app, given="Otto")
+    with app.app_context(), use_case():
+        sent = outbox.enqueue(
+            "dosespot", "send_prescription", {"note": "for Ana"}, patient_id=patient_id
+        ).id
+    doctor = signed_in("drlee")
+    listing = doctor.get(f"/patients/{patient_id}/eprescribing-messages")
+    assert listing.status_code == 200 and "send_prescription" in listing.get_data(as_text=True)
+    assert "for Ana" not in listing.get_data(as_text=True)  # the list shows no content
+    shown = doctor.get(f"/patients/{patient_id}/eprescribing-messages/sent/{sent}")
+    assert shown.status_code == 200 and "for Ana" in shown.get_data(as_text=True)
+    # Through another patient's page, the message does not exist.
+    assert doctor.get(f"/patients/{other_id}/eprescribing-messages/sent/{sent}").status_code == 404
+    with app.app_context():
+        [opened] = db.session.scalars(
+            select(AuditEvent).filter_by(action="integrations.payload_viewed")
+        ).all()
+        assert (opened.patient_id, opened.object_id, opened.username) == (
+            patient_id,
+            str(sent),
+            "drlee",
+        )
