@@ -7,6 +7,7 @@ the sweep when webhooks are lost."""
 from __future__ import annotations
 
 import html
+import logging
 import re
 import time
 from datetime import date, timedelta
@@ -60,6 +61,10 @@ def sandbox(live_server):
 @pytest.fixture
 def dosespot(app, sandbox):
     """DoseSpot enabled (its check passed against the sandbox), Dr. Lee linked to 2001."""
+    return enable_dosespot(app, sandbox)
+
+
+def enable_dosespot(app, sandbox):
     with app.app_context():
         save_and_enable(
             actor_of("admin"),
@@ -363,3 +368,27 @@ def test_a_prescriber_may_open_a_message_about_the_patient_and_it_is_audited(
             str(sent),
             "drlee",
         )
+
+
+def test_no_secret_or_launch_url_reaches_a_log_line_or_an_audit_detail(
+    app, sandbox, signed_in, caplog
+):
+    caplog.set_level(logging.DEBUG)  # every logger, urllib3's requests included
+    enable_dosespot(app, sandbox)  # enabling runs the connection check with the keys
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    page = launch(doctor, patient_id).get_data(as_text=True)
+    launch_url = html.unescape(IFRAME.search(page).group(1))
+    code = parse_qs(urlsplit(launch_url).query)["SingleSignOnCode"][0]
+    sign_and_send(launch_url, "Take 1 daily")
+    process_until(app, lambda: bool(prescriptions(app)), "the write-back")
+    with app.app_context():
+        details = " ".join(e.detail or "" for e in db.session.scalars(select(AuditEvent)))
+    assert "POST /webapi/v2/connect/token" in caplog.text  # the vendor calls were logged
+    for secret in (CLINIC_KEY, SUBSCRIPTION_KEY, WEBHOOK_SECRET, code, launch_url):
+        assert secret not in caplog.text
+        assert secret not in details
+    for page_shown in (
+        signed_in("admin").get("/admin/integrations/dosespot").get_data(as_text=True),
+    ):
+        assert CLINIC_KEY not in page_shown and WEBHOOK_SECRET not in page_shown
