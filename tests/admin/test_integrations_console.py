@@ -234,7 +234,11 @@ def test_disable_enable_pause_resume(app, signed_in, receiver, echo):
     assert "<strong>Disabled</strong>" in admin.get(ECHO).get_data(as_text=True)
     assert admin.post_form(f"{ECHO}/enable").status_code == 302  # checked again first
     assert _setting(app).enabled
-    actions = [event.action for event in audit_events(app) if event.category == "integrations"]
+    actions = [
+        event.action
+        for event in audit_events(app)
+        if event.category == "integrations" and event.action != "integrations.connector_viewed"
+    ]
     assert actions == [
         "integrations.connector_enabled",
         "integrations.delivery_paused",
@@ -507,3 +511,19 @@ def test_health_costs_the_same_queries_for_one_connector_or_many(app, echo):
         finally:
             sqlalchemy_event.remove(db.engine, "before_cursor_execute", count)
     assert one == many <= 7, statements  # six, and the clinic settings read for its id
+
+
+def test_looking_at_a_connector_and_its_message_log_is_audited(app, signed_in, echo):
+    admin = signed_in("admin")
+    assert admin.get("/admin/integrations/test-echo").status_code == 200
+    log = admin.get("/admin/integrations/test-echo/messages?direction=outbound&status=dead")
+    assert log.status_code == 200
+    seen = [
+        (event.action, event.detail, event.username)
+        for event in audit_events(app)
+        if event.action in ("integrations.connector_viewed", "integrations.message_log_viewed")
+    ]
+    assert seen == [
+        ("integrations.connector_viewed", "test-echo", "admin"),
+        ("integrations.message_log_viewed", "test-echo outbound dead", "admin"),
+    ]

@@ -78,6 +78,14 @@ def health_of_connector(cls: type[Connector]) -> Health:
     return health_of([cls.name])[cls.name]
 
 
+def record_connector_viewed(actor, cls: type[Connector]) -> None:
+    """Everything in the console is audited, looking at a connector's set-up included."""
+    with use_case():
+        audit.record(
+            actor, "integrations.connector_viewed", detail=cls.name, category="integrations"
+        )
+
+
 def secrets_set(cls: type[Connector]) -> dict[str, bool]:
     """Which secret fields have a stored value: all the console ever says about a secret."""
     setting = settings.setting_of(cls.name)
@@ -124,9 +132,17 @@ class LogPage:
     older_than: int | None  # the "older" link's cursor, None on the last page
 
 
-def message_log(connector: str, direction: str, status: str | None, before: int | None):
+def message_log(actor, connector: str, direction: str, status: str | None, before: int | None):
     """A page of ``PAGE_SIZE`` messages, newest first, older than the message ``before``
-    (keyset paging on the id: each page costs the same however deep it is)."""
+    (keyset paging on the id: each page costs the same however deep it is). Audited: the log
+    holds no patient data, but which messages about which ids an admin looked at is kept."""
+    with use_case():
+        audit.record(
+            actor,
+            "integrations.message_log_viewed",
+            detail=f"{connector} {direction}" + (f" {status}" if status else ""),
+            category="integrations",
+        )
     if direction == "inbound":
         columns = (
             InboxMessage.id,

@@ -76,6 +76,8 @@ def integration_connector(connector: str):
     """GET: the connector's page; POST: save its settings and enable it (checked first)."""
     cls = console.connector_or_404(connector)
     form = _settings_form(cls)
+    if request.method == "GET":
+        console.record_connector_viewed(current_actor(), cls)
     if form.validate_on_submit():
         try:
             settings.save_and_enable(current_actor(), cls.name, form.submitted())
@@ -173,10 +175,10 @@ def integration_messages(connector: str):
         "admin/integrations/messages.html",
         connector=cls,
         direction=direction,
-        status=status,
+        status_filter=status,  # not ``status``: render() takes that as the HTTP status
         statuses=console.LOG_STATUSES[direction],
         before=before,
-        log=console.message_log(cls.name, direction, status, before),
+        log=console.message_log(current_actor(), cls.name, direction, status, before),
     )
 
 
