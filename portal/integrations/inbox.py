@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.integrations.base import IntegrationError
@@ -198,27 +198,3 @@ def process_due(connectors: dict[str, Any], *, limit: int = 100) -> tuple[int, i
         )
         processed += 1
     return processed, failed
-
-
-def counts_since(connector: str, since: datetime) -> dict[str, int]:
-    """Webhooks received (stored), rejected (malformed) and refused (not stored) since."""
-    received = db.session.scalar(
-        select(func.count())
-        .select_from(InboxMessage)
-        .where(InboxMessage.connector == connector, InboxMessage.received_at >= since)
-    )
-    rejected = db.session.scalar(
-        select(func.count())
-        .select_from(InboxMessage)
-        .where(
-            InboxMessage.connector == connector,
-            InboxMessage.received_at >= since,
-            InboxMessage.status == "rejected",
-        )
-    )
-    refused = db.session.scalar(
-        select(func.count())
-        .select_from(WebhookRefusal)
-        .where(WebhookRefusal.connector == connector, WebhookRefusal.refused_at >= since)
-    )
-    return {"received": received, "rejected": rejected, "refused": refused}
