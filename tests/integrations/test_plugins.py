@@ -52,5 +52,11 @@ def test_an_installed_plugin_connector_is_registered_when_the_app_starts(tmp_pat
         assert plugin in registry.available()
         assert plugin.field("api_key").secret
         assert plugin({}).deliver("order", {}, "key-1") == {"accepted": "key-1"}
+        # An admin finds it in the console, and can open its settings form.
+        admin = signed_in("admin")
+        console = admin.get("/admin/integrations").get_data(as_text=True)
+        assert "Acme Reference Laboratory" in console
+        form = admin.get("/admin/integrations/acme-lab").get_data(as_text=True)
+        assert "Account number" in form and "API key" in form
     finally:
         registry.unregister("acme-lab")
