@@ -16,7 +16,9 @@ from tests.support.database import SECRET_KEY
 PLUGIN = Path(__file__).resolve().parent / "plugin_dist"
 
 
-def test_an_installed_plugin_connector_is_registered_when_the_app_starts(tmp_path, monkeypatch):
+def test_an_installed_plugin_connector_is_registered_when_the_app_starts(
+    tmp_path, monkeypatch, signed_in
+):
     source = shutil.copytree(PLUGIN, tmp_path / "plugin")  # the build writes beside it
     target = tmp_path / "site"
     subprocess.run(
