@@ -287,9 +287,9 @@ def _delivery_worker(url: str, number: int, ready, go, stop, results) -> None:
     from portal.extensions import db
     from portal.integrations.delivery import deliver_due
 
-    logging.getLogger("portal").setLevel(logging.ERROR)
     register_connectors()
     app = _app(url)
+    logging.getLogger("portal").setLevel(logging.ERROR)  # after create_app, which sets it
     with app.app_context():
         db.session.execute(text("SELECT 1"))  # connected before the clock starts
         db.session.remove()
@@ -419,9 +419,9 @@ def _periodic_worker(url: str, ready, stop) -> None:
     from portal.integrations import jobs as integration_jobs
     from portal.prescriptions import jobs as prescription_jobs
 
-    logging.getLogger("portal").setLevel(logging.ERROR)
     register_connectors()
     app = _app(url)
+    logging.getLogger("portal").setLevel(logging.ERROR)  # after create_app, which sets it
     jobs = (
         audit_jobs.periodic_jobs(app.config)
         + integration_jobs.periodic_jobs(app.config, stop)
@@ -657,9 +657,10 @@ def _result(name, label, latencies, stamp, *, rate=None, problems=(), **extra) -
         database=label,
         rows=0,
         requests=len(latencies),
-        p50_ms=round(report.percentile(latencies, 50), 2) if latencies else 0.0,
-        p95_ms=round(report.percentile(latencies, 95), 2) if latencies else 0.0,
-        p99_ms=round(report.percentile(latencies, 99), 2) if latencies else 0.0,
+        # A throughput row has no per-request latency: "—" in RESULTS.md, null in the JSON.
+        p50_ms=round(report.percentile(latencies, 50), 2) if latencies else None,
+        p95_ms=round(report.percentile(latencies, 95), 2) if latencies else None,
+        p99_ms=round(report.percentile(latencies, 99), 2) if latencies else None,
         floor_p95_ms=None,
         date=stamp,
         failures=len(problems),

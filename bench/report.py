@@ -44,9 +44,9 @@ class Result:
     database: str
     rows: int
     requests: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: a throughput row (no per-request latency)
+    p95_ms: float | None
+    p99_ms: float | None
     floor_p95_ms: float | None
     date: str
     is_search: bool = False
