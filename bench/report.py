@@ -31,6 +31,11 @@ CHART_BUDGETS_MS = {
     "chart: draft autosave": 40.0,
 }
 PAGE_BUDGETS_MS = {**SCHEDULE_BUDGETS_MS, **CHART_BUDGETS_MS}
+# Goals of the integrations (bench/integrations.py names the rows).
+OUTBOX_NOOP_4_WORKERS_PER_S = 200.0  # "outbox delivery, no-op, 4 workers"
+OUTBOX_LATENCY_P95_MS = 1000.0  # "outbox commit-to-delivery latency", p95 below
+WEBHOOK_INTAKE_PER_S = 300.0  # every "webhook intake, N clients"
+WEBHOOK_INTAKE_P95_MS = 50.0
 
 
 @dataclass
@@ -39,9 +44,9 @@ class Result:
     database: str
     rows: int
     requests: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: a throughput row (no per-request latency)
+    p95_ms: float | None
+    p99_ms: float | None
     floor_p95_ms: float | None
     date: str
     is_search: bool = False
@@ -113,6 +118,8 @@ def budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
         return "answers must be right", f"INVALID ({result.failures} bad: {result.first_failure})"
     if result.benchmark.startswith("concurrency: "):
         return _concurrency_budget(result, all_results)
+    if result.benchmark.startswith(("outbox ", "webhook intake")):
+        return _integrations_budget(result)
     if result.benchmark in PAGE_BUDGETS_MS:
         limit = PAGE_BUDGETS_MS[result.benchmark]
         return f"≤ {limit:.0f}", "pass" if result.p95_ms <= limit else "**FAIL**"
@@ -168,6 +175,21 @@ def _concurrency_budget(result: Result, all_results: list[Result]) -> tuple[str,
             passed = passed and share >= PATIENT_VS_HOME_THROUGHPUT
         if texts:
             return "; ".join(texts), "pass" if passed else "**FAIL**"
+    return "—", "—"
+
+
+def _integrations_budget(result: Result) -> tuple[str, str]:
+    name, rate = result.benchmark, result.throughput_per_s or 0.0
+    if name == "outbox delivery, no-op, 4 workers":
+        limit = OUTBOX_NOOP_4_WORKERS_PER_S
+        return f"≥ {limit:.0f} msg/s", "pass" if rate >= limit else "**FAIL**"
+    if name == "outbox commit-to-delivery latency":
+        limit = OUTBOX_LATENCY_P95_MS
+        return f"p95 < {limit:.0f}", "pass" if result.p95_ms < limit else "**FAIL**"
+    if name.startswith("webhook intake"):
+        passed = rate >= WEBHOOK_INTAKE_PER_S and result.p95_ms <= WEBHOOK_INTAKE_P95_MS
+        text = f"≥ {WEBHOOK_INTAKE_PER_S:.0f}/s and p95 ≤ {WEBHOOK_INTAKE_P95_MS:.0f}"
+        return text, "pass" if passed else "**FAIL**"
     return "—", "—"
 
 

@@ -11,7 +11,18 @@ from datetime import UTC, datetime
 
 import requests
 
-from bench import audit, chart, concurrency, cpu, databases, floors, report, schedule, workload
+from bench import (
+    audit,
+    chart,
+    concurrency,
+    cpu,
+    databases,
+    floors,
+    integrations,
+    report,
+    schedule,
+    workload,
+)
 from bench.databases import BENCH_PASSWORD, BENCH_USERNAME, OUT, ROOT
 from bench.server import Server
 
@@ -115,7 +126,43 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--audit-repeats", type=int, default=None, help="rounds of --audit slices (5)"
     )
+    parser.add_argument(
+        "--integrations",
+        action="store_true",
+        help="measure the integrations instead: outbox delivery throughput with 1, 2 and 4 "
+        "worker processes (no-op connector and the DoseSpot sandbox), commit-to-delivery "
+        "latency of the real worker loop, and webhook intake under gunicorn at "
+        "--webhook-clients clients (--seconds each); PostgreSQL (--no-postgres: SQLite, one "
+        "worker); verify every message delivered and every webhook stored exactly once",
+    )
+    parser.add_argument(
+        "--outbox-messages",
+        type=int,
+        default=None,
+        help="messages per --integrations no-op run (2000; --quick: 400); sandbox runs a quarter",
+    )
+    parser.add_argument(
+        "--latency-messages",
+        type=int,
+        default=None,
+        help="messages for the --integrations latency run (200; --quick: 30)",
+    )
+    parser.add_argument(
+        "--integration-repeats",
+        type=int,
+        default=None,
+        help="rounds over the worker counts for --integrations (3; --quick: 1)",
+    )
+    parser.add_argument(
+        "--webhook-clients",
+        default="4,16",
+        help="client counts for the --integrations webhook intake (%(default)s)",
+    )
     args = parser.parse_args(argv)
+    args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
+    args.latency_messages = args.latency_messages or (30 if args.quick else 200)
+    args.integration_repeats = args.integration_repeats or (1 if args.quick else 3)
+    args.webhook_clients = [int(value) for value in args.webhook_clients.split(",")]
     args.audit_seconds = args.audit_seconds or (1 if args.quick else 4)
     args.audit_repeats = args.audit_repeats or (2 if args.quick else 5)
     default_rows = "1000,10000" if args.quick else "10000,1000000"
@@ -144,6 +191,17 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = report.machine()
+    if args.integrations:
+        log(
+            f"Integrations benchmark {stamp}: {info['cpu']}, {info['cores']} cores; "
+            f"{args.integration_repeats} rounds, {args.outbox_messages} messages a run"
+        )
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        if not args.no_postgres and not version:
+            log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
+        code = integrations.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
     if args.audit:
         log(
             f"Audit benchmark {stamp}: {info['cpu']}, {info['cores']} cores; "
