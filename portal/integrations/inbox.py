@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from portal.extensions import db
 from portal.integrations.base import IntegrationError
 from portal.integrations.models import InboxMessage, WebhookRefusal
-from portal.integrations.outbox import backoff_seconds
+from portal.integrations.outbox import backoff_seconds, bookkeeping_durable_later
 from portal.timeutil import utcnow
 from portal.transaction import Refused, end_read, use_case
 
@@ -55,60 +55,42 @@ class Accepted:
 
 
 def accept(connector: str, event_id: str, event_type: str | None, body: str) -> Accepted:
-    """Store a verified, well-formed event (or recognise a resent one)."""
-    existing = _existing(connector, event_id)
-    if existing is not None:
-        return Accepted(existing, duplicate=True)
+    """Store a verified, well-formed event; a resent one (its event id already stored) is
+    recognised by the unique key, so the common case costs one insert."""
+    return _store(connector, event_id, body, status="received", event_type=event_type)
+
+
+def reject(connector: str, event_id: str, body: str, reason: str) -> Accepted:
+    """Store a verified event that cannot be processed (malformed), with the reason."""
+    return _store(connector, event_id, body, status="rejected", reason=reason[:500])
+
+
+def _store(connector: str, event_id: str, body: str, **values) -> Accepted:
     now = utcnow()
+    event_type = values.pop("event_type", None)
     message = InboxMessage(
         connector=connector,
         event_id=event_id,
         event_type=(event_type or "")[:64] or None,
         body=body,
-        status="received",
         attempts=0,
         next_attempt_at=now,
         received_at=now,
+        **values,
     )
     try:
         with use_case(conflict=Refused("duplicate")):
             db.session.add(message)
             db.session.flush()
             return Accepted(message.id, duplicate=False)
-    except Refused:  # the same event arrived twice at once: the other copy was stored
-        return Accepted(_existing(connector, event_id), duplicate=True)
-
-
-def reject(connector: str, event_id: str, body: str, reason: str) -> Accepted:
-    """Store a verified event that cannot be processed (malformed), with the reason."""
-    existing = _existing(connector, event_id)
-    if existing is not None:
-        return Accepted(existing, duplicate=True)
-    now = utcnow()
-    with use_case(conflict=Refused("duplicate")):
-        message = InboxMessage(
-            connector=connector,
-            event_id=event_id,
-            body=body,
-            status="rejected",
-            reason=reason[:500],
-            attempts=0,
-            next_attempt_at=now,
-            received_at=now,
+    except Refused:  # stored before (a resend), or by a copy that arrived at the same time
+        found = db.session.scalar(
+            select(InboxMessage.id).where(
+                InboxMessage.connector == connector, InboxMessage.event_id == event_id
+            )
         )
-        db.session.add(message)
-        db.session.flush()
-        return Accepted(message.id, duplicate=False)
-
-
-def _existing(connector: str, event_id: str) -> int | None:
-    found = db.session.scalar(
-        select(InboxMessage.id).where(
-            InboxMessage.connector == connector, InboxMessage.event_id == event_id
-        )
-    )
-    end_read()
-    return found
+        end_read()
+        return Accepted(found, duplicate=True)
 
 
 def count_refusal(connector: str, reason: str) -> None:
@@ -128,6 +110,7 @@ class _Claimed:
 
 def _claim_next(connectors: frozenset[str], now: datetime) -> _Claimed | None:
     with use_case():
+        bookkeeping_durable_later()
         message = db.session.scalars(
             select(InboxMessage)
             .where(
@@ -152,6 +135,7 @@ def _claim_next(connectors: frozenset[str], now: datetime) -> _Claimed | None:
 
 def _finish(claimed: _Claimed, **values) -> None:
     with use_case():
+        bookkeeping_durable_later()
         db.session.execute(
             update(InboxMessage)
             .where(InboxMessage.id == claimed.id, InboxMessage.leased_by == claimed.claim)

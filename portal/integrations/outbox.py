@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from portal.audit import services as audit
 from portal.extensions import db
@@ -88,20 +88,22 @@ class Claimed:
     claim: str
 
 
-def claim_next(
+def claim_due(
     worker_name: str,
     connectors: frozenset[str] | set[str],
     *,
+    limit: int = 1,
     lease_seconds: float = LEASE_SECONDS,
     now: datetime | None = None,
-) -> Claimed | None:
-    """Take the next due message of one of ``connectors`` (those enabled and not paused) in
-    a short transaction, or None when nothing is due."""
+) -> list[Claimed]:
+    """Take up to ``limit`` due messages of ``connectors`` (those enabled and not paused) in
+    one short transaction, soonest first; an empty list when nothing is due."""
     now = now or utcnow()
     if not connectors:
-        return None
+        return []
     with use_case():
-        query = (
+        bookkeeping_durable_later()
+        messages = db.session.scalars(
             select(OutboxMessage)
             .where(
                 OutboxMessage.status.in_(("pending", "in_flight")),
@@ -109,27 +111,48 @@ def claim_next(
                 OutboxMessage.connector.in_(sorted(connectors)),
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(1)
+            .limit(limit)
             .with_for_update(skip_locked=True)
-        )
-        message = db.session.scalars(query).first()
-        if message is None:
-            return None
-        claim = f"{worker_name}:{uuid.uuid4().hex[:12]}"
-        message.status = "in_flight"
-        message.attempts += 1
-        message.leased_by = claim
-        message.next_attempt_at = now + timedelta(seconds=lease_seconds)
-        message.updated_at = now
-        return Claimed(
-            id=message.id,
-            connector=message.connector,
-            operation=message.operation,
-            payload=message.payload,
-            idempotency_key=message.idempotency_key,
-            attempts=message.attempts,
-            claim=claim,
-        )
+        ).all()
+        claimed = []
+        for message in messages:
+            claim = f"{worker_name}:{uuid.uuid4().hex[:12]}"
+            message.status = "in_flight"
+            message.attempts += 1
+            message.leased_by = claim
+            message.next_attempt_at = now + timedelta(seconds=lease_seconds)
+            message.updated_at = now
+            claimed.append(
+                Claimed(
+                    id=message.id,
+                    connector=message.connector,
+                    operation=message.operation,
+                    payload=message.payload,
+                    idempotency_key=message.idempotency_key,
+                    attempts=message.attempts,
+                    claim=claim,
+                )
+            )
+        return claimed
+
+
+def claim_next(worker_name: str, connectors, **options) -> Claimed | None:
+    """The next due message alone (``claim_due`` with a limit of one), or None."""
+    claimed = claim_due(worker_name, connectors, limit=1, **options)
+    return claimed[0] if claimed else None
+
+
+def bookkeeping_durable_later() -> None:
+    """Let this transaction commit without waiting for its WAL flush (PostgreSQL's
+    ``synchronous_commit = off``, for this transaction only).
+
+    For the queue's own bookkeeping (a claim, an outcome), where losing the last moments of
+    commits in a server crash costs at most one more delivery, which at-least-once delivery
+    allows anyway: a lost claim leaves the message due, a lost outcome leaves it in flight
+    until its lease ends. Never for a business change or its message: those commit durably.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float:
@@ -143,6 +166,7 @@ def _finish(claimed: Claimed, **values) -> bool:
     worker that holds it now (False)."""
     now = utcnow()
     with use_case():
+        bookkeeping_durable_later()
         done = db.session.execute(
             update(OutboxMessage)
             .where(
