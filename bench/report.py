@@ -34,8 +34,12 @@ PAGE_BUDGETS_MS = {**SCHEDULE_BUDGETS_MS, **CHART_BUDGETS_MS}
 # Goals of the integrations (bench/integrations.py names the rows).
 OUTBOX_NOOP_4_WORKERS_PER_S = 200.0  # "outbox delivery, no-op, 4 workers"
 OUTBOX_LATENCY_P95_MS = 1000.0  # "outbox commit-to-delivery latency", p95 below
-WEBHOOK_INTAKE_PER_S = 300.0  # every "webhook intake, N clients"
+# "webhook intake, 4 clients": both at once. With more clients than the server has threads
+# (16 on 2 workers x 4), closed-loop requests queue: their latency is at least clients /
+# throughput by Little's law, so that row is held to the rate alone (its latency is shown).
+WEBHOOK_INTAKE_PER_S = 300.0
 WEBHOOK_INTAKE_P95_MS = 50.0
+WEBHOOK_INTAKE_LATENCY_ROW = "webhook intake, 4 clients"
 
 
 @dataclass
@@ -186,10 +190,13 @@ def _integrations_budget(result: Result) -> tuple[str, str]:
     if name == "outbox commit-to-delivery latency":
         limit = OUTBOX_LATENCY_P95_MS
         return f"p95 < {limit:.0f}", "pass" if result.p95_ms < limit else "**FAIL**"
-    if name.startswith("webhook intake"):
+    if name == WEBHOOK_INTAKE_LATENCY_ROW:
         passed = rate >= WEBHOOK_INTAKE_PER_S and result.p95_ms <= WEBHOOK_INTAKE_P95_MS
         text = f"≥ {WEBHOOK_INTAKE_PER_S:.0f}/s and p95 ≤ {WEBHOOK_INTAKE_P95_MS:.0f}"
         return text, "pass" if passed else "**FAIL**"
+    if name.startswith("webhook intake"):
+        passed = rate >= WEBHOOK_INTAKE_PER_S
+        return f"≥ {WEBHOOK_INTAKE_PER_S:.0f}/s (queueing)", "pass" if passed else "**FAIL**"
     return "—", "—"
 
 

@@ -36,7 +36,10 @@ def test_latency_and_webhook_budgets():
     assert budget(row("outbox commit-to-delivery latency", p95=1000.0), [])[1] == "**FAIL**"
     assert budget(row("webhook intake, 4 clients", rate=300.0, p95=50.0), [])[1] == "pass"
     assert budget(row("webhook intake, 4 clients", rate=299.0, p95=10.0), [])[1] == "**FAIL**"
-    assert budget(row("webhook intake, 16 clients", rate=900.0, p95=51.0), [])[1] == "**FAIL**"
+    assert budget(row("webhook intake, 4 clients", rate=900.0, p95=51.0), [])[1] == "**FAIL**"
+    # With more clients than server threads, latency is queueing: the rate alone is held.
+    assert budget(row("webhook intake, 16 clients", rate=900.0, p95=90.0), [])[1] == "pass"
+    assert budget(row("webhook intake, 16 clients", rate=299.0, p95=9.0), [])[1] == "**FAIL**"
 
 
 def test_exactly_once_names_lost_retried_and_doubled_messages():
