@@ -48,12 +48,7 @@ DEADLINE_SECONDS = 20
 
 @pytest.fixture
 def sandbox(live_server):
-    server = SandboxServer(
-        webhook_url=f"{live_server}/integrations/dosespot/webhook",
-        webhook_secret=WEBHOOK_SECRET,
-        portal_origin=live_server,
-        webhook_backoff=(0.05, 0.05, 0.05, 0.05),
-    )
+    server = SandboxServer.for_portal(live_server)
     yield server
     server.stop()
 

@@ -38,6 +38,17 @@ class SandboxServer:
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
+    @classmethod
+    def for_portal(cls, portal_url: str) -> SandboxServer:
+        """A sandbox that frames into the portal at ``portal_url`` and sends its webhooks
+        there (retrying quickly), as `make run` wires the two."""
+        return cls(
+            webhook_url=f"{portal_url}/integrations/dosespot/webhook",
+            webhook_secret=WEBHOOK_SECRET,
+            portal_origin=portal_url,
+            webhook_backoff=(0.05, 0.05, 0.05, 0.05),
+        )
+
     def stop(self) -> None:
         self.server.shutdown()
         self.thread.join(timeout=5)

@@ -161,3 +161,18 @@ def test_descriptions_lose_what_could_be_patient_data():
     shown = safe_description("Patient 'Rosa Delgado' born 03/09/1971, phone 4135550199, a@b.org")
     assert "Rosa" not in shown and "1971" not in shown and "4135550199" not in shown
     assert "a@b.org" not in shown
+
+
+def test_a_slow_dosespot_is_a_transient_failure_within_the_time_out(sandbox):
+    """A vendor slower than the client's read time-out: the call gives up (the worker is
+    never held) and says so as worth retrying; within the time-out it simply succeeds."""
+    ds = connector(sandbox)
+    ds.client.timeout = (2.0, 0.3)
+    ds.notification_counts(PRESCRIBER)  # token fetched while the vendor is quick
+    sandbox.faults(latency=0.1)
+    assert set(ds.notification_counts(PRESCRIBER)) >= {"refill_requests"}
+    sandbox.faults(latency=0.6)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="did not answer"):
+        ds.notification_counts(PRESCRIBER)
+    assert time.monotonic() - started < 1.5

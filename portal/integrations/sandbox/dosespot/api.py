@@ -121,10 +121,12 @@ def _token_error(code: str, description: str):
 
 @bp.before_request
 def authenticate():
-    if request.endpoint == "api.token":
-        return None
     box = sandbox()
     faults = box.state.faults
+    if faults.latency:
+        time.sleep(float(faults.latency))  # the slow-vendor fault: answering late is the point
+    if request.endpoint == "api.token":
+        return None
     if faults.rate_limit and box.state.count_api_call(RATE_WINDOW) > faults.rate_limit:
         answer = jsonify({"Message": "Rate limit is exceeded. Try again later."})
         return answer, 429, {"Retry-After": str(int(RATE_WINDOW))}

@@ -86,6 +86,7 @@ class Faults:
     rate_limit: int = 0  # API calls allowed per rate window; 0: no limit
     result_error: bool = False  # every API call answers ResultCode ERROR
     down: bool = False  # 503 on everything but the control API
+    latency: float = 0.0  # seconds every API answer (the token's too) waits: a slow vendor
     webhook_drop: bool = False  # record webhooks but never send them
     webhook_duplicate: bool = False  # send every webhook twice (same event id)
     webhook_delay: float = 0.0  # seconds to hold each webhook before its first try
