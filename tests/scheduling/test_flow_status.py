@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.timeutil import utcnow
 from tests.scheduling.flow_support import (
     actor,
     audit_events,
@@ -242,7 +243,10 @@ def test_the_same_form_submitted_twice_gets_a_stale_answer(app, schedule, signed
 
 
 def test_a_refused_step_answers_422_with_the_message_beside_the_buttons(app, schedule, signed_in):
-    appointment_id = make_appointment(app, schedule, starts_at=minutes_from_now(30))
+    # Not minutes_from_now(): it keeps to today, and after 23:00 in the clinic that is the
+    # past, where a no-show is allowed. The refusal needs a start still ahead.
+    soon = (utcnow() + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    appointment_id = make_appointment(app, schedule, starts_at=soon)
     browser = signed_in("nurse")
     response = browser.htmx_post(
         f"/schedule/appointments/{appointment_id}/status",
