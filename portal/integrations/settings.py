@@ -23,7 +23,7 @@ from portal.integrations import registry
 from portal.integrations.base import Connector, Field, IntegrationError, SettingRefused
 from portal.integrations.models import ConnectorSetting
 from portal.timeutil import utcnow
-from portal.transaction import Refused, use_case
+from portal.transaction import Refused, end_read, use_case
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def save_and_enable(actor, name: str, submitted: Submitted) -> ConnectorSetting:
     cls = connector_class_or_refuse(name)
     stored = setting_of(name)
     merged = _merged(cls, submitted, _decrypted(stored) if stored else {})
+    end_read()  # no transaction stays open while the vendor answers
     try:
         cls(merged).check()
     except SettingRefused as refused:
