@@ -21,8 +21,11 @@ from portal.auth.permissions import public
 from portal.extensions import csrf
 from portal.integrations import bp, inbox
 from portal.integrations.base import BadWebhook
+from portal.integrations.models import InboxMessage
 from portal.integrations.settings import enabled_connector
 from portal.timeutil import utcnow
+
+EVENT_ID_MAX_CHARS = InboxMessage.__table__.c.event_id.type.length
 
 
 @bp.post("/<connector_name>/webhook")
@@ -42,6 +45,8 @@ def webhook(connector_name: str):
         return jsonify(error="too_large", limit=limit), 413
     try:
         event_id = connector.verify_webhook(request.headers, raw, utcnow())
+        if len(event_id) > EVENT_ID_MAX_CHARS:  # whatever the connector: the column's bound
+            raise BadWebhook("event id too long")
     except BadWebhook as refused:
         inbox.count_refusal(connector_name, refused.reason[:64])
         return jsonify(error="unauthorized"), 401

@@ -148,61 +148,55 @@ def _store(cls: type[Connector], setting: ConnectorSetting, merged: dict) -> lis
 def set_enabled(actor, name: str, enabled: bool) -> ConnectorSetting:
     """Disable a connector (its messages wait), or enable it again with the stored
     settings (checked first, as when saving)."""
-    cls = connector_class_or_refuse(name)
+    connector_class_or_refuse(name)
     if enabled:
         stored = setting_of(name)
         if stored is None:
             raise Refused("Configure the connector first.")
         return save_and_enable(actor, name, Submitted(values=dict(stored.values), secrets={}))
-    with use_case():
-        setting = setting_of(name)
-        if setting is None:
-            raise Refused("The connector is not configured.")
-        setting.enabled = False
-        setting.updated_at = utcnow()
-        audit.record(
-            actor,
-            "integrations.connector_disabled",
-            obj=setting,
-            detail=cls.name,
-            category="integrations",
-        )
-        return setting
+    return _switch(actor, name, "integrations.connector_disabled", enabled=False)
 
 
 def set_paused(actor, name: str, paused: bool) -> ConnectorSetting:
     """Pause delivery (messages keep queuing) or resume it."""
     connector_class_or_refuse(name)
+    action = "integrations.delivery_paused" if paused else "integrations.delivery_resumed"
+    return _switch(actor, name, action, paused=paused)
+
+
+def _switch(actor, name: str, action: str, **flags: bool) -> ConnectorSetting:
+    """Flip a configured connector's flags, audited, in one use case."""
     with use_case():
         setting = setting_of(name)
         if setting is None:
             raise Refused("The connector is not configured.")
-        setting.paused = paused
+        for flag, value in flags.items():
+            setattr(setting, flag, value)
         setting.updated_at = utcnow()
-        audit.record(
-            actor,
-            "integrations.delivery_paused" if paused else "integrations.delivery_resumed",
-            obj=setting,
-            detail=name,
-            category="integrations",
-        )
+        audit.record(actor, action, obj=setting, detail=name, category="integrations")
         return setting
+
+
+def _enabled_settings(*, include_paused: bool) -> list[ConnectorSetting]:
+    query = select(ConnectorSetting).where(
+        ConnectorSetting.clinic_id == _THE_CLINIC, ConnectorSetting.enabled.is_(True)
+    )
+    if not include_paused:
+        query = query.where(ConnectorSetting.paused.is_(False))
+    return list(db.session.scalars(query))
+
+
+def enabled_names(*, include_paused: bool = True) -> list[str]:
+    """The enabled connectors that are installed, by name, without decrypting anything."""
+    rows = _enabled_settings(include_paused=include_paused)
+    return sorted(row.connector for row in rows if registry.connector_class(row.connector))
 
 
 def active_connectors(*, include_paused: bool = False) -> dict[str, Connector]:
     """The connectors enabled (and not paused, unless ``include_paused``), made from their
     settings: what the worker delivers for (and processes pushed events of)."""
-    clinic = current_clinic()
-    if clinic is None:
-        return {}
-    query = select(ConnectorSetting).where(
-        ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.enabled.is_(True)
-    )
-    if not include_paused:
-        query = query.where(ConnectorSetting.paused.is_(False))
-    rows = db.session.scalars(query).all()
     active = {}
-    for row in rows:
+    for row in _enabled_settings(include_paused=include_paused):
         cls = registry.connector_class(row.connector)
         if cls is not None:  # a plugin uninstalled since: its messages wait
             active[row.connector] = cls(_decrypted(row))

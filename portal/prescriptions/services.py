@@ -38,7 +38,7 @@ from portal.integrations.base import (
 )
 from portal.integrations.models import ExternalId, InboxMessage, OutboxMessage
 from portal.integrations.registry import connector_class
-from portal.integrations.settings import active_connectors, enabled_connector
+from portal.integrations.settings import active_connectors, enabled_connector, enabled_names
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, lock_patient
 from portal.prescriptions.models import Prescription
@@ -55,10 +55,10 @@ RECENT_LAUNCH = timedelta(hours=24)
 
 
 def eprescribing_connector_name() -> str | None:
-    """The enabled e-prescribing connector of this clinic (the first, if several)."""
-    for name in sorted(active_connectors(include_paused=True)):
-        cls = connector_class(name)
-        if cls is not None and issubclass(cls, EPrescribingConnector):
+    """The enabled e-prescribing connector of this clinic (the first, if several); one query,
+    no secrets decrypted (every prescriber's page asks, through the queue count)."""
+    for name in enabled_names():
+        if issubclass(connector_class(name), EPrescribingConnector):
             return name
     return None
 
@@ -247,14 +247,11 @@ _counts_lock = threading.Lock()
 
 def notification_total(actor) -> int | None:
     """How many items wait in the prescriber's vendor queues (None: not available)."""
-    name = eprescribing_connector_name()
-    if name is None:
+    try:
+        name, connector, clinician = _connector_and_clinician(actor)
+    except Refused:  # not switched on, or this prescriber not linked: no count to show
         return None
-    connector = enabled_connector(name)
-    clinician = vendor_id(name, "clinician", actor.id)
     end_read()
-    if connector is None or clinician is None:
-        return None
     key = (name, clinician)
     now = time.monotonic()
     with _counts_lock:

@@ -154,3 +154,9 @@ def test_a_failing_handler_is_retried_later_and_keeps_no_patient_words(app, echo
 def test_an_unknown_or_disabled_connector_is_not_found(app):
     answer = PortalClient(app).client.post("/integrations/nobody/webhook", data=b"{}")
     assert answer.status_code == 404
+
+
+def test_an_event_id_longer_than_we_keep_is_refused_not_a_crash(app, echo):
+    answer = post(app, event(patient=7), event_id="e" * 500)
+    assert answer.status_code == 401
+    assert stored(app) == [] and refusals(app) == ["event id too long"]

@@ -78,12 +78,16 @@ def health_of_connector(cls: type[Connector]) -> Health:
     return health_of([cls.name])[cls.name]
 
 
-def record_connector_viewed(actor, cls: type[Connector]) -> None:
-    """Everything in the console is audited, looking at a connector's set-up included."""
+def record_console_viewed(actor, cls: type[Connector] | None = None) -> None:
+    """Everything in the console is audited, looking included: the list of connectors
+    (``cls`` None) or one connector's set-up."""
     with use_case():
-        audit.record(
-            actor, "integrations.connector_viewed", detail=cls.name, category="integrations"
-        )
+        if cls is None:
+            audit.record(actor, "integrations.console_viewed", category="integrations")
+        else:
+            audit.record(
+                actor, "integrations.connector_viewed", detail=cls.name, category="integrations"
+            )
 
 
 def secrets_set(cls: type[Connector]) -> dict[str, bool]:

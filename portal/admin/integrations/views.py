@@ -32,6 +32,7 @@ PERMISSION = "integrations.manage"
 @bp.get("/integrations")
 @require(PERMISSION)
 def integrations():
+    console.record_console_viewed(current_actor())
     return render("admin/integrations/index.html", groups=console.overview())
 
 
@@ -77,7 +78,7 @@ def integration_connector(connector: str):
     cls = console.connector_or_404(connector)
     form = _settings_form(cls)
     if request.method == "GET":
-        console.record_connector_viewed(current_actor(), cls)
+        console.record_console_viewed(current_actor(), cls)
     if form.validate_on_submit():
         try:
             settings.save_and_enable(current_actor(), cls.name, form.submitted())
