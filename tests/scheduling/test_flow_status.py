@@ -37,7 +37,9 @@ def _change(appointment_id, status, *, who="frontdesk", **kwargs):
 def test_a_visit_moves_through_every_step_with_its_time_and_author(app, schedule):
     from portal.scheduling.flow import services as flow
 
-    appointment_id = make_appointment(app, schedule, starts_at=minutes_from_now(-10))
+    # Every step passes its own time, so the visit sits at noon: a start taken from the clock
+    # would put the check-in (five minutes before) on yesterday when run just after midnight.
+    appointment_id = make_appointment(app, schedule, starts_at=today_at(12))
     with app.app_context():
         start = _appointment(appointment_id).starts_at
         _change(appointment_id, "confirmed", now=start - timedelta(minutes=30))
