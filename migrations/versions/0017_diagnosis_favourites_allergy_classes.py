@@ -35,7 +35,7 @@ def upgrade():
         sa.Column('uses', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('icd10_code', name='pk_diagnosis_uses'),
     )
-    op.create_index('ix_diagnosis_uses_uses', 'diagnosis_uses', ['uses'])
+    op.create_index('ix_diagnosis_uses_uses', 'diagnosis_uses', ['uses', 'icd10_code'])
     # The clinic's use so far: each problem recorded with a code, each visit that addressed
     # one (the same statement on SQLite and PostgreSQL).
     op.execute(

@@ -86,7 +86,8 @@ class _Index:
     """The billable codes of the bundled release, indexed by code and by description word."""
 
     def __init__(self) -> None:
-        codes = [code for code in icd.get_all_codes(True) if icd.is_leaf(code)]
+        # The library lists a few codes twice (a category that is its own leaf: "R99"): once.
+        codes = list(dict.fromkeys(c for c in icd.get_all_codes(True) if icd.is_leaf(c)))
         described = [Diagnosis(code, icd.get_description(code)) for code in codes]
         ranking = {_bare(code): rank for rank, code in enumerate(primary_care_ranking())}
         unranked = len(ranking)
@@ -106,6 +107,7 @@ class _Index:
         )
         self.diagnoses = described
         self.id_of = {_bare(d.code): i for i, d in enumerate(described)}
+        self.id_of_code = {d.code: i for i, d in enumerate(described)}
         self.by_bare = {_bare(d.code): d for d in described}
         self.bare_codes = sorted(self.by_bare)
         shipped = synonyms()
@@ -125,7 +127,10 @@ class _Index:
         """Ids of the billable codes among ``codes``, in the given order, without repeats."""
         ids: dict[int, None] = {}
         for code in codes:
-            i = self.id_of.get(_bare(code))
+            # Stored codes are as the index writes them ("E11.9"): a direct hit, no parsing.
+            i = self.id_of_code.get(code)
+            if i is None:
+                i = self.id_of.get(_bare(code))
             if i is not None:
                 ids.setdefault(i)
         return list(ids)
@@ -139,35 +144,36 @@ class _Index:
         matched = {self.id_of[code] for code in self.bare_codes[start:end]}
         return self._best(matched, limit, preferred)
 
-    def _best(self, matched: set[int], limit: int, preferred: list[int]) -> list[Diagnosis]:
-        first = [i for i in preferred if i in matched][:limit]
-        rest = heapq.nsmallest(limit, matched.difference(first)) if len(first) < limit else []
-        return [self.diagnoses[i] for i in (first + rest)[:limit]]
-
     def _matching(self, word_prefix: str) -> set[int]:
+        """The ids whose words match; the index's own set for a whole word (never change it)."""
         # One or two characters ("2" of "type 2") match whole words only: as prefixes they
         # would pull in most of the code set.
         if len(word_prefix) < MIN_PREFIX:
-            return set(self.postings.get(word_prefix, ()))
+            return self.postings.get(word_prefix, set())
         start = bisect.bisect_left(self.vocabulary, word_prefix)
-        matched: set[int] = set()
-        for word in self.vocabulary[start:]:
-            if not word.startswith(word_prefix):
-                break
-            matched |= self.postings[word]
-        return matched
+        end = bisect.bisect_left(self.vocabulary, word_prefix + "~", start)  # "~" sorts last
+        if end - start == 1:
+            return self.postings[self.vocabulary[start]]
+        return set().union(*(self.postings[word] for word in self.vocabulary[start:end]))
 
     def by_words(self, text: str, limit: int, preferred: list[int]) -> list[Diagnosis]:
-        # Longest words first: they match the fewest codes, so the intersection stays small.
-        words = sorted(set(_words(text)), key=len, reverse=True)
+        words = set(_words(text))
         if not words:
             return []
-        matched = self._matching(words[0])
-        for word in words[1:]:
-            if not matched:
-                break
-            matched &= self._matching(word)
+        # The smallest set first: intersecting from it touches the fewest ids ("of" alone
+        # matches half the code set, "fracture of" should cost what "fracture" costs).
+        sets = sorted((self._matching(word) for word in words), key=len)
+        matched = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
         return self._best(matched, limit, preferred)
+
+    def _best(self, matched: set[int], limit: int, preferred: list[int]) -> list[Diagnosis]:
+        first = [i for i in preferred if i in matched][:limit]
+        if len(first) < limit:
+            # A few more than needed instead of copying a large set without the preferred.
+            taken = set(first)
+            rest = heapq.nsmallest(limit + len(first), matched)
+            first += [i for i in rest if i not in taken][: limit - len(first)]
+        return [self.diagnoses[i] for i in first]
 
 
 class _LazyIndex:

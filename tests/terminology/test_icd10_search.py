@@ -77,3 +77,8 @@ def test_warm_up_builds_the_index_once():
     icd10.warm_up()  # a second call starts nothing more
     assert icd10.search("HTN")[0].code == "I10"
     assert icd10._lazy.built
+
+
+def test_a_code_the_library_lists_twice_is_offered_once():
+    assert codes("R99") == ["R99"]
+    assert codes("ill-defined and unknown cause of mortality").count("R99") == 1

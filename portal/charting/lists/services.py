@@ -316,7 +316,7 @@ def clinic_codes() -> list[str]:
         db.session.scalars(
             select(DiagnosisUse.icd10_code)
             .where(DiagnosisUse.uses >= CLINIC_MIN_USES)
-            .order_by(DiagnosisUse.uses.desc(), DiagnosisUse.icd10_code)
+            .order_by(DiagnosisUse.uses.desc(), DiagnosisUse.icd10_code.desc())
             .limit(CLINIC_CODES)
         )
     )
