@@ -203,8 +203,10 @@ def warm_up() -> None:
     """Build the index in a background thread, once per process, so that the first search
     after a start does not wait seconds for it (a search that comes earlier waits for the
     same build, never starts another)."""
+    global _warming
+    if _warming or _lazy.built:
+        return  # every request asks: answer without the lock once it has started
     with _warm_up_lock:
-        global _warming
         if _warming or _lazy.built:
             return
         _warming = True
