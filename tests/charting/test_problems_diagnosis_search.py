@@ -52,6 +52,13 @@ def test_a_prescriber_stars_a_code_and_it_comes_first_marked(app, signed_in):
     page = text_of(doctor.get("/chart/icd10"))
     favourites = page[page.index('id="favourite-diagnoses"') :]
     assert "I15.0" in favourites and "Remove I15.0 from favourites" in favourites
+    # The problem forms offer it beside their search, to this prescriber only.
+    patient_id = make_patient(app)
+    problems_page = text_of(doctor.get(f"/chart/patients/{patient_id}/problems"))
+    assert 'data-icd10-favourite data-code="I15.0"' in problems_page
+    assert "data-icd10-favourite" not in text_of(
+        signed_in("nurse").get(f"/chart/patients/{patient_id}/problems")
+    )
     # Starring twice keeps one row; another prescriber's search is unchanged.
     doctor.post_form("/chart/icd10/favourites", {"icd10_code": "I15.0"})
     assert len(rows(app, DiagnosisFavourite, icd10_code="I15.0")) == 1

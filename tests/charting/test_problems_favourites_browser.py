@@ -40,7 +40,13 @@ def test_a_starred_diagnosis_comes_first_in_the_picker(app, page, sign_in):
     expect(favourites).to_contain_text("I15.0 Renovascular hypertension")
 
     page.goto(f"/chart/patients/{patient_id}/problems")
+    # The favourites wait beside the search: one click picks one.
+    favourites = page.get_by_role("group", name="Your favourites:")
+    favourites.get_by_role("button", name="I15.0 Renovascular hypertension").click()
+    expect(labelled(page, "ICD-10-CM code")).to_have_value("I15.0")
+    labelled(page, "ICD-10-CM code").fill("")
     search = page.get_by_role("combobox", name="Find a diagnosis")
+    search.fill("")
     search.press_sequentially("hypertension", delay=20)
     expect(options.first).to_contain_text("I15.0")
     expect(options.first).to_contain_text("favourite")

@@ -63,9 +63,16 @@ def lists_globals() -> dict:
         "allergy_class_names": class_names(),
         "medication_routes": COMMON_ROUTES,
         "new_problem_form": _new_encounter_problem_form,
+        "my_favourite_diagnoses": _my_favourite_diagnoses,
         "revised_fields": lists.REVISED_FIELDS,
         "shown_value": lists.shown_value,
     }
+
+
+def _my_favourite_diagnoses() -> list:
+    """The signed-in prescriber's favourites, offered beside the problem forms' search."""
+    actor = current_actor()
+    return lists.favourite_diagnoses(actor) if actor.has_permission("chart.sign") else []
 
 
 def _new_encounter_problem_form() -> ProblemForm:
