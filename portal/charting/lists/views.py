@@ -91,8 +91,10 @@ def _dates(patient) -> dict:
 def warm_up_icd10() -> None:
     """Start building the ICD-10-CM index with the process's first request, in the
     background, so that no clinician's first search waits seconds for it. (Not at import
-    or in create_app: CLI commands and gunicorn's master never search.)"""
-    if current_app.config.get("ICD10_WARM_UP", not current_app.testing):
+    or in create_app: CLI commands and gunicorn's master never search.) Tests keep it on:
+    a browser test's live server shares the test's process, and its first search must not
+    wait for a build either; ``ICD10_WARM_UP = False`` turns it off."""
+    if current_app.config.get("ICD10_WARM_UP", True):
         icd10.warm_up()
 
 
