@@ -9,6 +9,7 @@ import re
 import pytest
 
 from portal.charting.models import Allergy, ChartItemRevision
+from portal.extensions import db
 from portal.terminology.allergy_classes import by_code
 from tests.charting.lists_helpers import audit_events, make_patient, rows, text_of, version_of
 
@@ -134,3 +135,38 @@ def test_editing_a_class_to_a_drug_clears_its_code(app, nurse, patient_id):
         "723",
         None,
     )
+
+
+def test_an_edit_that_keeps_a_drugs_name_keeps_it_a_drug(app, nurse, patient_id):
+    """A drug allergy recorded before classes existed ("Penicillin", kind Drug) is not
+    turned into the class by an edit of its severity; retyping the substance would."""
+    with app.app_context():
+        allergy = Allergy(
+            patient_id=patient_id, substance_kind="drug", substance="Penicillin", reactions=[]
+        )
+        db.session.add(allergy)
+        db.session.commit()
+        allergy_id = allergy.id
+    url = f"/chart/patients/{patient_id}/allergies/{allergy_id}"
+    values = {
+        "substance_kind": "drug",
+        "substance": "Penicillin",
+        "other_reactions": "",
+        "severity": "severe",
+        "criticality": "",
+        "onset_date": "",
+        "status": "active",
+        "comment": "",
+        "version": version_of(text_of(nurse.get(url))),
+    }
+    assert nurse.post_form(url, values).status_code == 303
+    (allergy,) = rows(app, Allergy, patient_id=patient_id)
+    assert (allergy.substance_kind, allergy.severity, allergy.drug_class_code) == (
+        "drug",
+        "severe",
+        None,
+    )
+    values.update(substance="penicillin", version=version_of(text_of(nurse.get(url))))
+    assert nurse.post_form(url, values).status_code == 303
+    (allergy,) = rows(app, Allergy, patient_id=patient_id)
+    assert (allergy.substance_kind, allergy.drug_class_code) == ("drug_class", "ATC:J01C")

@@ -546,12 +546,15 @@ def view_allergies(actor, patient_id: int):
 def _apply_allergy(allergy: Allergy, values: dict) -> None:
     kind = values["substance_kind"]
     substance = values["substance"].strip()
-    drug_class = find_class(substance) if kind in ("drug", "drug_class") else None
+    # A class typed with the kind "Drug" ("Penicillins") is the class: recorded as one, so
+    # that prescriptions are checked against its members. A drug allergy whose substance
+    # the edit leaves as it was keeps its kind (a change of severity changes nothing else).
+    kept = kind == allergy.substance_kind and substance == allergy.substance
+    as_class = kind == "drug_class" or (kind == "drug" and not kept)
+    drug_class = find_class(substance) if as_class else None
     if kind == "drug_class" and drug_class is None:
         raise Refused(NOT_A_CLASS, "substance")
     if drug_class is not None:
-        # A class typed with the kind "Drug" ("Penicillins") is the class: recorded as one,
-        # so that prescriptions are checked against its members.
         allergy.substance_kind = "drug_class"
         allergy.substance, allergy.drug_class_code = drug_class.name, drug_class.code
         allergy.rxnorm_code = None
