@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -173,7 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    results = {"queries": len(queries()), "budget_ms": BUDGET_MS}
+    # The figures mean little without the load they ran under (2 cores shared: report it).
+    results = {"queries": len(queries()), "budget_ms": BUDGET_MS, "load_before": os.getloadavg()}
     results["index"] = measure_index(args.repeats)
     sqlite_path = OUT / "sqlite" / "terminology.sqlite"
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +189,7 @@ def main(argv=None) -> int:
         for key, part in results.items()
         if isinstance(part, dict) and "max_ms" in part
     )
+    results["load_after"] = os.getloadavg()
     results["verdict"] = "pass" if ok else "FAIL"
     (OUT / "terminology.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
