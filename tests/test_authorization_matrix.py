@@ -125,6 +125,9 @@ EXPECTED: dict[str, set[str]] = {
     # Charting part C (lists): problems, allergies, medications, ICD-10-CM search, and the
     # encounter page's diagnoses addressed and reconciliation. Nurses and prescribers only.
     "charting.icd10_search": {"nurse", "prescriber"},
+    # A prescriber's favourite diagnoses (issue 14): their own preference, no patient data.
+    "charting.star_diagnosis": {"prescriber"},
+    "charting.unstar_diagnosis": {"prescriber"},
     "charting.problems": {"nurse", "prescriber"},
     "charting.add_problem": {"nurse", "prescriber"},
     "charting.edit_problem": {"nurse", "prescriber"},

@@ -265,6 +265,31 @@ class Problem(db.Model):
     __mapper_args__ = {"version_id_col": version}
 
 
+class DiagnosisFavourite(db.Model):
+    """A clinician's starred ICD-10-CM code: offered first in their diagnosis searches."""
+
+    __tablename__ = "diagnosis_favourites"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    icd10_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DiagnosisUse(db.Model):
+    """How often the clinic has used a code (problems recorded with it, visits that addressed
+    it): counted as it happens, so that a search can rank the clinic's own diagnoses first
+    without counting a million patients' problems each time someone types."""
+
+    __tablename__ = "diagnosis_uses"
+    # (uses, code) read backwards gives "most used first" without sorting the table.
+    __table_args__ = (Index("ix_diagnosis_uses_uses", "uses", "icd10_code"),)
+
+    icd10_code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    uses: Mapped[int] = mapped_column(default=0)
+
+
 class Allergy(db.Model):
     """An allergy or intolerance. Marked entered-in-error, never deleted."""
 
@@ -283,6 +308,8 @@ class Allergy(db.Model):
     substance_kind: Mapped[str] = mapped_column(String(16))
     substance: Mapped[str] = mapped_column(String(200))
     rxnorm_code: Mapped[str | None] = mapped_column(String(16))  # the RxNorm ingredient (RxCUI)
+    # A drug class's stable code (terminology/allergy_classes.py): "ATC:J01C", "PORTAL:...".
+    drug_class_code: Mapped[str | None] = mapped_column(String(32))
     reactions: Mapped[list] = mapped_column(JSON, default=list)
     severity: Mapped[str | None] = mapped_column(String(16))
     criticality: Mapped[str | None] = mapped_column(String(16))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from portal.terminology import icd10
 from tests.charting.lists_helpers import make_patient
 from tests.support.browser import labelled
 
@@ -14,6 +15,9 @@ pytestmark = pytest.mark.browser
 
 
 def test_add_a_problem_by_icd10_search_with_the_keyboard(app, page, sign_in):
+    # The live server runs in this process: build its ICD-10 index now, as a running portal
+    # does at its first request, rather than inside the first search's 5-second wait.
+    icd10.search("warm up")
     patient_id = make_patient(app)
     sign_in("drlee")
     page.goto(f"/chart/patients/{patient_id}/problems")

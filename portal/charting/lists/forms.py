@@ -23,6 +23,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.charting.lists.services import NOT_A_CLASS
 from portal.charting.models import (
     ALLERGY_CRITICALITIES,
     ALLERGY_SEVERITIES,
@@ -34,6 +35,7 @@ from portal.charting.models import (
     SUBSTANCE_KINDS,
 )
 from portal.ids import required_id
+from portal.terminology.allergy_classes import find_class
 
 COMMON_REACTIONS = (
     "Anaphylaxis",
@@ -74,6 +76,13 @@ STALE_FORM = "The form is incomplete: reload the page."
 def _choices(labels: dict, blank: str | None = None) -> list[SelectChoice]:
     options = {"": blank, **labels} if blank is not None else labels
     return [SelectChoice(value, label) for value, label in options.items()]
+
+
+class FavouriteDiagnosisForm(FlaskForm):
+    """Star or unstar a diagnosis (the code); ``q`` is the search to return to."""
+
+    icd10_code = StringField("ICD-10-CM code", validators=[DataRequired(), Length(max=10)])
+    q = StringField("Search", validators=[Optional(), Length(max=100)])
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -140,8 +149,17 @@ class AllergyForm(_DatedForm):
             DataRequired("Enter the substance (a drug, drug class, food or other)."),
             Length(max=200, message="At most 200 characters."),
         ],
-        description="Common drugs are suggested as you type and coded with RxNorm.",
-        render_kw={"list": "drug-ingredients", "autocomplete": "off"},
+        description=(
+            "Suggested as you type: common drugs (coded with RxNorm), or, for the kind "
+            "“Drug class”, the classes prescriptions are checked against."
+        ),
+        # allergies.js points the suggestions at the classes when the kind is "Drug class".
+        render_kw={
+            "list": "drug-ingredients",
+            "autocomplete": "off",
+            "data-drug-list": "drug-ingredients",
+            "data-class-list": "allergy-classes",
+        },
     )
     reactions = MultiCheckboxField("Reactions", choices=[SelectChoice(r) for r in COMMON_REACTIONS])
     other_reactions = StringField(
@@ -162,6 +180,12 @@ class AllergyForm(_DatedForm):
 
     def validate_onset_date(self, field):
         self._check_date(field)
+
+    def validate_substance(self, field):
+        # A class must be one of ours: an uncoded "class" could never be checked against a
+        # prescription, and the allergy would look covered when it is not.
+        if self.substance_kind.data == "drug_class" and find_class(field.data or "") is None:
+            raise ValidationError(NOT_A_CLASS)
 
     def validate_other_reactions(self, field):
         others = self._others()

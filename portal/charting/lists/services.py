@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import and_, bindparam, case, select
+from sqlalchemy import and_, bindparam, case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import services as audit
@@ -30,6 +31,8 @@ from portal.charting.models import (
     SUBSTANCE_KINDS,
     Allergy,
     ChartItemRevision,
+    DiagnosisFavourite,
+    DiagnosisUse,
     Encounter,
     Medication,
     MedicationReconciliation,
@@ -40,10 +43,15 @@ from portal.extensions import db
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient, lock_patient
 from portal.terminology import icd10
+from portal.terminology.allergy_classes import find_class
 from portal.terminology.rxnorm import coded_ingredient
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
 
+NOT_A_CLASS = (
+    "Choose a drug class from the list (such as Penicillins, Sulfonamide antibiotics or "
+    "NSAIDs); for a single drug, choose the kind “Drug”."
+)
 CATEGORIES = {"problem": "problem list", "allergy": "allergies", "medication": "medications"}
 MODELS = {"problem": Problem, "allergy": Allergy, "medication": Medication}
 # The fields whose changes are kept in the history, with the labels the history shows.
@@ -59,6 +67,7 @@ REVISED_FIELDS = {
         "substance_kind": "Kind",
         "substance": "Substance",
         "rxnorm_code": "RxNorm code",
+        "drug_class_code": "Drug class code",
         "reactions": "Reactions",
         "severity": "Severity",
         "criticality": "Criticality",
@@ -268,6 +277,125 @@ def view_problems(actor, patient_id: int) -> tuple[Patient, list[Problem]]:
     return patient, problems
 
 
+# ---------------------------------------------------------------------------------------
+# ICD-10-CM search: a clinician's favourites and the clinic's own use rank first
+
+# A code the clinic used once or twice (a one-off "portal hypertension") does not jump ahead of
+# primary care's ranking; from the third use on it does, most used first.
+CLINIC_MIN_USES = 3
+CLINIC_CODES = 300  # the clinic's most used codes a search considers
+MAX_FAVOURITES = 200
+FAVOURITES_CATEGORY = "diagnosis favourites"
+
+
+@dataclass(frozen=True)
+class DiagnosisOption:
+    """A search result as the picker shows it: the diagnosis, and whether it is a favourite."""
+
+    code: str
+    description: str
+    favourite: bool
+
+
+def favourite_codes(user_id: int | None) -> list[str]:
+    """The user's favourite codes, the earliest starred first."""
+    if user_id is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(DiagnosisFavourite.icd10_code)
+            .where(DiagnosisFavourite.user_id == user_id)
+            .order_by(DiagnosisFavourite.created_at, DiagnosisFavourite.icd10_code)
+        )
+    )
+
+
+def clinic_codes() -> list[str]:
+    """The clinic's most used codes, most used first (one indexed read of a small table)."""
+    return list(
+        db.session.scalars(
+            select(DiagnosisUse.icd10_code)
+            .where(DiagnosisUse.uses >= CLINIC_MIN_USES)
+            .order_by(DiagnosisUse.uses.desc(), DiagnosisUse.icd10_code.desc())
+            .limit(CLINIC_CODES)
+        )
+    )
+
+
+def search_diagnoses(actor, query: str) -> list[DiagnosisOption]:
+    """Billable codes matching ``query`` for this actor: their favourites first, then the
+    clinic's most used codes, then primary care's (terminology.icd10 ranks the rest). Reads
+    reference data and preferences only: no patient data, nothing audited."""
+    favourites = favourite_codes(actor.id)
+    found = icd10.search(query, preferred=favourites + clinic_codes())
+    starred = set(favourites)
+    return [DiagnosisOption(d.code, d.description, d.code in starred) for d in found]
+
+
+def favourite_diagnoses(actor) -> list[DiagnosisOption]:
+    """The actor's favourites with their descriptions (a code no longer billable is left out)."""
+    found = (icd10.billable(code) for code in favourite_codes(actor.id))
+    return [DiagnosisOption(d.code, d.description, True) for d in found if d is not None]
+
+
+def star_diagnosis(actor, code: str) -> icd10.Diagnosis:
+    """Add a billable code to the actor's favourites (starring it again changes nothing)."""
+    diagnosis = _billable(code)
+    with use_case():
+        if db.session.get(DiagnosisFavourite, (actor.id, diagnosis.code)) is None:
+            count = len(favourite_codes(actor.id))
+            if count >= MAX_FAVOURITES:
+                raise Refused(
+                    f"You have {MAX_FAVOURITES} favourites: remove one before adding another.",
+                    "icd10_code",
+                )
+            db.session.add(DiagnosisFavourite(user_id=actor.id, icd10_code=diagnosis.code))
+            audit.record(
+                actor,
+                "diagnosis_favourite.add",
+                object_type="diagnosis_favourite",
+                object_id=diagnosis.code,
+                category=FAVOURITES_CATEGORY,
+                detail=f"icd10 {diagnosis.code}",
+            )
+    return diagnosis
+
+
+def unstar_diagnosis(actor, code: str) -> None:
+    """Remove a code from the actor's favourites (removing one that is not there is harmless)."""
+    bare = (code or "").strip().upper()
+    with use_case():
+        removed = db.session.execute(
+            delete(DiagnosisFavourite).where(
+                DiagnosisFavourite.user_id == actor.id, DiagnosisFavourite.icd10_code == bare
+            )
+        ).rowcount
+        if removed:
+            audit.record(
+                actor,
+                "diagnosis_favourite.remove",
+                object_type="diagnosis_favourite",
+                object_id=bare,
+                category=FAVOURITES_CATEGORY,
+                detail=f"icd10 {bare}",
+            )
+
+
+def _count_uses(codes: list[str]) -> None:
+    """Count one use of each code for the clinic's ranking, in the caller's transaction. An
+    upsert, so two visits using a new code at once both count; codes in sorted order, so two
+    transactions never wait on each other's rows in opposite orders."""
+    table = DiagnosisUse.__table__
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    for code in sorted(codes):
+        statement = dialect.insert(table).values(icd10_code=code, uses=1)
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.icd10_code], set_={"uses": table.c.uses + 1}
+            )
+        )
+
+
 def _billable(code: str) -> icd10.Diagnosis:
     diagnosis = icd10.billable(code)
     if diagnosis is None:
@@ -308,6 +436,8 @@ def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | Non
                 category=CATEGORIES["problem"],
                 detail=f"added problem {problem.id}",
             )
+        # One use for the problem list, one more when a visit addressed it.
+        _count_uses([problem.icd10_code] * (1 if encounter_id is None else 2))
     return problem
 
 
@@ -315,7 +445,10 @@ def update_problem(actor, patient_id: int, problem_id: int, version: int | None,
     """Edit a problem (code, onset, status, comment); returns the changed field names."""
     with _editing("problem", problem_id):
         problem, before = _editable(actor, patient_id, "problem", problem_id, version)
+        old_code = problem.icd10_code
         _apply_problem(problem, values)
+        if problem.icd10_code != old_code:
+            _count_uses([problem.icd10_code])  # recoded: the new code is now in use
         detail = f"icd10 {problem.icd10_code}"
         return _record_change(actor, "problem", problem, before, "problem.update", detail)
 
@@ -411,10 +544,25 @@ def view_allergies(actor, patient_id: int):
 
 
 def _apply_allergy(allergy: Allergy, values: dict) -> None:
-    allergy.substance_kind = values["substance_kind"]
+    kind = values["substance_kind"]
     substance = values["substance"].strip()
-    coded = coded_ingredient(substance) if values["substance_kind"] == "drug" else None
-    allergy.substance, allergy.rxnorm_code = coded if coded else (substance, None)
+    # A class typed with the kind "Drug" ("Penicillins") is the class: recorded as one, so
+    # that prescriptions are checked against its members. A drug allergy whose substance
+    # the edit leaves as it was keeps its kind (a change of severity changes nothing else).
+    kept = kind == allergy.substance_kind and substance == allergy.substance
+    as_class = kind == "drug_class" or (kind == "drug" and not kept)
+    drug_class = find_class(substance) if as_class else None
+    if kind == "drug_class" and drug_class is None:
+        raise Refused(NOT_A_CLASS, "substance")
+    if drug_class is not None:
+        allergy.substance_kind = "drug_class"
+        allergy.substance, allergy.drug_class_code = drug_class.name, drug_class.code
+        allergy.rxnorm_code = None
+    else:
+        allergy.substance_kind = kind
+        coded = coded_ingredient(substance) if kind == "drug" else None
+        allergy.substance, allergy.rxnorm_code = coded if coded else (substance, None)
+        allergy.drug_class_code = None
     allergy.reactions = list(values.get("reactions") or [])
     allergy.severity = values.get("severity") or None
     allergy.criticality = values.get("criticality") or None
@@ -435,6 +583,8 @@ def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
         if nka is not None:
             db.session.delete(nka)
         detail = f"rxcui {allergy.rxnorm_code}" if allergy.rxnorm_code else ""
+        if allergy.drug_class_code:
+            detail = f"class {allergy.drug_class_code}"
         if nka is not None:
             detail = (detail + " nka removed").strip()
         _record_change(actor, "allergy", allergy, None, "allergy.create", detail)
@@ -621,6 +771,8 @@ def set_diagnoses_addressed(actor, encounter_id: int, problem_ids: list[int]) ->
         )
         if len(problems) != len(wanted):
             raise Refused("Choose problems from this patient's list.", "problem_ids")
+        already = {p.id for p in encounter.problems_addressed}
+        _count_uses([p.icd10_code for p in problems if p.id not in already])
         encounter.problems_addressed = problems
         audit.record(
             actor,

@@ -9,7 +9,7 @@ values beside the user's.
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 
 from portal.auth.permissions import require
 from portal.charting import bp
@@ -20,6 +20,7 @@ from portal.charting.lists.forms import (
     COMMON_ROUTES,
     AllergyForm,
     DiagnosesForm,
+    FavouriteDiagnosisForm,
     MedicationForm,
     ProblemForm,
     ReconcileForm,
@@ -38,6 +39,7 @@ from portal.charting.models import (
 from portal.clinic.clock import clinic_today
 from portal.patients.services import get_patient_for
 from portal.terminology import icd10
+from portal.terminology.allergy_classes import class_names
 from portal.terminology.rxnorm import DRUG_INGREDIENT_NAMES
 from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render
@@ -58,11 +60,19 @@ def lists_globals() -> dict:
         "medication_sources": MEDICATION_SOURCES,
         "reconciliation_actions": RECONCILIATION_ACTIONS,
         "drug_ingredient_names": DRUG_INGREDIENT_NAMES,
+        "allergy_class_names": class_names(),
         "medication_routes": COMMON_ROUTES,
         "new_problem_form": _new_encounter_problem_form,
+        "my_favourite_diagnoses": _my_favourite_diagnoses,
         "revised_fields": lists.REVISED_FIELDS,
         "shown_value": lists.shown_value,
     }
+
+
+def _my_favourite_diagnoses() -> list:
+    """The signed-in prescriber's favourites, offered beside the problem forms' search."""
+    actor = current_actor()
+    return lists.favourite_diagnoses(actor) if actor.has_permission("chart.sign") else []
 
 
 def _new_encounter_problem_form() -> ProblemForm:
@@ -77,18 +87,66 @@ def _dates(patient) -> dict:
 # ICD-10-CM search
 
 
+@bp.before_app_request
+def warm_up_icd10() -> None:
+    """Start building the ICD-10-CM index with the process's first request, in the
+    background, so that no clinician's first search waits seconds for it. (Not at import
+    or in create_app: CLI commands and gunicorn's master never search.) Tests keep it on:
+    a browser test's live server shares the test's process, and its first search must not
+    wait for a build either; ``ICD10_WARM_UP = False`` turns it off."""
+    if current_app.config.get("ICD10_WARM_UP", True):
+        icd10.warm_up()
+
+
 @bp.get("/icd10")
 @require("chart.read")
 def icd10_search():
     """Billable ICD-10-CM codes matching ``q`` (a code prefix or words; not patient data),
-    as options for the search-as-you-type list."""
+    as options for the search-as-you-type list; the full page also lists the user's
+    favourites and lets a prescriber star and unstar codes."""
     query = request.args.get("q", "")
+    actor = current_actor()
     return render(
         "charting/lists/problems_icd10.html",
         fragment="charting/lists/_problems_icd10_results.html",
         query=query,
-        results=icd10.search(query),
+        results=lists.search_diagnoses(actor, query),
+        favourites=[] if is_htmx_request() else lists.favourite_diagnoses(actor),
+        favourite_form=FavouriteDiagnosisForm(formdata=None),
     )
+
+
+def _back_to_search(form: FavouriteDiagnosisForm):
+    query = (form.q.data or "").strip()
+    return redirect(url_for("charting.icd10_search", q=query or None), code=303)
+
+
+@bp.post("/icd10/favourites")
+@require("chart.sign")
+def star_diagnosis():
+    """Add a code to the prescriber's favourites: offered first in their searches."""
+    form = FavouriteDiagnosisForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        diagnosis = lists.star_diagnosis(current_actor(), form.icd10_code.data)
+    except Refused as refused:
+        flash(refused.message, "danger")
+        return _back_to_search(form)
+    flash(f"Added to your favourites: {diagnosis.code} {diagnosis.description}.", "success")
+    return _back_to_search(form)
+
+
+@bp.post("/icd10/favourites/remove")
+@require("chart.sign")
+def unstar_diagnosis():
+    """Remove a code from the prescriber's favourites."""
+    form = FavouriteDiagnosisForm()
+    if not form.validate_on_submit():
+        abort(400)
+    lists.unstar_diagnosis(current_actor(), form.icd10_code.data)
+    flash(f"Removed from your favourites: {form.icd10_code.data.strip().upper()}.", "success")
+    return _back_to_search(form)
 
 
 # ---------------------------------------------------------------------------------------

@@ -73,7 +73,10 @@
   });
 
   document.addEventListener("click", function (event) {
-    var option = event.target.closest && event.target.closest("[data-icd10-picker] [role='option']");
+    // An option of the results, or one of the prescriber's favourites shown below them.
+    var option =
+      event.target.closest &&
+      event.target.closest("[data-icd10-picker] [role='option'], [data-icd10-picker] [data-icd10-favourite]");
     if (option) pick(pickerOf(option), option);
   });
 
