@@ -15,6 +15,7 @@ of consecutive values; the page says so), and long lines go without dots. Measur
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -53,6 +54,11 @@ WINDOWS = {
 DEFAULT_WINDOW = "2y"
 # Values closer together than this get times on the date axis, not dates alone.
 SHORT_SPAN = timedelta(days=2)
+# A single reading (or readings all at one moment) is drawn in the middle of this much time
+# either side, the axis labelled with the days before, of and after it.
+SINGLE_READING_SIDE = timedelta(days=1)
+# At most this many steps between the value axis's labels.
+MAX_VALUE_STEPS = 8
 
 BAND = "#5fb870"
 BACKGROUND = "#ffffff"
@@ -114,6 +120,33 @@ def _average_runs(rows: list, count: int) -> list:
         values = [sum(row[i] for row in run) / len(run) for i in range(1, len(run[0]))]
         points.append((middle, *values))
     return points
+
+
+def value_ticks(low: float, high: float, decimals: int) -> list[float]:
+    """The value axis's labels: round steps (1, 2 or 5 times a power of ten, never finer
+    than the unit's last shown decimal) from below ``low`` to above ``high``, at most
+    ``MAX_VALUE_STEPS`` steps.
+
+    Left to itself pygal steps by 0.5 for a pain score, and labels shown without decimals
+    read "3, 3, 3, 2, 2": a step that is a multiple of the shown precision makes every label
+    distinct, and whole measures get whole numbers.
+    """
+    if high < low:
+        low, high = high, low
+
+    def steps(step: float) -> int:
+        return math.ceil(high / step - 1e-9) - math.floor(low / step + 1e-9)
+
+    step = next(
+        step
+        for step in (
+            factor * 10.0**exponent for exponent in range(-decimals, 9) for factor in (1, 2, 5)
+        )
+        if steps(step) <= MAX_VALUE_STEPS
+    )
+    first = math.floor(low / step + 1e-9)
+    last = max(math.ceil(high / step - 1e-9), first + 1)
+    return [round(index * step, decimals) for index in range(first, last + 1)]
 
 
 def _without_scripts(chart) -> bytes:
@@ -185,13 +218,25 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         for name in chart.fields
         if name in normal_ranges(age)
     ]
-    # Values of one or two days (a single set, sets taken during a visit): the axis spans
-    # hours, so label it with times; by date alone every label would read the same day.
-    short = bool(times) and times[-1] - times[0] < SHORT_SPAN
+    # Values of one or two days (sets taken during a visit): the axis spans hours, so
+    # label it with times; by date alone every label would read the same day. A single
+    # reading is a dot in the middle of three days, labelled by date.
+    single = bool(times) and times[0] == times[-1]
+    short = bool(times) and not single and times[-1] - times[0] < SHORT_SPAN
     label_format = "%d %b %Y %H:%M" if short else "%d %b %Y"
     values = [value for _, line in series for value in line] + [v for band in bands for v in band]
     low, high = (min(values), max(values)) if values else (0, 1)
     margin = max((high - low) * 0.1, 1)
+    # No vital is below zero: a value axis from -2 would be noise.
+    ticks = value_ticks(max(low - margin, 0) if low >= 0 else low - margin, high + margin, decimals)
+    x_options = {}
+    if single:
+        moment = times[0]
+        x_options["x_labels"] = [
+            moment - SINGLE_READING_SIDE,
+            moment,
+            moment + SINGLE_READING_SIDE,
+        ]
     colours = [BAND for _ in bands] + list(LINES)
     graph = pygal.DateTimeLine(
         js=[],
@@ -207,7 +252,8 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         height=280,
         title=chart.title if unit == "{score}" else f"{chart.title} ({symbol})",
         show_legend=False,
-        range=(low - margin, high + margin),
+        range=(ticks[0], ticks[-1]),
+        y_labels=ticks,
         x_value_formatter=lambda moment: moment.strftime(label_format),
         value_formatter=lambda value: f"{value:.{decimals}f}",
         x_label_rotation=20,
@@ -216,11 +262,12 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         disable_xml_declaration=True,
         no_data_text="No values in this period",
         truncate_label=-1,
+        **x_options,
     )
     if times:
         start, end = times[0], times[-1]
-        if start == end:
-            start, end = start - timedelta(hours=12), end + timedelta(hours=12)
+        if single:
+            start, end = start - SINGLE_READING_SIDE, end + SINGLE_READING_SIDE
         for band_low, band_high in bands:
             # Traced round the rectangle: pygal's fill then closes it along the lower edge.
             corners = [(start, band_high), (end, band_high), (end, band_low), (start, band_low)]
