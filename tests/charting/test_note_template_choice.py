@@ -92,15 +92,15 @@ def test_a_prescriber_starts_the_note_from_the_template_they_pick(
 
 
 def test_no_choice_keeps_the_visit_types_default_and_blank_starts_empty(
-    app, chart, templates, make_appointment, signed_in
+    app, chart, templates, make_appointment, make_encounter, signed_in
 ):
     drlee, encounter_id = _visit(signed_in, make_appointment)
     _start(drlee, encounter_id)
     assert provider_note(app).text == "S: since last visit\n"
-    _drlee, other_encounter = _visit(signed_in, make_appointment)
     drlee.post_form(
-        f"/chart/encounters/{other_encounter}/notes", {"kind": "nursing", "template_id": "blank"}
+        f"/chart/encounters/{make_encounter()}/notes", {"kind": "nursing", "template_id": "blank"}
     )
+    assert _notes(app)[-1].kind == "nursing"
     assert _notes(app)[-1].text == ""
 
 
