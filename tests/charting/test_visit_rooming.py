@@ -4,6 +4,9 @@ note) leaves the flow board card where it is until the prescriber starts the vis
 
 from __future__ import annotations
 
+from io import BytesIO
+
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -115,6 +118,10 @@ def test_vitals_recorded_at_rooming_belong_to_the_visit_started_later(
     assert "None recorded at this visit" not in summary
     pdf = drlee.get(f"/chart/encounters/{encounter_id}/summary.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    pdf_text = "\n".join(
+        page.extract_text() for page in PdfReader(BytesIO(pdf.data)).pages
+    ).replace("\x00", "")
+    assert "131/84 mmHg" in pdf_text
     attach = [e for e in audit_events(app, "vital signs") if e.action == "vitals.attach"]
     assert len(attach) == 1 and attach[0].patient_id == patient
 
