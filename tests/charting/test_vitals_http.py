@@ -386,7 +386,15 @@ def _date_axis_labels(svg: str) -> list[str]:
 
 
 def test_values_of_a_single_day_are_labelled_with_times_not_one_date_repeated(nurse, adult):
-    nurse.post_form(f"/chart/patients/{adult}/vitals", form(temperature="100.4"))
+    # Two readings of one day (a single reading is drawn between the days around it:
+    # tests/charting/test_vitals_charts.py).
+    day = (date.today() - timedelta(days=1)).isoformat()
+    for at, temperature in (("08:10", "100.4"), ("11:40", "99.1")):
+        saved = nurse.post_form(
+            f"/chart/patients/{adult}/vitals",
+            form(temperature=temperature, taken_at=f"{day}T{at}"),
+        )
+        assert saved.status_code == 303
     labels = _date_axis_labels(_text(nurse.get(f"/chart/patients/{adult}/vitals/temperature.svg")))
     assert len(labels) > 1
     assert len(set(labels)) == len(labels), labels

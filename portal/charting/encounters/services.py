@@ -1,15 +1,20 @@
 """Encounters: starting a visit from an appointment or ad hoc, and loading one to show it.
 
 Each public function that changes something (or audits a read) is one use case with its
-audit event (category "encounters"). Starting a visit from an appointment also moves the
-appointment to "with provider" through scheduling's own status change (its work function,
-in the same transaction), so its rules (a visit starts from a checked-in or roomed patient)
-hold here too.
+audit event (category "encounters"). A prescriber starting a visit from an appointment also
+moves the appointment to "with provider" through scheduling's own status change (its work
+function, in the same transaction), so its rules (a visit starts from a checked-in or roomed
+patient) hold here too. A nurse starting it (to write the intake note) opens the same
+encounter but leaves the flow board's card where it is: the provider is not in the room yet.
+
+Other topics act on a visit's start through ``@on_visit_started`` (vitals adopts the sets
+taken at rooming), so this module imports none of them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,6 +43,18 @@ REQUEST_KEY = re.compile(r"[0-9a-f]{32}")
 STARTABLE_STATUSES = ("arrived", "roomed")
 # A clock a little ahead of the server's is not a typing mistake; more than this is.
 FUTURE_SLACK = timedelta(minutes=10)
+# Who moves the visit to "with provider" by starting it: those who sign provider notes.
+PROVIDER_PERMISSION = "chart.sign"
+
+VisitStartHook = Callable[[object, Encounter, datetime], None]
+_VISIT_START_HOOKS: list[VisitStartHook] = []
+
+
+def on_visit_started(hook: VisitStartHook) -> VisitStartHook:
+    """Register ``hook(actor, encounter, now)``: work (flush only) done in the use case that
+    opens an appointment's encounter, right after the encounter is inserted."""
+    _VISIT_START_HOOKS.append(hook)
+    return hook
 
 
 def get_encounter_for(actor, encounter_id: int, patient_id: int | None = None) -> Encounter:
@@ -86,17 +103,22 @@ def _encounter_of_appointment(appointment_id: int) -> Encounter | None:
 def start_visit(actor, appointment_id: int, *, now: datetime | None = None) -> Encounter:
     """Open the encounter of an appointment, creating it the first time.
 
-    The first time, the appointment moves to "with provider" (from checked in or roomed; an
-    appointment already with the provider just gets its encounter). Pressing it again opens
-    the same encounter: ``appointment_id`` is unique, so of two clicks racing, the one whose
-    insert loses opens the encounter the other made. Refuses appointments that are not yet
-    checked in, or are over.
+    A prescriber's start moves the appointment to "with provider" (from checked in or
+    roomed), the first time or after a nurse opened the encounter for her intake note; a
+    nurse's start leaves the status alone. Pressing it again opens the same encounter:
+    ``appointment_id`` is unique, so of two clicks racing, the one whose insert loses opens
+    the encounter the other made. Refuses appointments that are not yet checked in, or are
+    over.
     """
     now = now or utcnow()
+    provider_in = actor.has_permission(PROVIDER_PERMISSION)
     with use_case():
         existing = _encounter_of_appointment(appointment_id)
         if existing is not None:
             get_encounter_for(actor, existing.id)
+            appointment = get_appointment_for(actor, appointment_id)
+            if provider_in and appointment.status in STARTABLE_STATUSES:
+                apply_status_change(actor, appointment, "with_provider", now=now)
             return existing
         appointment = get_appointment_for(actor, appointment_id)
         status = appointment.status
@@ -133,7 +155,9 @@ def start_visit(actor, appointment_id: int, *, now: datetime | None = None) -> E
             category=CATEGORY,
             detail=f"appointment={appointment.id} kind={kind}",
         )
-        if status != "with_provider":
+        for hook in _VISIT_START_HOOKS:
+            hook(actor, encounter, now)
+        if provider_in and status != "with_provider":
             apply_status_change(actor, appointment, "with_provider", now=now)
     return encounter
 

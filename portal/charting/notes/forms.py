@@ -37,9 +37,11 @@ class AddendumForm(FlaskForm):
 
 
 class StartNoteForm(FlaskForm):
-    """Which kind of note to start (provider or nursing)."""
+    """Which kind of note to start (provider or nursing), and from which template: an id,
+    "blank" for none, or nothing for the visit type's default."""
 
     kind = HiddenField(validators=[InputRequired()])
+    template_id = StringField()
 
 
 class TemplateForm(FlaskForm):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -104,34 +105,85 @@ def get_note_for(actor, note_id: int) -> Note:
     return note
 
 
-def template_text(encounter: Encounter, kind: str) -> str:
-    """The text a new note starts from: the active template for the appointment's type and
-    this kind of note, else the default one (no type), else nothing."""
-    type_id = None
-    if encounter.appointment_id is not None:
-        type_id = db.session.scalar(
-            select(Appointment.appointment_type_id).where(
-                Appointment.id == encounter.appointment_id
-            )
-        )
+# ``start_note``'s template_id for "no template": the note starts blank.
+BLANK_NOTE = 0
+
+
+def _appointment_type_of(encounter: Encounter) -> int | None:
+    if encounter.appointment_id is None:
+        return None
+    return db.session.scalar(
+        select(Appointment.appointment_type_id).where(Appointment.id == encounter.appointment_id)
+    )
+
+
+def _default_among(templates: list, type_id: int | None):
+    """The default of these active templates of one kind: the newest for the visit's type,
+    else the newest for no type, else None (``templates`` rows have ``appointment_type_id``,
+    ``updated_at`` and ``id``)."""
+    newest_first = sorted(templates, key=lambda t: (t.updated_at, t.id), reverse=True)
+    own = [t for t in newest_first if type_id is not None and t.appointment_type_id == type_id]
+    general = [t for t in newest_first if t.appointment_type_id is None]
+    return (own or general or [None])[0]
+
+
+def default_template(encounter: Encounter, kind: str) -> NoteTemplate | None:
+    """The template a new note of this kind starts from unless the clinician picks another:
+    the active one for the appointment's type, else the default one (no type), else None."""
     candidates = db.session.scalars(
-        select(NoteTemplate)
-        .where(
-            NoteTemplate.is_active.is_(True),
-            NoteTemplate.note_kind == kind,
-            or_(
-                NoteTemplate.appointment_type_id.is_(None),
-                NoteTemplate.appointment_type_id == type_id,
-            )
-            if type_id is not None
-            else NoteTemplate.appointment_type_id.is_(None),
-        )
-        .order_by(NoteTemplate.updated_at.desc(), NoteTemplate.id.desc())
+        select(NoteTemplate).where(NoteTemplate.is_active.is_(True), NoteTemplate.note_kind == kind)
     ).all()
-    for template in candidates:
-        if type_id is not None and template.appointment_type_id == type_id:
-            return template.body
-    return candidates[0].body if candidates else ""
+    return _default_among(candidates, _appointment_type_of(encounter))
+
+
+def template_text(encounter: Encounter, kind: str) -> str:
+    """The text a new note starts from by default (its ``default_template``'s, or nothing)."""
+    template = default_template(encounter, kind)
+    return template.body if template else ""
+
+
+@dataclass
+class TemplateChoices:
+    """What a note not started yet may start from: per kind, the active templates (id,
+    name) by name, and the id of the default one (None: no template applies)."""
+
+    by_kind: dict[str, list[tuple[int, str]]]
+    default_ids: dict[str, int | None]
+
+
+def template_choices(encounter: Encounter) -> TemplateChoices:
+    """The templates of every kind a clinician may start this encounter's notes from, with
+    each kind's default: one query for the templates (and one for the visit's type), however
+    many notes the encounter has."""
+    rows = db.session.execute(
+        select(
+            NoteTemplate.id,
+            NoteTemplate.name,
+            NoteTemplate.note_kind,
+            NoteTemplate.appointment_type_id,
+            NoteTemplate.updated_at,
+        )
+        .where(NoteTemplate.is_active.is_(True))
+        .order_by(NoteTemplate.name)
+    ).all()
+    type_id = _appointment_type_of(encounter)
+    by_kind = {kind: [row for row in rows if row.note_kind == kind] for kind in NOTE_KINDS}
+    defaults = {kind: _default_among(of_kind, type_id) for kind, of_kind in by_kind.items()}
+    return TemplateChoices(
+        by_kind={kind: [(r.id, r.name) for r in of_kind] for kind, of_kind in by_kind.items()},
+        default_ids={kind: row.id if row else None for kind, row in defaults.items()},
+    )
+
+
+def _chosen_template(encounter: Encounter, kind: str, template_id: int | None):
+    if template_id is None:
+        return default_template(encounter, kind)
+    if template_id == BLANK_NOTE:
+        return None
+    template = db.session.get(NoteTemplate, template_id)
+    if template is None or not template.is_active or template.note_kind != kind:
+        raise Refused("Choose one of the active templates for this kind of note.", "template_id")
+    return template
 
 
 def _note_of_kind(encounter_id: int, kind: str) -> Note | None:
@@ -140,8 +192,10 @@ def _note_of_kind(encounter_id: int, kind: str) -> Note | None:
     )
 
 
-def start_note(actor, encounter_id: int, kind: str) -> Note:
-    """The encounter's note of this kind, created from its template the first time.
+def start_note(actor, encounter_id: int, kind: str, template_id: int | None = None) -> Note:
+    """The encounter's note of this kind, created the first time from the template the
+    clinician picked (``template_id``: an active template of this kind, or ``BLANK_NOTE``),
+    or by default from the visit type's (``default_template``).
 
     Idempotent like "Start visit": an encounter has one note of each kind (a unique index),
     so of two clicks racing, the one whose insert loses opens the note the other made.
@@ -153,13 +207,14 @@ def start_note(actor, encounter_id: int, kind: str) -> Note:
         existing = _note_of_kind(encounter.id, kind)
         if existing is not None:
             return existing
+        template = _chosen_template(encounter, kind, template_id)
         now = utcnow()
         note = Note(
             encounter_id=encounter.id,
             patient_id=encounter.patient_id,
             author_id=actor.id,
             kind=kind,
-            text=template_text(encounter, kind),
+            text=template.body if template else "",
             version=1,
             saved_at=now,
             saved_by_id=actor.id,
@@ -182,7 +237,10 @@ def start_note(actor, encounter_id: int, kind: str) -> Note:
             patient_id=encounter.patient_id,
             obj=note,
             category=CATEGORY,
-            detail=f"encounter={encounter.id} kind={kind}",
+            detail=(
+                f"encounter={encounter.id} kind={kind} "
+                f"template={template.id if template else 'none'}"
+            ),
         )
     return note
 

@@ -31,6 +31,7 @@ from portal.charting.notes.forms import (
 )
 from portal.charting.notes.services import NotAllowed, NoteLocked, VersionConflict
 from portal.clinic.clock import clinic_zone
+from portal.ids import parse_id
 from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
@@ -42,9 +43,13 @@ def notes_section(actor, page: EncounterPage) -> dict:
     snippets = notes.snippets_for(actor.id) if actor.has_permission("chart.write") else {}
     cosigners = prescriber_names() if actor.has_permission("chart.sign") else []
     drafts = [note for note in page.notes if not note.is_signed]
+    # The templates a note not started yet may start from, the visit type's preselected.
+    choices = notes.template_choices(page.encounter)
     return {
         "note_kinds": NOTE_KINDS,
         "missing_kinds": [k for k in NOTE_KINDS if k not in {n.kind for n in page.notes}],
+        "note_templates": choices.by_kind,
+        "default_template_ids": choices.default_ids,
         "signable": {note.id: notes.may_sign(actor, note) for note in drafts},
         "snippets": snippets,
         "cosigners": [p for p in cosigners if p[0] != actor.id],
@@ -64,11 +69,27 @@ def start_note(encounter_id: int):
     if not form.validate():
         abort(400)
     try:
-        note = notes.start_note(current_actor(), encounter_id, form.kind.data)
+        note = notes.start_note(
+            current_actor(), encounter_id, form.kind.data, _template_choice(form.template_id.data)
+        )
     except Refused as error:
         flash(error.message, "danger")
         return redirect(encounter_url(encounter_id), 303)
     return redirect(encounter_url(encounter_id, note.id), 303)
+
+
+def _template_choice(value: str | None) -> int | None:
+    """The start form's template: None (the default), ``BLANK_NOTE``, or an id; a value no
+    template can have is refused beside the choice."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value == "blank":
+        return notes.BLANK_NOTE
+    template_id = parse_id(value)
+    if template_id is None:
+        raise Refused("Choose one of the active templates for this kind of note.", "template_id")
+    return template_id
 
 
 # --- the note editor -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from portal.charting import bp
 from portal.charting.immunizations.services import immunization_line
 from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
 from portal.charting.summary import services as summary
+from portal.charting.vitals.charts import image_ticket
 from portal.charting.vitals.services import vital_sign_items
 from portal.clinic.services import current_clinic
 from portal.scheduling.models import STATUS_LABELS
@@ -22,10 +23,13 @@ from portal.web import current_actor, render
 @require("chart.read")
 def chart_summary(patient_id: int):
     """The patient's front page: lists, latest vitals, recent encounters, next visits."""
-    context = summary.chart_summary(current_actor(), patient_id)
+    actor = current_actor()
+    context = summary.chart_summary(actor, patient_id)
     return render(
         "charting/summary/summary.html",
         **context,
+        # The sparklines are covered by this page's audit event (one event, not one each).
+        vitals_image_ticket=image_ticket(actor, patient_id),
         encounter_kinds=ENCOUNTER_KINDS,
         appointment_statuses=STATUS_LABELS,
         vital_sign_items=vital_sign_items,

@@ -7,6 +7,13 @@ config script removed, so the SVG holds nothing that runs.
 The normal range is a shaded band: a filled series traced round the band's rectangle, drawn
 before the values (pygal has no band of its own).
 
+A page that shows charts (the chart summary's sparklines, the vitals page's trends) is
+audited once, as a page; its images carry a ticket (``image_ticket``: the user's and the
+patient's ids, signed with the app's secret key, good for ``IMAGE_TICKET_SECONDS``) that says
+"this user was just shown this patient's page, and that view is on the trail", so each image
+is not one more event. An image asked for without a valid ticket (a bookmarked link, another
+user's or patient's ticket, an old one) is audited on its own, as before.
+
 Pygal is slow per point: 5,000 points take 1.2 s, and each dot (with its tooltip text) about
 0.1 ms. So a chart draws at most ``MAX_POINTS`` (a longer series is averaged over equal runs
 of consecutive values; the page says so), and long lines go without dots. Measured with
@@ -15,10 +22,13 @@ of consecutive values; the page says so), and long lines go without dots. Measur
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pygal
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pygal.etree import etree
 from pygal.style import Style
 from sqlalchemy import func, select
@@ -53,6 +63,15 @@ WINDOWS = {
 DEFAULT_WINDOW = "2y"
 # Values closer together than this get times on the date axis, not dates alone.
 SHORT_SPAN = timedelta(days=2)
+# A single reading (or readings all at one moment) is drawn in the middle of this much time
+# either side, the axis labelled with the days before, of and after it.
+SINGLE_READING_SIDE = timedelta(days=1)
+# At most this many steps between the value axis's labels.
+MAX_VALUE_STEPS = 8
+
+# How long a page's ticket covers its images: enough for a slow page to load them all.
+IMAGE_TICKET_SECONDS = 300
+IMAGE_TICKET_SALT = "portal.charting.vitals.images-of-an-audited-page"
 
 BAND = "#5fb870"
 BACKGROUND = "#ffffff"
@@ -116,6 +135,55 @@ def _average_runs(rows: list, count: int) -> list:
     return points
 
 
+def value_ticks(low: float, high: float, decimals: int) -> list[float]:
+    """The value axis's labels: round steps (1, 2 or 5 times a power of ten, never finer
+    than the unit's last shown decimal) from below ``low`` to above ``high``, at most
+    ``MAX_VALUE_STEPS`` steps.
+
+    Left to itself pygal steps by 0.5 for a pain score, and labels shown without decimals
+    read "3, 3, 3, 2, 2": a step that is a multiple of the shown precision makes every label
+    distinct, and whole measures get whole numbers.
+    """
+    if high < low:
+        low, high = high, low
+
+    def steps(step: float) -> int:
+        return math.ceil(high / step - 1e-9) - math.floor(low / step + 1e-9)
+
+    step = next(
+        step
+        for step in (
+            factor * 10.0**exponent for exponent in range(-decimals, 9) for factor in (1, 2, 5)
+        )
+        if steps(step) <= MAX_VALUE_STEPS
+    )
+    first = math.floor(low / step + 1e-9)
+    last = max(math.ceil(high / step - 1e-9), first + 1)
+    return [round(index * step, decimals) for index in range(first, last + 1)]
+
+
+def _image_tickets() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=IMAGE_TICKET_SALT)
+
+
+def image_ticket(actor, patient_id: int) -> str:
+    """The ticket the chart images of a page just audited carry in their address: ids only
+    (no patient data), signed and dated."""
+    return _image_tickets().dumps([actor.id, patient_id])
+
+
+def covered_by_page(actor, patient_id: int, token: str | None) -> bool:
+    """Whether ``token`` is a ticket, still fresh, issued to this user with a page of this
+    patient: the image is then covered by that page's audit event."""
+    if not token:
+        return False
+    try:
+        issued_to = _image_tickets().loads(token, max_age=IMAGE_TICKET_SECONDS)
+    except BadSignature:  # forged, altered or expired (SignatureExpired is one)
+        return False
+    return issued_to == [actor.id, patient_id]
+
+
 def _without_scripts(chart) -> bytes:
     """The chart's SVG minus pygal's inline config script (nothing in it needs to run)."""
     tree = chart.render_tree()
@@ -135,8 +203,16 @@ class TrendChart:
     drawn: int  # points drawn (fewer when averaged)
 
 
-def trend_chart(actor, patient_id: int, slug: str, window: str = DEFAULT_WINDOW) -> TrendChart:
-    """The SVG trend of one vital (both blood pressures on one chart), audited as a view.
+def trend_chart(
+    actor,
+    patient_id: int,
+    slug: str,
+    window: str = DEFAULT_WINDOW,
+    *,
+    covered: bool = False,
+) -> TrendChart:
+    """The SVG trend of one vital (both blood pressures on one chart), audited as a view
+    unless ``covered`` by the audited page it is shown on (``covered_by_page``).
 
     Only the chart's columns are read, over the chosen window, oldest first.
     """
@@ -155,13 +231,14 @@ def trend_chart(actor, patient_id: int, slug: str, window: str = DEFAULT_WINDOW)
             query = query.where(VitalSigns.taken_at >= utcnow() - timedelta(days=days))
         rows = [tuple(row) for row in db.session.execute(query)]
         age = age_at(patient.birth_date, rows[-1][0] if rows else utcnow())
-        audit.record(
-            actor,
-            "vitals.chart.view",
-            patient=patient,
-            category=CATEGORY,
-            detail=f"{slug} {window}",
-        )
+        if not covered:
+            audit.record(
+                actor,
+                "vitals.chart.view",
+                patient=patient,
+                category=CATEGORY,
+                detail=f"{slug} {window}",
+            )
     points = _average_runs(rows, MAX_POINTS)
     units = clinic_units()
     return TrendChart(_render(chart, points, units, age), len(rows), len(points))
@@ -185,13 +262,25 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         for name in chart.fields
         if name in normal_ranges(age)
     ]
-    # Values of one or two days (a single set, sets taken during a visit): the axis spans
-    # hours, so label it with times; by date alone every label would read the same day.
-    short = bool(times) and times[-1] - times[0] < SHORT_SPAN
+    # Values of one or two days (sets taken during a visit): the axis spans hours, so
+    # label it with times; by date alone every label would read the same day. A single
+    # reading is a dot in the middle of three days, labelled by date.
+    single = bool(times) and times[0] == times[-1]
+    short = bool(times) and not single and times[-1] - times[0] < SHORT_SPAN
     label_format = "%d %b %Y %H:%M" if short else "%d %b %Y"
     values = [value for _, line in series for value in line] + [v for band in bands for v in band]
     low, high = (min(values), max(values)) if values else (0, 1)
     margin = max((high - low) * 0.1, 1)
+    # No vital is below zero: a value axis from -2 would be noise.
+    ticks = value_ticks(max(low - margin, 0) if low >= 0 else low - margin, high + margin, decimals)
+    x_options = {}
+    if single:
+        moment = times[0]
+        x_options["x_labels"] = [
+            moment - SINGLE_READING_SIDE,
+            moment,
+            moment + SINGLE_READING_SIDE,
+        ]
     colours = [BAND for _ in bands] + list(LINES)
     graph = pygal.DateTimeLine(
         js=[],
@@ -207,7 +296,9 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         height=280,
         title=chart.title if unit == "{score}" else f"{chart.title} ({symbol})",
         show_legend=False,
-        range=(low - margin, high + margin),
+        range=(ticks[0], ticks[-1]),
+        # (pygal cannot place labels on a chart without data: it says so instead)
+        y_labels=ticks if times else None,
         x_value_formatter=lambda moment: moment.strftime(label_format),
         value_formatter=lambda value: f"{value:.{decimals}f}",
         x_label_rotation=20,
@@ -216,11 +307,12 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         disable_xml_declaration=True,
         no_data_text="No values in this period",
         truncate_label=-1,
+        **x_options,
     )
     if times:
         start, end = times[0], times[-1]
-        if start == end:
-            start, end = start - timedelta(hours=12), end + timedelta(hours=12)
+        if single:
+            start, end = start - SINGLE_READING_SIDE, end + SINGLE_READING_SIDE
         for band_low, band_high in bands:
             # Traced round the rectangle: pygal's fill then closes it along the lower edge.
             corners = [(start, band_high), (end, band_high), (end, band_low), (start, band_low)]
@@ -232,8 +324,9 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
     return _without_scripts(graph)
 
 
-def sparkline(actor, patient_id: int, slug: str) -> bytes:
-    """A tiny SVG line of the last ``SPARKLINE_POINTS`` values of one vital (BP: systolic)."""
+def sparkline(actor, patient_id: int, slug: str, *, covered: bool = False) -> bytes:
+    """A tiny SVG line of the last ``SPARKLINE_POINTS`` values of one vital (BP: systolic),
+    audited unless ``covered`` by the audited page it is shown on."""
     chart = CHARTS[slug]
     name = chart.fields[0]
     column = _column(name)
@@ -249,9 +342,10 @@ def sparkline(actor, patient_id: int, slug: str) -> bytes:
             .order_by(VitalSigns.taken_at.desc())
             .limit(SPARKLINE_POINTS)
         ).all()
-        audit.record(
-            actor, "vitals.sparkline.view", patient=patient, category=CATEGORY, detail=slug
-        )
+        if not covered:
+            audit.record(
+                actor, "vitals.sparkline.view", patient=patient, category=CATEGORY, detail=slug
+            )
     units = clinic_units()
     graph = pygal.Line(
         js=[],

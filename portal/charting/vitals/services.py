@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.audit import services as audit
-from portal.charting.encounters.services import get_encounter_for
+from portal.charting.encounters.services import get_encounter_for, on_visit_started
 from portal.charting.entered_in_error.services import (
     mark_row_entered_in_error,
     patients_row,
@@ -39,6 +39,7 @@ from portal.patients.services import (
     get_row_of_patient,
     refusal_after_death,
 )
+from portal.scheduling.models import Appointment
 from portal.terminology.ucum import (
     INCH_CM,
     POUND_KG,
@@ -54,6 +55,9 @@ CATEGORY = "vital signs"
 PAGE_SIZE = 25
 # How far ahead of the server's clock a typed time may be (clocks on wall and PC differ).
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# The statuses of an appointment whose visit is under way: a set recorded on the patient's
+# page then belongs to that visit (a nurse rooming the patient records it there).
+VISIT_UNDER_WAY = ("arrived", "roomed", "with_provider")
 # Head circumference is measured, and asked for, up to this age (whole years).
 HEAD_CIRCUMFERENCE_UNDER_YEARS = 3
 
@@ -344,17 +348,74 @@ def record_vitals(
     """Check and store one set typed in the clinic's units; audited in the same transaction.
 
     With ``encounter_id`` the set belongs to that visit (which must be this patient's).
+    Without it, a set taken on the day of a visit under way (checked in, roomed, with the
+    provider) whose encounter is open belongs to that visit; one taken before anyone
+    pressed "Start visit" is adopted by the visit when it starts (``adopt_rooming_vitals``).
     """
     with use_case():
+        patient = get_patient_for(actor, patient_id)
+        if encounter_id is None:
+            encounter_id = _visit_under_way(patient.id, taken_at or utcnow())
         return _add_vitals(
             actor,
-            get_patient_for(actor, patient_id),
+            patient,
             entered,
             bp_position=bp_position,
             taken_at=taken_at,
             encounter_id=encounter_id,
             confirmed=confirmed,
         )
+
+
+def _visit_under_way(patient_id: int, taken_at: datetime) -> int | None:
+    """The encounter of the patient's appointment under way on the clinic day of
+    ``taken_at`` (the latest started, if two), or None."""
+    start, end = day_bounds(clinic_today(taken_at))
+    return db.session.scalar(
+        select(Encounter.id)
+        .join(Appointment, Appointment.id == Encounter.appointment_id)
+        .where(
+            Encounter.patient_id == patient_id,
+            Appointment.patient_id == patient_id,
+            Appointment.status.in_(VISIT_UNDER_WAY),
+            Appointment.starts_at >= start,
+            Appointment.starts_at < end,
+        )
+        .order_by(Encounter.occurred_at.desc(), Encounter.id.desc())
+        .limit(1)
+    )
+
+
+@on_visit_started
+def adopt_rooming_vitals(actor, encounter: Encounter, now: datetime) -> None:
+    """A visit started from an appointment takes the sets its patient had taken that clinic
+    day outside any visit (at rooming, before "Start visit"): the visit's page, its summary
+    and its PDF show them. Flushes only; audited (ids only) when there were any."""
+    start, end = day_bounds(clinic_today(now))
+    adopted = db.session.scalars(
+        select(VitalSigns.id).where(
+            VitalSigns.patient_id == encounter.patient_id,
+            VitalSigns.encounter_id.is_(None),
+            VitalSigns.taken_at >= start,
+            VitalSigns.taken_at < end,
+        )
+    ).all()
+    if not adopted:
+        return
+    db.session.execute(
+        update(VitalSigns)
+        .where(VitalSigns.id.in_(adopted), VitalSigns.encounter_id.is_(None))
+        .values(encounter_id=encounter.id)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        actor,
+        "vitals.attach",
+        patient_id=encounter.patient_id,
+        obj=encounter,
+        category=CATEGORY,
+        detail=f"{len(adopted)} set(s) taken before the visit started; encounter {encounter.id}",
+    )
 
 
 def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> VitalSigns:

@@ -21,6 +21,9 @@ from portal.patients.services import death_limit, get_patient_for
 from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
+# The query argument carrying the ticket of the audited page an image is shown on.
+IMAGE_TICKET_ARG = "page_ticket"
+
 
 def _window() -> str:
     window = request.args.get("window", charts.DEFAULT_WINDOW)
@@ -78,6 +81,7 @@ def _vitals_page(patient_id: int, form: VitalsForm, warnings: dict, status: int 
         vitals_show_head=vitals.shows_head_circumference(patient.birth_date),
         vitals_action=url_for("charting.record_patient_vitals", patient_id=patient.id),
         vitals_after_death=death_limit(patient),
+        vitals_image_ticket=charts.image_ticket(current_actor(), patient.id),
     )
 
 
@@ -225,7 +229,9 @@ def vitals_chart(patient_id: int, chart: str):
     """One vital's trend as an SVG image, in the clinic's units, over ``?window=``."""
     if chart not in charts.CHARTS:
         abort(404)
-    return _svg(charts.trend_chart(current_actor(), patient_id, chart, _window()).svg)
+    actor = current_actor()
+    covered = charts.covered_by_page(actor, patient_id, request.args.get(IMAGE_TICKET_ARG))
+    return _svg(charts.trend_chart(actor, patient_id, chart, _window(), covered=covered).svg)
 
 
 @bp.get("/patients/<int:patient_id>/vitals/<chart>/sparkline.svg")
@@ -234,4 +240,6 @@ def vitals_sparkline(patient_id: int, chart: str):
     """A tiny line of one vital's recent values, for the chart summary."""
     if chart not in charts.CHARTS:
         abort(404)
-    return _svg(charts.sparkline(current_actor(), patient_id, chart))
+    actor = current_actor()
+    covered = charts.covered_by_page(actor, patient_id, request.args.get(IMAGE_TICKET_ARG))
+    return _svg(charts.sparkline(actor, patient_id, chart, covered=covered))

@@ -92,6 +92,40 @@
     if (form) notSigned(form, why.replace(/; it is tried again as you type\./, "."));
   }
 
+  // Signing ends autosaving. The sign form waits for a save already under way (hx-sync on
+  // the editor, so it signs the saved version with the latest text), and from then on the
+  // editor sends nothing: an autosave still waiting (the typing delay, the blur of clicking
+  // "Sign note") would reach a signed note and be refused (409). A refused signature
+  // gives the editor back.
+  function editorOfSignForm(form) {
+    var status = (form.getAttribute("hx-target") || "").replace(/^#/, "");
+    return document.getElementById(status.replace(/-status$/, "-text"));
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = signFormOf(event);
+    if (form) {
+      var signing = editorOfSignForm(form);
+      if (signing) signing.setAttribute("data-note-signing", "");
+      return;
+    }
+    var textarea = editorOf(event);
+    if (textarea && textarea.hasAttribute("data-note-signing")) event.preventDefault();
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = signFormOf(event);
+    if (!form) return;
+    var xhr = event.detail.xhr;
+    var editor = editorOfSignForm(form);
+    if (!editor) return;
+    if (xhr && xhr.status >= 200 && xhr.status < 300) {
+      editor.readOnly = true;
+    } else {
+      editor.removeAttribute("data-note-signing");
+    }
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     failed(event, refusal(event.detail.xhr.status));
   });
