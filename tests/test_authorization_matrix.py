@@ -41,6 +41,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_location_active": ADMIN,
     "audit.report": ADMIN,
     "audit.export": ADMIN,
+    "audit.patient_lookup": ADMIN,
     # The integrations console: connectors' settings, health, message log, clinician ids.
     "admin.integrations": ADMIN,
     "admin.integration_connector": ADMIN,
