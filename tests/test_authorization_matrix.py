@@ -147,6 +147,8 @@ EXPECTED: dict[str, set[str]] = {
     "charting.chart_summary": {"nurse", "prescriber"},
     "charting.visit_summary": {"nurse", "prescriber"},
     "charting.visit_summary_pdf": {"nurse", "prescriber"},
+    "charting.after_visit_summary": {"nurse", "prescriber"},
+    "charting.after_visit_summary_pdf": {"nurse", "prescriber"},
     "prescriptions.eprescribe": {"prescriber"},
     "prescriptions.queues": {"prescriber"},
     "prescriptions.queue_count": {"prescriber"},
