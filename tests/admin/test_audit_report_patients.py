@@ -79,3 +79,17 @@ def test_nurse_may_not_use_the_lookup(opened, signed_in):
         .status_code
         == 403
     )
+
+
+def test_lookup_without_javascript_is_a_page_of_links(opened, signed_in):
+    answer = signed_in("admin").post_form("/admin/audit/patients", {"patient_query": "Turing"})
+    assert answer.status_code == 200
+    html = answer.get_data(as_text=True)
+    assert "<h1" in html and "Audit trail: choose a patient" in html
+    assert f'href="/admin/audit/?patient={opened.alan}"' in html
+
+
+def test_a_lookup_too_long_is_refused_beside_the_box(opened, signed_in):
+    answer = signed_in("admin").htmx_post("/admin/audit/patients", {"patient_query": "x" * 101})
+    assert answer.status_code == 422
+    assert "Field cannot be longer than 100 characters." in answer.get_data(as_text=True)
