@@ -77,3 +77,16 @@ def test_clinicians_open_the_chart_and_the_front_desk_demographics(app, chart, s
     assert result_links(signed_in("front_desk"), "Lovelace") == [f"/patients/{patient_id}"]
     for role in ("nurse", "prescriber"):
         assert result_links(signed_in(role), "Lovelace") == [f"/chart/patients/{patient_id}"]
+
+
+def test_the_appointment_panel_opens_the_patient_where_the_role_lands(app, chart, signed_in):
+    appointment_id = add_appointment(app, chart, days=1)
+    patient_id = chart.patients[0]
+    for role, href in (
+        ("front_desk", f"/patients/{patient_id}"),
+        ("nurse", f"/chart/patients/{patient_id}"),
+    ):
+        html = (
+            signed_in(role).get(f"/schedule/appointments/{appointment_id}").get_data(as_text=True)
+        )
+        assert f'<a href="{href}">Open the patient\u2019s record</a>' in html, role
