@@ -128,6 +128,7 @@ ROUTE_MODULES = (
     "portal.patients.views",
     "portal.scheduling.calendar.views",
     "portal.scheduling.booking.views",
+    "portal.scheduling.booking.patient_page",  # no routes: registers the patient page's part
     "portal.scheduling.availability.views",
     "portal.scheduling.flow.views",
     "portal.scheduling.waitlist.views",

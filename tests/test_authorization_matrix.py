@@ -41,6 +41,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_location_active": ADMIN,
     "audit.report": ADMIN,
     "audit.export": ADMIN,
+    "audit.patient_lookup": ADMIN,
     # The integrations console: connectors' settings, health, message log, clinician ids.
     "admin.integrations": ADMIN,
     "admin.integration_connector": ADMIN,
@@ -149,6 +150,8 @@ EXPECTED: dict[str, set[str]] = {
     "charting.chart_summary": {"nurse", "prescriber"},
     "charting.visit_summary": {"nurse", "prescriber"},
     "charting.visit_summary_pdf": {"nurse", "prescriber"},
+    "charting.after_visit_summary": {"nurse", "prescriber"},
+    "charting.after_visit_summary_pdf": {"nurse", "prescriber"},
     "prescriptions.eprescribe": {"prescriber"},
     "prescriptions.queues": {"prescriber"},
     "prescriptions.queue_count": {"prescriber"},

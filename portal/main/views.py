@@ -8,6 +8,8 @@ from portal.auth.permissions import public, require
 from portal.charting.notes.services import worklist
 from portal.extensions import db
 from portal.main import bp
+from portal.main.services import home_day
+from portal.scheduling.models import STATUS_LABELS
 from portal.transaction import end_read
 from portal.web import current_actor, render
 
@@ -15,11 +17,20 @@ from portal.web import current_actor, render
 @bp.get("/")
 @require("account.self")
 def home():
-    """What the user can do next; clinicians also see the notes waiting for them."""
-    notes = {}
+    """What the user can do next: a prescriber's own day, the clinic's day and the flow
+    board's counts for the front desk and nurses; clinicians also see the notes waiting
+    for them."""
+    context = {}
     if current_user.has_permission("chart.write"):
-        notes = worklist(current_actor(), may_cosign=current_user.has_permission("chart.sign"))
-    return render("main/home.html", **notes)
+        context = worklist(current_actor(), may_cosign=current_user.has_permission("chart.sign"))
+    if current_user.has_permission("schedule.read"):
+        # Prescribers see patients: their own list is their day. Everyone else who works
+        # the schedule runs the whole clinic's day.
+        own = current_user.has_permission("chart.sign")
+        context["today"] = home_day(current_actor(), provider_id=current_user.id if own else None)
+        context["own_day"] = own
+        context["appointment_statuses"] = STATUS_LABELS
+    return render("main/home.html", **context)
 
 
 @bp.get("/healthz")

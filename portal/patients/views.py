@@ -8,6 +8,7 @@ answer 409 with the matches listed.
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, request, url_for
+from flask_login import current_user
 
 from portal.auth.permissions import require
 from portal.clinic.clock import clinic_today
@@ -21,6 +22,7 @@ from portal.patients.forms import (
     StatusForm,
 )
 from portal.patients.models import PATIENT_STATUSES, SEX_AT_BIRTH
+from portal.patients.page_sections import sections_for
 from portal.transaction import Refused
 from portal.web import attach_error, render, safe_local_path
 from portal.web import current_actor as _actor
@@ -49,10 +51,13 @@ def register():
 @bp.get("/<int:patient_id>")
 @require("patients.read")
 def show(patient_id: int):
-    """The patient page: banner, then demographics and the record's status."""
+    """The patient page: banner, demographics, the parts other domains add (appointments),
+    and the record's status. The page's one audit event covers the parts: they are read
+    after it is recorded, for this page only."""
     patient = services.view_patient(_actor(), patient_id)
     form = StatusForm(birth_date=patient.birth_date, status=patient.status)
-    return render("patients/show.html", patient=patient, status_form=form)
+    sections = sections_for(patient.id, current_user.has_permission)
+    return render("patients/show.html", patient=patient, status_form=form, page_sections=sections)
 
 
 def _form_data_of(patient) -> dict:
@@ -146,6 +151,16 @@ def search():
         outcome=outcome,
         patients=outcome.patients,
     )
+
+
+@bp.app_template_global()
+def patient_href(patient_id: int) -> str:
+    """Where opening a patient (from a search or a list) leads: clinicians to the chart
+    summary, which is what they open a patient for; everyone else (the front desk) to the
+    demographics and appointments."""
+    if current_user.has_permission("chart.read"):
+        return url_for("charting.chart_summary", patient_id=patient_id)
+    return url_for("patients.show", patient_id=patient_id)
 
 
 @bp.app_context_processor

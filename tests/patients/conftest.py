@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.browser import browser, page, pytest_runtest_makereport, shot, sign_in, watch  # noqa: F401
+from tests.support.chart import chart  # noqa: F401  (the patient page's appointments)
 
 
 @pytest.fixture

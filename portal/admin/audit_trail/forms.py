@@ -1,4 +1,5 @@
-"""The audit report's filter form (read from the query string: ids and action names only)."""
+"""The audit report's filter form (read from the query string: ids and action names only) and
+the patient lookup (posted: a name or an MRN never goes into an address)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ class ReportFilterForm(FlaskForm):
     start = DateField("From", validators=[Optional()])
     end = DateField("To", validators=[Optional()])
     user = StringField("User (username)", validators=[Optional(), Length(max=64)], filters=[_strip])
+    # Chosen through the lookup (name or MRN); the address carries only the chosen id.
     patient = IdField(
-        "Patient id",
+        "Patient",
         validators=[Optional()],
         invalid_value_message="Not a patient id: a whole number from 1 up.",
     )
@@ -63,3 +65,13 @@ class ReportFilterForm(FlaskForm):
     @property
     def descending(self) -> bool:
         return self.dir.data != "asc"
+
+
+class PatientLookupForm(FlaskForm):
+    """The patient lookup beside the filters: a name, "family, given", a date of birth or an
+    MRN, as the registry's search takes them. Posted, so what was typed stays out of the
+    address bar and the browser's history."""
+
+    patient_query = StringField(
+        "Patient (name or MRN)", validators=[Optional(), Length(max=100)], filters=[_strip]
+    )

@@ -17,17 +17,21 @@ import io
 from flask import Response, current_app, request, stream_with_context, url_for
 
 from portal.admin.audit_trail import bp
-from portal.admin.audit_trail.forms import ReportFilterForm
+from portal.admin.audit_trail.forms import PatientLookupForm, ReportFilterForm
+from portal.admin.audit_trail.services import patient_labels
 from portal.audit import report as audit_report
 from portal.auth import services as auth_services
 from portal.auth.permissions import require
 from portal.clinic.clock import day_bounds
 from portal.clinic.services import clinic_time_zone
+from portal.patients.services import search_patients
 from portal.timeutil import to_zone, utcnow
 from portal.web import current_actor, is_htmx_request, render
 
 CATEGORY = "audit trail"
 FILTER_KEYS = ("start", "end", "user", "patient", "action", "outcome")
+# The filters a patient lookup carries over into the links it offers (all but the patient).
+KEPT_BY_LOOKUP = ("start", "end", "user", "action", "outcome", "sort", "dir")
 CSV_HEADER = (
     "id",
     "seq",
@@ -129,10 +133,17 @@ def report():
     else:
         status = 422
     args = _query_args(form)
+    # Patients by name and MRN: those on this page and the one filtered on (read after the
+    # view's event, which names the filter; the page's rows are what it records reading).
+    chosen = form.patient.data if not form.patient.errors else None
+    labels = patient_labels([*(row.patient_id for row in page.rows), chosen])
     return render(
         "admin/audit_trail/report.html",
         fragment="admin/audit_trail/_results.html",
         form=form,
+        lookup_form=PatientLookupForm(formdata=None),
+        patients=labels,
+        chosen_patient_id=chosen,
         results=page,
         args=args,
         sort=sort,
@@ -142,6 +153,31 @@ def report():
         columns=SORTABLE_HEADERS,
         oob=is_htmx_request(),
         status=status,
+    )
+
+
+@bp.post("/patients")
+@require("audit.read")
+def patient_lookup():
+    """Find the patient to filter on by name, date of birth or MRN (the registry's search,
+    audited as one): each match is a link to the report filtered on that patient, keeping
+    the other filters. A fragment for htmx; a small page without JavaScript."""
+    form = PatientLookupForm()
+    outcome = None
+    if form.validate():
+        outcome = search_patients(
+            current_actor(),
+            form.patient_query.data or "",
+            current_app.config["DEFAULT_PHONE_REGION"],
+        )
+    kept = {key: request.form.get(key, "").strip() for key in KEPT_BY_LOOKUP}
+    return render(
+        "admin/audit_trail/patient_lookup.html",
+        fragment="admin/audit_trail/_patient_options.html",
+        lookup_form=form,
+        outcome=outcome,
+        kept={key: value for key, value in kept.items() if value},
+        status=200 if outcome is not None else 422,
     )
 
 

@@ -1,4 +1,5 @@
-"""The chart summary and the visit summary (print view and PDF).
+"""The chart summary, the visit summary (print view and PDF) and the patient's after-visit
+summary (print view and PDF).
 
 Thin views: load and audit through ``portal.charting.summary.services``, then render.
 """
@@ -12,6 +13,11 @@ from portal.charting import bp
 from portal.charting.immunizations.services import immunization_line
 from portal.charting.models import ENCOUNTER_KINDS, NOTE_KINDS
 from portal.charting.summary import services as summary
+from portal.charting.summary.after_visit import (
+    CHANGE_LABELS,
+    export_after_visit_summary_pdf,
+    view_after_visit_summary,
+)
 from portal.charting.vitals.charts import image_ticket
 from portal.charting.vitals.services import vital_sign_items
 from portal.clinic.services import current_clinic
@@ -74,6 +80,37 @@ def visit_summary_pdf(encounter_id: int):
         headers={
             # The file name carries ids only (no PHI in names that land in download folders).
             "Content-Disposition": f'inline; filename="visit-summary-{visit.encounter.id}.pdf"'
+        },
+    )
+
+
+@bp.get("/encounters/<int:encounter_id>/after-visit-summary")
+@require("chart.read")
+def after_visit_summary(encounter_id: int):
+    """The patient's copy of the visit, to print at checkout (audited as a print)."""
+    after_visit = view_after_visit_summary(current_actor(), encounter_id)
+    return render(
+        "charting/summary/after_visit_summary.html",
+        after_visit=after_visit,
+        patient=after_visit.patient,
+        change_labels=CHANGE_LABELS,
+        vital_sign_items=vital_sign_items,
+        clinic=current_clinic(),
+    )
+
+
+@bp.get("/encounters/<int:encounter_id>/after-visit-summary.pdf")
+@require("chart.read")
+def after_visit_summary_pdf(encounter_id: int):
+    """The patient's copy as a PDF (audited)."""
+    after_visit, pdf = export_after_visit_summary_pdf(current_actor(), encounter_id)
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": (
+                f'inline; filename="after-visit-summary-{after_visit.encounter.id}.pdf"'
+            )
         },
     )
 

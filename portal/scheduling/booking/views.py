@@ -98,13 +98,16 @@ def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflict
 @bp.get("/appointments/new")
 @require("schedule.write")
 def new_booking():
-    """The booking panel for an empty slot (provider and start from the grid)."""
+    """The booking panel for an empty slot (provider and start from the grid), or for a
+    patient (``patient_id``, from the patient page's "Book")."""
     form = BookingForm(formdata=None)
     provider_id = parse_id(request.args.get("provider_id", ""))
     location_id = parse_id(request.args.get("location_id", ""))
     location_id = _booking_choices(form, provider_id, location_id)
     form.provider_id.data = provider_id
     form.location_id.data = location_id
+    # "Book" on the patient page: that patient already chosen (an internal id, no PHI).
+    form.patient_id.data = parse_id(request.args.get("patient_id", ""))
     starts_at = _parse_utc(request.args.get("starts_at", ""))
     if starts_at is not None:
         local = starts_at.astimezone(clinic_zone())
