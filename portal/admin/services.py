@@ -60,3 +60,10 @@ def get_user_or_404(user_id: int) -> User:
     if user is None:
         raise NotFound()
     return user
+
+
+def full_name_of(user_id: int | None) -> str:
+    """The name an account shows under, or a dash when it is gone."""
+    if user_id is None:
+        return "—"
+    return db.session.scalar(select(User.full_name).where(User.id == user_id)) or "—"
