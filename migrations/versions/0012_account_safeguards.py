@@ -1,6 +1,6 @@
-"""Account safeguards (issue 14, security findings 1 and 2): temporary passwords, notices
-the account's owner acknowledges, the two-person rule for second-factor resets, and calendar
-feeds that name patients only when their provider chose so.
+"""Account safeguards (issue 14, security findings 1 and 2): temporary passwords, the last day
+of a person's employment, notices the account's owner acknowledges, the two-person rule for
+second-factor resets, and calendar feeds that name patients only when their provider chose so.
 
 Revision ID: 0012
 Revises: 0011
@@ -24,6 +24,7 @@ UNREAD = sa.text('acknowledged_at IS NULL')
 def upgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column('employment_ends_on', sa.Date(), nullable=True))
     with op.batch_alter_table('calendar_feeds', schema=None) as batch_op:
         batch_op.add_column(sa.Column('shows_names', sa.Boolean(), nullable=False, server_default=sa.false()))
 
@@ -75,4 +76,5 @@ def downgrade():
     with op.batch_alter_table('calendar_feeds', schema=None) as batch_op:
         batch_op.drop_column('shows_names')
     with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('employment_ends_on')
         batch_op.drop_column('must_change_password')

@@ -12,11 +12,12 @@ from flask_login import current_user
 
 from portal.admin import bp
 from portal.admin import services as admin_services
-from portal.admin.forms import ConfirmForm, ResetPasswordForm, UserCreateForm, UserEditForm
+from portal.admin.forms import AccountEditForm, ConfirmForm, ResetPasswordForm, UserCreateForm
 from portal.auth import services as auth_services
 from portal.auth.models import User
 from portal.auth.permissions import require
 from portal.clinic import services as clinic_services
+from portal.clinic.clock import clinic_today
 from portal.clinic.forms import ClinicForm, LocationForm, phone_for_input
 from portal.transaction import Refused
 from portal.web import attach_error as _attach_error
@@ -83,7 +84,7 @@ def _user_page(user: User, form, status: int = 200, page_error: str | None = Non
 @require("users.manage")
 def edit_user(user_id: int):
     user = admin_services.get_user_or_404(user_id)
-    form = UserEditForm(obj=user)
+    form = AccountEditForm(obj=user)
     if form.validate_on_submit():
         try:
             auth_services.update_user(
@@ -92,6 +93,10 @@ def edit_user(user_id: int):
                 full_name=form.full_name.data,
                 email=form.email.data or None,
                 roles=form.roles.data,
+                employment_ends_on=admin_services.bounded_last_day(
+                    form.employment_ends_on.data, clinic_today()
+                ),
+                today=clinic_today(),
             )
         except Refused as error:
             _attach_error(form, error)
@@ -249,7 +254,7 @@ def decide_mfa_reset(user_id: int, decision: str):
     try:
         decide(actor=current_actor(), user=user)
     except Refused as error:
-        return _user_page(user, UserEditForm(obj=user), status=409, page_error=error.message)
+        return _user_page(user, AccountEditForm(obj=user), status=409, page_error=error.message)
     flash(
         f"Two-step sign-in reset for {user.username}; their sessions ended."
         if decision == "approve"
@@ -267,7 +272,12 @@ def enable_user(user_id: int):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    auth_services.set_user_enabled(actor=current_actor(), user=user, enabled=True)
+    try:
+        auth_services.set_user_enabled(
+            actor=current_actor(), user=user, enabled=True, today=clinic_today()
+        )
+    except Refused as error:
+        return _user_page(user, AccountEditForm(obj=user), status=409, page_error=error.message)
     flash(f"{user.username} is enabled and can sign in again.", "success")
     return redirect(url_for("admin.edit_user", user_id=user.id))
 

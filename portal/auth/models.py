@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, text
@@ -44,6 +44,9 @@ class User(UserMixin, db.Model):
     # replace it at their next sign-in before anything else, so the admin never knows the
     # password the account ends up with.
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The last day the person works here (a leaver, a locum's contract): from the clinic's
+    # next midnight the account is disabled (the worker) and its calendar feeds stop.
+    employment_ends_on: Mapped[date | None]
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

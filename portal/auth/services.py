@@ -12,13 +12,13 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pyotp
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
-from portal.actors import Actor, anonymous
+from portal.actors import SYSTEM, Actor, anonymous
 from portal.audit import services as audit
 from portal.auth.models import (
     ROLE_NAMES,
@@ -428,44 +428,103 @@ def create_user(
     return user
 
 
-def update_user(*, actor, user: User, full_name: str, email: str | None, roles: list[str]) -> None:
-    """Change an account's name, e-mail and roles (an admin keeps their own admin role)."""
+KEEP = object()  # update_user: leave the last day of employment as it is
+
+
+def employment_ended(user: User, today: date | None) -> bool:
+    """Whether the person's last day of work is behind ``today`` (the clinic's date)."""
+    return (
+        today is not None
+        and user.employment_ends_on is not None
+        and (user.employment_ends_on < today)
+    )
+
+
+def update_user(
+    *,
+    actor,
+    user: User,
+    full_name: str,
+    email: str | None,
+    roles: list[str],
+    employment_ends_on=KEEP,
+    today: date | None = None,
+) -> None:
+    """Change an account's name, e-mail, roles and last day of employment (an admin keeps
+    their own admin role). A last day already behind ``today`` (the clinic's date) disables
+    the account in the same transaction, as the worker would at midnight."""
     roles = validate_roles(roles)
     full_name = _valid_full_name(full_name)
     if actor.id == user.id and "admin" not in roles:
         raise Refused("You can't remove your own admin role.", field="roles")
+    if employment_ends_on is not KEEP and actor.id == user.id and employment_ends_on:
+        raise Refused(
+            "Another administrator sets the last day of your own employment.",
+            field="employment_ends_on",
+        )
     with use_case():
         had = set(user.roles)
         before = ",".join(user.roles)
         user.full_name = full_name.strip()
         user.email = email or None
         user.set_roles(roles)
+        detail = f"roles {before} -> {','.join(roles)}"
+        if employment_ends_on is not KEEP and employment_ends_on != user.employment_ends_on:
+            user.employment_ends_on = employment_ends_on
+            detail += f"; employment ends {employment_ends_on or 'never'}"
         if had - set(roles):
             _access_withdrawn(actor, user, ACCESS_ROLES_REMOVED, frozenset(had - set(roles)))
-        audit.record(
-            actor,
-            "user.update",
-            obj=user,
-            category="user accounts",
-            detail=f"roles {before} -> {','.join(roles)}",
-        )
+        audit.record(actor, "user.update", obj=user, category="user accounts", detail=detail)
+        if user.is_enabled and employment_ended(user, today):
+            _disable(actor, user, "employment ended")
 
 
-def set_user_enabled(*, actor, user: User, enabled: bool) -> None:
-    """Disable an account (its sessions end at once) or enable it again (back-off cleared)."""
+def _disable(actor, user: User, detail: str | None = None) -> None:
+    """Disable an account: its sessions end and what it reached outside (feeds) is revoked."""
+    user.is_enabled = False
+    end_user_sessions(user.id, "disabled")
+    _access_withdrawn(actor, user, ACCESS_DISABLED, frozenset(user.roles))
+    audit.record(actor, "user.disable", obj=user, category="user accounts", detail=detail)
+
+
+def set_user_enabled(*, actor, user: User, enabled: bool, today: date | None = None) -> None:
+    """Disable an account (its sessions end at once) or enable it again (back-off cleared).
+
+    An account whose last day of employment is behind ``today`` is not enabled again until
+    that day is changed or cleared (the worker would disable it again within a minute).
+    """
     if actor.id == user.id and not enabled:
         raise Refused("You can't disable your own account.")
     with use_case():
-        user.is_enabled = enabled
         if not enabled:
-            end_user_sessions(user.id, "disabled")
-            _access_withdrawn(actor, user, ACCESS_DISABLED, frozenset(user.roles))
-        else:
-            user.failed_sign_ins = 0
-            user.locked_until = None
-        audit.record(
-            actor, "user.enable" if enabled else "user.disable", obj=user, category="user accounts"
+            _disable(actor, user)
+            return
+        if employment_ended(user, today):
+            raise Refused(
+                f"Their employment ended on {user.employment_ends_on:%d %B %Y}: change or "
+                "clear their last day of work first."
+            )
+        user.is_enabled = True
+        user.failed_sign_ins = 0
+        user.locked_until = None
+        audit.record(actor, "user.enable", obj=user, category="user accounts")
+
+
+def end_employment_of_leavers(today: date) -> int:
+    """The worker's job: disable every enabled account whose last day of employment is
+    behind ``today`` (the clinic's date), one use case each, as the system; how many."""
+    leavers = list(
+        db.session.scalars(
+            select(User.id).where(User.is_enabled.is_(True), User.employment_ends_on < today)
         )
+    )
+    db.session.rollback()  # end the read before each account's own use case
+    for user_id in leavers:
+        with use_case():
+            user = db.session.get(User, user_id, with_for_update=True)
+            if user is not None and user.is_enabled and employment_ended(user, today):
+                _disable(SYSTEM, user, "employment ended")
+    return len(leavers)
 
 
 def reset_password(*, actor, user: User, new_password: str) -> None:

@@ -28,8 +28,10 @@ from portal.auth.models import User
 from portal.auth.services import (
     ACCESS_DISABLED,
     add_account_notice,
+    employment_ended,
     when_access_withdrawn,
 )
+from portal.clinic.clock import clinic_today
 from portal.clinic.models import Location
 from portal.clinic.services import clinic_time_zone, current_clinic
 from portal.extensions import db
@@ -80,10 +82,15 @@ def create_calendar_feed(actor, *, shows_names: bool = False) -> tuple[CalendarF
     return feed, token
 
 
-def _serves(provider: User) -> bool:
-    """Whether a provider's feeds may answer: an enabled account holding the provider role
-    (ended employment is a disabled account)."""
-    return provider.is_enabled and PROVIDER_ROLE in provider.roles
+def _serves(provider: User, now: datetime | None = None) -> bool:
+    """Whether a provider's feeds may answer: an enabled account holding the provider role,
+    whose last day of employment (if set) is not behind today. The worker disables such an
+    account (and so revokes its feeds) just after midnight; this answers before it does."""
+    return (
+        provider.is_enabled
+        and PROVIDER_ROLE in provider.roles
+        and not employment_ended(provider, clinic_today(now))
+    )
 
 
 def revoke_calendar_feed(actor, feed_id: int, *, own_only: bool = False) -> None:
@@ -175,7 +182,7 @@ def calendar_feed_ics(token: str, source: str | None, *, now: datetime | None = 
     # Checked at every read, not only when access is withdrawn: whatever way an account
     # lost its access (a role row removed by hand, a restore), its feeds stop answering.
     provider = db.session.get(User, feed.provider_id)
-    if provider is None or not _serves(provider):
+    if provider is None or not _serves(provider, now):
         raise NotFound()
     show_names = feed.shows_names and feeds_show_names()
     appointments = list(
