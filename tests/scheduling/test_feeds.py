@@ -252,6 +252,9 @@ def test_removing_the_provider_role_revokes_their_feeds(app, schedule, signed_in
         assert "reason=roles_removed" in revoke.detail
         [notice] = _notices(schedule.drlee)
         assert notice.kind == "calendar_feeds_revoked_role"
+    # The admins' list still says whose feed it was, now that they are no provider.
+    row = re.search(r"<tr>\s*<td>([^<]*)</td>", admin.get("/schedule/feeds").get_data(as_text=True))
+    assert row.group(1) == "Jordan Lee"
 
 
 def test_a_provider_makes_and_revokes_their_own_feed(app, schedule, signed_in, client):

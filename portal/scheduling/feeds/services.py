@@ -158,6 +158,15 @@ def list_calendar_feeds(provider_id: int | None = None) -> list[CalendarFeed]:
     return list(db.session.scalars(query))
 
 
+def feed_owner_names(feeds: list[CalendarFeed]) -> dict[int, str]:
+    """The names of the feeds' providers, whatever their account's state now (a revoked
+    feed of someone who left still says whose it was)."""
+    ids = {feed.provider_id for feed in feeds}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
+
+
 def feeds_show_names() -> bool:
     """Whether the clinic lets providers' calendar feeds name patients (each provider still
     chooses for their own feed)."""

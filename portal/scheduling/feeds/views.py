@@ -13,17 +13,18 @@ from portal.auth.permissions import public, require
 from portal.scheduling import bp
 from portal.scheduling.feeds import services
 from portal.scheduling.feeds.forms import MyCalendarFeedForm
-from portal.scheduling.services import PROVIDER_ROLE, providers
+from portal.scheduling.services import PROVIDER_ROLE
 from portal.transaction import Refused
 from portal.web import attach_error, render
 from portal.web import current_actor as _actor
 
 
 def _feeds_page():
+    feeds = services.list_calendar_feeds()
     return render(
         "scheduling/feeds/feeds.html",
-        feeds=services.list_calendar_feeds(),
-        provider_names={p.id: p.full_name for p in providers(include_disabled=True)},
+        feeds=feeds,
+        provider_names=services.feed_owner_names(feeds),
         show_names=services.feeds_show_names(),
     )
 
