@@ -33,7 +33,14 @@ def _status(form) -> int:
 @bp.get("/users")
 @require("users.manage")
 def users():
-    return render("admin/users.html", rows=admin_services.list_users())
+    rows = admin_services.list_users()
+    return render(
+        "admin/users.html",
+        rows=rows,
+        # Resets waiting for a second administrator: shown first, or nobody would find them.
+        approvals=auth_services.pending_approvals(),
+        names={row.user.id: row.user.full_name for row in rows},
+    )
 
 
 @bp.route("/users/new", methods=["GET", "POST"])

@@ -632,6 +632,21 @@ def pending_approval(user_id: int, action: str = MFA_RESET) -> AccountApproval |
     return approval
 
 
+def pending_approvals(action: str = MFA_RESET) -> list[AccountApproval]:
+    """Every open, unlapsed proposal of ``action``, oldest first (for the admins' list)."""
+    return list(
+        db.session.scalars(
+            select(AccountApproval)
+            .where(
+                AccountApproval.action == action,
+                AccountApproval.decided_at.is_(None),
+                AccountApproval.proposed_at >= utcnow() - timedelta(hours=APPROVAL_VALID_HOURS),
+            )
+            .order_by(AccountApproval.proposed_at)
+        )
+    )
+
+
 def _lapsed(approval: AccountApproval) -> bool:
     return approval.proposed_at < utcnow() - timedelta(hours=APPROVAL_VALID_HOURS)
 

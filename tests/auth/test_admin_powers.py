@@ -171,8 +171,13 @@ def test_a_prescribers_second_factor_needs_two_admins(app, signed_in):
     assert get_user(app, "drlee").mfa_enabled
 
     second = signed_in("admin2")
+    # The second admin finds it on the users' list, where they start.
+    listed = page_text(second.get("/admin/users"))
+    assert "Waiting for a second administrator" in listed
+    assert "Reset of two-step sign-in for" in listed and "proposed by Pat Kim" in listed
     assert "Approve the reset" in page_text(second.get(f"/admin/users/{drlee_id}"))
     assert second.post_form(f"/admin/users/{drlee_id}/mfa-reset/approve").status_code == 302
+    assert "Waiting for a second administrator" not in page_text(second.get("/admin/users"))
     drlee = get_user(app, "drlee")
     assert not drlee.mfa_enabled and drlee.totp_secret_encrypted is None
     [proposed] = audit_events(app, "user.mfa_reset_proposed")
