@@ -457,6 +457,10 @@ def update_user(
     full_name = _valid_full_name(full_name)
     if actor.id == user.id and "admin" not in roles:
         raise Refused("You can't remove your own admin role.", field="roles")
+    if actor.id == user.id and set(roles) - set(user.roles):
+        # An administrator has no patient access; a clinical role given to oneself would be
+        # a way round that. Another administrator grants it (audited as theirs).
+        raise Refused("Another administrator must give you a new role.", field="roles")
     if employment_ends_on is not KEEP and actor.id == user.id and employment_ends_on:
         raise Refused(
             "Another administrator sets the last day of your own employment.",

@@ -266,3 +266,27 @@ def test_the_owner_still_signs_in_with_their_code_after_a_reset(app, signed_in):
     assert done.location == "/auth/new-password"
     browser.refresh_csrf("/auth/new-password")
     assert choose_own_password(browser).location == "/auth/notices"
+
+
+# --- an admin giving themselves patient access ------------------------------------------------
+
+
+def test_an_admin_cannot_give_themselves_a_clinical_role(app, signed_in):
+    add_second_admin(app)
+    admin = signed_in("admin")
+    admin_id = get_user(app, "admin").id
+    response = admin.post_form(
+        f"/admin/users/{admin_id}", {"full_name": "Pat Kim", "roles": ["admin", "prescriber"]}
+    )
+    assert response.status_code == 422
+    assert "Another administrator must give you a new role" in page_text(response)
+    assert get_user(app, "admin").roles == ["admin"]
+    # A second administrator may (the grant is audited as theirs).
+    second = signed_in("admin2")
+    granted = second.post_form(
+        f"/admin/users/{admin_id}", {"full_name": "Pat Kim", "roles": ["admin", "prescriber"]}
+    )
+    assert granted.status_code == 302
+    assert get_user(app, "admin").roles == ["admin", "prescriber"]
+    [update] = audit_events(app, "user.update")
+    assert update.username == "admin2" and "-> admin,prescriber" in update.detail
