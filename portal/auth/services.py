@@ -729,9 +729,14 @@ def withdraw_mfa_reset(*, actor, user: User) -> None:
         approval = pending_approval(user.id)
         if approval is None:
             raise Refused("No reset of two-step sign-in is waiting for approval (or it lapsed).")
-        approval.decided_at = utcnow()
-        approval.decided_by_id = actor.id
-        approval.outcome = "withdrawn"
+        decided = db.session.execute(
+            update(AccountApproval)
+            .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
+            .values(decided_at=utcnow(), decided_by_id=actor.id, outcome="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+        if decided.rowcount != 1:  # approved (or withdrawn) meanwhile: that decision stands
+            raise Refused("That reset was already decided: reload the page.")
         audit.record(
             actor,
             "user.mfa_reset_withdrawn",
