@@ -761,7 +761,9 @@ def add_account_notice(actor, user_id: int, kind: str) -> None:
             user_id=user_id,
             kind=kind,
             actor_id=acting_user.id if acting_user else None,
-            actor_name=acting_user.full_name if acting_user else actor.username,
+            actor_name=acting_user.full_name
+            if acting_user
+            else ("the portal" if actor == SYSTEM else actor.username),
         )
     )
     db.session.flush()

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from portal.admin import jobs
-from portal.auth.models import User
+from portal.auth.models import AccountNotice, User
 from portal.clinic.clock import clinic_today
 from portal.extensions import db
 from portal.scheduling.models import CalendarFeed
@@ -83,6 +83,10 @@ def test_the_day_after_the_feed_stops_before_the_worker_and_the_worker_disables(
     assert disabled.username == "system" and disabled.detail == "employment ended"
     [revoked] = events(app, "calendar_feed.revoke")
     assert revoked.username == "system" and "reason=disabled" in revoked.detail
+    with app.app_context():
+        [notice] = db.session.scalars(select(AccountNotice)).all()
+        assert notice.kind == "calendar_feeds_revoked_disabled"
+        assert notice.actor_name == "the portal"  # "…when the portal disabled your account"
 
 
 def test_a_last_day_already_past_disables_at_once(app, signed_in):
