@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select, update
 
 from portal.actors import SYSTEM, Actor, anonymous
 from portal.audit import services as audit
+from portal.audit.models import AuditEvent
 from portal.auth.models import (
     ROLE_NAMES,
     AccountApproval,
@@ -803,6 +804,21 @@ def acknowledge_notices(actor: Actor, notice_ids: list[int]) -> int:
                 detail=f"{result.rowcount} notice(s)",
             )
     return result.rowcount
+
+
+def recent_sign_ins(user_id: int, limit: int = 5) -> list[AuditEvent]:
+    """The account's latest sign-ins as the audit trail recorded them (when, from where,
+    how), newest first: shown with the notices, so that a sign-in the owner did not make
+    (someone who used a temporary password before them) is seen by the owner. Rare (that
+    page only), and the trail's (user, time) index keeps it a short backward scan."""
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.user_id == user_id, AuditEvent.action == "auth.sign_in")
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def sign_in_gate(user_id: int) -> str | None:

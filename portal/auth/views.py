@@ -418,5 +418,6 @@ def notices():
         "auth/notices.html",
         form=form,
         notices=unread,
+        sign_ins=services.recent_sign_ins(current_user.id),
         status=400 if form.errors else 200,
     )

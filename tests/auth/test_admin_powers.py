@@ -290,3 +290,28 @@ def test_an_admin_cannot_give_themselves_a_clinical_role(app, signed_in):
     assert get_user(app, "admin").roles == ["admin", "prescriber"]
     [update] = audit_events(app, "user.update")
     assert update.username == "admin2" and "-> admin,prescriber" in update.detail
+
+
+def test_the_owner_sees_a_sign_in_they_did_not_make(app):
+    """Someone who knew a temporary password and used it before the owner is seen by the
+    owner: the notices page lists the account's latest sign-ins, with their addresses."""
+    reset_password_of(app, "nurse")
+    intruder = PortalClient(app)
+    intruder.refresh_csrf()
+    step = intruder.post_form(
+        "/auth/sign-in",
+        {"username": "nurse", "password": TEMPORARY},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )
+    assert step.location == "/auth/new-password"
+    intruder.refresh_csrf("/auth/new-password")
+    choose_own_password(intruder, "intruder picks these words 77")
+    intruder.post_form("/auth/notices", {"notice_id": _unread_ids(app, "nurse")})
+    # The nurse cannot sign in; the admin resets her password again; she signs in.
+    reset_password_of(app, "nurse", "second temporary words 5150")
+    owner = PortalClient(app)
+    sign_in_to_gate(owner, "nurse", "second temporary words 5150")
+    assert choose_own_password(owner).location == "/auth/notices"
+    page = page_text(owner.get("/auth/notices"))
+    assert "Latest sign-ins to your account" in page
+    assert "10.9.8.7" in page and "127.0.0.1" in page
