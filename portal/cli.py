@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from portal import worker
 from portal.actors import command_line
+from portal.admin import jobs as account_jobs
 from portal.audit import checkpoints, jobs, sealing
 from portal.audit import services as audit
 from portal.audit.verification import verify
@@ -199,6 +200,7 @@ def worker_command(once: bool):
         jobs.periodic_jobs(app.config)
         + integration_jobs.periodic_jobs(app.config, stop)
         + prescription_jobs.periodic_jobs(app.config)
+        + account_jobs.periodic_jobs(app.config)
     )
     if once:
         worker.run_once(app, periodic)

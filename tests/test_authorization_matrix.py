@@ -24,6 +24,9 @@ EXPECTED: dict[str, set[str]] = {
     "auth.resume": EVERYONE,
     "auth.discard_resume": EVERYONE,
     "auth.sign_out": EVERYONE,
+    # The sign-in gate: a temporary password to replace, notices to acknowledge (issue 14).
+    "auth.choose_password": EVERYONE,
+    "auth.notices": EVERYONE,
     "patients.register": CLINICAL,
     "patients.search": CLINICAL,
     "patients.show": CLINICAL,
@@ -35,6 +38,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin.confirm_user_action": ADMIN,
     "admin.enable_user": ADMIN,
     "admin.reset_password": ADMIN,
+    "admin.decide_mfa_reset": ADMIN,  # the two-person rule's second admin (issue 14)
     "admin.clinic_settings": ADMIN,
     "admin.add_location": ADMIN,
     "admin.edit_location": ADMIN,
@@ -89,7 +93,6 @@ EXPECTED: dict[str, set[str]] = {
     "scheduling.remove_waitlist_entry": CLINICAL,
     "scheduling.waitlist_matches": CLINICAL,
     "scheduling.calendar_feeds": ADMIN,
-    "scheduling.create_calendar_feed": ADMIN,
     "scheduling.revoke_calendar_feed": ADMIN,
     "scheduling.my_calendar_feed": CLINICAL,
     "scheduling.create_my_calendar_feed": CLINICAL,
@@ -243,6 +246,8 @@ def _url_values(app, rule) -> dict:
                 values[argument] = db.session.scalar(select(Location.id).limit(1))
             elif argument == "action":
                 values[argument] = HARMLESS_ACTIONS[rule.endpoint]
+            elif argument == "decision":
+                values[argument] = "withdraw"  # of a reset nobody proposed: refused, harmless
             elif argument in ID_ARGUMENTS_WITHOUT_ROWS:
                 values[argument] = 1  # no such row: an allowed request gets 404, not 403
             elif argument == "chart":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectMultipleField, StringField
+from wtforms import DateField, EmailField, PasswordField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -55,6 +55,17 @@ class UserEditForm(FlaskForm):
     full_name = _full_name_field()
     email = _email_field()
     roles = _roles_field()
+
+
+class AccountEditForm(UserEditForm):
+    """An existing account's page: also the last day the person works here."""
+
+    employment_ends_on = DateField(
+        "Last day of work",
+        validators=[Optional()],
+        description="Leave empty while they work here. From the day after, they can't sign "
+        "in and their calendar feeds stop.",
+    )
 
 
 class NewPasswordMixin:

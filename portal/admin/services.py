@@ -6,7 +6,7 @@ Changes to accounts go through ``portal.auth.services`` (one audited transaction
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -15,6 +15,12 @@ from werkzeug.exceptions import NotFound
 from portal.auth.models import ServerSession, User
 from portal.extensions import db
 from portal.timeutil import utcnow
+from portal.transaction import Refused
+
+# A last day of work is a date a person types: bounded like ids, so a slip of the keyboard
+# (year 0202, 9999) is refused beside the field rather than stored or crashing a query.
+EARLIEST_LAST_DAY = date(2000, 1, 1)
+LAST_DAY_YEARS_AHEAD = 20
 
 
 @dataclass
@@ -60,3 +66,23 @@ def get_user_or_404(user_id: int) -> User:
     if user is None:
         raise NotFound()
     return user
+
+
+def full_name_of(user_id: int | None) -> str:
+    """The name an account shows under, or a dash when it is gone."""
+    if user_id is None:
+        return "—"
+    return db.session.scalar(select(User.full_name).where(User.id == user_id)) or "—"
+
+
+def bounded_last_day(value: date | None, today: date) -> date | None:
+    """The last day of work as typed, refused beside its field when out of range."""
+    if value is None:
+        return None
+    latest = today.replace(year=today.year + LAST_DAY_YEARS_AHEAD, day=min(today.day, 28))
+    if not EARLIEST_LAST_DAY <= value <= latest:
+        raise Refused(
+            f"Type a date between {EARLIEST_LAST_DAY:%d %B %Y} and {latest:%d %B %Y}.",
+            field="employment_ends_on",
+        )
+    return value

@@ -12,11 +12,12 @@ from flask_login import current_user
 
 from portal.admin import bp
 from portal.admin import services as admin_services
-from portal.admin.forms import ConfirmForm, ResetPasswordForm, UserCreateForm, UserEditForm
+from portal.admin.forms import AccountEditForm, ConfirmForm, ResetPasswordForm, UserCreateForm
 from portal.auth import services as auth_services
 from portal.auth.models import User
 from portal.auth.permissions import require
 from portal.clinic import services as clinic_services
+from portal.clinic.clock import clinic_today
 from portal.clinic.forms import ClinicForm, LocationForm, phone_for_input
 from portal.transaction import Refused
 from portal.web import attach_error as _attach_error
@@ -32,7 +33,14 @@ def _status(form) -> int:
 @bp.get("/users")
 @require("users.manage")
 def users():
-    return render("admin/users.html", rows=admin_services.list_users())
+    rows = admin_services.list_users()
+    return render(
+        "admin/users.html",
+        rows=rows,
+        # Resets waiting for a second administrator: shown first, or nobody would find them.
+        approvals=auth_services.pending_approvals(),
+        names={row.user.id: row.user.full_name for row in rows},
+    )
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -48,16 +56,22 @@ def create_user():
                 email=form.email.data or None,
                 roles=form.roles.data,
                 password=form.password.data,
+                temporary_password=True,
             )
         except Refused as error:
             _attach_error(form, error)
         else:
-            flash(f"Account {user.username} created.", "success")
+            flash(
+                f"Account {user.username} created. The password is temporary: they choose "
+                "their own when they first sign in.",
+                "success",
+            )
             return redirect(url_for("admin.edit_user", user_id=user.id))
     return render("admin/user_new.html", form=form, status=_status(form))
 
 
-def _user_page(user: User, form, status: int = 200):
+def _user_page(user: User, form, status: int = 200, page_error: str | None = None):
+    approval = auth_services.pending_approval(user.id)
     return render(
         "admin/user_edit.html",
         user=user,
@@ -65,6 +79,10 @@ def _user_page(user: User, form, status: int = 200):
         live_sessions=admin_services.live_session_counts([user.id]).get(user.id, 0),
         mfa_required=auth_services.mfa_required_for(user),
         is_self=user.id == current_user.id,
+        mfa_reset_needs_approval=auth_services.mfa_reset_needs_approval(user),
+        approval=approval,
+        proposer_name=admin_services.full_name_of(approval.proposed_by_id) if approval else None,
+        page_error=page_error,
         status=status,
     )
 
@@ -73,7 +91,7 @@ def _user_page(user: User, form, status: int = 200):
 @require("users.manage")
 def edit_user(user_id: int):
     user = admin_services.get_user_or_404(user_id)
-    form = UserEditForm(obj=user)
+    form = AccountEditForm(obj=user)
     if form.validate_on_submit():
         try:
             auth_services.update_user(
@@ -82,6 +100,10 @@ def edit_user(user_id: int):
                 full_name=form.full_name.data,
                 email=form.email.data or None,
                 roles=form.roles.data,
+                employment_ends_on=admin_services.bounded_last_day(
+                    form.employment_ends_on.data, clinic_today()
+                ),
+                today=clinic_today(),
             )
         except Refused as error:
             _attach_error(form, error)
@@ -105,8 +127,9 @@ def reset_password(user_id: int):
             _attach_error(form, error)
         else:
             flash(
-                f"New password set for {user.username}; their sessions were ended. "
-                "Give them the password in person or by phone, never by email.",
+                f"Temporary password set for {user.username}; their sessions were ended. "
+                "Give it to them in person or by phone, never by email: they must choose "
+                "their own when they next sign in, and are told you reset it.",
                 "success",
             )
             return redirect(url_for("admin.edit_user", user_id=user.id))
@@ -138,6 +161,19 @@ CONFIRMED_ACTIONS = {
         "style": "btn-danger",
         "done": "Two-step sign-in reset for {username}.",
     },
+    # The same button for a prescriber or an administrator: a proposal another admin approves.
+    "propose-mfa-reset": {
+        "title": "Propose resetting two-step sign-in for {name}?",
+        "explain": "Resetting a prescriber's or an administrator's two-step sign-in takes two "
+        "administrators. Nothing changes now: a different administrator must approve the "
+        "reset from this account's page within a day. Then their authenticator app and "
+        "recovery codes stop working, their sessions end and they set it up again at their "
+        "next sign-in; they are told who reset it.",
+        "button": "Propose the reset",
+        "style": "btn-warning",
+        "done": "Reset of two-step sign-in proposed for {username}: another administrator "
+        "must approve it.",
+    },
     "end-sessions": {
         "title": "Sign {name} out everywhere?",
         "explain": "Every session they have open ends now; they must sign in again. Anything "
@@ -156,6 +192,9 @@ def _run_confirmed(action: str, user: User) -> dict:
     if action == "reset-mfa":
         auth_services.reset_mfa(actor=current_actor(), user=user)
         return {}
+    if action == "propose-mfa-reset":
+        auth_services.propose_mfa_reset(actor=current_actor(), user=user)
+        return {}
     count = auth_services.end_sessions(actor=current_actor(), user=user)
     return {"count": count}
 
@@ -167,7 +206,10 @@ def _run_confirmed(action: str, user: User) -> dict:
 @require("users.manage")
 def confirm_user_action(user_id: int, action: str):
     """GET: ask; POST: do it. The question names the person and what will happen."""
+    url_action = action
     user = admin_services.get_user_or_404(user_id)
+    if action == "reset-mfa" and auth_services.mfa_reset_needs_approval(user):
+        action = "propose-mfa-reset"
     wording = {
         key: value.format(name=user.full_name, username=user.username, count="")
         if isinstance(value, str)
@@ -196,10 +238,37 @@ def confirm_user_action(user_id: int, action: str):
         user=user,
         form=form,
         wording=wording,
-        action_url=url_for("admin.confirm_user_action", user_id=user.id, action=action),
+        action_url=url_for("admin.confirm_user_action", user_id=user.id, action=url_action),
         cancel_url=url_for("admin.edit_user", user_id=user.id),
         status=status,
     )
+
+
+@bp.post("/users/<int:user_id>/mfa-reset/<any('approve', 'withdraw'):decision>")
+@require("users.manage")
+def decide_mfa_reset(user_id: int, decision: str):
+    """The second administrator approves a proposed reset of two-step sign-in (it happens
+    now), or any administrator withdraws it. Refusals show on the account's page."""
+    user = admin_services.get_user_or_404(user_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    decide = (
+        auth_services.approve_mfa_reset
+        if decision == "approve"
+        else auth_services.withdraw_mfa_reset
+    )
+    try:
+        decide(actor=current_actor(), user=user)
+    except Refused as error:
+        return _user_page(user, AccountEditForm(obj=user), status=409, page_error=error.message)
+    flash(
+        f"Two-step sign-in reset for {user.username}; their sessions ended."
+        if decision == "approve"
+        else f"The proposed reset of {user.username}'s two-step sign-in was withdrawn.",
+        "success",
+    )
+    return redirect(url_for("admin.edit_user", user_id=user.id))
 
 
 @bp.post("/users/<int:user_id>/enable")
@@ -210,7 +279,12 @@ def enable_user(user_id: int):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    auth_services.set_user_enabled(actor=current_actor(), user=user, enabled=True)
+    try:
+        auth_services.set_user_enabled(
+            actor=current_actor(), user=user, enabled=True, today=clinic_today()
+        )
+    except Refused as error:
+        return _user_page(user, AccountEditForm(obj=user), status=409, page_error=error.message)
     flash(f"{user.username} is enabled and can sign in again.", "success")
     return redirect(url_for("admin.edit_user", user_id=user.id))
 

@@ -71,3 +71,24 @@ class ChangePasswordForm(FlaskForm):
         validators=[DataRequired(), EqualTo("new_password", message="The two passwords differ.")],
         render_kw={"autocomplete": "new-password"},
     )
+
+
+class NewPasswordForm(FlaskForm):
+    """The owner's own password, replacing one an administrator chose (first sign-in after a
+    reset or after the account was made)."""
+
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired(), Length(max=1024)],
+        description="At least 12 characters, and not the temporary one you were given.",
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm_password = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("new_password", message="The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class AcknowledgeForm(FlaskForm):
+    """Only the CSRF token: pressing the button acknowledges the notices shown."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.auth.permissions import permissions_for_roles
@@ -40,6 +40,13 @@ class User(UserMixin, db.Model):
     failed_sign_ins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when an administrator chose the password (a new account, a reset): the owner must
+    # replace it at their next sign-in before anything else, so the admin never knows the
+    # password the account ends up with.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The last day the person works here (a leaver, a locum's contract): from the clinic's
+    # next midnight the account is disabled (the worker) and its calendar feeds stop.
+    employment_ends_on: Mapped[date | None]
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -114,3 +121,67 @@ class ServerSession(db.Model):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     source_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+# Notices an account's owner reads (and acknowledges) at their next sign-in: what someone
+# else did to their account. The text is written from ``kind`` when shown.
+NOTICE_KINDS = (
+    "password_reset",
+    "mfa_reset",
+    "calendar_feed_revoked",
+    "calendar_feeds_revoked_disabled",
+    "calendar_feeds_revoked_role",
+)
+
+
+class AccountNotice(db.Model):
+    """Something done to an account by someone else, shown to its owner until acknowledged."""
+
+    __tablename__ = "account_notices"
+    __table_args__ = (
+        Index(
+            "ix_account_notices_unread",
+            "user_id",
+            postgresql_where=text("acknowledged_at IS NULL"),
+            sqlite_where=text("acknowledged_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Kept as written: the notice still says who acted if that account is renamed or removed.
+    actor_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountApproval(db.Model):
+    """A sensitive change to an account that one administrator proposes and a different one
+    approves (the two-person rule), e.g. resetting a prescriber's second factor.
+
+    At most one proposal per account and action is open (``decided_at`` empty): a unique
+    partial index, so two admins proposing at once cannot make two.
+    """
+
+    __tablename__ = "account_approvals"
+    __table_args__ = (
+        Index(
+            "uq_account_approvals_pending",
+            "user_id",
+            "action",
+            unique=True,
+            postgresql_where=text("decided_at IS NULL"),
+            sqlite_where=text("decided_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # approved / withdrawn

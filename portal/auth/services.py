@@ -10,16 +10,25 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pyotp
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
-from portal.actors import Actor, anonymous
+from portal.actors import SYSTEM, Actor, anonymous
 from portal.audit import services as audit
-from portal.auth.models import ROLE_NAMES, RecoveryCode, User, UserRole
+from portal.audit.models import AuditEvent
+from portal.auth.models import (
+    ROLE_NAMES,
+    AccountApproval,
+    AccountNotice,
+    RecoveryCode,
+    User,
+    UserRole,
+)
 from portal.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from portal.auth.sessions import end_user_sessions
 from portal.crypto import decrypt_text, encrypt_text
@@ -29,6 +38,17 @@ from portal.transaction import Refused, use_case
 
 RECOVERY_CODE_COUNT = 10
 TOTP_ISSUER = "Practice Portal"
+# Resetting the second factor of these roles takes two administrators: a prescriber's
+# second factor guards prescribing and the chart, an admin's guards everyone's accounts.
+TWO_PERSON_MFA_ROLES = frozenset({"prescriber", "admin"})
+MFA_RESET = "mfa_reset"  # AccountApproval.action
+# A proposal nobody approved within this time lapses: an approval should follow a
+# conversation, not find an old request days later.
+APPROVAL_VALID_HOURS = 24
+# What a signed-in session must finish before anything else (auth.views keeps it in the
+# session): choose a new password, then read what was done to the account.
+GATE_PASSWORD = "password"  # noqa: S105  (a step's name)
+GATE_NOTICES = "notices"
 
 
 @dataclass
@@ -329,6 +349,7 @@ def change_own_password(
             user.password_hash = hash_password(new_password)
             user.password_changed_at = now
             user.failed_sign_ins = 0
+            user.must_change_password = False
             end_user_sessions(user.id, "password_changed")
             audit.record(
                 Actor.for_user(user, source),
@@ -362,9 +383,20 @@ def validate_roles(roles: list[str]) -> list[str]:
 
 
 def create_user(
-    *, actor, username: str, full_name: str, email: str | None, roles: list[str], password: str
+    *,
+    actor,
+    username: str,
+    full_name: str,
+    email: str | None,
+    roles: list[str],
+    password: str,
+    temporary_password: bool = False,
 ) -> User:
-    """A new staff account with these roles and an initial password (the user changes it)."""
+    """A new staff account with these roles and an initial password.
+
+    ``temporary_password``: someone else chose it (an administrator's page), so the owner
+    must replace it at their first sign-in.
+    """
     username = normalise_username(username)
     if not USERNAME_PATTERN.fullmatch(username):
         raise Refused("Use 3 to 64 letters, digits, dots, dashes or underscores.", field="username")
@@ -383,6 +415,7 @@ def create_user(
             full_name=full_name.strip(),
             email=(email or None),
             password_hash=password_hash,
+            must_change_password=temporary_password,
         )
         user.set_roles(roles)
         db.session.add(user)
@@ -396,44 +429,116 @@ def create_user(
     return user
 
 
-def update_user(*, actor, user: User, full_name: str, email: str | None, roles: list[str]) -> None:
-    """Change an account's name, e-mail and roles (an admin keeps their own admin role)."""
+KEEP = object()  # update_user: leave the last day of employment as it is
+
+
+def employment_ended(user: User, today: date | None) -> bool:
+    """Whether the person's last day of work is behind ``today`` (the clinic's date)."""
+    return (
+        today is not None
+        and user.employment_ends_on is not None
+        and (user.employment_ends_on < today)
+    )
+
+
+def update_user(
+    *,
+    actor,
+    user: User,
+    full_name: str,
+    email: str | None,
+    roles: list[str],
+    employment_ends_on=KEEP,
+    today: date | None = None,
+) -> None:
+    """Change an account's name, e-mail, roles and last day of employment (an admin keeps
+    their own admin role). A last day already behind ``today`` (the clinic's date) disables
+    the account in the same transaction, as the worker would at midnight."""
     roles = validate_roles(roles)
     full_name = _valid_full_name(full_name)
     if actor.id == user.id and "admin" not in roles:
         raise Refused("You can't remove your own admin role.", field="roles")
+    if actor.id == user.id and set(roles) - set(user.roles):
+        # An administrator has no patient access; a clinical role given to oneself would be
+        # a way round that. Another administrator grants it (audited as theirs).
+        raise Refused("Another administrator must give you a new role.", field="roles")
+    if employment_ends_on is not KEEP and actor.id == user.id and employment_ends_on:
+        raise Refused(
+            "Another administrator sets the last day of your own employment.",
+            field="employment_ends_on",
+        )
     with use_case():
+        had = set(user.roles)
         before = ",".join(user.roles)
         user.full_name = full_name.strip()
         user.email = email or None
         user.set_roles(roles)
-        audit.record(
-            actor,
-            "user.update",
-            obj=user,
-            category="user accounts",
-            detail=f"roles {before} -> {','.join(roles)}",
-        )
+        detail = f"roles {before} -> {','.join(roles)}"
+        if employment_ends_on is not KEEP and employment_ends_on != user.employment_ends_on:
+            user.employment_ends_on = employment_ends_on
+            detail += f"; employment ends {employment_ends_on or 'never'}"
+        if had - set(roles):
+            _access_withdrawn(actor, user, ACCESS_ROLES_REMOVED, frozenset(had - set(roles)))
+        audit.record(actor, "user.update", obj=user, category="user accounts", detail=detail)
+        if user.is_enabled and employment_ended(user, today):
+            _disable(actor, user, "employment ended")
 
 
-def set_user_enabled(*, actor, user: User, enabled: bool) -> None:
-    """Disable an account (its sessions end at once) or enable it again (back-off cleared)."""
+def _disable(actor, user: User, detail: str | None = None) -> None:
+    """Disable an account: its sessions end and what it reached outside (feeds) is revoked."""
+    user.is_enabled = False
+    end_user_sessions(user.id, "disabled")
+    _access_withdrawn(actor, user, ACCESS_DISABLED, frozenset(user.roles))
+    audit.record(actor, "user.disable", obj=user, category="user accounts", detail=detail)
+
+
+def set_user_enabled(*, actor, user: User, enabled: bool, today: date | None = None) -> None:
+    """Disable an account (its sessions end at once) or enable it again (back-off cleared).
+
+    An account whose last day of employment is behind ``today`` is not enabled again until
+    that day is changed or cleared (the worker would disable it again within a minute).
+    """
     if actor.id == user.id and not enabled:
         raise Refused("You can't disable your own account.")
     with use_case():
-        user.is_enabled = enabled
         if not enabled:
-            end_user_sessions(user.id, "disabled")
-        else:
-            user.failed_sign_ins = 0
-            user.locked_until = None
-        audit.record(
-            actor, "user.enable" if enabled else "user.disable", obj=user, category="user accounts"
+            _disable(actor, user)
+            return
+        if employment_ended(user, today):
+            raise Refused(
+                f"Their employment ended on {user.employment_ends_on:%d %B %Y}: change or "
+                "clear their last day of work first."
+            )
+        user.is_enabled = True
+        user.failed_sign_ins = 0
+        user.locked_until = None
+        audit.record(actor, "user.enable", obj=user, category="user accounts")
+
+
+def end_employment_of_leavers(today: date) -> int:
+    """The worker's job: disable every enabled account whose last day of employment is
+    behind ``today`` (the clinic's date), one use case each, as the system; how many."""
+    leavers = list(
+        db.session.scalars(
+            select(User.id).where(User.is_enabled.is_(True), User.employment_ends_on < today)
         )
+    )
+    db.session.rollback()  # end the read before each account's own use case
+    for user_id in leavers:
+        with use_case():
+            user = db.session.get(User, user_id, with_for_update=True)
+            if user is not None and user.is_enabled and employment_ended(user, today):
+                _disable(SYSTEM, user, "employment ended")
+    return len(leavers)
 
 
 def reset_password(*, actor, user: User, new_password: str) -> None:
-    """Give an account a new password (an admin's reset); its sessions end."""
+    """Give an account a temporary password (an admin's reset); its sessions end.
+
+    The owner must choose their own at their next sign-in before doing anything else, and
+    is told there who reset it: the administrator never knows the password the account
+    ends up with, and a reset nobody asked for does not go unnoticed.
+    """
     problems = password_problems(new_password, username=user.username, full_name=user.full_name)
     if problems:
         raise Refused(problems[0], field="password")
@@ -443,19 +548,312 @@ def reset_password(*, actor, user: User, new_password: str) -> None:
         user.password_changed_at = utcnow()
         user.failed_sign_ins = 0
         user.locked_until = None
+        # An admin resetting their own account chose the password for themselves.
+        user.must_change_password = actor.id != user.id
         end_user_sessions(user.id, "password_reset")
-        audit.record(actor, "user.password_reset", obj=user, category="user accounts")
+        audit.record(
+            actor,
+            "user.password_reset",
+            obj=user,
+            category="user accounts",
+            detail="temporary" if user.must_change_password else "own account",
+        )
+        add_account_notice(actor, user.id, "password_reset")
+
+
+def choose_new_password(user: User, new_password: str, source: str | None) -> None:
+    """Replace a temporary password (set by an administrator) with the owner's own.
+
+    Refused when it is the temporary one again: the administrator knows that one. Every
+    session of the account ends; the caller carries its own on under a new id.
+    """
+    if verify_password(user.password_hash, new_password):
+        raise Refused(
+            "Choose a new password: not the temporary one you were given.", field="new_password"
+        )
+    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
+    if problems:
+        raise Refused(problems[0], field="new_password")
+    password_hash = hash_password(new_password)  # slow on purpose: before the write lock
+    with use_case():
+        db.session.refresh(user, with_for_update=True)
+        if not user.must_change_password:
+            raise Refused("Your password is already your own.", field="new_password")
+        user.password_hash = password_hash
+        user.password_changed_at = utcnow()
+        user.must_change_password = False
+        end_user_sessions(user.id, "password_changed")
+        audit.record(
+            Actor.for_user(user, source),
+            "auth.password_changed",
+            obj=user,
+            category="user accounts",
+            detail="replaced a temporary password",
+        )
+
+
+def mfa_reset_needs_approval(user: User) -> bool:
+    """Whether resetting this account's second factor takes a second administrator."""
+    return bool(TWO_PERSON_MFA_ROLES.intersection(user.roles))
+
+
+def _reset_mfa_now(actor, user: User) -> None:
+    user.mfa_enabled = False
+    user.totp_secret_encrypted = None
+    user.totp_last_step = None
+    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    end_user_sessions(user.id, "mfa_reset")
+    audit.record(actor, "user.mfa_reset", obj=user, category="user accounts")
+    add_account_notice(actor, user.id, "mfa_reset")
 
 
 def reset_mfa(*, actor, user: User) -> None:
-    """Turn MFA off; users whose role requires it must enrol again at their next sign-in."""
+    """Turn MFA off; users whose role requires it must enrol again at their next sign-in.
+
+    Only for accounts outside ``TWO_PERSON_MFA_ROLES``: theirs goes through
+    ``propose_mfa_reset`` and ``approve_mfa_reset``.
+    """
     with use_case():
-        user.mfa_enabled = False
-        user.totp_secret_encrypted = None
-        user.totp_last_step = None
-        db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-        end_user_sessions(user.id, "mfa_reset")
-        audit.record(actor, "user.mfa_reset", obj=user, category="user accounts")
+        db.session.refresh(user)
+        if mfa_reset_needs_approval(user):
+            raise Refused(
+                "Resetting two-step sign-in for a prescriber or an administrator needs a "
+                "second administrator's approval: propose it instead."
+            )
+        _reset_mfa_now(actor, user)
+
+
+def pending_approval(user_id: int, action: str = MFA_RESET) -> AccountApproval | None:
+    """The open proposal of ``action`` on the account, if one is waiting and not lapsed."""
+    approval = db.session.scalar(
+        select(AccountApproval).where(
+            AccountApproval.user_id == user_id,
+            AccountApproval.action == action,
+            AccountApproval.decided_at.is_(None),
+        )
+    )
+    if approval is None or _lapsed(approval):
+        return None
+    return approval
+
+
+def pending_approvals(action: str = MFA_RESET) -> list[AccountApproval]:
+    """Every open, unlapsed proposal of ``action``, oldest first (for the admins' list)."""
+    return list(
+        db.session.scalars(
+            select(AccountApproval)
+            .where(
+                AccountApproval.action == action,
+                AccountApproval.decided_at.is_(None),
+                AccountApproval.proposed_at >= utcnow() - timedelta(hours=APPROVAL_VALID_HOURS),
+            )
+            .order_by(AccountApproval.proposed_at)
+        )
+    )
+
+
+def _lapsed(approval: AccountApproval) -> bool:
+    return approval.proposed_at < utcnow() - timedelta(hours=APPROVAL_VALID_HOURS)
+
+
+def _close_lapsed(user_id: int, action: str) -> None:
+    db.session.execute(
+        update(AccountApproval)
+        .where(
+            AccountApproval.user_id == user_id,
+            AccountApproval.action == action,
+            AccountApproval.decided_at.is_(None),
+            AccountApproval.proposed_at < utcnow() - timedelta(hours=APPROVAL_VALID_HOURS),
+        )
+        .values(decided_at=utcnow(), outcome="lapsed")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def propose_mfa_reset(*, actor, user: User) -> AccountApproval:
+    """First half of the two-person rule: one administrator asks to reset the account's
+    second factor; nothing changes until a different administrator approves."""
+    waiting = Refused("A reset of this account's two-step sign-in is already waiting for approval.")
+    with use_case(conflict=waiting):
+        db.session.refresh(user)
+        if not user.mfa_enabled:
+            raise Refused("Two-step sign-in is not on for this account.")
+        _close_lapsed(user.id, MFA_RESET)
+        if pending_approval(user.id) is not None:
+            raise waiting
+        approval = AccountApproval(user_id=user.id, action=MFA_RESET, proposed_by_id=actor.id)
+        db.session.add(approval)
+        db.session.flush()  # a second proposal racing this one meets the unique index here
+        audit.record(
+            actor,
+            "user.mfa_reset_proposed",
+            obj=user,
+            category="user accounts",
+            detail=f"approval={approval.id}",
+        )
+    return approval
+
+
+def approve_mfa_reset(*, actor, user: User) -> None:
+    """Second half: a different administrator (not the proposer, not the account's owner)
+    approves, and the second factor is reset in the same transaction."""
+    with use_case():
+        db.session.refresh(user)
+        approval = pending_approval(user.id)
+        if approval is None:
+            raise Refused("No reset of two-step sign-in is waiting for approval (or it lapsed).")
+        if actor.id == approval.proposed_by_id:
+            raise Refused("A different administrator must approve the reset you proposed.")
+        if actor.id == user.id:
+            raise Refused("Another administrator must approve a reset of your own account.")
+        decided = db.session.execute(
+            update(AccountApproval)
+            .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
+            .values(decided_at=utcnow(), decided_by_id=actor.id, outcome="approved")
+            .execution_options(synchronize_session=False)
+        )
+        if decided.rowcount != 1:  # decided meanwhile by someone else
+            raise Refused("That reset was already decided: reload the page.")
+        audit.record(
+            actor,
+            "user.mfa_reset_approved",
+            obj=user,
+            category="user accounts",
+            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
+        )
+        _reset_mfa_now(actor, user)
+
+
+def withdraw_mfa_reset(*, actor, user: User) -> None:
+    """Withdraw (the proposer) or decline (another administrator) a waiting reset."""
+    with use_case():
+        approval = pending_approval(user.id)
+        if approval is None:
+            raise Refused("No reset of two-step sign-in is waiting for approval (or it lapsed).")
+        decided = db.session.execute(
+            update(AccountApproval)
+            .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
+            .values(decided_at=utcnow(), decided_by_id=actor.id, outcome="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+        if decided.rowcount != 1:  # approved (or withdrawn) meanwhile: that decision stands
+            raise Refused("That reset was already decided: reload the page.")
+        audit.record(
+            actor,
+            "user.mfa_reset_withdrawn",
+            obj=user,
+            category="user accounts",
+            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
+        )
+
+
+# --- notices to the account's owner, and what a sign-in must finish first -----------------
+
+
+def add_account_notice(actor, user_id: int, kind: str) -> None:
+    """Tell the account's owner, at their next sign-in, that ``actor`` did ``kind`` to it
+    (a work function: flushes, commits with the caller's use case). Nothing for one's own
+    acts."""
+    if actor.id == user_id:
+        return
+    acting_user = db.session.get(User, actor.id) if actor.id is not None else None
+    db.session.add(
+        AccountNotice(
+            user_id=user_id,
+            kind=kind,
+            actor_id=acting_user.id if acting_user else None,
+            actor_name=acting_user.full_name
+            if acting_user
+            else ("the portal" if actor == SYSTEM else actor.username),
+        )
+    )
+    db.session.flush()
+
+
+def unread_notices(user_id: int) -> list[AccountNotice]:
+    """The account's notices its owner has not acknowledged yet, oldest first."""
+    return list(
+        db.session.scalars(
+            select(AccountNotice)
+            .where(AccountNotice.user_id == user_id, AccountNotice.acknowledged_at.is_(None))
+            .order_by(AccountNotice.created_at, AccountNotice.id)
+        )
+    )
+
+
+def acknowledge_notices(actor: Actor, notice_ids: list[int]) -> int:
+    """The owner has read these notices (only theirs, only unread ones); returns how many."""
+    with use_case():
+        result = db.session.execute(
+            update(AccountNotice)
+            .where(
+                AccountNotice.id.in_(notice_ids),
+                AccountNotice.user_id == actor.id,
+                AccountNotice.acknowledged_at.is_(None),
+            )
+            .values(acknowledged_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:
+            audit.record(
+                actor,
+                "auth.notices_acknowledged",
+                category="user accounts",
+                object_type="users",
+                object_id=actor.id,
+                detail=f"{result.rowcount} notice(s)",
+            )
+    return result.rowcount
+
+
+def recent_sign_ins(user_id: int, limit: int = 5) -> list[AuditEvent]:
+    """The account's latest sign-ins as the audit trail recorded them (when, from where,
+    how), newest first: shown with the notices, so that a sign-in the owner did not make
+    (someone who used a temporary password before them) is seen by the owner. Rare (that
+    page only), and the trail's (user, time) index keeps it a short backward scan."""
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.user_id == user_id, AuditEvent.action == "auth.sign_in")
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def sign_in_gate(user_id: int) -> str | None:
+    """What a fresh sign-in must finish before the portal opens: a new password (when an
+    administrator chose the current one), then the notices; None when nothing."""
+    if db.session.scalar(select(User.must_change_password).where(User.id == user_id)):
+        return GATE_PASSWORD
+    unread = db.session.scalar(
+        select(AccountNotice.id)
+        .where(AccountNotice.user_id == user_id, AccountNotice.acknowledged_at.is_(None))
+        .limit(1)
+    )
+    return GATE_NOTICES if unread is not None else None
+
+
+# --- access withdrawn: what other domains revoke when an account loses access --------------
+
+ACCESS_DISABLED = "disabled"
+ACCESS_ROLES_REMOVED = "roles_removed"
+
+# Filled by higher domains (scheduling revokes calendar feeds): auth must not import them.
+_ACCESS_WITHDRAWN_HANDLERS: list[Callable] = []
+
+
+def when_access_withdrawn(handler: Callable) -> Callable:
+    """Register ``handler(actor, user, reason, roles)`` to run inside the use case that
+    disables an account (``reason`` ACCESS_DISABLED, ``roles`` all it held) or removes roles
+    from it (ACCESS_ROLES_REMOVED, the roles removed). Handlers only flush."""
+    _ACCESS_WITHDRAWN_HANDLERS.append(handler)
+    return handler
+
+
+def _access_withdrawn(actor, user: User, reason: str, roles: frozenset[str]) -> None:
+    for handler in _ACCESS_WITHDRAWN_HANDLERS:
+        handler(actor, user, reason, roles)
 
 
 def end_sessions(*, actor, user: User) -> int:

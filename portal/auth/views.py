@@ -11,8 +11,10 @@ from markupsafe import Markup
 
 from portal.auth import bp, services
 from portal.auth.forms import (
+    AcknowledgeForm,
     ChangePasswordForm,
     EnrolmentForm,
+    NewPasswordForm,
     RecoveryCodeForm,
     SecondFactorForm,
     SignInForm,
@@ -22,6 +24,7 @@ from portal.auth.permissions import public, require
 from portal.auth.signed_in import SignedInUser, load_signed_in_user
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db, login_manager
+from portal.ids import parse_id
 from portal.timeutil import utcnow
 from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render, safe_local_path
@@ -41,6 +44,10 @@ PENDING_MINUTES = 10  # the second step must follow the password within this tim
 ENROL_SECRET_KEY = "enrol_totp_secret"  # noqa: S105  (a session key name)
 RESUME_KEY = "resume"  # {"user_id", "url", "action", "form"}: where to go after signing in
 MAX_SAVED_FORM_BYTES = 256 * 1024
+GATE_KEY = "sign_in_gate"  # what this session must finish first: services.GATE_* or absent
+# Where each step of the gate is done; these (and signing out) are all a gated session reaches.
+GATE_PAGES = {services.GATE_PASSWORD: "auth.choose_password", services.GATE_NOTICES: "auth.notices"}
+GATE_OPEN_ENDPOINTS = frozenset({*GATE_PAGES.values(), "auth.sign_out", "static"})
 
 
 def register_login_manager(app) -> None:
@@ -108,14 +115,6 @@ def _same_site_path(url: str) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def _after_sign_in_url(user: User) -> str:
-    resume = session.get(RESUME_KEY) or {}
-    if resume.get("form") and resume.get("user_id") == user.id:
-        return url_for("auth.resume")
-    session.pop(RESUME_KEY, None)
-    return safe_local_path(resume.get("url"))
-
-
 def _log_in(user: User) -> None:
     """Sign the user in on a fresh session id (the old one ends on the server).
 
@@ -130,11 +129,40 @@ def _log_in(user: User) -> None:
         if resume.get("user_id") is None:
             resume["form"] = resume["action"] = None
         session[RESUME_KEY] = resume
+    gate = services.sign_in_gate(user.id)
+    if gate:
+        session[GATE_KEY] = gate
 
 
 def _finish(user: User):
     _log_in(user)
-    return redirect(_after_sign_in_url(user))
+    return redirect(_next_url(user.id))
+
+
+def _next_url(user_id: int) -> str:
+    """Where a signed-in session goes next: the gate's step, else back where it was."""
+    gate = session.get(GATE_KEY)
+    if gate in GATE_PAGES:
+        return url_for(GATE_PAGES[gate])
+    resume = session.get(RESUME_KEY) or {}
+    if resume.get("form") and resume.get("user_id") == user_id:
+        return url_for("auth.resume")
+    session.pop(RESUME_KEY, None)
+    return safe_local_path(resume.get("url"))
+
+
+@bp.before_app_request
+def hold_at_sign_in_gate():
+    """A session whose sign-in left a step to finish (a temporary password to replace,
+    notices to read) reaches only that step's page and sign-out: nothing else, and no
+    patient data, until it is done."""
+    gate = session.get(GATE_KEY)
+    if not gate or request.endpoint in GATE_OPEN_ENDPOINTS or not current_user.is_authenticated:
+        return None
+    target = url_for(GATE_PAGES.get(gate, "auth.choose_password"))
+    if is_htmx_request():
+        return Response(status=401, headers={"HX-Redirect": target})
+    return redirect(target)
 
 
 @bp.before_app_request
@@ -257,7 +285,7 @@ def enrol_mfa():
                     user, "password + new TOTP enrolment", request.remote_addr
                 )
                 _log_in(user)
-                next_url = _after_sign_in_url(user)
+                next_url = _next_url(user.id)
             return render("auth/recovery_codes.html", codes=codes, next_url=next_url)
     # segno's own SVG markup (no user input in it); inline, so it needs no image request.
     qr_svg = segno.make(services.provisioning_uri(user, secret), error="m").svg_inline(
@@ -339,4 +367,57 @@ def account():
         recovery_codes_left=services.unused_recovery_codes(current_user.id),
         mfa_required=services.mfa_required_for(current_user),
         status=422 if form.errors else 200,
+    )
+
+
+# --- the sign-in gate: a temporary password to replace, notices to read ---------------------
+
+
+@bp.route("/new-password", methods=["GET", "POST"])
+@require("account.self")
+def choose_password():
+    """Replace the temporary password an administrator set, before anything else."""
+    if session.get(GATE_KEY) != services.GATE_PASSWORD:
+        return redirect(_next_url(current_user.id))
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.choose_new_password(
+                db.session.get(User, current_user.id), form.new_password.data, request.remote_addr
+            )
+        except Refused as error:
+            attach_error(form, error)
+        else:
+            session.rotate()  # this session goes on under a new id; all others ended
+            session.pop(GATE_KEY, None)
+            gate = services.sign_in_gate(current_user.id)
+            if gate:
+                session[GATE_KEY] = gate
+            flash("Your new password is set. Only you know it.", "success")
+            return redirect(_next_url(current_user.id))
+    return render("auth/new_password.html", form=form, status=422 if form.errors else 200)
+
+
+@bp.route("/notices", methods=["GET", "POST"])
+@require("account.self")
+def notices():
+    """What others did to the account since its owner last signed in; they acknowledge it."""
+    form = AcknowledgeForm()
+    if form.validate_on_submit():
+        shown = [parse_id(value) for value in request.form.getlist("notice_id")]
+        services.acknowledge_notices(current_actor(), [i for i in shown if i is not None])
+        if services.sign_in_gate(current_user.id) is None:
+            session.pop(GATE_KEY, None)
+            return redirect(_next_url(current_user.id))
+        # Another notice arrived while this page was open: show it too.
+    unread = services.unread_notices(current_user.id)
+    if not unread and session.get(GATE_KEY) == services.GATE_NOTICES:
+        session.pop(GATE_KEY, None)  # read meanwhile (another tab): nothing holds the way
+        return redirect(_next_url(current_user.id))
+    return render(
+        "auth/notices.html",
+        form=form,
+        notices=unread,
+        sign_ins=services.recent_sign_ins(current_user.id),
+        status=400 if form.errors else 200,
     )

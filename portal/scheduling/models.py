@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -257,6 +258,8 @@ class CalendarFeed(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The provider's own choice when creating it (and only while the clinic allows names).
+    shows_names: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class CalendarPreference(db.Model):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from portal.auth.models import ServerSession, User
 from portal.extensions import db
 from tests.audit.helpers import events
+from tests.auth.helpers import choose_own_password, give_mfa, sign_in_to_gate
 from tests.support.clients import PortalClient
 from tests.support.database import PASSWORD
 
@@ -86,7 +87,11 @@ def test_create_user_then_they_can_sign_in_and_it_is_audited(app, admin):
     assert event.object_type == "users" and event.object_id == str(created.id)
     assert event.category == "user accounts"
     assert "front_desk,nurse" in event.detail
-    PortalClient(app).sign_in("newnurse", NEW_PASSWORD)
+    assert created.must_change_password  # the admin chose it: it is temporary
+    browser = PortalClient(app)
+    assert sign_in_to_gate(browser, "newnurse", NEW_PASSWORD).location == "/auth/new-password"
+    assert choose_own_password(browser).location == "/"  # nothing to read: a new account
+    assert browser.get("/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -240,25 +245,27 @@ def test_reset_password_replaces_it_and_is_audited(app, admin, signed_in):
     event = events(app, "user.password_reset")[-1]
     assert event.username == "admin" and event.object_id == str(nurse_id)
     assert NEW_PASSWORD not in (event.detail or "")
-    PortalClient(app).sign_in("nurse", NEW_PASSWORD)
+    assert event.detail == "temporary"
+    # The password is temporary: the nurse must choose her own before anything else.
+    browser = PortalClient(app)
+    assert sign_in_to_gate(browser, "nurse", NEW_PASSWORD).location == "/auth/new-password"
 
 
 def test_reset_mfa_asks_then_turns_it_off_and_is_audited(app, admin):
-    drlee_id = user_id(app, "drlee")
-    assert "Reset two-step sign-in for Jordan Lee?" in admin.get(
-        f"/admin/users/{drlee_id}/reset-mfa"
+    # A nurse's second factor (optional for the role): one administrator may reset it.
+    give_mfa(app, "nurse")
+    nurse_id = user_id(app, "nurse")
+    assert "Reset two-step sign-in for Sam Okafor?" in admin.get(
+        f"/admin/users/{nurse_id}/reset-mfa"
     ).get_data(as_text=True)
-    assert user_row(app, "drlee").mfa_enabled
-    response = admin.post_form(f"/admin/users/{drlee_id}/reset-mfa")
+    response = admin.post_form(f"/admin/users/{nurse_id}/reset-mfa")
     assert response.status_code == 302
-    drlee = user_row(app, "drlee")
-    assert not drlee.mfa_enabled and drlee.totp_secret_encrypted is None
-    assert events(app, "user.mfa_reset")[-1].object_id == str(drlee_id)
-    # A prescriber must set it up again: the password alone leads to enrolment.
+    nurse = user_row(app, "nurse")
+    assert not nurse.mfa_enabled and nurse.totp_secret_encrypted is None
+    assert events(app, "user.mfa_reset")[-1].object_id == str(nurse_id)
+    # The password alone signs her in now, and she is told first who reset it.
     browser = PortalClient(app)
-    browser.refresh_csrf()
-    answer = browser.post_form("/auth/sign-in", {"username": "drlee", "password": PASSWORD})
-    assert answer.status_code == 302 and answer.location.endswith("/auth/enrol-mfa")
+    assert sign_in_to_gate(browser, "nurse", PASSWORD).location == "/auth/notices"
 
 
 def test_end_sessions_signs_the_user_out_everywhere(app, admin, signed_in):

@@ -12,6 +12,7 @@ import pyotp
 
 from portal.auth import services
 from portal.auth.models import ServerSession, User
+from portal.crypto import encrypt_text
 from portal.extensions import db
 from portal.timeutil import utcnow
 from tests.support.clients import actor_of
@@ -112,3 +113,42 @@ def enrol_at_sign_in(app, client, username):
     response = client.post_form("/auth/enrol-mfa", {"code": totp_code(secret)})
     assert response.status_code == 200
     return secret, shown_recovery_codes(response)
+
+
+# Accounts an administrator touched: the sign-in gate, a second administrator, MFA for a role
+# that does not require it.
+
+OWN_PASSWORD = "copper kettle meadow harbour"  # what the owner chooses after a reset
+
+
+def sign_in_to_gate(client, username: str, password: str):
+    """The password step of a user whose sign-in must finish a step first (no MFA on the
+    account); returns the answer, a redirect to the step's page."""
+    response = password_step(client, username, password)
+    assert response.status_code == 302, page_text(response)[:500]
+    client.refresh_csrf(response.location)
+    return response
+
+
+def choose_own_password(client, password: str = OWN_PASSWORD):
+    """Replace the temporary password on the gate's page."""
+    return client.post_form(
+        "/auth/new-password", {"new_password": password, "confirm_password": password}
+    )
+
+
+def add_second_admin(app, username: str = "admin2", full_name: str = "Robin Shaw") -> None:
+    """Another administrator (the two-person rule needs two)."""
+    create_user(app, username, full_name, ["admin"])
+
+
+EXTRA_TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+
+
+def give_mfa(app, username: str, secret: str = EXTRA_TOTP_SECRET) -> None:
+    """Turn two-step sign-in on for an account, with this TOTP secret."""
+    with app.app_context():
+        user = db.session.scalars(db.select(User).filter_by(username=username)).one()
+        user.totp_secret_encrypted = encrypt_text(secret)
+        user.mfa_enabled = True
+        db.session.commit()

@@ -12,7 +12,15 @@ from portal.auth.models import RecoveryCode
 from portal.extensions import db
 from portal.timeutil import utcnow
 from portal.transaction import Refused
-from tests.auth.helpers import enrol_at_sign_in, field_error, get_user, session_row, session_token
+from tests.auth.helpers import (
+    add_second_admin,
+    enrol_at_sign_in,
+    field_error,
+    get_user,
+    session_row,
+    session_token,
+    sign_in_to_gate,
+)
 from tests.support.audit import audit_events
 from tests.support.clients import PortalClient, actor_of
 from tests.support.database import PASSWORD
@@ -74,13 +82,21 @@ def test_admin_password_reset_ends_sessions_and_the_new_password_works(app, sign
     )
     assert browser.get("/").status_code == 302
     assert session_row(app, token).end_reason == "password_reset"
-    PortalClient(app).sign_in("nurse", NEW_PASSWORD)
+    again = PortalClient(app)
+    assert sign_in_to_gate(again, "nurse", NEW_PASSWORD).location == "/auth/new-password"
     assert audit_events(app, "user.password_reset")[-1].username == "admin"
 
 
 def test_admin_mfa_reset_sends_a_prescriber_back_to_enrolment(app, signed_in):
     browser = signed_in("prescriber", through_the_form=True)
-    as_admin(app, lambda admin: services.reset_mfa(actor=admin, user=services.find_user("drlee")))
+    add_second_admin(app)
+    as_admin(
+        app, lambda admin: services.propose_mfa_reset(actor=admin, user=services.find_user("drlee"))
+    )
+    assert browser.get("/").status_code == 200  # a proposal changes nothing yet
+    with app.test_request_context():
+        services.approve_mfa_reset(actor=actor_of("admin2"), user=services.find_user("drlee"))
+        db.session.remove()
     assert browser.get("/").status_code == 302
     user = get_user(app, "drlee")
     assert not user.mfa_enabled and user.totp_secret_encrypted is None

@@ -1,13 +1,12 @@
-"""The form that creates a calendar feed for a provider."""
+"""The form a provider creates their own calendar feed with."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField
-from wtforms.validators import DataRequired
+from wtforms import BooleanField
 
 
-class CalendarFeedForm(FlaskForm):
-    """Create a calendar feed for a provider."""
+class MyCalendarFeedForm(FlaskForm):
+    """A new feed of the signed-in provider's schedule."""
 
-    provider_id = SelectField("Provider", coerce=int, validators=[DataRequired("Choose one.")])
+    shows_names = BooleanField("Show patients' names in this feed")

@@ -12,28 +12,20 @@ from flask import Response, flash, redirect, request, url_for
 from portal.auth.permissions import public, require
 from portal.scheduling import bp
 from portal.scheduling.feeds import services
-from portal.scheduling.feeds.forms import CalendarFeedForm
-from portal.scheduling.services import PROVIDER_ROLE, providers
+from portal.scheduling.feeds.forms import MyCalendarFeedForm
+from portal.scheduling.services import PROVIDER_ROLE
 from portal.transaction import Refused
+from portal.web import attach_error, render
 from portal.web import current_actor as _actor
-from portal.web import render
 
 
-def _feed_form(formdata=True) -> CalendarFeedForm:
-    form = CalendarFeedForm() if formdata else CalendarFeedForm(formdata=None)
-    form.provider_id.choices = [(0, "Choose…")] + [(p.id, p.full_name) for p in providers()]
-    return form
-
-
-def _feeds_page(form: CalendarFeedForm, *, new_url: str | None = None, status: int = 200):
+def _feeds_page():
+    feeds = services.list_calendar_feeds()
     return render(
         "scheduling/feeds/feeds.html",
-        form=form,
-        feeds=services.list_calendar_feeds(),
-        provider_names={p.id: p.full_name for p in providers()},
-        new_url=new_url,
+        feeds=feeds,
+        provider_names=services.feed_owner_names(feeds),
         show_names=services.feeds_show_names(),
-        status=status,
     )
 
 
@@ -44,23 +36,9 @@ def _feed_url(token: str) -> str:
 @bp.get("/feeds")
 @require("schedule.manage")
 def calendar_feeds():
-    """Providers' calendar feeds: create one (its URL is shown once) or revoke one."""
-    return _feeds_page(_feed_form(formdata=False))
-
-
-@bp.post("/feeds")
-@require("schedule.manage")
-def create_calendar_feed():
-    """Create a feed; the page shows its secret URL this once."""
-    form = _feed_form()
-    if not form.validate():
-        return _feeds_page(form, status=422)
-    try:
-        _, token = services.create_calendar_feed(_actor(), form.provider_id.data)
-    except Refused as error:
-        form.provider_id.errors.append(error.message)
-        return _feeds_page(form, status=error.status)
-    return _feeds_page(_feed_form(formdata=False), new_url=_feed_url(token))
+    """Providers' calendar feeds, to revoke one. Creating a feed is the provider's own act
+    (My calendar feed): an administrator never holds a feed's address."""
+    return _feeds_page()
 
 
 @bp.post("/feeds/<int:feed_id>/revoke")
@@ -83,15 +61,15 @@ def calendar_feed(token: str):
 # A provider's own feed (self-service): the same feeds, limited to the signed-in provider.
 
 
-def _my_feed_page(*, new_url: str | None = None, message: str | None = None, status=200):
+def _my_feed_page(form: MyCalendarFeedForm, *, new_url: str | None = None, status=200):
     actor = _actor()
     return render(
         "scheduling/feeds/my_feed.html",
+        form=form,
         is_provider=PROVIDER_ROLE in actor.roles,
         feeds=services.list_calendar_feeds(actor.id),
         show_names=services.feeds_show_names(),
         new_url=new_url,
-        message=message,
         status=status,
     )
 
@@ -100,18 +78,23 @@ def _my_feed_page(*, new_url: str | None = None, message: str | None = None, sta
 @require("schedule.read")
 def my_calendar_feed():
     """The signed-in provider's calendar feeds: subscribe, or revoke a leaked address."""
-    return _my_feed_page()
+    return _my_feed_page(MyCalendarFeedForm(formdata=None))
 
 
 @bp.post("/my-feed")
 @require("schedule.write")
 def create_my_calendar_feed():
-    """Create a feed for the signed-in provider; its address is shown this once."""
+    """Create a feed of the signed-in provider's own schedule (with patients' names only if
+    they ask and the clinic allows); its address is shown this once."""
+    form = MyCalendarFeedForm()
+    if not form.validate():
+        return _my_feed_page(form, status=400)
     try:
-        _, token = services.create_calendar_feed(_actor(), _actor().id)
-    except Refused:
-        return _my_feed_page(message="Only providers have a calendar feed.", status=422)
-    return _my_feed_page(new_url=_feed_url(token))
+        _, token = services.create_calendar_feed(_actor(), shows_names=form.shows_names.data)
+    except Refused as error:
+        attach_error(form, error)
+        return _my_feed_page(form, status=error.status)
+    return _my_feed_page(MyCalendarFeedForm(formdata=None), new_url=_feed_url(token))
 
 
 @bp.post("/my-feed/<int:feed_id>/revoke")

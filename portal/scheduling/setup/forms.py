@@ -106,7 +106,9 @@ class ClosureForm(FlaskForm):
 
 
 class FeedSettingForm(FlaskForm):
-    calendar_feed_shows_names = BooleanField("Calendar feeds show patients' names")
+    calendar_feed_shows_names = BooleanField(
+        "Providers may show patients' names in their own calendar feeds"
+    )
 
 
 class DeleteForm(FlaskForm):
