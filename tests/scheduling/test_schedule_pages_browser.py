@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.scheduling.booking_helpers import future_monday
+from tests.scheduling.flow_support import make_appointment
 
 pytestmark = pytest.mark.browser
 
@@ -63,3 +64,45 @@ def test_an_empty_side_panel_gives_the_week_grid_the_width(page, sign_in, schedu
     page.get_by_role("button", name=slot).click()
     expect(page.get_by_role("heading", name="Book an appointment")).to_be_visible()
     assert _width(page, "#side-panel") > 0.25 * layout
+
+
+# Words of the element that a line break cuts in two (each word's text: one box if whole).
+BROKEN_WORDS = """
+root => {
+  const broken = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const match of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      if (range.getClientRects().length > 1) broken.push(match[0]);
+    }
+  }
+  return broken;
+}
+"""
+
+
+def test_check_in_from_the_day_views_panel_opens_the_checklist(app, page, sign_in, schedule):
+    from tests.scheduling.flow_support import local_today, minutes_from_now
+
+    appointment_id = make_appointment(app, schedule, starts_at=minutes_from_now(30))
+    sign_in("frontdesk")
+    page.goto(f"/schedule/day?day={local_today().isoformat()}")
+    page.locator(f"#appt-{appointment_id}").click()
+    panel = page.locator("#side-panel")
+    # A failed request (the 422 it used to be) would fail the test through the watch.
+    panel.get_by_role("link", name="Mark checked in").click()
+    expect(panel.get_by_role("heading", name="Check in · Lovelace, Ada")).to_be_visible()
+
+    for label in panel.locator("dt, h3, label").all():
+        assert label.evaluate(BROKEN_WORDS) == [], label.inner_text()
+        assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), label.inner_text()
+
+    panel.get_by_label("Demographics (name, date of birth, address, phone) confirmed").check()
+    panel.get_by_label("Insurance confirmed").check()
+    panel.get_by_role("button", name="Check in", exact=True).click()
+    expect(panel.get_by_text("Marked checked in.")).to_be_visible()
+    # The grid shows the new status by itself.
+    expect(page.locator(f"#appt-{appointment_id}")).to_contain_text("Checked in")
