@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -43,6 +43,38 @@ from portal.scheduling.services import (
 from portal.scheduling.waitlist.services import close_waitlist_entry
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
+
+# How far back (and ahead) "the provider's most used type" looks: recent habits, not the
+# whole history, and a bounded read of the provider's time index.
+USUAL_TYPE_WINDOW = timedelta(days=120)
+
+
+def most_used_type_id(
+    provider_id: int | None, type_ids: list[int], now: datetime | None = None
+) -> int | None:
+    """The type (of ``type_ids``) the provider's visits around now were most often booked
+    as, cancelled ones aside; None when they have none. Ties go to the earlier of
+    ``type_ids`` (the list's own order, by name)."""
+    if provider_id is None or not type_ids:
+        return None
+    now = now or utcnow()
+    counts = dict(
+        db.session.execute(
+            select(Appointment.appointment_type_id, func.count())
+            .where(
+                Appointment.provider_id == provider_id,
+                Appointment.starts_at >= now - USUAL_TYPE_WINDOW,
+                Appointment.starts_at < now + USUAL_TYPE_WINDOW,
+                Appointment.status != "cancelled",
+                Appointment.appointment_type_id.in_(type_ids),
+            )
+            .group_by(Appointment.appointment_type_id)
+        ).all()
+    )
+    if not counts:
+        return None
+    return max(type_ids, key=lambda type_id: (counts.get(type_id, 0), -type_ids.index(type_id)))
+
 
 # --- Rules of a booking --------------------------------------------------------------
 

@@ -66,8 +66,11 @@ def _int_or_none(value) -> int | None:
 # --- Booking -----------------------------------------------------------------------------
 
 
-def _booking_choices(form: BookingForm, provider_id: int | None, location_id: int | None):
-    """Fill the panel's select boxes: types the provider offers, rooms at the location."""
+def _booking_choices(
+    form: BookingForm, provider_id: int | None, location_id: int | None, *, new: bool = False
+):
+    """Fill the panel's select boxes: types the provider offers, rooms at the location (a
+    ``new`` panel also chooses the provider's most used type, not the first by name)."""
     form.provider_id.choices = [(p.id, p.full_name) for p in bookable_providers()]
     locations = [loc for loc in list_locations() if loc.is_active]
     form.location_id.choices = [(loc.id, loc.name) for loc in locations]
@@ -76,6 +79,10 @@ def _booking_choices(form: BookingForm, provider_id: int | None, location_id: in
     offered = [t for t in types if provider_id in {p.id for p in t.providers}] or types
     form.appointment_type_id.choices = [(t.id, t.name) for t in offered]
     form.type_minutes = {t.id: t.default_minutes for t in offered}
+    if new:
+        form.appointment_type_id.data = services.most_used_type_id(
+            provider_id, [t.id for t in offered]
+        )
     rooms = active_rooms(location_id)
     form.room_id.choices = [(None, "No room")] + [(r.id, r.name) for r in rooms]
     return location_id
@@ -102,7 +109,7 @@ def new_booking():
     form = BookingForm(formdata=None)
     provider_id = parse_id(request.args.get("provider_id", ""))
     location_id = parse_id(request.args.get("location_id", ""))
-    location_id = _booking_choices(form, provider_id, location_id)
+    location_id = _booking_choices(form, provider_id, location_id, new=True)
     form.provider_id.data = provider_id
     form.location_id.data = location_id
     starts_at = _parse_utc(request.args.get("starts_at", ""))
