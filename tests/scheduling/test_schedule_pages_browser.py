@@ -6,11 +6,14 @@ watched for CSP violations, console errors and failed requests (tests/support/br
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.scheduling.booking_helpers import future_monday
 from tests.scheduling.flow_support import make_appointment
+from tests.support.browser import labelled
 
 pytestmark = pytest.mark.browser
 
@@ -106,3 +109,76 @@ def test_check_in_from_the_day_views_panel_opens_the_checklist(app, page, sign_i
     expect(panel.get_by_text("Marked checked in.")).to_be_visible()
     # The grid shows the new status by itself.
     expect(page.locator(f"#appt-{appointment_id}")).to_contain_text("Checked in")
+
+
+def _checked_label(page) -> str:
+    return page.evaluate(
+        "() => { const c = document.querySelector('#patient-options input:checked');"
+        " return c ? c.labels[0].innerText : ''; }"
+    )
+
+
+def _highlighted_label(page) -> str:
+    return page.locator("#patient-options .is-highlighted label").inner_text()
+
+
+def test_the_patient_picker_by_keyboard_and_a_refused_form_keeps_the_search(
+    app, page, sign_in, watch, schedule
+):
+    from datetime import date
+
+    from portal.extensions import db
+    from tests.support.factories import patient_row
+
+    with app.app_context():
+        db.session.add(patient_row("Ann", "Lovell", date(1990, 4, 2), sex_at_birth="female"))
+        db.session.commit()
+    day = future_monday()
+    sign_in("frontdesk")
+    page.goto(f"/schedule/day?day={day.isoformat()}")
+    page.get_by_role("button", name="Book 09:00 with Jordan Lee").click()
+    query = labelled(page.locator("#side-panel"), "Patient")
+    expect(query).to_be_focused()
+    page.keyboard.type("Lovel")
+    expect(page.locator("#patient-options input[type=radio]")).to_have_count(2)
+    # Two matches: nothing highlighted, nothing chosen, until the arrow keys say so.
+    expect(page.locator("#patient-options .is-highlighted")).to_have_count(0)
+    page.keyboard.press("ArrowDown")
+    first = _highlighted_label(page)
+    page.keyboard.press("ArrowDown")
+    second = _highlighted_label(page)
+    assert first != second
+    page.keyboard.press("ArrowUp")
+    assert _highlighted_label(page) == first
+    assert _checked_label(page) == ""
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")  # takes the highlighted one
+    assert _checked_label(page) == second
+    expect(query).to_be_focused()
+
+    # A refused form (a length no visit has) keeps the search, the choice and the rest.
+    page.get_by_label("Reason for visit").fill("Knee pain")
+    page.get_by_label("Minutes").fill("1")
+    watch.expect_http_error(422, "/schedule/appointments")
+    page.get_by_role("button", name="Book", exact=True).click()
+    expect(page.get_by_text("Between 5 minutes and 12 hours.")).to_be_visible()
+    expect(query).to_have_value("Lovel")
+    assert _checked_label(page) == second
+    expect(page.get_by_label("Reason for visit")).to_have_value("Knee pain")
+
+
+def test_a_refused_form_without_a_patient_lists_the_typed_search_again(
+    app, page, sign_in, watch, schedule
+):
+    day = future_monday()
+    sign_in("frontdesk")
+    page.goto(f"/schedule/day?day={day.isoformat()}")
+    page.get_by_role("button", name="Book 09:00 with Jordan Lee").click()
+    expect(labelled(page.locator("#side-panel"), "Patient")).to_be_focused()
+    page.keyboard.type("Turi")
+    expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
+    watch.expect_http_error(422, "/schedule/appointments")
+    page.get_by_role("button", name="Book", exact=True).click()  # nobody chosen yet
+    expect(page.get_by_text("Choose a patient.")).to_be_visible()
+    expect(labelled(page.locator("#side-panel"), "Patient")).to_have_value("Turi")
+    expect(page.get_by_label(re.compile("Turing, Alan"))).not_to_be_checked()

@@ -89,9 +89,15 @@ def _booking_choices(
 
 
 def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflicts=None):
+    # A refused form keeps what was typed in the patient search, and its matches when no
+    # patient was chosen yet (the search runs again, audited like any search).
+    query = request.form.get("q", "")[:100] if request.method == "POST" else ""
     if form.patient_id.data and not patients:
         patient = db.session.get(Patient, form.patient_id.data)
         patients = [patient] if patient else []
+    elif query.strip() and not patients:
+        region = current_app.config["DEFAULT_PHONE_REGION"]
+        patients = search_patients(_actor(), query, region).patients
     return render(
         "scheduling/booking/book.html",
         fragment="scheduling/booking/_booking_panel.html",
@@ -99,6 +105,7 @@ def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflict
         form=form,
         patients=patients or [],
         conflicts=conflicts or [],
+        query=query,
     )
 
 
