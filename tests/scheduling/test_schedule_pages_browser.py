@@ -182,3 +182,49 @@ def test_a_refused_form_without_a_patient_lists_the_typed_search_again(
     expect(page.get_by_text("Choose a patient.")).to_be_visible()
     expect(labelled(page.locator("#side-panel"), "Patient")).to_have_value("Turi")
     expect(page.get_by_label(re.compile("Turing, Alan"))).not_to_be_checked()
+
+
+# The contrast ratio (WCAG) of an element's text against the first opaque background behind it.
+CONTRAST = """
+element => {
+  const rgb = text => text.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  let back = null;
+  for (let e = element; e && !back; e = e.parentElement) {
+    const colour = rgb(getComputedStyle(e).backgroundColor);
+    if (colour.length < 4 || colour[3] > 0) back = colour;
+  }
+  const a = luminance(rgb(getComputedStyle(element).color));
+  const b = luminance(back || [255, 255, 255]);
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+"""
+
+
+def test_find_next_available_shows_the_booking_where_the_eye_is(app, page, sign_in, schedule):
+    from tests.scheduling.future_dates import a_winter_monday
+
+    monday = a_winter_monday().isoformat()
+    sign_in("frontdesk")
+    page.goto(
+        f"/schedule/find?appointment_type_id={schedule.follow_up}&provider_ids={schedule.drlee}"
+        f"&first_day={monday}&last_day={monday}&time_of_day=any"
+    )
+    page.get_by_label(re.compile("Find the patient")).fill("Turing")
+    page.get_by_label(re.compile("Turing, Alan")).check()
+    # The last of twenty slots: far down the page.
+    book = page.locator("#find-results").get_by_role("button", name=re.compile("^Book")).last
+    book.click()
+    title = page.locator("#find-booking-result #appointment-title")
+    expect(title).to_be_focused()
+    expect(title).to_be_in_viewport()
+    expect(page.locator("#find-booking-result").get_by_text("Booked.")).to_be_in_viewport()
+    badge = page.locator("#find-booking-result .appt-badge")
+    expect(badge).to_have_text("Scheduled")
+    assert badge.evaluate(CONTRAST) >= 4.5

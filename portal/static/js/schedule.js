@@ -202,6 +202,18 @@
     }
   });
 
+  // "Find next available": the answer to a Book button (booked, or why not) takes the
+  // focus, so it is read and seen where it appears, not below the list of slots.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "find-booking-result") return;
+    var heading = target.querySelector("h2, [role=alert]");
+    if (!heading) return;
+    if (!heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
+    heading.focus();
+    target.scrollIntoView({ block: "nearest" });
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
     var panel = document.getElementById("side-panel");
