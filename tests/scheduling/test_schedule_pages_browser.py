@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.scheduling.booking_helpers import future_monday
+from tests.scheduling.booking_helpers import future_monday, local
 from tests.scheduling.flow_support import make_appointment
 from tests.support.browser import labelled
 
@@ -228,3 +228,52 @@ def test_find_next_available_shows_the_booking_where_the_eye_is(app, page, sign_
     badge = page.locator("#find-booking-result .appt-badge")
     expect(badge).to_have_text("Scheduled")
     assert badge.evaluate(CONTRAST) >= 4.5
+
+
+def _box(locator) -> dict:
+    box = locator.bounding_box()
+    assert box is not None
+    return box
+
+
+def test_a_visits_card_spans_its_length_and_lines_up_with_the_times(
+    app, page, sign_in, shot, schedule
+):
+    day = future_monday()
+    long_visit = make_appointment(
+        app, schedule, starts_at=local(day, 9, 5), minutes=40, type_id=schedule.new_patient
+    )
+    # Two visits that overlap (one overbooked on purpose) and a short one after them.
+    first = make_appointment(app, schedule, starts_at=local(day, 10, 0), minutes=30, patient=1)
+    second = make_appointment(app, schedule, starts_at=local(day, 10, 10), minutes=20, patient=2)
+    short = make_appointment(app, schedule, starts_at=local(day, 11, 0), minutes=5, patient=3)
+    sign_in("frontdesk")
+    page.goto(f"/schedule/day?day={day.isoformat()}")
+    rows = page.locator(".calendar-grid tbody tr")
+
+    def row_top(hour: int, minute: int) -> float:
+        # The grid starts at 07:00, a row each 10 minutes.
+        return _box(rows.nth((hour * 60 + minute - 7 * 60) // 10))["y"]
+
+    heights = rows.evaluate_all("rows => rows.map(row => row.getBoundingClientRect().height)")
+    step = heights[0]
+    assert all(abs(height - step) < 0.5 for height in heights), set(heights)
+    half = step / 2  # five minutes
+
+    def spans(appointment_id: int, start: tuple[int, int], end: tuple[int, int]) -> dict:
+        box = _box(page.locator(f"#appt-{appointment_id}"))
+        top = row_top(start[0], start[1] // 10 * 10) + (start[1] % 10) / 5 * half
+        bottom = row_top(end[0], end[1] // 10 * 10) + (end[1] % 10) / 5 * half
+        assert abs(box["y"] - top) <= 1.5, (appointment_id, box, top)
+        assert abs(box["y"] + box["height"] - bottom) <= 2, (appointment_id, box, bottom)
+        return box
+
+    spans(long_visit, (9, 5), (9, 45))
+    one = spans(first, (10, 0), (10, 30))
+    two = spans(second, (10, 10), (10, 30))
+    assert one["x"] + one["width"] <= two["x"] + 1 or two["x"] + two["width"] <= one["x"] + 1
+    spans(short, (11, 0), (11, 5))
+    # The time labels sit on their rows.
+    label = page.locator(".calendar-grid tbody th", has_text="09:00")
+    assert abs(_box(label)["y"] - row_top(9, 0)) <= 1
+    shot("day-grid")
