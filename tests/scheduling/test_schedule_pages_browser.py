@@ -277,3 +277,50 @@ def test_a_visits_card_spans_its_length_and_lines_up_with_the_times(
     label = page.locator(".calendar-grid tbody th", has_text="09:00")
     assert abs(_box(label)["y"] - row_top(9, 0)) <= 1
     shot("day-grid")
+
+
+def _choose_patient(page, typed: str) -> None:
+    query = labelled(page.locator("#side-panel"), "Patient")
+    expect(query).to_be_focused()
+    page.keyboard.type(typed)
+    expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
+    page.keyboard.press("Enter")
+
+
+def test_booking_outside_hours_asks_and_a_taken_time_offers_the_next(
+    app, page, sign_in, watch, schedule
+):
+    from tests.scheduling.booking_helpers import appointments
+
+    day = future_monday()
+    make_appointment(app, schedule, starts_at=local(day, 9, 0), patient=1)  # Turing 09:00
+    sign_in("frontdesk")
+    page.goto(f"/schedule/day?day={day.isoformat()}")
+    panel = page.locator("#side-panel")
+
+    # Before hours: the panel asks; ticking the box books it.
+    page.get_by_role("button", name="Book 07:30 with Jordan Lee (outside working hours)").click()
+    _choose_patient(page, "Lovel")
+    panel.get_by_role("button", name="Book", exact=True).click()
+    expect(panel.get_by_text("is outside Jordan Lee's working hours")).to_be_visible()
+    assert len(appointments(app)) == 1
+    panel.get_by_label("Book outside the provider's working hours").check()
+    panel.get_by_role("button", name="Book", exact=True).click()
+    expect(panel.get_by_text("Booked.")).to_be_visible()
+    assert len(appointments(app)) == 2
+
+    # A time someone holds (the grid was stale): who has it, and the next free time.
+    page.goto(f"/schedule/day?day={day.isoformat()}")
+    page.get_by_role("button", name="Book 09:20 with Jordan Lee").click()
+    _choose_patient(page, "Hopp")
+    panel.get_by_label("Start").fill("09:10")
+    watch.expect_http_error(409, "/schedule/appointments")
+    panel.get_by_role("button", name="Book", exact=True).click()
+    expect(panel.get_by_text("That time was just taken")).to_be_visible()
+    expect(
+        panel.get_by_text("Turing, Alan has 09:00\u201309:20 with this provider.")
+    ).to_be_visible()
+    panel.get_by_role("button", name=re.compile("^Book at 09:20 on")).click()
+    expect(panel.get_by_text("Booked.")).to_be_visible()
+    booked = [a for a in appointments(app) if a.patient_id == schedule.patients[2]]
+    assert [a.starts_at for a in booked] == [local(day, 9, 20)]

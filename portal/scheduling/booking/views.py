@@ -9,7 +9,7 @@ forms answer 422, a taken time or a stale form 409, with everything typed kept.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app, redirect, request, url_for
 
@@ -24,7 +24,12 @@ from portal.patients.services import search_patients
 from portal.scheduling import bp
 from portal.scheduling.booking import services
 from portal.scheduling.booking.forms import BookingForm, CancelForm, RescheduleForm
-from portal.scheduling.models import INACTIVE_STATUSES, STATUS_FLOW, STATUS_LABELS
+from portal.scheduling.models import (
+    INACTIVE_STATUSES,
+    STATUS_FLOW,
+    STATUS_LABELS,
+    AppointmentType,
+)
 from portal.scheduling.services import (
     active_rooms,
     appointment_types,
@@ -88,7 +93,7 @@ def _booking_choices(
     return location_id
 
 
-def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflicts=None):
+def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflicts=None, taken=None):
     # A refused form keeps what was typed in the patient search, and its matches when no
     # patient was chosen yet (the search runs again, audited like any search).
     query = request.form.get("q", "")[:100] if request.method == "POST" else ""
@@ -106,6 +111,7 @@ def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflict
         patients=patients or [],
         conflicts=conflicts or [],
         query=query,
+        taken=taken,
     )
 
 
@@ -179,6 +185,7 @@ def book():
         overbook=bool(form.overbook.data),
         request_key=form.request_key.data or None,
         waitlist_entry_id=form.waitlist_entry_id.data,
+        outside_hours_ok=bool(form.outside_hours.data),
     )
     try:
         if form.repeat.data:
@@ -195,11 +202,36 @@ def book():
     except services.SeriesConflicts as conflicts:
         _booking_choices(form, form.provider_id.data, form.location_id.data)
         return _booking_panel(form, conflicts.status, conflicts=conflicts.conflicts)
+    except services.OutsideWorkingHours as error:
+        # A question, not a failure: the panel asks for the confirmation (200).
+        _booking_choices(form, form.provider_id.data, form.location_id.data)
+        _attach(form, error)
+        return _booking_panel(form)
+    except services.TimeTaken as error:
+        _booking_choices(form, form.provider_id.data, form.location_id.data)
+        _attach(form, error)
+        return _booking_panel(form, error.status, taken=_taken_details(booking))
     except Refused as error:
         _booking_choices(form, form.provider_id.data, form.location_id.data)
         _attach(form, error)
         return _booking_panel(form, error.status)
     return _appointment_answer(appointment.id, created=True)
+
+
+def _taken_details(booking: services.Booking) -> dict:
+    """Who holds the time that was just taken, and the provider's next free time for the
+    type (from the asked-for time on), for the panel to offer."""
+    minutes = booking.minutes
+    if minutes is None:
+        appointment_type = db.session.get(AppointmentType, booking.appointment_type_id)
+        minutes = appointment_type.default_minutes if appointment_type else 5
+    ends_at = booking.starts_at + timedelta(minutes=minutes)
+    return {
+        "holder": services.slot_holder(_actor(), booking.provider_id, booking.starts_at, ends_at),
+        "next_free": services.next_free_start(
+            booking.provider_id, booking.appointment_type_id, booking.starts_at
+        ),
+    }
 
 
 def _appointment_answer(appointment_id: int, *, created: bool = False, extra=None):
