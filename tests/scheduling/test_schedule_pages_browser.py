@@ -324,3 +324,41 @@ def test_booking_outside_hours_asks_and_a_taken_time_offers_the_next(
     expect(panel.get_by_text("Booked.")).to_be_visible()
     booked = [a for a in appointments(app) if a.patient_id == schedule.patients[2]]
     assert [a.starts_at for a in booked] == [local(day, 9, 20)]
+
+
+def test_every_panel_of_the_day_view_opens_without_a_csp_violation(
+    app, page, sign_in, watch, schedule
+):
+    """Visit, reschedule, cancel and the waitlist's matches (booking and check-in: above),
+    each watched for CSP violations as it opens."""
+    day = future_monday()
+    visit = make_appointment(app, schedule, starts_at=local(day, 10, 0), patient=2)
+    sign_in("frontdesk")
+    page.goto(f"/schedule/day?day={day.isoformat()}")
+    panel = page.locator("#side-panel")
+
+    def clean() -> None:
+        watch.assert_clean(page)
+
+    page.locator(f"#appt-{visit}").click()
+    expect(panel.locator("#appointment-panel")).to_be_visible()
+    clean()
+    panel.get_by_role("link", name="Reschedule").click()
+    expect(panel.get_by_role("button", name="Move appointment")).to_be_visible()
+    clean()
+    page.locator(f"#appt-{visit}").click()
+    panel.get_by_text("Cancel this appointment").click()
+    panel.get_by_label("Reason for cancelling").fill("Feeling better")
+    panel.get_by_role("button", name="Cancel appointment").click()
+    expect(panel.get_by_text("Cancelled 1 visit.")).to_be_visible()
+    expect(
+        panel.get_by_role("heading", name=re.compile("^Waitlist for the freed time"))
+    ).to_be_visible()
+    clean()
+    # And the week view's panel.
+    page.goto(f"/schedule/week?day={day.isoformat()}&provider_id={schedule.drlee}")
+    page.get_by_role("button", name=re.compile("^Book 11:00 on")).first.click()
+    expect(panel.get_by_role("heading", name="Book an appointment")).to_be_visible()
+    page.keyboard.type("Lovel")
+    expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
+    clean()
