@@ -236,6 +236,28 @@ def _box(locator) -> dict:
     return box
 
 
+def _overbooked(app, schedule, starts_at, *, minutes: int, patient: int) -> int:
+    """A visit booked on purpose over another (the databases refuse any other overlap)."""
+    from datetime import timedelta
+
+    from portal.extensions import db
+    from portal.scheduling.models import Appointment
+
+    with app.app_context():
+        appointment = Appointment(
+            patient_id=schedule.patients[patient],
+            provider_id=schedule.drlee,
+            location_id=schedule.main_street,
+            appointment_type_id=schedule.follow_up,
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(minutes=minutes),
+            overbooked=True,
+        )
+        db.session.add(appointment)
+        db.session.commit()
+        return appointment.id
+
+
 def test_a_visits_card_spans_its_length_and_lines_up_with_the_times(
     app, page, sign_in, shot, schedule
 ):
@@ -245,7 +267,7 @@ def test_a_visits_card_spans_its_length_and_lines_up_with_the_times(
     )
     # Two visits that overlap (one overbooked on purpose) and a short one after them.
     first = make_appointment(app, schedule, starts_at=local(day, 10, 0), minutes=30, patient=1)
-    second = make_appointment(app, schedule, starts_at=local(day, 10, 10), minutes=20, patient=2)
+    second = _overbooked(app, schedule, local(day, 10, 10), minutes=20, patient=2)
     short = make_appointment(app, schedule, starts_at=local(day, 11, 0), minutes=5, patient=3)
     sign_in("frontdesk")
     page.goto(f"/schedule/day?day={day.isoformat()}")
