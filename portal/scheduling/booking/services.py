@@ -303,14 +303,18 @@ class SlotHolder:
 
 
 def slot_holder(
-    actor, provider_id: int, starts_at: datetime, ends_at: datetime
+    actor,
+    provider_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_id: int | None = None,
 ) -> SlotHolder | None:
     """The visit holding (part of) the provider's time: its clinic times, and its patient's
     name when the actor may see the schedule's names (the read is audited, as opening the
     visit would be). None when nobody holds it any more."""
     with use_case():
         holder = db.session.scalars(
-            _active_overlapping(starts_at, ends_at)
+            _active_overlapping(starts_at, ends_at, exclude_id)
             .where(Appointment.provider_id == provider_id, Appointment.overbooked.is_(False))
             .order_by(Appointment.starts_at)
             .limit(1)

@@ -210,7 +210,10 @@ def book():
     except services.TimeTaken as error:
         _booking_choices(form, form.provider_id.data, form.location_id.data)
         _attach(form, error)
-        return _booking_panel(form, error.status, taken=_taken_details(booking))
+        taken = _taken_details(
+            booking.provider_id, booking.appointment_type_id, booking.starts_at, booking.minutes
+        )
+        return _booking_panel(form, error.status, taken=taken)
     except Refused as error:
         _booking_choices(form, form.provider_id.data, form.location_id.data)
         _attach(form, error)
@@ -218,19 +221,22 @@ def book():
     return _appointment_answer(appointment.id, created=True)
 
 
-def _taken_details(booking: services.Booking) -> dict:
+def _taken_details(
+    provider_id: int,
+    type_id: int,
+    starts_at: datetime,
+    minutes: int | None,
+    exclude_id: int | None = None,
+) -> dict:
     """Who holds the time that was just taken, and the provider's next free time for the
     type (from the asked-for time on), for the panel to offer."""
-    minutes = booking.minutes
     if minutes is None:
-        appointment_type = db.session.get(AppointmentType, booking.appointment_type_id)
+        appointment_type = db.session.get(AppointmentType, type_id)
         minutes = appointment_type.default_minutes if appointment_type else 5
-    ends_at = booking.starts_at + timedelta(minutes=minutes)
+    ends_at = starts_at + timedelta(minutes=minutes)
     return {
-        "holder": services.slot_holder(_actor(), booking.provider_id, booking.starts_at, ends_at),
-        "next_free": services.next_free_start(
-            booking.provider_id, booking.appointment_type_id, booking.starts_at
-        ),
+        "holder": services.slot_holder(_actor(), provider_id, starts_at, ends_at, exclude_id),
+        "next_free": services.next_free_start(provider_id, type_id, starts_at),
     }
 
 
@@ -311,13 +317,14 @@ def _reschedule_choices(form: RescheduleForm, appointment) -> None:
     form.room_id.choices = [(None, "No room")] + [(r.id, r.name) for r in rooms]
 
 
-def _reschedule_panel(form, appointment, status: int = 200):
+def _reschedule_panel(form, appointment, status: int = 200, taken=None):
     return render(
         "scheduling/booking/reschedule.html",
         fragment="scheduling/booking/_reschedule_panel.html",
         status=status,
         form=form,
         appointment=appointment,
+        taken=taken,
     )
 
 
@@ -343,12 +350,13 @@ def reschedule(appointment_id: int):
     _reschedule_choices(form, appointment)
     if not form.validate():
         return _reschedule_panel(form, appointment, 422)
+    starts_at = local_to_utc(form.day.data, form.start_time.data)
     try:
         services.reschedule_appointment(
             _actor(),
             appointment_id,
             version=_int_or_none(form.version.data),
-            starts_at=local_to_utc(form.day.data, form.start_time.data),
+            starts_at=starts_at,
             provider_id=form.provider_id.data,
             room_id=form.room_id.data,
             minutes=form.minutes.data,
@@ -360,7 +368,19 @@ def reschedule(appointment_id: int):
             form.version.errors = [error.message]
         else:
             _attach(form, error)
-        return _reschedule_panel(form, appointment, error.status)
+        taken = None
+        if isinstance(error, services.TimeTaken):
+            minutes = form.minutes.data or int(
+                (appointment.ends_at - appointment.starts_at).total_seconds() // 60
+            )
+            taken = _taken_details(
+                form.provider_id.data or appointment.provider_id,
+                appointment.appointment_type_id,
+                starts_at,
+                minutes,
+                exclude_id=appointment_id,
+            )
+        return _reschedule_panel(form, appointment, error.status, taken=taken)
     return _appointment_answer(appointment_id)
 
 

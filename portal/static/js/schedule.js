@@ -148,15 +148,15 @@
     }
   }
 
-  // "Book at <the next free time> instead", after a time was just taken: that time goes in
-  // the form, which is sent as it is otherwise.
+  // "Book (or Move) at <the next free time> instead", after a time was just taken: that
+  // time goes in the form, which is sent as it is otherwise.
   document.addEventListener("click", function (event) {
     var use = event.target.closest && event.target.closest("[data-use-day]");
     if (!use) return;
     var form = use.closest("form");
     form.querySelector("#day").value = use.dataset.useDay;
     form.querySelector("#start_time").value = use.dataset.useTime;
-    form.requestSubmit(form.querySelector("#booking-submit"));
+    form.requestSubmit(form.querySelector("[type=submit]"));
   });
 
   // What is typed after the list came makes it stale: nothing stays highlighted for Enter.
