@@ -108,6 +108,7 @@ def test_choosing_the_patient_to_book_is_an_audited_registry_search(app, signed_
     assert response.status_code == 200
     assert f'name="patient_id" id="book-patient-{s.patients[0]}" value="{s.patients[0]}"' in html
     assert "Lovelace" in html
+    assert " checked" not in html  # a lone match is never chosen by itself
     with app.app_context():
         event = db.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "patient.search")

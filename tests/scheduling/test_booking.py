@@ -222,6 +222,7 @@ def test_visits_in_the_repeated_hour_of_the_fall_back_night_both_show(app, desk,
                     location_id=schedule.main_street,
                     appointment_type_id=schedule.follow_up,
                     starts_at=start.astimezone(UTC),
+                    outside_hours_ok=True,  # a Sunday night, on purpose
                 ),
                 now=datetime(2027, 11, 1, tzinfo=UTC),
             )

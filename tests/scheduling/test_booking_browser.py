@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -43,15 +44,12 @@ def test_booking_from_the_day_view_with_the_keyboard_only(app, page, sign_in, sh
     # The booking panel opens beside the grid with the patient search focused.
     page.wait_for_selector("#patient-query:focus")
     page.keyboard.type("Lovel")
-    page.wait_for_selector("#patient-options input[type=radio]")
-    page.keyboard.press("Enter")  # runs the search, does not submit the form
-    page.wait_for_load_state("networkidle")  # that search's answer has replaced the list
-    assert appointments(app) == []
-    # Nobody is pre-chosen: Tab into the list, Space chooses the focused patient.
+    # The lone match is highlighted for Enter, but nobody is chosen by themselves.
+    page.wait_for_selector("#patient-options .is-highlighted")
     assert page.locator("#patient-options input:checked").count() == 0
-    page.keyboard.press("Tab")
-    page.keyboard.press("Space")
+    page.keyboard.press("Enter")  # takes the highlighted match, does not submit the form
     assert page.locator("#patient-options input:checked").count() == 1
+    assert appointments(app) == []
     _tab_until(page, "() => document.activeElement.name === 'reason'")
     page.keyboard.press("Control+A")
     page.keyboard.type("Knee pain")
@@ -122,6 +120,9 @@ def test_rescheduling_from_the_appointment_panel(app, page, sign_in, watch, sche
     page.get_by_role("button", name="Move appointment").click()
     page.wait_for_selector("#reschedule-panel .invalid-feedback")
     assert "That time was just taken" in page.inner_text("#side-panel")
+    # Whose time it is, and the next free one (10:20, after Turing's visit) to move to.
+    assert "Turing, Alan has 10:00\u201310:20 with this provider." in page.inner_text("#side-panel")
+    assert page.get_by_role("button", name=re.compile("^Move at 10:20 on")).is_visible()
     assert appointments(app, id=moving.id)[0].starts_at == local(day, 9, 0)
 
     page.get_by_label("New start").fill("11:00")

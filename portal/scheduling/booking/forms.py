@@ -51,6 +51,7 @@ class BookingForm(FlaskForm):
     reason = StringField("Reason for visit", validators=[Optional(), Length(max=500)])
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)])
     overbook = BooleanField("Overbook (book over another appointment on purpose)")
+    outside_hours = BooleanField("Book outside the provider's working hours")
     starts_at = HiddenField()
     request_key = HiddenField()
     # Set by the waitlist's "Book this slot": the entry is marked booked with the visit.

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -25,12 +25,14 @@ from portal.clinic.clock import clinic_today, clinic_zone, local_to_utc
 from portal.clinic.models import Location
 from portal.extensions import db
 from portal.patients.models import Patient
+from portal.scheduling.availability.services import find_open_slots, working_intervals
 from portal.scheduling.models import (
     INACTIVE_STATUSES,
     LONGEST_APPOINTMENT,
     Appointment,
     AppointmentStatusChange,
     AppointmentType,
+    AvailabilityBlock,
     RecurringSeries,
     Room,
 )
@@ -43,6 +45,38 @@ from portal.scheduling.services import (
 from portal.scheduling.waitlist.services import close_waitlist_entry
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
+
+# How far back (and ahead) "the provider's most used type" looks: recent habits, not the
+# whole history, and a bounded read of the provider's time index.
+USUAL_TYPE_WINDOW = timedelta(days=120)
+
+
+def most_used_type_id(
+    provider_id: int | None, type_ids: list[int], now: datetime | None = None
+) -> int | None:
+    """The type (of ``type_ids``) the provider's visits around now were most often booked
+    as, cancelled ones aside; None when they have none. Ties go to the earlier of
+    ``type_ids`` (the list's own order, by name)."""
+    if provider_id is None or not type_ids:
+        return None
+    now = now or utcnow()
+    counts = dict(
+        db.session.execute(
+            select(Appointment.appointment_type_id, func.count())
+            .where(
+                Appointment.provider_id == provider_id,
+                Appointment.starts_at >= now - USUAL_TYPE_WINDOW,
+                Appointment.starts_at < now + USUAL_TYPE_WINDOW,
+                Appointment.status != "cancelled",
+                Appointment.appointment_type_id.in_(type_ids),
+            )
+            .group_by(Appointment.appointment_type_id)
+        ).all()
+    )
+    if not counts:
+        return None
+    return max(type_ids, key=lambda type_id: (counts.get(type_id, 0), -type_ids.index(type_id)))
+
 
 # --- Rules of a booking --------------------------------------------------------------
 
@@ -63,8 +97,22 @@ EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
 
 
+class TimeTaken(Conflict):
+    """The provider's time is held by another active visit (409): the answer can say whose
+    (``slot_holder``) and offer the next free time (``next_free_start``)."""
+
+
+class OutsideWorkingHours(Refused):
+    """The visit falls outside the provider's working hours: booked only when confirmed."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "outside_hours")
+
+
 def slot_taken(message: str = SLOT_TAKEN, field: str | None = "starts_at") -> Conflict:
     """Another active appointment already holds (part of) that time (409)."""
+    if message == SLOT_TAKEN:
+        return TimeTaken(message, field)
     return Conflict(message, field)
 
 
@@ -94,6 +142,8 @@ class Booking:
     overbook: bool = False
     request_key: str | None = None
     waitlist_entry_id: int | None = None
+    # The person booking has confirmed a time outside the provider's working hours.
+    outside_hours_ok: bool = False
 
 
 @dataclass
@@ -215,6 +265,95 @@ def _overlap(
     if taken is not None:
         return slot_taken(PATIENT_BUSY, "patient_id")
     return None
+
+
+def _check_working_hours(checked: _Checked) -> None:
+    """Refuse (until confirmed) a visit that is not wholly inside one of the provider's
+    working intervals that day. A provider with no weekly hours set up at all is not asked
+    about: the clinic has not told the portal their hours."""
+    provider_id = checked.provider.id
+    has_hours = db.session.scalar(
+        select(AvailabilityBlock.id).where(AvailabilityBlock.provider_id == provider_id).limit(1)
+    )
+    if has_hours is None:
+        return
+    zone = clinic_zone()
+    start = checked.starts_at.astimezone(zone)
+    intervals = working_intervals([provider_id], start.date()).get(provider_id, [])
+    if any(i.starts_at <= checked.starts_at and checked.ends_at <= i.ends_at for i in intervals):
+        return
+    hours = ", ".join(
+        f"{i.starts_at.astimezone(zone):%H:%M}\u2013{i.ends_at.astimezone(zone):%H:%M}"
+        for i in intervals
+    )
+    end = checked.ends_at.astimezone(zone)
+    raise OutsideWorkingHours(
+        f"{start:%H:%M}\u2013{end:%H:%M} on {start:%a} {start.day} {start:%b} is outside "
+        f"{checked.provider.full_name}'s working hours "
+        f"({hours or 'not a working day'}). Book it anyway?"
+    )
+
+
+@dataclass(frozen=True)
+class SlotHolder:
+    """Who holds a time that was just taken, as the booking panel says it."""
+
+    patient_name: str | None  # None: not the actor's to see
+    times: str  # start and end, clinic time, an en dash between
+
+
+def slot_holder(
+    actor,
+    provider_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_id: int | None = None,
+) -> SlotHolder | None:
+    """The visit holding (part of) the provider's time: its clinic times, and its patient's
+    name when the actor may see the schedule's names (the read is audited, as opening the
+    visit would be). None when nobody holds it any more."""
+    with use_case():
+        holder = db.session.scalars(
+            _active_overlapping(starts_at, ends_at, exclude_id)
+            .where(Appointment.provider_id == provider_id, Appointment.overbooked.is_(False))
+            .order_by(Appointment.starts_at)
+            .limit(1)
+        ).first()
+        if holder is None:
+            return None
+        zone = clinic_zone()
+        times = (
+            f"{holder.starts_at.astimezone(zone):%H:%M}\u2013"
+            f"{holder.ends_at.astimezone(zone):%H:%M}"
+        )
+        if not actor.has_permission("schedule.read"):
+            return SlotHolder(None, times)
+        patient = get_appointment_for(actor, holder.id).patient
+        audit.record(
+            actor,
+            "patient.view",
+            patient=patient,
+            obj=holder,
+            category=CATEGORY,
+            detail="slot-taken",
+        )
+        return SlotHolder(patient.display_name, times)
+
+
+def next_free_start(
+    provider_id: int, appointment_type_id: int, after: datetime, days: int = 14
+) -> datetime | None:
+    """The provider's next open slot for the type from ``after`` on (within ``days``)."""
+    day = after.astimezone(clinic_zone()).date()
+    slots = find_open_slots(
+        appointment_type_id,
+        [provider_id],
+        day,
+        day + timedelta(days=days - 1),
+        limit=1,
+        not_before=after,
+    )
+    return slots[0].starts_at if slots else None
 
 
 # --- Races the database decides ----------------------------------------------------------
@@ -361,6 +500,8 @@ def book_appointment(actor, booking: Booking, *, now: datetime | None = None) ->
             )
             if taken is not None:
                 raise taken
+            if not booking.outside_hours_ok:
+                _check_working_hours(checked)
             appointment = _new_appointment(actor, checked, booking, now)
             # Flush before the audit event: the INSERT meets the exclusion constraint (and
             # waits for a competing transaction) before this one queues for the audit
@@ -443,6 +584,8 @@ def book_series(
                 return _series_of(existing)
             _check_series(interval_weeks, occurrences, until)
             checked = _check_booking(actor, booking, now)
+            if not booking.outside_hours_ok:  # weekly hours: the first visit tells
+                _check_working_hours(checked)
             starts = series_starts(checked.starts_at, interval_weeks, occurrences, until)
             if len(starts) < 2:
                 raise Refused("The end date leaves fewer than 2 visits.", "until")

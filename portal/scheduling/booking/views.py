@@ -9,7 +9,7 @@ forms answer 422, a taken time or a stale form 409, with everything typed kept.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app, redirect, request, url_for
 
@@ -24,7 +24,12 @@ from portal.patients.services import search_patients
 from portal.scheduling import bp
 from portal.scheduling.booking import services
 from portal.scheduling.booking.forms import BookingForm, CancelForm, RescheduleForm
-from portal.scheduling.models import INACTIVE_STATUSES, STATUS_FLOW, STATUS_LABELS
+from portal.scheduling.models import (
+    INACTIVE_STATUSES,
+    STATUS_FLOW,
+    STATUS_LABELS,
+    AppointmentType,
+)
 from portal.scheduling.services import (
     active_rooms,
     appointment_types,
@@ -66,8 +71,11 @@ def _int_or_none(value) -> int | None:
 # --- Booking -----------------------------------------------------------------------------
 
 
-def _booking_choices(form: BookingForm, provider_id: int | None, location_id: int | None):
-    """Fill the panel's select boxes: types the provider offers, rooms at the location."""
+def _booking_choices(
+    form: BookingForm, provider_id: int | None, location_id: int | None, *, new: bool = False
+):
+    """Fill the panel's select boxes: types the provider offers, rooms at the location (a
+    ``new`` panel also chooses the provider's most used type, not the first by name)."""
     form.provider_id.choices = [(p.id, p.full_name) for p in bookable_providers()]
     locations = [loc for loc in list_locations() if loc.is_active]
     form.location_id.choices = [(loc.id, loc.name) for loc in locations]
@@ -76,15 +84,25 @@ def _booking_choices(form: BookingForm, provider_id: int | None, location_id: in
     offered = [t for t in types if provider_id in {p.id for p in t.providers}] or types
     form.appointment_type_id.choices = [(t.id, t.name) for t in offered]
     form.type_minutes = {t.id: t.default_minutes for t in offered}
+    if new:
+        form.appointment_type_id.data = services.most_used_type_id(
+            provider_id, [t.id for t in offered]
+        )
     rooms = active_rooms(location_id)
     form.room_id.choices = [(None, "No room")] + [(r.id, r.name) for r in rooms]
     return location_id
 
 
-def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflicts=None):
+def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflicts=None, taken=None):
+    # A refused form keeps what was typed in the patient search, and its matches when no
+    # patient was chosen yet (the search runs again, audited like any search).
+    query = request.form.get("q", "")[:100] if request.method == "POST" else ""
     if form.patient_id.data and not patients:
         patient = db.session.get(Patient, form.patient_id.data)
         patients = [patient] if patient else []
+    elif query.strip() and not patients:
+        region = current_app.config["DEFAULT_PHONE_REGION"]
+        patients = search_patients(_actor(), query, region).patients
     return render(
         "scheduling/booking/book.html",
         fragment="scheduling/booking/_booking_panel.html",
@@ -92,6 +110,8 @@ def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflict
         form=form,
         patients=patients or [],
         conflicts=conflicts or [],
+        query=query,
+        taken=taken,
     )
 
 
@@ -103,7 +123,7 @@ def new_booking():
     form = BookingForm(formdata=None)
     provider_id = parse_id(request.args.get("provider_id", ""))
     location_id = parse_id(request.args.get("location_id", ""))
-    location_id = _booking_choices(form, provider_id, location_id)
+    location_id = _booking_choices(form, provider_id, location_id, new=True)
     form.provider_id.data = provider_id
     form.location_id.data = location_id
     # "Book" on the patient page: that patient already chosen (an internal id, no PHI).
@@ -168,6 +188,7 @@ def book():
         overbook=bool(form.overbook.data),
         request_key=form.request_key.data or None,
         waitlist_entry_id=form.waitlist_entry_id.data,
+        outside_hours_ok=bool(form.outside_hours.data),
     )
     try:
         if form.repeat.data:
@@ -184,11 +205,42 @@ def book():
     except services.SeriesConflicts as conflicts:
         _booking_choices(form, form.provider_id.data, form.location_id.data)
         return _booking_panel(form, conflicts.status, conflicts=conflicts.conflicts)
+    except services.OutsideWorkingHours as error:
+        # A question, not a failure: the panel asks for the confirmation (200).
+        _booking_choices(form, form.provider_id.data, form.location_id.data)
+        _attach(form, error)
+        return _booking_panel(form)
+    except services.TimeTaken as error:
+        _booking_choices(form, form.provider_id.data, form.location_id.data)
+        _attach(form, error)
+        taken = _taken_details(
+            booking.provider_id, booking.appointment_type_id, booking.starts_at, booking.minutes
+        )
+        return _booking_panel(form, error.status, taken=taken)
     except Refused as error:
         _booking_choices(form, form.provider_id.data, form.location_id.data)
         _attach(form, error)
         return _booking_panel(form, error.status)
     return _appointment_answer(appointment.id, created=True)
+
+
+def _taken_details(
+    provider_id: int,
+    type_id: int,
+    starts_at: datetime,
+    minutes: int | None,
+    exclude_id: int | None = None,
+) -> dict:
+    """Who holds the time that was just taken, and the provider's next free time for the
+    type (from the asked-for time on), for the panel to offer."""
+    if minutes is None:
+        appointment_type = db.session.get(AppointmentType, type_id)
+        minutes = appointment_type.default_minutes if appointment_type else 5
+    ends_at = starts_at + timedelta(minutes=minutes)
+    return {
+        "holder": services.slot_holder(_actor(), provider_id, starts_at, ends_at, exclude_id),
+        "next_free": services.next_free_start(provider_id, type_id, starts_at),
+    }
 
 
 def _appointment_answer(appointment_id: int, *, created: bool = False, extra=None):
@@ -268,13 +320,14 @@ def _reschedule_choices(form: RescheduleForm, appointment) -> None:
     form.room_id.choices = [(None, "No room")] + [(r.id, r.name) for r in rooms]
 
 
-def _reschedule_panel(form, appointment, status: int = 200):
+def _reschedule_panel(form, appointment, status: int = 200, taken=None):
     return render(
         "scheduling/booking/reschedule.html",
         fragment="scheduling/booking/_reschedule_panel.html",
         status=status,
         form=form,
         appointment=appointment,
+        taken=taken,
     )
 
 
@@ -300,12 +353,13 @@ def reschedule(appointment_id: int):
     _reschedule_choices(form, appointment)
     if not form.validate():
         return _reschedule_panel(form, appointment, 422)
+    starts_at = local_to_utc(form.day.data, form.start_time.data)
     try:
         services.reschedule_appointment(
             _actor(),
             appointment_id,
             version=_int_or_none(form.version.data),
-            starts_at=local_to_utc(form.day.data, form.start_time.data),
+            starts_at=starts_at,
             provider_id=form.provider_id.data,
             room_id=form.room_id.data,
             minutes=form.minutes.data,
@@ -317,7 +371,19 @@ def reschedule(appointment_id: int):
             form.version.errors = [error.message]
         else:
             _attach(form, error)
-        return _reschedule_panel(form, appointment, error.status)
+        taken = None
+        if isinstance(error, services.TimeTaken):
+            minutes = form.minutes.data or int(
+                (appointment.ends_at - appointment.starts_at).total_seconds() // 60
+            )
+            taken = _taken_details(
+                form.provider_id.data or appointment.provider_id,
+                appointment.appointment_type_id,
+                starts_at,
+                minutes,
+                exclude_id=appointment_id,
+            )
+        return _reschedule_panel(form, appointment, error.status, taken=taken)
     return _appointment_answer(appointment_id)
 
 

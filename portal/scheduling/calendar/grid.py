@@ -25,6 +25,13 @@ from portal.clinic.clock import day_bounds
 from portal.scheduling.models import STATUS_LABELS
 
 STEP_MINUTES = 10
+# A visit's card is placed inside its cell in 5-minute steps, by class (the CSP allows no
+# style attributes): appt-at-<steps from the cell's top>, appt-len-<steps long>, and for
+# visits that overlap, appt-lanes-<n> appt-lane-<i> side by side. The classes are a fixed
+# set (portal/static/css/schedule-grid.css): a day has 288 steps, at most MAX_LANES lanes.
+PLACE_MINUTES = 5
+MAX_STEPS = 24 * 60 // PLACE_MINUTES
+MAX_LANES = 6
 DAY_FIRST_MINUTE = 7 * 60
 DAY_LAST_MINUTE = 19 * 60
 DAY_MINUTES = 24 * 60
@@ -260,7 +267,7 @@ def _fill(
                 Cell(
                     column=number,
                     rowspan=rowspan,
-                    visits=[visit for _, _, visit in group],
+                    visits=_placed_cards(group, index * STEP_MINUTES, rowspan),
                     classes="slot-busy",
                 )
             )
@@ -271,6 +278,33 @@ def _fill(
             _free_cell(column, number, row, zone, instants) if exists else _no_time(number)
         )
         index += 1
+
+
+def _placed_cards(group: list[tuple[int, int, Visit]], top: int, rowspan: int) -> list[Visit]:
+    """The group's visits with their place in the cell (which starts ``top`` minutes down
+    the grid and spans ``rowspan`` rows): offset and length in 5-minute steps, and a lane
+    each so that overlapping visits stand side by side (the first free lane, by start)."""
+    lane_ends: list[int] = []
+    lanes = []
+    for start, end, _visit in group:
+        lane = next((i for i, lane_end in enumerate(lane_ends) if lane_end <= start), None)
+        if lane is None:
+            lane = len(lane_ends)
+            lane_ends.append(end)
+        else:
+            lane_ends[lane] = end
+        lanes.append(lane)
+    count = min(len(lane_ends), MAX_LANES)
+    room = rowspan * STEP_MINUTES // PLACE_MINUTES
+    cards = []
+    for (start, end, visit), lane in zip(group, lanes, strict=True):
+        at = min(max(0, (start - top) // PLACE_MINUTES), room - 1)
+        steps = -(-(end - start) // PLACE_MINUTES)
+        steps = max(1, min(steps, room - at, MAX_STEPS))
+        lane = min(lane, count - 1)
+        placement = f"appt-at-{at} appt-len-{steps} appt-lanes-{count} appt-lane-{lane}"
+        cards.append(visit._replace(classes=f"{visit.classes} {placement}"))
+    return cards
 
 
 def _no_time(number: int) -> Cell:

@@ -90,11 +90,7 @@
       return;
     }
     if (typing(target)) {
-      // Enter in the patient search runs the search instead of submitting the booking.
-      if (event.key === "Enter" && target.id === "patient-query") {
-        event.preventDefault();
-        if (window.htmx) window.htmx.trigger(target, "search");
-      }
+      if (target.id === "patient-query") pickerKey(event, target);
       return;
     }
     var link = document.querySelector('[data-calendar-key="' + event.key + '"]');
@@ -102,6 +98,78 @@
       event.preventDefault();
       link.click();
     }
+  });
+
+  // The booking panel's patient picker: the arrow keys highlight a match, Enter takes the
+  // highlighted one (else runs the search: it never submits the booking). A lone match is
+  // highlighted for Enter but never chosen by itself: booking the wrong patient because
+  // they happened to be the only one listed is the mistake to prevent.
+  function pickerOptions() {
+    return Array.prototype.slice.call(
+      document.querySelectorAll("#patient-options input[type=radio]")
+    );
+  }
+
+  function highlightOption(query, index) {
+    var options = pickerOptions();
+    options.forEach(function (option, i) {
+      option.closest(".form-check").classList.toggle("is-highlighted", i === index);
+    });
+    if (options[index]) {
+      query.setAttribute("aria-activedescendant", options[index].id);
+      options[index].closest(".form-check").scrollIntoView({ block: "nearest" });
+    } else {
+      query.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function highlighted(options) {
+    return options.findIndex(function (option) {
+      return option.closest(".form-check").classList.contains("is-highlighted");
+    });
+  }
+
+  function pickerKey(event, query) {
+    var options = pickerOptions();
+    var index = highlighted(options);
+    if ((event.key === "ArrowDown" || event.key === "ArrowUp") && options.length) {
+      event.preventDefault();
+      if (event.key === "ArrowDown") index = index < 0 ? 0 : Math.min(index + 1, options.length - 1);
+      else index = index < 0 ? options.length - 1 : Math.max(index - 1, 0);
+      highlightOption(query, index);
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      if (index >= 0) {
+        options[index].checked = true;
+        options[index].dispatchEvent(new Event("change", { bubbles: true }));
+      } else if (window.htmx) {
+        window.htmx.trigger(query, "search");
+      }
+    }
+  }
+
+  // "Book (or Move) at <the next free time> instead", after a time was just taken: that
+  // time goes in the form, which is sent as it is otherwise.
+  document.addEventListener("click", function (event) {
+    var use = event.target.closest && event.target.closest("[data-use-day]");
+    if (!use) return;
+    var form = use.closest("form");
+    form.querySelector("#day").value = use.dataset.useDay;
+    form.querySelector("#start_time").value = use.dataset.useTime;
+    form.requestSubmit(form.querySelector("[type=submit]"));
+  });
+
+  // What is typed after the list came makes it stale: nothing stays highlighted for Enter.
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "patient-query") highlightOption(event.target, -1);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "patient-options") return;
+    var query = document.getElementById("patient-query");
+    var options = pickerOptions();
+    var chosen = options.some(function (option) { return option.checked; });
+    highlightOption(query, options.length === 1 && !chosen ? 0 : -1);
   });
 
   // A visit opens its panel: one listener for the grid's thousands of visits instead of
@@ -143,6 +211,18 @@
       heading.setAttribute("tabindex", "-1");
       heading.focus();
     }
+  });
+
+  // "Find next available": the answer to a Book button (booked, or why not) takes the
+  // focus, so it is read and seen where it appears, not below the list of slots.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "find-booking-result") return;
+    var heading = target.querySelector("h2, [role=alert]");
+    if (!heading) return;
+    if (!heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
+    heading.focus();
+    target.scrollIntoView({ block: "nearest" });
   });
 
   document.addEventListener("keydown", function (event) {
