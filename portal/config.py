@@ -15,6 +15,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from portal.private_files import make_private_folder
+
 
 class Defaults:
     """Values used when neither the instance file nor the environment says otherwise."""
@@ -115,14 +117,14 @@ _AUDIT_KEY_LINE = re.compile(r"^AUDIT_KEY\s*=", re.MULTILINE)
 
 
 def ensure_instance_config(instance_path: str) -> Path:
-    """Create the instance folder and, if missing, its config.py with fresh random keys.
+    """Create the instance folder (0700) and, if missing, its config.py (0600) with fresh
+    random keys.
 
     A config.py written before the audit trail was keyed gets an ``AUDIT_KEY`` appended,
     unless ``PORTAL_AUDIT_KEY`` provides it (a second key in the file would silently take
     over the day the variable is unset, and nothing already written would verify).
     """
-    folder = Path(instance_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_private_folder(instance_path)
     config_file = folder / "config.py"
     if not config_file.exists():
         content = (
