@@ -114,3 +114,23 @@ class ServerSession(db.Model):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     source_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class SignInDevice(db.Model):
+    """A browser that has signed in to an account before (OWASP's "device cookies").
+
+    The browser holds a signed cookie naming the account and a random nonce; this row holds
+    the nonce's SHA-256 and the device's own failure count. A recognised device is let
+    through the account's back-off (so guessing from elsewhere cannot lock its owner out),
+    and backs off on its own when it is the one failing.
+    """
+
+    __tablename__ = "sign_in_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
