@@ -10,7 +10,6 @@ from datetime import date
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    DateField,
     IntegerField,
     RadioField,
     SelectField,
@@ -33,6 +32,7 @@ from portal.charting.models import (
     RECONCILIATION_ACTIONS,
     SUBSTANCE_KINDS,
 )
+from portal.dates import DateField
 from portal.ids import required_id
 
 COMMON_REACTIONS = (
