@@ -71,13 +71,15 @@ def parse_instant(text: str | None) -> datetime | None:
 class _Bounded:
     """Refuses, beside the field, a value beyond the bounds as the field refuses a malformed
     one (``too_early_message`` / ``too_late_message``, by default ``TOO_EARLY_MESSAGE`` /
-    ``TOO_LATE_MESSAGE``), and tells the browser's picker the range."""
+    ``TOO_LATE_MESSAGE``).
 
-    bounds_attributes: dict[str, str] = {}
+    The bounds are not given to the browser as min / max: a form's own min / max carry its
+    domain's limits (a birth date's, a deceased patient's last day), which pages and tests
+    read; the server's check is what keeps a far date out.
+    """
 
     def __init__(self, *args, too_early_message=None, too_late_message=None, **kwargs):
-        render_kw = {**self.bounds_attributes, **(kwargs.pop("render_kw", None) or {})}
-        super().__init__(*args, render_kw=render_kw, **kwargs)
+        super().__init__(*args, **kwargs)
         self.too_early_message = too_early_message or TOO_EARLY_MESSAGE
         self.too_late_message = too_late_message or TOO_LATE_MESSAGE
 
@@ -96,13 +98,6 @@ class _Bounded:
 class DateField(_Bounded, _WTFormsDateField):
     """WTForms' DateField, bounded to ``EARLIEST_DATE`` .. ``LATEST_DATE``."""
 
-    bounds_attributes = {"min": EARLIEST_DATE.isoformat(), "max": LATEST_DATE.isoformat()}
-
 
 class DateTimeLocalField(_Bounded, _WTFormsDateTimeLocalField):
     """WTForms' DateTimeLocalField (a wall-clock time), bounded like ``DateField``."""
-
-    bounds_attributes = {
-        "min": f"{EARLIEST_DATE.isoformat()}T00:00",
-        "max": f"{LATEST_DATE.isoformat()}T23:59",
-    }
