@@ -15,6 +15,7 @@ from portal.config import (
     instance_path_from_environment,
 )
 from portal.extensions import csrf, db, htmx, login_manager, migrate
+from portal.private_files import create_private_database, warn_about_wide_permissions
 from portal.transaction import configure_sqlite, guard_writes_in_requests
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -27,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     register_config(app, test_config)
     register_logging(app)
+    check_private_files(app)
     register_extensions(app)
     register_blueprints(app)
     register_hooks(app)
@@ -47,6 +49,8 @@ def register_config(app: Flask, test_config: dict) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Private from the start: SQLite gives the -wal and -shm files the database's mode.
+        create_private_database(app.config["SQLALCHEMY_DATABASE_URI"])
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
@@ -84,6 +88,18 @@ class _HideSqlValues(logging.Filter):
             record.msg = f"{record.msg} [values hidden]"
             record.args = None
         return True
+
+
+def check_private_files(app: Flask) -> None:
+    """Warn (in the log) about any key, database or other instance file that other local
+    users could read: portal/private_files.py."""
+    checkpoints = app.config.get("AUDIT_CHECKPOINT_PATH")
+    warn_about_wide_permissions(
+        app.logger,
+        app.instance_path,
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        [Path(checkpoints)] if checkpoints else [],
+    )
 
 
 def register_extensions(app: Flask) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from portal.private_files import make_private_folder
+
 
 class Defaults:
     """Values used when neither the instance file nor the environment says otherwise."""
@@ -53,6 +55,9 @@ class Defaults:
     LOGIN_FREE_FAILURES = 5  # failures allowed before the back-off starts
     LOGIN_BACKOFF_BASE_SECONDS = 30  # doubled for every further failure
     LOGIN_BACKOFF_MAX_SECONDS = 3600
+    # How long a browser stays a known device for an account it signed in to (its device
+    # cookie lets it through the account's back-off: portal/auth/devices.py).
+    DEVICE_COOKIE_DAYS = 90
     MFA_REQUIRED_ROLES = ("prescriber", "admin")
 
     # argon2id parameters (OWASP's minimum profile: 19 MiB, t=2, p=1).
@@ -96,6 +101,7 @@ ENVIRONMENT_VARIABLES = {
     "CLINIC_DISPLAY_SECONDS": "how long a process reuses the clinic's name and zone (default 10)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
+    "DEVICE_COOKIE_DAYS": "days a browser stays known to an account it signed in to (default 90)",
     "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",
     "LOG_LEVEL": "application log level (default INFO)",
 }
@@ -115,14 +121,14 @@ _AUDIT_KEY_LINE = re.compile(r"^AUDIT_KEY\s*=", re.MULTILINE)
 
 
 def ensure_instance_config(instance_path: str) -> Path:
-    """Create the instance folder and, if missing, its config.py with fresh random keys.
+    """Create the instance folder (0700) and, if missing, its config.py (0600) with fresh
+    random keys.
 
     A config.py written before the audit trail was keyed gets an ``AUDIT_KEY`` appended,
     unless ``PORTAL_AUDIT_KEY`` provides it (a second key in the file would silently take
     over the day the variable is unset, and nothing already written would verify).
     """
-    folder = Path(instance_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_private_folder(instance_path)
     config_file = folder / "config.py"
     if not config_file.exists():
         content = (

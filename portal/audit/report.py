@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, literal, or_, select, text, tuple_
 from portal.actors import Actor
 from portal.audit import services as audit
 from portal.audit.models import AuditEvent
+from portal.dates import bounded
 from portal.extensions import db
 from portal.ids import parse_id
 from portal.transaction import end_read, use_case
@@ -86,8 +87,8 @@ class Cursor:
                 raise ValueError("bad cursor")
             return cls(event_id, None)
         if sort == "time":
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
+            parsed = bounded(datetime.fromisoformat(value))
+            if parsed is None or parsed.tzinfo is None:
                 raise ValueError("bad cursor")
             return cls(event_id, parsed)
         if sort == "patient":

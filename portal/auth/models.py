@@ -185,3 +185,23 @@ class AccountApproval(db.Model):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))  # approved / withdrawn
+
+
+class SignInDevice(db.Model):
+    """A browser that has signed in to an account before (OWASP's "device cookies").
+
+    The browser holds a signed cookie naming the account and a random nonce; this row holds
+    the nonce's SHA-256 and the device's own failure count. A recognised device is let
+    through the account's back-off (so guessing from elsewhere cannot lock its owner out),
+    and backs off on its own when it is the one failing.
+    """
+
+    __tablename__ = "sign_in_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select, update
 from portal.actors import SYSTEM, Actor, anonymous
 from portal.audit import services as audit
 from portal.audit.models import AuditEvent
+from portal.auth import devices
 from portal.auth.models import (
     ROLE_NAMES,
     AccountApproval,
@@ -100,8 +101,12 @@ def is_backing_off(user: User, now=None) -> bool:
     return user.locked_until is not None and user.locked_until > now
 
 
-def check_password(username: str, password: str, source: str | None) -> SignInResult:
-    """First factor. Failures back off per account, whatever the source address.
+def check_password(
+    username: str, password: str, source: str | None, device_cookie: str | None = None
+) -> SignInResult:
+    """First factor. Failures back off per account, whatever the source address, except
+    from a browser that signed in to the account before (``device_cookie``): that browser is
+    let through the account's back-off and backs off on its own (portal/auth/devices.py).
 
     The caller shows the same message for every failure, so nobody learns whether an
     account exists, is locked or is disabled; each path also spends one hash's worth of time.
@@ -124,18 +129,17 @@ def check_password(username: str, password: str, source: str | None) -> SignInRe
                 anonymous(source), "auth.sign_in_failed", outcome="denied", detail="unknown account"
             )
             return SignInResult(None)
-        if is_backing_off(user, now):
-            audit.record(
-                Actor.for_user(user, source),
-                "auth.sign_in_failed",
-                outcome="denied",
-                detail="account backing off",
-            )
+        device = devices.recognised_device(user, device_cookie, now)
+        if _backing_off(user, device, now, source):
             return SignInResult(None)
         password_ok = password_ok and user.password_hash == stored_hash
         if not user.is_enabled or not password_ok:
             _register_failure(
-                user, now, "wrong password" if user.is_enabled else "account disabled", source
+                user,
+                now,
+                "wrong password" if user.is_enabled else "account disabled",
+                source,
+                device,
             )
             return SignInResult(None)
         if needs_rehash(user.password_hash):
@@ -144,11 +148,28 @@ def check_password(username: str, password: str, source: str | None) -> SignInRe
             return SignInResult(user, needs_mfa=True)
         if mfa_required_for(user):
             return SignInResult(user, needs_mfa_enrolment=True)
-        _record_sign_in(user, "password", source)
+        _record_sign_in(user, "password", source, device)
         return SignInResult(user)
 
 
-def _register_failure(user: User, now, reason: str, source: str | None) -> None:
+def _backing_off(user: User, device, now, source: str | None) -> bool:
+    """Whether this attempt is refused unheard (and audited): a known device by its own
+    back-off only, any other browser by the account's."""
+    if device is not None:
+        backing_off, detail = devices.is_backing_off(device, now), "known device backing off"
+    else:
+        backing_off, detail = is_backing_off(user, now), "account backing off"
+    if backing_off:
+        audit.record(
+            Actor.for_user(user, source), "auth.sign_in_failed", outcome="denied", detail=detail
+        )
+    return backing_off
+
+
+def _register_failure(user: User, now, reason: str, source: str | None, device=None) -> None:
+    if device is not None:
+        devices.register_failure(device, user, now, reason, source)
+        return
     config = current_app.config
     user.failed_sign_ins += 1
     actor = Actor.for_user(user, source)
@@ -167,17 +188,40 @@ def _register_failure(user: User, now, reason: str, source: str | None) -> None:
         )
 
 
-def complete_sign_in(user: User, method: str, source: str | None) -> None:
+def complete_sign_in(
+    user: User, method: str, source: str | None, device_cookie: str | None = None
+) -> None:
     """Record a successful sign-in (the view then rotates the session)."""
     with use_case():
-        _record_sign_in(user, method, source)
+        _record_sign_in(
+            user, method, source, devices.recognised_device(user, device_cookie, utcnow())
+        )
 
 
-def _record_sign_in(user: User, method: str, source: str | None) -> None:
+def _record_sign_in(user: User, method: str, source: str | None, device=None) -> None:
+    """A whole sign-in succeeded. From an unknown browser that clears the account's failure
+    count (a lifted lockout is audited); from a known device it leaves the account's
+    back-off in place, since whoever caused it may still be guessing elsewhere (the
+    device's own count starts again with the fresh cookie ``remember_device`` issues)."""
     user.last_sign_in_at = utcnow()
-    user.failed_sign_ins = 0
-    user.locked_until = None
-    audit.record(Actor.for_user(user, source), "auth.sign_in", detail=method)
+    actor = Actor.for_user(user, source)
+    if device is None:
+        if user.locked_until is not None:
+            audit.record(
+                actor,
+                "auth.lockout_lifted",
+                detail=f"signed in after {user.failed_sign_ins} failures",
+            )
+        user.failed_sign_ins = 0
+        user.locked_until = None
+    audit.record(actor, "auth.sign_in", detail=method + ("; known device" if device else ""))
+
+
+def remember_device(user: User, device_cookie: str | None, source: str | None) -> str:
+    """After a whole sign-in: a fresh device cookie for this browser (the value to set),
+    so it is let through this account's back-off next time (portal/auth/devices.py)."""
+    with use_case():
+        return devices.issue(user, device_cookie, utcnow(), source)
 
 
 def _totp_step_matching(secret: str, code: str, now_step: int) -> int | None:
@@ -193,22 +237,20 @@ def _normalise_code(code: str) -> str:
     return code.strip().replace(" ", "").replace("-", "").lower()
 
 
-def check_second_factor(user: User, code: str, source: str | None) -> bool:
+def check_second_factor(
+    user: User, code: str, source: str | None, device_cookie: str | None = None
+) -> bool:
     """A current TOTP code (each used once) or an unused recovery code.
 
     Both are consumed with a conditional UPDATE, so two requests racing with the same code
-    cannot both succeed. Wrong codes count as failures of the account (back-off applies).
+    cannot both succeed. Wrong codes count as failures of the account (back-off applies),
+    or of the browser when it is a known device (as for the password).
     """
     with use_case():
         db.session.refresh(user, with_for_update=True)
         now = utcnow()
-        if is_backing_off(user, now):
-            audit.record(
-                Actor.for_user(user, source),
-                "auth.sign_in_failed",
-                outcome="denied",
-                detail="account backing off",
-            )
+        device = devices.recognised_device(user, device_cookie, now)
+        if _backing_off(user, device, now, source):
             return False
         code = _normalise_code(code)
         ok = False
@@ -242,9 +284,9 @@ def check_second_factor(user: User, code: str, source: str | None) -> bool:
             )
             ok = consumed.rowcount == 1
         if not ok:
-            _register_failure(user, now, f"wrong second factor ({method})", source)
+            _register_failure(user, now, f"wrong second factor ({method})", source, device)
             return False
-        _record_sign_in(user, f"password + {method}", source)
+        _record_sign_in(user, f"password + {method}", source, device)
         return True
 
 

@@ -9,7 +9,7 @@ from flask import Response, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 
-from portal.auth import bp, services
+from portal.auth import bp, devices, services
 from portal.auth.forms import (
     AcknowledgeForm,
     ChangePasswordForm,
@@ -136,7 +136,7 @@ def _log_in(user: User) -> None:
 
 def _finish(user: User):
     _log_in(user)
-    return redirect(_next_url(user.id))
+    return _remember_device(redirect(_next_url(user.id)), user)
 
 
 def _next_url(user_id: int) -> str:
@@ -163,6 +163,17 @@ def hold_at_sign_in_gate():
     if is_htmx_request():
         return Response(status=401, headers={"HX-Redirect": target})
     return redirect(target)
+
+
+def _device_cookie() -> str | None:
+    return request.cookies.get(devices.cookie_name())
+
+
+def _remember_device(response: Response, user: User) -> Response:
+    """Give the browser that just signed in a fresh device cookie for this account."""
+    value = services.remember_device(user, _device_cookie(), request.remote_addr)
+    response.set_cookie(devices.cookie_name(), value, **devices.cookie_options())
+    return response
 
 
 @bp.before_app_request
@@ -206,7 +217,7 @@ def sign_in():
     form = SignInForm()
     if form.validate_on_submit():
         result = services.check_password(
-            form.username.data, form.password.data, request.remote_addr
+            form.username.data, form.password.data, request.remote_addr, _device_cookie()
         )
         if not result.ok:
             form.password.errors.append(SIGN_IN_FAILED)
@@ -235,7 +246,7 @@ def second_factor():
     active = recovery_form if using_recovery else form
     if active.validate_on_submit():
         field = recovery_form.recovery_code if using_recovery else form.code
-        if services.check_second_factor(user, field.data, request.remote_addr):
+        if services.check_second_factor(user, field.data, request.remote_addr, _device_cookie()):
             return _finish(user)
         field.errors.append(SECOND_FACTOR_FAILED)
         status = 401
@@ -282,10 +293,13 @@ def enrol_mfa():
                 next_url = url_for("auth.account")
             else:
                 services.complete_sign_in(
-                    user, "password + new TOTP enrolment", request.remote_addr
+                    user, "password + new TOTP enrolment", request.remote_addr, _device_cookie()
                 )
                 _log_in(user)
-                next_url = _next_url(user.id)
+                return _remember_device(
+                    render("auth/recovery_codes.html", codes=codes, next_url=_next_url(user.id)),
+                    user,
+                )
             return render("auth/recovery_codes.html", codes=codes, next_url=next_url)
     # segno's own SVG markup (no user input in it); inline, so it needs no image request.
     qr_svg = segno.make(services.provisioning_uri(user, secret), error="m").svg_inline(

@@ -7,7 +7,7 @@ from datetime import date
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -17,6 +17,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from portal.dates import DateField
 from portal.patients.identifiers import normalise_phone
 from portal.patients.models import PATIENT_STATUSES, SEX_AT_BIRTH
 
@@ -119,6 +120,8 @@ class DemographicsForm(FlaskForm):
         "Date of birth",
         validators=[InputRequired(message="Required.")],
         invalid_value_message=DATE_MESSAGE,
+        too_early_message="The date of birth cannot be before 1 Jan 1900.",
+        too_late_message="The date of birth cannot be in the future.",
         render_kw={"min": EARLIEST_BIRTH_DATE.isoformat()},
     )
     sex_at_birth = SelectField(
@@ -208,7 +211,12 @@ class StatusForm(FlaskForm):
     """
 
     status = SelectField("New status", choices=_choices(PATIENT_STATUSES))
-    deceased_date = DateField("Date of death", invalid_value_message=DATE_MESSAGE)
+    deceased_date = DateField(
+        "Date of death",
+        invalid_value_message=DATE_MESSAGE,
+        too_early_message="The date of death cannot be before the date of birth.",
+        too_late_message="The date of death cannot be in the future.",
+    )
     confirm_after_death = BooleanField(
         "Mark deceased on this date anyway: the records dated after it stay as they are"
     )

@@ -71,6 +71,7 @@ def fresh_database(test_database: TestDatabase, tmp_path: Path) -> str:
     if test_database.dialect == "sqlite":
         target = tmp_path / "portal.sqlite"
         shutil.copyfile(test_database.sqlite_template, target)
+        target.chmod(0o600)  # as the app creates its own (else each start-up warns about it)
         return f"sqlite:///{target}"
     engine = create_engine(test_database.url)
     with engine.begin() as connection:

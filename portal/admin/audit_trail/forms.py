@@ -4,12 +4,13 @@ the patient lookup (posted: a name or an MRN never goes into an address)."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
 from portal.audit.report import DEFAULT_SORT, SORT_COLUMNS
 from portal.audit.services import OUTCOMES
+from portal.dates import DateField
 from portal.ids import IdField
 
 

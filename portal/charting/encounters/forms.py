@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField, TimeField
+from wtforms import HiddenField, SelectField, StringField, TimeField
 from wtforms.validators import InputRequired, Length, Optional
 
 from portal.charting.models import ENCOUNTER_KINDS
+from portal.dates import DateField
 from portal.ids import optional_id
 
 CHOOSE_FROM_LIST = "Choose one from the list."

@@ -4,13 +4,14 @@ and the confirmation before one is marked entered in error."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField
+from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from portal.charting.entered_in_error.forms import entered_in_error_form
 from portal.charting.immunizations.services import ROUTES, SITES
 from portal.charting.models import IMMUNIZATION_SOURCES
+from portal.dates import DateField
 from portal.terminology.cvx import CVX_VACCINES
 
 

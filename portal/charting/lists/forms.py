@@ -10,7 +10,6 @@ from datetime import date
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    DateField,
     IntegerField,
     RadioField,
     SelectField,
@@ -34,6 +33,7 @@ from portal.charting.models import (
     RECONCILIATION_ACTIONS,
     SUBSTANCE_KINDS,
 )
+from portal.dates import DateField
 from portal.ids import required_id
 from portal.terminology.allergy_classes import find_class
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateTimeLocalField, SelectField, StringField, ValidationError
+from wtforms import BooleanField, SelectField, StringField, ValidationError
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
@@ -18,6 +18,7 @@ from portal.charting.entered_in_error.forms import entered_in_error_form
 from portal.charting.models import BP_POSITIONS
 from portal.charting.vitals.services import MEASURES_BY_NAME, InvalidNumber, parse_measurement
 from portal.clinic.clock import local_to_utc
+from portal.dates import DateTimeLocalField
 
 
 class MeasurementField(StringField):

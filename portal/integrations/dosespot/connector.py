@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from portal.dates import bounded
 from portal.integrations.base import (
     EPrescribingConnector,
     Field,
@@ -533,7 +534,7 @@ def _date_of(value: Any) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(str(value)[:10])
+        return bounded(date.fromisoformat(str(value)[:10]))
     except ValueError:
         return None
 

@@ -4,7 +4,7 @@ with a "Book" button (schedule.read; booking from it needs schedule.write)."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, request, url_for
 from wtforms.fields.choices import SelectChoice
@@ -12,6 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from portal.auth.permissions import require
 from portal.clinic.clock import clinic_today
 from portal.clinic.services import list_locations
+from portal.dates import parse_instant
 from portal.ids import parse_id
 from portal.patients.services import search_patients
 from portal.scheduling import bp
@@ -35,14 +36,11 @@ def _choices(rows, label=lambda row: row.name, blank: str | None = None) -> list
 
 def _page_after() -> tuple[datetime, int] | None:
     """Where a later page starts: after the (start, provider) of the last slot shown."""
-    try:
-        starts_at = datetime.fromisoformat(request.args.get("after", ""))
-    except ValueError:
-        return None
+    starts_at = parse_instant(request.args.get("after"))
     provider_id = parse_id(request.args.get("after_provider", ""))
-    if provider_id is None or not starts_at.tzinfo:
+    if provider_id is None or starts_at is None:
         return None
-    return starts_at.astimezone(UTC), provider_id
+    return starts_at, provider_id
 
 
 def _later_slots_url(slots) -> str:

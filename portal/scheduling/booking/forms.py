@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
     HiddenField,
     IntegerField,
     SelectField,
@@ -16,6 +15,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
 
+from portal.dates import DateField
 from portal.ids import IdField, optional_id
 
 DATE_MESSAGE = "Not a valid date: use the date picker or type e.g. 2030-03-04."
@@ -31,6 +31,14 @@ def _id_choice(label: str) -> SelectField:
     )
 
 
+# A booking day beyond the bounds of every date (portal/dates.py) gets the words the booking
+# service uses for a day out of its own, narrower, range.
+BOOKING_DAY_BOUNDS = {
+    "too_early_message": "That date is in the past.",
+    "too_late_message": "Appointments can be booked up to two years ahead.",
+}
+
+
 class BookingForm(FlaskForm):
     """The inline booking panel; also accepts ``starts_at`` (ISO, UTC) from find-a-slot."""
 
@@ -40,7 +48,7 @@ class BookingForm(FlaskForm):
     provider_id = _id_choice("Provider")
     location_id = _id_choice("Location")
     appointment_type_id = _id_choice("Type")
-    day = DateField("Date", validators=[Optional()], format="%Y-%m-%d")
+    day = DateField("Date", validators=[Optional()], format="%Y-%m-%d", **BOOKING_DAY_BOUNDS)
     start_time = TimeField("Start", validators=[Optional()], format="%H:%M")
     minutes = IntegerField(
         "Minutes",
@@ -69,7 +77,12 @@ class BookingForm(FlaskForm):
 class RescheduleForm(FlaskForm):
     version = HiddenField(validators=[InputRequired()])
     provider_id = _id_choice("Provider")
-    day = DateField("New date", validators=[InputRequired(DATE_MESSAGE)], format="%Y-%m-%d")
+    day = DateField(
+        "New date",
+        validators=[InputRequired(DATE_MESSAGE)],
+        format="%Y-%m-%d",
+        **BOOKING_DAY_BOUNDS,
+    )
     start_time = TimeField("New start", validators=[InputRequired(TIME_MESSAGE)], format="%H:%M")
     minutes = IntegerField(
         "Minutes",

@@ -9,7 +9,7 @@ forms answer 422, a taken time or a stale form 409, with everything typed kept.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, redirect, request, url_for
 
@@ -17,6 +17,7 @@ from portal.auth.models import User
 from portal.auth.permissions import require
 from portal.clinic.clock import clinic_today, clinic_zone, local_to_utc
 from portal.clinic.services import list_locations
+from portal.dates import parse_date, parse_instant
 from portal.extensions import db
 from portal.ids import parse_id
 from portal.patients.models import Patient
@@ -54,11 +55,8 @@ def _attach(form, error: Refused) -> None:
 
 
 def _parse_utc(text: str) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value.astimezone(UTC) if value.tzinfo else None
+    """An instant from a query string, bounded like every date from outside (portal/dates.py)."""
+    return parse_instant(text)
 
 
 def _int_or_none(value) -> int | None:
@@ -133,10 +131,7 @@ def new_booking():
         local = starts_at.astimezone(clinic_zone())
         form.day.data, form.start_time.data = local.date(), local.time()
     else:
-        try:
-            form.day.data = date.fromisoformat(request.args.get("day", ""))
-        except ValueError:
-            form.day.data = clinic_today()
+        form.day.data = parse_date(request.args.get("day")) or clinic_today()
     form.request_key.data = uuid.uuid4().hex
     return _booking_panel(form)
 

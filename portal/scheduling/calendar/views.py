@@ -15,6 +15,7 @@ from flask import Response, redirect, render_template, request, url_for
 
 from portal.auth.permissions import require
 from portal.clinic.clock import clinic_today, clinic_zone
+from portal.dates import parse_date
 from portal.ids import parse_id
 from portal.scheduling import bp
 from portal.scheduling.availability.services import working_intervals_between
@@ -37,10 +38,7 @@ _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 def _day_argument() -> date:
     """The ``day`` query argument, or today in the clinic (a bad value: today)."""
-    try:
-        return date.fromisoformat(request.args.get("day", ""))
-    except ValueError:
-        return clinic_today()
+    return parse_date(request.args.get("day")) or clinic_today()
 
 
 def _working_hours(provider_ids: list[int], first_day: date, last_day: date) -> dict:

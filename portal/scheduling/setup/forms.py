@@ -10,8 +10,6 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
-    DateTimeLocalField,
     IntegerField,
     SelectField,
     SelectMultipleField,
@@ -21,6 +19,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from portal.dates import DateField, DateTimeLocalField
 from portal.scheduling.forms import int_or_none
 from portal.scheduling.models import EXCEPTION_KINDS, MODALITIES, VISIT_KINDS
 
