@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, PasswordField, SelectMultipleField, StringField
+from wtforms import EmailField, PasswordField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -16,6 +16,7 @@ from wtforms.validators import (
 )
 
 from portal.auth.models import ROLE_LABELS, ROLE_NAMES
+from portal.dates import DateField
 
 ROLE_CHOICES = [SelectChoice(role, ROLE_LABELS[role]) for role in ROLE_NAMES]
 

@@ -118,7 +118,7 @@ def test_a_last_day_out_of_range_is_refused_beside_the_field(app, signed_in):
             {"full_name": "Jordan Lee", "roles": ["prescriber"], "employment_ends_on": typed},
         )
         assert response.status_code == 422, typed
-        assert "Type a date between" in field_error(response, "employment_ends_on")
+        assert "Enter a date on or" in field_error(response, "employment_ends_on")
     assert get_user(app, "drlee").employment_ends_on is None
     assert get_user(app, "drlee").is_enabled
 
