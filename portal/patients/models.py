@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Index, String
+from sqlalchemy import CheckConstraint, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
+from portal.patients.identifiers import name_sound
 from portal.timeutil import UTCDateTime, utcnow
 
 # Search keys compare byte-wise on PostgreSQL (collation "C"), so a prefix range
@@ -18,12 +19,38 @@ SEX_AT_BIRTH = {"female": "Female", "male": "Male", "unknown": "Unknown"}
 PATIENT_STATUSES = {"active": "Active", "inactive": "Inactive", "deceased": "Deceased"}
 
 
+def _sound_of(key_column: str):
+    """A default that derives a phonetic key from the row's name key, so every insert (the
+    registry's, the demo seed's bulk insert, tests' factories) stores a matching one."""
+
+    def default(context) -> str:
+        return name_sound(context.get_current_parameters().get(key_column) or "")
+
+    return default
+
+
 class Patient(db.Model):
     """A person the clinic cares for. Never deleted: marked inactive or deceased instead."""
 
     __tablename__ = "patients"
     __table_args__ = (
         Index("ix_patients_name_key", "family_key", "given_key", "birth_date"),
+        # "Rosalind" alone: the given name first, read in index order like the family name.
+        Index("ix_patients_given_key", "given_key", "family_key", "birth_date"),
+        # Near misses: phonetic keys (both databases) ...
+        Index("ix_patients_family_sound", "family_sound"),
+        Index("ix_patients_given_sound", "given_sound"),
+        # ... and trigram similarity (PostgreSQL's pg_trgm, one GIN index for both names).
+        # SQLite has no trigram index: there the same name is an empty partial index
+        # ("WHERE 0", costs nothing), so both databases keep one schema.
+        Index(
+            "ix_patients_names_trgm",
+            "family_key",
+            "given_key",
+            postgresql_using="gin",
+            postgresql_ops={"family_key": "gin_trgm_ops", "given_key": "gin_trgm_ops"},
+            sqlite_where=text("0"),
+        ),
         Index("ix_patients_birth_date", "birth_date"),
         Index("ix_patients_phone_mobile", "phone_mobile"),
         Index("ix_patients_phone_home", "phone_home"),
@@ -39,6 +66,14 @@ class Patient(db.Model):
     # Lower-case, accent-free copies of the names that search compares against.
     given_key: Mapped[str] = mapped_column(SearchKey)
     family_key: Mapped[str] = mapped_column(SearchKey)
+    # Phonetic keys of the name keys (identifiers.name_sound): near misses on SQLite, and
+    # short names on PostgreSQL, where "Li" and "Lee" share too few trigrams.
+    given_sound: Mapped[str] = mapped_column(
+        SearchKey, default=_sound_of("given_key"), server_default=""
+    )
+    family_sound: Mapped[str] = mapped_column(
+        SearchKey, default=_sound_of("family_key"), server_default=""
+    )
     birth_date: Mapped[date]
     sex_at_birth: Mapped[str] = mapped_column(String(16))
     gender_identity: Mapped[str | None] = mapped_column(String(100))

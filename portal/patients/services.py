@@ -13,13 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select, union
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
+from portal.clinic.services import clinic_reads_day_first
 from portal.extensions import db
-from portal.patients.identifiers import is_valid_mrn, new_mrn, normalise_phone, search_key
+from portal.patients.identifiers import (
+    is_valid_mrn,
+    name_sound,
+    new_mrn,
+    normalise_phone,
+    search_key,
+    trigram_similarity,
+)
 from portal.patients.models import PATIENT_STATUSES, Patient
 from portal.transaction import Refused, use_case
 
@@ -146,6 +154,8 @@ def _with_search_keys(values: dict) -> dict:
     values = dict(values)
     values["given_key"] = search_key(values["given_name"])
     values["family_key"] = search_key(values["family_name"])
+    values["given_sound"] = name_sound(values["given_key"])
+    values["family_sound"] = name_sound(values["family_key"])
     return values
 
 
@@ -374,24 +384,56 @@ def change_status(
 
 # ---------------------------------------------------------------------------------------
 # Search
+#
+# A name is looked for the way people type it: "Quibbleworth, Rosalind", "Rosalind
+# Quibbleworth", "rosalind" alone, with or without a date of birth, or misspelt. Each reading
+# of the words (given then family, family then given, one name alone) is an index range read
+# in index order and cut at 20, so a common prefix costs the same at a million patients as
+# at a thousand. The tiers run in rank order until 20 patients are found:
+#   1. exact: the typed words are the whole name (given + family, either order; or one name);
+#   2. prefix: the typed words begin the names;
+#   3. near misses: trigram similarity (PostgreSQL's pg_trgm) or the same phonetic key
+#      (both databases), best first.
+# A query that already lists 20 exact or prefix matches never reaches the near misses.
+
+# Words beyond this many are read as one name (a long query is rarely a name to be split).
+MAX_NAME_WORDS = 4
+# Near misses need a few letters to mean anything ("jo" sounds like half the registry).
+MIN_FUZZY_WORD = 3
+# SQLite ranks near misses in Python: it reads at most this many candidates to rank.
+FUZZY_CANDIDATES = 200
+# Only names are searched for near misses: "under%" or "x' OR '1'='1" are not misspelt names.
+_NAME_CHARACTERS = re.compile(r"^[^\W\d_]+(?:['\u2019.\-][^\W\d_]*)*$")
 
 
 @dataclass
 class SearchQuery:
     """What a typed query means: its kind and the value(s) to compare."""
 
-    kind: str  # empty, too_short, too_long, mrn, phone, birth_date, family_given, family
+    # empty, too_short, too_long, mrn, phone, birth_date, name (words in any order),
+    # family_given ("family, given")
+    kind: str
     mrn: str | None = None
     phone: str | None = None
     birth_date: date | None = None
     family_prefix: str | None = None
     given_prefix: str | None = None
+    words: tuple[str, ...] = ()  # the name's words as search keys, in the order typed
+
+    @property
+    def audit_kind(self) -> str:
+        """The kind as the audit trail records it (never the text)."""
+        if self.birth_date is not None and self.kind in ("name", "family_given"):
+            return f"{self.kind}+birth_date"
+        return self.kind
 
 
 @dataclass
 class SearchOutcome:
     query: SearchQuery
     patients: list[Patient] = field(default_factory=list)
+    # Ids of the listed patients found by a near miss, not by what was typed.
+    near_miss_ids: set[int] = field(default_factory=set)
 
     @property
     def kind(self) -> str:
@@ -400,20 +442,25 @@ class SearchOutcome:
 
 _PHONE_CHARACTERS = re.compile(r"^\+?[\d\s().\-]+$")
 _PHONE_SEPARATORS = re.compile(r"[+().\-]")
-_DATE_FORMATS = (
-    "%Y-%m-%d",  # 1980-02-03
-    "%m/%d/%Y",  # 02/03/1980 (US: month first)
+_WORDED_DATE_FORMATS = (
     "%d %b %Y",  # 3 Feb 1980
     "%d %B %Y",  # 3 February 1980
     "%b %d %Y",  # Feb 3 1980
     "%B %d %Y",  # February 3 1980
 )
+_MONTH_FIRST_FORMATS = ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y")  # 02/03/1980 is 3 February
+_DAY_FIRST_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")  # 02/03/1980 is 2 March
 
 
-def parse_birth_date(text: str) -> date | None:
-    """A date typed in one of the common formats, or None."""
+def parse_birth_date(text: str, *, day_first: bool = False) -> date | None:
+    """A date typed in one of the common formats, or None.
+
+    ISO (1980-02-03) and dates with the month's name read the same everywhere; numbers only
+    (02/03/1980) are read in the clinic's order: month first (US) unless ``day_first``.
+    """
     cleaned = " ".join(text.replace(",", " ").split())
-    for pattern in _DATE_FORMATS:
+    numeric = _DAY_FIRST_FORMATS if day_first else _MONTH_FIRST_FORMATS
+    for pattern in ("%Y-%m-%d", *numeric, *_WORDED_DATE_FORMATS):
         try:
             return datetime.strptime(cleaned, pattern).date()
         except ValueError:
@@ -421,8 +468,25 @@ def parse_birth_date(text: str) -> date | None:
     return None
 
 
-def classify_query(text: str, region: str) -> SearchQuery:
-    """Decide what the user typed: an MRN, a phone, a date of birth, or a name."""
+def _split_off_birth_date(text: str, day_first: bool) -> tuple[str, date | None]:
+    """A name typed with a date of birth before or after it: ("Rosalind", 1980-02-03)."""
+    tokens = text.split()
+    for count in (3, 1):  # "3 Feb 1980" / "Feb 3, 1980", or "03/02/1980" / "1980-02-03"
+        if len(tokens) <= count:
+            continue
+        for date_part, rest in (
+            (tokens[-count:], tokens[:-count]),
+            (tokens[:count], tokens[count:]),
+        ):
+            found = parse_birth_date(" ".join(date_part), day_first=day_first)
+            if found is not None:
+                return " ".join(rest).strip(" ,"), found
+    return text, None
+
+
+def classify_query(text: str, region: str, *, day_first: bool = False) -> SearchQuery:
+    """Decide what the user typed: an MRN, a phone, a date of birth, or a name (with or
+    without a date of birth)."""
     text = " ".join(text.split())
     if not text:
         return SearchQuery("empty")
@@ -432,7 +496,7 @@ def classify_query(text: str, region: str) -> SearchQuery:
         return SearchQuery("too_long")
     if is_valid_mrn(text):
         return SearchQuery("mrn", mrn=text)
-    birth_date = parse_birth_date(text)
+    birth_date = parse_birth_date(text, day_first=day_first)
     if birth_date is not None:
         return SearchQuery("birth_date", birth_date=birth_date)
     if _PHONE_CHARACTERS.match(text):
@@ -441,15 +505,39 @@ def classify_query(text: str, region: str) -> SearchQuery:
             number = normalise_phone(text, region)
             if number is not None:
                 return SearchQuery("phone", phone=number)
-    if "," in text:
-        family, _, given = text.partition(",")
+    name, birth_date = _split_off_birth_date(text, day_first)
+    if "," in name:
+        family, _, given = name.partition(",")
         family_key, given_key = search_key(family), search_key(given)
-        if family_key and given_key:
-            return SearchQuery("family_given", family_prefix=family_key, given_prefix=given_key)
-        if family_key:
-            return SearchQuery("family", family_prefix=family_key)
+        if not family_key:
+            return SearchQuery("too_short")
+        return SearchQuery(
+            "family_given",
+            family_prefix=family_key,
+            given_prefix=given_key or None,
+            birth_date=birth_date,
+            words=tuple((family_key + " " + given_key).split()),
+        )
+    key = search_key(name)
+    if not key:
         return SearchQuery("too_short")
-    return SearchQuery("family", family_prefix=search_key(text))
+    return SearchQuery("name", birth_date=birth_date, words=tuple(key.split()))
+
+
+def _readings(query: SearchQuery) -> list[tuple[str | None, str | None]]:
+    """(family, given) readings of the typed words, most likely first; None: not typed."""
+    if query.kind == "family_given":
+        return [(query.family_prefix, query.given_prefix)]
+    words = query.words
+    whole = " ".join(words)
+    readings: list[tuple[str | None, str | None]] = []
+    if 1 < len(words) <= MAX_NAME_WORDS:
+        for cut in range(1, len(words)):  # "Rosalind Quibbleworth": given, then family
+            readings.append((" ".join(words[cut:]), " ".join(words[:cut])))
+        for cut in range(1, len(words)):  # "Quibbleworth Rosalind": family, then given
+            readings.append((" ".join(words[:cut]), " ".join(words[cut:])))
+    readings += [(whole, None), (None, whole)]  # "van der Berg", "Mary Ann", "Rosalind"
+    return readings
 
 
 def _prefix_range(column, prefix: str):
@@ -463,8 +551,96 @@ def _prefix_range(column, prefix: str):
     return condition & (column < upper) if upper is not None else condition
 
 
-def search_statement(query: SearchQuery):
-    """The SELECT for a classified query: each kind is served by an index."""
+def _name_statement(family: str | None, given: str | None, *, exact: bool, birth_date):
+    """One reading in one tier, read in the order of the index it uses."""
+    match = (lambda column, value: column == value) if exact else _prefix_range
+    if family is not None:
+        statement = select(Patient).where(match(Patient.family_key, family))
+        if given:
+            statement = statement.where(match(Patient.given_key, given))
+        order = (Patient.family_key, Patient.given_key, Patient.birth_date)
+    else:
+        statement = select(Patient).where(match(Patient.given_key, given))
+        order = (Patient.given_key, Patient.family_key, Patient.birth_date)
+    if birth_date is not None:
+        statement = statement.where(Patient.birth_date == birth_date)
+    return statement.order_by(*order).limit(SEARCH_LIMIT)
+
+
+def _fuzzy_words(query: SearchQuery) -> list[str]:
+    """The words to look for near misses of, or [] when the query is not a plain name."""
+    if not any(len(word) >= MIN_FUZZY_WORD for word in query.words):
+        return []
+    if not all(_NAME_CHARACTERS.match(word) for word in query.words):
+        return []
+    return list(query.words)
+
+
+def _fuzzy_statement(query: SearchQuery, dialect: str):
+    """Near misses of every word (in either name); PostgreSQL ranks them, SQLite's
+    candidates are ranked by ``_rank_near_misses``."""
+    words = _fuzzy_words(query)
+    conditions, score = [], []
+    for word in words:
+        if len(word) < MIN_FUZZY_WORD:  # "jo" in "jo smiht": a prefix of either name
+            conditions.append(
+                or_(_prefix_range(Patient.family_key, word), _prefix_range(Patient.given_key, word))
+            )
+            continue
+        alike = []
+        sound = name_sound(word)
+        if sound:
+            alike += [Patient.family_sound == sound, Patient.given_sound == sound]
+        if dialect == "postgresql":
+            # "%" is pg_trgm's similarity operator (>= pg_trgm.similarity_threshold, 0.3),
+            # served by the GIN index.
+            alike += [Patient.family_key.op("%")(word), Patient.given_key.op("%")(word)]
+            score.append(
+                func.greatest(
+                    func.similarity(Patient.family_key, word),
+                    func.similarity(Patient.given_key, word),
+                )
+            )
+        conditions.append(or_(*alike))
+    if query.birth_date is not None:
+        conditions.append(Patient.birth_date == query.birth_date)
+    order = (Patient.family_key, Patient.given_key, Patient.birth_date)
+    if dialect != "postgresql":
+        columns = (Patient.id, Patient.family_key, Patient.given_key, Patient.birth_date)
+        return select(*columns).where(and_(*conditions)).order_by(*order).limit(FUZZY_CANDIDATES)
+    total = score[0]
+    for term in score[1:]:
+        total = total + term
+    statement = select(Patient).where(and_(*conditions)).order_by(total.desc(), *order)
+    return statement.limit(SEARCH_LIMIT)
+
+
+@dataclass
+class SearchStep:
+    """One statement of a search, in rank order; ``near_miss``: its rows are near misses
+    (on SQLite, candidate rows to rank, not patients)."""
+
+    statement: object
+    near_miss: bool = False
+
+
+def search_statements(query: SearchQuery, dialect: str) -> list[SearchStep]:
+    """The statements a classified query runs, in rank order (each served by an index)."""
+    if query.kind not in ("name", "family_given"):
+        return [SearchStep(_lookup_statement(query))]
+    readings = _readings(query)
+    steps = [
+        SearchStep(_name_statement(family, given, exact=exact, birth_date=query.birth_date))
+        for exact in (True, False)
+        for family, given in readings
+    ]
+    if _fuzzy_words(query):
+        steps.append(SearchStep(_fuzzy_statement(query, dialect), near_miss=True))
+    return steps
+
+
+def _lookup_statement(query: SearchQuery):
+    """The SELECT of an MRN, a phone or a date of birth: each kind is served by an index."""
     statement = select(Patient)
     if query.kind == "mrn":
         statement = statement.where(Patient.mrn == query.mrn)
@@ -475,34 +651,70 @@ def search_statement(query: SearchQuery):
             *(select(Patient.id).where(getattr(Patient, c) == query.phone) for c in PHONE_COLUMNS)
         )
         statement = statement.where(Patient.id.in_(matching_ids))
-    elif query.kind == "birth_date":
-        statement = statement.where(Patient.birth_date == query.birth_date)
     else:
-        statement = statement.where(_prefix_range(Patient.family_key, query.family_prefix))
-        if query.given_prefix:
-            statement = statement.where(_prefix_range(Patient.given_key, query.given_prefix))
+        statement = statement.where(Patient.birth_date == query.birth_date)
     # Exactly the index's columns, so both databases read rows in index order and stop at 20.
     statement = statement.order_by(Patient.family_key, Patient.given_key, Patient.birth_date)
-    statement = statement.limit(SEARCH_LIMIT)
-    return statement
+    return statement.limit(SEARCH_LIMIT)
+
+
+def _rank_near_misses(query: SearchQuery, candidates) -> list[int]:
+    """SQLite's near-miss candidates, most alike first (pg_trgm's measure, in Python)."""
+    words = [word for word in query.words if len(word) >= MIN_FUZZY_WORD]
+
+    def likeness(row) -> float:
+        return sum(
+            max(trigram_similarity(row.family_key, w), trigram_similarity(row.given_key, w))
+            for w in words
+        )
+
+    ranked = sorted(
+        candidates, key=lambda r: (-likeness(r), r.family_key, r.given_key, r.birth_date)
+    )
+    return [row.id for row in ranked]
+
+
+def _run_search(query: SearchQuery) -> tuple[list[Patient], set[int]]:
+    """Run the steps until 20 patients are found; returns them and the near misses' ids."""
+    dialect = db.session.get_bind().dialect.name
+    found: dict[int, Patient] = {}
+    near_misses: set[int] = set()
+    for step in search_statements(query, dialect):
+        if len(found) >= SEARCH_LIMIT:
+            break
+        if step.near_miss and dialect != "postgresql":
+            ids = _rank_near_misses(query, db.session.execute(step.statement).all())
+            ids = [i for i in ids if i not in found][: SEARCH_LIMIT - len(found)]
+            rows = db.session.scalars(select(Patient).where(Patient.id.in_(ids))) if ids else []
+            by_id = {patient.id: patient for patient in rows}
+            patients = [by_id[i] for i in ids if i in by_id]
+        else:
+            patients = list(db.session.scalars(step.statement))
+        for patient in patients:
+            if patient.id not in found and len(found) < SEARCH_LIMIT:
+                found[patient.id] = patient
+                if step.near_miss:
+                    near_misses.add(patient.id)
+    return list(found.values()), near_misses
 
 
 def search_patients(actor, text: str, region: str) -> SearchOutcome:
-    """Find patients by MRN, phone, date of birth or name prefix (at most 20).
+    """Find patients by MRN, phone, date of birth or name (at most 20, best first).
 
-    A search that lists anyone is audited once, with the count and the query's kind only:
-    the query text itself may be patient data and never leaves this function.
+    Numeric dates are read in the clinic's date order. A search that lists anyone is audited
+    once, with the count and the query's kind only: the query text itself may be patient
+    data and never leaves this function.
     """
-    query = classify_query(text, region)
+    query = classify_query(text, region, day_first=clinic_reads_day_first())
     if query.kind in ("empty", "too_short", "too_long"):
         return SearchOutcome(query)
     with use_case():
-        patients = list(db.session.scalars(search_statement(query)))
+        patients, near_misses = _run_search(query)
         if patients:
             audit.record(
                 actor,
                 "patient.search",
                 category=CATEGORY,
-                detail=f"results={len(patients)} kind={query.kind}",
+                detail=f"results={len(patients)} kind={query.audit_kind}",
             )
-    return SearchOutcome(query, patients)
+    return SearchOutcome(query, patients, near_misses)
