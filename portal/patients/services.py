@@ -270,7 +270,7 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
         for name, value in values.items():
             if getattr(patient, name) != value:
                 setattr(patient, name, value)
-                if not name.endswith("_key"):
+                if not name.endswith(("_key", "_sound")):  # derived, not typed
                     changed.append(name)
         audit.record(
             actor,
@@ -604,10 +604,12 @@ def _fuzzy_statement(query: SearchQuery, dialect: str):
         conditions.append(or_(*alike))
     if query.birth_date is not None:
         conditions.append(Patient.birth_date == query.birth_date)
-    order = (Patient.family_key, Patient.given_key, Patient.birth_date)
     if dialect != "postgresql":
+        # No ORDER BY: ordering would tempt SQLite to walk the whole name index in that order
+        # instead of the two phonetic indexes; the candidates are ranked in Python.
         columns = (Patient.id, Patient.family_key, Patient.given_key, Patient.birth_date)
-        return select(*columns).where(and_(*conditions)).order_by(*order).limit(FUZZY_CANDIDATES)
+        return select(*columns).where(and_(*conditions)).limit(FUZZY_CANDIDATES)
+    order = (Patient.family_key, Patient.given_key, Patient.birth_date)
     total = score[0]
     for term in score[1:]:
         total = total + term
