@@ -400,6 +400,10 @@ def change_status(
 MAX_NAME_WORDS = 4
 # Near misses need a few letters to mean anything ("jo" sounds like half the registry).
 MIN_FUZZY_WORD = 3
+# How alike (pg_trgm's similarity, 0 to 1) a near miss must be: one letter off in a name
+# of eight ("Rosalnd", 0.55) passes, a shared first syllable does not. Shorter names with
+# a typo ("Smiht", 0.33) are found by their phonetic key instead.
+NEAR_MISS_SIMILARITY = 0.45
 # SQLite ranks near misses in Python: it reads at most this many candidates to rank.
 FUZZY_CANDIDATES = 200
 # Only names are searched for near misses: "under%" or "x' OR '1'='1" are not misspelt names.
@@ -592,15 +596,15 @@ def _fuzzy_statement(query: SearchQuery, dialect: str):
         if sound:
             alike += [Patient.family_sound == sound, Patient.given_sound == sound]
         if dialect == "postgresql":
-            # "%" is pg_trgm's similarity operator (>= pg_trgm.similarity_threshold, 0.3),
-            # served by the GIN index.
-            alike += [Patient.family_key.op("%")(word), Patient.given_key.op("%")(word)]
-            score.append(
-                func.greatest(
-                    func.similarity(Patient.family_key, word),
-                    func.similarity(Patient.given_key, word),
-                )
+            likeness = func.greatest(
+                func.similarity(Patient.family_key, word), func.similarity(Patient.given_key, word)
             )
+            # "%" is pg_trgm's similarity operator (at least pg_trgm.similarity_threshold, 0.3),
+            # the one the GIN index serves; the stricter bound then drops the rows it lets
+            # through that only share a first syllable ("Munoz" and "Munro": 0.33).
+            trigram = or_(Patient.family_key.op("%")(word), Patient.given_key.op("%")(word))
+            alike.append(and_(trigram, likeness >= NEAR_MISS_SIMILARITY))
+            score.append(likeness)
         conditions.append(or_(*alike))
     if query.birth_date is not None:
         conditions.append(Patient.birth_date == query.birth_date)

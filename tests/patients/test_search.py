@@ -219,13 +219,15 @@ def _plans(typed: str) -> list[str]:
     dialect = db.engine.dialect.name
     plans = []
     for step in services.search_statements(services.classify_query(typed, "US"), dialect):
-        compiled = step.statement.compile(db.engine, compile_kwargs={"literal_binds": True})
         if dialect == "sqlite":
+            compiled = step.statement.compile(db.engine, compile_kwargs={"literal_binds": True})
             plan = db.session.execute(db.text(f"EXPLAIN QUERY PLAN {compiled}")).all()
             plans.append("\n".join(str(row[-1]) for row in plan))
         else:
+            # Bound parameters, not literals: pg_trgm's "%" operator would be escaped twice.
+            compiled = step.statement.compile(db.engine)
             db.session.execute(db.text("SET LOCAL enable_seqscan = off"))
-            plan = db.session.execute(db.text(f"EXPLAIN {compiled}")).all()
+            plan = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
             plans.append("\n".join(row[0] for row in plan))
     return plans
 
