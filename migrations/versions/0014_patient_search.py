@@ -1,5 +1,6 @@
-"""Patient search the way people type: given-name lookups, phonetic keys, pg_trgm, and the
-clinic's date order.
+"""Patient search the way people type: a given-name index, the registry's distinct names
+with their phonetic keys (and pg_trgm's trigram index on PostgreSQL) for near misses, and
+the clinic's date order.
 
 Revision ID: 0014
 Revises: 0011
@@ -19,40 +20,18 @@ branch_labels = None
 depends_on = None
 
 SEARCH_KEY = sa.String(length=200).with_variant(sa.String(length=200, collation='C'), 'postgresql')
-BATCH = 5000
 
 
-def _fill_sound_keys(connection):
-    """Phonetic keys of the patients already registered, in batches (a real registry may be
-    large; one statement per row would hold the whole table in memory)."""
-    patients = sa.table(
-        'patients',
-        sa.column('id', sa.Integer),
-        sa.column('given_key', sa.String),
-        sa.column('family_key', sa.String),
-        sa.column('given_sound', sa.String),
-        sa.column('family_sound', sa.String),
-    )
-    last = 0
-    while True:
-        rows = connection.execute(
-            sa.select(patients.c.id, patients.c.given_key, patients.c.family_key)
-            .where(patients.c.id > last)
-            .order_by(patients.c.id)
-            .limit(BATCH)
-        ).all()
-        if not rows:
-            return
-        connection.execute(
-            patients.update()
-            .where(patients.c.id == sa.bindparam('row_id'))
-            .values(given_sound=sa.bindparam('given'), family_sound=sa.bindparam('family')),
-            [
-                {'row_id': row.id, 'given': name_sound(row.given_key), 'family': name_sound(row.family_key)}
-                for row in rows
-            ],
-        )
-        last = rows[-1].id
+def _fill_patient_names(connection):
+    """The distinct name keys of the patients already registered, with their phonetic keys
+    (computed here: the same function the app uses for new names)."""
+    keys = set()
+    for column in ('family_key', 'given_key'):
+        keys.update(connection.execute(sa.text(f'SELECT DISTINCT {column} FROM patients')).scalars())
+    rows = [{'key': key, 'sound': name_sound(key)} for key in sorted(keys) if key]
+    names = sa.table('patient_names', sa.column('key', sa.String), sa.column('sound', sa.String))
+    for start in range(0, len(rows), 5000):
+        connection.execute(names.insert(), rows[start:start + 5000])
 
 
 def upgrade():
@@ -62,41 +41,45 @@ def upgrade():
         # where the role may not, an administrator runs this once beforehand.
         op.execute('CREATE EXTENSION IF NOT EXISTS pg_trgm')
     with op.batch_alter_table('clinics', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('date_order', sa.String(length=3), server_default='mdy', nullable=False))
+        batch_op.add_column(
+            sa.Column('date_order', sa.String(length=3), server_default='mdy', nullable=False)
+        )
     with op.batch_alter_table('patients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('given_sound', SEARCH_KEY, server_default='', nullable=False))
-        batch_op.add_column(sa.Column('family_sound', SEARCH_KEY, server_default='', nullable=False))
-    _fill_sound_keys(op.get_bind())
-    with op.batch_alter_table('patients', schema=None) as batch_op:
-        batch_op.create_index('ix_patients_given_key', ['given_key', 'family_key', 'birth_date'], unique=False)
-        batch_op.create_index('ix_patients_family_sound', ['family_sound'], unique=False)
-        batch_op.create_index('ix_patients_given_sound', ['given_sound'], unique=False)
+        batch_op.create_index(
+            'ix_patients_given_key', ['given_key', 'family_key', 'birth_date'], unique=False
+        )
+    op.create_table(
+        'patient_names',
+        sa.Column('key', SEARCH_KEY, nullable=False),
+        sa.Column('sound', SEARCH_KEY, nullable=False),
+        sa.PrimaryKeyConstraint('key', name=op.f('pk_patient_names')),
+    )
+    op.create_index('ix_patient_names_sound', 'patient_names', ['sound'], unique=False)
     if postgres:
         op.create_index(
-            'ix_patients_names_trgm',
-            'patients',
-            ['family_key', 'given_key'],
+            'ix_patient_names_trgm',
+            'patient_names',
+            ['key'],
             unique=False,
             postgresql_using='gin',
-            postgresql_ops={'family_key': 'gin_trgm_ops', 'given_key': 'gin_trgm_ops'},
+            postgresql_ops={'key': 'gin_trgm_ops'},
         )
     else:
         # SQLite has no trigram index; an empty partial index of the same name keeps the
         # schema one (the models declare it for both).
         op.create_index(
-            'ix_patients_names_trgm', 'patients', ['family_key', 'given_key'], unique=False,
+            'ix_patient_names_trgm', 'patient_names', ['key'], unique=False,
             sqlite_where=sa.text('0'),
         )
+    _fill_patient_names(op.get_bind())
 
 
 def downgrade():
-    op.drop_index('ix_patients_names_trgm', table_name='patients')
+    op.drop_index('ix_patient_names_trgm', table_name='patient_names')
+    op.drop_index('ix_patient_names_sound', table_name='patient_names')
+    op.drop_table('patient_names')
     with op.batch_alter_table('patients', schema=None) as batch_op:
-        batch_op.drop_index('ix_patients_given_sound')
-        batch_op.drop_index('ix_patients_family_sound')
         batch_op.drop_index('ix_patients_given_key')
-        batch_op.drop_column('family_sound')
-        batch_op.drop_column('given_sound')
     with op.batch_alter_table('clinics', schema=None) as batch_op:
         batch_op.drop_column('date_order')
     # The extension stays: other databases' objects may use it, and it holds no data.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy import or_, select, union
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import NotFound
 
@@ -28,7 +28,7 @@ from portal.patients.identifiers import (
     search_key,
     trigram_similarity,
 )
-from portal.patients.models import PATIENT_STATUSES, Patient
+from portal.patients.models import PATIENT_STATUSES, Patient, PatientName
 from portal.transaction import Refused, use_case
 
 CATEGORY = "demographics"
@@ -154,8 +154,6 @@ def _with_search_keys(values: dict) -> dict:
     values = dict(values)
     values["given_key"] = search_key(values["given_name"])
     values["family_key"] = search_key(values["family_name"])
-    values["given_sound"] = name_sound(values["given_key"])
-    values["family_sound"] = name_sound(values["family_key"])
     return values
 
 
@@ -270,7 +268,7 @@ def update_demographics(actor, patient_id: int, demographics: dict) -> list[str]
         for name, value in values.items():
             if getattr(patient, name) != value:
                 setattr(patient, name, value)
-                if not name.endswith(("_key", "_sound")):  # derived, not typed
+                if not name.endswith("_key"):
                     changed.append(name)
         audit.record(
             actor,
@@ -392,8 +390,9 @@ def change_status(
 # at a thousand. The tiers run in rank order until 20 patients are found:
 #   1. exact: the typed words are the whole name (given + family, either order; or one name);
 #   2. prefix: the typed words begin the names;
-#   3. near misses: trigram similarity (PostgreSQL's pg_trgm) or the same phonetic key
-#      (both databases), best first.
+#   3. near misses: the registry's distinct names (patient_names) that sound the same (both
+#      databases) or are trigram-similar (PostgreSQL's pg_trgm), then their patients by
+#      exact key, most alike first.
 # A query that already lists 20 exact or prefix matches never reaches the near misses.
 
 # Words beyond this many are read as one name (a long query is rarely a name to be split).
@@ -404,8 +403,9 @@ MIN_FUZZY_WORD = 3
 # of eight ("Rosalnd", 0.55) passes, a shared first syllable does not. Shorter names with
 # a typo ("Smiht", 0.33) are found by their phonetic key instead.
 NEAR_MISS_SIMILARITY = 0.45
-# SQLite ranks near misses in Python: it reads at most this many candidates to rank.
-FUZZY_CANDIDATES = 200
+# Name keys read per typed word to choose near misses from, and the most alike kept.
+NEAR_KEY_CANDIDATES = 200
+NEAR_KEYS = 10
 # Only names are searched for near misses: "under%" or "x' OR '1'='1" are not misspelt names.
 _NAME_CHARACTERS = re.compile(r"^[^\W\d_]+(?:['\u2019.\-][^\W\d_]*)*$")
 
@@ -571,78 +571,122 @@ def _name_statement(family: str | None, given: str | None, *, exact: bool, birth
     return statement.order_by(*order).limit(SEARCH_LIMIT)
 
 
-def _fuzzy_words(query: SearchQuery) -> list[str]:
-    """The words to look for near misses of, or [] when the query is not a plain name."""
-    if not any(len(word) >= MIN_FUZZY_WORD for word in query.words):
+def _near_miss_readings(query: SearchQuery) -> list[tuple[str | None, str | None]]:
+    """(family, given) readings to look for near misses of; [] when the query is not a
+    plain name (digits, "%", "_" are not misspellings). A part of at least MIN_FUZZY_WORD
+    letters is matched as a near miss, a shorter one as a prefix ("jo smiht")."""
+    if not query.words or not all(_NAME_CHARACTERS.match(word) for word in query.words):
         return []
-    if not all(_NAME_CHARACTERS.match(word) for word in query.words):
-        return []
-    return list(query.words)
+    if query.kind == "family_given":
+        readings = [(query.family_prefix, query.given_prefix)]
+    elif len(query.words) == 2:
+        first, second = query.words
+        readings = [(second, first), (first, second)]  # given first, as the name is said
+    else:
+        whole = " ".join(query.words)
+        readings = [(whole, None), (None, whole)]
+    return [
+        (family, given)
+        for family, given in readings
+        if any(part and len(part) >= MIN_FUZZY_WORD for part in (family, given))
+    ]
 
 
-def _fuzzy_statement(query: SearchQuery, dialect: str):
-    """Near misses of every word (in either name); PostgreSQL ranks them, SQLite's
-    candidates are ranked by ``_rank_near_misses``."""
-    words = _fuzzy_words(query)
-    conditions, score = [], []
-    for word in words:
-        if len(word) < MIN_FUZZY_WORD:  # "jo" in "jo smiht": a prefix of either name
-            conditions.append(
-                or_(_prefix_range(Patient.family_key, word), _prefix_range(Patient.given_key, word))
+def near_keys_statement(term: str, dialect: str):
+    """Name keys that may be near misses of ``term``: the same phonetic key (both
+    databases) or, on PostgreSQL, trigram-similar (pg_trgm's "%", served by the GIN index).
+    Read from ``patient_names`` (a few thousand words), never from the patients."""
+    alike = []
+    sound = name_sound(term)
+    if sound:
+        alike.append(PatientName.sound == sound)
+    if dialect == "postgresql":
+        alike.append(PatientName.key.op("%")(term))
+    if not alike:
+        return None
+    return select(PatientName.key).where(or_(*alike)).limit(NEAR_KEY_CANDIDATES)
+
+
+def best_near_keys(term: str, keys) -> list[str]:
+    """The candidates most alike ``term`` first: those that sound the same or are at least
+    NEAR_MISS_SIMILARITY alike (pg_trgm's measure, computed here for both databases)."""
+    sound = name_sound(term)
+    scored = []
+    for key in keys:
+        likeness = trigram_similarity(term, key)
+        if likeness >= NEAR_MISS_SIMILARITY or (sound and name_sound(key) == sound):
+            scored.append((-likeness, key))
+    return [key for _, key in sorted(scored)[:NEAR_KEYS]]
+
+
+def _near_miss_statements(query: SearchQuery, keys_of) -> list:
+    """The SELECTs of patients whose names are near misses, given ``keys_of(term)`` (the
+    best near keys of a term): by key, most alike first, when one name was typed; one
+    statement per reading when two were (the key lists are short: index seeks)."""
+    statements = []
+
+    def condition(column, part):
+        if len(part) < MIN_FUZZY_WORD:
+            return _prefix_range(column, part)
+        keys = keys_of(part)
+        return column.in_(keys) if keys else None
+
+    for family, given in _near_miss_readings(query):
+        if family and given:
+            conditions = [
+                condition(Patient.family_key, family),
+                condition(Patient.given_key, given),
+            ]
+            if any(c is None for c in conditions):
+                continue
+            statement = select(Patient).where(*conditions)
+            order = (Patient.family_key, Patient.given_key, Patient.birth_date)
+            candidates = [(statement, order)]
+        else:
+            column, other = (
+                (Patient.family_key, Patient.given_key)
+                if family
+                else (Patient.given_key, Patient.family_key)
             )
-            continue
-        alike = []
-        sound = name_sound(word)
-        if sound:
-            alike += [Patient.family_sound == sound, Patient.given_sound == sound]
-        if dialect == "postgresql":
-            likeness = func.greatest(
-                func.similarity(Patient.family_key, word), func.similarity(Patient.given_key, word)
-            )
-            # "%" is pg_trgm's similarity operator (at least pg_trgm.similarity_threshold, 0.3),
-            # the one the GIN index serves; the stricter bound then drops the rows it lets
-            # through that only share a first syllable ("Munoz" and "Munro": 0.33).
-            trigram = or_(Patient.family_key.op("%")(word), Patient.given_key.op("%")(word))
-            alike.append(and_(trigram, likeness >= NEAR_MISS_SIMILARITY))
-            score.append(likeness)
-        conditions.append(or_(*alike))
-    if query.birth_date is not None:
-        conditions.append(Patient.birth_date == query.birth_date)
-    if dialect != "postgresql":
-        # No ORDER BY: ordering would tempt SQLite to walk the whole name index in that order
-        # instead of the two phonetic indexes; the candidates are ranked in Python.
-        columns = (Patient.id, Patient.family_key, Patient.given_key, Patient.birth_date)
-        return select(*columns).where(and_(*conditions)).limit(FUZZY_CANDIDATES)
-    order = (Patient.family_key, Patient.given_key, Patient.birth_date)
-    total = score[0]
-    for term in score[1:]:
-        total = total + term
-    statement = select(Patient).where(and_(*conditions)).order_by(total.desc(), *order)
-    return statement.limit(SEARCH_LIMIT)
+            term = family or given
+            candidates = [
+                (select(Patient).where(column == key), (column, other, Patient.birth_date))
+                for key in keys_of(term)
+                if key != term  # the exact tier has read it already
+            ]
+        for statement, order in candidates:
+            if query.birth_date is not None:
+                statement = statement.where(Patient.birth_date == query.birth_date)
+            statements.append(statement.order_by(*order).limit(SEARCH_LIMIT))
+    return statements
 
 
-@dataclass
-class SearchStep:
-    """One statement of a search, in rank order; ``near_miss``: its rows are near misses
-    (on SQLite, candidate rows to rank, not patients)."""
-
-    statement: object
-    near_miss: bool = False
-
-
-def search_statements(query: SearchQuery, dialect: str) -> list[SearchStep]:
-    """The statements a classified query runs, in rank order (each served by an index)."""
+def search_statements(query: SearchQuery, dialect: str) -> list:
+    """The statements of the exact and prefix tiers (or the one lookup of an MRN, a phone
+    or a date of birth), then the near-miss key lookups: each served by an index."""
     if query.kind not in ("name", "family_given"):
-        return [SearchStep(_lookup_statement(query))]
+        return [_lookup_statement(query)]
     readings = _readings(query)
-    steps = [
-        SearchStep(_name_statement(family, given, exact=exact, birth_date=query.birth_date))
+    statements = [
+        _name_statement(family, given, exact=exact, birth_date=query.birth_date)
         for exact in (True, False)
         for family, given in readings
     ]
-    if _fuzzy_words(query):
-        steps.append(SearchStep(_fuzzy_statement(query, dialect), near_miss=True))
-    return steps
+    for term in _near_miss_terms(query):
+        statement = near_keys_statement(term, dialect)
+        if statement is not None:
+            statements.append(statement)
+    return statements
+
+
+def _near_miss_terms(query: SearchQuery) -> list[str]:
+    """The typed parts whose near keys are looked up."""
+    terms = []
+    for reading in _near_miss_readings(query):
+        for part in reading:
+            if part and len(part) >= MIN_FUZZY_WORD and part not in terms:
+                terms.append(part)
+    return terms
 
 
 def _lookup_statement(query: SearchQuery):
@@ -664,44 +708,65 @@ def _lookup_statement(query: SearchQuery):
     return statement.limit(SEARCH_LIMIT)
 
 
-def _rank_near_misses(query: SearchQuery, candidates) -> list[int]:
-    """SQLite's near-miss candidates, most alike first (pg_trgm's measure, in Python)."""
+def find_patients(query: SearchQuery, dialect: str, fetch, fetch_keys) -> tuple[list, set]:
+    """Run a classified query's statements in rank order until 20 patients are found.
+
+    ``fetch(statement)`` returns patient rows (ORM objects for the service, plain rows for
+    the benchmark's floor), ``fetch_keys(statement)`` name keys. Returns the rows and the
+    ids of those found as near misses (ranked among themselves by likeness).
+    """
+    found: dict[int, object] = {}
+    if query.kind not in ("name", "family_given"):
+        for row in fetch(_lookup_statement(query)):
+            found[row.id] = row
+        return list(found.values()), set()
+    for exact in (True, False):
+        for family, given in _readings(query):
+            if len(found) >= SEARCH_LIMIT:
+                break
+            statement = _name_statement(family, given, exact=exact, birth_date=query.birth_date)
+            for row in fetch(statement):
+                found.setdefault(row.id, row)
+    near_misses: dict[int, object] = {}
+    if len(found) < SEARCH_LIMIT:
+        known: dict[str, list[str]] = {}
+
+        def keys_of(term: str) -> list[str]:
+            if term not in known:
+                statement = near_keys_statement(term, dialect)
+                known[term] = (
+                    [] if statement is None else best_near_keys(term, fetch_keys(statement))
+                )
+            return known[term]
+
+        for statement in _near_miss_statements(query, keys_of):
+            if len(found) + len(near_misses) >= SEARCH_LIMIT:
+                break
+            for row in fetch(statement):
+                if row.id not in found:
+                    near_misses.setdefault(row.id, row)
     words = [word for word in query.words if len(word) >= MIN_FUZZY_WORD]
 
     def likeness(row) -> float:
         return sum(
-            max(trigram_similarity(row.family_key, w), trigram_similarity(row.given_key, w))
+            max(trigram_similarity(w, row.family_key), trigram_similarity(w, row.given_key))
             for w in words
         )
 
-    ranked = sorted(
-        candidates, key=lambda r: (-likeness(r), r.family_key, r.given_key, r.birth_date)
-    )
-    return [row.id for row in ranked]
+    ranked = sorted(near_misses.values(), key=lambda row: -likeness(row))  # stable: index order
+    rows = (list(found.values()) + ranked)[:SEARCH_LIMIT]
+    return rows, {row.id for row in ranked} & {row.id for row in rows}
 
 
 def _run_search(query: SearchQuery) -> tuple[list[Patient], set[int]]:
-    """Run the steps until 20 patients are found; returns them and the near misses' ids."""
+    """The search on the ORM session: Patient objects, loaded once each."""
     dialect = db.session.get_bind().dialect.name
-    found: dict[int, Patient] = {}
-    near_misses: set[int] = set()
-    for step in search_statements(query, dialect):
-        if len(found) >= SEARCH_LIMIT:
-            break
-        if step.near_miss and dialect != "postgresql":
-            ids = _rank_near_misses(query, db.session.execute(step.statement).all())
-            ids = [i for i in ids if i not in found][: SEARCH_LIMIT - len(found)]
-            rows = db.session.scalars(select(Patient).where(Patient.id.in_(ids))) if ids else []
-            by_id = {patient.id: patient for patient in rows}
-            patients = [by_id[i] for i in ids if i in by_id]
-        else:
-            patients = list(db.session.scalars(step.statement))
-        for patient in patients:
-            if patient.id not in found and len(found) < SEARCH_LIMIT:
-                found[patient.id] = patient
-                if step.near_miss:
-                    near_misses.add(patient.id)
-    return list(found.values()), near_misses
+    return find_patients(
+        query,
+        dialect,
+        lambda statement: list(db.session.scalars(statement)),
+        lambda statement: list(db.session.scalars(statement)),
+    )
 
 
 def search_patients(actor, text: str, region: str) -> SearchOutcome:
