@@ -91,7 +91,9 @@ def explain(url: str, dialect: str, bench: Benchmark) -> str:
     lines = []
     with engine.connect() as connection:
         for statement in statements(bench.kind, bench.cases[0], dialect):
-            compiled = statement.compile(dialect=engine.dialect)
+            compiled = statement.compile(
+                dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+            )
             if dialect == "sqlite":
                 params = tuple(_plain(compiled.params[name]) for name in compiled.positiontup)
                 rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)

@@ -229,7 +229,7 @@ def _plans(typed: str) -> list[str]:
             plans.append("\n".join(str(row[-1]) for row in plan))
         else:
             # Bound parameters, not literals: pg_trgm's "%" operator would be escaped twice.
-            compiled = statement.compile(db.engine)
+            compiled = statement.compile(db.engine, compile_kwargs={"render_postcompile": True})
             db.session.execute(db.text("SET LOCAL enable_seqscan = off"))
             plan = db.session.connection().exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
             plans.append("\n".join(row[0] for row in plan))
