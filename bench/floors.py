@@ -67,7 +67,7 @@ def run_floor(url: str, bench: Benchmark, count: int, warmup: int) -> list[float
             return connection.execute(statement).fetchall()
 
         def fetch_keys(statement):
-            return connection.execute(statement).scalars().all()
+            return connection.execute(statement).all()
 
         for index in range(warmup + count):
             case = bench.cases[index % len(bench.cases)]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import or_, select, union
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import NotFound
 
@@ -404,7 +404,7 @@ MIN_FUZZY_WORD = 3
 # a typo ("Smiht", 0.33) are found by their phonetic key instead.
 NEAR_MISS_SIMILARITY = 0.45
 # Name keys read per typed word to choose near misses from, and the most alike kept.
-NEAR_KEY_CANDIDATES = 200
+NEAR_KEY_CANDIDATES = 60
 NEAR_KEYS = 10
 # Only names are searched for near misses: "under%" or "x' OR '1'='1" are not misspelt names.
 _NAME_CHARACTERS = re.compile(r"^[^\W\d_]+(?:['\u2019.\-][^\W\d_]*)*$")
@@ -544,6 +544,22 @@ def _readings(query: SearchQuery) -> list[tuple[str | None, str | None]]:
     return readings
 
 
+def _tiers(query: SearchQuery) -> list[tuple[bool, str | None, str | None]]:
+    """(exact, family, given): the exact tier, then the prefix tier, over the readings.
+
+    Several words read as one name ("van der berg") are looked up as a prefix only: the
+    exact rows come first in that range anyway, and each statement saved is a round trip.
+    """
+    readings = _readings(query)
+    several = len(query.words) > 1 and query.kind == "name"
+    exact = [
+        (True, family, given)
+        for family, given in readings
+        if not (several and (family is None or given is None))
+    ]
+    return exact + [(False, family, given) for family, given in readings]
+
+
 def _prefix_range(column, prefix: str):
     """``column`` starts with ``prefix``, as a range the (family, given, dob) index serves.
 
@@ -604,17 +620,22 @@ def near_keys_statement(term: str, dialect: str):
         alike.append(PatientName.key.op("%")(term))
     if not alike:
         return None
-    return select(PatientName.key).where(or_(*alike)).limit(NEAR_KEY_CANDIDATES)
+    statement = select(PatientName.key, PatientName.sound).where(or_(*alike))
+    if dialect == "postgresql":
+        # Many words share a trigram or two with a common name: read the most alike.
+        statement = statement.order_by(func.similarity(PatientName.key, term).desc())
+    return statement.limit(NEAR_KEY_CANDIDATES)
 
 
-def best_near_keys(term: str, keys) -> list[str]:
-    """The candidates most alike ``term`` first: those that sound the same or are at least
-    NEAR_MISS_SIMILARITY alike (pg_trgm's measure, computed here for both databases)."""
+def best_near_keys(term: str, candidates) -> list[str]:
+    """The (key, sound) candidates most alike ``term`` first: those that sound the same or
+    are at least NEAR_MISS_SIMILARITY alike (pg_trgm's measure, computed here for both
+    databases, so both rank alike)."""
     sound = name_sound(term)
     scored = []
-    for key in keys:
+    for key, key_sound in candidates:
         likeness = trigram_similarity(term, key)
-        if likeness >= NEAR_MISS_SIMILARITY or (sound and name_sound(key) == sound):
+        if likeness >= NEAR_MISS_SIMILARITY or (sound and key_sound == sound):
             scored.append((-likeness, key))
     return [key for _, key in sorted(scored)[:NEAR_KEYS]]
 
@@ -666,11 +687,9 @@ def search_statements(query: SearchQuery, dialect: str) -> list:
     or a date of birth), then the near-miss key lookups: each served by an index."""
     if query.kind not in ("name", "family_given"):
         return [_lookup_statement(query)]
-    readings = _readings(query)
     statements = [
         _name_statement(family, given, exact=exact, birth_date=query.birth_date)
-        for exact in (True, False)
-        for family, given in readings
+        for exact, family, given in _tiers(query)
     ]
     for term in _near_miss_terms(query):
         statement = near_keys_statement(term, dialect)
@@ -712,21 +731,21 @@ def find_patients(query: SearchQuery, dialect: str, fetch, fetch_keys) -> tuple[
     """Run a classified query's statements in rank order until 20 patients are found.
 
     ``fetch(statement)`` returns patient rows (ORM objects for the service, plain rows for
-    the benchmark's floor), ``fetch_keys(statement)`` name keys. Returns the rows and the
-    ids of those found as near misses (ranked among themselves by likeness).
+    the benchmark's floor), ``fetch_keys(statement)`` (key, sound) rows of names. Returns
+    the rows and the ids of those found as near misses (ranked among themselves by
+    likeness).
     """
     found: dict[int, object] = {}
     if query.kind not in ("name", "family_given"):
         for row in fetch(_lookup_statement(query)):
             found[row.id] = row
         return list(found.values()), set()
-    for exact in (True, False):
-        for family, given in _readings(query):
-            if len(found) >= SEARCH_LIMIT:
-                break
-            statement = _name_statement(family, given, exact=exact, birth_date=query.birth_date)
-            for row in fetch(statement):
-                found.setdefault(row.id, row)
+    for exact, family, given in _tiers(query):
+        if len(found) >= SEARCH_LIMIT:
+            break
+        statement = _name_statement(family, given, exact=exact, birth_date=query.birth_date)
+        for row in fetch(statement):
+            found.setdefault(row.id, row)
     near_misses: dict[int, object] = {}
     if len(found) < SEARCH_LIMIT:
         known: dict[str, list[str]] = {}
@@ -765,7 +784,7 @@ def _run_search(query: SearchQuery) -> tuple[list[Patient], set[int]]:
         query,
         dialect,
         lambda statement: list(db.session.scalars(statement)),
-        lambda statement: list(db.session.scalars(statement)),
+        lambda statement: db.session.execute(statement).all(),
     )
 
 
