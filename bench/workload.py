@@ -114,7 +114,8 @@ def misspelt(name: str) -> str:
 def build_benchmarks(patients: list[SampledPatient]) -> list[Benchmark]:
     """The seven benchmarks, each with one case per sampled patient (formats rotate)."""
     prefix = Benchmark("search: family-name prefix", "prefix")
-    # "Rosalind Quibbleworth": the given name first, as the name is said.
+    # "Rosalind Quibbleworth" (with a date of birth every other time): the given name
+    # first, as the name is said.
     given_family = Benchmark("search: given family", "given_family")
     # A misspelt family name alone: the heaviest name search (exact and prefix find nothing,
     # then every patient of that name and its sound-alikes is a candidate to rank).
@@ -126,9 +127,13 @@ def build_benchmarks(patients: list[SampledPatient]) -> list[Benchmark]:
     for index, patient in enumerate(patients):
         three = patient.family_name[:3]
         prefix.cases.append(Case(three if index % 2 else three.lower(), patient))
-        given_family.cases.append(
-            Case(f"{patient.given_name} {patient.family_name}", patient, must_find_patient=True)
-        )
+        # Every other case adds the date of birth: then the patient must be among the
+        # results (a common "Mary Smith" alone has more than 20 at a million patients).
+        with_birth_date = index % 2 == 1
+        typed = f"{patient.given_name} {patient.family_name}"
+        if with_birth_date:
+            typed += " " + _dob_text(patient.birth_date, index % 3)
+        given_family.cases.append(Case(typed, patient, must_find_patient=with_birth_date))
         near_miss.cases.append(Case(misspelt(patient.family_name), patient))
         dob.cases.append(Case(_dob_text(patient.birth_date, index % 3), patient))
         mrn.cases.append(Case(patient.mrn, patient, must_find_patient=True))
