@@ -83,8 +83,11 @@ def name_sound(key: str) -> str:
     letters get "" (never searched for).
     """
     letters = "".join(char for char in key if "a" <= char <= "z")
-    for written, sound in _SOUND_DIGRAPHS:
-        letters = letters.replace(written, sound)
+    spelt = None
+    while spelt != letters:  # until none is left: "Vaugghan" -> "vaughan" -> "vauhan"
+        spelt = letters
+        for written, sound in _SOUND_DIGRAPHS:
+            letters = letters.replace(written, sound)
     if not letters:
         return ""
     code = [_SOUND_CLASSES.get(letters[0], "0")]

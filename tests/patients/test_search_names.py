@@ -191,6 +191,10 @@ def test_phonetic_keys_meet_on_near_misses():
     assert name_sound("quibbleworth") == name_sound("quibleworth") == name_sound("quibbleworht")
     assert name_sound("smith") == name_sound("smyth") == name_sound("smiht")
     assert name_sound("catherine") == name_sound("katherine")
+    # A letter typed twice inside a digraph (the bench found these at a million patients).
+    assert name_sound("vaugghan") == name_sound("vaughan")
+    assert name_sound("mclaugghlin") == name_sound("mclaughlin")
+    assert name_sound("jacckson") == name_sound("jackson")
     assert name_sound("smith") != name_sound("jones")
     assert name_sound("'%_") == ""
     assert trigram_similarity("smith", "smith") == 1.0
