@@ -1,7 +1,7 @@
 """The floor of each benchmark: the query the service runs, sent straight to the database.
 
 The search text goes through the service's own parser (``classify_query``, not timed) and
-statement builder (``search_statement``), and the statement is executed on a plain
+statement builder (``search_statements``), and the statements are executed on a plain
 connection: no ORM objects, no request. The patient page's floor is its load by primary
 key. The gap between a benchmark's p95 and its floor is what Flask, sessions, templates,
 the audit write and HTTP add.
@@ -20,36 +20,63 @@ from portal.patients.models import Patient
 TABLE = Patient.__table__
 REGION = "US"
 # What the service must recognise each benchmark's inputs as.
-EXPECTED_KIND = {"prefix": "family", "dob": "birth_date", "mrn": "mrn", "phone": "phone"}
+EXPECTED_KIND = {
+    "prefix": "name",
+    "given_family": "name",
+    "near_miss": "name",
+    "dob": "birth_date",
+    "mrn": "mrn",
+    "phone": "phone",
+}
 
 
 class Misclassified(ValueError):
     """The service would read an input as another kind of search than the benchmark means."""
 
 
-def statement(kind: str, case: Case):
-    """The SELECT the portal runs for this request."""
+def classified(kind: str, case: Case):
+    """The service's reading of the benchmark's input (None for the patient page)."""
     if kind == "page":
-        return select(TABLE).where(TABLE.c.id == case.patient.id)
+        return None
     query = services.classify_query(case.query, REGION)
-    if query.kind != EXPECTED_KIND[kind] and not (
-        kind == "prefix" and query.kind == "family_given"
-    ):
+    if query.kind != EXPECTED_KIND[kind]:
         raise Misclassified(f"{case.query!r} is read as {query.kind}, not {EXPECTED_KIND[kind]}")
-    # The service's own statement builder: same SQL, same bound values.
-    return services.search_statement(query)
+    return query
+
+
+def statements(kind: str, case: Case, dialect: str) -> list:
+    """The SELECTs the portal may run for this request (the patient page's load by key; a
+    name search's tiers and its near-miss name lookups), for EXPLAIN."""
+    query = classified(kind, case)
+    if query is None:
+        return [select(TABLE).where(TABLE.c.id == case.patient.id)]
+    return services.search_statements(query, dialect)
 
 
 def run_floor(url: str, bench: Benchmark, count: int, warmup: int) -> list[float]:
-    """Latencies (ms) of the benchmark's query run directly, over the same inputs."""
-    prepared = [statement(bench.kind, case) for case in bench.cases]
+    """Latencies (ms) of the benchmark's queries run directly, over the same inputs: the
+    service's own search loop (``find_patients``: its statements in rank order until 20
+    patients, the near misses chosen from the names list) on a plain connection."""
     engine = create_engine(url)
+    dialect = engine.dialect.name
+    queries = [classified(bench.kind, case) for case in bench.cases]
     latencies = []
     with engine.connect() as connection:
+
+        def fetch(statement):
+            return connection.execute(statement).fetchall()
+
+        def fetch_keys(statement):
+            return connection.execute(statement).all()
+
         for index in range(warmup + count):
-            query = prepared[index % len(prepared)]
+            case = bench.cases[index % len(bench.cases)]
+            query = queries[index % len(queries)]
             started = time.perf_counter()
-            connection.execute(query).fetchall()
+            if query is None:
+                fetch(select(TABLE).where(TABLE.c.id == case.patient.id))
+            else:
+                services.find_patients(query, dialect, fetch, fetch_keys)
             elapsed = (time.perf_counter() - started) * 1000
             if index >= warmup:
                 latencies.append(elapsed)
@@ -59,19 +86,24 @@ def run_floor(url: str, bench: Benchmark, count: int, warmup: int) -> list[float
 
 
 def explain(url: str, dialect: str, bench: Benchmark) -> str:
-    """The plan of the benchmark's query for its first input (EXPLAIN [QUERY PLAN])."""
+    """The plans of the benchmark's queries for its first input (EXPLAIN [QUERY PLAN])."""
     engine = create_engine(url)
-    compiled = statement(bench.kind, bench.cases[0]).compile(dialect=engine.dialect)
+    lines = []
     with engine.connect() as connection:
-        if dialect == "sqlite":
-            params = tuple(_plain(compiled.params[name]) for name in compiled.positiontup)
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
-            lines = [row[-1] for row in rows]
-        else:
-            rows = connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), compiled.params
+        for statement in statements(bench.kind, bench.cases[0], dialect):
+            compiled = statement.compile(
+                dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
             )
-            lines = [row[0] for row in rows]
+            if dialect == "sqlite":
+                params = tuple(_plain(compiled.params[name]) for name in compiled.positiontup)
+                rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
+                lines += [row[-1] for row in rows]
+            else:
+                rows = connection.exec_driver_sql(
+                    "EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), compiled.params
+                )
+                lines += [row[0] for row in rows]
+            lines.append("--")
         connection.rollback()
     engine.dispose()
     return "\n".join(lines)

@@ -23,6 +23,7 @@ USER_AGENT = "practice-portal-bench/1"
 class SampledPatient:
     id: int
     mrn: str
+    given_name: str
     family_name: str
     birth_date: date
     phone_mobile: str
@@ -40,7 +41,7 @@ class Case:
 @dataclass
 class Benchmark:
     name: str
-    kind: str  # "prefix", "dob", "mrn", "phone" or "page"
+    kind: str  # "prefix", "given_family", "near_miss", "dob", "mrn", "phone" or "page"
     cases: list[Case] = field(default_factory=list)
 
     @property
@@ -66,7 +67,8 @@ def sample_patients(url: str, count: int, seed: int = 7) -> list[SampledPatient]
             chunk = unique[start : start + 500]
             rows = connection.execute(
                 text(
-                    "SELECT id, mrn, family_name, birth_date, phone_mobile FROM patients "
+                    "SELECT id, mrn, given_name, family_name, birth_date, phone_mobile "
+                    "FROM patients "
                     "WHERE id IN :ids"
                 ).bindparams(bindparam("ids", expanding=True)),
                 {"ids": chunk},
@@ -76,7 +78,7 @@ def sample_patients(url: str, count: int, seed: int = 7) -> list[SampledPatient]
                 if isinstance(birth, str):  # SQLite through a plain engine returns text
                     birth = date.fromisoformat(birth)
                 found[row.id] = SampledPatient(
-                    row.id, row.mrn, row.family_name, birth, row.phone_mobile
+                    row.id, row.mrn, row.given_name, row.family_name, birth, row.phone_mobile
                 )
     engine.dispose()
     return [found[i] for i in ids if i in found]
@@ -102,9 +104,22 @@ def _phone_text(e164: str, variant: int) -> str:
     )[variant % 5]
 
 
+def misspelt(name: str) -> str:
+    """A near miss of a name as people type one: its middle letter typed twice ("Johnnson"),
+    so no name starts with it and only the near-miss search can find it."""
+    middle = len(name) // 2
+    return name[: middle + 1] + name[middle:]
+
+
 def build_benchmarks(patients: list[SampledPatient]) -> list[Benchmark]:
-    """The five benchmarks, each with one case per sampled patient (formats rotate)."""
+    """The seven benchmarks, each with one case per sampled patient (formats rotate)."""
     prefix = Benchmark("search: family-name prefix", "prefix")
+    # "Rosalind Quibbleworth" (with a date of birth every other time): the given name
+    # first, as the name is said.
+    given_family = Benchmark("search: given family", "given_family")
+    # A misspelt family name alone: the heaviest name search (exact and prefix find nothing,
+    # then every patient of that name and its sound-alikes is a candidate to rank).
+    near_miss = Benchmark("search: near miss", "near_miss")
     dob = Benchmark("search: date of birth", "dob")
     mrn = Benchmark("search: MRN", "mrn")
     phone = Benchmark("search: phone", "phone")
@@ -112,11 +127,19 @@ def build_benchmarks(patients: list[SampledPatient]) -> list[Benchmark]:
     for index, patient in enumerate(patients):
         three = patient.family_name[:3]
         prefix.cases.append(Case(three if index % 2 else three.lower(), patient))
+        # Every other case adds the date of birth: then the patient must be among the
+        # results (a common "Mary Smith" alone has more than 20 at a million patients).
+        with_birth_date = index % 2 == 1
+        typed = f"{patient.given_name} {patient.family_name}"
+        if with_birth_date:
+            typed += " " + _dob_text(patient.birth_date, index % 3)
+        given_family.cases.append(Case(typed, patient, must_find_patient=with_birth_date))
+        near_miss.cases.append(Case(misspelt(patient.family_name), patient))
         dob.cases.append(Case(_dob_text(patient.birth_date, index % 3), patient))
         mrn.cases.append(Case(patient.mrn, patient, must_find_patient=True))
         phone.cases.append(Case(_phone_text(patient.phone_mobile, index), patient, True))
         page.cases.append(Case(None, patient))
-    return [prefix, dob, mrn, phone, page]
+    return [prefix, given_family, near_miss, dob, mrn, phone, page]
 
 
 class SignInFailed(RuntimeError):

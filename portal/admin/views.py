@@ -328,6 +328,7 @@ def clinic_settings():
                 temperature_unit=form.temperature_unit.data,
                 weight_unit=form.weight_unit.data,
                 length_unit=form.length_unit.data,
+                date_order=form.date_order.data,
             )
         except Refused as error:
             _attach_error(form, error)

@@ -71,6 +71,15 @@ class ClinicForm(FlaskForm):
         choices=[SelectChoice("[in_i]", "Inches (in)"), SelectChoice("cm", "Centimetres (cm)")],
     )
 
+    date_order = SelectField(
+        "Dates are typed",
+        choices=[
+            SelectChoice("mdy", "Month first: 02/03/1980 is 3 February 1980"),
+            SelectChoice("dmy", "Day first: 02/03/1980 is 2 March 1980"),
+        ],
+        description="How a date typed with numbers only is read, e.g. in patient search.",
+    )
+
 
 class LocationForm(FlaskForm):
     """Shown beside the clinic form with the prefix "location", so its ids don't clash."""

@@ -25,6 +25,9 @@ class Clinic(db.Model):
     temperature_unit: Mapped[str] = mapped_column(String(8), default="[degF]")  # or "Cel"
     weight_unit: Mapped[str] = mapped_column(String(8), default="[lb_av]")  # or "kg"
     length_unit: Mapped[str] = mapped_column(String(8), default="[in_i]")  # or "cm"
+    # How staff type dates: "mdy" (02/03/1980 is 3 February, as in the US) or "dmy" (it is
+    # 2 March, as in most of the world). Dates are always shown unambiguously (3 Feb 1980).
+    date_order: Mapped[str] = mapped_column(String(3), default="mdy", server_default="mdy")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     locations: Mapped[list[Location]] = relationship(

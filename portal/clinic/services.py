@@ -47,10 +47,13 @@ class ClinicDisplay:
 
     name: str
     time_zone: str
+    date_order: str = "mdy"  # how staff type dates (see Clinic.date_order)
 
 
 _DISPLAY_CACHE = "portal.clinic_display"
-_DISPLAY_QUERY = select(Clinic.name, Clinic.time_zone).order_by(Clinic.id).limit(1)
+_DISPLAY_QUERY = (
+    select(Clinic.name, Clinic.time_zone, Clinic.date_order).order_by(Clinic.id).limit(1)
+)
 
 
 def clinic_display() -> ClinicDisplay:
@@ -67,7 +70,7 @@ def clinic_display() -> ClinicDisplay:
         return cached[1]
     row = db.session.execute(_DISPLAY_QUERY).first()
     display = (
-        ClinicDisplay(row.name, row.time_zone)
+        ClinicDisplay(row.name, row.time_zone, row.date_order)
         if row
         else ClinicDisplay("Practice Portal", FALLBACK_TIME_ZONE)
     )
@@ -82,6 +85,11 @@ def clinic_time_zone() -> str:
 
 def clinic_name() -> str:
     return clinic_display().name
+
+
+def clinic_reads_day_first() -> bool:
+    """Whether staff type 02/03/1980 for 2 March (the clinic's date order is "dmy")."""
+    return clinic_display().date_order == "dmy"
 
 
 def valid_time_zone(name: str) -> str:
@@ -119,6 +127,9 @@ def _clean_text(value: str | None) -> str | None:
     return value or None
 
 
+# How dates are typed: month first (US) or day first.
+DATE_ORDERS = ("mdy", "dmy")
+
 # The units vital signs may be typed and shown in (UCUM codes), per quantity.
 VITALS_UNITS = {
     "temperature_unit": ("[degF]", "Cel"),
@@ -137,10 +148,12 @@ def save_clinic(
     temperature_unit: str | None = None,
     weight_unit: str | None = None,
     length_unit: str | None = None,
+    date_order: str | None = None,
 ):
     """Create or update the clinic's details; the audit detail names the changed fields only.
 
-    The vital-signs units are UCUM codes from VITALS_UNITS; one not given stays as it is.
+    The vital-signs units are UCUM codes from VITALS_UNITS and the date order one of
+    DATE_ORDERS; one not given stays as it is.
     """
     name = (name or "").strip()
     if not name:
@@ -162,6 +175,10 @@ def save_clinic(
         if unit not in VITALS_UNITS[key]:
             raise Refused("Choose a unit from the list.", field=key)
         values[key] = unit
+    if date_order is not None:
+        if date_order not in DATE_ORDERS:
+            raise Refused("Choose how dates are typed from the list.", field="date_order")
+        values["date_order"] = date_order
     with use_case():
         _forget_cached_clinic()
         clinic = current_clinic()

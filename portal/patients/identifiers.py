@@ -57,3 +57,67 @@ def normalise_phone(value: str, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Letters that sound alike share a digit (the classes of Soundex); vowels, h, w and y carry
+# none. Unlike Soundex the key is not cut to four characters: at a million patients a short
+# key would put thousands of people behind one code.
+_SOUND_CLASSES = {
+    **dict.fromkeys("bfpv", "1"),
+    **dict.fromkeys("cgjkqsxz", "2"),
+    **dict.fromkeys("dt", "3"),
+    "l": "4",
+    **dict.fromkeys("mn", "5"),
+    "r": "6",
+}
+_SOUND_DIGRAPHS = (("ph", "f"), ("ck", "k"), ("gh", "h"), ("sch", "sk"))
+
+
+def name_sound(key: str) -> str:
+    """A name's phonetic key: "quibleworth", "Quibbleworth" and "Quiblewurth" share one.
+
+    Takes a ``search_key`` (folded, accent-free). Doubled and silent letters, swapped vowels
+    and a consonant typed twice give the same key, so a near miss is found by an index
+    lookup on SQLite too. The first letter is coded like the others ("Catherine" and
+    "Katherine" meet) and a leading vowel is kept as "0" ("Ellen", "Allen"). Names without
+    letters get "" (never searched for).
+    """
+    letters = "".join(char for char in key if "a" <= char <= "z")
+    spelt = None
+    while spelt != letters:  # until none is left: "Vaugghan" -> "vaughan" -> "vauhan"
+        spelt = letters
+        for written, sound in _SOUND_DIGRAPHS:
+            letters = letters.replace(written, sound)
+    if not letters:
+        return ""
+    code = [_SOUND_CLASSES.get(letters[0], "0")]
+    previous = code[0]
+    for char in letters[1:]:
+        digit = _SOUND_CLASSES.get(char)
+        if digit is None:
+            # A vowel separates two consonants of one class ("Sasaki"); h and w do not.
+            if char not in "hw":
+                previous = ""
+            continue
+        if digit != previous:
+            code.append(digit)
+        previous = digit
+    return "".join(code)[:64]
+
+
+def _trigrams(text: str) -> set[str]:
+    # As PostgreSQL's pg_trgm counts them: per word of letters and digits, padded with two
+    # spaces before and one after, so both databases rank near misses alike.
+    found = set()
+    for word in "".join(char if char.isalnum() else " " for char in text.lower()).split():
+        padded = f"  {word} "
+        found.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return found
+
+
+def trigram_similarity(left: str, right: str) -> float:
+    """Shared trigrams over all trigrams of both (pg_trgm's ``similarity``), 0 to 1."""
+    a, b = _trigrams(left), _trigrams(right)
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)

@@ -13,14 +13,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select, union
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import NotFound
 
 from portal.audit import services as audit
+from portal.clinic.services import clinic_reads_day_first
 from portal.extensions import db
-from portal.patients.identifiers import is_valid_mrn, new_mrn, normalise_phone, search_key
-from portal.patients.models import PATIENT_STATUSES, Patient
+from portal.patients.identifiers import (
+    is_valid_mrn,
+    name_sound,
+    new_mrn,
+    normalise_phone,
+    search_key,
+    trigram_similarity,
+)
+from portal.patients.models import PATIENT_STATUSES, Patient, PatientName
 from portal.transaction import Refused, use_case
 
 CATEGORY = "demographics"
@@ -374,24 +382,62 @@ def change_status(
 
 # ---------------------------------------------------------------------------------------
 # Search
+#
+# A name is looked for the way people type it: "Quibbleworth, Rosalind", "Rosalind
+# Quibbleworth", "rosalind" alone, with or without a date of birth, or misspelt. Each reading
+# of the words (given then family, family then given, one name alone) is an index range read
+# in index order and cut at 20, so a common prefix costs the same at a million patients as
+# at a thousand. The tiers run in rank order until 20 patients are found:
+#   1. exact: the typed words are the whole name (given + family, either order; or one name);
+#   2. prefix: the typed words begin the names;
+#   3. near misses: the registry's distinct names (patient_names) that sound the same (both
+#      databases) or are trigram-similar (PostgreSQL's pg_trgm), then their patients by
+#      exact key, most alike first.
+# A query that already lists 20 exact or prefix matches never reaches the near misses.
+
+# Words beyond this many are read as one name (a long query is rarely a name to be split).
+MAX_NAME_WORDS = 4
+# Near misses need a few letters to mean anything ("jo" sounds like half the registry).
+MIN_FUZZY_WORD = 3
+# How alike (pg_trgm's similarity, 0 to 1) a near miss must be: one letter off in a name
+# of eight ("Rosalnd", 0.55) passes, a shared first syllable does not. Shorter names with
+# a typo ("Smiht", 0.33) are found by their phonetic key instead.
+NEAR_MISS_SIMILARITY = 0.45
+# Name keys read per typed word to choose near misses from, and the most alike kept.
+NEAR_KEY_CANDIDATES = 60
+NEAR_KEYS = 10
+# Only names are searched for near misses: "under%" or "x' OR '1'='1" are not misspelt names.
+_NAME_CHARACTERS = re.compile(r"^[^\W\d_]+(?:['\u2019.\-][^\W\d_]*)*$")
 
 
 @dataclass
 class SearchQuery:
     """What a typed query means: its kind and the value(s) to compare."""
 
-    kind: str  # empty, too_short, too_long, mrn, phone, birth_date, family_given, family
+    # empty, too_short, too_long, mrn, phone, birth_date, name (words in any order),
+    # family_given ("family, given")
+    kind: str
     mrn: str | None = None
     phone: str | None = None
     birth_date: date | None = None
     family_prefix: str | None = None
     given_prefix: str | None = None
+    words: tuple[str, ...] = ()  # the name's words as search keys, in the order typed
+
+    @property
+    def audit_kind(self) -> str:
+        """The kind as the audit trail records it (never the text)."""
+        if self.birth_date is not None and self.kind in ("name", "family_given"):
+            return f"{self.kind}+birth_date"
+        return self.kind
 
 
 @dataclass
 class SearchOutcome:
     query: SearchQuery
     patients: list[Patient] = field(default_factory=list)
+    # Ids of the listed patients found by a near miss, not by what was typed.
+    near_miss_ids: set[int] = field(default_factory=set)
 
     @property
     def kind(self) -> str:
@@ -400,20 +446,25 @@ class SearchOutcome:
 
 _PHONE_CHARACTERS = re.compile(r"^\+?[\d\s().\-]+$")
 _PHONE_SEPARATORS = re.compile(r"[+().\-]")
-_DATE_FORMATS = (
-    "%Y-%m-%d",  # 1980-02-03
-    "%m/%d/%Y",  # 02/03/1980 (US: month first)
+_WORDED_DATE_FORMATS = (
     "%d %b %Y",  # 3 Feb 1980
     "%d %B %Y",  # 3 February 1980
     "%b %d %Y",  # Feb 3 1980
     "%B %d %Y",  # February 3 1980
 )
+_MONTH_FIRST_FORMATS = ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y")  # 02/03/1980 is 3 February
+_DAY_FIRST_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")  # 02/03/1980 is 2 March
 
 
-def parse_birth_date(text: str) -> date | None:
-    """A date typed in one of the common formats, or None."""
+def parse_birth_date(text: str, *, day_first: bool = False) -> date | None:
+    """A date typed in one of the common formats, or None.
+
+    ISO (1980-02-03) and dates with the month's name read the same everywhere; numbers only
+    (02/03/1980) are read in the clinic's order: month first (US) unless ``day_first``.
+    """
     cleaned = " ".join(text.replace(",", " ").split())
-    for pattern in _DATE_FORMATS:
+    numeric = _DAY_FIRST_FORMATS if day_first else _MONTH_FIRST_FORMATS
+    for pattern in ("%Y-%m-%d", *numeric, *_WORDED_DATE_FORMATS):
         try:
             return datetime.strptime(cleaned, pattern).date()
         except ValueError:
@@ -421,8 +472,25 @@ def parse_birth_date(text: str) -> date | None:
     return None
 
 
-def classify_query(text: str, region: str) -> SearchQuery:
-    """Decide what the user typed: an MRN, a phone, a date of birth, or a name."""
+def _split_off_birth_date(text: str, day_first: bool) -> tuple[str, date | None]:
+    """A name typed with a date of birth before or after it: ("Rosalind", 1980-02-03)."""
+    tokens = text.split()
+    for count in (3, 1):  # "3 Feb 1980" / "Feb 3, 1980", or "03/02/1980" / "1980-02-03"
+        if len(tokens) <= count:
+            continue
+        for date_part, rest in (
+            (tokens[-count:], tokens[:-count]),
+            (tokens[:count], tokens[count:]),
+        ):
+            found = parse_birth_date(" ".join(date_part), day_first=day_first)
+            if found is not None:
+                return " ".join(rest).strip(" ,"), found
+    return text, None
+
+
+def classify_query(text: str, region: str, *, day_first: bool = False) -> SearchQuery:
+    """Decide what the user typed: an MRN, a phone, a date of birth, or a name (with or
+    without a date of birth)."""
     text = " ".join(text.split())
     if not text:
         return SearchQuery("empty")
@@ -432,7 +500,7 @@ def classify_query(text: str, region: str) -> SearchQuery:
         return SearchQuery("too_long")
     if is_valid_mrn(text):
         return SearchQuery("mrn", mrn=text)
-    birth_date = parse_birth_date(text)
+    birth_date = parse_birth_date(text, day_first=day_first)
     if birth_date is not None:
         return SearchQuery("birth_date", birth_date=birth_date)
     if _PHONE_CHARACTERS.match(text):
@@ -441,15 +509,55 @@ def classify_query(text: str, region: str) -> SearchQuery:
             number = normalise_phone(text, region)
             if number is not None:
                 return SearchQuery("phone", phone=number)
-    if "," in text:
-        family, _, given = text.partition(",")
+    name, birth_date = _split_off_birth_date(text, day_first)
+    if "," in name:
+        family, _, given = name.partition(",")
         family_key, given_key = search_key(family), search_key(given)
-        if family_key and given_key:
-            return SearchQuery("family_given", family_prefix=family_key, given_prefix=given_key)
-        if family_key:
-            return SearchQuery("family", family_prefix=family_key)
+        if not family_key:
+            return SearchQuery("too_short")
+        return SearchQuery(
+            "family_given",
+            family_prefix=family_key,
+            given_prefix=given_key or None,
+            birth_date=birth_date,
+            words=tuple((family_key + " " + given_key).split()),
+        )
+    key = search_key(name)
+    if not key:
         return SearchQuery("too_short")
-    return SearchQuery("family", family_prefix=search_key(text))
+    return SearchQuery("name", birth_date=birth_date, words=tuple(key.split()))
+
+
+def _readings(query: SearchQuery) -> list[tuple[str | None, str | None]]:
+    """(family, given) readings of the typed words, most likely first; None: not typed."""
+    if query.kind == "family_given":
+        return [(query.family_prefix, query.given_prefix)]
+    words = query.words
+    whole = " ".join(words)
+    readings: list[tuple[str | None, str | None]] = []
+    if 1 < len(words) <= MAX_NAME_WORDS:
+        for cut in range(1, len(words)):  # "Rosalind Quibbleworth": given, then family
+            readings.append((" ".join(words[cut:]), " ".join(words[:cut])))
+        for cut in range(1, len(words)):  # "Quibbleworth Rosalind": family, then given
+            readings.append((" ".join(words[:cut]), " ".join(words[cut:])))
+    readings += [(whole, None), (None, whole)]  # "van der Berg", "Mary Ann", "Rosalind"
+    return readings
+
+
+def _tiers(query: SearchQuery) -> list[tuple[bool, str | None, str | None]]:
+    """(exact, family, given): the exact tier, then the prefix tier, over the readings.
+
+    Several words read as one name ("van der berg") are looked up as a prefix only: the
+    exact rows come first in that range anyway, and each statement saved is a round trip.
+    """
+    readings = _readings(query)
+    several = len(query.words) > 1 and query.kind == "name"
+    exact = [
+        (True, family, given)
+        for family, given in readings
+        if not (several and (family is None or given is None))
+    ]
+    return exact + [(False, family, given) for family, given in readings]
 
 
 def _prefix_range(column, prefix: str):
@@ -463,8 +571,145 @@ def _prefix_range(column, prefix: str):
     return condition & (column < upper) if upper is not None else condition
 
 
-def search_statement(query: SearchQuery):
-    """The SELECT for a classified query: each kind is served by an index."""
+def _name_statement(family: str | None, given: str | None, *, exact: bool, birth_date):
+    """One reading in one tier, read in the order of the index it uses."""
+    match = (lambda column, value: column == value) if exact else _prefix_range
+    if family is not None:
+        statement = select(Patient).where(match(Patient.family_key, family))
+        if given:
+            statement = statement.where(match(Patient.given_key, given))
+        order = (Patient.family_key, Patient.given_key, Patient.birth_date)
+    else:
+        statement = select(Patient).where(match(Patient.given_key, given))
+        order = (Patient.given_key, Patient.family_key, Patient.birth_date)
+    if birth_date is not None:
+        statement = statement.where(Patient.birth_date == birth_date)
+    return statement.order_by(*order).limit(SEARCH_LIMIT)
+
+
+def _near_miss_readings(query: SearchQuery) -> list[tuple[str | None, str | None]]:
+    """(family, given) readings to look for near misses of; [] when the query is not a
+    plain name (digits, "%", "_" are not misspellings). A part of at least MIN_FUZZY_WORD
+    letters is matched as a near miss, a shorter one as a prefix ("jo smiht")."""
+    if not query.words or not all(_NAME_CHARACTERS.match(word) for word in query.words):
+        return []
+    if query.kind == "family_given":
+        readings = [(query.family_prefix, query.given_prefix)]
+    elif len(query.words) == 2:
+        first, second = query.words
+        readings = [(second, first), (first, second)]  # given first, as the name is said
+    else:
+        whole = " ".join(query.words)
+        readings = [(whole, None), (None, whole)]
+    return [
+        (family, given)
+        for family, given in readings
+        if any(part and len(part) >= MIN_FUZZY_WORD for part in (family, given))
+    ]
+
+
+def near_keys_statement(term: str, dialect: str):
+    """Name keys that may be near misses of ``term``: the same phonetic key (both
+    databases) or, on PostgreSQL, trigram-similar (pg_trgm's "%", served by the GIN index).
+    Read from ``patient_names`` (a few thousand words), never from the patients."""
+    alike = []
+    sound = name_sound(term)
+    if sound:
+        alike.append(PatientName.sound == sound)
+    if dialect == "postgresql":
+        alike.append(PatientName.key.op("%")(term))
+    if not alike:
+        return None
+    statement = select(PatientName.key, PatientName.sound).where(or_(*alike))
+    if dialect == "postgresql":
+        # Many words share a trigram or two with a common name: read the most alike.
+        statement = statement.order_by(func.similarity(PatientName.key, term).desc())
+    return statement.limit(NEAR_KEY_CANDIDATES)
+
+
+def best_near_keys(term: str, candidates) -> list[str]:
+    """The (key, sound) candidates most alike ``term`` first: those that sound the same or
+    are at least NEAR_MISS_SIMILARITY alike (pg_trgm's measure, computed here for both
+    databases, so both rank alike)."""
+    sound = name_sound(term)
+    scored = []
+    for key, key_sound in candidates:
+        likeness = trigram_similarity(term, key)
+        if likeness >= NEAR_MISS_SIMILARITY or (sound and key_sound == sound):
+            scored.append((-likeness, key))
+    return [key for _, key in sorted(scored)[:NEAR_KEYS]]
+
+
+def _near_miss_statements(query: SearchQuery, keys_of) -> list:
+    """The SELECTs of patients whose names are near misses, given ``keys_of(term)`` (the
+    best near keys of a term): by key, most alike first, when one name was typed; one
+    statement per reading when two were (the key lists are short: index seeks)."""
+    statements = []
+
+    def condition(column, part):
+        if len(part) < MIN_FUZZY_WORD:
+            return _prefix_range(column, part)
+        keys = keys_of(part)
+        return column.in_(keys) if keys else None
+
+    for family, given in _near_miss_readings(query):
+        if family and given:
+            conditions = [
+                condition(Patient.family_key, family),
+                condition(Patient.given_key, given),
+            ]
+            if any(c is None for c in conditions):
+                continue
+            statement = select(Patient).where(*conditions)
+            order = (Patient.family_key, Patient.given_key, Patient.birth_date)
+            candidates = [(statement, order)]
+        else:
+            column, other = (
+                (Patient.family_key, Patient.given_key)
+                if family
+                else (Patient.given_key, Patient.family_key)
+            )
+            term = family or given
+            candidates = [
+                (select(Patient).where(column == key), (column, other, Patient.birth_date))
+                for key in keys_of(term)
+                if key != term  # the exact tier has read it already
+            ]
+        for statement, order in candidates:
+            if query.birth_date is not None:
+                statement = statement.where(Patient.birth_date == query.birth_date)
+            statements.append(statement.order_by(*order).limit(SEARCH_LIMIT))
+    return statements
+
+
+def search_statements(query: SearchQuery, dialect: str) -> list:
+    """The statements of the exact and prefix tiers (or the one lookup of an MRN, a phone
+    or a date of birth), then the near-miss key lookups: each served by an index."""
+    if query.kind not in ("name", "family_given"):
+        return [_lookup_statement(query)]
+    statements = [
+        _name_statement(family, given, exact=exact, birth_date=query.birth_date)
+        for exact, family, given in _tiers(query)
+    ]
+    for term in _near_miss_terms(query):
+        statement = near_keys_statement(term, dialect)
+        if statement is not None:
+            statements.append(statement)
+    return statements
+
+
+def _near_miss_terms(query: SearchQuery) -> list[str]:
+    """The typed parts whose near keys are looked up."""
+    terms = []
+    for reading in _near_miss_readings(query):
+        for part in reading:
+            if part and len(part) >= MIN_FUZZY_WORD and part not in terms:
+                terms.append(part)
+    return terms
+
+
+def _lookup_statement(query: SearchQuery):
+    """The SELECT of an MRN, a phone or a date of birth: each kind is served by an index."""
     statement = select(Patient)
     if query.kind == "mrn":
         statement = statement.where(Patient.mrn == query.mrn)
@@ -475,34 +720,91 @@ def search_statement(query: SearchQuery):
             *(select(Patient.id).where(getattr(Patient, c) == query.phone) for c in PHONE_COLUMNS)
         )
         statement = statement.where(Patient.id.in_(matching_ids))
-    elif query.kind == "birth_date":
-        statement = statement.where(Patient.birth_date == query.birth_date)
     else:
-        statement = statement.where(_prefix_range(Patient.family_key, query.family_prefix))
-        if query.given_prefix:
-            statement = statement.where(_prefix_range(Patient.given_key, query.given_prefix))
+        statement = statement.where(Patient.birth_date == query.birth_date)
     # Exactly the index's columns, so both databases read rows in index order and stop at 20.
     statement = statement.order_by(Patient.family_key, Patient.given_key, Patient.birth_date)
-    statement = statement.limit(SEARCH_LIMIT)
-    return statement
+    return statement.limit(SEARCH_LIMIT)
+
+
+def find_patients(query: SearchQuery, dialect: str, fetch, fetch_keys) -> tuple[list, set]:
+    """Run a classified query's statements in rank order until 20 patients are found.
+
+    ``fetch(statement)`` returns patient rows (ORM objects for the service, plain rows for
+    the benchmark's floor), ``fetch_keys(statement)`` (key, sound) rows of names. Returns
+    the rows and the ids of those found as near misses (ranked among themselves by
+    likeness).
+    """
+    found: dict[int, object] = {}
+    if query.kind not in ("name", "family_given"):
+        for row in fetch(_lookup_statement(query)):
+            found[row.id] = row
+        return list(found.values()), set()
+    for exact, family, given in _tiers(query):
+        if len(found) >= SEARCH_LIMIT:
+            break
+        statement = _name_statement(family, given, exact=exact, birth_date=query.birth_date)
+        for row in fetch(statement):
+            found.setdefault(row.id, row)
+    near_misses: dict[int, object] = {}
+    if len(found) < SEARCH_LIMIT:
+        known: dict[str, list[str]] = {}
+
+        def keys_of(term: str) -> list[str]:
+            if term not in known:
+                statement = near_keys_statement(term, dialect)
+                known[term] = (
+                    [] if statement is None else best_near_keys(term, fetch_keys(statement))
+                )
+            return known[term]
+
+        for statement in _near_miss_statements(query, keys_of):
+            if len(found) + len(near_misses) >= SEARCH_LIMIT:
+                break
+            for row in fetch(statement):
+                if row.id not in found:
+                    near_misses.setdefault(row.id, row)
+    words = [word for word in query.words if len(word) >= MIN_FUZZY_WORD]
+
+    def likeness(row) -> float:
+        return sum(
+            max(trigram_similarity(w, row.family_key), trigram_similarity(w, row.given_key))
+            for w in words
+        )
+
+    ranked = sorted(near_misses.values(), key=lambda row: -likeness(row))  # stable: index order
+    rows = (list(found.values()) + ranked)[:SEARCH_LIMIT]
+    return rows, {row.id for row in ranked} & {row.id for row in rows}
+
+
+def _run_search(query: SearchQuery) -> tuple[list[Patient], set[int]]:
+    """The search on the ORM session: Patient objects, loaded once each."""
+    dialect = db.session.get_bind().dialect.name
+    return find_patients(
+        query,
+        dialect,
+        lambda statement: list(db.session.scalars(statement)),
+        lambda statement: db.session.execute(statement).all(),
+    )
 
 
 def search_patients(actor, text: str, region: str) -> SearchOutcome:
-    """Find patients by MRN, phone, date of birth or name prefix (at most 20).
+    """Find patients by MRN, phone, date of birth or name (at most 20, best first).
 
-    A search that lists anyone is audited once, with the count and the query's kind only:
-    the query text itself may be patient data and never leaves this function.
+    Numeric dates are read in the clinic's date order. A search that lists anyone is audited
+    once, with the count and the query's kind only: the query text itself may be patient
+    data and never leaves this function.
     """
-    query = classify_query(text, region)
+    query = classify_query(text, region, day_first=clinic_reads_day_first())
     if query.kind in ("empty", "too_short", "too_long"):
         return SearchOutcome(query)
     with use_case():
-        patients = list(db.session.scalars(search_statement(query)))
+        patients, near_misses = _run_search(query)
         if patients:
             audit.record(
                 actor,
                 "patient.search",
                 category=CATEGORY,
-                detail=f"results={len(patients)} kind={query.kind}",
+                detail=f"results={len(patients)} kind={query.audit_kind}",
             )
-    return SearchOutcome(query, patients)
+    return SearchOutcome(query, patients, near_misses)

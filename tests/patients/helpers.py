@@ -7,7 +7,9 @@ import re
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.patients import services
 from portal.patients.models import Patient
+from tests.support.clients import actor_of
 
 VALID = {
     "given_name": "Ana",
@@ -73,3 +75,31 @@ def patient(app, patient_id: int) -> Patient:
         row = db.session.get(Patient, patient_id)
         db.session.expunge(row)
         return row
+
+
+def add_patient(app, given, family, born, **extra) -> tuple[int, str]:
+    """Register through the service (no duplicate prompt); returns (id, MRN)."""
+    values = {
+        "given_name": given,
+        "family_name": family,
+        "birth_date": born,
+        "sex_at_birth": "female",
+    }
+    values.update(extra)
+    with app.app_context():
+        created = services.register_patient(actor_of("frontdesk"), values, confirmed_different=True)
+        result = created.id, created.mrn
+        db.session.remove()
+    return result
+
+
+def search(browser, query, htmx=True):
+    if htmx:
+        return browser.htmx_post("/patients/search", {"q": query})
+    return browser.post_form("/patients/search", {"q": query})
+
+
+def result_ids(response) -> list[int]:
+    """Patient ids of the results, in order."""
+    assert response.status_code == 200
+    return [int(i) for i in re.findall(r'href="/patients/(\d+)"', response.get_data(as_text=True))]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.patients.helpers import VALID
+from tests.patients.helpers import VALID, add_patient
 
 pytestmark = pytest.mark.browser
 
@@ -76,4 +78,32 @@ def test_hostile_input_renders_inert_in_chromium(page, sign_in, watch):
     page.wait_for_selector("#search-result-1")
     assert page.evaluate(injected) == 0
     page.wait_for_timeout(300)
+    watch.assert_clean(page)
+
+
+def test_find_by_given_then_family_and_by_a_near_miss(app, page, sign_in, watch):
+    """What staff type on the first day: the name as said aloud, and a misspelling."""
+    add_patient(app, "Rosalind", "Quibbleworth", date(1980, 3, 2))
+    add_patient(app, "Hugo", "Quibleworth", date(1971, 5, 6))
+    sign_in("frontdesk")
+    page.goto("/")
+    box = page.get_by_role("combobox", name="Find a patient")
+    options = page.get_by_role("listbox", name="Matching patients").get_by_role("option")
+    box.fill("Rosalind Quibbleworth")
+    expect(options).to_have_count(1)
+    expect(options.first).to_contain_text("Quibbleworth, Rosalind")
+    box.fill("rosalind")
+    expect(options).to_have_count(1)
+    expect(options.first).to_contain_text("2 Mar 1980")
+    box.fill("quibleworth")
+    expect(options).to_have_count(2)
+    expect(options.nth(0)).to_contain_text("Quibleworth, Hugo")
+    expect(options.nth(0)).not_to_contain_text("Similar name")
+    expect(options.nth(1)).to_contain_text("Quibbleworth, Rosalind")
+    expect(options.nth(1)).to_contain_text("Similar name")
+    box.press("ArrowDown")
+    box.press("ArrowDown")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r".*/patients/\d+$"))
+    expect(page.locator("#patient-banner")).to_contain_text("Quibbleworth, Rosalind")
     watch.assert_clean(page)

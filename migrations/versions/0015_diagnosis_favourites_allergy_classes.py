@@ -1,7 +1,7 @@
 """Diagnosis favourites and the clinic's diagnosis use counts (ICD-10 search ranking); the
 coded drug class of an allergy.
 
-Revision ID: 0017
+Revision ID: 0015
 Revises: 0011
 Create Date: 2026-12-06 05:20:00.000000
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0017'
-down_revision = '0013'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
