@@ -381,7 +381,15 @@ def test_no_secret_or_launch_url_reaches_a_log_line_or_an_audit_detail(
     page = launch(doctor, patient_id).get_data(as_text=True)
     launch_url = html.unescape(IFRAME.search(page).group(1))
     code = parse_qs(urlsplit(launch_url).query)["SingleSignOnCode"][0]
-    sign_and_send(launch_url, "Take 1 daily")
+    # The test plays the prescriber's browser here; what its own HTTP client logs (the launch
+    # URL it opens) is the browser's, not the portal's, so it is kept out of the capture.
+    browser_log = logging.getLogger("urllib3")
+    level = browser_log.level
+    browser_log.setLevel(logging.WARNING)
+    try:
+        sign_and_send(launch_url, "Take 1 daily")
+    finally:
+        browser_log.setLevel(level)
     process_until(app, lambda: bool(prescriptions(app)), "the write-back")
     with app.app_context():
         details = " ".join(e.detail or "" for e in db.session.scalars(select(AuditEvent)))
