@@ -93,3 +93,21 @@ def test_a_lookup_too_long_is_refused_beside_the_box(opened, signed_in):
     answer = signed_in("admin").htmx_post("/admin/audit/patients", {"patient_query": "x" * 101})
     assert answer.status_code == 422
     assert "Field cannot be longer than 100 characters." in answer.get_data(as_text=True)
+
+
+def test_the_lookup_names_only_patients_named_exactly_and_no_birth_dates(opened, signed_in):
+    """The admin has no patient access: the lookup finds a patient the admin already knows
+    of (exact MRN or name), not the registry to browse by prefix, given name or misspelling."""
+    admin = signed_in("admin")
+    for typed in ("Ada Lovelace", "Lovelace, Ada", "lovelace", opened.ada_mrn):
+        html = admin.htmx_post("/admin/audit/patients", {"patient_query": typed}).get_data(
+            as_text=True
+        )
+        assert f"/admin/audit/?patient={opened.ada}" in html, typed
+        assert "DOB" not in html and "1985" not in html
+    for typed in ("Love", "Ada", "Lovelase", "Lovelace, Grace"):
+        html = admin.htmx_post("/admin/audit/patients", {"patient_query": typed}).get_data(
+            as_text=True
+        )
+        assert "/admin/audit/?patient=" not in html, typed
+        assert "No patient with that MRN or exactly that name." in html

@@ -60,6 +60,10 @@ def test_book_from_the_patient_page_has_the_patient_chosen(app, chart, signed_in
     radio = re.search(rf'<input[^>]*value="{patient_id}"[^>]*>', html)
     assert radio is not None and "checked" in radio.group(0)
     assert "Turing, Alan" in html
+    # Showing the chosen patient is a read of their record, audited like any other (an id
+    # typed into the address is no way round the trail).
+    viewed = audit_events(app, "patient.view")
+    assert [(e.patient_id, e.detail) for e in viewed] == [(patient_id, "booking")]
     # An id that is no patient's chooses nobody (and is not an error).
     response = signed_in("front_desk").get("/schedule/appointments/new?patient_id=999999")
     assert response.status_code == 200 and 'name="patient_id" value=' not in response.get_data(

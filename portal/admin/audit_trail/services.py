@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.patients.identifiers import search_key
 from portal.patients.models import Patient, format_display_name
 
 
@@ -44,3 +45,23 @@ def patient_labels(patient_ids) -> dict[int, PatientLabel]:
         )
         for row in rows
     }
+
+
+def exactly_named(patients, typed: str) -> list:
+    """The patients the admin named exactly: by MRN, or by family name (with the given name
+    when one was typed), in either order, with or without a comma.
+
+    The lookup exists to filter the trail on a patient the admin already knows of. The
+    registry's search is broader (prefixes, a given name alone, near misses) and would let an
+    administrator, who has no patient access, browse the registry; only exact names pass.
+    """
+    text = typed.strip()
+    words = set(search_key(text.replace(",", " ")).split())
+    chosen = []
+    for patient in patients:
+        family = set(search_key(patient.family_name).split())
+        given = set(search_key(patient.given_name).split())
+        named = family <= words and (words <= family or words <= family | given)
+        if patient.mrn == text or (family and named):
+            chosen.append(patient)
+    return chosen

@@ -18,7 +18,7 @@ from flask import Response, current_app, request, stream_with_context, url_for
 
 from portal.admin.audit_trail import bp
 from portal.admin.audit_trail.forms import PatientLookupForm, ReportFilterForm
-from portal.admin.audit_trail.services import patient_labels
+from portal.admin.audit_trail.services import exactly_named, patient_labels
 from portal.audit import report as audit_report
 from portal.auth import services as auth_services
 from portal.auth.permissions import require
@@ -159,17 +159,17 @@ def report():
 @bp.post("/patients")
 @require("audit.read")
 def patient_lookup():
-    """Find the patient to filter on by name, date of birth or MRN (the registry's search,
-    audited as one): each match is a link to the report filtered on that patient, keeping
-    the other filters. A fragment for htmx; a small page without JavaScript."""
+    """Find the patient to filter on by exact name or MRN (the registry's search, audited
+    as one, narrowed to exact names): each match is a link to the report filtered on that
+    patient, keeping the other filters. A fragment for htmx; a small page without JavaScript."""
     form = PatientLookupForm()
     outcome = None
     if form.validate():
+        typed = form.patient_query.data or ""
         outcome = search_patients(
-            current_actor(),
-            form.patient_query.data or "",
-            current_app.config["DEFAULT_PHONE_REGION"],
+            current_actor(), typed, current_app.config["DEFAULT_PHONE_REGION"]
         )
+        outcome.patients = exactly_named(outcome.patients, typed)
     kept = {key: request.form.get(key, "").strip() for key in KEPT_BY_LOOKUP}
     return render(
         "admin/audit_trail/patient_lookup.html",

@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app, redirect, request, url_for
+from werkzeug.exceptions import NotFound
 
 from portal.auth.models import User
 from portal.auth.permissions import require
@@ -20,8 +21,7 @@ from portal.clinic.services import list_locations
 from portal.dates import parse_date, parse_instant
 from portal.extensions import db
 from portal.ids import parse_id
-from portal.patients.models import Patient
-from portal.patients.services import search_patients
+from portal.patients.services import search_patients, view_patient
 from portal.scheduling import bp
 from portal.scheduling.booking import services
 from portal.scheduling.booking.forms import BookingForm, CancelForm, RescheduleForm
@@ -96,8 +96,12 @@ def _booking_panel(form: BookingForm, status: int = 200, patients=None, conflict
     # patient was chosen yet (the search runs again, audited like any search).
     query = request.form.get("q", "")[:100] if request.method == "POST" else ""
     if form.patient_id.data and not patients:
-        patient = db.session.get(Patient, form.patient_id.data)
-        patients = [patient] if patient else []
+        # The chosen patient's name, birth date and MRN are shown: a read of the record like
+        # any other (an id typed into the address is as audited as a search).
+        try:
+            patients = [view_patient(_actor(), form.patient_id.data, purpose="booking")]
+        except NotFound:
+            patients = []
     elif query.strip() and not patients:
         region = current_app.config["DEFAULT_PHONE_REGION"]
         patients = search_patients(_actor(), query, region).patients
