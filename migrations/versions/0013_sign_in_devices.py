@@ -2,7 +2,7 @@
 failure count and back-off, so an account's back-off cannot lock its owner out.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06 05:15:00.000000
 
 """

@@ -3,14 +3,49 @@ with their phonetic keys (and pg_trgm's trigram index on PostgreSQL) for near mi
 the clinic's date order.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-06 05:20:00.000000
 
 """
 from alembic import op
 import sqlalchemy as sa
 
-from portal.patients.identifiers import name_sound
+
+# The phonetic key as this revision computes it, frozen here (a migration never changes):
+# portal.patients.identifiers.name_sound must give the same keys, or a later revision must
+# recompute patient_names.sound (tests/patients/test_search_names.py holds them together).
+_SOUND_CLASSES = {
+    **dict.fromkeys('bfpv', '1'),
+    **dict.fromkeys('cgjkqsxz', '2'),
+    **dict.fromkeys('dt', '3'),
+    'l': '4',
+    **dict.fromkeys('mn', '5'),
+    'r': '6',
+}
+_SOUND_DIGRAPHS = (('ph', 'f'), ('ck', 'k'), ('gh', 'h'), ('sch', 'sk'))
+
+
+def name_sound(key):
+    letters = ''.join(char for char in key if 'a' <= char <= 'z')
+    spelt = None
+    while spelt != letters:
+        spelt = letters
+        for written, sound in _SOUND_DIGRAPHS:
+            letters = letters.replace(written, sound)
+    if not letters:
+        return ''
+    code = [_SOUND_CLASSES.get(letters[0], '0')]
+    previous = code[0]
+    for char in letters[1:]:
+        digit = _SOUND_CLASSES.get(char)
+        if digit is None:
+            if char not in 'hw':
+                previous = ''
+            continue
+        if digit != previous:
+            code.append(digit)
+        previous = digit
+    return ''.join(code)[:64]
 
 
 # revision identifiers, used by Alembic.
@@ -24,7 +59,7 @@ SEARCH_KEY = sa.String(length=200).with_variant(sa.String(length=200, collation=
 
 def _fill_patient_names(connection):
     """The distinct name keys of the patients already registered, with their phonetic keys
-    (computed here: the same function the app uses for new names)."""
+    (computed by this revision's frozen copy of the app's function)."""
     keys = set()
     for column in ('family_key', 'given_key'):
         keys.update(connection.execute(sa.text(f'SELECT DISTINCT {column} FROM patients')).scalars())

@@ -2,7 +2,7 @@
 coded drug class of an allergy.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-06 05:20:00.000000
 
 """

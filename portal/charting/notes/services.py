@@ -136,12 +136,6 @@ def default_template(encounter: Encounter, kind: str) -> NoteTemplate | None:
     return _default_among(candidates, _appointment_type_of(encounter))
 
 
-def template_text(encounter: Encounter, kind: str) -> str:
-    """The text a new note starts from by default (its ``default_template``'s, or nothing)."""
-    template = default_template(encounter, kind)
-    return template.body if template else ""
-
-
 @dataclass
 class TemplateChoices:
     """What a note not started yet may start from: per kind, the active templates (id,
