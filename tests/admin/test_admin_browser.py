@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.browser import sign_in_by_cookie
 
@@ -15,8 +16,8 @@ def test_disable_and_enable_a_user_without_javascript(app, new_page):
     page.goto("/admin/users")
     page.get_by_role("link", name="nurse", exact=True).click()
     page.get_by_role("link", name="Disable account…").click()
-    assert page.get_by_role("heading", name="Disable Sam Okafor?").is_visible()
+    expect(page.get_by_role("heading", name="Disable Sam Okafor?")).to_be_visible()
     page.get_by_role("button", name="Disable nurse").click()
-    assert page.get_by_text("nurse is disabled; their sessions ended.").is_visible()
+    expect(page.get_by_text("nurse is disabled; their sessions ended.")).to_be_visible()
     page.get_by_role("button", name="Enable account").click()
-    assert page.get_by_text("nurse is enabled and can sign in again.").is_visible()
+    expect(page.get_by_text("nurse is enabled and can sign in again.")).to_be_visible()

@@ -22,7 +22,7 @@ def test_enrol_then_sign_in_with_totp_in_chromium(app, page, watch):
     page.get_by_label("Password").fill(NEW_USER_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     assert page.url.endswith("/auth/enrol-mfa")
-    assert page.locator("svg.qr-code").is_visible()
+    expect(page.locator("svg.qr-code")).to_be_visible()
     secret = page.locator("#totp-key").inner_text().replace(" ", "")
     page.get_by_label("6-digit code from the app").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on two-step sign-in").click()
@@ -39,7 +39,7 @@ def test_enrol_then_sign_in_with_totp_in_chromium(app, page, watch):
     next_code = pyotp.TOTP(secret).at(time.time() + 30)
     page.get_by_label("6-digit code").fill(next_code)
     page.get_by_role("button", name="Verify and sign in").click()
-    assert page.get_by_text("Good to see you, Anita Patel").is_visible()
+    expect(page.get_by_text("Good to see you, Anita Patel")).to_be_visible()
     watch.assert_clean(page)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.charting.after_visit_helpers import make_visit, pdf_pages
 
@@ -23,7 +24,7 @@ def test_printed_from_the_encounter_page(page, sign_in, watch, app):
     medications = summary.get_by_role("region", name="Your medications").inner_text()
     assert "Changed: Lisinopril" in medications and "Stop taking:" in medications
     assert "parking" not in summary.inner_text()
-    assert page.get_by_role("button", name="Print").is_visible()
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
     href = page.get_by_role("link", name="Download PDF").get_attribute("href")
     response = page.request.get(href)
     assert response.ok and response.headers["content-type"] == "application/pdf"

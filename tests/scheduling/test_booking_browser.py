@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.scheduling.booking_helpers import appointments, future_monday, local
 
@@ -122,7 +123,7 @@ def test_rescheduling_from_the_appointment_panel(app, page, sign_in, watch, sche
     assert "That time was just taken" in page.inner_text("#side-panel")
     # Whose time it is, and the next free one (10:20, after Turing's visit) to move to.
     assert "Turing, Alan has 10:00\u201310:20 with this provider." in page.inner_text("#side-panel")
-    assert page.get_by_role("button", name=re.compile("^Move at 10:20 on")).is_visible()
+    expect(page.get_by_role("button", name=re.compile("^Move at 10:20 on"))).to_be_visible()
     assert appointments(app, id=moving.id)[0].starts_at == local(day, 9, 0)
 
     page.get_by_label("New start").fill("11:00")
