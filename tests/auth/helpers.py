@@ -142,6 +142,27 @@ def add_second_admin(app, username: str = "admin2", full_name: str = "Robin Shaw
     create_user(app, username, full_name, ["admin"])
 
 
+def reset_password_by_two_admins(
+    app, username: str, password: str, *, proposer: str = "admin2", approver: str = "admin"
+) -> None:
+    """An account with patient access and no second factor: one administrator proposes the
+    reset and another approves it by setting the temporary password (the second
+    administrator is created if missing)."""
+    with app.app_context():
+        missing = services.find_user(proposer) is None and proposer == "admin2"
+        db.session.remove()
+    if missing:
+        add_second_admin(app)
+    with app.test_request_context():
+        services.propose_password_reset(actor=actor_of(proposer), user=services.find_user(username))
+        db.session.remove()
+    with app.test_request_context():
+        services.approve_password_reset(
+            actor=actor_of(approver), user=services.find_user(username), new_password=password
+        )
+        db.session.remove()
+
+
 EXTRA_TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
 

@@ -28,6 +28,7 @@ from tests.auth.helpers import (
     give_mfa,
     page_text,
     password_step,
+    reset_password_by_two_admins,
     sign_in_to_gate,
 )
 from tests.support.audit import audit_events
@@ -46,6 +47,14 @@ def act(app, username: str, action):
 
 
 def reset_password_of(app, username: str, password: str = TEMPORARY, by: str = "admin"):
+    """``by`` sets a temporary password; for an account with patient access and no second
+    factor another administrator ("admin2") proposed it first (the two-person rule)."""
+    needs_approval = act(
+        app, by, lambda actor, find: services.password_reset_needs_approval(actor, find(username))
+    )
+    if needs_approval:
+        reset_password_by_two_admins(app, username, password, approver=by)
+        return
     act(
         app,
         by,
@@ -134,7 +143,8 @@ def test_acknowledging_covers_only_the_notices_shown(app):
     choose_own_password(browser)
     shown = _unread_ids(app, "frontdesk")
     give_mfa(app, "frontdesk")
-    act(app, "admin", lambda a, find: services.reset_mfa(actor=a, user=find("frontdesk")))
+    act(app, "admin2", lambda a, find: services.propose_mfa_reset(actor=a, user=find("frontdesk")))
+    act(app, "admin", lambda a, find: services.approve_mfa_reset(actor=a, user=find("frontdesk")))
     # The reset ended the session; sign in again: both notices wait.
     browser = PortalClient(app)
     assert sign_in_to_gate(browser, "frontdesk", OWN_PASSWORD).location == "/auth/notices"
@@ -266,6 +276,91 @@ def test_the_owner_still_signs_in_with_their_code_after_a_reset(app, signed_in):
     assert done.location == "/auth/new-password"
     browser.refresh_csrf("/auth/new-password")
     assert choose_own_password(browser).location == "/auth/notices"
+
+
+def test_removing_the_role_does_not_open_the_one_admin_reset(app):
+    """Route the review found: remove a prescriber's role, reset their second factor alone,
+    give the role back. An enrolled second factor needs two admins whatever the roles."""
+    act(
+        app,
+        "admin",
+        lambda a, find: services.update_user(
+            actor=a, user=find("drlee"), full_name="Dr Lee", email=None, roles=["nurse"]
+        ),
+    )
+    assert get_user(app, "drlee").roles == ["nurse"]
+    with pytest.raises(Refused, match="second administrator"):
+        act(app, "admin", lambda a, find: services.reset_mfa(actor=a, user=find("drlee")))
+    assert get_user(app, "drlee").mfa_enabled
+    assert audit_events(app, "user.mfa_reset") == []
+
+
+# --- the two-person rule for passwords of accounts with patient access and no second factor
+
+
+def test_one_admin_alone_cannot_reset_a_nurses_password(app):
+    """The nurse has no second factor: a temporary password alone would let the admin in."""
+    add_second_admin(app)
+    before = get_user(app, "nurse").password_hash
+    with pytest.raises(Refused, match="second administrator"):
+        reset_password_of_directly(app, "nurse")
+    act(app, "admin", lambda a, find: services.propose_password_reset(actor=a, user=find("nurse")))
+    assert get_user(app, "nurse").password_hash == before  # a proposal changes nothing
+    with pytest.raises(Refused, match="different administrator"):
+        act(
+            app,
+            "admin",
+            lambda a, find: services.approve_password_reset(
+                actor=a, user=find("nurse"), new_password=TEMPORARY
+            ),
+        )
+    assert get_user(app, "nurse").password_hash == before
+    act(
+        app,
+        "admin2",
+        lambda a, find: services.approve_password_reset(
+            actor=a, user=find("nurse"), new_password=TEMPORARY
+        ),
+    )
+    nurse = get_user(app, "nurse")
+    assert nurse.password_hash != before and nurse.must_change_password
+    [proposed] = audit_events(app, "user.password_reset_proposed")
+    [approved] = audit_events(app, "user.password_reset_approved")
+    [reset] = audit_events(app, "user.password_reset")
+    assert proposed.username == "admin" and approved.username == reset.username == "admin2"
+    with app.app_context():
+        [notice] = services.unread_notices(nurse.id)
+        assert notice.kind == "password_reset" and notice.actor_name == "Robin Shaw"
+    # Nothing is left waiting: approving again finds no proposal.
+    with pytest.raises(Refused, match="No password reset"):
+        act(
+            app,
+            "admin2",
+            lambda a, find: services.approve_password_reset(
+                actor=a, user=find("nurse"), new_password=TEMPORARY
+            ),
+        )
+
+
+def test_a_second_factor_keeps_the_one_admin_password_reset(app):
+    """With a second factor enrolled the admin cannot pass the owner's code: one admin
+    sets the temporary password, and the admin-only account needs nobody else either."""
+    give_mfa(app, "nurse")
+    reset_password_of_directly(app, "nurse")
+    assert get_user(app, "nurse").must_change_password
+    add_second_admin(app)
+    reset_password_of_directly(app, "admin2")
+    assert get_user(app, "admin2").must_change_password
+
+
+def reset_password_of_directly(app, username: str) -> None:
+    act(
+        app,
+        "admin",
+        lambda a, find: services.reset_password(
+            actor=a, user=find(username), new_password=TEMPORARY
+        ),
+    )
 
 
 # --- an admin giving themselves patient access ------------------------------------------------
