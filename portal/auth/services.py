@@ -47,6 +47,9 @@ PASSWORD_RESET = "password_reset"  # noqa: S105  (AccountApproval.action)
 # A proposal nobody approved within this time lapses: an approval should follow a
 # conversation, not find an old request days later.
 APPROVAL_VALID_HOURS = 24
+# An administrator whose admin role is younger than this does not approve: one admin could
+# otherwise make a second admin account and approve their own proposal with it.
+NEW_ADMIN_HOURS = 24
 # What a signed-in session must finish before anything else (auth.views keeps it in the
 # session): choose a new password, then read what was done to the account.
 GATE_PASSWORD = "password"  # noqa: S105  (a step's name)
@@ -460,7 +463,7 @@ def create_user(
             password_hash=password_hash,
             must_change_password=temporary_password,
         )
-        user.set_roles(roles)
+        user.set_roles(roles, granted_by_id=actor.id)
         db.session.add(user)
         audit.record(
             actor,
@@ -515,7 +518,7 @@ def update_user(
         before = ",".join(user.roles)
         user.full_name = full_name.strip()
         user.email = email or None
-        user.set_roles(roles)
+        user.set_roles(roles, granted_by_id=actor.id)
         detail = f"roles {before} -> {','.join(roles)}"
         if employment_ends_on is not KEEP and employment_ends_on != user.employment_ends_on:
             user.employment_ends_on = employment_ends_on
@@ -748,6 +751,36 @@ def _close_lapsed(user_id: int, action: str) -> None:
     )
 
 
+def _refuse_a_dependent_approver(approval: AccountApproval, actor) -> None:
+    """The second administrator must be a second person, not an account the first made.
+
+    Refused when the approver's admin role was granted less than ``NEW_ADMIN_HOURS`` ago,
+    or when either of the two administrators granted the other's admin role. This is the
+    smaller option (no two-person grant of the admin role): it stops one admin from
+    creating an admin account (or promoting one) and deciding with it at once, in either
+    seat. It does not prove independence: an admin who builds a chain of two accounts and
+    waits a day is not stopped, but every grant is audited under their name.
+    """
+    approver = db.session.get(User, actor.id)
+    proposer = db.session.get(User, approval.proposed_by_id) if approval.proposed_by_id else None
+    approver_role = approver.role_row("admin") if approver else None
+    proposer_role = proposer.role_row("admin") if proposer else None
+    if approver_role is None:
+        raise Refused("Only an administrator approves.")
+    if (
+        approver_role.granted_at is not None
+        and approver_role.granted_at > utcnow() - timedelta(hours=NEW_ADMIN_HOURS)
+    ) or approver_role.granted_by_id == approval.proposed_by_id:
+        raise Refused(
+            "Your administrator role is less than a day old or was given by the administrator "
+            "who proposed this: another administrator must approve it."
+        )
+    if proposer_role is not None and proposer_role.granted_by_id == actor.id:
+        raise Refused(
+            "You gave the proposer their administrator role: another administrator must approve it."
+        )
+
+
 def propose_mfa_reset(*, actor, user: User) -> AccountApproval:
     """First half of the two-person rule: one administrator asks to reset the account's
     second factor; nothing changes until a different administrator approves."""
@@ -784,6 +817,7 @@ def approve_mfa_reset(*, actor, user: User) -> None:
             raise Refused("A different administrator must approve the reset you proposed.")
         if actor.id == user.id:
             raise Refused("Another administrator must approve a reset of your own account.")
+        _refuse_a_dependent_approver(approval, actor)
         decided = db.session.execute(
             update(AccountApproval)
             .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
@@ -863,6 +897,7 @@ def approve_password_reset(*, actor, user: User, new_password: str) -> None:
             raise Refused("A different administrator must approve the reset you proposed.")
         if actor.id == user.id:
             raise Refused("Another administrator must approve a reset of your own account.")
+        _refuse_a_dependent_approver(approval, actor)
         _decide(approval, actor, "approved")
         audit.record(
             actor,

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pyotp
 
 from portal.auth import services
-from portal.auth.models import ServerSession, User
+from portal.auth.models import ServerSession, User, UserRole
 from portal.crypto import encrypt_text
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -138,8 +138,19 @@ def choose_own_password(client, password: str = OWN_PASSWORD):
 
 
 def add_second_admin(app, username: str = "admin2", full_name: str = "Robin Shaw") -> None:
-    """Another administrator (the two-person rule needs two)."""
+    """Another administrator (the two-person rule needs two), independent of "admin": their
+    role's provenance is empty, as for one set up before provenance was kept."""
     create_user(app, username, full_name, ["admin"])
+    with app.app_context():
+        db.session.execute(
+            db.update(UserRole)
+            .where(
+                UserRole.user_id
+                == db.select(User.id).filter_by(username=username).scalar_subquery()
+            )
+            .values(granted_by_id=None, granted_at=None)
+        )
+        db.session.commit()
 
 
 def reset_password_by_two_admins(

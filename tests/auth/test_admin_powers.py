@@ -18,11 +18,13 @@ from sqlalchemy import select
 from portal.auth import services
 from portal.auth.models import AccountApproval, AccountNotice
 from portal.extensions import db
+from portal.timeutil import utcnow
 from portal.transaction import Refused
 from tests.auth.helpers import (
     OWN_PASSWORD,
     add_second_admin,
     choose_own_password,
+    create_user,
     field_error,
     get_user,
     give_mfa,
@@ -293,6 +295,47 @@ def test_removing_the_role_does_not_open_the_one_admin_reset(app):
         act(app, "admin", lambda a, find: services.reset_mfa(actor=a, user=find("drlee")))
     assert get_user(app, "drlee").mfa_enabled
     assert audit_events(app, "user.mfa_reset") == []
+
+
+def test_an_admin_account_the_proposer_made_does_not_approve(app):
+    """Route the review found: admin A makes a second admin account, signs in as it and
+    approves their own proposal. Its role is new and was A's grant: refused, in either seat;
+    after a day, an admin made by someone else approves."""
+    create_user(app, "puppet", "Sock Puppet", ["admin"])
+    act(app, "admin", lambda a, find: services.propose_mfa_reset(actor=a, user=find("drlee")))
+    with pytest.raises(Refused, match="less than a day old"):
+        act(app, "puppet", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    _age_admin_role(app, "puppet", hours=48)
+    with pytest.raises(Refused, match="given by the administrator who proposed"):
+        act(app, "puppet", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    # The other seat: the made account proposes, its maker approves.
+    act(app, "admin", lambda a, find: services.withdraw_mfa_reset(actor=a, user=find("drlee")))
+    act(app, "puppet", lambda a, find: services.propose_mfa_reset(actor=a, user=find("drlee")))
+    with pytest.raises(Refused, match="You gave the proposer"):
+        act(app, "admin", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    assert get_user(app, "drlee").mfa_enabled
+    # The same for a password reset.
+    act(app, "puppet", lambda a, find: services.propose_password_reset(actor=a, user=find("nurse")))
+    with pytest.raises(Refused, match="You gave the proposer"):
+        act(
+            app,
+            "admin",
+            lambda a, find: services.approve_password_reset(
+                actor=a, user=find("nurse"), new_password=TEMPORARY
+            ),
+        )
+    assert not get_user(app, "nurse").must_change_password
+    # An administrator someone else made, a day ago, approves.
+    add_second_admin(app)
+    act(app, "admin2", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    assert not get_user(app, "drlee").mfa_enabled
+
+
+def _age_admin_role(app, username: str, hours: int) -> None:
+    with app.app_context():
+        row = services.find_user(username).role_row("admin")
+        row.granted_at = utcnow() - timedelta(hours=hours)
+        db.session.commit()
 
 
 # --- the two-person rule for passwords of accounts with patient access and no second factor
