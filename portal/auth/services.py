@@ -581,13 +581,14 @@ def end_employment_of_leavers(today: date) -> int:
 def password_reset_needs_approval(actor, user: User) -> bool:
     """Whether an administrator's reset of this account's password takes a second one.
 
-    Yes for an account whose roles reach patients (any role but admin) and that has no
-    second factor enrolled: a temporary password alone would let the administrator sign in
-    as the owner, choose the "final" password and read charts. With a second factor enrolled
-    the administrator still cannot pass the owner's code, so one administrator resets it (a
-    reset of that factor is itself a two-person act). One's own password is one's own.
+    Yes for any other account with no second factor enrolled: a temporary password alone
+    would let the administrator sign in as the owner, choose the "final" password (and
+    enrol their own authenticator) and read charts, or, for an administrator's account,
+    use it as the "second" administrator. With a second factor enrolled the administrator
+    still cannot pass the owner's code, so one administrator resets it (a reset of that
+    factor is itself a two-person act). One's own password is one's own.
     """
-    return actor.id != user.id and bool(set(user.roles) - {"admin"}) and not user.mfa_enabled
+    return actor.id != user.id and not user.mfa_enabled
 
 
 def _set_temporary_password(actor, user: User, password_hash: str) -> None:
@@ -629,8 +630,8 @@ def reset_password(*, actor, user: User, new_password: str) -> None:
         db.session.refresh(user)
         if password_reset_needs_approval(actor, user):
             raise Refused(
-                "Resetting the password of an account with patient access and no two-step "
-                "sign-in needs a second administrator's approval: propose it instead."
+                "Resetting the password of an account without two-step sign-in needs a "
+                "second administrator's approval: propose it instead."
             )
         _set_temporary_password(actor, user, password_hash)
 

@@ -1,4 +1,4 @@
-"""In Chromium: the password of an account with patient access and no second factor is reset
+"""In Chromium: the password of an account with no second factor is reset
 by two administrators (issue 14, security finding 2): one proposes on the reset page, a
 different one, coming from the users' list, approves by setting the temporary password."""
 

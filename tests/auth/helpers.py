@@ -156,7 +156,7 @@ def add_second_admin(app, username: str = "admin2", full_name: str = "Robin Shaw
 def reset_password_by_two_admins(
     app, username: str, password: str, *, proposer: str = "admin2", approver: str = "admin"
 ) -> None:
-    """An account with patient access and no second factor: one administrator proposes the
+    """An account with no second factor: one administrator proposes the
     reset and another approves it by setting the temporary password (the second
     administrator is created if missing)."""
     with app.app_context():

@@ -49,7 +49,7 @@ def act(app, username: str, action):
 
 
 def reset_password_of(app, username: str, password: str = TEMPORARY, by: str = "admin"):
-    """``by`` sets a temporary password; for an account with patient access and no second
+    """``by`` sets a temporary password; for an account with no second
     factor another administrator ("admin2") proposed it first (the two-person rule)."""
     needs_approval = act(
         app, by, lambda actor, find: services.password_reset_needs_approval(actor, find(username))
@@ -338,7 +338,7 @@ def _age_admin_role(app, username: str, hours: int) -> None:
         db.session.commit()
 
 
-# --- the two-person rule for passwords of accounts with patient access and no second factor
+# --- the two-person rule for passwords of accounts with no second factor
 
 
 def test_one_admin_alone_cannot_reset_a_nurses_password(app):
@@ -387,13 +387,23 @@ def test_one_admin_alone_cannot_reset_a_nurses_password(app):
 
 def test_a_second_factor_keeps_the_one_admin_password_reset(app):
     """With a second factor enrolled the admin cannot pass the owner's code: one admin
-    sets the temporary password, and the admin-only account needs nobody else either."""
+    sets the temporary password (a nurse's or another admin's)."""
     give_mfa(app, "nurse")
     reset_password_of_directly(app, "nurse")
     assert get_user(app, "nurse").must_change_password
     add_second_admin(app)
+    give_mfa(app, "admin2")
     reset_password_of_directly(app, "admin2")
     assert get_user(app, "admin2").must_change_password
+
+
+def test_an_admin_account_without_a_second_factor_takes_two_admins(app):
+    """Else one admin could reset a not yet enrolled admin's password, sign in as them,
+    enrol their own authenticator and approve their own proposals with that account."""
+    add_second_admin(app)
+    with pytest.raises(Refused, match="second administrator"):
+        reset_password_of_directly(app, "admin2")
+    assert not get_user(app, "admin2").must_change_password
 
 
 def reset_password_of_directly(app, username: str) -> None:
