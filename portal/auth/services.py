@@ -771,7 +771,10 @@ def _refuse_a_dependent_approver(approval: AccountApproval, actor) -> None:
     if (
         approver_role.granted_at is not None
         and approver_role.granted_at > utcnow() - timedelta(hours=NEW_ADMIN_HOURS)
-    ) or approver_role.granted_by_id == approval.proposed_by_id:
+    ) or (
+        approval.proposed_by_id is not None
+        and approver_role.granted_by_id == approval.proposed_by_id
+    ):
         raise Refused(
             "Your administrator role is less than a day old or was given by the administrator "
             "who proposed this: another administrator must approve it."
