@@ -7,7 +7,7 @@ work without JavaScript.
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from portal.admin import bp
@@ -116,13 +116,48 @@ def edit_user(user_id: int):
 @bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
 @require("users.manage")
 def reset_password(user_id: int):
+    """One administrator sets a temporary password; for an account with patient access and
+    no second factor, one proposes (``propose``) and a different one approves by setting it
+    (``withdraw`` withdraws or declines the proposal)."""
     user = admin_services.get_user_or_404(user_id)
+    actor = current_actor()
+    needs_approval = auth_services.password_reset_needs_approval(actor, user)
+    approval = (
+        auth_services.pending_approval(user.id, auth_services.PASSWORD_RESET)
+        if needs_approval
+        else None
+    )
     form = ResetPasswordForm()
-    if form.validate_on_submit():
+    page_error = None
+    if needs_approval and request.method == "POST" and request.form.get("step"):
+        if not ConfirmForm().validate_on_submit():
+            abort(400)
+        step = request.form["step"]
         try:
-            auth_services.reset_password(
-                actor=current_actor(), user=user, new_password=form.password.data
-            )
+            if step == "propose":
+                auth_services.propose_password_reset(actor=actor, user=user)
+                message = (
+                    f"Password reset proposed for {user.username}: a different "
+                    "administrator sets the temporary password when approving it."
+                )
+            else:
+                auth_services.withdraw_password_reset(actor=actor, user=user)
+                message = f"The proposed reset of {user.username}'s password was withdrawn."
+        except Refused as error:
+            page_error = error.message
+        else:
+            flash(message, "success")
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    elif form.validate_on_submit():
+        try:
+            if needs_approval:
+                auth_services.approve_password_reset(
+                    actor=actor, user=user, new_password=form.password.data
+                )
+            else:
+                auth_services.reset_password(
+                    actor=actor, user=user, new_password=form.password.data
+                )
         except Refused as error:
             _attach_error(form, error)
         else:
@@ -138,7 +173,11 @@ def reset_password(user_id: int):
         user=user,
         form=form,
         is_self=user.id == current_user.id,
-        status=_status(form),
+        needs_approval=needs_approval,
+        approval=approval,
+        proposer_name=admin_services.full_name_of(approval.proposed_by_id) if approval else None,
+        page_error=page_error,
+        status=409 if page_error else _status(form),
     )
 
 

@@ -51,18 +51,33 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     role_rows: Mapped[list[UserRole]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="user",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        foreign_keys="UserRole.user_id",
     )
 
     @property
     def roles(self) -> list[str]:
         return sorted(row.role for row in self.role_rows)
 
-    def set_roles(self, roles: list[str]) -> None:
+    def set_roles(self, roles: list[str], granted_by_id: int | None = None) -> None:
+        """Keep the roles in ``roles``; the ones an administrator adds record who and when
+        (none for the set-up: the demo clinic, the command line)."""
         wanted = set(roles)
         self.role_rows = [row for row in self.role_rows if row.role in wanted]
         have = {row.role for row in self.role_rows}
-        self.role_rows.extend(UserRole(role=role) for role in sorted(wanted - have))
+        self.role_rows.extend(
+            UserRole(
+                role=role,
+                granted_by_id=granted_by_id,
+                granted_at=utcnow() if granted_by_id is not None else None,
+            )
+            for role in sorted(wanted - have)
+        )
+
+    def role_row(self, role: str) -> UserRole | None:
+        return next((row for row in self.role_rows if row.role == role), None)
 
     @property
     def role_labels(self) -> str:
@@ -87,8 +102,12 @@ class UserRole(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(32))
+    # Provenance (the two-person rule): who gave the role and when; empty for roles given
+    # before it was kept, by the demo set-up or from the command line.
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    user: Mapped[User] = relationship(back_populates="role_rows")
+    user: Mapped[User] = relationship(back_populates="role_rows", foreign_keys=[user_id])
 
 
 class RecoveryCode(db.Model):

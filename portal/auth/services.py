@@ -43,9 +43,13 @@ TOTP_ISSUER = "Practice Portal"
 # second factor guards prescribing and the chart, an admin's guards everyone's accounts.
 TWO_PERSON_MFA_ROLES = frozenset({"prescriber", "admin"})
 MFA_RESET = "mfa_reset"  # AccountApproval.action
+PASSWORD_RESET = "password_reset"  # noqa: S105  (AccountApproval.action)
 # A proposal nobody approved within this time lapses: an approval should follow a
 # conversation, not find an old request days later.
 APPROVAL_VALID_HOURS = 24
+# An administrator whose admin role is younger than this does not approve: one admin could
+# otherwise make a second admin account and approve their own proposal with it.
+NEW_ADMIN_HOURS = 24
 # What a signed-in session must finish before anything else (auth.views keeps it in the
 # session): choose a new password, then read what was done to the account.
 GATE_PASSWORD = "password"  # noqa: S105  (a step's name)
@@ -459,7 +463,7 @@ def create_user(
             password_hash=password_hash,
             must_change_password=temporary_password,
         )
-        user.set_roles(roles)
+        user.set_roles(roles, granted_by_id=actor.id)
         db.session.add(user)
         audit.record(
             actor,
@@ -514,7 +518,7 @@ def update_user(
         before = ",".join(user.roles)
         user.full_name = full_name.strip()
         user.email = email or None
-        user.set_roles(roles)
+        user.set_roles(roles, granted_by_id=actor.id)
         detail = f"roles {before} -> {','.join(roles)}"
         if employment_ends_on is not KEEP and employment_ends_on != user.employment_ends_on:
             user.employment_ends_on = employment_ends_on
@@ -574,33 +578,62 @@ def end_employment_of_leavers(today: date) -> int:
     return len(leavers)
 
 
+def password_reset_needs_approval(actor, user: User) -> bool:
+    """Whether an administrator's reset of this account's password takes a second one.
+
+    Yes for any other account with no second factor enrolled: a temporary password alone
+    would let the administrator sign in as the owner, choose the "final" password (and
+    enrol their own authenticator) and read charts, or, for an administrator's account,
+    use it as the "second" administrator. With a second factor enrolled the administrator
+    still cannot pass the owner's code, so one administrator resets it (a reset of that
+    factor is itself a two-person act). One's own password is one's own.
+    """
+    return actor.id != user.id and not user.mfa_enabled
+
+
+def _set_temporary_password(actor, user: User, password_hash: str) -> None:
+    user.password_hash = password_hash
+    user.password_changed_at = utcnow()
+    user.failed_sign_ins = 0
+    user.locked_until = None
+    # An admin resetting their own account chose the password for themselves.
+    user.must_change_password = actor.id != user.id
+    end_user_sessions(user.id, "password_reset")
+    audit.record(
+        actor,
+        "user.password_reset",
+        obj=user,
+        category="user accounts",
+        detail="temporary" if user.must_change_password else "own account",
+    )
+    add_account_notice(actor, user.id, "password_reset")
+
+
+def _hash_new_password(user: User, new_password: str) -> str:
+    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
+    if problems:
+        raise Refused(problems[0], field="password")
+    return hash_password(new_password)  # slow on purpose: before the write lock
+
+
 def reset_password(*, actor, user: User, new_password: str) -> None:
     """Give an account a temporary password (an admin's reset); its sessions end.
 
     The owner must choose their own at their next sign-in before doing anything else, and
     is told there who reset it: the administrator never knows the password the account
-    ends up with, and a reset nobody asked for does not go unnoticed.
+    ends up with, and a reset nobody asked for does not go unnoticed. Refused when
+    ``password_reset_needs_approval``: that goes through ``propose_password_reset`` and
+    ``approve_password_reset``.
     """
-    problems = password_problems(new_password, username=user.username, full_name=user.full_name)
-    if problems:
-        raise Refused(problems[0], field="password")
-    password_hash = hash_password(new_password)  # slow on purpose: before the write lock
+    password_hash = _hash_new_password(user, new_password)
     with use_case():
-        user.password_hash = password_hash
-        user.password_changed_at = utcnow()
-        user.failed_sign_ins = 0
-        user.locked_until = None
-        # An admin resetting their own account chose the password for themselves.
-        user.must_change_password = actor.id != user.id
-        end_user_sessions(user.id, "password_reset")
-        audit.record(
-            actor,
-            "user.password_reset",
-            obj=user,
-            category="user accounts",
-            detail="temporary" if user.must_change_password else "own account",
-        )
-        add_account_notice(actor, user.id, "password_reset")
+        db.session.refresh(user)
+        if password_reset_needs_approval(actor, user):
+            raise Refused(
+                "Resetting the password of an account without two-step sign-in needs a "
+                "second administrator's approval: propose it instead."
+            )
+        _set_temporary_password(actor, user, password_hash)
 
 
 def choose_new_password(user: User, new_password: str, source: str | None) -> None:
@@ -635,8 +668,15 @@ def choose_new_password(user: User, new_password: str, source: str | None) -> No
 
 
 def mfa_reset_needs_approval(user: User) -> bool:
-    """Whether resetting this account's second factor takes a second administrator."""
-    return bool(TWO_PERSON_MFA_ROLES.intersection(user.roles))
+    """Whether resetting this account's second factor takes a second administrator.
+
+    Yes whenever a second factor is enrolled (whatever the account's roles), and for a
+    prescriber or an administrator. Keyed on the enrolled factor, not only on the current
+    roles: otherwise an administrator could remove a prescriber's role, reset the factor
+    alone and give the role back. The one-administrator reset is left only for accounts
+    without an enrolled factor (it clears a half-finished enrolment).
+    """
+    return user.mfa_enabled or bool(TWO_PERSON_MFA_ROLES.intersection(user.roles))
 
 
 def _reset_mfa_now(actor, user: User) -> None:
@@ -652,15 +692,16 @@ def _reset_mfa_now(actor, user: User) -> None:
 def reset_mfa(*, actor, user: User) -> None:
     """Turn MFA off; users whose role requires it must enrol again at their next sign-in.
 
-    Only for accounts outside ``TWO_PERSON_MFA_ROLES``: theirs goes through
-    ``propose_mfa_reset`` and ``approve_mfa_reset``.
+    Only when ``mfa_reset_needs_approval`` says no (no enrolled second factor, not a
+    prescriber or an administrator): otherwise it goes through ``propose_mfa_reset`` and
+    ``approve_mfa_reset``.
     """
     with use_case():
         db.session.refresh(user)
         if mfa_reset_needs_approval(user):
             raise Refused(
-                "Resetting two-step sign-in for a prescriber or an administrator needs a "
-                "second administrator's approval: propose it instead."
+                "Resetting two-step sign-in that is set up, or a prescriber's or an "
+                "administrator's, needs a second administrator's approval: propose it instead."
             )
         _reset_mfa_now(actor, user)
 
@@ -679,13 +720,12 @@ def pending_approval(user_id: int, action: str = MFA_RESET) -> AccountApproval |
     return approval
 
 
-def pending_approvals(action: str = MFA_RESET) -> list[AccountApproval]:
-    """Every open, unlapsed proposal of ``action``, oldest first (for the admins' list)."""
+def pending_approvals() -> list[AccountApproval]:
+    """Every open, unlapsed proposal, oldest first (for the admins' list)."""
     return list(
         db.session.scalars(
             select(AccountApproval)
             .where(
-                AccountApproval.action == action,
                 AccountApproval.decided_at.is_(None),
                 AccountApproval.proposed_at >= utcnow() - timedelta(hours=APPROVAL_VALID_HOURS),
             )
@@ -710,6 +750,39 @@ def _close_lapsed(user_id: int, action: str) -> None:
         .values(decided_at=utcnow(), outcome="lapsed")
         .execution_options(synchronize_session=False)
     )
+
+
+def _refuse_a_dependent_approver(approval: AccountApproval, actor) -> None:
+    """The second administrator must be a second person, not an account the first made.
+
+    Refused when the approver's admin role was granted less than ``NEW_ADMIN_HOURS`` ago,
+    or when either of the two administrators granted the other's admin role. This is the
+    smaller option (no two-person grant of the admin role): it stops one admin from
+    creating an admin account (or promoting one) and deciding with it at once, in either
+    seat. It does not prove independence: an admin who builds a chain of two accounts and
+    waits a day is not stopped, but every grant is audited under their name.
+    """
+    approver = db.session.get(User, actor.id)
+    proposer = db.session.get(User, approval.proposed_by_id) if approval.proposed_by_id else None
+    approver_role = approver.role_row("admin") if approver else None
+    proposer_role = proposer.role_row("admin") if proposer else None
+    if approver_role is None:
+        raise Refused("Only an administrator approves.")
+    if (
+        approver_role.granted_at is not None
+        and approver_role.granted_at > utcnow() - timedelta(hours=NEW_ADMIN_HOURS)
+    ) or (
+        approval.proposed_by_id is not None
+        and approver_role.granted_by_id == approval.proposed_by_id
+    ):
+        raise Refused(
+            "Your administrator role is less than a day old or was given by the administrator "
+            "who proposed this: another administrator must approve it."
+        )
+    if proposer_role is not None and proposer_role.granted_by_id == actor.id:
+        raise Refused(
+            "You gave the proposer their administrator role: another administrator must approve it."
+        )
 
 
 def propose_mfa_reset(*, actor, user: User) -> AccountApproval:
@@ -748,6 +821,7 @@ def approve_mfa_reset(*, actor, user: User) -> None:
             raise Refused("A different administrator must approve the reset you proposed.")
         if actor.id == user.id:
             raise Refused("Another administrator must approve a reset of your own account.")
+        _refuse_a_dependent_approver(approval, actor)
         decided = db.session.execute(
             update(AccountApproval)
             .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
@@ -787,6 +861,83 @@ def withdraw_mfa_reset(*, actor, user: User) -> None:
             category="user accounts",
             detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
         )
+
+
+def propose_password_reset(*, actor, user: User) -> AccountApproval:
+    """First half of the two-person password reset (``password_reset_needs_approval``):
+    one administrator asks; nothing changes until a different one approves and sets the
+    temporary password, so no single administrator can take over the account."""
+    waiting = Refused("A reset of this account's password is already waiting for approval.")
+    with use_case(conflict=waiting):
+        db.session.refresh(user)
+        if not password_reset_needs_approval(actor, user):
+            raise Refused("This password needs no second administrator: reset it directly.")
+        _close_lapsed(user.id, PASSWORD_RESET)
+        if pending_approval(user.id, PASSWORD_RESET) is not None:
+            raise waiting
+        approval = AccountApproval(user_id=user.id, action=PASSWORD_RESET, proposed_by_id=actor.id)
+        db.session.add(approval)
+        db.session.flush()  # a second proposal racing this one meets the unique index here
+        audit.record(
+            actor,
+            "user.password_reset_proposed",
+            obj=user,
+            category="user accounts",
+            detail=f"approval={approval.id}",
+        )
+    return approval
+
+
+def approve_password_reset(*, actor, user: User, new_password: str) -> None:
+    """Second half: a different administrator (not the proposer, not the owner) approves
+    and sets the temporary password in the same transaction; the owner is told."""
+    password_hash = _hash_new_password(user, new_password)
+    with use_case():
+        db.session.refresh(user)
+        approval = pending_approval(user.id, PASSWORD_RESET)
+        if approval is None:
+            raise Refused("No password reset is waiting for approval (or it lapsed).")
+        if actor.id == approval.proposed_by_id:
+            raise Refused("A different administrator must approve the reset you proposed.")
+        if actor.id == user.id:
+            raise Refused("Another administrator must approve a reset of your own account.")
+        _refuse_a_dependent_approver(approval, actor)
+        _decide(approval, actor, "approved")
+        audit.record(
+            actor,
+            "user.password_reset_approved",
+            obj=user,
+            category="user accounts",
+            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
+        )
+        _set_temporary_password(actor, user, password_hash)
+
+
+def withdraw_password_reset(*, actor, user: User) -> None:
+    """Withdraw (the proposer) or decline (another administrator) a waiting password reset."""
+    with use_case():
+        approval = pending_approval(user.id, PASSWORD_RESET)
+        if approval is None:
+            raise Refused("No password reset is waiting for approval (or it lapsed).")
+        _decide(approval, actor, "withdrawn")
+        audit.record(
+            actor,
+            "user.password_reset_withdrawn",
+            obj=user,
+            category="user accounts",
+            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
+        )
+
+
+def _decide(approval: AccountApproval, actor, outcome: str) -> None:
+    decided = db.session.execute(
+        update(AccountApproval)
+        .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
+        .values(decided_at=utcnow(), decided_by_id=actor.id, outcome=outcome)
+        .execution_options(synchronize_session=False)
+    )
+    if decided.rowcount != 1:  # decided meanwhile by someone else: that decision stands
+        raise Refused("That proposal was already decided: reload the page.")
 
 
 # --- notices to the account's owner, and what a sign-in must finish first -----------------

@@ -10,7 +10,12 @@ from sqlalchemy import select
 from portal.auth.models import ServerSession, User
 from portal.extensions import db
 from tests.audit.helpers import events
-from tests.auth.helpers import choose_own_password, give_mfa, sign_in_to_gate
+from tests.auth.helpers import (
+    add_second_admin,
+    choose_own_password,
+    give_mfa,
+    sign_in_to_gate,
+)
 from tests.support.clients import PortalClient
 from tests.support.database import PASSWORD
 
@@ -227,6 +232,8 @@ def test_admin_cannot_disable_themselves(app, admin):
 
 
 def test_reset_password_replaces_it_and_is_audited(app, admin, signed_in):
+    # A nurse with two-step sign-in on: one administrator sets a temporary password.
+    give_mfa(app, "nurse")
     nurse_browser = signed_in("nurse")
     nurse_id = user_id(app, "nurse")
     weak = admin.post_form(
@@ -246,20 +253,63 @@ def test_reset_password_replaces_it_and_is_audited(app, admin, signed_in):
     assert event.username == "admin" and event.object_id == str(nurse_id)
     assert NEW_PASSWORD not in (event.detail or "")
     assert event.detail == "temporary"
-    # The password is temporary: the nurse must choose her own before anything else.
+    assert user_row(app, "nurse").must_change_password
+
+
+def test_a_nurses_password_without_a_second_factor_takes_two_admins(app, admin, signed_in):
+    add_second_admin(app)
+    nurse_id = user_id(app, "nurse")
+    url = f"/admin/users/{nurse_id}/password"
+    page = admin.get(url).get_data(as_text=True)
+    assert "It takes two administrators" in page and "Propose the password reset" in page
+    # Setting a password directly is refused: nothing changes.
+    direct = admin.post_form(url, {"password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD})
+    assert direct.status_code == 422
+    assert "No password reset is waiting" in direct.get_data(as_text=True)
+    assert not user_row(app, "nurse").must_change_password
+    proposed = admin.post_form(url, {"step": "propose"})
+    assert proposed.status_code == 302
+    assert "Password reset for" in admin.get("/admin/users").get_data(as_text=True)
+    assert "Withdraw the proposal" in admin.get(url).get_data(as_text=True)
+    assert (
+        admin.post_form(
+            url, {"password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
+        ).status_code
+        == 422
+    )
+    # The second administrator approves by setting the temporary password.
+    second = signed_in("admin2")
+    assert "Approve and set the temporary password" in second.get(url).get_data(as_text=True)
+    approved = second.post_form(url, {"password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD})
+    assert approved.status_code == 302
+    assert events(app, "user.password_reset")[-1].username == "admin2"
     browser = PortalClient(app)
     assert sign_in_to_gate(browser, "nurse", NEW_PASSWORD).location == "/auth/new-password"
 
 
-def test_reset_mfa_asks_then_turns_it_off_and_is_audited(app, admin):
-    # A nurse's second factor (optional for the role): one administrator may reset it.
+def test_a_proposed_password_reset_can_be_withdrawn(app, admin):
+    add_second_admin(app)
+    url = f"/admin/users/{user_id(app, 'nurse')}/password"
+    admin.post_form(url, {"step": "propose"})
+    withdrawn = admin.post_form(url, {"step": "withdraw"})
+    assert withdrawn.status_code == 302
+    assert "Propose the password reset" in admin.get(url).get_data(as_text=True)
+    assert events(app, "user.password_reset_withdrawn")[-1].username == "admin"
+
+
+def test_reset_mfa_of_an_enrolled_nurse_takes_two_admins(app, admin, signed_in):
+    # An enrolled second factor is reset only by two administrators, whatever the roles.
     give_mfa(app, "nurse")
+    add_second_admin(app)
     nurse_id = user_id(app, "nurse")
-    assert "Reset two-step sign-in for Sam Okafor?" in admin.get(
+    assert "Propose resetting two-step sign-in for Sam Okafor?" in admin.get(
         f"/admin/users/{nurse_id}/reset-mfa"
     ).get_data(as_text=True)
     response = admin.post_form(f"/admin/users/{nurse_id}/reset-mfa")
     assert response.status_code == 302
+    assert user_row(app, "nurse").mfa_enabled  # only proposed
+    approved = signed_in("admin2").post_form(f"/admin/users/{nurse_id}/mfa-reset/approve")
+    assert approved.status_code == 302
     nurse = user_row(app, "nurse")
     assert not nurse.mfa_enabled and nurse.totp_secret_encrypted is None
     assert events(app, "user.mfa_reset")[-1].object_id == str(nurse_id)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pyotp
 
 from portal.auth import services
-from portal.auth.models import ServerSession, User
+from portal.auth.models import ServerSession, User, UserRole
 from portal.crypto import encrypt_text
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -138,8 +138,40 @@ def choose_own_password(client, password: str = OWN_PASSWORD):
 
 
 def add_second_admin(app, username: str = "admin2", full_name: str = "Robin Shaw") -> None:
-    """Another administrator (the two-person rule needs two)."""
+    """Another administrator (the two-person rule needs two), independent of "admin": their
+    role's provenance is empty, as for one set up before provenance was kept."""
     create_user(app, username, full_name, ["admin"])
+    with app.app_context():
+        db.session.execute(
+            db.update(UserRole)
+            .where(
+                UserRole.user_id
+                == db.select(User.id).filter_by(username=username).scalar_subquery()
+            )
+            .values(granted_by_id=None, granted_at=None)
+        )
+        db.session.commit()
+
+
+def reset_password_by_two_admins(
+    app, username: str, password: str, *, proposer: str = "admin2", approver: str = "admin"
+) -> None:
+    """An account with no second factor: one administrator proposes the
+    reset and another approves it by setting the temporary password (the second
+    administrator is created if missing)."""
+    with app.app_context():
+        missing = services.find_user(proposer) is None and proposer == "admin2"
+        db.session.remove()
+    if missing:
+        add_second_admin(app)
+    with app.test_request_context():
+        services.propose_password_reset(actor=actor_of(proposer), user=services.find_user(username))
+        db.session.remove()
+    with app.test_request_context():
+        services.approve_password_reset(
+            actor=actor_of(approver), user=services.find_user(username), new_password=password
+        )
+        db.session.remove()
 
 
 EXTRA_TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"

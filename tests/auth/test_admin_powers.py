@@ -18,16 +18,19 @@ from sqlalchemy import select
 from portal.auth import services
 from portal.auth.models import AccountApproval, AccountNotice
 from portal.extensions import db
+from portal.timeutil import utcnow
 from portal.transaction import Refused
 from tests.auth.helpers import (
     OWN_PASSWORD,
     add_second_admin,
     choose_own_password,
+    create_user,
     field_error,
     get_user,
     give_mfa,
     page_text,
     password_step,
+    reset_password_by_two_admins,
     sign_in_to_gate,
 )
 from tests.support.audit import audit_events
@@ -46,6 +49,14 @@ def act(app, username: str, action):
 
 
 def reset_password_of(app, username: str, password: str = TEMPORARY, by: str = "admin"):
+    """``by`` sets a temporary password; for an account with no second
+    factor another administrator ("admin2") proposed it first (the two-person rule)."""
+    needs_approval = act(
+        app, by, lambda actor, find: services.password_reset_needs_approval(actor, find(username))
+    )
+    if needs_approval:
+        reset_password_by_two_admins(app, username, password, approver=by)
+        return
     act(
         app,
         by,
@@ -134,7 +145,8 @@ def test_acknowledging_covers_only_the_notices_shown(app):
     choose_own_password(browser)
     shown = _unread_ids(app, "frontdesk")
     give_mfa(app, "frontdesk")
-    act(app, "admin", lambda a, find: services.reset_mfa(actor=a, user=find("frontdesk")))
+    act(app, "admin2", lambda a, find: services.propose_mfa_reset(actor=a, user=find("frontdesk")))
+    act(app, "admin", lambda a, find: services.approve_mfa_reset(actor=a, user=find("frontdesk")))
     # The reset ended the session; sign in again: both notices wait.
     browser = PortalClient(app)
     assert sign_in_to_gate(browser, "frontdesk", OWN_PASSWORD).location == "/auth/notices"
@@ -266,6 +278,142 @@ def test_the_owner_still_signs_in_with_their_code_after_a_reset(app, signed_in):
     assert done.location == "/auth/new-password"
     browser.refresh_csrf("/auth/new-password")
     assert choose_own_password(browser).location == "/auth/notices"
+
+
+def test_removing_the_role_does_not_open_the_one_admin_reset(app):
+    """Route the review found: remove a prescriber's role, reset their second factor alone,
+    give the role back. An enrolled second factor needs two admins whatever the roles."""
+    act(
+        app,
+        "admin",
+        lambda a, find: services.update_user(
+            actor=a, user=find("drlee"), full_name="Dr Lee", email=None, roles=["nurse"]
+        ),
+    )
+    assert get_user(app, "drlee").roles == ["nurse"]
+    with pytest.raises(Refused, match="second administrator"):
+        act(app, "admin", lambda a, find: services.reset_mfa(actor=a, user=find("drlee")))
+    assert get_user(app, "drlee").mfa_enabled
+    assert audit_events(app, "user.mfa_reset") == []
+
+
+def test_an_admin_account_the_proposer_made_does_not_approve(app):
+    """Route the review found: admin A makes a second admin account, signs in as it and
+    approves their own proposal. Its role is new and was A's grant: refused, in either seat;
+    after a day, an admin made by someone else approves."""
+    create_user(app, "puppet", "Sock Puppet", ["admin"])
+    act(app, "admin", lambda a, find: services.propose_mfa_reset(actor=a, user=find("drlee")))
+    with pytest.raises(Refused, match="less than a day old"):
+        act(app, "puppet", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    _age_admin_role(app, "puppet", hours=48)
+    with pytest.raises(Refused, match="given by the administrator who proposed"):
+        act(app, "puppet", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    # The other seat: the made account proposes, its maker approves.
+    act(app, "admin", lambda a, find: services.withdraw_mfa_reset(actor=a, user=find("drlee")))
+    act(app, "puppet", lambda a, find: services.propose_mfa_reset(actor=a, user=find("drlee")))
+    with pytest.raises(Refused, match="You gave the proposer"):
+        act(app, "admin", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    assert get_user(app, "drlee").mfa_enabled
+    # The same for a password reset.
+    act(app, "puppet", lambda a, find: services.propose_password_reset(actor=a, user=find("nurse")))
+    with pytest.raises(Refused, match="You gave the proposer"):
+        act(
+            app,
+            "admin",
+            lambda a, find: services.approve_password_reset(
+                actor=a, user=find("nurse"), new_password=TEMPORARY
+            ),
+        )
+    assert not get_user(app, "nurse").must_change_password
+    # An administrator someone else made, a day ago, approves.
+    add_second_admin(app)
+    act(app, "admin2", lambda a, find: services.approve_mfa_reset(actor=a, user=find("drlee")))
+    assert not get_user(app, "drlee").mfa_enabled
+
+
+def _age_admin_role(app, username: str, hours: int) -> None:
+    with app.app_context():
+        row = services.find_user(username).role_row("admin")
+        row.granted_at = utcnow() - timedelta(hours=hours)
+        db.session.commit()
+
+
+# --- the two-person rule for passwords of accounts with no second factor
+
+
+def test_one_admin_alone_cannot_reset_a_nurses_password(app):
+    """The nurse has no second factor: a temporary password alone would let the admin in."""
+    add_second_admin(app)
+    before = get_user(app, "nurse").password_hash
+    with pytest.raises(Refused, match="second administrator"):
+        reset_password_of_directly(app, "nurse")
+    act(app, "admin", lambda a, find: services.propose_password_reset(actor=a, user=find("nurse")))
+    assert get_user(app, "nurse").password_hash == before  # a proposal changes nothing
+    with pytest.raises(Refused, match="different administrator"):
+        act(
+            app,
+            "admin",
+            lambda a, find: services.approve_password_reset(
+                actor=a, user=find("nurse"), new_password=TEMPORARY
+            ),
+        )
+    assert get_user(app, "nurse").password_hash == before
+    act(
+        app,
+        "admin2",
+        lambda a, find: services.approve_password_reset(
+            actor=a, user=find("nurse"), new_password=TEMPORARY
+        ),
+    )
+    nurse = get_user(app, "nurse")
+    assert nurse.password_hash != before and nurse.must_change_password
+    [proposed] = audit_events(app, "user.password_reset_proposed")
+    [approved] = audit_events(app, "user.password_reset_approved")
+    [reset] = audit_events(app, "user.password_reset")
+    assert proposed.username == "admin" and approved.username == reset.username == "admin2"
+    with app.app_context():
+        [notice] = services.unread_notices(nurse.id)
+        assert notice.kind == "password_reset" and notice.actor_name == "Robin Shaw"
+    # Nothing is left waiting: approving again finds no proposal.
+    with pytest.raises(Refused, match="No password reset"):
+        act(
+            app,
+            "admin2",
+            lambda a, find: services.approve_password_reset(
+                actor=a, user=find("nurse"), new_password=TEMPORARY
+            ),
+        )
+
+
+def test_a_second_factor_keeps_the_one_admin_password_reset(app):
+    """With a second factor enrolled the admin cannot pass the owner's code: one admin
+    sets the temporary password (a nurse's or another admin's)."""
+    give_mfa(app, "nurse")
+    reset_password_of_directly(app, "nurse")
+    assert get_user(app, "nurse").must_change_password
+    add_second_admin(app)
+    give_mfa(app, "admin2")
+    reset_password_of_directly(app, "admin2")
+    assert get_user(app, "admin2").must_change_password
+
+
+def test_an_admin_account_without_a_second_factor_takes_two_admins(app):
+    """Else one admin could reset a not yet enrolled admin's password, sign in as them,
+    enrol their own authenticator and approve their own proposals with that account."""
+    add_second_admin(app)
+    with pytest.raises(Refused, match="second administrator"):
+        reset_password_of_directly(app, "admin2")
+    assert not get_user(app, "admin2").must_change_password
+
+
+def reset_password_of_directly(app, username: str) -> None:
+    act(
+        app,
+        "admin",
+        lambda a, find: services.reset_password(
+            actor=a, user=find(username), new_password=TEMPORARY
+        ),
+    )
 
 
 # --- an admin giving themselves patient access ------------------------------------------------

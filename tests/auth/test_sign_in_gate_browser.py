@@ -8,21 +8,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal.auth import services
-from portal.extensions import db
-from tests.auth.helpers import OWN_PASSWORD
-from tests.support.clients import actor_of
+from tests.auth.helpers import OWN_PASSWORD, reset_password_by_two_admins
 
 TEMPORARY = "violet tugboat saffron 2211"
 
 
 @pytest.mark.browser
 def test_a_reset_password_is_replaced_and_the_notice_read_at_sign_in(app, page, watch):
-    with app.test_request_context():
-        services.reset_password(
-            actor=actor_of("admin"), user=services.find_user("nurse"), new_password=TEMPORARY
-        )
-        db.session.remove()
+    # The nurse has no second factor: another administrator proposed the reset first.
+    reset_password_by_two_admins(app, "nurse", TEMPORARY)
     page.goto("/auth/sign-in")
     page.get_by_label("Username").fill("nurse")
     page.get_by_label("Password").fill(TEMPORARY)
