@@ -312,7 +312,7 @@ def main(argv=None) -> int:
     else:
         md_path, json_path = ROOT / "bench" / "RESULTS.md", ROOT / "bench" / "results.json"
     report.append_markdown(md_path, text)
-    report.write_json(json_path, all_results, keep=args.schedule or args.chart or args.concurrency)
+    report.write_json(json_path, all_results, keep=True)
     log("\n" + text)
     log(f"Written: {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}")
     failures = report.failing(all_results)
