@@ -785,23 +785,36 @@ def _refuse_a_dependent_approver(approval: AccountApproval, actor) -> None:
         )
 
 
-def propose_mfa_reset(*, actor, user: User) -> AccountApproval:
-    """First half of the two-person rule: one administrator asks to reset the account's
-    second factor; nothing changes until a different administrator approves."""
-    waiting = Refused("A reset of this account's two-step sign-in is already waiting for approval.")
+@dataclass(frozen=True)
+class _TwoPersonAct:
+    """What the two-person rule guards (an ``AccountApproval.action``), how its audit events
+    are named and what its refusals say."""
+
+    action: str
+    event: str  # "<event>_proposed", "_approved", "_withdrawn"
+    what: str  # "a reset of this account's two-step sign-in"
+
+
+_MFA_RESET_ACT = _TwoPersonAct(MFA_RESET, "user.mfa_reset", "reset of two-step sign-in")
+_PASSWORD_RESET_ACT = _TwoPersonAct(PASSWORD_RESET, "user.password_reset", "password reset")
+
+
+def _propose(actor, user: User, act: _TwoPersonAct, check: Callable[[], None]) -> AccountApproval:
+    """First half of the two-person rule: one administrator asks (``check`` refuses what may
+    not be asked); nothing changes until a different administrator approves."""
+    waiting = Refused(f"A {act.what} of this account is already waiting for approval.")
     with use_case(conflict=waiting):
         db.session.refresh(user)
-        if not user.mfa_enabled:
-            raise Refused("Two-step sign-in is not on for this account.")
-        _close_lapsed(user.id, MFA_RESET)
-        if pending_approval(user.id) is not None:
+        check()
+        _close_lapsed(user.id, act.action)
+        if pending_approval(user.id, act.action) is not None:
             raise waiting
-        approval = AccountApproval(user_id=user.id, action=MFA_RESET, proposed_by_id=actor.id)
+        approval = AccountApproval(user_id=user.id, action=act.action, proposed_by_id=actor.id)
         db.session.add(approval)
         db.session.flush()  # a second proposal racing this one meets the unique index here
         audit.record(
             actor,
-            "user.mfa_reset_proposed",
+            f"{act.event}_proposed",
             obj=user,
             category="user accounts",
             detail=f"approval={approval.id}",
@@ -809,120 +822,42 @@ def propose_mfa_reset(*, actor, user: User) -> AccountApproval:
     return approval
 
 
-def approve_mfa_reset(*, actor, user: User) -> None:
-    """Second half: a different administrator (not the proposer, not the account's owner)
-    approves, and the second factor is reset in the same transaction."""
-    with use_case():
-        db.session.refresh(user)
-        approval = pending_approval(user.id)
-        if approval is None:
-            raise Refused("No reset of two-step sign-in is waiting for approval (or it lapsed).")
-        if actor.id == approval.proposed_by_id:
-            raise Refused("A different administrator must approve the reset you proposed.")
-        if actor.id == user.id:
-            raise Refused("Another administrator must approve a reset of your own account.")
-        _refuse_a_dependent_approver(approval, actor)
-        decided = db.session.execute(
-            update(AccountApproval)
-            .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
-            .values(decided_at=utcnow(), decided_by_id=actor.id, outcome="approved")
-            .execution_options(synchronize_session=False)
-        )
-        if decided.rowcount != 1:  # decided meanwhile by someone else
-            raise Refused("That reset was already decided: reload the page.")
-        audit.record(
-            actor,
-            "user.mfa_reset_approved",
-            obj=user,
-            category="user accounts",
-            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
-        )
-        _reset_mfa_now(actor, user)
-
-
-def withdraw_mfa_reset(*, actor, user: User) -> None:
-    """Withdraw (the proposer) or decline (another administrator) a waiting reset."""
-    with use_case():
-        approval = pending_approval(user.id)
-        if approval is None:
-            raise Refused("No reset of two-step sign-in is waiting for approval (or it lapsed).")
-        decided = db.session.execute(
-            update(AccountApproval)
-            .where(AccountApproval.id == approval.id, AccountApproval.decided_at.is_(None))
-            .values(decided_at=utcnow(), decided_by_id=actor.id, outcome="withdrawn")
-            .execution_options(synchronize_session=False)
-        )
-        if decided.rowcount != 1:  # approved (or withdrawn) meanwhile: that decision stands
-            raise Refused("That reset was already decided: reload the page.")
-        audit.record(
-            actor,
-            "user.mfa_reset_withdrawn",
-            obj=user,
-            category="user accounts",
-            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
-        )
-
-
-def propose_password_reset(*, actor, user: User) -> AccountApproval:
-    """First half of the two-person password reset (``password_reset_needs_approval``):
-    one administrator asks; nothing changes until a different one approves and sets the
-    temporary password, so no single administrator can take over the account."""
-    waiting = Refused("A reset of this account's password is already waiting for approval.")
-    with use_case(conflict=waiting):
-        db.session.refresh(user)
-        if not password_reset_needs_approval(actor, user):
-            raise Refused("This password needs no second administrator: reset it directly.")
-        _close_lapsed(user.id, PASSWORD_RESET)
-        if pending_approval(user.id, PASSWORD_RESET) is not None:
-            raise waiting
-        approval = AccountApproval(user_id=user.id, action=PASSWORD_RESET, proposed_by_id=actor.id)
-        db.session.add(approval)
-        db.session.flush()  # a second proposal racing this one meets the unique index here
-        audit.record(
-            actor,
-            "user.password_reset_proposed",
-            obj=user,
-            category="user accounts",
-            detail=f"approval={approval.id}",
-        )
+def _waiting(user: User, act: _TwoPersonAct) -> AccountApproval:
+    approval = pending_approval(user.id, act.action)
+    if approval is None:
+        raise Refused(f"No {act.what} is waiting for approval (or it lapsed).")
     return approval
 
 
-def approve_password_reset(*, actor, user: User, new_password: str) -> None:
-    """Second half: a different administrator (not the proposer, not the owner) approves
-    and sets the temporary password in the same transaction; the owner is told."""
-    password_hash = _hash_new_password(user, new_password)
-    with use_case():
-        db.session.refresh(user)
-        approval = pending_approval(user.id, PASSWORD_RESET)
-        if approval is None:
-            raise Refused("No password reset is waiting for approval (or it lapsed).")
-        if actor.id == approval.proposed_by_id:
-            raise Refused("A different administrator must approve the reset you proposed.")
-        if actor.id == user.id:
-            raise Refused("Another administrator must approve a reset of your own account.")
-        _refuse_a_dependent_approver(approval, actor)
-        _decide(approval, actor, "approved")
-        audit.record(
-            actor,
-            "user.password_reset_approved",
-            obj=user,
-            category="user accounts",
-            detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
-        )
-        _set_temporary_password(actor, user, password_hash)
+def _approve(actor, user: User, act: _TwoPersonAct) -> None:
+    """Second half, inside the caller's use case: a different administrator (not the
+    proposer, not the account's owner, not one whose admin role depends on the proposer)
+    approves; the caller then does the act in the same transaction."""
+    db.session.refresh(user)
+    approval = _waiting(user, act)
+    if actor.id == approval.proposed_by_id:
+        raise Refused("A different administrator must approve the reset you proposed.")
+    if actor.id == user.id:
+        raise Refused("Another administrator must approve a reset of your own account.")
+    _refuse_a_dependent_approver(approval, actor)
+    _decide(approval, actor, "approved")
+    audit.record(
+        actor,
+        f"{act.event}_approved",
+        obj=user,
+        category="user accounts",
+        detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
+    )
 
 
-def withdraw_password_reset(*, actor, user: User) -> None:
-    """Withdraw (the proposer) or decline (another administrator) a waiting password reset."""
+def _withdraw(actor, user: User, act: _TwoPersonAct) -> None:
+    """Withdraw (the proposer) or decline (another administrator) a waiting proposal."""
     with use_case():
-        approval = pending_approval(user.id, PASSWORD_RESET)
-        if approval is None:
-            raise Refused("No password reset is waiting for approval (or it lapsed).")
+        approval = _waiting(user, act)
         _decide(approval, actor, "withdrawn")
         audit.record(
             actor,
-            "user.password_reset_withdrawn",
+            f"{act.event}_withdrawn",
             obj=user,
             category="user accounts",
             detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
@@ -938,6 +873,52 @@ def _decide(approval: AccountApproval, actor, outcome: str) -> None:
     )
     if decided.rowcount != 1:  # decided meanwhile by someone else: that decision stands
         raise Refused("That proposal was already decided: reload the page.")
+
+
+def propose_mfa_reset(*, actor, user: User) -> AccountApproval:
+    """Ask to reset the account's second factor (``mfa_reset_needs_approval``)."""
+
+    def check() -> None:
+        if not user.mfa_enabled:
+            raise Refused("Two-step sign-in is not on for this account.")
+
+    return _propose(actor, user, _MFA_RESET_ACT, check)
+
+
+def approve_mfa_reset(*, actor, user: User) -> None:
+    """Approve a waiting second-factor reset; the reset happens in the same transaction."""
+    with use_case():
+        _approve(actor, user, _MFA_RESET_ACT)
+        _reset_mfa_now(actor, user)
+
+
+def withdraw_mfa_reset(*, actor, user: User) -> None:
+    _withdraw(actor, user, _MFA_RESET_ACT)
+
+
+def propose_password_reset(*, actor, user: User) -> AccountApproval:
+    """Ask to reset the password of an account ``password_reset_needs_approval`` guards:
+    the approving administrator sets the temporary password, so no single administrator
+    can take the account over."""
+
+    def check() -> None:
+        if not password_reset_needs_approval(actor, user):
+            raise Refused("This password needs no second administrator: reset it directly.")
+
+    return _propose(actor, user, _PASSWORD_RESET_ACT, check)
+
+
+def approve_password_reset(*, actor, user: User, new_password: str) -> None:
+    """Approve a waiting password reset by setting the temporary password (same
+    transaction); the owner is told."""
+    password_hash = _hash_new_password(user, new_password)
+    with use_case():
+        _approve(actor, user, _PASSWORD_RESET_ACT)
+        _set_temporary_password(actor, user, password_hash)
+
+
+def withdraw_password_reset(*, actor, user: User) -> None:
+    _withdraw(actor, user, _PASSWORD_RESET_ACT)
 
 
 # --- notices to the account's owner, and what a sign-in must finish first -----------------
