@@ -185,3 +185,10 @@ def issue(user: User, cookie: str | None, now: datetime, source: str | None) -> 
     )
     others = [[user_id, n] for user_id, n in entries if user_id != user.id]
     return _serializer().dumps([[user.id, nonce], *others][:MAX_ACCOUNTS_PER_COOKIE])
+
+
+def forget_all(user: User) -> int:
+    """Forget every browser known to ``user`` (a work function: flushes with the caller's use
+    case). For a reset password and a disabled account: the account may have been in other
+    hands, so no browser keeps its way past the back-off."""
+    return db.session.execute(delete(SignInDevice).where(SignInDevice.user_id == user.id)).rowcount

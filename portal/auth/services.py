@@ -534,6 +534,7 @@ def _disable(actor, user: User, detail: str | None = None) -> None:
     """Disable an account: its sessions end and what it reached outside (feeds) is revoked."""
     user.is_enabled = False
     end_user_sessions(user.id, "disabled")
+    devices.forget_all(user)
     _access_withdrawn(actor, user, ACCESS_DISABLED, frozenset(user.roles))
     audit.record(actor, "user.disable", obj=user, category="user accounts", detail=detail)
 
@@ -599,6 +600,7 @@ def _set_temporary_password(actor, user: User, password_hash: str) -> None:
     # An admin resetting their own account chose the password for themselves.
     user.must_change_password = actor.id != user.id
     end_user_sessions(user.id, "password_reset")
+    devices.forget_all(user)
     audit.record(
         actor,
         "user.password_reset",

@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 
+from portal.auth import services
 from portal.auth.models import SignInDevice
 from portal.extensions import db
 from portal.timeutil import utcnow
-from tests.auth.helpers import field_error, get_user, update_user
+from tests.auth.helpers import field_error, get_user, reset_password_by_two_admins, update_user
 from tests.support.audit import audit_events
-from tests.support.clients import PortalClient, fresh_totp
+from tests.support.clients import PortalClient, actor_of, fresh_totp
 from tests.support.database import PASSWORD
 
 WRONG = "not the right password at all"
@@ -190,3 +191,29 @@ def test_a_device_unused_for_longer_than_the_cookie_lives_is_unknown_again(app):
         db.session.commit()
     lock_out(app, "nurse")
     assert attempt(workstation, "nurse", PASSWORD).status_code == 401
+
+
+def known_devices(app, username: str) -> int:
+    with app.app_context():
+        user_id = get_user(app, username).id
+        return db.session.query(SignInDevice).filter_by(user_id=user_id).count()
+
+
+def test_a_reset_password_or_a_disabled_account_forgets_its_known_browsers(app):
+    """The account may have been in other hands: no browser keeps its way past the account's
+    back-off once an administrator resets its password or disables it."""
+    workstation = own_workstation(app, "nurse")
+    assert known_devices(app, "nurse") == 1
+    reset_password_by_two_admins(app, "nurse", "velvet harbour lantern 42")
+    assert known_devices(app, "nurse") == 0
+    lock_out(app, "nurse")
+    assert attempt(workstation, "nurse", "velvet harbour lantern 42").status_code == 401
+
+    frontdesk = own_workstation(app, "frontdesk")
+    assert known_devices(app, "frontdesk") == 1
+    with app.test_request_context():
+        user = services.find_user("frontdesk")
+        services.set_user_enabled(actor=actor_of("admin"), user=user, enabled=False)
+        db.session.remove()
+    assert known_devices(app, "frontdesk") == 0
+    assert device_cookie(frontdesk) is not None  # the browser still holds it: it opens nothing
