@@ -392,19 +392,26 @@ def change_own_password(
             )
             if problems:
                 raise Refused(problems[0], field="new_password")
-            user.password_hash = hash_password(new_password)
-            user.password_changed_at = now
             user.failed_sign_ins = 0
-            user.must_change_password = False
-            end_user_sessions(user.id, "password_changed")
-            audit.record(
-                Actor.for_user(user, source),
-                "auth.password_changed",
-                obj=user,
-                category="user accounts",
-            )
+            _store_own_password(user, hash_password(new_password), source)
     if refusal is not None:
         raise refusal
+
+
+def _store_own_password(user: User, password_hash: str, source, detail: str | None = None):
+    """The owner's own password from now on (a work function): no longer temporary, every
+    other session ended, audited as the owner's act."""
+    user.password_hash = password_hash
+    user.password_changed_at = utcnow()
+    user.must_change_password = False
+    end_user_sessions(user.id, "password_changed")
+    audit.record(
+        Actor.for_user(user, source),
+        "auth.password_changed",
+        obj=user,
+        category="user accounts",
+        detail=detail,
+    )
 
 
 # --- user management (admins) ---------------------------------------------------------------
@@ -656,17 +663,7 @@ def choose_new_password(user: User, new_password: str, source: str | None) -> No
         db.session.refresh(user, with_for_update=True)
         if not user.must_change_password:
             raise Refused("Your password is already your own.", field="new_password")
-        user.password_hash = password_hash
-        user.password_changed_at = utcnow()
-        user.must_change_password = False
-        end_user_sessions(user.id, "password_changed")
-        audit.record(
-            Actor.for_user(user, source),
-            "auth.password_changed",
-            obj=user,
-            category="user accounts",
-            detail="replaced a temporary password",
-        )
+        _store_own_password(user, password_hash, source, detail="replaced a temporary password")
 
 
 def mfa_reset_needs_approval(user: User) -> bool:

@@ -10,18 +10,22 @@ appointment through ``get_appointment_for`` here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from portal.auth.models import User, UserRole
+from portal.clinic.models import Location
 from portal.extensions import db
 from portal.scheduling.models import (
+    INACTIVE_STATUSES,
     Appointment,
     AppointmentType,
     Room,
     appointment_type_providers,
 )
+from portal.timeutil import utcnow
 from portal.transaction import Conflict
 
 CATEGORY = "appointments"  # the audit category of every scheduling event
@@ -110,3 +114,45 @@ def bookable_providers() -> list[ProviderChoice]:
         .order_by(User.full_name, User.id)
     )
     return [ProviderChoice(id=row.id, full_name=row.full_name) for row in rows]
+
+
+def _patient_appointment_rows(patient_id: int):
+    """A patient's appointments with their type, provider and location names (bounded reads
+    on the (patient_id, starts_at) index)."""
+    return (
+        select(
+            Appointment.id,
+            Appointment.starts_at,
+            Appointment.status,
+            AppointmentType.name.label("type_name"),
+            User.full_name.label("provider_name"),
+            Location.name.label("location_name"),
+        )
+        .join(AppointmentType, AppointmentType.id == Appointment.appointment_type_id)
+        .join(User, User.id == Appointment.provider_id)
+        .join(Location, Location.id == Appointment.location_id)
+        .where(Appointment.patient_id == patient_id)
+    )
+
+
+def upcoming_appointments(patient_id: int, limit: int, now: datetime | None = None) -> list:
+    """The patient's next active appointments, soonest first."""
+    return db.session.execute(
+        _patient_appointment_rows(patient_id)
+        .where(
+            Appointment.starts_at >= (now or utcnow()),
+            Appointment.status.not_in(INACTIVE_STATUSES),
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+        .limit(limit)
+    ).all()
+
+
+def recent_appointments(patient_id: int, limit: int, now: datetime | None = None) -> list:
+    """The patient's latest past appointments, whatever their status, latest first."""
+    return db.session.execute(
+        _patient_appointment_rows(patient_id)
+        .where(Appointment.starts_at < (now or utcnow()))
+        .order_by(Appointment.starts_at.desc(), Appointment.id.desc())
+        .limit(limit)
+    ).all()

@@ -28,12 +28,10 @@ from portal.charting.models import (
 )
 from portal.charting.summary.pdf import render_pdf
 from portal.charting.vitals.services import latest_vitals_context
-from portal.clinic.models import Location
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for
-from portal.scheduling.models import INACTIVE_STATUSES, Appointment, AppointmentType
-from portal.timeutil import utcnow
+from portal.scheduling import services as scheduling
 from portal.transaction import Conflict, use_case
 
 SUMMARY_CATEGORY = "chart summary"
@@ -119,26 +117,7 @@ def recent_encounters(patient_id: int, limit: int = RECENT_ENCOUNTERS) -> list[R
 
 def upcoming_appointments(patient_id: int, limit: int = UPCOMING_APPOINTMENTS) -> list:
     """The patient's next active appointments (type, provider, location), soonest first."""
-    return db.session.execute(
-        select(
-            Appointment.id,
-            Appointment.starts_at,
-            Appointment.status,
-            AppointmentType.name.label("type_name"),
-            User.full_name.label("provider_name"),
-            Location.name.label("location_name"),
-        )
-        .join(AppointmentType, AppointmentType.id == Appointment.appointment_type_id)
-        .join(User, User.id == Appointment.provider_id)
-        .join(Location, Location.id == Appointment.location_id)
-        .where(
-            Appointment.patient_id == patient_id,
-            Appointment.starts_at >= utcnow(),
-            Appointment.status.not_in(INACTIVE_STATUSES),
-        )
-        .order_by(Appointment.starts_at)
-        .limit(limit)
-    ).all()
+    return scheduling.upcoming_appointments(patient_id, limit)
 
 
 def chart_summary_data(patient_id: int) -> dict:
