@@ -30,7 +30,8 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 from portal.transaction import Refused
 
@@ -153,28 +154,28 @@ class Frequency:
 
     code: str
     phrase: str
-    per_day: Decimal | None
+    per_day: Fraction | None
 
 
 FREQUENCIES: dict[str, Frequency] = {
     frequency.code: frequency
     for frequency in (
-        Frequency("once_daily", "once daily", Decimal(1)),
-        Frequency("twice_daily", "twice daily", Decimal(2)),
-        Frequency("three_times_daily", "three times daily", Decimal(3)),
-        Frequency("four_times_daily", "four times daily", Decimal(4)),
-        Frequency("every_4_hours", "every 4 hours", Decimal(6)),
-        Frequency("every_4_to_6_hours", "every 4 to 6 hours", Decimal(6)),
-        Frequency("every_6_hours", "every 6 hours", Decimal(4)),
-        Frequency("every_8_hours", "every 8 hours", Decimal(3)),
-        Frequency("every_12_hours", "every 12 hours", Decimal(2)),
-        Frequency("every_morning", "every morning", Decimal(1)),
-        Frequency("every_evening", "every evening", Decimal(1)),
-        Frequency("at_bedtime", "at bedtime", Decimal(1)),
+        Frequency("once_daily", "once daily", Fraction(1)),
+        Frequency("twice_daily", "twice daily", Fraction(2)),
+        Frequency("three_times_daily", "three times daily", Fraction(3)),
+        Frequency("four_times_daily", "four times daily", Fraction(4)),
+        Frequency("every_4_hours", "every 4 hours", Fraction(6)),
+        Frequency("every_4_to_6_hours", "every 4 to 6 hours", Fraction(6)),
+        Frequency("every_6_hours", "every 6 hours", Fraction(4)),
+        Frequency("every_8_hours", "every 8 hours", Fraction(3)),
+        Frequency("every_12_hours", "every 12 hours", Fraction(2)),
+        Frequency("every_morning", "every morning", Fraction(1)),
+        Frequency("every_evening", "every evening", Fraction(1)),
+        Frequency("at_bedtime", "at bedtime", Fraction(1)),
         # Spelled out: "QOD" is on the Joint Commission's "Do Not Use" list.
-        Frequency("every_other_day", "every other day", Decimal(1) / 2),
-        Frequency("twice_weekly", "twice weekly", Decimal(2) / 7),
-        Frequency("once_weekly", "once weekly", Decimal(1) / 7),
+        Frequency("every_other_day", "every other day", Fraction(1, 2)),
+        Frequency("twice_weekly", "twice weekly", Fraction(2, 7)),
+        Frequency("once_weekly", "once weekly", Fraction(1, 7)),
         Frequency("as_directed", "as directed", None),
     )
 }
@@ -495,6 +496,12 @@ _RULES: tuple[_Rule, ...] = (
         'write "units"',
     ),
     _Rule(
+        "qod",
+        _word(r"Q\.?\s?O\.?\s?D\.?"),
+        "is misread as daily or four times daily",
+        'write "every other day"',
+    ),
+    _Rule(
         "qd",
         _word(r"Q\.?\s?D\.?|Q1D"),
         "is misread as four times daily (QID)",
@@ -505,12 +512,6 @@ _RULES: tuple[_Rule, ...] = (
         _word(r"O\.?D\.?"),
         "can mean once daily or the right eye",
         'write "daily" or "in the right eye"',
-    ),
-    _Rule(
-        "qod",
-        _word(r"Q\.?\s?O\.?\s?D\.?"),
-        "is misread as daily or four times daily",
-        'write "every other day"',
     ),
     _Rule(
         "morphine_or_magnesium",
@@ -569,13 +570,23 @@ _NO_LEADING_ZERO = re.compile(r"(?<![\w.])\.(\d+)(?!\d)(?!\.\d)")
 
 
 def directions_warnings(text: str | None) -> list[DirectionsWarning]:
-    """Warnings for typed directions, in the order found, each once per spelling."""
+    """Warnings for typed directions, in the order found, each once per spelling.
+
+    A stretch of text answers to the first rule that claims it ("q.o.d." is every other
+    day, not also an "o.d."): the rules run longest spelling first.
+    """
     text = text or ""
     warnings: list[DirectionsWarning] = []
     positions: list[int] = []
     seen: set[tuple[str, str]] = set()
+    claimed: list[tuple[int, int]] = []
 
-    def add(code: str, found: str, why: str, instead: str, position: int) -> None:
+    def add(code: str, match: re.Match, why: str, instead: str) -> None:
+        start, end = match.span()
+        if any(start < other_end and other_start < end for other_start, other_end in claimed):
+            return
+        claimed.append((start, end))
+        found, position = match.group(0), start
         if (code, found) in seen:
             return
         seen.add((code, found))
@@ -588,22 +599,20 @@ def directions_warnings(text: str | None) -> list[DirectionsWarning]:
         safe = whole + (f".{decimals}" if decimals else "")
         add(
             "trailing_zero",
-            match.group(0),
+            match,
             "has a trailing zero, misread as ten times the dose if the point is missed",
             f'write "{safe}"',
-            match.start(),
         )
     for match in _NO_LEADING_ZERO.finditer(text):
         add(
             "leading_zero",
-            match.group(0),
+            match,
             "has no leading zero, misread as a whole number if the point is missed",
             f'write "0{match.group(0)}"',
-            match.start(),
         )
     for rule in _RULES:
         for match in rule.pattern.finditer(text):
-            add(rule.code, match.group(0), rule.why, rule.instead, match.start())
+            add(rule.code, match, rule.why, rule.instead)
     order = sorted(range(len(warnings)), key=positions.__getitem__)
     return [warnings[index] for index in order]
 
@@ -638,8 +647,8 @@ def days_supply(sig: Sig | None, quantity: Decimal | None, dispense_unit: str | 
     per_day = FREQUENCIES[sig.frequency].per_day
     if per_day is None or dispense_unit not in COUNTED_UNITS or dispense_unit != sig.dose_unit:
         return None
-    days = int((quantity / (sig.dose_amount * per_day)).to_integral_value(ROUND_FLOOR))
-    days = max(days, 1)
+    # Exact arithmetic: four tablets once weekly last 28 days, not 27.99...
+    days = max(int(Fraction(quantity) / (Fraction(sig.dose_amount) * per_day)), 1)
     if sig.duration_days is not None:
         days = min(days, sig.duration_days)
     return min(days, MAX_DAYS_SUPPLY)
