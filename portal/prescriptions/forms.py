@@ -114,7 +114,7 @@ class SigForm(FlaskForm):
             return False
         try:
             if self.mode.data == "written":
-                self.directions_text = rules.check_directions(self.directions.data)
+                self.directions_text = rules.check_directions(self.directions.data, self.dose_form)
             else:
                 self.sig = rules.build_sig(
                     dose_amount=self.dose_amount.data,

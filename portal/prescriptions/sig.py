@@ -12,9 +12,12 @@ was made.
   ``directions_warnings``: the Joint Commission's "Do Not Use" list and a chosen part of ISMP's
   list of error-prone abbreviations, each warning naming the safe spelling. Warnings, not
   refusals: the prescriber may have a reason, and the signing step shows them again.
-- **Oral liquids are dosed in mL** (ISMP, NCPDP): a structured SIG for an oral solution or
-  suspension in any other unit is refused beside the unit field; teaspoons and tablespoons are
-  refused everywhere (household spoons are the classic tenfold and threefold mix-up).
+- **Oral liquids are dosed in mL** (ISMP; NCPDP's guidance on oral liquids asks e-prescribing
+  software not to allow household units at all): a structured SIG for an oral solution or
+  suspension in any other unit is refused beside the unit field, and so are written
+  directions for one that dose it in teaspoons or tablespoons; teaspoons and tablespoons are
+  never a unit of the builder (kitchen spoons vary, and a teaspoon read as a tablespoon is
+  three times the dose).
 - **Days supply** (``days_supply``) is computed only when it is certain; **quantity**,
   **refills** (with the federal limits of 21 CFR 1306 by DEA schedule), the **note to the
   pharmacist** and the **effective date** are checked here too, and a controlled
@@ -42,10 +45,10 @@ MAX_PHARMACIST_NOTE = 210
 MAX_AS_NEEDED_REASON = 100
 MAX_EXTRA_INSTRUCTIONS = 200
 
-# Refills: 0-11 is the range e-prescribing networks carry (a year of monthly fills). 21 CFR
-# 1306.12: a schedule II prescription is never refilled; 21 CFR 1306.22: a schedule III or IV
-# prescription at most five times (within six months of its date). Schedule V follows the
-# general rule.
+# Refills: 0-11, with the first fill a year of monthly fills, the longest a prescription here
+# lasts. 21 CFR 1306.12: a schedule II prescription is never refilled; 21 CFR 1306.22: a
+# schedule III or IV prescription at most five times (within six months of its date).
+# Schedule V follows the general rule.
 MAX_REFILLS = 11
 MAX_REFILLS_SCHEDULE_III_IV = 5
 
@@ -60,9 +63,9 @@ MAX_DECIMALS = 3
 MAX_DURATION_DAYS = 365
 MAX_DAYS_SUPPLY = 365
 
-# The effective date ("do not fill before"): not in the past, and at most six months ahead, the
-# life of a schedule III-V prescription (21 CFR 1306.22) and far enough for any planned
-# start. A schedule II prescription at most 90 days ahead: the longest series of schedule II
+# The effective date ("do not fill before"): not in the past, and at most six months ahead,
+# the life of a schedule III or IV prescription (21 CFR 1306.22) and far enough for any
+# planned start. A schedule II prescription at most 90 days ahead: the longest series of schedule II
 # prescriptions one visit may issue covers a 90-day supply (21 CFR 1306.12(b)).
 EFFECTIVE_DATE_MONTHS_AHEAD = 6
 EFFECTIVE_DATE_DAYS_AHEAD_SCHEDULE_II = 90
@@ -540,7 +543,7 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "subcutaneous",
-        _word(r"SC|SQ|sub\s?q"),
+        _word(r"SC|SQ|sub[\s-]?q"),
         'is misread as SL (sublingual) or "5 every"',
         'write "subcutaneously"',
     ),
@@ -564,8 +567,9 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
-# A decimal number in the text, not part of a longer dotted run (a date, a version).
-_TRAILING_ZERO = re.compile(r"(?<![\d.])(\d+)\.(\d*?)0+(?![\d])(?!\.\d)")
+# A decimal number in the text (thousands may be grouped: "1,000.0"), not part of a longer
+# dotted run (a date, a version).
+_TRAILING_ZERO = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)\.(\d*?)0+(?!\d)(?!\.\d)")
 _NO_LEADING_ZERO = re.compile(r"(?<![\w.])\.(\d+)(?!\d)(?!\.\d)")
 
 
@@ -617,9 +621,13 @@ def directions_warnings(text: str | None) -> list[DirectionsWarning]:
     return [warnings[index] for index in order]
 
 
-def check_directions(text: str | None) -> str:
+_HOUSEHOLD_SPOON = next(rule for rule in _RULES if rule.code == "household_spoon")
+
+
+def check_directions(text: str | None, dose_form: str | None = None) -> str:
     """Typed directions as they will be sent: on one line, not empty, within the vendor's
-    1,000 characters. Refused beside ``directions``; the warnings are separate."""
+    1,000 characters, and for an oral liquid (``dose_form``, RxNorm's words) never in
+    household spoons. Refused beside ``directions``; the warnings are separate."""
     cleaned = _clean(text)
     if not cleaned:
         raise Refused("Enter the directions.", "directions")
@@ -627,6 +635,10 @@ def check_directions(text: str | None) -> str:
         raise Refused(
             f"Directions are at most {MAX_DIRECTIONS:,} characters ({len(cleaned):,} now).",
             "directions",
+        )
+    if is_oral_liquid(dose_form) and _HOUSEHOLD_SPOON.pattern.search(cleaned):
+        raise Refused(
+            "An oral liquid is dosed in mL: write the dose in mL, not in spoons.", "directions"
         )
     return cleaned
 

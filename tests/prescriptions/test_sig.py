@@ -474,6 +474,7 @@ FIRING = [
     ("Take 1.0 mg daily", "trailing_zero", "1.0", 'write "1"'),
     ("Take 2.50 mg daily", "trailing_zero", "2.50", 'write "2.5"'),
     ("Take 10.00 mL daily", "trailing_zero", "10.00", 'write "10"'),
+    ("Give 1,000.0 units", "trailing_zero", "1,000.0", 'write "1,000"'),
     ("Take 5.0.", "trailing_zero", "5.0", 'write "5"'),
     ("Take .5 mg daily", "leading_zero", ".5", 'write "0.5"'),
     ("Take (.25 mg) daily", "leading_zero", ".25", 'write "0.25"'),
@@ -505,6 +506,7 @@ FIRING = [
     ("Inject 10 units SC daily", "subcutaneous", "SC", 'write "subcutaneously"'),
     ("Inject 10 units SQ daily", "subcutaneous", "SQ", 'write "subcutaneously"'),
     ("Inject 10 units sub q daily", "subcutaneous", "sub q", 'write "subcutaneously"'),
+    ("Inject 10 units sub-Q daily", "subcutaneous", "sub-Q", 'write "subcutaneously"'),
     ("Take 1 tablet TIW", "weekly", "TIW", "three times weekly"),
     ("Apply BIW", "weekly", "BIW", "twice weekly"),
     ("D/C after 5 days", "discontinue", "D/C", "in full"),
@@ -545,6 +547,9 @@ NEAR_MISSES = [
     "Take 1 tablet daily.",
     "Discuss with the doctor",
     "Take two tablets each morning",
+    "Dissolve 1 ODT on the tongue",  # "OD" inside a word
+    "Give 1,000 units",
+    "Give 1,000.5 units",
     "",
 ]
 
@@ -567,6 +572,15 @@ def test_typed_directions_are_one_line_within_the_vendors_limit():
     assert "1,000" in too_long.message
     assert refusal(check_directions, " \n ").field == "directions"
     assert refusal(check_directions, None).field == "directions"
+
+
+def test_written_directions_for_an_oral_liquid_are_refused_in_spoons():
+    spoons = "Take 1 tsp by mouth twice daily"
+    refused = refusal(check_directions, spoons, "Oral Suspension")
+    assert refused.field == "directions"
+    assert "mL" in refused.message
+    assert check_directions(spoons, "Oral Tablet") == spoons  # a warning only, below
+    assert check_directions("Take 5 mL by mouth twice daily", "Oral Suspension")
 
 
 # --- Days supply --------------------------------------------------------------------------
@@ -855,6 +869,10 @@ def test_the_sig_form_takes_written_directions_and_warns(form_app):
     assert list(form.errors) == ["directions"]
     form = posted_sig(form_app, {"mode": "written", "directions": ""})
     assert form.errors == {"directions": ["Enter the directions."]}
+    form = posted_sig(
+        form_app, {"mode": "written", "directions": "1 teaspoon twice daily"}, dose_form="Syrup"
+    )
+    assert list(form.errors) == ["directions"]
 
 
 def test_the_sig_form_warns_about_what_was_typed_in_the_builders_free_parts(form_app):
