@@ -20,7 +20,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     IntegerField,
-    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -49,7 +48,7 @@ FREQUENCY_CHOICES = {code: frequency.phrase for code, frequency in rules.FREQUEN
 
 
 class SigForm(FlaskForm):
-    """The directions: built from choices (the default) or written out.
+    """The directions: built from choices, or written out (``write_out``).
 
     ``dose_form`` is the product's (RxNorm's words): an oral liquid must be dosed in mL.
     Once ``validate()`` is true: ``sig`` (the structured SIG, None when written out),
@@ -60,11 +59,9 @@ class SigForm(FlaskForm):
     class Meta:
         csrf = False
 
-    mode = RadioField(
-        "Directions",
-        choices=_choices({"builder": "Build them", "written": "Write them out"}),
-        default="builder",
-    )
+    # A checkbox rather than a choice of two: the builder is the rule, writing out the
+    # exception (and a checkbox is what the house's field macro renders with its label).
+    write_out = BooleanField("Write the directions out instead")
     dose_amount = StringField("Dose", render_kw={"inputmode": "decimal", "maxlength": 12})
     dose_unit = SelectField(
         "Unit", choices=_choices(UNIT_CHOICES, "Choose…"), validate_choice=False
@@ -113,7 +110,7 @@ class SigForm(FlaskForm):
         if not super().validate(extra_validators):
             return False
         try:
-            if self.mode.data == "written":
+            if self.write_out.data:
                 self.directions_text = rules.check_directions(self.directions.data, self.dose_form)
             else:
                 self.sig = rules.build_sig(

@@ -345,6 +345,21 @@ class Sig:
         """The plain-language directions (see ``directions_text``)."""
         return directions_text(self)
 
+    def form_data(self) -> dict[str, str | bool]:
+        """The builder's fields as a form shows them, for a draft, a favorite or a renewal
+        to open where the prescriber left it (``SigForm(data=sig.form_data())``)."""
+        return {
+            "dose_amount": format_number(self.dose_amount),
+            "dose_unit": self.dose_unit,
+            "route": self.route,
+            "frequency": self.frequency,
+            "duration_amount": "" if self.duration_amount is None else str(self.duration_amount),
+            "duration_unit": self.duration_unit,
+            "as_needed": self.as_needed,
+            "as_needed_reason": self.as_needed_reason,
+            "extra_instructions": self.extra_instructions,
+        }
+
 
 def _clean(text: str | None) -> str:
     """Typed text on one line: runs of white space (newlines, tabs) become one space."""

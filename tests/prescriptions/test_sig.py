@@ -812,7 +812,6 @@ def posted_details(app, data: dict, **kwargs) -> PrescriptionDetailsForm:
 
 
 LISINOPRIL_SIG = {
-    "mode": "builder",
     "dose_amount": "1",
     "dose_unit": "tablet",
     "route": "oral",
@@ -828,6 +827,20 @@ def test_the_sig_form_builds_the_directions(form_app):
     assert form.directions_text == "Take 1 tablet by mouth once daily for 30 days"
     assert form.sig.dose_amount == Decimal(1)
     assert form.warnings == []
+
+
+@pytest.mark.parametrize(("choices", "expected"), STRUCTURED)
+def test_a_saved_sig_opens_in_the_form_as_it_was(form_app, choices, expected):
+    """A draft, a favorite or a renewal keeps the structured SIG and reopens it."""
+    saved = build_sig(**choices)
+    form = posted_sig(
+        form_app,
+        {k: v for k, v in saved.form_data().items() if v is not False},
+        dose_form=choices.get("dose_form"),
+    )
+    assert form.errors == {}
+    assert form.sig == saved
+    assert form.directions_text == expected
 
 
 def test_the_sig_form_puts_a_refusal_beside_its_field(form_app):
@@ -860,17 +873,17 @@ def test_the_sig_form_needs_a_reason_when_as_needed(form_app):
 
 
 def test_the_sig_form_takes_written_directions_and_warns(form_app):
-    form = posted_sig(form_app, {"mode": "written", "directions": "Take 1.0 tab PO QD"})
+    form = posted_sig(form_app, {"write_out": "y", "directions": "Take 1.0 tab PO QD"})
     assert form.errors == {}
     assert form.sig is None
     assert form.directions_text == "Take 1.0 tab PO QD"
     assert [w.code for w in form.warnings] == ["trailing_zero", "qd"]
-    form = posted_sig(form_app, {"mode": "written", "directions": "x" * 1001})
+    form = posted_sig(form_app, {"write_out": "y", "directions": "x" * 1001})
     assert list(form.errors) == ["directions"]
-    form = posted_sig(form_app, {"mode": "written", "directions": ""})
+    form = posted_sig(form_app, {"write_out": "y", "directions": ""})
     assert form.errors == {"directions": ["Enter the directions."]}
     form = posted_sig(
-        form_app, {"mode": "written", "directions": "1 teaspoon twice daily"}, dose_form="Syrup"
+        form_app, {"write_out": "y", "directions": "1 teaspoon twice daily"}, dose_form="Syrup"
     )
     assert list(form.errors) == ["directions"]
 
@@ -890,6 +903,10 @@ def test_the_sig_form_offers_the_rules_lists_with_visible_labels(form_app):
     assert ">In the right eye</option>" in form.rendered["route"]
     assert ">units</option>" in form.rendered["dose_unit"]
     assert "teaspoon" not in form.rendered["dose_unit"]
+    write_out = form.rendered["write_out"]
+    assert 'type="checkbox"' in write_out
+    assert 'for="sig-write_out">Write the directions out instead</label>' in write_out
+    assert 'for="sig-directions">Directions (written out)' in form.rendered["directions"]
 
 
 def test_typed_markup_stays_inert_in_the_rendered_form(form_app):
