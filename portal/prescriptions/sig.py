@@ -76,12 +76,16 @@ EFFECTIVE_DATE_DAYS_AHEAD_SCHEDULE_II = 90
 
 @dataclass(frozen=True)
 class DoseUnit:
-    """A unit a dose is given in: its words for one and for several, and the verb it asks
-    for whatever the route (a patch is applied, a suppository inserted)."""
+    """A unit a dose is given in: its words for one and for several, the verb it asks for
+    whatever the route (a patch is applied, a suppository inserted), and the routes it can
+    be given by (a tablet is never injected: a builder that wrote "Inject 1 tablet" would
+    put a slip of the mouse into a prescription; a regimen outside the table is written
+    out)."""
 
     code: str
     singular: str
     plural: str
+    routes: frozenset[str]
     verb: str | None = None
 
     def words(self, amount: Decimal) -> str:
@@ -90,22 +94,56 @@ class DoseUnit:
         return self.plural if amount > 1 else self.singular
 
 
+_EYES = ("right_eye", "left_eye", "both_eyes")
+_EARS = ("right_ear", "left_ear", "both_ears")
+
+
+def _routes(*codes: str) -> frozenset[str]:
+    return frozenset(codes)
+
+
 DOSE_UNITS: dict[str, DoseUnit] = {
     unit.code: unit
     for unit in (
-        DoseUnit("tablet", "tablet", "tablets"),
-        DoseUnit("capsule", "capsule", "capsules"),
-        DoseUnit("mL", "mL", "mL"),
+        # Tablets: swallowed, under the tongue, or vaginal tablets.
+        DoseUnit("tablet", "tablet", "tablets", _routes("oral", "sublingual", "vaginal")),
+        # Capsules: swallowed, inhaled from a capsule inhaler, or vaginal capsules.
+        DoseUnit("capsule", "capsule", "capsules", _routes("oral", "inhaled", "vaginal")),
+        # mL: oral liquids, nebulizer solutions, injections, enemas, lotions.
+        DoseUnit(
+            "mL",
+            "mL",
+            "mL",
+            _routes("oral", "inhaled", "subcutaneous", "intramuscular", "rectal", "topical"),
+        ),
         # The brief's wording for an inhaler ("Take 2 puffs by inhalation"): the verb of the
         # puff, so that "inhale ... by inhalation" is never written.
-        DoseUnit("puff", "puff", "puffs", verb="Take"),
-        DoseUnit("drop", "drop", "drops"),
+        DoseUnit("puff", "puff", "puffs", _routes("inhaled", "nasal"), verb="Take"),
+        DoseUnit("drop", "drop", "drops", _routes(*_EYES, *_EARS, "nasal")),
         # Insulin and other unit-dosed drugs: always the word, never "U" or "IU".
-        DoseUnit("unit", "unit", "units"),
-        DoseUnit("application", "application", "applications", verb="Apply"),
-        DoseUnit("patch", "patch", "patches", verb="Apply"),
-        DoseUnit("suppository", "suppository", "suppositories", verb="Insert"),
-        DoseUnit("spray", "spray", "sprays", verb="Use"),
+        DoseUnit("unit", "unit", "units", _routes("subcutaneous", "intramuscular")),
+        DoseUnit(
+            "application",
+            "application",
+            "applications",
+            _routes("topical", *_EYES, *_EARS, "nasal", "vaginal", "rectal"),
+            verb="Apply",
+        ),
+        DoseUnit("patch", "patch", "patches", _routes("transdermal", "topical"), verb="Apply"),
+        DoseUnit(
+            "suppository",
+            "suppository",
+            "suppositories",
+            _routes("rectal", "vaginal"),
+            verb="Insert",
+        ),
+        DoseUnit(
+            "spray",
+            "spray",
+            "sprays",
+            _routes("nasal", "sublingual", "oral", "topical"),
+            verb="Use",
+        ),
     )
 }
 
@@ -393,6 +431,12 @@ def build_sig(
         raise Refused("An oral liquid is dosed in mL: choose mL.", "dose_unit")
     if route not in ROUTES:
         raise Refused("Choose the route.", "route")
+    if route not in DOSE_UNITS[dose_unit].routes:
+        raise Refused(
+            f"A dose in {DOSE_UNITS[dose_unit].plural} is not given {ROUTES[route].phrase}: "
+            "choose another route or unit, or write the directions out.",
+            "route",
+        )
     if frequency not in FREQUENCIES:
         raise Refused("Choose how often.", "frequency")
     if duration_amount is not None:

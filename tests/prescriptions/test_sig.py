@@ -41,6 +41,21 @@ from tests.support.database import SECRET_KEY
 TODAY = date(2026, 12, 6)
 
 
+# A route each dose unit is given by, for tests about something else.
+ROUTE_OF = {
+    "tablet": "oral",
+    "capsule": "oral",
+    "mL": "oral",
+    "puff": "inhaled",
+    "drop": "right_eye",
+    "unit": "subcutaneous",
+    "application": "topical",
+    "patch": "transdermal",
+    "suppository": "rectal",
+    "spray": "nasal",
+}
+
+
 def text_of(**choices) -> str:
     return build_sig(**choices).text
 
@@ -308,11 +323,43 @@ def test_every_frequency_is_spelled_out_with_its_daily_count(code):
     assert directions_warnings(text) == []
 
 
-@pytest.mark.parametrize("code", sorted(sig.ROUTES))
-def test_every_route_writes_directions_without_a_warning(code):
-    text = text_of(dose_amount="1", dose_unit="drop", route=code, frequency="once_daily")
-    assert sig.ROUTES[code].phrase in text
+def test_the_unit_table_is_the_one_tested():
+    assert set(sig.DOSE_UNITS) == set(ROUTE_OF)
+    # Every route can be chosen with at least one unit.
+    assert set().union(*(unit.routes for unit in sig.DOSE_UNITS.values())) == set(sig.ROUTES)
+
+
+@pytest.mark.parametrize(
+    ("unit", "route"),
+    sorted((unit.code, route) for unit in sig.DOSE_UNITS.values() for route in unit.routes),
+)
+def test_every_unit_by_each_of_its_routes_writes_directions_without_a_warning(unit, route):
+    text = text_of(dose_amount="2", dose_unit=unit, route=route, frequency="once_daily")
+    assert sig.ROUTES[route].phrase in text or text.startswith("Inhale 2 mL via nebulizer")
+    assert f" 2 {sig.DOSE_UNITS[unit].plural} " in text
     assert directions_warnings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("unit", "route", "message"),
+    [
+        ("tablet", "subcutaneous", "A dose in tablets is not given subcutaneously"),
+        ("capsule", "right_eye", "A dose in capsules is not given in the right eye"),
+        ("unit", "oral", "A dose in units is not given by mouth"),
+        ("patch", "oral", "A dose in patches is not given by mouth"),
+        ("suppository", "oral", "A dose in suppositories is not given by mouth"),
+        ("drop", "intramuscular", "A dose in drops is not given intramuscularly"),
+        ("puff", "topical", "A dose in puffs is not given topically"),
+        ("mL", "right_eye", "A dose in mL is not given in the right eye"),
+    ],
+)
+def test_a_unit_by_a_route_it_is_never_given_by_is_refused_beside_the_route(unit, route, message):
+    refused = refusal(
+        build_sig, dose_amount="1", dose_unit=unit, route=route, frequency="once_daily"
+    )
+    assert refused.field == "route"
+    assert refused.message.startswith(message)
+    assert "write the directions out" in refused.message
 
 
 @pytest.mark.parametrize(
@@ -342,7 +389,7 @@ def test_every_route_writes_directions_without_a_warning(code):
 def test_doses_are_written_with_a_leading_zero_no_trailing_zero_and_the_right_plural(
     amount, unit, expected
 ):
-    text = text_of(dose_amount=amount, dose_unit=unit, route="oral", frequency="once_daily")
+    text = text_of(dose_amount=amount, dose_unit=unit, route=ROUTE_OF[unit], frequency="once_daily")
     assert f" {expected} " in text
 
 
@@ -587,7 +634,9 @@ def test_written_directions_for_an_oral_liquid_are_refused_in_spoons():
 
 
 def _sig(amount="1", unit="tablet", frequency="once_daily", **more):
-    return build_sig(dose_amount=amount, dose_unit=unit, route="oral", frequency=frequency, **more)
+    return build_sig(
+        dose_amount=amount, dose_unit=unit, route=ROUTE_OF[unit], frequency=frequency, **more
+    )
 
 
 @pytest.mark.parametrize(
