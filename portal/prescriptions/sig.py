@@ -628,7 +628,7 @@ _RULES: tuple[_Rule, ...] = (
 
 # A decimal number in the text (thousands may be grouped: "1,000.0"), not part of a longer
 # dotted run (a date, a version).
-_TRAILING_ZERO = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)\.(\d*?)0+(?!\d)(?!\.\d)")
+_DECIMAL = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)\.(\d+)(?!\d)(?!\.\d)")
 _NO_LEADING_ZERO = re.compile(r"(?<![\w.])\.(\d+)(?!\d)(?!\.\d)")
 
 
@@ -642,13 +642,13 @@ def directions_warnings(text: str | None) -> list[DirectionsWarning]:
     warnings: list[DirectionsWarning] = []
     positions: list[int] = []
     seen: set[tuple[str, str]] = set()
-    claimed: list[tuple[int, int]] = []
+    claimed = bytearray(len(text))  # 1 where a rule matched: linear in the text's length
 
     def add(code: str, match: re.Match, why: str, instead: str) -> None:
         start, end = match.span()
-        if any(start < other_end and other_start < end for other_start, other_end in claimed):
+        if any(claimed[start:end]):
             return
-        claimed.append((start, end))
+        claimed[start:end] = b"\x01" * (end - start)
         found, position = match.group(0), start
         if (code, found) in seen:
             return
@@ -657,8 +657,11 @@ def directions_warnings(text: str | None) -> list[DirectionsWarning]:
         warnings.append(DirectionsWarning(code, found, message, instead))
         positions.append(position)
 
-    for match in _TRAILING_ZERO.finditer(text):
+    for match in _DECIMAL.finditer(text):
         whole, decimals = match.group(1), match.group(2)
+        if not decimals.endswith("0"):
+            continue
+        decimals = decimals.rstrip("0")
         safe = whole + (f".{decimals}" if decimals else "")
         add(
             "trailing_zero",
