@@ -243,7 +243,9 @@ COUNTED_UNITS = frozenset({"tablet", "capsule", "patch", "suppository"})
 
 # Words of a dose form (RxNorm's DF names: "Oral Solution", "Oral Suspension", "Syrup",
 # "Elixir"...) that make it a liquid taken by mouth, and words that mean it is a solid that
-# only becomes one ("Tablet for Oral Suspension" is dosed in tablets).
+# only becomes one: "Tablet for Oral Suspension" is dosed in tablets, and a powder is not
+# guessed at (an antibiotic's powder is made up in the bottle and measured in mL, a laxative's
+# is taken by the gram or the packet), so the mL rule never refuses a regimen it cannot know.
 _LIQUID_WORDS = ("solution", "suspension", "liquid", "drops", "concentrate", "emulsion")
 _ALWAYS_ORAL_LIQUIDS = ("syrup", "elixir")
 _SOLID_WORDS = ("tablet", "capsule", "granule", "pellet", "film", "lozenge", "powder for")
@@ -383,7 +385,7 @@ class Sig:
         """The plain-language directions (see ``directions_text``)."""
         return directions_text(self)
 
-    def form_data(self) -> dict[str, str | bool]:
+    def form_data(self) -> dict[str, str | int | bool | None]:
         """The builder's fields as a form shows them, for a draft, a favorite or a renewal
         to open where the prescriber left it (``SigForm(data=sig.form_data())``)."""
         return {
@@ -391,7 +393,7 @@ class Sig:
             "dose_unit": self.dose_unit,
             "route": self.route,
             "frequency": self.frequency,
-            "duration_amount": "" if self.duration_amount is None else str(self.duration_amount),
+            "duration_amount": self.duration_amount,
             "duration_unit": self.duration_unit,
             "as_needed": self.as_needed,
             "as_needed_reason": self.as_needed_reason,

@@ -9,6 +9,7 @@ application and rendered with the house's form macros. Neither touches the datab
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -833,6 +834,13 @@ def form_app(tmp_path_factory):
     )
 
 
+def tag(page: str, element_id: str) -> str:
+    """The opening tag of the element with this id."""
+    match = re.search(rf'<[a-z]+ [^>]*id="{element_id}"[^>]*>', page)
+    assert match, element_id
+    return match.group(0)
+
+
 def posted_sig(app, data: dict, **kwargs) -> SigForm:
     with app.test_request_context(method="POST", data={f"sig-{k}": v for k, v in data.items()}):
         form = SigForm(prefix="sig", **kwargs)
@@ -882,14 +890,36 @@ def test_the_sig_form_builds_the_directions(form_app):
 def test_a_saved_sig_opens_in_the_form_as_it_was(form_app, choices, expected):
     """A draft, a favorite or a renewal keeps the structured SIG and reopens it."""
     saved = build_sig(**choices)
-    form = posted_sig(
-        form_app,
-        {k: v for k, v in saved.form_data().items() if v is not False},
-        dose_form=choices.get("dose_form"),
-    )
+    posted = {k: v for k, v in saved.form_data().items() if v not in (False, None)}
+    form = posted_sig(form_app, posted, dose_form=choices.get("dose_form"))
     assert form.errors == {}
     assert form.sig == saved
     assert form.directions_text == expected
+
+
+def test_a_saved_sig_is_shown_filled_in_on_a_fresh_page(form_app):
+    saved = build_sig(
+        dose_amount="0.5",
+        dose_unit="tablet",
+        route="oral",
+        frequency="every_other_day",
+        as_needed=True,
+        as_needed_reason="pain",
+    )
+    with form_app.test_request_context():
+        form = SigForm(prefix="sig", data=saved.form_data())
+        page = render_template_string(
+            '{% import "macros/forms.html" as forms %}'
+            "{% for f in form %}{{ forms.field(f) }}{% endfor %}",
+            form=form,
+        )
+    assert 'value="0.5"' in tag(page, "sig-dose_amount")
+    assert "checked" in tag(page, "sig-as_needed")
+    assert 'value="pain"' in tag(page, "sig-as_needed_reason")
+    assert 'value=""' in tag(page, "sig-duration_amount")
+    assert '<option selected value="every_other_day">every other day</option>' in page
+    assert '<option selected value="tablet">tablets</option>' in page
+    assert "is-invalid" not in page
 
 
 def test_the_sig_form_puts_a_refusal_beside_its_field(form_app):
