@@ -50,7 +50,8 @@ FREQUENCY_CHOICES = {code: frequency.phrase for code, frequency in rules.FREQUEN
 class SigForm(FlaskForm):
     """The directions: built from choices, or written out (``write_out``).
 
-    ``dose_form`` is the product's (RxNorm's words): an oral liquid must be dosed in mL.
+    ``dose_form`` and ``product_route`` are the product's (the catalog's or the vendor's
+    words): an oral liquid must be dosed in mL.
     Once ``validate()`` is true: ``sig`` (the structured SIG, None when written out),
     ``directions_text`` (what will be sent) and ``warnings`` (error-prone spellings found
     in it, to show and to confirm; never a refusal).
@@ -99,9 +100,12 @@ class SigForm(FlaskForm):
         description="Spell out units and frequencies: units, daily, every other day.",
     )
 
-    def __init__(self, *args, dose_form: str | None = None, **kwargs):
+    def __init__(
+        self, *args, dose_form: str | None = None, product_route: str | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.dose_form = dose_form
+        self.product_route = product_route
         self.sig: Sig | None = None
         self.directions_text: str | None = None
         self.warnings: list[DirectionsWarning] = []
@@ -111,7 +115,9 @@ class SigForm(FlaskForm):
             return False
         try:
             if self.write_out.data:
-                self.directions_text = rules.check_directions(self.directions.data, self.dose_form)
+                self.directions_text = rules.check_directions(
+                    self.directions.data, self.dose_form, self.product_route
+                )
             else:
                 self.sig = rules.build_sig(
                     dose_amount=self.dose_amount.data,
@@ -124,6 +130,7 @@ class SigForm(FlaskForm):
                     as_needed_reason=self.as_needed_reason.data,
                     extra_instructions=self.extra_instructions.data,
                     dose_form=self.dose_form,
+                    product_route=self.product_route,
                 )
                 self.directions_text = self.sig.text
         except Refused as refusal:

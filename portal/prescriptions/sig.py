@@ -251,14 +251,21 @@ _ALWAYS_ORAL_LIQUIDS = ("syrup", "elixir")
 _SOLID_WORDS = ("tablet", "capsule", "granule", "pellet", "film", "lozenge", "powder for")
 
 
-def is_oral_liquid(dose_form: str | None) -> bool:
-    """Whether a product's dose form (RxNorm's words) is a liquid taken by mouth."""
+# A product's own route, as the catalog or the vendor names it, that makes it oral.
+_ORAL_ROUTES = ("oral", "by mouth")
+
+
+def is_oral_liquid(dose_form: str | None, product_route: str | None = None) -> bool:
+    """Whether a product is a liquid taken by mouth, from its dose form (RxNorm's words,
+    "Oral Suspension") or, where the form does not say "oral" (the vendor's "Suspension"),
+    with its own route ("Oral")."""
     words = (dose_form or "").lower()
     if any(solid in words for solid in _SOLID_WORDS):
         return False
     if any(liquid in words for liquid in _ALWAYS_ORAL_LIQUIDS):
         return True
-    return "oral" in words and any(liquid in words for liquid in _LIQUID_WORDS)
+    oral = "oral" in words or (product_route or "").strip().lower() in _ORAL_ROUTES
+    return oral and any(liquid in words for liquid in _LIQUID_WORDS)
 
 
 # --- Numbers ------------------------------------------------------------------------------
@@ -418,18 +425,19 @@ def build_sig(
     as_needed_reason: str | None = "",
     extra_instructions: str | None = "",
     dose_form: str | None = None,
+    product_route: str | None = None,
 ) -> Sig:
     """Check the builder's choices and return the ``Sig``; a refusal names its field.
 
-    ``dose_form`` is the product's (RxNorm's words, e.g. "Oral Suspension"): an oral liquid
-    must be dosed in mL.
+    ``dose_form`` and ``product_route`` are the product's (RxNorm's or the vendor's words,
+    e.g. "Oral Suspension", or "Suspension" and "Oral"): an oral liquid must be dosed in mL.
     """
     amount = parse_decimal(dose_amount, field="dose_amount", what="the dose", maximum=MAX_DOSE)
     if dose_unit in REFUSED_UNITS:
         raise Refused(REFUSED_UNITS[dose_unit], "dose_unit")
     if dose_unit not in DOSE_UNITS:
         raise Refused("Choose the unit of the dose.", "dose_unit")
-    if is_oral_liquid(dose_form) and dose_unit != "mL":
+    if is_oral_liquid(dose_form, product_route) and dose_unit != "mL":
         raise Refused("An oral liquid is dosed in mL: choose mL.", "dose_unit")
     if route not in ROUTES:
         raise Refused("Choose the route.", "route")
@@ -688,10 +696,12 @@ def directions_warnings(text: str | None) -> list[DirectionsWarning]:
 _HOUSEHOLD_SPOON = next(rule for rule in _RULES if rule.code == "household_spoon")
 
 
-def check_directions(text: str | None, dose_form: str | None = None) -> str:
+def check_directions(
+    text: str | None, dose_form: str | None = None, product_route: str | None = None
+) -> str:
     """Typed directions as they will be sent: on one line, not empty, within the vendor's
-    1,000 characters, and for an oral liquid (``dose_form``, RxNorm's words) never in
-    household spoons. Refused beside ``directions``; the warnings are separate."""
+    1,000 characters, and for an oral liquid (see ``is_oral_liquid``) never in household
+    spoons. Refused beside ``directions``; the warnings are separate."""
     cleaned = _clean(text)
     if not cleaned:
         raise Refused("Enter the directions.", "directions")
@@ -700,7 +710,7 @@ def check_directions(text: str | None, dose_form: str | None = None) -> str:
             f"Directions are at most {MAX_DIRECTIONS:,} characters ({len(cleaned):,} now).",
             "directions",
         )
-    if is_oral_liquid(dose_form) and _HOUSEHOLD_SPOON.pattern.search(cleaned):
+    if is_oral_liquid(dose_form, product_route) and _HOUSEHOLD_SPOON.pattern.search(cleaned):
         raise Refused(
             "An oral liquid is dosed in mL: write the dose in mL, not in spoons.", "directions"
         )

@@ -442,6 +442,40 @@ def test_the_builder_refuses_beside_the_field(choices, field, words):
 
 
 @pytest.mark.parametrize(
+    ("dose_form", "product_route", "liquid"),
+    [
+        # The vendor's words: the form alone, the route beside it.
+        ("Suspension", "Oral", True),
+        ("Suspension", "By mouth", True),
+        ("Suspension", None, False),
+        ("Solution", "Ophthalmic", False),
+        ("Tablet", "Oral", False),
+        ("Metered Dose Inhaler", "Inhalation", False),
+        ("Oral Suspension", "Oral", True),
+        ("Tablet for Oral Suspension", "Oral", False),
+    ],
+)
+def test_the_products_own_route_makes_a_liquid_oral(dose_form, product_route, liquid):
+    assert is_oral_liquid(dose_form, product_route) is liquid
+
+
+def test_the_vendors_oral_suspension_is_dosed_in_ml():
+    refused = refusal(
+        build_sig,
+        dose_amount="1",
+        dose_unit="tablet",
+        route="oral",
+        frequency="twice_daily",
+        dose_form="Suspension",
+        product_route="Oral",
+    )
+    assert refused.field == "dose_unit"
+    assert (
+        refusal(check_directions, "1 tsp twice daily", "Suspension", "Oral").field == "directions"
+    )
+
+
+@pytest.mark.parametrize(
     ("dose_form", "liquid"),
     [
         ("Oral Solution", True),
@@ -939,6 +973,13 @@ def test_the_sig_form_refuses_a_spoon_for_an_oral_liquid_beside_the_unit(form_ap
     assert "dose in mL" in form.rendered["dose_unit"]
     form = posted_sig(form_app, LISINOPRIL_SIG | {"dose_unit": "tablet"}, dose_form="Syrup")
     assert form.errors == {"dose_unit": ["An oral liquid is dosed in mL: choose mL."]}
+    form = posted_sig(
+        form_app,
+        LISINOPRIL_SIG | {"dose_unit": "tablet"},
+        dose_form="Suspension",
+        product_route="Oral",
+    )
+    assert list(form.errors) == ["dose_unit"]
     form = posted_sig(form_app, LISINOPRIL_SIG | {"dose_unit": "mL"}, dose_form="Syrup")
     assert form.errors == {}
     assert form.directions_text == "Take 1 mL by mouth once daily for 30 days"
