@@ -811,12 +811,12 @@ def check_effective_date(day: date | None, today: date, schedule: int | None = N
         if schedule == 2:
             message = (
                 f"A schedule II prescription takes effect within "
-                f"{EFFECTIVE_DATE_DAYS_AHEAD_SCHEDULE_II} days (by {latest:%d %B %Y})."
+                f"{EFFECTIVE_DATE_DAYS_AHEAD_SCHEDULE_II} days (by {latest.day} {latest:%B %Y})."
             )
         else:
             message = (
                 f"The effective date is at most {EFFECTIVE_DATE_MONTHS_AHEAD} months ahead "
-                f"(by {latest:%d %B %Y})."
+                f"(by {latest.day} {latest:%B %Y})."
             )
         raise Refused(message, "effective_date")
     return day

@@ -836,14 +836,16 @@ def test_the_effective_date_is_today_to_six_months_ahead():
     )
     late = refusal(check_effective_date, date(2027, 6, 7), TODAY)
     assert late.field == "effective_date"
-    assert "06 June 2027" in late.message
+    assert late.message == "The effective date is at most 6 months ahead (by 6 June 2027)."
 
 
 def test_a_schedule_two_prescription_takes_effect_within_90_days():
     assert check_effective_date(TODAY + timedelta(days=90), TODAY, schedule=2)
     refused = refusal(check_effective_date, TODAY + timedelta(days=91), TODAY, schedule=2)
     assert refused.field == "effective_date"
-    assert "schedule II" in refused.message
+    assert refused.message == (
+        "A schedule II prescription takes effect within 90 days (by 6 March 2027)."
+    )
 
 
 def test_six_months_after_a_long_month_end_is_the_short_months_last_day():
