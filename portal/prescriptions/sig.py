@@ -191,11 +191,14 @@ ROUTES: dict[str, Route] = {
 class Frequency:
     """A standard frequency: its words (in the form and in the directions) and how many
     administrations a day it means at most (a range counts its shortest interval), for the
-    days supply; None when the directions do not say ("as directed")."""
+    days supply; None when the directions do not say ("as directed"). A single dose
+    ("once": fluconazole, a dose before a procedure) is one day's supply whatever the
+    quantity, and has no course length."""
 
     code: str
     phrase: str
     per_day: Fraction | None
+    single_dose: bool = False
 
 
 FREQUENCIES: dict[str, Frequency] = {
@@ -217,6 +220,7 @@ FREQUENCIES: dict[str, Frequency] = {
         Frequency("every_other_day", "every other day", Fraction(1, 2)),
         Frequency("twice_weekly", "twice weekly", Fraction(2, 7)),
         Frequency("once_weekly", "once weekly", Fraction(1, 7)),
+        Frequency("once", "once", Fraction(1), single_dose=True),
         Frequency("as_directed", "as directed", None),
     )
 }
@@ -450,6 +454,8 @@ def build_sig(
     if frequency not in FREQUENCIES:
         raise Refused("Choose how often.", "frequency")
     if duration_amount is not None:
+        if FREQUENCIES[frequency].single_dose:
+            raise Refused("A single dose has no course length: leave it blank.", "duration_amount")
         if duration_unit not in DURATION_UNITS:
             raise Refused("Choose days or weeks.", "duration_unit")
         if duration_amount < 1:
@@ -725,14 +731,18 @@ def days_supply(sig: Sig | None, quantity: Decimal | None, dispense_unit: str | 
 
     Computed only for counted units dispensed in the dose's unit (tablets for a dose in
     tablets) and a frequency that says how often; as needed counts the most the directions
-    allow (the supply lasts at least that long). Whole days, rounded down, at least one; no
-    longer than the course when the directions give one. The prescriber may type another.
+    allow (the supply lasts at least that long); a single dose is one day. Whole days,
+    rounded down, at least one; no longer than the course when the directions give one.
+    The prescriber may type another.
     """
     if sig is None or quantity is None or quantity <= 0:
         return None
-    per_day = FREQUENCIES[sig.frequency].per_day
+    frequency = FREQUENCIES[sig.frequency]
+    per_day = frequency.per_day
     if per_day is None or dispense_unit not in COUNTED_UNITS or dispense_unit != sig.dose_unit:
         return None
+    if frequency.single_dose:
+        return 1
     # Exact arithmetic: four tablets once weekly last 28 days, not 27.99...
     days = max(int(Fraction(quantity) / (Fraction(sig.dose_amount) * per_day)), 1)
     if sig.duration_days is not None:

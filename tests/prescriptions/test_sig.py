@@ -307,6 +307,7 @@ FREQUENCY_TABLE = {
     "every_other_day": ("every other day", Fraction(1, 2)),
     "twice_weekly": ("twice weekly", Fraction(2, 7)),
     "once_weekly": ("once weekly", Fraction(1, 7)),
+    "once": ("once", Fraction(1)),
     "as_directed": ("as directed", None),
 }
 
@@ -421,6 +422,7 @@ def test_format_number(value, expected):
         ({"duration_amount": 366}, "duration_amount", "at most 365 days"),
         ({"duration_amount": 53, "duration_unit": "weeks"}, "duration_amount", "at most 365"),
         ({"duration_amount": 3, "duration_unit": "months"}, "duration_unit", "days or weeks"),
+        ({"frequency": "once", "duration_amount": 1}, "duration_amount", "single dose"),
         ({"as_needed": True}, "as_needed_reason", "needed for"),
         ({"as_needed": True, "as_needed_reason": "  "}, "as_needed_reason", "needed for"),
         (
@@ -709,6 +711,8 @@ def _sig(amount="1", unit="tablet", frequency="once_daily", **more):
         (_sig(unit="patch", frequency="once_weekly"), "4", "patch", 28),
         (_sig(unit="suppository", frequency="twice_daily"), "12", "suppository", 6),
         # Not certain: no number.
+        (_sig(frequency="once"), "1", "tablet", 1),  # a single dose
+        (_sig(amount="2", frequency="once"), "4", "tablet", 1),
         (_sig(frequency="as_directed"), "30", "tablet", None),
         (_sig(unit="mL", frequency="twice_daily"), "150", "mL", None),  # liquids are not
         (_sig(unit="capsule"), "30", "tablet", None),  # units differ
