@@ -29,6 +29,19 @@ class AllergyClass:
     atc: tuple[str, ...] = ()
     med_rt_epc: str | None = None
     note: str | None = None
+    # RxNorm ingredient (IN) concept of each member that has one in data/drug_ingredients.csv;
+    # the drug knowledge (drugs.py) matches products by these, and by name for the rest.
+    member_rxcuis: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CrossSensitivity:
+    """Two classes an allergy may cross between, at a lower severity than within a class."""
+
+    classes: tuple[str, str]  # the two classes' codes
+    severity: str  # "moderate" or "low": always below a match within the allergic class
+    note: str  # what the prescriber should know and do, in one or two sentences
+    source: str  # the citation the note rests on
 
 
 @cache
@@ -44,8 +57,24 @@ def all_classes() -> tuple[AllergyClass, ...]:
             atc=tuple(entry.get("atc", ())),
             med_rt_epc=entry.get("med_rt_epc"),
             note=entry.get("note"),
+            member_rxcuis=tuple(entry.get("member_rxcuis", {}).items()),
         )
         for entry in data["classes"]
+    )
+
+
+@cache
+def cross_sensitivities() -> tuple[CrossSensitivity, ...]:
+    """The shipped cross-sensitivity pairs (symmetric: either class may be the allergy)."""
+    data = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    return tuple(
+        CrossSensitivity(
+            classes=(entry["classes"][0], entry["classes"][1]),
+            severity=entry["severity"],
+            note=entry["note"],
+            source=entry["source"],
+        )
+        for entry in data.get("cross_sensitivities", ())
     )
 
 
