@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import heapq
 import re
 import threading
 from dataclasses import dataclass
@@ -253,27 +254,65 @@ class ShippedDrugKnowledge:
         )
 
     def _build_search_index(self) -> None:
-        """A sorted list of (token, product rxcui): a prefix is one bisect and a short scan,
-        whatever the catalog's size (a full RxNorm load holds tens of thousands)."""
-        pairs: set[tuple[str, str]] = set()
-        for product in self._products.values():
+        """Search structures built once, so a query costs set operations, not a loop in
+        Python over every matching product (a full RxNorm load holds tens of thousands, and
+        the first keystroke matches thousands of them).
+
+        Each product gets an integer id equal to its place in the order a prescriber wants
+        when nothing in the query decides: single-ingredient products first, common strengths,
+        clinical before branded, tablets and capsules before other forms, lower strengths
+        first. A query then only sorts its matches into three bands (see ``search``), and
+        within a band the smallest ids are the best: ``heapq.nsmallest`` on a set of ints.
+        """
+
+        def static_order(product: DrugProduct) -> tuple:
+            form = (
+                _FORM_ORDER.index(product.dose_form)
+                if product.dose_form in _FORM_ORDER
+                else len(_FORM_ORDER)
+            )
+            return (
+                len(product.ingredient_rxcuis) > 1,
+                not product.common,
+                product.tty != "SCD",
+                form,
+                _first_number(product.strength),
+                product.name.lower(),
+            )
+
+        self._ranked = sorted(self._products.values(), key=static_order)
+        postings: dict[str, set[int]] = {}
+        alone: dict[str, set[int]] = {}  # ingredient or brand name -> its single-ingredient ids
+        within: dict[str, set[int]] = {}  # ingredient name -> every product id that has it
+        for number, product in enumerate(self._ranked):
             words = _tokens(product.name) + _tokens(product.brand or "")
             for ingredient in product.ingredient_names:
                 words += _tokens(ingredient)
+                within.setdefault(ingredient.lower(), set()).add(number)
             for word in words:
-                pairs.add((word, product.rxcui))
-        self._index = sorted(pairs)
-        self._index_tokens = [token for token, _ in self._index]
+                postings.setdefault(word, set()).add(number)
+            if len(product.ingredient_names) == 1:
+                alone.setdefault(product.ingredient_names[0].lower(), set()).add(number)
+            if product.brand:
+                alone.setdefault(product.brand.lower(), set()).add(number)
+        self._tokens_sorted = sorted(postings)
+        self._postings = [postings[token] for token in self._tokens_sorted]
+        # The first keystroke ("a") unions hundreds of postings: do those unions once here.
+        self._first_letter = {
+            letter: frozenset(self._starting_with(letter, self._tokens_sorted, self._postings))
+            for letter in {token[0] for token in self._tokens_sorted}
+        }
+        self._alone_names = sorted(alone)
+        self._alone = [alone[name] for name in self._alone_names]
+        self._within_names = sorted(within)
+        self._within = [within[name] for name in self._within_names]
 
-    def _prefixed(self, prefix: str) -> set[str]:
-        start = bisect.bisect_left(self._index_tokens, prefix)
-        found: set[str] = set()
-        for position in range(start, len(self._index)):
-            token, rxcui = self._index[position]
-            if not token.startswith(prefix):
-                break
-            found.add(rxcui)
-        return found
+    @staticmethod
+    def _starting_with(prefix: str, names: list[str], sets: list[set[int]]) -> set[int]:
+        """The union of the sets whose (sorted) names start with ``prefix``."""
+        start = bisect.bisect_left(names, prefix)
+        end = bisect.bisect_left(names, prefix + "\uffff", lo=start)
+        return set().union(*sets[start:end])
 
     # -- the DrugKnowledge protocol -------------------------------------------------------
 
@@ -281,52 +320,32 @@ class ShippedDrugKnowledge:
         return self._products.get((rxcui or "").strip())
 
     def search(self, text: str, limit: int = 20) -> list[DrugProduct]:
-        """Products whose words start with every word typed ("lis 10", "amox susp"),
-        ranked: the ingredient typed alone first (amoxicillin before amoxicillin /
-        clavulanate), a brand typed first for its brand products, then common strengths,
-        clinical before branded, tablets and capsules before other forms, lower strengths
-        first."""
+        """Products with a word starting with every word typed ("lis 10", "amox susp"),
+        ranked in three bands by the first word: the ingredient alone or a brand name
+        (amoxicillin, Prinivil), then combinations with that ingredient (amoxicillin /
+        clavulanate), then products matched only by other words; within a band, the order
+        of ``_build_search_index`` (common strengths, clinical drugs, pills, low strengths)."""
         words = [_TYPED.get(word, word) for word in _tokens(text)]
-        if not words:
+        if not words or limit <= 0:
             return []
-        matched: set[str] | None = None
-        for word in sorted(words, key=len, reverse=True):  # the rarest word first
-            found = self._prefixed(word)
+        matched: set[int] | None = None
+        for word in sorted(set(words), key=len, reverse=True):  # the rarest word first
+            found = self._first_letter.get(word) if len(word) == 1 else None
+            if found is None:
+                found = self._starting_with(word, self._tokens_sorted, self._postings)
             matched = found if matched is None else matched & found
             if not matched:
                 return []
-        query = " ".join(words)
         first = words[0]
-
-        def rank(product: DrugProduct) -> tuple:
-            names = [name.lower() for name in product.ingredient_names]
-            brand = (product.brand or "").lower()
-            single = len(names) == 1
-            if brand and brand.startswith(first) and not any(n.startswith(first) for n in names):
-                match = 0
-            elif single and (names[0] == query or names[0].startswith(first)):
-                match = 0 if names[0] in (query, first) or len(words) == 1 else 1
-            elif any(name.startswith(first) for name in names):
-                match = 2
-            else:
-                match = 3
-            form = (
-                _FORM_ORDER.index(product.dose_form)
-                if product.dose_form in _FORM_ORDER
-                else len(_FORM_ORDER)
-            )
-            return (
-                match,
-                not single,
-                not product.common,
-                product.tty != "SCD" and match != 0,
-                form,
-                _first_number(product.strength),
-                product.name.lower(),
-            )
-
-        ranked = sorted((self._products[rxcui] for rxcui in matched or ()), key=rank)
-        return ranked[: max(0, limit)]
+        alone = matched & self._starting_with(first, self._alone_names, self._alone)
+        combined = (matched & self._starting_with(first, self._within_names, self._within)) - alone
+        rest = matched - alone - combined
+        chosen: list[int] = []
+        for band in (alone, combined, rest):
+            if len(chosen) >= limit:
+                break
+            chosen += heapq.nsmallest(limit - len(chosen), band)
+        return [self._ranked[number] for number in chosen]
 
     def classes_of(self, ingredient_rxcui: str) -> list[TherapeuticClass]:
         return list(self._classes.get(ingredient_rxcui, ()))
