@@ -5,7 +5,11 @@ Source: ``data/allergy_classes.json``, which says where its codes come from (WHO
 MED-RT classes where verified, project codes where no standard group fits). The allergy form
 offers these names when the kind of substance is "Drug class"; prescriptions will check a
 drug's ingredients against the members of the classes a patient is allergic to
-(``classes_containing``).
+(``classes_containing``, or by RxCUI through ``drugs.knowledge().allergy_groups_of``: each
+class lists its members' RxNorm ingredient codes where verified, ``member_rxcuis``). The file
+also holds the pairs of classes an allergy may cross between at a lower severity
+(``cross_sensitivities``: penicillins with cephalosporins and carbapenems ...), each with its
+source.
 """
 
 from __future__ import annotations
