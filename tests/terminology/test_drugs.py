@@ -99,6 +99,9 @@ def test_well_known_product_codes(knowledge):
         ("zolpidem", 4),
         ("tramadol", 4),
         ("pregabalin", 5),
+        ("brivaracetam", 5),
+        ("clobazam", 4),
+        ("oxazepam", 4),
     ],
 )
 def test_controlled_drugs_carry_their_dea_schedule(knowledge, ingredient, schedule):
