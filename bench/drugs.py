@@ -123,7 +123,7 @@ def measure(repeats: int, stamp: str, log=print) -> tuple[list[report.Result], d
     floor = _timed(shipped.product, rxcuis, 1)
     results.append(
         _row(
-            f"drug search: local catalog ({len(rxcuis)} products)",
+            "drug search: local catalog",
             len(rxcuis),
             samples,
             floor,
@@ -139,7 +139,7 @@ def measure(repeats: int, stamp: str, log=print) -> tuple[list[report.Result], d
         floor = _timed(large.product, large_rxcuis[:5000], 1)
         results.append(
             _row(
-                f"drug search: catalog x{COPIES} ({len(large_rxcuis)} products)",
+                f"drug search: catalog x{COPIES}",
                 len(large_rxcuis),
                 samples,
                 floor,
