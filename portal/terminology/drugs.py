@@ -375,9 +375,15 @@ class ShippedDrugKnowledge:
         return [pair for pair in self._cross if group_code in pair.classes]
 
     def ingredient_by_name(self, name: str) -> str | None:
-        """The RxNorm ingredient a name means ("Metformin HCl" -> 6809), salts folded; None
-        when it is not a known ingredient (the caller then says checks are limited)."""
-        words = _tokens(name.replace("/", " ")) if name else []
+        """The RxNorm ingredient a name means ("Metformin HCl" -> 6809), salts folded; a
+        vendor's product name gives its first ingredient ("amoxicillin 500 MG Oral Capsule"
+        -> 723). None when it is not a known ingredient (the caller then says checks are
+        limited)."""
+        words = _tokens(name) if name else []
+        while words and (words[0][0].isdigit() or words[0] in ("hr", "ml")):
+            words = words[1:]  # "24 HR metformin ...", "0.3 ML enoxaparin ..."
+        strength = next((n for n, word in enumerate(words) if word[0].isdigit()), len(words))
+        words = words[:strength]
         while words:
             found = self._ingredient_by_name.get(" ".join(words))
             if found:

@@ -243,6 +243,8 @@ def test_ingredient_by_name_folds_salts_and_refuses_the_unknown(knowledge):
     assert knowledge.ingredient_by_name("  LISINOPRIL ") == "29046"
     assert knowledge.ingredient_by_name("not a drug") is None
     assert knowledge.ingredient_by_name("hydrochloride") is None
+    assert knowledge.ingredient_by_name("Amoxicillin 500 MG Oral Capsule") == "723"
+    assert knowledge.ingredient_by_name("24 HR metformin hydrochloride 500 MG Tab") == "6809"
     assert knowledge.ingredient_by_name("") is None
 
 
