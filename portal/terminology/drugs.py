@@ -401,6 +401,14 @@ class ShippedDrugKnowledge:
     def products(self) -> list[DrugProduct]:
         return list(self._products.values())
 
+    def ingredients_in_class(self, class_code: str) -> list[str]:
+        """The RxCUIs of the ingredients of a therapeutic class ("C09AA" -> lisinopril, ...)."""
+        return sorted(
+            rxcui
+            for rxcui, classes in self._classes.items()
+            if any(c.code == class_code for c in classes)
+        )
+
     def ingredients(self) -> dict[str, str]:
         """Every known ingredient: RxCUI -> name."""
         return dict(self._ingredient_names)

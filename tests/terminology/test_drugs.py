@@ -150,6 +150,16 @@ def test_the_interaction_rules_have_products_to_fire_on(knowledge):
         "alprazolam",
         "haloperidol",
         "quetiapine",
+        "naproxen",
+        "celecoxib",
+        "meloxicam",
+        "omeprazole",
+        "clopidogrel",
+        "eplerenone",
+        "fluvoxamine",
+        "pimozide",
+        "clozapine",
+        "tacrolimus",
     ):
         assert ingredient in present, ingredient
 
@@ -174,6 +184,7 @@ def test_statins_share_a_class_and_ssris_share_theirs(knowledge):
         c.code for name in statins for c in knowledge.classes_of(knowledge.ingredient_by_name(name))
     }
     assert codes == {"C10AA"}
+    assert {"29046", "3827", "35296"} <= set(knowledge.ingredients_in_class("C09AA"))
 
 
 # -- search as the prescriber types ------------------------------------------------------------

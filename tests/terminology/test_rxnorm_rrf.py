@@ -101,6 +101,13 @@ def test_files_are_found_in_a_release_s_subfolder(tmp_path):
     assert len(rows) == 5
 
 
+def test_strength_of_a_name_with_a_quantity_prefix_and_a_brand():
+    name = "24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet [Glucophage]"
+    assert rxnorm_rrf.strength_of(name, "Extended Release Oral Tablet") == "500 MG"
+    name = "amoxicillin 80 MG/ML / clavulanate 11.4 MG/ML Oral Suspension"
+    assert rxnorm_rrf.strength_of(name, "Oral Suspension") == "80 MG/ML / 11.4 MG/ML"
+
+
 @pytest.mark.parametrize(
     ("dose_form", "route"),
     [
