@@ -17,6 +17,7 @@ from bench import (
     concurrency,
     cpu,
     databases,
+    drugs,
     floors,
     integrations,
     report,
@@ -127,6 +128,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--audit-repeats", type=int, default=None, help="rounds of --audit slices (5)"
     )
     parser.add_argument(
+        "--drugs",
+        action="store_true",
+        help="measure drug search on the local catalog, in process (bench/drugs.py)",
+    )
+    parser.add_argument(
         "--integrations",
         action="store_true",
         help="measure the integrations instead: outbox delivery throughput with 1, 2 and 4 "
@@ -191,6 +197,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = report.machine()
+    if args.drugs:
+        log(f"Drug search benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        code = drugs.run(1 if args.quick else 5, args.quick, log)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
     if args.integrations:
         log(
             f"Integrations benchmark {stamp}: {info['cpu']}, {info['cores']} cores; "
