@@ -161,6 +161,7 @@ ROUTE_MODULES = (
     "portal.admin.integrations.views",
     "portal.integrations.hooks",
     "portal.prescriptions.views",
+    "portal.prescriptions.compose.views",
 )
 
 

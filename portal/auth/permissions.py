@@ -57,6 +57,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "chart.sign_nursing",
             # Prescribing through the e-prescribing connector (the vendor's screen, queues).
             "prescriptions.write",
+            # Prescriptions composed in the portal's own screens: drafts, favourites, renewals
+            # (rx.compose); signing them (rx.sign).
+            "rx.compose",
+            "rx.sign",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person
