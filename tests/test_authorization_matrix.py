@@ -161,6 +161,18 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
     "prescriptions.message": {"prescriber"},
+    # Composing in the portal's own screens (issue 11, rxcompose): prescribers only.
+    "prescriptions.start_prescription": {"prescriber"},
+    "prescriptions.renew_prescription": {"prescriber"},
+    "prescriptions.compose": {"prescriber"},
+    "prescriptions.save_draft": {"prescriber"},
+    "prescriptions.discard_draft": {"prescriber"},
+    "prescriptions.search_drugs": {"prescriber"},
+    "prescriptions.choose_drug": {"prescriber"},
+    "prescriptions.search_pharmacies": {"prescriber"},
+    "prescriptions.choose_pharmacy": {"prescriber"},
+    "prescriptions.save_favorite": {"prescriber"},
+    "prescriptions.use_favorite": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -192,6 +204,9 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
+    "draft_id",
+    "prescription_id",
+    "favorite_id",  # composing prescriptions
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

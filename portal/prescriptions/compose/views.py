@@ -122,7 +122,7 @@ def _details_form(draft, choices, sig=None, posted: bool = False) -> Prescriptio
                 "quantity": draft.quantity,
                 "dispense_unit": draft.dispense_unit or "",
                 "days_supply": draft.days_supply,
-                "refills": int(draft.refills) if (draft.refills or "0").isdigit() else None,
+                "refills": _stored_refills(draft.refills),
                 "dispense_as_written": not draft.substitution_allowed,
                 "pharmacist_note": draft.pharmacist_note,
                 "effective_date": draft.effective_on,
@@ -137,6 +137,13 @@ def _details_form(draft, choices, sig=None, posted: bool = False) -> Prescriptio
         diagnosis_choices=choices,
         **kwargs,
     )
+
+
+def _stored_refills(text: str | None) -> int | None:
+    """The refills as the field shows them: 0 on a new draft, blank for what is no number."""
+    if text is None:
+        return 0
+    return int(text) if text.isdigit() else None
 
 
 def _preview(sig_form: SigForm, details: PrescriptionDetailsForm) -> dict:
@@ -167,7 +174,7 @@ def _render_page(page: services.ComposePage, sig_form, details, status: int = 20
     return render(
         "prescriptions/compose/compose.html",
         status=status,
-        page=page,
+        compose=page,
         draft=draft,
         patient=page.patient,
         sig_form=sig_form,
