@@ -59,9 +59,7 @@ def allergic_to(app, patient_id: int, substance: str, rxcui: str) -> None:
 
 def a_problem(app, patient_id: int, code: str, description: str) -> None:
     with app.app_context():
-        db.session.add(
-            Problem(patient_id=patient_id, icd10_code=code, description=description)
-        )
+        db.session.add(Problem(patient_id=patient_id, icd10_code=code, description=description))
         db.session.commit()
 
 
@@ -102,6 +100,4 @@ def autosave(app, doctor, draft_id: int, fields: dict, version: int | None = Non
     """The compose form's autosave (htmx), from the draft's current version unless given."""
     if version is None:
         version = draft_row(app, draft_id).version
-    return doctor.htmx_post(
-        f"/prescriptions/{draft_id}/draft", {"version": str(version), **fields}
-    )
+    return doctor.htmx_post(f"/prescriptions/{draft_id}/draft", {"version": str(version), **fields})

@@ -6,8 +6,8 @@ and its override reasons, favourites, renew, discard, inert payloads and CSRF.""
 from __future__ import annotations
 
 import html
-import re
 import json
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -29,7 +29,6 @@ from tests.prescriptions.compose_helpers import (
     on_spironolactone,
     start_draft,
 )
-from tests.support.chart import chart, make_encounter  # noqa: F401
 
 
 def audit_count(app, action: str) -> int:
@@ -145,9 +144,7 @@ def test_a_vendor_prescription_is_not_a_draft(app, chart, signed_in):
 # --- drug search, the SIG builder, the details --------------------------------------------------
 
 
-def test_local_search_offers_catalog_products_and_choosing_fills_the_draft(
-    app, chart, signed_in
-):
+def test_local_search_offers_catalog_products_and_choosing_fills_the_draft(app, chart, signed_in):
     doctor = signed_in("drlee")
     draft_id = start_draft(doctor, chart.patients[0])
     found = doctor.htmx_post(f"/prescriptions/{draft_id}/drugs", {"drug_query": "lisino 10"})
@@ -223,9 +220,7 @@ def test_refills_of_a_schedule_ii_drug_are_refused_beside_the_field(app, chart, 
     draft_id = start_draft(doctor, chart.patients[0])
     choose(doctor, draft_id, OXYCODONE_5_CII)
     assert draft_row(app, draft_id).schedule == 2
-    answer = autosave(
-        app, doctor, draft_id, {**BUILDER_DAILY_30, **DETAILS_30, "rx-refills": "2"}
-    )
+    answer = autosave(app, doctor, draft_id, {**BUILDER_DAILY_30, **DETAILS_30, "rx-refills": "2"})
     text = answer.get_data(as_text=True)
     error = text[text.index('id="rx-refills-error"') :].split("</div>", 1)[0]
     assert "schedule II" in error or "Schedule II" in error, error
@@ -270,7 +265,8 @@ def test_discard_deletes_the_draft_and_is_audited(app, chart, make_encounter, si
     doctor = signed_in("drlee")
     draft_id = start_draft(doctor, chart.patients[0], encounter_id)
     answer = doctor.post_form(f"/prescriptions/{draft_id}/discard")
-    assert answer.status_code == 303 and answer.location.endswith(f"/chart/encounters/{encounter_id}")
+    assert answer.status_code == 303
+    assert answer.location.endswith(f"/chart/encounters/{encounter_id}")
     assert draft_row(app, draft_id) is None
     assert audit_count(app, "prescription.draft_discard") == 1
 
@@ -352,9 +348,7 @@ def test_a_favourite_is_saved_and_fills_a_new_draft_in_one_click(app, chart, sig
     again = doctor.htmx_post(
         f"/prescriptions/{draft_id}/favorites", {"label": "Lisinopril 10 daily"}
     )
-    assert again.status_code == 409 and "already have a favourite" in again.get_data(
-        as_text=True
-    )
+    assert again.status_code == 409 and "already have a favourite" in again.get_data(as_text=True)
     with app.app_context():
         favorite = db.session.scalars(select(PrescriptionFavorite)).one()
         assert (favorite.owner_id, favorite.rxcui, favorite.refills) == (
@@ -378,7 +372,8 @@ def test_a_favourite_is_saved_and_fills_a_new_draft_in_one_click(app, chart, sig
     # Another prescriber's favourite is unknown to them.
     colleague = signed_in("drpatel")
     theirs = start_draft(colleague, chart.patients[1])
-    assert colleague.post_form(f"/prescriptions/{theirs}/favorites/{favorite_id}").status_code == 404
+    used = colleague.post_form(f"/prescriptions/{theirs}/favorites/{favorite_id}")
+    assert used.status_code == 404
 
 
 def test_renew_starts_a_draft_copied_from_a_prescription(app, chart, signed_in):
@@ -420,7 +415,7 @@ def test_renew_starts_a_draft_copied_from_a_prescription(app, chart, signed_in):
     assert audit_count(app, "prescription.renew_start") == 1
 
 
-# --- payloads and CSRF ------------------------------------------------------------------------------
+# --- payloads and CSRF ---------------------------------------------------------------------
 
 PAYLOAD = '<script>alert("rx")</script><img src=x onerror=alert(1)>'
 
@@ -470,8 +465,6 @@ def test_payloads_in_directions_note_and_override_stay_inert(app, chart, signed_
 def test_every_post_needs_the_csrf_token(app, chart, signed_in, path):
     doctor = signed_in("drlee")
     draft_id = start_draft(doctor, chart.patients[0])
-    answer = doctor.client.post(
-        path.format(d=draft_id, p=chart.patients[0]), data={"version": "1"}
-    )
+    answer = doctor.client.post(path.format(d=draft_id, p=chart.patients[0]), data={"version": "1"})
     assert answer.status_code == 400
     assert draft_row(app, draft_id).version == 1
