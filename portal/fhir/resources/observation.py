@@ -194,7 +194,10 @@ class VitalSets(Source):
             def match(code):
                 return or_(*(taken(found) for found in _measurements_coded(code)))
 
-            return params.token_condition(criterion, {LOINC: match})
+            condition = params.token_condition(criterion, {LOINC: match})
+            # code:not=X still wants the other measurements of a set that has X: only
+            # ``keep`` can leave X out.
+            return true() if criterion.modifier == "not" else condition
         if name == "encounter":
             return params.reference_condition(criterion, VitalSigns.encounter_id, "Encounter")
         return super().condition(criterion, zone)
