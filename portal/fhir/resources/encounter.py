@@ -69,6 +69,7 @@ class Visits(Source):
             Encounter.patient_id,
             Encounter.provider_id,
             Encounter.location_id,
+            Encounter.appointment_id,
             Encounter.kind,
             Encounter.chief_complaint,
             Encounter.occurred_at,
@@ -121,6 +122,9 @@ def to_fhir(row, problem_ids: list[int], organization: int | None) -> dict:
                     "individual": reference("Practitioner", row.provider_id),
                 }
             ],
+            "appointment": [reference("Appointment", row.appointment_id)]
+            if row.appointment_id
+            else None,
             "period": {"start": instant(row.occurred_at)},
             "reasonCode": [{"text": row.chief_complaint}] if row.chief_complaint else None,
             "diagnosis": [

@@ -28,7 +28,6 @@ from portal.fhir.resources.base import (
     TableSpec,
     concept,
     instant,
-    reference,
     status_condition,
 )
 from portal.ids import parse_id
@@ -239,55 +238,91 @@ class VitalSets(Source):
         return sum(value or 0 for value in db.session.execute(statement).one())
 
     def build(self, rows):
+        """Every measurement of every set. Export reads millions of these, so the parts
+        all of a set's Observations share (subject, encounter, time, and each kind's code)
+        are made once and shared: resources are read, serialised and dropped, never
+        changed in place."""
         built = []
+        append = built.append
         for row in rows:
-            for number, measurement in enumerate(MEASUREMENTS):
-                resource = to_fhir(row, measurement)
-                if resource is not None:
-                    built.append(((row.id, number), resource))
+            shared = _shared(row)
+            row_id = row.id
+            for number, measurement, code in _PLAN:
+                if measurement.column is None:
+                    resource = _blood_pressure(row, shared, code)
+                    if resource is None:
+                        continue
+                else:
+                    value = getattr(row, measurement.column.key)
+                    if value is None:
+                        continue
+                    resource = {
+                        **shared,
+                        "id": f"{row_id}-{measurement.part}",
+                        "code": code,
+                        "valueQuantity": {
+                            "value": value,
+                            "unit": measurement.unit_text,
+                            "system": UCUM,
+                            "code": measurement.unit,
+                        },
+                    }
+                append(((row_id, number), resource))
         return built
 
 
-def to_fhir(row, measurement: Measurement) -> dict | None:
-    """The Observation of one measurement of a set, or None when it was not taken."""
-    resource = {
+def _code_of(measurement: Measurement) -> dict:
+    return {
+        "coding": [
+            {"system": LOINC, "code": code, "display": display}
+            for code, display in measurement.codes
+        ],
+        "text": measurement.text,
+    }
+
+
+_PLAN = tuple(
+    (number, measurement, _code_of(measurement)) for number, measurement in enumerate(MEASUREMENTS)
+)
+_CATEGORY = [VITAL_SIGNS]
+_SYSTOLIC_CODE = concept(LOINC, *SYSTOLIC)
+_DIASTOLIC_CODE = concept(LOINC, *DIASTOLIC)
+
+
+def _shared(row) -> dict:
+    shared = {
         "resourceType": "Observation",
-        "id": f"{row.id}-{measurement.part}",
         "status": "entered-in-error" if row.entered_in_error else "final",
-        "category": [VITAL_SIGNS],
-        "code": {
-            "coding": [
-                {"system": LOINC, "code": code, "display": display}
-                for code, display in measurement.codes
-            ],
-            "text": measurement.text,
-        },
+        "category": _CATEGORY,
         "subject": {"reference": f"Patient/{row.patient_id}"},
         "effectiveDateTime": instant(row.taken_at),
     }
     if row.encounter_id is not None:
-        resource["encounter"] = reference("Encounter", row.encounter_id)
-    if measurement.column is None:
-        components = [
-            {
-                "code": concept(LOINC, code, display),
-                "valueQuantity": _quantity(value, "mm[Hg]", "mmHg"),
-            }
-            for (code, display), value in (
-                (SYSTOLIC, row.systolic_mmhg),
-                (DIASTOLIC, row.diastolic_mmhg),
-            )
-            if value is not None
-        ]
-        if not components:
-            return None
-        resource["component"] = components
-        return resource
-    value = getattr(row, measurement.column.key)
-    if value is None:
+        shared["encounter"] = {"reference": f"Encounter/{row.encounter_id}"}
+    return shared
+
+
+def _blood_pressure(row, shared: dict, code: dict) -> dict | None:
+    components = [
+        {"code": component_code, "valueQuantity": _quantity(value, "mm[Hg]", "mmHg")}
+        for component_code, value in (
+            (_SYSTOLIC_CODE, row.systolic_mmhg),
+            (_DIASTOLIC_CODE, row.diastolic_mmhg),
+        )
+        if value is not None
+    ]
+    if not components:
         return None
-    resource["valueQuantity"] = _quantity(value, measurement.unit, measurement.unit_text)
-    return resource
+    return {**shared, "id": f"{row.id}-bp", "code": code, "component": components}
+
+
+def to_fhir(row, measurement: Measurement) -> dict | None:
+    """The Observation of one measurement of a set, or None when it was not taken."""
+    number = PART_NUMBER[measurement.part]
+    for key, resource in VitalSets().build([row]):
+        if key[1] == number:
+            return resource
+    return None
 
 
 class ObservationSpec(TableSpec):

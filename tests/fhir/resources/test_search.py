@@ -476,3 +476,18 @@ def test_a_page_can_end_inside_a_set_of_vital_signs(app, records):
         whole = [r["id"] for r in spec.stream(None, None)]
         for size in (1, 2, 5, 7):
             assert [r["id"] for r in everything("Observation", count=size)] == whole
+
+
+def test_export_since_a_time_and_for_some_patients(app, records):
+    with app.app_context():
+        spec = RESOURCE_TYPES["Observation"]
+        every = ids(spec.stream(None, None))
+        later = utcnow()
+        assert not ids(spec.stream(later, None))
+        _add_vitals(records)
+        new = ids(spec.stream(later, None))
+        assert new and not new & every
+        assert new == ids(spec.stream(later, [records.patients[0]]))
+        assert not ids(spec.stream(later, [records.full]))
+        # Many patients named: read a few hundred at a time, all found.
+        assert ids(spec.stream(None, list(range(1, 1200)))) == every | new
