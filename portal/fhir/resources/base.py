@@ -192,6 +192,13 @@ class TableSpec:
         return None
 
     def search(self, criteria: list[Criterion], after: str | None, count: int) -> Page:
+        if count <= 0:
+            # _count=0 asks for no resources (a total, at most): still check the criteria.
+            self._parse_position(after)
+            zone = self._zone_for(criteria)
+            for source in self.sources:
+                self._conditions(source, criteria, zone)
+            return Page([])
         found = list(islice(self._matching(criteria, after, count + 1), count + 1))
         if len(found) > count:
             last_index, last_key, _resource = found[count - 1]

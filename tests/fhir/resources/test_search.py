@@ -491,3 +491,16 @@ def test_export_since_a_time_and_for_some_patients(app, records):
         assert not ids(spec.stream(later, [records.full]))
         # Many patients named: read a few hundred at a time, all found.
         assert ids(spec.stream(None, list(range(1, 1200)))) == every | new
+
+
+def test_a_page_of_none_is_empty_and_still_checks_the_criteria(app, records):
+    with app.app_context():
+        spec = RESOURCE_TYPES["Encounter"]
+        page = spec.search([], None, 0)
+        assert page.resources == [] and page.next_after is None
+        with pytest.raises(InvalidSearch):
+            spec.search([crit("date", "soon")], None, 0)
+        # A page exactly as long as what matches has no next link.
+        total = spec.count([])
+        assert spec.search([], None, total).next_after is None
+        assert spec.search([], None, total - 1).next_after is not None
