@@ -177,14 +177,9 @@ def date_condition(criterion: Criterion, column, *, zone: tzinfo = UTC, day_colu
                 )
             )
         else:
-            conditions.append(
-                and_(column.is_not(None), _compare(column, searched.prefix, *_ends(searched)))
-            )
+            compared = _compare(column, searched.prefix, searched.start, searched.end)
+            conditions.append(and_(column.is_not(None), compared))
     return or_(*conditions) if conditions else true()
-
-
-def _ends(searched: DateRange) -> tuple[datetime, datetime]:
-    return searched.start, searched.end
 
 
 def date_matches(criterion: Criterion, value: datetime | date | None, zone: tzinfo = UTC) -> bool:

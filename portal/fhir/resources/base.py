@@ -95,8 +95,8 @@ class Source:
     patient_column: ColumnElement
     # When a row last changed (bulk export's _since).
     changed_column: ColumnElement
-    # Several resources per row: the keys then end with the part's number.
-    multi_part = False
+    # A source whose rows give several resources each keys them (row key..., part number);
+    # ``scan`` reads such a position's row again and skips its earlier parts.
 
     def select(self) -> Select:
         """The rows this source serves, with every column ``build`` reads."""
@@ -301,9 +301,10 @@ def _any(conditions: list[ColumnElement]) -> ColumnElement:
     return found
 
 
-def status_condition(criterion: Criterion, column, mapping: dict, fhir_system: str):
+def status_condition(criterion: Criterion, column, mapping: dict | None, fhir_system: str):
     """A status parameter (a required FHIR code system, searched with or without it): FHIR
-    code -> the stored value(s), or a SQL condition where the status is computed."""
+    code -> the stored value(s), or a SQL condition where the status is computed; None
+    where the column holds FHIR's codes already."""
     match = params.code_in(column, mapping)
     return params.token_condition(criterion, {None: match, fhir_system: match})
 

@@ -145,7 +145,6 @@ class VitalSets(Source):
     key_columns = (VitalSigns.id,)
     patient_column = VitalSigns.patient_id
     changed_column = VitalSigns.created_at
-    multi_part = True
 
     def select(self):
         return select(
