@@ -87,3 +87,35 @@ def test_the_whole_export_is_valid_r4_and_agrees_with_each_patients_record(app, 
             # Export limited to some patients gives theirs only.
             some = list(spec.stream(None, [records.full]))
             assert some == list(spec.for_patient(records.full))
+
+
+def _references(value, found: list[str]) -> list[str]:
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            found.append(value["reference"])
+        for item in value.values():
+            _references(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _references(item, found)
+    return found
+
+
+def test_references_between_the_clinical_resources_resolve(app, records):
+    """An Encounter's diagnoses, a document's visit, an addendum's note, a vital sign's
+    visit: every reference to a clinical type names a resource that is served."""
+    with app.app_context():
+        checked = 0
+        for patient in records.patients:
+            for name in CLINICAL_TYPES:
+                for resource in RESOURCE_TYPES[name].for_patient(patient):
+                    for target in _references(resource, []):
+                        kind, _, fhir_id = target.partition("/")
+                        if kind == "Patient":
+                            assert fhir_id == str(patient)
+                        elif kind in CLINICAL_TYPES:
+                            assert RESOURCE_TYPES[kind].read(fhir_id) is not None, target
+                            checked += 1
+                        else:
+                            assert kind in ("Practitioner", "Location", "Organization"), target
+        assert checked
