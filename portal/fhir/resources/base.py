@@ -98,6 +98,11 @@ class Source:
     # A source whose rows give several resources each keys them (row key..., part number);
     # ``scan`` reads such a position's row again and skips its earlier parts.
 
+    def changed_since(self, since: datetime) -> ColumnElement:
+        """The rows whose resources may have changed since ``since`` (bulk export's
+        ``_since``): by default, the row's own change time."""
+        return type(self).changed_column >= since
+
     def select(self) -> Select:
         """The rows this source serves, with every column ``build`` reads."""
         raise NotImplementedError
@@ -226,7 +231,7 @@ class TableSpec:
 
     def stream(self, since: datetime | None, patient_ids: list[int] | None) -> Iterator[dict]:
         for source in self.sources:
-            changed = [type(source).changed_column >= since] if since is not None else []
+            changed = [source.changed_since(since)] if since is not None else []
             if patient_ids is None:
                 for _key, resource in source.scan(changed, None, CHUNK_ROWS):
                     yield resource

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import false, select, true
+from sqlalchemy import false, or_, select, true
 
 from portal.charting.models import Encounter, Problem, encounter_problems
 from portal.fhir import params
@@ -153,6 +153,10 @@ class Diagnoses(Source):
             .join(Encounter, Encounter.id == encounter_problems.c.encounter_id)
             .join(Problem, Problem.id == encounter_problems.c.problem_id)
         )
+
+    def changed_since(self, since):
+        # A diagnosis shows its problem's status and code: a change to either changes it.
+        return or_(Encounter.created_at >= since, Problem.updated_at >= since)
 
     def id_condition(self, fhir_id):
         match = _DIAGNOSIS_ID.match(fhir_id)

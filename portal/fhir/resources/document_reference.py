@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 
-from sqlalchemy import select, true
+from sqlalchemy import exists, or_, select, true
 
 from portal.auth.models import User
 from portal.charting.models import Encounter, Note, NoteAddendum
@@ -143,6 +143,13 @@ class SignedNotes(Source):
             )
             .join(Encounter, Encounter.id == Note.encounter_id)
             .where(Note.signed_at.is_not(None))
+        )
+
+    def changed_since(self, since):
+        # A note's first addendum makes it "amended".
+        return or_(
+            Note.signed_at >= since,
+            exists().where(NoteAddendum.note_id == Note.id, NoteAddendum.signed_at >= since),
         )
 
     def id_condition(self, fhir_id):

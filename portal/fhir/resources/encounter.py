@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import case, exists, select
+from sqlalchemy import case, exists, or_, select
 
 from portal.charting.models import ENCOUNTER_KINDS, Encounter, Note, encounter_problems
 from portal.extensions import db
@@ -62,6 +62,14 @@ class Visits(Source):
     key_columns = (Encounter.id,)
     patient_column = Encounter.patient_id
     changed_column = Encounter.created_at
+
+    def changed_since(self, since):
+        # The status is read from the appointment and the notes: either changing changes it.
+        return or_(
+            Encounter.created_at >= since,
+            Appointment.status_changed_at >= since,
+            exists().where(Note.encounter_id == Encounter.id, Note.signed_at >= since),
+        )
 
     def select(self):
         return select(

@@ -4,6 +4,10 @@ Core Immunization).
 A refusal is ``not-done`` with the reason "patient objection"; a record marked entered in
 error is served with status ``entered-in-error`` (FHIR's own status for it), so that a copy
 elsewhere can be withdrawn.
+
+Bulk export's ``_since`` reads when the record was recorded: the table keeps no time of the
+marking, so a record marked entered in error after an export reaches the next full export,
+not an export since then (the audit trail holds when it was marked).
 """
 
 from __future__ import annotations

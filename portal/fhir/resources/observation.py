@@ -10,6 +10,10 @@ not a vital sign in FHIR's profile and is not served here.
 
 A set marked entered in error is served with status ``entered-in-error`` (FHIR's status for
 it), so that a copy elsewhere can be withdrawn; other sets are ``final``.
+
+Bulk export's ``_since`` reads when the set was recorded: the table keeps no time of the
+marking, so a set marked entered in error after an export reaches the next full export,
+not an export since then (the audit trail holds when it was marked).
 """
 
 from __future__ import annotations

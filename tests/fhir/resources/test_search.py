@@ -504,3 +504,19 @@ def test_a_page_of_none_is_empty_and_still_checks_the_criteria(app, records):
         total = spec.count([])
         assert spec.search([], None, total).next_after is None
         assert spec.search([], None, total - 1).next_after is not None
+
+
+def test_export_since_sees_a_visit_whose_note_was_signed_since(app, records):
+    with app.app_context():
+        spec = RESOURCE_TYPES["Encounter"]
+        later = utcnow()
+        assert not ids(spec.stream(later, None))
+        draft = db.session.scalars(select(Note).where(Note.signed_at.is_(None))).first()
+        draft.signed_at = utcnow()
+        draft.signed_by_id = draft.author_id
+        draft.signed_text_sha256 = "0" * 64
+        db.session.commit()
+        assert ids(spec.stream(later, None)) == {str(draft.encounter_id)}
+        assert spec.read(str(draft.encounter_id))["status"] == "finished"
+        documents = ids(RESOURCE_TYPES["DocumentReference"].stream(later, None))
+        assert documents == {str(draft.id)}
