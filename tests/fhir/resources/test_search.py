@@ -520,3 +520,47 @@ def test_export_since_sees_a_visit_whose_note_was_signed_since(app, records):
         assert spec.read(str(draft.encounter_id))["status"] == "finished"
         documents = ids(RESOURCE_TYPES["DocumentReference"].stream(later, None))
         assert documents == {str(draft.id)}
+
+
+MALFORMED = {
+    "date": "next tuesday",
+    "token": "a|b|c",
+    "reference": "Observation/1",
+}
+
+
+@pytest.mark.parametrize("type_name", sorted(RESOURCE_TYPES))
+def test_every_parameter_refuses_a_malformed_value_by_name(app, records, type_name):
+    with app.app_context():
+        spec = RESOURCE_TYPES[type_name]
+        for name, kind in spec.search_params.items():
+            criterion = crit(name, MALFORMED[kind])
+            with pytest.raises(InvalidSearch) as refused:
+                spec.search([criterion], None, 5)
+            assert refused.value.parameter == name
+            with pytest.raises(InvalidSearch):
+                spec.count([criterion])
+
+
+@pytest.mark.parametrize("type_name", sorted(RESOURCE_TYPES))
+def test_every_date_parameter_splits_the_records_at_a_day(app, records, type_name):
+    """lt and ge of the same day share nothing and together are every dated resource; eq
+    is ge that day and lt the next."""
+    with app.app_context():
+        spec = RESOURCE_TYPES[type_name]
+        today = utcnow().astimezone(clinic_zone()).date()
+        for name, kind in spec.search_params.items():
+            if kind != "date":
+                continue
+            dated = ids(assert_count_agrees(type_name, crit(name, "ge1900")))
+            assert dated, name
+            for day in (today - timedelta(days=3), today, today - timedelta(days=400)):
+                before = ids(everything(type_name, crit(name, f"lt{day}"), count=50))
+                since = ids(everything(type_name, crit(name, f"ge{day}"), count=50))
+                assert not before & since and before | since == dated, (name, day)
+                on_day = ids(everything(type_name, crit(name, str(day)), count=50))
+                following = day + timedelta(days=1)
+                next_day = ids(everything(type_name, crit(name, f"ge{following}"), count=50))
+                assert on_day == since - next_day, (name, day)
+                not_on_day = ids(everything(type_name, crit(name, f"ne{day}"), count=50))
+                assert not_on_day == dated - on_day
