@@ -522,6 +522,17 @@ def test_export_since_sees_a_visit_whose_note_was_signed_since(app, records):
         assert documents == {str(draft.id)}
 
 
+# The types of this part of the API (the registry also holds the API's own: Patient...).
+CLINICAL_TYPES = (
+    "AllergyIntolerance",
+    "Appointment",
+    "Condition",
+    "DocumentReference",
+    "Encounter",
+    "Immunization",
+    "MedicationRequest",
+    "Observation",
+)
 MALFORMED = {
     "date": "next tuesday",
     "token": "a|b|c",
@@ -529,7 +540,7 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("type_name", sorted(RESOURCE_TYPES))
+@pytest.mark.parametrize("type_name", CLINICAL_TYPES)
 def test_every_parameter_refuses_a_malformed_value_by_name(app, records, type_name):
     with app.app_context():
         spec = RESOURCE_TYPES[type_name]
@@ -542,7 +553,7 @@ def test_every_parameter_refuses_a_malformed_value_by_name(app, records, type_na
                 spec.count([criterion])
 
 
-@pytest.mark.parametrize("type_name", sorted(RESOURCE_TYPES))
+@pytest.mark.parametrize("type_name", CLINICAL_TYPES)
 def test_every_date_parameter_splits_the_records_at_a_day(app, records, type_name):
     """lt and ge of the same day share nothing and together are every dated resource; eq
     is ge that day and lt the next."""
