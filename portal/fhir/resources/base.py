@@ -31,6 +31,7 @@ from portal.clinic.models import Clinic
 from portal.extensions import db
 from portal.fhir import params
 from portal.fhir.spec import Criterion, InvalidSearch, Page
+from portal.ids import MAX_ID
 
 # Rows read per query by $everything and export: large enough that the per-query cost
 # vanishes, small enough that memory stays flat whatever the record's size.
@@ -95,8 +96,15 @@ class Source:
     patient_column: ColumnElement
     # When a row last changed (bulk export's _since).
     changed_column: ColumnElement
-    # A source whose rows give several resources each keys them (row key..., part number);
-    # ``scan`` reads such a position's row again and skips its earlier parts.
+    # A source whose rows give several resources each keys them (row key..., part number)
+    # and sets this True; ``scan`` reads such a position's row again and skips its earlier
+    # parts.
+    parts_per_row = False
+
+    @property
+    def position_width(self) -> int:
+        """How many numbers a keyset position of this source holds."""
+        return len(self.key_columns) + (1 if self.parts_per_row else 0)
 
     def changed_since(self, since: datetime) -> ColumnElement:
         """The rows whose resources may have changed since ``since`` (bulk export's
@@ -261,13 +269,16 @@ class TableSpec:
     def _conditions(self, source, criteria, zone) -> list[ColumnElement] | None:
         """The SQL conditions for ``source``; None when an ``_id`` names none of its rows."""
         conditions = []
+        none_of_its_ids = False
         for criterion in criteria:
             if criterion.name == "_id":
                 ids = params.id_values(criterion)
                 matching = [found for found in map(source.id_condition, ids) if found is not None]
-                if not matching:
-                    return None
-                conditions.append(matching[0] if len(matching) == 1 else _any(matching))
+                if matching:
+                    conditions.append(matching[0] if len(matching) == 1 else _any(matching))
+                else:
+                    # Still read the other criteria: a malformed one is refused regardless.
+                    none_of_its_ids = True
             elif criterion.name in self.patient_params:
                 conditions.append(
                     params.reference_condition(criterion, type(source).patient_column, "Patient")
@@ -278,7 +289,7 @@ class TableSpec:
                 )
             else:
                 conditions.append(source.condition(criterion, zone))
-        return conditions
+        return None if none_of_its_ids else conditions
 
     def _zone_for(self, criteria: Sequence[Criterion]) -> tzinfo:
         """The clinic's zone (dates without an offset are the clinic's), read only when a
@@ -294,9 +305,14 @@ class TableSpec:
         if not after:
             return 0, None
         match = _AFTER.match(after)
-        if match is None or match.group(1) not in self._by_name:
-            raise InvalidSearch("_after", "This page link is not one this server made.")
-        return self._by_name[match.group(1)], tuple(int(part) for part in match.group(2).split("."))
+        if match is not None and match.group(1) in self._by_name:
+            index = self._by_name[match.group(1)]
+            key = tuple(int(part) for part in match.group(2).split("."))
+            # Numbers an id column can hold (PostgreSQL refuses a larger one with an error),
+            # as many as the source's positions have.
+            if len(key) == self.sources[index].position_width and max(key) <= MAX_ID:
+                return index, key
+        raise InvalidSearch("_after", "This page link is not one this server made.")
 
 
 def _any(conditions: list[ColumnElement]) -> ColumnElement:

@@ -149,6 +149,7 @@ class VitalSets(Source):
     key_columns = (VitalSigns.id,)
     patient_column = VitalSigns.patient_id
     changed_column = VitalSigns.created_at
+    parts_per_row = True
 
     def select(self):
         return select(

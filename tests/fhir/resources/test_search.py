@@ -91,8 +91,15 @@ def test_a_reference_to_another_type_or_a_malformed_value_is_refused(app, record
             assert refused.value.parameter == criterion.name
             with pytest.raises(InvalidSearch):
                 spec.count([criterion])
+        for forged in ("not-a-position", "p99999999999", "p3.4", "d5", "x1", "p-1", ""):
+            if forged:
+                with pytest.raises(InvalidSearch):
+                    spec.search([], forged, 10)
         with pytest.raises(InvalidSearch):
-            spec.search([], "not-a-position", 10)
+            RESOURCE_TYPES["Observation"].search([], "v3", 10)
+        # An _id of another source's form does not hide a malformed criterion beside it.
+        with pytest.raises(InvalidSearch):
+            spec.search([crit("_id", "dx-1-2"), crit("onset-date", "soon")], None, 10)
         with pytest.raises(InvalidSearch):
             RESOURCE_TYPES["Observation"].search([crit("date", "ap2024")], None, 10)
 
