@@ -9,8 +9,9 @@ came from another record, is ``reportedBoolean: true``. Its id is the list entry
 
 A prescription's status is the one the e-prescribing status table gives
 (``integrations/dosespot/statuses.FHIR_STATUS``, stored on the row as ``fhir_status`` each
-time the vendor's state is read), so the chart and the API never disagree. Its id is
-``rx-<prescription id>``. A prescription made from the list has both: the plan and the order.
+time the vendor's state is read), so the chart and the API never disagree: a prescription
+not sent yet is served as ``draft`` and one the vendor deleted as ``entered-in-error``, FHIR's
+own words for them, rather than left out. Its id is ``rx-<prescription id>``. A prescription made from the list has both: the plan and the order.
 """
 
 from __future__ import annotations
