@@ -11,7 +11,9 @@ A prescription's status is the one the e-prescribing status table gives
 (``integrations/dosespot/statuses.FHIR_STATUS``, stored on the row as ``fhir_status`` each
 time the vendor's state is read), so the chart and the API never disagree: a prescription
 not sent yet is served as ``draft`` and one the vendor deleted as ``entered-in-error``, FHIR's
-own words for them, rather than left out. Its id is ``rx-<prescription id>``. A prescription made from the list has both: the plan and the order.
+own words for them, rather than left out; a draft composed in the portal is not served until
+it is signed. Its id is ``rx-<prescription id>``. A prescription made from the list has both:
+the plan and the order.
 """
 
 from __future__ import annotations
@@ -186,6 +188,10 @@ class Prescriptions(Source):
             Prescription.fhir_status,
             Prescription.written_on,
             Prescription.created_at,
+        ).where(
+            # A prescription composed here is the prescriber's working draft until it is
+            # signed: not a record to share (one written at the vendor is the vendor's).
+            or_(Prescription.origin != "portal", Prescription.signed_at.is_not(None))
         )
 
     def id_condition(self, fhir_id):
