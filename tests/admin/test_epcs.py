@@ -31,7 +31,7 @@ from tests.admin.epcs_helpers import (
     propose_as,
     set_user,
 )
-from tests.auth.helpers import add_second_admin, give_mfa
+from tests.auth.helpers import add_second_admin, field_error, give_mfa
 from tests.support.audit import audit_events
 from tests.support.database import PASSWORD
 
@@ -539,3 +539,134 @@ def test_a_recovery_code_does_not_sign(app):
 def test_secrets_are_what_the_helpers_use():
     assert pyotp.TOTP(SECRETS["drpark"]).now().isdigit()
     assert DRPARK_DEA[1] == "P"
+
+
+# --- the pages ----------------------------------------------------------------------------------
+
+
+def test_the_pages_take_a_grant_from_proposal_to_approval(app, signed_in):
+    add_registrant(app)
+    admin = signed_in("admin")
+    drlee_id = get(app, "drlee").id
+    url = f"/admin/users/{drlee_id}"
+    page = admin.get(url).get_data(as_text=True)
+    assert "Controlled substances (EPCS)" in page
+    assert "Record their DEA number to propose" in page
+    # A mistyped number is refused beside its field, keeping what was typed.
+    refused = admin.post_form(f"{url}/dea-number", {"dea-dea_number": WRONG_CHECK_DIGIT})
+    assert refused.status_code == 422
+    assert field_error(refused, "dea-dea_number").startswith("The last digit does not match")
+    assert WRONG_CHECK_DIGIT in refused.get_data(as_text=True)
+    # A number whose second letter is not their initial is saved with a warning.
+    saved = admin.post_form(f"{url}/dea-number", {"dea-dea_number": "bk 1234563"})
+    assert saved.status_code == 302
+    shown = admin.get(url).get_data(as_text=True)
+    assert "usually the initial of the registrant" in shown
+    admin.post_form(f"{url}/dea-number", {"dea-dea_number": DRLEE_DEA})
+    page = admin.get(url).get_data(as_text=True)
+    assert '<label class="form-label" for="epcs-totp_code">Code from your authenticator app' in page
+    assert "Propose allowing controlled-substance signing" in page
+    # Without a code nothing is proposed.
+    missing = admin.post_form(f"{url}/epcs/propose", {"epcs-kind": "grant"})
+    assert missing.status_code == 422
+    assert (
+        field_error(missing, "epcs-totp_code")
+        == "Type the 6-digit code from your authenticator app."
+    )
+    proposed = admin.post_form(
+        f"{url}/epcs/propose", {"epcs-kind": "grant", "epcs-totp_code": fresh_code(app, "admin")}
+    )
+    assert proposed.status_code == 302
+    assert "Grant waiting for a DEA registrant" in admin.get(url).get_data(as_text=True)
+    assert "Permission to sign controlled prescriptions for" in admin.get("/admin/users").get_data(
+        as_text=True
+    )
+    # The users' list never shows the number.
+    assert DRLEE_DEA not in admin.get("/admin/users").get_data(as_text=True)
+    # The registrant sees it (whole: they verify it) and approves with password and code.
+    registrant = signed_in("drpark")
+    assert "EPCS approvals" in registrant.get("/auth/account").get_data(as_text=True)
+    waiting = registrant.get("/admin/epcs").get_data(as_text=True)
+    assert "Allow Jordan Lee to sign controlled prescriptions" in waiting and DRLEE_DEA in waiting
+    prefix = f"p{drlee_id}"
+    unverified = registrant.post_form(
+        f"/admin/epcs/{drlee_id}/approve",
+        {
+            f"{prefix}-kind": "grant",
+            f"{prefix}-password": PASSWORD,
+            f"{prefix}-totp_code": fresh_code(app, "drpark"),
+        },
+    )
+    assert unverified.status_code == 422
+    assert "verified" in field_error(unverified, f"{prefix}-verified")
+    approved = registrant.post_form(
+        f"/admin/epcs/{drlee_id}/approve",
+        {
+            f"{prefix}-kind": "grant",
+            f"{prefix}-verified": "y",
+            f"{prefix}-password": PASSWORD,
+            f"{prefix}-totp_code": fresh_code(app, "drpark"),
+        },
+    )
+    assert approved.status_code == 302
+    with app.app_context():
+        assert epcs.may_sign_controlled(drlee_id)
+    assert "Propose revoking controlled-substance signing" in admin.get(url).get_data(as_text=True)
+    assert "Nothing is waiting." in registrant.get("/admin/epcs").get_data(as_text=True)
+
+
+def test_the_prescriber_concerned_sees_why_they_cannot_approve(app, signed_in):
+    give_drlee_dea(app)
+    set_user(
+        app, "drlee", dea_number_set_at=utcnow() - timedelta(days=2), dea_number_set_by_id=None
+    )
+    propose_as(app, "admin", "drlee", "grant")
+    page = signed_in("drlee").get("/admin/epcs").get_data(as_text=True)
+    assert "You can't approve this: It is about your own account." in page
+    refused = signed_in("drlee").post_form(
+        f"/admin/epcs/{get(app, 'drlee').id}/approve",
+        {
+            f"p{get(app, 'drlee').id}-kind": "grant",
+            f"p{get(app, 'drlee').id}-verified": "y",
+            f"p{get(app, 'drlee').id}-password": PASSWORD,
+            f"p{get(app, 'drlee').id}-totp_code": fresh_code(app, "drlee"),
+        },
+    )
+    assert refused.status_code == 422
+    assert "Another person must approve" in refused.get_data(as_text=True)
+
+
+def test_a_registrant_declines_with_a_code(app, signed_in):
+    give_drlee_dea(app)
+    add_registrant(app)
+    propose_as(app, "admin", "drlee", "grant")
+    drlee_id = get(app, "drlee").id
+    declined = signed_in("drpark").post_form(
+        f"/admin/epcs/{drlee_id}/withdraw",
+        {f"p{drlee_id}-kind": "grant", f"p{drlee_id}-totp_code": fresh_code(app, "drpark")},
+    )
+    assert declined.status_code == 302
+    assert audit_events(app, "epcs.grant_withdrawn")[-1].username == "drpark"
+
+
+def test_other_roles_cannot_reach_the_epcs_pages(app, signed_in):
+    drlee_id = get(app, "drlee").id
+    for role in ("front_desk", "nurse", "prescriber"):
+        client = signed_in(role)
+        assert (
+            client.post_form(
+                f"/admin/users/{drlee_id}/dea-number", {"dea-dea_number": DRLEE_DEA}
+            ).status_code
+            == 403
+        )
+        assert (
+            client.post_form(
+                f"/admin/users/{drlee_id}/epcs/propose", {"epcs-kind": "grant"}
+            ).status_code
+            == 403
+        )
+    for role in ("front_desk", "nurse", "admin"):
+        client = signed_in(role)
+        assert client.get("/admin/epcs").status_code == 403
+        assert client.post_form(f"/admin/epcs/{drlee_id}/approve").status_code == 403
+    assert get(app, "drlee").dea_number is None
