@@ -420,7 +420,7 @@ def approve(
                 obj=user,
                 category="user accounts",
                 detail=f"approval={approved.id} proposed_by={approved.proposed_by_id} "
-                f"dea={masked(user.dea_number)}",
+                f"dea={masked(user.dea_number)}; registration verified",
             )
         else:
             _end_grant(actor, user, "revoked", approval_id=approved.id)

@@ -10,9 +10,10 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from portal.auth import dea, epcs
+from portal.auth import dea, epcs, services
 from portal.auth.models import AccountApproval, EpcsPermission, User
 from portal.auth.signing import confirm_signing_factors
+from portal.demo.clinic import seed_clinic_and_users
 from portal.extensions import db
 from portal.timeutil import utcnow
 from portal.transaction import Refused
@@ -33,7 +34,7 @@ from tests.admin.epcs_helpers import (
 )
 from tests.auth.helpers import add_second_admin, field_error, give_mfa
 from tests.support.audit import audit_events
-from tests.support.database import PASSWORD
+from tests.support.database import PASSWORD, migrated_app
 
 # --- the DEA number ----------------------------------------------------------------------------
 
@@ -397,8 +398,6 @@ def test_a_withdrawn_revoke_lifts_the_suspension(app):
     ],
 )
 def test_a_grant_ends_at_once_when_what_it_was_for_goes(app, how, reason):
-    from portal.auth import services
-
     grant_drlee(app)
     drlee_id = get(app, "drlee").id
     if how == "dea changed":
@@ -670,3 +669,14 @@ def test_other_roles_cannot_reach_the_epcs_pages(app, signed_in):
         assert client.get("/admin/epcs").status_code == 403
         assert client.post_form(f"/admin/epcs/{drlee_id}/approve").status_code == 403
     assert get(app, "drlee").dea_number is None
+
+
+def test_the_demo_prescriber_may_sign_controlled_prescriptions(tmp_path):
+    demo = migrated_app(tmp_path / "demo")
+    with demo.app_context():
+        seed_clinic_and_users()
+        drlee = db.session.scalars(select(User).filter_by(username="drlee")).one()
+        assert dea.check_dea_number(drlee.dea_number, drlee.full_name).warnings == ()
+        assert epcs.may_sign_controlled(drlee.id)
+        db.session.remove()
+        db.engine.dispose()
