@@ -399,7 +399,9 @@ def epcs_step(user_id: int, action: str):
     """An administrator proposes a grant or a revoke of controlled-substance signing, or
     withdraws one that waits; either with a fresh code of their own."""
     user = admin_services.get_user_or_404(user_id)
-    form = EpcsProposeForm(prefix="epcs") if action == "propose" else EpcsWithdrawForm(prefix="epcs")
+    form = (
+        EpcsProposeForm(prefix="epcs") if action == "propose" else EpcsWithdrawForm(prefix="epcs")
+    )
     if form.validate_on_submit():
         kind = form.kind.data
         try:
