@@ -13,7 +13,6 @@ get their owner back into the account, they do not sign.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, update
 from werkzeug.exceptions import NotFound
 
 from portal.actors import Actor
@@ -21,42 +20,15 @@ from portal.audit import services as audit
 from portal.auth.models import User
 from portal.auth.passwords import verify_password
 from portal.auth.services import (
-    _normalise_code,
+    CODE_USED,
+    CODE_WRONG,
     _register_failure,
-    _totp_step_matching,
+    consume_totp,
     is_backing_off,
 )
-from portal.crypto import decrypt_text
 from portal.extensions import db
 from portal.timeutil import utcnow
 from portal.transaction import Refused, use_case
-
-CODE_OK = "ok"
-CODE_USED = "used"
-CODE_WRONG = "wrong"
-
-
-def consume_totp(user: User, code: str, now) -> str:
-    """A work function: whether ``code`` is the account's current code (``CODE_OK``, and
-    now used), one already used (``CODE_USED``), or neither (``CODE_WRONG``)."""
-    code = _normalise_code(code)
-    if not (code.isdigit() and len(code) == 6 and user.totp_secret_encrypted):
-        return CODE_WRONG
-    step = _totp_step_matching(
-        decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
-    )
-    if step is None:
-        return CODE_WRONG
-    consumed = db.session.execute(
-        update(User)
-        .where(
-            User.id == user.id,
-            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
-        )
-        .values(totp_last_step=step)
-        .execution_options(synchronize_session=False)
-    )
-    return CODE_OK if consumed.rowcount == 1 else CODE_USED
 
 
 def confirm_factors(

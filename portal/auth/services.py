@@ -244,6 +244,39 @@ def _normalise_code(code: str) -> str:
     return code.strip().replace(" ", "").replace("-", "").lower()
 
 
+CODE_OK = "ok"
+CODE_USED = "used"
+CODE_WRONG = "wrong"
+
+
+def consume_totp(user: User, code: str, now) -> str:
+    """A work function: whether ``code`` is the account's current TOTP code (``CODE_OK``,
+    and now used), one already used (``CODE_USED``), or neither (``CODE_WRONG``).
+
+    Consumed with a conditional UPDATE of ``totp_last_step``, so two requests racing with
+    one code cannot both succeed, and a code spent at sign-in cannot sign a prescription
+    (portal/auth/factors.py uses it too).
+    """
+    code = _normalise_code(code)
+    if not (code.isdigit() and len(code) == 6 and user.totp_secret_encrypted):
+        return CODE_WRONG
+    step = _totp_step_matching(
+        decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
+    )
+    if step is None:
+        return CODE_WRONG
+    consumed = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return CODE_OK if consumed.rowcount == 1 else CODE_USED
+
+
 def check_second_factor(
     user: User, code: str, source: str | None, device_cookie: str | None = None
 ) -> bool:
@@ -263,20 +296,7 @@ def check_second_factor(
         ok = False
         method = "totp"
         if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
-            step = _totp_step_matching(
-                decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
-            )
-            if step is not None:
-                consumed = db.session.execute(
-                    update(User)
-                    .where(
-                        User.id == user.id,
-                        or_(User.totp_last_step.is_(None), User.totp_last_step < step),
-                    )
-                    .values(totp_last_step=step)
-                    .execution_options(synchronize_session=False)
-                )
-                ok = consumed.rowcount == 1
+            ok = consume_totp(user, code, now) == CODE_OK
         elif len(code) == 10:
             method = "recovery code"
             consumed = db.session.execute(

@@ -3,6 +3,7 @@ someone through the services."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pyotp
@@ -128,3 +129,20 @@ def approve_as(app, who: str, whom: str, kind: str, *, code=None, password=PASSW
             verified=verified,
         ),
     )
+
+
+def run_together(actions):
+    """Start every action at once (a barrier) and collect the results in order."""
+    barrier = threading.Barrier(len(actions))
+    results = [None] * len(actions)
+
+    def run(index, action):
+        barrier.wait()
+        results[index] = action()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

@@ -30,6 +30,7 @@ from tests.admin.epcs_helpers import (
     give_drlee_dea,
     grant_drlee,
     propose_as,
+    run_together,
     set_user,
 )
 from tests.auth.helpers import add_second_admin, field_error, give_mfa
@@ -680,3 +681,25 @@ def test_the_demo_prescriber_may_sign_controlled_prescriptions(tmp_path):
         assert epcs.may_sign_controlled(drlee.id)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_one_code_confirms_one_signing_even_in_parallel(app):
+    """Two clicks on "Sign" (or two tabs) carrying the same code: one signing goes on."""
+    code = fresh_code(app, "drlee")
+    drlee_id = get(app, "drlee").id
+
+    def attempt():
+        with app.app_context():
+            try:
+                confirm_signing_factors(drlee_id, None, code, controlled=False)
+            except Refused as refusal:
+                return refusal.message
+            finally:
+                db.session.remove()
+            return "confirmed"
+
+    results = run_together([attempt] * 4)
+    assert results.count("confirmed") == 1
+    assert sorted(set(results) - {"confirmed"}) == [
+        "That code was already used: wait for the next one in your app."
+    ]
