@@ -42,6 +42,7 @@ from portal.auth.services import (
     NEW_ADMIN_HOURS,
     _approve,
     _propose,
+    _refuse_a_dependent_approver,
     _TwoPersonAct,
     _withdraw,
     pending_approval,
@@ -388,6 +389,7 @@ def approve(
     if actor.id == user.id:
         raise Refused(f"Another person must approve a {act.what} of your own account.")
     _refuse_unless_registrant(actor, approval)
+    _refuse_a_dependent_approver(approval, actor, act.approver_role)
     db.session.rollback()
     confirm_factors(
         actor.id,

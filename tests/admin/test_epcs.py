@@ -237,6 +237,8 @@ def test_a_registrant_whose_prescriber_role_the_proposer_gave_recently_does_not_
     propose_as(app, "admin", "drlee", "grant")
     with pytest.raises(Refused, match="less than a day old or was given by the administrator"):
         approve_as(app, "drpark", "drlee", "grant")
+    # Refused before the registrant's code was asked for: it is still theirs to use.
+    assert [e.username for e in audit_events(app, "auth.factors_confirmed")] == ["admin"]
 
 
 def test_a_grant_needs_the_registration_verified(app):
