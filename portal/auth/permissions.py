@@ -61,6 +61,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             # (rx.compose); signing them (rx.sign).
             "rx.compose",
             "rx.sign",
+            # EPCS logical access control (21 CFR 1311.125): the second person of a grant or
+            # revoke of controlled-substance signing is a DEA registrant; portal/auth/epcs.py
+            # checks the approver holds a DEA number and is independent of the proposer.
+            "epcs.approve",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person
