@@ -58,8 +58,6 @@
     var copy = event.target.querySelector("[data-version-copy]");
     var current = document.getElementById("draft-version");
     if (copy && current) copy.value = current.value;
-    var question = event.target.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
   });
   document.addEventListener("DOMContentLoaded", function () {
     showDirections();
