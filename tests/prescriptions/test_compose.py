@@ -307,18 +307,15 @@ def test_allergies_not_recorded_asks_for_a_reason_kept_on_the_draft(app, chart, 
     page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
     panel = page[page.index('id="safety-panel"') :]
     assert "Override reason (needed to sign)" in panel
-    code = html.unescape(panel.split('name="override-', 1)[1].split('value="', 1)[1].split('"')[0])
-    index = panel.split('name="override-', 1)[1].split("-", 1)[0]
+    code = html.unescape(panel.split('name="reason:', 1)[1].split('"', 1)[0])
     autosave(
         app,
         doctor,
         draft_id,
         {
-            f"override-{index}-code": code,
-            f"override-{index}-reason": "other",
-            f"override-{index}-note": "Allergies asked: none; to record at the desk",
-            "override-7-code": "forged",
-            "override-7-reason": "not-a-reason",
+            f"reason:{code}": "other",
+            f"comment:{code}": "Allergies asked: none; to record at the desk",
+            "reason:forged": "not-a-reason",
         },
     )
     stored = json.loads(draft_row(app, draft_id).overrides)
@@ -326,7 +323,7 @@ def test_allergies_not_recorded_asks_for_a_reason_kept_on_the_draft(app, chart, 
         {
             "code": code,
             "reason": "other",
-            "note": "Allergies asked: none; to record at the desk",
+            "comment": "Allergies asked: none; to record at the desk",
         }
     ]
     page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
@@ -426,8 +423,7 @@ def test_payloads_in_directions_note_and_override_stay_inert(app, chart, signed_
     choose(doctor, draft_id, LISINOPRIL_10)
     page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
     panel = page[page.index('id="safety-panel"') :]
-    index = panel.split('name="override-', 1)[1].split("-", 1)[0]
-    code = html.unescape(panel.split('name="override-', 1)[1].split('value="', 1)[1].split('"')[0])
+    code = html.unescape(panel.split('name="reason:', 1)[1].split('"', 1)[0])
     answer = autosave(
         app,
         doctor,
@@ -436,9 +432,8 @@ def test_payloads_in_directions_note_and_override_stay_inert(app, chart, signed_
             "sig-write_out": "y",
             "sig-directions": f"Take 1 tablet {PAYLOAD}",
             "rx-pharmacist_note": PAYLOAD,
-            f"override-{index}-code": code,
-            f"override-{index}-reason": "other",
-            f"override-{index}-note": PAYLOAD,
+            f"reason:{code}": "other",
+            f"comment:{code}": PAYLOAD,
         },
     )
     for text in (answer.get_data(as_text=True), doctor.get(f"/prescriptions/{draft_id}").text):
@@ -468,3 +463,19 @@ def test_every_post_needs_the_csrf_token(app, chart, signed_in, path):
     answer = doctor.client.post(path.format(d=draft_id, p=chart.patients[0]), data={"version": "1"})
     assert answer.status_code == 400
     assert draft_row(app, draft_id).version == 1
+
+
+def test_a_signed_prescription_is_no_longer_composed(app, chart, signed_in):
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, chart.patients[0])
+    choose(doctor, draft_id, LISINOPRIL_10)
+    with app.app_context():
+        # As the signing step leaves it (state first: the triggers guard what is signed).
+        db.session.get(Prescription, draft_id).state = "signed"
+        db.session.commit()
+    page = doctor.get(f"/prescriptions/{draft_id}")
+    assert page.status_code == 303
+    assert page.location.endswith(f"/patients/{chart.patients[0]}/prescriptions")
+    saved = autosave(app, doctor, draft_id, {**BUILDER_DAILY_30})
+    assert saved.status_code == 409 and "signed" in saved.get_data(as_text=True)
+    assert draft_row(app, draft_id).directions is None

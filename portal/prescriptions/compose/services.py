@@ -56,14 +56,16 @@ SEARCH_LIMIT = 20
 # Why a prescriber goes ahead despite a high-severity alert: a short list the signing step
 # stores with the prescription, plus free text (required with "other").
 OVERRIDE_REASONS: dict[str, str] = {
-    "benefit_outweighs_risk": "The benefit outweighs the risk for this patient",
-    "tolerated_before": "The patient has taken it before without a problem",
-    "will_monitor": "Will monitor (levels, labs or symptoms) and adjust",
-    "dose_adjusted": "The dose is adjusted for it",
-    "not_true_allergy": "Not a true allergy (an intolerance, or since disproved)",
+    # The same keys as the signing step's list (it re-asks and stores them at signing).
+    "benefit_outweighs_risk": "Benefit outweighs the risk",
+    "tolerated_before": "The patient has taken it before without a reaction",
+    "will_monitor": "Will monitor (levels, labs or symptoms)",
+    "dose_adjusted": "Dose adjusted for it",
+    "allergy_not_to_this": "The recorded allergy is not to this drug (intolerance, or wrong)",
+    "allergies_reviewed": "Allergies reviewed with the patient: none to record now",
     "other": "Other (say why)",
 }
-MAX_OVERRIDE_NOTE = 200
+MAX_OVERRIDE_COMMENT = 500
 MAX_FAVORITE_LABEL = 120
 
 LIMITED_CHECKING = "Interaction checking is limited for this product"
@@ -72,6 +74,15 @@ LIMITED_CHECKING = "Interaction checking is limited for this product"
 class DraftConflict(Conflict):
     """The draft was saved meanwhile from another tab or window: the newer version wins
     until the prescriber reloads; what they typed is kept on their page."""
+
+
+class NotADraft(Conflict):
+    """The prescription was signed meanwhile (another tab, the signing dialog): it is no
+    longer composed here."""
+
+    def __init__(self, patient_id: int):
+        super().__init__("This prescription is signed: it can no longer be changed.")
+        self.patient_id = patient_id
 
 
 # --- loading, with the object-level checks ---------------------------------------------------
@@ -85,7 +96,7 @@ def get_draft_for(actor, draft_id: int) -> Prescription:
         raise NotFound()
     get_patient_for(actor, draft.patient_id)
     if draft.state != states.DRAFT:
-        raise Refused("This prescription is signed: it can no longer be changed.")
+        raise NotADraft(draft.patient_id)
     return draft
 
 
@@ -529,7 +540,7 @@ class DraftInput:
     pharmacist_note: str
     effective_on: date | None
     diagnosis_codes: list[str]
-    overrides: list[dict]  # {"code", "reason", "note"} for the alerts shown
+    overrides: list[dict]  # {"code", "reason", "comment"} for the alerts shown
 
 
 def _clip(text: str | None, length: int) -> str | None:
@@ -576,9 +587,9 @@ def _checked_overrides(rows: list[dict]) -> list[dict]:
     for row in rows:
         code = str(row.get("code") or "")[:300]
         reason = row.get("reason") if row.get("reason") in OVERRIDE_REASONS else ""
-        note = " ".join(str(row.get("note") or "").split())[:MAX_OVERRIDE_NOTE]
-        if code and (reason or note):
-            kept.append({"code": code, "reason": reason, "note": note})
+        comment = " ".join(str(row.get("comment") or "").split())[:MAX_OVERRIDE_COMMENT]
+        if code and (reason or comment):
+            kept.append({"code": code, "reason": reason, "comment": comment})
     return kept
 
 
@@ -590,7 +601,7 @@ def override_problems(alerts: list[Alert], overrides: dict[str, dict]) -> dict[s
         row = overrides.get(alert.code) or {}
         if not row.get("reason"):
             problems[alert.code] = "Choose the reason you are going ahead."
-        elif row["reason"] == "other" and not row.get("note"):
+        elif row["reason"] == "other" and not row.get("comment"):
             problems[alert.code] = "Say why in a few words."
     return problems
 
@@ -722,12 +733,19 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
 # --- the chart's lists -----------------------------------------------------------------------
 
 
-def visit_prescriptions(encounter_id: int) -> list[Prescription]:
-    """The visit's prescriptions (the encounter page's section; the page audits its view)."""
+def visit_drafts(actor, encounter_id: int) -> list[Prescription]:
+    """The actor's drafts of this visit, to continue (the encounter page's "Prescribe"
+    section; the page audits its own view; the visit's signed prescriptions are listed by
+    the signing step's section)."""
     return list(
         db.session.scalars(
             select(Prescription)
-            .where(Prescription.encounter_id == encounter_id)
+            .where(
+                Prescription.encounter_id == encounter_id,
+                Prescription.prescriber_id == actor.id,
+                Prescription.origin == "portal",
+                Prescription.state == states.DRAFT,
+            )
             .order_by(Prescription.id)
         )
     )

@@ -20,7 +20,7 @@ from portal.clinic.clock import clinic_today
 from portal.ids import parse_id
 from portal.prescriptions import bp
 from portal.prescriptions.compose import services
-from portal.prescriptions.compose.services import DraftConflict, DraftInput
+from portal.prescriptions.compose.services import DraftConflict, DraftInput, NotADraft
 from portal.prescriptions.forms import (
     DrugSearchForm,
     FavoriteForm,
@@ -40,9 +40,11 @@ MAX_OVERRIDE_ROWS = 40
 
 
 @encounter_section
-def prescriptions_section(actor, page) -> dict:
-    """The encounter page's prescriptions: the visit's, and "Prescribe" for prescribers."""
-    return {"visit_prescriptions": services.visit_prescriptions(page.encounter.id)}
+def prescribe_section(actor, page) -> dict:
+    """The encounter page's "Prescribe" and the prescriber's drafts of the visit."""
+    if not actor.has_permission("rx.compose"):
+        return {"visit_drafts": []}
+    return {"visit_drafts": services.visit_drafts(actor, page.encounter.id)}
 
 
 def alerts_key(alerts) -> str:
@@ -189,7 +191,10 @@ def _render_page(page: services.ComposePage, sig_form, details, status: int = 20
         pharmacy_form=extra.pop("pharmacy_form", PharmacySearchForm()),
         favorite_form=extra.pop("favorite_form", FavoriteForm()),
         matched=services.is_matched(draft),
+        # The signing step's dialog (TOTP, and the password for a controlled substance),
+        # once that part is installed: this page works without it.
         can_sign="prescriptions.sign" in current_app.view_functions,
+        sign_dialog="prescriptions.sign_dialog" in current_app.view_functions,
         **extra,
     )
 
@@ -201,9 +206,9 @@ def compose(draft_id: int):
     actor = current_actor()
     try:
         page = services.open_draft(actor, draft_id)
-    except Refused as refused:
-        flash(refused.message, "warning")
-        return redirect(url_for("main.home"), 303)
+    except NotADraft as signed:
+        flash(signed.message, "warning")
+        return redirect(url_for("prescriptions.prescriptions", patient_id=signed.patient_id), 303)
     sig_form = _sig_form(page.draft)
     if page.draft.sig:
         sig_form.validate()  # the preview of what was saved; its messages wait for a change
@@ -221,18 +226,19 @@ def _clear_errors(form) -> None:
 
 
 def _overrides_posted() -> list[dict]:
+    """Each ``reason:<alert code>`` posted with its ``comment:<alert code>`` (the names the
+    signing dialog uses too)."""
     rows = []
-    for index in range(MAX_OVERRIDE_ROWS):
-        code = request.form.get(f"override-{index}-code")
-        if code is None:
-            continue  # only the alerts that need a reason have a row
-        rows.append(
-            {
-                "code": code,
-                "reason": request.form.get(f"override-{index}-reason", ""),
-                "note": request.form.get(f"override-{index}-note", ""),
-            }
-        )
+    for name in request.form:
+        if name.startswith("reason:") and len(rows) < MAX_OVERRIDE_ROWS:
+            code = name.removeprefix("reason:")
+            rows.append(
+                {
+                    "code": code,
+                    "reason": request.form.get(name, ""),
+                    "comment": request.form.get(f"comment:{code}", ""),
+                }
+            )
     return rows
 
 
