@@ -89,7 +89,9 @@ class InteractionRules:
     rules: tuple[InteractionRule, ...]
     index: dict[str, tuple[tuple[InteractionRule, str], ...]]
 
-    def between(self, ingredients_a: Iterable[str], ingredients_b: Iterable[str]) -> list[Interaction]:
+    def between(
+        self, ingredients_a: Iterable[str], ingredients_b: Iterable[str]
+    ) -> list[Interaction]:
         """Every rule joining an ingredient of A to an ingredient of B, in either direction,
         once per (rule, pair of ingredients); an ingredient never interacts with itself."""
         wanted_b = {str(code) for code in ingredients_b}
@@ -162,7 +164,9 @@ def parse(data: dict) -> InteractionRules:
             raise InteractionDataError(f"rule id {rule_id!r} missing or repeated")
         seen.add(rule_id)
         if entry.get("severity") not in SEVERITIES:
-            raise InteractionDataError(f"rule {rule_id}: unknown severity {entry.get('severity')!r}")
+            raise InteractionDataError(
+                f"rule {rule_id}: unknown severity {entry.get('severity')!r}"
+            )
         for field in ("mechanism", "management", "source"):
             if not isinstance(entry.get(field), str) or not entry[field].strip():
                 raise InteractionDataError(f"rule {rule_id}: no {field}")
@@ -194,7 +198,9 @@ def load(path: Path = DATA_FILE) -> InteractionRules:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise InteractionDataError(f"cannot read {Path(path).name}: {type(error).__name__}") from error
+        raise InteractionDataError(
+            f"cannot read {Path(path).name}: {type(error).__name__}"
+        ) from error
     return parse(data)
 
 
@@ -205,6 +211,8 @@ def shipped_rules() -> InteractionRules:
     return load(DATA_FILE)
 
 
-def interactions_between(ingredients_a: Iterable[str], ingredients_b: Iterable[str]) -> list[Interaction]:
+def interactions_between(
+    ingredients_a: Iterable[str], ingredients_b: Iterable[str]
+) -> list[Interaction]:
     """The shipped rules joining an ingredient RxCUI of A to one of B, most severe first."""
     return shipped_rules().between(ingredients_a, ingredients_b)
