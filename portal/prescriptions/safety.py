@@ -281,8 +281,7 @@ def check_prescription(
     alerts = _patient_alerts(context)
     try:
         alerts.extend(_knowledge_alerts(context, drug, knowledge))
-    except Exception as error:  # noqa: BLE001 - never fail open, whatever broke
-        alerts = [a for a in alerts if a.kind in (DECEASED, PAEDIATRIC_WEIGHT_MISSING)]
+    except Exception as error:  # never fail open, whatever broke: block and say so
         alerts.append(_knowledge_unavailable(error))
     return sort_alerts(alerts)
 
@@ -303,7 +302,8 @@ def _knowledge_unavailable(error: Exception) -> Alert:
         severity="blocking",
         title="Safety checks could not run",
         evidence=(
-            f"The drug knowledge or the interaction rules could not be read ({type(error).__name__}).",
+            "The drug knowledge or the interaction rules could not be read "
+            f"({type(error).__name__}).",
         ),
         action="Do not sign until the checks run again; tell the clinic's administrator.",
         source=None,
@@ -322,7 +322,10 @@ def _patient_alerts(context: PatientContext) -> list[Alert]:
                 severity="blocking",
                 title="The patient is recorded as deceased",
                 evidence=(f"The registry records the patient as deceased{when}.",),
-                action="No prescription can be signed. If the record is wrong, correct it in the registry.",
+                action=(
+                    "No prescription can be signed. "
+                    "If the record is wrong, correct it in the registry."
+                ),
                 source=None,
                 needs_override=False,
                 code=DECEASED,
@@ -336,6 +339,7 @@ def _patient_alerts(context: PatientContext) -> list[Alert]:
             if measure is None or measure.taken_at < since
         ]
         if missing:
+            needed = " and ".join(missing)
             last = [
                 f"Last {label}: {measure.value:g} {unit} on {measure.taken_at.date().isoformat()}."
                 if measure
@@ -349,12 +353,13 @@ def _patient_alerts(context: PatientContext) -> list[Alert]:
                 Alert(
                     kind=PAEDIATRIC_WEIGHT_MISSING,
                     severity="blocking",
-                    title=f"A current {' and '.join(missing)} is needed (patient aged {context.age_years})",
+                    title=f"A current {needed} is needed (patient aged {context.age_years})",
                     evidence=(
-                        f"The patient is {context.age_years} years old (under {PAEDIATRIC_AGE_YEARS}).",
+                        f"The patient is {context.age_years} years old "
+                        f"(under {PAEDIATRIC_AGE_YEARS}).",
                         *last,
                     ),
-                    action=f"Record the {' and '.join(missing)} (measured within the last 30 days) before signing.",
+                    action=f"Record the {needed} (measured in the last 30 days) before signing.",
                     source=None,
                     needs_override=False,
                     code=PAEDIATRIC_WEIGHT_MISSING,
@@ -419,7 +424,10 @@ def _knowledge_alerts(
                 severity="low",
                 title="Some active medications are not coded: not checked",
                 evidence=tuple(f"Not coded: {name}." for name in uncoded),
-                action="Code these medications on the medication list (pick them from the drug list) so they are checked.",
+                action=(
+                    "Code these medications on the medication list (pick them from the drug "
+                    "list) so they are checked."
+                ),
                 source=None,
                 needs_override=False,
                 code="unmatched_product:active",
@@ -438,7 +446,10 @@ def _allergy_alerts(
                 severity="high",
                 title="Allergies not recorded",
                 evidence=("The chart has no allergy and no 'no known allergies' statement.",),
-                action="Ask the patient and record the allergies (or 'no known allergies'); or acknowledge why not.",
+                action=(
+                    "Ask the patient and record the allergies (or 'no known allergies'); "
+                    "or acknowledge why not."
+                ),
                 source=None,
                 needs_override=True,
                 code=ALLERGIES_NOT_RECORDED,
@@ -471,7 +482,7 @@ def _allergy_alerts(
             alerts.append(
                 _allergy_alert(
                     allergy,
-                    f"{new.ingredients[allergy_code]} is the ingredient the patient is allergic to.",
+                    f"{new.ingredients[allergy_code]} is the ingredient of the recorded allergy.",
                     recorded,
                     code=f"allergy:{allergy.id}:{allergy_code}",
                 )
@@ -503,7 +514,10 @@ def _allergy_alerts(
                         f"{name} belongs to {own.name}, which can cross-react with {other.name}.",
                         *((note,) if note else ()),
                     ),
-                    action="Check what the reaction was; choose another drug if it was severe (anaphylaxis, SJS/TEN), or prescribe with monitoring.",
+                    action=(
+                        "Check what the reaction was: choose another drug if it was severe "
+                        "(anaphylaxis, SJS/TEN), or prescribe with monitoring."
+                    ),
                     source="Allergy groups and cross-sensitivities of the drug knowledge.",
                     needs_override=False,
                     code=f"cross_sensitivity:{allergy.id}:{crossing[0]}",
@@ -524,7 +538,10 @@ def _allergy_alert(allergy: AllergyFact, why: str, recorded: str, *, code: str) 
         severity="high",
         title=f"Allergy: {allergy.substance}",
         evidence=(recorded, why),
-        action="Choose another drug. If the allergy is wrong or the benefit outweighs the risk, give the reason.",
+        action=(
+            "Choose another drug. If the allergy is wrong or the benefit outweighs the risk, "
+            "give the reason."
+        ),
         source="The patient's allergy list.",
         needs_override=True,
         code=code,
@@ -549,7 +566,10 @@ def _duplicate_alerts(
                     severity="moderate",
                     title=f"Duplicate therapy: {names}",
                     evidence=(f"Already {_where(item)}: {item.name} (contains {names}).",),
-                    action="If this renews or replaces it, stop or update the listed one; do not give two products with the same ingredient.",
+                    action=(
+                        "If this renews or replaces it, stop or update the listed one; do not "
+                        "give two products with the same ingredient."
+                    ),
                     source=None,
                     needs_override=False,
                     code=f"duplicate_ingredient:{item.source}:{item.id}",
@@ -567,9 +587,8 @@ def _duplicate_alerts(
                         title=f"Same class: {therapeutic_class.name}",
                         evidence=(
                             f"Already {_where(item)}: {item.name}.",
-                            f"{name} and {resolved.ingredients[other_code]} are both {therapeutic_class.name} ({getattr(therapeutic_class, 'system', '')} {therapeutic_class.code}).".replace(
-                                " ( ", " ("
-                            ),
+                            f"{name} and {resolved.ingredients[other_code]} are both "
+                            f"{therapeutic_class.name} ({_class_label(therapeutic_class)}).",
                         ),
                         action="Check that two drugs of the same class are intended.",
                         source=None,
@@ -579,6 +598,12 @@ def _duplicate_alerts(
                 )
                 break
     return alerts
+
+
+def _class_label(therapeutic_class) -> str:
+    """ "ATC C10AA": the classification's name when the class says it."""
+    system = getattr(therapeutic_class, "system", None)
+    return f"{system} {therapeutic_class.code}" if system else therapeutic_class.code
 
 
 def _where(item: ActiveDrug) -> str:
@@ -646,7 +671,8 @@ def _unmatched_alerts(
             title="Interaction checking is limited for this product",
             evidence=(
                 f"{drug.name} could not be matched to the drug knowledge by RxCUI.",
-                "It was checked against allergies by name only: not for interactions or duplicate therapy.",
+                "It was checked against allergies by name only: "
+                "not for interactions or duplicate therapy.",
             ),
             action="Prefer a product that matches, or check interactions yourself.",
             source=None,
