@@ -29,6 +29,7 @@ yields one ``knowledge_unavailable`` alert, which blocks signing and says why.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ from portal.clinic.clock import clinic_today
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.prescriptions.models import Prescription
+from portal.terminology import allergy_classes
 from portal.terminology import interactions as interaction_rules
 from portal.timeutil import age_on, utcnow
 
@@ -65,9 +67,10 @@ UNMATCHED_PRODUCT = "unmatched_product"
 PAEDIATRIC_AGE_YEARS = 19
 RECENT_MEASURE = timedelta(days=30)
 
-# What a prescription's FHIR status must be for it to count as open (in force, or about to
-# be): the vendor's statuses map onto these in integrations/dosespot/statuses.py.
-OPEN_FHIR_STATUSES = ("active", "draft", "on-hold")
+# What a prescription's FHIR status must be for it to count as open (in force): the vendor's
+# statuses map onto these in integrations/dosespot/statuses.py. Drafts are not in force (and
+# the prescription being checked may itself be one).
+OPEN_FHIR_STATUSES = ("active", "on-hold")
 ALLERGY_KINDS_CHECKED = ("drug", "drug_class")
 
 
@@ -175,10 +178,13 @@ def _latest(column, patient_id):
     return value, taken
 
 
-def patient_context(patient_id: int, *, today: date | None = None) -> PatientContext | None:
+def patient_context(
+    patient_id: int, *, today: date | None = None, excluding_prescription: int | None = None
+) -> PatientContext | None:
     """The patient's side of the checks, in two queries: the patient with the no-known-
     allergies statement and the latest weight and height; then the active allergies, active
     medications and open prescriptions as one UNION ALL. None for an unknown patient.
+    ``excluding_prescription`` leaves out the prescription being checked (a renewal's own row).
 
     Open prescriptions already on the medication list (``medication_id``) are left out: the
     medication stands for them. Inactive and entered-in-error rows are left out.
@@ -234,6 +240,7 @@ def patient_context(patient_id: int, *, today: date | None = None) -> PatientCon
         Prescription.fhir_status.in_(OPEN_FHIR_STATUSES),
         # One already on the list is the list's medication (if still active there).
         Prescription.medication_id.is_(None),
+        Prescription.id != (excluding_prescription or 0),
     )
     allergies: list[AllergyFact] = []
     active: list[ActiveDrug] = []
@@ -383,15 +390,24 @@ def _resolve_product(drug: DrugProduct) -> _Resolved:
     )
 
 
-def _resolve_active(item: ActiveDrug, knowledge: DrugKnowledge) -> _Resolved | None:
+def _resolve_active(
+    item: ActiveDrug, knowledge: DrugKnowledge, rules: interaction_rules.InteractionRules
+) -> _Resolved | None:
     """An active medication's ingredients: its code as a product (a prescription's SCD/SBD),
-    else its code as an ingredient (the medication list codes ingredients), else its name
-    as an ingredient. None when nothing matches."""
+    else its code as an ingredient the knowledge or the rules know (the medication list codes
+    ingredients), else its name as an ingredient. None when nothing matches: a code nobody
+    knows (a product of another catalog) is not taken for an ingredient, or it would pass
+    every check unnoticed."""
     if item.rxcui:
         product = knowledge.product(item.rxcui)
         if product is not None:
             return _resolve_product(product)
-        return _Resolved(name=item.name, ingredients={item.rxcui: item.name})
+        if (
+            item.rxcui in rules.index
+            or knowledge.classes_of(item.rxcui)
+            or knowledge.allergy_groups_of(item.rxcui)
+        ):
+            return _Resolved(name=item.name, ingredients={item.rxcui: item.name})
     code = knowledge.ingredient_by_name(item.name)
     if code is None:
         first_word = item.name.split(" ", 1)[0] if item.name else ""
@@ -410,7 +426,7 @@ def _knowledge_alerts(
     actives: list[tuple[ActiveDrug, _Resolved]] = []
     uncoded: list[str] = []
     for item in context.active:
-        resolved = _resolve_active(item, knowledge)
+        resolved = _resolve_active(item, knowledge, rules)
         if resolved is None:
             uncoded.append(item.name)
         else:
@@ -473,8 +489,13 @@ def _allergy_alerts(
         allergy_code = allergy.rxcui or (
             knowledge.ingredient_by_name(allergy.substance) if allergy.kind == "drug" else None
         )
-        # The allergy's own groups: its class, or the groups of its ingredient.
-        allergy_groups = {allergy.class_code} if allergy.class_code else set()
+        # The allergy's own groups: its class (coded, or a class's name typed before classes
+        # were coded: "sulfa", "Penicillins"), or the groups of its ingredient.
+        class_code = allergy.class_code
+        if class_code is None and allergy_code is None:
+            named = allergy_classes.find_class(allergy.substance)
+            class_code = named.code if named else None
+        allergy_groups = {class_code} if class_code else set()
         if allergy_code:
             allergy_groups |= {g.code for g in knowledge.allergy_groups_of(allergy_code)}
         recorded = _allergy_words(allergy)
@@ -651,11 +672,15 @@ def _unmatched_alerts(
     alerts = _allergy_alerts(
         context, _Resolved(name=drug.name, ingredients={code: drug.name} if code else {}), knowledge
     )
-    # With no code at all, compare the allergy's words with the product's name.
+    # With no code at all, look for the allergy's substance as words of the product's name.
     if code is None:
-        words = set(drug.name.lower().replace("/", " ").split())
         for allergy in context.allergies:
-            if allergy.kind == "drug" and allergy.substance.lower() in words:
+            substance = allergy.substance.strip().lower()
+            if (
+                allergy.kind == "drug"
+                and substance
+                and re.search(rf"\b{re.escape(substance)}\b", drug.name.lower())
+            ):
                 alerts.append(
                     _allergy_alert(
                         allergy,

@@ -266,6 +266,22 @@ def test_an_active_medication_coded_by_name_only_is_resolved():
     assert kinds(check(context, LISINOPRIL)) == ["interaction"]
 
 
+def test_an_unknown_code_is_not_taken_for_an_ingredient():
+    """A product code from another catalog: resolved by its name when it can be, else named
+    as not checked (never silently passed as an ingredient nobody knows)."""
+    by_name = adult(active=(on_list("Spironolactone 25 mg (vendor)", "99999999"),))
+    assert kinds(check(by_name, LISINOPRIL)) == ["interaction"]
+    unknown = adult(active=(on_list("Aldactazide", "99999999"),))
+    assert kinds(check(unknown, LISINOPRIL)) == ["unmatched_product"]
+
+
+def test_a_class_typed_as_a_drug_allergy_is_read_as_the_class():
+    """Recorded before classes were coded: a 'drug' allergy to "sulfa"."""
+    context = adult(no_known_allergies=False, allergies=(allergy("sulfa"),))
+    (alert,) = check(context, SMX_TMP)
+    assert alert.kind == "allergy" and "Sulfonamide antibiotics" in alert.evidence[1]
+
+
 # --- the patient ----------------------------------------------------------------------------
 
 
@@ -391,7 +407,8 @@ def _count_queries():
 def chart(app):
     """A 40-year-old with a drug allergy, a class allergy, an entered-in-error allergy, two
     active and one stopped medication, an open prescription, one already on the list, one
-    cancelled, and vitals (a newer weight without height, an older height)."""
+    cancelled, a draft (not in force), and vitals (a newer weight without height, an older
+    height)."""
     with app.app_context():
         patient = patient_row("Ada", "Safety", date(1985, 3, 1))
         db.session.add(patient)
@@ -471,6 +488,15 @@ def chart(app):
                     status="Cancelled",
                     fhir_status="cancelled",
                 ),
+                Prescription(
+                    patient_id=pid,
+                    connector="portal",
+                    vendor_id="4",
+                    drug="naproxen 500 mg",
+                    rxcui="7258",
+                    status="Draft",
+                    fhir_status="draft",
+                ),
             ]
         )
         db.session.commit()
@@ -544,3 +570,14 @@ def test_no_known_allergies_statement_is_read(app):
 def test_unknown_patient_has_no_context(app):
     with app.app_context():
         assert patient_context(987654) is None
+
+
+def test_the_prescription_being_checked_is_left_out(app, chart):
+    with app.app_context():
+        open_one = db.session.scalar(
+            db.select(Prescription.id).where(
+                Prescription.patient_id == chart, Prescription.vendor_id == "1"
+            )
+        )
+        context = patient_context(chart, excluding_prescription=open_one)
+    assert "clarithromycin 500 mg" not in [d.name for d in context.active]
