@@ -32,9 +32,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import literal, null, select, union_all
+from sqlalchemy import bindparam, literal, null, select, union_all
 
 from portal.charting.models import Allergy, Medication, NoKnownAllergies, VitalSigns
 from portal.clinic.clock import clinic_today
@@ -178,20 +179,14 @@ def _latest(column, patient_id):
     return value, taken
 
 
-def patient_context(
-    patient_id: int, *, today: date | None = None, excluding_prescription: int | None = None
-) -> PatientContext | None:
-    """The patient's side of the checks, in two queries: the patient with the no-known-
-    allergies statement and the latest weight and height; then the active allergies, active
-    medications and open prescriptions as one UNION ALL. None for an unknown patient.
-    ``excluding_prescription`` leaves out the prescription being checked (a renewal's own row).
-
-    Open prescriptions already on the medication list (``medication_id``) are left out: the
-    medication stands for them. Inactive and entered-in-error rows are left out.
-    """
+@cache
+def _statements():
+    """The context's two statements, built once per process with bound parameters: building
+    them took most of the context's time (the database's part is a few index lookups)."""
+    patient_id = bindparam("patient_id")
     weight, weight_at = _latest(VitalSigns.weight_kg, patient_id)
     height, height_at = _latest(VitalSigns.height_cm, patient_id)
-    head = db.session.execute(
+    head = (
         select(
             Patient.birth_date,
             Patient.status,
@@ -204,11 +199,7 @@ def patient_context(
         )
         .outerjoin(NoKnownAllergies, NoKnownAllergies.patient_id == Patient.id)
         .where(Patient.id == patient_id)
-    ).first()
-    if head is None:
-        return None
-    birth_date, status, deceased_date, nka, w, w_at, h, h_at = head
-
+    )
     allergies_q = select(
         literal("allergy").label("row_kind"),
         Allergy.id.label("id"),
@@ -240,11 +231,33 @@ def patient_context(
         Prescription.fhir_status.in_(OPEN_FHIR_STATUSES),
         # One already on the list is the list's medication (if still active there).
         Prescription.medication_id.is_(None),
-        Prescription.id != (excluding_prescription or 0),
+        Prescription.id != bindparam("excluded"),
+    )
+    return head, union_all(allergies_q, medications_q, prescriptions_q)
+
+
+def patient_context(
+    patient_id: int, *, today: date | None = None, excluding_prescription: int | None = None
+) -> PatientContext | None:
+    """The patient's side of the checks, in two queries: the patient with the no-known-
+    allergies statement and the latest weight and height; then the active allergies, active
+    medications and open prescriptions as one UNION ALL. None for an unknown patient.
+    ``excluding_prescription`` leaves out the prescription being checked (a renewal's own row).
+
+    Open prescriptions already on the medication list (``medication_id``) are left out: the
+    medication stands for them. Inactive and entered-in-error rows are left out.
+    """
+    head_statement, rows_statement = _statements()
+    head = db.session.execute(head_statement, {"patient_id": patient_id}).first()
+    if head is None:
+        return None
+    birth_date, status, deceased_date, nka, w, w_at, h, h_at = head
+    rows = db.session.execute(
+        rows_statement, {"patient_id": patient_id, "excluded": excluding_prescription or 0}
     )
     allergies: list[AllergyFact] = []
     active: list[ActiveDrug] = []
-    for row in db.session.execute(union_all(allergies_q, medications_q, prescriptions_q)):
+    for row in rows:
         if row.row_kind == "allergy":
             allergies.append(
                 AllergyFact(
