@@ -99,6 +99,19 @@ class Alert:
     def blocks_signing(self) -> bool:
         return self.severity == "blocking"
 
+    def as_record(self) -> dict:
+        """The alert as plain data, as the signed prescription keeps it (JSON)."""
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "title": self.title,
+            "evidence": list(self.evidence),
+            "action": self.action,
+            "source": self.source,
+            "needs_override": self.needs_override,
+            "code": self.code,
+        }
+
 
 @dataclass(frozen=True)
 class UnmatchedDrug:

@@ -4,6 +4,7 @@ chart (``patient_context``, both databases)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -387,6 +388,41 @@ def test_ibuprofen_against_an_nsaid_class_allergy():
         allergies=(allergy("NSAIDs", kind="drug_class", class_code="PORTAL:nsaids"),),
     )
     assert kinds(check(context, IBUPROFEN)) == ["allergy"]
+
+
+def test_an_alert_as_the_signed_prescription_keeps_it():
+    (alert,) = check(adult(active=(on_list("Spironolactone", "9997"),)), LISINOPRIL)
+    record = alert.as_record()
+    assert record["code"] == alert.code and record["needs_override"] is True
+    assert json.loads(json.dumps(record)) == record
+
+
+# --- with the shipped drug knowledge, once it is installed (rxdrugs) -------------------------
+
+
+def _shipped_product(knowledge, ingredient_rxcui):
+    name = {"29046": "lisinopril", "733": "ampicillin", "2231": "cephalexin"}[ingredient_rxcui]
+    return next(p for p in knowledge.search(name, 50) if p.ingredient_rxcuis == (ingredient_rxcui,))
+
+
+def test_the_issue_scenario_with_the_shipped_knowledge():
+    drugs = pytest.importorskip("portal.terminology.drugs")
+    knowledge = drugs.knowledge()
+    context = adult(active=(on_list("spironolactone 25 mg", "9997"),))
+    alerts = check_prescription(context, _shipped_product(knowledge, "29046"), knowledge=knowledge)
+    assert [(a.kind, a.severity, a.needs_override) for a in alerts] == [
+        ("interaction", "high", True)
+    ]
+
+
+def test_penicillin_allergies_with_the_shipped_knowledge():
+    drugs = pytest.importorskip("portal.terminology.drugs")
+    knowledge = drugs.knowledge()
+    context = adult(no_known_allergies=False, allergies=(allergy("amoxicillin", rxcui="723"),))
+    group = check_prescription(context, _shipped_product(knowledge, "733"), knowledge=knowledge)
+    cross = check_prescription(context, _shipped_product(knowledge, "2231"), knowledge=knowledge)
+    assert kinds(group) == ["allergy"]
+    assert kinds(cross) == ["cross_sensitivity"]
 
 
 # --- the context from the chart ----------------------------------------------------------
