@@ -118,6 +118,8 @@ class StandInKnowledge:
                             found.append(_Class(side.group, side.name, "bench"))
         extra = {"lisinopril": "29046", "cephalexin": "2231", "amoxicillin": "723"}
         extra |= {"vancomycin": "11124", "codeine": "2670", "morphine": "7052"}
+        extra |= {"metformin": "6809", "furosemide": "4603", "zolpidem": "39993"}
+        extra |= {"donepezil": "135447"}
         for name, code in extra.items():
             self.names.setdefault(code, name)
         self.by_name = {name.lower(): code for code, name in self.names.items()}
