@@ -30,6 +30,7 @@ yields one ``knowledge_unavailable`` alert, which blocks signing and says why.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -303,9 +304,16 @@ def patient_context(
 
 
 def check_prescription(
-    context: PatientContext, drug: DrugProduct | UnmatchedDrug, *, knowledge: DrugKnowledge
+    context: PatientContext,
+    drug: DrugProduct | UnmatchedDrug,
+    *,
+    knowledge: DrugKnowledge | Callable[[], DrugKnowledge],
 ) -> list[Alert]:
     """Every alert for prescribing ``drug`` to the patient of ``context``, most severe first.
+
+    ``knowledge`` is a ``DrugKnowledge``, or the function that loads one (e.g.
+    ``portal.terminology.drugs.knowledge``): called here, so a catalog that cannot be loaded
+    is caught like one that cannot be read.
 
     The patient checks come first and need no knowledge; everything else reads the knowledge
     and the interaction rules, and any error there becomes one blocking alert instead of a
@@ -313,6 +321,8 @@ def check_prescription(
     """
     alerts = _patient_alerts(context)
     try:
+        if not hasattr(knowledge, "product"):
+            knowledge = knowledge()
         alerts.extend(_knowledge_alerts(context, drug, knowledge))
     except Exception as error:  # never fail open, whatever broke: block and say so
         alerts.append(_knowledge_unavailable(error))

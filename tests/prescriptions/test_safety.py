@@ -351,6 +351,25 @@ def test_unreadable_knowledge_is_one_blocking_alert():
     assert "OSError" in alerts[0].evidence[0]
 
 
+def test_knowledge_that_cannot_be_loaded_is_one_blocking_alert():
+    """The loader itself is handed over (as ``drugs.knowledge``) and fails when called."""
+
+    class KnowledgeUnavailable(RuntimeError):
+        pass
+
+    def load():
+        raise KnowledgeUnavailable("drug catalog missing")
+
+    alerts = check_prescription(adult(), LISINOPRIL, knowledge=load)
+    assert [(a.kind, a.severity) for a in alerts] == [("knowledge_unavailable", "blocking")]
+    assert "KnowledgeUnavailable" in alerts[0].evidence[0]
+    # A loader that works is called and used.
+    context = adult(active=(on_list("spironolactone", "9997"),))
+    assert kinds(check_prescription(context, LISINOPRIL, knowledge=StubKnowledge)) == [
+        "interaction"
+    ]
+
+
 def test_unreadable_interaction_rules_block_too(monkeypatch):
     def unreadable():
         raise interactions.InteractionDataError("cannot read drug_interactions.json")
