@@ -365,9 +365,8 @@ def test_knowledge_that_cannot_be_loaded_is_one_blocking_alert():
     assert "KnowledgeUnavailable" in alerts[0].evidence[0]
     # A loader that works is called and used.
     context = adult(active=(on_list("spironolactone", "9997"),))
-    assert kinds(check_prescription(context, LISINOPRIL, knowledge=StubKnowledge)) == [
-        "interaction"
-    ]
+    alerts = check_prescription(context, LISINOPRIL, knowledge=lambda: StubKnowledge())
+    assert kinds(alerts) == ["interaction"]
 
 
 def test_unreadable_interaction_rules_block_too(monkeypatch):
