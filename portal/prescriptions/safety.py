@@ -512,11 +512,26 @@ def _allergy_alerts(
     for code, name in new.ingredients.items():
         for group in knowledge.allergy_groups_of(code):
             groups.setdefault(group.code, (name, group))
-    cross: dict[str, tuple[str, object, object]] = {}  # cross group code -> (name, own, cross)
+    cross: dict[str, _Crossing] = {}  # the cross-reacting group's code -> what joins them
     for group_code, (name, group) in groups.items():
+        # A knowledge may say more of each pair (its severity, note, source): rxdrugs'
+        # shipped one does, through ``cross_sensitivities``; the protocol only names them.
+        pairs = getattr(knowledge, "cross_sensitivities", None)
+        details = {
+            (pair.classes[1] if pair.classes[0] == group_code else pair.classes[0]): pair
+            for pair in (pairs(group_code) if pairs else ())
+        }
         for other in knowledge.cross_sensitive_groups(group_code):
-            if other.code not in groups:
-                cross.setdefault(other.code, (name, group, other))
+            if other.code not in groups and other.code not in cross:
+                pair = details.get(other.code)
+                cross[other.code] = _Crossing(
+                    ingredient_name=name,
+                    own=group,
+                    other=other,
+                    severity=getattr(pair, "severity", None) if pair else None,
+                    note=getattr(pair, "note", None) if pair else None,
+                    source=getattr(pair, "source", None) if pair else None,
+                )
 
     alerts: list[Alert] = []
     for allergy in context.allergies:
@@ -559,28 +574,44 @@ def _allergy_alerts(
             continue
         crossing = sorted(allergy_groups & set(cross))
         if crossing:
-            name, own, other = cross[crossing[0]]
-            note = getattr(other, "note", None) or getattr(own, "note", None)
+            found = cross[crossing[0]]
+            own, other = found.own, found.other
             alerts.append(
                 Alert(
                     kind=CROSS_SENSITIVITY,
-                    severity="moderate",
+                    # Always below an allergy within the group ("high"): the knowledge may
+                    # rate a weak crossing lower still, never higher.
+                    severity="low" if found.severity == "low" else "moderate",
                     title=f"Possible cross-sensitivity: {own.name} and {other.name}",
                     evidence=(
                         recorded,
-                        f"{name} belongs to {own.name}, which can cross-react with {other.name}.",
-                        *((note,) if note else ()),
+                        f"{found.ingredient_name} belongs to {own.name}, which can cross-react "
+                        f"with {other.name}.",
+                        *((found.note,) if found.note else ()),
                     ),
                     action=(
                         "Check what the reaction was: choose another drug if it was severe "
                         "(anaphylaxis, SJS/TEN), or prescribe with monitoring."
                     ),
-                    source="Allergy groups and cross-sensitivities of the drug knowledge.",
+                    source=found.source
+                    or "Allergy groups and cross-sensitivities of the drug knowledge.",
                     needs_override=False,
                     code=f"cross_sensitivity:{allergy.id}:{crossing[0]}",
                 )
             )
     return alerts
+
+
+@dataclass(frozen=True)
+class _Crossing:
+    """A group the new drug's group cross-reacts with, and what the knowledge says of it."""
+
+    ingredient_name: str
+    own: object
+    other: object
+    severity: str | None
+    note: str | None
+    source: str | None
 
 
 def _allergy_words(allergy: AllergyFact) -> str:
@@ -611,7 +642,10 @@ def _duplicate_alerts(
     classes: dict[str, tuple[str, object]] = {}  # class code -> (ingredient name, class)
     for code, name in new.ingredients.items():
         for therapeutic_class in knowledge.classes_of(code):
-            classes.setdefault(therapeutic_class.code, (name, therapeutic_class))
+            # An "Other ..." class (catch_all) gathers drugs that share little: two of its
+            # members are not duplicate therapy.
+            if not getattr(therapeutic_class, "catch_all", False):
+                classes.setdefault(therapeutic_class.code, (name, therapeutic_class))
     alerts: list[Alert] = []
     for item, resolved in actives:
         same = sorted(set(new.ingredients) & set(resolved.ingredients))

@@ -12,6 +12,9 @@ from portal.terminology import allergy_classes
 
 INGREDIENTS = {
     "amoxicillin": "723",
+    "bupropion": "42347",
+    "meropenem": "29561",
+    "trazodone": "10737",
     "ampicillin": "733",
     "atorvastatin": "83367",
     "carbamazepine": "2002",
@@ -49,6 +52,12 @@ CLASSES = {
     "21212": ("J01FA", "Macrolides"),
     "2556": ("N06AB", "Selective serotonin reuptake inhibitors"),
     "11289": ("B01AA", "Vitamin K antagonists"),
+    "29561": ("J01DH", "Carbapenems"),
+}
+# WHO's "Other ..." groups gather drugs that share little (catch_all): no duplicate therapy.
+CATCH_ALL = {
+    "42347": ("N06AX", "Other antidepressants"),
+    "10737": ("N06AX", "Other antidepressants"),
 }
 
 CROSS = {
@@ -56,6 +65,10 @@ CROSS = {
     "PORTAL:cephalosporins": ("ATC:J01C",),
     "ATC:J01DH": ("ATC:J01C",),
 }
+# What each crossing pair says, as rxdrugs' knowledge gives it through ``cross_sensitivities``
+# (beyond the protocol): a carbapenem crosses a penicillin allergy more weakly.
+PAIR_SEVERITY = {frozenset({"ATC:J01C", "PORTAL:cephalosporins"}): "moderate"}
+PAIR_SEVERITY[frozenset({"ATC:J01C", "ATC:J01DH"})] = "low"
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,15 @@ class TherapeuticClass:
     code: str
     name: str
     system: str = "ATC"
+    catch_all: bool = False
+
+
+@dataclass(frozen=True)
+class CrossSensitivity:
+    classes: tuple[str, str]
+    severity: str
+    note: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -117,6 +139,8 @@ SMX_TMP = product(
     "sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", "sulfamethoxazole", "trimethoprim"
 )
 PHENYTOIN = product("phenytoin 100 MG Extended Release Oral Capsule", "phenytoin")
+MEROPENEM = product("meropenem 1000 MG Injection", "meropenem", form="Injection")
+BUPROPION = product("bupropion 150 MG Extended Release Oral Tablet", "bupropion")
 PRODUCTS = {
     p.rxcui: p
     for p in (
@@ -130,6 +154,8 @@ PRODUCTS = {
         CLARITHROMYCIN,
         SMX_TMP,
         PHENYTOIN,
+        MEROPENEM,
+        BUPROPION,
     )
 }
 
@@ -158,7 +184,10 @@ class StubKnowledge:
     def classes_of(self, ingredient_rxcui):
         self._read("classes_of")
         found = CLASSES.get(ingredient_rxcui)
-        return [TherapeuticClass(*found)] if found else []
+        if found:
+            return [TherapeuticClass(*found)]
+        other = CATCH_ALL.get(ingredient_rxcui)
+        return [TherapeuticClass(*other, catch_all=True)] if other else []
 
     def allergy_groups_of(self, ingredient_rxcui):
         self._read("allergy_groups_of")
@@ -178,6 +207,18 @@ class StubKnowledge:
                 AllergyGroup(found.code, found.name, "Cross-reactivity is low (about 1-2%).")
             )
         return groups
+
+    def cross_sensitivities(self, group_code):
+        self._read("cross_sensitivities")
+        return [
+            CrossSensitivity(
+                classes=(group_code, other),
+                severity=PAIR_SEVERITY[frozenset({group_code, other})],
+                note=f"Test note: {group_code} and {other} cross rarely.",
+                source="Test source for the pair.",
+            )
+            for other in CROSS.get(group_code, ())
+        ]
 
     def ingredient_by_name(self, name):
         self._read("ingredient_by_name")

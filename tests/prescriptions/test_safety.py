@@ -28,12 +28,14 @@ from portal.terminology import interactions
 from portal.timeutil import utcnow
 from tests.prescriptions.knowledge_stub import (
     AMPICILLIN,
+    BUPROPION,
     CEPHALEXIN,
     CLARITHROMYCIN,
     IBUPROFEN,
     INGREDIENTS,
     LISINOPRIL,
     LISINOPRIL_HCTZ,
+    MEROPENEM,
     PHENYTOIN,
     PRAVASTATIN,
     SIMVASTATIN,
@@ -144,6 +146,18 @@ def test_cross_sensitivity_works_in_the_other_direction_too():
     assert kinds(check(context, AMPICILLIN)) == ["cross_sensitivity"]
 
 
+def test_cross_sensitivity_says_what_the_knowledge_says_of_the_pair():
+    """The pair's own severity (a carbapenem crosses a penicillin allergy weakly), note and
+    source, when the knowledge gives them (rxdrugs' ``cross_sensitivities``)."""
+    context = adult(no_known_allergies=False, allergies=(allergy("amoxicillin", rxcui="723"),))
+    (weak,) = check(context, MEROPENEM)
+    assert (weak.kind, weak.severity) == ("cross_sensitivity", "low")
+    (usual,) = check(context, CEPHALEXIN)
+    assert usual.severity == "moderate"
+    assert usual.source == "Test source for the pair."
+    assert any(line.startswith("Test note:") for line in usual.evidence)
+
+
 def test_an_unrelated_allergy_gives_no_alert():
     context = adult(
         no_known_allergies=False,
@@ -205,6 +219,11 @@ def test_duplicate_by_class():
     (alert,) = check(context, PRAVASTATIN)
     assert (alert.kind, alert.severity, alert.needs_override) == ("duplicate_class", "low", False)
     assert "C10AA" in alert.evidence[1]
+
+
+def test_no_duplicate_within_a_catch_all_class():
+    """Bupropion and trazodone are both "Other antidepressants" (N06AX): not duplicates."""
+    assert check(adult(active=(on_list("trazodone 50 mg", "10737"),)), BUPROPION) == []
 
 
 def test_no_duplicate_between_different_classes():
