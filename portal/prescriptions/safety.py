@@ -21,7 +21,12 @@ Severities, highest first (``SEVERITIES``):
 - ``moderate``: shown with the prescription; nothing needed (cross-sensitivity, the
   interactions of the 2013 non-interruptive list rated moderate, duplicate ingredient, an
   unmatched product).
-- ``low``: shown, nothing needed (duplicate class, low interactions, uncoded medications).
+- ``low``: shown, nothing needed (duplicate class, low interactions, uncoded medications, a
+  cross-sensitivity the knowledge rates low).
+
+The chart's medications are reduced to ingredients at each check, through the knowledge (a
+product's ingredients, an ingredient's code, or its name): a medication none of these
+matches is named as not checked rather than passed over.
 
 The checks never fail open: any error reading the drug knowledge or the interaction rules
 yields one ``knowledge_unavailable`` alert, which blocks signing and says why.
