@@ -91,13 +91,18 @@ class NotADraft(Conflict):
 def get_draft_for(actor, draft_id: int) -> Prescription:
     """The actor's own portal draft, or 404: another patient's or another prescriber's draft
     is as unknown as a missing id (a draft is its prescriber's work in progress)."""
+    return draft_and_patient(actor, draft_id)[0]
+
+
+def draft_and_patient(actor, draft_id: int) -> tuple[Prescription, Patient]:
+    """``get_draft_for`` and the draft's patient, loaded once."""
     draft = db.session.get(Prescription, draft_id)
     if draft is None or draft.origin != "portal" or draft.prescriber_id != actor.id:
         raise NotFound()
-    get_patient_for(actor, draft.patient_id)
+    patient = get_patient_for(actor, draft.patient_id)
     if draft.state != states.DRAFT:
         raise NotADraft(draft.patient_id)
-    return draft
+    return draft, patient
 
 
 def _bump_version(draft: Prescription, version: int | None) -> None:
@@ -265,8 +270,7 @@ def open_draft(actor, draft_id: int) -> ComposePage:
     """The compose page's content for the draft's prescriber; the view of the chart it shows
     (allergies and medications through the safety panel) is audited."""
     with use_case():
-        draft = get_draft_for(actor, draft_id)
-        patient = get_patient_for(actor, draft.patient_id)
+        draft, patient = draft_and_patient(actor, draft_id)
         audit.record(
             actor, "prescription.draft_view", patient=patient, obj=draft, category=CATEGORY
         )
