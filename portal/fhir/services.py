@@ -1,0 +1,153 @@
+"""The FHIR API's use cases: reading resources for an API client, and the audit of it.
+
+Every response that carries a patient's data records one event per patient in the audit
+trail, in one short use case per request, before the response is sent: the same rule as a
+page view. Reads happen first, outside the use case (a search page, a whole record), so
+the big read holds no write lock; the events then name the client (the actor) and the
+resource types it received, never the data (ids and type names only).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+from werkzeug.exceptions import NotFound
+
+from portal.actors import Actor
+from portal.audit.services import record, record_many
+from portal.fhir.catalog import DIRECTORY_TYPES, spec_for
+from portal.fhir.spec import Criterion, Gone, Page
+from portal.transaction import use_case
+
+CATEGORY = "fhir"
+PATIENT_REFERENCE_FIELDS = ("subject", "patient", "beneficiary")
+
+
+def patient_id_of(resource: dict) -> int | None:
+    """The patient a resource belongs to: a Patient's own id, else the patient its
+    ``subject`` / ``patient`` names (``Patient/12``); None for the clinic's directory."""
+    if resource.get("resourceType") == "Patient":
+        value = resource.get("id", "")
+        return int(value) if value.isdigit() else None
+    for field in PATIENT_REFERENCE_FIELDS:
+        reference = (resource.get(field) or {}).get("reference", "")
+        kind, _, value = reference.partition("/")
+        if kind == "Patient" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _events(resources: Iterable[dict]) -> dict[int, set[str]]:
+    types: dict[int, set[str]] = defaultdict(set)
+    for resource in resources:
+        patient_id = patient_id_of(resource)
+        if patient_id is not None:
+            types[patient_id].add(resource["resourceType"])
+    return types
+
+
+def record_patient_reads(actor: Actor, action: str, resources: Iterable[dict]) -> None:
+    """One audit event per patient whose data ``resources`` hold, in one use case."""
+    by_patient = _events(resources)
+    if not by_patient:
+        return
+    entries = [
+        {
+            "patient_id": patient_id,
+            "object_type": "fhir",
+            "detail": "types=" + ",".join(sorted(types)),
+        }
+        for patient_id, types in sorted(by_patient.items())
+    ]
+    with use_case():
+        record_many(actor, action, entries, category=CATEGORY)
+
+
+def read_resource(actor: Actor, resource_type: str, fhir_id: str) -> dict:
+    """One resource, audited when it is patient data. NotFound for an unknown id; the
+    spec's ``Gone`` passes through (410)."""
+    resource = spec_for(resource_type).read(fhir_id)
+    if resource is None:
+        raise NotFound()
+    record_patient_reads(actor, "fhir.read", [resource])
+    return resource
+
+
+def search(
+    actor: Actor, resource_type: str, criteria: list[Criterion], after: str | None, count: int
+) -> Page:
+    """One page of a search (``_id`` alone answered by reads), not yet audited: the
+    caller adds what ``_include`` asks for, then ``record_patient_reads`` for all of it."""
+    spec = spec_for(resource_type)
+    if criteria and all(criterion.name == "_id" for criterion in criteria):
+        return _by_id(spec, criteria, after, count)
+    return spec.search(criteria, after, count)
+
+
+def _by_id(spec, criteria: list[Criterion], after: str | None, count: int) -> Page:
+    # Several "_id" criteria are ANDed: the ids every one of them names.
+    wanted = None
+    for criterion in criteria:
+        ids = list(dict.fromkeys(criterion.values))
+        wanted = ids if wanted is None else [i for i in wanted if i in ids]
+    resources = []
+    for fhir_id in wanted:
+        try:
+            resource = spec.read(fhir_id)
+        except Gone:  # a search does not list what is gone
+            resource = None
+        if resource is not None:
+            resources.append(resource)
+    # A short list, read whole: "after" is the position in it.
+    start = int(after) if after and after.isdigit() else 0
+    page = resources[start : start + count]
+    more = start + count < len(resources)
+    return Page(page, str(start + count) if more else None)
+
+
+def count(actor: Actor, resource_type: str, criteria: list[Criterion]) -> int:
+    """How many resources match (``_summary=count``). A count of patient data says
+    whether someone is in the registry, so it is audited too, without a patient."""
+    total = spec_for(resource_type).count(criteria)
+    if resource_type not in DIRECTORY_TYPES:
+        with use_case():
+            record(
+                actor,
+                "fhir.count",
+                object_type="fhir",
+                object_id=resource_type,
+                category=CATEGORY,
+                detail=f"params={','.join(sorted({c.name for c in criteria}))}"[:200],
+            )
+    return total
+
+
+def everything(
+    actor: Actor, patient_id: int, may_read: Callable[[str], bool], types: Iterable[str]
+) -> tuple[dict, Iterator[dict]]:
+    """A patient's whole record: the Patient, and a generator of every resource of
+    ``types`` the client may read, by type, read in chunks as it is sent.
+
+    The event is recorded before anything is sent (nothing leaves unaudited); NotFound
+    for an unknown patient.
+    """
+    patient = spec_for("Patient").read(str(patient_id))
+    if patient is None:
+        raise NotFound()
+    readable = [t for t in types if t not in DIRECTORY_TYPES | {"Patient"} and may_read(t)]
+    with use_case():
+        record(
+            actor,
+            "fhir.everything",
+            patient_id=patient_id,
+            object_type="fhir",
+            category=CATEGORY,
+            detail="types=" + ",".join(["Patient", *sorted(readable)]),
+        )
+
+    def rest() -> Iterator[dict]:
+        for resource_type in readable:
+            yield from spec_for(resource_type).for_patient(patient_id)
+
+    return patient, rest()
