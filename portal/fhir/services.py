@@ -143,7 +143,7 @@ def everything(
             patient_id=patient_id,
             object_type="fhir",
             category=CATEGORY,
-            detail="types=" + ",".join(["Patient", *sorted(readable)]),
+            detail="types=" + ",".join(sorted(["Patient", *readable])),
         )
 
     def rest() -> Iterator[dict]:

@@ -197,6 +197,8 @@ class _Params:
             params.items.append((key, value))
             if name == "_count":
                 params.count = _count(value)
+                # "_count=0": no resources, only how many (FHIR's reading; fhirpy's count()).
+                params.summary_count = params.summary_count or params.count == 0
             elif name == "_after":
                 params.after = value
             elif name == "_summary":
@@ -220,8 +222,8 @@ class _Params:
 
 
 def _count(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise FhirError(400, f"_count is a number from 1 to {MAX_COUNT}.", expression="_count")
+    if not value.isdigit():
+        raise FhirError(400, f"_count is a number from 0 to {MAX_COUNT}.", expression="_count")
     return min(int(value), MAX_COUNT)
 
 
