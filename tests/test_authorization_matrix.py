@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.auth.permissions import PUBLIC, declared_permission
+from portal.auth.permissions import BEARER, PUBLIC, declared_permission
 from portal.extensions import db
 
 ROLES = ("front_desk", "nurse", "prescriber", "admin")
@@ -171,6 +171,16 @@ PUBLIC_ENDPOINTS = {
     "auth.enrol_mfa",
     "scheduling.calendar_feed",  # the token in its URL is the credential
     "integrations.webhook",  # the connector verifies the sender's shared secret
+    "fhir.metadata",  # the FHIR CapabilityStatement
+    "fhir.smart_discovery",  # SMART's discovery document
+}
+# The FHIR API: an API client's bearer token, never a staff session (its scopes are tested
+# in tests/fhir/): every role's signed-in browser gets 401 there.
+BEARER_ENDPOINTS = {
+    "fhir.read",
+    "fhir.search_get",
+    "fhir.search_post",
+    "fhir.patient_everything",
 }
 # Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
 ID_ARGUMENTS_WITHOUT_ROWS = {
@@ -213,9 +223,9 @@ def _rules(app):
 
 def test_every_route_has_a_row_in_the_matrix(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    missing = sorted(endpoints - set(EXPECTED) - PUBLIC_ENDPOINTS)
+    missing = sorted(endpoints - set(EXPECTED) - PUBLIC_ENDPOINTS - BEARER_ENDPOINTS)
     assert not missing, f"routes without an expected row: {missing}"
-    stale = sorted((set(EXPECTED) | PUBLIC_ENDPOINTS) - endpoints)
+    stale = sorted((set(EXPECTED) | PUBLIC_ENDPOINTS | BEARER_ENDPOINTS) - endpoints)
     assert not stale, f"rows for routes that no longer exist: {stale}"
 
 
@@ -224,7 +234,9 @@ def test_public_endpoints_are_declared_public(app):
         for endpoint in PUBLIC_ENDPOINTS:
             assert declared_permission(endpoint) == PUBLIC, endpoint
         for endpoint in EXPECTED:
-            assert declared_permission(endpoint) not in (None, PUBLIC), endpoint
+            assert declared_permission(endpoint) not in (None, PUBLIC, BEARER), endpoint
+        for endpoint in BEARER_ENDPOINTS:
+            assert declared_permission(endpoint) == BEARER, endpoint
 
 
 def _url_values(app, rule) -> dict:
@@ -291,7 +303,7 @@ def test_matrix(app, signed_in, role):
     browser = signed_in(role)
     outcomes = []
     for rule in _rules(app):
-        if rule.endpoint in PUBLIC_ENDPOINTS:
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint in BEARER_ENDPOINTS:
             continue
         path = rule.build(_url_values(app, rule), append_unknown=False)[1]
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
@@ -331,3 +343,20 @@ def test_patient_scoped_urls_404_on_unknown_ids(app, signed_in):
             assert response.status_code == 404, f"{method} {path} -> {response.status_code}"
             checked += 1
     assert checked >= 1
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_staff_session_opens_no_bearer_route(app, signed_in, role):
+    """A signed-in browser, whatever its roles, gets 401 from the FHIR API: only an API
+    client's token opens it."""
+    browser = signed_in(role)
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in BEARER_ENDPOINTS:
+            continue
+        path = rule.build(
+            {name: "Patient" if name == "resource_type" else "1" for name in rule.arguments},
+            append_unknown=False,
+        )[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = browser.open(path, method=method, data={"csrf_token": browser.csrf})
+            assert response.status_code == 401, f"{method} {rule.endpoint}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.auth.permissions import ALL_PERMISSIONS, PUBLIC, declared_permission
+from portal.auth.permissions import ALL_PERMISSIONS, BEARER, PUBLIC, declared_permission
 from tests.support.audit import audit_events
 
 # The only endpoints anyone may reach without signing in.
@@ -14,6 +14,8 @@ PUBLIC_ENDPOINTS = {
     "main.health",
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
+    "fhir.metadata",  # the FHIR CapabilityStatement: read before a client has a token
+    "fhir.smart_discovery",  # SMART's .well-known/smart-configuration: where tokens come from
 }
 
 
@@ -26,6 +28,9 @@ def test_every_route_declares_a_permission(app):
                 undeclared.append(f"{rule.rule} ({rule.endpoint})")
             elif permission == PUBLIC and rule.endpoint not in PUBLIC_ENDPOINTS:
                 unexpected_public.append(f"{rule.rule} ({rule.endpoint})")
+            elif permission == BEARER:
+                # A bearer-token API checks its own token; only the FHIR API does.
+                assert rule.endpoint.startswith("fhir."), rule.endpoint
             elif permission != PUBLIC:
                 assert permission in ALL_PERMISSIONS, rule.endpoint
     assert not undeclared, f"routes that declare no permission: {undeclared}"
