@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from werkzeug.exceptions import NotFound
 
 from portal.actors import Actor
-from portal.audit.services import record, record_many
+from portal.audit.services import record, record_denied, record_many
 from portal.fhir.catalog import DIRECTORY_TYPES, spec_for
 from portal.fhir.spec import Criterion, Gone, Page
 from portal.transaction import use_case
@@ -151,3 +151,9 @@ def everything(
             yield from spec_for(resource_type).for_patient(patient_id)
 
     return patient, rest()
+
+
+def record_scope_refused(actor: Actor, endpoint: str, resource_type: str) -> None:
+    """A client asked for a type its token's scopes do not cover: recorded as any refused
+    access is (``access.denied``, naming the scope it lacked)."""
+    record_denied(actor, endpoint, f"scope system/{resource_type}.read")

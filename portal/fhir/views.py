@@ -34,6 +34,7 @@ from portal.fhir.services import (
     everything,
     read_resource,
     record_patient_reads,
+    record_scope_refused,
     search,
 )
 from portal.fhir.spec import Criterion, Gone, InvalidSearch
@@ -275,6 +276,7 @@ def _check_type(resource_type: str) -> None:
             404, f"Resource type {resource_type[:64]} is not served here.", code="not-supported"
         )
     if not may_read(resource_type):
+        record_scope_refused(client_actor(), request.endpoint, resource_type)
         raise FhirError(
             403,
             f"The token's scopes do not cover {resource_type}.",

@@ -81,6 +81,9 @@ def test_errors_are_operation_outcomes(app):
     response = client.get(f"/fhir/Patient/{ada}", headers=narrow)
     _outcome(response, 403, "forbidden")
     assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    [denied] = audit_events(app, "access.denied")
+    assert denied.username == "api:Test client" and denied.outcome == "denied"
+    assert denied.object_id == "fhir.read" and denied.detail == "needs scope system/Patient.read"
     assert client.get("/fhir/Practitioner", headers=narrow).status_code == 200
     # Unknown ids, malformed ids, unknown types, unknown paths, methods no route takes.
     _outcome(client.get("/fhir/Patient/987654", headers=headers), 404, "not-found")
@@ -257,6 +260,22 @@ def test_post_search_keeps_names_out_of_the_url(app):
     assert "Set-Cookie" not in response.headers
     response = client.post("/fhir/Patient/_search", json={"family": "love"}, headers=headers)
     _outcome(response, 415)
+
+
+def test_post_search_pages_by_posting_the_next_key(app):
+    """A next link is a URL (with the parameters in it); a client that keeps names out of
+    URLs posts the same form again with the link's ``_after``."""
+    ids = add_patients(app, *[(f"G{n}", "Poster", date(1970, 1, 1)) for n in range(3)])
+    client = app.test_client()
+    headers = api_headers(app)
+    form = {"family": "poster", "_count": "2"}
+    first = client.post("/fhir/Patient/_search", data=form, headers=headers).get_json(force=True)
+    [next_url] = [link["url"] for link in first["link"] if link["relation"] == "next"]
+    after = parse_qs(urlsplit(next_url).query)["_after"][0]
+    second = client.post(
+        "/fhir/Patient/_search", data={**form, "_after": after}, headers=headers
+    ).get_json(force=True)
+    assert [int(i) for i in _ids(first) + _ids(second)] == ids
 
 
 def test_search_audits_one_event_per_patient(app):
