@@ -45,6 +45,11 @@ MAX_COUNT = 500
 # Parameters that shape the answer rather than select resources.
 CONTROL = frozenset({"_count", "_after", "_include", "_summary", "_format", "_pretty"})
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# Bounds on one search, far beyond any real client's: each criterion is a condition in the
+# query, and a query of thousands of them is refused by SQLite and slow on PostgreSQL.
+MAX_CRITERIA = 30
+MAX_VALUES = 100  # comma-separated values of one parameter
+MAX_VALUE_CHARS = 500
 
 
 @bp.before_request
@@ -192,6 +197,9 @@ class _Params:
     def parse(cls, spec, items: list[tuple[str, str]]) -> _Params:
         params = cls()
         for key, value in items:
+            if "\x00" in key or "\x00" in value:
+                # No database stores a NUL in text (PostgreSQL refuses it outright).
+                raise FhirError(400, "Parameters cannot hold NUL characters.", code="value")
             name, _, modifier = key.partition(":")
             if name in ("_format", "_pretty"):
                 continue
@@ -216,7 +224,17 @@ class _Params:
             elif name == "_id" or name in spec.search_params:
                 if not value:
                     raise FhirError(400, f"Parameter {key} has no value.", expression=key)
-                params.criteria.append(Criterion(name, modifier or None, value.split(",")))
+                values = value.split(",")
+                if len(values) > MAX_VALUES or any(len(v) > MAX_VALUE_CHARS for v in values):
+                    raise FhirError(
+                        400,
+                        f"Too many or too long values for {name}.",
+                        code="too-costly",
+                        expression=name,
+                    )
+                params.criteria.append(Criterion(name, modifier or None, values))
+                if len(params.criteria) > MAX_CRITERIA:
+                    raise FhirError(400, "Too many search parameters.", code="too-costly")
             else:
                 params.unknown.append(key)
         return params

@@ -13,17 +13,18 @@ from sqlalchemy import Select
 
 from portal.extensions import db
 from portal.fhir.spec import InvalidSearch
+from portal.ids import parse_id
 
 CHUNK = 1000  # rows per read when walking a whole table (export, $everything)
 
 
 def row_id(fhir_id: str) -> int | None:
     """The row id a one-row resource's FHIR id names, or None when it cannot name one
-    (the API answers 404: such an id names nothing here)."""
-    if not fhir_id.isdigit() or len(fhir_id) > 18:
-        return None
-    value = int(fhir_id)
-    return value if 0 < value < 2**63 else None
+    (the API answers 404: such an id names nothing here). Only the id as this server
+    writes it ("12", not "012" or " 12"), and only within the id columns' range
+    (``portal.ids``): beyond it the database would answer an error, not "no row"."""
+    value = parse_id(fhir_id)
+    return value if value is not None and str(value) == fhir_id else None
 
 
 def after_id(after: str | None) -> int:

@@ -146,8 +146,12 @@ def _instant(moment: datetime | None) -> str | None:
 def _prefix(column, key: str):
     """``column`` starts with ``key``: a range on the byte-ordered search keys, which the
     name indexes serve on both databases (the registry's search reads them the same way)."""
-    upper = key[:-1] + chr(ord(key[-1]) + 1)
-    return and_(column >= key, column < upper)
+    following = ord(key[-1]) + 1
+    if following > 0x10FFFF:
+        return column >= key
+    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be encoded: skip past them
+        following = 0xE000
+    return and_(column >= key, column < key[:-1] + chr(following))
 
 
 def _string_condition(criterion: Criterion, keys, names):
