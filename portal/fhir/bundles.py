@@ -60,28 +60,29 @@ def count_only(self_url: str, total: int) -> dict:
 
 
 def streamed_searchset(
-    self_url: str, matches: Iterable[dict], later: Callable[[], list[dict]] | None = None
+    self_url: str,
+    matches: Iterable[dict],
+    later: Callable[[], list[dict]] | None = None,
+    outcome: dict | None = None,
 ) -> Iterator[str]:
     """A searchset Bundle as JSON text in pieces, one entry at a time, so a long record is
     never held whole: ``total`` comes last, when it is known (JSON objects have no order).
     ``later()`` gives resources to add as ``include`` entries once the matches are sent
     (the practitioners and locations they pointed at)."""
-    yield json.dumps(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": [{"relation": "self", "url": self_url}],
-        },
-        separators=(",", ":"),
-    )[:-1]
-    yield ',"entry":['
-    total = 0
+    head = {"resourceType": "Bundle", "type": "searchset"}
+    head["link"] = [{"relation": "self", "url": self_url}]
+    yield _dumps(head)[:-1] + ',"entry":['
+    total, written = 0, 0
     for resource in matches:
-        yield ("," if total else "") + _dumps(entry(resource, "match"))
+        yield ("," if written else "") + _dumps(entry(resource, "match"))
         total += 1
-    extra = later() if later is not None else []
-    for index, resource in enumerate(extra):
-        yield ("," if total or index else "") + _dumps(entry(resource, "include"))
+        written += 1
+    tail = [entry(resource, "include") for resource in (later() if later else [])]
+    if outcome is not None:
+        tail.append({"resource": outcome, "search": {"mode": "outcome"}})
+    for item in tail:
+        yield ("," if written else "") + _dumps(item)
+        written += 1
     yield f'],"total":{total}}}'
 
 

@@ -107,15 +107,26 @@ def search_post(resource_type: str):
 @fhir_access("Patient")
 def patient_everything(fhir_id: str):
     """The patient's whole record as one searchset Bundle, streamed: the Patient, every
-    resource of theirs of the types the token covers, and (``include``) the practitioners,
-    locations and organization it points at."""
+    resource of theirs of the types the token covers (``_type`` narrows them), and
+    (``include``) the practitioners, locations and organization it points at. ``start``,
+    ``end`` and ``_since`` are not supported: reported as ignored (400 under strict)."""
     patient_id = row_id(fhir_id) if FHIR_ID.fullmatch(fhir_id) else None
     if patient_id is None:
         raise FhirError(404, f"Patient/{fhir_id} is not known.")
-    unknown = [name for name, _ in request.args.items(multi=True) if name not in CONTROL]
+    args = request.args
+    unknown = [name for name in args if name not in {*CONTROL, "_type"}]
     if unknown and _strict():
         raise FhirError(400, f"Unknown parameter {unknown[0]}.", expression=unknown[0])
-    patient, rest = everything(client_actor(), patient_id, may_read, served_types())
+    types = served_types()
+    if "_type" in args:
+        wanted = {t for value in args.getlist("_type") for t in value.split(",")}
+        types = [t for t in types if t in wanted]
+    outcome = None
+    if unknown:
+        outcome = operation_outcome(
+            [issue("warning", "not-supported", f"Parameter {n} was ignored.", n) for n in unknown]
+        )
+    patient, rest = everything(client_actor(), patient_id, may_read, types)
     referenced: dict[str, set[str]] = {}
 
     def matches():
@@ -135,7 +146,7 @@ def patient_everything(fhir_id: str):
                     found.append(resource)
         return found
 
-    body = streamed_searchset(request.url, matches(), directory)
+    body = streamed_searchset(request.url, matches(), directory, outcome)
     return Response(stream_with_context(body), content_type=f"{FHIR_JSON}; charset=utf-8")
 
 

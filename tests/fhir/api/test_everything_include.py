@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import pytest
+from fhir.resources.bundle import Bundle
 from sqlalchemy import select
 
 from portal.auth.models import User
@@ -90,6 +91,7 @@ def test_everything_is_the_whole_record_with_the_directory_it_points_at(app, vis
     assert response.status_code == 200
     assert response.mimetype == "application/fhir+json"
     bundle = json.loads(response.get_data(as_text=True))  # streamed, still one JSON document
+    Bundle.parse_obj(bundle)
     assert bundle["type"] == "searchset"
     matches = _entries(bundle, "match")
     assert matches[0] == ("Patient", str(ada))
@@ -148,3 +150,16 @@ def test_gone_is_410_and_a_refusal_is_422(app, monkeypatch):
     assert (
         response.get_json(force=True)["issue"][0]["diagnostics"] == "This record cannot be shared."
     )
+
+
+def test_everything_narrowed_by_type_and_reporting_what_it_ignored(app, visits):
+    ada, *_ = visits
+    client = app.test_client()
+    headers = api_headers(app)
+    bundle = client.get(
+        f"/fhir/Patient/{ada}/$everything?_type=Patient&_since=2020-01-01", headers=headers
+    ).get_json(force=True)
+    assert _entries(bundle, "match") == [("Patient", str(ada))]
+    [outcome] = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome["issue"][0]["expression"] == ["_since"]
+    Bundle.parse_obj(bundle)
