@@ -157,3 +157,63 @@ def record_scope_refused(actor: Actor, endpoint: str, resource_type: str) -> Non
     """A client asked for a type its token's scopes do not cover: recorded as any refused
     access is (``access.denied``, naming the scope it lacked)."""
     record_denied(actor, endpoint, f"scope system/{resource_type}.read")
+
+
+def included_resources(
+    includes: list[tuple[str, str]], resources: list[dict], may_read: Callable[[str], bool]
+) -> list[dict]:
+    """The resources ``_include`` asks for that the page's resources point at (each once;
+    only types the token covers: the others are left out, not refused)."""
+    found, seen = [], set()
+    for _, target in includes:
+        if not may_read(target):
+            continue
+        for resource in resources:
+            for fhir_id in references_to(resource, target):
+                if (target, fhir_id) in seen:
+                    continue
+                seen.add((target, fhir_id))
+                try:
+                    included = spec_for(target).read(fhir_id)
+                except Gone:
+                    included = None
+                if included is not None:
+                    found.append(included)
+    return found
+
+
+def references_to(value, target: str):
+    """The ids of every ``{"reference": "<target>/<id>"}`` anywhere in a resource."""
+    if isinstance(value, dict):
+        reference = value.get("reference")
+        if isinstance(reference, str):
+            kind, _, fhir_id = reference.partition("/")
+            if kind == target and fhir_id:
+                yield fhir_id
+        for item in value.values():
+            yield from references_to(item, target)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references_to(item, target)
+
+
+def collect_directory_references(resource: dict, into: dict[str, set[str]]) -> None:
+    """Add the directory resources (practitioners, locations...) ``resource`` points at."""
+    for resource_type in DIRECTORY_TYPES:
+        for fhir_id in references_to(resource, resource_type):
+            into.setdefault(resource_type, set()).add(fhir_id)
+
+
+def directory_resources(
+    referenced: dict[str, set[str]], may_read: Callable[[str], bool]
+) -> list[dict]:
+    """The directory resources a record pointed at, of the types the client may read."""
+    found = []
+    for resource_type, ids in sorted(referenced.items()):
+        if not may_read(resource_type):
+            continue
+        for fhir_id in sorted(ids):
+            resource = spec_for(resource_type).read(fhir_id)
+            if resource is not None:
+                found.append(resource)
+    return found

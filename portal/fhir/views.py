@@ -25,13 +25,16 @@ from portal.fhir import bp
 from portal.fhir.access import client_actor, fhir_access, may_read
 from portal.fhir.bundles import base_url, count_only, searchset, streamed_searchset
 from portal.fhir.capability import capability_statement, smart_configuration
-from portal.fhir.catalog import DIRECTORY_TYPES, served_types, spec_for
+from portal.fhir.catalog import served_types, spec_for
 from portal.fhir.errors import FhirError, issue, operation_outcome
 from portal.fhir.resources.keyset import row_id
 from portal.fhir.responses import FHIR_JSON, fhir_response, wants_json
 from portal.fhir.services import (
+    collect_directory_references,
     count,
+    directory_resources,
     everything,
+    included_resources,
     read_resource,
     record_patient_reads,
     record_scope_refused,
@@ -132,19 +135,11 @@ def patient_everything(fhir_id: str):
     def matches():
         yield patient
         for resource in rest:
-            _collect_directory_references(resource, referenced)
+            collect_directory_references(resource, referenced)
             yield resource
 
     def directory():
-        found = []
-        for resource_type, ids in sorted(referenced.items()):
-            if not may_read(resource_type):
-                continue
-            for fhir_id in sorted(ids):
-                resource = spec_for(resource_type).read(fhir_id)
-                if resource is not None:
-                    found.append(resource)
-        return found
+        return directory_resources(referenced, may_read)
 
     body = streamed_searchset(request.url, matches(), directory, outcome)
     return Response(stream_with_context(body), content_type=f"{FHIR_JSON}; charset=utf-8")
@@ -165,7 +160,7 @@ def _search(resource_type: str, items: list[tuple[str, str]]):
         page = search(actor, resource_type, params.criteria, params.after, params.count)
     except InvalidSearch as error:
         raise FhirError(400, error.message, code="value", expression=error.parameter) from error
-    included = _included(params.includes, page.resources)
+    included = included_resources(params.includes, page.resources, may_read)
     record_patient_reads(actor, "fhir.search", page.resources + included)
     next_url = None
     if page.next_after is not None:
@@ -255,48 +250,6 @@ def _count(value: str) -> int:
     if not value.isdigit():
         raise FhirError(400, f"_count is a number from 0 to {MAX_COUNT}.", expression="_count")
     return min(int(value), MAX_COUNT)
-
-
-def _included(includes: list[tuple[str, str]], resources: list[dict]) -> list[dict]:
-    """The resources ``_include`` asks for that the page's resources point at (each once;
-    only types the token covers: the others are left out, not refused)."""
-    found, seen = [], set()
-    for _, target in includes:
-        if not may_read(target):
-            continue
-        for resource in resources:
-            for fhir_id in _references_to(resource, target):
-                if (target, fhir_id) in seen:
-                    continue
-                seen.add((target, fhir_id))
-                try:
-                    included = spec_for(target).read(fhir_id)
-                except Gone:
-                    included = None
-                if included is not None:
-                    found.append(included)
-    return found
-
-
-def _references_to(value, target: str):
-    """The ids of every ``{"reference": "<target>/<id>"}`` anywhere in a resource."""
-    if isinstance(value, dict):
-        reference = value.get("reference")
-        if isinstance(reference, str):
-            kind, _, fhir_id = reference.partition("/")
-            if kind == target and fhir_id:
-                yield fhir_id
-        for item in value.values():
-            yield from _references_to(item, target)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references_to(item, target)
-
-
-def _collect_directory_references(resource: dict, into: dict[str, set[str]]) -> None:
-    for resource_type in DIRECTORY_TYPES:
-        for fhir_id in _references_to(resource, resource_type):
-            into.setdefault(resource_type, set()).add(fhir_id)
 
 
 def _check_type(resource_type: str) -> None:
