@@ -6,9 +6,10 @@ call it" part (``fauth``), which replaces it at merge with the same contract:
 - ``fhir_access(resource_type, *, write=False)`` decorates a view: it reads
   ``Authorization: Bearer``, refuses a missing or unknown token (401, with
   ``WWW-Authenticate``) and a token whose scopes do not cover ``resource_type`` (403), sets
-  ``g.fhir_client`` (``.id``, ``.name``, ``.scopes``) and declares the view to the
-  deny-by-default hook (``portal.auth.permissions.BEARER``). ``fhir_access(None)``: any
-  valid token (the view checks the resource type it is asked for with ``may_read``).
+  ``g.fhir_client`` (``.id``, ``.name``, ``.scopes``, ``.actor`` for the audit trail,
+  ``.allows(resource_type, write=)``) and declares the view to the deny-by-default hook
+  (``portal.auth.permissions.API_TOKEN``). ``fhir_access(None)``: any valid token (the
+  view checks the resource type it is asked for with ``g.fhir_client.allows``).
 
 Here the only valid tokens are those listed in ``app.config["FHIR_TEST_TOKENS"]``
 (``{token: (client name, [scopes])}``): no table, no token endpoint, no expiry, no rate
@@ -26,7 +27,7 @@ from functools import wraps
 from flask import current_app, g, request
 
 from portal.actors import Actor
-from portal.auth.permissions import BEARER
+from portal.auth.permissions import API_TOKEN
 from portal.fhir.errors import FhirError
 
 REALM = "fhir"
@@ -39,6 +40,16 @@ class ApiClient:
     id: str
     name: str
     scopes: tuple[str, ...]
+    source: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit trail names for what this client does: ``api:<name>``."""
+        return Actor(id=None, username=f"api:{self.name}", source=self.source)
+
+    def allows(self, resource_type: str, *, write: bool = False) -> bool:
+        """Whether the token's scopes let it read (or write) ``resource_type``."""
+        return scope_allows(self.scopes, resource_type, write=write)
 
 
 def scope_allows(scopes, resource_type: str, *, write: bool = False) -> bool:
@@ -61,16 +72,6 @@ def scope_allows(scopes, resource_type: str, *, write: bool = False) -> bool:
     return False
 
 
-def may_read(resource_type: str) -> bool:
-    """Whether this request's client may read ``resource_type``."""
-    return scope_allows(g.fhir_client.scopes, resource_type)
-
-
-def client_actor() -> Actor:
-    """The actor the audit trail names for this request: the API client, from its address."""
-    return Actor(id=None, username=f"api:{g.fhir_client.name}", source=request.remote_addr)
-
-
 def _bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -82,7 +83,7 @@ def _bearer_token() -> str | None:
 def _client_for(token: str) -> ApiClient | None:
     for known, (name, scopes) in (current_app.config.get("FHIR_TEST_TOKENS") or {}).items():
         if hmac.compare_digest(known.encode(), token.encode()):
-            return ApiClient(id=name, name=name, scopes=tuple(scopes))
+            return ApiClient(id=name, name=name, scopes=tuple(scopes), source=request.remote_addr)
     return None
 
 
@@ -115,7 +116,7 @@ def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
             g.fhir_client = client
             return view(*args, **kwargs)
 
-        checked.required_permission = BEARER
+        checked.required_permission = API_TOKEN
         return checked
 
     return decorate

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 
 from portal.auth.permissions import public
 from portal.fhir import bp
-from portal.fhir.access import client_actor, fhir_access, may_read
+from portal.fhir.access import fhir_access
 from portal.fhir.bundles import base_url, count_only, searchset, streamed_searchset
 from portal.fhir.capability import capability_statement, smart_configuration
 from portal.fhir.catalog import served_types, spec_for
@@ -83,7 +83,7 @@ def read(resource_type: str, fhir_id: str):
     if not FHIR_ID.fullmatch(fhir_id):
         raise FhirError(400, "Not a FHIR id.", code="value")
     try:
-        resource = read_resource(client_actor(), resource_type, fhir_id)
+        resource = read_resource(g.fhir_client.actor, resource_type, fhir_id)
     except Gone as error:
         raise FhirError(410, f"{resource_type}/{fhir_id} is no longer available.") from error
     return fhir_response(resource)
@@ -129,7 +129,7 @@ def patient_everything(fhir_id: str):
         outcome = operation_outcome(
             [issue("warning", "not-supported", f"Parameter {n} was ignored.", n) for n in unknown]
         )
-    patient, rest = everything(client_actor(), patient_id, may_read, types)
+    patient, rest = everything(g.fhir_client.actor, patient_id, g.fhir_client.allows, types)
     referenced: dict[str, set[str]] = {}
 
     def matches():
@@ -139,7 +139,7 @@ def patient_everything(fhir_id: str):
             yield resource
 
     def directory():
-        return directory_resources(referenced, may_read)
+        return directory_resources(referenced, g.fhir_client.allows)
 
     body = streamed_searchset(request.url, matches(), directory, outcome)
     return Response(stream_with_context(body), content_type=f"{FHIR_JSON}; charset=utf-8")
@@ -152,7 +152,7 @@ def _search(resource_type: str, items: list[tuple[str, str]]):
     if params.unknown and _strict():
         name = params.unknown[0]
         raise FhirError(400, f"Unknown or unsupported parameter {name}.", expression=name)
-    actor = client_actor()
+    actor = g.fhir_client.actor
     try:
         if params.summary_count:
             total = count(actor, resource_type, params.criteria)
@@ -160,7 +160,7 @@ def _search(resource_type: str, items: list[tuple[str, str]]):
         page = search(actor, resource_type, params.criteria, params.after, params.count)
     except InvalidSearch as error:
         raise FhirError(400, error.message, code="value", expression=error.parameter) from error
-    included = included_resources(params.includes, page.resources, may_read)
+    included = included_resources(params.includes, page.resources, g.fhir_client.allows)
     record_patient_reads(actor, "fhir.search", page.resources + included)
     next_url = None
     if page.next_after is not None:
@@ -257,8 +257,8 @@ def _check_type(resource_type: str) -> None:
         raise FhirError(
             404, f"Resource type {resource_type[:64]} is not served here.", code="not-supported"
         )
-    if not may_read(resource_type):
-        record_scope_refused(client_actor(), request.endpoint, resource_type)
+    if not g.fhir_client.allows(resource_type):
+        record_scope_refused(g.fhir_client.actor, request.endpoint, resource_type)
         raise FhirError(
             403,
             f"The token's scopes do not cover {resource_type}.",

@@ -2,10 +2,14 @@
 API clients and token endpoint replace the interim access check.
 
 Today (INTERIM, ``portal/fhir/access.py``) a token is valid when it is listed in
-``app.config["FHIR_TEST_TOKENS"]``; ``api_headers`` lists a fresh one with the scopes asked
-for. At merge, ``api_headers`` registers an API client (``make_api_client``) and asks the
-token endpoint for a token (``bearer_token``) instead; the tests that call it stay as they
-are.
+``app.config["FHIR_TEST_TOKENS"]``; ``api_token`` lists a fresh one with the scopes asked
+for. At merge, with the real API clients (``tests/fhir/support.py``), ``api_token``
+becomes::
+
+    client_id, secret = make_api_client(app, " ".join(scopes), name=name)
+    return bearer_token(app.test_client(), client_id, secret)
+
+and the tests that call it stay as they are (they check the audit trail's ``api:<name>``).
 """
 
 from __future__ import annotations
