@@ -21,28 +21,22 @@ from portal.fhir.spec import Criterion, Gone, Page
 from portal.transaction import use_case
 
 CATEGORY = "fhir"
-PATIENT_REFERENCE_FIELDS = ("subject", "patient", "beneficiary")
 
 
-def patient_id_of(resource: dict) -> int | None:
-    """The patient a resource belongs to: a Patient's own id, else the patient its
-    ``subject`` / ``patient`` names (``Patient/12``); None for the clinic's directory."""
+def patient_ids_of(resource: dict) -> set[int]:
+    """The patients a resource carries data of: a Patient's own id, else every patient it
+    points at, wherever the reference stands (``subject``, ``patient``, an Appointment's
+    ``participant.actor``...): an event too many is better than a read left unrecorded."""
     if resource.get("resourceType") == "Patient":
         value = resource.get("id", "")
-        return int(value) if value.isdigit() else None
-    for field in PATIENT_REFERENCE_FIELDS:
-        reference = (resource.get(field) or {}).get("reference", "")
-        kind, _, value = reference.partition("/")
-        if kind == "Patient" and value.isdigit():
-            return int(value)
-    return None
+        return {int(value)} if value.isdigit() else set()
+    return {int(value) for value in references_to(resource, "Patient") if value.isdigit()}
 
 
 def _events(resources: Iterable[dict]) -> dict[int, set[str]]:
     types: dict[int, set[str]] = defaultdict(set)
     for resource in resources:
-        patient_id = patient_id_of(resource)
-        if patient_id is not None:
+        for patient_id in patient_ids_of(resource):
             types[patient_id].add(resource["resourceType"])
     return types
 

@@ -14,6 +14,7 @@ from portal.auth.models import User
 from portal.clinic.models import Location
 from portal.extensions import db
 from portal.fhir.resources import RESOURCE_TYPES
+from portal.fhir.services import patient_ids_of
 from portal.fhir.spec import Gone
 from portal.transaction import Refused
 from tests.fhir.api.helpers import VisitSpec, add_patients
@@ -163,3 +164,18 @@ def test_everything_narrowed_by_type_and_reporting_what_it_ignored(app, visits):
     [outcome] = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
     assert outcome["issue"][0]["expression"] == ["_since"]
     Bundle.parse_obj(bundle)
+
+
+def test_a_patient_named_anywhere_in_a_resource_is_audited():
+    """An Appointment names its patient among its participants, not in ``subject``."""
+    appointment = {
+        "resourceType": "Appointment",
+        "id": "5",
+        "participant": [
+            {"actor": {"reference": "Patient/12"}},
+            {"actor": {"reference": "Practitioner/3"}},
+        ],
+    }
+    assert patient_ids_of(appointment) == {12}
+    assert patient_ids_of({"resourceType": "Patient", "id": "7"}) == {7}
+    assert patient_ids_of({"resourceType": "Location", "id": "1"}) == set()
