@@ -1,11 +1,9 @@
-"""Every resource type the API serves, loaded: importing a resource module registers its
-``ResourceSpec`` in ``RESOURCE_TYPES``. The views, bulk export and import read the types
-through this module, so each sees all of them whatever it imported first."""
+"""The resource types the API serves, as the HTTP layer asks about them: by name, in a
+stable order, and which of them are the clinic's directory rather than patient data.
+(Importing ``portal.fhir.resources`` registers every type.)"""
 
 from __future__ import annotations
 
-import portal.fhir.resources.directory
-import portal.fhir.resources.patient  # noqa: F401  (each module registers its types)
 from portal.fhir.resources import RESOURCE_TYPES
 from portal.fhir.spec import ResourceSpec
 

@@ -6,3 +6,10 @@ from portal.fhir.spec import ResourceSpec
 
 # Filled by the resource modules of this package (one per resource type).
 RESOURCE_TYPES: dict[str, ResourceSpec] = {}
+
+# The registry's and the clinic's types register themselves when imported: importing this
+# package fills RESOURCE_TYPES, whoever imports it (the API, bulk export, the worker).
+# (After RESOURCE_TYPES, which they import.)
+from portal.fhir.resources import directory, patient  # noqa: E402
+
+__all__ = ["RESOURCE_TYPES", "directory", "patient"]

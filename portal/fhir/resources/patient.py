@@ -32,7 +32,8 @@ BIRTH_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
 _BIRTH_SEX_CODES = {"female": "F", "male": "M", "unknown": "UNK"}
 _GENDERS = {"female", "male", "unknown", "other"}
 _PHONES = (("phone_mobile", "mobile"), ("phone_home", "home"), ("phone_work", "work"))
-_DATE_PREFIXES = ("eq", "ne", "lt", "gt", "ge", "le", "sa", "eb")
+# As the clinical types read dates (portal/fhir/params.py): sa, eb and ap are refused.
+_DATE_PREFIXES = ("eq", "ne", "lt", "gt", "ge", "le")
 
 
 def mrn_system() -> str:
@@ -248,9 +249,7 @@ def _birthdate_condition(criterion: Criterion):
                 "eq": and_(column >= first, column <= last),
                 "ne": or_(column < first, column > last),
                 "lt": column < first,
-                "eb": column < first,
                 "gt": column > last,
-                "sa": column > last,
                 "ge": column >= first,
                 "le": column <= last,
             }[prefix]

@@ -168,6 +168,7 @@ def test_bad_search_values_are_400_naming_the_parameter(app):
     headers = api_headers(app)
     for query, parameter in (
         ("birthdate=yesterday", "birthdate"),
+        ("birthdate=sa1970", "birthdate"),
         ("gender=robot", "gender"),
         ("family:contains=x", "family"),
         ("phone=not-a-phone", "phone"),
