@@ -12,9 +12,9 @@ call it" part (``fauth``), which replaces it at merge with the same contract:
   view checks the resource type it is asked for with ``g.fhir_client.allows``).
 
 Here the only valid tokens are those listed in ``app.config["FHIR_TEST_TOKENS"]``
-(``{token: (client name, [scopes])}``): no table, no token endpoint, no expiry, no rate
-limit. Nothing in production configures it, so until the real module lands every token is
-refused.
+(``{token: (client name, [scopes])}``, or ``{token: {"id", "name", "scopes"}}`` as fbulk's
+tests list them): no table, no token endpoint, no expiry, no rate limit. Nothing in
+production configures it, so until the real module lands every token is refused.
 """
 
 from __future__ import annotations
@@ -81,9 +81,16 @@ def _bearer_token() -> str | None:
 
 
 def _client_for(token: str) -> ApiClient | None:
-    for known, (name, scopes) in (current_app.config.get("FHIR_TEST_TOKENS") or {}).items():
+    for known, client in (current_app.config.get("FHIR_TEST_TOKENS") or {}).items():
         if hmac.compare_digest(known.encode(), token.encode()):
-            return ApiClient(id=name, name=name, scopes=tuple(scopes), source=request.remote_addr)
+            # (name, scopes); or {"id", "name", "scopes"}, as fbulk's interim lists them.
+            if isinstance(client, dict):
+                client_id, name, scopes = client["id"], client["name"], client["scopes"]
+            else:
+                (name, scopes), client_id = client, client[0]
+            return ApiClient(
+                id=str(client_id), name=name, scopes=tuple(scopes), source=request.remote_addr
+            )
     return None
 
 
