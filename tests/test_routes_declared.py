@@ -32,7 +32,7 @@ def test_every_route_declares_a_permission(app):
                 unexpected_public.append(f"{rule.rule} ({rule.endpoint})")
             elif permission == API_TOKEN:
                 # The FHIR API's routes: a bearer token instead of a session.
-                assert rule.rule.startswith("/fhir/"), rule.rule
+                assert rule.rule == "/fhir" or rule.rule.startswith("/fhir/"), rule.rule
             elif permission != PUBLIC:
                 assert permission in ALL_PERMISSIONS, rule.endpoint
     assert not undeclared, f"routes that declare no permission: {undeclared}"
@@ -45,7 +45,8 @@ def test_every_fhir_route_but_the_public_ones_needs_a_bearer_token(app):
     a token (the CapabilityStatement, SMART's discovery document)."""
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
-            if rule.rule.startswith("/fhir/") and rule.endpoint not in FHIR_PUBLIC:
+            under_fhir = rule.rule == "/fhir" or rule.rule.startswith("/fhir/")
+            if under_fhir and rule.endpoint not in FHIR_PUBLIC:
                 assert declared_permission(rule.endpoint) == API_TOKEN, rule.endpoint
 
 
