@@ -17,7 +17,7 @@ from werkzeug.exceptions import NotFound
 from portal.actors import Actor
 from portal.audit.services import record, record_denied, record_many
 from portal.fhir.catalog import DIRECTORY_TYPES, spec_for
-from portal.fhir.spec import Criterion, Gone, Page
+from portal.fhir.spec import Criterion, Gone, InvalidSearch, Page
 from portal.transaction import use_case
 
 CATEGORY = "fhir"
@@ -83,6 +83,8 @@ def _by_id(spec, criteria: list[Criterion], after: str | None, count: int) -> Pa
     # Several "_id" criteria are ANDed: the ids every one of them names.
     wanted = None
     for criterion in criteria:
+        if criterion.modifier is not None:
+            raise InvalidSearch("_id", f"Modifier :{criterion.modifier} is not supported.")
         ids = list(dict.fromkeys(criterion.values))
         wanted = ids if wanted is None else [i for i in wanted if i in ids]
     resources = []

@@ -66,6 +66,8 @@ class _RowSpec:
     def condition(self, criterion: Criterion):
         """The WHERE clause of one criterion."""
         if criterion.name == "_id":
+            if criterion.modifier is not None:
+                raise InvalidSearch("_id", f"Modifier :{criterion.modifier} is not supported.")
             ids = [row_id(value) for value in criterion.values]
             return self.model.id.in_([value for value in ids if value is not None])
         if criterion.name == "name":

@@ -258,6 +258,8 @@ def _birthdate_condition(criterion: Criterion):
 
 
 def _id_condition(criterion: Criterion):
+    if criterion.modifier is not None:
+        raise InvalidSearch("_id", f"Modifier :{criterion.modifier} is not supported.")
     ids = [row_id(value) for value in criterion.values]
     return Patient.id.in_([value for value in ids if value is not None])
 

@@ -171,6 +171,8 @@ def test_bad_search_values_are_400_naming_the_parameter(app):
         ("birthdate=sa1970", "birthdate"),
         ("gender=robot", "gender"),
         ("family:contains=x", "family"),
+        ("_id:missing=true", "_id"),
+        ("_id:not=1&family=x", "_id"),
         ("phone=not-a-phone", "phone"),
         ("_count=-1", "_count"),
         ("_count=ten", "_count"),
