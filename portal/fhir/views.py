@@ -73,12 +73,15 @@ def metadata():
 @bp.get("/.well-known/smart-configuration")
 @public
 def smart_discovery():
+    """SMART's discovery document (plain JSON, as SMART asks): where a backend service gets
+    its token and how it may authenticate there. Public, like the CapabilityStatement."""
     return Response(_json(smart_configuration()), content_type="application/json; charset=utf-8")
 
 
 @bp.get("/<resource_type>/<fhir_id>")
 @fhir_access(None)
 def read(resource_type: str, fhir_id: str):
+    """One resource by id: 404 unknown, 410 no longer served, 400 not an id at all."""
     _check_type(resource_type)
     if not FHIR_ID.fullmatch(fhir_id):
         raise FhirError(400, "Not a FHIR id.", code="value")
@@ -92,6 +95,8 @@ def read(resource_type: str, fhir_id: str):
 @bp.get("/<resource_type>")
 @fhir_access(None)
 def search_get(resource_type: str):
+    """Search with the parameters in the query string (names there end up in logs: see
+    ``search_post``)."""
     return _search(resource_type, list(request.args.items(multi=True)))
 
 
