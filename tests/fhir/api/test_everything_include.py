@@ -181,3 +181,19 @@ def test_a_patient_named_anywhere_in_a_resource_is_audited():
     assert patient_ids_of(appointment) == {12}
     assert patient_ids_of({"resourceType": "Patient", "id": "7"}) == {7}
     assert patient_ids_of({"resourceType": "Location", "id": "1"}) == set()
+
+
+class _Broken(_Refusing):
+    def read(self, fhir_id):
+        raise RuntimeError("a bug with Patient data in its message")
+
+
+def test_a_server_error_is_an_operation_outcome_that_says_nothing_of_it(app, monkeypatch):
+    monkeypatch.setitem(RESOURCE_TYPES, "Basic", _Broken())
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as served: the error handler answers
+    response = app.test_client().get("/fhir/Basic/1", headers=api_headers(app))
+    assert response.status_code == 500
+    body = response.get_json(force=True)
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["code"] == "exception"
+    assert "Patient data" not in response.get_data(as_text=True)
