@@ -122,7 +122,8 @@ def patient_everything(fhir_id: str):
     if patient_id is None:
         raise FhirError(404, f"Patient/{fhir_id} is not known.")
     args = request.args
-    unknown = [name for name in args if name not in {*CONTROL, "_type"}]
+    # Only _type narrows the record; the rest (start, end, _since, _count...) is reported.
+    unknown = [name for name in args if name not in {"_format", "_pretty", "_type"}]
     if unknown and _strict():
         raise FhirError(400, f"Unknown parameter {unknown[0]}.", expression=unknown[0])
     types = served_types()
