@@ -120,6 +120,8 @@ def test_only_its_prescriber_opens_or_changes_a_draft(app, chart, signed_in):
     assert draft_row(app, draft_id).version == 1  # nothing changed
     nurse = signed_in("nurse")
     assert nurse.get(f"/prescriptions/{draft_id}").status_code == 403
+    chart_page = nurse.get(f"/chart/patients/{chart.patients[0]}").get_data(as_text=True)
+    assert "/prescriptions/new" not in chart_page  # no "Prescribe" for a nurse
     assert signed_in("drlee").get("/prescriptions/99999").status_code == 404
 
 
