@@ -171,6 +171,13 @@ PUBLIC_ENDPOINTS = {
     "auth.enrol_mfa",
     "scheduling.calendar_feed",  # the token in its URL is the credential
     "integrations.webhook",  # the connector verifies the sender's shared secret
+    # The FHIR API's bulk routes: the bearer token is the credential (fhir.access).
+    "fhir.export_system",
+    "fhir.export_patients",
+    "fhir.bulk_status",
+    "fhir.bulk_cancel",
+    "fhir.bulk_file",
+    "fhir.import_bundle",
 }
 # Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
 ID_ARGUMENTS_WITHOUT_ROWS = {

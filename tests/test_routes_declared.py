@@ -14,6 +14,13 @@ PUBLIC_ENDPOINTS = {
     "main.health",
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
+    # The FHIR API's bulk routes: the bearer token is the credential (fhir.access).
+    "fhir.export_system",
+    "fhir.export_patients",
+    "fhir.bulk_status",
+    "fhir.bulk_cancel",
+    "fhir.bulk_file",
+    "fhir.import_bundle",
 }
 
 
