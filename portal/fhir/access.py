@@ -41,9 +41,11 @@ def scope_allows(scopes, resource_type: str, *, write: bool = False) -> bool:
             continue
         if access == "*":
             return True
-        if write and (access == "write" or (access and set("cud") & set(access))):
+        # SMART v2 spells permissions as letters of "cruds" ("rs", "cud"); v1 as words.
+        letters = set(access) if access and set(access) <= set("cruds") else set()
+        if write and (access == "write" or letters & set("cud")):
             return True
-        if not write and (access == "read" or (access and set("rs") & set(access))):
+        if not write and (access == "read" or letters & set("rs")):
             return True
     return False
 

@@ -339,3 +339,16 @@ def test_expired_jobs_lose_their_files(app, client, resource_types):
 def test_the_worker_runs_the_export_job(app):
     names = [job.name for job in periodic_jobs(app.config, threading.Event())]
     assert names == ["bulk export", "bulk export clean-up"]
+
+
+def test_scopes_in_smart_v1_and_v2_spellings():
+    from portal.fhir.access import scope_allows
+
+    assert scope_allows({"system/*.read"}, "Patient")
+    assert scope_allows({"system/Patient.rs"}, "Patient")
+    assert scope_allows({"system/*.*"}, "Condition", write=True)
+    assert scope_allows({"system/*.cud"}, "Condition", write=True)
+    assert not scope_allows({"system/*.read"}, "Patient", write=True)
+    assert not scope_allows({"system/*.write"}, "Patient")  # "write" holds an r, not a read
+    assert not scope_allows({"system/Patient.read"}, "Condition")
+    assert not scope_allows({"user/*.read", "patient/*.read"}, "Patient")
