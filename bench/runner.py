@@ -17,6 +17,7 @@ from bench import (
     concurrency,
     cpu,
     databases,
+    fhir,
     floors,
     integrations,
     report,
@@ -158,6 +159,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="4,16",
         help="client counts for the --integrations webhook intake (%(default)s)",
     )
+    parser.add_argument(
+        "--fhir",
+        action="store_true",
+        help="measure the FHIR API instead (bench/fhir.py): Patient search and read, "
+        "$everything of the long chart, bulk export throughput and the worker's memory, "
+        "Bundle import throughput; 1,000,000 patients, SQLite and PostgreSQL",
+    )
     args = parser.parse_args(argv)
     args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
     args.latency_messages = args.latency_messages or (30 if args.quick else 200)
@@ -200,6 +208,14 @@ def main(argv=None) -> int:
         if not args.no_postgres and not version:
             log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
         code = integrations.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
+    if args.fhir:
+        log(f"FHIR benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        if not args.no_postgres and not version:
+            log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
+        code = fhir.main(args, log, stamp, info, version)
         log(f"Total time {time.perf_counter() - started:.0f} s.")
         return code
     if args.audit:
