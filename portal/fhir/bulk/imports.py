@@ -89,14 +89,14 @@ BMI = "39156-5"
 ID_PARTS = {
     "systolic": "bp",
     "diastolic": "bp",
-    "heart_rate": "heart-rate",
-    "respiratory_rate": "respiratory-rate",
-    "temperature": "temperature",
+    "heart_rate": "hr",
+    "respiratory_rate": "rr",
+    "temperature": "temp",
     "spo2": "spo2",
     "weight": "weight",
     "height": "height",
-    "pain_score": "pain",
-    "head_circumference": "head-circumference",
+    "pain_score": "pain",  # not served as an Observation (not a FHIR vital sign)
+    "head_circumference": "head",
 }
 # Units a measure may come in (UCUM), beyond its canonical one.
 OTHER_UNITS = {"temperature": {"[degF]"}, "weight": {"[lb_av]", "g"}, "length": {"[in_i]"}}
@@ -491,8 +491,12 @@ def _import_patient(actor, resource: dict) -> Patient:
         "birth_date": birth_date,
         "sex_at_birth": _sex_at_birth(resource),
     }
+    usual = next((n for n in names if n.get("use") == "usual" and n.get("given")), None)
+    if usual and usual["given"][0] and usual["given"][0] != given:
+        demographics["preferred_name"] = usual["given"][0][:100]
     demographics.update(_phones_and_email(resource))
     demographics.update(_address(resource))
+    demographics.update(_contact_and_language(resource))
     if likely_duplicates(demographics):
         # The registration's rule: a person may already be registered. Refused for this
         # entry (never merged); which patients matched is not said.
@@ -534,6 +538,36 @@ def _phones_and_email(resource: dict) -> dict:
             if column is not None:
                 found[column] = number
     return found
+
+
+def _contact_and_language(resource: dict) -> dict:
+    """The first contact (the emergency contact) and the preferred language, as text."""
+    found = {}
+    contacts = resource.get("contact") or []
+    if contacts:
+        contact = contacts[0]
+        name = contact.get("name") or {}
+        found["emergency_contact_name"] = (
+            name.get("text") or " ".join([*(name.get("given") or []), name.get("family") or ""])
+        ).strip()[:200] or None
+        relationship = next(
+            (r.get("text") for r in contact.get("relationship") or [] if r.get("text")), None
+        )
+        found["emergency_contact_relationship"] = (relationship or "")[:100] or None
+        phone = next(
+            (t.get("value") for t in contact.get("telecom") or [] if t.get("system") == "phone"),
+            None,
+        )
+        if phone:
+            number = normalise_phone(phone, current_app.config.get("DEFAULT_PHONE_REGION", "US"))
+            if number is None:
+                raise EntryRefused("The contact's phone number is not valid.", code="invalid")
+            found["emergency_contact_phone"] = number
+    for communication in resource.get("communication") or []:
+        language = _text_of(communication.get("language"))
+        if language and (communication.get("preferred") or "preferred_language" not in found):
+            found["preferred_language"] = language[:50]
+    return {name: value for name, value in found.items() if value}
 
 
 def _address(resource: dict) -> dict:
@@ -656,7 +690,8 @@ def _import_immunization(actor, patient: Patient, resource: dict) -> str:
     refused = resource.get("status") == "not-done"
     site = _text_of(resource.get("site"))
     site = next((s for s in SITES if site and s.lower() == site.lower()), None)
-    route = IMMUNIZATION_ROUTES.get(_status_code(resource.get("route")) or "")
+    route_concept = resource.get("route") or {}
+    route = IMMUNIZATION_ROUTES.get(_status_code(route_concept) or route_concept.get("text") or "")
     dose = None
     for applied in resource.get("protocolApplied") or []:
         dose = applied.get("doseNumberPositiveInt") or dose
@@ -682,7 +717,8 @@ MEDICATION_STATUSES = {
     "active": "active",
     "intended": "active",
     "on-hold": "active",
-    "completed": "stopped",
+    # The list says "completed" when an entry's stop date passed without anyone stopping it.
+    "completed": "active",
     "stopped": "stopped",
     "cancelled": "stopped",
     "not-taken": "stopped",
@@ -691,7 +727,8 @@ MEDICATION_STATUSES = {
 
 def _import_medication(actor, patient: Patient, resource: dict) -> str:
     _not_in_error(resource)
-    if resource["resourceType"] == "MedicationRequest" and resource.get("intent") != "plan":
+    is_request = resource["resourceType"] == "MedicationRequest"
+    if is_request and resource.get("intent") != "plan":
         raise EntryRefused(
             "Prescriptions are not imported: send the medication list (intent plan) or "
             "MedicationStatement.",
@@ -700,16 +737,30 @@ def _import_medication(actor, patient: Patient, resource: dict) -> str:
     drug = _text_of(resource.get("medicationCodeableConcept"))
     if not drug:
         raise EntryRefused("A medication needs its name.", code="required")
-    period = resource.get("effectivePeriod") or {}
+    if is_request:
+        period = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
+    else:
+        period = resource.get("effectivePeriod") or {}
     dosage = (resource.get("dosage") or resource.get("dosageInstruction") or [{}])[0]
+    route = (_text_of(dosage.get("route")) or "")[:100]
+    # One text ("dose route frequency" as this API exports it): the route, given on its own
+    # too, is taken out of it once, so it is not said twice when the entry is shown.
+    words = (dosage.get("text") or "").split()
+    if route and route in words:
+        words.remove(route)
+    status = MEDICATION_STATUSES.get(resource.get("status"), "active")
     values = {
         "drug": drug[:200],
-        "dose": (dosage.get("text") or "")[:200],
-        "route": (_text_of(dosage.get("route")) or "")[:100],
-        "start_date": _day(period.get("start") or resource.get("authoredOn"), "effectivePeriod"),
-        "stop_date": _day(period.get("end"), "effectivePeriod.end"),
+        "dose": " ".join(words)[:200],
+        "route": route,
+        "start_date": _day(period.get("start"), "start"),
+        "stop_date": _day(period.get("end"), "end"),
+        "prescriber": ((resource.get("requester") or {}).get("display") or "")[:200],
         "source": "outside_record",
-        "status": MEDICATION_STATUSES.get(resource.get("status"), "active"),
+        "status": status,
+        "stop_reason": (_text_of(resource.get("statusReason")) or "")[:500]
+        if status == "stopped"
+        else "",
     }
     medication = insert_medication(actor, patient, values)
     return f"{resource['resourceType']}/{medication.id}"
