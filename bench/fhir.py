@@ -147,12 +147,14 @@ def _floor(url: str, sql: str, params: list[dict]) -> list[float]:
     return samples
 
 
-def _row(name, label, timed: Timed, stamp, *, floor=None, rate=None, **extra) -> report.Result:
+def _row(
+    name, label, timed: Timed, stamp, *, rows=ROWS, floor=None, rate=None, **extra
+) -> report.Result:
     latencies = timed.latencies_ms
     return report.Result(
         benchmark=name,
         database=label,
-        rows=ROWS,
+        rows=rows,
         requests=len(latencies),
         p50_ms=round(report.percentile(latencies, 50), 2) if latencies else None,
         p95_ms=round(report.percentile(latencies, 95), 2) if latencies else None,
@@ -190,7 +192,9 @@ def measure_reads(target, app, patient_id: int, db_report, stamp: str, log) -> N
         "ORDER BY family_key, given_key, birth_date, id LIMIT 50",
         [{"key": name.lower()} for name in families],
     )
-    db_report.results.append(_row(SEARCH_ROW, label, searched, stamp, floor=floor))
+    db_report.results.append(
+        _row(SEARCH_ROW, label, searched, stamp, rows=target.rows, floor=floor)
+    )
 
     def read_check(path, status, body):
         if status != 200 or json.loads(body).get("id") != path.rsplit("/", 1)[1]:
@@ -200,7 +204,7 @@ def measure_reads(target, app, patient_id: int, db_report, stamp: str, log) -> N
     ids = [patient.id for patient in sampled[:READS]]
     read = _time_requests(client, [f"/fhir/Patient/{pid}" for pid in ids], read_check)
     floor = _floor(target.url, "SELECT * FROM patients WHERE id = :id", [{"id": i} for i in ids])
-    db_report.results.append(_row(READ_ROW, label, read, stamp, floor=floor))
+    db_report.results.append(_row(READ_ROW, label, read, stamp, rows=target.rows, floor=floor))
 
     everything = Timed([], [])
     for index in range(EVERYTHING + 2):
@@ -227,7 +231,7 @@ def measure_reads(target, app, patient_id: int, db_report, stamp: str, log) -> N
                 or counts.get("Observation", 0) < chart.VITALS
             ):
                 everything.problems.append(f"$everything incomplete: {counts}")
-    db_report.results.append(_row(EVERYTHING_ROW, label, everything, stamp))
+    db_report.results.append(_row(EVERYTHING_ROW, label, everything, stamp, rows=target.rows))
     for result in db_report.results[-3:]:
         log(
             f"  {result.benchmark}: p50 {result.p50_ms} ms, p95 {result.p95_ms} ms"
@@ -309,6 +313,7 @@ def measure_export(target, db_report, stamp: str, log) -> None:
         db_report.label,
         Timed([], [] if found["resources"] else ["nothing exported"]),
         stamp,
+        rows=target.rows,
         rate=rate,
         memory_growth_mb=round(found["growth_mb"], 1),
     )
@@ -443,7 +448,9 @@ def measure_import(target, app, db_report, stamp: str, log) -> None:
             continue
         resources += len(response.get_json()["entry"])
     seconds = time.perf_counter() - started
-    result = _row(IMPORT_ROW, db_report.label, timed, stamp, rate=resources / seconds)
+    result = _row(
+        IMPORT_ROW, db_report.label, timed, stamp, rows=target.rows, rate=resources / seconds
+    )
     result.requests = resources
     db_report.results.append(result)
     log(

@@ -18,17 +18,28 @@ from functools import wraps
 
 from flask import current_app, g, request
 
+from portal.actors import Actor
 from portal.auth.permissions import PUBLIC
 from portal.fhir.bulk.responses import outcome_response
 
 
 @dataclass(frozen=True)
 class FhirClient:
-    """The API client a request's token belongs to."""
+    """The API client a request's token belongs to (the same face as fauth's
+    ``clients.Caller``: ``.id``, ``.name``, ``.scopes``, ``.actor``, ``.allows``)."""
 
     id: str
     name: str
     scopes: frozenset[str]
+    source: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit trail names: the client, from the caller's address."""
+        return Actor(id=None, username=f"api-client:{self.name}", source=self.source)
+
+    def allows(self, resource_type: str, *, write: bool = False) -> bool:
+        return scope_allows(self.scopes, resource_type, write=write)
 
 
 def scope_allows(scopes, resource_type: str, *, write: bool = False) -> bool:
@@ -70,11 +81,12 @@ def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
             if known is None:
                 return _unauthorized("The access token is not valid.", "invalid_token")
             client = FhirClient(
-                id=str(known["id"]), name=known["name"], scopes=frozenset(known["scopes"])
+                id=str(known["id"]),
+                name=known["name"],
+                scopes=frozenset(known["scopes"]),
+                source=request.remote_addr,
             )
-            if resource_type is not None and not scope_allows(
-                client.scopes, resource_type, write=write
-            ):
+            if resource_type is not None and not client.allows(resource_type, write=write):
                 return outcome_response(
                     403,
                     "forbidden",

@@ -20,7 +20,7 @@ from flask import current_app, g, request, send_file, url_for
 from portal.dates import parse_instant
 from portal.extensions import csrf
 from portal.fhir import bp
-from portal.fhir.access import fhir_access, scope_allows
+from portal.fhir.access import fhir_access
 from portal.fhir.bulk import export, imports
 from portal.fhir.bulk.responses import NDJSON, fhir_response, outcome_response
 from portal.transaction import Refused
@@ -32,7 +32,7 @@ DEFAULT_IMPORT_MAX_BYTES = 10 * 1024 * 1024
 
 
 def _actor():
-    return export.client_actor(g.fhir_client.name, request.remote_addr)
+    return g.fhir_client.actor
 
 
 def _prefer() -> set[str]:
@@ -84,7 +84,7 @@ def _kick_off(level: str):
                 400, "invalid", "_since must be an instant with its offset.", expression="_since"
             )
     offered = export.exportable_types(level)
-    scopes = g.fhir_client.scopes
+    caller = g.fhir_client
     if request.args.get("_type"):
         types = list(
             dict.fromkeys(
@@ -99,14 +99,14 @@ def _kick_off(level: str):
                 f"Not exported at this level: {', '.join(not_offered)}.",
                 expression="_type",
             )
-        refused = [name for name in types if not scope_allows(scopes, name)]
+        refused = [name for name in types if not caller.allows(name)]
         if refused:
             return outcome_response(
                 403, "forbidden", f"The token's scopes do not cover {', '.join(refused)}."
             )
     else:
         # No _type: every type the client may read (Bulk Data: the server's choice).
-        types = [name for name in offered if scope_allows(scopes, name)]
+        types = [name for name in offered if caller.allows(name)]
     try:
         job = export.start_export(
             _actor(),
@@ -201,7 +201,7 @@ def bulk_file(job_id: int, file_name: str):
     if found is None:
         return outcome_response(404, "not-found", "No such file.")
     entry, path = found
-    if not scope_allows(g.fhir_client.scopes, entry["type"]):
+    if not g.fhir_client.allows(entry["type"]):
         return outcome_response(
             403, "forbidden", f"The token's scopes do not cover {entry['type']}."
         )
@@ -233,7 +233,7 @@ def import_bundle():
     except (ValueError, UnicodeDecodeError):
         return outcome_response(400, "structure", "The body is not valid JSON.")
     for resource_type in imports.types_in(body):
-        if not scope_allows(g.fhir_client.scopes, resource_type, write=True):
+        if not g.fhir_client.allows(resource_type, write=True):
             return outcome_response(
                 403, "forbidden", f"The token's scopes do not cover writing {resource_type}."
             )
