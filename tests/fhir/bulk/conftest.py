@@ -1,4 +1,4 @@
-"""The FHIR tests' fixtures: the resource types a test registers are removed after it."""
+"""The bulk tests' fixtures."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ from portal.fhir.resources import RESOURCE_TYPES
 
 
 @pytest.fixture
-def resource_types(monkeypatch):
-    """Register resource types for one test: ``resource_types(spec, ...)``."""
+def resource_types():
+    """Serve only the resource types a test registers (``resource_types(spec, ...)``): the
+    real ones are put back afterwards, so a test of the export machinery knows what it
+    exports whatever types exist."""
+    kept = dict(RESOURCE_TYPES)
+    RESOURCE_TYPES.clear()
 
     def register(*specs):
         for spec in specs:
-            monkeypatch.setitem(RESOURCE_TYPES, spec.type, spec)
+            RESOURCE_TYPES[spec.type] = spec
 
-    return register
+    yield register
+    RESOURCE_TYPES.clear()
+    RESOURCE_TYPES.update(kept)
