@@ -213,19 +213,21 @@ def claim_job(
     """Take the oldest queued job, or one whose worker's lease ran out, in one short
     transaction; None when there is none. A job out of attempts is failed instead."""
     now = now or utcnow()
+    due = or_(
+        BulkExportJob.status == "queued",
+        and_(BulkExportJob.status == "running", BulkExportJob.lease_until < now),
+    )
     while True:
+        # A plain read first: an idle worker asks every two seconds, and on SQLite a use
+        # case would take the write lock each time for nothing.
+        waiting = db.session.scalar(select(BulkExportJob.id).where(due).limit(1))
+        _end_read()
+        if waiting is None:
+            return None
         with use_case():
             job = db.session.scalars(
                 select(BulkExportJob)
-                .where(
-                    or_(
-                        BulkExportJob.status == "queued",
-                        and_(
-                            BulkExportJob.status == "running",
-                            BulkExportJob.lease_until < now,
-                        ),
-                    )
-                )
+                .where(due)
                 .order_by(BulkExportJob.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
