@@ -31,6 +31,7 @@ import multiprocessing
 import random
 import resource
 import string
+import threading
 import time
 from dataclasses import dataclass
 
@@ -259,8 +260,17 @@ def _rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+class _RssSampler(threading.Thread):
+    """The process's resident set every 100 ms while an export runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.samples: list[float] = []
+
+    def run(self):
+        while not self.stop.wait(0.1):
+            self.samples.append(_rss_mb())
 
 
 def _export_child(url: str, answer) -> None:
@@ -270,10 +280,10 @@ def _export_child(url: str, answer) -> None:
     from portal.fhir.bulk import export
     from portal.fhir.resources import RESOURCE_TYPES
 
+    app = _app(url)  # its route modules register the resource types
     stand_in = "Patient" not in RESOURCE_TYPES
     if stand_in:
         RESOURCE_TYPES["Patient"] = StandInPatients()
-    app = _app(url)
     with app.app_context():
         types = export.exportable_types("system")
         export.start_export(
@@ -286,11 +296,14 @@ def _export_child(url: str, answer) -> None:
             request_url="bench",
         )
         job = export.claim_job("bench")
-        before, peak_before = _rss_mb(), _peak_rss_mb()
+        before = _rss_mb()
+        sampler = _RssSampler()
+        sampler.start()
         started = time.perf_counter()
         export.run_job(job)
         seconds = time.perf_counter() - started
-        peak = _peak_rss_mb()
+        sampler.stop.set()
+        sampler.join()
         written = db.session.execute(
             text("SELECT resources_written FROM fhir_bulk_export_jobs WHERE id = :id"),
             {"id": job.id},
@@ -304,7 +317,8 @@ def _export_child(url: str, answer) -> None:
             "types": types,
             "stand_in": stand_in,
             "rss_before_mb": before,
-            "growth_mb": max(0.0, peak - max(before, peak_before)),
+            # The resident set's highest point during the run, above where it started.
+            "growth_mb": max(0.0, max(sampler.samples, default=before) - before),
         }
     )
 
@@ -486,18 +500,21 @@ def measure(target, patient_id: int, db_report, args, stamp: str, log) -> None:
     from portal.fhir.resources import RESOURCE_TYPES
 
     app = _app(target.url)
-    if "Patient" in RESOURCE_TYPES:
+    parts = args.fhir_parts
+    if "reads" in parts and "Patient" in RESOURCE_TYPES:
         cpu.wait_for_quiet(args.quiet_wait, 0.5, log)
         measure_reads(target, app, patient_id, db_report, stamp, log)
-    else:
+    elif "reads" in parts:
         db_report.notes.append(
             "Search, read and $everything not measurable: no resource types registered yet."
         )
         log("  search, read, $everything: no resource types registered yet (skipped)")
-    cpu.wait_for_quiet(args.quiet_wait, 0.5, log)
-    measure_export(target, db_report, stamp, log)
-    cpu.wait_for_quiet(args.quiet_wait, 0.5, log)
-    measure_import(target, app, db_report, stamp, log)
+    if "export" in parts:
+        cpu.wait_for_quiet(args.quiet_wait, 0.5, log)
+        measure_export(target, db_report, stamp, log)
+    if "import" in parts:
+        cpu.wait_for_quiet(args.quiet_wait, 0.5, log)
+        measure_import(target, app, db_report, stamp, log)
     with app.app_context():
         from portal.extensions import db
 

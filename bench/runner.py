@@ -166,7 +166,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "$everything of the long chart, bulk export throughput and the worker's memory, "
         "Bundle import throughput; 1,000,000 patients, SQLite and PostgreSQL",
     )
+    parser.add_argument(
+        "--fhir-parts",
+        default="reads,export,import",
+        help="the --fhir measurements to run (%(default)s)",
+    )
     args = parser.parse_args(argv)
+    args.fhir_parts = {part.strip() for part in args.fhir_parts.split(",")}
     args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
     args.latency_messages = args.latency_messages or (30 if args.quick else 200)
     args.integration_repeats = args.integration_repeats or (1 if args.quick else 3)
