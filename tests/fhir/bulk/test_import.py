@@ -391,3 +391,43 @@ def test_a_script_in_an_imported_name_is_inert_on_the_chart(app, client, signed_
     html = page.get_data(as_text=True)
     assert script not in html
     assert "&lt;script&gt;alert(" in html
+
+
+def test_the_medication_list_imports_and_prescriptions_do_not(app, client):
+    token = give_token(app, "t-write", scopes=WRITE)
+    listed = {
+        "resourceType": "MedicationRequest",
+        "status": "stopped",
+        "statusReason": {"text": "Cough"},
+        "intent": "plan",
+        "subject": _subject(),
+        "medicationCodeableConcept": {"text": "Lisinopril 10 mg tablet"},
+        "requester": {"display": "Dr. Elsewhere"},
+        "dosageInstruction": [{"text": "10 mg oral daily", "route": {"text": "oral"}}],
+        "dispenseRequest": {"validityPeriod": {"start": "2021-02-01", "end": "2023-03-01"}},
+    }
+    ordered = {**listed, "intent": "order", "status": "active"}
+    refused_shot = {
+        "resourceType": "Immunization",
+        "status": "not-done",
+        "statusReason": {"text": "patient objection"},
+        "patient": _subject(),
+        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "115"}]},
+        "occurrenceDateTime": "2024-10-01",
+    }
+    body = _bundle("batch", [_patient(), listed, ordered, refused_shot], {0: PATIENT_URL})
+    answer = _post(client, token, body).get_json()
+    statuses = [entry["response"]["status"] for entry in answer["entry"]]
+    assert statuses == ["201 Created", "201 Created", "422 Unprocessable Entity", "201 Created"]
+    assert answer["entry"][2]["response"]["outcome"]["issue"][0]["code"] == "not-supported"
+    with app.app_context():
+        medication = db.session.scalars(select(Medication)).one()
+        assert (medication.status, medication.stop_reason, medication.prescriber) == (
+            "stopped",
+            "Cough",
+            "Dr. Elsewhere",
+        )
+        assert (medication.dose, medication.route) == ("10 mg daily", "oral")
+        assert (medication.start_date, medication.stop_date) == (date(2021, 2, 1), date(2023, 3, 1))
+        shot = db.session.scalars(select(Immunization)).one()
+        assert shot.refused and shot.refusal_reason == "patient objection"
