@@ -300,8 +300,10 @@ def _export_child(url: str, answer) -> None:
         sampler = _RssSampler()
         sampler.start()
         started = time.perf_counter()
+        cpu_before = time.process_time()
         export.run_job(job)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_before
         sampler.stop.set()
         sampler.join()
         written = db.session.execute(
@@ -314,6 +316,7 @@ def _export_child(url: str, answer) -> None:
         {
             "resources": written,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "types": types,
             "stand_in": stand_in,
             "rss_before_mb": before,
@@ -345,7 +348,9 @@ def measure_export(target, db_report, stamp: str, log) -> None:
     db_report.results.append(result)
     db_report.notes.append(
         f"Bulk export: {found['resources']:,} resources of {', '.join(found['types'])} in "
-        f"{found['seconds']:.1f} s; the worker process's RSS {found['rss_before_mb']:.0f} MB "
+        f"{found['seconds']:.1f} s ({found['resources'] / found['cpu_seconds']:,.0f} per second "
+        f"of the worker's own CPU time, {found['cpu_seconds']:.0f} s: the machine was shared); "
+        f"the worker process's RSS {found['rss_before_mb']:.0f} MB "
         f"before, peak growth {found['growth_mb']:.1f} MB"
         + (
             "; over a stand-in Patient type (the resource types had not landed)"
