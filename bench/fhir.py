@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import queue
 import random
 import resource
 import string
@@ -331,7 +332,13 @@ def measure_export(target, db_report, stamp: str, log) -> None:
     answer = context.Queue()
     process = context.Process(target=_export_child, args=(target.url, answer))
     process.start()
-    found = answer.get(timeout=3600)
+    while True:
+        try:
+            found = answer.get(timeout=5)
+            break
+        except queue.Empty:
+            if not process.is_alive():
+                raise RuntimeError(f"the export process ended ({process.exitcode})") from None
     process.join()
     name = EXPORT_ROW + (", stand-in Patient type" if found["stand_in"] else "")
     rate = found["resources"] / found["seconds"]
