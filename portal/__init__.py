@@ -108,6 +108,7 @@ def register_extensions(app: Flask) -> None:
     import portal.auth.models
     import portal.charting.models
     import portal.clinic.models
+    import portal.fhir.bulk.models
     import portal.integrations.models
     import portal.patients.models
     import portal.prescriptions.models
@@ -163,6 +164,7 @@ ROUTE_MODULES = (
     "portal.integrations.hooks",
     "portal.prescriptions.views",
     "portal.fhir.views",
+    "portal.fhir.bulk.views",
 )
 
 
