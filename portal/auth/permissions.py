@@ -57,6 +57,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "chart.sign_nursing",
             # Prescribing through the e-prescribing connector (the vendor's screen, queues).
             "prescriptions.write",
+            # Signing a prescription composed in the portal (a fresh second factor each time;
+            # a controlled substance also needs an EPCS grant and the password).
+            "rx.sign",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person
