@@ -161,6 +161,11 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
     "prescriptions.message": {"prescriber"},
+    # Signing a prescription composed in the portal, and its failed transmissions (issue 11).
+    "prescriptions.sign_dialog": {"prescriber"},
+    "prescriptions.sign": {"prescriber"},
+    "prescriptions.transmission_errors": {"prescriber"},
+    "prescriptions.retry": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
