@@ -39,6 +39,12 @@ EXPECTED: dict[str, set[str]] = {
     "admin.enable_user": ADMIN,
     "admin.reset_password": ADMIN,
     "admin.decide_mfa_reset": ADMIN,  # the two-person rule's second admin (issue 14)
+    # EPCS logical access control (issue 11): an administrator records DEA numbers and
+    # proposes grants and revokes; a DEA registrant (a prescriber) approves or declines.
+    "admin.set_dea_number": ADMIN,
+    "admin.epcs_step": ADMIN,
+    "admin.epcs_approvals": {"prescriber"},
+    "admin.decide_epcs": {"prescriber"},
     "admin.clinic_settings": ADMIN,
     "admin.add_location": ADMIN,
     "admin.edit_location": ADMIN,
@@ -201,6 +207,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
     "admin.confirm_user_action": "end-sessions",
+    "admin.epcs_step": "withdraw",  # of a proposal nobody made: refused, harmless
     "admin.set_location_active": "deactivate",
     "admin.integration_set_enabled": "disable",
     "admin.integration_set_paused": "pause",

@@ -6,3 +6,28 @@ from portal.fhir.spec import ResourceSpec
 
 # Filled by the resource modules of this package (one per resource type).
 RESOURCE_TYPES: dict[str, ResourceSpec] = {}
+
+# The clinical resource types register themselves when imported: importing this package
+# fills RESOURCE_TYPES. (After RESOURCE_TYPES, which they import.)
+from portal.fhir.resources import (  # noqa: E402
+    allergy,
+    appointment,
+    condition,
+    document_reference,
+    encounter,
+    immunization,
+    medication_request,
+    observation,
+)
+
+__all__ = [
+    "RESOURCE_TYPES",
+    "allergy",
+    "appointment",
+    "condition",
+    "document_reference",
+    "encounter",
+    "immunization",
+    "medication_request",
+    "observation",
+]
