@@ -203,6 +203,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
+    "prescription_id",  # prescriptions (signing, send again)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
