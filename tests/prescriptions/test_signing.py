@@ -300,3 +300,38 @@ def test_the_encounter_page_lists_the_visits_prescriptions_with_their_badge(
     assert "Prescriptions of this visit" in page
     assert "lisinopril 10 MG Oral Tablet" in page and 'data-state="draft"' in page
     assert f"/prescriptions/{rx_id}/sign" in page
+
+
+def test_two_signings_past_their_factors_race_on_the_update_and_both_answer_the_one(
+    app, monkeypatch
+):
+    """Both requests through their factors (two codes, two tabs): the conditional UPDATE
+    on state and version decides; the loser changes nothing and answers with the winner."""
+    monkeypatch.setattr(signing, "confirm_signing_factors", lambda *args, **kwargs: None)
+    patient_id = a_patient(app)
+    rx_id = a_draft(app, patient_id)
+    results: list = [None, None]
+    barrier = threading.Barrier(2)
+
+    def attempt(index: int) -> None:
+        with app.test_request_context():
+            barrier.wait()
+            try:
+                results[index] = signing.sign_prescription(
+                    actor_of("drlee"), rx_id, version=1, totp_code="checked elsewhere"
+                )
+            except Exception as error:  # reported by the assertion below
+                results[index] = error
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(isinstance(r, signing.Signed) for r in results), results
+    assert sorted(r.repeated for r in results) == [False, True]
+    assert {r.prescription.digest for r in results} == {load(app, rx_id).digest}
+    assert len(events(app, "prescription.signed")) == 1
+    assert len(medications(app, patient_id)) == 1
