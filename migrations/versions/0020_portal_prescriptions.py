@@ -3,7 +3,7 @@ machine for both paths, what was signed (by whom, when, its digest, the alerts a
 made immutable by triggers, printing that forbids transmission, and prescribers' favourites.
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0019
 Create Date: 2026-12-06 08:50:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0020"
-down_revision = "0016"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
