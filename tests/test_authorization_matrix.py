@@ -172,6 +172,7 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.sign": {"prescriber"},
     "prescriptions.transmission_errors": {"prescriber"},
     "prescriptions.retry": {"prescriber"},
+    "prescriptions.state": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {

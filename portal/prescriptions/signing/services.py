@@ -697,3 +697,18 @@ def prescriptions_of_encounter(encounter_id: int) -> list[Prescription]:
             .order_by(Prescription.id)
         )
     )
+
+
+# States a signed prescription leaves on its own (the worker, the vendor's webhooks): the
+# signed dialog's badge keeps asking while in one of them.
+MOVING_STATES = frozenset({states.QUEUED, states.SENT})
+
+
+def state_of(actor, prescription_id: int) -> Prescription:
+    """A prescription the actor signed, for its state badge. Not audited: the answer is the
+    state alone (no drug, no patient), of a prescription the actor has just signed."""
+    rx = db.session.get(Prescription, prescription_id)
+    if rx is None or rx.signed_by_id != actor.id:
+        raise NotFound()
+    get_patient_for(actor, rx.patient_id)
+    return rx

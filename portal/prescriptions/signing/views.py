@@ -102,3 +102,17 @@ def visit_prescriptions(actor, page) -> dict:
     """The encounter page's list of the visit's prescriptions, with their state badges (the
     page's own view event covers it)."""
     return {"visit_prescriptions": services.prescriptions_of_encounter(page.encounter.id)}
+
+
+@bp.get("/prescriptions/<int:prescription_id>/state")
+@require("rx.sign")
+def state(prescription_id: int):
+    """The state badge of a prescription the prescriber signed (htmx polls it while the
+    worker and the vendor move it on)."""
+    rx = services.state_of(current_actor(), prescription_id)
+    return render(
+        "prescriptions/signing/_live_state.html",
+        "prescriptions/signing/_live_state.html",
+        rx=rx,
+        moving=services.MOVING_STATES,
+    )
