@@ -21,6 +21,7 @@ from bench import (
     floors,
     integrations,
     report,
+    rx_safety,
     schedule,
     workload,
 )
@@ -164,6 +165,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="4,16",
         help="client counts for the --integrations webhook intake (%(default)s)",
     )
+    parser.add_argument(
+        "--rx-safety",
+        action="store_true",
+        help="measure the prescription safety checks instead: the checks in process and the "
+        "patient context they read (30 medications, 10 allergies, 200 past prescriptions)",
+    )
     args = parser.parse_args(argv)
     args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
     args.latency_messages = args.latency_messages or (30 if args.quick else 200)
@@ -211,6 +218,12 @@ def main(argv=None) -> int:
         if not args.no_postgres and not version:
             log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
         code = integrations.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
+    if args.rx_safety:
+        log(f"Prescription safety benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        code = rx_safety.main(args, log, stamp, info, version)
         log(f"Total time {time.perf_counter() - started:.0f} s.")
         return code
     if args.audit:
