@@ -111,6 +111,8 @@ def test_a_refused_send_is_an_error_in_words_and_send_again_works(app, sandbox, 
     assert message.status == "failed"
     page = doctor.get("/prescriptions/transmission-errors").get_data(as_text=True)
     assert "Send again" in page
+    top_bar = doctor.get("/eprescribe/count").get_data(as_text=True)
+    assert "Transmission errors" in top_bar and 'aria-label="1 failed"' in top_bar
 
     sandbox.faults(result_error=False)
     answer = doctor.post_form(f"/prescriptions/{rx_id}/retry", {})
