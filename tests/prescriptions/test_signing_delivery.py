@@ -44,6 +44,8 @@ def test_signed_queued_sent_then_pharmacy_verified(app, sandbox, signed_in):
     patient_id = a_patient(app)
     rx_id = a_draft(app, patient_id, pharmacist_note=XSS)
     doctor = signed_in("drlee")
+    dialog = doctor.get(f"/prescriptions/{rx_id}/sign").get_data(as_text=True)
+    assert "Sign and send" in dialog and XSS not in dialog and "&lt;script&gt;" in dialog
     assert sign(doctor, app, rx_id).status_code == 303
     rx = load(app, rx_id)
     assert (rx.state, rx.fhir_status, rx.vendor_id) == ("queued", "active", None)
@@ -90,7 +92,8 @@ def test_a_pharmacy_that_fails_transmission_ends_in_error_with_its_reason(app, s
     assert rx.transmission_error == "Sandbox Broken Link Pharmacy did not accept the message."
     page = doctor.get("/prescriptions/transmission-errors").get_data(as_text=True)
     assert "did not accept the message" in page and "Muñoz" in page
-    assert events(app, "prescription.errors_viewed")
+    [viewed] = events(app, "prescription.errors_viewed")
+    assert viewed.patient_id == patient_id
     # The vendor holds it in error: sending the same again would fail the same way.
     again = doctor.post_form(f"/prescriptions/{rx_id}/retry", {})
     assert again.status_code == 422

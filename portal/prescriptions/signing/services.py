@@ -620,12 +620,14 @@ def transmission_errors(actor, limit: int = 100) -> list[TransmissionError]:
             .order_by(Prescription.updated_at.desc(), Prescription.id.desc())
             .limit(limit)
         ).all()
-        audit.record(
-            actor,
-            "prescription.errors_viewed",
-            detail=f"{len(rows)} listed",
-            category="prescriptions",
-        )
+        # The list names patients: one event per patient shown.
+        for patient_id in sorted({patient.id for _, patient in rows}):
+            audit.record(
+                actor,
+                "prescription.errors_viewed",
+                patient_id=patient_id,
+                category="prescriptions",
+            )
     return [TransmissionError(rx, patient) for rx, patient in rows]
 
 
