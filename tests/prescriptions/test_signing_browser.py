@@ -9,8 +9,10 @@ import threading
 import pytest
 from playwright.sync_api import expect
 
+from tests.admin.epcs_helpers import grant_drlee
 from tests.integrations.dosespot.helpers import SandboxServer
 from tests.prescriptions.signing_helpers import (
+    OXYCODONE,
     a_draft,
     a_patient,
     enable_dosespot,
@@ -18,6 +20,7 @@ from tests.prescriptions.signing_helpers import (
     work_until,
 )
 from tests.support.browser import sign_in_by_cookie, totp_now
+from tests.support.database import PASSWORD
 
 
 @pytest.mark.browser
@@ -53,3 +56,31 @@ def test_sign_with_a_code_and_watch_it_reach_the_pharmacy(app, live_server, page
         watch.assert_clean(page)
     finally:
         sandbox.stop()
+
+
+@pytest.mark.browser
+def test_a_schedule_ii_is_signed_with_password_and_code(app, page, watch):
+    grant_drlee(app)
+    patient_id = a_patient(app)
+    rx_id = a_draft(app, patient_id, drug=OXYCODONE)
+    sign_in_by_cookie(page, app, "drlee")
+    page.goto(f"/prescriptions/{rx_id}/sign")
+    dialog = page.get_by_role("region", name="Sign prescription")
+    expect(dialog.get_by_text("Schedule II")).to_be_visible()
+    # No connector in this clinic: signed, to be printed. Without the password: refused.
+    watch.expect_http_error(422, f"/prescriptions/{rx_id}/sign")
+    dialog.get_by_label("Code from your authenticator app").fill(totp_now(app, "drlee"))
+    with page.expect_response(lambda r: r.url.endswith(f"/prescriptions/{rx_id}/sign")):
+        dialog.get_by_role("button", name="Sign", exact=True).click()
+    expect(dialog.get_by_text("Type your password.")).to_be_visible()
+    assert load(app, rx_id).state == "draft"
+
+    dialog = page.get_by_role("region", name="Sign prescription")
+    dialog.get_by_label("Your password (controlled substance)").fill(PASSWORD)
+    dialog.get_by_label("Code from your authenticator app").fill(totp_now(app, "drlee"))
+    with page.expect_response(lambda r: r.url.endswith(f"/prescriptions/{rx_id}/sign")):
+        dialog.get_by_role("button", name="Sign", exact=True).click()
+    signed = page.get_by_role("region", name="Signed prescription")
+    expect(signed.get_by_text("Signed", exact=True)).to_be_visible()
+    assert load(app, rx_id).state == "signed" and load(app, rx_id).schedule == 2
+    watch.assert_clean(page)
