@@ -249,6 +249,8 @@ def test_what_was_signed_stays_as_it_was(app, signed_in):
     before = load(app, rx_id)
     # The route: a second signing changes nothing (it answers with the first).
     assert sign(doctor, app, rx_id).status_code == 303
+    dialog = doctor.get(f"/prescriptions/{rx_id}/sign").get_data(as_text=True)
+    assert "what was signed cannot change" in dialog and "totp_code" not in dialog
     # The service: the same.
     with app.test_request_context():
         again = signing.sign_prescription(actor_of("drlee"), rx_id, version=1, totp_code="1")
