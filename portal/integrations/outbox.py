@@ -200,7 +200,8 @@ def _finish(claimed: Claimed, *, outcome: Outcome | None = None, **values) -> bo
     now = utcnow()
     handler = _outcome_handlers.get(claimed.operation) if outcome is not None else None
     with use_case():
-        bookkeeping_durable_later()
+        if handler is None:  # a domain's change rides along otherwise: that commits durably
+            bookkeeping_durable_later()
         done = db.session.execute(
             update(OutboxMessage)
             .where(
