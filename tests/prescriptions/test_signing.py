@@ -8,11 +8,13 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from portal.extensions import db
+from portal.patients.models import Patient
 from portal.prescriptions.models import Prescription
+from portal.prescriptions.services import _write_back
 from portal.prescriptions.signing import services as signing
 from portal.transaction import Refused, use_case
 from tests.admin.epcs_helpers import grant_drlee
@@ -336,4 +338,31 @@ def test_two_signings_past_their_factors_race_on_the_update_and_both_answer_the_
     assert sorted(r.repeated for r in results) == [False, True]
     assert {r.prescription.digest for r in results} == {load(app, rx_id).digest}
     assert len(events(app, "prescription.signed")) == 1
+    assert len(medications(app, patient_id)) == 1
+
+
+def test_the_vendors_read_before_the_sends_outcome_lands_on_the_same_row(app, signed_in):
+    """A webhook's re-read can arrive before the worker records the send's outcome: the
+    vendor's item carries our id ("rx-<id>"), so it updates the signed row, never a second."""
+    patient_id = a_patient(app)
+    rx_id = a_draft(app, patient_id)
+    assert sign(signed_in("drlee"), app, rx_id).status_code == 303
+    item = {
+        "vendor_id": "777",
+        "drug": "lisinopril 10 MG Oral Tablet (as the vendor names it)",
+        "status": "eRxSent",
+        "medication_status": "Active",
+        "fhir_status": "active",
+        "ours": f"rx-{rx_id}",
+        "error_details": None,
+    }
+    with app.app_context(), use_case():
+        patient = db.session.get(Patient, patient_id)
+        assert _write_back(actor_of("drlee"), "dosespot", patient, item) == 1
+    rx = load(app, rx_id)
+    assert (rx.connector, rx.vendor_id, rx.state) == ("dosespot", "777", "sent")
+    assert rx.drug == "lisinopril 10 MG Oral Tablet"  # what was signed stays
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Prescription)) == 1
+        db.session.remove()
     assert len(medications(app, patient_id)) == 1
