@@ -167,6 +167,12 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
     "prescriptions.message": {"prescriber"},
+    # Signing a prescription composed in the portal, and its failed transmissions (issue 11).
+    "prescriptions.sign_dialog": {"prescriber"},
+    "prescriptions.sign": {"prescriber"},
+    "prescriptions.transmission_errors": {"prescriber"},
+    "prescriptions.retry": {"prescriber"},
+    "prescriptions.state": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -200,6 +206,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
+    "prescription_id",  # prescriptions (signing, send again)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
