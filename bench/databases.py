@@ -53,6 +53,7 @@ class Target:
     def key(self) -> str:
         name = make_url(self.url).database or ""
         extra = "-sched" if "sched" in name else "-chart" if "chart" in name else ""
+        extra = "-fhir" if "fhir" in name else extra
         return f"{self.dialect}-{self.rows}{extra}"
 
 

@@ -40,6 +40,17 @@ OUTBOX_LATENCY_P95_MS = 1000.0  # "outbox commit-to-delivery latency", p95 below
 WEBHOOK_INTAKE_PER_S = 300.0
 WEBHOOK_INTAKE_P95_MS = 50.0
 WEBHOOK_INTAKE_LATENCY_ROW = "webhook intake, 4 clients"
+# Goals of the FHIR API (bench/fhir.py names the rows): p95 latencies, rates, memory.
+FHIR_P95_BUDGETS_MS = {
+    "fhir: Patient search by family name": 50.0,
+    "fhir: Patient read": 20.0,
+    "fhir: $everything (1,000 encounters, 5,000 vital sets)": 1000.0,
+}
+FHIR_RATE_BUDGETS_PER_S = {
+    "fhir: bulk export, 1 worker": 20_000.0,  # on PostgreSQL (SQLite: shown, not held)
+    "fhir: import, transaction bundles, 1 client": 500.0,
+}
+FHIR_EXPORT_MEMORY_GROWTH_MB = 64.0  # the worker's peak RSS growth over a whole export
 
 
 @dataclass
@@ -63,6 +74,7 @@ class Result:
     conflict_rate: float | None = None  # booking: share of attempts refused as taken
     throughput_per_s: float | None = None  # requests (or events) answered per second
     clients: int | None = None  # concurrent clients (concurrency benchmarks)
+    memory_growth_mb: float | None = None  # a worker's peak RSS growth over the run
 
     def public(self) -> dict:
         """The object results.json holds (the fields regression scripts rely on)."""
@@ -85,6 +97,7 @@ class Result:
             "conflict_rate",
             "throughput_per_s",
             "clients",
+            "memory_growth_mb",
         ):
             if values[extra] is not None:
                 public[extra] = values[extra]
@@ -124,6 +137,8 @@ def budget(result: Result, all_results: list[Result]) -> tuple[str, str]:
         return _concurrency_budget(result, all_results)
     if result.benchmark.startswith(("outbox ", "webhook intake")):
         return _integrations_budget(result)
+    if result.benchmark.startswith("fhir: "):
+        return _fhir_budget(result)
     if result.benchmark in PAGE_BUDGETS_MS:
         limit = PAGE_BUDGETS_MS[result.benchmark]
         return f"≤ {limit:.0f}", "pass" if result.p95_ms <= limit else "**FAIL**"
@@ -197,6 +212,23 @@ def _integrations_budget(result: Result) -> tuple[str, str]:
     if name.startswith("webhook intake"):
         passed = rate >= WEBHOOK_INTAKE_PER_S
         return f"≥ {WEBHOOK_INTAKE_PER_S:.0f}/s (queueing)", "pass" if passed else "**FAIL**"
+    return "—", "—"
+
+
+def _fhir_budget(result: Result) -> tuple[str, str]:
+    name = result.benchmark
+    if name in FHIR_P95_BUDGETS_MS:
+        limit = FHIR_P95_BUDGETS_MS[name]
+        return f"≤ {limit:.0f}", "pass" if result.p95_ms <= limit else "**FAIL**"
+    if name in FHIR_RATE_BUDGETS_PER_S:
+        limit = FHIR_RATE_BUDGETS_PER_S[name]
+        if name.startswith("fhir: bulk export") and result.database != "PostgreSQL":
+            return f"(≥ {limit:,.0f}/s on PostgreSQL)", "—"
+        texts, passed = [f"≥ {limit:,.0f}/s"], (result.throughput_per_s or 0) >= limit
+        if result.memory_growth_mb is not None:
+            texts.append(f"RSS growth ≤ {FHIR_EXPORT_MEMORY_GROWTH_MB:.0f} MB")
+            passed = passed and result.memory_growth_mb <= FHIR_EXPORT_MEMORY_GROWTH_MB
+        return " and ".join(texts), "pass" if passed else "**FAIL**"
     return "—", "—"
 
 

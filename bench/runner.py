@@ -18,6 +18,7 @@ from bench import (
     cpu,
     databases,
     drugs,
+    fhir,
     floors,
     integrations,
     report,
@@ -173,6 +174,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         "patient context they read (30 medications, 10 allergies, 200 past prescriptions)",
     )
     parser.add_argument(
+        "--fhir",
+        action="store_true",
+        help="measure the FHIR API instead (bench/fhir.py): Patient search and read, "
+        "$everything of the long chart, bulk export throughput and the worker's memory, "
+        "Bundle import throughput; 1,000,000 patients, SQLite and PostgreSQL",
+    )
+    parser.add_argument(
+        "--fhir-parts",
+        default="reads,export,import",
+        help="the --fhir measurements to run (%(default)s)",
+    )
+    parser.add_argument(
         "--rx-compose",
         action="store_true",
         help="measure prescription composing instead: the prescribe page, drug search on the "
@@ -180,6 +193,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "prescriptions)",
     )
     args = parser.parse_args(argv)
+    args.fhir_parts = {part.strip() for part in args.fhir_parts.split(",")}
     args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
     args.latency_messages = args.latency_messages or (30 if args.quick else 200)
     args.integration_repeats = args.integration_repeats or (1 if args.quick else 3)
@@ -238,6 +252,14 @@ def main(argv=None) -> int:
         log(f"Prescription safety benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
         version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
         code = rx_safety.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
+    if args.fhir:
+        log(f"FHIR benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        if not args.no_postgres and not version:
+            log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
+        code = fhir.main(args, log, stamp, info, version)
         log(f"Total time {time.perf_counter() - started:.0f} s.")
         return code
     if args.audit:

@@ -108,6 +108,7 @@ def register_extensions(app: Flask) -> None:
     import portal.auth.models
     import portal.charting.models
     import portal.clinic.models
+    import portal.fhir.bulk.models
     import portal.integrations.models
     import portal.patients.models
     import portal.prescriptions.models
@@ -124,12 +125,15 @@ def register_extensions(app: Flask) -> None:
     # Connectors other installed packages add (entry points), beside the built-in ones; and
     # the domains that handle what connectors of a kind push to us.
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
-    from portal.integrations import inbox
+    from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
     from portal.prescriptions.services import handle_event
+    from portal.prescriptions.signing.services import SEND_OPERATION, record_send_outcome
 
     load_plugins()
     inbox.register_handler("eprescribing", handle_event)
+    # A prescription's send reports its outcome back (sent, or error with the reason).
+    outbox.register_outcome_handler(SEND_OPERATION, record_send_outcome)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -163,7 +167,9 @@ ROUTE_MODULES = (
     "portal.integrations.hooks",
     "portal.prescriptions.views",
     "portal.prescriptions.compose.views",
+    "portal.prescriptions.signing.views",
     "portal.fhir.views",
+    "portal.fhir.bulk.views",
 )
 
 

@@ -32,6 +32,7 @@ from portal.demo.integrations import seed_eprescribing
 from portal.demo.patients import seed_patients
 from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
+from portal.fhir.bulk import jobs as fhir_bulk_jobs
 from portal.integrations import jobs as integration_jobs
 from portal.prescriptions import jobs as prescription_jobs
 from portal.terminology import drugs, rxnorm_rrf
@@ -204,6 +205,7 @@ def worker_command(once: bool):
         + integration_jobs.periodic_jobs(app.config, stop)
         + prescription_jobs.periodic_jobs(app.config)
         + account_jobs.periodic_jobs(app.config)
+        + fhir_bulk_jobs.periodic_jobs(app.config, stop)
     )
     if once:
         worker.run_once(app, periodic)

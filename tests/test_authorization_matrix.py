@@ -179,6 +179,12 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.choose_pharmacy": {"prescriber"},
     "prescriptions.save_favorite": {"prescriber"},
     "prescriptions.use_favorite": {"prescriber"},
+    # Signing a prescription composed in the portal, and its failed transmissions (issue 11).
+    "prescriptions.sign_dialog": {"prescriber"},
+    "prescriptions.sign": {"prescriber"},
+    "prescriptions.transmission_errors": {"prescriber"},
+    "prescriptions.retry": {"prescriber"},
+    "prescriptions.state": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -212,8 +218,8 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
+    "prescription_id",  # prescriptions (signing, send again, renew)
     "draft_id",
-    "prescription_id",
     "favorite_id",  # composing prescriptions
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,37 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 15 * 60.0
 LEASE_SECONDS = 120.0
 LAST_ERROR_MAX_CHARS = 500
+
+# What a domain wants done, in the transaction that records a message's outcome, when a
+# message of an operation is delivered or given up on: e.g. prescriptions move a sent
+# prescription to "sent" with the vendor's id, or to "error" with the vendor's reason.
+# Registered by the domain (the app factory wires it), so integrations import no domain.
+OutcomeHandler = Callable[["Outcome"], None]
+_outcome_handlers: dict[str, OutcomeHandler] = {}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A message's recorded outcome, as an outcome handler reads it."""
+
+    message_id: int
+    connector: str
+    operation: str
+    status: str  # "delivered", "failed" (refused as it is) or "dead" (out of attempts)
+    result: dict | None
+    error: str | None
+
+
+def register_outcome_handler(operation: str, handler: OutcomeHandler) -> None:
+    """Call ``handler`` in the outcome's own transaction whenever a message of
+    ``operation`` is delivered, failed or dead (not for a try that will be retried). One
+    handler an operation; an error in it rolls the outcome back (the message stays in flight
+    and is tried again when its lease ends), so a handler must be idempotent."""
+    _outcome_handlers[operation] = handler
+
+
+def unregister_outcome_handler(operation: str) -> None:
+    _outcome_handlers.pop(operation, None)
 
 
 def enqueue(
@@ -161,12 +193,15 @@ def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float
     return max(1.0, (rng or random).uniform(0, ceiling))
 
 
-def _finish(claimed: Claimed, **values) -> bool:
+def _finish(claimed: Claimed, *, outcome: Outcome | None = None, **values) -> bool:
     """Record an outcome if the claim still holds the message (True), else leave it to the
-    worker that holds it now (False)."""
+    worker that holds it now (False). A final ``outcome`` goes to its operation's handler in
+    the same transaction."""
     now = utcnow()
+    handler = _outcome_handlers.get(claimed.operation) if outcome is not None else None
     with use_case():
-        bookkeeping_durable_later()
+        if handler is None:  # a domain's change rides along otherwise: that commits durably
+            bookkeeping_durable_later()
         done = db.session.execute(
             update(OutboxMessage)
             .where(
@@ -177,12 +212,21 @@ def _finish(claimed: Claimed, **values) -> bool:
             .values(updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )
-        return done.rowcount == 1
+        if done.rowcount != 1:
+            return False
+        if handler is not None:
+            handler(outcome)
+        return True
+
+
+def _outcome(claimed: Claimed, status: str, result=None, error=None) -> Outcome:
+    return Outcome(claimed.id, claimed.connector, claimed.operation, status, result, error)
 
 
 def mark_delivered(claimed: Claimed, result: dict | None) -> bool:
     return _finish(
         claimed,
+        outcome=_outcome(claimed, "delivered", result=result),
         status="delivered",
         delivered_at=utcnow(),
         result=result,
@@ -208,8 +252,10 @@ def mark_failed(
     else:
         status = "pending"
         wait = max(retry_after or 0.0, backoff_seconds(claimed.attempts))
+    final = _outcome(claimed, status, error=error) if status != "pending" else None
     recorded = _finish(
         claimed,
+        outcome=final,
         status=status,
         next_attempt_at=utcnow() + timedelta(seconds=wait),
         last_error=error[:LAST_ERROR_MAX_CHARS],
@@ -233,6 +279,22 @@ def release(claimed: Claimed) -> bool:
 REPLAYABLE = ("failed", "dead")
 
 
+def requeue(message: OutboxMessage) -> None:
+    """Make a failed or dead message pending now, attempts counted afresh, keeping its
+    idempotency key (the receiver dedupes on it); flushes only: the caller's use case
+    audits who asked (an admin's replay, a prescriber's retry)."""
+    if message.status not in REPLAYABLE:
+        raise Refused(
+            f"Only failed or dead messages can be sent again; this one is {message.status}."
+        )
+    now = utcnow()
+    message.status = "pending"
+    message.attempts = 0
+    message.next_attempt_at = now
+    message.updated_at = now
+    db.session.flush()
+
+
 def replay(actor, message_id: int) -> OutboxMessage:
     """Send a failed or dead message again (an admin's decision, audited): pending now,
     attempts counted afresh."""
@@ -240,15 +302,7 @@ def replay(actor, message_id: int) -> OutboxMessage:
         message = db.session.get(OutboxMessage, message_id)
         if message is None:
             raise Refused("No such message.")
-        if message.status not in REPLAYABLE:
-            raise Refused(
-                f"Only failed or dead messages can be replayed; this one is {message.status}."
-            )
-        now = utcnow()
-        message.status = "pending"
-        message.attempts = 0
-        message.next_attempt_at = now
-        message.updated_at = now
+        requeue(message)
         audit.record(
             actor,
             "integrations.message_replayed",

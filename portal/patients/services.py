@@ -220,23 +220,37 @@ def register_patient(
                 category=CATEGORY,
             )
         else:
-            patient = Patient(**values, status="active")
-            _insert_with_unique_mrn(patient, rng)
             detail = (
                 f"registered despite {len(matches)} possible matches (confirmed different person)"
                 if matches
                 else None
             )
-            audit.record(
-                actor,
-                "patient.create",
-                patient=patient,
-                obj=patient,
-                category=CATEGORY,
-                detail=detail,
-            )
+            patient = add_patient(actor, demographics, rng=rng, detail=detail)
     if patient is None:
         raise PossibleDuplicates(matches)
+    return patient
+
+
+def likely_duplicates(demographics: dict) -> list[Patient]:
+    """The registration's duplicate rule (same family name and birth date, or a shared
+    phone) for work that refuses rather than asks (a FHIR import); reads only."""
+    values = _with_search_keys(demographics)
+    return find_possible_duplicates(
+        values["family_key"], values["birth_date"], [values.get(c) for c in PHONE_COLUMNS]
+    )
+
+
+def add_patient(
+    actor, demographics: dict, *, rng: random.Random | None = None, detail: str | None = None
+) -> Patient:
+    """Insert a patient with a fresh MRN and its audit event; flushes only. The work of
+    registration once the duplicates are settled (``register_patient``, a FHIR import's
+    use case, which checks ``likely_duplicates`` itself)."""
+    patient = Patient(**_with_search_keys(demographics), status="active")
+    _insert_with_unique_mrn(patient, rng)
+    audit.record(
+        actor, "patient.create", patient=patient, obj=patient, category=CATEGORY, detail=detail
+    )
     return patient
 
 

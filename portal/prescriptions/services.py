@@ -401,6 +401,8 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
             Prescription.connector == name, Prescription.vendor_id == str(item["vendor_id"])
         )
     ).first()
+    if row is None:
+        row = _portal_prescription_carrying(name, patient, item)
     values = {
         "drug": item["drug"][:300],
         "rxcui": item.get("rxcui"),
@@ -418,6 +420,12 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         # Composed and signed here: the vendor's read moves only the statuses (what was signed
         # is fixed, by triggers too).
         values = {key: values[key] for key in ("status", "medication_status", "fhir_status")}
+        if values["status"] in ("Error", "EpcsError"):
+            values["transmission_error"] = item.get("error_details") or (
+                f"{name} reports a transmission error without a reason."
+            )
+        elif item.get("error_details") is None:
+            values["transmission_error"] = None
     values["state"] = state_from_vendor(values["status"], values["medication_status"])
     prescriber = item.get("prescriber_vendor_id")
     if row is None:
@@ -457,6 +465,26 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         category="e-prescribing",
     )
     return 1
+
+
+def _portal_prescription_carrying(name: str, patient: Patient, item: dict):
+    """The prescription composed here that the vendor's item carries our id of ("rx-<id>"),
+    not yet linked to it: the vendor's read can arrive before the send's outcome is
+    recorded, and must land on the same row, never make a second one. The link is made
+    here (the outcome then finds it made)."""
+    ours = item.get("ours") or ""
+    if not ours.startswith("rx-") or not ours[3:].isdigit():
+        return None
+    row = db.session.get(Prescription, int(ours[3:]))
+    if row is None or row.origin != "portal" or row.patient_id != patient.id:
+        return None
+    linked = (row.connector, row.vendor_id)
+    if row.vendor_id is not None and linked != (name, str(item["vendor_id"])):
+        return None
+    if row.printed_at is not None:  # printed: never transmitted, never linked to a send
+        return None
+    row.connector, row.vendor_id = name, str(item["vendor_id"])
+    return row
 
 
 def _prescriber_name(user_id: int | None) -> str | None:

@@ -8,6 +8,7 @@ from flask import flash, redirect, url_for
 
 from portal.auth.permissions import require
 from portal.prescriptions import bp, services
+from portal.prescriptions.signing import services as signing
 from portal.transaction import Refused
 from portal.web import allow_frame, current_actor, render
 
@@ -43,10 +44,12 @@ def queues():
 @require("prescriptions.write")
 def queue_count():
     """The top bar's count of waiting items (an htmx fragment; empty when unavailable)."""
+    actor = current_actor()
     return render(
         "prescriptions/_queue_count.html",
         "prescriptions/_queue_count.html",
-        total=services.notification_total(current_actor()),
+        total=services.notification_total(actor),
+        transmission_errors=signing.transmission_error_count(actor),
     )
 
 

@@ -73,6 +73,12 @@ def record_encounter_immunization(actor, encounter_id: int, **details) -> Immuni
         return _add_immunization(actor, patient, encounter_id=encounter.id, **details)
 
 
+def add_immunization(actor, patient: Patient, **details) -> Immunization:
+    """``record_immunization``'s work for another domain's use case (a FHIR import): check
+    and add one immunization with its audit event; flushes only."""
+    return _add_immunization(actor, patient, **details)
+
+
 def _add_immunization(
     actor,
     patient: Patient,

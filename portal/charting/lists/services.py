@@ -420,11 +420,7 @@ def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | Non
     """Add a coded problem (and, from a visit, mark it addressed by that encounter)."""
     with use_case():
         patient = get_patient_for(actor, patient_id)
-        problem = Problem(patient_id=patient.id, created_by_id=actor.id)
-        _apply_problem(problem, values)
-        db.session.add(problem)
-        detail = f"icd10 {problem.icd10_code}"
-        _record_change(actor, "problem", problem, None, "problem.create", detail)
+        problem = insert_problem(actor, patient, values, count_use=False)
         if encounter_id is not None:
             encounter = get_row_of_patient(patient, Encounter, encounter_id)
             encounter.problems_addressed.append(problem)
@@ -438,6 +434,18 @@ def add_problem(actor, patient_id: int, values: dict, *, encounter_id: int | Non
             )
         # One use for the problem list, one more when a visit addressed it.
         _count_uses([problem.icd10_code] * (1 if encounter_id is None else 2))
+    return problem
+
+
+def insert_problem(actor, patient: Patient, values: dict, *, count_use: bool = True) -> Problem:
+    """Add a coded problem to the patient's list with its revision and audit event (and,
+    unless the caller counts it, one use of its code); flushes only."""
+    problem = Problem(patient_id=patient.id, created_by_id=actor.id)
+    _apply_problem(problem, values)
+    db.session.add(problem)
+    _record_change(actor, "problem", problem, None, "problem.create", f"icd10 {problem.icd10_code}")
+    if count_use:
+        _count_uses([problem.icd10_code])
     return problem
 
 
@@ -574,20 +582,26 @@ def _apply_allergy(allergy: Allergy, values: dict) -> None:
 def add_allergy(actor, patient_id: int, values: dict) -> Allergy:
     """Record an allergy; it replaces a "no known allergies" statement."""
     with use_case():
-        patient = get_patient_for(actor, patient_id)
-        lock_patient(patient.id)  # against "no known allergies" recorded at the same moment
-        allergy = Allergy(patient_id=patient.id, created_by_id=actor.id)
-        _apply_allergy(allergy, values)
-        db.session.add(allergy)
-        nka = db.session.get(NoKnownAllergies, patient.id)
-        if nka is not None:
-            db.session.delete(nka)
-        detail = f"rxcui {allergy.rxnorm_code}" if allergy.rxnorm_code else ""
-        if allergy.drug_class_code:
-            detail = f"class {allergy.drug_class_code}"
-        if nka is not None:
-            detail = (detail + " nka removed").strip()
-        _record_change(actor, "allergy", allergy, None, "allergy.create", detail)
+        allergy = insert_allergy(actor, get_patient_for(actor, patient_id), values)
+    return allergy
+
+
+def insert_allergy(actor, patient: Patient, values: dict) -> Allergy:
+    """Add an allergy (replacing a "no known allergies" statement) with its revision and
+    audit event; flushes only."""
+    lock_patient(patient.id)  # against "no known allergies" recorded at the same moment
+    allergy = Allergy(patient_id=patient.id, created_by_id=actor.id)
+    _apply_allergy(allergy, values)
+    db.session.add(allergy)
+    nka = db.session.get(NoKnownAllergies, patient.id)
+    if nka is not None:
+        db.session.delete(nka)
+    detail = f"rxcui {allergy.rxnorm_code}" if allergy.rxnorm_code else ""
+    if allergy.drug_class_code:
+        detail = f"class {allergy.drug_class_code}"
+    if nka is not None:
+        detail = (detail + " nka removed").strip()
+    _record_change(actor, "allergy", allergy, None, "allergy.create", detail)
     return allergy
 
 
@@ -613,29 +627,34 @@ def record_no_known_allergies(actor, patient_id: int) -> None:
     statements posted together likewise queue, and the second re-dates the first.
     """
     with use_case():
-        patient = get_patient_for(actor, patient_id)
-        lock_patient(patient.id)
-        active = db.session.scalar(
-            select(Allergy.id).where(Allergy.patient_id == patient.id, Allergy.status == "active")
+        state_no_known_allergies(actor, get_patient_for(actor, patient_id))
+
+
+def state_no_known_allergies(actor, patient: Patient, recorded_at: datetime | None = None):
+    """The work of ``record_no_known_allergies`` (``Conflict`` beside an active allergy);
+    flushes only. ``recorded_at``: when it was stated, if not now (an imported record)."""
+    lock_patient(patient.id)
+    active = db.session.scalar(
+        select(Allergy.id).where(Allergy.patient_id == patient.id, Allergy.status == "active")
+    )
+    if active is not None:
+        raise Conflict(
+            "This patient has active allergies: mark them inactive or entered in error first."
         )
-        if active is not None:
-            raise Conflict(
-                "This patient has active allergies: mark them inactive or entered in error first."
-            )
-        nka = db.session.get(NoKnownAllergies, patient.id)
-        if nka is None:
-            nka = NoKnownAllergies(patient_id=patient.id)
-            db.session.add(nka)
-        nka.recorded_at = utcnow()
-        nka.recorded_by_id = actor.id
-        audit.record(
-            actor,
-            "allergy.nka_record",
-            patient=patient,
-            object_type="no_known_allergies",
-            object_id=patient.id,
-            category=CATEGORIES["allergy"],
-        )
+    nka = db.session.get(NoKnownAllergies, patient.id)
+    if nka is None:
+        nka = NoKnownAllergies(patient_id=patient.id)
+        db.session.add(nka)
+    nka.recorded_at = recorded_at or utcnow()
+    nka.recorded_by_id = actor.id
+    audit.record(
+        actor,
+        "allergy.nka_record",
+        patient=patient,
+        object_type="no_known_allergies",
+        object_id=patient.id,
+        category=CATEGORIES["allergy"],
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -691,12 +710,18 @@ def _apply_medication(medication: Medication, values: dict) -> None:
 def add_medication(actor, patient_id: int, values: dict) -> Medication:
     """Add a medication (coded with RxNorm when its ingredient is one of the listed ones)."""
     with use_case():
-        patient = get_patient_for(actor, patient_id)
-        medication = Medication(patient_id=patient.id, created_by_id=actor.id)
-        _apply_medication(medication, values)
-        db.session.add(medication)
-        detail = f"rxcui {medication.rxnorm_code}" if medication.rxnorm_code else ""
-        _record_change(actor, "medication", medication, None, "medication.create", detail)
+        medication = insert_medication(actor, get_patient_for(actor, patient_id), values)
+    return medication
+
+
+def insert_medication(actor, patient: Patient, values: dict) -> Medication:
+    """Add a medication with its revision and audit event (``add_medication``'s work);
+    flushes only."""
+    medication = Medication(patient_id=patient.id, created_by_id=actor.id)
+    _apply_medication(medication, values)
+    db.session.add(medication)
+    detail = f"rxcui {medication.rxnorm_code}" if medication.rxnorm_code else ""
+    _record_change(actor, "medication", medication, None, "medication.create", detail)
     return medication
 
 

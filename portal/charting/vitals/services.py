@@ -426,6 +426,13 @@ def record_encounter_vitals(actor, encounter_id: int, entered, **options) -> Vit
         return _add_vitals(actor, patient, entered, encounter_id=encounter.id, **options)
 
 
+def add_vitals(actor, patient: Patient, entered: dict[str, float | None], **options):
+    """``record_vitals``' work for another domain's use case (a FHIR import): check and add
+    one set, with its audit event; flushes only. ``units`` (quantity -> UCUM unit) says
+    what ``entered`` is in when it is not the clinic's units."""
+    return _add_vitals(actor, patient, entered, **options)
+
+
 def _add_vitals(
     actor,
     patient: Patient,
@@ -435,6 +442,7 @@ def _add_vitals(
     taken_at: datetime | None = None,
     encounter_id: int | None = None,
     confirmed: bool = False,
+    units: dict[str, str] | None = None,
 ) -> VitalSigns:
     """Check and add one set of the patient's, with its audit event; flushes only."""
     if encounter_id is not None:
@@ -444,7 +452,10 @@ def _add_vitals(
     if bp_position and bp_position not in BP_POSITIONS:
         raise Refused("Choose a position from the list.", "bp_position")
     columns = check_measurements(
-        entered, clinic_units(), age_years=age_at(patient.birth_date, taken_at), confirmed=confirmed
+        entered,
+        units or clinic_units(),
+        age_years=age_at(patient.birth_date, taken_at),
+        confirmed=confirmed,
     )
     vitals = VitalSigns(
         patient_id=patient.id,

@@ -378,7 +378,8 @@ class DoseSpotConnector(EPrescribingConnector):
         existing = self._prescription_carrying(clinician_id, patient_id, ours, payload)
         created = existing is None
         if existing is None:
-            body = _coded_prescription(payload["prescription"], ours)
+            rx = self._with_drug_ids(clinician_id, payload["prescription"])
+            body = _coded_prescription(rx, ours)
             answer = self.client.post(
                 f"api/patients/{int(patient_id)}/prescriptions/coded", clinician_id, body
             )
@@ -398,6 +399,31 @@ class DoseSpotConnector(EPrescribingConnector):
             return result
         self._send(clinician_id, patient_id, rx_id)
         return result | {"sent": True, "status": "Sending"}
+
+    def _with_drug_ids(self, clinician_id, rx: dict) -> dict:
+        """The prescription with DoseSpot's drug and dispense unit ids: a prescription
+        composed from our catalog names its drug by RxCUI (or NDC) only, and unit ids are
+        DoseSpot's own, read from the drug it selects, never assumed."""
+        if rx.get("dispensable_drug_id") and rx.get("dispense_unit_id"):
+            return rx
+        if not (rx.get("dispensable_drug_id") or rx.get("ndc") or rx.get("rxcui")):
+            raise PermanentError("The prescription names no drug DoseSpot can select.")
+        try:
+            drug = self.select_drug(
+                dispensable_drug_id=rx.get("dispensable_drug_id"),
+                ndc=None if rx.get("dispensable_drug_id") else rx.get("ndc"),
+                rxcui=None if rx.get("dispensable_drug_id") else rx.get("rxcui"),
+                clinician_id=clinician_id,
+            )
+        except DoseSpotRefused as refused:
+            raise PermanentError(f"DoseSpot has no such drug to prescribe: {refused}") from None
+        if not drug.get("dispensable_drug_id") or not drug.get("dispense_unit_id"):
+            raise PermanentError("DoseSpot has no dispensable product for this drug.")
+        return {
+            **rx,
+            "dispensable_drug_id": rx.get("dispensable_drug_id") or drug["dispensable_drug_id"],
+            "dispense_unit_id": rx.get("dispense_unit_id") or drug["dispense_unit_id"],
+        }
 
     def _prescription_carrying(self, clinician_id, patient_id, ours: str, payload) -> dict | None:
         end = _today() + timedelta(days=1)
@@ -526,6 +552,10 @@ def _for_chart(item: dict) -> dict:
         "fhir_status": item.get("fhir_status") or "unknown",
         "written_on": _date_of(written),
         "prescriber_vendor_id": str(item["prescriber_id"]) if item.get("prescriber_id") else None,
+        # Our id, for a prescription composed and sent from the portal; and the vendor's reason
+        # for a failed transmission, in its words.
+        "ours": item.get("non_dosespot_prescription_id") or None,
+        "error_details": item.get("error_details") or None,
     }
 
 

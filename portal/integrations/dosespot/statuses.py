@@ -118,3 +118,14 @@ def fhir_status(prescription_status: str | None, medication_status: str | None) 
     if prescription_status in FHIR_STATUS:
         return FHIR_STATUS[prescription_status]
     return ("unknown", True)
+
+
+# A prescription composed in the portal before the vendor holds it has no DoseSpot status:
+# its FHIR status comes from the portal's own state, read the way section 6 reads DoseSpot's
+# matching states (a draft is a draft; signed and waiting in the outbox, it is an order in
+# force, like "Sending"). Once the vendor answers, ``fhir_status`` above decides.
+PORTAL_STATE_FHIR_STATUS: dict[str, str] = {
+    "draft": "draft",
+    "signed": "active",
+    "queued": "active",
+}
