@@ -481,3 +481,33 @@ def test_a_signed_prescription_is_no_longer_composed(app, chart, signed_in):
     saved = autosave(app, doctor, draft_id, {**BUILDER_DAILY_30})
     assert saved.status_code == 409 and "signed" in saved.get_data(as_text=True)
     assert draft_row(app, draft_id).directions is None
+
+
+def test_a_draft_composed_here_is_signed_by_the_signing_step(app, chart, signed_in):
+    """What the compose page keeps is what the signing step reads: the same draft signs."""
+    from tests.support.clients import fresh_totp
+
+    no_known_allergies(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, chart.patients[0])
+    choose(doctor, draft_id, LISINOPRIL_10)
+    autosave(app, doctor, draft_id, {**BUILDER_DAILY_30, **DETAILS_30, "rx-refills": "2"})
+    page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+    assert f'href="/prescriptions/{draft_id}/sign"' in page  # "Review and sign"
+    dialog = doctor.get(f"/prescriptions/{draft_id}/sign")
+    assert dialog.status_code == 200
+    assert "Take 1 tablet by mouth once daily for 30 days" in dialog.get_data(as_text=True)
+    signed = doctor.post_form(
+        f"/prescriptions/{draft_id}/sign",
+        {"version": str(draft_row(app, draft_id).version), "totp_code": fresh_totp(app, "drlee")},
+    )
+    assert signed.status_code in (200, 303), signed.get_data(as_text=True)[:800]
+    row = draft_row(app, draft_id)
+    assert row.signed_at is not None and row.state in ("signed", "printed", "queued")
+    assert (row.directions, row.quantity, row.refills) == (
+        "Take 1 tablet by mouth once daily for 30 days",
+        "30",
+        "2",
+    )
+    # Signed: no longer composed here.
+    assert doctor.get(f"/prescriptions/{draft_id}").status_code == 303
