@@ -30,6 +30,7 @@ def test_prescribe_lisinopril_by_keyboard_and_see_the_interaction(
 
     sign_in("drlee")
     page.goto(f"/chart/encounters/{encounter_id}")
+    shot("visit")
     with page.expect_navigation():
         page.get_by_role("button", name="Prescribe", exact=True).click()
     expect(page.get_by_role("heading", name="New prescription")).to_be_visible()
