@@ -123,12 +123,16 @@ def register_extensions(app: Flask) -> None:
     # Connectors other installed packages add (entry points), beside the built-in ones; and
     # the domains that handle what connectors of a kind push to us.
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
-    from portal.integrations import inbox
+    from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
     from portal.prescriptions.services import handle_event
 
     load_plugins()
     inbox.register_handler("eprescribing", handle_event)
+    # A send of a prescription printed meanwhile never goes out (issue 11).
+    from portal.prescriptions.printing.services import SEND_OPERATION, send_withheld
+
+    outbox.register_withholder(SEND_OPERATION, send_withheld)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -161,6 +165,8 @@ ROUTE_MODULES = (
     "portal.admin.integrations.views",
     "portal.integrations.hooks",
     "portal.prescriptions.views",
+    "portal.prescriptions.printing.views",
+    "portal.prescriptions.cancelling.views",
 )
 
 

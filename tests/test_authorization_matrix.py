@@ -167,6 +167,12 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
     "prescriptions.message": {"prescriber"},
+    # Printing a prescription that will not be sent, its PDF, and cancelling one the
+    # pharmacy holds (issue 11).
+    "prescriptions.print_prescription": {"prescriber"},
+    "prescriptions.prescription_pdf": {"prescriber"},
+    "prescriptions.cancel_form": {"prescriber"},
+    "prescriptions.cancel": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -198,6 +204,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
+    "prescription_id",  # prescriptions (signing, send again)
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
