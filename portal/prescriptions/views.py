@@ -59,7 +59,7 @@ def prescriptions(patient_id: int):
     return render(
         "prescriptions/list.html",
         patient=page.patient,
-        page=page,
+        listing=page,
         # The composing screens are a part of their own: their links show once installed.
         has_endpoint=lambda name: name in current_app.view_functions,
     )
