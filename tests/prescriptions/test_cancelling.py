@@ -19,12 +19,15 @@ from portal.prescriptions import states
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.prescriptions.printing_helpers import (
+    IFRAME,
+    all_prescriptions,
     dosespot_against_sandbox,
+    launch,
     patient_with_address,
     portal_rx,
+    process_until,
     rx_row,
 )
-from tests.prescriptions.test_eprescribing import IFRAME, launch, prescriptions, process_until
 
 REASON = {"reason": "therapy_changed", "comment": "Switched to losartan"}
 
@@ -62,10 +65,10 @@ def sent_through_the_vendor(app, doctor, patient_id: int, pharmacy_id: int) -> i
     assert sent.status_code == 200 and "sent." in sent.text
     process_until(
         app,
-        lambda: [rx.state for rx in prescriptions(app)] == [states.PHARMACY_VERIFIED],
+        lambda: [rx.state for rx in all_prescriptions(app)] == [states.PHARMACY_VERIFIED],
         "the prescription to be verified by the pharmacy",
     )
-    [rx] = prescriptions(app)
+    [rx] = all_prescriptions(app)
     return rx.id
 
 
