@@ -119,7 +119,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)
-    app.session_interface = DatabaseSessionInterface()
+    # The FHIR API (bearer tokens) neither reads nor sets the session cookie.
+    app.session_interface = DatabaseSessionInterface(sessionless_prefixes=("/fhir",))
     # Connectors other installed packages add (entry points), beside the built-in ones; and
     # the domains that handle what connectors of a kind push to us.
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
@@ -167,6 +168,7 @@ ROUTE_MODULES = (
     "portal.prescriptions.views",
     "portal.prescriptions.printing.views",
     "portal.prescriptions.cancelling.views",
+    "portal.fhir.views",
 )
 
 
@@ -175,6 +177,7 @@ def register_blueprints(app: Flask) -> None:
         admin,
         auth,
         charting,
+        fhir,
         integrations,
         main,
         patients,
@@ -200,8 +203,12 @@ def register_blueprints(app: Flask) -> None:
         admin,
         audit_trail,
         integrations,
+        fhir,
     ):
         app.register_blueprint(domain.bp)
+    # The FHIR API authenticates each request by its bearer token, never a cookie: a
+    # cross-site form cannot borrow it, so there is no CSRF to defend against.
+    csrf.exempt(fhir.bp)
 
 
 def register_hooks(app: Flask) -> None:
@@ -209,6 +216,7 @@ def register_hooks(app: Flask) -> None:
     from portal.auth import permissions
     from portal.auth import views as auth_views
     from portal.clinic import display
+    from portal.fhir import errors as fhir_errors
 
     app.before_request(permissions.enforce_declared_permission)
     app.after_request(web.add_security_headers)
@@ -216,6 +224,7 @@ def register_hooks(app: Flask) -> None:
     app.context_processor(permissions.template_globals)
     app.context_processor(display.template_globals)
     web.register_error_pages(app)
+    fhir_errors.register(app)
     auth_views.register_login_manager(app)
     app.jinja_env.filters.update(display.template_filters())
 

@@ -179,7 +179,7 @@ def date_condition(criterion: Criterion, column, *, zone: tzinfo = UTC, day_colu
         else:
             compared = _compare(column, searched.prefix, searched.start, searched.end)
             conditions.append(and_(column.is_not(None), compared))
-    return or_(*conditions) if conditions else true()
+    return or_(false(), *conditions) if conditions else true()
 
 
 def date_matches(criterion: Criterion, value: datetime | date | None, zone: tzinfo = UTC) -> bool:
@@ -240,14 +240,14 @@ def token_condition(
     for token in found:
         if token.system is None:
             # Any system: the code in any of them.
-            conditions.append(or_(*(make(token.code) for make in systems.values())))
+            conditions.append(or_(false(), *(make(token.code) for make in systems.values())))
         elif token.system == "":
             conditions.append(systems[None](token.code) if None in systems else false())
         elif token.system in systems:
             conditions.append(systems[token.system](token.code))
         else:
             conditions.append(false())
-    condition = or_(*conditions)
+    condition = or_(false(), *conditions)
     return ~condition if criterion.modifier == "not" else condition
 
 
@@ -325,7 +325,7 @@ def string_condition(criterion: Criterion, column) -> ColumnElement:
         pattern = escape_like(value.lower())
         pattern = f"%{pattern}%" if criterion.modifier == "contains" else f"{pattern}%"
         conditions.append(func.lower(column).like(pattern, escape="\\"))
-    return or_(*conditions) if conditions else true()
+    return or_(false(), *conditions) if conditions else true()
 
 
 def id_values(criterion: Criterion) -> list[str]:

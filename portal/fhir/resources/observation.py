@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, or_, select, true
+from sqlalchemy import case, false, func, or_, select, true
 
 from portal.charting.models import VitalSigns
 from portal.extensions import db
@@ -195,7 +195,7 @@ class VitalSets(Source):
         if name == "code":
             # Rows with at least one matching measurement; ``keep`` picks the parts.
             def match(code):
-                return or_(*(taken(found) for found in _measurements_coded(code)))
+                return or_(false(), *(taken(found) for found in _measurements_coded(code)))
 
             condition = params.token_condition(criterion, {LOINC: match})
             # code:not=X still wants the other measurements of a set that has X: only
