@@ -12,10 +12,13 @@ import requests
 from sqlalchemy import select
 
 from portal.audit.models import AuditEvent
+from portal.charting.lists.services import record_prescribed_medication
 from portal.extensions import db
 from portal.integrations.delivery import deliver_due
 from portal.integrations.models import OutboxMessage
+from portal.patients.models import Patient
 from portal.prescriptions import states
+from portal.prescriptions.models import Prescription
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.prescriptions.printing_helpers import (
@@ -28,6 +31,7 @@ from tests.prescriptions.printing_helpers import (
     process_until,
     rx_row,
 )
+from tests.support.clients import actor_of
 
 REASON = {"reason": "therapy_changed", "comment": "Switched to losartan"}
 
@@ -192,3 +196,47 @@ def test_a_cancel_needs_a_listed_reason_and_an_existing_prescription(app, chart,
     # E-prescribing is off here: the pharmacy must be called instead.
     off = doctor.post_form(f"/prescriptions/{rx_id}/cancel", REASON)
     assert off.status_code == 422 and "call the pharmacy" in off.get_data(as_text=True)
+
+
+def _medication_with_open_prescription(app, chart, patient_id: int) -> tuple[int, int]:
+    rx_id = portal_rx(
+        app, patient_id, chart.drlee, state=states.SENT, connector="dosespot", vendor_id="88"
+    )
+    with app.app_context(), use_case():
+        patient = db.session.get(Patient, patient_id)
+        medication = record_prescribed_medication(
+            actor_of("drlee"),
+            patient,
+            {"drug": "lisinopril 10 MG Oral Tablet", "rxnorm_code": "314076"},
+        )
+        db.session.flush()
+        db.session.get(Prescription, rx_id).medication_id = medication.id
+        return medication.id, rx_id
+
+
+def _stop(client, patient_id: int, medication_id: int):
+    return client.post_form(
+        f"/chart/patients/{patient_id}/medications/{medication_id}/stop",
+        {"stop_date": "2026-12-06", "reason": "Cough", "version": "1"},
+    )
+
+
+def test_stopping_a_medication_offers_to_cancel_its_open_prescription(app, chart, signed_in):
+    patient_id = patient_with_address(app)
+    medication_id, rx_id = _medication_with_open_prescription(app, chart, patient_id)
+    doctor = signed_in("drlee")
+    answer = _stop(doctor, patient_id, medication_id)
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:1000]
+    assert answer.location.endswith(f"/prescriptions/{rx_id}/cancel")
+    offer = doctor.get(answer.location).get_data(as_text=True)
+    assert "The pharmacy still holds a prescription" in offer
+    assert "Ask the pharmacy to cancel" in offer
+    assert rx_row(app, rx_id).state == states.SENT  # nothing sent until asked
+
+
+def test_a_nurse_stopping_it_returns_to_the_list(app, chart, signed_in):
+    patient_id = patient_with_address(app)
+    medication_id, _ = _medication_with_open_prescription(app, chart, patient_id)
+    answer = _stop(signed_in("nurse"), patient_id, medication_id)
+    assert answer.status_code == 303
+    assert answer.location.endswith(f"/chart/patients/{patient_id}/medications")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, url_for
 
 from portal.auth.permissions import require
+from portal.charting.lists.stop_offers import StopOffer, after_medication_stopped
 from portal.prescriptions import bp
 from portal.prescriptions.cancelling import services
 from portal.prescriptions.cancelling.forms import CancelForm
@@ -39,6 +40,23 @@ def cancel(prescription_id: int):
         return _page(view, form, status=refused.status)
     flash("Cancel requested: the pharmacy's answer will show on the prescription.", "success")
     return redirect(url_for("prescriptions.prescriptions", patient_id=rx.patient_id), code=303)
+
+
+@after_medication_stopped
+def offer_to_cancel(medication_id: int) -> StopOffer | None:
+    """A medication stopped on the list whose prescription the pharmacy still holds: offer
+    to cancel that prescription (the cancel form; nothing is sent unless the user asks)."""
+    rx = services.open_prescription_of_medication(medication_id)
+    if rx is None:
+        return None
+    return StopOffer(
+        message=(
+            f"The pharmacy still holds a prescription for {rx.drug}. Cancel it too? Nothing "
+            "is sent unless you ask below."
+        ),
+        url=url_for("prescriptions.cancel_form", prescription_id=rx.id),
+        permission="rx.sign",
+    )
 
 
 def _page(view, form, status: int = 200):
