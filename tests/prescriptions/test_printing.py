@@ -8,12 +8,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from portal.actors import integration
 from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.integrations import outbox
 from portal.integrations.delivery import deliver_due
+from portal.patients.models import Patient
 from portal.prescriptions import states
-from portal.transaction import Refused
+from portal.prescriptions.services import _write_back
+from portal.timeutil import utcnow
+from portal.transaction import Refused, use_case
 from tests.prescriptions.printing_helpers import (
     DEA_NUMBER,
     dosespot_against_sandbox,
@@ -299,3 +303,31 @@ def test_markup_in_directions_and_the_note_is_inert_on_the_page_and_literal_in_t
     assert "<script>alert" not in page and "&lt;script&gt;alert(" in page
     text = " ".join(pdf_text(doctor.get(_print(doctor, rx_id, patient_id).location).data).split())
     assert directions in text and note in text
+
+
+def test_the_vendors_read_leaves_a_printed_prescription_printed(app, chart):
+    """A prescription printed after its transmission failed at the vendor: the vendor still
+    reports it in error, and its next read (webhook or sweep) must not undo "printed"."""
+    patient_id = patient_with_address(app)
+    rx_id = portal_rx(
+        app,
+        patient_id,
+        chart.drlee,
+        state=states.PRINTED,
+        connector="dosespot",
+        vendor_id="4242",
+        printed_at=utcnow(),
+        print_reason="Transmission failed: the pharmacy is offline",
+    )
+    item = {
+        "vendor_id": "4242",
+        "drug": "lisinopril 10 MG Oral Tablet",
+        "status": "Error",
+        "medication_status": "Active",
+        "fhir_status": "active",
+    }
+    with app.app_context(), use_case():
+        patient = db.session.get(Patient, patient_id)
+        _write_back(integration("dosespot"), "dosespot", patient, item)
+    row = rx_row(app, rx_id)
+    assert (row.state, row.status) == (states.PRINTED, "Error")
