@@ -408,27 +408,6 @@ class DoseSpotConnector(EPrescribingConnector):
         self._send(clinician_id, patient_id, rx_id)
         return result | {"sent": True, "status": "Sending"}
 
-    def _cancel_prescription(self, payload: dict) -> dict:
-        """Ask the pharmacy to cancel a transmitted prescription. A retried request whose
-        first try got through finds the cancel already asked (or answered) and stops there:
-        DoseSpot refuses a second request, which must not fail the message."""
-        clinician_id = payload.get("clinician_id") or self.admin_clinician_id
-        patient_id = int(payload["dosespot_patient_id"])
-        rx_id = int(payload["dosespot_prescription_id"])
-        try:
-            self.client.post(
-                f"api/patients/{patient_id}/prescriptions/{rx_id}/cancel",
-                clinician_id,
-                {"Comment": str(payload.get("comment") or "")[:CANCEL_COMMENT_MAX]},
-            )
-        except DoseSpotRefused:
-            items = self.patient_prescriptions(clinician_id, patient_id)
-            current = next((rx for rx in items if rx["prescription_id"] == rx_id), None)
-            if current is None or current["medication_status"] not in CANCEL_ASKED:
-                raise
-            return {"dosespot_prescription_id": rx_id, "requested": False}
-        return {"dosespot_prescription_id": rx_id, "requested": True}
-
     def _prescription_carrying(self, clinician_id, patient_id, ours: str, payload) -> dict | None:
         end = _today() + timedelta(days=1)
         start = end - timedelta(days=SEND_LOOKBACK_DAYS)
@@ -462,6 +441,27 @@ class DoseSpotConnector(EPrescribingConnector):
                     description=description,
                     result_code=str(result.get("ResultCode")),
                 )
+
+    def _cancel_prescription(self, payload: dict) -> dict:
+        """Ask the pharmacy to cancel a transmitted prescription. A retried request whose
+        first try got through finds the cancel already asked (or answered) and stops there:
+        DoseSpot refuses a second request, which must not fail the message."""
+        clinician_id = payload.get("clinician_id") or self.admin_clinician_id
+        patient_id = int(payload["dosespot_patient_id"])
+        rx_id = int(payload["dosespot_prescription_id"])
+        try:
+            self.client.post(
+                f"api/patients/{patient_id}/prescriptions/{rx_id}/cancel",
+                clinician_id,
+                {"Comment": str(payload.get("comment") or "")[:CANCEL_COMMENT_MAX]},
+            )
+        except DoseSpotRefused:
+            items = self.patient_prescriptions(clinician_id, patient_id)
+            current = next((rx for rx in items if rx["prescription_id"] == rx_id), None)
+            if current is None or current["medication_status"] not in CANCEL_ASKED:
+                raise
+            return {"dosespot_prescription_id": rx_id, "requested": False}
+        return {"dosespot_prescription_id": rx_id, "requested": True}
 
 
 # Shapes ----------------------------------------------------------------------------------
