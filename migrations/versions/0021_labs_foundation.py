@@ -19,6 +19,7 @@ branch_labels = None
 depends_on = None
 
 Instant = sa.DateTime(timezone=True)
+ACCEPTED = sa.text("ack_code = 'AA'")
 
 
 def upgrade():
@@ -39,11 +40,16 @@ def upgrade():
         sa.Column("processed_at", Instant, nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint(
-            "direction", "sending_facility", "control_id", name="uq_lab_messages_control_id"
-        ),
     )
     op.create_index("ix_lab_messages_state", "lab_messages", ["state", "id"])
+    op.create_index(
+        "uq_lab_messages_accepted",
+        "lab_messages",
+        ["direction", "sending_facility", "control_id"],
+        unique=True,
+        postgresql_where=ACCEPTED,
+        sqlite_where=ACCEPTED,
+    )
 
     op.create_table(
         "lab_orders",
@@ -143,14 +149,10 @@ def upgrade():
         sa.ForeignKeyConstraint(["reviewed_by_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_lab_results_patient", "lab_results", ["patient_id", "loinc", "observed_at"]
-    )
+    op.create_index("ix_lab_results_patient", "lab_results", ["patient_id", "loinc", "observed_at"])
     op.create_index("ix_lab_results_order_test", "lab_results", ["order_test_id"])
     op.create_index("ix_lab_results_unmatched", "lab_results", ["unmatched_id"])
-    op.create_index(
-        "ix_lab_results_unreviewed", "lab_results", ["reviewed_at", "superseded_at"]
-    )
+    op.create_index("ix_lab_results_unreviewed", "lab_results", ["reviewed_at", "superseded_at"])
 
 
 def downgrade():

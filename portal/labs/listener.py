@@ -153,7 +153,7 @@ class MllpServer(socketserver.ThreadingTCPServer):
             return
         log.info("lab listener: keeping %s bytes of an unfinished frame (%s)", len(data), why)
         with self.app.app_context():
-            services.receive(data, connector=self.connector)
+            services.keep_unfinished(data, why, connector=self.connector)
 
     def serve_in_thread(self) -> threading.Thread:
         """Serve until ``shutdown()`` in a background thread (tests, the benchmarks)."""

@@ -5,9 +5,10 @@ Why each exists:
 
 - ``lab_messages``: every HL7 message in or out, kept raw. An inbound message is written and
   committed *before* the lab gets its ACK, so nothing acknowledged is ever lost; parsing and
-  matching run from the stored copy and can be run again. Unique by (direction, sending
-  facility, control id): a lab that resends a message (it missed our ACK) finds it stored
-  and gets the same answer, and its results are filed once.
+  matching run from the stored copy and can be run again. Accepted messages are unique by
+  (direction, sending facility, control id): a lab that resends one (it missed our ACK)
+  finds it stored and gets the same answer, and its results are filed once. Refused ones
+  are kept too, each time they come.
 - ``lab_orders`` / ``lab_order_tests``: what a prescriber ordered, under a placer order number
   that travels in the HL7 order and comes back in the results (how a result finds its order).
 - ``lab_results``: one observation (an OBX), with its LOINC code, value, UCUM unit, range,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -68,8 +70,17 @@ class LabMessage(db.Model):
 
     __tablename__ = "lab_messages"
     __table_args__ = (
-        UniqueConstraint(
-            "direction", "sending_facility", "control_id", name="uq_lab_messages_control_id"
+        # Unique among accepted messages only: a message we refused (AE/AR) may come again,
+        # corrected, under the same control id, and must be read again, not answered from
+        # the refused copy.
+        Index(
+            "uq_lab_messages_accepted",
+            "direction",
+            "sending_facility",
+            "control_id",
+            unique=True,
+            postgresql_where=text("ack_code = 'AA'"),
+            sqlite_where=text("ack_code = 'AA'"),
         ),
         # Processing picks up what is waiting or failed, oldest first.
         Index("ix_lab_messages_state", "state", "id"),

@@ -123,21 +123,19 @@ def receive(raw: bytes, *, connector: str = DEFAULT_CONNECTOR) -> Received:
             message_id = message.id
     except DuplicateMessage:
         db.session.rollback()
-        stored = db.session.execute(
-            select(LabMessage.id, LabMessage.ack_code, LabMessage.error).where(
+        stored_id = db.session.scalar(
+            select(LabMessage.id).where(
                 LabMessage.direction == "in",
                 LabMessage.sending_facility == facility,
                 LabMessage.control_id == control_id,
+                LabMessage.ack_code == "AA",
             )
-        ).one()
+        )
         db.session.rollback()
-        earlier = None
-        if stored.ack_code != "AA":
-            earlier = ack.Problem(stored.ack_code, stored.error or "rejected before")
         return Received(
-            message_id=stored.id,
-            ack_code=stored.ack_code,
-            ack=_ack_for(header, stored.ack_code, earlier, f"A{stored.id}"),
+            message_id=stored_id,
+            ack_code="AA",
+            ack=_ack_for(header, "AA", None, f"A{stored_id}"),
             duplicate=True,
         )
     return Received(
@@ -146,6 +144,25 @@ def receive(raw: bytes, *, connector: str = DEFAULT_CONNECTOR) -> Received:
         ack=_ack_for(header, reading.ack_code, problem, f"A{message_id}"),
         duplicate=False,
     )
+
+
+def keep_unfinished(data: bytes, why: str, *, connector: str = DEFAULT_CONNECTOR) -> int:
+    """Keep bytes that never became a whole message (a connection closed inside a frame):
+    no ACK was sent, so the lab sends the message again; these bytes are kept for the
+    record with no control id, so they never pass for that message."""
+    with use_case():
+        message = LabMessage(
+            direction="in",
+            connector=connector,
+            raw=data,
+            received_at=utcnow(),
+            state=REJECTED,
+            error=why[:500],
+            attempts=0,
+        )
+        db.session.add(message)
+        db.session.flush()
+        return message.id
 
 
 def file_message(message_id: int, *, zone: ZoneInfo | None = None) -> str | None:

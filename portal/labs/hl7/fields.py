@@ -3,9 +3,15 @@ an empty string, never an exception (a lab's message may stop anywhere)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import hl7
+
+# HL7 DTM, strictly: python-hl7's reader alone takes "2024-01-02" for a time with an offset.
+_DTM = re.compile(
+    r"^\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4})?)?)?)?)?)?(?:[+-]\d{4})?$"
+)
 
 
 def part(segment, field: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
@@ -58,6 +64,8 @@ def instant(text: str, what: str) -> datetime | None:
     text = text.strip()
     if not text:
         return None
+    if not _DTM.match(text):
+        raise BadDate(f"{what} is not an HL7 date/time")
     try:
         value = hl7.parse_datetime(text)
     except (ValueError, OverflowError) as error:

@@ -365,9 +365,8 @@ def _observation(obx, message, group: ResultGroup) -> Observation:
         value_text = message.unescape(text or code)
     else:  # ST, TX, FT and types we do not interpret: the text as sent
         lines = [message.unescape(part_text(obx, rep)) for rep in range(1, count + 1)]
-        value_text = "\n".join(lines)
-        if value_type == "FT":
-            value_text = value_text.replace("\\.br\\", "\n")
+        # python-hl7 unescapes FT's line break (\\.br\\) to CR: lines end in LF here.
+        value_text = "\n".join(lines).replace("\r", "\n")
     flag = part(obx, 8).strip().upper() or None
     if flag is not None and flag not in ABNORMAL_FLAGS:
         flag = flag[:5]
