@@ -181,9 +181,11 @@ def run_listener(app: Flask, host: str, port: int, *, ack_delay: float = 0.0) ->
 
 def split_messages(data: bytes) -> list[bytes]:
     """The messages in a dropped file: each starts at a segment beginning with MSH (batch
-    headers FHS/BHS and trailers BTS/FTS are dropped). A file with no MSH is one message
-    (it will be refused, and kept)."""
+    headers FHS/BHS and trailers BTS/FTS are dropped). A file with no MSH is one message,
+    byte for byte (it will be refused, and kept)."""
     lines = data.replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
+    if not any(line.startswith(b"MSH") for line in lines):
+        return [data]  # kept exactly as it came
     messages: list[list[bytes]] = []
     for line in lines:
         if line[:3] in (b"FHS", b"BHS", b"BTS", b"FTS") or not line.strip():
