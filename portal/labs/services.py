@@ -333,26 +333,18 @@ def _order_test_for(order: LabOrder, group: oru.ResultGroup, observation: oru.Ob
     return None
 
 
-def _previous(result: LabResult) -> LabResult | None:
-    """The current result this one replaces: the same observation (code and sub-id) of
-    the same order, or of the same filler order number when there is no order."""
-    if result.order_id is None and not result.filler_order_number:
-        return None
-    query = select(LabResult).where(
-        LabResult.code == result.code,
-        LabResult.superseded_at.is_(None),
-        LabResult.id != result.id,
-    )
-    query = query.where(
-        LabResult.sub_id == result.sub_id
-        if result.sub_id is not None
-        else LabResult.sub_id.is_(None)
-    )
-    if result.order_id is not None:
-        query = query.where(LabResult.order_id == result.order_id)
+def _current_results_of(order_id: int | None, filler_order_number: str | None) -> dict:
+    """The current results of an order (or, with no order, of a filler order number), by
+    (code, sub-id): what a new result of the same observation replaces. One query per
+    result group; none when there is nothing to key on."""
+    if order_id is None and not filler_order_number:
+        return {}
+    query = select(LabResult).where(LabResult.superseded_at.is_(None))
+    if order_id is not None:
+        query = query.where(LabResult.order_id == order_id)
     else:
-        query = query.where(LabResult.filler_order_number == result.filler_order_number)
-    return db.session.scalars(query.order_by(LabResult.id.desc())).first()
+        query = query.where(LabResult.filler_order_number == filler_order_number)
+    return {(row.code, row.sub_id): row for row in db.session.scalars(query.order_by(LabResult.id))}
 
 
 def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> None:
@@ -374,16 +366,19 @@ def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> 
             )
             db.session.add(unmatched)
             db.session.flush()
+        order_id = found.order.id if found.order else None
+        filler = group.filler_order_number[:50] or None
+        current = _current_results_of(order_id, filler)
         for observation in group.observations:
             order_test = _order_test_for(found.order, group, observation) if found.order else None
             notes = observation.notes + group.notes
             result = LabResult(
                 message_id=message.id,
                 patient_id=found.patient_id,
-                order_id=found.order.id if found.order else None,
+                order_id=order_id,
                 order_test_id=order_test.id if order_test else None,
                 unmatched_id=unmatched.id if unmatched else None,
-                filler_order_number=group.filler_order_number[:50] or None,
+                filler_order_number=filler,
                 loinc=observation.loinc,
                 code=observation.code or "?",
                 code_system=observation.code_system or None,
@@ -401,12 +396,14 @@ def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> 
                 notes="\n".join(notes) or None,
                 received_at=now,
             )
-            db.session.add(result)
-            db.session.flush()
-            earlier = _previous(result)
-            if earlier is not None:
+            earlier = current.get((result.code, result.sub_id))
+            if earlier is not None:  # a later result of the same observation replaces it
+                if earlier.id is None:  # one of this message's own (P then F in one message)
+                    db.session.flush()
                 result.supersedes_id = earlier.id
                 earlier.superseded_at = now
+            current[(result.code, result.sub_id)] = result
+            db.session.add(result)
         if found.order is not None:
             orders_touched[found.order.id] = found.order
         if unmatched is not None:

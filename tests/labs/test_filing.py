@@ -226,3 +226,17 @@ def test_the_drop_folder_files_what_it_can_and_sets_aside_what_it_cannot(app, zo
             db.session.scalar(select(LabMessage.raw).where(LabMessage.control_id.is_(None)))
             == b"\x00\x01 not hl7"
         )
+
+
+def test_a_preliminary_and_its_final_in_one_message_chain(app, zone):
+    with app.app_context():
+        patient_id, mrn = add_patient()
+        add_order(patient_id, "P-6", tests=(("4548-4", "A1c"),))
+        observations = [
+            "OBX|1|NM|4548-4^Hemoglobin A1c^LN||7.0|%|4.0-5.6|H|||P",
+            "OBX|2|NM|4548-4^Hemoglobin A1c^LN||7.2|%|4.0-5.6|H|||F",
+        ]
+        receive_and_file(oru(mrn=mrn, placer="P-6", observations=observations), zone)
+        preliminary, final = results()
+        assert final.supersedes_id == preliminary.id and preliminary.superseded_at
+        assert final.superseded_at is None
