@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.labs import jobs as lab_jobs
 from portal.labs import listener, services
 from portal.labs.models import (
     FAILED,
@@ -240,3 +241,17 @@ def test_a_preliminary_and_its_final_in_one_message_chain(app, zone):
         preliminary, final = results()
         assert final.supersedes_id == preliminary.id and preliminary.superseded_at
         assert final.superseded_at is None
+
+
+def test_the_worker_files_what_waits(app, tmp_path):
+    with app.app_context():
+        _, mrn = add_patient()
+        services.receive(oru(mrn=mrn).encode())  # stored and answered; the filer stopped
+        folder = tmp_path / "drop"
+        folder.mkdir()
+        offered = lab_jobs.periodic_jobs({"LAB_DROP_FOLDER": str(folder)})
+        assert [job.name for job in offered] == ["file lab results", "lab drop folder"]
+        assert offered[0].run() == "lab messages: 1 filed"
+        assert len(results()) == 2
+        assert offered[1].run() is None  # an empty folder
+        assert [job.name for job in lab_jobs.periodic_jobs({})] == ["file lab results"]
