@@ -40,7 +40,6 @@ from portal.labs.models import (
     REJECTED,
     LabMessage,
     LabOrder,
-    LabOrderTest,
     LabResult,
     UnmatchedResult,
 )
@@ -482,10 +481,3 @@ def attach_unmatched(actor: Actor, unmatched_id: int, patient_id: int) -> Unmatc
             detail=f"reason {unmatched.reason}",
         )
     return unmatched
-
-
-def order_test_names(order_id: int) -> list[str]:
-    """The LOINC codes of an order's tests (the sandbox and tests read them)."""
-    return list(
-        db.session.scalars(select(LabOrderTest.loinc).where(LabOrderTest.order_id == order_id))
-    )
