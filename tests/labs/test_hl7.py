@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import hl7
@@ -124,3 +125,35 @@ def test_an_orm_o01_is_built_for_an_order():
     assert all(str(obr(2)) == "LAB-000042" for obr in obrs)
     assert str(parsed.segments("ORC")[0](7)(1)(6)) == "S"
     assert [str(dg1(3)(1)(1)) for dg1 in parsed.segments("DG1")] == ["E78.5", "E11.9"]
+
+
+def test_reading_never_raises_on_mangled_input():
+    """Thousands of seeded mutations of a good message (bytes flipped, cut, repeated):
+    every one is read or refused with a reason, none raises."""
+    good = samples.V24.format(mrn="M1", dob="19700304", placer="P").encode()
+    rng = random.Random(12)
+    for _ in range(3000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            choice = rng.random()
+            position = rng.randrange(len(data))
+            if choice < 0.5:
+                data[position] = rng.randrange(256)
+            elif choice < 0.75:
+                del data[position : position + rng.randint(1, 40)]
+            else:
+                data[position:position] = data[position : position + rng.randint(1, 40)]
+        reading = oru.read_message(bytes(data))
+        assert reading.ack_code in ("AA", "AE", "AR")
+        assert reading.problem is None or reading.problem.text
+        answer = ack.build_ack(
+            ack_code=reading.ack_code,
+            control_id=reading.header.control_id,
+            version=reading.header.version,
+            receiving_application=reading.header.sending_application,
+            receiving_facility=reading.header.sending_facility,
+            trigger=reading.header.trigger or "R01",
+            problem=reading.problem,
+            ack_control_id="A1",
+        )
+        assert str(hl7.parse(answer).segment("MSA")(1)) == reading.ack_code
