@@ -429,7 +429,8 @@ def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> 
 
 def _update_order_status(order: LabOrder) -> None:
     """Resulted when every test has a current final (or corrected, or cancelled) result;
-    partially resulted when some results came. A cancelled order stays cancelled."""
+    partially resulted when some results came. A cancelled order stays cancelled; a reviewed
+    one that gets a correction goes back to resulted (the correction waits for review)."""
     if order.status == "cancelled":
         return
     statuses = db.session.execute(
