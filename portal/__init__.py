@@ -110,6 +110,7 @@ def register_extensions(app: Flask) -> None:
     import portal.clinic.models
     import portal.fhir.bulk.models
     import portal.integrations.models
+    import portal.labs.models
     import portal.patients.models
     import portal.prescriptions.models
     import portal.scheduling.models
