@@ -110,6 +110,7 @@ def register_extensions(app: Flask) -> None:
     import portal.clinic.models
     import portal.fhir.bulk.models
     import portal.integrations.models
+    import portal.labs.models
     import portal.patients.models
     import portal.prescriptions.models
     import portal.scheduling.models
@@ -127,13 +128,16 @@ def register_extensions(app: Flask) -> None:
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
     from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
-    from portal.prescriptions.services import handle_event
-    from portal.prescriptions.signing.services import SEND_OPERATION, record_send_outcome
+    from portal.prescriptions.printing.services import send_withheld
+    from portal.prescriptions.services import SEND_OPERATION, handle_event
+    from portal.prescriptions.signing.services import record_send_outcome
 
     load_plugins()
     inbox.register_handler("eprescribing", handle_event)
     # A prescription's send reports its outcome back (sent, or error with the reason).
     outbox.register_outcome_handler(SEND_OPERATION, record_send_outcome)
+    # A send of a prescription printed meanwhile never goes out (issue 11).
+    outbox.register_withholder(SEND_OPERATION, send_withheld)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -168,6 +172,8 @@ ROUTE_MODULES = (
     "portal.prescriptions.views",
     "portal.prescriptions.compose.views",
     "portal.prescriptions.signing.views",
+    "portal.prescriptions.printing.views",
+    "portal.prescriptions.cancelling.views",
     "portal.fhir.views",
     "portal.fhir.bulk.views",
 )

@@ -1,5 +1,5 @@
 """Flask commands: ``seed-demo``, ``create-user``, ``purge-sessions``, ``audit verify``,
-``audit checkpoint``, ``worker [--once]``, ``rxnorm-load FOLDER``.
+``audit checkpoint``, ``worker [--once]``, ``rxnorm-load FOLDER``, ``lab-listener``.
 
 Commands only parse their options and call the domains' use cases (or the demo seeders);
 they act as the command-line actor.
@@ -34,6 +34,8 @@ from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
 from portal.fhir.bulk import jobs as fhir_bulk_jobs
 from portal.integrations import jobs as integration_jobs
+from portal.labs import jobs as lab_jobs
+from portal.labs.listener import run_listener
 from portal.prescriptions import jobs as prescription_jobs
 from portal.terminology import drugs, rxnorm_rrf
 from portal.timeutil import utcnow
@@ -47,6 +49,7 @@ def register(app) -> None:
     app.cli.add_command(purge_sessions)
     app.cli.add_command(worker_command)
     app.cli.add_command(rxnorm_load)
+    app.cli.add_command(lab_listener)
 
 
 @click.command("seed-demo")
@@ -206,6 +209,7 @@ def worker_command(once: bool):
         + prescription_jobs.periodic_jobs(app.config)
         + account_jobs.periodic_jobs(app.config)
         + fhir_bulk_jobs.periodic_jobs(app.config, stop)
+        + lab_jobs.periodic_jobs(app.config)
     )
     if once:
         worker.run_once(app, periodic)
@@ -233,4 +237,20 @@ def rxnorm_load(folder: Path) -> None:
         f"RxNorm catalog written to {loaded.products_file}: {loaded.products} products "
         f"({loaded.controlled} controlled), {loaded.ingredients} ingredients; "
         f"{loaded.skipped} products left out (no ingredient or dose form)."
+    )
+
+
+@click.command("lab-listener")
+@click.option("--host", default=None, help="address to bind (default LAB_LISTENER_HOST)")
+@click.option("--port", default=None, type=int, help="MLLP port (default LAB_LISTENER_PORT)")
+@click.option("--ack-delay", default=0.0, type=float, hidden=True)
+@with_appcontext
+def lab_listener(host: str | None, port: int | None, ack_delay: float) -> None:
+    """Receive HL7 v2 lab results over MLLP: store, acknowledge, file (until stopped)."""
+    app = current_app._get_current_object()
+    run_listener(
+        app,
+        host or app.config["LAB_LISTENER_HOST"],
+        port if port is not None else app.config["LAB_LISTENER_PORT"],
+        ack_delay=ack_delay,
     )

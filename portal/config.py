@@ -45,6 +45,13 @@ class Defaults:
     OUTBOX_LEASE_SECONDS = 120
     # The largest webhook body stored; vendors' events are a few KB.
     WEBHOOK_MAX_BYTES = 256 * 1024
+    # The HL7 lab results listener (MLLP): where it listens, the largest message it takes
+    # (a lab's PDF report in an OBX can be megabytes), and the folder a lab drops files in
+    # (the worker watches it; unset: no folder).
+    LAB_LISTENER_HOST = "127.0.0.1"
+    LAB_LISTENER_PORT = 2575
+    LAB_MESSAGE_MAX_BYTES = 16 * 1024 * 1024
+    LAB_DROP_FOLDER: str | None = None
 
     # Sessions live in the database; these bound how long one lasts.
     SESSION_IDLE_MINUTES = 15
@@ -98,6 +105,10 @@ ENVIRONMENT_VARIABLES = {
     "OUTBOX_MAX_ATTEMPTS": "tries of an outbox message before it is dead (default 8)",
     "OUTBOX_LEASE_SECONDS": "how long a worker holds a message it delivers (default 120)",
     "WEBHOOK_MAX_BYTES": "the largest webhook body stored (default 262144)",
+    "LAB_LISTENER_HOST": "address the HL7 lab results listener binds (default 127.0.0.1)",
+    "LAB_LISTENER_PORT": "port of the HL7 lab results listener, MLLP (default 2575)",
+    "LAB_MESSAGE_MAX_BYTES": "the largest HL7 message the listener takes (default 16 MB)",
+    "LAB_DROP_FOLDER": "folder of HL7 result files the worker files (default: none)",
     "CLINIC_DISPLAY_SECONDS": "how long a process reuses the clinic's name and zone (default 10)",
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
@@ -115,7 +126,15 @@ def instance_path_from_environment() -> str | None:
 
 # Variables whose value is text whatever it looks like (a key of digits stays a string).
 TEXT_VARIABLES = frozenset(
-    {"DATABASE_URL", "SECRET_KEY", "DATA_ENCRYPTION_KEY", "AUDIT_KEY", "AUDIT_CHECKPOINT_PATH"}
+    {
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "DATA_ENCRYPTION_KEY",
+        "AUDIT_KEY",
+        "AUDIT_CHECKPOINT_PATH",
+        "LAB_LISTENER_HOST",
+        "LAB_DROP_FOLDER",
+    }
 )
 _AUDIT_KEY_LINE = re.compile(r"^AUDIT_KEY\s*=", re.MULTILINE)
 

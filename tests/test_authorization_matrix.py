@@ -185,6 +185,12 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.transmission_errors": {"prescriber"},
     "prescriptions.retry": {"prescriber"},
     "prescriptions.state": {"prescriber"},
+    # Printing a prescription that will not be sent, its PDF, and cancelling one the
+    # pharmacy holds (issue 11).
+    "prescriptions.print_prescription": {"prescriber"},
+    "prescriptions.prescription_pdf": {"prescriber"},
+    "prescriptions.cancel_form": {"prescriber"},
+    "prescriptions.cancel": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {

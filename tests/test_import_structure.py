@@ -182,6 +182,7 @@ BELOW_FHIR = (
     "scheduling",
     "charting",
     "prescriptions",
+    "labs",
 )
 
 

@@ -104,11 +104,16 @@ def permissions_for_roles(roles) -> frozenset[str]:
     return _permissions_for(tuple(sorted(roles)))
 
 
+def permissions_of_current_user() -> frozenset[str]:
+    """The signed-in user's permissions (none when nobody is signed in)."""
+    if not current_user.is_authenticated:
+        return frozenset()
+    return permissions_for_roles(current_user.roles)
+
+
 def template_globals() -> dict:
     """``can("chart.write")`` in templates: whether the signed-in user has a permission."""
-    permissions = (
-        permissions_for_roles(current_user.roles) if current_user.is_authenticated else frozenset()
-    )
+    permissions = permissions_of_current_user()
     return {"can": lambda permission: permission in permissions}
 
 

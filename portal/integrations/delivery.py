@@ -47,13 +47,14 @@ class DeliveryRun:
     failed: int = 0
     dead: int = 0
     released: int = 0
+    withheld: int = 0
 
     @property
     def handled(self) -> int:
         return self.delivered + self.retrying + self.failed + self.dead
 
     def summary(self) -> str | None:
-        if not (self.handled or self.released):
+        if not (self.handled or self.released or self.withheld):
             return None
         parts = [
             f"{count} {label}"
@@ -63,6 +64,7 @@ class DeliveryRun:
                 ("failed", self.failed),
                 ("dead", self.dead),
                 ("released", self.released),
+                ("withheld", self.withheld),
             )
             if count
         ]
@@ -100,6 +102,11 @@ def deliver_due(
 
 
 def _deliver(connector, claimed: outbox.Claimed, max_attempts: int, run: DeliveryRun) -> None:
+    reason = outbox.withheld(claimed)
+    if reason is not None:  # the domain says it must not go out (e.g. printed meanwhile)
+        outbox.withdraw(claimed, reason)
+        run.withheld += 1
+        return
     try:
         result = connector.deliver(claimed.operation, claimed.payload, claimed.idempotency_key)
     except PermanentError as error:

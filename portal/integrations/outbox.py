@@ -28,7 +28,7 @@ from portal.audit import services as audit
 from portal.extensions import db
 from portal.integrations.models import OutboxMessage
 from portal.timeutil import utcnow
-from portal.transaction import Refused, in_use_case, use_case
+from portal.transaction import Refused, end_read, in_use_case, use_case
 
 # Retries: the n-th try waits about BASE * 2**(n-1) seconds (capped), with "full jitter" (a
 # random share of it) so that many messages failing together do not return together.
@@ -67,6 +67,39 @@ def register_outcome_handler(operation: str, handler: OutcomeHandler) -> None:
 
 def unregister_outcome_handler(operation: str) -> None:
     _outcome_handlers.pop(operation, None)
+
+
+# A domain may withhold a message at the moment of delivery (e.g. prescriptions: a send of a
+# prescription printed meanwhile never goes out). Registered by the domain, so integrations
+# import no domain; the check gets the message's id and answers why it is withheld, or None.
+Withholder = Callable[[int], "str | None"]
+_withholders: dict[str, Withholder] = {}
+# What a withheld (or withdrawn) message is marked: never claimed, never replayed.
+WITHDRAWN = "cancelled"
+
+
+def register_withholder(operation: str, withholder: Withholder) -> None:
+    """Ask ``withholder`` before each delivery of a message of ``operation``."""
+    _withholders[operation] = withholder
+
+
+def withheld(claimed: Claimed) -> str | None:
+    """Why ``claimed`` must not be delivered now (its operation's withholder), or None; reads
+    in a short transaction of its own."""
+    withholder = _withholders.get(claimed.operation)
+    if withholder is None:
+        return None
+    try:
+        return withholder(claimed.id)
+    finally:
+        end_read()
+
+
+def withdraw(claimed: Claimed, reason: str) -> bool:
+    """Record a claimed message as withheld for good (not an error: nothing was tried)."""
+    return _finish(
+        claimed, status=WITHDRAWN, last_error=reason[:LAST_ERROR_MAX_CHARS], leased_by=None
+    )
 
 
 def enqueue(

@@ -41,6 +41,7 @@ from portal.integrations.registry import connector_class
 from portal.integrations.settings import active_connectors, enabled_connector, enabled_names
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, lock_patient
+from portal.prescriptions import states
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.states import state_from_vendor
 from portal.timeutil import utcnow
@@ -48,6 +49,9 @@ from portal.transaction import Refused, end_read, use_case
 
 log = logging.getLogger(__name__)
 
+# The outbox operation that sends a signed prescription (signing enqueues it, printing
+# withdraws it, delivery reports its outcome back).
+SEND_OPERATION = "send_prescription"
 # Vendor statuses after which nothing more is expected (the sweep stops re-reading).
 FINAL_FHIR_STATUSES = ("completed", "cancelled", "stopped", "entered-in-error")
 # How long after a launch the sweep keeps re-reading a patient: prescriptions written in the
@@ -268,24 +272,99 @@ def notification_total(actor) -> int | None:
     return total
 
 
+# The patient's prescriptions page lists at most this many (newest first): years of a
+# patient's prescriptions fit; more would be a page nobody reads.
+PRESCRIPTIONS_PAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class PrescriptionRow:
+    """One prescription on the patient's page, with what may be done to it there."""
+
+    rx: Prescription
+    prescriber_name: str | None
+    may_print: bool  # its signer, after a failed transmission or without e-prescribing
+    has_printout: bool  # printed, and the viewer signed it: the PDF (a copy) is theirs
+    may_cancel: bool  # the pharmacy holds it: a cancel request can be sent
+
+
+@dataclass(frozen=True)
+class PrescriptionsPage:
+    patient: Patient
+    drafts: list[PrescriptionRow]  # the viewer's own drafts
+    active: list[PrescriptionRow]  # open states (states.OPEN_STATES)
+    past: list[PrescriptionRow]
+
+
 def prescriptions_of(actor, patient_id: int) -> tuple[Patient, list[Prescription]]:
     """The patient's prescriptions, newest first; the view is audited."""
+    page = prescriptions_page(actor, patient_id)
+    rows = [row.rx for row in (*page.drafts, *page.active, *page.past)]
+    return page.patient, rows
+
+
+def prescriptions_page(actor, patient_id: int) -> PrescriptionsPage:
+    """The patient's prescriptions page: the viewer's drafts, then the active ones, then the
+    past ones, newest first, each with its prescriber; one query for the list (a patient may
+    have hundreds). Other prescribers' drafts are theirs alone and are not listed. Audited."""
+    connector = eprescribing_connector_name()
     with use_case():
         patient = get_patient_for(actor, patient_id)
-        rows = list(
-            db.session.scalars(
-                select(Prescription)
-                .where(Prescription.patient_id == patient.id)
-                .order_by(Prescription.written_on.desc(), Prescription.id.desc())
-            )
-        )
+        found = db.session.execute(
+            select(Prescription, User.full_name)
+            .outerjoin(User, User.id == Prescription.prescriber_id)
+            .where(Prescription.patient_id == patient.id)
+            .order_by(Prescription.written_on.desc().nulls_last(), Prescription.id.desc())
+            .limit(PRESCRIPTIONS_PAGE_LIMIT)
+        ).all()
         audit.record(
             actor,
             "prescription.list_view",
             patient_id=patient.id,
             category="e-prescribing",
         )
-    return patient, rows
+    drafts, active, past = [], [], []
+    for rx, prescriber_name in found:
+        if rx.state == states.DRAFT and rx.origin == "portal":
+            if rx.prescriber_id == actor.id:
+                drafts.append(PrescriptionRow(rx, prescriber_name, False, False, False))
+            continue
+        mine = rx.origin == "portal" and rx.signed_by_id is not None and rx.signed_by_id == actor.id
+        row = PrescriptionRow(
+            rx,
+            prescriber_name,
+            may_print=mine and _printable(rx, connector),
+            has_printout=mine and rx.printed_at is not None,
+            may_cancel=rx.vendor_id is not None
+            and rx.printed_at is None
+            and rx.state in CANCELLABLE_STATES,
+        )
+        (active if rx.state in states.OPEN_STATES else past).append(row)
+    return PrescriptionsPage(patient, drafts, active, past)
+
+
+def _printable(rx: Prescription, connector: str | None) -> bool:
+    """The print rule of ``portal.prescriptions.printing`` as the list offers it (printing
+    itself checks again): signed, not printed, and failed or never sendable."""
+    if rx.signed_at is None or rx.printed_at is not None:
+        return False
+    if rx.state == states.ERROR:
+        return True
+    return rx.state == states.SIGNED and rx.vendor_id is None and connector is None
+
+
+# States in which the pharmacy holds a prescription and may still act on it: a cancel
+# request can be sent (``portal.prescriptions.cancelling`` uses the same set).
+CANCELLABLE_STATES = frozenset(
+    {
+        states.SENT,
+        states.PHARMACY_VERIFIED,
+        states.FILLED,
+        states.PARTIALLY_FILLED,
+        states.NOT_FILLED,
+        states.CANCEL_DENIED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -427,6 +506,8 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         elif item.get("error_details") is None:
             values["transmission_error"] = None
     values["state"] = state_from_vendor(values["status"], values["medication_status"])
+    if row is not None and row.printed_at is not None:
+        values["state"] = states.PRINTED  # printed is for good, whatever the vendor says
     prescriber = item.get("prescriber_vendor_id")
     if row is None:
         row = Prescription(

@@ -4,7 +4,7 @@ of waiting items in the top bar (loaded after the page, so a slow vendor slows n
 
 from __future__ import annotations
 
-from flask import flash, redirect, url_for
+from flask import current_app, flash, redirect, url_for
 
 from portal.auth.permissions import require
 from portal.prescriptions import bp, services
@@ -56,9 +56,16 @@ def queue_count():
 @bp.get("/patients/<int:patient_id>/prescriptions")
 @require("chart.read")
 def prescriptions(patient_id: int):
-    """The patient's prescriptions as the vendor last reported them."""
-    patient, rows = services.prescriptions_of(current_actor(), patient_id)
-    return render("prescriptions/list.html", patient=patient, prescriptions=rows)
+    """The patient's prescriptions: the viewer's drafts, the active ones, the past ones, each
+    with its state and what may be done (print, its PDF, cancel)."""
+    page = services.prescriptions_page(current_actor(), patient_id)
+    return render(
+        "prescriptions/list.html",
+        patient=page.patient,
+        listing=page,
+        # The composing screens are a part of their own: their links show once installed.
+        has_endpoint=lambda name: name in current_app.view_functions,
+    )
 
 
 @bp.get("/patients/<int:patient_id>/eprescribing-messages")

@@ -76,7 +76,9 @@ def test_signed_queued_sent_then_pharmacy_verified(app, sandbox, signed_in):
     # One prescription, one medication list entry, whatever the webhooks said.
     assert len(sandbox.prescriptions()) == 1 and len(medications(app, patient_id)) == 1
     listed = doctor.get(f"/patients/{patient_id}/prescriptions").get_data(as_text=True)
-    assert ">Pharmacy verified<" in listed and listed.count("lisinopril 10 MG Oral Tablet") == 1
+    # One row for it (its drug also names the row's buttons, e.g. "Cancel lisinopril ...").
+    assert ">Pharmacy verified<" in listed
+    assert listed.count("<td>lisinopril 10 MG Oral Tablet") == 1
     assert XSS not in listed
 
 

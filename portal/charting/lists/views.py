@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, request, url_for
 
-from portal.auth.permissions import require
+from portal.auth.permissions import permissions_of_current_user, require
 from portal.charting import bp
 from portal.charting.encounters.services import get_encounter_for
 from portal.charting.encounters.views import encounter_section
@@ -26,6 +26,7 @@ from portal.charting.lists.forms import (
     ReconcileForm,
     StopMedicationForm,
 )
+from portal.charting.lists.stop_offers import offer_after_stop
 from portal.charting.models import (
     ALLERGY_CRITICALITIES,
     ALLERGY_SEVERITIES,
@@ -451,6 +452,11 @@ def stop_medication(patient_id: int, medication_id: int):
         attach_error(form, error)
         return render(template, patient=patient, item=medication, form=form, status=422)
     flash(f"Medication stopped: {medication.drug}.", "success")
+    # Another domain may have something to do about it (cancel its open prescription).
+    offer = offer_after_stop(medication_id, permissions_of_current_user().__contains__)
+    if offer is not None:
+        flash(offer.message, "warning")
+        return redirect(offer.url, code=303)
     return redirect(url_for("charting.medications", patient_id=patient_id), code=303)
 
 

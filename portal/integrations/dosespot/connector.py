@@ -20,6 +20,10 @@ Outbox operations (``deliver``) and their payloads (plain JSON)::
         -> {"dosespot_patient_id", "dosespot_prescription_id", "created": bool,
             "sent": bool, "status": "Sending" | ...}
 
+    "cancel_prescription": {"clinician_id": 2001 | None, "dosespot_patient_id": 10001,
+                            "dosespot_prescription_id": 7001, "comment": "..."}
+        -> {"dosespot_prescription_id": 7001, "requested": bool}
+
 DoseSpot has no idempotency key, so a retried create could make a second prescription. Our
 id travels as ``NonDoseSpotPrescriptionId``; before creating, the patient's prescriptions
 are read and one already carrying our id is reused, and it is sent only while it is still
@@ -62,6 +66,9 @@ WEBHOOK_SECRET_LENGTH = 32
 # How far back a retried send looks for its first try (an admin may replay a failed message
 # days later; a prescription replayed after a month deserves a new decision, not a retry).
 SEND_LOOKBACK_DAYS = 35
+# A cancel already asked for or answered (a retried cancel stops there).
+CANCEL_ASKED = frozenset({"CancelRequested", "CancelPending", "Cancelled", "CancelDenied"})
+CANCEL_COMMENT_MAX = 250
 # DoseSpot's ServiceLevel bits: what a pharmacy accepts electronically.
 PHARMACY_SERVICES = {
     "NewRx": 1,
@@ -365,6 +372,8 @@ class DoseSpotConnector(EPrescribingConnector):
             return {"dosespot_patient_id": patient_id, "created": created}
         if operation == "send_prescription":
             return self._send_prescription(payload, idempotency_key)
+        if operation == "cancel_prescription":
+            return self._cancel_prescription(payload)
         raise PermanentError(f"DoseSpot has no operation {operation!r}.")
 
     def _send_prescription(self, payload: dict, idempotency_key: str) -> dict:
@@ -458,6 +467,27 @@ class DoseSpotConnector(EPrescribingConnector):
                     description=description,
                     result_code=str(result.get("ResultCode")),
                 )
+
+    def _cancel_prescription(self, payload: dict) -> dict:
+        """Ask the pharmacy to cancel a transmitted prescription. A retried request whose
+        first try got through finds the cancel already asked (or answered) and stops there:
+        DoseSpot refuses a second request, which must not fail the message."""
+        clinician_id = payload.get("clinician_id") or self.admin_clinician_id
+        patient_id = int(payload["dosespot_patient_id"])
+        rx_id = int(payload["dosespot_prescription_id"])
+        try:
+            self.client.post(
+                f"api/patients/{patient_id}/prescriptions/{rx_id}/cancel",
+                clinician_id,
+                {"Comment": str(payload.get("comment") or "")[:CANCEL_COMMENT_MAX]},
+            )
+        except DoseSpotRefused:
+            items = self.patient_prescriptions(clinician_id, patient_id)
+            current = next((rx for rx in items if rx["prescription_id"] == rx_id), None)
+            if current is None or current["medication_status"] not in CANCEL_ASKED:
+                raise
+            return {"dosespot_prescription_id": rx_id, "requested": False}
+        return {"dosespot_prescription_id": rx_id, "requested": True}
 
 
 # Shapes ----------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from portal.prescriptions.safety import (
     patient_context,
 )
 from portal.prescriptions.services import (
+    SEND_OPERATION,
     _remember,
     eprescribing_connector_name,
     patient_snapshot,
@@ -74,8 +75,6 @@ from portal.prescriptions.services import (
 from portal.terminology.drugs import knowledge
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, end_read, use_case
-
-SEND_OPERATION = "send_prescription"
 
 # Why a prescriber goes ahead despite an alert: a short list (reported on), and words of
 # their own beside it ("other" needs them).

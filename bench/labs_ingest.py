@@ -1,0 +1,264 @@
+"""``python -m bench.labs_ingest``: lab results (ORU^R01) over MLLP on loopback, stored,
+acknowledged, parsed, matched and committed, on SQLite and PostgreSQL.
+
+The listener runs as deployed (``flask lab-listener``, its own process, a thread per
+connection); N clients (threads here, each with its own connection, as labs keep one open)
+send messages one after another and time each ACK. A message is answered once it is
+stored; the listener then files it (parse, match by MRN and date of birth, results and
+audit committed) before it reads that connection's next message, so the rate below counts
+filed messages: from the first send to the last message's ``processed_at``.
+
+Rows written to bench/results.json (kept beside the other benchmarks' rows):
+``ORU ingestion over MLLP, <N> clients`` with ``throughput_per_s`` and the ACK latency
+percentiles. The issue's budget: at least 500 messages/s sustained on PostgreSQL with the
+ACK's p95 at most 50 ms; the SQLite figure beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bench import report
+from bench.databases import (
+    DEFAULT_POSTGRES_SERVER,
+    INSTANCE,
+    OUT,
+    ROOT,
+    app_for,
+    postgres_reachable,
+)
+
+DATABASE = "portal_bench_labs"
+PATIENTS = 2000
+RESULTS_JSON = ROOT / "bench" / "results.json"
+PER_S_BUDGET = 500
+ACK_P95_BUDGET_MS = 50
+
+
+def _fresh_database(dialect: str, server_url: str) -> str:
+    if dialect == "sqlite":
+        path = OUT / "sqlite" / "portal-labs.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", ".write-lock"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
+    admin.dispose()
+    return server.set(database=DATABASE).render_as_string(hide_password=False)
+
+
+def _seed(url: str) -> list[tuple[str, str, str]]:
+    """Migrate, add the demo clinic and ``PATIENTS`` patients: their (MRN, family, DOB)."""
+    from flask_migrate import upgrade
+
+    from portal.demo.clinic import seed_clinic_and_users
+    from portal.extensions import db
+    from portal.patients.identifiers import search_key
+    from portal.patients.models import Patient
+
+    app = app_for(url)
+    rng = random.Random(1)
+    people = []
+    with app.app_context():
+        upgrade()
+        seed_clinic_and_users()
+        for number in range(PATIENTS):
+            family = rng.choice(["Doe", "Nguyen", "Garcia", "Smith", "Okafor", "Kowalski"])
+            born = date(1940 + rng.randrange(60), 1 + rng.randrange(12), 1 + rng.randrange(28))
+            mrn = f"B{number:07d}"
+            db.session.add(
+                Patient(
+                    mrn=mrn,
+                    given_name="Pat",
+                    family_name=family,
+                    given_key=search_key("Pat"),
+                    family_key=search_key(family),
+                    birth_date=born,
+                    sex_at_birth="female",
+                )
+            )
+            people.append((mrn, family, born.strftime("%Y%m%d")))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return people
+
+
+def _message(number: int, person: tuple[str, str, str], tag: str) -> bytes:
+    mrn, family, born = person
+    segments = [
+        f"MSH|^~\\&|LIS|BENCH LAB|PORTAL|CLINIC|20261206090000||ORU^R01|{tag}-{number}|P|2.5.1",
+        f"PID|1||{mrn}^^^CLINIC^MR||{family}^Pat||{born}|F",
+        f"OBR|1||F{tag}{number}|24331-1^Lipid panel^LN|||20261206080000",
+        "OBX|1|NM|2093-3^Cholesterol^LN||212|mg/dL|<200|H|||F",
+        "OBX|2|NM|2085-9^HDL^LN||52|mg/dL|>39|N|||F",
+        "OBX|3|NM|2571-8^Triglyceride^LN||140|mg/dL|<150|N|||F",
+    ]
+    return b"\x0b" + ("\r".join(segments) + "\r").encode() + b"\x1c\x0d"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_listener(url: str, port: int) -> subprocess.Popen:
+    environment = {**os.environ, "PORTAL_DATABASE_URL": url, "PORTAL_INSTANCE_PATH": str(INSTANCE)}
+    command = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "portal",
+        "lab-listener",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the lab listener did not start") from None
+            time.sleep(0.1)
+
+
+def _client(port: int, messages: list[bytes], latencies: list[float], problems: list[str]):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        for message in messages:
+            started = time.perf_counter()
+            sock.sendall(message)
+            answer = b""
+            while b"\x1c\x0d" not in answer:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    problems.append("connection closed")
+                    return
+                answer += chunk
+            latencies.append((time.perf_counter() - started) * 1000)
+            if b"MSA|AA|" not in answer:
+                problems.append(answer[:80].decode(errors="replace"))
+
+
+def run(dialect: str, url: str, people, clients: int, count: int) -> report.Result:
+    port = _free_port()
+    listener = _start_listener(url, port)
+    tag = f"{dialect[:2]}{clients}"
+    messages = [_message(n, people[n % len(people)], tag) for n in range(count)]
+    shares = [messages[n::clients] for n in range(clients)]
+    latencies: list[float] = []
+    problems: list[str] = []
+    threads = [
+        threading.Thread(target=_client, args=(port, share, latencies, problems))
+        for share in shares
+    ]
+    started_at = datetime.now(UTC)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine = create_engine(make_url(url))
+    deadline = time.monotonic() + 120
+    with engine.connect() as connection:
+        while True:
+            waiting, last, filed = connection.execute(
+                text(
+                    "SELECT sum(CASE WHEN state = 'received' THEN 1 ELSE 0 END), "
+                    "max(processed_at), sum(CASE WHEN state = 'processed' THEN 1 ELSE 0 END) "
+                    "FROM lab_messages WHERE control_id LIKE :tag"
+                ),
+                {"tag": f"{tag}-%"},
+            ).one()
+            if not waiting or time.monotonic() > deadline:
+                break
+            connection.rollback()
+            time.sleep(0.2)
+    engine.dispose()
+    listener.terminate()
+    listener.wait(30)
+    if isinstance(last, str):
+        last = datetime.fromisoformat(last)
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    seconds = (last - started_at).total_seconds()
+    if filed != count:
+        problems.append(f"{filed} of {count} filed")
+    label = "SQLite" if dialect == "sqlite" else "PostgreSQL"
+    return report.Result(
+        benchmark=f"ORU ingestion over MLLP, {clients} clients",
+        database=label,
+        rows=PATIENTS,
+        requests=count,
+        p50_ms=round(report.percentile(latencies, 50), 2),
+        p95_ms=round(report.percentile(latencies, 95), 2),
+        p99_ms=round(report.percentile(latencies, 99), 2),
+        floor_p95_ms=None,
+        date=started_at.strftime("%Y-%m-%d %H:%M"),
+        failures=len(problems),
+        first_failure=problems[0] if problems else None,
+        throughput_per_s=round(filed / seconds, 1),
+        clients=clients,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--clients", default="1,4", help="comma-separated client counts")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES_SERVER)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    dialects = [] if args.no_sqlite else ["sqlite"]
+    if not args.no_postgres and postgres_reachable(args.postgres):
+        dialects.append("postgresql")
+    results = []
+    print(f"load before: {os.getloadavg()}", flush=True)
+    for dialect in dialects:
+        url = _fresh_database(dialect, args.postgres)
+        people = _seed(url)
+        for clients in (int(c) for c in args.clients.split(",")):
+            result = run(dialect, url, people, clients, args.messages)
+            results.append(result)
+            print(
+                f"{result.database:10} {result.benchmark}: {result.throughput_per_s:,.0f} msg/s "
+                f"filed, ACK p50 {result.p50_ms} ms p95 {result.p95_ms} ms p99 {result.p99_ms} ms"
+                + (f"  PROBLEMS: {result.first_failure}" if result.failures else ""),
+                flush=True,
+            )
+    print(f"load after: {os.getloadavg()}", flush=True)
+    report.write_json(RESULTS_JSON, results, keep=True)
+    ok = all(
+        r.failures == 0
+        and (
+            r.database != "PostgreSQL"
+            or (r.throughput_per_s >= PER_S_BUDGET and r.p95_ms <= ACK_P95_BUDGET_MS)
+        )
+        for r in results
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

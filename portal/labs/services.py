@@ -1,0 +1,484 @@
+"""The labs' use cases for results: receive a raw HL7 message (stored before it is
+acknowledged), file its results (matched to an order or a patient, or queued), attach a
+queued message's results to a patient, and retry what failed.
+
+Receiving and filing are two use cases on purpose. ``receive`` only reads the message in
+memory and stores it with the answer it gets; its commit is what lets the listener send the
+ACK, so an acknowledged message is never lost. ``file_message`` then works from the stored
+copy: if it fails (a bug, the database going away), the message stays stored and marked
+``failed`` and ``process_pending`` (the listener's start, the worker, ``flask lab-process``)
+files it later. A message is claimed by a conditional UPDATE, so two processes never file
+it twice, and a resent duplicate is answered from the stored row and never filed again.
+
+Matching (issue 12, section 3): by the placer order number when it names one of our orders
+(and the message's identifiers, when it has any, must be that order's patient's); otherwise
+by MRN and date of birth together, with the family name as a check. Anything else (unknown
+MRN, birth date missing or different, two candidates, another name, an order of another
+patient) goes to the unmatched queue with the reason; nothing is attached by a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from werkzeug.exceptions import NotFound
+
+from portal.actors import Actor, integration
+from portal.audit import services as audit
+from portal.clinic.clock import clinic_zone
+from portal.extensions import db
+from portal.labs.hl7 import ack, oru
+from portal.labs.models import (
+    FAILED,
+    PROCESSED,
+    RECEIVED,
+    REJECTED,
+    LabMessage,
+    LabOrder,
+    LabResult,
+    UnmatchedResult,
+)
+from portal.patients.models import Patient
+from portal.patients.services import get_patient_for
+from portal.terminology import lab_tests
+from portal.timeutil import utcnow
+from portal.transaction import Conflict, Refused, use_case
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+DEFAULT_CONNECTOR = "hl7lab"
+
+
+class DuplicateMessage(Conflict):
+    """The same sender's control id is stored already (the lab resent it)."""
+
+    def __init__(self) -> None:
+        super().__init__("this message was received before")
+
+
+@dataclass(frozen=True)
+class Received:
+    """What ``receive`` stored and what to answer."""
+
+    message_id: int
+    ack_code: str
+    ack: str
+    duplicate: bool
+
+    @property
+    def to_file(self) -> bool:
+        return self.ack_code == "AA" and not self.duplicate
+
+
+def _ack_for(header: oru.Header, ack_code: str, problem: ack.Problem | None, ack_id: str) -> str:
+    return ack.build_ack(
+        ack_code=ack_code,
+        control_id=header.control_id,
+        version=header.version,
+        receiving_application=header.sending_application,
+        receiving_facility=header.sending_facility,
+        trigger=header.trigger or "R01",
+        problem=problem,
+        ack_control_id=ack_id,
+    )
+
+
+def receive(raw: bytes, *, connector: str = DEFAULT_CONNECTOR) -> Received:
+    """Store an inbound message with the answer it gets, and return the ACK to send.
+
+    One use case: when it returns, the raw message is committed. A duplicate (same sending
+    facility and control id) is answered as the first one was, and not stored again."""
+    reading = oru.read_message(raw)
+    header = reading.header
+    control_id = header.control_id[:199] or None
+    # With a control id, an empty facility still deduplicates ('' is a value, NULL is not).
+    facility = header.sending_facility[:227] if control_id else None
+    message_type = f"{header.message_type}^{header.trigger}".strip("^")[:32] or None
+    problem = reading.problem
+    try:
+        with use_case(conflict=DuplicateMessage()):
+            message = LabMessage(
+                direction="in",
+                connector=connector,
+                sending_facility=facility,
+                control_id=control_id,
+                message_type=message_type,
+                version=header.version[:16] or None,
+                raw=raw,
+                received_at=utcnow(),
+                state=RECEIVED if problem is None else REJECTED,
+                ack_code=reading.ack_code,
+                error=problem.text[:500] if problem else None,
+                attempts=0,
+            )
+            db.session.add(message)
+            db.session.flush()
+            message_id = message.id
+    except DuplicateMessage:
+        db.session.rollback()
+        stored_id = db.session.scalar(
+            select(LabMessage.id).where(
+                LabMessage.direction == "in",
+                LabMessage.sending_facility == facility,
+                LabMessage.control_id == control_id,
+                LabMessage.ack_code == "AA",
+            )
+        )
+        db.session.rollback()
+        return Received(
+            message_id=stored_id,
+            ack_code="AA",
+            ack=_ack_for(header, "AA", None, f"A{stored_id}"),
+            duplicate=True,
+        )
+    return Received(
+        message_id=message_id,
+        ack_code=reading.ack_code,
+        ack=_ack_for(header, reading.ack_code, problem, f"A{message_id}"),
+        duplicate=False,
+    )
+
+
+def keep_unfinished(data: bytes, why: str, *, connector: str = DEFAULT_CONNECTOR) -> int:
+    """Keep bytes that never became a whole message (a connection closed inside a frame):
+    no ACK was sent, so the lab sends the message again; these bytes are kept for the
+    record with no control id, so they never pass for that message."""
+    with use_case():
+        message = LabMessage(
+            direction="in",
+            connector=connector,
+            raw=data,
+            received_at=utcnow(),
+            state=REJECTED,
+            error=why[:500],
+            attempts=0,
+        )
+        db.session.add(message)
+        db.session.flush()
+        return message.id
+
+
+def file_message(message_id: int, *, zone: ZoneInfo | None = None) -> str | None:
+    """File a stored message's results (one use case). Returns the message's new state, or
+    None when another process has it or it was filed already. A failure marks the message
+    ``failed`` (kept, retried) and is logged by type only."""
+    zone = zone or clinic_zone()
+    try:
+        with use_case():
+            claimed = db.session.execute(
+                update(LabMessage)
+                .where(LabMessage.id == message_id, LabMessage.state.in_((RECEIVED, FAILED)))
+                .values(
+                    state=PROCESSED,
+                    processed_at=utcnow(),
+                    attempts=LabMessage.attempts + 1,
+                    error=None,
+                )
+            ).rowcount
+            if not claimed:
+                return None
+            message = db.session.get(LabMessage, message_id)
+            reading = oru.read_message(message.raw)
+            if reading.problem is not None:  # stored as accepted, yet unreadable now
+                message.state = REJECTED
+                message.error = reading.problem.text[:500]
+                return REJECTED
+            _file_results(message, reading, zone)
+            return PROCESSED
+    except Exception as error:
+        log.warning("lab message %s could not be filed: %s", message_id, type(error).__name__)
+        with use_case():
+            db.session.execute(
+                update(LabMessage)
+                .where(LabMessage.id == message_id, LabMessage.state.in_((RECEIVED, FAILED)))
+                .values(
+                    state=FAILED,
+                    attempts=LabMessage.attempts + 1,
+                    error=f"filing failed: {type(error).__name__}",
+                )
+            )
+        return FAILED
+
+
+def process_pending(limit: int = 100, *, zone: ZoneInfo | None = None) -> tuple[int, int]:
+    """File stored messages still waiting (the filer stopped between ACK and filing) or
+    failed (fewer than ``MAX_ATTEMPTS`` times), oldest first: (filed, failed)."""
+    ids = db.session.scalars(
+        select(LabMessage.id)
+        .where(
+            LabMessage.direction == "in",
+            LabMessage.state.in_((RECEIVED, FAILED)),
+            LabMessage.attempts < MAX_ATTEMPTS,
+        )
+        .order_by(LabMessage.id)
+        .limit(limit)
+    ).all()
+    db.session.rollback()
+    filed = failed = 0
+    for message_id in ids:
+        outcome = file_message(message_id, zone=zone)
+        filed += outcome == PROCESSED
+        failed += outcome == FAILED
+    return filed, failed
+
+
+# --- filing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    patient_id: int | None
+    order: LabOrder | None = None
+    reason: str | None = None  # set when unmatched
+    detail: str | None = None
+    candidates: tuple[int, ...] = ()
+
+
+def _plain(name: str) -> str:
+    """A name compared without case, accents, spaces, hyphens or apostrophes."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(ch for ch in decomposed if ch.isalnum()).casefold()
+
+
+def match_patient(identity: oru.PatientIdentity, placer_order_number: str) -> Match:
+    """Which patient (and order) a result group belongs to, or why none (module notes)."""
+    order = None
+    if placer_order_number:
+        order = db.session.scalars(
+            select(LabOrder).where(LabOrder.placer_order_number == placer_order_number[:22])
+        ).first()
+    if order is not None:
+        patient = db.session.get(Patient, order.patient_id)
+        mrns = identity.mrns
+        if mrns and patient.mrn not in mrns:
+            return Match(
+                None,
+                reason="order_patient_differs",
+                detail="the order is another patient's than the message's identifiers",
+                candidates=(patient.id,),
+            )
+        if identity.birth_date and identity.birth_date != patient.birth_date:
+            return Match(
+                None,
+                reason="birth_date_differs",
+                detail="the message's date of birth is not the order's patient's",
+                candidates=(patient.id,),
+            )
+        return Match(patient.id, order=order)
+    mrns = identity.mrns
+    if not mrns:
+        return Match(None, reason="no_identifier", detail="no MRN in PID-3")
+    found = db.session.scalars(select(Patient).where(Patient.mrn.in_(mrns))).all()
+    if not found:
+        return Match(None, reason="unknown_mrn", detail="no patient has this MRN")
+    if len(found) > 1:
+        return Match(
+            None,
+            reason="two_candidates",
+            detail="the message's identifiers name more than one patient",
+            candidates=tuple(sorted(p.id for p in found)),
+        )
+    patient = found[0]
+    if identity.birth_date is None:
+        return Match(
+            None,
+            reason="no_birth_date",
+            detail="no date of birth to confirm the MRN",
+            candidates=(patient.id,),
+        )
+    if identity.birth_date != patient.birth_date:
+        return Match(
+            None,
+            reason="birth_date_differs",
+            detail="the MRN's patient has another date of birth",
+            candidates=(patient.id,),
+        )
+    if identity.family_name and _plain(identity.family_name) != _plain(patient.family_name):
+        return Match(
+            None,
+            reason="name_differs",
+            detail="the MRN's patient has another family name",
+            candidates=(patient.id,),
+        )
+    return Match(patient.id)
+
+
+def _utc(value: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """A lab's time in UTC: as given when it carries an offset, else the clinic's wall time."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(ZoneInfo("UTC"))
+
+
+def _order_test_for(order: LabOrder, group: oru.ResultGroup, observation: oru.Observation):
+    """The order's test this observation reports: the OBR's code (LOINC or the lab's own),
+    else the test whose panel lists the observation's LOINC code, else the test itself."""
+    for test in order.tests:
+        if group.code and group.code in (test.loinc, test.lab_code):
+            return test
+    loinc = observation.loinc
+    for test in order.tests:
+        catalog_test = lab_tests.get(test.loinc)
+        if loinc and (loinc == test.loinc or (catalog_test and loinc in catalog_test.members)):
+            return test
+    return None
+
+
+def _current_results_of(order_id: int | None, filler_order_number: str | None) -> dict:
+    """The current results of an order (or, with no order, of a filler order number), by
+    (code, sub-id): what a new result of the same observation replaces. One query per
+    result group; none when there is nothing to key on."""
+    if order_id is None and not filler_order_number:
+        return {}
+    query = select(LabResult).where(LabResult.superseded_at.is_(None))
+    if order_id is not None:
+        query = query.where(LabResult.order_id == order_id)
+    else:
+        query = query.where(LabResult.filler_order_number == filler_order_number)
+    return {(row.code, row.sub_id): row for row in db.session.scalars(query.order_by(LabResult.id))}
+
+
+def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> None:
+    actor = integration(message.connector, source="mllp")
+    now = utcnow()
+    performing_default = reading.header.sending_facility[:200] or None
+    orders_touched: dict[int, LabOrder] = {}
+    for group in reading.groups:
+        found = match_patient(reading.patient, group.placer_order_number)
+        unmatched = None
+        if found.patient_id is None:
+            unmatched = UnmatchedResult(
+                message_id=message.id,
+                reason=found.reason,
+                detail=found.detail,
+                candidate_patient_ids=" ".join(map(str, found.candidates)) or None,
+                placer_order_number=group.placer_order_number[:22] or None,
+                created_at=now,
+            )
+            db.session.add(unmatched)
+            db.session.flush()
+        order_id = found.order.id if found.order else None
+        filler = group.filler_order_number[:50] or None
+        current = _current_results_of(order_id, filler)
+        for observation in group.observations:
+            order_test = _order_test_for(found.order, group, observation) if found.order else None
+            notes = observation.notes + group.notes
+            result = LabResult(
+                message_id=message.id,
+                patient_id=found.patient_id,
+                order_id=order_id,
+                order_test_id=order_test.id if order_test else None,
+                unmatched_id=unmatched.id if unmatched else None,
+                filler_order_number=filler,
+                loinc=observation.loinc,
+                code=observation.code or "?",
+                code_system=observation.code_system or None,
+                sub_id=observation.sub_id or None,
+                name=observation.name or observation.code or "Result",
+                value_type=observation.value_type,
+                value_text=observation.value_text,
+                value_numeric=observation.value_numeric,
+                units=observation.units,
+                reference_range=observation.reference_range,
+                abnormal_flag=observation.abnormal_flag,
+                status=observation.status,
+                observed_at=_utc(observation.observed_at, zone),
+                performing_lab=observation.performing_lab or performing_default,
+                notes="\n".join(notes) or None,
+                received_at=now,
+            )
+            earlier = current.get((result.code, result.sub_id))
+            if earlier is not None:  # a later result of the same observation replaces it
+                if earlier.id is None:  # one of this message's own (P then F in one message)
+                    db.session.flush()
+                result.supersedes_id = earlier.id
+                earlier.superseded_at = now
+            current[(result.code, result.sub_id)] = result
+            db.session.add(result)
+        if found.order is not None:
+            orders_touched[found.order.id] = found.order
+        if unmatched is not None:
+            audit.record(
+                actor,
+                "lab.results_unmatched",
+                obj=unmatched,
+                category="labs",
+                detail=f"message {message.id}; {found.reason}",
+            )
+        else:
+            audit.record(
+                actor,
+                "lab.results_filed",
+                patient_id=found.patient_id,
+                obj=found.order or message,
+                category="labs",
+                detail=f"message {message.id}; {len(group.observations)} results",
+            )
+    db.session.flush()
+    for order in orders_touched.values():
+        _update_order_status(order)
+
+
+def _update_order_status(order: LabOrder) -> None:
+    """Resulted when every test has a current final (or corrected, or cancelled) result;
+    partially resulted when some results came. A cancelled order stays cancelled; a reviewed
+    one that gets a correction goes back to resulted (the correction waits for review)."""
+    if order.status == "cancelled":
+        return
+    statuses = db.session.execute(
+        select(LabResult.order_test_id, LabResult.status).where(
+            LabResult.order_id == order.id, LabResult.superseded_at.is_(None)
+        )
+    ).all()
+    final_tests = {test_id for test_id, status in statuses if status in ("F", "C", "X")}
+    every_test_final = all(test.id in final_tests for test in order.tests)
+    order.status = "resulted" if statuses and every_test_final else "partially_resulted"
+
+
+# --- the unmatched queue --------------------------------------------------------------------
+
+
+def attach_unmatched(actor: Actor, unmatched_id: int, patient_id: int) -> UnmatchedResult:
+    """Attach a queued message's results to the patient a person chose (audited). Refused
+    when someone attached them already."""
+    with use_case():
+        unmatched = db.session.get(UnmatchedResult, unmatched_id)
+        if unmatched is None:
+            raise NotFound()
+        if unmatched.resolved_at is not None:
+            raise Refused("These results were attached already.")
+        patient = get_patient_for(actor, patient_id)
+        order_id = None
+        if unmatched.placer_order_number:
+            order_id = db.session.scalar(
+                select(LabOrder.id).where(
+                    LabOrder.placer_order_number == unmatched.placer_order_number,
+                    LabOrder.patient_id == patient.id,
+                )
+            )
+        values = {"patient_id": patient.id}
+        if order_id is not None:
+            values["order_id"] = order_id
+        db.session.execute(
+            update(LabResult).where(LabResult.unmatched_id == unmatched.id).values(**values)
+        )
+        unmatched.resolved_at = utcnow()
+        unmatched.resolved_by_id = actor.id
+        unmatched.patient_id = patient.id
+        audit.record(
+            actor,
+            "lab.unmatched_attached",
+            patient=patient,
+            obj=unmatched,
+            category="labs",
+            detail=f"reason {unmatched.reason}",
+        )
+    return unmatched

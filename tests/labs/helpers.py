@@ -1,0 +1,114 @@
+"""What the labs' tests share: sample result messages, an MLLP client, rows to match to."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import date
+
+from sqlalchemy import select
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.labs.listener import END_BLOCK, START_BLOCK, frame
+from portal.labs.models import RECEIVED, LabMessage, LabOrder, LabOrderTest
+from tests.support.factories import patient_row
+
+
+def oru(
+    *,
+    control_id: str = "MSG00001",
+    version: str = "2.5.1",
+    facility: str = "ACME LAB",
+    mrn: str = "",
+    family: str = "Doe",
+    given: str = "Jane",
+    birth_date: str = "19800102",
+    placer: str = "",
+    filler: str = "F1001",
+    obr_code: str = "24331-1^Lipid panel^LN",
+    observations: list[str] | None = None,
+    extra: str = "",
+) -> str:
+    """An ORU^R01 in the shape labs send: MSH, PID, ORC, OBR, OBX (and ``extra`` after)."""
+    observations = observations or [
+        "OBX|1|NM|2093-3^Cholesterol^LN||212|mg/dL|<200|H|||F|||20240102080000",
+        "OBX|2|NM|2085-9^HDL Cholesterol^LN||45|mg/dL|>39|N|||F|||20240102080000",
+    ]
+    segments = [
+        f"MSH|^~\\&|LIS|{facility}|PORTAL|CLINIC|20240102120000||ORU^R01|{control_id}|P|{version}",
+        f"PID|1||{mrn}^^^CLINIC^MR||{family}^{given}||{birth_date}|F",
+        f"ORC|RE|{placer}|{filler}",
+        f"OBR|1|{placer}|{filler}|{obr_code}|||20240102080000||||||||||||||||F",
+        *observations,
+    ]
+    return "\r".join(segments) + "\r" + extra
+
+
+def send(port: int, payload: bytes, *, framed: bool = True, timeout: float = 10) -> bytes:
+    """Send one message over MLLP on loopback and return the ACK's bytes (unframed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(frame(payload) if framed else payload)
+        return read_frame(sock)
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    data = b""
+    while END_BLOCK not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    if not data.startswith(START_BLOCK):
+        raise AssertionError(f"no MLLP frame in the answer: {data[:40]!r}")
+    return data[1 : data.index(END_BLOCK)]
+
+
+def msa(ack: bytes) -> list[str]:
+    """The MSA segment's fields of an ACK: [MSA, code, control id, text]."""
+    for segment in ack.decode().split("\r"):
+        if segment.startswith("MSA"):
+            return segment.split("|")
+    raise AssertionError(f"no MSA in {ack!r}")
+
+
+def add_patient(given="Jane", family="Doe", birth_date=date(1980, 1, 2), mrn=None):
+    patient = patient_row(given, family, birth_date)
+    if mrn:
+        patient.mrn = mrn
+    db.session.add(patient)
+    db.session.commit()
+    return patient.id, patient.mrn
+
+
+def add_order(patient_id: int, placer: str, tests=(("24331-1", "Lipid panel"),), provider_id=None):
+    provider_id = provider_id or db.session.scalar(select(User.id).where(User.username == "drlee"))
+    order = LabOrder(
+        placer_order_number=placer,
+        patient_id=patient_id,
+        ordering_provider_id=provider_id,
+        status="sent",
+        priority="routine",
+        fasting=False,
+    )
+    order.tests = [LabOrderTest(loinc=code, name=name) for code, name in tests]
+    db.session.add(order)
+    db.session.commit()
+    return order.id
+
+
+def stored_messages() -> list[LabMessage]:
+    rows = db.session.scalars(select(LabMessage).order_by(LabMessage.id)).all()
+    db.session.rollback()
+    return rows
+
+
+def filed_messages(timeout: float = 10) -> list[LabMessage]:
+    """The stored messages once none waits to be filed: the listener files a message right
+    after its ACK, so a test that read the ACK waits here for the filing (polls the table)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = stored_messages()
+        if all(row.state != RECEIVED for row in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.02)
