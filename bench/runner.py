@@ -22,6 +22,7 @@ from bench import (
     floors,
     integrations,
     report,
+    rx_compose,
     rx_safety,
     schedule,
     workload,
@@ -184,6 +185,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="reads,export,import",
         help="the --fhir measurements to run (%(default)s)",
     )
+    parser.add_argument(
+        "--rx-compose",
+        action="store_true",
+        help="measure prescription composing instead: the prescribe page, drug search on the "
+        "local catalog and the draft autosave (30 medications, 10 allergies, 200 past "
+        "prescriptions)",
+    )
     args = parser.parse_args(argv)
     args.fhir_parts = {part.strip() for part in args.fhir_parts.split(",")}
     args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
@@ -232,6 +240,12 @@ def main(argv=None) -> int:
         if not args.no_postgres and not version:
             log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
         code = integrations.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
+    if args.rx_compose:
+        log(f"Prescription composing benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        code = rx_compose.main(args, log, stamp, info, version)
         log(f"Total time {time.perf_counter() - started:.0f} s.")
         return code
     if args.rx_safety:

@@ -170,6 +170,7 @@ ROUTE_MODULES = (
     "portal.admin.integrations.views",
     "portal.integrations.hooks",
     "portal.prescriptions.views",
+    "portal.prescriptions.compose.views",
     "portal.prescriptions.signing.views",
     "portal.prescriptions.printing.views",
     "portal.prescriptions.cancelling.views",

@@ -167,6 +167,18 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
     "prescriptions.message": {"prescriber"},
+    # Composing in the portal's own screens (issue 11, rxcompose): prescribers only.
+    "prescriptions.start_prescription": {"prescriber"},
+    "prescriptions.renew_prescription": {"prescriber"},
+    "prescriptions.compose": {"prescriber"},
+    "prescriptions.save_draft": {"prescriber"},
+    "prescriptions.discard_draft": {"prescriber"},
+    "prescriptions.search_drugs": {"prescriber"},
+    "prescriptions.choose_drug": {"prescriber"},
+    "prescriptions.search_pharmacies": {"prescriber"},
+    "prescriptions.choose_pharmacy": {"prescriber"},
+    "prescriptions.save_favorite": {"prescriber"},
+    "prescriptions.use_favorite": {"prescriber"},
     # Signing a prescription composed in the portal, and its failed transmissions (issue 11).
     "prescriptions.sign_dialog": {"prescriber"},
     "prescriptions.sign": {"prescriber"},
@@ -212,7 +224,9 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
-    "prescription_id",  # prescriptions (signing, send again)
+    "prescription_id",  # prescriptions (signing, send again, renew)
+    "draft_id",
+    "favorite_id",  # composing prescriptions
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

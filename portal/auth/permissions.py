@@ -57,6 +57,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "chart.sign_nursing",
             # Prescribing through the e-prescribing connector (the vendor's screen, queues).
             "prescriptions.write",
+            # Prescriptions composed in the portal's own screens: drafts, favourites, renewals.
+            "rx.compose",
             # Signing a prescription composed in the portal (a fresh second factor each time;
             # a controlled substance also needs an EPCS grant and the password).
             "rx.sign",

@@ -259,3 +259,39 @@ class PrescriptionDetailsForm(FlaskForm):
         if self._values is None:
             raise RuntimeError("values() before a successful validate()")
         return dict(self._values)
+
+
+class DrugSearchForm(FlaskForm):
+    """The drug search box of the compose page (posted as you type)."""
+
+    class Meta:
+        csrf = False  # CSRFProtect checks the POST; the box has no token of its own
+
+    drug_query = StringField(
+        "Find a drug",
+        render_kw={"maxlength": 100, "autocomplete": "off", "spellcheck": "false"},
+        description="Type the name and strength, e.g. lisinopril 10; Tab or ↓ to the results.",
+    )
+
+
+class PharmacySearchForm(FlaskForm):
+    """Pharmacy search at the e-prescribing vendor, by name and/or ZIP code."""
+
+    class Meta:
+        csrf = False
+
+    pharmacy_name = StringField("Pharmacy name", render_kw={"maxlength": 60})
+    pharmacy_zip = StringField("ZIP code", render_kw={"maxlength": 10, "inputmode": "numeric"})
+
+
+class FavoriteForm(FlaskForm):
+    """Save the draft's drug and directions as one of the prescriber's favourites."""
+
+    class Meta:
+        csrf = False
+
+    label = StringField(
+        "Name of the favourite",
+        render_kw={"maxlength": 120},
+        description="e.g. Lisinopril 10 mg daily",
+    )
