@@ -339,6 +339,21 @@ def sort_alerts(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (SEVERITIES.index(a.severity), a.kind, a.code))
 
 
+# Why a prescriber goes ahead despite an alert that needs a reason: the short list the
+# compose page and the signing dialog offer (keys are stored with the prescription), with
+# words of their own ("other" needs them) up to MAX_OVERRIDE_COMMENT characters.
+OVERRIDE_REASONS: dict[str, str] = {
+    "benefit_outweighs_risk": "Benefit outweighs the risk",
+    "tolerated_before": "The patient has taken it before without a reaction",
+    "will_monitor": "Will monitor (levels, labs or symptoms)",
+    "dose_adjusted": "Dose adjusted for it",
+    "allergy_not_to_this": "The recorded allergy is not to this drug (intolerance, or wrong)",
+    "allergies_reviewed": "Allergies reviewed with the patient: none to record now",
+    "other": "Other (say why)",
+}
+MAX_OVERRIDE_COMMENT = 500
+
+
 def needs_override(alerts: list[Alert]) -> list[Alert]:
     """The alerts that need a reason before signing."""
     return [alert for alert in alerts if alert.needs_override]

@@ -511,3 +511,22 @@ def test_a_draft_composed_here_is_signed_by_the_signing_step(app, chart, signed_
     )
     # Signed: no longer composed here.
     assert doctor.get(f"/prescriptions/{draft_id}").status_code == 303
+
+
+def test_the_signing_dialog_shows_the_override_reasons_given_while_composing(app, chart, signed_in):
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, chart.patients[0])
+    choose(doctor, draft_id, LISINOPRIL_10)
+    page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+    panel = page[page.index('id="safety-panel"') :]
+    code = html.unescape(panel.split('name="reason:', 1)[1].split('"', 1)[0])
+    autosave(
+        app,
+        doctor,
+        draft_id,
+        {f"reason:{code}": "will_monitor", f"comment:{code}": "Potassium in one week"},
+    )
+    dialog = doctor.get(f"/prescriptions/{draft_id}/sign").get_data(as_text=True)
+    reason_field = dialog.split(f'name="reason:{code}"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="will_monitor" selected>' in reason_field
+    assert "Potassium in one week</textarea>" in dialog

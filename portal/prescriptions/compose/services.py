@@ -34,6 +34,8 @@ from portal.patients.services import get_patient_for, get_row_of_patient
 from portal.prescriptions import states
 from portal.prescriptions.models import Prescription, PrescriptionFavorite
 from portal.prescriptions.safety import (
+    MAX_OVERRIDE_COMMENT,
+    OVERRIDE_REASONS,
     Alert,
     UnmatchedDrug,
     check_prescription,
@@ -55,17 +57,6 @@ SEARCH_LIMIT = 20
 
 # Why a prescriber goes ahead despite a high-severity alert: a short list the signing step
 # stores with the prescription, plus free text (required with "other").
-OVERRIDE_REASONS: dict[str, str] = {
-    # The same keys as the signing step's list (it re-asks and stores them at signing).
-    "benefit_outweighs_risk": "Benefit outweighs the risk",
-    "tolerated_before": "The patient has taken it before without a reaction",
-    "will_monitor": "Will monitor (levels, labs or symptoms)",
-    "dose_adjusted": "Dose adjusted for it",
-    "allergy_not_to_this": "The recorded allergy is not to this drug (intolerance, or wrong)",
-    "allergies_reviewed": "Allergies reviewed with the patient: none to record now",
-    "other": "Other (say why)",
-}
-MAX_OVERRIDE_COMMENT = 500
 MAX_FAVORITE_LABEL = 120
 
 LIMITED_CHECKING = "Interaction checking is limited for this product"

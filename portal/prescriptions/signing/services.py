@@ -57,8 +57,11 @@ from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, lock_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
+from portal.prescriptions.compose.services import stored_overrides
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.safety import (
+    MAX_OVERRIDE_COMMENT,
+    OVERRIDE_REASONS,
     Alert,
     UnmatchedDrug,
     check_prescription,
@@ -78,16 +81,6 @@ from portal.transaction import Conflict, Refused, end_read, use_case
 
 # Why a prescriber goes ahead despite an alert: a short list (reported on), and words of
 # their own beside it ("other" needs them).
-OVERRIDE_REASONS: dict[str, str] = {
-    "benefit_outweighs_risk": "Benefit outweighs the risk",
-    "tolerated_before": "The patient has taken it before without a reaction",
-    "will_monitor": "Will monitor (levels, labs or symptoms)",
-    "dose_adjusted": "Dose adjusted for it",
-    "allergy_not_to_this": "The recorded allergy is not to this drug (intolerance, or wrong)",
-    "allergies_reviewed": "Allergies reviewed with the patient: none to record now",
-    "other": "Other (say why)",
-}
-MAX_OVERRIDE_COMMENT = 500
 
 # The elements a signature covers, in the digest (besides the row's id): every column the
 # database's triggers freeze once ``signed_at`` is set (migration 0020), but the digest.
@@ -228,6 +221,17 @@ def _visible_draft(actor, prescription_id: int) -> tuple[Patient, Prescription]:
         # A prescription is signed by its own prescriber; another's draft is not theirs.
         raise NotFound()
     return patient, rx
+
+
+def stored_override_fields(draft: Prescription) -> dict[str, str]:
+    """The override reasons the prescriber gave while composing (kept on the draft), as the
+    signing dialog's fields (``reason:<code>``, ``comment:<code>``): asked once, shown again
+    for the signature, and checked again when it is given."""
+    fields: dict[str, str] = {}
+    for code, row in stored_overrides(draft).items():
+        fields[f"reason:{code}"] = str(row.get("reason") or "")
+        fields[f"comment:{code}"] = str(row.get("comment") or "")
+    return fields
 
 
 def signing_view(actor, prescription_id: int) -> SigningView:

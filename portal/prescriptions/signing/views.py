@@ -34,7 +34,7 @@ def sign_dialog(prescription_id: int):
     """The signing dialog of a draft: the checks run now, overrides, the factors."""
     view = services.signing_view(current_actor(), prescription_id)
     form = SignForm(version=view.prescription.version)
-    return _dialog(view, form)
+    return _dialog(view, form, posted=services.stored_override_fields(view.prescription))
 
 
 @bp.post("/prescriptions/<int:prescription_id>/sign")
