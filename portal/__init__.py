@@ -108,6 +108,7 @@ def register_extensions(app: Flask) -> None:
     import portal.auth.models
     import portal.charting.models
     import portal.clinic.models
+    import portal.fhir.models
     import portal.integrations.models
     import portal.patients.models
     import portal.prescriptions.models
@@ -161,6 +162,8 @@ ROUTE_MODULES = (
     "portal.admin.integrations.views",
     "portal.integrations.hooks",
     "portal.prescriptions.views",
+    "portal.fhir.token_endpoint",
+    "portal.admin.api_clients.views",
 )
 
 
@@ -169,6 +172,7 @@ def register_blueprints(app: Flask) -> None:
         admin,
         auth,
         charting,
+        fhir,
         integrations,
         main,
         patients,
@@ -194,6 +198,7 @@ def register_blueprints(app: Flask) -> None:
         admin,
         audit_trail,
         integrations,
+        fhir,
     ):
         app.register_blueprint(domain.bp)
 

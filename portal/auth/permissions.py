@@ -72,6 +72,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             # The integrations console: connector settings, health, the message log
             # (statuses and ids, never payloads), replays, vendors' clinician ids.
             "integrations.manage",
+            # FHIR API clients: register, disable, rotate secrets (no patient data).
+            "api_clients.manage",
         }
     ),
 }
@@ -80,6 +82,9 @@ ALL_PERMISSIONS = frozenset().union(*ROLE_PERMISSIONS.values())
 
 # Endpoints that need no permission: sign-in, static files, the health check.
 PUBLIC = "public"
+# Endpoints of the FHIR API: no session; a bearer token, checked by the view's own
+# decorator (``portal.fhir.access.fhir_access``), which also answers its refusals.
+API_TOKEN = "api token"  # noqa: S105  (a marker, not a secret)
 
 
 @cache
@@ -133,7 +138,7 @@ def enforce_declared_permission():
     if request.endpoint is None:
         return None  # routing failed: Flask answers 404/405 itself
     permission = declared_permission(request.endpoint)
-    if permission == PUBLIC:
+    if permission in (PUBLIC, API_TOKEN):
         return None
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()

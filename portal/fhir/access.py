@@ -1,0 +1,103 @@
+"""Who may call a FHIR route: ``@fhir_access(resource_type, write=False)``.
+
+Every API route but the token endpoint carries it. It reads ``Authorization: Bearer
+<token>``, finds the token's client (one query; a disabled client, an expired or revoked
+token is no client), counts the request against the client's limit per minute, checks that
+the token's scopes cover the resource type (reading, or writing with ``write=True``;
+``None``: any valid token, for routes that check per resource themselves, like a bundle
+import), and sets ``g.fhir_client`` (a ``clients.Caller``: ``.id``, ``.name``,
+``.scopes``, ``.actor`` for the audit trail, ``.allows(type, write=)``).
+
+Refusals are OperationOutcomes with the status and ``WWW-Authenticate`` header of RFC 6750:
+401 without a usable token, 403 when its scopes fall short (audited), 429 with
+``Retry-After`` over the limit.
+
+A signed-in session counts for nothing here, and a bearer token is never sent by a browser
+on its own, so these routes need no CSRF token: the decorator exempts them, and declares
+them to the deny-by-default hook (``permissions.API_TOKEN``) so it asks for no session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import g, jsonify, request
+
+from portal.auth.permissions import API_TOKEN
+from portal.extensions import csrf
+from portal.fhir import clients
+
+FHIR_JSON = "application/fhir+json"
+REALM = 'Bearer realm="fhir"'
+
+
+def operation_outcome(status: int, code: str, message: str, headers: dict | None = None):
+    """An error answer: one OperationOutcome issue with its FHIR issue code."""
+    response = jsonify(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": message}],
+        }
+    )
+    response.status_code = status
+    response.mimetype = FHIR_JSON
+    response.headers.update(headers or {})
+    return response
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _unauthorized(message: str, error: str | None):
+    challenge = REALM if error is None else f'{REALM}, error="{error}"'
+    return operation_outcome(401, "login", message, {"WWW-Authenticate": challenge})
+
+
+def _needed_scope(resource_type: str, write: bool) -> str:
+    return f"system/{resource_type}.{'write' if write else 'read'}"
+
+
+def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
+    """Declare a FHIR route and who may call it (see the module's notes)."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            token = _bearer_token()
+            if token is None:
+                return _unauthorized("An access token is required (Authorization: Bearer).", None)
+            caller = clients.caller_of_token(token, request.remote_addr)
+            if caller is None:
+                return _unauthorized(
+                    "The access token is unknown, expired or revoked.", "invalid_token"
+                )
+            wait = clients.count_request(caller)
+            if wait is not None:
+                return operation_outcome(
+                    429,
+                    "throttled",
+                    f"Over {caller.rate_limit_per_minute} requests a minute: try again later.",
+                    {"Retry-After": str(wait)},
+                )
+            if resource_type is not None and not caller.allows(resource_type, write=write):
+                needed = _needed_scope(resource_type, write)
+                clients.record_scope_refused(caller, request.endpoint or "", needed)
+                return operation_outcome(
+                    403,
+                    "forbidden",
+                    f"The token's scopes do not cover this request ({needed}).",
+                    {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{needed}"'},
+                )
+            g.fhir_client = caller
+            return view(*args, **kwargs)
+
+        guarded.required_permission = API_TOKEN
+        csrf.exempt(guarded)
+        return guarded
+
+    return decorate

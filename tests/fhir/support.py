@@ -1,0 +1,116 @@
+"""What the FHIR tests stand on: a registered API client, a token for it, and a client
+assertion signed the way SMART Backend Services asks (for private-key clients)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import jwt
+from sqlalchemy import select
+
+from portal.auth.models import User
+from portal.extensions import db
+from portal.fhir import clients
+from portal.fhir.models import AUTH_CLIENT_SECRET
+from tests.support.clients import actor_of
+
+TOKEN_PATH = "/fhir/auth/token"
+TOKEN_URL = "http://localhost" + TOKEN_PATH  # the test client's host: assertions' audience
+FORM = "application/x-www-form-urlencoded"
+
+
+def make_api_client(
+    app,
+    scopes: str = "system/*.read",
+    method: str = AUTH_CLIENT_SECRET,
+    *,
+    name: str | None = None,
+    public_key: str | None = None,
+    rate_limit: int | None = None,
+) -> tuple[str, str | None]:
+    """Register a client as the demo admin would: (client_id, secret); the secret is None
+    for a ``private_key_jwt`` client (give its ``public_key``: a JWKS or PEM text)."""
+    with app.test_request_context():
+        responsible = db.session.scalar(select(User.id).where(User.username == "admin"))
+        registered = clients.register_client(
+            actor_of("admin"),
+            name=name or f"client {uuid.uuid4().hex[:8]}",
+            responsible_user_id=responsible,
+            scopes=scopes.split(),
+            auth_method=method,
+            public_key=public_key,
+            rate_limit_per_minute=rate_limit,
+        )
+        return registered.client.client_id, registered.secret
+
+
+def basic_auth(client_id: str, secret: str) -> dict:
+    value = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {value}"}
+
+
+def request_token(http_client, client_id: str, secret: str, scope: str | None = None):
+    """POST to the token endpoint with HTTP Basic; the raw response."""
+    data = {"grant_type": "client_credentials"}
+    if scope is not None:
+        data["scope"] = scope
+    return http_client.post(TOKEN_PATH, data=data, headers=basic_auth(client_id, secret))
+
+
+def bearer_token(http_client, client_id: str, secret: str, scope: str | None = None) -> str:
+    """A fresh access token for a secret client (asserts the endpoint gave one)."""
+    response = request_token(http_client, client_id, secret, scope)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["access_token"]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def client_assertion(
+    private_key,
+    client_id: str,
+    algorithm: str = "RS384",
+    *,
+    audience: str = TOKEN_URL,
+    lifetime: int = 240,
+    jti: str | None = None,
+    kid: str | None = None,
+    subject: str | None = None,
+) -> str:
+    """A SMART Backend Services client assertion signed with ``private_key``."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": subject or client_id,
+        "aud": audience,
+        "exp": now + lifetime,
+        "jti": jti or uuid.uuid4().hex,
+    }
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, private_key, algorithm=algorithm, headers=headers)
+
+
+def assertion_form(assertion: str, scope: str | None = None) -> dict:
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": clients.ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    if scope is not None:
+        data["scope"] = scope
+    return data
+
+
+def jwks_of(private_key, kid: str, algorithm: str) -> str:
+    """The public JWKS of a private key, as a client would publish it."""
+    if algorithm.startswith("RS"):
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+    else:
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key()))
+    jwk.update(kid=kid, alg=algorithm, use="sig")
+    return json.dumps({"keys": [jwk]})
