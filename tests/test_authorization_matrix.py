@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal.auth.permissions import PUBLIC, declared_permission
+from portal.auth.permissions import API_TOKEN, PUBLIC, declared_permission
 from portal.extensions import db
 
 ROLES = ("front_desk", "nurse", "prescriber", "admin")
@@ -54,6 +54,12 @@ EXPECTED: dict[str, set[str]] = {
     "admin.integration_clinicians": ADMIN,
     "admin.integration_messages": ADMIN,
     "admin.integration_replay": ADMIN,
+    # FHIR API clients (issue 13): register, disable / enable, a new secret.
+    "admin.api_clients": ADMIN,
+    "admin.register_api_client": ADMIN,
+    "admin.api_client": ADMIN,
+    "admin.set_api_client_enabled": ADMIN,
+    "admin.rotate_api_client_secret": ADMIN,
     # Scheduling: calendar and booking (issue 3, booking helper).
     "scheduling.index": CLINICAL,
     "scheduling.day": CLINICAL,
@@ -171,6 +177,7 @@ PUBLIC_ENDPOINTS = {
     "auth.enrol_mfa",
     "scheduling.calendar_feed",  # the token in its URL is the credential
     "integrations.webhook",  # the connector verifies the sender's shared secret
+    "fhir.token",  # OAuth client credentials: the client's secret or signed assertion
 }
 # Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
 ID_ARGUMENTS_WITHOUT_ROWS = {
@@ -192,6 +199,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "allergy_id",
     "medication_id",  # charting lists (part C)
     "message_id",  # the integrations console's message log
+    "api_client_id",  # FHIR API clients
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
@@ -199,6 +207,7 @@ HARMLESS_ACTIONS = {
     "admin.set_location_active": "deactivate",
     "admin.integration_set_enabled": "disable",
     "admin.integration_set_paused": "pause",
+    "admin.set_api_client_enabled": "disable",
 }
 # Requests that would end the very session the matrix is walking with: checked last.
 SESSION_ENDING = {"auth.sign_out"}
@@ -211,8 +220,19 @@ def _rules(app):
     )
 
 
+def _token_endpoints(app) -> set[str]:
+    """The FHIR API's routes: no role reaches them, only a bearer token
+    (``tests/fhir/auth`` tests who does; ``test_sessions_never_reach_the_fhir_api`` here)."""
+    with app.test_request_context():
+        return {
+            rule.endpoint
+            for rule in app.url_map.iter_rules()
+            if declared_permission(rule.endpoint) == API_TOKEN
+        }
+
+
 def test_every_route_has_a_row_in_the_matrix(app):
-    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()} - _token_endpoints(app)
     missing = sorted(endpoints - set(EXPECTED) - PUBLIC_ENDPOINTS)
     assert not missing, f"routes without an expected row: {missing}"
     stale = sorted((set(EXPECTED) | PUBLIC_ENDPOINTS) - endpoints)
@@ -286,12 +306,33 @@ def _any_patient_id() -> int:
     return patient.id
 
 
+def test_sessions_never_reach_the_fhir_api(app, signed_in):
+    """Every role's session, on every bearer-token route: 401, whatever the arguments."""
+    browser = signed_in("prescriber")
+    token_endpoints = _token_endpoints(app)
+    outcomes = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in token_endpoints:
+            continue
+        values = {
+            name: 1 if type(converter).__name__ == "IdConverter" else "Patient"
+            for name, converter in rule._converters.items()
+        }
+        path = rule.build(values, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            got = browser.open(path, method=method, headers={"X-CSRFToken": browser.csrf})
+            if got.status_code != 401:
+                outcomes.append(f"{method} {rule.endpoint}: expected 401, got {got.status_code}")
+    assert not outcomes, "\n".join(outcomes)
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_matrix(app, signed_in, role):
     browser = signed_in(role)
     outcomes = []
+    token_endpoints = _token_endpoints(app)
     for rule in _rules(app):
-        if rule.endpoint in PUBLIC_ENDPOINTS:
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint in token_endpoints:
             continue
         path = rule.build(_url_values(app, rule), append_unknown=False)[1]
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

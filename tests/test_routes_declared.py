@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.auth.permissions import ALL_PERMISSIONS, PUBLIC, declared_permission
+from portal.auth.permissions import ALL_PERMISSIONS, API_TOKEN, PUBLIC, declared_permission
 from tests.support.audit import audit_events
 
 # The only endpoints anyone may reach without signing in.
@@ -14,6 +14,7 @@ PUBLIC_ENDPOINTS = {
     "main.health",
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
+    "fhir.token",  # FHIR API clients' token endpoint: their secret or signed assertion
 }
 
 
@@ -26,10 +27,22 @@ def test_every_route_declares_a_permission(app):
                 undeclared.append(f"{rule.rule} ({rule.endpoint})")
             elif permission == PUBLIC and rule.endpoint not in PUBLIC_ENDPOINTS:
                 unexpected_public.append(f"{rule.rule} ({rule.endpoint})")
+            elif permission == API_TOKEN:
+                # The FHIR API's routes: a bearer token instead of a session.
+                assert rule.rule.startswith("/fhir/"), rule.rule
             elif permission != PUBLIC:
                 assert permission in ALL_PERMISSIONS, rule.endpoint
     assert not undeclared, f"routes that declare no permission: {undeclared}"
     assert not unexpected_public, f"public routes beyond sign-in/health/static: {unexpected_public}"
+
+
+def test_every_fhir_route_but_the_token_endpoint_needs_a_bearer_token(app):
+    """Under /fhir a session is no credential: each route is ``@fhir_access`` (the token
+    endpoint, where clients prove themselves, is the one public route)."""
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            if rule.rule.startswith("/fhir/") and rule.endpoint != "fhir.token":
+                assert declared_permission(rule.endpoint) == API_TOKEN, rule.endpoint
 
 
 def test_an_undeclared_route_is_refused(app, signed_in):

@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -19,8 +20,10 @@ from portal.fhir.clients import RATE_LIMIT_MAX, responsible_people, scope_choice
 from portal.fhir.models import AUTH_CLIENT_SECRET, AUTH_PRIVATE_KEY_JWT, NAME_MAX
 
 AUTH_CHOICES = [
-    (AUTH_CLIENT_SECRET, "Client secret (the portal makes one and shows it once)"),
-    (AUTH_PRIVATE_KEY_JWT, "Private key JWT (SMART Backend Services: paste its public key)"),
+    SelectChoice(AUTH_CLIENT_SECRET, "Client secret (the portal makes one and shows it once)"),
+    SelectChoice(
+        AUTH_PRIVATE_KEY_JWT, "Private key JWT (SMART Backend Services: paste its public key)"
+    ),
 ]
 
 
@@ -64,7 +67,10 @@ class RegisterClientForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.responsible.choices = [(0, "Choose…"), *responsible_people()]
-        self.scopes.choices = [(scope, scope) for scope in scope_choices()]
+        self.responsible.choices = [
+            SelectChoice(0, "Choose…"),
+            *(SelectChoice(user_id, name) for user_id, name in responsible_people()),
+        ]
+        self.scopes.choices = [SelectChoice(scope, scope) for scope in scope_choices()]
         if self.rate_limit.data is None and not self.is_submitted():
             self.rate_limit.data = current_app.config["FHIR_RATE_LIMIT_PER_MINUTE"]

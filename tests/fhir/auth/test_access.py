@@ -1,0 +1,206 @@
+"""``fhir_access`` on tiny routes added to the test app: no token, a wrong, expired or
+revoked token, a disabled client (stopped at once), scopes that fall short (audited), the
+rate limit; a session is no credential and no CSRF token is asked for."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import g, jsonify
+from sqlalchemy import update
+
+from portal.extensions import db
+from portal.fhir import clients
+from portal.fhir.access import fhir_access
+from portal.fhir.models import ApiClient, ApiToken
+from portal.timeutil import utcnow
+from tests.fhir.support import bearer, bearer_token, make_api_client, request_token
+from tests.support.audit import audit_events
+from tests.support.clients import actor_of
+
+
+def _who():
+    caller = g.fhir_client
+    return jsonify(id=caller.id, name=caller.name, scopes=list(caller.scopes))
+
+
+@pytest.fixture
+def api(app):
+    """The app with three routes guarded the three ways the API uses."""
+    app.add_url_rule(
+        "/fhir-test/Patient", "fhir_test_patient", fhir_access("Patient")(_who), methods=["GET"]
+    )
+    app.add_url_rule(
+        "/fhir-test/import",
+        "fhir_test_import",
+        fhir_access("Patient", write=True)(lambda: _who()),
+        methods=["POST"],
+    )
+    app.add_url_rule("/fhir-test/any", "fhir_test_any", fhir_access(None)(lambda: _who()))
+    return app
+
+
+def _outcome(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/fhir+json"
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["code"] == code
+    return body
+
+
+def _pk(app, client_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(ApiClient.id).where(ApiClient.client_id == client_id))
+
+
+def test_a_valid_token_reaches_the_view_as_its_client(api, client):
+    client_id, secret = make_api_client(api, "system/Patient.read", name="Reader")
+    token = bearer_token(client, client_id, secret)
+    response = client.get("/fhir-test/Patient", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "id": _pk(api, client_id),
+        "name": "Reader",
+        "scopes": ["system/Patient.read"],
+    }
+
+
+def test_without_a_token_it_is_401_with_a_bearer_challenge(api, client):
+    response = client.get("/fhir-test/Patient")
+    _outcome(response, 401, "login")
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="fhir"'
+    basic = client.get("/fhir-test/Patient", headers={"Authorization": "Basic abc"})
+    _outcome(basic, 401, "login")
+
+
+def test_an_unknown_token_is_invalid_token(api, client):
+    response = client.get("/fhir-test/Patient", headers=bearer("made-up"))
+    _outcome(response, 401, "login")
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_an_expired_token_stops(api, client):
+    client_id, secret = make_api_client(api)
+    token = bearer_token(client, client_id, secret)
+    assert client.get("/fhir-test/any", headers=bearer(token)).status_code == 200
+    with api.app_context():
+        db.session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    _outcome(client.get("/fhir-test/any", headers=bearer(token)), 401, "login")
+
+
+def test_a_disabled_client_stops_at_once_and_gets_no_new_token(api, client):
+    client_id, secret = make_api_client(api)
+    token = bearer_token(client, client_id, secret)
+    assert client.get("/fhir-test/any", headers=bearer(token)).status_code == 200
+    with api.test_request_context():
+        clients.set_enabled(actor_of("admin"), _pk(api, client_id), False)
+    _outcome(client.get("/fhir-test/any", headers=bearer(token)), 401, "login")
+    assert request_token(client, client_id, secret).status_code == 401
+    # Enabled again, it needs a new token: the old one was revoked with the disabling.
+    with api.test_request_context():
+        clients.set_enabled(actor_of("admin"), _pk(api, client_id), True)
+    _outcome(client.get("/fhir-test/any", headers=bearer(token)), 401, "login")
+    fresh = bearer_token(client, client_id, secret)
+    assert client.get("/fhir-test/any", headers=bearer(fresh)).status_code == 200
+
+
+def test_the_client_is_checked_at_every_request_not_only_through_its_tokens(api, client):
+    """Disabled behind the service's back (a database change), the token stops all the
+    same: each request joins the token to its client."""
+    client_id, secret = make_api_client(api)
+    token = bearer_token(client, client_id, secret)
+    with api.app_context():
+        db.session.execute(update(ApiClient).values(enabled=False))
+        db.session.commit()
+    _outcome(client.get("/fhir-test/any", headers=bearer(token)), 401, "login")
+
+
+def test_a_new_secret_revokes_the_tokens_given_with_the_old_one(api, client):
+    client_id, secret = make_api_client(api)
+    token = bearer_token(client, client_id, secret)
+    with api.test_request_context():
+        new_secret = clients.rotate_secret(actor_of("admin"), _pk(api, client_id))
+    _outcome(client.get("/fhir-test/any", headers=bearer(token)), 401, "login")
+    assert request_token(client, client_id, secret).status_code == 401
+    assert (
+        client.get(
+            "/fhir-test/any", headers=bearer(bearer_token(client, client_id, new_secret))
+        ).status_code
+        == 200
+    )
+
+
+def test_a_scope_that_does_not_cover_the_resource_is_403_and_audited(api, client):
+    client_id, secret = make_api_client(api, "system/Observation.read", name="Vitals feed")
+    token = bearer_token(client, client_id, secret)
+    response = client.get("/fhir-test/Patient", headers=bearer(token))
+    _outcome(response, 403, "forbidden")
+    challenge = response.headers["WWW-Authenticate"]
+    assert 'error="insufficient_scope"' in challenge and "system/Patient.read" in challenge
+    denied = audit_events(api, "fhir.access_denied")[-1]
+    assert denied.username == "api:Vitals feed" and denied.outcome == "denied"
+    assert denied.object_id == "fhir_test_patient"
+    # Any valid token will do where the route names no type.
+    assert client.get("/fhir-test/any", headers=bearer(token)).status_code == 200
+
+
+def test_a_token_narrower_than_its_client_is_limited_to_its_own_scopes(api, client):
+    client_id, secret = make_api_client(api, "system/*.read")
+    token = bearer_token(client, client_id, secret, scope="system/Observation.read")
+    _outcome(client.get("/fhir-test/Patient", headers=bearer(token)), 403, "forbidden")
+
+
+def test_writing_needs_a_write_scope(api, client):
+    reader_id, reader_secret = make_api_client(api, "system/*.read")
+    reader = bearer_token(client, reader_id, reader_secret)
+    _outcome(client.post("/fhir-test/import", headers=bearer(reader)), 403, "forbidden")
+    writer_id, writer_secret = make_api_client(api, "system/*.read system/*.write")
+    writer = bearer_token(client, writer_id, writer_secret)
+    # No CSRF token: a bearer token is no ambient credential, so none is asked for.
+    assert client.post("/fhir-test/import", headers=bearer(writer)).status_code == 200
+
+
+def test_smart_v2_scopes_read_and_write_alike(api, client):
+    client_id, secret = make_api_client(api, "system/Patient.rs system/Patient.c")
+    token = bearer_token(client, client_id, secret)
+    assert client.get("/fhir-test/Patient", headers=bearer(token)).status_code == 200
+    assert client.post("/fhir-test/import", headers=bearer(token)).status_code == 200
+
+
+def test_over_the_rate_limit_it_is_429_with_retry_after(api, client):
+    client_id, secret = make_api_client(api, rate_limit=3)
+    token = bearer_token(client, client_id, secret)
+    for _ in range(3):
+        assert client.get("/fhir-test/any", headers=bearer(token)).status_code == 200
+    response = client.get("/fhir-test/any", headers=bearer(token))
+    _outcome(response, 429, "throttled")
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    # Another client has its own count.
+    other_id, other_secret = make_api_client(api, rate_limit=3)
+    other = bearer_token(client, other_id, other_secret)
+    assert client.get("/fhir-test/any", headers=bearer(other)).status_code == 200
+
+
+def test_the_count_starts_again_each_minute(api):
+    client_id, _secret = make_api_client(api, rate_limit=2)
+    with api.test_request_context():
+        caller = clients.Caller(
+            id=_pk(api, client_id),
+            client_id=client_id,
+            name="x",
+            scopes=(),
+            rate_limit_per_minute=2,
+        )
+        minute = utcnow().replace(second=10, microsecond=0)
+        assert clients.count_request(caller, minute) is None
+        assert clients.count_request(caller, minute + timedelta(seconds=5)) is None
+        assert clients.count_request(caller, minute + timedelta(seconds=20)) == 30
+        assert clients.count_request(caller, minute + timedelta(seconds=60)) is None
+
+
+def test_a_signed_in_session_is_no_credential(api, signed_in):
+    nurse = signed_in("nurse")
+    _outcome(nurse.get("/fhir-test/any"), 401, "login")
