@@ -5,6 +5,7 @@ client's; issued and refused tokens in the audit trail."""
 from __future__ import annotations
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
@@ -265,3 +266,18 @@ def test_the_token_endpoint_needs_no_csrf_token_or_session(app, client):
         content_type=FORM,
     )
     assert response.status_code == 200
+
+
+def test_over_real_http_the_audience_is_the_url_the_client_used(app, live_server, rsa_key):
+    """A live server on its own port: the assertion names the URL the client posts to, and
+    the token it gets opens a guarded route."""
+    client_id = _key_client(app, rsa_key, "RS384")
+    token_url = live_server + TOKEN_PATH
+    assertion = client_assertion(rsa_key, client_id, kid="key-1", audience=token_url)
+    response = requests.post(token_url, data=assertion_form(assertion), timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    # The test client's host ("localhost") is another audience: refused over real HTTP.
+    elsewhere = client_assertion(rsa_key, client_id, kid="key-1")
+    refused = requests.post(token_url, data=assertion_form(elsewhere), timeout=10)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
