@@ -34,24 +34,16 @@ class ScopesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class RegisterClientForm(FlaskForm):
-    name = StringField(
-        "Name",
-        validators=[DataRequired(), Length(max=NAME_MAX)],
-        description="The system calling the API, as the audit trail will name it.",
-    )
+class ClientSettingsForm(FlaskForm):
+    """What an admin may change on a registered client (its name and way of signing in
+    stay: the audit trail and its operator know it by them)."""
+
     responsible = SelectField(
         "Responsible person",
         coerce=int,
         validators=[InputRequired(message="Choose the person responsible for this client.")],
     )
     scopes = ScopesField("Scopes")
-    auth_method = RadioField(
-        "Signs in with",
-        choices=AUTH_CHOICES,
-        default=AUTH_CLIENT_SECRET,
-        validators=[InputRequired()],
-    )
     public_key = TextAreaField(
         "Public key",
         validators=[Optional(), Length(max=20_000)],
@@ -72,5 +64,21 @@ class RegisterClientForm(FlaskForm):
             *(SelectChoice(user_id, name) for user_id, name in responsible_people()),
         ]
         self.scopes.choices = [SelectChoice(scope, scope) for scope in scope_choices()]
-        if self.rate_limit.data is None and not self.is_submitted():
+        if self.rate_limit.data is None and not self.is_submitted():  # a new client
             self.rate_limit.data = current_app.config["FHIR_RATE_LIMIT_PER_MINUTE"]
+
+
+class RegisterClientForm(ClientSettingsForm):
+    """A new client: its name and how it signs in, beside the settings."""
+
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Length(max=NAME_MAX)],
+        description="The system calling the API, as the audit trail will name it.",
+    )
+    auth_method = RadioField(
+        "Signs in with",
+        choices=AUTH_CHOICES,
+        default=AUTH_CLIENT_SECRET,
+        validators=[InputRequired()],
+    )

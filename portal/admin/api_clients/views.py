@@ -8,10 +8,10 @@ Thin views: authorize (``api_clients.manage``), call one service of ``portal.fhi
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 
 from portal.admin import bp
-from portal.admin.api_clients.forms import RegisterClientForm
+from portal.admin.api_clients.forms import ClientSettingsForm, RegisterClientForm
 from portal.admin.forms import ConfirmForm
 from portal.auth.permissions import require
 from portal.fhir import clients
@@ -59,14 +59,51 @@ def register_api_client():
     return render("admin/api_clients/new.html", form=form, status=422 if form.errors else 200)
 
 
-@bp.get("/api-clients/<int:api_client_id>")
+def _settings_form(client) -> ClientSettingsForm:
+    """The client's settings: as typed when the form was sent, else as stored."""
+    if request.method == "POST":
+        return ClientSettingsForm()
+    return ClientSettingsForm(
+        data={
+            "responsible": client.responsible_user_id,
+            "scopes": client.scope_list,
+            "rate_limit": client.rate_limit_per_minute,
+        }
+    )
+
+
+@bp.route("/api-clients/<int:api_client_id>", methods=["GET", "POST"])
 @require(PERMISSION)
 def api_client(api_client_id: int):
+    """GET: the client's page; POST: save its settings (responsible, scopes, limit, key)."""
+    client = clients.get_client(api_client_id)
+    form = _settings_form(client)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            clients.update_client(
+                current_actor(),
+                api_client_id,
+                responsible_user_id=form.responsible.data,
+                scopes=form.scopes.data,
+                rate_limit_per_minute=form.rate_limit.data or client.rate_limit_per_minute,
+                public_key=form.public_key.data,
+            )
+        except Refused as error:
+            attach_error(form, error)
+            status = error.status
+        else:
+            flash(f"Saved the changes to {client.name}.", "success")
+            return redirect(url_for("admin.api_client", api_client_id=api_client_id))
+    elif form.errors:
+        status = 422
     return render(
         "admin/api_clients/client.html",
         client=clients.get_client(api_client_id),
         token_url=token_url(),
-        form=ConfirmForm(),
+        form=form,
+        confirm=ConfirmForm(),
+        status=status,
     )
 
 

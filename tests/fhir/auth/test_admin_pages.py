@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from portal.auth.models import User
 from portal.extensions import db
+from portal.fhir import clients
 from portal.fhir.models import ApiClient
 from tests.fhir.support import bearer_token, jwks_of, request_token
 from tests.support.audit import audit_events
@@ -172,3 +173,58 @@ def test_only_admins_manage_clients(signed_in):
         assert signed_in(role).get("/admin/api-clients").status_code == 403
     assert "API clients" in signed_in("admin").get("/").get_data(as_text=True)
     assert "API clients" not in signed_in("nurse").get("/").get_data(as_text=True)
+
+
+def test_the_clients_page_changes_its_settings_and_new_scopes_end_its_tokens(
+    app, signed_in, client
+):
+    admin = signed_in("admin")
+    secret = SECRET.search(_register(app, admin).get_data(as_text=True)).group(1)
+    row = _client_row(app, "Health information exchange")
+    token = bearer_token(client, row.client_id, secret)
+    page = admin.get(f"/admin/api-clients/{row.id}").get_data(as_text=True)
+    assert 'value="system/*.read" checked' in page and 'value="120"' in page
+    response = admin.post_form(
+        f"/admin/api-clients/{row.id}",
+        {
+            "responsible": _user_id(app, "nurse"),
+            "scopes": ["system/Patient.read"],
+            "rate_limit": "60",
+        },
+    )
+    assert response.status_code == 302
+    changed = _client_row(app, "Health information exchange")
+    assert changed.scopes == "system/Patient.read" and changed.rate_limit_per_minute == 60
+    assert changed.responsible_user_id == _user_id(app, "nurse")
+    event = audit_events(app, "api_client.changed")[-1]
+    assert event.detail == "responsible, scopes, rate limit; scopes system/Patient.read"
+    with app.app_context():
+        assert clients.caller_of_token(token, None) is None  # revoked with the old scopes
+    assert request_token(client, row.client_id, secret).get_json()["scope"] == (
+        "system/Patient.read"
+    )
+
+
+def test_a_private_key_clients_key_is_replaced_and_a_bad_one_refused(app, signed_in):
+    admin = signed_in("admin")
+    first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    second = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    _register(
+        app,
+        admin,
+        name="Backend export",
+        auth_method="private_key_jwt",
+        public_key=jwks_of(first, "k1", "RS384"),
+    )
+    row = _client_row(app, "Backend export")
+    settings = {"responsible": row.responsible_user_id, "scopes": ["system/*.read"]}
+    refused = admin.post_form(f"/admin/api-clients/{row.id}", {**settings, "public_key": "{}"})
+    assert refused.status_code == 422
+    assert 'id="public_key-error"' in refused.get_data(as_text=True)
+    new_key = jwks_of(second, "k2", "RS384")
+    kept = admin.post_form(f"/admin/api-clients/{row.id}", {**settings, "public_key": ""})
+    assert kept.status_code == 302 and _client_row(app, "Backend export").public_key != new_key
+    replaced = admin.post_form(f"/admin/api-clients/{row.id}", {**settings, "public_key": new_key})
+    assert replaced.status_code == 302
+    assert _client_row(app, "Backend export").public_key == new_key
+    assert audit_events(app, "api_client.changed")[-1].detail == "public key"
