@@ -13,7 +13,7 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.fhir import clients
 from portal.fhir.access import fhir_access
-from portal.fhir.models import ApiClient, ApiToken
+from portal.fhir.models import ApiClient, ApiClientUsage, ApiToken
 from portal.timeutil import utcnow
 from tests.fhir.support import bearer, bearer_token, make_api_client, request_token
 from tests.support.audit import audit_events
@@ -204,3 +204,14 @@ def test_the_count_starts_again_each_minute(api):
 def test_a_signed_in_session_is_no_credential(api, signed_in):
     nurse = signed_in("nurse")
     _outcome(nurse.get("/fhir-test/any"), 401, "login")
+
+
+def test_a_client_without_a_usage_row_is_counted_from_its_first_request(api, client):
+    """A client row made by hand (a fixture, a restore) gets its counter when first used."""
+    client_id, secret = make_api_client(api, rate_limit=1)
+    token = bearer_token(client, client_id, secret)
+    with api.app_context():
+        db.session.execute(db.delete(ApiClientUsage))
+        db.session.commit()
+    assert client.get("/fhir-test/any", headers=bearer(token)).status_code == 200
+    _outcome(client.get("/fhir-test/any", headers=bearer(token)), 429, "throttled")
