@@ -6,7 +6,10 @@ token is no client), counts the request against the client's limit per minute, c
 the token's scopes cover the resource type (reading, or writing with ``write=True``;
 ``None``: any valid token, for routes that check per resource themselves, like a bundle
 import), and sets ``g.fhir_client`` (a ``clients.Caller``: ``.id``, ``.name``,
-``.scopes``, ``.actor`` for the audit trail, ``.allows(type, write=)``).
+``.scopes``, ``.actor`` for the audit trail, ``.allows(type, write=)``). One route serving
+every type names its URL argument instead (``fhir_access("<resource_type>")``); a view that
+reaches other types than its own (``_include``, a bundle's entries) asks
+``scope_refusal(type)`` for each.
 
 Refusals are OperationOutcomes with the status and ``WWW-Authenticate`` header of RFC 6750:
 401 without a usable token, 403 when its scopes fall short (audited), 429 with
@@ -62,8 +65,34 @@ def _needed_scope(resource_type: str, write: bool) -> str:
     return f"system/{resource_type}.{'write' if write else 'read'}"
 
 
+def scope_refusal(resource_type: str, *, write: bool = False):
+    """Inside a guarded view, for a type the route did not name (an ``_include``d type,
+    each entry of a bundle): None when the token's scopes cover it, else the 403 answer
+    (the refusal audited)."""
+    caller = g.fhir_client
+    if caller.allows(resource_type, write=write):
+        return None
+    needed = _needed_scope(resource_type, write)
+    clients.record_scope_refused(caller, request.endpoint or "", needed)
+    return operation_outcome(
+        403,
+        "forbidden",
+        f"The token's scopes do not cover this request ({needed}).",
+        {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{needed}"'},
+    )
+
+
+def _resource_type_of_request(resource_type: str) -> str:
+    """``"<name>"`` names the URL argument holding the type (``/fhir/<resource_type>/<id>``)."""
+    if resource_type.startswith("<") and resource_type.endswith(">"):
+        return str((request.view_args or {}).get(resource_type[1:-1], ""))
+    return resource_type
+
+
 def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
-    """Declare a FHIR route and who may call it (see the module's notes)."""
+    """Declare a FHIR route and who may call it (see the module's notes). ``resource_type``
+    is a type name, ``"<arg>"`` for the type in the URL argument ``arg`` (one route for
+    every type), or None for any valid token."""
 
     def decorate(view):
         @wraps(view)
@@ -84,16 +113,11 @@ def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
                     f"Over {caller.rate_limit_per_minute} requests a minute: try again later.",
                     {"Retry-After": str(wait)},
                 )
-            if resource_type is not None and not caller.allows(resource_type, write=write):
-                needed = _needed_scope(resource_type, write)
-                clients.record_scope_refused(caller, request.endpoint or "", needed)
-                return operation_outcome(
-                    403,
-                    "forbidden",
-                    f"The token's scopes do not cover this request ({needed}).",
-                    {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{needed}"'},
-                )
             g.fhir_client = caller
+            if resource_type is not None:
+                refused = scope_refusal(_resource_type_of_request(resource_type), write=write)
+                if refused is not None:
+                    return refused
             return view(*args, **kwargs)
 
         guarded.required_permission = API_TOKEN

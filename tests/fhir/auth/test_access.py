@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from portal.extensions import db
 from portal.fhir import clients
-from portal.fhir.access import fhir_access
+from portal.fhir.access import fhir_access, scope_refusal
 from portal.fhir.models import ApiClient, ApiClientUsage, ApiToken
 from portal.timeutil import utcnow
 from tests.fhir.support import bearer, bearer_token, make_api_client, request_token
@@ -38,6 +38,16 @@ def api(app):
         methods=["POST"],
     )
     app.add_url_rule("/fhir-test/any", "fhir_test_any", fhir_access(None)(lambda: _who()))
+    app.add_url_rule(
+        "/fhir-test/typed/<resource_type>",
+        "fhir_test_typed",
+        fhir_access("<resource_type>")(lambda resource_type: _who()),
+    )
+    app.add_url_rule(
+        "/fhir-test/include/<included>",
+        "fhir_test_include",
+        fhir_access("Patient")(lambda included: scope_refusal(included) or _who()),
+    )
     return app
 
 
@@ -215,3 +225,20 @@ def test_a_client_without_a_usage_row_is_counted_from_its_first_request(api, cli
         db.session.commit()
     assert client.get("/fhir-test/any", headers=bearer(token)).status_code == 200
     _outcome(client.get("/fhir-test/any", headers=bearer(token)), 429, "throttled")
+
+
+def test_one_route_for_every_type_checks_the_type_in_its_url(api, client):
+    client_id, secret = make_api_client(api, "system/Patient.read")
+    token = bearer_token(client, client_id, secret)
+    assert client.get("/fhir-test/typed/Patient", headers=bearer(token)).status_code == 200
+    _outcome(client.get("/fhir-test/typed/Observation", headers=bearer(token)), 403, "forbidden")
+    assert audit_events(api, "fhir.access_denied")[-1].detail == "needs system/Observation.read"
+
+
+def test_a_view_checks_the_types_it_reaches_beyond_its_own(api, client):
+    client_id, secret = make_api_client(api, "system/Patient.read system/Encounter.read")
+    token = bearer_token(client, client_id, secret)
+    assert client.get("/fhir-test/include/Encounter", headers=bearer(token)).status_code == 200
+    refused = client.get("/fhir-test/include/Condition", headers=bearer(token))
+    _outcome(refused, 403, "forbidden")
+    assert "system/Condition.read" in refused.headers["WWW-Authenticate"]
