@@ -15,6 +15,7 @@ PUBLIC_ENDPOINTS = {
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
     "fhir.token",  # FHIR API clients' token endpoint: their secret or signed assertion
+    "fhir.smart_configuration",  # SMART discovery: the token endpoint, what it accepts
 }
 
 
@@ -41,7 +42,7 @@ def test_every_fhir_route_but_the_token_endpoint_needs_a_bearer_token(app):
     endpoint, where clients prove themselves, is the one public route)."""
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
-            if rule.rule.startswith("/fhir/") and rule.endpoint != "fhir.token":
+            if rule.rule.startswith("/fhir/") and rule.endpoint not in PUBLIC_ENDPOINTS:
                 assert declared_permission(rule.endpoint) == API_TOKEN, rule.endpoint
 
 
