@@ -228,3 +228,13 @@ def test_a_private_key_clients_key_is_replaced_and_a_bad_one_refused(app, signed
     assert replaced.status_code == 302
     assert _client_row(app, "Backend export").public_key == new_key
     assert audit_events(app, "api_client.changed")[-1].detail == "public key"
+
+
+def test_a_clients_name_is_shown_as_text(app, signed_in):
+    admin = signed_in("admin")
+    name = '<img src=x onerror="alert(1)">'
+    assert _register(app, admin, name=name).status_code == 201
+    listing = admin.get("/admin/api-clients").get_data(as_text=True)
+    assert name not in listing
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in listing
+    assert audit_events(app, "api_client.registered")[-1].username == "admin"
