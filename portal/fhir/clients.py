@@ -346,13 +346,24 @@ class TokenRefused(Exception):
     """An OAuth error answer (RFC 6749 5.2): ``error`` code, a description for the client's
     developers, the HTTP status; ``reason`` is what the audit trail records."""
 
-    def __init__(self, error: str, description: str, *, reason: str, status: int = 400):
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        reason: str,
+        status: int = 400,
+        retry_after: int | None = None,
+    ):
         super().__init__(description)
         self.error = error
         self.description = description
         self.reason = reason
         self.status = status
         self.client_name: str | None = None
+        # Over the rate limit: when to ask again. Such refusals are not audited (a client
+        # in a loop would fill the trail; throttled API requests are not audited either).
+        self.retry_after = retry_after
 
 
 def _invalid_client(reason: str, description: str = "Client authentication failed."):
@@ -396,6 +407,20 @@ def issue_token(request: TokenRequest) -> IssuedToken:
         replayed = _invalid_client("replayed jti", "This assertion's jti was already used.")
         with use_case(conflict=lambda _error: replayed):
             client = _authenticate(request, now)
+            # Token requests count against the client's limit too, so a client asking in a
+            # loop fills neither the token table nor the audit trail. Refused, the count is
+            # rolled back: it stays over the limit until the minute ends.
+            if _count_in_window(client.id, now) > client.rate_limit_per_minute:
+                raise _named(
+                    TokenRefused(
+                        "invalid_request",
+                        f"Over {client.rate_limit_per_minute} requests a minute: try later.",
+                        reason="rate limit",
+                        status=429,
+                        retry_after=_retry_after(now),
+                    ),
+                    client,
+                )
             try:
                 granted = _granted(client, request.scope)
             except TokenRefused as refusal:
@@ -426,7 +451,8 @@ def issue_token(request: TokenRequest) -> IssuedToken:
                 detail=f"scopes {granted}"[:500],
             )
     except TokenRefused as refusal:
-        _record_refusal(refusal, request.source)
+        if refusal.retry_after is None:
+            _record_refusal(refusal, request.source)
         raise
     return IssuedToken(access_token=token, expires_in=lifetime, scope=granted)
 
@@ -677,39 +703,49 @@ def count_request(caller: Caller, now: datetime | None = None) -> int | None:
     else the seconds until the next minute (its ``Retry-After``). A fixed window in the
     database: every API process shares it, and nothing else needs running."""
     now = now or utcnow()
-    window = now.replace(second=0, microsecond=0)
-    table = ApiClientUsage.__table__
     with use_case():
         if db.session.get_bind().dialect.name == "postgresql":
             # A count lost in a crash is harmless: no API request need wait for the WAL
             # to reach the disk for it.
             db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        made = db.session.execute(
-            update(table)
-            .where(table.c.client_id == caller.id)
-            .values(
-                requests=case((table.c.window_start == window, table.c.requests + 1), else_=1),
-                window_start=window,
+        made = _count_in_window(caller.id, now)
+    return _retry_after(now) if made > caller.rate_limit_per_minute else None
+
+
+def _retry_after(now: datetime) -> int:
+    return max(1, 60 - now.second)
+
+
+def _count_in_window(client_pk: int, now: datetime) -> int:
+    """Add one to the client's count for the minute of ``now`` (a new minute starts at
+    one) and return it; inside the caller's transaction."""
+    window = now.replace(second=0, microsecond=0)
+    table = ApiClientUsage.__table__
+    made = db.session.execute(
+        update(table)
+        .where(table.c.client_id == client_pk)
+        .values(
+            requests=case((table.c.window_start == window, table.c.requests + 1), else_=1),
+            window_start=window,
+        )
+        .returning(table.c.requests)
+    ).scalar()
+    if made is not None:
+        return made
+    # A client registered before its counter (or by hand): start one.
+    try:
+        with db.session.begin_nested():
+            db.session.execute(
+                insert(table).values(client_id=client_pk, window_start=window, requests=1)
             )
+        return 1
+    except IntegrityError:  # another request started it meanwhile
+        return db.session.execute(
+            update(table)
+            .where(table.c.client_id == client_pk)
+            .values(requests=table.c.requests + 1)
             .returning(table.c.requests)
         ).scalar()
-        if made is None:  # a client registered before its counter (or by hand): start one
-            try:
-                with db.session.begin_nested():
-                    db.session.execute(
-                        insert(table).values(client_id=caller.id, window_start=window, requests=1)
-                    )
-                made = 1
-            except IntegrityError:
-                made = db.session.execute(
-                    update(table)
-                    .where(table.c.client_id == caller.id)
-                    .values(requests=table.c.requests + 1)
-                    .returning(table.c.requests)
-                ).scalar()
-    if made is not None and made > caller.rate_limit_per_minute:
-        return max(1, 60 - now.second)
-    return None
 
 
 def record_scope_refused(caller: Caller, endpoint: str, needed: str) -> None:

@@ -77,7 +77,10 @@ def token():
             )
         )
     except clients.TokenRefused as refused:
-        return _oauth_error(refused.error, refused.description, refused.status)
+        response = _oauth_error(refused.error, refused.description, refused.status)
+        if refused.retry_after is not None:
+            response.headers["Retry-After"] = str(refused.retry_after)
+        return response
     return jsonify(
         access_token=issued.access_token,
         token_type="bearer",  # noqa: S106  (RFC 6750 token type)

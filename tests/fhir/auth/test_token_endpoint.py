@@ -315,3 +315,16 @@ def test_a_configured_token_url_is_the_audience_behind_a_proxy(app, client, rsa_
     assert client.post(TOKEN_PATH, data=assertion_form(proxied)).status_code == 200
     direct = client_assertion(rsa_key, client_id, kid="key-1")
     _refused(client.post(TOKEN_PATH, data=assertion_form(direct)), 401, "invalid_client")
+
+
+def test_token_requests_count_against_the_clients_limit(app, client):
+    client_id, secret = make_api_client(app, rate_limit=2)
+    for _ in range(2):
+        assert request_token(client, client_id, secret).status_code == 200
+    throttled = request_token(client, client_id, secret)
+    _refused(throttled, 429, "invalid_request")
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert len(audit_events(app, "fhir.token_issued")) == 2
+    assert audit_events(app, "fhir.token_refused") == []  # a loop does not fill the trail
+    with app.app_context():
+        assert len(db.session.scalars(select(ApiToken)).all()) == 2
