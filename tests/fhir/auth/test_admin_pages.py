@@ -238,3 +238,13 @@ def test_a_clients_name_is_shown_as_text(app, signed_in):
     assert name not in listing
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in listing
     assert audit_events(app, "api_client.registered")[-1].username == "admin"
+
+
+def test_a_responsible_person_who_left_is_pointed_out(app, signed_in):
+    admin = signed_in("admin")
+    assert _register(app, admin).status_code == 201
+    with app.app_context():
+        db.session.execute(db.update(User).where(User.username == "drlee").values(is_enabled=False))
+        db.session.commit()
+    listing = admin.get("/admin/api-clients").get_data(as_text=True)
+    assert "account disabled: name someone else" in listing
