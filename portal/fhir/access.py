@@ -72,7 +72,10 @@ def scope_refusal(resource_type: str, *, write: bool = False):
     caller = g.fhir_client
     if caller.allows(resource_type, write=write):
         return None
-    needed = _needed_scope(resource_type, write)
+    return _insufficient(caller, _needed_scope(resource_type, write))
+
+
+def _insufficient(caller, needed: str):
     clients.record_scope_refused(caller, request.endpoint or "", needed)
     return operation_outcome(
         403,
@@ -92,7 +95,8 @@ def _resource_type_of_request(resource_type: str) -> str:
 def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
     """Declare a FHIR route and who may call it (see the module's notes). ``resource_type``
     is a type name, ``"<arg>"`` for the type in the URL argument ``arg`` (one route for
-    every type), or None for any valid token."""
+    every type), or None for any valid token (with ``write=True``: one that may write some
+    type; the view checks each type it writes with ``scope_refusal``)."""
 
     def decorate(view):
         @wraps(view)
@@ -118,6 +122,8 @@ def fhir_access(resource_type: str | None, *, write: bool = False) -> Callable:
                 refused = scope_refusal(_resource_type_of_request(resource_type), write=write)
                 if refused is not None:
                     return refused
+            elif write and not caller.writes_any():
+                return _insufficient(caller, "system/*.write")
             return view(*args, **kwargs)
 
         guarded.required_permission = API_TOKEN

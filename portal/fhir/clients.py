@@ -658,6 +658,14 @@ class Caller:
         """Who the audit trail names for what this client does: ``api:<name>``."""
         return actors.api_client(self.name, self.source)
 
+    def writes_any(self) -> bool:
+        """Whether the token may write some type (the gate of a bundle import, whose
+        entries are then checked one by one)."""
+        return any(
+            scope.covers(scope.resource_type, write=True)
+            for scope in scope_rules.parse_all(" ".join(self.scopes))
+        )
+
     def allows(self, resource_type: str, *, write: bool = False) -> bool:
         """Whether the token's scopes let it read (or write) ``resource_type``."""
         return scope_rules.allows(

@@ -39,6 +39,12 @@ def api(app):
     )
     app.add_url_rule("/fhir-test/any", "fhir_test_any", fhir_access(None)(lambda: _who()))
     app.add_url_rule(
+        "/fhir-test/bundle",
+        "fhir_test_bundle",
+        fhir_access(None, write=True)(lambda: scope_refusal("Condition", write=True) or _who()),
+        methods=["POST"],
+    )
+    app.add_url_rule(
         "/fhir-test/typed/<resource_type>",
         "fhir_test_typed",
         fhir_access("<resource_type>")(lambda resource_type: _who()),
@@ -242,3 +248,17 @@ def test_a_view_checks_the_types_it_reaches_beyond_its_own(api, client):
     refused = client.get("/fhir-test/include/Condition", headers=bearer(token))
     _outcome(refused, 403, "forbidden")
     assert "system/Condition.read" in refused.headers["WWW-Authenticate"]
+
+
+def test_a_bundle_route_needs_some_write_scope_then_checks_each_type(api, client):
+    reader_id, reader_secret = make_api_client(api, "system/*.read")
+    reader = bearer_token(client, reader_id, reader_secret)
+    refused = client.post("/fhir-test/bundle", headers=bearer(reader))
+    _outcome(refused, 403, "forbidden")
+    assert 'scope="system/*.write"' in refused.headers["WWW-Authenticate"]
+    patients_id, patients_secret = make_api_client(api, "system/Patient.write")
+    patients = bearer_token(client, patients_id, patients_secret)
+    _outcome(client.post("/fhir-test/bundle", headers=bearer(patients)), 403, "forbidden")
+    writer_id, writer_secret = make_api_client(api, "system/*.write")
+    writer = bearer_token(client, writer_id, writer_secret)
+    assert client.post("/fhir-test/bundle", headers=bearer(writer)).status_code == 200
