@@ -644,14 +644,21 @@ def _granted(client: ApiClient, requested: str | None) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """The client behind a valid token, as the API sees it (``g.fhir_client``)."""
+    """The client behind a valid token, as the API sees it (``g.fhir_client``).
 
-    id: int
+    ``id`` is the client's row id as text (the API's other layers keep it beside FHIR's
+    string ids, e.g. the owner of an export job); ``pk`` the same as a number."""
+
+    pk: int
     client_id: str
     name: str
     scopes: tuple[str, ...]  # as granted to the token
     rate_limit_per_minute: int
     source: str | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.pk)
 
     @property
     def actor(self) -> Actor:
@@ -697,7 +704,7 @@ def caller_of_token(token: str, source: str | None, now: datetime | None = None)
     if row is None:
         return None
     return Caller(
-        id=row.id,
+        pk=row.id,
         client_id=row.client_id,
         name=row.name,
         scopes=tuple(row.scopes.split()),
@@ -716,7 +723,7 @@ def count_request(caller: Caller, now: datetime | None = None) -> int | None:
             # A count lost in a crash is harmless: no API request need wait for the WAL
             # to reach the disk for it.
             db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        made = _count_in_window(caller.id, now)
+        made = _count_in_window(caller.pk, now)
     return _retry_after(now) if made > caller.rate_limit_per_minute else None
 
 

@@ -7,19 +7,23 @@ import base64
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import jwt
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from portal.auth.models import User
 from portal.extensions import db
 from portal.fhir import clients
-from portal.fhir.models import AUTH_CLIENT_SECRET
+from portal.fhir.models import AUTH_CLIENT_SECRET, ApiClient, ApiToken
+from portal.timeutil import utcnow
 from tests.support.clients import actor_of
 
 TOKEN_PATH = "/fhir/auth/token"
 TOKEN_URL = "http://localhost" + TOKEN_PATH  # the test client's host: assertions' audience
 FORM = "application/x-www-form-urlencoded"
+# Tests walk pages and bundles quickly: a limit no test reaches unless it means to.
+TEST_RATE_LIMIT = 10_000
 
 
 def make_api_client(
@@ -29,7 +33,7 @@ def make_api_client(
     *,
     name: str | None = None,
     public_key: str | None = None,
-    rate_limit: int | None = None,
+    rate_limit: int | None = TEST_RATE_LIMIT,
 ) -> tuple[str, str | None]:
     """Register a client as the demo admin would: (client_id, secret); the secret is None
     for a ``private_key_jwt`` client (give its ``public_key``: a JWKS or PEM text)."""
@@ -114,3 +118,32 @@ def jwks_of(private_key, kid: str, algorithm: str) -> str:
         jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key()))
     jwk.update(kid=kid, alg=algorithm, use="sig")
     return json.dumps({"keys": [jwk]})
+
+
+def install_token(
+    app,
+    token: str,
+    *,
+    name: str | None = None,
+    scopes=("system/*.read",),
+    lifetime: timedelta = timedelta(minutes=5),
+) -> dict:
+    """Make ``token`` itself a valid access token of a new client called ``name`` with
+    ``scopes`` (real rows: the client and the token's hash), for tests that name their
+    token; returns the request headers carrying it. Other tests use ``bearer_token``."""
+    client_id, _secret = make_api_client(app, " ".join(scopes), name=name)
+    now = utcnow()
+    with app.app_context():
+        client_pk = db.session.scalar(select(ApiClient.id).where(ApiClient.client_id == client_id))
+        db.session.execute(
+            insert(ApiToken).values(
+                token_hash=clients.hash_secret(token),
+                client_id=client_pk,
+                scopes=" ".join(scopes),
+                issued_at=now,
+                expires_at=now + lifetime,
+                revoked=False,
+            )
+        )
+        db.session.commit()
+    return bearer(token)

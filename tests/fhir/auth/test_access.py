@@ -15,7 +15,13 @@ from portal.fhir import clients
 from portal.fhir.access import fhir_access, scope_refusal
 from portal.fhir.models import ApiClient, ApiClientUsage, ApiToken
 from portal.timeutil import utcnow
-from tests.fhir.support import bearer, bearer_token, make_api_client, request_token
+from tests.fhir.support import (
+    bearer,
+    bearer_token,
+    install_token,
+    make_api_client,
+    request_token,
+)
 from tests.support.audit import audit_events
 from tests.support.clients import actor_of
 
@@ -77,7 +83,7 @@ def test_a_valid_token_reaches_the_view_as_its_client(api, client):
     response = client.get("/fhir-test/Patient", headers=bearer(token))
     assert response.status_code == 200
     assert response.get_json() == {
-        "id": _pk(api, client_id),
+        "id": str(_pk(api, client_id)),
         "name": "Reader",
         "scopes": ["system/Patient.read"],
     }
@@ -204,7 +210,7 @@ def test_the_count_starts_again_each_minute(api):
     client_id, _secret = make_api_client(api, rate_limit=2)
     with api.test_request_context():
         caller = clients.Caller(
-            id=_pk(api, client_id),
+            pk=_pk(api, client_id),
             client_id=client_id,
             name="x",
             scopes=(),
@@ -262,3 +268,9 @@ def test_a_bundle_route_needs_some_write_scope_then_checks_each_type(api, client
     writer_id, writer_secret = make_api_client(api, "system/*.write")
     writer = bearer_token(client, writer_id, writer_secret)
     assert client.post("/fhir-test/bundle", headers=bearer(writer)).status_code == 200
+
+
+def test_a_test_may_name_its_own_token(api, client):
+    headers = install_token(api, "a-token-of-my-own", name="Named", scopes=["system/*.read"])
+    response = client.get("/fhir-test/Patient", headers=headers)
+    assert response.status_code == 200 and response.get_json()["name"] == "Named"
