@@ -764,14 +764,15 @@ def _count_in_window(client_pk: int, now: datetime) -> int:
 
 
 def record_scope_refused(caller: Caller, endpoint: str, needed: str) -> None:
-    """A token that does not cover what it asked for: audited like an access denied."""
+    """A token that does not cover what it asked for: the same ``access.denied`` event as
+    a signed-in user refused a page, so one filter of the audit report finds both."""
     with use_case():
         record(
             caller.actor,
-            "fhir.access_denied",
+            "access.denied",
             category=CATEGORY,
             outcome="denied",
             object_type="endpoint",
             object_id=endpoint,
-            detail=f"needs {needed}",
+            detail=f"needs scope {needed}",
         )

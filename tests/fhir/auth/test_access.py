@@ -162,7 +162,7 @@ def test_a_scope_that_does_not_cover_the_resource_is_403_and_audited(api, client
     _outcome(response, 403, "forbidden")
     challenge = response.headers["WWW-Authenticate"]
     assert 'error="insufficient_scope"' in challenge and "system/Patient.read" in challenge
-    denied = audit_events(api, "fhir.access_denied")[-1]
+    denied = audit_events(api, "access.denied")[-1]
     assert denied.username == "api:Vitals feed" and denied.outcome == "denied"
     assert denied.object_id == "fhir_test_patient"
     # Any valid token will do where the route names no type.
@@ -244,7 +244,7 @@ def test_one_route_for_every_type_checks_the_type_in_its_url(api, client):
     token = bearer_token(client, client_id, secret)
     assert client.get("/fhir-test/typed/Patient", headers=bearer(token)).status_code == 200
     _outcome(client.get("/fhir-test/typed/Observation", headers=bearer(token)), 403, "forbidden")
-    assert audit_events(api, "fhir.access_denied")[-1].detail == "needs system/Observation.read"
+    assert audit_events(api, "access.denied")[-1].detail == "needs scope system/Observation.read"
 
 
 def test_a_view_checks_the_types_it_reaches_beyond_its_own(api, client):
