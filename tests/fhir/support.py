@@ -147,3 +147,18 @@ def install_token(
         )
         db.session.commit()
     return bearer(token)
+
+
+ALL_SCOPES = "system/*.read system/*.write"
+
+
+def token_of(app, scopes=("system/*.read",), name: str = "Test client") -> str:
+    """A fresh token with exactly ``scopes`` for the client called ``name`` (registered
+    with every scope the first time it is asked for), through the real token endpoint:
+    tests that check the audit trail's ``api:<name>`` keep one name for several tokens."""
+    # Only the secrets' hashes are stored: the app keeps those of the clients made here.
+    known = app.extensions.setdefault("tests.fhir.secrets", {})
+    if name not in known:
+        known[name] = make_api_client(app, ALL_SCOPES, name=name)
+    client_id, secret = known[name]
+    return bearer_token(app.test_client(), client_id, secret, scope=" ".join(scopes))

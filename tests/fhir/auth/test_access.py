@@ -21,6 +21,7 @@ from tests.fhir.support import (
     install_token,
     make_api_client,
     request_token,
+    token_of,
 )
 from tests.support.audit import audit_events
 from tests.support.clients import actor_of
@@ -274,3 +275,10 @@ def test_a_test_may_name_its_own_token(api, client):
     headers = install_token(api, "a-token-of-my-own", name="Named", scopes=["system/*.read"])
     response = client.get("/fhir-test/Patient", headers=headers)
     assert response.status_code == 200 and response.get_json()["name"] == "Named"
+
+
+def test_one_named_client_gives_tokens_of_different_scopes(api, client):
+    wide = token_of(api, ["system/*.read"], name="Shared")
+    narrow = token_of(api, ["system/Observation.read"], name="Shared")
+    assert client.get("/fhir-test/Patient", headers=bearer(wide)).status_code == 200
+    _outcome(client.get("/fhir-test/Patient", headers=bearer(narrow)), 403, "forbidden")
