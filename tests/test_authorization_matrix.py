@@ -178,7 +178,6 @@ PUBLIC_ENDPOINTS = {
     "scheduling.calendar_feed",  # the token in its URL is the credential
     "integrations.webhook",  # the connector verifies the sender's shared secret
     "fhir.token",  # OAuth client credentials: the client's secret or signed assertion
-    "fhir.smart_configuration",  # where the token endpoint is and what it accepts
 }
 # Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
 ID_ARGUMENTS_WITHOUT_ROWS = {

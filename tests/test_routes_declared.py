@@ -15,7 +15,6 @@ PUBLIC_ENDPOINTS = {
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
     "fhir.token",  # FHIR API clients' token endpoint: their secret or signed assertion
-    "fhir.smart_configuration",  # SMART discovery: the token endpoint, what it accepts
 }
 
 

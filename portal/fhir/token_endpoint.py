@@ -9,9 +9,9 @@ Backend Services). The answer is JSON, never cached: ``{"access_token", "token_t
 
 Public (the credentials are the proof) and without CSRF (a machine posts it, no cookie).
 
-``GET /fhir/.well-known/smart-configuration`` tells clients where the token endpoint is and
-what it accepts (SMART App Launch 2.0 discovery, which Backend Services clients read);
-``capability_security()`` is the same for the CapabilityStatement's ``rest.security``.
+``token_url()`` is this endpoint's URL as clients see it (``FHIR_TOKEN_URL`` behind a proxy):
+the audience of their assertions, and what the CapabilityStatement and SMART's discovery
+document should name.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from flask import current_app, jsonify, request, url_for
 
 from portal.auth.permissions import public
 from portal.extensions import csrf
-from portal.fhir import bp, clients, scopes
+from portal.fhir import bp, clients
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -87,52 +87,3 @@ def token():
         expires_in=issued.expires_in,
         scope=issued.scope,
     )
-
-
-AUTH_METHODS_SUPPORTED = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-
-@bp.get("/.well-known/smart-configuration")
-@public
-def smart_configuration():
-    """What the token endpoint accepts: no secrets and no patient data, so public."""
-    return jsonify(
-        token_endpoint=token_url(),
-        grant_types_supported=["client_credentials"],
-        token_endpoint_auth_methods_supported=AUTH_METHODS_SUPPORTED,
-        token_endpoint_auth_signing_alg_values_supported=sorted(clients.ASSERTION_ALGORITHMS),
-        scopes_supported=["system/*.read", "system/*.write", "system/*.rs", "system/*.c"],
-        capabilities=[
-            "client-confidential-symmetric",
-            "client-confidential-asymmetric",
-            "permission-v1",
-            "permission-v2",
-        ],
-        response_types_supported=[],
-    )
-
-
-def capability_security() -> dict:
-    """``rest.security`` of the CapabilityStatement: SMART on FHIR's OAuth, with the
-    token endpoint's URL in the ``oauth-uris`` extension."""
-    return {
-        "service": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                        "code": "SMART-on-FHIR",
-                    }
-                ]
-            }
-        ],
-        "extension": [
-            {
-                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                "extension": [{"url": "token", "valueUri": token_url()}],
-            }
-        ],
-        "description": "OAuth 2.0 client credentials (SMART Backend Services): "
-        + ", ".join(AUTH_METHODS_SUPPORTED)
-        + f"; scopes such as {scopes.spelled([scopes.parse('system/*.read')])}.",
-    }

@@ -8,12 +8,10 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from fhir.resources.capabilitystatement import CapabilityStatementRestSecurity
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.fhir.models import ApiToken
-from portal.fhir.token_endpoint import capability_security
 from tests.fhir.support import (
     FORM,
     TOKEN_PATH,
@@ -287,23 +285,6 @@ def test_over_real_http_the_audience_is_the_url_the_client_used(app, live_server
     elsewhere = client_assertion(rsa_key, client_id, kid="key-1")
     refused = requests.post(token_url, data=assertion_form(elsewhere), timeout=10)
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
-
-
-def test_smart_discovery_names_the_token_endpoint_and_what_it_accepts(client):
-    response = client.get("/fhir/.well-known/smart-configuration")
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["token_endpoint"] == "http://localhost/fhir/auth/token"
-    assert body["grant_types_supported"] == ["client_credentials"]
-    assert "private_key_jwt" in body["token_endpoint_auth_methods_supported"]
-    assert body["token_endpoint_auth_signing_alg_values_supported"] == ["ES384", "RS384"]
-
-
-def test_the_capability_statements_security_validates_as_r4(app):
-    with app.test_request_context():
-        security = capability_security()
-    CapabilityStatementRestSecurity.parse_obj(security)
-    assert security["extension"][0]["extension"][0]["valueUri"].endswith("/fhir/auth/token")
 
 
 def test_a_configured_token_url_is_the_audience_behind_a_proxy(app, client, rsa_key):
