@@ -22,6 +22,7 @@ them to the deny-by-default hook (``permissions.API_TOKEN``) so it asks for no s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 
@@ -33,6 +34,7 @@ from portal.fhir import clients
 
 FHIR_JSON = "application/fhir+json"
 REALM = 'Bearer realm="fhir"'
+_TYPE_NAME = re.compile(r"[A-Za-z]{1,64}")
 
 
 def operation_outcome(status: int, code: str, message: str, headers: dict | None = None):
@@ -86,9 +88,12 @@ def _insufficient(caller, needed: str):
 
 
 def _resource_type_of_request(resource_type: str) -> str:
-    """``"<name>"`` names the URL argument holding the type (``/fhir/<resource_type>/<id>``)."""
+    """``"<name>"`` names the URL argument holding the type (``/fhir/<resource_type>/<id>``).
+    Anything but a plain name (quotes, line breaks: it goes into a header) becomes
+    ``Unknown``, which no scope but a wildcard covers, and the view then answers it."""
     if resource_type.startswith("<") and resource_type.endswith(">"):
-        return str((request.view_args or {}).get(resource_type[1:-1], ""))
+        value = str((request.view_args or {}).get(resource_type[1:-1], ""))
+        return value if _TYPE_NAME.fullmatch(value) else "Unknown"
     return resource_type
 
 

@@ -282,3 +282,13 @@ def test_one_named_client_gives_tokens_of_different_scopes(api, client):
     narrow = token_of(api, ["system/Observation.read"], name="Shared")
     assert client.get("/fhir-test/Patient", headers=bearer(wide)).status_code == 200
     _outcome(client.get("/fhir-test/Patient", headers=bearer(narrow)), 403, "forbidden")
+
+
+def test_a_type_in_the_url_never_reaches_a_header_as_typed(api, client):
+    client_id, secret = make_api_client(api, "system/Patient.read")
+    token = bearer_token(client, client_id, secret)
+    for hostile in ('Pat"ient', "Patient%0d%0aSet-Cookie:%20x=1", "Patient%22,%20x=%22"):
+        response = client.get(f"/fhir-test/typed/{hostile}", headers=bearer(token))
+        _outcome(response, 403, "forbidden")
+        assert response.headers["WWW-Authenticate"].endswith('scope="system/Unknown.read"')
+        assert "Set-Cookie" not in response.headers
