@@ -17,9 +17,11 @@ from bench import (
     concurrency,
     cpu,
     databases,
+    drugs,
     floors,
     integrations,
     report,
+    rx_safety,
     schedule,
     workload,
 )
@@ -127,6 +129,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--audit-repeats", type=int, default=None, help="rounds of --audit slices (5)"
     )
     parser.add_argument(
+        "--drugs",
+        action="store_true",
+        help="measure drug search on the local catalog, in process (bench/drugs.py)",
+    )
+    parser.add_argument(
         "--integrations",
         action="store_true",
         help="measure the integrations instead: outbox delivery throughput with 1, 2 and 4 "
@@ -157,6 +164,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--webhook-clients",
         default="4,16",
         help="client counts for the --integrations webhook intake (%(default)s)",
+    )
+    parser.add_argument(
+        "--rx-safety",
+        action="store_true",
+        help="measure the prescription safety checks instead: the checks in process and the "
+        "patient context they read (30 medications, 10 allergies, 200 past prescriptions)",
     )
     args = parser.parse_args(argv)
     args.outbox_messages = args.outbox_messages or (400 if args.quick else 2000)
@@ -191,6 +204,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = report.machine()
+    if args.drugs:
+        log(f"Drug search benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        code = drugs.run(1 if args.quick else 5, args.quick, log)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
     if args.integrations:
         log(
             f"Integrations benchmark {stamp}: {info['cpu']}, {info['cores']} cores; "
@@ -200,6 +218,12 @@ def main(argv=None) -> int:
         if not args.no_postgres and not version:
             log(f"PostgreSQL at {args.postgres} does not answer: measuring SQLite only.")
         code = integrations.main(args, log, stamp, info, version)
+        log(f"Total time {time.perf_counter() - started:.0f} s.")
+        return code
+    if args.rx_safety:
+        log(f"Prescription safety benchmark {stamp}: {info['cpu']}, {info['cores']} cores")
+        version = None if args.no_postgres else databases.postgres_reachable(args.postgres)
+        code = rx_safety.main(args, log, stamp, info, version)
         log(f"Total time {time.perf_counter() - started:.0f} s.")
         return code
     if args.audit:

@@ -120,7 +120,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)
-    app.session_interface = DatabaseSessionInterface()
+    # The FHIR API (bearer tokens) neither reads nor sets the session cookie.
+    app.session_interface = DatabaseSessionInterface(sessionless_prefixes=("/fhir",))
     # Connectors other installed packages add (entry points), beside the built-in ones; and
     # the domains that handle what connectors of a kind push to us.
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
@@ -162,6 +163,7 @@ ROUTE_MODULES = (
     "portal.admin.integrations.views",
     "portal.integrations.hooks",
     "portal.prescriptions.views",
+    "portal.fhir.views",
     "portal.fhir.token_endpoint",
     "portal.admin.api_clients.views",
 )
@@ -201,6 +203,9 @@ def register_blueprints(app: Flask) -> None:
         fhir,
     ):
         app.register_blueprint(domain.bp)
+    # The FHIR API authenticates each request by its bearer token, never a cookie: a
+    # cross-site form cannot borrow it, so there is no CSRF to defend against.
+    csrf.exempt(fhir.bp)
 
 
 def register_hooks(app: Flask) -> None:
@@ -208,6 +213,7 @@ def register_hooks(app: Flask) -> None:
     from portal.auth import permissions
     from portal.auth import views as auth_views
     from portal.clinic import display
+    from portal.fhir import errors as fhir_errors
 
     app.before_request(permissions.enforce_declared_permission)
     app.after_request(web.add_security_headers)
@@ -215,6 +221,7 @@ def register_hooks(app: Flask) -> None:
     app.context_processor(permissions.template_globals)
     app.context_processor(display.template_globals)
     web.register_error_pages(app)
+    fhir_errors.register(app)
     auth_views.register_login_manager(app)
     app.jinja_env.filters.update(display.template_filters())
 

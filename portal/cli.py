@@ -1,5 +1,6 @@
 """Flask commands: ``seed-demo``, ``create-user``, ``purge-sessions``, ``audit verify``,
-``audit checkpoint``, ``worker [--once]``, ``api-client register`` / ``disable``.
+``audit checkpoint``, ``worker [--once]``, ``rxnorm-load FOLDER``, ``api-client register`` /
+``disable``.
 
 Commands only parse their options and call the domains' use cases (or the demo seeders);
 they act as the command-line actor.
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -35,6 +37,7 @@ from portal.fhir import clients as api_clients
 from portal.fhir.models import AUTH_CLIENT_SECRET, AUTH_PRIVATE_KEY_JWT, ApiClient
 from portal.integrations import jobs as integration_jobs
 from portal.prescriptions import jobs as prescription_jobs
+from portal.terminology import drugs, rxnorm_rrf
 from portal.timeutil import utcnow
 from portal.transaction import Refused, use_case
 
@@ -45,6 +48,7 @@ def register(app) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(purge_sessions)
     app.cli.add_command(worker_command)
+    app.cli.add_command(rxnorm_load)
     app.cli.add_command(api_client_cli)
 
 
@@ -209,6 +213,29 @@ def worker_command(once: bool):
         worker.run_once(app, periodic)
     else:
         worker.run_until_signalled(app, periodic, stop)
+
+
+@click.command("rxnorm-load")
+@with_appcontext
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def rxnorm_load(folder: Path) -> None:
+    """Replace the shipped drug catalog with one built from an RxNorm release: the RRF files
+    (RXNCONSO, RXNREL, RXNSAT) of the "current prescribable content" subset in FOLDER. The
+    catalog is written into the instance folder; delete its drug_products.csv to go back."""
+    try:
+        loaded = rxnorm_rrf.load_into_instance(folder, Path(current_app.instance_path))
+    except (rxnorm_rrf.RrfError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    drugs.forget_loaded()
+    try:
+        drugs.knowledge()  # read it back now: a catalog the checks cannot read must not wait
+    except drugs.KnowledgeUnavailable as error:
+        raise click.ClickException(f"the new catalog cannot be read: {error}") from error
+    click.echo(
+        f"RxNorm catalog written to {loaded.products_file}: {loaded.products} products "
+        f"({loaded.controlled} controlled), {loaded.ingredients} ingredients; "
+        f"{loaded.skipped} products left out (no ingredient or dose form)."
+    )
 
 
 api_client_cli = AppGroup("api-client", help="FHIR API clients (also under Admin, API clients).")

@@ -84,6 +84,9 @@ def register_error_pages(app: Flask) -> None:
 
     def handler(status: int, template: str):
         def handle(error):
+            api_error = _api_error_renderer()
+            if api_error is not None:
+                return api_error(status, error)
             if request.accept_mimetypes.best == "application/json" or request.path.startswith(
                 "/api/"
             ):
@@ -101,6 +104,23 @@ def register_error_pages(app: Flask) -> None:
         (500, "500.html"),
     ):
         app.register_error_handler(status, handler(status, template))
+
+
+_API_ERRORS = "portal.api_errors"
+
+
+def register_api_errors(app: Flask, prefix: str, renderer) -> None:
+    """Let an API under ``prefix`` answer the errors of its paths in its own format
+    (``renderer(status, error)``), also those raised before routing reaches its blueprint
+    (a path no route matches): the FHIR API's OperationOutcome rather than an HTML page."""
+    app.extensions.setdefault(_API_ERRORS, {})[prefix] = renderer
+
+
+def _api_error_renderer():
+    for prefix, renderer in current_app.extensions.get(_API_ERRORS, {}).items():
+        if request.path == prefix or request.path.startswith(prefix + "/"):
+            return renderer
+    return None
 
 
 def template_globals() -> dict:

@@ -39,6 +39,12 @@ EXPECTED: dict[str, set[str]] = {
     "admin.enable_user": ADMIN,
     "admin.reset_password": ADMIN,
     "admin.decide_mfa_reset": ADMIN,  # the two-person rule's second admin (issue 14)
+    # EPCS logical access control (issue 11): an administrator records DEA numbers and
+    # proposes grants and revokes; a DEA registrant (a prescriber) approves or declines.
+    "admin.set_dea_number": ADMIN,
+    "admin.epcs_step": ADMIN,
+    "admin.epcs_approvals": {"prescriber"},
+    "admin.decide_epcs": {"prescriber"},
     "admin.clinic_settings": ADMIN,
     "admin.add_location": ADMIN,
     "admin.edit_location": ADMIN,
@@ -178,6 +184,8 @@ PUBLIC_ENDPOINTS = {
     "scheduling.calendar_feed",  # the token in its URL is the credential
     "integrations.webhook",  # the connector verifies the sender's shared secret
     "fhir.token",  # OAuth client credentials: the client's secret or signed assertion
+    "fhir.metadata",  # the FHIR CapabilityStatement: read before a client has a token
+    "fhir.smart_discovery",  # SMART's discovery document: where tokens come from
 }
 # Ids the walk leaves unknown: an allowed request answers 404 (still "allowed").
 ID_ARGUMENTS_WITHOUT_ROWS = {
@@ -204,6 +212,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
     "admin.confirm_user_action": "end-sessions",
+    "admin.epcs_step": "withdraw",  # of a proposal nobody made: refused, harmless
     "admin.set_location_active": "deactivate",
     "admin.integration_set_enabled": "disable",
     "admin.integration_set_paused": "pause",

@@ -167,3 +167,26 @@ def test_tests_import_no_conftest_or_test_module():
                 if name.startswith("tests") and (last == "conftest" or last.startswith("test_")):
                     offenders.append(f"{path.relative_to(tests.parent)} imports {name}")
     assert not offenders, "\n".join(offenders)
+
+
+# Where the FHIR API sits in the order of docs/ARCHITECTURE.md: above every clinical domain
+# (it reads them all), below the packages that compose pages and data (admin's API-client
+# pages may import it).
+ABOVE_FHIR = ("admin", "main", "demo")
+BELOW_FHIR = (
+    "audit",
+    "auth",
+    "clinic",
+    "integrations",
+    "patients",
+    "scheduling",
+    "charting",
+    "prescriptions",
+)
+
+
+def test_fhir_sits_above_the_clinical_domains_and_below_admin_main_demo():
+    graph = import_graph()
+    upward = [f"fhir -> {t}" for t in graph.get("fhir", {}) if t in ABOVE_FHIR]
+    downward = [f"{s} -> fhir" for s in BELOW_FHIR if "fhir" in graph.get(s, {})]
+    assert not upward + downward, "arrows against the order:\n" + "\n".join(upward + downward)

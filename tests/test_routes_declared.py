@@ -15,7 +15,11 @@ PUBLIC_ENDPOINTS = {
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
     "fhir.token",  # FHIR API clients' token endpoint: their secret or signed assertion
+    "fhir.metadata",  # the FHIR CapabilityStatement: read before a client has a token
+    "fhir.smart_discovery",  # SMART's .well-known/smart-configuration: where tokens come from
 }
+# The FHIR routes a client reaches without a bearer token.
+FHIR_PUBLIC = {"fhir.token", "fhir.metadata", "fhir.smart_discovery"}
 
 
 def test_every_route_declares_a_permission(app):
@@ -29,19 +33,21 @@ def test_every_route_declares_a_permission(app):
                 unexpected_public.append(f"{rule.rule} ({rule.endpoint})")
             elif permission == API_TOKEN:
                 # The FHIR API's routes: a bearer token instead of a session.
-                assert rule.rule.startswith("/fhir/"), rule.rule
+                assert rule.rule == "/fhir" or rule.rule.startswith("/fhir/"), rule.rule
             elif permission != PUBLIC:
                 assert permission in ALL_PERMISSIONS, rule.endpoint
     assert not undeclared, f"routes that declare no permission: {undeclared}"
     assert not unexpected_public, f"public routes beyond sign-in/health/static: {unexpected_public}"
 
 
-def test_every_fhir_route_but_the_token_endpoint_needs_a_bearer_token(app):
-    """Under /fhir a session is no credential: each route is ``@fhir_access`` (the token
-    endpoint, where clients prove themselves, is the one public route)."""
+def test_every_fhir_route_but_the_public_ones_needs_a_bearer_token(app):
+    """Under /fhir a session is no credential: each route is ``@fhir_access`` but the
+    token endpoint (where clients prove themselves) and what clients read before they have
+    a token (the CapabilityStatement, SMART's discovery document)."""
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
-            if rule.rule.startswith("/fhir/") and rule.endpoint not in PUBLIC_ENDPOINTS:
+            under_fhir = rule.rule == "/fhir" or rule.rule.startswith("/fhir/")
+            if under_fhir and rule.endpoint not in FHIR_PUBLIC:
                 assert declared_permission(rule.endpoint) == API_TOKEN, rule.endpoint
 
 

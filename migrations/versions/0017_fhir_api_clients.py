@@ -3,7 +3,7 @@ tokens (SHA-256 only), the client assertions already used (replays refused), and
 client's request count for the current minute (rate limit).
 
 Revision ID: 0017
-Revises: 0016
+Revises: 0020 (numbered 0017 when reserved; chained after what main held at merge)
 Create Date: 2026-12-06 08:30:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0017'
-down_revision = '0016'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
+    AnyOf,
     DataRequired,
     Email,
     EqualTo,
@@ -106,3 +114,57 @@ class ResetPasswordForm(NewPasswordMixin, FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """Only the CSRF token: the button press is the confirmation."""
+
+
+# --- controlled substances (EPCS) ---------------------------------------------------------------
+
+
+def _totp_field() -> StringField:
+    return StringField(
+        "Code from your authenticator app",
+        validators=[DataRequired(message="Type the 6-digit code from your authenticator app.")],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 12},
+        description="A fresh code: each one is used once.",
+    )
+
+
+def _kind_field() -> HiddenField:
+    return HiddenField(validators=[AnyOf(("grant", "revoke"))])
+
+
+class DeaNumberForm(FlaskForm):
+    """A prescriber's DEA registration number (empty removes it)."""
+
+    dea_number = StringField(
+        "DEA number",
+        validators=[Optional(), Length(max=20)],
+        description="Two letters and seven digits, e.g. AB1234563. Changing or removing it "
+        "ends their permission to sign controlled prescriptions.",
+    )
+
+
+class EpcsProposeForm(FlaskForm):
+    """An administrator proposes a grant or a revoke, confirming with their own code."""
+
+    kind = _kind_field()
+    totp_code = _totp_field()
+
+
+class EpcsWithdrawForm(EpcsProposeForm):
+    """Withdraw or decline a waiting proposal, with a fresh code."""
+
+
+class EpcsApproveForm(FlaskForm):
+    """A DEA registrant approves with two factors (and, for a grant, the verification)."""
+
+    kind = _kind_field()
+    verified = BooleanField(
+        "I verified that their DEA registration and State authorisation to prescribe "
+        "controlled substances are current and in good standing."
+    )
+    password = PasswordField(
+        "Your password",
+        validators=[DataRequired(message="Type your password."), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    totp_code = _totp_field()

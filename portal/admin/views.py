@@ -12,7 +12,17 @@ from flask_login import current_user
 
 from portal.admin import bp
 from portal.admin import services as admin_services
-from portal.admin.forms import AccountEditForm, ConfirmForm, ResetPasswordForm, UserCreateForm
+from portal.admin.forms import (
+    AccountEditForm,
+    ConfirmForm,
+    DeaNumberForm,
+    EpcsApproveForm,
+    EpcsProposeForm,
+    EpcsWithdrawForm,
+    ResetPasswordForm,
+    UserCreateForm,
+)
+from portal.auth import epcs
 from portal.auth import services as auth_services
 from portal.auth.models import User
 from portal.auth.permissions import require
@@ -70,12 +80,38 @@ def create_user():
     return render("admin/user_new.html", form=form, status=_status(form))
 
 
-def _user_page(user: User, form, status: int = 200, page_error: str | None = None):
+def _user_page(
+    user: User,
+    form,
+    status: int = 200,
+    page_error: str | None = None,
+    *,
+    dea_form=None,
+    epcs_form=None,
+):
     approval = auth_services.pending_approval(user.id)
+    epcs_status = epcs.status_of(user.id)
+    if dea_form is None:
+        dea_form = DeaNumberForm(prefix="dea", formdata=None, data={"dea_number": user.dea_number})
+    if epcs_form is None:
+        epcs_form = EpcsProposeForm(prefix="epcs", formdata=None)
+    people = {
+        person_id
+        for person_id in (
+            epcs_status.current.proposed_by_id if epcs_status.current else None,
+            epcs_status.current.approved_by_id if epcs_status.current else None,
+            epcs_status.waiting.proposed_by_id if epcs_status.waiting else None,
+        )
+        if person_id
+    }
     return render(
         "admin/user_edit.html",
         user=user,
         form=form,
+        epcs=epcs_status,
+        dea_form=dea_form,
+        epcs_form=epcs_form,
+        epcs_names={person_id: admin_services.full_name_of(person_id) for person_id in people},
         live_sessions=admin_services.live_session_counts([user.id]).get(user.id, 0),
         mfa_required=auth_services.mfa_required_for(user),
         is_self=user.id == current_user.id,
@@ -326,6 +362,137 @@ def enable_user(user_id: int):
         return _user_page(user, AccountEditForm(obj=user), status=409, page_error=error.message)
     flash(f"{user.username} is enabled and can sign in again.", "success")
     return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
+# --- controlled substances (EPCS) -------------------------------------------------------------
+
+
+@bp.post("/users/<int:user_id>/dea-number")
+@require("users.manage")
+def set_dea_number(user_id: int):
+    """Record, change or remove a prescriber's DEA number (a change ends their EPCS grant)."""
+    user = admin_services.get_user_or_404(user_id)
+    form = DeaNumberForm(prefix="dea")
+    if form.validate_on_submit():
+        try:
+            warnings = epcs.set_dea_number(
+                actor=current_actor(), user=user, number=form.dea_number.data
+            )
+        except Refused as error:
+            _attach_error(form, error)
+        else:
+            flash(
+                f"DEA number of {user.username} saved."
+                if form.dea_number.data
+                else f"DEA number of {user.username} removed.",
+                "success",
+            )
+            for warning in warnings:
+                flash(warning, "warning")
+            return redirect(url_for("admin.edit_user", user_id=user.id) + "#epcs-heading")
+    return _user_page(user, AccountEditForm(obj=user), status=422, dea_form=form)
+
+
+@bp.post("/users/<int:user_id>/epcs/<any('propose', 'withdraw'):action>")
+@require("users.manage")
+def epcs_step(user_id: int, action: str):
+    """An administrator proposes a grant or a revoke of controlled-substance signing, or
+    withdraws one that waits; either with a fresh code of their own."""
+    user = admin_services.get_user_or_404(user_id)
+    form = (
+        EpcsProposeForm(prefix="epcs") if action == "propose" else EpcsWithdrawForm(prefix="epcs")
+    )
+    if form.validate_on_submit():
+        kind = form.kind.data
+        try:
+            if action == "propose":
+                epcs.propose(
+                    actor=current_actor(), user=user, kind=kind, totp_code=form.totp_code.data
+                )
+            else:
+                epcs.withdraw(
+                    actor=current_actor(), user=user, kind=kind, totp_code=form.totp_code.data
+                )
+        except Refused as error:
+            _attach_error(form, error)
+        else:
+            flash(
+                (
+                    f"Proposed: {user.username} may sign controlled prescriptions once a DEA "
+                    "registrant approves it within a day."
+                    if kind == "grant"
+                    else f"Proposed: {user.username} may no longer sign controlled "
+                    "prescriptions. Suspended now; final once a DEA registrant approves it."
+                )
+                if action == "propose"
+                else f"The proposed {kind} for {user.username} was withdrawn.",
+                "success",
+            )
+            return redirect(url_for("admin.edit_user", user_id=user.id) + "#epcs-heading")
+    return _user_page(user, AccountEditForm(obj=user), status=422, epcs_form=form)
+
+
+def _approvals_page(forms: dict | None = None, status: int = 200):
+    proposals = epcs.waiting_proposals(current_user.id)
+    forms = forms or {}
+    for proposal in proposals:
+        prefix = f"p{proposal.user.id}"
+        if prefix not in forms:
+            forms[prefix] = EpcsApproveForm(
+                prefix=prefix, formdata=None, data={"kind": proposal.kind}
+            )
+    return render("admin/epcs_approvals.html", proposals=proposals, forms=forms, status=status)
+
+
+@bp.get("/epcs")
+@require("epcs.approve")
+def epcs_approvals():
+    """Grants and revokes of controlled-substance signing waiting for a DEA registrant.
+    Staff data only (no patient): not audited, like the users' list."""
+    return _approvals_page()
+
+
+@bp.post("/epcs/<int:user_id>/<any('approve', 'withdraw'):decision>")
+@require("epcs.approve")
+def decide_epcs(user_id: int, decision: str):
+    """A DEA registrant approves (password and a fresh code) or declines (a fresh code)."""
+    user = admin_services.get_user_or_404(user_id)
+    prefix = f"p{user.id}"
+    form = EpcsApproveForm(prefix=prefix)
+    if decision == "withdraw":
+        # Declining asks only for a code: the password field may stay empty.
+        form.password.validators = []
+    if form.validate_on_submit():
+        kind = form.kind.data
+        try:
+            if decision == "approve":
+                epcs.approve(
+                    actor=current_actor(),
+                    user=user,
+                    kind=kind,
+                    totp_code=form.totp_code.data,
+                    password=form.password.data,
+                    verified=form.verified.data,
+                )
+            else:
+                epcs.withdraw(
+                    actor=current_actor(), user=user, kind=kind, totp_code=form.totp_code.data
+                )
+        except Refused as error:
+            _attach_error(form, error)
+        else:
+            flash(
+                (
+                    f"{user.full_name} may now sign controlled prescriptions."
+                    if kind == "grant"
+                    else f"{user.full_name} may no longer sign controlled prescriptions."
+                )
+                if decision == "approve"
+                else f"You declined the proposed {kind} for {user.full_name}.",
+                "success",
+            )
+            return redirect(url_for("admin.epcs_approvals"))
+    return _approvals_page({prefix: form}, status=422)
 
 
 # --- clinic settings ------------------------------------------------------------------------

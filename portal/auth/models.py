@@ -48,6 +48,14 @@ class User(UserMixin, db.Model):
     # next midnight the account is disabled (the worker) and its calendar feeds stop.
     employment_ends_on: Mapped[date | None]
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The prescriber's DEA registration number (portal/auth/dea.py checks its form), needed to
+    # sign controlled-substance prescriptions. Who set it and when: the second person of an
+    # EPCS grant must not be a registrant whose number the proposer typed in (auth/epcs.py).
+    dea_number: Mapped[str | None] = mapped_column(String(9))
+    dea_number_set_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    dea_number_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     role_rows: Mapped[list[UserRole]] = relationship(
@@ -224,3 +232,43 @@ class SignInDevice(db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EpcsPermission(db.Model):
+    """A prescriber's permission to sign controlled-substance prescriptions (EPCS logical
+    access control, 21 CFR 1311.125): granted when a second person approved what an
+    administrator proposed (``account_approvals`` action ``epcs_grant``), for the DEA number
+    the account held then; ended (``revoked_at``) by an approved revoke, or at once when the
+    registration it was granted for changes or the account loses its access.
+
+    Rows are never deleted: they are the record of who could sign controlled prescriptions
+    when. At most one is current per account (a unique partial index).
+    """
+
+    __tablename__ = "epcs_permissions"
+    __table_args__ = (
+        Index(
+            "uq_epcs_permissions_current",
+            "user_id",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    dea_number: Mapped[str] = mapped_column(String(9))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    grant_approval_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account_approvals.id", ondelete="SET NULL")
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The second person of an approved revoke, or whoever made the change that ended it.
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoke_approval_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account_approvals.id", ondelete="SET NULL")
+    )
+    revoke_reason: Mapped[str | None] = mapped_column(String(64))

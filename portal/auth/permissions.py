@@ -57,6 +57,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "chart.sign_nursing",
             # Prescribing through the e-prescribing connector (the vendor's screen, queues).
             "prescriptions.write",
+            # EPCS logical access control (21 CFR 1311.125): the second person of a grant or
+            # revoke of controlled-substance signing is a DEA registrant; portal/auth/epcs.py
+            # checks the approver holds a DEA number and is independent of the proposer.
+            "epcs.approve",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person

@@ -23,6 +23,7 @@ from portal.audit import services as audit
 from portal.audit.models import AuditEvent
 from portal.auth import devices
 from portal.auth.models import (
+    ROLE_LABELS,
     ROLE_NAMES,
     AccountApproval,
     AccountNotice,
@@ -54,6 +55,8 @@ NEW_ADMIN_HOURS = 24
 # session): choose a new password, then read what was done to the account.
 GATE_PASSWORD = "password"  # noqa: S105  (a step's name)
 GATE_NOTICES = "notices"
+# "Only an administrator approves.": the refusal names the role the approver must hold.
+ROLE_ARTICLES = {"admin": "an administrator", "prescriber": "a prescriber"}
 
 
 @dataclass
@@ -241,6 +244,39 @@ def _normalise_code(code: str) -> str:
     return code.strip().replace(" ", "").replace("-", "").lower()
 
 
+CODE_OK = "ok"
+CODE_USED = "used"
+CODE_WRONG = "wrong"
+
+
+def consume_totp(user: User, code: str, now) -> str:
+    """A work function: whether ``code`` is the account's current TOTP code (``CODE_OK``,
+    and now used), one already used (``CODE_USED``), or neither (``CODE_WRONG``).
+
+    Consumed with a conditional UPDATE of ``totp_last_step``, so two requests racing with
+    one code cannot both succeed, and a code spent at sign-in cannot sign a prescription
+    (portal/auth/factors.py uses it too).
+    """
+    code = _normalise_code(code)
+    if not (code.isdigit() and len(code) == 6 and user.totp_secret_encrypted):
+        return CODE_WRONG
+    step = _totp_step_matching(
+        decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
+    )
+    if step is None:
+        return CODE_WRONG
+    consumed = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return CODE_OK if consumed.rowcount == 1 else CODE_USED
+
+
 def check_second_factor(
     user: User, code: str, source: str | None, device_cookie: str | None = None
 ) -> bool:
@@ -260,20 +296,7 @@ def check_second_factor(
         ok = False
         method = "totp"
         if code.isdigit() and len(code) == 6 and user.totp_secret_encrypted:
-            step = _totp_step_matching(
-                decrypt_text(user.totp_secret_encrypted), code, int(now.timestamp()) // 30
-            )
-            if step is not None:
-                consumed = db.session.execute(
-                    update(User)
-                    .where(
-                        User.id == user.id,
-                        or_(User.totp_last_step.is_(None), User.totp_last_step < step),
-                    )
-                    .values(totp_last_step=step)
-                    .execution_options(synchronize_session=False)
-                )
-                ok = consumed.rowcount == 1
+            ok = consume_totp(user, code, now) == CODE_OK
         elif len(code) == 10:
             method = "recovery code"
             consumed = db.session.execute(
@@ -751,22 +774,25 @@ def _close_lapsed(user_id: int, action: str) -> None:
     )
 
 
-def _refuse_a_dependent_approver(approval: AccountApproval, actor) -> None:
-    """The second administrator must be a second person, not an account the first made.
+def _refuse_a_dependent_approver(
+    approval: AccountApproval, actor, approver_role_name: str = "admin"
+) -> None:
+    """The second person must be a second person, not an account the first made.
 
-    Refused when the approver's admin role was granted less than ``NEW_ADMIN_HOURS`` ago,
-    or when either of the two administrators granted the other's admin role. This is the
-    smaller option (no two-person grant of the admin role): it stops one admin from
-    creating an admin account (or promoting one) and deciding with it at once, in either
-    seat. It does not prove independence: an admin who builds a chain of two accounts and
-    waits a day is not stopped, but every grant is audited under their name.
+    Refused when the approver's role (``approver_role_name``: an administrator's for account
+    resets, a prescriber's for EPCS grants) was granted less than ``NEW_ADMIN_HOURS`` ago,
+    or by the proposer, or when the approver granted the proposer's admin role. This is the
+    smaller option (no two-person grant of roles): it stops one admin from creating an
+    account (or promoting one) and deciding with it at once, in either seat. It does not
+    prove independence: an admin who builds a chain of two accounts and waits a day is not
+    stopped, but every grant is audited under their name.
     """
     approver = db.session.get(User, actor.id)
     proposer = db.session.get(User, approval.proposed_by_id) if approval.proposed_by_id else None
-    approver_role = approver.role_row("admin") if approver else None
+    approver_role = approver.role_row(approver_role_name) if approver else None
     proposer_role = proposer.role_row("admin") if proposer else None
     if approver_role is None:
-        raise Refused("Only an administrator approves.")
+        raise Refused(f"Only {ROLE_ARTICLES[approver_role_name]} approves.")
     if (
         approver_role.granted_at is not None
         and approver_role.granted_at > utcnow() - timedelta(hours=NEW_ADMIN_HOURS)
@@ -775,8 +801,11 @@ def _refuse_a_dependent_approver(approval: AccountApproval, actor) -> None:
         and approver_role.granted_by_id == approval.proposed_by_id
     ):
         raise Refused(
-            "Your administrator role is less than a day old or was given by the administrator "
-            "who proposed this: another administrator must approve it."
+            f"Your {ROLE_LABELS[approver_role_name].lower()} role is less than a day old or was "
+            "given by the administrator who proposed this: someone else must approve it."
+            if approver_role_name != "admin"
+            else "Your administrator role is less than a day old or was given by the "
+            "administrator who proposed this: another administrator must approve it."
         )
     if proposer_role is not None and proposer_role.granted_by_id == actor.id:
         raise Refused(
@@ -792,6 +821,11 @@ class _TwoPersonAct:
     action: str
     event: str  # "<event>_proposed", "_approved", "_withdrawn"
     what: str  # "a reset of this account's two-step sign-in"
+    # Whose role the second person holds (``_refuse_a_dependent_approver``), and how the
+    # refusals name them: an administrator for account resets, a DEA registrant (a
+    # prescriber) for EPCS grants and revokes (auth/epcs.py).
+    approver_role: str = "admin"
+    approver_title: str = "administrator"
 
 
 _MFA_RESET_ACT = _TwoPersonAct(MFA_RESET, "user.mfa_reset", "reset of two-step sign-in")
@@ -828,17 +862,19 @@ def _waiting(user: User, act: _TwoPersonAct) -> AccountApproval:
     return approval
 
 
-def _approve(actor, user: User, act: _TwoPersonAct) -> None:
+def _approve(actor, user: User, act: _TwoPersonAct) -> AccountApproval:
     """Second half, inside the caller's use case: a different administrator (not the
     proposer, not the account's owner, not one whose admin role depends on the proposer)
     approves; the caller then does the act in the same transaction."""
     db.session.refresh(user)
     approval = _waiting(user, act)
     if actor.id == approval.proposed_by_id:
-        raise Refused("A different administrator must approve the reset you proposed.")
+        raise Refused(f"A different {act.approver_title} must approve the {act.what} you proposed.")
     if actor.id == user.id:
-        raise Refused("Another administrator must approve a reset of your own account.")
-    _refuse_a_dependent_approver(approval, actor)
+        raise Refused(
+            f"Another {act.approver_title} must approve a {act.what} of your own account."
+        )
+    _refuse_a_dependent_approver(approval, actor, act.approver_role)
     _decide(approval, actor, "approved")
     audit.record(
         actor,
@@ -847,6 +883,7 @@ def _approve(actor, user: User, act: _TwoPersonAct) -> None:
         category="user accounts",
         detail=f"approval={approval.id} proposed_by={approval.proposed_by_id}",
     )
+    return approval
 
 
 def _withdraw(actor, user: User, act: _TwoPersonAct) -> None:

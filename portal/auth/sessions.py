@@ -93,13 +93,24 @@ class DatabaseSession(CallbackDict, SessionMixin):
 
 
 class DatabaseSessionInterface(SessionInterface):
+    def __init__(self, sessionless_prefixes: tuple[str, ...] = ()):
+        # Paths of APIs that authenticate each request themselves (bearer tokens): they
+        # never read a session nor set a cookie, like static files.
+        self.sessionless_prefixes = sessionless_prefixes
+
+    def _sessionless(self, app, path: str) -> bool:
+        if path.startswith(app.static_url_path + "/"):
+            return True
+        return any(path == p or path.startswith(p + "/") for p in self.sessionless_prefixes)
+
     def cookie_name(self, app) -> str:
         return "__Host-portal_session" if app.config["HTTPS"] else "portal_session"
 
     def open_session(self, app, request):
-        if request.path.startswith(app.static_url_path + "/"):
-            # Static files need no session; a browser's lazy favicon fetch must not be the
-            # request that notices (and so consumes) an idle time-out.
+        if self._sessionless(app, request.path):
+            # Static files (and the bearer-token APIs) need no session; a browser's lazy
+            # favicon fetch must not be the request that notices (and so consumes) an idle
+            # time-out.
             untracked = DatabaseSession()
             untracked.untracked = True
             return untracked

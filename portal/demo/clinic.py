@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from portal.actors import SOURCE_CLI, Actor
 from portal.audit import services as audit
-from portal.auth.models import User
+from portal.auth.models import EpcsPermission, User
 from portal.auth.passwords import hash_password
 from portal.auth.services import mfa_required_for
 from portal.clinic.models import Clinic, Location
@@ -26,6 +26,10 @@ DEMO_USERS = (
     ("drlee", "Dr. Jordan Lee", ["prescriber"]),
     ("admin", "Pat Kim", ["admin"]),
 )
+# Demo prescribers' DEA numbers: made up (right form and check digit, no registration), so the
+# demo can sign controlled prescriptions. Their EPCS grant is part of the set-up, like their
+# roles: nobody proposed or approved it (a real clinic's grants take two people).
+DEMO_DEA_NUMBERS = {"drlee": "BL1234563"}
 # Who the audit trail says made the demo data.
 SEED_DEMO = Actor(id=None, username="seed-demo", source=SOURCE_CLI)
 
@@ -71,6 +75,8 @@ def seed_clinic_and_users() -> list[dict]:
                 user.mfa_enabled = True
             db.session.add(user)
             audit.record(SEED_DEMO, "user.create", obj=user, category="user accounts")
+            if username in DEMO_DEA_NUMBERS:
+                _allow_controlled(user, DEMO_DEA_NUMBERS[username])
             credentials.append(
                 {
                     "username": username,
@@ -81,6 +87,15 @@ def seed_clinic_and_users() -> list[dict]:
                 }
             )
         return credentials
+
+
+def _allow_controlled(user: User, dea_number: str) -> None:
+    user.dea_number = dea_number
+    db.session.flush()
+    db.session.add(EpcsPermission(user_id=user.id, dea_number=dea_number))
+    audit.record(
+        SEED_DEMO, "epcs.granted", obj=user, category="user accounts", detail="demo set-up"
+    )
 
 
 def credentials_text(credentials: list[dict]) -> str:

@@ -49,6 +49,12 @@ class Page:
     included: list[dict] = field(default_factory=list)
 
 
+class Gone(LookupError):
+    """Raised by ``ResourceSpec.read`` for a resource that was served once and no longer is
+    (entered in error, deleted): the API answers 410 instead of 404. A type that never
+    removes what it served need not raise it. (Added by the HTTP layer; optional.)"""
+
+
 class ResourceSpec(Protocol):
     """One FHIR resource type the API serves."""
 
@@ -64,7 +70,10 @@ class ResourceSpec(Protocol):
 
     def search(self, criteria: list[Criterion], after: str | None, count: int) -> Page:
         """Up to ``count`` resources matching every criterion, after the keyset ``after``.
-        Raises ``InvalidSearch`` for a value it cannot use."""
+        Raises ``InvalidSearch`` for a value it cannot use (a malformed ``after`` too).
+
+        ``_id`` reaches ``search`` as a criterion only beside other criteria; a search by
+        ``_id`` alone is answered by the HTTP layer through ``read``."""
 
     def count(self, criteria: list[Criterion]) -> int:
         """How many resources match (``_summary=count``)."""

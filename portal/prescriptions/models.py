@@ -1,14 +1,17 @@
-"""A prescription as the e-prescribing vendor knows it, kept in the chart."""
+"""Prescriptions, whatever the path they were written by (the portal's own screens or the
+vendor's embedded one), and a prescriber's favourites."""
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
+from portal.prescriptions import states
 from portal.timeutil import UTCDateTime, utcnow
 
 
@@ -21,18 +24,33 @@ class Prescription(db.Model):
     ``medication_status`` its pharmacy-side status ("Active", "Cancelled"...), ``fhir_status``
     the FHIR MedicationRequest status they map to. ``medication_id`` is the chart's
     medication list entry made for it, once.
+
+    ``origin`` says which path wrote it: ``vendor`` (the vendor's embedded screen; the vendor's
+    read writes every element) or ``portal`` (composed here: a draft until signed; once
+    ``signed_at`` is set, database triggers refuse any change to what was signed, and
+    ``digest`` is the SHA-256 of the signed content; only the transmission and pharmacy
+    statuses, the vendor's id, the error, the printing and the medication link move after).
+    ``state`` is the one state machine of ``portal.prescriptions.states`` for both paths.
     """
 
     __tablename__ = "prescriptions"
     __table_args__ = (
         UniqueConstraint("connector", "vendor_id", name="uq_prescriptions_vendor"),
         Index("ix_prescriptions_patient", "patient_id", "written_on"),
+        Index("ix_prescriptions_encounter", "encounter_id"),
+        # A prescriber's drafts and prescriptions by state (the Rx inbox, open drafts).
+        Index("ix_prescriptions_prescriber_state", "prescriber_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
-    connector: Mapped[str] = mapped_column(String(64))
-    vendor_id: Mapped[str] = mapped_column(String(64))
+    # Both empty until the vendor holds the prescription (a draft, or one printed without a
+    # connector); unique together once set.
+    connector: Mapped[str | None] = mapped_column(String(64))
+    vendor_id: Mapped[str | None] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(16), default="vendor", server_default="vendor")
+    state: Mapped[str] = mapped_column(String(32), default=states.DRAFT, server_default="sent")
+    encounter_id: Mapped[int | None] = mapped_column(ForeignKey("encounters.id"))
     prescriber_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     drug: Mapped[str] = mapped_column(String(300))
     rxcui: Mapped[str | None] = mapped_column(String(16))
@@ -41,7 +59,8 @@ class Prescription(db.Model):
     refills: Mapped[str | None] = mapped_column(String(16))
     days_supply: Mapped[int | None]
     directions: Mapped[str | None] = mapped_column(String(1000))
-    status: Mapped[str] = mapped_column(String(32))
+    # The vendor's transmission status by name; empty until the vendor has the prescription.
+    status: Mapped[str | None] = mapped_column(String(32))
     medication_status: Mapped[str | None] = mapped_column(String(32))
     fhir_status: Mapped[str] = mapped_column(String(32))
     written_on: Mapped[date | None]
@@ -49,9 +68,54 @@ class Prescription(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    # --- composed in the portal (empty for the vendor path unless the vendor's read says) ---
+    # The drug as the catalog or the vendor's search gave it; the vendor's id is needed to
+    # send. The ingredients (comma-separated RxCUIs) let the safety checks count an open
+    # prescription as active without the catalog.
+    dispensable_drug_id: Mapped[str | None] = mapped_column(String(32))
+    strength: Mapped[str | None] = mapped_column(String(100))
+    dose_form: Mapped[str | None] = mapped_column(String(100))
+    route: Mapped[str | None] = mapped_column(String(64))
+    schedule: Mapped[int | None] = mapped_column(SmallInteger)  # DEA schedule 2..5
+    ingredient_rxcuis: Mapped[str | None] = mapped_column(String(300))
+    # The SIG builder's fields (JSON), so a draft, a renewal or a favourite reopens them.
+    sig: Mapped[str | None] = mapped_column(Text)
+    dispense_unit: Mapped[str | None] = mapped_column(String(32))
+    substitution_allowed: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=sa_true()
+    )
+    pharmacist_note: Mapped[str | None] = mapped_column(String(210))
+    effective_on: Mapped[date | None]
+    # Up to two ICD-10-CM diagnoses from the problem list: JSON [{"code", "description"}].
+    diagnoses: Mapped[str | None] = mapped_column(Text)
+    # The vendor's pharmacy id and the name shown; not part of what is signed: after a failed
+    # transmission the prescriber may send it to another pharmacy (audited).
+    pharmacy_id: Mapped[str | None] = mapped_column(String(32))
+    pharmacy_name: Mapped[str | None] = mapped_column(String(300))
+    # The safety checks' alerts at signing and the prescriber's overrides: JSON lists.
+    alerts: Mapped[str | None] = mapped_column(Text)
+    overrides: Mapped[str | None] = mapped_column(Text)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    digest: Mapped[str | None] = mapped_column(String(64))
+    # The vendor's reason for a failed transmission, in its words.
+    transmission_error: Mapped[str | None] = mapped_column(Text)
+    printed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    print_reason: Mapped[str | None] = mapped_column(String(200))
+    # Optimistic locking of drafts: two tabs autosaving the same draft conflict in words.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
     @property
     def status_label(self) -> str:
-        return words_of(self.status)
+        return words_of(self.status) if self.status else states.label(self.state)
+
+    @property
+    def state_label(self) -> str:
+        return states.label(self.state)
+
+    @property
+    def state_tone(self) -> str:
+        return states.tone(self.state)
 
     @property
     def medication_status_label(self) -> str | None:
@@ -67,3 +131,27 @@ def words_of(vendor_name: str) -> str:
     text = " ".join(words)
     text = text[:1].upper() + text[1:].lower() if text else vendor_name
     return text.replace("Epcs", "EPCS")
+
+
+class PrescriptionFavorite(db.Model):
+    """A prescriber's saved drug with its directions, quantity and refills, reused in one
+    click (the drug and the SIG are copied into a new draft; nothing else is)."""
+
+    __tablename__ = "prescription_favorites"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "label", name="uq_prescription_favorites_label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str] = mapped_column(String(120))
+    rxcui: Mapped[str | None] = mapped_column(String(16))
+    dispensable_drug_id: Mapped[str | None] = mapped_column(String(32))
+    drug: Mapped[str] = mapped_column(String(300))
+    sig: Mapped[str | None] = mapped_column(Text)
+    directions: Mapped[str | None] = mapped_column(String(1000))
+    quantity: Mapped[str | None] = mapped_column(String(32))
+    dispense_unit: Mapped[str | None] = mapped_column(String(32))
+    days_supply: Mapped[int | None]
+    refills: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -42,6 +42,7 @@ from portal.integrations.settings import active_connectors, enabled_connector, e
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, lock_patient
 from portal.prescriptions.models import Prescription
+from portal.prescriptions.states import state_from_vendor
 from portal.timeutil import utcnow
 from portal.transaction import Refused, end_read, use_case
 
@@ -413,9 +414,16 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         "fhir_status": item["fhir_status"],
         "written_on": item.get("written_on"),
     }
+    if row is not None and row.origin == "portal":
+        # Composed and signed here: the vendor's read moves only the statuses (what was signed
+        # is fixed, by triggers too).
+        values = {key: values[key] for key in ("status", "medication_status", "fhir_status")}
+    values["state"] = state_from_vendor(values["status"], values["medication_status"])
     prescriber = item.get("prescriber_vendor_id")
     if row is None:
-        row = Prescription(patient_id=patient.id, connector=name, vendor_id=str(item["vendor_id"]))
+        row = Prescription(
+            patient_id=patient.id, connector=name, vendor_id=str(item["vendor_id"]), origin="vendor"
+        )
         row.prescriber_id = local_id(name, "clinician", prescriber) if prescriber else None
         db.session.add(row)
         action = "prescription.recorded"

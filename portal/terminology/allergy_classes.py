@@ -5,7 +5,11 @@ Source: ``data/allergy_classes.json``, which says where its codes come from (WHO
 MED-RT classes where verified, project codes where no standard group fits). The allergy form
 offers these names when the kind of substance is "Drug class"; prescriptions will check a
 drug's ingredients against the members of the classes a patient is allergic to
-(``classes_containing``).
+(``classes_containing``, or by RxCUI through ``drugs.knowledge().allergy_groups_of``: each
+class lists its members' RxNorm ingredient codes where verified, ``member_rxcuis``). The file
+also holds the pairs of classes an allergy may cross between at a lower severity
+(``cross_sensitivities``: penicillins with cephalosporins and carbapenems ...), each with its
+source.
 """
 
 from __future__ import annotations
@@ -29,6 +33,19 @@ class AllergyClass:
     atc: tuple[str, ...] = ()
     med_rt_epc: str | None = None
     note: str | None = None
+    # RxNorm ingredient (IN) concept of each member that has one in data/drug_ingredients.csv;
+    # the drug knowledge (drugs.py) matches products by these, and by name for the rest.
+    member_rxcuis: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CrossSensitivity:
+    """Two classes an allergy may cross between, at a lower severity than within a class."""
+
+    classes: tuple[str, str]  # the two classes' codes
+    severity: str  # "moderate" or "low": always below a match within the allergic class
+    note: str  # what the prescriber should know and do, in one or two sentences
+    source: str  # the citation the note rests on
 
 
 @cache
@@ -44,8 +61,24 @@ def all_classes() -> tuple[AllergyClass, ...]:
             atc=tuple(entry.get("atc", ())),
             med_rt_epc=entry.get("med_rt_epc"),
             note=entry.get("note"),
+            member_rxcuis=tuple(entry.get("member_rxcuis", {}).items()),
         )
         for entry in data["classes"]
+    )
+
+
+@cache
+def cross_sensitivities() -> tuple[CrossSensitivity, ...]:
+    """The shipped cross-sensitivity pairs (symmetric: either class may be the allergy)."""
+    data = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    return tuple(
+        CrossSensitivity(
+            classes=(entry["classes"][0], entry["classes"][1]),
+            severity=entry["severity"],
+            note=entry["note"],
+            source=entry["source"],
+        )
+        for entry in data.get("cross_sensitivities", ())
     )
 
 

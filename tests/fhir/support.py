@@ -162,3 +162,11 @@ def token_of(app, scopes=("system/*.read",), name: str = "Test client") -> str:
         known[name] = make_api_client(app, ALL_SCOPES, name=name)
     client_id, secret = known[name]
     return bearer_token(app.test_client(), client_id, secret, scope=" ".join(scopes))
+
+
+def freeze_clock(monkeypatch, at=None):
+    """Hold the clock of the API clients' services still (at second 10 of the current
+    minute by default), so a test counting requests in a minute never straddles two."""
+    moment = at or utcnow().replace(second=10, microsecond=0)
+    monkeypatch.setattr(clients, "utcnow", lambda: moment)
+    return moment

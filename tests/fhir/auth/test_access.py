@@ -18,6 +18,7 @@ from portal.timeutil import utcnow
 from tests.fhir.support import (
     bearer,
     bearer_token,
+    freeze_clock,
     install_token,
     make_api_client,
     request_token,
@@ -193,7 +194,8 @@ def test_smart_v2_scopes_read_and_write_alike(api, client):
     assert client.post("/fhir-test/import", headers=bearer(token)).status_code == 200
 
 
-def test_over_the_rate_limit_it_is_429_with_retry_after(api, client):
+def test_over_the_rate_limit_it_is_429_with_retry_after(api, client, monkeypatch):
+    freeze_clock(monkeypatch)
     client_id, secret = make_api_client(api, rate_limit=3)
     token = bearer_token(client, client_id, secret)  # the token request counts too
     for _ in range(2):
@@ -229,7 +231,8 @@ def test_a_signed_in_session_is_no_credential(api, signed_in):
     _outcome(nurse.get("/fhir-test/any"), 401, "login")
 
 
-def test_a_client_without_a_usage_row_is_counted_from_its_first_request(api, client):
+def test_a_client_without_a_usage_row_is_counted_from_its_first_request(api, client, monkeypatch):
+    freeze_clock(monkeypatch)
     """A client row made by hand (a fixture, a restore) gets its counter when first used."""
     client_id, secret = make_api_client(api, rate_limit=1)
     token = bearer_token(client, client_id, secret)
