@@ -109,6 +109,7 @@ def register_extensions(app: Flask) -> None:
     import portal.charting.models
     import portal.clinic.models
     import portal.fhir.bulk.models
+    import portal.fhir.models
     import portal.integrations.models
     import portal.labs.models
     import portal.patients.models
@@ -176,6 +177,8 @@ ROUTE_MODULES = (
     "portal.prescriptions.cancelling.views",
     "portal.fhir.views",
     "portal.fhir.bulk.views",
+    "portal.fhir.token_endpoint",
+    "portal.admin.api_clients.views",
 )
 
 

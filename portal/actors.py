@@ -74,3 +74,10 @@ def integration(name: str, source: str = SOURCE_WEBHOOK) -> Actor:
     """The actor of an integration (a vendor's webhook, a lab's result feed): recorded in
     the audit trail as ``integration:<name>``."""
     return Actor(id=None, username=f"integration:{name}", source=source)
+
+
+def api_client(name: str, source: str | None) -> Actor:
+    """The actor of a FHIR API client (a system another party runs, registered by an
+    admin), from its address: recorded in the audit trail as ``api:<name>``, so every read
+    it makes names the client, and through it the person registered as responsible."""
+    return Actor(id=None, username=f"api:{name}", source=source)

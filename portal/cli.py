@@ -1,5 +1,6 @@
 """Flask commands: ``seed-demo``, ``create-user``, ``purge-sessions``, ``audit verify``,
-``audit checkpoint``, ``worker [--once]``, ``rxnorm-load FOLDER``, ``lab-listener``.
+``audit checkpoint``, ``worker [--once]``, ``rxnorm-load FOLDER``, ``lab-listener``,
+``api-client register`` / ``disable``.
 
 Commands only parse their options and call the domains' use cases (or the demo seeders);
 they act as the command-line actor.
@@ -32,7 +33,9 @@ from portal.demo.integrations import seed_eprescribing
 from portal.demo.patients import seed_patients
 from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
+from portal.fhir import clients as api_clients
 from portal.fhir.bulk import jobs as fhir_bulk_jobs
+from portal.fhir.models import AUTH_CLIENT_SECRET, AUTH_PRIVATE_KEY_JWT, ApiClient
 from portal.integrations import jobs as integration_jobs
 from portal.labs import jobs as lab_jobs
 from portal.labs.listener import run_listener
@@ -50,6 +53,7 @@ def register(app) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(rxnorm_load)
     app.cli.add_command(lab_listener)
+    app.cli.add_command(api_client_cli)
 
 
 @click.command("seed-demo")
@@ -254,3 +258,52 @@ def lab_listener(host: str | None, port: int | None, ack_delay: float) -> None:
         port if port is not None else app.config["LAB_LISTENER_PORT"],
         ack_delay=ack_delay,
     )
+
+
+api_client_cli = AppGroup("api-client", help="FHIR API clients (also under Admin, API clients).")
+
+
+@api_client_cli.command("register")
+@click.option("--name", required=True, help="how the audit trail will name it")
+@click.option("--responsible", required=True, help="username of the person who answers for it")
+@click.option("--scope", "scopes", multiple=True, default=["system/*.read"], show_default=True)
+@click.option(
+    "--public-key-file",
+    type=click.File("r"),
+    default=None,
+    help="its JWKS or PEM public key (private-key JWT); without it, a secret is made",
+)
+@click.option("--rate-limit", type=int, default=None, help="requests a minute")
+@with_appcontext
+def api_client_register(name, responsible, scopes, public_key_file, rate_limit):
+    """Register an API client and print its client id (and its secret, this once)."""
+    person = db.session.scalar(select(User.id).where(User.username == responsible.lower()))
+    try:
+        registered = api_clients.register_client(
+            command_line(),
+            name=name,
+            responsible_user_id=person or 0,
+            scopes=list(scopes),
+            auth_method=AUTH_PRIVATE_KEY_JWT if public_key_file else AUTH_CLIENT_SECRET,
+            public_key=public_key_file.read() if public_key_file else None,
+            rate_limit_per_minute=rate_limit,
+        )
+    except Refused as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"client_id: {registered.client.client_id}")
+    click.echo(f"scopes: {registered.client.scopes}")
+    if registered.secret:
+        click.echo(f"client_secret: {registered.secret}")
+        click.echo("The secret is shown only this once; only its hash is kept.", err=True)
+
+
+@api_client_cli.command("disable")
+@click.argument("client_id")
+@with_appcontext
+def api_client_disable(client_id):
+    """Disable a client at once (its tokens stop at their next request)."""
+    found = db.session.scalar(select(ApiClient.id).where(ApiClient.client_id == client_id))
+    if found is None:
+        raise click.ClickException("No API client has that client id.")
+    client = api_clients.set_enabled(command_line(), found, False)
+    click.echo(f"{client.name} is disabled.")

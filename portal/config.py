@@ -88,6 +88,14 @@ class Defaults:
     # Where phone numbers without a country code are assumed to be.
     DEFAULT_PHONE_REGION = "US"
 
+    # FHIR API clients (portal/fhir/clients.py): how long an access token lives (SMART
+    # Backend Services suggests at most five minutes), the request limit a new client gets,
+    # and the token endpoint's URL as clients see it, when a proxy makes it differ from the
+    # URL the app builds (client assertions must name it as their audience).
+    FHIR_TOKEN_SECONDS = 300
+    FHIR_RATE_LIMIT_PER_MINUTE = 600
+    FHIR_TOKEN_URL: str | None = None
+
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session
     SEND_FILE_MAX_AGE_DEFAULT = 3600
 
@@ -113,6 +121,8 @@ ENVIRONMENT_VARIABLES = {
     "SESSION_IDLE_MINUTES": "idle time-out of a signed-in session (default 15)",
     "SESSION_ABSOLUTE_HOURS": "absolute lifetime of a session (default 12)",
     "DEVICE_COOKIE_DAYS": "days a browser stays known to an account it signed in to (default 90)",
+    "FHIR_TOKEN_SECONDS": "lifetime of a FHIR API access token in seconds (default 300)",
+    "FHIR_TOKEN_URL": "the FHIR token endpoint's public URL, if a proxy changes it",
     "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",
     "LOG_LEVEL": "application log level (default INFO)",
 }

@@ -60,6 +60,12 @@ EXPECTED: dict[str, set[str]] = {
     "admin.integration_clinicians": ADMIN,
     "admin.integration_messages": ADMIN,
     "admin.integration_replay": ADMIN,
+    # FHIR API clients (issue 13): register, disable / enable, a new secret.
+    "admin.api_clients": ADMIN,
+    "admin.register_api_client": ADMIN,
+    "admin.api_client": ADMIN,
+    "admin.set_api_client_enabled": ADMIN,
+    "admin.rotate_api_client_secret": ADMIN,
     # Scheduling: calendar and booking (issue 3, booking helper).
     "scheduling.index": CLINICAL,
     "scheduling.day": CLINICAL,
@@ -201,6 +207,7 @@ PUBLIC_ENDPOINTS = {
     "auth.enrol_mfa",
     "scheduling.calendar_feed",  # the token in its URL is the credential
     "integrations.webhook",  # the connector verifies the sender's shared secret
+    "fhir.token",  # OAuth client credentials: the client's secret or signed assertion
     "fhir.metadata",  # the FHIR CapabilityStatement: read before a client has a token
     "fhir.smart_discovery",  # SMART's discovery document: where tokens come from
 }
@@ -227,6 +234,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "prescription_id",  # prescriptions (signing, send again, renew)
     "draft_id",
     "favorite_id",  # composing prescriptions
+    "api_client_id",  # FHIR API clients
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {
@@ -235,6 +243,7 @@ HARMLESS_ACTIONS = {
     "admin.set_location_active": "deactivate",
     "admin.integration_set_enabled": "disable",
     "admin.integration_set_paused": "pause",
+    "admin.set_api_client_enabled": "disable",
 }
 # Requests that would end the very session the matrix is walking with: checked last.
 SESSION_ENDING = {"auth.sign_out"}

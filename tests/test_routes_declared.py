@@ -14,6 +14,7 @@ PUBLIC_ENDPOINTS = {
     "main.health",
     "scheduling.calendar_feed",  # a provider's iCalendar feed: the URL's secret token is the key
     "integrations.webhook",  # vendors' pushes: the connector verifies its shared secret
+    "fhir.token",  # FHIR API clients' token endpoint: their secret or signed assertion
     "fhir.metadata",  # the FHIR CapabilityStatement: read before a client has a token
     "fhir.smart_discovery",  # SMART's .well-known/smart-configuration: where tokens come from
 }

@@ -2,7 +2,7 @@
 with a lease, listing the NDJSON files it wrote.
 
 Revision ID: 0018
-Revises: 0016 (the lead re-chains the FHIR migrations at merge)
+Revises: 0017 (the lead re-chains the FHIR migrations at merge)
 Create Date: 2026-12-06 08:40:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0018'
-down_revision = '0016'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

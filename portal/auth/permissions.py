@@ -81,6 +81,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             # The integrations console: connector settings, health, the message log
             # (statuses and ids, never payloads), replays, vendors' clinician ids.
             "integrations.manage",
+            # FHIR API clients: register, disable, rotate secrets (no patient data).
+            "api_clients.manage",
         }
     ),
 }

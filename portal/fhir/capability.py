@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from portal.fhir import token_endpoint
 from portal.fhir.bundles import base_url
 from portal.fhir.catalog import served_types, spec_for
 
@@ -25,8 +26,9 @@ PATIENT_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-ex
 
 
 def token_url() -> str:
-    """Where API clients get tokens (OAuth 2.0 client credentials)."""
-    return base_url() + "/auth/token"
+    """Where API clients get tokens (OAuth 2.0 client credentials): the token endpoint's
+    own answer, which honours ``FHIR_TOKEN_URL`` behind a proxy."""
+    return token_endpoint.token_url()
 
 
 def _has_route(path: str, method: str = "GET") -> bool:

@@ -11,26 +11,53 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from portal.extensions import db
+from portal.fhir import clients
 from portal.fhir.bulk import export
+from portal.fhir.models import ApiClient, ApiToken
 from portal.fhir.spec import Criterion, Page
 from portal.patients.models import Patient
+from portal.timeutil import utcnow
+from tests.fhir.support import ALL_SCOPES, bearer, make_api_client
 
 CHUNK = 500
 
 
-def give_token(app, token: str, *, client_id="1", name="Acme HIE", scopes=("system/*.read",)):
-    """Make ``token`` valid for an API client (interim: ``FHIR_TEST_TOKENS``)."""
-    app.config.setdefault("FHIR_TEST_TOKENS", {})[token] = {
-        "id": client_id,
-        "name": name,
-        "scopes": list(scopes),
-    }
-    return {"Authorization": f"Bearer {token}"}
+def give_token(app, token: str, *, name="Acme HIE", scopes=("system/*.read",)):
+    """Make ``token`` itself a valid access token with ``scopes`` of the API client called
+    ``name`` (registered, with every scope, the first time a test names it): real rows, so
+    the token check, the client's identity and the audit trail's ``api:<name>`` are the
+    real ones. Returns the request headers carrying it."""
+    clients_made = app.extensions.setdefault("tests.fhir.bulk.clients", {})
+    if name not in clients_made:
+        client_id, _secret = make_api_client(app, ALL_SCOPES, name=name)
+        with app.app_context():
+            clients_made[name] = db.session.scalar(
+                select(ApiClient.id).where(ApiClient.client_id == client_id)
+            )
+    now = utcnow()
+    with app.app_context():
+        db.session.execute(
+            insert(ApiToken).values(
+                token_hash=clients.hash_secret(token),
+                client_id=clients_made[name],
+                scopes=" ".join(scopes),
+                issued_at=now,
+                expires_at=now + timedelta(minutes=5),
+                revoked=False,
+            )
+        )
+        db.session.commit()
+    return bearer(token)
+
+
+def client_pk(app, name="Acme HIE") -> str:
+    """The id a request's ``g.fhir_client.id`` carries for the client called ``name``."""
+    return str(app.extensions["tests.fhir.bulk.clients"][name])
 
 
 class RowSpec:
