@@ -23,7 +23,6 @@ from urllib.parse import unquote_plus
 from flask import current_app, jsonify, request, url_for
 
 from portal.auth.permissions import public
-from portal.extensions import csrf
 from portal.fhir import bp, clients
 
 FORM = "application/x-www-form-urlencoded"
@@ -57,7 +56,6 @@ def token_url() -> str:
 
 @bp.post("/auth/token")
 @public
-@csrf.exempt
 def token():
     if request.mimetype != FORM:
         return _oauth_error("invalid_request", f"Send the request as {FORM}.", 400)
