@@ -18,7 +18,6 @@ import json
 from flask import current_app, g, request, send_file, url_for
 
 from portal.dates import parse_instant
-from portal.extensions import csrf
 from portal.fhir import bp
 from portal.fhir.access import fhir_access
 from portal.fhir.bulk import export, imports
@@ -43,7 +42,6 @@ def _prefer() -> set[str]:
 
 
 @bp.get("/$export")
-@csrf.exempt
 @fhir_access(None)
 def export_system():
     """Every resource of every type the client may read (or those of ``_type``)."""
@@ -51,7 +49,6 @@ def export_system():
 
 
 @bp.get("/Patient/$export")
-@csrf.exempt
 @fhir_access("Patient")
 def export_patients():
     """Every patient's compartment: the types that belong to a patient."""
@@ -132,7 +129,6 @@ def _accepted_issue() -> dict:
 
 
 @bp.get("/bulkstatus/<int:job_id>")
-@csrf.exempt
 @fhir_access(None)
 def bulk_status(job_id: int):
     """202 with ``X-Progress`` while the job waits or runs; the manifest when done."""
@@ -174,7 +170,6 @@ def _progress_issue(job) -> dict:
 
 
 @bp.delete("/bulkstatus/<int:job_id>")
-@csrf.exempt
 @fhir_access(None)
 def bulk_cancel(job_id: int):
     """Cancel a job, or delete a finished one's files: 202; 404 when there is none."""
@@ -192,7 +187,6 @@ def bulk_cancel(job_id: int):
 
 
 @bp.get("/bulkfiles/<int:job_id>/<file_name>")
-@csrf.exempt
 @fhir_access(None)
 def bulk_file(job_id: int, file_name: str):
     """One NDJSON file of the client's completed job, streamed from disk; audited."""
@@ -215,7 +209,6 @@ def bulk_file(job_id: int, file_name: str):
 
 
 @bp.post("")
-@csrf.exempt
 @fhir_access(None, write=True)
 def import_bundle():
     """A ``transaction`` (all or nothing) or ``batch`` (entry by entry) Bundle."""

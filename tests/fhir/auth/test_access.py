@@ -10,7 +10,7 @@ import pytest
 from flask import g, jsonify
 from sqlalchemy import update
 
-from portal.extensions import db
+from portal.extensions import csrf, db
 from portal.fhir import clients
 from portal.fhir.access import fhir_access, scope_refusal
 from portal.fhir.models import ApiClient, ApiClientUsage, ApiToken
@@ -62,6 +62,10 @@ def api(app):
         "fhir_test_include",
         fhir_access("Patient")(lambda included: scope_refusal(included) or _who()),
     )
+    # Outside the /fhir blueprint, which create_app exempts from CSRF as a whole (a bearer
+    # token is the credential): the test routes are exempted the same way.
+    for endpoint in ("fhir_test_import", "fhir_test_bundle"):
+        csrf.exempt(app.view_functions[endpoint])
     return app
 
 
