@@ -15,5 +15,7 @@ def encrypt_text(value: str) -> str:
     return _fernet().encrypt(value.encode()).decode()
 
 
-def decrypt_text(token: str) -> str:
-    return _fernet().decrypt(token.encode()).decode()
+def decrypt_text(token: str, ttl: int | None = None) -> str:
+    """The text ``encrypt_text`` sealed; with ``ttl``, only if sealed within ``ttl`` seconds
+    (``cryptography.fernet.InvalidToken`` otherwise)."""
+    return _fernet().decrypt(token.encode(), ttl=ttl).decode()

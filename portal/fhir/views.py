@@ -15,12 +15,15 @@ for every page is not.
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlencode
 
+from cryptography.fernet import InvalidToken
 from flask import Response, current_app, g, request, stream_with_context
 
 from portal.auth.permissions import public
+from portal.crypto import decrypt_text, encrypt_text
 from portal.fhir import bp
 from portal.fhir.access import fhir_access
 from portal.fhir.bundles import base_url, count_only, searchset, streamed_searchset
@@ -96,7 +99,11 @@ def read(resource_type: str, fhir_id: str):
 @fhir_access(None)
 def search_get(resource_type: str):
     """Search with the parameters in the query string (names there end up in logs: see
-    ``search_post``)."""
+    ``search_post``), or page on through a POSTed search's sealed ``_query``."""
+    if "_query" in request.args:
+        items = _unseal(request.args["_query"])
+        items += [(k, v) for k, v in request.args.items(multi=True) if k == "_after"]
+        return _search(resource_type, items, sealed=True)
     return _search(resource_type, list(request.args.items(multi=True)))
 
 
@@ -108,7 +115,7 @@ def search_post(resource_type: str):
     if request.mimetype != "application/x-www-form-urlencoded":
         raise FhirError(415, "POST _search takes application/x-www-form-urlencoded.")
     items = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
-    return _search(resource_type, items)
+    return _search(resource_type, items, sealed=True)
 
 
 @bp.get("/Patient/<fhir_id>/$everything")
@@ -151,7 +158,10 @@ def patient_everything(fhir_id: str):
     return Response(stream_with_context(body), content_type=f"{FHIR_JSON}; charset=utf-8")
 
 
-def _search(resource_type: str, items: list[tuple[str, str]]):
+def _search(resource_type: str, items: list[tuple[str, str]], *, sealed: bool = False):
+    """One search. ``sealed`` (a POSTed search, and the pages after it): the Bundle's links
+    carry the criteria encrypted in ``_query``, never in clear, so a name searched for
+    without a URL stays out of URLs on the next pages too."""
     _check_type(resource_type)
     spec = spec_for(resource_type)
     params = _Params.parse(spec, items)
@@ -162,16 +172,22 @@ def _search(resource_type: str, items: list[tuple[str, str]]):
     try:
         if params.summary_count:
             total = count(actor, resource_type, params.criteria)
-            return fhir_response(count_only(_url(resource_type, params.items), total))
+            counted = [("_query", _seal(params.items))] if sealed else params.items
+            return fhir_response(count_only(_url(resource_type, counted), total))
         page = search(actor, resource_type, params.criteria, params.after, params.count)
     except InvalidSearch as error:
         raise FhirError(400, error.message, code="value", expression=error.parameter) from error
     included = included_resources(params.includes, page.resources, g.fhir_client.allows)
     record_patient_reads(actor, "fhir.search", page.resources + included)
+    kept = [(k, v) for k, v in params.items if k != "_after"]
+    if sealed:
+        query = [("_query", _seal(kept))]
+        self_url = _url(resource_type, query + [(k, v) for k, v in params.items if k == "_after"])
+    else:
+        query, self_url = kept, _url(resource_type, params.items)
     next_url = None
     if page.next_after is not None:
-        kept = [(k, v) for k, v in params.items if k != "_after"]
-        next_url = _url(resource_type, [*kept, ("_after", page.next_after)])
+        next_url = _url(resource_type, [*query, ("_after", page.next_after)])
     first_and_last = params.after is None and page.next_after is None
     outcome = None
     if params.unknown:
@@ -182,7 +198,7 @@ def _search(resource_type: str, items: list[tuple[str, str]]):
             ]
         )
     bundle = searchset(
-        self_url=_url(resource_type, params.items),
+        self_url=self_url,
         matches=page.resources,
         included=included,
         next_url=next_url,
@@ -276,6 +292,30 @@ def _strict() -> bool:
     """``Prefer: handling=strict``: refuse unknown parameters instead of ignoring them."""
     prefer = request.headers.get("Prefer", "")
     return any(part.strip() == "handling=strict" for part in re.split("[,;]", prefer))
+
+
+# How long the sealed criteria of a POSTed search stay usable for paging.
+SEALED_QUERY_SECONDS = 3600
+
+
+def _seal(items: list[tuple[str, str]]) -> str:
+    """A POSTed search's criteria, encrypted (and bound to the client), for its links."""
+    return encrypt_text(json.dumps({"client": g.fhir_client.id, "items": items}))
+
+
+def _unseal(sealed: str) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(decrypt_text(sealed, ttl=SEALED_QUERY_SECONDS))
+        if data.get("client") != g.fhir_client.id:
+            raise ValueError("another client's search")
+        return [(str(k), str(v)) for k, v in data["items"]]
+    except (InvalidToken, ValueError, KeyError, TypeError) as error:
+        raise FhirError(
+            400,
+            "The search's _query is not valid (or has expired): search again.",
+            code="value",
+            expression="_query",
+        ) from error
 
 
 def _url(resource_type: str, items: list[tuple[str, str]]) -> str:

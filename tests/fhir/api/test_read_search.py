@@ -266,8 +266,8 @@ def test_post_search_keeps_names_out_of_the_url(app):
 
 
 def test_post_search_pages_by_posting_the_next_key(app):
-    """A next link is a URL (with the parameters in it); a client that keeps names out of
-    URLs posts the same form again with the link's ``_after``."""
+    """A client that keeps names out of URLs may also post the same form again with the
+    next link's ``_after``."""
     ids = add_patients(app, *[(f"G{n}", "Poster", date(1970, 1, 1)) for n in range(3)])
     client = app.test_client()
     headers = api_headers(app)
@@ -279,6 +279,27 @@ def test_post_search_pages_by_posting_the_next_key(app):
         "/fhir/Patient/_search", data={**form, "_after": after}, headers=headers
     ).get_json(force=True)
     assert [int(i) for i in _ids(first) + _ids(second)] == ids
+
+
+def test_a_posted_search_links_pages_without_the_criteria_in_the_url(app):
+    """The links of a POSTed search carry its criteria sealed (encrypted, for this client,
+    for an hour): following them pages on, and no name is ever in a URL."""
+    ids = add_patients(app, *[(f"G{n}", "Sealwright", date(1970, 1, 1)) for n in range(3)])
+    client = app.test_client()
+    headers = api_headers(app)
+    form = {"family": "sealwright", "_count": "2"}
+    first = client.post("/fhir/Patient/_search", data=form, headers=headers).get_json(force=True)
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert all("sealwright" not in url.lower() for url in links.values())
+    second = client.get(_path(links["next"]), headers=headers)
+    assert second.status_code == 200
+    second = second.get_json(force=True)
+    assert [int(i) for i in _ids(first) + _ids(second)] == ids
+    assert all("sealwright" not in link["url"].lower() for link in second["link"])
+    # Another client cannot use this client's sealed search; a forged one is refused.
+    other = api_headers(app, name="Other client")
+    _outcome(client.get(_path(links["next"]), headers=other), 400, "value")
+    _outcome(client.get("/fhir/Patient?_query=forged", headers=headers), 400, "value")
 
 
 def test_search_audits_one_event_per_patient(app):
