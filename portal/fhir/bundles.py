@@ -66,11 +66,13 @@ def streamed_searchset(
     matches: Iterable[dict],
     later: Callable[[], list[dict]] | None = None,
     outcome: dict | None = None,
+    sent: Callable[[dict, bytes], None] | None = None,
 ) -> Iterator[bytes]:
     """A searchset Bundle as JSON (UTF-8 bytes) in pieces, so a long record is never held
     whole: ``total`` comes last, when it is known (JSON objects have no order).
     ``later()`` gives resources to add as ``include`` entries once the matches are sent
-    (the practitioners and locations they pointed at).
+    (the practitioners and locations they pointed at); ``sent(resource, json)`` is told of
+    each match with its entry's JSON as it goes (to find what it points at cheaply).
 
     Entries are serialised with orjson and sent in batches of ``BATCH`` entries: a piece
     per entry made the WSGI layer's per-piece work a large share of a long record's time.
@@ -82,7 +84,10 @@ def streamed_searchset(
     total, written = 0, 0
     pieces: list[bytes] = []
     for resource in matches:
-        pieces.append(dumps(entry(resource, "match", base)))
+        piece = dumps(entry(resource, "match", base))
+        if sent is not None:
+            sent(resource, piece)
+        pieces.append(piece)
         total += 1
         if len(pieces) == BATCH:
             yield (b"," if written else b"") + b",".join(pieces)

@@ -215,8 +215,22 @@ def _walk(value, found: list[tuple[str, str]]) -> None:
             _walk(child, found)
 
 
-def collect_directory_references(resource: dict, into: dict[str, set[str]]) -> None:
-    """Add the directory resources (practitioners, locations...) ``resource`` points at."""
+# How a reference to a directory type starts in compact JSON (orjson's: no spaces). Inside
+# a JSON string a quote is escaped, so this text only ever stands where a reference is.
+_DIRECTORY_MARKERS = tuple(f'"reference":"{kind}/'.encode() for kind in sorted(DIRECTORY_TYPES))
+
+
+def collect_directory_references(
+    resource: dict, into: dict[str, set[str]], serialized: bytes | None = None
+) -> None:
+    """Add the directory resources (practitioners, locations...) ``resource`` points at.
+
+    ``serialized``, the resource's compact JSON when the caller made it anyway, lets most
+    resources be passed over without a walk: in a long record most are vital signs, which
+    point at no one (a substring test in C, where the walk is Python for every node).
+    """
+    if serialized is not None and not any(marker in serialized for marker in _DIRECTORY_MARKERS):
+        return
     for kind, fhir_id in all_references(resource):
         if kind in DIRECTORY_TYPES:
             into.setdefault(kind, set()).add(fhir_id)
