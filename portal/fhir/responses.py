@@ -7,9 +7,9 @@ with 406 rather than answered in a format the client did not ask for.
 
 from __future__ import annotations
 
-import json
-
 from flask import Response, request
+
+from portal.fhir.bundles import dumps
 
 FHIR_JSON = "application/fhir+json"
 # What ``_format`` and ``Accept`` may name for the JSON we serve.
@@ -38,7 +38,7 @@ def wants_json() -> bool:
 def fhir_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
     """``body`` as FHIR JSON with ``status``."""
     return Response(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        dumps(body),
         status=status,
         headers=headers,
         content_type=f"{FHIR_JSON}; charset=utf-8",

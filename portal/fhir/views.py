@@ -147,14 +147,16 @@ def patient_everything(fhir_id: str):
 
     def matches():
         yield patient
-        for resource in rest:
-            collect_directory_references(resource, referenced)
-            yield resource
+        yield from rest
+
+    def sent(resource: dict, serialized: bytes) -> None:
+        if resource is not patient:  # the record's, not the Patient's own, references
+            collect_directory_references(resource, referenced, serialized)
 
     def directory():
         return directory_resources(referenced, g.fhir_client.allows)
 
-    body = streamed_searchset(request.url, matches(), directory, outcome)
+    body = streamed_searchset(request.url, matches(), directory, outcome, sent)
     return Response(stream_with_context(body), content_type=f"{FHIR_JSON}; charset=utf-8")
 
 

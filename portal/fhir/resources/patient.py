@@ -41,8 +41,17 @@ def mrn_system() -> str:
     return current_app.config.get("FHIR_MRN_SYSTEM") or DEFAULT_MRN_SYSTEM
 
 
+# The registry's columns, read as plain rows: a row has the attributes ``to_fhir`` reads,
+# under the same names, and costs a fraction of an ORM object to load (the bulk export
+# reads a million of them; profiling showed the ORM's loading as most of its time).
+def patient_columns() -> Select:
+    """A select of every column of the registry's patients, as rows."""
+    return select(*(getattr(Patient, column.key) for column in Patient.__mapper__.column_attrs))
+
+
 def to_fhir(patient: Patient) -> dict:
-    """One registry row as a Patient resource."""
+    """One registry row (an ORM object or a row of ``patient_columns()``) as a Patient
+    resource."""
     resource = {
         "resourceType": "Patient",
         "id": str(patient.id),
@@ -285,7 +294,7 @@ _CONDITIONS = {
 
 
 def _statement(criteria: list[Criterion]) -> Select:
-    statement = select(Patient)
+    statement = patient_columns()
     for criterion in criteria:
         condition = _CONDITIONS.get(criterion.name)
         if condition is None:
@@ -309,11 +318,13 @@ class PatientSpec:
 
     def read(self, fhir_id: str) -> dict | None:
         key = row_id(fhir_id)
-        patient = db.session.get(Patient, key) if key is not None else None
+        if key is None:
+            return None
+        patient = db.session.execute(patient_columns().where(Patient.id == key)).first()
         return to_fhir(patient) if patient is not None else None
 
     def search(self, criteria: list[Criterion], after: str | None, count: int) -> Page:
-        rows, next_after = page_of(_statement(criteria), Patient.id, after, count)
+        rows, next_after = page_of(_statement(criteria), Patient.id, after, count, columns=True)
         return Page([to_fhir(row) for row in rows], next_after)
 
     def count(self, criteria: list[Criterion]) -> int:
@@ -321,17 +332,17 @@ class PatientSpec:
         return db.session.scalar(statement)
 
     def for_patient(self, patient_id: int) -> Iterator[dict]:
-        patient = db.session.get(Patient, patient_id)
+        patient = self.read(str(patient_id))
         if patient is not None:
-            yield to_fhir(patient)
+            yield patient
 
     def stream(self, since: datetime | None, patient_ids: list[int] | None) -> Iterator[dict]:
-        statement = select(Patient)
+        statement = patient_columns()
         if since is not None:
             statement = statement.where(Patient.updated_at >= since)
         if patient_ids is not None:
             statement = statement.where(Patient.id.in_(patient_ids))
-        for patient in walk(statement, Patient.id):
+        for patient in walk(statement, Patient.id, columns=True):
             yield to_fhir(patient)
 
 
