@@ -530,3 +530,21 @@ def test_the_signing_dialog_shows_the_override_reasons_given_while_composing(app
     reason_field = dialog.split(f'name="reason:{code}"', 1)[1].split("</select>", 1)[0]
     assert '<option value="will_monitor" selected>' in reason_field
     assert "Potassium in one week</textarea>" in dialog
+
+
+def test_a_new_dose_form_clears_the_directions_and_a_unit_that_no_longer_fits(
+    app, chart, signed_in
+):
+    from portal.terminology.drugs import knowledge
+
+    with app.app_context():
+        liquid = next(p for p in knowledge().search("amoxicillin susp") if "Suspension" in p.name)
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, chart.patients[0])
+    choose(doctor, draft_id, LISINOPRIL_10)
+    autosave(app, doctor, draft_id, {**BUILDER_DAILY_30})
+    assert draft_row(app, draft_id).directions
+    choose(doctor, draft_id, liquid.rxcui)
+    row = draft_row(app, draft_id)
+    assert row.directions is None
+    assert json.loads(row.sig)["dose_unit"] == ""

@@ -366,3 +366,53 @@ def test_the_vendors_read_before_the_sends_outcome_lands_on_the_same_row(app, si
         assert db.session.scalar(select(func.count()).select_from(Prescription)) == 1
         db.session.remove()
     assert len(medications(app, patient_id)) == 1
+
+
+def test_spoons_for_an_oral_suspension_are_refused_at_signing_beside_the_directions(app, signed_in):
+    from portal.terminology.drugs import knowledge
+
+    with app.app_context():
+        liquid = next(p for p in knowledge().search("amoxicillin susp") if "Suspension" in p.name)
+    patient_id = a_patient(app)
+    rx_id = a_draft(
+        app,
+        patient_id,
+        drug={
+            "drug": liquid.name,
+            "rxcui": liquid.rxcui,
+            "ingredient_rxcuis": ",".join(liquid.ingredient_rxcuis),
+            "strength": liquid.strength,
+            "dose_form": liquid.dose_form,
+            "route": liquid.route,
+            "schedule": None,
+            "directions": "Take 1 teaspoon by mouth twice daily",
+            "quantity": "100",
+            "dispense_unit": "mL",
+            "refills": "0",
+        },
+    )
+    refused = sign(signed_in("drlee"), app, rx_id)
+    assert refused.status_code == 422
+    assert "dosed in mL" in refused.get_data(as_text=True)
+    assert load(app, rx_id).state == "draft"
+    with app.app_context(), pytest.raises(Refused) as refusal:
+        signing._checked_elements(db.session.get(Prescription, rx_id), None, None)
+    assert refusal.value.field == "directions"
+
+
+def test_a_stored_sig_in_tablets_for_an_oral_suspension_is_refused_beside_the_directions(app):
+    from datetime import date
+
+    rx = Prescription(
+        drug="amoxicillin 400 MG/5ML Oral Suspension",
+        dose_form="Oral Suspension",
+        route="oral",
+        directions="Take 1 tablet by mouth twice daily",
+        sig=json.dumps({"write_out": False, "dose_unit": "tablet"}),
+        quantity="100",
+        dispense_unit="mL",
+        refills="0",
+    )
+    with app.app_context(), pytest.raises(Refused) as refusal:
+        signing._checked_elements(rx, None, date(2026, 1, 1))
+    assert refusal.value.field == "directions" and "mL" in str(refusal.value)

@@ -31,6 +31,7 @@ from portal.integrations.base import IntegrationError
 from portal.integrations.settings import enabled_connector
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient
+from portal.prescriptions import sig as rules
 from portal.prescriptions import states
 from portal.prescriptions.models import Prescription, PrescriptionFavorite
 from portal.prescriptions.safety import (
@@ -470,8 +471,8 @@ def _resolve(actor, token: str) -> dict:
 
 
 def choose_drug(actor, draft_id: int, token: str, version: int | None) -> Prescription:
-    """Put the chosen product on the draft (the directions stay: they are checked against
-    the new product's form when next saved)."""
+    """Put the chosen product on the draft (a new dose form clears the checked directions:
+    they are checked against the new product's form when next saved)."""
     resolved = _resolve(actor, token)
     with use_case():
         draft = get_draft_for(actor, draft_id)
@@ -491,6 +492,7 @@ def choose_drug(actor, draft_id: int, token: str, version: int | None) -> Prescr
 def _set_drug(draft: Prescription, resolved: dict) -> None:
     product: DrugProduct | None = resolved["product"]
     vendor = resolved.get("vendor")
+    old_form = draft.dose_form
     if product is not None:
         _apply_product(draft, product)
     if vendor is not None:
@@ -506,6 +508,25 @@ def _set_drug(draft: Prescription, resolved: dict) -> None:
             draft.ingredient_rxcuis = None
             draft.schedule = _schedule(vendor.get("schedule"))
     draft.dispensable_drug_id = resolved.get("dispensable_drug_id")
+    if draft.dose_form != old_form:
+        _forget_directions(draft)
+
+
+def _forget_directions(draft: Prescription) -> None:
+    """The dose form changed: the checked directions were checked against another form, so
+    they go (the typed text stays in ``sig`` for the page); a structured SIG's unit goes
+    too when the new form does not take it (an oral liquid is dosed in mL)."""
+    draft.directions = None
+    try:
+        fields = json.loads(draft.sig or "null")
+    except ValueError:
+        return
+    if not isinstance(fields, dict):
+        return
+    unit = fields.get("dose_unit")
+    if unit and rules.is_oral_liquid(draft.dose_form, draft.route) and unit != "mL":
+        fields["dose_unit"] = ""
+        draft.sig = json.dumps(fields, default=str, sort_keys=True)
 
 
 def is_matched(draft: Prescription) -> bool:

@@ -344,6 +344,15 @@ def _checked_elements(rx: Prescription, schedule: int | None, today: date) -> No
     saved by an older page, or written with the model directly)."""
     if not (rx.directions or "").strip():
         raise Refused("Write the directions.", "directions")
+    # Checked against the product as it is now (the drug may have changed since they were
+    # written): an oral liquid is never dosed in spoons, typed or built.
+    try:
+        rules.check_directions(rx.directions, rx.dose_form, rx.route)
+    except Refused as refused:
+        raise Refused(str(refused), "directions") from None
+    unit = _stored_dose_unit(rx)
+    if unit is not None and rules.is_oral_liquid(rx.dose_form, rx.route) and unit != "mL":
+        raise Refused("An oral liquid is dosed in mL: choose mL in the directions.", "directions")
     try:
         rules.parse_quantity(rx.quantity)
     except Refused as refused:
@@ -358,6 +367,17 @@ def _checked_elements(rx: Prescription, schedule: int | None, today: date) -> No
     rules.check_pharmacist_note(rx.pharmacist_note)
     if rx.effective_on is not None:
         rules.check_effective_date(rx.effective_on, today, schedule)
+
+
+def _stored_dose_unit(rx: Prescription) -> str | None:
+    """The dose unit of the stored structured SIG, or None (none stored, or written out)."""
+    try:
+        fields = json.loads(rx.sig or "null")
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("write_out"):
+        return None
+    return fields.get("dose_unit") or None
 
 
 def _sign(actor, prescription_id: int, version: int | None, overrides) -> Signed:
