@@ -377,6 +377,14 @@ def _schedule(value) -> int | None:
     return int(text) if text.isdigit() and 2 <= int(text) <= 5 else None
 
 
+def stricter_schedule(*schedules: int | None) -> int | None:
+    """The strictest of the DEA schedules given (the lowest number; II is stricter than
+    V), or None when none is: the catalog and the vendor may disagree, and a controlled
+    substance is never treated as a less controlled one."""
+    known = [schedule for schedule in schedules if schedule is not None]
+    return min(known) if known else None
+
+
 def search_drugs(actor, text: str) -> DrugSearch:
     """Products matching ``text``: the vendor's when a connector is enabled (its id is what
     a send needs), each matched to the drug knowledge by RxCUI; else the shipped catalog.
@@ -423,7 +431,9 @@ def search_drugs(actor, text: str) -> DrugSearch:
                 strength=item.get("strength"),
                 dose_form=item.get("dose_form"),
                 route=item.get("route"),
-                schedule=product.schedule if product else _schedule(item.get("schedule")),
+                schedule=stricter_schedule(
+                    product.schedule if product else None, _schedule(item.get("schedule"))
+                ),
                 matched=product is not None,
             )
         )
@@ -506,7 +516,9 @@ def _set_drug(draft: Prescription, resolved: dict) -> None:
         if product is None:
             draft.rxcui = vendor.get("rxcui") or None
             draft.ingredient_rxcuis = None
-            draft.schedule = _schedule(vendor.get("schedule"))
+        draft.schedule = stricter_schedule(
+            product.schedule if product is not None else None, _schedule(vendor.get("schedule"))
+        )
     draft.dispensable_drug_id = resolved.get("dispensable_drug_id")
     if draft.dose_form != old_form:
         _forget_directions(draft)
@@ -724,14 +736,17 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
     elif favorite.rxcui and knowledge().product(favorite.rxcui):
         resolved = _resolve(actor, f"rxcui:{favorite.rxcui}")
     else:
-        resolved = {"product": None, "dispensable_drug_id": None}
+        # Never the favourite's name over the draft's previous product (its schedule,
+        # strength, form, route and codes would stay): the product is chosen again.
+        raise Refused(
+            f"The product of “{favorite.label}” could not be found in the catalog or at the "
+            "e-prescribing service: search for the product again.",
+            "drug",
+        )
     with use_case():
         draft = get_draft_for(actor, draft_id)
         _bump_version(draft, version)
         _set_drug(draft, resolved)
-        if resolved["product"] is None and "vendor" not in resolved:
-            draft.drug = favorite.drug
-            draft.rxcui = favorite.rxcui
         for name in ("sig", "directions", "quantity", "dispense_unit", "days_supply"):
             setattr(draft, name, getattr(favorite, name))
         draft.refills = str(favorite.refills)
