@@ -668,9 +668,14 @@ def transmission_error_count(actor) -> int:
 
 def retry_send(actor, prescription_id: int) -> Prescription:
     """Send a prescription whose send failed again: the same outbox message (same key, so
-    the vendor's copy is found rather than made twice), pending now; audited."""
+    the vendor's copy is found rather than made twice), pending now; audited.
+
+    The prescription's row is locked (as printing locks it), so a print at the same moment
+    either comes first (and the retry is refused) or waits for the retry."""
     with use_case():
-        rx = db.session.get(Prescription, prescription_id)
+        rx = db.session.get(
+            Prescription, prescription_id, with_for_update=True, populate_existing=True
+        )
         if rx is None or rx.origin != "portal":
             raise NotFound()
         get_patient_for(actor, rx.patient_id)
