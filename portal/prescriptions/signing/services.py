@@ -285,7 +285,7 @@ def sign_prescription(
             return _already_signed(actor, again)
         raise
     try:
-        return _sign(actor, prescription_id, version, overrides)
+        return _sign(actor, prescription_id, version, overrides, controlled=bool(schedule))
     except _LostRace:
         end_read()
         again = db.session.get(Prescription, prescription_id)
@@ -380,7 +380,11 @@ def _stored_dose_unit(rx: Prescription) -> str | None:
     return fields.get("dose_unit") or None
 
 
-def _sign(actor, prescription_id: int, version: int | None, overrides) -> Signed:
+def _sign(
+    actor, prescription_id: int, version: int | None, overrides, *, controlled: bool
+) -> Signed:
+    """The signing transaction; ``controlled`` says whether the factors confirmed before it
+    were a controlled substance's (the password as well as the code)."""
     now = utcnow().replace(microsecond=0)
     with use_case():
         draft = db.session.get(Prescription, prescription_id)
@@ -392,6 +396,13 @@ def _sign(actor, prescription_id: int, version: int | None, overrides) -> Signed
             raise _LostRace()
         patient = db.session.get(Patient, draft.patient_id)
         alerts, schedule = _checked_alerts(draft)
+        if schedule and not controlled:
+            # Decided before this transaction from an earlier read: the locked row is a
+            # controlled substance now, and only the code was asked (21 CFR 1311.140).
+            raise Conflict(
+                "This prescription is for a controlled substance: sign it again with your "
+                "password and code."
+            )
         blocking = [alert for alert in alerts if alert.blocks_signing]
         if blocking:
             raise Refused(
