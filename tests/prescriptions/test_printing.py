@@ -135,6 +135,7 @@ def test_after_a_failed_transmission_it_prints_and_its_send_is_withdrawn(app, ch
         chart.drlee,
         state=states.ERROR,
         transmission_error="The pharmacy does not accept electronic prescriptions.",
+        pharmacy_name="Sandbox Pharmacy Main Street",
     )
     message_id = send_message(app, rx_id, patient_id, status="failed")
     doctor = signed_in("drlee")
@@ -150,10 +151,13 @@ def test_after_a_failed_transmission_it_prints_and_its_send_is_withdrawn(app, ch
     with app.app_context(), pytest.raises(Refused):
         outbox.replay(actor_of("admin"), message_id)
     text = " ".join(pdf_text(doctor.get(answer.location).data).split())
+    # 21 CFR 1311.170(f): it was sent, to that pharmacy, and the transmission failed.
     assert (
-        "printed because transmission failed: The pharmacy does not accept electronic "
-        "prescriptions; it has not been and will not be sent electronically" in text
+        "This prescription was sent electronically to Sandbox Pharmacy Main Street and the "
+        "transmission failed (The pharmacy does not accept electronic prescriptions); it will "
+        "not be sent electronically again." in text
     )
+    assert "has not been" not in text
     assert _actions(app, "prescription.printed") == [
         "transmission failed; 1 outbox sends withdrawn"
     ]

@@ -43,6 +43,7 @@ CATEGORY = "prescriptions"
 # Outbox statuses of a send that could still go out: waiting, being tried, or replayable.
 _SENDABLE_MESSAGE_STATUSES = ("pending", "in_flight", "failed", "dead")
 NO_CONNECTOR_REASON = "No e-prescribing connector"
+TRANSMISSION_FAILED = "Transmission failed"
 PRINT_REASON_MAX = 200
 # A printed prescription is still in force at the pharmacy the patient takes it to.
 PRINTED_FHIR_STATUS = "active"
@@ -72,7 +73,7 @@ def print_reason(rx: Prescription, connector: str | None) -> str:
         raise Conflict("This prescription was already printed; open its copy instead.")
     if rx.state == states.ERROR:
         reason = rx.transmission_error or "the e-prescribing service gave no reason"
-        return f"Transmission failed: {reason}"[:PRINT_REASON_MAX]
+        return f"{TRANSMISSION_FAILED}: {reason}"[:PRINT_REASON_MAX]
     if rx.state == states.SIGNED and rx.vendor_id is None:
         if connector is None:
             return NO_CONNECTOR_REASON
@@ -189,6 +190,13 @@ class PrintOut:
     printed_at: datetime
     print_reason: str
     digest: str | None
+    # Where the failed transmission went (21 CFR 1311.170(f)); None when none was made.
+    pharmacy_name: str | None = None
+
+    @property
+    def transmission_failed(self) -> bool:
+        """Printed after an electronic transmission failed (not for want of a connector)."""
+        return self.print_reason.startswith(TRANSMISSION_FAILED)
 
 
 def printout(actor, prescription_id: int, *, original: bool) -> PrintOut:
@@ -234,6 +242,7 @@ def printout(actor, prescription_id: int, *, original: bool) -> PrintOut:
             printed_at=rx.printed_at,
             print_reason=rx.print_reason or "",
             digest=rx.digest,
+            pharmacy_name=rx.pharmacy_name,
         )
         audit.record(
             actor,
