@@ -56,11 +56,7 @@ MIN_VENDOR_SEARCH = 3
 MIN_LOCAL_SEARCH = 2
 SEARCH_LIMIT = 20
 
-# Why a prescriber goes ahead despite a high-severity alert: a short list the signing step
-# stores with the prescription, plus free text (required with "other").
 MAX_FAVORITE_LABEL = 120
-
-LIMITED_CHECKING = "Interaction checking is limited for this product"
 
 
 class DraftConflict(Conflict):

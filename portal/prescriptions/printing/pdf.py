@@ -18,7 +18,8 @@ from fpdf import FPDF
 
 from portal.charting.summary.pdf import CJK_FONT, FONT, _cjk_font_path, _font_path, _needs_cjk
 from portal.clinic.clock import clinic_zone
-from portal.prescriptions.printing.services import TRANSMISSION_FAILED, PrintOut
+from portal.prescriptions.printing.services import PrintOut
+from portal.prescriptions.services import TRANSMISSION_FAILED
 
 LINE = 5.5
 SCHEDULES = {2: "II", 3: "III", 4: "IV", 5: "V"}
