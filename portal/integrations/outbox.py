@@ -315,17 +315,24 @@ REPLAYABLE = ("failed", "dead")
 def requeue(message: OutboxMessage) -> None:
     """Make a failed or dead message pending now, attempts counted afresh, keeping its
     idempotency key (the receiver dedupes on it); flushes only: the caller's use case
-    audits who asked (an admin's replay, a prescriber's retry)."""
-    if message.status not in REPLAYABLE:
+    audits who asked (an admin's replay, a prescriber's retry).
+
+    One conditional UPDATE (on the status in the database, not the one read earlier): a
+    worker or a print that changed the message meanwhile makes it refused, never overwritten.
+    """
+    db.session.flush()
+    now = utcnow()
+    done = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.status.in_(REPLAYABLE))
+        .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(message)
+    if done.rowcount != 1:
         raise Refused(
             f"Only failed or dead messages can be sent again; this one is {message.status}."
         )
-    now = utcnow()
-    message.status = "pending"
-    message.attempts = 0
-    message.next_attempt_at = now
-    message.updated_at = now
-    db.session.flush()
 
 
 def replay(actor, message_id: int) -> OutboxMessage:

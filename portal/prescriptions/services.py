@@ -45,7 +45,7 @@ from portal.prescriptions import states
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.states import state_from_vendor
 from portal.timeutil import utcnow
-from portal.transaction import Refused, end_read, use_case
+from portal.transaction import Conflict, Refused, end_read, use_case
 
 log = logging.getLogger(__name__)
 
@@ -296,13 +296,6 @@ class PrescriptionsPage:
     past: list[PrescriptionRow]
 
 
-def prescriptions_of(actor, patient_id: int) -> tuple[Patient, list[Prescription]]:
-    """The patient's prescriptions, newest first; the view is audited."""
-    page = prescriptions_page(actor, patient_id)
-    rows = [row.rx for row in (*page.drafts, *page.active, *page.past)]
-    return page.patient, rows
-
-
 def prescriptions_page(actor, patient_id: int) -> PrescriptionsPage:
     """The patient's prescriptions page: the viewer's drafts, then the active ones, then the
     past ones, newest first, each with its prescriber; one query for the list (a patient may
@@ -333,24 +326,51 @@ def prescriptions_page(actor, patient_id: int) -> PrescriptionsPage:
         row = PrescriptionRow(
             rx,
             prescriber_name,
-            may_print=mine and _printable(rx, connector),
+            may_print=mine and may_print(rx, connector),
             has_printout=mine and rx.printed_at is not None,
-            may_cancel=rx.vendor_id is not None
-            and rx.printed_at is None
-            and rx.state in CANCELLABLE_STATES,
+            may_cancel=may_cancel(rx),
         )
         (active if rx.state in states.OPEN_STATES else past).append(row)
     return PrescriptionsPage(patient, drafts, active, past)
 
 
-def _printable(rx: Prescription, connector: str | None) -> bool:
-    """The print rule of ``portal.prescriptions.printing`` as the list offers it (printing
-    itself checks again): signed, not printed, and failed or never sendable."""
-    if rx.signed_at is None or rx.printed_at is not None:
-        return False
+# Why a prescription is on paper, as stored in ``print_reason`` and printed.
+NO_CONNECTOR_REASON = "No e-prescribing connector"
+TRANSMISSION_FAILED = "Transmission failed"
+PRINT_REASON_MAX = 200
+
+
+def print_reason(rx: Prescription, connector: str | None) -> str:
+    """Why ``rx`` may be printed now, in the words the printout gives; or ``Refused`` saying
+    why not."""
+    if rx.signed_at is None:
+        raise Refused("Only a signed prescription can be printed: sign it first.")
+    if rx.printed_at is not None:
+        raise Conflict("This prescription was already printed; open its copy instead.")
     if rx.state == states.ERROR:
-        return True
-    return rx.state == states.SIGNED and rx.vendor_id is None and connector is None
+        reason = rx.transmission_error or "the e-prescribing service gave no reason"
+        return f"{TRANSMISSION_FAILED}: {reason}"[:PRINT_REASON_MAX]
+    if rx.state == states.SIGNED and rx.vendor_id is None:
+        if connector is None:
+            return NO_CONNECTOR_REASON
+        raise Refused(
+            "E-prescribing is switched on: this prescription is sent electronically. It can "
+            "be printed only if its transmission fails."
+        )
+    raise Refused(
+        f"A prescription that is {states.label(rx.state).lower()} cannot be printed: only "
+        "one whose transmission failed, or one signed without e-prescribing, is printed."
+    )
+
+
+def may_print(rx: Prescription, connector: str | None) -> bool:
+    """Whether the list offers "Print" for ``rx`` (``print_reason``'s rule; printing itself
+    checks again)."""
+    try:
+        print_reason(rx, connector)
+    except Refused:
+        return False
+    return True
 
 
 # States in which the pharmacy holds a prescription and may still act on it: a cancel
@@ -365,6 +385,12 @@ CANCELLABLE_STATES = frozenset(
         states.CANCEL_DENIED,
     }
 )
+
+
+def may_cancel(rx: Prescription) -> bool:
+    """Whether a cancel request may be sent for ``rx`` (the list and the cancel form offer
+    it; the use case checks again): the pharmacy holds it, and it was never printed."""
+    return rx.vendor_id is not None and rx.printed_at is None and rx.state in CANCELLABLE_STATES
 
 
 @dataclass(frozen=True)

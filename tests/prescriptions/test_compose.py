@@ -16,6 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.extensions import db
 from portal.prescriptions.models import Prescription, PrescriptionFavorite
 from portal.timeutil import utcnow
+from portal.transaction import use_case
 from tests.prescriptions.compose_helpers import (
     BUILDER_DAILY_30,
     DETAILS_30,
@@ -530,3 +531,80 @@ def test_the_signing_dialog_shows_the_override_reasons_given_while_composing(app
     reason_field = dialog.split(f'name="reason:{code}"', 1)[1].split("</select>", 1)[0]
     assert '<option value="will_monitor" selected>' in reason_field
     assert "Potassium in one week</textarea>" in dialog
+
+
+def test_a_new_dose_form_clears_the_directions_and_a_unit_that_no_longer_fits(
+    app, chart, signed_in
+):
+    from portal.terminology.drugs import knowledge
+
+    with app.app_context():
+        liquid = next(p for p in knowledge().search("amoxicillin susp") if "Suspension" in p.name)
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, chart.patients[0])
+    choose(doctor, draft_id, LISINOPRIL_10)
+    autosave(app, doctor, draft_id, {**BUILDER_DAILY_30})
+    assert draft_row(app, draft_id).directions
+    choose(doctor, draft_id, liquid.rxcui)
+    row = draft_row(app, draft_id)
+    assert row.directions is None
+    assert json.loads(row.sig)["dose_unit"] == ""
+
+
+def test_a_favourite_whose_product_cannot_be_found_is_refused_and_leaves_the_draft(
+    app, chart, signed_in
+):
+    with app.app_context(), use_case():
+        favorite = PrescriptionFavorite(
+            owner_id=chart.drlee,
+            label="Gone from the catalog",
+            rxcui="999999999",
+            drug="nothing known 1 MG Oral Tablet",
+            directions="Take 1 tablet by mouth once daily",
+            quantity="30",
+            dispense_unit="tablet",
+            refills=0,
+        )
+        db.session.add(favorite)
+        db.session.flush()
+        favorite_id = favorite.id
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, chart.patients[0])
+    choose(doctor, draft_id, LISINOPRIL_10)
+    before = draft_row(app, draft_id)
+    used = doctor.post_form(f"/prescriptions/{draft_id}/favorites/{favorite_id}")
+    assert used.status_code == 303
+    assert "search for the product again" in doctor.get(used.location).get_data(as_text=True)
+    row = draft_row(app, draft_id)
+    assert (row.drug, row.rxcui, row.version) == (before.drug, LISINOPRIL_10, before.version)
+
+
+def test_the_catalog_and_the_vendor_disagreeing_keeps_the_stricter_schedule():
+    from types import SimpleNamespace
+
+    from portal.prescriptions.compose.services import _set_drug, stricter_schedule
+
+    def product(schedule):
+        return SimpleNamespace(
+            name="a product",
+            rxcui="1",
+            ndc=None,
+            strength="5 MG",
+            dose_form="Oral Tablet",
+            route="oral",
+            schedule=schedule,
+            ingredient_rxcuis=["2"],
+        )
+
+    for catalog, vendor, kept in ((4, "2", 2), (2, "4", 2), (None, "III", 3), (5, "", 5)):
+        draft = Prescription(dose_form="Oral Tablet")
+        _set_drug(
+            draft,
+            {
+                "product": product(catalog),
+                "dispensable_drug_id": "7",
+                "vendor": {"schedule": vendor},
+            },
+        )
+        assert draft.schedule == kept, (catalog, vendor)
+    assert stricter_schedule(None, None) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.actors import integration
 from portal.audit.models import AuditEvent
@@ -134,6 +135,7 @@ def test_after_a_failed_transmission_it_prints_and_its_send_is_withdrawn(app, ch
         chart.drlee,
         state=states.ERROR,
         transmission_error="The pharmacy does not accept electronic prescriptions.",
+        pharmacy_name="Sandbox Pharmacy Main Street",
     )
     message_id = send_message(app, rx_id, patient_id, status="failed")
     doctor = signed_in("drlee")
@@ -149,10 +151,13 @@ def test_after_a_failed_transmission_it_prints_and_its_send_is_withdrawn(app, ch
     with app.app_context(), pytest.raises(Refused):
         outbox.replay(actor_of("admin"), message_id)
     text = " ".join(pdf_text(doctor.get(answer.location).data).split())
+    # 21 CFR 1311.170(f): it was sent, to that pharmacy, and the transmission failed.
     assert (
-        "printed because transmission failed: The pharmacy does not accept electronic "
-        "prescriptions; it has not been and will not be sent electronically" in text
+        "This prescription was sent electronically to Sandbox Pharmacy Main Street and the "
+        "transmission failed (The pharmacy does not accept electronic prescriptions); it will "
+        "not be sent electronically again." in text
     )
+    assert "has not been" not in text
     assert _actions(app, "prescription.printed") == [
         "transmission failed; 1 outbox sends withdrawn"
     ]
@@ -331,3 +336,24 @@ def test_the_vendors_read_leaves_a_printed_prescription_printed(app, chart):
         _write_back(integration("dosespot"), "dosespot", patient, item)
     row = rx_row(app, rx_id)
     assert (row.state, row.status) == (states.PRINTED, "Error")
+
+
+def test_a_retry_after_printing_is_refused_and_leaves_it_printed(app, chart, signed_in):
+    patient_id = patient_with_address(app)
+    rx_id = portal_rx(app, patient_id, chart.drlee, state=states.ERROR)
+    message_id = send_message(app, rx_id, patient_id, status="failed")
+    doctor = signed_in("drlee")
+    assert _print(doctor, rx_id, patient_id).status_code == 303
+    retried = doctor.post_form(f"/prescriptions/{rx_id}/retry", {})
+    assert retried.status_code == 409
+    row = rx_row(app, rx_id)
+    assert (row.state, row.printed_at is not None) == (states.PRINTED, True)
+    assert message_statuses(app, rx_id) == ["cancelled"]
+    # The outbox's requeue is one conditional UPDATE: a status read before the print
+    # (stale in memory) does not let it write over the withdrawn send.
+    with app.app_context(), use_case():
+        message = db.session.get(outbox.OutboxMessage, message_id)
+        set_committed_value(message, "status", "failed")  # what an earlier read saw
+        with pytest.raises(Refused):
+            outbox.requeue(message)
+    assert message_statuses(app, rx_id) == ["cancelled"]

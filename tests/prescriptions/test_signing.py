@@ -16,7 +16,7 @@ from portal.patients.models import Patient
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.services import _write_back
 from portal.prescriptions.signing import services as signing
-from portal.transaction import Refused, use_case
+from portal.transaction import Conflict, Refused, use_case
 from tests.admin.epcs_helpers import grant_drlee
 from tests.prescriptions.signing_helpers import (
     OXYCODONE,
@@ -149,7 +149,7 @@ def test_an_allergy_to_the_drug_needs_its_override_too(app):
         needing = [a for a in view.alerts if a.needs_override]
         assert needing and needing[0].kind == "allergy"
         with pytest.raises(Refused) as refused:
-            signing._sign(actor, rx_id, None, {})
+            signing._sign(actor, rx_id, None, {}, controlled=False)
         assert refused.value.field == f"reason:{needing[0].code}"
 
 
@@ -160,7 +160,7 @@ def test_a_blocking_alert_refuses_whatever_is_overridden(app, signed_in):
     dialog = doctor.get(f"/prescriptions/{rx_id}/sign").get_data(as_text=True)
     assert "cannot be signed until the blocking alerts are resolved" in dialog
     with app.test_request_context(), pytest.raises(Refused, match="cannot be signed"):
-        signing._sign(actor_of("drlee"), rx_id, None, {})
+        signing._sign(actor_of("drlee"), rx_id, None, {}, controlled=False)
     assert load(app, rx_id).state == "draft"
 
 
@@ -366,3 +366,76 @@ def test_the_vendors_read_before_the_sends_outcome_lands_on_the_same_row(app, si
         assert db.session.scalar(select(func.count()).select_from(Prescription)) == 1
         db.session.remove()
     assert len(medications(app, patient_id)) == 1
+
+
+def test_spoons_for_an_oral_suspension_are_refused_at_signing_beside_the_directions(app, signed_in):
+    from portal.terminology.drugs import knowledge
+
+    with app.app_context():
+        liquid = next(p for p in knowledge().search("amoxicillin susp") if "Suspension" in p.name)
+    patient_id = a_patient(app)
+    rx_id = a_draft(
+        app,
+        patient_id,
+        drug={
+            "drug": liquid.name,
+            "rxcui": liquid.rxcui,
+            "ingredient_rxcuis": ",".join(liquid.ingredient_rxcuis),
+            "strength": liquid.strength,
+            "dose_form": liquid.dose_form,
+            "route": liquid.route,
+            "schedule": None,
+            "directions": "Take 1 teaspoon by mouth twice daily",
+            "quantity": "100",
+            "dispense_unit": "mL",
+            "refills": "0",
+        },
+    )
+    refused = sign(signed_in("drlee"), app, rx_id)
+    assert refused.status_code == 422
+    assert "dosed in mL" in refused.get_data(as_text=True)
+    assert load(app, rx_id).state == "draft"
+    with app.app_context(), pytest.raises(Refused) as refusal:
+        signing._checked_elements(db.session.get(Prescription, rx_id), None, None)
+    assert refusal.value.field == "directions"
+
+
+def test_a_stored_sig_in_tablets_for_an_oral_suspension_is_refused_beside_the_directions(app):
+    from datetime import date
+
+    rx = Prescription(
+        drug="amoxicillin 400 MG/5ML Oral Suspension",
+        dose_form="Oral Suspension",
+        route="oral",
+        directions="Take 1 tablet by mouth twice daily",
+        sig=json.dumps({"write_out": False, "dose_unit": "tablet"}),
+        quantity="100",
+        dispense_unit="mL",
+        refills="0",
+    )
+    with app.app_context(), pytest.raises(Refused) as refusal:
+        signing._checked_elements(rx, None, date(2026, 1, 1))
+    assert refusal.value.field == "directions" and "mL" in str(refusal.value)
+
+
+def test_a_signing_without_the_version_is_refused(app, signed_in):
+    patient_id = a_patient(app)
+    rx_id = a_draft(app, patient_id)
+    doctor = signed_in("drlee")
+    answer = doctor.post_form(
+        f"/prescriptions/{rx_id}/sign", {"totp_code": fresh_totp(app, "drlee")}
+    )
+    assert answer.status_code == 422
+    assert load(app, rx_id).state == "draft"
+
+
+def test_a_controlled_draft_signed_with_only_the_code_asked_is_refused_in_the_transaction(app):
+    """The factors are decided before the signing transaction: a draft that is a controlled
+    substance on the locked row, with only the code asked, is never signed."""
+    grant_drlee(app)
+    patient_id = a_patient(app)
+    rx_id = a_draft(app, patient_id, drug=OXYCODONE)
+    with app.app_context(), pytest.raises(Conflict) as refused:
+        signing._sign(actor_of("drlee"), rx_id, 1, {}, controlled=False)
+    assert "password" in str(refused.value)
+    assert load(app, rx_id).state == "draft"

@@ -42,11 +42,6 @@ CANCEL_REASONS = {
 MAX_COMMENT = 200
 
 
-def may_cancel(rx: Prescription) -> bool:
-    """Whether the list offers "Cancel" for ``rx`` (the use case checks again)."""
-    return rx.vendor_id is not None and rx.printed_at is None and rx.state in CANCELLABLE_STATES
-
-
 @dataclass(frozen=True)
 class CancelView:
     patient: Patient

@@ -9,6 +9,7 @@ from portal.charting.lists.stop_offers import StopOffer, after_medication_stoppe
 from portal.prescriptions import bp
 from portal.prescriptions.cancelling import services
 from portal.prescriptions.cancelling.forms import CancelForm
+from portal.prescriptions.services import may_cancel
 from portal.transaction import Refused
 from portal.web import attach_error, current_actor, render
 
@@ -67,5 +68,5 @@ def _page(view, form, status: int = 200):
         patient=view.patient,
         rx=view.prescription,
         form=form,
-        may_cancel=services.may_cancel(view.prescription),
+        may_cancel=may_cancel(view.prescription),
     )

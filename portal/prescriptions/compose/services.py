@@ -31,6 +31,7 @@ from portal.integrations.base import IntegrationError
 from portal.integrations.settings import enabled_connector
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient
+from portal.prescriptions import sig as rules
 from portal.prescriptions import states
 from portal.prescriptions.models import Prescription, PrescriptionFavorite
 from portal.prescriptions.safety import (
@@ -55,11 +56,7 @@ MIN_VENDOR_SEARCH = 3
 MIN_LOCAL_SEARCH = 2
 SEARCH_LIMIT = 20
 
-# Why a prescriber goes ahead despite a high-severity alert: a short list the signing step
-# stores with the prescription, plus free text (required with "other").
 MAX_FAVORITE_LABEL = 120
-
-LIMITED_CHECKING = "Interaction checking is limited for this product"
 
 
 class DraftConflict(Conflict):
@@ -376,6 +373,14 @@ def _schedule(value) -> int | None:
     return int(text) if text.isdigit() and 2 <= int(text) <= 5 else None
 
 
+def stricter_schedule(*schedules: int | None) -> int | None:
+    """The strictest of the DEA schedules given (the lowest number; II is stricter than
+    V), or None when none is: the catalog and the vendor may disagree, and a controlled
+    substance is never treated as a less controlled one."""
+    known = [schedule for schedule in schedules if schedule is not None]
+    return min(known) if known else None
+
+
 def search_drugs(actor, text: str) -> DrugSearch:
     """Products matching ``text``: the vendor's when a connector is enabled (its id is what
     a send needs), each matched to the drug knowledge by RxCUI; else the shipped catalog.
@@ -422,7 +427,9 @@ def search_drugs(actor, text: str) -> DrugSearch:
                 strength=item.get("strength"),
                 dose_form=item.get("dose_form"),
                 route=item.get("route"),
-                schedule=product.schedule if product else _schedule(item.get("schedule")),
+                schedule=stricter_schedule(
+                    product.schedule if product else None, _schedule(item.get("schedule"))
+                ),
                 matched=product is not None,
             )
         )
@@ -470,8 +477,8 @@ def _resolve(actor, token: str) -> dict:
 
 
 def choose_drug(actor, draft_id: int, token: str, version: int | None) -> Prescription:
-    """Put the chosen product on the draft (the directions stay: they are checked against
-    the new product's form when next saved)."""
+    """Put the chosen product on the draft (a new dose form clears the checked directions:
+    they are checked against the new product's form when next saved)."""
     resolved = _resolve(actor, token)
     with use_case():
         draft = get_draft_for(actor, draft_id)
@@ -491,6 +498,7 @@ def choose_drug(actor, draft_id: int, token: str, version: int | None) -> Prescr
 def _set_drug(draft: Prescription, resolved: dict) -> None:
     product: DrugProduct | None = resolved["product"]
     vendor = resolved.get("vendor")
+    old_form = draft.dose_form
     if product is not None:
         _apply_product(draft, product)
     if vendor is not None:
@@ -504,8 +512,29 @@ def _set_drug(draft: Prescription, resolved: dict) -> None:
         if product is None:
             draft.rxcui = vendor.get("rxcui") or None
             draft.ingredient_rxcuis = None
-            draft.schedule = _schedule(vendor.get("schedule"))
+        draft.schedule = stricter_schedule(
+            product.schedule if product is not None else None, _schedule(vendor.get("schedule"))
+        )
     draft.dispensable_drug_id = resolved.get("dispensable_drug_id")
+    if draft.dose_form != old_form:
+        _forget_directions(draft)
+
+
+def _forget_directions(draft: Prescription) -> None:
+    """The dose form changed: the checked directions were checked against another form, so
+    they go (the typed text stays in ``sig`` for the page); a structured SIG's unit goes
+    too when the new form does not take it (an oral liquid is dosed in mL)."""
+    draft.directions = None
+    try:
+        fields = json.loads(draft.sig or "null")
+    except ValueError:
+        return
+    if not isinstance(fields, dict):
+        return
+    unit = fields.get("dose_unit")
+    if unit and rules.is_oral_liquid(draft.dose_form, draft.route) and unit != "mL":
+        fields["dose_unit"] = ""
+        draft.sig = json.dumps(fields, default=str, sort_keys=True)
 
 
 def is_matched(draft: Prescription) -> bool:
@@ -703,14 +732,17 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
     elif favorite.rxcui and knowledge().product(favorite.rxcui):
         resolved = _resolve(actor, f"rxcui:{favorite.rxcui}")
     else:
-        resolved = {"product": None, "dispensable_drug_id": None}
+        # Never the favourite's name over the draft's previous product (its schedule,
+        # strength, form, route and codes would stay): the product is chosen again.
+        raise Refused(
+            f"The product of “{favorite.label}” could not be found in the catalog or at the "
+            "e-prescribing service: search for the product again.",
+            "drug",
+        )
     with use_case():
         draft = get_draft_for(actor, draft_id)
         _bump_version(draft, version)
         _set_drug(draft, resolved)
-        if resolved["product"] is None and "vendor" not in resolved:
-            draft.drug = favorite.drug
-            draft.rxcui = favorite.rxcui
         for name in ("sig", "directions", "quantity", "dispense_unit", "days_supply"):
             setattr(draft, name, getattr(favorite, name))
         draft.refills = str(favorite.refills)

@@ -19,6 +19,7 @@ from fpdf import FPDF
 from portal.charting.summary.pdf import CJK_FONT, FONT, _cjk_font_path, _font_path, _needs_cjk
 from portal.clinic.clock import clinic_zone
 from portal.prescriptions.printing.services import PrintOut
+from portal.prescriptions.services import TRANSMISSION_FAILED
 
 LINE = 5.5
 SCHEDULES = {2: "II", 3: "III", 4: "IV", 5: "V"}
@@ -39,9 +40,19 @@ def _local(value, pattern: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(clinic_zone()).strftime(pattern) if value else ""
 
 
-def not_sent_statement(reason: str) -> str:
-    """The printout's statement of why it is on paper (also shown on the page)."""
-    reason = reason.rstrip(". ")
+def not_sent_statement(out: PrintOut) -> str:
+    """The printout's statement of why it is on paper. After a failed transmission it says
+    where it was sent and that the transmission failed (21 CFR 1311.170(f)): it was sent,
+    so it must not say it never was; without a connector, that it was never sent."""
+    reason = out.print_reason.rstrip(". ")
+    if out.transmission_failed:
+        why = reason.removeprefix(TRANSMISSION_FAILED).lstrip(": ").rstrip(". ")
+        pharmacy = out.pharmacy_name or "a pharmacy"
+        return (
+            f"This prescription was sent electronically to {pharmacy} and the transmission "
+            f"failed" + (f" ({why})" if why else "") + "; it will not be sent electronically "
+            "again."
+        )
     reason = reason[:1].lower() + reason[1:]
     return (
         f"This prescription was printed because {reason}; it has not been and will not be "
@@ -162,5 +173,5 @@ def render_prescription_pdf(out: PrintOut) -> bytes:
     )
     pdf.set_text_color(0)
     rule()
-    text(not_sent_statement(out.print_reason), 10)
+    text(not_sent_statement(out), 10)
     return bytes(pdf.output())

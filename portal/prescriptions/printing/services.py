@@ -33,7 +33,13 @@ from portal.integrations.models import OutboxMessage
 from portal.patients.services import get_patient_for
 from portal.prescriptions import states
 from portal.prescriptions.models import Prescription
-from portal.prescriptions.services import SEND_OPERATION, eprescribing_connector_name
+from portal.prescriptions.services import (
+    NO_CONNECTOR_REASON,
+    SEND_OPERATION,
+    TRANSMISSION_FAILED,
+    eprescribing_connector_name,
+    print_reason,
+)
 from portal.prescriptions.sig import quantity_in_words
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
@@ -42,8 +48,6 @@ CATEGORY = "prescriptions"
 # The outbox operation that transmits a prescription (the connector's name for it).
 # Outbox statuses of a send that could still go out: waiting, being tried, or replayable.
 _SENDABLE_MESSAGE_STATUSES = ("pending", "in_flight", "failed", "dead")
-NO_CONNECTOR_REASON = "No e-prescribing connector"
-PRINT_REASON_MAX = 200
 # A printed prescription is still in force at the pharmacy the patient takes it to.
 PRINTED_FHIR_STATUS = "active"
 
@@ -61,29 +65,6 @@ def _own_signed(actor, prescription_id: int, *, lock: bool = False) -> Prescript
             raise Refused("Only a signed prescription can be printed: sign it first.")
         raise NotFound()
     return rx
-
-
-def print_reason(rx: Prescription, connector: str | None) -> str:
-    """Why ``rx`` may be printed now, in the words the printout gives; or ``Refused`` saying
-    why not."""
-    if rx.signed_at is None:
-        raise Refused("Only a signed prescription can be printed: sign it first.")
-    if rx.printed_at is not None:
-        raise Conflict("This prescription was already printed; open its copy instead.")
-    if rx.state == states.ERROR:
-        reason = rx.transmission_error or "the e-prescribing service gave no reason"
-        return f"Transmission failed: {reason}"[:PRINT_REASON_MAX]
-    if rx.state == states.SIGNED and rx.vendor_id is None:
-        if connector is None:
-            return NO_CONNECTOR_REASON
-        raise Refused(
-            "E-prescribing is switched on: this prescription is sent electronically. It can "
-            "be printed only if its transmission fails."
-        )
-    raise Refused(
-        f"A prescription that is {states.label(rx.state).lower()} cannot be printed: only "
-        "one whose transmission failed, or one signed without e-prescribing, is printed."
-    )
 
 
 def print_prescription(actor, prescription_id: int) -> Prescription:
@@ -189,6 +170,13 @@ class PrintOut:
     printed_at: datetime
     print_reason: str
     digest: str | None
+    # Where the failed transmission went (21 CFR 1311.170(f)); None when none was made.
+    pharmacy_name: str | None = None
+
+    @property
+    def transmission_failed(self) -> bool:
+        """Printed after an electronic transmission failed (not for want of a connector)."""
+        return self.print_reason.startswith(TRANSMISSION_FAILED)
 
 
 def printout(actor, prescription_id: int, *, original: bool) -> PrintOut:
@@ -234,6 +222,7 @@ def printout(actor, prescription_id: int, *, original: bool) -> PrintOut:
             printed_at=rx.printed_at,
             print_reason=rx.print_reason or "",
             digest=rx.digest,
+            pharmacy_name=rx.pharmacy_name,
         )
         audit.record(
             actor,

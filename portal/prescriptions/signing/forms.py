@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField
-from wtforms.validators import Optional
+from wtforms.validators import DataRequired, Optional
 
 from portal.prescriptions.signing.services import OVERRIDE_REASONS, Override
 
 
 class SignForm(FlaskForm):
-    version = IntegerField("Version", validators=[Optional()])
+    # Required: a signing always names the version the prescriber reviewed (what was decided
+    # before the signing transaction, e.g. whether the password was asked, is for that one).
+    version = IntegerField(
+        "Version", validators=[DataRequired("Reload the prescription and sign again.")]
+    )
     totp_code = StringField(
         "Code from your authenticator app",
         validators=[Optional()],

@@ -285,7 +285,7 @@ def sign_prescription(
             return _already_signed(actor, again)
         raise
     try:
-        return _sign(actor, prescription_id, version, overrides)
+        return _sign(actor, prescription_id, version, overrides, controlled=bool(schedule))
     except _LostRace:
         end_read()
         again = db.session.get(Prescription, prescription_id)
@@ -344,6 +344,15 @@ def _checked_elements(rx: Prescription, schedule: int | None, today: date) -> No
     saved by an older page, or written with the model directly)."""
     if not (rx.directions or "").strip():
         raise Refused("Write the directions.", "directions")
+    # Checked against the product as it is now (the drug may have changed since they were
+    # written): an oral liquid is never dosed in spoons, typed or built.
+    try:
+        rules.check_directions(rx.directions, rx.dose_form, rx.route)
+    except Refused as refused:
+        raise Refused(str(refused), "directions") from None
+    unit = _stored_dose_unit(rx)
+    if unit is not None and rules.is_oral_liquid(rx.dose_form, rx.route) and unit != "mL":
+        raise Refused("An oral liquid is dosed in mL: choose mL in the directions.", "directions")
     try:
         rules.parse_quantity(rx.quantity)
     except Refused as refused:
@@ -360,7 +369,22 @@ def _checked_elements(rx: Prescription, schedule: int | None, today: date) -> No
         rules.check_effective_date(rx.effective_on, today, schedule)
 
 
-def _sign(actor, prescription_id: int, version: int | None, overrides) -> Signed:
+def _stored_dose_unit(rx: Prescription) -> str | None:
+    """The dose unit of the stored structured SIG, or None (none stored, or written out)."""
+    try:
+        fields = json.loads(rx.sig or "null")
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("write_out"):
+        return None
+    return fields.get("dose_unit") or None
+
+
+def _sign(
+    actor, prescription_id: int, version: int | None, overrides, *, controlled: bool
+) -> Signed:
+    """The signing transaction; ``controlled`` says whether the factors confirmed before it
+    were a controlled substance's (the password as well as the code)."""
     now = utcnow().replace(microsecond=0)
     with use_case():
         draft = db.session.get(Prescription, prescription_id)
@@ -372,6 +396,13 @@ def _sign(actor, prescription_id: int, version: int | None, overrides) -> Signed
             raise _LostRace()
         patient = db.session.get(Patient, draft.patient_id)
         alerts, schedule = _checked_alerts(draft)
+        if schedule and not controlled:
+            # Decided before this transaction from an earlier read: the locked row is a
+            # controlled substance now, and only the code was asked (21 CFR 1311.140).
+            raise Conflict(
+                "This prescription is for a controlled substance: sign it again with your "
+                "password and code."
+            )
         blocking = [alert for alert in alerts if alert.blocks_signing]
         if blocking:
             raise Refused(
@@ -648,9 +679,14 @@ def transmission_error_count(actor) -> int:
 
 def retry_send(actor, prescription_id: int) -> Prescription:
     """Send a prescription whose send failed again: the same outbox message (same key, so
-    the vendor's copy is found rather than made twice), pending now; audited."""
+    the vendor's copy is found rather than made twice), pending now; audited.
+
+    The prescription's row is locked (as printing locks it), so a print at the same moment
+    either comes first (and the retry is refused) or waits for the retry."""
     with use_case():
-        rx = db.session.get(Prescription, prescription_id)
+        rx = db.session.get(
+            Prescription, prescription_id, with_for_update=True, populate_existing=True
+        )
         if rx is None or rx.origin != "portal":
             raise NotFound()
         get_patient_for(actor, rx.patient_id)
