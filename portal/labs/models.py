@@ -183,6 +183,8 @@ class LabResult(db.Model):
         Index("ix_lab_results_unmatched", "unmatched_id"),
         # The review inbox: current, unreviewed results.
         Index("ix_lab_results_unreviewed", "reviewed_at", "superseded_at"),
+        # What a new result supersedes: the same patient's results of a filler order number.
+        Index("ix_lab_results_patient_filler", "patient_id", "filler_order_number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

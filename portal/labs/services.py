@@ -47,7 +47,7 @@ from portal.patients.models import Patient
 from portal.patients.services import get_patient_for
 from portal.terminology import lab_tests
 from portal.timeutil import utcnow
-from portal.transaction import Conflict, Refused, use_case
+from portal.transaction import Conflict, use_case
 
 log = logging.getLogger(__name__)
 
@@ -332,13 +332,28 @@ def _order_test_for(order: LabOrder, group: oru.ResultGroup, observation: oru.Ob
     return None
 
 
-def _current_results_of(order_id: int | None, filler_order_number: str | None) -> dict:
-    """The current results of an order (or, with no order, of a filler order number), by
-    (code, sub-id): what a new result of the same observation replaces. One query per
-    result group; none when there is nothing to key on."""
-    if order_id is None and not filler_order_number:
+def _current_results_of(
+    patient_id: int | None,
+    sending_facility: str | None,
+    order_id: int | None,
+    filler_order_number: str | None,
+) -> dict:
+    """The current results a new result group may replace, by (code, sub-id): the same
+    patient's, from the same sending lab, of the same order (or, with no order, of the same
+    filler order number). Only a known patient's: an unmatched result replaces nothing, and
+    another patient's (or another lab's) results with the same filler number are never
+    touched. One query per result group; none when there is nothing to key on."""
+    if patient_id is None or (order_id is None and not filler_order_number):
         return {}
-    query = select(LabResult).where(LabResult.superseded_at.is_(None))
+    query = (
+        select(LabResult)
+        .join(LabMessage, LabMessage.id == LabResult.message_id)
+        .where(
+            LabResult.superseded_at.is_(None),
+            LabResult.patient_id == patient_id,
+            LabMessage.sending_facility.is_not_distinct_from(sending_facility),
+        )
+    )
     if order_id is not None:
         query = query.where(LabResult.order_id == order_id)
     else:
@@ -367,7 +382,7 @@ def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> 
             db.session.flush()
         order_id = found.order.id if found.order else None
         filler = group.filler_order_number[:50] or None
-        current = _current_results_of(order_id, filler)
+        current = _current_results_of(found.patient_id, message.sending_facility, order_id, filler)
         for observation in group.observations:
             order_test = _order_test_for(found.order, group, observation) if found.order else None
             notes = observation.notes + group.notes
@@ -446,33 +461,69 @@ def _update_order_status(order: LabOrder) -> None:
 # --- the unmatched queue --------------------------------------------------------------------
 
 
+class AttachedAlready(Conflict):
+    """Someone attached the queued results meanwhile (two people at once)."""
+
+    def __init__(self) -> None:
+        super().__init__("These results were attached already.")
+
+
+def _order_test_of(order: LabOrder, result: LabResult):
+    """The order's test a queued result reports (its OBR is not kept, so by the result's own
+    code): the test's LOINC or lab code, else the test whose panel lists the result's LOINC."""
+    for test in order.tests:
+        if result.code in (test.loinc, test.lab_code) or (
+            result.loinc and result.loinc == test.loinc
+        ):
+            return test
+    for test in order.tests:
+        catalog_test = lab_tests.get(test.loinc)
+        if result.loinc and catalog_test and result.loinc in catalog_test.members:
+            return test
+    return None
+
+
 def attach_unmatched(actor: Actor, unmatched_id: int, patient_id: int) -> UnmatchedResult:
-    """Attach a queued message's results to the patient a person chose (audited). Refused
-    when someone attached them already."""
+    """Attach a queued message's results to the patient a person chose (audited), and to
+    that patient's order when the message named one (the order's status follows, as when
+    filed). Refused when someone attached them already; the queue item is claimed by a
+    conditional UPDATE, so of two people attaching at once only one succeeds."""
     with use_case():
         unmatched = db.session.get(UnmatchedResult, unmatched_id)
         if unmatched is None:
             raise NotFound()
         if unmatched.resolved_at is not None:
-            raise Refused("These results were attached already.")
+            raise AttachedAlready()
         patient = get_patient_for(actor, patient_id)
-        order_id = None
+        claimed = db.session.execute(
+            update(UnmatchedResult)
+            .where(UnmatchedResult.id == unmatched.id, UnmatchedResult.resolved_at.is_(None))
+            .values(resolved_at=utcnow(), resolved_by_id=actor.id, patient_id=patient.id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            raise AttachedAlready()
+        db.session.refresh(unmatched)
+        order = None
         if unmatched.placer_order_number:
-            order_id = db.session.scalar(
-                select(LabOrder.id).where(
+            order = db.session.scalars(
+                select(LabOrder).where(
                     LabOrder.placer_order_number == unmatched.placer_order_number,
                     LabOrder.patient_id == patient.id,
                 )
-            )
-        values = {"patient_id": patient.id}
-        if order_id is not None:
-            values["order_id"] = order_id
-        db.session.execute(
-            update(LabResult).where(LabResult.unmatched_id == unmatched.id).values(**values)
-        )
-        unmatched.resolved_at = utcnow()
-        unmatched.resolved_by_id = actor.id
-        unmatched.patient_id = patient.id
+            ).first()
+        queued = db.session.scalars(
+            select(LabResult).where(LabResult.unmatched_id == unmatched.id)
+        ).all()
+        for result in queued:
+            result.patient_id = patient.id
+            if order is not None:
+                result.order_id = order.id
+                order_test = _order_test_of(order, result)
+                result.order_test_id = order_test.id if order_test else None
+        db.session.flush()
+        if order is not None:
+            _update_order_status(order)
         audit.record(
             actor,
             "lab.unmatched_attached",

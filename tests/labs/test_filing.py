@@ -5,10 +5,11 @@ drop folder."""
 from __future__ import annotations
 
 import os
+import threading
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.labs import jobs as lab_jobs
@@ -21,7 +22,8 @@ from portal.labs.models import (
     LabResult,
     UnmatchedResult,
 )
-from portal.transaction import Refused
+from portal.timeutil import utcnow
+from portal.transaction import Conflict, Refused
 from tests.labs.helpers import add_order, add_patient, oru, stored_messages
 from tests.labs.samples import NIST_STYLE_251, V23
 from tests.support.audit import audit_events
@@ -157,6 +159,110 @@ def test_attaching_from_the_queue_is_audited_and_done_once(app, zone):
         assert event.patient_id == patient_id and event.username == "drlee"
         with pytest.raises(Refused):
             services.attach_unmatched(actor_of("drlee"), waiting.id, patient_id)
+
+
+def test_an_attach_that_finds_the_item_taken_at_its_write_is_refused(app, zone, monkeypatch):
+    """The queue item is taken between the check and the write (on every database): the
+    conditional UPDATE changes no row, the attach is refused and nothing of it is written."""
+    with app.app_context():
+        patient_id, mrn = add_patient()
+        receive_and_file(oru(mrn=mrn, birth_date="19800103"), zone)
+        (waiting,) = queue()
+        real_get_patient_for = services.get_patient_for
+
+        def taken_meanwhile(actor, chosen):
+            db.session.execute(
+                update(UnmatchedResult)
+                .where(UnmatchedResult.id == waiting.id)
+                .values(resolved_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return real_get_patient_for(actor, chosen)
+
+        monkeypatch.setattr(services, "get_patient_for", taken_meanwhile)
+        with pytest.raises(Conflict):
+            services.attach_unmatched(actor_of("drlee"), waiting.id, patient_id)
+        monkeypatch.undo()
+        (item,) = queue()
+        assert item.patient_id is None and item.resolved_at is None  # all rolled back
+        assert {r.patient_id for r in results()} == {None}
+        assert audit_events(app, "lab.unmatched_attached") == []
+
+
+@pytest.mark.postgres_only  # SQLite serializes use cases: the two cannot interleave there
+def test_two_people_attaching_at_once_only_one_attaches(app, zone, monkeypatch):
+    """The other person's attach commits between this one's check and its write: the
+    conditional UPDATE refuses this one, and nothing of it is written."""
+    with app.app_context():
+        first, mrn = add_patient()
+        second, _ = add_patient("Ben", "Other")
+        receive_and_file(oru(mrn=mrn, birth_date="19800103"), zone)
+        (waiting,) = queue()
+        real_get_patient_for = services.get_patient_for
+
+        def the_other_attach_lands_meanwhile(actor, patient_id):
+            monkeypatch.setattr(services, "get_patient_for", real_get_patient_for)
+
+            def other():
+                with app.app_context():
+                    services.attach_unmatched(actor_of("drlee"), waiting.id, first)
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join(timeout=30)
+            return real_get_patient_for(actor, patient_id)
+
+        monkeypatch.setattr(services, "get_patient_for", the_other_attach_lands_meanwhile)
+        with pytest.raises(Conflict):
+            services.attach_unmatched(actor_of("drlee"), waiting.id, second)
+        monkeypatch.undo()
+        (item,) = queue()
+        assert item.patient_id == first and item.resolved_at is not None
+        assert {r.patient_id for r in results()} == {first}
+        assert len(audit_events(app, "lab.unmatched_attached")) == 1
+
+
+def test_attaching_links_the_order_and_its_status_follows(app, zone):
+    with app.app_context():
+        patient_id, mrn = add_patient()
+        order_id = add_order(patient_id, "P-7", tests=(("24331-1", "Lipid panel"),))
+        receive_and_file(oru(mrn=mrn, birth_date="19800103", placer="P-7"), zone)
+        (waiting,) = queue()
+        assert db.session.scalar(select(LabOrder.status)) == "sent"
+        services.attach_unmatched(actor_of("drlee"), waiting.id, patient_id)
+        assert {(r.order_id, r.order_test_id is not None) for r in results()} == {(order_id, True)}
+        assert db.session.scalar(select(LabOrder.status)) == "resulted"
+
+
+def test_same_filler_number_from_two_labs_for_two_patients_supersedes_nothing(app, zone):
+    """A filler order number is the lab's, not ours: another lab (or the same lab for
+    another patient) may use it too. Only the same patient's results from the same lab
+    are replaced; an unmatched result replaces nothing."""
+    with app.app_context():
+        first, mrn_1 = add_patient()
+        second, mrn_2 = add_patient("Ben", "Other")
+        receive_and_file(oru(control_id="A-1", facility="ACME LAB", mrn=mrn_1), zone)
+        receive_and_file(
+            oru(control_id="B-1", facility="OTHER LAB", mrn=mrn_2, family="Other", given="Ben"),
+            zone,
+        )
+        receive_and_file(
+            oru(control_id="A-2", facility="ACME LAB", mrn=mrn_2, family="Other", given="Ben"),
+            zone,
+        )
+        receive_and_file(oru(control_id="B-2", facility="OTHER LAB", mrn=mrn_1), zone)
+        receive_and_file(oru(control_id="A-3", facility="ACME LAB", mrn="NO-SUCH-MRN"), zone)
+        rows = results()
+        assert [r.patient_id for r in rows] == [first] * 2 + [second] * 4 + [first] * 2 + [None] * 2
+        assert all(r.superseded_at is None and r.supersedes_id is None for r in rows)
+        (waiting,) = queue()
+        assert {r.patient_id for r in rows if r.unmatched_id == waiting.id} == {None}
+        # The same lab's later result for the same patient still replaces the earlier one.
+        receive_and_file(oru(control_id="A-4", facility="ACME LAB", mrn=mrn_1), zone)
+        rows = results()
+        replaced = {r.id for r in rows if r.superseded_at is not None}
+        assert replaced == {r.id for r in rows[:2]}
+        assert {r.supersedes_id for r in rows[-2:]} == replaced
 
 
 def test_preliminary_final_and_corrected_results_supersede_and_keep_the_history(app, zone):
