@@ -117,19 +117,35 @@ def _count_patients(url: str) -> int | None:
 
 def _recreate(target: Target, server_url: str | None) -> None:
     if target.dialect == "sqlite":
-        path = Path(make_url(target.url).database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    name = make_url(target.url).database
-    admin = create_engine(
-        make_url(server_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
+        _remove_sqlite_files(Path(make_url(target.url).database))
+    else:
+        fresh_postgres_url(server_url, make_url(target.url).database)
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm", ".write-lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def fresh_sqlite_url(name: str) -> str:
+    """The URL of an empty SQLite database ``bench/out/sqlite/<name>.sqlite`` (any earlier
+    file of that name removed), for a benchmark that seeds its own small database."""
+    path = OUT / "sqlite" / f"{name}.sqlite"
+    _remove_sqlite_files(path)
+    return f"sqlite:///{path}"
+
+
+def fresh_postgres_url(server_url: str, database: str) -> str:
+    """The URL of the empty PostgreSQL database ``database`` on ``server_url`` (dropped and
+    made again)."""
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
     admin.dispose()
+    return server.set(database=database).render_as_string(hide_password=False)
 
 
 def app_for(url: str):

@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -37,6 +36,8 @@ from bench.databases import (
     OUT,
     ROOT,
     app_for,
+    fresh_postgres_url,
+    fresh_sqlite_url,
     postgres_reachable,
 )
 
@@ -49,18 +50,8 @@ ACK_P95_BUDGET_MS = 50
 
 def _fresh_database(dialect: str, server_url: str) -> str:
     if dialect == "sqlite":
-        path = OUT / "sqlite" / "portal-labs.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm", ".write-lock"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return f"sqlite:///{path}"
-    server = make_url(server_url).set(drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    return server.set(database=DATABASE).render_as_string(hide_password=False)
+        return fresh_sqlite_url("portal-labs")
+    return fresh_postgres_url(server_url, DATABASE)
 
 
 def _seed(url: str) -> list[tuple[str, str, str]]:

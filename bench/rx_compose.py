@@ -26,13 +26,11 @@ import argparse
 import re
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyotp
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
 
-from bench import report, rx_safety
+from bench import databases, report, rx_safety
 from bench.chart import CLINICIAN, CLINICIAN_TOTP, _ensure_clinician
 from bench.databases import (
     BENCH_PASSWORD,
@@ -176,23 +174,6 @@ def _statements_of(app, db, call) -> list:
     return captured
 
 
-def _recreate_postgres(server: str) -> str:
-    admin = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    return make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-
-
-def _sqlite_url() -> str:
-    path = OUT / "sqlite" / "rx_compose.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return f"sqlite:///{path}"
-
-
 def _budget(name: str) -> float | None:
     return next((BUDGETS_MS[k] for k, v in NAMES.items() if v == name), None)
 
@@ -223,9 +204,11 @@ def markdown(stamp: str, info: dict, sections) -> str:
 def main(args, log_, stamp: str, info: dict, postgres_version: str | None) -> int:
     engines = []
     if not args.no_sqlite:
-        engines.append(("SQLite", _sqlite_url))
+        engines.append(("SQLite", lambda: databases.fresh_sqlite_url("rx_compose")))
     if postgres_version:
-        engines.append(("PostgreSQL", lambda: _recreate_postgres(args.postgres)))
+        engines.append(
+            ("PostgreSQL", lambda: databases.fresh_postgres_url(args.postgres, DATABASE))
+        )
     sections, all_results = [], []
     for label, make_url_ in engines:
         log_(f"\n== {label}: prescription composing")

@@ -28,12 +28,10 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from bench import cpu, report
+from bench import cpu, databases, report
 from bench.databases import DEFAULT_POSTGRES_SERVER, OUT, ROOT, app_for, postgres_reachable
 
 BUDGET_MS = 10.0
@@ -369,23 +367,6 @@ def measure(
     return results, notes
 
 
-def _recreate_postgres(server: str) -> str:
-    admin = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    return make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-
-
-def _sqlite_url() -> str:
-    path = OUT / "sqlite" / "rx_safety.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return f"sqlite:///{path}"
-
-
 def markdown(stamp: str, info: dict, sections: list[tuple[str, list, dict]]) -> str:
     lines = [
         f"\n## Prescription safety checks, {stamp}\n",
@@ -416,9 +397,11 @@ def main(args, log_, stamp: str, info: dict, postgres_version: str | None) -> in
     """Measure SQLite (unless --no-sqlite) and PostgreSQL (when it answers); report."""
     engines = []
     if not getattr(args, "no_sqlite", False):
-        engines.append(("SQLite", _sqlite_url))
+        engines.append(("SQLite", lambda: databases.fresh_sqlite_url("rx_safety")))
     if postgres_version:
-        engines.append(("PostgreSQL", lambda: _recreate_postgres(args.postgres)))
+        engines.append(
+            ("PostgreSQL", lambda: databases.fresh_postgres_url(args.postgres, DATABASE))
+        )
     sections, all_results = [], []
     for label, make_url_ in engines:
         log_(f"\n== {label}: prescription safety checks")

@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, select
 
-from bench import report
+from bench import databases, report
 from bench.databases import DEFAULT_POSTGRES_SERVER, OUT, ROOT, app_for, postgres_reachable
 from bench.rx_safety import _prepare, _result, _timed, knowledge_for_bench, log
 
@@ -148,11 +147,11 @@ def measure(url: str, label: str, requests: int, stamp: str, quiet_wait: float):
                 captured.append((statement, parameters))
 
         event.listen(db.engine, "before_cursor_execute", capture)
-        signing._sign(actor, next(queue), None, overrides)
+        signing._sign(actor, next(queue), None, overrides, controlled=False)
         event.remove(db.engine, "before_cursor_execute", capture)
 
         def sign_one():
-            signed = signing._sign(actor, next(queue), None, overrides)
+            signed = signing._sign(actor, next(queue), None, overrides, controlled=False)
             assert signed.queued
 
         def floor():
@@ -174,23 +173,6 @@ def measure(url: str, label: str, requests: int, stamp: str, quiet_wait: float):
         db.session.remove()
         db.engine.dispose()
     return [_result(NAME, label, timing, floor_timing, stamp)], notes
-
-
-def _recreate_postgres(server: str) -> str:
-    admin = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    admin.dispose()
-    return make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-
-
-def _sqlite_url() -> str:
-    path = OUT / "sqlite" / "rx_sign.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        (path.parent / f"{path.name}{suffix}").unlink(missing_ok=True)
-    return f"sqlite:///{path}"
 
 
 def markdown(stamp: str, info: dict, sections) -> str:
@@ -226,9 +208,11 @@ def cli(argv=None) -> int:
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    engines = [] if args.no_sqlite else [("SQLite", _sqlite_url)]
+    engines = [] if args.no_sqlite else [("SQLite", lambda: databases.fresh_sqlite_url("rx_sign"))]
     if not args.no_postgres and postgres_reachable(args.postgres):
-        engines.append(("PostgreSQL", lambda: _recreate_postgres(args.postgres)))
+        engines.append(
+            ("PostgreSQL", lambda: databases.fresh_postgres_url(args.postgres, DATABASE))
+        )
     sections, results = [], []
     for label, make in engines:
         log(f"\n== {label}: sign and queue")

@@ -5,8 +5,6 @@ a part of its own; these tests are about what happens after it)."""
 from __future__ import annotations
 
 import io
-import re
-import time
 from datetime import date
 
 from pypdf import PdfReader
@@ -14,22 +12,17 @@ from sqlalchemy import select
 
 from portal.auth.models import User
 from portal.extensions import db
-from portal.integrations.jobs import process_inbox
-from portal.integrations.models import ExternalId, OutboxMessage
-from portal.integrations.settings import Submitted, save_and_enable
+from portal.integrations.models import OutboxMessage
 from portal.prescriptions import states
 from portal.prescriptions.models import Prescription
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.integrations.dosespot.helpers import (
-    CLINIC_ID,
-    CLINIC_KEY,
-    PRESCRIBER,
-    SUBSCRIPTION_KEY,
-    WEBHOOK_SECRET,
     SandboxServer,
 )
-from tests.support.clients import actor_of
+from tests.prescriptions.dosespot_support import (
+    enable_dosespot,
+)
 from tests.support.factories import patient_row
 
 # A DEA number of the right form with a right check digit (1+3+5 + 2*(2+4+6) = 33 -> 3).
@@ -149,70 +142,3 @@ def dosespot_against_sandbox(app, live_server):
     server = SandboxServer.for_portal(live_server)
     enable_dosespot(app, server)
     return server
-
-
-def enable_dosespot(app, sandbox: SandboxServer) -> None:
-    """DoseSpot enabled (its check passed against the sandbox), Dr. Lee linked to the
-    sandbox's prescriber."""
-    with app.app_context():
-        save_and_enable(
-            actor_of("admin"),
-            "dosespot",
-            Submitted(
-                values={
-                    "clinic_id": CLINIC_ID,
-                    "admin_clinician_id": PRESCRIBER,
-                    "api_base_url": sandbox.url,
-                    "sso_base_url": sandbox.url,
-                },
-                secrets={
-                    "clinic_key": CLINIC_KEY,
-                    "subscription_key": SUBSCRIPTION_KEY,
-                    "webhook_secret": WEBHOOK_SECRET,
-                },
-            ),
-        )
-        with use_case():
-            db.session.add(
-                ExternalId(
-                    connector="dosespot",
-                    kind="clinician",
-                    local_id=actor_of("drlee").id,
-                    external_id=str(PRESCRIBER),
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-        db.session.remove()
-
-
-IFRAME = re.compile(r'<iframe class="eprescribe-frame" src="([^"]+)"')
-DEADLINE_SECONDS = 20
-
-
-def launch(doctor, patient_id: int):
-    page = doctor.get(f"/patients/{patient_id}/eprescribe")
-    assert page.status_code == 200, page.get_data(as_text=True)[:500]
-    return page
-
-
-def process_until(app, condition, what: str) -> None:
-    """Run the worker's inbox job until ``condition()`` holds (webhooks arrive over time)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        with app.app_context():
-            process_inbox()
-            db.session.remove()
-            done = condition()
-            db.session.remove()
-        if done:
-            return
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-
-
-def all_prescriptions(app) -> list[Prescription]:
-    with app.app_context():
-        rows = list(db.session.scalars(select(Prescription).order_by(Prescription.id)))
-        db.session.expunge_all()
-        return rows

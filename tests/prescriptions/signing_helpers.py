@@ -13,18 +13,10 @@ from portal.charting.models import Allergy, Medication, NoKnownAllergies
 from portal.extensions import db
 from portal.integrations.delivery import deliver_due
 from portal.integrations.jobs import process_inbox
-from portal.integrations.models import ExternalId, OutboxMessage
-from portal.integrations.settings import Submitted, save_and_enable
+from portal.integrations.models import OutboxMessage
 from portal.prescriptions.models import Prescription
 from portal.timeutil import utcnow
 from portal.transaction import use_case
-from tests.integrations.dosespot.helpers import (
-    CLINIC_ID,
-    CLINIC_KEY,
-    PRESCRIBER,
-    SUBSCRIPTION_KEY,
-    WEBHOOK_SECRET,
-)
 from tests.support.clients import actor_of
 from tests.support.factories import patient_row
 
@@ -159,40 +151,6 @@ def medications(app, patient_id: int) -> list[Medication]:
         db.session.expunge_all()
         db.session.remove()
         return rows
-
-
-def enable_dosespot(app, sandbox) -> None:
-    """DoseSpot enabled against the sandbox (its check passed), Dr. Lee linked to 2001."""
-    with app.app_context():
-        save_and_enable(
-            actor_of("admin"),
-            "dosespot",
-            Submitted(
-                values={
-                    "clinic_id": CLINIC_ID,
-                    "admin_clinician_id": PRESCRIBER,
-                    "api_base_url": sandbox.url,
-                    "sso_base_url": sandbox.url,
-                },
-                secrets={
-                    "clinic_key": CLINIC_KEY,
-                    "subscription_key": SUBSCRIPTION_KEY,
-                    "webhook_secret": WEBHOOK_SECRET,
-                },
-            ),
-        )
-        with use_case():
-            db.session.add(
-                ExternalId(
-                    connector="dosespot",
-                    kind="clinician",
-                    local_id=actor_of("drlee").id,
-                    external_id=str(PRESCRIBER),
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-        db.session.remove()
 
 
 def deliver(app):

@@ -21,14 +21,11 @@ from portal.prescriptions import states
 from portal.prescriptions.models import Prescription
 from portal.timeutil import utcnow
 from portal.transaction import use_case
+from tests.prescriptions.dosespot_support import IFRAME, all_prescriptions, launch, process_until
 from tests.prescriptions.printing_helpers import (
-    IFRAME,
-    all_prescriptions,
     dosespot_against_sandbox,
-    launch,
     patient_with_address,
     portal_rx,
-    process_until,
     rx_row,
 )
 from tests.support.clients import actor_of

@@ -7,57 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from portal.extensions import db
-from portal.integrations.models import ExternalId
-from portal.integrations.settings import Submitted, save_and_enable
-from portal.timeutil import utcnow
-from portal.transaction import use_case
 from tests.integrations.dosespot.helpers import (
-    CLINIC_ID,
-    CLINIC_KEY,
-    PRESCRIBER,
-    SUBSCRIPTION_KEY,
-    WEBHOOK_SECRET,
     SandboxServer,
 )
 from tests.prescriptions.compose_helpers import LISINOPRIL_10, draft_row, start_draft
-from tests.support.clients import actor_of
+from tests.prescriptions.dosespot_support import enable_dosespot
 
 
 @pytest.fixture
 def vendor(app):
     """The sandbox on a real port, DoseSpot enabled against it, Dr. Lee linked to 2001."""
-    server = SandboxServer()
-    with app.app_context():
-        save_and_enable(
-            actor_of("admin"),
-            "dosespot",
-            Submitted(
-                values={
-                    "clinic_id": CLINIC_ID,
-                    "admin_clinician_id": PRESCRIBER,
-                    "api_base_url": server.url,
-                    "sso_base_url": server.url,
-                },
-                secrets={
-                    "clinic_key": CLINIC_KEY,
-                    "subscription_key": SUBSCRIPTION_KEY,
-                    "webhook_secret": WEBHOOK_SECRET,
-                },
-            ),
-        )
-        with use_case():
-            db.session.add(
-                ExternalId(
-                    connector="dosespot",
-                    kind="clinician",
-                    local_id=actor_of("drlee").id,
-                    external_id=str(PRESCRIBER),
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-        db.session.remove()
+    server = enable_dosespot(app, SandboxServer())
     yield server
     server.stop()
 

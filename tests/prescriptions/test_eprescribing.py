@@ -22,16 +22,13 @@ from portal.charting.models import Medication
 from portal.extensions import db
 from portal.integrations import outbox
 from portal.integrations.delivery import deliver_due
-from portal.integrations.jobs import process_inbox
 from portal.integrations.models import ExternalId, InboxMessage, OutboxMessage
-from portal.integrations.settings import Submitted, save_and_enable
 from portal.patients.models import Patient
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.services import patient_snapshot, sweep
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.integrations.dosespot.helpers import (
-    CLINIC_ID,
     CLINIC_KEY,
     PRESCRIBER,
     SUBSCRIPTION_KEY,
@@ -39,11 +36,16 @@ from tests.integrations.dosespot.helpers import (
     SandboxServer,
     prescription,
 )
+from tests.prescriptions.dosespot_support import (
+    DEADLINE_SECONDS,
+    IFRAME,
+    all_prescriptions,
+    enable_dosespot,
+    launch,
+    process_until,
+)
 from tests.support.clients import actor_of
 from tests.support.factories import patient_row
-
-IFRAME = re.compile(r'<iframe class="eprescribe-frame" src="([^"]+)"')
-DEADLINE_SECONDS = 20
 
 
 @pytest.fixture
@@ -57,41 +59,6 @@ def sandbox(live_server):
 def dosespot(app, sandbox):
     """DoseSpot enabled (its check passed against the sandbox), Dr. Lee linked to 2001."""
     return enable_dosespot(app, sandbox)
-
-
-def enable_dosespot(app, sandbox):
-    with app.app_context():
-        save_and_enable(
-            actor_of("admin"),
-            "dosespot",
-            Submitted(
-                values={
-                    "clinic_id": CLINIC_ID,
-                    "admin_clinician_id": PRESCRIBER,
-                    "api_base_url": sandbox.url,
-                    "sso_base_url": sandbox.url,
-                },
-                secrets={
-                    "clinic_key": CLINIC_KEY,
-                    "subscription_key": SUBSCRIPTION_KEY,
-                    "webhook_secret": WEBHOOK_SECRET,
-                },
-            ),
-        )
-        drlee = actor_of("drlee")
-        with use_case():
-            db.session.add(
-                ExternalId(
-                    connector="dosespot",
-                    kind="clinician",
-                    local_id=drlee.id,
-                    external_id=str(PRESCRIBER),
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-        db.session.remove()
-    return sandbox
 
 
 def a_patient(app, given: str = "Ana", **columns) -> int:
@@ -108,12 +75,6 @@ def a_patient(app, given: str = "Ana", **columns) -> int:
         db.session.add(patient)
         db.session.flush()
         return patient.id
-
-
-def launch(doctor, patient_id: int):
-    page = doctor.get(f"/patients/{patient_id}/eprescribe")
-    assert page.status_code == 200, page.get_data(as_text=True)[:500]
-    return page
 
 
 def sign_and_send(launch_url: str, directions: str) -> None:
@@ -138,28 +99,6 @@ def sign_and_send(launch_url: str, directions: str) -> None:
         timeout=10,
     )
     assert sent.status_code == 200 and "sent." in sent.text, sent.text[-2000:]
-
-
-def process_until(app, condition, what: str):
-    """Run the worker's inbox job until ``condition()`` holds (webhooks arrive over time)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        with app.app_context():
-            process_inbox()
-            db.session.remove()
-            done = condition()
-            db.session.remove()
-        if done:
-            return
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-
-
-def prescriptions(app) -> list[Prescription]:
-    with app.app_context():
-        rows = list(db.session.scalars(select(Prescription).order_by(Prescription.id)))
-        db.session.expunge_all()
-        return rows
 
 
 def medications(app, patient_id: int) -> list[Medication]:
@@ -196,10 +135,10 @@ def test_the_prescriber_launches_sends_and_sees_it_in_the_chart(app, dosespot, s
     sign_and_send(launch_url, "Take 1 tablet by mouth once daily")
     process_until(
         app,
-        lambda: [rx.status for rx in prescriptions(app)] == ["PharmacyVerified"],
+        lambda: [rx.status for rx in all_prescriptions(app)] == ["PharmacyVerified"],
         "the prescription to reach PharmacyVerified",
     )
-    [rx] = prescriptions(app)
+    [rx] = all_prescriptions(app)
     assert (rx.patient_id, rx.drug, rx.rxcui) == (
         patient_id,
         "lisinopril 10 MG Oral Tablet",
@@ -223,7 +162,7 @@ def test_the_prescriber_launches_sends_and_sees_it_in_the_chart(app, dosespot, s
         return len(statuses) >= 3 and set(statuses) == {"processed"}
 
     process_until(app, all_processed, "every webhook to be processed")
-    assert len(prescriptions(app)) == 1 and len(medications(app, patient_id)) == 1
+    assert len(all_prescriptions(app)) == 1 and len(medications(app, patient_id)) == 1
 
 
 def actor_of_id(app, username: str) -> int:
@@ -242,11 +181,11 @@ def test_lost_webhooks_are_repaired_by_the_sweep(app, dosespot, signed_in):
     while dosespot.prescriptions()[0]["Status"] != 13:  # PharmacyVerified at the vendor
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert prescriptions(app) == []  # nothing arrived
+    assert all_prescriptions(app) == []  # nothing arrived
     with app.app_context():
         assert sweep() == "e-prescribing sweep: 1 prescriptions updated"
         assert sweep() is None  # nothing new: nothing written twice
-    [rx] = prescriptions(app)
+    [rx] = all_prescriptions(app)
     assert rx.status == "PharmacyVerified" and len(medications(app, patient_id)) == 1
 
 
@@ -390,7 +329,7 @@ def test_no_secret_or_launch_url_reaches_a_log_line_or_an_audit_detail(
         sign_and_send(launch_url, "Take 1 daily")
     finally:
         browser_log.setLevel(level)
-    process_until(app, lambda: bool(prescriptions(app)), "the write-back")
+    process_until(app, lambda: bool(all_prescriptions(app)), "the write-back")
     with app.app_context():
         details = " ".join(e.detail or "" for e in db.session.scalars(select(AuditEvent)))
     assert "POST /webapi/v2/connect/token" in caplog.text  # the vendor calls were logged

@@ -11,11 +11,11 @@ from playwright.sync_api import expect
 
 from tests.admin.epcs_helpers import grant_drlee
 from tests.integrations.dosespot.helpers import SandboxServer
+from tests.prescriptions.dosespot_support import enable_dosespot
 from tests.prescriptions.signing_helpers import (
     OXYCODONE,
     a_draft,
     a_patient,
-    enable_dosespot,
     load,
     work_until,
 )

@@ -11,11 +11,11 @@ from portal.integrations import outbox
 from portal.prescriptions.signing import services as signing
 from portal.transaction import use_case
 from tests.integrations.dosespot.helpers import PRESCRIBER, SandboxServer
+from tests.prescriptions.dosespot_support import enable_dosespot
 from tests.prescriptions.signing_helpers import (
     a_draft,
     a_patient,
     deliver,
-    enable_dosespot,
     events,
     load,
     medications,
