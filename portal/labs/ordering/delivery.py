@@ -86,7 +86,9 @@ def _prepare(connector, claimed: outbox.Claimed) -> Prepared | None:
     cancel = claimed.operation == CANCEL_OPERATION
     with use_case():
         order = db.session.scalar(
-            select(LabOrder).where(LabOrder.id == int(claimed.payload["order_id"]))
+            select(LabOrder)
+            .where(LabOrder.id == int(claimed.payload["order_id"]))
+            .execution_options(populate_existing=True)
         )
         if order is None:
             raise PermanentError("The order no longer exists.")
@@ -147,7 +149,7 @@ def record_outcome(result: outbox.Outcome) -> None:
     message = db.session.get(OutboxMessage, result.message_id)
     if message is None or message.order_id is None:
         return
-    order = db.session.get(LabOrder, message.order_id)
+    order = db.session.get(LabOrder, message.order_id, populate_existing=True)
     if order is None:
         return
     actor = integration(result.connector, source=SOURCE_WORKER)

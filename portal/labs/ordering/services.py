@@ -96,7 +96,13 @@ def enabled_labs() -> list[LabChoice]:
 def _order_for(actor: Actor, order_id: int, *, lock: bool = False) -> tuple[LabOrder, Patient]:
     """The order and its patient, if ``actor`` may see them (404 otherwise; a draft is its
     prescriber's alone)."""
-    query = select(LabOrder).where(LabOrder.id == order_id)
+    # Re-read even when the session holds the row from an earlier use case of the request
+    # (rows outlive commits here): the checks below decide on the current state.
+    query = (
+        select(LabOrder)
+        .where(LabOrder.id == order_id)
+        .execution_options(populate_existing=True)
+    )
     if lock:
         query = query.with_for_update()
     order = db.session.scalar(query)

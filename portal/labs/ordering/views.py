@@ -59,7 +59,7 @@ def _form_of(page: services.OrderPage) -> OrderForm:
 def _render_order(page, form=None, search_form=None, found=None, status=200):
     return render(
         ORDER_PAGE,
-        page=page,
+        view=page,
         order=page.order,
         patient=page.patient,
         form=form or _form_of(page),
