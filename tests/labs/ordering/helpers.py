@@ -88,8 +88,14 @@ class MllpLab:
             conn.sendall(frame(ack))
 
     def stop(self):
+        """Stop listening: a connection to the port is refused from now on."""
         self.stopped.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting in its thread
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(timeout=5)
 
 
 class MllpLabConnector(LabConnector):
