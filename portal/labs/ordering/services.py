@@ -99,9 +99,7 @@ def _order_for(actor: Actor, order_id: int, *, lock: bool = False) -> tuple[LabO
     # Re-read even when the session holds the row from an earlier use case of the request
     # (rows outlive commits here): the checks below decide on the current state.
     query = (
-        select(LabOrder)
-        .where(LabOrder.id == order_id)
-        .execution_options(populate_existing=True)
+        select(LabOrder).where(LabOrder.id == order_id).execution_options(populate_existing=True)
     )
     if lock:
         query = query.with_for_update()

@@ -5,6 +5,7 @@ connector's interface (the contract labslink's ``hl7lab`` keeps: ``send_order``,
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass
@@ -90,10 +91,8 @@ class MllpLab:
     def stop(self):
         """Stop listening: a connection to the port is refused from now on."""
         self.stopped.set()
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting in its thread
-        except OSError:
-            pass
         self.sock.close()
         self.thread.join(timeout=5)
 
@@ -139,7 +138,9 @@ class MllpLabConnector(LabConnector):
                 (self.settings["host"], int(self.settings["port"])), timeout=timeout
             )
         except OSError as error:
-            raise TransientError(f"the lab refused the connection ({type(error).__name__})")
+            raise TransientError(
+                f"the lab refused the connection ({type(error).__name__})"
+            ) from None
         with sock:
             try:
                 sock.sendall(frame(message))
@@ -152,10 +153,10 @@ class MllpLabConnector(LabConnector):
             except TimeoutError:
                 raise TransientError("no ACK from the lab within the timeout") from None
             except OSError as error:
-                raise TransientError(f"the connection dropped ({type(error).__name__})")
+                raise TransientError(f"the connection dropped ({type(error).__name__})") from None
         for segment in data.strip(START_BLOCK + END_BLOCK).decode().split("\r"):
             if segment.startswith("MSA|"):
-                fields = segment.split("|") + ["", "", ""]
+                fields = [*segment.split("|"), "", "", ""]
                 return Ack(fields[1], fields[3], fields[2])
         raise TransientError("the lab's answer had no MSA")
 

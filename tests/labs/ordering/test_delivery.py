@@ -143,7 +143,7 @@ def test_a_cancel_after_the_lab_has_it_sends_orc_ca(app, signed_in, chart, lab):
     doctor = signed_in("drlee")
     assert doctor.post_form(f"/labs/orders/{order_id}/cancel").status_code == 303
     assert load(app, order_id).status == "cancelled"
-    send, cancel = outbox_of(app, order_id)
+    _send, cancel = outbox_of(app, order_id)
     assert cancel.operation == "cancel_lab_order" and cancel.payload == {"order_id": order_id}
     deliver(app)
     assert len(lab.received) == 2

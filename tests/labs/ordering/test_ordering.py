@@ -48,13 +48,17 @@ def field_error(html: str, field_id: str) -> str:
     return match.group(1) if match else ""
 
 
-def test_order_from_a_visit_search_add_sign_and_the_send_is_queued(app, signed_in, make_encounter, chart, lab):
+def test_order_from_a_visit_search_add_sign_and_the_send_is_queued(
+    app, signed_in, make_encounter, chart, lab
+):
     encounter_id = make_encounter()
     patient_id = chart.patients[0]
     with app.app_context():
         from portal.charting.models import Problem
 
-        db.session.add(Problem(patient_id=patient_id, icd10_code="E78.5", description="Hyperlipidemia"))
+        db.session.add(
+            Problem(patient_id=patient_id, icd10_code="E78.5", description="Hyperlipidemia")
+        )
         db.session.commit()
     doctor = signed_in("drlee")
     page = doctor.get(f"/chart/encounters/{encounter_id}").get_data(as_text=True)
@@ -69,11 +73,18 @@ def test_order_from_a_visit_search_add_sign_and_the_send_is_queued(app, signed_i
     assert "<html" not in text  # a fragment for htmx
     add(doctor, order_id, "24323-8", "24331-1", "24331-1")  # the second lipid panel: no change
 
-    response = sign(doctor, order_id, diagnoses="E78.5", connector="testlab", fasting="y", note="Call if K > 6")
+    response = sign(
+        doctor, order_id, diagnoses="E78.5", connector="testlab", fasting="y", note="Call if K > 6"
+    )
     assert response.status_code == 303
     order = load(app, order_id)
     assert order.status == "signed" and order.signed_at is not None
-    assert (order.encounter_id, order.connector, order.fasting, order.diagnoses) == (encounter_id, "testlab", True, "E78.5")
+    assert (order.encounter_id, order.connector, order.fasting, order.diagnoses) == (
+        encounter_id,
+        "testlab",
+        True,
+        "E78.5",
+    )
     assert order.placer_order_number == f"L{order_id:08d}"
     [message] = outbox_of(app, order_id)
     assert message.operation == "send_lab_order" and message.payload == {"order_id": order_id}
@@ -118,7 +129,9 @@ def test_refusals_sit_beside_their_fields_and_change_nothing(app, signed_in, cha
     assert "not enabled" in field_error(not_enabled.get_data(as_text=True), "connector")
 
     bad_date = sign(doctor, order_id, collection_date="31/02/2027")
-    assert bad_date.status_code == 422 and field_error(bad_date.get_data(as_text=True), "collection_date")
+    assert bad_date.status_code == 422 and field_error(
+        bad_date.get_data(as_text=True), "collection_date"
+    )
 
     unknown = doctor.post_form(f"/labs/orders/{order_id}/tests", {"loinc": "99999-9"})
     assert unknown.status_code == 422
@@ -166,7 +179,9 @@ def test_without_a_lab_the_order_is_signed_for_printing(app, signed_in, chart):
     assert "Requisition (PDF)" in page
 
 
-def test_a_draft_is_its_prescribers_alone_and_ids_are_checked(app, signed_in, chart, make_encounter):
+def test_a_draft_is_its_prescribers_alone_and_ids_are_checked(
+    app, signed_in, chart, make_encounter
+):
     patient_id = a_patient(app)
     doctor = signed_in("drlee")
     order_id = start(doctor, patient_id)
@@ -180,7 +195,9 @@ def test_a_draft_is_its_prescribers_alone_and_ids_are_checked(app, signed_in, ch
     assert nurse.post_form(f"/labs/orders/{order_id}", details(action="sign")).status_code == 403
     # Another patient's visit cannot carry this patient's order.
     other_visit = make_encounter(patient=1)
-    refused = doctor.post_form(f"/labs/patients/{patient_id}/orders", {"encounter_id": str(other_visit)})
+    refused = doctor.post_form(
+        f"/labs/patients/{patient_id}/orders", {"encounter_id": str(other_visit)}
+    )
     assert refused.status_code == 404
     assert doctor.post_form("/labs/patients/999999/orders").status_code == 404
     assert doctor.get("/labs/orders/999999").status_code == 404
