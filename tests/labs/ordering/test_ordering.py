@@ -263,3 +263,41 @@ def test_a_draft_is_discarded_and_a_resulted_order_cannot_be_cancelled(app, sign
     assert load(app, resulted).status == "resulted"
     page = doctor.get(f"/labs/orders/{resulted}").get_data(as_text=True)
     assert "cannot be cancelled" in page and "Cancel order" not in page
+
+
+def test_the_chart_offers_ordering_to_prescribers_and_the_list_to_nurses(app, signed_in, chart):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee").get(f"/chart/patients/{patient_id}").get_data(as_text=True)
+    assert f'action="/labs/patients/{patient_id}/orders"' in doctor and "Order labs" in doctor
+    nurse = signed_in("nurse").get(f"/chart/patients/{patient_id}").get_data(as_text=True)
+    assert "Order labs" not in nurse and f'href="/labs/patients/{patient_id}/orders"' in nurse
+    assert signed_in("frontdesk").get(f"/labs/patients/{patient_id}/orders").status_code == 403
+    listing = signed_in("nurse").get(f"/labs/patients/{patient_id}/orders")
+    assert listing.status_code == 200 and "No lab orders." in listing.get_data(as_text=True)
+    [event] = audit_events(app, "lab_order.list")
+    assert event.patient_id == patient_id and event.username == "nurse"
+
+
+def test_an_order_without_results_past_its_turnaround_is_overdue(app, signed_in, chart):
+    from portal.labs import states
+    from portal.timeutil import utcnow
+
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    order_id = start(doctor, patient_id)
+    add(doctor, order_id, "4548-4")  # HbA1c: a day
+    sign(doctor, order_id)
+    assert 'data-state="overdue"' not in doctor.get(f"/labs/orders/{order_id}").get_data(
+        as_text=True
+    )
+    with app.app_context():
+        order = db.session.get(LabOrder, order_id)
+        order.signed_at = utcnow() - timedelta(days=2)
+        db.session.commit()
+    for path in (f"/labs/orders/{order_id}", f"/labs/patients/{patient_id}/orders"):
+        assert 'data-state="overdue"' in doctor.get(path).get_data(as_text=True)
+    now = utcnow()
+    signed = now - timedelta(days=2)
+    assert states.is_overdue("acknowledged", signed, ["4548-4"], now)
+    assert not states.is_overdue("resulted", signed, ["4548-4"], now)
+    assert not states.is_overdue("acknowledged", now - timedelta(hours=5), ["4548-4"], now)
