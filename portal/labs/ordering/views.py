@@ -19,7 +19,7 @@ from portal.labs.ordering import services
 from portal.labs.ordering.forms import OrderForm, TestSearchForm
 from portal.labs.ordering.requisition import render_requisition_pdf
 from portal.transaction import Refused
-from portal.web import attach_error, current_actor, render
+from portal.web import attach_error, current_actor, is_htmx_request, render
 
 ORDER_PAGE = "labs/ordering/order.html"
 
@@ -107,7 +107,7 @@ def search_tests(order_id: int):
     form = TestSearchForm()
     query = (form.test_query.data or "")[:100] if form.validate_on_submit() else ""
     found = services.search_tests(current_actor(), order_id, query)
-    if request.headers.get("HX-Request"):
+    if is_htmx_request():
         return render(
             "labs/ordering/_test_results.html",
             "labs/ordering/_test_results.html",
@@ -162,6 +162,9 @@ def save_order(order_id: int):
             services.save_details(actor, order_id, form.details())
     except Refused as refused:
         page = services.view_order(actor, order_id)
+        if page.order.status != states.DRAFT:  # signed or dropped meanwhile: no form to fix
+            flash(refused.message, "warning")
+            return redirect(order_url(order_id), code=303)
         form.offer(page.problems, page.labs)
         search_form = TestSearchForm(formdata=None)
         attach_error(search_form if refused.field == "test_query" else form, refused)

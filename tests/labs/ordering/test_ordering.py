@@ -301,3 +301,28 @@ def test_an_order_without_results_past_its_turnaround_is_overdue(app, signed_in,
     assert states.is_overdue("acknowledged", signed, ["4548-4"], now)
     assert not states.is_overdue("resulted", signed, ["4548-4"], now)
     assert not states.is_overdue("acknowledged", now - timedelta(hours=5), ["4548-4"], now)
+
+
+def test_a_save_after_signing_changes_nothing_and_says_so(app, signed_in, chart):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    order_id = start(doctor, patient_id)
+    add(doctor, order_id, "4548-4")
+    sign(doctor, order_id, note="first")
+    late = doctor.post_form(f"/labs/orders/{order_id}", details(action="save", note="later"))
+    assert late.status_code == 303
+    assert load(app, order_id).note == "first"
+    page = doctor.get(f"/labs/orders/{order_id}").get_data(as_text=True)
+    assert "can no longer change" in page
+    late_add = doctor.post_form(f"/labs/orders/{order_id}/tests", {"loinc": "24331-1"})
+    assert late_add.status_code == 409 and "can no longer change" in late_add.get_data(as_text=True)
+    assert load_tests(app, order_id) == ["4548-4"]
+
+
+def load_tests(app, order_id: int) -> list[str]:
+    from portal.labs.models import LabOrderTest
+
+    with app.app_context():
+        return list(
+            db.session.scalars(select(LabOrderTest.loinc).where(LabOrderTest.order_id == order_id))
+        )
