@@ -167,14 +167,14 @@ def record_outcome(result: outbox.Outcome) -> None:
     if result.status == "delivered":
         if (result.result or {}).get("skipped"):
             return
-        if order.status not in (states.SIGNED, states.SENT, states.ERROR):
+        if not states.may_move(order.status, states.ACKNOWLEDGED):
             return  # results got there first, or it was cancelled
         order.status = states.ACKNOWLEDGED
         order.acknowledged_at = utcnow()
         order.error = None
         action = "lab_order.acknowledged"
     else:
-        if order.status not in (states.SIGNED, states.SENT):
+        if not states.may_move(order.status, states.ERROR):
             return
         order.status = states.ERROR
         order.error = _reason(result)[:ERROR_MAX]

@@ -344,7 +344,7 @@ def cancel_order(actor: Actor, order_id: int) -> LabOrder:
         order, patient = _order_for(actor, order_id, lock=True)
         if order.status == states.CANCELLED:
             return order
-        if order.status not in states.CANCELLABLE:
+        if not states.may_move(order.status, states.CANCELLED):
             raise Conflict(
                 f"This order is {states.label(order.status).lower()}: results have arrived, "
                 "so it cannot be cancelled."

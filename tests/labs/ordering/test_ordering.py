@@ -326,3 +326,17 @@ def load_tests(app, order_id: int) -> list[str]:
         return list(
             db.session.scalars(select(LabOrderTest.loinc).where(LabOrderTest.order_id == order_id))
         )
+
+
+def test_the_state_machine_agrees_with_its_lists():
+    from portal.labs import states
+    from portal.labs.models import ORDER_STATUSES
+
+    assert set(states.STATES) == set(ORDER_STATUSES) == set(states.TRANSITIONS)
+    assert {s for s in states.STATES if states.may_move(s, states.CANCELLED)} == set(
+        states.CANCELLABLE
+    )
+    assert not states.may_move(states.RESULTED, states.CANCELLED)
+    assert not states.may_move(states.CANCELLED, states.SIGNED)
+    assert states.label("partially_resulted") == "Partially resulted"
+    assert states.tone(states.ERROR) == "danger"
