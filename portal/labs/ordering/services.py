@@ -75,6 +75,8 @@ class OrderPage:
     labs: list[LabChoice]
     overdue: bool
     mine: bool
+    # The tests on the order the catalog says need fasting (a hint beside "fasting").
+    fasting_tests: list[str] = field(default_factory=list)
 
 
 def placer_number(order_id: int) -> str:
@@ -177,6 +179,9 @@ def _page_of(actor: Actor, order: LabOrder, patient: Patient) -> OrderPage:
         labs=enabled_labs() if order.status == states.DRAFT else [],
         overdue=overdue,
         mine=order.ordering_provider_id == actor.id,
+        fasting_tests=[
+            t.name for t in tests if (known := lab_tests.get(t.loinc)) is not None and known.fasting
+        ],
     )
 
 

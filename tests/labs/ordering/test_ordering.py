@@ -72,6 +72,8 @@ def test_order_from_a_visit_search_add_sign_and_the_send_is_queued(
     assert found.status_code == 200 and "Comprehensive metabolic panel (CMP)" in text
     assert "<html" not in text  # a fragment for htmx
     add(doctor, order_id, "24323-8", "24331-1", "24331-1")  # the second lipid panel: no change
+    draft = doctor.get(f"/labs/orders/{order_id}").get_data(as_text=True)
+    assert "Usually taken fasting: Comprehensive metabolic panel (CMP), Lipid panel" in draft
 
     response = sign(
         doctor, order_id, diagnoses="E78.5", connector="testlab", fasting="y", note="Call if K > 6"
