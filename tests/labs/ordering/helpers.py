@@ -6,6 +6,7 @@ connector's interface (the contract labslink's ``hl7lab`` keeps: ``send_order``,
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -236,3 +237,36 @@ def due_now(app, order_id: int) -> None:
             .values(next_attempt_at=utcnow())
         )
         db.session.commit()
+
+
+# The pages, as a prescriber's browser would post them.
+
+ORDER_URL = re.compile(r"/labs/orders/(\d+)$")
+
+
+def start(client, patient_id: int, encounter_id: int | None = None) -> int:
+    data = {"encounter_id": str(encounter_id)} if encounter_id else {}
+    response = client.post_form(f"/labs/patients/{patient_id}/orders", data)
+    assert response.status_code == 303, response.status_code
+    return int(ORDER_URL.search(response.location).group(1))
+
+
+def add(client, order_id: int, *loincs: str) -> None:
+    for loinc in loincs:
+        response = client.post_form(f"/labs/orders/{order_id}/tests", {"loinc": loinc})
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+
+def details(**overrides) -> dict:
+    data = {"priority": "routine", "connector": "", "note": "", "collection_date": ""}
+    data.update(overrides)
+    return data
+
+
+def sign(client, order_id: int, **overrides):
+    return client.post_form(f"/labs/orders/{order_id}", details(action="sign", **overrides))
+
+
+def field_error(html: str, field_id: str) -> str:
+    match = re.search(rf'id="{field_id}-error">([^<]*)<', html)
+    return match.group(1) if match else ""

@@ -14,12 +14,14 @@ from portal.integrations.models import OutboxMessage
 from portal.labs.models import LabMessage
 from tests.labs.ordering.helpers import (
     a_patient,
+    add,
     deliver,
     due_now,
     load,
     outbox_of,
+    sign,
+    start,
 )
-from tests.labs.ordering.test_ordering import add, sign, start
 from tests.support.audit import audit_events
 
 

@@ -5,7 +5,6 @@ cancelling."""
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import timedelta
 
@@ -14,38 +13,18 @@ from sqlalchemy import select
 from portal.clinic.clock import clinic_today
 from portal.extensions import db
 from portal.labs.models import LabOrder
-from tests.labs.ordering.helpers import XSS, a_patient, load, outbox_of
+from tests.labs.ordering.helpers import (
+    XSS,
+    a_patient,
+    add,
+    details,
+    field_error,
+    load,
+    outbox_of,
+    sign,
+    start,
+)
 from tests.support.audit import audit_events
-
-ORDER_URL = re.compile(r"/labs/orders/(\d+)$")
-
-
-def start(client, patient_id: int, encounter_id: int | None = None) -> int:
-    data = {"encounter_id": str(encounter_id)} if encounter_id else {}
-    response = client.post_form(f"/labs/patients/{patient_id}/orders", data)
-    assert response.status_code == 303, response.status_code
-    return int(ORDER_URL.search(response.location).group(1))
-
-
-def add(client, order_id: int, *loincs: str) -> None:
-    for loinc in loincs:
-        response = client.post_form(f"/labs/orders/{order_id}/tests", {"loinc": loinc})
-        assert response.status_code == 303, response.get_data(as_text=True)[:500]
-
-
-def details(**overrides) -> dict:
-    data = {"priority": "routine", "connector": "", "note": "", "collection_date": ""}
-    data.update(overrides)
-    return data
-
-
-def sign(client, order_id: int, **overrides):
-    return client.post_form(f"/labs/orders/{order_id}", details(action="sign", **overrides))
-
-
-def field_error(html: str, field_id: str) -> str:
-    match = re.search(rf'id="{field_id}-error">([^<]*)<', html)
-    return match.group(1) if match else ""
 
 
 def test_order_from_a_visit_search_add_sign_and_the_send_is_queued(

@@ -13,8 +13,7 @@ import pytest
 
 from portal.labs.ordering import code128
 from portal.labs.ordering.requisition import MODULE_MM
-from tests.labs.ordering.helpers import XSS, a_patient, load
-from tests.labs.ordering.test_ordering import add, sign, start
+from tests.labs.ordering.helpers import XSS, a_patient, add, load, sign, start
 from tests.support.audit import audit_events
 
 RECT = re.compile(rb"([\d.]+) ([\d.]+) ([\d.]+) (-?[\d.]+) re f")
