@@ -129,6 +129,7 @@ def register_extensions(app: Flask) -> None:
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
     from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
+    from portal.labs.ordering import delivery as lab_delivery
     from portal.prescriptions.printing.services import send_withheld
     from portal.prescriptions.services import SEND_OPERATION, handle_event
     from portal.prescriptions.signing.services import record_send_outcome
@@ -139,6 +140,11 @@ def register_extensions(app: Flask) -> None:
     outbox.register_outcome_handler(SEND_OPERATION, record_send_outcome)
     # A send of a prescription printed meanwhile never goes out (issue 11).
     outbox.register_withholder(SEND_OPERATION, send_withheld)
+    # Lab orders: built from the order at delivery, sent by the lab connector, the ACK applied.
+    for operation in lab_delivery.OPERATIONS:
+        outbox.register_deliverer(operation, lab_delivery.deliver_order)
+        outbox.register_outcome_handler(operation, lab_delivery.record_outcome)
+    outbox.register_withholder(lab_delivery.SEND_OPERATION, lab_delivery.send_withheld)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -175,6 +181,7 @@ ROUTE_MODULES = (
     "portal.prescriptions.signing.views",
     "portal.prescriptions.printing.views",
     "portal.prescriptions.cancelling.views",
+    "portal.labs.ordering.views",
     "portal.fhir.views",
     "portal.fhir.bulk.views",
     "portal.fhir.token_endpoint",
@@ -189,6 +196,7 @@ def register_blueprints(app: Flask) -> None:
         charting,
         fhir,
         integrations,
+        labs,
         main,
         patients,
         prescriptions,
@@ -210,6 +218,7 @@ def register_blueprints(app: Flask) -> None:
         scheduling,
         charting,
         prescriptions,
+        labs,
         admin,
         audit_trail,
         integrations,

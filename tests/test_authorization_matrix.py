@@ -197,6 +197,17 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescription_pdf": {"prescriber"},
     "prescriptions.cancel_form": {"prescriber"},
     "prescriptions.cancel": {"prescriber"},
+    # Lab orders (issue 12): prescribers order, sign and cancel; nurses see the orders and
+    # print requisitions (the person drawing the blood needs one).
+    "labs.start_order": {"prescriber"},
+    "labs.patient_orders": {"nurse", "prescriber"},
+    "labs.order": {"nurse", "prescriber"},
+    "labs.search_tests": {"prescriber"},
+    "labs.add_test": {"prescriber"},
+    "labs.remove_test": {"prescriber"},
+    "labs.save_order": {"prescriber"},
+    "labs.cancel_order": {"prescriber"},
+    "labs.requisition": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -235,6 +246,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "draft_id",
     "favorite_id",  # composing prescriptions
     "api_client_id",  # FHIR API clients
+    "order_id",  # lab orders
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

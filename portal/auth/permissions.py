@@ -66,6 +66,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             # revoke of controlled-substance signing is a DEA registrant; portal/auth/epcs.py
             # checks the approver holds a DEA number and is independent of the proposer.
             "epcs.approve",
+            # Lab orders: drafts, signing (the send in the outbox), cancelling.
+            "labs.order",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person
