@@ -129,13 +129,13 @@ def register_extensions(app: Flask) -> None:
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
     from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
-    from portal.prescriptions.printing.services import send_withheld
     from portal.prescriptions.inbox.answers import (
         ANSWER_OPERATIONS,
         APPROVE_OPERATIONS,
         record_answer_outcome,
     )
     from portal.prescriptions.inbox.pull import handle_event
+    from portal.prescriptions.printing.services import send_withheld
     from portal.prescriptions.services import SEND_OPERATION
     from portal.prescriptions.signing.services import record_send_outcome
 

@@ -197,6 +197,14 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescription_pdf": {"prescriber"},
     "prescriptions.cancel_form": {"prescriber"},
     "prescriptions.cancel": {"prescriber"},
+    # The prescriber's Rx inbox: pharmacies' requests, failed transmissions, cancel
+    # responses (issue 11, section 6).
+    "prescriptions.rx_inbox": {"prescriber"},
+    "prescriptions.rx_request": {"prescriber"},
+    "prescriptions.approve_rx_request": {"prescriber"},
+    "prescriptions.deny_rx_request": {"prescriber"},
+    "prescriptions.rx_inbox_prescription": {"prescriber"},
+    "prescriptions.acknowledge_rx": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -234,6 +242,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "prescription_id",  # prescriptions (signing, send again, renew)
     "draft_id",
     "favorite_id",  # composing prescriptions
+    "request_id",  # the Rx inbox's pharmacy requests
     "api_client_id",  # FHIR API clients
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.

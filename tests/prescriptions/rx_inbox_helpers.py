@@ -41,9 +41,10 @@ def answer_messages(app) -> list[OutboxMessage]:
         rows = list(
             db.session.scalars(
                 select(OutboxMessage)
-                .where(OutboxMessage.operation.like("%_renewal") | OutboxMessage.operation.like(
-                    "%_change"
-                ))
+                .where(
+                    OutboxMessage.operation.like("%_renewal")
+                    | OutboxMessage.operation.like("%_change")
+                )
                 .order_by(OutboxMessage.id)
             )
         )

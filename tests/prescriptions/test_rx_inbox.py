@@ -75,7 +75,9 @@ def test_a_renewal_request_is_one_item_approved_by_signing_and_reaches_the_sandb
     run_poll(app)
     run_poll(app)
     [counts] = [
-        e for e in sandbox.box.state.store.events if e["EventType"] == "PrescriberNotificationCounts"
+        e
+        for e in sandbox.box.state.store.events
+        if e["EventType"] == "PrescriberNotificationCounts"
     ]
     sandbox.control(f"events/{counts['EventId']}/replay")  # the same event, sent again
     work_until(app, lambda: len(counts["Attempts"]) >= 2, "the replayed event")
@@ -106,7 +108,11 @@ def test_a_renewal_request_is_one_item_approved_by_signing_and_reaches_the_sandb
     assert again.headers["Location"] == first.headers["Location"]  # the same draft
     draft_id = int(first.headers["Location"].rstrip("/").split("/")[-2])
     draft = load(app, draft_id)
-    assert (draft.state, draft.refills, draft.drug) == ("draft", "3", "lisinopril 10 MG Oral Tablet")
+    assert (draft.state, draft.refills, draft.drug) == (
+        "draft",
+        "3",
+        "lisinopril 10 MG Oral Tablet",
+    )
 
     # The same signing: without a fresh code, refused, and nothing in the outbox.
     refused = doctor.post_form(
@@ -210,7 +216,11 @@ def test_a_request_the_portal_cannot_match_is_still_shown_and_can_be_denied(
     patient = vendor.sync_patient(2001, snapshot())
     sent = vendor.deliver(
         "send_prescription",
-        {"clinician_id": 2001, "dosespot_patient_id": patient, "prescription": vendor_prescription()},
+        {
+            "clinician_id": 2001,
+            "dosespot_patient_id": patient,
+            "prescription": vendor_prescription(),
+        },
         "elsewhere-1",
     )
     sandbox.faults(webhook_drop=True)  # no event: the poll finds it

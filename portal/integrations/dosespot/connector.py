@@ -536,7 +536,6 @@ class DoseSpotConnector(EPrescribingConnector):
             return {"dosespot_prescription_id": rx_id, "requested": False}
         return {"dosespot_prescription_id": rx_id, "requested": True}
 
-
     def _answer_request(self, kind: str, verb: str, payload: dict) -> dict:
         """Approve or deny one pharmacy request. A refusal of a request no longer pending is
         an earlier try that got through: done, not failed."""

@@ -110,9 +110,11 @@ def _store(actor, name: str, item: dict) -> int:
     if known is not None:
         return 0
     original = _original(name, item)
-    patient_id = eprescribing.local_id(name, "patient", item["patient_id"]) if item.get(
-        "patient_id"
-    ) else None
+    patient_id = (
+        eprescribing.local_id(name, "patient", item["patient_id"])
+        if item.get("patient_id")
+        else None
+    )
     if original is not None and patient_id is not None and original.patient_id != patient_id:
         original = None  # the vendor's ids disagree: trust neither link to the other
     if patient_id is None and original is not None:
