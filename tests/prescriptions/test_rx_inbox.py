@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import update
 
 from portal.extensions import db
-from portal.integrations.models import OutboxMessage
+from portal.integrations.models import ExternalId, OutboxMessage
 from portal.prescriptions.inbox.pull import poll
 from portal.prescriptions.models import Prescription
+from portal.prescriptions.services import refresh_patient
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.integrations.dosespot.helpers import SandboxServer, connector, snapshot
@@ -305,3 +306,46 @@ def test_transmission_errors_and_cancel_responses_wait_until_acknowledged(app, s
     assert 'data-state="cancelled"' not in inbox
     bar = doctor.get("/eprescribe/count").get_data(as_text=True)
     assert 'aria-label="1 in the Rx inbox"' in bar
+
+
+def test_a_renewal_of_a_prescription_written_in_the_vendors_screen_is_finished_first(
+    app, sandbox, signed_in
+):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    vendor = connector(sandbox)
+    vendor_patient = vendor.sync_patient(2001, snapshot())
+    sent = vendor.deliver(
+        "send_prescription",
+        {
+            "clinician_id": 2001,
+            "dosespot_patient_id": vendor_patient,
+            "prescription": vendor_prescription(),
+        },
+        "vendor-screen-1",
+    )
+    with app.app_context():
+        with use_case():
+            db.session.add(
+                ExternalId(
+                    connector="dosespot",
+                    kind="patient",
+                    local_id=patient_id,
+                    external_id=str(vendor_patient),
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+        refresh_patient("dosespot", vendor, patient_id)  # the write-back, as a webhook would
+        db.session.remove()
+    sandbox.control("refills", {"PrescriptionId": sent["dosespot_prescription_id"]})
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the request")
+    [stored] = requests_stored(app)
+    assert stored.patient_id == patient_id and stored.prescription_id is not None
+    answer = doctor.post_form(
+        f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "1"}
+    )
+    assert answer.status_code == 303
+    assert "/sign" not in answer.headers["Location"]  # the composing page, to finish it
+    draft_id = int(answer.headers["Location"].rstrip("/").split("/")[-1])
+    assert load(app, draft_id).state == "draft" and load(app, draft_id).refills == "1"

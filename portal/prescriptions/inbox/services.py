@@ -29,6 +29,7 @@ from portal.prescriptions.inbox.answers import (
     kind_label,
 )
 from portal.prescriptions.models import Prescription, RxAcknowledgement, RxRequest
+from portal.prescriptions.sig import DISPENSE_UNITS
 from portal.prescriptions.services import eprescribing_connector_name, vendor_id
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
@@ -335,6 +336,18 @@ def start_approval(actor, request_id: int, refills: int, comment: str) -> Prescr
             category=CATEGORY,
         )
     return draft
+
+
+def ready_to_sign(draft: Prescription) -> bool:
+    """Whether an approval's draft has what the signing asks for (a prescription written in
+    the vendor's screen carries no dispense unit or structured directions): if not, the
+    prescriber finishes it on the composing page first."""
+    return bool(
+        (draft.directions or "").strip()
+        and draft.quantity
+        and draft.dispense_unit in DISPENSE_UNITS
+        and draft.pharmacy_id
+    )
 
 
 def deny(actor, request_id: int, reason: str, note: str) -> RxRequest:

@@ -59,6 +59,10 @@ def approve_rx_request(request_id: int):
     except Refused as refused:
         attach_error(form, refused)
         return _request_page(request_id, approve=form, error=refused, status=refused.status)
+    if not services.ready_to_sign(draft):
+        # Made from a prescription written in the vendor's screen, which lacks what a
+        # prescription composed here carries (e.g. the dispense unit): finish it first.
+        return redirect(url_for("prescriptions.compose", draft_id=draft.id), code=303)
     return redirect(url_for("prescriptions.sign_dialog", prescription_id=draft.id), code=303)
 
 
