@@ -29,8 +29,8 @@ from portal.prescriptions.inbox.answers import (
     kind_label,
 )
 from portal.prescriptions.models import Prescription, RxAcknowledgement, RxRequest
-from portal.prescriptions.sig import DISPENSE_UNITS
 from portal.prescriptions.services import eprescribing_connector_name, vendor_id
+from portal.prescriptions.sig import DISPENSE_UNITS
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
 
