@@ -6,10 +6,11 @@ the sandbox exactly once, through the outbox, a vendor that is down included."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.integrations.models import ExternalId, OutboxMessage
@@ -349,3 +350,49 @@ def test_a_renewal_of_a_prescription_written_in_the_vendors_screen_is_finished_f
     assert "/sign" not in answer.headers["Location"]  # the composing page, to finish it
     draft_id = int(answer.headers["Location"].rstrip("/").split("/")[-1])
     assert load(app, draft_id).state == "draft" and load(app, draft_id).refills == "1"
+
+
+def test_two_clicks_at_once_make_one_approval_draft_and_one_denial(app, sandbox, signed_in):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, vendor_rx = a_sent_prescription(app, doctor, patient_id)
+    for _ in range(2):
+        sandbox.control("refills", {"PrescriptionId": vendor_rx})
+    work_until(app, lambda: len(requests_stored(app)) == 2, "the requests")
+    approve, deny = requests_stored(app)
+    clicks = [signed_in("drlee") for _ in range(4)]  # two tabs a request, clicked at once
+    answers: list = []
+
+    def click(client, url, form):
+        answers.append(client.post_form(url, form))
+
+    threads = [
+        threading.Thread(
+            target=click,
+            args=(c, f"/prescriptions/inbox/requests/{approve.id}/approve", {"refills": "1"}),
+        )
+        for c in clicks[:2]
+    ] + [
+        threading.Thread(
+            target=click,
+            args=(
+                c,
+                f"/prescriptions/inbox/requests/{deny.id}/deny",
+                {"reason": "other", "note": "x"},
+            ),
+        )
+        for c in clicks[2:]
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(a.status_code for a in answers) == [303, 303, 303, 303]
+    with app.app_context():
+        drafts = db.session.scalar(
+            select(func.count()).select_from(Prescription).where(Prescription.state == "draft")
+        )
+        db.session.remove()
+    assert drafts == 1
+    assert [m.operation for m in answer_messages(app)] == ["deny_renewal"]
+    assert len(events(app, "rx_request.denied")) == 1

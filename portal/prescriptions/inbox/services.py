@@ -175,8 +175,12 @@ def _requests_about(rx: Prescription | None) -> list[RxRequest]:
     )
 
 
-def _own_request(actor, request_id: int) -> tuple[RxRequest, Patient | None]:
-    request = db.session.get(RxRequest, request_id)
+def _own_request(actor, request_id: int, *, lock: bool = False) -> tuple[RxRequest, Patient | None]:
+    """The actor's own request (and its patient, when matched); ``lock`` holds its row to
+    the end of the use case, so two clicks answering it run one after the other."""
+    request = db.session.get(
+        RxRequest, request_id, with_for_update=lock or None, populate_existing=lock
+    )
     if request is None or request.prescriber_id != actor.id:
         raise NotFound()  # another prescriber's request is as unknown as none
     patient = get_patient_for(actor, request.patient_id) if request.patient_id else None
@@ -296,7 +300,7 @@ def start_approval(actor, request_id: int, refills: int, comment: str) -> Prescr
     if len(comment) > ANSWER_TEXT_MAX:
         raise Refused(f"The comment is at most {ANSWER_TEXT_MAX} characters.", "comment")
     with use_case(conflict=Conflict("This request is being answered in another window.")):
-        request, patient = _own_request(actor, request_id)
+        request, patient = _own_request(actor, request_id, lock=True)
         if request.state != "pending":
             raise Conflict("This pharmacy request was already answered.")
         _clinician(actor, request)
@@ -362,7 +366,7 @@ def deny(actor, request_id: int, reason: str, note: str) -> RxRequest:
     if len(note) > ANSWER_TEXT_MAX:
         raise Refused(f"The note is at most {ANSWER_TEXT_MAX} characters.", "note")
     with use_case():
-        request, patient = _own_request(actor, request_id)
+        request, patient = _own_request(actor, request_id, lock=True)
         if request.state == "denied" and request.answered_by_id == actor.id:
             return request
         clinician = _clinician(actor, request)
