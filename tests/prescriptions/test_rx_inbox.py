@@ -396,3 +396,38 @@ def test_two_clicks_at_once_make_one_approval_draft_and_one_denial(app, sandbox,
     assert drafts == 1
     assert [m.operation for m in answer_messages(app)] == ["deny_renewal"]
     assert len(events(app, "rx_request.denied")) == 1
+
+
+def test_an_approval_the_vendor_refuses_is_a_transmission_error_and_send_again_works(
+    app, sandbox, signed_in
+):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, vendor_rx = a_sent_prescription(app, doctor, patient_id)
+    made = sandbox.control(
+        "rxchanges", {"PrescriptionId": vendor_rx, "RxChangeType": "TherapeuticInterchange"}
+    )
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the change request")
+    [stored] = requests_stored(app)
+    first = doctor.post_form(f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "0"})
+    draft_id = int(first.headers["Location"].rstrip("/").split("/")[-2])
+    assert sign(doctor, app, draft_id).status_code == 303
+    sandbox.faults(result_error=True)  # the vendor answers ResultCode ERROR
+    assert deliver(app).failed == 1
+    rx = load(app, draft_id)
+    assert rx.state == "error" and "could not be delivered" in rx.transmission_error
+    assert requests_stored(app)[0].vendor_answer == "failed"
+    inbox = doctor.get("/prescriptions/inbox").get_data(as_text=True)
+    assert f"/prescriptions/inbox/prescriptions/{draft_id}" in inbox
+    assert sandbox_request(sandbox, made["RequestId"])["Status"] == "Pending"
+
+    sandbox.faults(result_error=False)
+    assert doctor.post_form(f"/prescriptions/{draft_id}/retry").status_code == 303
+    assert deliver(app).delivered == 1
+    [message] = answer_messages(app)  # the same message, sent again
+    assert message.operation == "approve_change" and message.status == "delivered"
+    at_vendor = sandbox_request(sandbox, made["RequestId"])
+    # The refused try never reached the request (the fault answers first): one answer.
+    assert at_vendor["Status"] == "Approved" and at_vendor["AnswerCalls"] == 1
+    assert load(app, draft_id).state == "sent"
+    assert requests_stored(app)[0].vendor_answer == "delivered"
