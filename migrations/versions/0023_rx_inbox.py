@@ -65,6 +65,7 @@ def upgrade():
             ["response_prescription_id"],
             ["prescriptions.id"],
             name="fk_rx_requests_response_prescription_id_prescriptions",
+            ondelete="SET NULL",  # a discarded approval draft leaves the request pending
         ),
         sa.PrimaryKeyConstraint("id", name="pk_rx_requests"),
         sa.UniqueConstraint("connector", "vendor_request_id", name="uq_rx_requests_vendor"),

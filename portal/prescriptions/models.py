@@ -209,7 +209,10 @@ class RxRequest(db.Model):
     note: Mapped[str | None] = mapped_column(String(250))
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    response_prescription_id: Mapped[int | None] = mapped_column(ForeignKey("prescriptions.id"))
+    # A draft discarded before it was signed leaves the request pending, unlinked.
+    response_prescription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("prescriptions.id", ondelete="SET NULL")
+    )
     vendor_answer: Mapped[str | None] = mapped_column(String(16))
     vendor_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -431,3 +431,23 @@ def test_an_approval_the_vendor_refuses_is_a_transmission_error_and_send_again_w
     assert at_vendor["Status"] == "Approved" and at_vendor["AnswerCalls"] == 1
     assert load(app, draft_id).state == "sent"
     assert requests_stored(app)[0].vendor_answer == "delivered"
+
+
+def test_a_discarded_approval_draft_leaves_the_request_pending(app, sandbox, signed_in):
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, vendor_rx = a_sent_prescription(app, doctor, patient_id)
+    sandbox.control("refills", {"PrescriptionId": vendor_rx})
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the request")
+    [stored] = requests_stored(app)
+    url = f"/prescriptions/inbox/requests/{stored.id}/approve"
+    first = doctor.post_form(url, {"refills": "2"})
+    draft_id = int(first.headers["Location"].rstrip("/").split("/")[-2])
+    assert doctor.post_form(f"/prescriptions/{draft_id}/discard").status_code in (200, 303)
+    assert load(app, draft_id) is None
+    [stored] = requests_stored(app)
+    assert (stored.state, stored.response_prescription_id) == ("pending", None)
+    again = doctor.post_form(url, {"refills": "2"})
+    assert again.status_code == 303  # a new draft (SQLite may give it the discarded one's id)
+    new_id = int(again.headers["Location"].rstrip("/").split("/")[-2])
+    assert load(app, new_id).state == "draft" and requests_stored(app)[0].response_prescription_id

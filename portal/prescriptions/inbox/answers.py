@@ -154,7 +154,6 @@ def record_answer_outcome(result: outbox.Outcome) -> None:
     rx = db.session.get(Prescription, message.prescription_id) if message.prescription_id else None
     if rx is not None and rx.printed_at is None:
         if delivered and rx.state in (states.QUEUED, states.ERROR):
-            rx.connector = None
             rx.state = states.SENT
             rx.fhir_status = PORTAL_STATE_FHIR_STATUS.get(states.SENT, "active")
             rx.transmission_error = None
