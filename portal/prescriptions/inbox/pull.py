@@ -101,6 +101,9 @@ def pull_requests(name: str, connector: EPrescribingConnector, clinician: str) -
 
 
 def _store(actor, name: str, item: dict) -> int:
+    """Store one request the first time it is seen, matched and audited (1), else 0. Only
+    new requests are written: what the portal holds about a request (its answer) is never
+    overwritten by a later read."""
     vendor_request = str(item["request_id"])
     known = db.session.scalar(
         select(RxRequest.id).where(
