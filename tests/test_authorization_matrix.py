@@ -208,6 +208,14 @@ EXPECTED: dict[str, set[str]] = {
     "labs.save_order": {"prescriber"},
     "labs.cancel_order": {"prescriber"},
     "labs.requisition": {"nurse", "prescriber"},
+    # The prescriber's Rx inbox: pharmacies' requests, failed transmissions, cancel
+    # responses (issue 11, section 6).
+    "prescriptions.rx_inbox": {"prescriber"},
+    "prescriptions.rx_request": {"prescriber"},
+    "prescriptions.approve_rx_request": {"prescriber"},
+    "prescriptions.deny_rx_request": {"prescriber"},
+    "prescriptions.rx_inbox_prescription": {"prescriber"},
+    "prescriptions.acknowledge_rx": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -245,6 +253,7 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "prescription_id",  # prescriptions (signing, send again, renew)
     "draft_id",
     "favorite_id",  # composing prescriptions
+    "request_id",  # the Rx inbox's pharmacy requests
     "api_client_id",  # FHIR API clients
     "order_id",  # lab orders
 }
