@@ -4,6 +4,7 @@ developers: the fault switches, what was ordered and reported, a message sent on
     GET  /_sandbox/faults            the switches (state.Faults)
     POST /_sandbox/faults            change some: {"ack": "AE", "ack_text": "...", "times": 1}
     GET  /_sandbox/orders            every order message received and what it was answered
+                                     ("arrived": messages read, answered or not yet)
     GET  /_sandbox/results           every result message sent and the portal's answer
     POST /_sandbox/send              {"message": "MSH|..."} to the portal's listener, once;
                                      -> {"ack_code", "ack_text"} (502 with "error": no ACK)
@@ -53,7 +54,8 @@ def set_faults():
 
 @bp.get("/orders")
 def orders():
-    return jsonify(orders=sandbox().state.snapshot("orders"))
+    state = sandbox().state
+    return jsonify(orders=state.snapshot("orders"), arrived=state.arrived)
 
 
 @bp.get("/results")

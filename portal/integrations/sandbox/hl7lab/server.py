@@ -80,7 +80,8 @@ class LabSandbox:
         self._thread: threading.Thread | None = None
         self._http = None
         self._http_thread: threading.Thread | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()  # connections and reporting, for stop()
+        self._reporting: set[asyncio.Task] = set()  # results not yet sent, for reset()
         self.mllp_port: int = settings["mllp_port"]
         self.control_port: int | None = settings["control_port"]
 
@@ -150,11 +151,12 @@ class LabSandbox:
             self.loop.close()
 
     async def _shutdown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
         if self._server is not None:
             self._server.close()
-        await asyncio.sleep(0)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def reset(self) -> None:
         """Faults back to normal, records forgotten, results not yet sent dropped."""
@@ -162,7 +164,7 @@ class LabSandbox:
         self.state.reset()
 
     async def _cancel_reporting(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._reporting):
             task.cancel()
 
     def call(self, coroutine: Coroutine, timeout: float = 60.0):
@@ -172,11 +174,15 @@ class LabSandbox:
     def _spawn(self, coroutine: Coroutine) -> None:
         task = self.loop.create_task(coroutine)
         self._tasks.add(task)
+        self._reporting.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._reporting.discard)
 
     # Orders ------------------------------------------------------------------------------
 
     async def _on_connection(self, reader, writer) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
         try:
             while True:
                 try:
@@ -203,9 +209,11 @@ class LabSandbox:
             log.exception("lab sandbox: connection failed")
         finally:
             writer.close()
+            self._tasks.discard(task)
 
     async def _answer(self, text: str, writer) -> bool:
         """Answer one order message; False when the connection is to be closed."""
+        self.state.note_arrival()
         faults = self.state.order_faults()
         if faults.slow_seconds:
             await asyncio.sleep(faults.slow_seconds)

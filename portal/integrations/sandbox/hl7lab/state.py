@@ -77,6 +77,7 @@ class SandboxState:
         self.orders: list[dict] = []  # every order message, with what it was answered
         self.results: list[dict] = []  # every result message sent, with the portal's answer
         self.placers: set[tuple[str, str]] = set()  # (sending facility, placer number) taken
+        self.arrived = 0  # messages read off the wire, before any answer (or none)
 
     def reset(self) -> None:
         with self.lock:
@@ -84,6 +85,11 @@ class SandboxState:
             self.orders.clear()
             self.results.clear()
             self.placers.clear()
+            self.arrived = 0
+
+    def note_arrival(self) -> None:
+        with self.lock:
+            self.arrived += 1
 
     def order_faults(self) -> Faults:
         """The switches for the order being answered now (counting down ``times``)."""

@@ -1,0 +1,46 @@
+"""The lab sandbox on free loopback ports, and the labs' real listener it reports to."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.integrations.sandbox.hl7lab.server import LabSandbox
+from portal.labs.listener import MllpServer
+
+FAST = {
+    "mllp_port": 0,
+    "control_port": 0,
+    "result_delay": 0.1,
+    "final_delay": 0.2,
+    "correction_delay": 0.2,
+    "results_timeout": 5.0,
+    "retry_delays": (0.2, 0.5, 1.0),
+    "seed": 12,
+}
+
+
+@pytest.fixture
+def listener(app):
+    """The real results listener (threads, sockets, the test database) on a free port."""
+    server = MllpServer(app, "127.0.0.1", 0)
+    thread = server.serve_in_thread()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def lab(listener):
+    """The lab sandbox, reporting to ``listener``."""
+    sandbox = LabSandbox({**FAST, "results_port": listener.port}).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def lone_lab():
+    """The lab sandbox with nobody listening for its results (the connector's own tests)."""
+    sandbox = LabSandbox({**FAST, "results_port": 9, "result_delay": 600}).start()
+    yield sandbox
+    sandbox.stop()
