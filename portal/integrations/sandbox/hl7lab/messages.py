@@ -133,10 +133,10 @@ def read_order(text: str) -> Order:
             order.placer_order_number = _raw_field(segment, 2) or order.placer_order_number
             order.ordering_provider = order.ordering_provider or _raw_field(segment, 16)
             order.tests.append(_ordered_test(_raw_field(segment, 4)))
-    if not order.placer_order_number:
-        raise OrderRefused("AE", "No placer order number (ORC-2 / OBR-2)", "101")
     if not order.tests:
         raise OrderRefused("AE", "No OBR segment: nothing is ordered", "100")
+    if not order.placer_order_number:
+        raise OrderRefused("AE", "No placer order number (ORC-2 / OBR-2)", "101")
     return order
 
 
