@@ -109,7 +109,7 @@ def set_faults(lab, **switches) -> dict:
     return control(lab, "/_sandbox/faults", switches)
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20, what: str = "it") -> object:
+def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "it") -> object:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
