@@ -6,17 +6,7 @@ import pytest
 
 from portal.integrations.sandbox.hl7lab.server import LabSandbox
 from portal.labs.listener import MllpServer
-
-FAST = {
-    "mllp_port": 0,
-    "control_port": 0,
-    "result_delay": 0.1,
-    "final_delay": 0.2,
-    "correction_delay": 0.2,
-    "results_timeout": 5.0,
-    "retry_delays": (0.2, 0.5, 1.0),
-    "seed": 12,
-}
+from tests.integrations.hl7lab.helpers import FAST
 
 
 @pytest.fixture

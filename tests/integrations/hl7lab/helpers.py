@@ -12,10 +12,26 @@ from datetime import date
 from pathlib import Path
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from portal.integrations.hl7lab.connector import Hl7LabConnector
 from portal.labs.hl7.orm import OrderedTest, OrderMessage, build_orm
 from portal.terminology import lab_tests
+
+# The sandbox for tests: free ports, short delays, quick retries, the same values each run.
+FAST = {
+    "mllp_port": 0,
+    "control_port": 0,
+    "result_delay": 0.1,
+    "final_delay": 0.2,
+    "correction_delay": 0.2,
+    "results_timeout": 5.0,
+    "retry_delays": (0.2, 0.5, 1.0),
+    "seed": 12,
+}
 
 LIPID_PANEL = "24331-1"
 HBA1C = "4548-4"
@@ -123,11 +139,6 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "
 def self_signed_certificate(folder: Path) -> tuple[Path, Path, str]:
     """A certificate for 127.0.0.1 and localhost, made now with ``cryptography``:
     (certificate file, key file, certificate PEM text)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox lab")])
     now = dt.datetime.now(dt.UTC)

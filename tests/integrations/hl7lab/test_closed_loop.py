@@ -23,8 +23,8 @@ from portal.labs.hl7.orm import OrderedTest, OrderMessage, build_orm
 from portal.labs.listener import MllpServer
 from portal.labs.models import PROCESSED, RECEIVED, LabMessage, LabOrder, LabResult
 from portal.patients.models import Patient
-from tests.integrations.hl7lab.conftest import FAST
 from tests.integrations.hl7lab.helpers import (
+    FAST,
     HBA1C,
     LIPID_PANEL,
     analytes_of,

@@ -18,8 +18,8 @@ from portal.integrations.hl7lab.acks import parse_ack
 from portal.integrations.hl7lab.connector import Hl7LabConnector, LabAck
 from portal.integrations.hl7lab.mllp import Garbage, frame
 from portal.integrations.sandbox.hl7lab.server import LabSandbox
-from tests.integrations.hl7lab.conftest import FAST
 from tests.integrations.hl7lab.helpers import (
+    FAST,
     HBA1C,
     LIPID_PANEL,
     connector_for,
