@@ -45,7 +45,8 @@ need-chromium:
 	$(if $(wildcard $(CHROMIUM)),,$(error Chromium is missing ($(CHROMIUM)) and the browser tests need it: install it with "apt-get install -y chromium" as root, or run "make test-fast" (no browser tests)))
 
 # Migrate, seed the demo clinic once (the seed is skipped when users exist), then start what
-# the Procfile lists (the portal, the worker, the DoseSpot sandbox) together with honcho;
+# the Procfile lists (the portal, the worker, the DoseSpot sandbox, the lab listener and the
+# lab sandbox) together with honcho;
 # Ctrl-C stops them all.
 run: deps
 	$(BIN)/flask db upgrade
@@ -54,6 +55,7 @@ run: deps
 	@echo "Practice Portal:  http://127.0.0.1:5000  (sign-in names and passwords: instance/demo-credentials.txt)"
 	@echo "DoseSpot sandbox: http://127.0.0.1:5101  (the demo's e-prescribing vendor; Dr. Lee prescribes through it)"
 	@echo "Webhooks from it: http://127.0.0.1:5000/integrations/dosespot/webhook"
+	@echo "Lab sandbox:      MLLP 127.0.0.1:2576, control API http://127.0.0.1:5102  (the demo's lab; results to the listener on 2575)"
 	@echo ""
 	$(BIN)/honcho start
 

@@ -29,7 +29,7 @@ from portal.auth import services as auth_services
 from portal.auth.models import ServerSession, User
 from portal.demo.charting import seed_charting
 from portal.demo.clinic import credentials_text, seed_clinic_and_users, write_credentials_file
-from portal.demo.integrations import seed_eprescribing
+from portal.demo.integrations import seed_eprescribing, seed_lab
 from portal.demo.patients import seed_patients
 from portal.demo.prescriptions import seed_renewal_demo
 from portal.demo.scheduling import seed_schedule
@@ -65,10 +65,12 @@ def register(app) -> None:
 @click.option("--batch-size", default=10_000, show_default=True, type=int)
 def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) -> None:
     """Create the demo clinic, one user per role and PATIENTS patients, and switch on
-    e-prescribing against the local DoseSpot sandbox."""
+    e-prescribing against the local DoseSpot sandbox and labs against the lab sandbox."""
     if if_empty and db.session.scalar(select(func.count()).select_from(User)):
         if seed_eprescribing():
             click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
+        if seed_lab():
+            click.echo("Labs: the HL7 lab connector enabled against the lab sandbox (:2576).")
         click.echo("Demo data already present; nothing to do.")
         return
     credentials = seed_clinic_and_users()
@@ -87,6 +89,8 @@ def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) ->
             "Rx inbox: a lisinopril of Dr. Lee's queued for the sandbox, which asks for its "
             "renewal once it reaches the pharmacy."
         )
+    if seed_lab():
+        click.echo("Labs: the HL7 lab connector enabled against the lab sandbox (:2576).")
     if credentials:
         text = credentials_text(credentials)
         click.echo(text)

@@ -1,6 +1,8 @@
 """The demo's e-prescribing: the DoseSpot connector enabled against the local DoseSpot
 sandbox (``make run`` starts it on port 5101) with the sandbox's demo clinic, and Dr. Lee
 linked to the sandbox's first clinician, so a new user can prescribe with nothing to set up.
+And its lab: the HL7 lab connector enabled against the local lab sandbox (``make run``
+starts it: orders on MLLP port 2576, results back to the listener on 2575).
 
 The credentials are the sandbox's own fixtures (made up, public); a real clinic enters
 DoseSpot's in the integrations console. The settings are written without the connection
@@ -24,6 +26,19 @@ from portal.timeutil import utcnow
 from portal.transaction import use_case
 
 SANDBOX_URL = "http://127.0.0.1:5101"
+LAB_SANDBOX_HOST = "127.0.0.1"
+LAB_SANDBOX_PORT = 2576
+# What the lab sandbox calls itself (its MSH-3/4) and what our orders name as the sender.
+LAB_SETTINGS = {
+    "use_tls": False,
+    "tls_ca_pem": "",
+    "timeout_seconds": 10,
+    "sending_application": "PRACTICE_PORTAL",
+    "sending_facility": "PORTAL",
+    "receiving_application": "SANDBOX_LIS",
+    "receiving_facility": "SANDBOX_LAB",
+    "lab_codes": "",
+}
 DEMO_PRESCRIBER = "drlee"
 
 
@@ -93,4 +108,39 @@ def seed_eprescribing(sandbox_url: str = SANDBOX_URL) -> bool:
                 detail=f"dosespot user {prescriber.id}",
                 category="integrations",
             )
+    return True
+
+
+def seed_lab(host: str = LAB_SANDBOX_HOST, port: int = LAB_SANDBOX_PORT) -> bool:
+    """Enable the HL7 lab connector against the lab sandbox (once); True when it did. No
+    connection check: the sandbox may not be running yet when the demo is seeded."""
+    with use_case():
+        clinic = db.session.scalars(select(Clinic)).first()
+        exists = db.session.scalars(
+            select(ConnectorSetting).where(
+                ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.connector == "hl7lab"
+            )
+        ).first()
+        if exists is not None:
+            return False
+        now = utcnow()
+        setting = ConnectorSetting(
+            clinic_id=clinic.id,
+            connector="hl7lab",
+            values={"host": host, "port": port, **LAB_SETTINGS},
+            secrets={},
+            enabled=True,
+            paused=False,
+            enabled_at=now,
+            updated_at=now,
+        )
+        db.session.add(setting)
+        db.session.flush()
+        audit.record(
+            SEED_DEMO,
+            "integrations.connector_enabled",
+            obj=setting,
+            detail="hl7lab; the demo's lab sandbox",
+            category="integrations",
+        )
     return True

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 
-FIELD_TYPES = ("text", "secret", "url", "integer", "boolean")
+FIELD_TYPES = ("text", "lines", "secret", "url", "integer", "boolean")  # lines: a multi-line text
 
 
 @dataclass(frozen=True)

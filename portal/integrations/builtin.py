@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from portal.integrations import registry
 from portal.integrations.dosespot.connector import DoseSpotConnector
+from portal.integrations.hl7lab.connector import Hl7LabConnector
 
-BUILTIN = (DoseSpotConnector,)
+BUILTIN = (DoseSpotConnector, Hl7LabConnector)
 
 for _connector in BUILTIN:
     registry.register(_connector)

@@ -448,6 +448,14 @@ def _update_order_status(order: LabOrder) -> None:
     one that gets a correction goes back to resulted (the correction waits for review)."""
     if order.status == "cancelled":
         return
+    # Two messages of one order filed at once (a lab reports each test on its own
+    # connection): the second waits here for the first's commit and then counts its results
+    # too; without the lock each counted only its own and both left "partially_resulted".
+    # FOR NO KEY UPDATE: the results' foreign keys hold KEY SHARE on the order, which FOR
+    # UPDATE would wait on (a deadlock between the two); the status UPDATE needs no more.
+    db.session.execute(
+        select(LabOrder.id).where(LabOrder.id == order.id).with_for_update(key_share=True)
+    )
     statuses = db.session.execute(
         select(LabResult.order_test_id, LabResult.status).where(
             LabResult.order_id == order.id, LabResult.superseded_at.is_(None)

@@ -9,7 +9,7 @@ value back to the page.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField, URLField
+from wtforms import BooleanField, PasswordField, StringField, TextAreaField, URLField
 from wtforms.validators import InputRequired, Length, Optional
 
 from portal.admin.integrations.services import EXTERNAL_ID_MAX, Prescriber, clinician_field
@@ -19,6 +19,7 @@ from portal.transaction import Refused
 
 PREFIX = "setting_"
 TEXT_MAX = 1000
+LINES_MAX = 20000  # a multi-line setting (a lab's code list, a certificate)
 
 
 def attribute_of(field_name: str) -> str:
@@ -40,6 +41,11 @@ def _control(field: Field, secret_is_set: bool):
             validators=validators,
             description=description,
             render_kw={"autocomplete": "new-password"},
+        )
+    if field.type == "lines":
+        validators[-1] = Length(max=LINES_MAX)
+        return TextAreaField(
+            field.label, validators=validators, description=description, render_kw={"rows": 4}
         )
     if field.type == "url":
         return URLField(field.label, validators=validators, description=description)
