@@ -62,6 +62,10 @@ ORDER_STATUSES = (
 PRIORITIES = ("routine", "stat")
 RESULT_STATUSES = ("P", "F", "C", "X")  # preliminary, final, corrected, cancelled
 VALUE_TYPES = ("NM", "SN", "ST", "TX", "FT", "CE", "CWE")
+CRITICAL_FLAGS = ("HH", "LL", "AA")
+# A current result nobody has signed off yet (the inbox, the chart's flag).
+WAITING_FOR_REVIEW = "reviewed_at IS NULL AND superseded_at IS NULL"
+CRITICAL_WAITING = WAITING_FOR_REVIEW + " AND abnormal_flag IN ('HH', 'LL', 'AA')"
 
 
 class LabMessage(db.Model):
@@ -185,6 +189,21 @@ class LabResult(db.Model):
         Index("ix_lab_results_unreviewed", "reviewed_at", "superseded_at"),
         # What a new result supersedes: the same patient's results of a filler order number.
         Index("ix_lab_results_patient_filler", "patient_id", "filler_order_number"),
+        # The results inbox (0027): an order's results still waiting for review, by age.
+        Index(
+            "ix_lab_results_order_waiting",
+            "order_id",
+            "received_at",
+            postgresql_where=text(WAITING_FOR_REVIEW),
+            sqlite_where=text(WAITING_FOR_REVIEW),
+        ),
+        # The chart's flag (0027): a patient's critical results nobody has reviewed.
+        Index(
+            "ix_lab_results_patient_critical",
+            "patient_id",
+            postgresql_where=text(CRITICAL_WAITING),
+            sqlite_where=text(CRITICAL_WAITING),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,4 +243,4 @@ class LabResult(db.Model):
 
     @property
     def is_critical(self) -> bool:
-        return self.abnormal_flag in ("HH", "LL", "AA")
+        return self.abnormal_flag in CRITICAL_FLAGS
