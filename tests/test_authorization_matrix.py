@@ -197,6 +197,21 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescription_pdf": {"prescriber"},
     "prescriptions.cancel_form": {"prescriber"},
     "prescriptions.cancel": {"prescriber"},
+    # Lab results (issue 12, labsresults): prescribers review (their orders' and the shared
+    # pool's); nurses and prescribers read a patient's results and trends (chart.read) and
+    # work the unmatched queue (labs.match).
+    "labs.inbox": {"prescriber"},
+    "labs.inbox_count": {"prescriber"},
+    "labs.sign_off_normals": {"prescriber"},
+    "labs.sign_off_result": {"prescriber"},
+    "labs.result": {"nurse", "prescriber"},
+    "labs.patient_results": {"nurse", "prescriber"},
+    "labs.analyte_results": {"nurse", "prescriber"},
+    "labs.analyte_trend": {"nurse", "prescriber"},
+    "labs.unmatched_queue": {"nurse", "prescriber"},
+    "labs.unmatched_item": {"nurse", "prescriber"},
+    "labs.unmatched_lookup": {"nurse", "prescriber"},
+    "labs.attach_unmatched": {"nurse", "prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -235,6 +250,8 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "draft_id",
     "favorite_id",  # composing prescriptions
     "api_client_id",  # FHIR API clients
+    "result_id",
+    "unmatched_id",  # lab results and the unmatched queue
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

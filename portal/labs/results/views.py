@@ -83,7 +83,7 @@ def _result_page(result_id: int, form=None, status: int = 200):
     page = services.open_result(current_actor(), result_id)
     return render(
         "labs/results/result.html",
-        page=page,
+        view=page,
         patient=page.patient,
         form=form or SignOffForm(),
         status=status,
@@ -122,7 +122,7 @@ def sign_off_result(result_id: int):
 def patient_results(patient_id: int):
     """The patient's results: the latest, and each analyte with a link to its trend."""
     page = services.patient_results(current_actor(), patient_id)
-    return render("labs/results/patient_results.html", page=page, patient=page.patient)
+    return render("labs/results/patient_results.html", view=page, patient=page.patient)
 
 
 def _code_arg() -> str:
@@ -141,7 +141,7 @@ def analyte_results(patient_id: int):
     page = services.analyte_results(actor, patient_id, _code_arg())
     return render(
         "labs/results/analyte.html",
-        page=page,
+        view=page,
         patient=page.patient,
         image_ticket=charts.image_ticket(actor, patient_id),
         ticket_arg=IMAGE_TICKET_ARG,
@@ -169,7 +169,7 @@ def _item_page(unmatched_id: int, lookup=None, mrn: str | None = None, status: i
     page = services.unmatched_item(current_actor(), unmatched_id, mrn)
     return render(
         "labs/results/unmatched_item.html",
-        page=page,
+        view=page,
         lookup=lookup or LookupForm(),
         attach_form=AttachForm,
         status=status,
