@@ -1,6 +1,6 @@
-"""Lab results review (issue 12, results inbox): indexes for the prescribers' inbox (a
-prescriber's orders' unreviewed current results), the shared pool (unreviewed results with no
-order) and the chart's critical-unreviewed flag (one patient's unreviewed HH/LL/AA results).
+"""Lab results review (issue 12, results inbox): each result's reviewer (its order's orderer;
+none: the shared pool) and rank (critical, abnormal, normal) with the inbox's index, and the
+index of the chart's critical-unreviewed flag (one patient's unreviewed HH/LL/AA results).
 
 Revision ID: 0027
 Revises: 0022
@@ -17,17 +17,31 @@ down_revision = "0022"
 branch_labels = None
 depends_on = None
 
-WAITING = "reviewed_at IS NULL AND superseded_at IS NULL"
+WAITING = "reviewed_at IS NULL AND superseded_at IS NULL AND patient_id IS NOT NULL"
 CRITICAL = WAITING + " AND abnormal_flag IN ('HH', 'LL', 'AA')"
 
 
 def upgrade():
+    # Whose inbox a result is in (the order's orderer; NULL: the shared pool) and its place
+    # there (0 critical, 1 abnormal, 2 normal), so the inbox is one index range in order.
+    with op.batch_alter_table("lab_results") as batch:
+        batch.add_column(sa.Column("reviewer_id", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column("review_rank", sa.SmallInteger(), server_default="2", nullable=False)
+        )
+        batch.create_foreign_key(
+            "fk_lab_results_reviewer_id_users", "users", ["reviewer_id"], ["id"]
+        )
+    op.execute(
+        "UPDATE lab_results SET reviewer_id = (SELECT ordering_provider_id FROM lab_orders "
+        "WHERE lab_orders.id = lab_results.order_id), review_rank = CASE "
+        "WHEN abnormal_flag IN ('HH', 'LL', 'AA') THEN 0 "
+        "WHEN abnormal_flag IS NULL OR abnormal_flag IN ('', 'N') THEN 2 ELSE 1 END"
+    )
     op.create_index(
-        "ix_lab_results_order_waiting",
+        "ix_lab_results_inbox",
         "lab_results",
-        # Covering: the inbox reads the flag and age of each waiting result from the index
-        # (the last two columns are NULL by the predicate, there so no table row is read).
-        ["order_id", "abnormal_flag", "received_at", "patient_id", "reviewed_at", "superseded_at"],
+        ["reviewer_id", "review_rank", "received_at", "id"],
         postgresql_where=sa.text(WAITING),
         sqlite_where=sa.text(WAITING),
     )
@@ -42,4 +56,8 @@ def upgrade():
 
 def downgrade():
     op.drop_index("ix_lab_results_patient_critical", table_name="lab_results")
-    op.drop_index("ix_lab_results_order_waiting", table_name="lab_results")
+    op.drop_index("ix_lab_results_inbox", table_name="lab_results")
+    with op.batch_alter_table("lab_results") as batch:
+        batch.drop_constraint("fk_lab_results_reviewer_id_users", type_="foreignkey")
+        batch.drop_column("review_rank")
+        batch.drop_column("reviewer_id")

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, and_, case, func, literal, or_, select, text, union_all, update
+from sqlalchemy import Integer, and_, func, literal, or_, select, text, union_all, update
 from sqlalchemy.orm import aliased, selectinload
 from werkzeug.exceptions import NotFound
 
@@ -43,12 +43,16 @@ from portal.clinic.clock import clinic_zone
 from portal.extensions import db
 from portal.labs.hl7 import oru
 from portal.labs.models import (
-    CRITICAL_FLAGS,
+    ABNORMAL,
+    CRITICAL,
     CRITICAL_WAITING,
+    NORMAL,
+    WAITING_FOR_REVIEW,
     LabMessage,
     LabOrder,
     LabResult,
     UnmatchedResult,
+    severity_of,
 )
 from portal.labs.services import attach_unmatched
 from portal.patients.models import Patient
@@ -59,7 +63,7 @@ from portal.transaction import Conflict, Refused, use_case
 
 CATEGORY = "labs"
 REVIEW_PERMISSION = "labs.review"
-INBOX_LIMIT = 100
+INBOX_LIMIT = 50  # a page: the counts say how many more wait
 PREVIOUS_LIMIT = 10
 RECENT_LIMIT = 100
 ANALYTE_LIMIT = 500
@@ -78,21 +82,8 @@ FLAG_LABELS = {
     "A": "abnormal",
     "N": "normal",
 }
-CRITICAL, ABNORMAL, NORMAL = 2, 1, 0
 
 Orderer = aliased(User)
-
-WAITING = and_(
-    LabResult.reviewed_at.is_(None),
-    LabResult.superseded_at.is_(None),
-    LabResult.patient_id.is_not(None),
-)
-
-
-def severity_of(flag: str | None) -> int:
-    if flag in CRITICAL_FLAGS:
-        return CRITICAL
-    return NORMAL if flag in (None, "", "N") else ABNORMAL
 
 
 class NotYours(Refused):
@@ -106,34 +97,14 @@ class ReviewedAlready(Conflict):
         super().__init__("This result was signed off already.")
 
 
-def _waiting_in_scope(actor_id: int):
-    """The actor's inbox as rows (id, flag, received): the current unreviewed results of
-    their orders and of orders whose orderer is disabled (someone no longer here), and the
-    pool's results with no order. Two parts joined by UNION ALL, so each reads the covering
-    ``ix_lab_results_order_waiting`` by order id (NULL for the pool) and no table row."""
-    gone = select(User.id).where(User.is_enabled.is_(False))
-    columns = (LabResult.id, LabResult.abnormal_flag, LabResult.received_at)
-    ordered = (
-        select(*columns)
-        .join(LabOrder, LabOrder.id == LabResult.order_id)
-        .where(
-            LabResult.reviewed_at.is_(None),
-            LabResult.superseded_at.is_(None),
-            # IN (me UNION ALL the disabled), not an OR: a range of the orderer's index each.
-            LabOrder.ordering_provider_id.in_(union_all(select(literal(actor_id, Integer)), gone)),
-        )
-    )
-    pooled = select(*columns).where(WAITING, LabResult.order_id.is_(None))
-    return union_all(ordered, pooled).subquery("waiting")
-
-
-def _severity(flag):
-    """2 critical, 1 abnormal, 0 normal (as ``severity_of``), in SQL."""
-    return case(
-        (flag.in_(CRITICAL_FLAGS), CRITICAL),
-        (func.coalesce(flag, "N").in_(("N", "")), NORMAL),
-        else_=ABNORMAL,
-    )
+def _reviewer_groups(actor_id: int) -> list:
+    """The inbox's parts, each one range of ``ix_lab_results_inbox`` in the inbox's order:
+    the actor's results, the pool's (no reviewer), and those of reviewers whose account is
+    disabled (someone no longer here; few, read first)."""
+    gone = db.session.scalars(select(User.id).where(User.is_enabled.is_(False))).all()
+    groups = [LabResult.reviewer_id == actor_id, LabResult.reviewer_id.is_(None)]
+    groups += [LabResult.reviewer_id == user_id for user_id in gone]
+    return groups
 
 
 def _scoped(query):
@@ -161,6 +132,7 @@ class InboxRow:
     placer_order_number: str | None
     pool: bool
     severity: int
+    received_local: str  # in the clinic's zone (one zone lookup for the page, not per row)
 
     @property
     def is_critical(self) -> bool:
@@ -204,13 +176,16 @@ class Inbox:
 def waiting_counts(actor: Actor) -> Counts:
     """How many results wait for the actor's review, by severity (the top bar; not audited:
     counts name nobody)."""
-    waiting = _waiting_in_scope(actor.id)
-    rows = db.session.execute(
-        select(waiting.c.abnormal_flag, func.count()).group_by(waiting.c.abnormal_flag)
-    ).all()
+    rows = []
+    for group in _reviewer_groups(actor.id):
+        rows += db.session.execute(
+            select(LabResult.review_rank, func.count())
+            .where(group, text(WAITING_FOR_REVIEW))
+            .group_by(LabResult.review_rank)
+        ).all()
     counts = Counts()
-    for flag, count in rows:
-        severity = severity_of(flag)
+    for rank, count in rows:
+        severity = CRITICAL - rank
         if severity == CRITICAL:
             counts.critical += count
         elif severity == ABNORMAL:
@@ -225,12 +200,16 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
     their counts, and the overdue orders. Read as plain rows, then each patient shown is
     audited (one event each, one INSERT) before the page is sent."""
     # The hundred to show, from the index alone; then their rows.
-    waiting = _waiting_in_scope(actor.id)
-    shown_ids = db.session.scalars(
-        select(waiting.c.id)
-        .order_by(_severity(waiting.c.abnormal_flag).desc(), waiting.c.received_at, waiting.c.id)
-        .limit(limit)
-    ).all()
+    # Each part's first hundred, in index order; the hundred first of them all; their rows.
+    heads = []
+    for group in _reviewer_groups(actor.id):
+        heads += db.session.execute(
+            select(LabResult.review_rank, LabResult.received_at, LabResult.id)
+            .where(group, text(WAITING_FOR_REVIEW))
+            .order_by(LabResult.review_rank, LabResult.received_at, LabResult.id)
+            .limit(limit)
+        ).all()
+    shown_ids = [row.id for row in sorted(heads)[:limit]]
     found = db.session.execute(
         select(
             LabResult.id,
@@ -255,6 +234,7 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
     found = sorted(
         found, key=lambda row: (-severity_of(row.abnormal_flag), row.received_at, row.id)
     )
+    zone = clinic_zone()
     rows = [
         InboxRow(
             id=row.id,
@@ -271,6 +251,7 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
             placer_order_number=row.placer_order_number,
             pool=row.ordering_provider_id != actor.id,
             severity=severity_of(row.abnormal_flag),
+            received_local=row.received_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         )
         for row in found
     ]
