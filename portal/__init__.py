@@ -129,16 +129,35 @@ def register_extensions(app: Flask) -> None:
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
     from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
+    from portal.labs.ordering import delivery as lab_delivery
+    from portal.prescriptions.inbox.answers import (
+        ANSWER_OPERATIONS,
+        APPROVE_OPERATIONS,
+        record_answer_outcome,
+    )
+    from portal.prescriptions.inbox.pull import handle_event
     from portal.prescriptions.printing.services import send_withheld
-    from portal.prescriptions.services import SEND_OPERATION, handle_event
+    from portal.prescriptions.services import SEND_OPERATION
     from portal.prescriptions.signing.services import record_send_outcome
 
     load_plugins()
+    # Pharmacies' requests are pulled on the vendor's counts event; every other event is
+    # prescriptions' write-back (the Rx inbox's handler hands them on).
     inbox.register_handler("eprescribing", handle_event)
     # A prescription's send reports its outcome back (sent, or error with the reason).
     outbox.register_outcome_handler(SEND_OPERATION, record_send_outcome)
-    # A send of a prescription printed meanwhile never goes out (issue 11).
-    outbox.register_withholder(SEND_OPERATION, send_withheld)
+    # So does the answer to a pharmacy's request (the Rx inbox).
+    for operation in ANSWER_OPERATIONS:
+        outbox.register_outcome_handler(operation, record_answer_outcome)
+    # A send of a prescription printed meanwhile never goes out (issue 11); nor does the
+    # approval that stands for one.
+    for operation in (SEND_OPERATION, *APPROVE_OPERATIONS.values()):
+        outbox.register_withholder(operation, send_withheld)
+    # Lab orders: built from the order at delivery, sent by the lab connector, the ACK applied.
+    for operation in lab_delivery.OPERATIONS:
+        outbox.register_deliverer(operation, lab_delivery.deliver_order)
+        outbox.register_outcome_handler(operation, lab_delivery.record_outcome)
+    outbox.register_withholder(lab_delivery.SEND_OPERATION, lab_delivery.send_withheld)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
@@ -173,9 +192,11 @@ ROUTE_MODULES = (
     "portal.prescriptions.views",
     "portal.prescriptions.compose.views",
     "portal.prescriptions.signing.views",
+    "portal.prescriptions.inbox.views",
     "portal.prescriptions.printing.views",
     "portal.prescriptions.cancelling.views",
     "portal.labs.results.views",
+    "portal.labs.ordering.views",
     "portal.fhir.views",
     "portal.fhir.bulk.views",
     "portal.fhir.token_endpoint",

@@ -31,6 +31,7 @@ from portal.demo.charting import seed_charting
 from portal.demo.clinic import credentials_text, seed_clinic_and_users, write_credentials_file
 from portal.demo.integrations import seed_eprescribing
 from portal.demo.patients import seed_patients
+from portal.demo.prescriptions import seed_renewal_demo
 from portal.demo.scheduling import seed_schedule
 from portal.extensions import db
 from portal.fhir import clients as api_clients
@@ -81,6 +82,11 @@ def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) ->
     click.echo(f"Charting: note templates, snippets, and past visits of {charted} patients.")
     if seed_eprescribing():
         click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
+    if seed_renewal_demo():
+        click.echo(
+            "Rx inbox: a lisinopril of Dr. Lee's queued for the sandbox, which asks for its "
+            "renewal once it reaches the pharmacy."
+        )
     if credentials:
         text = credentials_text(credentials)
         click.echo(text)

@@ -212,6 +212,25 @@ EXPECTED: dict[str, set[str]] = {
     "labs.unmatched_item": {"nurse", "prescriber"},
     "labs.unmatched_lookup": {"nurse", "prescriber"},
     "labs.attach_unmatched": {"nurse", "prescriber"},
+    # Lab orders (issue 12): prescribers order, sign and cancel; nurses see the orders and
+    # print requisitions (the person drawing the blood needs one).
+    "labs.start_order": {"prescriber"},
+    "labs.patient_orders": {"nurse", "prescriber"},
+    "labs.order": {"nurse", "prescriber"},
+    "labs.search_tests": {"prescriber"},
+    "labs.add_test": {"prescriber"},
+    "labs.remove_test": {"prescriber"},
+    "labs.save_order": {"prescriber"},
+    "labs.cancel_order": {"prescriber"},
+    "labs.requisition": {"nurse", "prescriber"},
+    # The prescriber's Rx inbox: pharmacies' requests, failed transmissions, cancel
+    # responses (issue 11, section 6).
+    "prescriptions.rx_inbox": {"prescriber"},
+    "prescriptions.rx_request": {"prescriber"},
+    "prescriptions.approve_rx_request": {"prescriber"},
+    "prescriptions.deny_rx_request": {"prescriber"},
+    "prescriptions.rx_inbox_prescription": {"prescriber"},
+    "prescriptions.acknowledge_rx": {"prescriber"},
 }
 # Reached without signing in.
 PUBLIC_ENDPOINTS = {
@@ -249,9 +268,11 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "prescription_id",  # prescriptions (signing, send again, renew)
     "draft_id",
     "favorite_id",  # composing prescriptions
+    "request_id",  # the Rx inbox's pharmacy requests
     "api_client_id",  # FHIR API clients
     "result_id",
     "unmatched_id",  # lab results and the unmatched queue
+    "order_id",  # lab orders
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.
 HARMLESS_ACTIONS = {

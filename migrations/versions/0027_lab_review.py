@@ -3,7 +3,7 @@ none: the shared pool) and rank (critical, abnormal, normal) with the inbox's in
 index of the chart's critical-unreviewed flag (one patient's unreviewed HH/LL/AA results).
 
 Revision ID: 0027
-Revises: 0022
+Revises: 0026
 Create Date: 2026-12-06 12:00:00.000000
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0027"
-down_revision = "0022"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 

@@ -72,6 +72,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "labs.review",
             # The unmatched lab results queue: compare and attach to a patient (audited).
             "labs.match",
+            # Lab orders: drafts, signing (the send in the outbox), cancelling.
+            "labs.order",
         }
     ),
     # Least privilege: an administrator manages the system, not patients' records. A person

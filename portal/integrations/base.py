@@ -166,6 +166,16 @@ class EPrescribingConnector(Connector):
         vendor's name for it), medication_status, fhir_status (MedicationRequest.status),
         written_on (a date), prescriber_vendor_id."""
 
+    def pending_requests(self, kind: str, clinician_id: str) -> list[dict]:
+        """The clinician's pending pharmacy requests of ``kind`` ("renewal" or "change"),
+        each a dict: request_id, kind, change_type (generic_substitution,
+        therapeutic_substitution, prior_authorization, clarification, other; None for a
+        renewal), clinician_id, patient_id, prescription_id (the vendor's ids, as text), ours
+        (our id the vendor carries), pharmacy_id, drug, details, requested_at. Answered
+        through the outbox: ``approve_<kind>`` / ``deny_<kind>``. A connector whose vendor
+        has no such requests has none."""
+        return []
+
     @abstractmethod
     def event_patient_id(self, data: dict) -> str | None:
         """The vendor's patient id a pushed event is about (None: not about a patient)."""

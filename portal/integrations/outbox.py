@@ -102,6 +102,24 @@ def withdraw(claimed: Claimed, reason: str) -> bool:
     )
 
 
+# A domain may carry out an operation itself with the connector's own calls, where the
+# message must be built from the domain's rows at delivery (e.g. labs: the HL7 order is built
+# from the order as it stands, then ``connector.send_order``). Called by the worker outside
+# any transaction, like ``Connector.deliver``, with the same errors and return value.
+Deliverer = Callable[[Any, "Claimed"], "dict | None"]
+_deliverers: dict[str, Deliverer] = {}
+
+
+def register_deliverer(operation: str, deliverer: Deliverer) -> None:
+    """Deliver messages of ``operation`` with ``deliverer(connector, claimed)`` instead of
+    ``connector.deliver``."""
+    _deliverers[operation] = deliverer
+
+
+def deliverer_for(operation: str) -> Deliverer | None:
+    return _deliverers.get(operation)
+
+
 def enqueue(
     connector: str,
     operation: str,

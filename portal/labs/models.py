@@ -50,6 +50,7 @@ FAILED = "failed"  # processing raised: kept, retried by ``process_pending``
 SENT = "sent"  # outbound, handed to the lab
 MESSAGE_STATES = (RECEIVED, PROCESSED, REJECTED, FAILED, SENT)
 
+# An order's states and their meaning: portal/labs/states.py (the one state machine).
 ORDER_STATUSES = (
     "draft",
     "signed",
@@ -59,6 +60,7 @@ ORDER_STATUSES = (
     "resulted",
     "reviewed",
     "cancelled",
+    "error",
 )
 PRIORITIES = ("routine", "stat")
 RESULT_STATUSES = ("P", "F", "C", "X")  # preliminary, final, corrected, cancelled
@@ -150,6 +152,11 @@ class LabOrder(db.Model):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The order's way out (migration 0026): handed to the lab, its ACK, a cancel.
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     tests: Mapped[list[LabOrderTest]] = relationship(
         back_populates="order", order_by="LabOrderTest.id"

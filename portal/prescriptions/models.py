@@ -155,3 +155,81 @@ class PrescriptionFavorite(db.Model):
     days_supply: Mapped[int | None]
     refills: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RxRequest(db.Model):
+    """A pharmacy's request to a prescriber, pulled from the e-prescribing vendor: a renewal
+    (the vendor's "refill request") or a change (generic or therapeutic substitution, prior
+    authorisation, clarification). Unique by the vendor's request id: a webhook, the poll and
+    a resent list all land on the same row.
+
+    Matched when pulled: ``prescriber_id`` by the vendor's clinician id, ``patient_id`` by the
+    vendor's patient id, ``prescription_id`` (the original) by the vendor's prescription id or
+    our own id the vendor carries (``NonDoseSpotPrescriptionId``). An unmatched request keeps
+    the vendor's ids and is still listed for its prescriber (or nobody, without one).
+
+    ``state``: ``pending`` until the prescriber answers; ``approved`` once the answering
+    prescription is signed (``response_prescription_id``: a portal prescription made from the
+    original, signed through the same checks and factors, immutable like any signed one) and
+    the approval is in the outbox; ``denied`` once the denial (a reason code from
+    ``DENIAL_REASONS`` and a note) is in the outbox; ``closed`` when the vendor no longer
+    lists it as pending and nobody answered it here (answered in the vendor's own screen, or
+    withdrawn). ``vendor_answer`` is the outbox's word on the answer: queued, delivered,
+    failed.
+    """
+
+    __tablename__ = "rx_requests"
+    __table_args__ = (
+        UniqueConstraint("connector", "vendor_request_id", name="uq_rx_requests_vendor"),
+        UniqueConstraint("response_prescription_id", name="uq_rx_requests_response"),
+        Index("ix_rx_requests_prescriber_state", "prescriber_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    vendor_request_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # "renewal" or "change"
+    change_type: Mapped[str | None] = mapped_column(String(32))
+    clinician_vendor_id: Mapped[str | None] = mapped_column(String(64))
+    prescriber_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    patient_vendor_id: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    vendor_prescription_id: Mapped[str | None] = mapped_column(String(64))
+    prescription_id: Mapped[int | None] = mapped_column(ForeignKey("prescriptions.id"))
+    pharmacy_id: Mapped[str | None] = mapped_column(String(32))
+    drug: Mapped[str] = mapped_column(String(300))
+    # The pharmacy's own words (shown escaped, never trusted).
+    details: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    refills: Mapped[int | None] = mapped_column(SmallInteger)
+    comment: Mapped[str | None] = mapped_column(String(250))
+    denial_reason: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(String(250))
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A draft discarded before it was signed leaves the request pending, unlinked.
+    response_prescription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("prescriptions.id", ondelete="SET NULL")
+    )
+    vendor_answer: Mapped[str | None] = mapped_column(String(16))
+    vendor_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RxAcknowledgement(db.Model):
+    """A prescriber's "seen" of a pharmacy's answer to a cancel (cancelled or cancel denied):
+    the Rx inbox lists a prescription in one of those states until its prescriber has
+    acknowledged that state (a cancel denied, asked again and then cancelled, comes back)."""
+
+    __tablename__ = "rx_acknowledgements"
+    __table_args__ = (
+        UniqueConstraint("prescription_id", "state", name="uq_rx_acknowledgements_state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prescription_id: Mapped[int] = mapped_column(ForeignKey("prescriptions.id"))
+    state: Mapped[str] = mapped_column(String(32))
+    acknowledged_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

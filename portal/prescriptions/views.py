@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from flask import current_app, flash, redirect, url_for
 
-from portal.auth.permissions import require
+from portal.auth.permissions import permissions_of_current_user, require
 from portal.prescriptions import bp, services
+from portal.prescriptions.inbox import services as rx_inbox
 from portal.prescriptions.signing import services as signing
 from portal.transaction import Refused
 from portal.web import allow_frame, current_actor, render
@@ -50,7 +51,12 @@ def queue_count():
         "prescriptions/_queue_count.html",
         total=services.notification_total(actor),
         transmission_errors=signing.transmission_error_count(actor),
+        inbox_total=rx_inbox.inbox_count(actor) if actor_may("rx.sign") else None,
     )
+
+
+def actor_may(permission: str) -> bool:
+    return permission in permissions_of_current_user()
 
 
 @bp.get("/patients/<int:patient_id>/prescriptions")

@@ -24,6 +24,18 @@ Outbox operations (``deliver``) and their payloads (plain JSON)::
                             "dosespot_prescription_id": 7001, "comment": "..."}
         -> {"dosespot_prescription_id": 7001, "requested": bool}
 
+    "approve_renewal" / "approve_change":
+                           {"clinician_id": 2001, "request_id": 9001, "refills": 2,
+                            "comment": "..."}
+    "deny_renewal" / "deny_change":
+                           {"clinician_id": 2001, "request_id": 9001,
+                            "denial_reason": "needs_appointment", "note": "..."}
+        -> {"request_id": 9001, "answered": bool}   # False: it was answered before
+
+A pharmacy's request is answered once at DoseSpot (a second answer is refused). A retried
+answer whose first try got through (its answer lost on the way back) reads the pending list:
+a request no longer pending is taken as answered, not as an error.
+
 DoseSpot has no idempotency key, so a retried create could make a second prescription. Our
 id travels as ``NonDoseSpotPrescriptionId``; before creating, the patient's prescriptions
 are read and one already carrying our id is reused, and it is sent only while it is still
@@ -69,6 +81,31 @@ SEND_LOOKBACK_DAYS = 35
 # A cancel already asked for or answered (a retried cancel stops there).
 CANCEL_ASKED = frozenset({"CancelRequested", "CancelPending", "Cancelled", "CancelDenied"})
 CANCEL_COMMENT_MAX = 250
+# A pharmacy request's answer: the comment and note as DoseSpot bounds them.
+ANSWER_TEXT_MAX = 250
+# The pharmacy requests' lists and answers, by the portal's kind of request.
+REQUEST_PATHS = {"renewal": "api/refills", "change": "api/rxchanges"}
+REQUEST_OPERATIONS = {
+    "approve_renewal": ("renewal", "approve"),
+    "deny_renewal": ("renewal", "deny"),
+    "approve_change": ("change", "approve"),
+    "deny_change": ("change", "deny"),
+}
+# A change request's type (DoseSpot's RxChangeType, by name or NCPDP's one-letter code) ->
+# the portal's words for it.
+CHANGE_TYPES = {
+    "genericsubstitution": "generic_substitution",
+    "g": "generic_substitution",
+    "therapeuticinterchange": "therapeutic_substitution",
+    "therapeuticsubstitution": "therapeutic_substitution",
+    "t": "therapeutic_substitution",
+    "priorauthorization": "prior_authorization",
+    "priorauthorizationrequired": "prior_authorization",
+    "p": "prior_authorization",
+    "scriptclarification": "clarification",
+    "clarification": "clarification",
+    "s": "clarification",
+}
 # DoseSpot's ServiceLevel bits: what a pharmacy accepts electronically.
 PHARMACY_SERVICES = {
     "NewRx": 1,
@@ -282,6 +319,14 @@ class DoseSpotConnector(EPrescribingConnector):
             "pending_rx_changes": int(answer.get("PendingRxChangeCount") or 0),
         }
 
+    def pending_requests(self, kind: str, clinician_id: int | str) -> list[dict]:
+        """The clinician's pending pharmacy requests of a kind ("renewal": DoseSpot's refill
+        requests; "change": its RxChange requests), every page, in the portal's shape."""
+        path = REQUEST_PATHS[kind] + ("/pending" if kind == "renewal" else "")
+        items = self.client.get_all(path, clinician_id)
+        found = [_pharmacy_request(kind, item) for item in items]
+        return [item for item in found if item["request_id"] is not None]
+
     def clinician_registration_status(self, clinician_id: int | str) -> str:
         """ "Pending", "RegistrationSuccess", "IDPSuccess", "TFAActivatedSuccess", ..."""
         path = f"api/clinicians/{int(clinician_id)}/registrationStatus"
@@ -374,6 +419,8 @@ class DoseSpotConnector(EPrescribingConnector):
             return self._send_prescription(payload, idempotency_key)
         if operation == "cancel_prescription":
             return self._cancel_prescription(payload)
+        if operation in REQUEST_OPERATIONS:
+            return self._answer_request(*REQUEST_OPERATIONS[operation], payload)
         raise PermanentError(f"DoseSpot has no operation {operation!r}.")
 
     def _send_prescription(self, payload: dict, idempotency_key: str) -> dict:
@@ -489,6 +536,30 @@ class DoseSpotConnector(EPrescribingConnector):
             return {"dosespot_prescription_id": rx_id, "requested": False}
         return {"dosespot_prescription_id": rx_id, "requested": True}
 
+    def _answer_request(self, kind: str, verb: str, payload: dict) -> dict:
+        """Approve or deny one pharmacy request. A refusal of a request no longer pending is
+        an earlier try that got through: done, not failed."""
+        clinician_id = payload["clinician_id"]
+        request_id = int(payload["request_id"])
+        if verb == "approve":
+            body = {
+                "Refills": int(payload.get("refills") or 0),
+                "Comment": str(payload.get("comment") or "")[:ANSWER_TEXT_MAX],
+            }
+        else:
+            body = {
+                "DenialReason": str(payload.get("denial_reason") or "other"),
+                "Note": str(payload.get("note") or "")[:ANSWER_TEXT_MAX],
+            }
+        try:
+            self.client.post(f"{REQUEST_PATHS[kind]}/{request_id}/{verb}", clinician_id, body)
+        except DoseSpotRefused:
+            pending = {item["request_id"] for item in self.pending_requests(kind, clinician_id)}
+            if request_id in pending:
+                raise
+            return {"request_id": request_id, "answered": False}
+        return {"request_id": request_id, "answered": True}
+
 
 # Shapes ----------------------------------------------------------------------------------
 
@@ -563,6 +634,34 @@ def _prescription(item: dict) -> dict:
         "pharmacy_notes": item.get("PharmacyNotes"),
         "non_dosespot_prescription_id": item.get("NonDoseSpotPrescriptionId"),
         "error_details": item.get("ErrorDetails"),
+    }
+
+
+def _pharmacy_request(kind: str, item: dict) -> dict:
+    """A renewal or change request in the portal's shape (ids as text, as ExternalId keeps
+    them; the pharmacy's words as they came)."""
+
+    def text_id(value):
+        number = _optional_int(value)
+        return str(number) if number is not None else None
+
+    raw_type = item.get("RxChangeType") or item.get("ChangeType") or item.get("RequestType")
+    change_type = None
+    if kind == "change":
+        key = "".join(ch for ch in str(raw_type or "").lower() if ch.isalnum())
+        change_type = CHANGE_TYPES.get(key, "other")
+    return {
+        "request_id": _optional_int(item.get("RequestId") or item.get("Id")),
+        "kind": kind,
+        "change_type": change_type,
+        "clinician_id": text_id(item.get("ClinicianId") or item.get("PrescriberId")),
+        "patient_id": text_id(item.get("PatientId")),
+        "prescription_id": text_id(item.get("PrescriptionId")),
+        "ours": item.get("NonDoseSpotPrescriptionId") or None,
+        "pharmacy_id": text_id(item.get("PharmacyId")),
+        "drug": str(item.get("DisplayName") or item.get("RequestedDrug") or "Unnamed drug"),
+        "details": str(item.get("Details") or item.get("Comments") or "") or None,
+        "requested_at": item.get("RequestedDate"),
     }
 
 

@@ -47,6 +47,11 @@ class OrderMessage:
     receiving_application: str = ""
     receiving_facility: str = ""
     sent_at: datetime | None = None
+    # MSH-3/4 as the lab knows us (the connector's settings); empty: the portal's defaults.
+    sending_application: str = ""
+    sending_facility: str = ""
+    # ORC-1: NW a new order, CA a request to cancel it.
+    order_control: str = "NW"
 
 
 def _e(value) -> str:
@@ -70,8 +75,8 @@ def build_orm(order: OrderMessage) -> str:
             [
                 "MSH",
                 "^~\\&",
-                APPLICATION,
-                FACILITY,
+                _e(order.sending_application) or APPLICATION,
+                _e(order.sending_facility) or FACILITY,
                 _e(order.receiving_application),
                 _e(order.receiving_facility),
                 _dtm(sent),
@@ -106,7 +111,7 @@ def build_orm(order: OrderMessage) -> str:
             "|".join(
                 [
                     "ORC",
-                    "NW",
+                    _e(order.order_control),
                     _e(order.placer_order_number),
                     "",
                     "",

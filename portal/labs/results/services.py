@@ -19,17 +19,15 @@ Who sees and signs what (the rules, decided here and in docs/ARCHITECTURE.md):
   conditional UPDATE (of two clicks one signs; the other is told it was signed already),
   audited per result. An order is ``reviewed`` when it is ``resulted`` and none of its
   current results waits for review.
-- **Overdue**: an open order (signed, sent, acknowledged, partially resulted) past its
-  signing (or creation) plus the longest expected turnaround of its tests
-  (``terminology/data/lab_tests.csv``, ``turnaround_days``; 3 days for a test the catalog
-  does not know).
+- **Overdue**: the orders' own rule (``labs/states.py``: awaiting results past its signing
+  plus the slowest test's ``turnaround_days``), listed for the actor's orders and the pool's.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Integer, and_, func, literal, or_, select, text, union_all, update
 from sqlalchemy.orm import aliased, selectinload
@@ -41,6 +39,7 @@ from portal.auth.models import User
 from portal.charting.vitals import charts
 from portal.clinic.clock import clinic_zone
 from portal.extensions import db
+from portal.labs import states
 from portal.labs.hl7 import oru
 from portal.labs.models import (
     ABNORMAL,
@@ -57,7 +56,6 @@ from portal.labs.models import (
 from portal.labs.services import attach_unmatched
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for
-from portal.terminology import lab_tests
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, use_case
 
@@ -69,8 +67,6 @@ RECENT_LIMIT = 100
 ANALYTE_LIMIT = 500
 SUMMARY_LIMIT = 5
 BULK_LIMIT = 100
-DEFAULT_TURNAROUND_DAYS = 3
-OPEN_ORDER_STATUSES = ("signed", "sent", "acknowledged", "partially_resulted")
 
 STATUS_LABELS = {"P": "preliminary", "F": "final", "C": "corrected", "X": "cancelled"}
 FLAG_LABELS = {
@@ -279,20 +275,15 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
 
 
 def _due_at(order: LabOrder) -> datetime:
-    days = max(
-        (
-            (test.turnaround_days if (test := lab_tests.get(item.loinc)) else None)
-            or DEFAULT_TURNAROUND_DAYS
-            for item in order.tests
-        ),
-        default=DEFAULT_TURNAROUND_DAYS,
-    )
-    return (order.signed_at or order.created_at) + timedelta(days=days)
+    return order.signed_at + states.expected_within(test.loinc for test in order.tests)
 
 
 def is_overdue(order: LabOrder, now: datetime | None = None) -> bool:
-    """An open order past its tests' longest expected turnaround (module notes)."""
-    return order.status in OPEN_ORDER_STATUSES and _due_at(order) < (now or utcnow())
+    """An order awaiting results past its slowest test's turnaround (the orders' own rule,
+    ``labs/states.py``)."""
+    return states.is_overdue(
+        order.status, order.signed_at, [test.loinc for test in order.tests], now or utcnow()
+    )
 
 
 def overdue_orders(actor: Actor) -> list[OverdueOrder]:
@@ -307,7 +298,7 @@ def overdue_orders(actor: Actor) -> list[OverdueOrder]:
         select(LabOrder)
         .where(
             LabOrder.ordering_provider_id.in_(union_all(select(literal(actor.id, Integer)), gone)),
-            LabOrder.status.in_(OPEN_ORDER_STATUSES),
+            LabOrder.status.in_(states.AWAITING_RESULTS),
         )
         .options(selectinload(LabOrder.tests))
     ).all()

@@ -169,34 +169,7 @@ def renew(actor, prescription_id: int) -> Prescription:
         if source is None:
             raise NotFound()
         patient = get_patient_for(actor, source.patient_id)
-        if source.state == states.DRAFT:
-            raise Refused("A draft is finished, not renewed.")
-        draft = _new_draft(actor, patient, None)
-        for name in (
-            "drug",
-            "rxcui",
-            "ndc",
-            "dispensable_drug_id",
-            "strength",
-            "dose_form",
-            "route",
-            "schedule",
-            "ingredient_rxcuis",
-            "sig",
-            "directions",
-            "quantity",
-            "dispense_unit",
-            "days_supply",
-            "refills",
-            "substitution_allowed",
-            "diagnoses",
-            "pharmacy_id",
-            "pharmacy_name",
-        ):
-            setattr(draft, name, getattr(source, name))
-        if source.origin == "vendor" and source.rxcui and not source.strength:
-            _fill_from_catalog(draft, source.rxcui)
-        db.session.flush()
+        draft = renewal_draft(actor, patient, source)
         audit.record(
             actor,
             "prescription.renew_start",
@@ -205,6 +178,41 @@ def renew(actor, prescription_id: int) -> Prescription:
             detail=f"from prescription {source.id}",
             category=CATEGORY,
         )
+    return draft
+
+
+def renewal_draft(actor, patient: Patient, source: Prescription) -> Prescription:
+    """The work of ``renew`` (flushes only; no audit): a new draft of ``actor`` copied from
+    ``source``, a prescription of ``patient`` the caller has loaded. The Rx inbox's approval
+    of a pharmacy's renewal request starts from it too."""
+    if source.state == states.DRAFT:
+        raise Refused("A draft is finished, not renewed.")
+    draft = _new_draft(actor, patient, None)
+    for name in (
+        "drug",
+        "rxcui",
+        "ndc",
+        "dispensable_drug_id",
+        "strength",
+        "dose_form",
+        "route",
+        "schedule",
+        "ingredient_rxcuis",
+        "sig",
+        "directions",
+        "quantity",
+        "dispense_unit",
+        "days_supply",
+        "refills",
+        "substitution_allowed",
+        "diagnoses",
+        "pharmacy_id",
+        "pharmacy_name",
+    ):
+        setattr(draft, name, getattr(source, name))
+    if source.origin == "vendor" and source.rxcui and not source.strength:
+        _fill_from_catalog(draft, source.rxcui)
+    db.session.flush()
     return draft
 
 

@@ -58,6 +58,7 @@ from portal.patients.services import get_patient_for, lock_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
 from portal.prescriptions.compose.services import stored_overrides
+from portal.prescriptions.inbox.answers import APPROVE_OPERATIONS, answering, enqueue_approval
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.safety import (
     MAX_OVERRIDE_COMMENT,
@@ -458,7 +459,16 @@ def _sign(
         if done.rowcount != 1:
             raise _LostRace()
         db.session.refresh(draft)
-        if connector:
+        request = answering(draft.id)
+        if request is not None:
+            # An approval of a pharmacy's request: the vendor's approval goes out instead of
+            # a new send (the request moves to approved here, or the signing is refused).
+            if request.connector != connector:
+                raise Refused(
+                    "E-prescribing is switched off: the pharmacy's request cannot be answered."
+                )
+            enqueue_approval(actor, request, clinician, draft)
+        elif connector:
             _enqueue_send(connector, clinician, patient, draft)
         _put_on_medication_list(actor, patient, draft)
         audit.record(
@@ -700,7 +710,8 @@ def retry_send(actor, prescription_id: int) -> Prescription:
             select(OutboxMessage)
             .where(
                 OutboxMessage.prescription_id == rx.id,
-                OutboxMessage.operation == SEND_OPERATION,
+                # A send, or the approval of a pharmacy's request it answers.
+                OutboxMessage.operation.in_((SEND_OPERATION, *APPROVE_OPERATIONS.values())),
             )
             .order_by(OutboxMessage.id.desc())
             .limit(1)

@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subscription-key", default=None)
     parser.add_argument("--token-lifetime", type=float, default=DEFAULTS["token_lifetime"])
     parser.add_argument("--lifecycle-delay", type=float, default=DEFAULTS["lifecycle_delay"])
+    parser.add_argument(
+        "--demo-renewal",
+        action="store_true",
+        help="ask for a renewal of the first prescription the portal sends (the demo's)",
+    )
     args = parser.parse_args(argv)
     app = create_sandbox_app(
         {
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             "subscription_key": args.subscription_key,
             "token_lifetime": args.token_lifetime,
             "lifecycle_delay": args.lifecycle_delay,
+            "demo_renewal": args.demo_renewal,
         }
     )
     run_simple(args.host, args.port, app, threaded=True)

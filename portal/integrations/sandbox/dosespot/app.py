@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "page_size": 20,
     "portal_origin": "http://127.0.0.1:5000",  # allowed to frame the SSO screen
     "secret_key": None,  # signs the SSO session cookie; None: a random one per start
+    # [sandbox] `make run`'s demo: ask for a renewal of the first prescription the portal
+    # sends, once it reaches the pharmacy (Dr. Lee's Rx inbox then has one).
+    "demo_renewal": False,
 }
 
 
@@ -68,7 +71,9 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
         backoff=tuple(settings["webhook_backoff"]),
         timeout=settings["webhook_timeout"],
     )
-    lifecycle = Lifecycle(state, webhooks, settings["lifecycle_delay"])
+    lifecycle = Lifecycle(
+        state, webhooks, settings["lifecycle_delay"], demo_renewal=settings["demo_renewal"]
+    )
     app = Flask(__name__, template_folder="templates")
     # The SSO screen lives in the portal's frame, so its session cookie must reach it there.
     # Served over HTTPS beside an HTTPS portal (another site) that takes SameSite=None, which

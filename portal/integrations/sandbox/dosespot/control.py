@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from portal.integrations.sandbox.dosespot.records import now_iso
 from portal.integrations.sandbox.dosespot.state import (
     MEDICATION_STATUS,
     PRESCRIPTION_STATUS,
@@ -116,25 +115,23 @@ def change_request():
     return _pharmacy_request("rx_change_requests")
 
 
+CHANGE_TYPES = (
+    "GenericSubstitution",
+    "TherapeuticInterchange",
+    "PriorAuthorizationRequired",
+    "ScriptClarification",
+)
+
+
 def _pharmacy_request(table: str):
-    """A pharmacy asks for a renewal or a change of an existing prescription."""
-    box = sandbox()
+    """A pharmacy asks for a renewal or a change of an existing prescription (a change names
+    its ``RxChangeType``, one of ``CHANGE_TYPES``; generic substitution by default)."""
     rx = _prescription(int(_body().get("PrescriptionId", 0)))
-    request_id = box.state.new_id()
-    entry = {
-        "RequestId": request_id,
-        "PrescriptionId": rx["PrescriptionId"],
-        "PatientId": rx["PatientId"],
-        "ClinicianId": rx["PrescriberId"],
-        "PharmacyId": rx["PharmacyId"],
-        "DisplayName": rx["DisplayName"],
-        "RequestedDate": now_iso(),
-        "Status": "Pending",
-        "Details": _body().get("Details", ""),
-    }
-    with box.state.lock:
-        getattr(box.state.store, table)[request_id] = entry
-    box.lifecycle.emit_counts(rx["PrescriberId"])
+    change_type = _body().get("RxChangeType", CHANGE_TYPES[0])
+    if table == "rx_change_requests" and change_type not in CHANGE_TYPES:
+        return jsonify(error="unknown RxChangeType", known=list(CHANGE_TYPES)), 400
+    details = str(_body().get("Details", ""))
+    entry = sandbox().lifecycle.pharmacy_request(table, rx, details, change_type)
     return jsonify(entry), 201
 
 

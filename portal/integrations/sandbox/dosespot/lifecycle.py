@@ -42,11 +42,21 @@ class Outcome:
 
 
 class Lifecycle:
-    def __init__(self, state: SandboxState, webhooks: WebhookSender, delay: float):
+    def __init__(
+        self,
+        state: SandboxState,
+        webhooks: WebhookSender,
+        delay: float,
+        *,
+        demo_renewal: bool = False,
+    ):
         self.state = state
         self.webhooks = webhooks
         self.delay = delay
         self.timer = Timer("sandbox-lifecycle")
+        # [sandbox] The demo's renewal request: the first prescription the portal sends that
+        # reaches the pharmacy is asked to be renewed, once per start.
+        self.demo_renewal = demo_renewal
 
     def stop(self) -> None:
         self.timer.stop()
@@ -117,6 +127,11 @@ class Lifecycle:
             rx = self._current(store, rx_id)
             if rx is not None and rx["Status"] == RX["eRxSent"]:
                 self._set_status(rx, RX["PharmacyVerified"], "The pharmacy confirmed receipt.")
+                if self.demo_renewal and rx.get("NonDoseSpotPrescriptionId"):
+                    self.demo_renewal = False
+                    self.pharmacy_request(
+                        "refill_requests", rx, "The patient asks for a renewal (demo)."
+                    )
 
     # Cancelling and filling --------------------------------------------------------------
 
@@ -186,6 +201,34 @@ class Lifecycle:
                     "StatusDateTime": now_iso(),
                 },
             )
+
+    # Pharmacy requests ----------------------------------------------------------------------
+
+    def pharmacy_request(
+        self, table: str, rx: dict, details: str, change_type: str | None = None
+    ) -> dict:
+        """A pharmacy asks for a renewal (``refill_requests``) or a change
+        (``rx_change_requests``, of ``change_type``) of ``rx``; the prescriber's counts
+        event follows."""
+        with self.state.lock:
+            request_id = self.state.new_id()
+            entry = {
+                "RequestId": request_id,
+                "PrescriptionId": rx["PrescriptionId"],
+                "PatientId": rx["PatientId"],
+                "ClinicianId": rx["PrescriberId"],
+                "PharmacyId": rx["PharmacyId"],
+                "DisplayName": rx["DisplayName"],
+                "NonDoseSpotPrescriptionId": rx.get("NonDoseSpotPrescriptionId"),
+                "RequestedDate": now_iso(),
+                "Status": "Pending",
+                "Details": details,
+            }
+            if table == "rx_change_requests":
+                entry["RxChangeType"] = change_type
+            getattr(self.state.store, table)[request_id] = entry
+        self.emit_counts(rx["PrescriberId"])
+        return entry
 
     # Shared ---------------------------------------------------------------------------------
 

@@ -1,0 +1,176 @@
+"""How an answer to a pharmacy's request leaves the portal: the outbox messages and what
+their delivery reports back. Imported by signing (an approval is put in the outbox by the
+signing's own transaction) and by the inbox's use cases (a denial); it imports neither.
+
+An approval is a prescription signed like any other (the same checks, the same factors), made
+from the original and linked to the request (``RxRequest.response_prescription_id``); the
+signing's conditional UPDATE of the request from ``pending`` to ``approved`` decides a race
+with a denial or a second approval, and the vendor's approval goes in the outbox instead of a
+new send (DoseSpot makes the new prescription at the pharmacy from the approval).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from portal.actors import SOURCE_WORKER, integration
+from portal.audit import services as audit
+from portal.extensions import db
+from portal.integrations import outbox
+from portal.integrations.dosespot.statuses import PORTAL_STATE_FHIR_STATUS
+from portal.integrations.models import OutboxMessage
+from portal.prescriptions import states
+from portal.prescriptions.models import Prescription, RxRequest
+from portal.timeutil import utcnow
+from portal.transaction import Conflict, Refused
+
+CATEGORY = "prescriptions"
+KINDS = ("renewal", "change")
+APPROVE_OPERATIONS = {"renewal": "approve_renewal", "change": "approve_change"}
+DENY_OPERATIONS = {"renewal": "deny_renewal", "change": "deny_change"}
+ANSWER_OPERATIONS = tuple(APPROVE_OPERATIONS.values()) + tuple(DENY_OPERATIONS.values())
+
+# Why a prescriber says no: a short standard list (the vendor gets the code, the pharmacy the
+# note), in the words the form shows.
+DENIAL_REASONS = {
+    "patient_unknown": "Patient unknown to the prescriber",
+    "not_under_care": "Patient no longer under the prescriber's care",
+    "needs_appointment": "Patient needs an appointment",
+    "medication_changed": "Medication changed or stopped",
+    "other": "Other (say why in the note)",
+}
+CHANGE_TYPES = {
+    "generic_substitution": "Generic substitution",
+    "therapeutic_substitution": "Therapeutic substitution",
+    "prior_authorization": "Prior authorisation",
+    "clarification": "Clarification",
+    "other": "Change",
+}
+ANSWER_TEXT_MAX = 250
+
+
+def kind_label(request: RxRequest) -> str:
+    if request.kind == "renewal":
+        return "Renewal request"
+    return f"Change request: {CHANGE_TYPES.get(request.change_type or 'other', 'Change')}"
+
+
+def answering(prescription_id: int) -> RxRequest | None:
+    """The request a draft answers (an approval in the making), if any."""
+    return db.session.scalars(
+        select(RxRequest).where(RxRequest.response_prescription_id == prescription_id)
+    ).first()
+
+
+def answer_key(request: RxRequest, verb: str) -> str:
+    """One answer a request, whatever clicks and workers do: the outbox's unique key."""
+    return f"{request.connector}:{verb}:{request.kind}:{request.vendor_request_id}"
+
+
+def enqueue_approval(actor, request: RxRequest, clinician: str | None, rx: Prescription) -> None:
+    """In the signing's transaction: the request moves from ``pending`` to ``approved`` (one
+    conditional UPDATE: a denial or another approval that got there first refuses this
+    signing) and the vendor's approval goes in the outbox. Flushes only."""
+    if clinician is None or request.connector is None:
+        raise Refused("E-prescribing is switched off: the pharmacy's request cannot be answered.")
+    now = utcnow()
+    done = db.session.execute(
+        update(RxRequest)
+        .where(RxRequest.id == request.id, RxRequest.state == "pending")
+        .values(
+            state="approved",
+            refills=int(rx.refills or 0),
+            answered_by_id=actor.id,
+            answered_at=now,
+            vendor_answer="queued",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        raise Conflict("This pharmacy request was already answered.")
+    outbox.enqueue(
+        request.connector,
+        APPROVE_OPERATIONS[request.kind],
+        {
+            "clinician_id": int(clinician) if str(clinician).isdigit() else clinician,
+            "request_id": int(request.vendor_request_id),
+            "refills": int(rx.refills or 0),
+            "comment": request.comment or "",
+        },
+        idempotency_key=answer_key(request, "approve"),
+        patient_id=rx.patient_id,
+        prescription_id=rx.id,
+    )
+    audit.record(
+        actor,
+        "rx_request.approved",
+        patient_id=rx.patient_id,
+        obj=request,
+        detail=f"{request.kind} {request.connector} {request.vendor_request_id}; "
+        f"prescription {rx.id}; {int(rx.refills or 0)} refills",
+        category=CATEGORY,
+    )
+
+
+def enqueue_denial(request: RxRequest, clinician: str) -> None:
+    """The vendor's denial in the outbox (the caller's use case has moved the request)."""
+    outbox.enqueue(
+        request.connector,
+        DENY_OPERATIONS[request.kind],
+        {
+            "clinician_id": int(clinician) if str(clinician).isdigit() else clinician,
+            "request_id": int(request.vendor_request_id),
+            "denial_reason": request.denial_reason,
+            "note": request.note or "",
+        },
+        idempotency_key=answer_key(request, "deny"),
+        patient_id=request.patient_id,
+    )
+
+
+def record_answer_outcome(result: outbox.Outcome) -> None:
+    """The outbox's outcome handler of the four answer operations: the request's
+    ``vendor_answer`` (delivered / failed) and, for an approval, its prescription's state
+    (sent, or error with the reason: the prescriber's failed transmissions list it).
+    Idempotent."""
+    message = db.session.get(OutboxMessage, result.message_id)
+    if message is None:
+        return
+    key = message.idempotency_key
+    request = db.session.scalars(
+        select(RxRequest).where(
+            RxRequest.connector == result.connector,
+            RxRequest.vendor_request_id == str((message.payload or {}).get("request_id")),
+        )
+    ).first()
+    if request is None:
+        return
+    delivered = result.status == "delivered"
+    request.vendor_answer = "delivered" if delivered else "failed"
+    request.vendor_error = None if delivered else (result.error or "no reason given")[:2000]
+    request.updated_at = utcnow()
+    actor = integration(result.connector, source=SOURCE_WORKER)
+    rx = db.session.get(Prescription, message.prescription_id) if message.prescription_id else None
+    if rx is not None and rx.printed_at is None:
+        if delivered and rx.state in (states.QUEUED, states.ERROR):
+            rx.state = states.SENT
+            rx.fhir_status = PORTAL_STATE_FHIR_STATUS.get(states.SENT, "active")
+            rx.transmission_error = None
+        elif not delivered and rx.state == states.QUEUED:
+            rx.state = states.ERROR
+            rx.fhir_status = "draft"
+            rx.transmission_error = (
+                "The answer to the pharmacy's request could not be delivered: "
+                + (result.error or "the e-prescribing service gave no reason")
+            )[:2000]
+        rx.updated_at = utcnow()
+    db.session.flush()
+    audit.record(
+        actor,
+        "rx_request.answer_delivered" if delivered else "rx_request.answer_failed",
+        patient_id=request.patient_id,
+        obj=request,
+        detail=f"{key} outbox {result.message_id} {result.status}",
+        category=CATEGORY,
+    )

@@ -1,0 +1,91 @@
+"""In Chromium, by keyboard alone: a prescriber opens a visit, orders labs, finds the CMP and
+the lipid panel as they type (Tab to the result, Enter adds it), and signs the order; the
+visit lists it with its state, and the lab acknowledges it once the worker sends it. Tab
+and the arrow keys both reach the results."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.labs.ordering.helpers import deliver
+
+
+def is_(focused: str, name: str) -> bool:
+    """The focused control is ``name`` (a test found reads "Add <name> LOINC ...")."""
+    return " ".join(focused.split()) == name or focused.startswith(f"{name} LOINC")
+
+
+def tab_to(page, name: str, limit: int = 60) -> None:
+    """Press Tab until the focused element's text or label starts with ``name``."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "(document.activeElement.innerText || document.activeElement.value || '').trim()"
+        )
+        if is_(focused, name):
+            return
+    pytest.fail(f"{name!r} was not reached with the Tab key")
+
+
+def arrow_to(page, name: str, limit: int = 15) -> None:
+    """Press ArrowDown (from the search box into the results) until ``name`` has the focus."""
+    for _ in range(limit):
+        page.keyboard.press("ArrowDown")
+        focused = page.evaluate("document.activeElement.innerText.trim()")
+        if is_(focused, name):
+            return
+    pytest.fail(f"{name!r} was not reached with the arrow keys")
+
+
+def add_by_keyboard(page, typed: str, name: str, *, arrows: bool = False) -> None:
+    from playwright.sync_api import expect
+
+    search = page.get_by_label("Find a test or panel")
+    expect(search).to_be_focused()
+    with page.expect_response(re.compile(r"/labs/orders/\d+/tests/search$")):
+        page.keyboard.type(typed)
+    expect(page.get_by_role("list", name="Tests found")).to_be_visible()
+    if arrows:
+        arrow_to(page, f"Add {name}")
+    else:
+        tab_to(page, f"Add {name}")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.get_by_role("list", name="Tests on this order")).to_contain_text(name)
+
+
+@pytest.mark.browser
+def test_order_a_cmp_and_a_lipid_panel_by_keyboard_from_a_visit(
+    app, chart, make_encounter, lab, page, sign_in, watch, shot
+):
+    from playwright.sync_api import expect
+
+    encounter_id = make_encounter()
+    sign_in("drlee")
+    page.goto(f"/chart/encounters/{encounter_id}")
+    tab_to(page, "Order labs", limit=200)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=re.compile(r"^Order labs"))).to_be_visible()
+
+    add_by_keyboard(page, "metabolic", "Comprehensive metabolic panel (CMP)")
+    add_by_keyboard(page, "lipid", "Lipid panel", arrows=True)
+    shot("draft")
+
+    expect(page.get_by_label("Performing lab")).to_have_value("testlab")
+    tab_to(page, "Sign order")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.get_by_test_id("order-state")).to_contain_text("Signed")
+    expect(page.get_by_text("Order signed.")).to_be_visible()
+    shot("signed")
+
+    deliver(app)
+    page.goto(f"/chart/encounters/{encounter_id}")
+    row = page.get_by_role("region", name="Lab orders of this visit").get_by_role("row").nth(1)
+    expect(row).to_contain_text("Comprehensive metabolic panel (CMP), Lipid panel")
+    expect(row).to_contain_text("Acknowledged by the lab")
+    assert len(lab.received) == 1
+    watch.assert_clean(page)
