@@ -401,3 +401,24 @@ def test_the_unmatched_queue_compares_and_attaches_audited(app, signed_in, zone)
     assert again.status_code == 303 and again.location.endswith("/labs/unmatched")
     assert "attached already" in nurse.get("/labs/unmatched").get_data(as_text=True)
     assert len(audit_events(app, "lab.unmatched_attached")) == 1
+
+
+def test_results_attached_to_their_order_reach_the_orderers_inbox(
+    app, signed_in, zone, password_hash
+):
+    """Attaching from the queue links the order named in the message, and with it the
+    reviewer: the orderer's inbox, not the pool."""
+    with app.app_context():
+        patel = add_prescriber("drpatel", "Anita Patel", password_hash)
+        patient_id, mrn = add_patient(birth_date=date(1980, 1, 2))
+        add_order(patient_id, "P-Q", tests=LIPIDS, provider_id=patel)
+        file_oru(zone, mrn=mrn, placer="P-Q", birth_date="19800201", observations=_lipids(mrn, ""))
+        unmatched_id = db.session.scalar(select(LabResult.unmatched_id))
+        db.session.rollback()
+    nurse = signed_in("nurse")
+    attached = nurse.post_form(f"/labs/unmatched/{unmatched_id}/attach", {"patient_id": patient_id})
+    assert attached.status_code == 303
+    with app.app_context():
+        assert {row.reviewer_id for row in results_by_name().values()} == {patel}
+    assert inbox_ids(signed_in("drlee").get("/labs/inbox")) == []
+    assert len(inbox_ids(signed_in("drpatel").get("/labs/inbox"))) == 3

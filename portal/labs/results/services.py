@@ -195,8 +195,7 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
     """The actor's results waiting for review (critical, abnormal, normal; oldest first),
     their counts, and the overdue orders. Read as plain rows, then each patient shown is
     audited (one event each, one INSERT) before the page is sent."""
-    # The hundred to show, from the index alone; then their rows.
-    # Each part's first hundred, in index order; the hundred first of them all; their rows.
+    # Each part's first rows in index order; the first ``limit`` of them all; their rows.
     heads = []
     for group in _reviewer_groups(actor.id):
         heads += db.session.execute(
@@ -227,9 +226,8 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
         .outerjoin(LabOrder, LabOrder.id == LabResult.order_id)
         .where(LabResult.id.in_(shown_ids))
     ).all()
-    found = sorted(
-        found, key=lambda row: (-severity_of(row.abnormal_flag), row.received_at, row.id)
-    )
+    position = {result_id: index for index, result_id in enumerate(shown_ids)}
+    found = sorted(found, key=lambda row: position[row.id])
     zone = clinic_zone()
     rows = [
         InboxRow(
