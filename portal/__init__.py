@@ -195,6 +195,7 @@ ROUTE_MODULES = (
     "portal.prescriptions.inbox.views",
     "portal.prescriptions.printing.views",
     "portal.prescriptions.cancelling.views",
+    "portal.labs.results.views",
     "portal.labs.ordering.views",
     "portal.fhir.views",
     "portal.fhir.bulk.views",

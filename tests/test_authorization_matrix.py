@@ -197,6 +197,21 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.prescription_pdf": {"prescriber"},
     "prescriptions.cancel_form": {"prescriber"},
     "prescriptions.cancel": {"prescriber"},
+    # Lab results (issue 12, labsresults): prescribers review (their orders' and the shared
+    # pool's); nurses and prescribers read a patient's results and trends (chart.read) and
+    # work the unmatched queue (labs.match).
+    "labs.inbox": {"prescriber"},
+    "labs.inbox_count": {"prescriber"},
+    "labs.sign_off_normals": {"prescriber"},
+    "labs.sign_off_result": {"prescriber"},
+    "labs.result": {"nurse", "prescriber"},
+    "labs.patient_results": {"nurse", "prescriber"},
+    "labs.analyte_results": {"nurse", "prescriber"},
+    "labs.analyte_trend": {"nurse", "prescriber"},
+    "labs.unmatched_queue": {"nurse", "prescriber"},
+    "labs.unmatched_item": {"nurse", "prescriber"},
+    "labs.unmatched_lookup": {"nurse", "prescriber"},
+    "labs.attach_unmatched": {"nurse", "prescriber"},
     # Lab orders (issue 12): prescribers order, sign and cancel; nurses see the orders and
     # print requisitions (the person drawing the blood needs one).
     "labs.start_order": {"prescriber"},
@@ -255,6 +270,8 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "favorite_id",  # composing prescriptions
     "request_id",  # the Rx inbox's pharmacy requests
     "api_client_id",  # FHIR API clients
+    "result_id",
+    "unmatched_id",  # lab results and the unmatched queue
     "order_id",  # lab orders
 }
 # For routes with an <action> argument: one that leaves the walk able to go on.

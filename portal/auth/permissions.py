@@ -41,6 +41,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "chart.read",
             "chart.write",
             "chart.sign_nursing",
+            # The unmatched lab results queue: compare and attach to a patient (audited).
+            "labs.match",
         }
     ),
     "prescriber": frozenset(
@@ -66,6 +68,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             # revoke of controlled-substance signing is a DEA registrant; portal/auth/epcs.py
             # checks the approver holds a DEA number and is independent of the proposer.
             "epcs.approve",
+            # Lab results (issue 12): sign off results of one's orders and the shared pool.
+            "labs.review",
+            # The unmatched lab results queue: compare and attach to a patient (audited).
+            "labs.match",
             # Lab orders: drafts, signing (the send in the outbox), cancelling.
             "labs.order",
         }

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -64,6 +65,26 @@ ORDER_STATUSES = (
 PRIORITIES = ("routine", "stat")
 RESULT_STATUSES = ("P", "F", "C", "X")  # preliminary, final, corrected, cancelled
 VALUE_TYPES = ("NM", "SN", "ST", "TX", "FT", "CE", "CWE")
+CRITICAL_FLAGS = ("HH", "LL", "AA")
+# A current result of a patient nobody has signed off yet (the inbox, the chart's flag).
+WAITING_FOR_REVIEW = "reviewed_at IS NULL AND superseded_at IS NULL AND patient_id IS NOT NULL"
+# Severity: 2 critical, 1 abnormal, 0 normal; lab_results.review_rank is 2 - severity (the
+# inbox reads critical first, in index order).
+CRITICAL, ABNORMAL, NORMAL = 2, 1, 0
+
+
+def severity_of(flag: str | None) -> int:
+    """2 critical (HH, LL, AA), 0 normal (no flag, or N), 1 abnormal (any other flag)."""
+    if flag in CRITICAL_FLAGS:
+        return CRITICAL
+    return NORMAL if flag in (None, "", "N") else ABNORMAL
+
+
+def review_rank_of(flag: str | None) -> int:
+    return CRITICAL - severity_of(flag)
+
+
+CRITICAL_WAITING = WAITING_FOR_REVIEW + " AND abnormal_flag IN ('HH', 'LL', 'AA')"
 
 
 class LabMessage(db.Model):
@@ -192,6 +213,25 @@ class LabResult(db.Model):
         Index("ix_lab_results_unreviewed", "reviewed_at", "superseded_at"),
         # What a new result supersedes: the same patient's results of a filler order number.
         Index("ix_lab_results_patient_filler", "patient_id", "filler_order_number"),
+        # The results inbox (0027): a reviewer's results waiting for review in the inbox's
+        # order (critical, abnormal, normal; oldest first), so a page reads its hundred rows
+        # from the index and the counts from the index alone. NULL reviewer: the pool's.
+        Index(
+            "ix_lab_results_inbox",
+            "reviewer_id",
+            "review_rank",
+            "received_at",
+            "id",
+            postgresql_where=text(WAITING_FOR_REVIEW),
+            sqlite_where=text(WAITING_FOR_REVIEW),
+        ),
+        # The chart's flag (0027): a patient's critical results nobody has reviewed.
+        Index(
+            "ix_lab_results_patient_critical",
+            "patient_id",
+            postgresql_where=text(CRITICAL_WAITING),
+            sqlite_where=text(CRITICAL_WAITING),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,6 +264,11 @@ class LabResult(db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     review_comment: Mapped[str | None] = mapped_column(String(1000))
+    # Whose inbox it is in (0027): the order's orderer, copied when filed or attached (None:
+    # no order, the shared pool's); and its place there (``review_rank_of`` its flag: 0
+    # critical, 1 abnormal, 2 normal), so the inbox is one index range in its own order.
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    review_rank: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
 
     @property
     def is_abnormal(self) -> bool:
@@ -231,4 +276,4 @@ class LabResult(db.Model):
 
     @property
     def is_critical(self) -> bool:
-        return self.abnormal_flag in ("HH", "LL", "AA")
+        return self.abnormal_flag in CRITICAL_FLAGS

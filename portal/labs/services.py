@@ -42,6 +42,7 @@ from portal.labs.models import (
     LabOrder,
     LabResult,
     UnmatchedResult,
+    review_rank_of,
 )
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for
@@ -404,6 +405,8 @@ def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> 
                 units=observation.units,
                 reference_range=observation.reference_range,
                 abnormal_flag=observation.abnormal_flag,
+                review_rank=review_rank_of(observation.abnormal_flag),
+                reviewer_id=found.order.ordering_provider_id if found.order else None,
                 status=observation.status,
                 observed_at=_utc(observation.observed_at, zone),
                 performing_lab=observation.performing_lab or performing_default,
@@ -527,6 +530,7 @@ def attach_unmatched(actor: Actor, unmatched_id: int, patient_id: int) -> Unmatc
             result.patient_id = patient.id
             if order is not None:
                 result.order_id = order.id
+                result.reviewer_id = order.ordering_provider_id
                 order_test = _order_test_of(order, result)
                 result.order_test_id = order_test.id if order_test else None
         db.session.flush()

@@ -23,3 +23,14 @@ def listener(app):
 @pytest.fixture
 def zone():
     return ZoneInfo("America/New_York")
+
+
+from tests.support.browser import (  # noqa: E402, F401  (the browser tests' fixtures)
+    browser,
+    new_page,
+    page,
+    pytest_runtest_makereport,
+    shot,
+    sign_in,
+    watch,
+)

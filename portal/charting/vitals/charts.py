@@ -262,6 +262,20 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         for name in chart.fields
         if name in normal_ranges(age)
     ]
+    title = chart.title if unit == "{score}" else f"{chart.title} ({symbol})"
+    return draw_trend(title, times, series, bands, decimals)
+
+
+def draw_trend(
+    title: str,
+    times: list,
+    series: list[tuple[str, list[float]]],
+    bands: list[tuple[float, float]],
+    decimals: int,
+) -> bytes:
+    """A trend chart's SVG: lines of values at clinic-local (naive) ``times``, over shaded
+    normal-range ``bands``, labels with ``decimals`` places. Shared with the lab results'
+    trend per analyte (portal/labs/results), so both charts read the same way."""
     # Values of one or two days (sets taken during a visit): the axis spans hours, so
     # label it with times; by date alone every label would read the same day. A single
     # reading is a dot in the middle of three days, labelled by date.
@@ -294,7 +308,7 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         ),
         width=720,
         height=280,
-        title=chart.title if unit == "{score}" else f"{chart.title} ({symbol})",
+        title=title,
         show_legend=False,
         range=(ticks[0], ticks[-1]),
         # (pygal cannot place labels on a chart without data: it says so instead)
@@ -303,7 +317,7 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         value_formatter=lambda value: f"{value:.{decimals}f}",
         x_label_rotation=20,
         dots_size=2.5,
-        show_dots=len(points) <= DOTS_UP_TO,
+        show_dots=len(times) <= DOTS_UP_TO,
         disable_xml_declaration=True,
         no_data_text="No values in this period",
         truncate_label=-1,
@@ -322,6 +336,11 @@ def _render(chart: Chart, points: list, units: dict[str, str], age: int) -> byte
         for name, line in series:
             graph.add(name, list(zip(times, line, strict=True)))
     return _without_scripts(graph)
+
+
+def average_runs(rows: list, count: int) -> list:
+    """At most ``count`` points (public name of the vitals' own averaging, for lab trends)."""
+    return _average_runs(rows, count)
 
 
 def sparkline(actor, patient_id: int, slug: str, *, covered: bool = False) -> bytes:
