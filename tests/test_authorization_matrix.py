@@ -172,6 +172,7 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.queue_count": {"prescriber"},
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
+    "prescriptions.epcs_credential": {"prescriber"},
     "prescriptions.message": {"prescriber"},
     # Composing in the portal's own screens (issue 11, rxcompose): prescribers only.
     "prescriptions.start_prescription": {"prescriber"},

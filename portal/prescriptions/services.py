@@ -26,10 +26,12 @@ from werkzeug.exceptions import NotFound
 
 from portal.actors import SOURCE_WORKER, integration
 from portal.audit import services as audit
+from portal.auth.factors import confirm_factors
 from portal.auth.models import User
 from portal.charting.lists.services import record_prescribed_medication
 from portal.charting.models import VitalSigns
 from portal.extensions import db
+from portal.integrations import epcs_credentials
 from portal.integrations.base import (
     EPrescribingConnector,
     IntegrationError,
@@ -656,3 +658,32 @@ def sweep(limit: int = 200) -> str | None:
     if changed:
         return f"e-prescribing sweep: {changed} prescriptions updated"
     return None
+
+
+# --- the prescriber's EPCS credential at the vendor ------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpcsCredentialState:
+    connector: str | None  # the enabled e-prescribing connector, if any
+    on_file: bool
+
+
+def epcs_credential_state(actor) -> EpcsCredentialState:
+    """Whether the actor has an EPCS credential on file for the enabled connector."""
+    name = eprescribing_connector_name()
+    on_file = bool(name) and epcs_credentials.has_credential(name, actor.id)
+    end_read()
+    return EpcsCredentialState(name, on_file)
+
+
+def set_epcs_credential(actor, pin: str, otp_secret: str, totp_code: str) -> None:
+    """The prescriber stores (or replaces) their own EPCS credential at the enabled
+    connector, after a fresh code from their authenticator (its own use case first, as at
+    signing). Audited; the values are never shown back or logged."""
+    name = eprescribing_connector_name()
+    if name is None:
+        raise Refused("E-prescribing is not enabled in this clinic.")
+    confirm_factors(actor.id, totp_code=totp_code, purpose="EPCS credential", source=actor.source)
+    with use_case():
+        epcs_credentials.set_credential(actor, name, pin, otp_secret)

@@ -384,6 +384,12 @@ class DoseSpotConnector(EPrescribingConnector):
                 raise PermanentError("No DoseSpot patient id and no patient to create.")
             patient_id, _ = self._sync_patient(clinician_id, payload["patient"], None, None)
         ours = str(payload.get("prescription_id") or idempotency_key)
+        factors = None
+        if payload["prescription"].get("schedule"):  # DEA schedule II-V: sendEpcs
+            if self.epcs_factors is None:
+                raise PermanentError("No EPCS credentials are available to send a controlled drug.")
+            # Read before anything is created at the vendor: without them nothing could go.
+            factors = self.epcs_factors(clinician_id)
         existing = self._prescription_carrying(clinician_id, patient_id, ours, payload)
         created = existing is None
         if existing is None:
@@ -406,7 +412,7 @@ class DoseSpotConnector(EPrescribingConnector):
             raise PermanentError("The prescription was deleted at DoseSpot; it is not resent.")
         if status not in SENDABLE:  # an earlier try sent it: sending again would duplicate
             return result
-        self._send(clinician_id, patient_id, rx_id)
+        self._send(clinician_id, patient_id, rx_id, epcs=factors)
         return result | {"sent": True, "status": "Sending"}
 
     def _with_drug_ids(self, clinician_id, rx: dict) -> dict:
@@ -445,12 +451,17 @@ class DoseSpotConnector(EPrescribingConnector):
         # Two carrying our id would be an earlier fault; the first one made is the one kept.
         return min(mine, key=lambda rx: rx["prescription_id"]) if mine else None
 
-    def _send(self, clinician_id, patient_id, rx_id: int) -> None:
+    def _send(self, clinician_id, patient_id, rx_id: int, *, epcs=None) -> None:
+        """``send``, or for a controlled substance (schedule II-V) ``sendEpcs`` with the
+        prescriber's PIN and a one-time password derived for this delivery (``epcs``; never
+        logged or returned)."""
+        path, body = "send", {"PrescriptionIds": [rx_id]}
+        if epcs is not None:
+            pin, otp = epcs
+            path, body = "sendEpcs", body | {"Pin": pin, "OTP": otp}
         try:
             answer = self.client.post(
-                f"api/patients/{int(patient_id)}/prescriptions/send",
-                clinician_id,
-                {"PrescriptionIds": [rx_id]},
+                f"api/patients/{int(patient_id)}/prescriptions/{path}", clinician_id, body
             )
         except DoseSpotRefused as refused:
             raise DoseSpotRefused(
