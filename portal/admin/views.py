@@ -140,6 +140,7 @@ def edit_user(user_id: int):
                     form.employment_ends_on.data, clinic_today()
                 ),
                 today=clinic_today(),
+                npi=form.npi.data,
             )
         except Refused as error:
             _attach_error(form, error)
