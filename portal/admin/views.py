@@ -536,6 +536,7 @@ def clinic_settings():
                 weight_unit=form.weight_unit.data,
                 length_unit=form.length_unit.data,
                 date_order=form.date_order.data,
+                prescribing_path=form.prescribing_path.data,
             )
         except Refused as error:
             _attach_error(form, error)
