@@ -534,6 +534,7 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         elif item.get("error_details") is None:
             values["transmission_error"] = None
     values["state"] = state_from_vendor(values["status"], values["medication_status"])
+    values.update(_fill_values(row, item))
     if row is not None and row.printed_at is not None:
         values["state"] = states.PRINTED  # printed is for good, whatever the vendor says
     prescriber = item.get("prescriber_vendor_id")
@@ -574,6 +575,34 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         category="e-prescribing",
     )
     return 1
+
+
+FILL_STATUSES = ("FullFill", "PartialFill")
+
+
+def _fill_values(row: Prescription | None, item: dict) -> dict:
+    """The fill columns after this read: the vendor's last fill date as it gave it, the day
+    of it, and one more fill counted when that date is new and the pharmacy reports a
+    (full or partial) fill. Reads repeat (webhooks are hints, the sweep re-reads), so a fill
+    is counted once per distinct date, never per read."""
+    reported = item.get("last_fill")
+    if not reported or (row is not None and row.last_fill_reported == reported):
+        return {}
+    counted = (row.fills or 0) if row is not None else 0
+    if item.get("medication_status") in FILL_STATUSES or counted == 0:
+        counted += 1
+    return {
+        "last_fill_reported": reported[:40],
+        "last_filled_on": _day_of(reported),
+        "fills": counted,
+    }
+
+
+def _day_of(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def _portal_prescription_carrying(name: str, patient: Patient, item: dict):

@@ -6,6 +6,7 @@ No credential on file, or a wrong one (the sandbox checks both), ends in "error"
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlalchemy import select
@@ -136,3 +137,26 @@ def test_the_prescriber_stores_the_credential_on_a_page_with_a_fresh_code(app, s
     page = doctor.get("/prescriptions/epcs-credential").get_data(as_text=True)
     assert "On file" in page and PRESCRIBER_EPCS_SEED not in page
     assert events(app, "integrations.epcs_credential_set")
+
+
+def test_fills_reported_by_the_pharmacy_give_refills_left_and_the_last_fill(
+    app, sandbox, signed_in
+):
+    """Each new last-fill date the vendor reports counts once, however often it is read."""
+    patient_id = a_patient(app)
+    rx_id = a_draft(app, patient_id, drug=LISINOPRIL)  # 2 refills
+    doctor = signed_in("drlee")
+    data = {"version": str(load(app, rx_id).version), "totp_code": fresh_totp(app, "drlee")}
+    assert doctor.post_form(f"/prescriptions/{rx_id}/sign", data).status_code == 303
+    work_until(app, lambda: load(app, rx_id).state == "pharmacy_verified", "pharmacy verified")
+    vendor_id = int(load(app, rx_id).vendor_id)
+    sandbox.control(f"prescriptions/{vendor_id}/fill", {"Fill": "FullFill"})
+    work_until(app, lambda: load(app, rx_id).fills == 1, "the first fill")
+    first = load(app, rx_id)
+    assert first.last_filled_on is not None and first.refills_left == 2
+    time.sleep(1.1)  # the vendor's fill time has whole seconds
+    sandbox.control(f"prescriptions/{vendor_id}/fill", {"Fill": "FullFill"})
+    work_until(app, lambda: load(app, rx_id).fills == 2, "the first refill")
+    assert load(app, rx_id).refills_left == 1
+    page = doctor.get(f"/patients/{patient_id}/prescriptions").get_data(as_text=True)
+    assert "1 left" in page and "(2 fills)" in page and "Last fill" in page

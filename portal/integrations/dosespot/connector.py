@@ -597,6 +597,8 @@ def _for_chart(item: dict) -> dict:
         # for a failed transmission, in its words.
         "ours": item.get("non_dosespot_prescription_id") or None,
         "error_details": item.get("error_details") or None,
+        # The pharmacy's last fill as DoseSpot gave it (a new value is a new fill).
+        "last_fill": str(item["last_fill_date"]) if item.get("last_fill_date") else None,
     }
 
 
