@@ -129,6 +129,10 @@ def register_extensions(app: Flask) -> None:
     import portal.integrations.builtin  # noqa: F401  (registers DoseSpot before any plugin)
     from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
+    from portal.prescriptions.compose.services import (
+        ADD_PHARMACY_OPERATION,
+        record_pharmacy_synced,
+    )
     from portal.prescriptions.printing.services import send_withheld
     from portal.prescriptions.services import SEND_OPERATION, handle_event
     from portal.prescriptions.signing.services import record_send_outcome
@@ -139,6 +143,8 @@ def register_extensions(app: Flask) -> None:
     outbox.register_outcome_handler(SEND_OPERATION, record_send_outcome)
     # A send of a prescription printed meanwhile never goes out (issue 11).
     outbox.register_withholder(SEND_OPERATION, send_withheld)
+    # A preferred pharmacy's sync to the vendor reports back (issue 11).
+    outbox.register_outcome_handler(ADD_PHARMACY_OPERATION, record_pharmacy_synced)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

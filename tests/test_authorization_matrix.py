@@ -184,6 +184,7 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.choose_drug": {"prescriber"},
     "prescriptions.search_pharmacies": {"prescriber"},
     "prescriptions.choose_pharmacy": {"prescriber"},
+    "prescriptions.set_preferred_pharmacy": {"prescriber"},
     "prescriptions.save_favorite": {"prescriber"},
     "prescriptions.use_favorite": {"prescriber"},
     # Signing a prescription composed in the portal, and its failed transmissions (issue 11).

@@ -374,6 +374,8 @@ class DoseSpotConnector(EPrescribingConnector):
             return self._send_prescription(payload, idempotency_key)
         if operation == "cancel_prescription":
             return self._cancel_prescription(payload)
+        if operation == "add_patient_pharmacy":
+            return self._add_patient_pharmacy(payload)
         raise PermanentError(f"DoseSpot has no operation {operation!r}.")
 
     def _send_prescription(self, payload: dict, idempotency_key: str) -> dict:
@@ -478,6 +480,24 @@ class DoseSpotConnector(EPrescribingConnector):
                     description=description,
                     result_code=str(result.get("ResultCode")),
                 )
+
+    def _add_patient_pharmacy(self, payload: dict) -> dict:
+        """A patient's preferred pharmacy at DoseSpot (``SetAsPrimary`` makes it the one its
+        screen offers first). Adding one already there is harmless, so a retry is too; a
+        patient DoseSpot does not know yet is created first, as for a send."""
+        clinician_id = payload["clinician_id"]
+        patient_id = payload.get("dosespot_patient_id")
+        if patient_id is None:
+            if not payload.get("patient"):
+                raise PermanentError("No DoseSpot patient id and no patient to create.")
+            patient_id, _ = self._sync_patient(clinician_id, payload["patient"], None, None)
+        pharmacy_id = _int_id(payload.get("pharmacy_id"))
+        self.client.post(
+            f"api/patients/{int(patient_id)}/pharmacies",
+            clinician_id,
+            {"PharmacyId": pharmacy_id, "SetAsPrimary": bool(payload.get("set_as_primary"))},
+        )
+        return {"dosespot_patient_id": int(patient_id), "pharmacy_id": pharmacy_id}
 
     def _cancel_prescription(self, payload: dict) -> dict:
         """Ask the pharmacy to cancel a transmitted prescription. A retried request whose
