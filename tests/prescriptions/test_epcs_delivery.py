@@ -120,6 +120,8 @@ def test_a_plain_drug_still_goes_by_send_without_any_credential(app, sandbox, si
 
 def test_the_prescriber_stores_the_credential_on_a_page_with_a_fresh_code(app, sandbox, signed_in):
     doctor = signed_in("drlee")
+    account = doctor.get("/auth/account").get_data(as_text=True)
+    assert 'href="/prescriptions/epcs-credential"' in account  # found from "My account"
     page = doctor.get("/prescriptions/epcs-credential").get_data(as_text=True)
     assert "Not on file" in page and "EPCS PIN at the e-prescribing service" in page
     fields = {"pin": PRESCRIBER_EPCS_PIN, "otp_secret": PRESCRIBER_EPCS_SEED}

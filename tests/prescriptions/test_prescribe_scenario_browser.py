@@ -94,11 +94,11 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         expect(alert).to_contain_text("Source:")
         shot("interaction")
 
-        # The pharmacy, searched at the vendor.
+        # The pharmacy, searched at the vendor and kept as the patient's preferred one.
         page.get_by_label("Pharmacy name").fill("Main Street")
         page.get_by_role("button", name="Find pharmacy").click()
         with page.expect_navigation():
-            page.get_by_role("button", name=re.compile("Sandbox Pharmacy Main Street")).click()
+            page.get_by_role("button", name="Set Sandbox Pharmacy Main Street as preferred").click()
         expect(page.get_by_test_id("chosen-pharmacy")).to_contain_text("Main Street")
 
         with page.expect_navigation():
