@@ -29,6 +29,7 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
     from playwright.sync_api import expect
 
     sandbox = SandboxServer.for_portal(live_server)
+    worker = None
     try:
         enable_dosespot(app, sandbox)
         appointment_id = make_appointment(status="arrived")  # checked in
@@ -85,6 +86,12 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         with page.expect_response(re.compile(r"/prescriptions/\d+/draft$")):
             page.get_by_label("Refills", exact=True).fill("0")
 
+        # Let the autosaves finish (typing waits 600 ms; leaving a field saves again) before
+        # a click that moves the draft's version on, as a person pausing would.
+        page.get_by_label("Refills", exact=True).press("Tab")
+        page.wait_for_timeout(800)
+        expect(page.locator("#draft-form.htmx-request")).to_have_count(0)
+
         # The interaction with its source.
         alert = (
             page.locator("#safety-panel")
@@ -122,8 +129,7 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
             daemon=True,
         )
         worker.start()
-        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=30_000)
-        worker.join(30)
+        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=45_000)
         shot("pharmacy-verified")
 
         page.goto(f"/chart/patients/{patient_id}/medications")
@@ -132,4 +138,6 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         ).to_be_visible()
         watch.assert_clean(page)
     finally:
+        if worker is not None:  # never leave it working on a database being torn down
+            worker.join(30)
         sandbox.stop()
