@@ -130,6 +130,10 @@ def register_extensions(app: Flask) -> None:
     from portal.integrations import inbox, outbox
     from portal.integrations.registry import load_plugins
     from portal.labs.ordering import delivery as lab_delivery
+    from portal.prescriptions.compose.services import (
+        ADD_PHARMACY_OPERATION,
+        record_pharmacy_synced,
+    )
     from portal.prescriptions.inbox.answers import (
         ANSWER_OPERATIONS,
         APPROVE_OPERATIONS,
@@ -158,6 +162,8 @@ def register_extensions(app: Flask) -> None:
         outbox.register_deliverer(operation, lab_delivery.deliver_order)
         outbox.register_outcome_handler(operation, lab_delivery.record_outcome)
     outbox.register_withholder(lab_delivery.SEND_OPERATION, lab_delivery.send_withheld)
+    # A preferred pharmacy's sync to the vendor reports back (issue 11).
+    outbox.register_outcome_handler(ADD_PHARMACY_OPERATION, record_pharmacy_synced)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

@@ -172,6 +172,7 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.queue_count": {"prescriber"},
     "prescriptions.prescriptions": {"nurse", "prescriber"},
     "prescriptions.messages": {"prescriber"},
+    "prescriptions.epcs_credential": {"prescriber"},
     "prescriptions.message": {"prescriber"},
     # Composing in the portal's own screens (issue 11, rxcompose): prescribers only.
     "prescriptions.start_prescription": {"prescriber"},
@@ -183,6 +184,7 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.choose_drug": {"prescriber"},
     "prescriptions.search_pharmacies": {"prescriber"},
     "prescriptions.choose_pharmacy": {"prescriber"},
+    "prescriptions.set_preferred_pharmacy": {"prescriber"},
     "prescriptions.save_favorite": {"prescriber"},
     "prescriptions.use_favorite": {"prescriber"},
     # Signing a prescription composed in the portal, and its failed transmissions (issue 11).

@@ -75,6 +75,13 @@ class AccountEditForm(UserEditForm):
         description="Leave empty while they work here. From the day after, they can't sign "
         "in and their calendar feeds stop.",
     )
+    npi = StringField(
+        "NPI (National Provider Identifier)",
+        validators=[Optional(), Length(max=14)],
+        description="A prescriber's 10 digits, printed on paper prescriptions; the check "
+        "digit is verified.",
+        render_kw={"inputmode": "numeric", "autocomplete": "off"},
+    )
 
 
 class NewPasswordMixin:

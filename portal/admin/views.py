@@ -140,6 +140,7 @@ def edit_user(user_id: int):
                     form.employment_ends_on.data, clinic_today()
                 ),
                 today=clinic_today(),
+                npi=form.npi.data,
             )
         except Refused as error:
             _attach_error(form, error)
@@ -535,6 +536,7 @@ def clinic_settings():
                 weight_unit=form.weight_unit.data,
                 length_unit=form.length_unit.data,
                 date_order=form.date_order.data,
+                prescribing_path=form.prescribing_path.data,
             )
         except Refused as error:
             _attach_error(form, error)

@@ -56,6 +56,9 @@ class User(UserMixin, db.Model):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     dea_number_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The prescriber's National Provider Identifier (10 digits, CMS's Luhn check digit over
+    # 80840 + the first nine; portal/auth/npi.py), printed on paper prescriptions.
+    npi: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     role_rows: Mapped[list[UserRole]] = relationship(

@@ -31,6 +31,7 @@ from portal.auth.models import (
     User,
     UserRole,
 )
+from portal.auth.npi import checked_npi
 from portal.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from portal.auth.sessions import end_user_sessions
 from portal.crypto import decrypt_text, encrypt_text
@@ -526,8 +527,9 @@ def update_user(
     roles: list[str],
     employment_ends_on=KEEP,
     today: date | None = None,
+    npi=KEEP,
 ) -> None:
-    """Change an account's name, e-mail, roles and last day of employment (an admin keeps
+    """Change an account's name, e-mail, roles, NPI and last day of employment (an admin keeps
     their own admin role). A last day already behind ``today`` (the clinic's date) disables
     the account in the same transaction, as the worker would at midnight."""
     roles = validate_roles(roles)
@@ -543,6 +545,8 @@ def update_user(
             "Another administrator sets the last day of your own employment.",
             field="employment_ends_on",
         )
+    if npi is not KEEP:
+        npi = checked_npi(npi)
     with use_case():
         had = set(user.roles)
         before = ",".join(user.roles)
@@ -553,6 +557,9 @@ def update_user(
         if employment_ends_on is not KEEP and employment_ends_on != user.employment_ends_on:
             user.employment_ends_on = employment_ends_on
             detail += f"; employment ends {employment_ends_on or 'never'}"
+        if npi is not KEEP and npi != user.npi:
+            user.npi = npi
+            detail += "; NPI set" if npi else "; NPI removed"
         if had - set(roles):
             _access_withdrawn(actor, user, ACCESS_ROLES_REMOVED, frozenset(had - set(roles)))
         audit.record(actor, "user.update", obj=user, category="user accounts", detail=detail)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from portal.clinic.services import clinic_name, clinic_time_zone
+from portal.clinic.services import clinic_name, clinic_time_zone, prescribing_path
 from portal.timeutil import age_on, to_zone, utcnow
 
 
@@ -49,5 +49,5 @@ def template_filters() -> dict:
 
 
 def template_globals() -> dict:
-    """The clinic's name, for every page's title and header."""
-    return {"clinic_name": clinic_name}
+    """The clinic's name, for every page's title and header; where "Prescribe" leads."""
+    return {"clinic_name": clinic_name, "prescribing_path": prescribing_path}

@@ -80,6 +80,16 @@ class ClinicForm(FlaskForm):
         description="How a date typed with numbers only is read, e.g. in patient search.",
     )
 
+    prescribing_path = SelectField(
+        "Prescribing screen",
+        choices=[
+            SelectChoice("portal", "The portal's own screens (safety checks from our data)"),
+            SelectChoice("vendor", "The e-prescribing service's embedded screen"),
+        ],
+        description='Where "Prescribe" leads on the encounter and the chart. The other '
+        "stays reachable from the patient's prescriptions page.",
+    )
+
 
 class LocationForm(FlaskForm):
     """Shown beside the clinic form with the prefix "location", so its ids don't clash."""

@@ -28,6 +28,11 @@ class Clinic(db.Model):
     # How staff type dates: "mdy" (02/03/1980 is 3 February, as in the US) or "dmy" (it is
     # 2 March, as in most of the world). Dates are always shown unambiguously (3 Feb 1980).
     date_order: Mapped[str] = mapped_column(String(3), default="mdy", server_default="mdy")
+    # Where "Prescribe" leads: the portal's own screens ("portal") or the e-prescribing
+    # vendor's embedded screen ("vendor").
+    prescribing_path: Mapped[str] = mapped_column(
+        String(16), default="portal", server_default="portal"
+    )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     locations: Mapped[list[Location]] = relationship(

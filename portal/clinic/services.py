@@ -48,11 +48,14 @@ class ClinicDisplay:
     name: str
     time_zone: str
     date_order: str = "mdy"  # how staff type dates (see Clinic.date_order)
+    prescribing_path: str = "portal"  # where "Prescribe" leads (see Clinic.prescribing_path)
 
 
 _DISPLAY_CACHE = "portal.clinic_display"
 _DISPLAY_QUERY = (
-    select(Clinic.name, Clinic.time_zone, Clinic.date_order).order_by(Clinic.id).limit(1)
+    select(Clinic.name, Clinic.time_zone, Clinic.date_order, Clinic.prescribing_path)
+    .order_by(Clinic.id)
+    .limit(1)
 )
 
 
@@ -70,7 +73,7 @@ def clinic_display() -> ClinicDisplay:
         return cached[1]
     row = db.session.execute(_DISPLAY_QUERY).first()
     display = (
-        ClinicDisplay(row.name, row.time_zone, row.date_order)
+        ClinicDisplay(row.name, row.time_zone, row.date_order, row.prescribing_path)
         if row
         else ClinicDisplay("Practice Portal", FALLBACK_TIME_ZONE)
     )
@@ -85,6 +88,12 @@ def clinic_time_zone() -> str:
 
 def clinic_name() -> str:
     return clinic_display().name
+
+
+def prescribing_path() -> str:
+    """Where "Prescribe" leads in this clinic: "portal" (the default) or "vendor" (the
+    e-prescribing service's embedded screen)."""
+    return clinic_display().prescribing_path
 
 
 def clinic_reads_day_first() -> bool:
@@ -129,6 +138,8 @@ def _clean_text(value: str | None) -> str | None:
 
 # How dates are typed: month first (US) or day first.
 DATE_ORDERS = ("mdy", "dmy")
+# Where "Prescribe" leads: the portal's own screens or the vendor's embedded one.
+PRESCRIBING_PATHS = ("portal", "vendor")
 
 # The units vital signs may be typed and shown in (UCUM codes), per quantity.
 VITALS_UNITS = {
@@ -149,6 +160,7 @@ def save_clinic(
     weight_unit: str | None = None,
     length_unit: str | None = None,
     date_order: str | None = None,
+    prescribing_path: str | None = None,
 ):
     """Create or update the clinic's details; the audit detail names the changed fields only.
 
@@ -179,6 +191,10 @@ def save_clinic(
         if date_order not in DATE_ORDERS:
             raise Refused("Choose how dates are typed from the list.", field="date_order")
         values["date_order"] = date_order
+    if prescribing_path is not None:
+        if prescribing_path not in PRESCRIBING_PATHS:
+            raise Refused("Choose a prescribing screen from the list.", field="prescribing_path")
+        values["prescribing_path"] = prescribing_path
     with use_case():
         _forget_cached_clinic()
         clinic = current_clinic()

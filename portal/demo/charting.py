@@ -105,9 +105,12 @@ def seed_charting(*, seed: int = 1, patients: int = CHARTED_PATIENTS) -> int:
         doctor = db.session.scalars(select(User).where(User.username == "drlee")).first()
         nurse = db.session.scalars(select(User).where(User.username == "nurse")).first()
         location_id = db.session.scalar(select(Location.id).order_by(Location.id).limit(1))
-        patient_ids = db.session.scalars(
-            select(Patient.id).order_by(Patient.id).limit(patients)
-        ).all()
+        births = dict(
+            db.session.execute(
+                select(Patient.id, Patient.birth_date).order_by(Patient.id).limit(patients)
+            ).all()
+        )
+        patient_ids = list(births)
         if doctor is None or not patient_ids:
             return 0
         rng = random.Random(seed)
@@ -188,8 +191,7 @@ def seed_charting(*, seed: int = 1, patients: int = CHARTED_PATIENTS) -> int:
                     insert(encounter_problems),
                     [{"encounter_id": encounter.id, "problem_id": problems[0].id}],
                 )
-                weight = round(rng.uniform(55, 110), 1)
-                height = round(rng.uniform(152, 192), 1)
+                weight, height = _body_size(rng, births[patient_id], occurred.date())
                 db.session.add(
                     VitalSigns(
                         patient_id=patient_id,
@@ -234,3 +236,19 @@ def seed_charting(*, seed: int = 1, patients: int = CHARTED_PATIENTS) -> int:
                 )
                 draft_left = draft_left or leave_draft
         return len(patient_ids)
+
+
+def _body_size(rng: random.Random, birth_date, on) -> tuple[float, float]:
+    """A plausible weight (kg) and height (cm) for the age: a child's from the usual
+    paediatric estimates (weight about 2 x age + 8 kg, height about 6 x age + 77 cm from 1
+    to 12 years), not an adult's (the prescription checks read them)."""
+    age = (on - birth_date).days / 365.25 if birth_date else 40
+    if age < 1:
+        return round(rng.uniform(3.5, 10), 1), round(rng.uniform(50, 75), 1)
+    if age <= 12:
+        weight = (2 * age + 8) * rng.uniform(0.85, 1.2)
+        height = (6 * age + 77) * rng.uniform(0.95, 1.05)
+        return round(weight, 1), round(height, 1)
+    if age < 18:
+        return round(rng.uniform(40, 75), 1), round(rng.uniform(148, 185), 1)
+    return round(rng.uniform(55, 110), 1), round(rng.uniform(152, 192), 1)

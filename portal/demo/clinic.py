@@ -30,6 +30,9 @@ DEMO_USERS = (
 # demo can sign controlled prescriptions. Their EPCS grant is part of the set-up, like their
 # roles: nobody proposed or approved it (a real clinic's grants take two people).
 DEMO_DEA_NUMBERS = {"drlee": "BL1234563"}
+# Demo prescribers' NPIs: made up with a valid check digit (Luhn over 80840 + nine digits);
+# Dr. Lee's is the one the DoseSpot sandbox's prescriber he is linked to carries.
+DEMO_NPIS = {"drlee": "1987654328"}
 # Who the audit trail says made the demo data.
 SEED_DEMO = Actor(id=None, username="seed-demo", source=SOURCE_CLI)
 
@@ -75,6 +78,8 @@ def seed_clinic_and_users() -> list[dict]:
                 user.mfa_enabled = True
             db.session.add(user)
             audit.record(SEED_DEMO, "user.create", obj=user, category="user accounts")
+            if username in DEMO_NPIS:
+                user.npi = DEMO_NPIS[username]
             if username in DEMO_DEA_NUMBERS:
                 _allow_controlled(user, DEMO_DEA_NUMBERS[username])
             credentials.append(

@@ -19,7 +19,7 @@ from portal.clinic.models import Clinic
 from portal.crypto import encrypt_text
 from portal.demo.clinic import SEED_DEMO
 from portal.extensions import db
-from portal.integrations.models import ConnectorSetting, ExternalId
+from portal.integrations.models import ConnectorSetting, EpcsVendorCredential, ExternalId
 from portal.integrations.sandbox.dosespot.app import DEFAULTS as SANDBOX_DEFAULTS
 from portal.integrations.sandbox.dosespot.state import load_fixture
 from portal.timeutil import utcnow
@@ -106,6 +106,25 @@ def seed_eprescribing(sandbox_url: str = SANDBOX_URL) -> bool:
                 SEED_DEMO,
                 "integrations.clinician_mapped",
                 detail=f"dosespot user {prescriber.id}",
+                category="integrations",
+            )
+            # The sandbox prescriber's EPCS PIN and token seed (public fixtures), so the
+            # demo's controlled substances can be sent; a real prescriber types their own.
+            db.session.add(
+                EpcsVendorCredential(
+                    connector="dosespot",
+                    user_id=prescriber.id,
+                    pin_encrypted=encrypt_text(clinician_fixture["EpcsPin"]),
+                    otp_secret_encrypted=encrypt_text(clinician_fixture["EpcsOtpSecret"]),
+                    set_at=now,
+                )
+            )
+            audit.record(
+                SEED_DEMO,
+                "integrations.epcs_credential_set",
+                object_type="user",
+                object_id=prescriber.id,
+                detail="dosespot; the demo's sandbox",
                 category="integrations",
             )
     return True

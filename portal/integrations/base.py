@@ -14,6 +14,7 @@ the outbox retries the first with back-off and marks the second failed at once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
@@ -134,6 +135,12 @@ class EPrescribingConnector(Connector):
     """
 
     kind = "eprescribing"
+
+    #: Given the vendor's clinician id, that prescriber's EPCS PIN and current one-time
+    #: password at the vendor, for sending a controlled substance. Handed in by the portal
+    #: when it makes the connector (``settings``; ``integrations/epcs_credentials.py``),
+    #: never carried in a payload; None: controlled substances cannot be sent.
+    epcs_factors: Callable[[Any], tuple[str, str]] | None = None
 
     @abstractmethod
     def patient_problems(self, snapshot: dict) -> list[str]:

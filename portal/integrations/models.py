@@ -163,3 +163,24 @@ class ExternalId(db.Model):
     external_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EpcsVendorCredential(db.Model):
+    """A prescriber's credential for sending controlled-substance prescriptions at a vendor
+    (DoseSpot's ``sendEpcs`` asks for a PIN and a one-time password): the PIN and the seed of
+    the one-time-password token registered with the vendor for this portal, both encrypted
+    with the instance's data key (``portal.crypto``). The worker derives the one-time
+    password when it sends, after the portal itself checked the prescriber's two factors at
+    signing; nothing typed at signing is kept. Set by the prescriber only."""
+
+    __tablename__ = "epcs_vendor_credentials"
+    __table_args__ = (
+        UniqueConstraint("connector", "user_id", name="uq_epcs_vendor_credentials_user"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    pin_encrypted: Mapped[str] = mapped_column(Text)
+    otp_secret_encrypted: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ blank secret field on the form keeps the stored one. Secrets are never in an aud
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +21,14 @@ from portal.clinic.services import current_clinic
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db
 from portal.integrations import registry
-from portal.integrations.base import Connector, Field, IntegrationError, SettingRefused
+from portal.integrations.base import (
+    Connector,
+    EPrescribingConnector,
+    Field,
+    IntegrationError,
+    SettingRefused,
+)
+from portal.integrations.epcs_credentials import factors_for
 from portal.integrations.models import ConnectorSetting
 from portal.timeutil import utcnow
 from portal.transaction import Refused, end_read, use_case
@@ -199,8 +207,17 @@ def active_connectors(*, include_paused: bool = False) -> dict[str, Connector]:
     for row in _enabled_settings(include_paused=include_paused):
         cls = registry.connector_class(row.connector)
         if cls is not None:  # a plugin uninstalled since: its messages wait
-            active[row.connector] = cls(_decrypted(row))
+            active[row.connector] = _made(cls, row)
     return active
+
+
+def _made(cls: type[Connector], row: ConnectorSetting) -> Connector:
+    """The connector from its settings; an e-prescribing one also gets the way to its
+    prescribers' EPCS credentials (read and decrypted only when a controlled one is sent)."""
+    connector = cls(_decrypted(row))
+    if isinstance(connector, EPrescribingConnector):
+        connector.epcs_factors = partial(factors_for, row.connector)
+    return connector
 
 
 def enabled_connector(name: str) -> Connector | None:
@@ -210,4 +227,4 @@ def enabled_connector(name: str) -> Connector | None:
     cls = registry.connector_class(name)
     if setting is None or not setting.enabled or cls is None:
         return None
-    return cls(_decrypted(setting))
+    return _made(cls, setting)

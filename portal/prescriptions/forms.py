@@ -20,6 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     IntegerField,
+    PasswordField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -294,4 +295,25 @@ class FavoriteForm(FlaskForm):
         "Name of the favourite",
         render_kw={"maxlength": 120},
         description="e.g. Lisinopril 10 mg daily",
+    )
+
+
+class EpcsCredentialForm(FlaskForm):
+    """The prescriber's own EPCS credential at the e-prescribing vendor, confirmed with a
+    fresh code from their authenticator (the PIN and token secret are never shown back)."""
+
+    pin = PasswordField(
+        "EPCS PIN at the e-prescribing service",
+        validators=[InputRequired("Type your EPCS PIN.")],
+        render_kw={"autocomplete": "off"},
+    )
+    otp_secret = PasswordField(
+        "Secret key of your EPCS token (base32, as the service showed it)",
+        validators=[InputRequired("Type the token's secret key.")],
+        render_kw={"autocomplete": "off"},
+    )
+    totp_code = StringField(
+        "Code from your authenticator app",
+        validators=[InputRequired("Type the 6-digit code from your authenticator app.")],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 8},
     )

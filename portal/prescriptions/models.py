@@ -7,6 +7,7 @@ import re
 from datetime import date, datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -102,8 +103,26 @@ class Prescription(db.Model):
     transmission_error: Mapped[str | None] = mapped_column(Text)
     printed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     print_reason: Mapped[str | None] = mapped_column(String(200))
+    # The pharmacy's fills, from the vendor's reads: the vendor's LastFillDate as it gave it
+    # (a new value is a new fill) and the fills counted so far (refills left = refills
+    # authorised - fills after the first).
+    last_fill_reported: Mapped[str | None] = mapped_column(String(40))
+    last_filled_on: Mapped[date | None]
+    fills: Mapped[int] = mapped_column(default=0, server_default="0")
     # Optimistic locking of drafts: two tabs autosaving the same draft conflict in words.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @property
+    def refills_left(self) -> int | None:
+        """Refills the pharmacy may still dispense: those authorised less the fills after the
+        first (None when the number authorised is not known)."""
+        try:
+            authorised = int(float(self.refills)) if self.refills not in (None, "") else None
+        except ValueError:
+            return None
+        if authorised is None:
+            return None
+        return max(0, authorised - max(0, (self.fills or 0) - 1))
 
     @property
     def status_label(self) -> str:
@@ -233,3 +252,30 @@ class RxAcknowledgement(db.Model):
     state: Mapped[str] = mapped_column(String(32))
     acknowledged_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     acknowledged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PatientPharmacy(db.Model):
+    """A pharmacy the patient prefers (the vendor's pharmacy id and what it is called),
+    offered first in the compose screen's pharmacy picker; ``is_primary`` marks the one
+    chosen by default. Synced to the vendor (``POST /api/patients/{id}/pharmacies``) through
+    the outbox when it is added; ``synced_at`` says when the vendor acknowledged it."""
+
+    __tablename__ = "patient_pharmacies"
+    __table_args__ = (
+        UniqueConstraint(
+            "patient_id", "connector", "pharmacy_id", name="uq_patient_pharmacies_pharmacy"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    connector: Mapped[str] = mapped_column(String(64))
+    pharmacy_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    epcs: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    is_primary: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -26,10 +26,12 @@ from werkzeug.exceptions import NotFound
 
 from portal.actors import SOURCE_WORKER, integration
 from portal.audit import services as audit
+from portal.auth.factors import confirm_factors
 from portal.auth.models import User
 from portal.charting.lists.services import record_prescribed_medication
 from portal.charting.models import VitalSigns
 from portal.extensions import db
+from portal.integrations import epcs_credentials
 from portal.integrations.base import (
     EPrescribingConnector,
     IntegrationError,
@@ -532,6 +534,7 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         elif item.get("error_details") is None:
             values["transmission_error"] = None
     values["state"] = state_from_vendor(values["status"], values["medication_status"])
+    values.update(_fill_values(row, item))
     if row is not None and row.printed_at is not None:
         values["state"] = states.PRINTED  # printed is for good, whatever the vendor says
     prescriber = item.get("prescriber_vendor_id")
@@ -572,6 +575,34 @@ def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
         category="e-prescribing",
     )
     return 1
+
+
+FILL_STATUSES = ("FullFill", "PartialFill")
+
+
+def _fill_values(row: Prescription | None, item: dict) -> dict:
+    """The fill columns after this read: the vendor's last fill date as it gave it, the day
+    of it, and one more fill counted when that date is new and the pharmacy reports a
+    (full or partial) fill. Reads repeat (webhooks are hints, the sweep re-reads), so a fill
+    is counted once per distinct date, never per read."""
+    reported = item.get("last_fill")
+    if not reported or (row is not None and row.last_fill_reported == reported):
+        return {}
+    counted = (row.fills or 0) if row is not None else 0
+    if item.get("medication_status") in FILL_STATUSES or counted == 0:
+        counted += 1
+    return {
+        "last_fill_reported": reported[:40],
+        "last_filled_on": _day_of(reported),
+        "fills": counted,
+    }
+
+
+def _day_of(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def _portal_prescription_carrying(name: str, patient: Patient, item: dict):
@@ -656,3 +687,32 @@ def sweep(limit: int = 200) -> str | None:
     if changed:
         return f"e-prescribing sweep: {changed} prescriptions updated"
     return None
+
+
+# --- the prescriber's EPCS credential at the vendor ------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpcsCredentialState:
+    connector: str | None  # the enabled e-prescribing connector, if any
+    on_file: bool
+
+
+def epcs_credential_state(actor) -> EpcsCredentialState:
+    """Whether the actor has an EPCS credential on file for the enabled connector."""
+    name = eprescribing_connector_name()
+    on_file = bool(name) and epcs_credentials.has_credential(name, actor.id)
+    end_read()
+    return EpcsCredentialState(name, on_file)
+
+
+def set_epcs_credential(actor, pin: str, otp_secret: str, totp_code: str) -> None:
+    """The prescriber stores (or replaces) their own EPCS credential at the enabled
+    connector, after a fresh code from their authenticator (its own use case first, as at
+    signing). Audited; the values are never shown back or logged."""
+    name = eprescribing_connector_name()
+    if name is None:
+        raise Refused("E-prescribing is not enabled in this clinic.")
+    confirm_factors(actor.id, totp_code=totp_code, purpose="EPCS credential", source=actor.source)
+    with use_case():
+        epcs_credentials.set_credential(actor, name, pin, otp_secret)

@@ -4,14 +4,15 @@ of waiting items in the top bar (loaded after the page, so a slow vendor slows n
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, url_for
+from flask import current_app, flash, redirect, request, url_for
 
 from portal.auth.permissions import permissions_of_current_user, require
 from portal.prescriptions import bp, services
+from portal.prescriptions.forms import EpcsCredentialForm
 from portal.prescriptions.inbox import services as rx_inbox
 from portal.prescriptions.signing import services as signing
 from portal.transaction import Refused
-from portal.web import allow_frame, current_actor, render
+from portal.web import allow_frame, attach_error, current_actor, render
 
 
 @bp.get("/patients/<int:patient_id>/eprescribe")
@@ -99,3 +100,29 @@ def message(patient_id: int, direction: str, message_id: int):
         direction=direction,
         content=content,
     )
+
+
+@bp.route("/prescriptions/epcs-credential", methods=["GET", "POST"])
+@require("rx.sign")
+def epcs_credential():
+    """The prescriber's own EPCS credential at the e-prescribing service (the PIN and token
+    the worker sends controlled substances with), set after a fresh code."""
+    actor = current_actor()
+    form = EpcsCredentialForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                services.set_epcs_credential(
+                    actor, form.pin.data, form.otp_secret.data, form.totp_code.data
+                )
+            except Refused as refused:
+                attach_error(form, refused)
+                status = 422
+            else:
+                flash("Your EPCS credential is saved.", "success")
+                return redirect(url_for("prescriptions.epcs_credential"), code=303)
+        else:
+            status = 422
+    state = services.epcs_credential_state(actor)
+    return render("prescriptions/epcs_credential.html", form=form, state=state), status

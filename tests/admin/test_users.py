@@ -162,6 +162,25 @@ def test_edit_name_email_and_roles_is_audited(app, admin):
     assert event.detail == "roles nurse -> nurse,prescriber"
 
 
+def test_a_prescribers_npi_is_checked_by_its_luhn_digit_and_audited(app, admin):
+    drlee_id = user_id(app, "drlee")
+    fields = {"full_name": "Dr. Jordan Lee", "roles": ["prescriber"]}
+    for wrong, message in (
+        ("1234567890", "check digit is wrong"),  # the CMS example with its last digit changed
+        ("123456789", "10 digits"),
+        ("3234567893", "starts with 1 or 2"),
+    ):
+        answer = admin.post_form(f"/admin/users/{drlee_id}", {**fields, "npi": wrong})
+        assert answer.status_code == 422 and message in answer.get_data(as_text=True)
+        assert f'value="{wrong}"' in answer.get_data(as_text=True)
+    assert user_row(app, "drlee").npi is None
+    # CMS's worked example: 123456789 -> Luhn over 80840123456789 -> check digit 3.
+    saved = admin.post_form(f"/admin/users/{drlee_id}", {**fields, "npi": "1234-567 893"})
+    assert saved.status_code == 302
+    assert user_row(app, "drlee").npi == "1234567893"
+    assert events(app, "user.update")[-1].detail.endswith("; NPI set")
+
+
 def test_edit_with_bad_input_keeps_what_was_typed(app, admin):
     nurse_id = user_id(app, "nurse")
     response = admin.post_form(

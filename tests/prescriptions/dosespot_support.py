@@ -11,6 +11,7 @@ import time
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.integrations import epcs_credentials
 from portal.integrations.jobs import process_inbox
 from portal.integrations.models import ExternalId
 from portal.integrations.settings import Submitted, save_and_enable
@@ -21,6 +22,8 @@ from tests.integrations.dosespot.helpers import (
     CLINIC_ID,
     CLINIC_KEY,
     PRESCRIBER,
+    PRESCRIBER_EPCS_PIN,
+    PRESCRIBER_EPCS_SEED,
     SUBSCRIPTION_KEY,
     WEBHOOK_SECRET,
 )
@@ -64,6 +67,17 @@ def enable_dosespot(app, sandbox):
             )
         db.session.remove()
     return sandbox
+
+
+def register_epcs_credential(
+    app, pin: str = PRESCRIBER_EPCS_PIN, seed: str = PRESCRIBER_EPCS_SEED
+) -> None:
+    """Dr. Lee's EPCS credential at the sandbox (the PIN and token seed of its prescriber
+    2001 unless told otherwise), as he would store it himself."""
+    with app.test_request_context():
+        with use_case():
+            epcs_credentials.set_credential(actor_of("drlee"), "dosespot", pin, seed)
+        db.session.remove()
 
 
 def launch(doctor, patient_id: int):

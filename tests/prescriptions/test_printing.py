@@ -6,11 +6,12 @@ whatever put them in the outbox); reprints are copies; everything is audited."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.actors import integration
 from portal.audit.models import AuditEvent
+from portal.auth.models import User
 from portal.extensions import db
 from portal.integrations import outbox
 from portal.integrations.delivery import deliver_due
@@ -184,6 +185,9 @@ def test_the_pdf_holds_every_required_element(app, chart, signed_in):
         pharmacist_note="Patient prefers blister packs",
         diagnoses='[{"code": "I10", "description": "Essential (primary) hypertension"}]',
     )
+    with app.app_context():
+        db.session.execute(update(User).where(User.username == "drlee").values(npi="1987654328"))
+        db.session.commit()
     doctor = signed_in("drlee")
     text = " ".join(pdf_text(doctor.get(_print(doctor, rx_id, patient_id).location).data).split())
     for element in (
@@ -191,7 +195,7 @@ def test_the_pdf_holds_every_required_element(app, chart, signed_in):
         "100 Main Street",
         "+14135550100",
         "Prescriber",
-        "NPI not on file",  # no NPI is kept on user accounts yet
+        "NPI 1987654328",  # from the prescriber's account
         "Patient Zoë Ng",
         "Date of birth 1980-02-03",
         "12 Elm Street",

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.admin.epcs_helpers import grant_drlee
 from tests.integrations.dosespot.helpers import SandboxServer
-from tests.prescriptions.dosespot_support import enable_dosespot
+from tests.prescriptions.dosespot_support import enable_dosespot, register_epcs_credential
 from tests.prescriptions.signing_helpers import (
     OXYCODONE,
     a_draft,
@@ -84,3 +84,45 @@ def test_a_schedule_ii_is_signed_with_password_and_code(app, page, watch):
     expect(signed.get_by_text("Signed", exact=True)).to_be_visible()
     assert load(app, rx_id).state == "signed" and load(app, rx_id).schedule == 2
     watch.assert_clean(page)
+
+
+@pytest.mark.browser
+def test_a_schedule_ii_signed_with_two_factors_reaches_pharmacy_verified_by_epcs(
+    app, live_server, page, watch
+):
+    """EPCS end to end: password and code at signing; the worker sends it with sendEpcs and
+    the prescriber's stored credential; the sandbox checks the PIN and one-time password."""
+    sandbox = SandboxServer.for_portal(live_server)
+    try:
+        enable_dosespot(app, sandbox)
+        grant_drlee(app)
+        register_epcs_credential(app)
+        patient_id = a_patient(app)
+        rx_id = a_draft(app, patient_id, drug=OXYCODONE)
+        sign_in_by_cookie(page, app, "drlee")
+        page.goto(f"/prescriptions/{rx_id}/sign")
+        dialog = page.get_by_role("region", name="Sign prescription")
+        expect(dialog.get_by_text("Schedule II")).to_be_visible()
+        dialog.get_by_label("Your password (controlled substance)").fill(PASSWORD)
+        dialog.get_by_label("Code from your authenticator app").fill(totp_now(app, "drlee"))
+        with page.expect_response(lambda r: r.url.endswith(f"/prescriptions/{rx_id}/sign")):
+            dialog.get_by_role("button", name="Sign and send").click()
+        signed = page.get_by_role("region", name="Signed prescription")
+        expect(signed.get_by_text("Queued")).to_be_visible()
+        done = threading.Event()
+        worker = threading.Thread(
+            target=lambda: (
+                work_until(app, lambda: load(app, rx_id).state == "pharmacy_verified", "it"),
+                done.set(),
+            ),
+            daemon=True,
+        )
+        worker.start()
+        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=30_000)
+        worker.join(30)
+        assert done.is_set()
+        [at_vendor] = sandbox.prescriptions()
+        assert at_vendor["Schedule"] and at_vendor["Status"] == 13  # PharmacyVerified
+        watch.assert_clean(page)
+    finally:
+        sandbox.stop()

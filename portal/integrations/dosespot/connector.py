@@ -421,6 +421,8 @@ class DoseSpotConnector(EPrescribingConnector):
             return self._cancel_prescription(payload)
         if operation in REQUEST_OPERATIONS:
             return self._answer_request(*REQUEST_OPERATIONS[operation], payload)
+        if operation == "add_patient_pharmacy":
+            return self._add_patient_pharmacy(payload)
         raise PermanentError(f"DoseSpot has no operation {operation!r}.")
 
     def _send_prescription(self, payload: dict, idempotency_key: str) -> dict:
@@ -431,6 +433,12 @@ class DoseSpotConnector(EPrescribingConnector):
                 raise PermanentError("No DoseSpot patient id and no patient to create.")
             patient_id, _ = self._sync_patient(clinician_id, payload["patient"], None, None)
         ours = str(payload.get("prescription_id") or idempotency_key)
+        factors = None
+        if payload["prescription"].get("schedule"):  # DEA schedule II-V: sendEpcs
+            if self.epcs_factors is None:
+                raise PermanentError("No EPCS credentials are available to send a controlled drug.")
+            # Read before anything is created at the vendor: without them nothing could go.
+            factors = self.epcs_factors(clinician_id)
         existing = self._prescription_carrying(clinician_id, patient_id, ours, payload)
         created = existing is None
         if existing is None:
@@ -453,7 +461,7 @@ class DoseSpotConnector(EPrescribingConnector):
             raise PermanentError("The prescription was deleted at DoseSpot; it is not resent.")
         if status not in SENDABLE:  # an earlier try sent it: sending again would duplicate
             return result
-        self._send(clinician_id, patient_id, rx_id)
+        self._send(clinician_id, patient_id, rx_id, epcs=factors)
         return result | {"sent": True, "status": "Sending"}
 
     def _with_drug_ids(self, clinician_id, rx: dict) -> dict:
@@ -492,12 +500,17 @@ class DoseSpotConnector(EPrescribingConnector):
         # Two carrying our id would be an earlier fault; the first one made is the one kept.
         return min(mine, key=lambda rx: rx["prescription_id"]) if mine else None
 
-    def _send(self, clinician_id, patient_id, rx_id: int) -> None:
+    def _send(self, clinician_id, patient_id, rx_id: int, *, epcs=None) -> None:
+        """``send``, or for a controlled substance (schedule II-V) ``sendEpcs`` with the
+        prescriber's PIN and a one-time password derived for this delivery (``epcs``; never
+        logged or returned)."""
+        path, body = "send", {"PrescriptionIds": [rx_id]}
+        if epcs is not None:
+            pin, otp = epcs
+            path, body = "sendEpcs", body | {"Pin": pin, "OTP": otp}
         try:
             answer = self.client.post(
-                f"api/patients/{int(patient_id)}/prescriptions/send",
-                clinician_id,
-                {"PrescriptionIds": [rx_id]},
+                f"api/patients/{int(patient_id)}/prescriptions/{path}", clinician_id, body
             )
         except DoseSpotRefused as refused:
             raise DoseSpotRefused(
@@ -514,6 +527,24 @@ class DoseSpotConnector(EPrescribingConnector):
                     description=description,
                     result_code=str(result.get("ResultCode")),
                 )
+
+    def _add_patient_pharmacy(self, payload: dict) -> dict:
+        """A patient's preferred pharmacy at DoseSpot (``SetAsPrimary`` makes it the one its
+        screen offers first). Adding one already there is harmless, so a retry is too; a
+        patient DoseSpot does not know yet is created first, as for a send."""
+        clinician_id = payload["clinician_id"]
+        patient_id = payload.get("dosespot_patient_id")
+        if patient_id is None:
+            if not payload.get("patient"):
+                raise PermanentError("No DoseSpot patient id and no patient to create.")
+            patient_id, _ = self._sync_patient(clinician_id, payload["patient"], None, None)
+        pharmacy_id = _int_id(payload.get("pharmacy_id"))
+        self.client.post(
+            f"api/patients/{int(patient_id)}/pharmacies",
+            clinician_id,
+            {"PharmacyId": pharmacy_id, "SetAsPrimary": bool(payload.get("set_as_primary"))},
+        )
+        return {"dosespot_patient_id": int(patient_id), "pharmacy_id": pharmacy_id}
 
     def _cancel_prescription(self, payload: dict) -> dict:
         """Ask the pharmacy to cancel a transmitted prescription. A retried request whose
@@ -685,6 +716,8 @@ def _for_chart(item: dict) -> dict:
         # for a failed transmission, in its words.
         "ours": item.get("non_dosespot_prescription_id") or None,
         "error_details": item.get("error_details") or None,
+        # The pharmacy's last fill as DoseSpot gave it (a new value is a new fill).
+        "last_fill": str(item["last_fill_date"]) if item.get("last_fill_date") else None,
     }
 
 

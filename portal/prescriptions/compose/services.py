@@ -27,13 +27,15 @@ from werkzeug.exceptions import NotFound
 from portal.audit import services as audit
 from portal.charting.models import Encounter, Problem
 from portal.extensions import db
+from portal.integrations import outbox
 from portal.integrations.base import IntegrationError
+from portal.integrations.models import OutboxMessage
 from portal.integrations.settings import enabled_connector
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
-from portal.prescriptions.models import Prescription, PrescriptionFavorite
+from portal.prescriptions.models import PatientPharmacy, Prescription, PrescriptionFavorite
 from portal.prescriptions.safety import (
     MAX_OVERRIDE_COMMENT,
     OVERRIDE_REASONS,
@@ -43,7 +45,12 @@ from portal.prescriptions.safety import (
     needs_override,
     patient_context,
 )
-from portal.prescriptions.services import eprescribing_connector_name, vendor_id
+from portal.prescriptions.services import (
+    _remember,
+    eprescribing_connector_name,
+    patient_snapshot,
+    vendor_id,
+)
 from portal.terminology.drugs import DrugProduct, KnowledgeUnavailable, knowledge
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused, end_read, use_case
@@ -154,6 +161,9 @@ def start_draft(actor, patient_id: int, encounter_id: int | None = None) -> Pres
     with use_case():
         patient = get_patient_for(actor, patient_id)
         draft = _new_draft(actor, patient, encounter_id)
+        primary = _primary_pharmacy(patient.id)
+        if primary is not None:  # the patient's primary pharmacy, until another is chosen
+            draft.pharmacy_id, draft.pharmacy_name = primary.pharmacy_id, primary.name
         audit.record(
             actor, "prescription.draft_start", patient=patient, obj=draft, category=CATEGORY
         )
@@ -260,6 +270,8 @@ class ComposePage:
     favorites: list[PrescriptionFavorite]
     diagnosis_choices: list[tuple[str, str]]
     alerts: list[Alert] = field(default_factory=list)
+    # The patient's preferred pharmacies at the enabled connector, the primary one first.
+    preferred_pharmacies: list[PatientPharmacy] = field(default_factory=list)
 
 
 def open_draft(actor, draft_id: int) -> ComposePage:
@@ -280,6 +292,7 @@ def open_draft(actor, draft_id: int) -> ComposePage:
         favorites=favorites_of(actor),
         diagnosis_choices=diagnosis_choices(patient.id),
         alerts=_alerts_for(draft, context),
+        preferred_pharmacies=preferred_pharmacies(patient.id),
     )
     return page
 
@@ -680,6 +693,111 @@ def choose_pharmacy(
             category=CATEGORY,
         )
     return draft
+
+
+# --- the patient's preferred pharmacies -----------------------------------------------------
+
+ADD_PHARMACY_OPERATION = "add_patient_pharmacy"
+
+
+def preferred_pharmacies(patient_id: int) -> list[PatientPharmacy]:
+    """The patient's preferred pharmacies at the enabled connector, the primary one first,
+    then the most recently added (none without a connector: they are the vendor's ids)."""
+    name = eprescribing_connector_name()
+    if name is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(PatientPharmacy)
+            .where(PatientPharmacy.patient_id == patient_id, PatientPharmacy.connector == name)
+            .order_by(PatientPharmacy.is_primary.desc(), PatientPharmacy.id.desc())
+            .limit(10)
+        )
+    )
+
+
+def _primary_pharmacy(patient_id: int) -> PatientPharmacy | None:
+    found = preferred_pharmacies(patient_id)
+    return found[0] if found and found[0].is_primary else None
+
+
+def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -> Prescription:
+    """ "Set as preferred" after a pharmacy search: the pharmacy becomes the patient's
+    primary preferred one (kept here; sent to the vendor as
+    ``POST /api/patients/{id}/pharmacies {PharmacyId, SetAsPrimary}`` through the outbox, in
+    the same transaction) and is chosen for this draft. Audited."""
+    name = eprescribing_connector_name()
+    if name is None:
+        raise Refused("E-prescribing is not switched on: this prescription can only be printed.")
+    with use_case():
+        draft, patient = draft_and_patient(actor, draft_id)
+        clinician = vendor_id(name, "clinician", actor.id)
+        if clinician is None:
+            raise Refused("Your account is not linked to the e-prescribing service yet.")
+        label = _clip(label, 300) or f"Pharmacy {pharmacy_id}"
+        rows = preferred_pharmacies(patient.id)
+        row = next((r for r in rows if r.pharmacy_id == str(pharmacy_id)), None)
+        for other in rows:
+            other.is_primary = False
+        if row is None:
+            row = PatientPharmacy(
+                patient_id=patient.id,
+                connector=name,
+                pharmacy_id=str(pharmacy_id),
+                added_by_id=actor.id,
+            )
+            db.session.add(row)
+        row.name, row.is_primary, row.synced_at = label, True, None
+        draft.pharmacy_id, draft.pharmacy_name = str(pharmacy_id), label
+        _bump_version(draft, None)
+        db.session.flush()
+        known_patient = vendor_id(name, "patient", patient.id)
+        outbox.enqueue(
+            name,
+            ADD_PHARMACY_OPERATION,
+            {
+                "clinician_id": int(clinician) if str(clinician).isdigit() else clinician,
+                "dosespot_patient_id": int(known_patient) if known_patient else None,
+                "patient": None if known_patient else patient_snapshot(patient),
+                "pharmacy_id": int(pharmacy_id),
+                "set_as_primary": True,
+            },
+            idempotency_key=f"{name}:pharmacy:{patient.id}:{pharmacy_id}:{utcnow().isoformat()}",
+            patient_id=patient.id,
+        )
+        audit.record(
+            actor,
+            "patient.preferred_pharmacy_set",
+            patient_id=patient.id,
+            obj=row,
+            detail=f"{name} pharmacy {pharmacy_id}, primary",
+            category=CATEGORY,
+        )
+    return draft
+
+
+def record_pharmacy_synced(result: outbox.Outcome) -> None:
+    """The outbox's outcome handler for ``add_patient_pharmacy``: the vendor has it (the
+    row's ``synced_at``; the vendor's patient id remembered). A failure leaves it unsynced:
+    the pharmacy is still used, by id, when a prescription is sent."""
+    if result.status != "delivered":
+        return
+    message = db.session.get(OutboxMessage, result.message_id)
+    if message is None or message.patient_id is None:
+        return
+    answer = result.result or {}
+    if answer.get("dosespot_patient_id"):
+        _remember(result.connector, "patient", message.patient_id, answer["dosespot_patient_id"])
+    db.session.execute(
+        update(PatientPharmacy)
+        .where(
+            PatientPharmacy.patient_id == message.patient_id,
+            PatientPharmacy.connector == result.connector,
+            PatientPharmacy.pharmacy_id == str(message.payload.get("pharmacy_id")),
+        )
+        .values(synced_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- favourites ------------------------------------------------------------------------------

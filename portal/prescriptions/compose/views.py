@@ -433,6 +433,25 @@ def choose_pharmacy(draft_id: int):
     return redirect(compose_url(draft_id) + "#pharmacy", 303)
 
 
+@bp.post("/prescriptions/<int:draft_id>/preferred-pharmacy")
+@require("rx.compose")
+def set_preferred_pharmacy(draft_id: int):
+    """ "Set as preferred" on a pharmacy found: the patient's primary preferred pharmacy
+    (synced to the vendor), and chosen for this prescription."""
+    pharmacy_id = parse_id(request.form.get("pharmacy_id"))
+    if pharmacy_id is None:
+        abort(400)
+    try:
+        services.set_preferred_pharmacy(
+            current_actor(), draft_id, pharmacy_id, request.form.get("pharmacy_label", "")
+        )
+    except Refused as refused:
+        flash(refused.message, "danger")
+    else:
+        flash("Set as the patient's preferred pharmacy.", "success")
+    return redirect(compose_url(draft_id) + "#pharmacy", 303)
+
+
 # --- favourites --------------------------------------------------------------------------------
 
 

@@ -196,8 +196,7 @@ def printout(actor, prescription_id: int, *, original: bool) -> PrintOut:
             clinic_address=(clinic.address or "") if clinic else "",
             clinic_phone=(clinic.phone or "") if clinic else "",
             prescriber_name=prescriber.full_name,
-            # The user record holds no NPI column yet; the printout says "not on file".
-            prescriber_npi=getattr(prescriber, "npi", None),
+            prescriber_npi=prescriber.npi,
             prescriber_dea=prescriber.dea_number if rx.schedule else None,
             patient_name=f"{patient.given_name} {patient.family_name}",
             patient_birth_date=patient.birth_date,

@@ -511,6 +511,8 @@ def send_payload(connector: str, clinician: str, patient: Patient, rx: Prescript
             "dispense_unit_id": None,
             "rxcui": rx.rxcui,
             "ndc": rx.ndc,
+            # A DEA schedule (2-5) goes through the vendor's EPCS send.
+            "schedule": rx.schedule,
             "quantity": rx.quantity,
             "refills": int(rx.refills or 0),
             "days_supply": rx.days_supply,

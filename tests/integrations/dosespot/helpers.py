@@ -20,6 +20,9 @@ CLINIC_ID = 1001
 CLINIC_KEY = "SANDBOXKEY-7f3a9c2e41d84b6e9a0c5d1f2e3b4a59"
 SUBSCRIPTION_KEY = "sandbox-subscription-key-1001"
 PRESCRIBER = 2001
+# The PIN and OTP token seed the sandbox's EPCS-enabled prescriber 2001 registered (fixtures).
+PRESCRIBER_EPCS_PIN = "2468"
+PRESCRIBER_EPCS_SEED = "BQGB7C6NVWPKCVE53OGKIJIHRAINCYW4"
 ADMIN_CLINICIAN = 2002
 WEBHOOK_SECRET = "dosespot-test-webhook-secret-0123"  # 33 characters
 TODAY = date(2025, 6, 1)

@@ -14,6 +14,7 @@ import threading
 import time
 from urllib.parse import urlencode
 
+import pyotp
 import pytest
 import requests
 from werkzeug.serving import make_server
@@ -25,6 +26,7 @@ CLINIC_ID = 1001
 CLINIC_KEY = "SANDBOXKEY-7f3a9c2e41d84b6e9a0c5d1f2e3b4a59"
 SUBSCRIPTION = "sandbox-subscription-key-1001"
 PRESCRIBER = 2001  # EPCS-enabled
+EPCS_SEED_2001 = "BQGB7C6NVWPKCVE53OGKIJIHRAINCYW4"  # its registered OTP token (fixtures)
 OTHER_CLINIC_PRESCRIBER = 2101
 SECRET = "test-webhook-secret-abcdefghijklmnop"
 FAST_DELAY = 0.05
@@ -430,9 +432,21 @@ def test_controlled_drugs_go_through_send_epcs(sandbox):
     ).json()["Id"]
     plain = api.post(f"patients/{patient_id}/prescriptions/send", {"PrescriptionIds": [rx_id]})
     assert plain.json()["Result"]["ResultCode"] == "ERROR"
+    forged = api.post(
+        f"patients/{patient_id}/prescriptions/sendEpcs",
+        {"PrescriptionIds": [rx_id], "Pin": "2468", "OTP": "654321"},
+    )
+    assert forged.json()["Result"]["ResultCode"] == "ERROR"
+    assert "one-time password" in forged.json()["Result"]["ResultDescription"]
+    otp = pyotp.TOTP(EPCS_SEED_2001).now()
+    wrong_pin = api.post(
+        f"patients/{patient_id}/prescriptions/sendEpcs",
+        {"PrescriptionIds": [rx_id], "Pin": "1111", "OTP": otp},
+    )
+    assert wrong_pin.json()["Result"]["ResultCode"] == "ERROR"
     epcs = api.post(
         f"patients/{patient_id}/prescriptions/sendEpcs",
-        {"PrescriptionIds": [rx_id], "Pin": "1234", "OTP": "654321"},
+        {"PrescriptionIds": [rx_id], "Pin": "2468", "OTP": otp},
     )
     assert epcs.json()["Result"]["ResultCode"] == "OK"
 

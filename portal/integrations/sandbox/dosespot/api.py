@@ -275,6 +275,8 @@ def _send(patient_id: int, epcs: bool):
         return business_error("PrescriptionIds is required.")
     if epcs and not (data.get("Pin") and data.get("OTP")):
         return business_error("Pin and OTP are required to send a controlled substance.")
+    if epcs and not box.lifecycle.epcs_factors_ok(g.clinician, data["Pin"], data["OTP"]):
+        return business_error("EPCS authentication failed: the PIN or one-time password is wrong.")
     outcomes = box.lifecycle.send(patient_id, ids, g.clinician, epcs=epcs)
     items = [
         {

@@ -9,7 +9,10 @@ The control API can push a prescription to any state at any time.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
+
+import pyotp
 
 from portal.integrations.sandbox.dosespot.records import now_iso
 from portal.integrations.sandbox.dosespot.state import (
@@ -75,6 +78,18 @@ class Lifecycle:
             for raw_id in prescription_ids:
                 outcomes.append(self._start_sending(patient_id, raw_id, clinician, epcs))
         return outcomes
+
+    @staticmethod
+    def epcs_factors_ok(clinician: dict, pin, otp) -> bool:
+        """[sandbox] The PIN and one-time password a ``sendEpcs`` carries, against the ones
+        the clinician registered (fixtures ``EpcsPin``, ``EpcsOtpSecret``: a TOTP seed; the
+        code of the current 30-second step or the one before or after is accepted)."""
+        secret = clinician.get("EpcsOtpSecret")
+        if not (secret and pin and otp) or not hmac.compare_digest(
+            str(pin), str(clinician.get("EpcsPin") or "")
+        ):
+            return False
+        return pyotp.TOTP(secret).verify(str(otp), valid_window=1)
 
     def _start_sending(self, patient_id: int, raw_id, clinician: dict, epcs: bool) -> Outcome:
         try:

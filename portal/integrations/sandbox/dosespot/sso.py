@@ -155,7 +155,7 @@ def prescribe():
                 )
             notice = f"Prescription {rx_id} saved."
             if form.get("action") == "send":
-                epcs = bool(form.get("Pin") and form.get("OTP"))
+                epcs = box.lifecycle.epcs_factors_ok(clinician, form.get("Pin"), form.get("OTP"))
                 outcome = box.lifecycle.send(patient["PatientId"], [rx_id], clinician, epcs=epcs)[0]
                 notice = (
                     f"Prescription {rx_id} sent."

@@ -1,0 +1,134 @@
+"""The patient's preferred pharmacies: "Set as preferred" after a search keeps the pharmacy
+in the portal (the primary one), puts it on the prescription, and syncs it to DoseSpot
+(``POST /api/patients/{id}/pharmacies {PharmacyId, SetAsPrimary}``) through the outbox; the
+compose screen offers them first and a new prescription starts with the primary one."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.integrations.models import OutboxMessage
+from portal.patients.models import Patient
+from portal.prescriptions.models import PatientPharmacy
+from tests.integrations.dosespot.helpers import SandboxServer
+from tests.prescriptions.compose_helpers import draft_row, start_draft
+from tests.prescriptions.dosespot_support import enable_dosespot
+from tests.prescriptions.signing_helpers import deliver, events
+
+MAIN_STREET = {"pharmacy_id": "3001", "pharmacy_label": "Sandbox Pharmacy Main Street"}
+ELM_AVENUE = {"pharmacy_id": "3002", "pharmacy_label": "Sandbox Pharmacy Elm Avenue"}
+
+
+@pytest.fixture
+def vendor(app):
+    server = enable_dosespot(app, SandboxServer())
+    yield server
+    server.stop()
+
+
+def with_address(app, patient_id: int) -> int:
+    with app.app_context():
+        db.session.execute(
+            update(Patient)
+            .where(Patient.id == patient_id)
+            .values(
+                address_line1="12 Elm Street",
+                city="Springfield",
+                state="MA",
+                postal_code="01101",
+                phone_mobile="+14135550142",
+            )
+        )
+        db.session.commit()
+    return patient_id
+
+
+def preferred(app, patient_id: int) -> list[tuple[str, bool, bool]]:
+    with app.app_context():
+        rows = db.session.scalars(
+            select(PatientPharmacy)
+            .where(PatientPharmacy.patient_id == patient_id)
+            .order_by(PatientPharmacy.id)
+        )
+        found = [(r.pharmacy_id, r.is_primary, r.synced_at is not None) for r in rows]
+        db.session.remove()
+        return found
+
+
+def syncs(app) -> list[OutboxMessage]:
+    with app.app_context():
+        rows = list(
+            db.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.operation == "add_patient_pharmacy")
+            )
+        )
+        db.session.expunge_all()
+        db.session.remove()
+        return rows
+
+
+def test_set_as_preferred_keeps_it_chooses_it_and_syncs_it_to_the_vendor(
+    app, chart, vendor, signed_in
+):
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    found = doctor.htmx_post(
+        f"/prescriptions/{draft_id}/pharmacies", {"pharmacy_name": "main", "pharmacy_zip": ""}
+    ).get_data(as_text=True)
+    assert "Set as preferred" in found
+    assert f'formaction="/prescriptions/{draft_id}/preferred-pharmacy"' in found
+    answer = doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    assert answer.status_code == 303
+    assert draft_row(app, draft_id).pharmacy_id == "3001"
+    assert preferred(app, patient_id) == [("3001", True, False)]
+    [event] = events(app, "patient.preferred_pharmacy_set")
+    assert event.patient_id == patient_id and "3001" in event.detail
+    [message] = syncs(app)
+    assert message.payload["pharmacy_id"] == 3001 and message.payload["set_as_primary"]
+
+    assert deliver(app).delivered == 1
+    assert preferred(app, patient_id) == [("3001", True, True)]
+    [at_vendor] = vendor.patients()
+    assert at_vendor["Pharmacies"] == [3001] and at_vendor["PrimaryPharmacyId"] == 3001
+
+    # Shown first in the picker; a new prescription starts with the primary one.
+    page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+    assert 'aria-label="Preferred pharmacies"' in page
+    assert page.index("Preferred pharmacies") < page.index("Find pharmacy")
+    second = start_draft(doctor, patient_id)
+    assert draft_row(app, second).pharmacy_id == "3001"
+
+    # Another becomes the primary one; the first stays preferred.
+    doctor.post_form(f"/prescriptions/{second}/preferred-pharmacy", ELM_AVENUE)
+    assert preferred(app, patient_id) == [("3001", False, True), ("3002", True, False)]
+    assert deliver(app).delivered == 1
+    assert vendor.patients()[0]["PrimaryPharmacyId"] == 3002
+    assert len(vendor.patients()) == 1  # the patient was found, not made twice
+
+
+def test_only_the_drafts_prescriber_sets_it_and_an_unknown_draft_is_not_found(
+    app, chart, vendor, signed_in
+):
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    unknown = doctor.post_form(f"/prescriptions/{draft_id + 999}/preferred-pharmacy", MAIN_STREET)
+    assert unknown.status_code == 404
+    answer = signed_in("admin").post_form(
+        f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET
+    )
+    assert answer.status_code == 403
+    assert preferred(app, patient_id) == [] and syncs(app) == []
+
+
+def test_a_vendor_that_refuses_leaves_the_preference_here(app, chart, vendor, signed_in):
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    vendor.faults(result_error=True)
+    assert deliver(app).failed == 1
+    assert preferred(app, patient_id) == [("3001", True, False)]  # kept, not synced
