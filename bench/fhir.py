@@ -65,13 +65,46 @@ def _app(url: str):
 
 
 def _token(app) -> None:
-    """Make ``TOKEN`` a valid token of a client with every system scope.
+    """Make ``TOKEN`` a valid access token of the API client "Bench" with every system
+    scope: real rows (the client, registered as an administrator would, and the token's
+    hash, valid for a day), so every request pays the real token check and rate count."""
+    from datetime import timedelta
 
-    The interim access layer reads ``FHIR_TEST_TOKENS``; with fauth's, register an API
-    client and take a token from its token service here instead (this one function)."""
-    app.config["FHIR_TEST_TOKENS"] = {
-        TOKEN: {"id": "bench", "name": "Bench", "scopes": ["system/*.read", "system/*.write"]}
-    }
+    from sqlalchemy import delete, insert, select
+
+    from portal.actors import SYSTEM
+    from portal.auth.models import User
+    from portal.extensions import db
+    from portal.fhir import clients
+    from portal.fhir.models import AUTH_CLIENT_SECRET, ApiClient, ApiToken
+    from portal.timeutil import utcnow
+
+    with app.test_request_context():
+        client_pk = db.session.scalar(select(ApiClient.id).where(ApiClient.name == "Bench"))
+        if client_pk is None:
+            responsible = db.session.scalar(select(User.id).order_by(User.id).limit(1))
+            client_pk = clients.register_client(
+                SYSTEM,
+                name="Bench",
+                responsible_user_id=responsible,
+                scopes=["system/*.read", "system/*.write"],
+                auth_method=AUTH_CLIENT_SECRET,
+                rate_limit_per_minute=clients.RATE_LIMIT_MAX,
+            ).client.id
+        token_hash = clients.hash_secret(TOKEN)
+        db.session.execute(delete(ApiToken).where(ApiToken.token_hash == token_hash))
+        now = utcnow()
+        db.session.execute(
+            insert(ApiToken).values(
+                token_hash=token_hash,
+                client_id=client_pk,
+                scopes="system/*.read system/*.write",
+                issued_at=now,
+                expires_at=now + timedelta(days=1),
+                revoked=False,
+            )
+        )
+        db.session.commit()
 
 
 class StandInPatients:

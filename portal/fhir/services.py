@@ -10,7 +10,8 @@ resource types it received, never the data (ids and type names only).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 
 from werkzeug.exceptions import NotFound
 
@@ -120,10 +121,17 @@ def count(actor: Actor, resource_type: str, criteria: list[Criterion]) -> int:
 
 
 def everything(
-    actor: Actor, patient_id: int, may_read: Callable[[str], bool], types: Iterable[str]
+    actor: Actor,
+    patient_id: int,
+    may_read: Callable[[str], bool],
+    types: Iterable[str],
+    since: datetime | None = None,
+    care: Sequence[str] = (),
 ) -> tuple[dict, Iterator[dict]]:
     """A patient's whole record: the Patient, and a generator of every resource of
-    ``types`` the client may read, by type, read in chunks as it is sent.
+    ``types`` the client may read, by type, read in chunks as it is sent. ``since`` and
+    ``care`` narrow the record (``ResourceSpec.for_patient``); the Patient is always sent,
+    as the subject the rest is about.
 
     The event is recorded before anything is sent (nothing leaves unaudited); NotFound
     for an unknown patient.
@@ -144,7 +152,7 @@ def everything(
 
     def rest() -> Iterator[dict]:
         for resource_type in readable:
-            yield from spec_for(resource_type).for_patient(patient_id)
+            yield from spec_for(resource_type).for_patient(patient_id, since, care)
 
     return patient, rest()
 

@@ -188,6 +188,10 @@ class TableSpec:
     # Parameters naming the patient (patient, subject): the one kind of reference every
     # source reads the same way.
     patient_params = ("patient", "subject")
+    # The date search parameter that says when the care a resource records was given:
+    # ``$everything``'s ``start`` and ``end`` read it (None: the type has no such date and
+    # is sent whatever the range).
+    care_date: str | None = "date"
 
     def __init__(self) -> None:
         self._by_name = {source.name: index for index, source in enumerate(self.sources)}
@@ -230,11 +234,22 @@ class TableSpec:
                 total += source.count(conditions, criteria)
         return total
 
-    def for_patient(self, patient_id: int) -> Iterator[dict]:
+    def for_patient(
+        self, patient_id: int, since: datetime | None = None, care: Sequence[str] = ()
+    ) -> Iterator[dict]:
+        zone = clinic_zone() if care and self.care_date else UTC
         for source in self.sources:
-            for _key, resource in source.scan(
-                [type(source).patient_column == patient_id], None, CHUNK_ROWS
-            ):
+            conditions = [type(source).patient_column == patient_id]
+            if since is not None:
+                conditions.append(source.changed_since(since))
+            if self.care_date:
+                # ``start`` / ``end`` as the type's own date search reads them ("ge2024",
+                # "le2024-06"): the same columns, the same clinic days, no second reading.
+                conditions += [
+                    source.condition(Criterion(self.care_date, None, [value]), zone)
+                    for value in care
+                ]
+            for _key, resource in source.scan(conditions, None, CHUNK_ROWS):
                 yield resource
 
     def stream(self, since: datetime | None, patient_ids: list[int] | None) -> Iterator[dict]:

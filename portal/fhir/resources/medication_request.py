@@ -276,6 +276,7 @@ def prescription_to_fhir(row) -> dict:
 
 class MedicationRequestSpec(TableSpec):
     type = "MedicationRequest"
+    care_date = "authoredon"
     search_params = {
         "patient": "reference",
         "subject": "reference",

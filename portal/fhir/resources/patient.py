@@ -331,7 +331,7 @@ class PatientSpec:
         statement = _statement(criteria).with_only_columns(func.count(Patient.id))
         return db.session.scalar(statement)
 
-    def for_patient(self, patient_id: int) -> Iterator[dict]:
+    def for_patient(self, patient_id: int, since=None, care=()) -> Iterator[dict]:
         patient = self.read(str(patient_id))
         if patient is not None:
             yield patient
