@@ -156,12 +156,11 @@ def patient_everything(fhir_id: str):
     referenced: dict[str, set[str]] = {}
 
     def matches():
-        yield patient
+        yield [patient]
         yield from rest
 
-    def sent(resource: dict, serialized: bytes) -> None:
-        if resource is not patient:  # the record's, not the Patient's own, references
-            collect_directory_references(resource, referenced, serialized)
+    def sent(serialized: bytes) -> None:
+        collect_directory_references(serialized, referenced)
 
     def directory():
         return directory_resources(referenced, g.fhir_client.allows)
