@@ -27,6 +27,7 @@ from portal.audit import services as audit
 from portal.audit.verification import verify
 from portal.auth import services as auth_services
 from portal.auth.models import ServerSession, User
+from portal.demo.api_client import api_client_text, seed_api_client
 from portal.demo.charting import seed_charting
 from portal.demo.clinic import credentials_text, seed_clinic_and_users, write_credentials_file
 from portal.demo.integrations import seed_eprescribing
@@ -63,8 +64,8 @@ def register(app) -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing when users already exist")
 @click.option("--batch-size", default=10_000, show_default=True, type=int)
 def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) -> None:
-    """Create the demo clinic, one user per role and PATIENTS patients, and switch on
-    e-prescribing against the local DoseSpot sandbox."""
+    """Create the demo clinic, one user per role and PATIENTS patients, a FHIR API client,
+    and switch on e-prescribing against the local DoseSpot sandbox."""
     if if_empty and db.session.scalar(select(func.count()).select_from(User)):
         if seed_eprescribing():
             click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
@@ -81,10 +82,18 @@ def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) ->
     click.echo(f"Charting: note templates, snippets, and past visits of {charted} patients.")
     if seed_eprescribing():
         click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
+    api_client = seed_api_client() if credentials else None
     if credentials:
         text = credentials_text(credentials)
         click.echo(text)
+        # The API client's secret goes to the file only, never to the terminal.
+        if api_client:
+            text += api_client_text(api_client)
         click.echo(f"Written to {write_credentials_file(text, current_app.instance_path)}")
+        if api_client:
+            click.echo(
+                f"FHIR: {api_client['name']} registered; its client id and secret are in that file."
+            )
 
 
 @click.command("create-user")
