@@ -27,6 +27,7 @@ from portal.audit import services as audit
 from portal.audit.verification import verify
 from portal.auth import services as auth_services
 from portal.auth.models import ServerSession, User
+from portal.demo.api_client import api_client_text, seed_api_client
 from portal.demo.charting import seed_charting
 from portal.demo.clinic import credentials_text, seed_clinic_and_users, write_credentials_file
 from portal.demo.integrations import seed_eprescribing, seed_lab
@@ -64,8 +65,9 @@ def register(app) -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing when users already exist")
 @click.option("--batch-size", default=10_000, show_default=True, type=int)
 def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) -> None:
-    """Create the demo clinic, one user per role and PATIENTS patients, and switch on
-    e-prescribing against the local DoseSpot sandbox and labs against the lab sandbox."""
+    """Create the demo clinic, one user per role and PATIENTS patients, a FHIR API client,
+    and switch on e-prescribing against the local DoseSpot sandbox and labs against the lab
+    sandbox."""
     if if_empty and db.session.scalar(select(func.count()).select_from(User)):
         if seed_eprescribing():
             click.echo("E-prescribing: DoseSpot enabled against the sandbox, Dr. Lee linked.")
@@ -91,10 +93,18 @@ def seed_demo(patient_count: int, seed: int, if_empty: bool, batch_size: int) ->
         )
     if seed_lab():
         click.echo("Labs: the HL7 lab connector enabled against the lab sandbox (:2576).")
+    api_client = seed_api_client() if credentials else None
     if credentials:
         text = credentials_text(credentials)
         click.echo(text)
+        # The API client's secret goes to the file only, never to the terminal.
+        if api_client:
+            text += api_client_text(api_client)
         click.echo(f"Written to {write_credentials_file(text, current_app.instance_path)}")
+        if api_client:
+            click.echo(
+                f"FHIR: {api_client['name']} registered; its client id and secret are in that file."
+            )
 
 
 @click.command("create-user")

@@ -95,6 +95,11 @@ class Defaults:
     FHIR_TOKEN_SECONDS = 300
     FHIR_RATE_LIMIT_PER_MINUTE = 600
     FHIR_TOKEN_URL: str | None = None
+    # A private-key client's jwks_url (portal/fhir/jwks.py): https to public addresses only;
+    # plain http to a loopback address only with this on (tests, local development), and
+    # how long the token endpoint waits for the client's server.
+    FHIR_JWKS_ALLOW_HTTP_LOOPBACK = False
+    FHIR_JWKS_TIMEOUT_SECONDS = 3
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the server-side session
     SEND_FILE_MAX_AGE_DEFAULT = 3600
@@ -123,6 +128,8 @@ ENVIRONMENT_VARIABLES = {
     "DEVICE_COOKIE_DAYS": "days a browser stays known to an account it signed in to (default 90)",
     "FHIR_TOKEN_SECONDS": "lifetime of a FHIR API access token in seconds (default 300)",
     "FHIR_TOKEN_URL": "the FHIR token endpoint's public URL, if a proxy changes it",
+    "FHIR_JWKS_ALLOW_HTTP_LOOPBACK": "1: a client's jwks_url may be http:// on loopback (dev)",
+    "FHIR_JWKS_TIMEOUT_SECONDS": "how long the token endpoint waits for a jwks_url (default 3)",
     "HTTPS": "1 behind HTTPS: Secure __Host- cookies and HSTS (default 0)",
     "LOG_LEVEL": "application log level (default INFO)",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from itertools import pairwise
 
@@ -79,6 +80,15 @@ def test_seed_demo_is_deterministic_and_writes_private_credentials(tmp_path):
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     text = credentials.read_text()
     assert text.count("TOTP secret") == 2  # the prescriber and the admin
+    # The demo API client: its secret in the file, never in the output; and it works.
+    client_id = re.search(r"client id:\s+(\S+)", text).group(1)
+    secret = re.search(r"client secret:\s+(\S+)", text).group(1)
+    assert secret not in result.output and "Demo API client registered" in result.output
+    token = first.test_client().post(
+        "/fhir/auth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+    assert token.status_code == 200, token.get_data(as_text=True)
+    assert token.get_json()["scope"] == "system/*.read"
     with first.app_context():
         users = {u.username: u for u in db.session.scalars(select(User))}
         assert users["drlee"].mfa_enabled and users["admin"].mfa_enabled

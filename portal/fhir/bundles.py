@@ -63,46 +63,52 @@ def count_only(self_url: str, total: int) -> dict:
 
 def streamed_searchset(
     self_url: str,
-    matches: Iterable[dict],
+    chunks: Iterable[list[dict]],
     later: Callable[[], list[dict]] | None = None,
     outcome: dict | None = None,
-    sent: Callable[[dict, bytes], None] | None = None,
+    sent: Callable[[bytes], None] | None = None,
 ) -> Iterator[bytes]:
     """A searchset Bundle as JSON (UTF-8 bytes) in pieces, so a long record is never held
     whole: ``total`` comes last, when it is known (JSON objects have no order).
-    ``later()`` gives resources to add as ``include`` entries once the matches are sent
-    (the practitioners and locations they pointed at); ``sent(resource, json)`` is told of
-    each match with its entry's JSON as it goes (to find what it points at cheaply).
-
-    Entries are serialised with orjson and sent in batches of ``BATCH`` entries: a piece
-    per entry made the WSGI layer's per-piece work a large share of a long record's time.
+    ``chunks`` are lists of matches, each serialised in one orjson call and sent as one
+    piece (a piece or a call per entry made the WSGI layer's and the serialiser's per-item
+    work a large share of a long record's time); ``sent(json)`` is told of each chunk's
+    entries as they go (to find what they point at cheaply). ``later()`` gives resources
+    to add as ``include`` entries once the matches are sent (the practitioners and
+    locations they pointed at).
     """
     base = base_url()
     head = {"resourceType": "Bundle", "type": "searchset"}
     head["link"] = [{"relation": "self", "url": self_url}]
     yield dumps(head)[:-1] + b',"entry":['
-    total, written = 0, 0
-    pieces: list[bytes] = []
-    for resource in matches:
-        piece = dumps(entry(resource, "match", base))
+    total = 0
+    for resources in chunks:
+        if not resources:
+            continue
+        piece = dumps(
+            [
+                {
+                    "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
+                    "resource": resource,
+                    "search": _MATCH,
+                }
+                for resource in resources
+            ]
+        )[1:-1]
         if sent is not None:
-            sent(resource, piece)
-        pieces.append(piece)
-        total += 1
-        if len(pieces) == BATCH:
-            yield (b"," if written else b"") + b",".join(pieces)
-            written += len(pieces)
-            pieces = []
+            sent(piece)
+        yield (b"," + piece) if total else piece
+        total += len(resources)
     tail = [entry(resource, "include", base) for resource in (later() if later else [])]
     if outcome is not None:
         tail.append({"resource": outcome, "search": {"mode": "outcome"}})
-    pieces.extend(dumps(item) for item in tail)
-    if pieces:
-        yield (b"," if written else b"") + b",".join(pieces)
+    if tail:
+        piece = dumps(tail)[1:-1]
+        yield (b"," + piece) if total else piece
     yield f'],"total":{total}}}'.encode()
 
 
-BATCH = 200
+_MATCH = {"mode": "match"}  # shared by every entry: serialised, never changed
 
 
 def dumps(value: dict) -> bytes:

@@ -22,6 +22,12 @@ PROFILES = {
 }
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+EVERYTHING_DOC = (
+    "Parameters: start and end (dates of care, YYYY, YYYY-MM or YYYY-MM-DD, in the clinic's "
+    "time zone: each type's own date, e.g. an Encounter's, a vital sign's, a prescription's "
+    "authoredOn, a problem's recorded date), _since (an instant: resources changed since "
+    "then), _type (the types wanted). The Patient is always included."
+)
 PATIENT_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
 
 
@@ -49,7 +55,9 @@ def _resource(resource_type: str) -> dict:
     if spec.includes:
         entry["searchInclude"] = sorted(spec.includes)
     if resource_type == "Patient":
-        entry["operation"] = [{"name": "everything", "definition": EVERYTHING}]
+        entry["operation"] = [
+            {"name": "everything", "definition": EVERYTHING, "documentation": EVERYTHING_DOC}
+        ]
         if _has_route("/fhir/Patient/$export"):
             entry["operation"].append({"name": "export", "definition": PATIENT_EXPORT})
     return entry

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import current_app
 from sqlalchemy import case, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +38,9 @@ from portal.actors import Actor
 from portal.audit.services import record
 from portal.auth.models import User
 from portal.extensions import db
+from portal.fhir import jwks
 from portal.fhir import scopes as scope_rules
+from portal.fhir.jwks import JwksUnavailable, public_keys
 from portal.fhir.models import (
     AUTH_CLIENT_SECRET,
     AUTH_METHODS,
@@ -144,6 +144,7 @@ def register_client(
     scopes: list[str],
     auth_method: str,
     public_key: str | None = None,
+    jwks_url: str | None = None,
     rate_limit_per_minute: int | None = None,
 ) -> Registered:
     """Register a client (one use case, audited ``api_client.registered``). A secret
@@ -159,13 +160,9 @@ def register_client(
         raise Refused(f"A limit from 1 to {RATE_LIMIT_MAX} requests a minute.", "rate_limit")
     secret = None
     if auth_method == AUTH_PRIVATE_KEY_JWT:
-        public_key = (public_key or "").strip()
-        try:
-            public_keys(public_key)
-        except ValueError as error:
-            raise Refused(str(error), "public_key") from error
+        public_key, jwks_url = _key_or_url(public_key, jwks_url)
     else:
-        public_key = None
+        public_key = jwks_url = None
         secret = _new_secret()
     refused_name = Conflict("Another client has that name: choose another.", "name")
     with use_case(conflict=refused_name):
@@ -180,6 +177,7 @@ def register_client(
             auth_method=auth_method,
             secret_hash=hash_secret(secret) if secret else None,
             public_key=public_key,
+            jwks_url=jwks_url,
             enabled=True,
             rate_limit_per_minute=limit,
             created_at=utcnow(),
@@ -198,6 +196,28 @@ def register_client(
     return Registered(client, secret)
 
 
+def _key_or_url(public_key: str | None, jwks_url: str | None) -> tuple[str | None, str | None]:
+    """A private-key client's keys: pasted (a JWKS or PEM) or published at a URL, one of
+    the two; ``Refused`` naming the field."""
+    public_key, jwks_url = (public_key or "").strip(), (jwks_url or "").strip()
+    if public_key and jwks_url:
+        raise Refused("Give the public key or its JWKS URL, not both.", "jwks_url")
+    if jwks_url:
+        try:
+            return None, jwks.check_url(jwks_url)
+        except ValueError as error:
+            raise Refused(str(error), "jwks_url") from error
+    if not public_key:
+        raise Refused(
+            "Paste the client's public key (a JWKS or a PEM) or give its JWKS URL.", "public_key"
+        )
+    try:
+        public_keys(public_key)
+    except ValueError as error:
+        raise Refused(str(error), "public_key") from error
+    return public_key, None
+
+
 def update_client(
     actor: Actor,
     client_pk: int,
@@ -206,6 +226,7 @@ def update_client(
     scopes: list[str],
     rate_limit_per_minute: int,
     public_key: str | None = None,
+    jwks_url: str | None = None,
 ) -> ApiClient:
     """Change who answers for a client, its scopes, its limit, and (a private-key client)
     its public key. New scopes or a new key revoke the tokens it holds, so a scope taken
@@ -229,15 +250,13 @@ def update_client(
         if client.rate_limit_per_minute != rate_limit_per_minute:
             client.rate_limit_per_minute = rate_limit_per_minute
             changed.append("rate limit")
-        key = (public_key or "").strip()
-        if client.auth_method == AUTH_PRIVATE_KEY_JWT and key and key != client.public_key:
-            try:
-                public_keys(key)
-            except ValueError as error:
-                raise Refused(str(error), "public_key") from error
-            client.public_key = key
-            changed.append("public key")
-        if "scopes" in changed or "public key" in changed:
+        key, url = (public_key or "").strip(), (jwks_url or "").strip()
+        if client.auth_method == AUTH_PRIVATE_KEY_JWT and (key or url):
+            key, url = _key_or_url(key, url)
+            if (key, url) != (client.public_key, client.jwks_url):
+                client.public_key, client.jwks_url = key, url
+                changed.append("public key" if key else "JWKS URL")
+        if {"scopes", "public key", "JWKS URL"} & set(changed):
             _revoke_tokens(client.id)
         if changed:
             record(
@@ -304,39 +323,6 @@ def _revoke_tokens(client_pk: int) -> None:
         .where(ApiToken.client_id == client_pk, ApiToken.revoked.is_(False))
         .values(revoked=True)
     )
-
-
-def public_keys(text: str) -> list[tuple[str | None, object]]:
-    """(kid, public key) of each RSA or EC key in a JWKS (or one JWK) or a PEM public key;
-    ``ValueError`` in words an admin can act on."""
-    if not text:
-        raise ValueError("Paste the client's public key: a JWKS or a PEM public key.")
-    if text.lstrip().startswith("{"):
-        try:
-            document = json.loads(text)
-        except ValueError as error:
-            raise ValueError("The key is not valid JSON (a JWKS or a JWK).") from error
-        entries = document.get("keys") if isinstance(document, dict) else None
-        if entries is None:
-            entries = [document]
-        found = []
-        for entry in entries if isinstance(entries, list) else []:
-            try:
-                jwk = jwt.PyJWK(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
-                continue
-            if isinstance(jwk.key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-                found.append((entry.get("kid"), jwk.key))
-        if not found:
-            raise ValueError("The JWKS holds no RSA or EC public key.")
-        return found
-    try:
-        key = load_pem_public_key(text.encode())
-    except ValueError as error:
-        raise ValueError("The key is neither a JWKS nor a PEM public key.") from error
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise ValueError("Only RSA and EC public keys are accepted.")
-    return [(None, key)]
 
 
 # --- the token endpoint ---------------------------------------------------------------------
@@ -539,7 +525,7 @@ def _authenticate_by_assertion(request: TokenRequest, now: datetime) -> ApiClien
         raise _named(
             _invalid_client("algorithm", "Sign the assertion with RS384 or ES384."), client
         )
-    if client.auth_method != AUTH_PRIVATE_KEY_JWT or not client.public_key:
+    if client.auth_method != AUTH_PRIVATE_KEY_JWT or not (client.public_key or client.jwks_url):
         raise _named(_invalid_client("assertion for a secret client"), client)
     claims = _verified_claims(request, client, header, algorithm)
     expires = datetime.fromtimestamp(claims["exp"], tz=now.tzinfo)
@@ -573,10 +559,22 @@ def _verified_claims(request: TokenRequest, client: ApiClient, header: dict, alg
     """The assertion's claims once its signature verifies with one of the client's keys."""
     family = ASSERTION_ALGORITHMS[algorithm]
     kid = header.get("kid")
-    try:
-        keys = public_keys(client.public_key)
-    except ValueError as error:
-        raise _named(_invalid_client("stored key unusable"), client) from error
+    if client.jwks_url:
+        # Fetched (or read from the cache) before the use case writes anything: no lock
+        # is held while the client's server answers.
+        try:
+            keys = jwks.keys_for(client.jwks_url, kid if isinstance(kid, str) else None)
+        except JwksUnavailable as error:
+            unavailable = _invalid_client(
+                "jwks unavailable",
+                f"The client's JWKS could not be read from its jwks_url: {error.reason}.",
+            )
+            raise _named(unavailable, client) from error
+    else:
+        try:
+            keys = public_keys(client.public_key)
+        except ValueError as error:
+            raise _named(_invalid_client("stored key unusable"), client) from error
     candidates = [
         key
         for key_id, key in keys

@@ -45,6 +45,9 @@ class ApiClient(db.Model):
     secret_hash: Mapped[str | None] = mapped_column(String(64))
     # The public key(s) of a ``private_key_jwt`` client: a JWKS (JSON) or a PEM key.
     public_key: Mapped[str | None] = mapped_column(Text)
+    # Or where it publishes them (SMART Backend Services' jwks_url), fetched by the token
+    # endpoint (``jwks``): one of the two.
+    jwks_url: Mapped[str | None] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(default=True)
     rate_limit_per_minute: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

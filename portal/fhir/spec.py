@@ -9,7 +9,7 @@ read through the same ``ResourceSpec``, so a resource looks the same from every 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -78,9 +78,13 @@ class ResourceSpec(Protocol):
     def count(self, criteria: list[Criterion]) -> int:
         """How many resources match (``_summary=count``)."""
 
-    def for_patient(self, patient_id: int) -> Iterator[dict]:
+    def for_patient(
+        self, patient_id: int, since: datetime | None = None, care: Sequence[str] = ()
+    ) -> Iterator[dict]:
         """Every resource of one patient (``$everything``, patient-level export), in chunks
-        read by keyset so a long record is never held whole."""
+        read by keyset so a long record is never held whole. ``since``: only those changed
+        since then (``_since``); ``care``: date search values ("ge2024-01-01",
+        "le2024-12-31") the date of the care they record must meet (``start``, ``end``)."""
 
     def stream(self, since: datetime | None, patient_ids: list[int] | None) -> Iterator[dict]:
         """Every resource (changed since ``since``), for bulk export: read in keyset chunks,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from urllib.parse import urlencode
 
 from cryptography.fernet import InvalidToken
@@ -24,12 +25,14 @@ from flask import Response, current_app, g, request, stream_with_context
 
 from portal.auth.permissions import public
 from portal.crypto import decrypt_text, encrypt_text
+from portal.dates import parse_instant
 from portal.fhir import bp
 from portal.fhir.access import fhir_access
 from portal.fhir.bundles import base_url, count_only, searchset, streamed_searchset
 from portal.fhir.capability import capability_statement, smart_configuration
 from portal.fhir.catalog import served_types, spec_for
 from portal.fhir.errors import FhirError, issue, operation_outcome
+from portal.fhir.params import parse_date_value
 from portal.fhir.resources.keyset import row_id
 from portal.fhir.responses import FHIR_JSON, fhir_response, wants_json
 from portal.fhir.services import (
@@ -123,41 +126,85 @@ def search_post(resource_type: str):
 def patient_everything(fhir_id: str):
     """The patient's whole record as one searchset Bundle, streamed: the Patient, every
     resource of theirs of the types the token covers (``_type`` narrows them), and
-    (``include``) the practitioners, locations and organization it points at. ``start``,
-    ``end`` and ``_since`` are not supported: reported as ignored (400 under strict)."""
+    (``include``) the practitioners, locations and organization it points at.
+
+    ``start`` and ``end`` (dates, the clinic's days) keep the resources whose care falls in
+    that range (each type's own date: an Encounter's, a vital sign's when taken, a
+    prescription's when written...; ``EVERYTHING_PARAMETERS``); ``_since`` (an instant)
+    the resources changed since then. The Patient is always sent. Other parameters are
+    reported as ignored (400 under ``Prefer: handling=strict``)."""
     patient_id = row_id(fhir_id) if FHIR_ID.fullmatch(fhir_id) else None
     if patient_id is None:
         raise FhirError(404, f"Patient/{fhir_id} is not known.")
     args = request.args
-    # Only _type narrows the record; the rest (start, end, _since, _count...) is reported.
-    unknown = [name for name in args if name not in {"_format", "_pretty", "_type"}]
+    unknown = [name for name in args if name not in EVERYTHING_PARAMETERS]
     if unknown and _strict():
         raise FhirError(400, f"Unknown parameter {unknown[0]}.", expression=unknown[0])
     types = served_types()
     if "_type" in args:
         wanted = {t for value in args.getlist("_type") for t in value.split(",")}
         types = [t for t in types if t in wanted]
+    since, care = _everything_range(args)
     outcome = None
     if unknown:
         outcome = operation_outcome(
             [issue("warning", "not-supported", f"Parameter {n} was ignored.", n) for n in unknown]
         )
-    patient, rest = everything(g.fhir_client.actor, patient_id, g.fhir_client.allows, types)
+    patient, rest = everything(
+        g.fhir_client.actor, patient_id, g.fhir_client.allows, types, since, care
+    )
     referenced: dict[str, set[str]] = {}
 
     def matches():
-        yield patient
+        yield [patient]
         yield from rest
 
-    def sent(resource: dict, serialized: bytes) -> None:
-        if resource is not patient:  # the record's, not the Patient's own, references
-            collect_directory_references(resource, referenced, serialized)
+    def sent(serialized: bytes) -> None:
+        collect_directory_references(serialized, referenced)
 
     def directory():
         return directory_resources(referenced, g.fhir_client.allows)
 
     body = streamed_searchset(request.url, matches(), directory, outcome, sent)
     return Response(stream_with_context(body), content_type=f"{FHIR_JSON}; charset=utf-8")
+
+
+# What ``$everything`` reads; anything else is reported (or refused under strict handling).
+EVERYTHING_PARAMETERS = frozenset({"_format", "_pretty", "_type", "start", "end", "_since"})
+_PLAIN_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+def _everything_range(args) -> tuple[datetime | None, list[str]]:
+    """``$everything``'s ``_since`` (an instant with its offset) and ``start`` / ``end``
+    (FHIR dates: a year, a month or a day) as the date search values the types read."""
+    since = None
+    if args.get("_since"):
+        since = parse_instant(args["_since"])
+        if since is None:
+            raise FhirError(
+                400,
+                "_since is an instant with its offset (2024-01-01T00:00:00Z).",
+                code="value",
+                expression="_since",
+            )
+    care = []
+    for name, prefix in (("start", "ge"), ("end", "le")):
+        value = args.get(name)
+        if value is None:
+            continue
+        try:
+            if not _PLAIN_DATE.fullmatch(value):
+                raise InvalidSearch(name, "")
+            parse_date_value(name, value)
+        except InvalidSearch as error:
+            raise FhirError(
+                400,
+                f"{name} is a date: YYYY, YYYY-MM or YYYY-MM-DD.",
+                code="value",
+                expression=name,
+            ) from error
+        care.append(prefix + value)
+    return since, care
 
 
 def _search(resource_type: str, items: list[tuple[str, str]], *, sealed: bool = False):

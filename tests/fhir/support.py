@@ -33,6 +33,7 @@ def make_api_client(
     *,
     name: str | None = None,
     public_key: str | None = None,
+    jwks_url: str | None = None,
     rate_limit: int | None = TEST_RATE_LIMIT,
 ) -> tuple[str, str | None]:
     """Register a client as the demo admin would: (client_id, secret); the secret is None
@@ -46,6 +47,7 @@ def make_api_client(
             scopes=scopes.split(),
             auth_method=method,
             public_key=public_key,
+            jwks_url=jwks_url,
             rate_limit_per_minute=rate_limit,
         )
         return registered.client.client_id, registered.secret

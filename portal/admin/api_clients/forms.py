@@ -51,6 +51,14 @@ class ClientSettingsForm(FlaskForm):
         "(RSA or EC; it signs with RS384 or ES384).",
         render_kw={"rows": 5, "spellcheck": "false"},
     )
+    jwks_url = StringField(
+        "JWKS URL",
+        validators=[Optional(), Length(max=500)],
+        description="Or, for a private-key client that publishes its keys: the https:// "
+        "address of its JWKS. The portal fetches it when the client asks for a token and "
+        "again when the client rotates to a new key.",
+        render_kw={"spellcheck": "false", "inputmode": "url"},
+    )
     rate_limit = IntegerField(
         "Requests a minute",
         validators=[Optional(), NumberRange(min=1, max=RATE_LIMIT_MAX)],

@@ -41,6 +41,7 @@ def register_api_client():
                 scopes=form.scopes.data,
                 auth_method=form.auth_method.data,
                 public_key=form.public_key.data,
+                jwks_url=form.jwks_url.data,
                 rate_limit_per_minute=form.rate_limit.data,
             )
         except Refused as error:
@@ -88,6 +89,7 @@ def api_client(api_client_id: int):
                 scopes=form.scopes.data,
                 rate_limit_per_minute=form.rate_limit.data or client.rate_limit_per_minute,
                 public_key=form.public_key.data,
+                jwks_url=form.jwks_url.data,
             )
         except Refused as error:
             attach_error(form, error)

@@ -210,6 +210,7 @@ class Diagnoses(Source):
 
 class ConditionSpec(TableSpec):
     type = "Condition"
+    care_date = "recorded-date"
     search_params = {
         "patient": "reference",
         "subject": "reference",

@@ -95,7 +95,7 @@ class _RowSpec:
         statement = self.statement(criteria)
         return db.session.scalar(select(func.count()).select_from(statement.subquery()))
 
-    def for_patient(self, patient_id: int) -> Iterator[dict]:
+    def for_patient(self, patient_id: int, since=None, care=()) -> Iterator[dict]:
         return iter(())  # the directory belongs to no patient
 
     def stream(self, since: datetime | None, patient_ids: list[int] | None) -> Iterator[dict]:

@@ -13,7 +13,8 @@ time the vendor's state is read), so the chart and the API never disagree: a pre
 not sent yet is served as ``draft`` and one the vendor deleted as ``entered-in-error``, FHIR's
 own words for them, rather than left out; a draft composed in the portal is not served until
 it is signed. Its id is ``rx-<prescription id>``. A prescription made from the list has both:
-the plan and the order.
+the plan and the order. The vendor's own statuses travel beside FHIR's (DOSESPOT.md section
+6): its transmission status in an extension, its pharmacy status as ``statusReason``.
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ class Prescriptions(Source):
             Prescription.days_supply,
             Prescription.directions,
             Prescription.fhir_status,
+            Prescription.connector,
+            Prescription.status.label("vendor_status"),
+            Prescription.medication_status,
             Prescription.written_on,
             Prescription.created_at,
         ).where(
@@ -240,14 +244,58 @@ def _number(text: str | None):
     return int(value) if value.is_integer() else value
 
 
+# The e-prescribing vendor's own statuses beside FHIR's (DOSESPOT.md section 6): its
+# transmission status (DoseSpot's PrescriptionStatus) in an extension, its pharmacy-side
+# status (MedicationStatus) as ``statusReason``, so a reader sees what FHIR's word stands for.
+VENDOR_STATUS_EXTENSION = "urn:practice-portal:fhir:extension:eprescribing-prescription-status"
+_FAILED_TRANSMISSION = ("Error", "EpcsError")
+
+
+def _vendor_status_system(connector: str | None, kind: str) -> str:
+    return f"urn:practice-portal:{connector or 'eprescribing'}:{kind}"
+
+
+def _vendor_statuses(row) -> tuple[list | None, dict | None]:
+    """(the extension, the statusReason) of a prescription the vendor has seen."""
+    extension = None
+    if row.vendor_status:
+        extension = [
+            {
+                "url": VENDOR_STATUS_EXTENSION,
+                "valueCoding": {
+                    "system": _vendor_status_system(row.connector, "prescription-status"),
+                    "code": row.vendor_status,
+                },
+            }
+        ]
+    reason = None
+    if row.medication_status:
+        reason = {
+            "coding": [
+                {
+                    "system": _vendor_status_system(row.connector, "medication-status"),
+                    "code": row.medication_status,
+                }
+            ],
+            "text": f"Pharmacy: {row.medication_status}",
+        }
+    elif row.vendor_status in _FAILED_TRANSMISSION:
+        # A draft again, and the prescriber is alerted in the chart: say why it is one.
+        reason = {"text": "The electronic transmission failed; the prescriber was alerted."}
+    return extension, reason
+
+
 def prescription_to_fhir(row) -> dict:
     refills = _number(row.refills)
     quantity = _number(row.quantity)
+    extension, reason = _vendor_statuses(row)
     return prune(
         {
             "resourceType": "MedicationRequest",
             "id": f"rx-{row.id}",
+            "extension": extension,
             "status": row.fhir_status,
+            "statusReason": reason,
             "intent": "order",
             "medicationCodeableConcept": _medication(row.rxcui, row.drug),
             "subject": reference("Patient", row.patient_id),
@@ -276,6 +324,7 @@ def prescription_to_fhir(row) -> dict:
 
 class MedicationRequestSpec(TableSpec):
     type = "MedicationRequest"
+    care_date = "authoredon"
     search_params = {
         "patient": "reference",
         "subject": "reference",

@@ -1,5 +1,6 @@
 """Observation: vital signs (FHIR vital signs profile, US Core Vital Signs), one Observation
-per measurement of a set.
+per measurement of a set, and lab results (category ``laboratory``: ``laboratory.py``, a
+second source read after the vital signs).
 
 A set of vital signs is one row; each measurement taken is one Observation with the id
 ``<set id>-<part>`` (``123-bp``, ``123-hr``...), LOINC-coded, in the UCUM unit the chart
@@ -34,6 +35,7 @@ from portal.fhir.resources.base import (
     instant,
     status_condition,
 )
+from portal.fhir.resources.laboratory import LabResults
 from portal.ids import parse_id
 
 LOINC = "http://loinc.org"
@@ -152,6 +154,8 @@ class VitalSets(Source):
     parts_per_row = True
 
     def select(self):
+        # ``build`` reads the row as a tuple in this order: the value columns in the order
+        # of ``MEASUREMENTS``.
         return select(
             VitalSigns.id,
             VitalSigns.patient_id,
@@ -159,14 +163,7 @@ class VitalSets(Source):
             VitalSigns.taken_at,
             VitalSigns.systolic_mmhg,
             VitalSigns.diastolic_mmhg,
-            VitalSigns.heart_rate_per_min,
-            VitalSigns.respiratory_rate_per_min,
-            VitalSigns.temperature_cel,
-            VitalSigns.spo2_percent,
-            VitalSigns.weight_kg,
-            VitalSigns.height_cm,
-            VitalSigns.bmi,
-            VitalSigns.head_circumference_cm,
+            *(measurement.column for measurement in MEASUREMENTS if measurement.column is not None),
             VitalSigns.entered_in_error,
         )
 
@@ -242,35 +239,63 @@ class VitalSets(Source):
         return sum(value or 0 for value in db.session.execute(statement).one())
 
     def build(self, rows):
-        """Every measurement of every set. Export reads millions of these, so the parts
-        all of a set's Observations share (subject, encounter, time, and each kind's code)
-        are made once and shared: resources are read, serialised and dropped, never
-        changed in place."""
+        """Every measurement of every set. Export reads millions of these and a long
+        record tens of thousands, so the parts all of a set's Observations share (subject,
+        encounter, time, and each kind's code and unit) are made once and shared
+        (resources are read, serialised and dropped, never changed in place), and a row is
+        read as the tuple it is, in ``select()``'s order, not column by column."""
         built = []
         append = built.append
         for row in rows:
-            shared = _shared(row)
-            row_id = row.id
-            for number, measurement, code in _PLAN:
-                if measurement.column is None:
-                    resource = _blood_pressure(row, shared, code)
-                    if resource is None:
-                        continue
-                else:
-                    value = getattr(row, measurement.column.key)
-                    if value is None:
-                        continue
-                    resource = {
-                        **shared,
-                        "id": f"{row_id}-{measurement.part}",
-                        "code": code,
-                        "valueQuantity": {
-                            "value": value,
-                            "unit": measurement.unit_text,
-                            "system": UCUM,
-                            "code": measurement.unit,
-                        },
-                    }
+            (row_id, patient_id, encounter_id, taken_at, systolic, diastolic, *values) = row
+            in_error = values.pop()
+            status = "entered-in-error" if in_error else "final"
+            subject = {"reference": f"Patient/{patient_id}"}
+            encounter = {"reference": f"Encounter/{encounter_id}"} if encounter_id else None
+            effective = instant(taken_at)
+            if systolic is not None or diastolic is not None:
+                resource = {
+                    "resourceType": "Observation",
+                    "id": f"{row_id}-bp",
+                    "status": status,
+                    "category": _CATEGORY,
+                    "code": _BP_CODE,
+                    "subject": subject,
+                    "effectiveDateTime": effective,
+                    "component": [
+                        {"code": component_code, "valueQuantity": _quantity(value, *_MM_HG)}
+                        for component_code, value in (
+                            (_SYSTOLIC_CODE, systolic),
+                            (_DIASTOLIC_CODE, diastolic),
+                        )
+                        if value is not None
+                    ],
+                }
+                if encounter is not None:
+                    resource["encounter"] = encounter
+                append(((row_id, 0), resource))
+            for (number, part, code, unit_text, unit), value in zip(
+                _VALUE_PLAN, values, strict=True
+            ):
+                if value is None:
+                    continue
+                resource = {
+                    "resourceType": "Observation",
+                    "id": f"{row_id}-{part}",
+                    "status": status,
+                    "category": _CATEGORY,
+                    "code": code,
+                    "subject": subject,
+                    "effectiveDateTime": effective,
+                    "valueQuantity": {
+                        "value": value,
+                        "unit": unit_text,
+                        "system": UCUM,
+                        "code": unit,
+                    },
+                }
+                if encounter is not None:
+                    resource["encounter"] = encounter
                 append(((row_id, number), resource))
         return built
 
@@ -289,35 +314,17 @@ _PLAN = tuple(
     (number, measurement, _code_of(measurement)) for number, measurement in enumerate(MEASUREMENTS)
 )
 _CATEGORY = [VITAL_SIGNS]
+_BP_CODE = _PLAN[0][2]
+_MM_HG = ("mm[Hg]", "mmHg")
+# The measurements with one value each, in the order ``select()`` reads their columns
+# (after the two blood pressure columns): (part number, id suffix, code, unit text, unit).
+_VALUE_PLAN = tuple(
+    (number, measurement.part, code, measurement.unit_text, measurement.unit)
+    for number, measurement, code in _PLAN
+    if measurement.column is not None
+)
 _SYSTOLIC_CODE = concept(LOINC, *SYSTOLIC)
 _DIASTOLIC_CODE = concept(LOINC, *DIASTOLIC)
-
-
-def _shared(row) -> dict:
-    shared = {
-        "resourceType": "Observation",
-        "status": "entered-in-error" if row.entered_in_error else "final",
-        "category": _CATEGORY,
-        "subject": {"reference": f"Patient/{row.patient_id}"},
-        "effectiveDateTime": instant(row.taken_at),
-    }
-    if row.encounter_id is not None:
-        shared["encounter"] = {"reference": f"Encounter/{row.encounter_id}"}
-    return shared
-
-
-def _blood_pressure(row, shared: dict, code: dict) -> dict | None:
-    components = [
-        {"code": component_code, "valueQuantity": _quantity(value, "mm[Hg]", "mmHg")}
-        for component_code, value in (
-            (_SYSTOLIC_CODE, row.systolic_mmhg),
-            (_DIASTOLIC_CODE, row.diastolic_mmhg),
-        )
-        if value is not None
-    ]
-    if not components:
-        return None
-    return {**shared, "id": f"{row.id}-bp", "code": code, "component": components}
 
 
 def to_fhir(row, measurement: Measurement) -> dict | None:
@@ -345,7 +352,7 @@ class ObservationSpec(TableSpec):
         "Observation:subject": "Patient",
         "Observation:encounter": "Encounter",
     }
-    sources = (VitalSets(),)
+    sources = (VitalSets(), LabResults())
 
 
 RESOURCE_TYPES["Observation"] = ObservationSpec()

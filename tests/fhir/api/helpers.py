@@ -79,7 +79,7 @@ class VisitSpec:
     def count(self, criteria):
         return len(self._matching(criteria))
 
-    def for_patient(self, patient_id):
+    def for_patient(self, patient_id, since=None, care=()):
         for row in self.rows:
             if row[1] == patient_id:
                 yield self.resource(row)

@@ -213,6 +213,43 @@ def test_paging_follows_next_links_and_is_stable_under_inserts(app):
     assert client.get("/fhir/Patient?_count=100000", headers=headers).status_code == 200
 
 
+def test_a_name_search_pages_in_name_order_and_inserts_never_shift_a_page(app):
+    """Searches by family or given name are read in the name index's order (family, given,
+    birth date, id); the page key is still an id, and a patient registered between pages
+    either sorts after the place reached (seen once) or before it (on no page): never a
+    repeated or skipped row."""
+    people = [("Cleo", "Order"), ("Abe", "Order"), ("Bea", "Orderly"), ("Abe", "Orde")]
+    ids = add_patients(app, *[(given, family, date(1980, 1, 1)) for given, family in people])
+    cleo, abe, bea, abe_orde = ids
+    client, headers = app.test_client(), api_headers(app)
+
+    def walk(query: str, between=None) -> list[int]:
+        bundle = client.get(f"/fhir/Patient?{query}&_count=2", headers=headers).get_json(force=True)
+        seen = [int(i) for i in _ids(bundle)]
+        if between:
+            between()
+        while True:
+            links = {link["relation"]: link["url"] for link in bundle["link"]}
+            if "next" not in links:
+                return seen
+            assert set(parse_qs(urlsplit(links["next"]).query)["_after"][0]) <= set("0123456789")
+            bundle = client.get(_path(links["next"]), headers=headers).get_json(force=True)
+            seen += [int(i) for i in _ids(bundle)]
+
+    assert walk("family=orde") == [abe_orde, abe, cleo, bea]  # orde < order < orderly
+    late = []
+
+    def register():
+        late.extend(add_patients(app, ("Aaron", "Orde", date(1990, 1, 1))))  # before the place
+        late.extend(add_patients(app, ("Zed", "Order", date(1990, 1, 1))))  # after it
+
+    seen = walk("family=orde", between=register)
+    assert seen == [abe_orde, abe, cleo, late[1], bea]
+    assert walk("given=abe") == [abe_orde, abe]  # given, then family
+    bad = client.get("/fhir/Patient?family=orde&_after=999999", headers=headers)
+    _outcome(bad, 400)
+
+
 def test_summary_count_gives_the_total_only(app):
     add_patients(app, *[(f"G{n}", "Counted", date(1970, 1, 1)) for n in range(4)])
     response = app.test_client().get(

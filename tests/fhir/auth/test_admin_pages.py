@@ -92,6 +92,24 @@ def test_a_private_key_client_is_registered_with_its_jwks(app, signed_in):
     assert row.auth_method == "private_key_jwt" and row.secret_hash is None
 
 
+def test_a_private_key_client_is_registered_with_its_jwks_url(app, signed_in):
+    admin = signed_in("admin")
+    assert ">JWKS URL" in admin.get("/admin/api-clients/new").get_data(as_text=True)
+    response = _register(
+        app,
+        admin,
+        name="Published keys",
+        auth_method="private_key_jwt",
+        jwks_url="https://keys.example.org/.well-known/jwks.json",
+    )
+    assert response.status_code == 201
+    row = _client_row(app, "Published keys")
+    assert row.jwks_url == "https://keys.example.org/.well-known/jwks.json"
+    assert row.public_key is None
+    page = admin.get(f"/admin/api-clients/{row.id}").get_data(as_text=True)
+    assert "fetched from <code>https://keys.example.org/.well-known/jwks.json</code>" in page
+
+
 @pytest.mark.parametrize(
     ("fields", "field_id", "message"),
     [
@@ -105,6 +123,11 @@ def test_a_private_key_client_is_registered_with_its_jwks(app, signed_in):
         ),
         ({"auth_method": "private_key_jwt", "public_key": ""}, "public_key-error", "Paste"),
         ({"rate_limit": "0"}, "rate_limit-error", "between"),
+        (
+            {"auth_method": "private_key_jwt", "jwks_url": "http://keys.example.org/jwks"},
+            "jwks_url-error",
+            "https://",
+        ),
     ],
 )
 def test_refusals_go_beside_their_field_and_keep_what_was_typed(
