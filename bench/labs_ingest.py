@@ -17,6 +17,7 @@ ACK's p95 at most 50 ms; the SQLite figure beside it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -29,7 +30,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench import report
+from bench import cpu, report
 from bench.databases import (
     DEFAULT_POSTGRES_SERVER,
     INSTANCE,
@@ -46,6 +47,8 @@ PATIENTS = 2000
 RESULTS_JSON = ROOT / "bench" / "results.json"
 PER_S_BUDGET = 500
 ACK_P95_BUDGET_MS = 50
+# Figures written beside each row in results.json (the rows' extra keys), by (name, database).
+SIDE_FIGURES: dict[tuple[str, str], dict] = {}
 
 
 def _fresh_database(dialect: str, server_url: str) -> str:
@@ -163,11 +166,16 @@ def run(dialect: str, url: str, people, clients: int, count: int) -> report.Resu
         threading.Thread(target=_client, args=(port, share, latencies, problems))
         for share in shares
     ]
+    listener_cpu_before = cpu.process_cpu_seconds(listener.pid) or 0.0
+    machine_before = cpu.machine_jiffies()
+    own_before = cpu.own_cpu_seconds()
     started_at = datetime.now(UTC)
+    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    acked_seconds = time.perf_counter() - started
     engine = create_engine(make_url(url))
     deadline = time.monotonic() + 120
     with engine.connect() as connection:
@@ -185,6 +193,9 @@ def run(dialect: str, url: str, people, clients: int, count: int) -> report.Resu
             connection.rollback()
             time.sleep(0.2)
     engine.dispose()
+    listener_cpu = (cpu.process_cpu_seconds(listener.pid) or 0.0) - listener_cpu_before
+    machine_after = cpu.machine_jiffies()
+    own_cpu = cpu.own_cpu_seconds() - own_before
     listener.terminate()
     listener.wait(30)
     if isinstance(last, str):
@@ -195,6 +206,19 @@ def run(dialect: str, url: str, people, clients: int, count: int) -> report.Resu
     if filed != count:
         problems.append(f"{filed} of {count} filed")
     label = "SQLite" if dialect == "sqlite" else "PostgreSQL"
+    # CPU beside the wall times (the machine is shared): the listener's own CPU per message
+    # and as a share of one core over the run, the whole machine's busy share, and the
+    # share others used (the database server counts as "other"), and the load average.
+    SIDE_FIGURES[(f"ORU ingestion over MLLP, {clients} clients", label)] = {
+        "acked_per_s": round(count / acked_seconds, 1),
+        "listener_cpu_ms_per_msg": round(listener_cpu * 1000 / max(filed or 0, 1), 3),
+        "listener_cpu_of_wall": round(listener_cpu / seconds, 2),
+        "machine_busy": round(cpu.busy_fraction(machine_before, machine_after), 2),
+        "others_busy": round(
+            cpu.other_fraction(machine_before, machine_after, listener_cpu + own_cpu), 2
+        ),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
     return report.Result(
         benchmark=f"ORU ingestion over MLLP, {clients} clients",
         database=label,
@@ -209,7 +233,18 @@ def run(dialect: str, url: str, people, clients: int, count: int) -> report.Resu
         first_failure=problems[0] if problems else None,
         throughput_per_s=round(filed / seconds, 1),
         clients=clients,
+        worker_cpu_ms=round(listener_cpu * 1000 / max(filed or 0, 1), 3),
     )
+
+
+def _add_side_figures(path, results: list[report.Result]) -> None:
+    """This run's rows in results.json get the CPU and load figures beside their times."""
+    fresh = {(r.benchmark, r.database, r.rows) for r in results}
+    rows = json.loads(path.read_text())
+    for row in rows:
+        if (row["benchmark"], row["database"], row["rows"]) in fresh:
+            row.update(SIDE_FIGURES.get((row["benchmark"], row["database"]), {}))
+    path.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def main(argv=None) -> int:
@@ -232,14 +267,20 @@ def main(argv=None) -> int:
         for clients in (int(c) for c in args.clients.split(",")):
             result = run(dialect, url, people, clients, args.messages)
             results.append(result)
+            side = SIDE_FIGURES[(result.benchmark, result.database)]
             print(
                 f"{result.database:10} {result.benchmark}: {result.throughput_per_s:,.0f} msg/s "
-                f"filed, ACK p50 {result.p50_ms} ms p95 {result.p95_ms} ms p99 {result.p99_ms} ms"
+                f"filed ({side['acked_per_s']:,.0f}/s acknowledged), ACK p50 {result.p50_ms} ms "
+                f"p95 {result.p95_ms} ms p99 {result.p99_ms} ms; listener CPU "
+                f"{side['listener_cpu_ms_per_msg']} ms/msg ({side['listener_cpu_of_wall']:.0%} "
+                f"of a core), machine {side['machine_busy']:.0%} busy "
+                f"(others {side['others_busy']:.0%}), load {side['load_1min']}"
                 + (f"  PROBLEMS: {result.first_failure}" if result.failures else ""),
                 flush=True,
             )
     print(f"load after: {os.getloadavg()}", flush=True)
     report.write_json(RESULTS_JSON, results, keep=True)
+    _add_side_figures(RESULTS_JSON, results)
     ok = all(
         r.failures == 0
         and (

@@ -28,6 +28,7 @@ whatever the worker is doing. The folder-drop mode is a worker job (``watch_fold
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import socket
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from portal.extensions import db
 from portal.labs import services
 from portal.labs.hl7 import oru
 from portal.transaction import end_read
@@ -52,6 +54,10 @@ STORE_BATCH = 100  # messages at most in one storing transaction
 # Messages at most in one filing transaction: on SQLite the filer holds the write lock for
 # the batch, and the storer (the ACKs) waits behind it, so it stays short.
 FILE_BATCH = 10
+# Filer threads: PostgreSQL files several batches at once (a filer mostly waits on the
+# database); SQLite writes one transaction at a time, so one filer is all it can use.
+FILERS = {"sqlite": 1}
+FILERS_DEFAULT = 3
 FILE_QUEUE = 500  # stored messages waiting to be filed, before the connections wait
 STORE_WAIT_SECONDS = 120  # a connection waits this long for its commit, then gives up
 
@@ -112,12 +118,13 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         self.request.settimeout(READ_TIMEOUT_SECONDS)
         reader = FrameReader(self.request, self.server.max_bytes)
+        filer = self.server.filer_for_connection()
         try:
             while True:
                 message = reader.next_frame()
                 if message is None:
                     break
-                self.server.handle_message(message, self.request)
+                self.server.handle_message(message, self.request, filer)
         except _FrameTooLarge:
             log.warning("lab listener: a frame over %s bytes; connection closed", reader.max_bytes)
             self.server.keep_unfinished(reader.buffer[1 : reader.max_bytes + 1], "too large")
@@ -222,13 +229,25 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.ack_delay = ack_delay
         super().__init__((host, port), _Handler)
         self._storer = _Batcher("mllp-storer", self._store_batch, STORE_BATCH)
-        self._filer = _Batcher("mllp-filer", self._file_batch, FILE_BATCH, FILE_QUEUE)
+        with app.app_context():
+            dialect = db.engine.dialect.name
+        self._filers = [
+            _Batcher(f"mllp-filer-{n}", self._file_batch, FILE_BATCH, FILE_QUEUE)
+            for n in range(FILERS.get(dialect, FILERS_DEFAULT))
+        ]
+        self._connections = itertools.count()
+
+    def filer_for_connection(self) -> int:
+        """The filer a new connection's messages go to (in turn): one connection's messages
+        are filed in the order they came, as a lab sends a correction after the result it
+        corrects."""
+        return next(self._connections) % len(self._filers)
 
     @property
     def port(self) -> int:
         return self.server_address[1]
 
-    def handle_message(self, message: bytes, sock: socket.socket) -> None:
+    def handle_message(self, message: bytes, sock: socket.socket, filer: int = 0) -> None:
         """Read, store (the storer's next commit), acknowledge, then queue for filing."""
         reading = oru.read_message(message)
         waiting = _Waiting(message, reading)
@@ -238,7 +257,7 @@ class MllpServer(socketserver.ThreadingTCPServer):
             time.sleep(self.ack_delay)
         sock.sendall(frame(received.ack))
         if received.to_file:
-            self._filer.put((received.message_id, reading))
+            self._filers[filer].put((received.message_id, reading))
 
     def _store_batch(self, batch: list[_Waiting]) -> None:
         """The storer: one transaction for the batch, then each connection is woken."""
@@ -256,7 +275,8 @@ class MllpServer(socketserver.ThreadingTCPServer):
                 waiting.done.set()
             return
         for waiting, received in zip(batch, stored, strict=True):
-            waiting.received = received
+            waiting.received = received  # None: not stored, so not acknowledged
+            waiting.error = None if received else "refused by the database"
             waiting.done.set()
 
     def _file_batch(self, batch: list[tuple[int, oru.Reading]]) -> None:
@@ -276,7 +296,8 @@ class MllpServer(socketserver.ThreadingTCPServer):
         the filer and not yet filed stays ``received``, for ``process_pending``)."""
         super().server_close()
         self._storer.stop()
-        self._filer.stop()
+        for filer in self._filers:
+            filer.stop()
 
     def keep_unfinished(self, data: bytes, why: str) -> None:
         """Keep bytes that never became a whole frame (no ACK was sent: the lab resends)."""

@@ -64,6 +64,10 @@ class DuplicateMessage(Conflict):
         super().__init__("this message was received before")
 
 
+class NotStored(Exception):
+    """A message the database would not store: it must not be acknowledged."""
+
+
 @dataclass(frozen=True)
 class Received:
     """What ``receive`` stored and what to answer."""
@@ -138,7 +142,7 @@ def receive(
             db.session.add(message)
             db.session.flush()
             message_id = message.id
-    except DuplicateMessage:
+    except DuplicateMessage as duplicate:
         db.session.rollback()
         stored_id = db.session.scalar(
             select(LabMessage.id).where(
@@ -149,6 +153,8 @@ def receive(
             )
         )
         db.session.rollback()
+        if stored_id is None:  # the database refused it for another reason: not stored
+            raise NotStored("refused by the database, not stored") from duplicate
         return Received(
             message_id=stored_id,
             ack_code="AA",
@@ -160,31 +166,41 @@ def receive(
 
 def receive_many(
     items: list[tuple[bytes, oru.Reading]], *, connector: str = DEFAULT_CONNECTOR
-) -> list[Received]:
+) -> list[Received | None]:
     """Store several inbound messages (each with its reading) in one transaction: the
     listener's group commit. Messages that arrive on several connections while the previous
     commit is under way wait for the next one, so a burst costs one commit (one disk flush)
     instead of one each; every message is committed when this returns, so each may be
-    acknowledged. One multi-row INSERT through Core (no ORM unit of work on the hot path).
+    acknowledged. One multi-row INSERT through Core (no ORM unit of work on the hot path),
+    its ids returned in the order of ``items``.
 
     A duplicate among them (a lab resending what is stored, or the same message twice in
     one batch) makes the INSERT fail as a whole: the batch is then stored one message at a
-    time by ``receive``, which answers duplicates as before. Resends are rare, so the slow
-    way is the exception."""
+    time by ``receive``, which answers duplicates as before (resends are rare, so the slow
+    way is the exception). None in the answer: that message could not be stored (the
+    database refused it) and must not be acknowledged; the others are stored."""
     if not items:
         return []
     rows = [_stored_row(raw, reading, connector) for raw, reading in items]
-    statement = insert(LabMessage.__table__).returning(
-        LabMessage.__table__.c.id, sort_by_parameter_order=True
-    )
+    table = LabMessage.__table__
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     try:
         with use_case():
             ids = db.session.execute(statement, rows).scalars().all()
     except IntegrityError:
         db.session.rollback()
-        return [receive(raw, connector=connector, reading=reading) for raw, reading in items]
+        return [_receive_alone(raw, reading, connector) for raw, reading in items]
     readings = [reading for _raw, reading in items]
     return [_answer(reading, message_id) for reading, message_id in zip(readings, ids, strict=True)]
+
+
+def _receive_alone(raw: bytes, reading: oru.Reading, connector: str) -> Received | None:
+    try:
+        return receive(raw, connector=connector, reading=reading)
+    except Exception as error:
+        db.session.rollback()
+        log.warning("an inbound lab message could not be stored: %s", type(error).__name__)
+        return None
 
 
 def keep_unfinished(data: bytes, why: str, *, connector: str = DEFAULT_CONNECTOR) -> int:
