@@ -14,10 +14,14 @@ reading) and hands it to the one *storer* thread, which stores everything handed
 meanwhile in one transaction (``services.receive_many``) and wakes each connection once
 that commit is done; only then does the connection send its ACK. A commit costs a disk
 flush, so with several labs sending at once one flush serves them all, and no message is
-acknowledged before the commit that holds it. Filing runs behind, in the one *filer*
-thread, in batches too (``services.file_many``); the queue to it is bounded, so a lab
-that sends faster than we file is slowed (its next frame is read once there is room)
-rather than filling memory. A message stored but not yet filed when the process stops
+acknowledged before the commit that holds it. Filing runs behind, in *filer* threads,
+in batches too (``services.file_many``, one transaction a batch). Each connection's
+messages go to one filer, so they are filed in the order the lab sent them (a correction
+after the result it corrects), as when each connection filed its own; on PostgreSQL there
+are a few filers, whose waits on the database overlap; on SQLite, which writes one
+transaction at a time, one. The queue to a filer is bounded, so a lab that sends faster
+than we file is slowed (its next frame is read once there is room) rather than filling
+memory. A message stored but not yet filed when the process stops
 stays ``received`` and is filed by the worker's ``process_pending`` (and at the next
 start).
 
@@ -28,11 +32,16 @@ whatever the worker is doing. The folder-drop mode is a worker job (``watch_fold
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import pickle
 import queue
 import socket
 import socketserver
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,10 +63,12 @@ STORE_BATCH = 100  # messages at most in one storing transaction
 # Messages at most in one filing transaction: on SQLite the filer holds the write lock for
 # the batch, and the storer (the ACKs) waits behind it, so it stays short.
 FILE_BATCH = 10
-# Filer threads: PostgreSQL files several batches at once (a filer mostly waits on the
-# database); SQLite writes one transaction at a time, so one filer is all it can use.
+# Filers: PostgreSQL files several batches at once; SQLite writes one transaction at a
+# time, so one filer is all it can use. ``flask lab-listener`` runs them as processes (the
+# filing is most of a message's CPU, and a process of its own is not held back by the
+# listener's interpreter lock); a listener made in a test runs them as threads.
 FILERS = {"sqlite": 1}
-FILERS_DEFAULT = 3
+FILERS_DEFAULT = 2
 FILE_QUEUE = 500  # stored messages waiting to be filed, before the connections wait
 STORE_WAIT_SECONDS = 120  # a connection waits this long for its commit, then gives up
 
@@ -205,7 +216,7 @@ class _Batcher:
 
 class MllpServer(socketserver.ThreadingTCPServer):
     """The MLLP listener bound to ``host``:``port`` (port 0: any free port), serving each
-    connection in a thread of its own, with one storer and one filer thread behind them
+    connection in a thread of its own, with one storer and the filer threads behind them
     (module notes)."""
 
     daemon_threads = True
@@ -220,6 +231,7 @@ class MllpServer(socketserver.ThreadingTCPServer):
         connector: str = services.DEFAULT_CONNECTOR,
         max_bytes: int | None = None,
         ack_delay: float = 0.0,
+        filer_processes: bool = False,
     ):
         self.app = app
         self.connector = connector
@@ -231,9 +243,12 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self._storer = _Batcher("mllp-storer", self._store_batch, STORE_BATCH)
         with app.app_context():
             dialect = db.engine.dialect.name
-        self._filers = [
-            _Batcher(f"mllp-filer-{n}", self._file_batch, FILE_BATCH, FILE_QUEUE)
-            for n in range(FILERS.get(dialect, FILERS_DEFAULT))
+        count = FILERS.get(dialect, FILERS_DEFAULT)
+        self._filers: list[_Batcher | _FilerProcess] = [
+            _FilerProcess()
+            if filer_processes
+            else _Batcher(f"mllp-filer-{n}", self._file_batch, FILE_BATCH, FILE_QUEUE)
+            for n in range(count)
         ]
         self._connections = itertools.count()
 
@@ -280,20 +295,11 @@ class MllpServer(socketserver.ThreadingTCPServer):
             waiting.done.set()
 
     def _file_batch(self, batch: list[tuple[int, oru.Reading]]) -> None:
-        """The filer: a batch of stored messages filed in one transaction. What fails here
-        stays stored (``received`` or ``failed``) and is filed by ``process_pending``."""
-        try:
-            with self.app.app_context():
-                services.file_many(batch)
-                end_read()
-        except Exception as error:
-            log.warning(
-                "lab listener: filing %s messages failed (%s)", len(batch), type(error).__name__
-            )
+        _file_batch(self.app, batch)
 
     def server_close(self) -> None:
-        """Stop taking connections, then stop the storer and the filer (what is queued for
-        the filer and not yet filed stays ``received``, for ``process_pending``)."""
+        """Stop taking connections, then stop the storer and the filers (what is queued for
+        a filer and not yet filed stays ``received``, for ``process_pending``)."""
         super().server_close()
         self._storer.stop()
         for filer in self._filers:
@@ -314,13 +320,84 @@ class MllpServer(socketserver.ThreadingTCPServer):
         return thread
 
 
+def _file_batch(app: Flask, batch: list[tuple[int, oru.Reading]]) -> None:
+    """A filer's work: a batch of stored messages filed in one transaction. What fails here
+    stays stored (``received`` or ``failed``) and is filed by ``process_pending``."""
+    try:
+        with app.app_context():
+            services.file_many(batch)
+            end_read()
+    except Exception as error:
+        log.warning(
+            "lab listener: filing %s messages failed (%s)", len(batch), type(error).__name__
+        )
+
+
+_LENGTH = struct.Struct(">I")
+# A filer process: the app made from the environment, as the listener's own was.
+_FILER_COMMAND = (
+    "from portal import create_app; from portal.labs.listener import filer_main; "
+    "filer_main(create_app())"
+)
+
+
+class _FilerProcess:
+    """A filer in a process of its own (``filer_main``), fed through a pipe: each item a
+    length and a pickle of (message id, reading). A full pipe makes ``put`` wait, as a full
+    queue does. The process ends when the pipe closes: when the listener stops, or dies
+    (it then files what it was sent and exits, never orphaned)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and code)
+            [sys.executable, "-c", _FILER_COMMAND],
+            stdin=subprocess.PIPE,
+        )
+
+    def put(self, item: tuple[int, oru.Reading]) -> None:
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            try:
+                self.process.stdin.write(_LENGTH.pack(len(data)) + data)
+                self.process.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                # The filer is gone: the message stays ``received``, for process_pending.
+                log.warning("lab listener: a filer process has stopped")
+
+    def stop(self, timeout: float = 30) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def filer_main(app: Flask) -> None:
+    """A filer process (``_FilerProcess``): files what the listener sends, in batches,
+    until the pipe closes."""
+    batcher = _Batcher("mllp-filer", lambda batch: _file_batch(app, batch), FILE_BATCH)
+    stream = sys.stdin.buffer
+    while True:
+        head = stream.read(_LENGTH.size)
+        if len(head) < _LENGTH.size:
+            break
+        (length,) = _LENGTH.unpack(head)
+        data = stream.read(length)
+        if len(data) < length:
+            break
+        batcher.put(pickle.loads(data))  # noqa: S301 (our own listener, through a pipe)
+    batcher.stop(timeout=120)
+
+
 def run_listener(app: Flask, host: str, port: int, *, ack_delay: float = 0.0) -> None:
     """``flask lab-listener``: file what waits from before, then serve until stopped."""
     with app.app_context():
         filed, failed = services.process_pending()
         if filed or failed:
             log.info("lab listener: %s waiting messages filed, %s failed", filed, failed)
-    server = MllpServer(app, host, port, ack_delay=ack_delay)
+    server = MllpServer(app, host, port, ack_delay=ack_delay, filer_processes=True)
     log.info("lab listener: MLLP on %s:%s", host, server.port)
     try:
         server.serve_forever()

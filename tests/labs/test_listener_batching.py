@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import select, text
 
@@ -19,10 +21,12 @@ from portal.labs.models import FAILED, PROCESSED, LabMessage, LabResult
 from tests.labs.helpers import (
     add_patient,
     filed_messages,
+    free_port,
     msa,
     oru,
     read_frame,
     send,
+    start_listener,
     stored_messages,
 )
 
@@ -201,3 +205,56 @@ def test_messages_stored_but_not_filed_when_the_listener_stops_are_filed_later(a
         assert stored.state == "received"
         assert services.process_pending() == (1, 0)
         assert db.session.scalar(select(LabMessage.state)) == PROCESSED
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_the_deployed_listener_files_in_processes_of_its_own_that_end_with_it(app):
+    """``flask lab-listener`` (as ``make run`` starts it) files in filer processes: what
+    two connections send is filed, and the filers end when the listener does."""
+    with app.app_context():
+        _patient_id, mrn = add_patient(mrn="M-PROC")
+    port = free_port()
+    listener = start_listener(app, port)
+    try:
+        deadline = time.monotonic() + 30
+        while not (filers := _children_of(listener.pid)):
+            assert time.monotonic() < deadline, "no filer process"
+            time.sleep(0.1)
+
+        def connection(number: int, answers: list):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                for index in range(10):
+                    control_id = f"PROC{number}-{index}"
+                    sock.sendall(frame(oru(control_id=control_id, mrn=mrn).encode()))
+                    answers.append(msa(read_frame(sock))[1])
+
+        answers: list[str] = []
+        threads = [threading.Thread(target=connection, args=(n, answers)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert answers == ["AA"] * 20
+        with app.app_context():
+            rows = filed_messages(timeout=60)
+            assert [row.state for row in rows] == [PROCESSED] * 20
+            results = db.session.scalars(select(LabResult)).all()
+            assert len(results) == 40 and {r.patient_id for r in results} != {None}
+    finally:
+        listener.terminate()
+        listener.wait(10)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in filers):
+        assert time.monotonic() < deadline, "a filer process outlived its listener"
+        time.sleep(0.1)
