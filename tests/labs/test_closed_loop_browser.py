@@ -89,7 +89,16 @@ def _results(app, order_id: int) -> list[tuple[str, bool]]:
 
 
 def test_order_labs_get_results_review_them(
-    app, chart, make_appointment, make_encounter, sandbox, worker, page, sign_in, watch, shot
+    app,
+    chart,  # noqa: F811 (the fixtures imported above)
+    make_appointment,  # noqa: F811
+    make_encounter,  # noqa: F811
+    sandbox,
+    worker,
+    page,
+    sign_in,
+    watch,
+    shot,
 ):
     control(sandbox, "/_sandbox/faults", {"results": "final"})
     with app.app_context():
