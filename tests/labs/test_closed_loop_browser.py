@@ -129,6 +129,12 @@ def test_order_labs_get_results_review_them(
     wait_for(lambda: _status(app, order_id) == "resulted", timeout=30, what="resulted")
     page.reload()
     expect(page.get_by_test_id("order-state")).to_contain_text("Resulted")
+    expect(page.get_by_text("HL7 v2 lab (MLLP)")).to_be_visible()  # its title, not "hl7lab"
+    expect(page.get_by_role("link", name="See the results")).to_be_visible()
+    # 1280 px with both counts in the top bar: nothing scrolls sideways.
+    assert page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
     shot("order-resulted")
     results = _results(app, order_id)
     assert {loinc for loinc, _ in results} >= {HBA1C, "2345-7"}  # the A1c and the CMP's glucose
