@@ -163,6 +163,9 @@ def test_order_labs_get_results_review_them(
         boxes.nth(index).check()
     page.get_by_role("button", name="Sign off chosen normal results").click()
     expect(page.get_by_text("Nothing waits for your review.")).to_be_visible()
+    page.get_by_role("link", name="Unmatched results").click()
+    expect(page.get_by_role("heading", name="Unmatched results")).to_be_visible()
+    expect(page.get_by_text("No results wait to be matched.")).to_be_visible()
 
     assert _status(app, order_id) == "reviewed"
     page.goto(f"/labs/orders/{order_id}")
