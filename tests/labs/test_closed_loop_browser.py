@@ -24,7 +24,7 @@ from portal.integrations.settings import Submitted, save_and_enable
 from portal.labs import services
 from portal.labs.models import LabOrder, LabResult
 from tests.integrations.hl7lab.helpers import FAST, HBA1C, control, settings_for, wait_for
-from tests.labs.ordering.test_ordering_browser import add_by_keyboard, tab_to
+from tests.labs.keyboard import add_by_keyboard, tab_to
 from tests.support.chart import chart, make_appointment, make_encounter  # noqa: F401
 from tests.support.clients import actor_of
 
