@@ -54,6 +54,7 @@ class Target:
         name = make_url(self.url).database or ""
         extra = "-sched" if "sched" in name else "-chart" if "chart" in name else ""
         extra = "-fhir" if "fhir" in name else extra
+        extra = "-rx" if Path(name).name.startswith(("portal_bench_rx", "portal-rx")) else extra
         return f"{self.dialect}-{self.rows}{extra}"
 
 
