@@ -296,7 +296,13 @@ def registry_url(label: str, args, log_) -> str:
         target = databases.sqlite_target(rows, SQLITE_PREFIX)
     else:
         target = databases.postgres_target(args.postgres, rows, POSTGRES_PREFIX)
-    databases.ensure_seeded(target, args.postgres, reseed=getattr(args, "reseed", False), log=log_)
+    databases.ensure_seeded(
+        target,
+        args.postgres,
+        reseed=getattr(args, "reseed", False),
+        log=log_,
+        added_patients=True,
+    )
     return target.url
 
 
