@@ -4,7 +4,7 @@ of waiting items in the top bar (loaded after the page, so a slow vendor slows n
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, url_for
+from flask import current_app, flash, redirect, request, url_for
 
 from portal.auth.permissions import require
 from portal.prescriptions import bp, services
@@ -58,7 +58,8 @@ def queue_count():
 def prescriptions(patient_id: int):
     """The patient's prescriptions: the viewer's drafts, the active ones, the past ones, each
     with its state and what may be done (print, its PDF, cancel)."""
-    page = services.prescriptions_page(current_actor(), patient_id)
+    all_past = request.args.get("past") == "all"
+    page = services.prescriptions_page(current_actor(), patient_id, all_past=all_past)
     return render(
         "prescriptions/list.html",
         patient=page.patient,
