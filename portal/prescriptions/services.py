@@ -304,8 +304,8 @@ class PrescriptionsPage:
 def prescriptions_page(actor, patient_id: int, all_past: bool = False) -> PrescriptionsPage:
     """The patient's prescriptions page: the viewer's drafts, then the active ones, then the
     past ones (the newest ``PAST_SHOWN_FIRST`` unless ``all_past``), newest first, each with
-    its prescriber; a fixed number of queries however many there are (a patient may have
-    hundreds). Other prescribers' drafts are theirs alone and are not listed. Audited."""
+    its prescriber; two queries however many there are (a patient may have hundreds).
+    Other prescribers' drafts are theirs alone and are not listed. Audited."""
     connector = eprescribing_connector_name()
     current = or_(
         Prescription.state.in_(states.OPEN_STATES),
@@ -322,12 +322,12 @@ def prescriptions_page(actor, patient_id: int, all_past: bool = False) -> Prescr
         )
         found = db.session.execute(listed.where(current).limit(PRESCRIPTIONS_PAGE_LIMIT)).all()
         past_limit = PRESCRIPTIONS_PAGE_LIMIT if all_past else PAST_SHOWN_FIRST
-        found_past = db.session.execute(listed.where(not_(current)).limit(past_limit)).all()
-        past_total = db.session.scalar(
-            select(func.count())
-            .select_from(Prescription)
-            .where(Prescription.patient_id == patient.id, not_(current))
-        )
+        # The count of all past ones rides on each row shown (a window is counted before
+        # the LIMIT): one round trip fewer, which a loaded database server makes costly.
+        found_past = db.session.execute(
+            listed.add_columns(func.count().over()).where(not_(current)).limit(past_limit)
+        ).all()
+        past_total = found_past[0][2] if found_past else 0
         audit.record(
             actor,
             "prescription.list_view",
@@ -335,7 +335,7 @@ def prescriptions_page(actor, patient_id: int, all_past: bool = False) -> Prescr
             category="e-prescribing",
         )
     drafts, active, past = [], [], []
-    for rx, prescriber_name in [*found, *found_past]:
+    for rx, prescriber_name, *_count in [*found, *found_past]:
         if rx.state == states.DRAFT and rx.origin == "portal":
             if rx.prescriber_id == actor.id:
                 drafts.append(PrescriptionRow(rx, prescriber_name, False, False, False))
