@@ -260,7 +260,8 @@ def test_a_trickling_server_is_cut_at_the_total_deadline(app, client, key_server
 
 def test_a_hanging_jwks_server_does_not_hold_up_other_writers(app, key_server, keys):
     """While a token request waits on the client's server, a use case elsewhere in the
-    portal commits at once (on SQLite: the write lock is not held during the fetch)."""
+    portal commits at once (on SQLite: the write lock is not held during the fetch; the
+    fetch may take 5 s, the bound leaves room for a loaded machine)."""
     app.config["FHIR_JWKS_TIMEOUT_SECONDS"] = 5
     key_server.publish((keys["k1"], "k1", "RS384"))
     client_id, _ = make_api_client(app, method="private_key_jwt", jwks_url=key_server.url)
@@ -282,7 +283,7 @@ def test_a_hanging_jwks_server_does_not_hold_up_other_writers(app, key_server, k
             record(actors.anonymous(None), "test.elsewhere", category="test")
         waited = time.monotonic() - started
         assert asking.is_alive()  # still stuck: the write did not wait for it
-        assert waited < 1.0, f"a writer waited {waited:.2f}s on the JWKS fetch"
+        assert waited < 2.5, f"a writer waited {waited:.2f}s on the JWKS fetch"
     finally:
         key_server.mode = "serve"
         key_server.release.set()
