@@ -15,7 +15,9 @@ from sqlalchemy import func, select, update
 from portal.extensions import db
 from portal.integrations.models import ExternalId, OutboxMessage
 from portal.prescriptions.inbox.pull import poll
-from portal.prescriptions.models import Prescription
+from portal.patients.models import Patient
+from portal.prescriptions.compose.services import renewal_draft
+from portal.prescriptions.models import Prescription, RxRequest
 from portal.prescriptions.services import refresh_patient
 from portal.timeutil import utcnow
 from portal.transaction import use_case
@@ -405,7 +407,7 @@ def test_an_approval_the_vendor_refuses_is_a_transmission_error_and_send_again_w
     doctor = signed_in("drlee")
     _, vendor_rx = a_sent_prescription(app, doctor, patient_id)
     made = sandbox.control(
-        "rxchanges", {"PrescriptionId": vendor_rx, "RxChangeType": "TherapeuticInterchange"}
+        "rxchanges", {"PrescriptionId": vendor_rx, "RxChangeType": "PriorAuthorizationRequired"}
     )
     work_until(app, lambda: len(requests_stored(app)) == 1, "the change request")
     [stored] = requests_stored(app)
@@ -451,3 +453,102 @@ def test_a_discarded_approval_draft_leaves_the_request_pending(app, sandbox, sig
     assert again.status_code == 303  # a new draft (SQLite may give it the discarded one's id)
     new_id = int(again.headers["Location"].rstrip("/").split("/")[-2])
     assert load(app, new_id).state == "draft" and requests_stored(app)[0].response_prescription_id
+
+
+def _approval_draft(app, sandbox, doctor, patient_id: int, kind="refills", **body) -> tuple:
+    rx_id, vendor_rx = a_sent_prescription(app, doctor, patient_id)
+    sandbox.control(kind, {"PrescriptionId": vendor_rx, **body})
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the request")
+    [stored] = requests_stored(app)
+    return rx_id, stored
+
+
+def test_an_approval_draft_is_frozen_but_for_the_refills(app, sandbox, signed_in):
+    """The vendor approves the request and the pharmacy fills the original: the portal
+    refuses any change of the drug, quantity or pharmacy on the approval's draft, says so on
+    the compose and signing pages, and the signing checks it again."""
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    rx_id, stored = _approval_draft(app, sandbox, doctor, patient_id)
+    first = doctor.post_form(f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "2"})
+    draft_id = int(first.headers["Location"].rstrip("/").split("/")[-2])
+    note = "only the refills (and your comment) can be changed here"
+    assert note in doctor.get(f"/prescriptions/{draft_id}/sign").get_data(as_text=True)
+    assert note in doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+
+    before = load(app, draft_id)
+    more = doctor.htmx_post(
+        f"/prescriptions/{draft_id}/draft",
+        {"version": str(before.version), "rx-quantity": "90", "rx-dispense_unit": "tablet"},
+    )
+    assert more.status_code == 422 and note in more.get_data(as_text=True)
+    other = doctor.post_form(
+        f"/prescriptions/{draft_id}/pharmacy", {"pharmacy_id": "3002", "pharmacy_label": "X"}
+    )
+    assert other.status_code == 303
+    after = load(app, draft_id)
+    assert (after.quantity, after.pharmacy_id, after.version) == (
+        before.quantity,
+        before.pharmacy_id,
+        before.version,
+    )
+    # Whatever path changed it, the signing finds it is no longer the original: refused.
+    with app.app_context(), use_case():
+        db.session.execute(
+            update(Prescription).where(Prescription.id == draft_id).values(quantity="90")
+        )
+    refused = sign(doctor, app, draft_id)
+    assert refused.status_code == 422
+    assert "the quantity no longer match" in refused.get_data(as_text=True)
+    assert answer_messages(app) == [] and load(app, draft_id).state == "draft"
+    with app.app_context(), use_case():
+        db.session.execute(
+            update(Prescription).where(Prescription.id == draft_id).values(quantity="30")
+        )
+    assert sign(doctor, app, draft_id).status_code == 303
+    [message] = answer_messages(app)
+    assert message.payload["refills"] == 2
+
+
+def test_a_substitution_change_request_can_only_be_denied_here(app, sandbox, signed_in):
+    """A therapeutic substitution proposes another drug the request does not describe: the
+    portal will not make (or sign) an approval of the original drug for it."""
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, stored = _approval_draft(
+        app, sandbox, doctor, patient_id, "rxchanges", RxChangeType="TherapeuticInterchange"
+    )
+    page = doctor.get(f"/prescriptions/inbox/requests/{stored.id}").get_data(as_text=True)
+    assert "Approve and sign" not in page and "e-prescribing service&#39;s own screen" in page
+    url = f"/prescriptions/inbox/requests/{stored.id}/approve"
+    refused = doctor.post_form(url, {"refills": "1"})
+    assert refused.status_code == 422 and "proposes a different drug" in refused.get_data(
+        as_text=True
+    )
+    [stored] = requests_stored(app)
+    assert (stored.state, stored.response_prescription_id) == ("pending", None)
+    # An approval draft made before this rule (or by any path) is refused at signing too.
+    with app.app_context(), use_case():
+        draft = renewal_draft(
+            actor_of("drlee"),
+            db.session.get(Patient, patient_id),
+            db.session.get(Prescription, stored.prescription_id),
+        )
+        db.session.execute(
+            update(RxRequest)
+            .where(RxRequest.id == stored.id)
+            .values(response_prescription_id=draft.id)
+        )
+        draft_id = draft.id
+    refused = sign(doctor, app, draft_id)
+    assert refused.status_code == 422 and "proposes a different drug" in refused.get_data(
+        as_text=True
+    )
+    assert answer_messages(app) == []
+    assert (
+        doctor.post_form(
+            f"/prescriptions/inbox/requests/{stored.id}/deny", {"reason": "medication_changed"}
+        ).status_code
+        == 303
+    )
+    assert [m.operation for m in answer_messages(app)] == ["deny_change"]

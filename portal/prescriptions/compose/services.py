@@ -35,6 +35,7 @@ from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
+from portal.prescriptions.inbox.answers import FROZEN_ELEMENTS, FROZEN_NOTE, answering
 from portal.prescriptions.models import PatientPharmacy, Prescription, PrescriptionFavorite
 from portal.prescriptions.safety import (
     MAX_OVERRIDE_COMMENT,
@@ -127,6 +128,23 @@ def _bump_version(draft: Prescription, version: int | None) -> None:
             "the saved version; what you typed here is still on this page."
         )
     db.session.refresh(draft)
+
+
+def _refuse_if_approving(draft: Prescription, changes: dict | None = None) -> None:
+    """An approval of a pharmacy's request is the original as the pharmacy will fill it:
+    refuse a change of a frozen element (``changes``: element -> new value; None: any change
+    of the product or the pharmacy). An element the original left empty (written in the
+    vendor's screen) may be filled in."""
+    if answering(draft.id) is None:
+        return
+    if changes is None:
+        raise Refused(FROZEN_NOTE)
+    for name, new in changes.items():
+        old = getattr(draft, name)
+        if old in (None, "") or name not in FROZEN_ELEMENTS:
+            continue
+        if new is None or str(new) != str(old):
+            raise Refused(FROZEN_NOTE, name)
 
 
 # --- starting a draft ------------------------------------------------------------------------
@@ -272,6 +290,8 @@ class ComposePage:
     alerts: list[Alert] = field(default_factory=list)
     # The patient's preferred pharmacies at the enabled connector, the primary one first.
     preferred_pharmacies: list[PatientPharmacy] = field(default_factory=list)
+    # It approves a pharmacy's request: frozen but for the refills (the page says so).
+    approving: bool = False
 
 
 def open_draft(actor, draft_id: int) -> ComposePage:
@@ -293,6 +313,7 @@ def open_draft(actor, draft_id: int) -> ComposePage:
         diagnosis_choices=diagnosis_choices(patient.id),
         alerts=_alerts_for(draft, context),
         preferred_pharmacies=preferred_pharmacies(patient.id),
+        approving=answering(draft.id) is not None,
     )
     return page
 
@@ -503,6 +524,7 @@ def choose_drug(actor, draft_id: int, token: str, version: int | None) -> Prescr
     resolved = _resolve(actor, token)
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(draft)
         _bump_version(draft, version)
         _set_drug(draft, resolved)
         audit.record(
@@ -597,6 +619,15 @@ def save_draft(actor, draft_id: int, version: int | None, typed: DraftInput) -> 
     """Keep what the prescriber typed on the draft (autosave, or "Save draft")."""
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(
+            draft,
+            {
+                "directions": typed.directions,
+                "quantity": _clip(typed.quantity, 32),
+                "dispense_unit": _clip(typed.dispense_unit, 32),
+                "days_supply": typed.days_supply,
+            },
+        )
         _bump_version(draft, version)
         draft.sig = json.dumps(typed.sig_fields, default=str, sort_keys=True)
         draft.directions = typed.directions
@@ -681,6 +712,7 @@ def choose_pharmacy(
     """Put the pharmacy on the draft (its id is what the send uses; the name is shown)."""
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(draft, {"pharmacy_id": str(pharmacy_id)})
         _bump_version(draft, version)
         draft.pharmacy_id = str(pharmacy_id)
         draft.pharmacy_name = _clip(pharmacy_name, 300)
@@ -852,7 +884,7 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
     favorite = db.session.get(PrescriptionFavorite, favorite_id)
     if favorite is None or favorite.owner_id != actor.id:
         raise NotFound()
-    get_draft_for(actor, draft_id)  # 404 before any call to the vendor
+    _refuse_if_approving(get_draft_for(actor, draft_id))  # 404 before any call to the vendor
     if favorite.dispensable_drug_id and eprescribing_connector_name():
         resolved = _resolve(actor, f"vendor:{favorite.dispensable_drug_id}")
     elif favorite.rxcui and knowledge().product(favorite.rxcui):
@@ -867,6 +899,7 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
         )
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(draft)
         _bump_version(draft, version)
         _set_drug(draft, resolved)
         for name in ("sig", "directions", "quantity", "dispense_unit", "days_supply"):
