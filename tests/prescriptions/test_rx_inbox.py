@@ -14,16 +14,17 @@ from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.integrations.models import ExternalId, OutboxMessage
-from portal.prescriptions.inbox.pull import poll
 from portal.patients.models import Patient
 from portal.prescriptions.compose.services import renewal_draft
+from portal.prescriptions.inbox.pull import poll
 from portal.prescriptions.models import Prescription, RxRequest
 from portal.prescriptions.services import refresh_patient
 from portal.timeutil import utcnow
 from portal.transaction import use_case
+from tests.admin.epcs_helpers import grant_drlee
 from tests.integrations.dosespot.helpers import SandboxServer, connector, snapshot
 from tests.integrations.dosespot.helpers import prescription as vendor_prescription
-from tests.prescriptions.dosespot_support import enable_dosespot
+from tests.prescriptions.dosespot_support import enable_dosespot, register_epcs_credential
 from tests.prescriptions.rx_inbox_helpers import (
     a_sent_prescription,
     answer_messages,
@@ -32,6 +33,7 @@ from tests.prescriptions.rx_inbox_helpers import (
     sign,
 )
 from tests.prescriptions.signing_helpers import (
+    OXYCODONE,
     a_draft,
     a_patient,
     deliver,
@@ -40,6 +42,7 @@ from tests.prescriptions.signing_helpers import (
     work_until,
 )
 from tests.support.clients import actor_of
+from tests.support.database import PASSWORD
 
 XSS = "<script>alert('rx')</script>"
 
@@ -469,7 +472,7 @@ def test_an_approval_draft_is_frozen_but_for_the_refills(app, sandbox, signed_in
     the compose and signing pages, and the signing checks it again."""
     patient_id = a_patient(app)
     doctor = signed_in("drlee")
-    rx_id, stored = _approval_draft(app, sandbox, doctor, patient_id)
+    _, stored = _approval_draft(app, sandbox, doctor, patient_id)
     first = doctor.post_form(f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "2"})
     draft_id = int(first.headers["Location"].rstrip("/").split("/")[-2])
     note = "only the refills (and your comment) can be changed here"
@@ -552,3 +555,37 @@ def test_a_substitution_change_request_can_only_be_denied_here(app, sandbox, sig
         == 303
     )
     assert [m.operation for m in answer_messages(app)] == ["deny_change"]
+
+
+def test_a_controlled_substance_renewal_is_not_approved_here_but_offers_a_new_prescription(
+    app, sandbox, signed_in
+):
+    """The vendor's approval carries no EPCS signature: a schedule II-V request is denied,
+    or answered by a new prescription that goes through the EPCS send."""
+    grant_drlee(app)
+    register_epcs_credential(app)
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    rx_id = a_draft(app, patient_id, drug=OXYCODONE, pharmacy_id="3001")
+    assert sign(doctor, app, rx_id, password=PASSWORD).status_code == 303
+    assert deliver(app).delivered == 1
+    vendor_rx = int(load(app, rx_id).vendor_id)
+    sandbox.control("refills", {"PrescriptionId": vendor_rx})
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the request")
+    [stored] = requests_stored(app)
+    page = doctor.get(f"/prescriptions/inbox/requests/{stored.id}").get_data(as_text=True)
+    assert "Approve and sign" not in page and "Write a new prescription" in page
+    assert "controlled substance (schedule II-V) is not approved" in page
+    refused = doctor.post_form(
+        f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "0"}
+    )
+    assert refused.status_code == 422
+    assert "EPCS signature" in refused.get_data(as_text=True)
+    [stored] = requests_stored(app)
+    assert (stored.state, stored.response_prescription_id) == ("pending", None)
+    assert answer_messages(app) == []
+    # "Write a new prescription": an ordinary draft of the same drug, sent by the EPCS send.
+    new = doctor.post_form(f"/prescriptions/{rx_id}/renew")
+    assert new.status_code == 303
+    new_id = int(new.headers["Location"].rstrip("/").split("/")[-1])
+    assert load(app, new_id).schedule == 2
