@@ -32,7 +32,7 @@ from portal.integrations.base import IntegrationError
 from portal.integrations.models import OutboxMessage
 from portal.integrations.settings import enabled_connector
 from portal.patients.models import Patient
-from portal.patients.services import get_patient_for, get_row_of_patient
+from portal.patients.services import get_patient_for, get_row_of_patient, lock_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
 from portal.prescriptions.inbox.answers import FROZEN_ELEMENTS, FROZEN_NOTE, answering
@@ -753,22 +753,100 @@ def _primary_pharmacy(patient_id: int) -> PatientPharmacy | None:
     return found[0] if found and found[0].is_primary else None
 
 
+def pharmacy_label(pharmacy: dict) -> str:
+    """How a pharmacy found at the vendor is named here: its name, street and city."""
+    parts = [pharmacy.get("name"), pharmacy.get("address_line1"), pharmacy.get("city")]
+    return ", ".join(str(p) for p in parts if p) or f"Pharmacy {pharmacy.get('pharmacy_id')}"
+
+
+def _vendor_pharmacy(actor, name: str, pharmacy_id: int, hint: str) -> dict:
+    """The pharmacy as the vendor describes it, found again by a search on the name the
+    page showed (``hint``, only a search key): the label kept is the vendor's, never the
+    client's words. Refused when the vendor does not list that id under that name."""
+    connector = enabled_connector(name)
+    if connector is None or not hasattr(connector, "search_pharmacies"):
+        raise Refused("E-prescribing is not switched on: this prescription can only be printed.")
+    key = " ".join((hint or "").split(",")[0].split())[:60]
+    if len(key) < 2:
+        raise Refused("Search for the pharmacy, then set it as preferred.", "pharmacy_name")
+    clinician = vendor_id(name, "clinician", actor.id)
+    end_read()
+    try:
+        found = connector.search_pharmacies(name=key, clinician_id=clinician, max_pages=2)
+    except IntegrationError as error:
+        raise Refused(f"{connector.title} could not be reached: try again.") from error
+    for row in found:
+        if row.get("pharmacy_id") is not None and int(row["pharmacy_id"]) == pharmacy_id:
+            return row
+    raise Refused(
+        "That pharmacy could not be confirmed at the e-prescribing service: search again.",
+        "pharmacy_name",
+    )
+
+
+def _enqueue_pharmacy_sync(name: str, patient_id: int, pharmacy_id: int, payload: dict) -> None:
+    """One sync message per (patient, pharmacy), whatever the clicks: a message still waiting
+    carries this one too (a double click queues nothing more); a finished one (delivered,
+    failed) is made pending again with the new payload, so making a pharmacy primary again
+    later still reaches the vendor."""
+    key = f"{name}:pharmacy:{patient_id}:{pharmacy_id}"
+    existing = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+    ).first()
+    if existing is None:
+        outbox.enqueue(
+            name, ADD_PHARMACY_OPERATION, payload, idempotency_key=key, patient_id=patient_id
+        )
+        return
+    now = utcnow()
+    db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == existing.id,
+            OutboxMessage.status.not_in(("pending", "in_flight")),
+        )
+        .values(
+            status="pending",
+            payload=payload,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -> Prescription:
     """ "Set as preferred" after a pharmacy search: the pharmacy becomes the patient's
     primary preferred one (kept here; sent to the vendor as
     ``POST /api/patients/{id}/pharmacies {PharmacyId, SetAsPrimary}`` through the outbox, in
-    the same transaction) and is chosen for this draft. Audited."""
+    the same transaction) and is chosen for this draft. Audited.
+
+    The name kept is the vendor's (``label`` only finds it again); the patient's row is
+    locked so two clicks or tabs run one after the other (one primary; the second finds it
+    done and does nothing more)."""
     name = eprescribing_connector_name()
     if name is None:
         raise Refused("E-prescribing is not switched on: this prescription can only be printed.")
+    _refuse_if_approving(get_draft_for(actor, draft_id), {"pharmacy_id": str(pharmacy_id)})
+    label = pharmacy_label(_vendor_pharmacy(actor, name, pharmacy_id, label))[:300]
     with use_case():
         draft, patient = draft_and_patient(actor, draft_id)
+        _refuse_if_approving(draft, {"pharmacy_id": str(pharmacy_id)})
         clinician = vendor_id(name, "clinician", actor.id)
         if clinician is None:
             raise Refused("Your account is not linked to the e-prescribing service yet.")
-        label = _clip(label, 300) or f"Pharmacy {pharmacy_id}"
+        lock_patient(patient.id)  # PostgreSQL: one "set as preferred" per patient at a time
         rows = preferred_pharmacies(patient.id)
         row = next((r for r in rows if r.pharmacy_id == str(pharmacy_id)), None)
+        if (
+            row is not None
+            and row.is_primary
+            and not any(r.is_primary for r in rows if r is not row)
+            and draft.pharmacy_id == str(pharmacy_id)
+        ):
+            return draft  # a second click: already the primary one, on this draft
         for other in rows:
             other.is_primary = False
         if row is None:
@@ -784,9 +862,10 @@ def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -
         _bump_version(draft, None)
         db.session.flush()
         known_patient = vendor_id(name, "patient", patient.id)
-        outbox.enqueue(
+        _enqueue_pharmacy_sync(
             name,
-            ADD_PHARMACY_OPERATION,
+            patient.id,
+            pharmacy_id,
             {
                 "clinician_id": int(clinician) if str(clinician).isdigit() else clinician,
                 "dosespot_patient_id": int(known_patient) if known_patient else None,
@@ -794,8 +873,6 @@ def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -
                 "pharmacy_id": int(pharmacy_id),
                 "set_as_primary": True,
             },
-            idempotency_key=f"{name}:pharmacy:{patient.id}:{pharmacy_id}:{utcnow().isoformat()}",
-            patient_id=patient.id,
         )
         audit.record(
             actor,
