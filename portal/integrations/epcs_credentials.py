@@ -18,6 +18,8 @@ import pyotp
 from sqlalchemy import select
 
 from portal.audit import services as audit
+from portal.auth.epcs import may_sign_controlled
+from portal.auth.models import User
 from portal.crypto import decrypt_text, encrypt_text
 from portal.extensions import db
 from portal.integrations.base import PermanentError
@@ -82,10 +84,17 @@ def set_credential(actor, connector: str, pin: str, otp_secret: str) -> None:
 def factors_for(connector: str, clinician_id) -> tuple[str, str]:
     """The PIN and the current one-time password of the prescriber the vendor knows as
     ``clinician_id``, for the worker's send (read in a short transaction of its own).
-    ``PermanentError`` when none is on file: retrying would not help."""
+    ``PermanentError`` when none is on file, or when the prescriber's account was disabled
+    or lost its EPCS grant since signing (checked now, when the send leaves: the worker
+    acts in their name with their stored factors, so it must still be theirs to use);
+    retrying would not help."""
     try:
         row = db.session.execute(
-            select(EpcsVendorCredential.pin_encrypted, EpcsVendorCredential.otp_secret_encrypted)
+            select(
+                EpcsVendorCredential.pin_encrypted,
+                EpcsVendorCredential.otp_secret_encrypted,
+                EpcsVendorCredential.user_id,
+            )
             .join(
                 ExternalId,
                 (ExternalId.connector == EpcsVendorCredential.connector)
@@ -97,11 +106,25 @@ def factors_for(connector: str, clinician_id) -> tuple[str, str]:
                 ExternalId.external_id == str(clinician_id),
             )
         ).first()
+        enabled = row is not None and db.session.scalar(
+            select(User.is_enabled).where(User.id == row[2])
+        )
+        allowed = bool(enabled) and may_sign_controlled(row[2])
     finally:
         end_read()
     if row is None:
         raise PermanentError(
             "The prescriber has no EPCS credential for the e-prescribing service on file: "
             "they add it under My account, then send the prescription again."
+        )
+    if not enabled:
+        raise PermanentError(
+            "The prescriber's account has been disabled since signing: a controlled-substance "
+            "prescription is not sent in the name of a disabled account."
+        )
+    if not allowed:
+        raise PermanentError(
+            "The prescriber may no longer sign controlled-substance prescriptions (their EPCS "
+            "permission was revoked or suspended since signing): it was not sent."
         )
     return decrypt_text(row[0]), pyotp.TOTP(decrypt_text(row[1])).now()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.integrations.models import EpcsVendorCredential
-from tests.admin.epcs_helpers import grant_drlee
+from tests.admin.epcs_helpers import grant_drlee, set_user
 from tests.integrations.dosespot.helpers import (
     PRESCRIBER_EPCS_PIN,
     PRESCRIBER_EPCS_SEED,
@@ -162,3 +162,26 @@ def test_fills_reported_by_the_pharmacy_give_refills_left_and_the_last_fill(
     assert load(app, rx_id).refills_left == 1
     page = doctor.get(f"/patients/{patient_id}/prescriptions").get_data(as_text=True)
     assert "1 left" in page and "(2 fills)" in page and "Last fill" in page
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"is_enabled": False}, "has been disabled since signing"),
+        ({"mfa_enabled": False}, "may no longer sign controlled-substance"),
+    ],
+)
+def test_a_prescriber_disabled_or_without_epcs_since_signing_is_not_sent_for(
+    app, sandbox, signed_in, change, words
+):
+    """The worker sends in the prescriber's name with their stored factors: an account
+    disabled (or no longer allowed EPCS) after signing gets nothing sent, and says why."""
+    grant_drlee(app)
+    register_epcs_credential(app)
+    _, rx_id = oxycodone_draft(app)
+    assert sign_controlled(signed_in("drlee"), app, rx_id).status_code == 303
+    set_user(app, "drlee", **change)
+    assert deliver(app).failed == 1
+    rx = load(app, rx_id)
+    assert rx.state == "error" and words in rx.transmission_error
+    assert sandbox.prescriptions() == []  # refused before anything was created

@@ -5,6 +5,8 @@ compose screen offers them first and a new prescription starts with the primary 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select, update
 
@@ -132,3 +134,75 @@ def test_a_vendor_that_refuses_leaves_the_preference_here(app, chart, vendor, si
     vendor.faults(result_error=True)
     assert deliver(app).failed == 1
     assert preferred(app, patient_id) == [("3001", True, False)]  # kept, not synced
+
+
+def test_the_name_kept_is_the_vendors_not_the_forms(app, chart, vendor, signed_in):
+    """The label the page posts only finds the pharmacy again at the vendor: a forged one
+    is not stored, and an id the vendor does not list under that name is refused."""
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    forged = {"pharmacy_id": "3001", "pharmacy_label": "Sandbox Pharmacy <b>Free pills</b>"}
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", forged)
+    assert preferred(app, patient_id) == [] and syncs(app) == []
+    doctor.post_form(
+        f"/prescriptions/{draft_id}/preferred-pharmacy",
+        {"pharmacy_id": "3002", "pharmacy_label": "Sandbox Pharmacy Main Street"},
+    )
+    assert preferred(app, patient_id) == [] and syncs(app) == []  # 3002 is not Main Street
+    doctor.post_form(
+        f"/prescriptions/{draft_id}/preferred-pharmacy",
+        {"pharmacy_id": "3001", "pharmacy_label": "Sandbox Pharmacy Main Street, whatever"},
+    )
+    with app.app_context():
+        [row] = db.session.scalars(select(PatientPharmacy)).all()
+        name = row.name
+        db.session.remove()
+    assert name.startswith("Sandbox Pharmacy Main Street, ") and "whatever" not in name
+    assert draft_row(app, draft_id).pharmacy_name == name
+
+
+def test_a_double_click_queues_one_sync_and_setting_it_again_later_syncs_again(
+    app, chart, vendor, signed_in
+):
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    for _ in range(2):
+        answer = doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+        assert answer.status_code == 303
+    assert len(syncs(app)) == 1 and preferred(app, patient_id) == [("3001", True, False)]
+    assert deliver(app).delivered == 1
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", ELM_AVENUE)
+    assert deliver(app).delivered == 1
+    assert vendor.patients()[0]["PrimaryPharmacyId"] == 3002
+    # Main Street again: the same (patient, pharmacy) message goes once more.
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    assert len(syncs(app)) == 2
+    assert deliver(app).delivered == 1
+    assert vendor.patients()[0]["PrimaryPharmacyId"] == 3001
+    assert preferred(app, patient_id) == [("3001", True, True), ("3002", False, True)]
+
+
+def test_two_tabs_setting_different_pharmacies_at_once_leave_one_primary(
+    app, chart, vendor, signed_in
+):
+    patient_id = with_address(app, chart.patients[0])
+    tabs = [signed_in("drlee"), signed_in("drlee")]
+    drafts = [start_draft(tab, patient_id) for tab in tabs]
+    answers: list = []
+
+    def click(tab, draft_id, form):
+        answers.append(tab.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", form))
+
+    threads = [
+        threading.Thread(target=click, args=(tabs[0], drafts[0], MAIN_STREET)),
+        threading.Thread(target=click, args=(tabs[1], drafts[1], ELM_AVENUE)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(a.status_code for a in answers) == [303, 303]
+    rows = preferred(app, patient_id)
+    assert len(rows) == 2 and sum(1 for _, primary, _ in rows if primary) == 1

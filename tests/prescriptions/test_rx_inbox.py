@@ -14,14 +14,17 @@ from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.integrations.models import ExternalId, OutboxMessage
+from portal.patients.models import Patient
+from portal.prescriptions.compose.services import renewal_draft
 from portal.prescriptions.inbox.pull import poll
-from portal.prescriptions.models import Prescription
+from portal.prescriptions.models import Prescription, RxRequest
 from portal.prescriptions.services import refresh_patient
 from portal.timeutil import utcnow
 from portal.transaction import use_case
+from tests.admin.epcs_helpers import grant_drlee
 from tests.integrations.dosespot.helpers import SandboxServer, connector, snapshot
 from tests.integrations.dosespot.helpers import prescription as vendor_prescription
-from tests.prescriptions.dosespot_support import enable_dosespot
+from tests.prescriptions.dosespot_support import enable_dosespot, register_epcs_credential
 from tests.prescriptions.rx_inbox_helpers import (
     a_sent_prescription,
     answer_messages,
@@ -30,6 +33,7 @@ from tests.prescriptions.rx_inbox_helpers import (
     sign,
 )
 from tests.prescriptions.signing_helpers import (
+    OXYCODONE,
     a_draft,
     a_patient,
     deliver,
@@ -38,6 +42,7 @@ from tests.prescriptions.signing_helpers import (
     work_until,
 )
 from tests.support.clients import actor_of
+from tests.support.database import PASSWORD
 
 XSS = "<script>alert('rx')</script>"
 
@@ -405,7 +410,7 @@ def test_an_approval_the_vendor_refuses_is_a_transmission_error_and_send_again_w
     doctor = signed_in("drlee")
     _, vendor_rx = a_sent_prescription(app, doctor, patient_id)
     made = sandbox.control(
-        "rxchanges", {"PrescriptionId": vendor_rx, "RxChangeType": "TherapeuticInterchange"}
+        "rxchanges", {"PrescriptionId": vendor_rx, "RxChangeType": "PriorAuthorizationRequired"}
     )
     work_until(app, lambda: len(requests_stored(app)) == 1, "the change request")
     [stored] = requests_stored(app)
@@ -451,3 +456,136 @@ def test_a_discarded_approval_draft_leaves_the_request_pending(app, sandbox, sig
     assert again.status_code == 303  # a new draft (SQLite may give it the discarded one's id)
     new_id = int(again.headers["Location"].rstrip("/").split("/")[-2])
     assert load(app, new_id).state == "draft" and requests_stored(app)[0].response_prescription_id
+
+
+def _approval_draft(app, sandbox, doctor, patient_id: int, kind="refills", **body) -> tuple:
+    rx_id, vendor_rx = a_sent_prescription(app, doctor, patient_id)
+    sandbox.control(kind, {"PrescriptionId": vendor_rx, **body})
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the request")
+    [stored] = requests_stored(app)
+    return rx_id, stored
+
+
+def test_an_approval_draft_is_frozen_but_for_the_refills(app, sandbox, signed_in):
+    """The vendor approves the request and the pharmacy fills the original: the portal
+    refuses any change of the drug, quantity or pharmacy on the approval's draft, says so on
+    the compose and signing pages, and the signing checks it again."""
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, stored = _approval_draft(app, sandbox, doctor, patient_id)
+    first = doctor.post_form(f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "2"})
+    draft_id = int(first.headers["Location"].rstrip("/").split("/")[-2])
+    note = "only the refills (and your comment) can be changed here"
+    assert note in doctor.get(f"/prescriptions/{draft_id}/sign").get_data(as_text=True)
+    assert note in doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+
+    before = load(app, draft_id)
+    more = doctor.htmx_post(
+        f"/prescriptions/{draft_id}/draft",
+        {"version": str(before.version), "rx-quantity": "90", "rx-dispense_unit": "tablet"},
+    )
+    assert more.status_code == 422 and note in more.get_data(as_text=True)
+    other = doctor.post_form(
+        f"/prescriptions/{draft_id}/pharmacy", {"pharmacy_id": "3002", "pharmacy_label": "X"}
+    )
+    assert other.status_code == 303
+    after = load(app, draft_id)
+    assert (after.quantity, after.pharmacy_id, after.version) == (
+        before.quantity,
+        before.pharmacy_id,
+        before.version,
+    )
+    # Whatever path changed it, the signing finds it is no longer the original: refused.
+    with app.app_context(), use_case():
+        db.session.execute(
+            update(Prescription).where(Prescription.id == draft_id).values(quantity="90")
+        )
+    refused = sign(doctor, app, draft_id)
+    assert refused.status_code == 422
+    assert "the quantity no longer match" in refused.get_data(as_text=True)
+    assert answer_messages(app) == [] and load(app, draft_id).state == "draft"
+    with app.app_context(), use_case():
+        db.session.execute(
+            update(Prescription).where(Prescription.id == draft_id).values(quantity="30")
+        )
+    assert sign(doctor, app, draft_id).status_code == 303
+    [message] = answer_messages(app)
+    assert message.payload["refills"] == 2
+
+
+def test_a_substitution_change_request_can_only_be_denied_here(app, sandbox, signed_in):
+    """A therapeutic substitution proposes another drug the request does not describe: the
+    portal will not make (or sign) an approval of the original drug for it."""
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, stored = _approval_draft(
+        app, sandbox, doctor, patient_id, "rxchanges", RxChangeType="TherapeuticInterchange"
+    )
+    page = doctor.get(f"/prescriptions/inbox/requests/{stored.id}").get_data(as_text=True)
+    assert "Approve and sign" not in page and "e-prescribing service&#39;s own screen" in page
+    url = f"/prescriptions/inbox/requests/{stored.id}/approve"
+    refused = doctor.post_form(url, {"refills": "1"})
+    assert refused.status_code == 422 and "proposes a different drug" in refused.get_data(
+        as_text=True
+    )
+    [stored] = requests_stored(app)
+    assert (stored.state, stored.response_prescription_id) == ("pending", None)
+    # An approval draft made before this rule (or by any path) is refused at signing too.
+    with app.app_context(), use_case():
+        draft = renewal_draft(
+            actor_of("drlee"),
+            db.session.get(Patient, patient_id),
+            db.session.get(Prescription, stored.prescription_id),
+        )
+        db.session.execute(
+            update(RxRequest)
+            .where(RxRequest.id == stored.id)
+            .values(response_prescription_id=draft.id)
+        )
+        draft_id = draft.id
+    refused = sign(doctor, app, draft_id)
+    assert refused.status_code == 422 and "proposes a different drug" in refused.get_data(
+        as_text=True
+    )
+    assert answer_messages(app) == []
+    assert (
+        doctor.post_form(
+            f"/prescriptions/inbox/requests/{stored.id}/deny", {"reason": "medication_changed"}
+        ).status_code
+        == 303
+    )
+    assert [m.operation for m in answer_messages(app)] == ["deny_change"]
+
+
+def test_a_controlled_substance_renewal_is_not_approved_here_but_offers_a_new_prescription(
+    app, sandbox, signed_in
+):
+    """The vendor's approval carries no EPCS signature: a schedule II-V request is denied,
+    or answered by a new prescription that goes through the EPCS send."""
+    grant_drlee(app)
+    register_epcs_credential(app)
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    rx_id = a_draft(app, patient_id, drug=OXYCODONE, pharmacy_id="3001")
+    assert sign(doctor, app, rx_id, password=PASSWORD).status_code == 303
+    assert deliver(app).delivered == 1
+    vendor_rx = int(load(app, rx_id).vendor_id)
+    sandbox.control("refills", {"PrescriptionId": vendor_rx})
+    work_until(app, lambda: len(requests_stored(app)) == 1, "the request")
+    [stored] = requests_stored(app)
+    page = doctor.get(f"/prescriptions/inbox/requests/{stored.id}").get_data(as_text=True)
+    assert "Approve and sign" not in page and "Write a new prescription" in page
+    assert "controlled substance (schedule II-V) is not approved" in page
+    refused = doctor.post_form(
+        f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "0"}
+    )
+    assert refused.status_code == 422
+    assert "EPCS signature" in refused.get_data(as_text=True)
+    [stored] = requests_stored(app)
+    assert (stored.state, stored.response_prescription_id) == ("pending", None)
+    assert answer_messages(app) == []
+    # "Write a new prescription": an ordinary draft of the same drug, sent by the EPCS send.
+    new = doctor.post_form(f"/prescriptions/{rx_id}/renew")
+    assert new.status_code == 303
+    new_id = int(new.headers["Location"].rstrip("/").split("/")[-1])
+    assert load(app, new_id).schedule == 2

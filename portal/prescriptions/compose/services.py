@@ -32,9 +32,10 @@ from portal.integrations.base import IntegrationError
 from portal.integrations.models import OutboxMessage
 from portal.integrations.settings import enabled_connector
 from portal.patients.models import Patient
-from portal.patients.services import get_patient_for, get_row_of_patient
+from portal.patients.services import get_patient_for, get_row_of_patient, lock_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
+from portal.prescriptions.inbox.answers import FROZEN_ELEMENTS, FROZEN_NOTE, answering
 from portal.prescriptions.models import PatientPharmacy, Prescription, PrescriptionFavorite
 from portal.prescriptions.safety import (
     MAX_OVERRIDE_COMMENT,
@@ -127,6 +128,23 @@ def _bump_version(draft: Prescription, version: int | None) -> None:
             "the saved version; what you typed here is still on this page."
         )
     db.session.refresh(draft)
+
+
+def _refuse_if_approving(draft: Prescription, changes: dict | None = None) -> None:
+    """An approval of a pharmacy's request is the original as the pharmacy will fill it:
+    refuse a change of a frozen element (``changes``: element -> new value; None: any change
+    of the product or the pharmacy). An element the original left empty (written in the
+    vendor's screen) may be filled in."""
+    if answering(draft.id) is None:
+        return
+    if changes is None:
+        raise Refused(FROZEN_NOTE)
+    for name, new in changes.items():
+        old = getattr(draft, name)
+        if old in (None, "") or name not in FROZEN_ELEMENTS:
+            continue
+        if new is None or str(new) != str(old):
+            raise Refused(FROZEN_NOTE, name)
 
 
 # --- starting a draft ------------------------------------------------------------------------
@@ -272,6 +290,8 @@ class ComposePage:
     alerts: list[Alert] = field(default_factory=list)
     # The patient's preferred pharmacies at the enabled connector, the primary one first.
     preferred_pharmacies: list[PatientPharmacy] = field(default_factory=list)
+    # It approves a pharmacy's request: frozen but for the refills (the page says so).
+    approving: bool = False
 
 
 def open_draft(actor, draft_id: int) -> ComposePage:
@@ -293,6 +313,7 @@ def open_draft(actor, draft_id: int) -> ComposePage:
         diagnosis_choices=diagnosis_choices(patient.id),
         alerts=_alerts_for(draft, context),
         preferred_pharmacies=preferred_pharmacies(patient.id),
+        approving=answering(draft.id) is not None,
     )
     return page
 
@@ -503,6 +524,7 @@ def choose_drug(actor, draft_id: int, token: str, version: int | None) -> Prescr
     resolved = _resolve(actor, token)
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(draft)
         _bump_version(draft, version)
         _set_drug(draft, resolved)
         audit.record(
@@ -597,6 +619,15 @@ def save_draft(actor, draft_id: int, version: int | None, typed: DraftInput) -> 
     """Keep what the prescriber typed on the draft (autosave, or "Save draft")."""
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(
+            draft,
+            {
+                "directions": typed.directions,
+                "quantity": _clip(typed.quantity, 32),
+                "dispense_unit": _clip(typed.dispense_unit, 32),
+                "days_supply": typed.days_supply,
+            },
+        )
         _bump_version(draft, version)
         draft.sig = json.dumps(typed.sig_fields, default=str, sort_keys=True)
         draft.directions = typed.directions
@@ -681,6 +712,7 @@ def choose_pharmacy(
     """Put the pharmacy on the draft (its id is what the send uses; the name is shown)."""
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(draft, {"pharmacy_id": str(pharmacy_id)})
         _bump_version(draft, version)
         draft.pharmacy_id = str(pharmacy_id)
         draft.pharmacy_name = _clip(pharmacy_name, 300)
@@ -721,22 +753,100 @@ def _primary_pharmacy(patient_id: int) -> PatientPharmacy | None:
     return found[0] if found and found[0].is_primary else None
 
 
+def pharmacy_label(pharmacy: dict) -> str:
+    """How a pharmacy found at the vendor is named here: its name, street and city."""
+    parts = [pharmacy.get("name"), pharmacy.get("address_line1"), pharmacy.get("city")]
+    return ", ".join(str(p) for p in parts if p) or f"Pharmacy {pharmacy.get('pharmacy_id')}"
+
+
+def _vendor_pharmacy(actor, name: str, pharmacy_id: int, hint: str) -> dict:
+    """The pharmacy as the vendor describes it, found again by a search on the name the
+    page showed (``hint``, only a search key): the label kept is the vendor's, never the
+    client's words. Refused when the vendor does not list that id under that name."""
+    connector = enabled_connector(name)
+    if connector is None or not hasattr(connector, "search_pharmacies"):
+        raise Refused("E-prescribing is not switched on: this prescription can only be printed.")
+    key = " ".join((hint or "").split(",")[0].split())[:60]
+    if len(key) < 2:
+        raise Refused("Search for the pharmacy, then set it as preferred.", "pharmacy_name")
+    clinician = vendor_id(name, "clinician", actor.id)
+    end_read()
+    try:
+        found = connector.search_pharmacies(name=key, clinician_id=clinician, max_pages=2)
+    except IntegrationError as error:
+        raise Refused(f"{connector.title} could not be reached: try again.") from error
+    for row in found:
+        if row.get("pharmacy_id") is not None and int(row["pharmacy_id"]) == pharmacy_id:
+            return row
+    raise Refused(
+        "That pharmacy could not be confirmed at the e-prescribing service: search again.",
+        "pharmacy_name",
+    )
+
+
+def _enqueue_pharmacy_sync(name: str, patient_id: int, pharmacy_id: int, payload: dict) -> None:
+    """One sync message per (patient, pharmacy), whatever the clicks: a message still waiting
+    carries this one too (a double click queues nothing more); a finished one (delivered,
+    failed) is made pending again with the new payload, so making a pharmacy primary again
+    later still reaches the vendor."""
+    key = f"{name}:pharmacy:{patient_id}:{pharmacy_id}"
+    existing = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+    ).first()
+    if existing is None:
+        outbox.enqueue(
+            name, ADD_PHARMACY_OPERATION, payload, idempotency_key=key, patient_id=patient_id
+        )
+        return
+    now = utcnow()
+    db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == existing.id,
+            OutboxMessage.status.not_in(("pending", "in_flight")),
+        )
+        .values(
+            status="pending",
+            payload=payload,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -> Prescription:
     """ "Set as preferred" after a pharmacy search: the pharmacy becomes the patient's
     primary preferred one (kept here; sent to the vendor as
     ``POST /api/patients/{id}/pharmacies {PharmacyId, SetAsPrimary}`` through the outbox, in
-    the same transaction) and is chosen for this draft. Audited."""
+    the same transaction) and is chosen for this draft. Audited.
+
+    The name kept is the vendor's (``label`` only finds it again); the patient's row is
+    locked so two clicks or tabs run one after the other (one primary; the second finds it
+    done and does nothing more)."""
     name = eprescribing_connector_name()
     if name is None:
         raise Refused("E-prescribing is not switched on: this prescription can only be printed.")
+    _refuse_if_approving(get_draft_for(actor, draft_id), {"pharmacy_id": str(pharmacy_id)})
+    label = pharmacy_label(_vendor_pharmacy(actor, name, pharmacy_id, label))[:300]
     with use_case():
         draft, patient = draft_and_patient(actor, draft_id)
+        _refuse_if_approving(draft, {"pharmacy_id": str(pharmacy_id)})
         clinician = vendor_id(name, "clinician", actor.id)
         if clinician is None:
             raise Refused("Your account is not linked to the e-prescribing service yet.")
-        label = _clip(label, 300) or f"Pharmacy {pharmacy_id}"
+        lock_patient(patient.id)  # PostgreSQL: one "set as preferred" per patient at a time
         rows = preferred_pharmacies(patient.id)
         row = next((r for r in rows if r.pharmacy_id == str(pharmacy_id)), None)
+        if (
+            row is not None
+            and row.is_primary
+            and not any(r.is_primary for r in rows if r is not row)
+            and draft.pharmacy_id == str(pharmacy_id)
+        ):
+            return draft  # a second click: already the primary one, on this draft
         for other in rows:
             other.is_primary = False
         if row is None:
@@ -752,9 +862,10 @@ def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -
         _bump_version(draft, None)
         db.session.flush()
         known_patient = vendor_id(name, "patient", patient.id)
-        outbox.enqueue(
+        _enqueue_pharmacy_sync(
             name,
-            ADD_PHARMACY_OPERATION,
+            patient.id,
+            pharmacy_id,
             {
                 "clinician_id": int(clinician) if str(clinician).isdigit() else clinician,
                 "dosespot_patient_id": int(known_patient) if known_patient else None,
@@ -762,8 +873,6 @@ def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -
                 "pharmacy_id": int(pharmacy_id),
                 "set_as_primary": True,
             },
-            idempotency_key=f"{name}:pharmacy:{patient.id}:{pharmacy_id}:{utcnow().isoformat()}",
-            patient_id=patient.id,
         )
         audit.record(
             actor,
@@ -852,7 +961,7 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
     favorite = db.session.get(PrescriptionFavorite, favorite_id)
     if favorite is None or favorite.owner_id != actor.id:
         raise NotFound()
-    get_draft_for(actor, draft_id)  # 404 before any call to the vendor
+    _refuse_if_approving(get_draft_for(actor, draft_id))  # 404 before any call to the vendor
     if favorite.dispensable_drug_id and eprescribing_connector_name():
         resolved = _resolve(actor, f"vendor:{favorite.dispensable_drug_id}")
     elif favorite.rxcui and knowledge().product(favorite.rxcui):
@@ -867,6 +976,7 @@ def use_favorite(actor, draft_id: int, favorite_id: int, version: int | None) ->
         )
     with use_case():
         draft = get_draft_for(actor, draft_id)
+        _refuse_if_approving(draft)
         _bump_version(draft, version)
         _set_drug(draft, resolved)
         for name in ("sig", "directions", "quantity", "dispense_unit", "days_supply"):

@@ -48,6 +48,98 @@ CHANGE_TYPES = {
 }
 ANSWER_TEXT_MAX = 250
 
+# What the vendor's approval carries is the request's id, the refills and a comment: the
+# pharmacy fills the original as it was. So the prescription the portal signs for an approval
+# must be the original (the chart records what the pharmacy will fill): its drug, directions,
+# quantity, unit, days' supply and pharmacy are frozen; only the refills and the comment are
+# the prescriber's to choose (docs/ARCHITECTURE.md, "Rx inbox").
+FROZEN_ELEMENTS = {
+    "drug": "the drug",
+    "rxcui": "the drug",
+    "ndc": "the drug",
+    "dispensable_drug_id": "the drug",
+    "directions": "the directions",
+    "quantity": "the quantity",
+    "dispense_unit": "the dispense unit",
+    "days_supply": "the days' supply",
+    "pharmacy_id": "the pharmacy",
+}
+FROZEN_NOTE = (
+    "This prescription approves a pharmacy's request: the pharmacy fills the original as it "
+    "was written, so only the refills (and your comment) can be changed here. To change the "
+    "drug, dose, directions, quantity or pharmacy, deny the request and write a new "
+    "prescription."
+)
+# Change requests the portal can approve: those about the original drug itself (a prior
+# authorisation obtained, a clarification). A generic or therapeutic substitution proposes
+# another drug, which the vendor's request does not carry in a form a prescription can be
+# built from, so the safety checks cannot run on it: the portal only denies those.
+APPROVABLE_CHANGE_TYPES = frozenset({"prior_authorization", "clarification"})
+SUBSTITUTION_REFUSAL = (
+    "This change request proposes a different drug, which the portal cannot check: deny it "
+    "here, or review and approve it in the e-prescribing service's own screen."
+)
+CONTROLLED_REFUSAL = (
+    "A controlled substance (schedule II-V) is not approved from the Rx inbox: the approval "
+    "would reach the pharmacy without the EPCS signature the law asks for. Deny the request, "
+    "or write a new prescription (it is signed and sent through the EPCS send)."
+)
+
+
+def why_not_approvable(request: RxRequest, schedule: int | None) -> str | None:
+    """Why the portal refuses to approve this request (None when it may): a change request
+    proposing another drug, or a controlled substance."""
+    if schedule:
+        return CONTROLLED_REFUSAL
+    if request.kind == "change" and request.change_type not in APPROVABLE_CHANGE_TYPES:
+        return SUBSTITUTION_REFUSAL
+    return None
+
+
+def approved_pharmacy(request: RxRequest, original: Prescription) -> str | None:
+    """The pharmacy an approval goes to: the requesting one, else the original's."""
+    return request.pharmacy_id or original.pharmacy_id
+
+
+def approval_differences(
+    request: RxRequest, original: Prescription, draft: Prescription
+) -> list[str]:
+    """What of the draft (in words) is no longer the original the pharmacy will fill."""
+    expected = {name: getattr(original, name) for name in FROZEN_ELEMENTS}
+    expected["pharmacy_id"] = approved_pharmacy(request, original)
+    changed = []
+    for name, words in FROZEN_ELEMENTS.items():
+        want, have = expected[name], getattr(draft, name)
+        if want in (None, ""):
+            continue  # the original (written in the vendor's screen) did not say: filled in
+        if str(want) != str(have) and words not in changed:
+            changed.append(words)
+    return changed
+
+
+def check_approval(request: RxRequest, draft: Prescription, schedule: int | None) -> None:
+    """At signing: the approval draft may still be approved and is still the original
+    (refuses otherwise, in words)."""
+    why = why_not_approvable(request, schedule)
+    if why:
+        raise Refused(why)
+    original = (
+        db.session.get(Prescription, request.prescription_id) if request.prescription_id else None
+    )
+    if original is None:
+        raise Refused(
+            "The portal holds no prescription this request is about: deny it, or answer it "
+            "in the e-prescribing service's own screen."
+        )
+    changed = approval_differences(request, original, draft)
+    if changed:
+        raise Refused(
+            "This prescription approves a pharmacy's request, and "
+            + ", ".join(changed)
+            + " no longer match the original the pharmacy will fill: only the refills can "
+            "change. Deny the request and write a new prescription instead."
+        )
+
 
 def kind_label(request: RxRequest) -> str:
     if request.kind == "renewal":

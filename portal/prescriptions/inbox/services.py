@@ -27,6 +27,7 @@ from portal.prescriptions.inbox.answers import (
     DENIAL_REASONS,
     enqueue_denial,
     kind_label,
+    why_not_approvable,
 )
 from portal.prescriptions.models import Prescription, RxAcknowledgement, RxRequest
 from portal.prescriptions.services import eprescribing_connector_name, vendor_id
@@ -146,6 +147,9 @@ class Item:
     history: list[HistoryRow]
     requests: list[RxRequest]
     response: Prescription | None = None
+    # Why the portal will not approve the request (a controlled substance, a change that
+    # proposes another drug): the page offers only the denial (and a new prescription).
+    not_approvable: str | None = None
 
 
 def _history(patient: Patient | None, rx: Prescription | None) -> list[HistoryRow]:
@@ -209,6 +213,7 @@ def request_item(actor, request_id: int) -> Item:
             _history(patient, original),
             _requests_about(original),
             response,
+            why_not_approvable(request, original.schedule if original else None),
         )
         audit.record(
             actor,
@@ -320,6 +325,9 @@ def start_approval(actor, request_id: int, refills: int, comment: str) -> Prescr
                     "The portal holds no prescription this request is about: deny it, or "
                     "answer it in the e-prescribing service's own screen."
                 )
+            why = why_not_approvable(request, original.schedule)
+            if why:
+                raise Refused(why)
             draft = renewal_draft(actor, patient, original)
             draft.pharmacy_id = request.pharmacy_id or draft.pharmacy_id
             if request.pharmacy_id and request.pharmacy_id != original.pharmacy_id:

@@ -58,7 +58,12 @@ from portal.patients.services import get_patient_for, lock_patient
 from portal.prescriptions import sig as rules
 from portal.prescriptions import states
 from portal.prescriptions.compose.services import stored_overrides
-from portal.prescriptions.inbox.answers import APPROVE_OPERATIONS, answering, enqueue_approval
+from portal.prescriptions.inbox.answers import (
+    APPROVE_OPERATIONS,
+    answering,
+    check_approval,
+    enqueue_approval,
+)
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.safety import (
     MAX_OVERRIDE_COMMENT,
@@ -182,6 +187,7 @@ class SigningView:
     alerts: list[Alert]
     controlled: bool
     connector: str | None
+    approving: bool = False  # it answers a pharmacy's request: frozen but for the refills
 
 
 def _drug_of(rx: Prescription):
@@ -240,6 +246,7 @@ def signing_view(actor, prescription_id: int) -> SigningView:
     with use_case():
         patient, rx = _visible_draft(actor, prescription_id)
         alerts, schedule = _checked_alerts(rx)
+        approving = answering(rx.id) is not None
         audit.record(
             actor,
             "prescription.signing_opened",
@@ -247,7 +254,9 @@ def signing_view(actor, prescription_id: int) -> SigningView:
             obj=rx,
             category="prescriptions",
         )
-    return SigningView(patient, rx, alerts, bool(schedule), eprescribing_connector_name())
+    return SigningView(
+        patient, rx, alerts, bool(schedule), eprescribing_connector_name(), approving
+    )
 
 
 def sign_prescription(
@@ -418,6 +427,11 @@ def _sign(
                 "You are not allowed to sign controlled-substance prescriptions (a DEA "
                 "number and an EPCS grant are needed)."
             )
+        approving = answering(draft.id)
+        if approving is not None:
+            # The vendor approves the request and the pharmacy fills the original: what is
+            # signed here must still be that original, and approvable from the portal.
+            check_approval(approving, draft, schedule)
         connector = eprescribing_connector_name()
         if connector is not None and not draft.pharmacy_id:
             raise Refused("Choose the pharmacy to send it to.", "pharmacy")
