@@ -109,7 +109,7 @@ def test_the_sticky_banner_never_covers_the_part_of_the_page_moved_to(
     sign_in("drlee")
     page.goto(f"/patients/{patient_id}/prescriptions")
     with page.expect_navigation():
-        page.get_by_role("button", name="New prescription").click()
+        page.get_by_role("button", name="Prescribe", exact=True).click()
     expect(page.get_by_role("heading", name="New prescription")).to_be_visible()
     draft_url = page.url.split("#")[0]
 

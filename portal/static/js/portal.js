@@ -14,13 +14,16 @@
   });
 
   // The sticky patient banner's height as the page's scroll padding (portal.css): measured,
-  // since a long allergy list wraps it onto more lines, and again whenever it changes.
+  // since a long allergy list wraps it onto more lines, and again whenever it changes. Kept
+  // in a constructed style sheet of its own, not an inline style (the house allows none);
+  // without one the CSS's default padding stands.
   function trackBannerHeight() {
     var banner = document.getElementById("patient-banner");
-    if (!banner) return;
-    var root = document.documentElement;
+    if (!banner || !("adoptedStyleSheets" in document) || !window.CSSStyleSheet) return;
+    var sheet = new CSSStyleSheet();
+    document.adoptedStyleSheets = document.adoptedStyleSheets.concat([sheet]);
     function measure() {
-      root.style.setProperty("--patient-banner-height", banner.offsetHeight + "px");
+      sheet.replaceSync(":root { --patient-banner-height: " + banner.offsetHeight + "px; }");
     }
     measure();
     if (window.ResizeObserver) new ResizeObserver(measure).observe(banner);
