@@ -51,6 +51,61 @@ def _needs_cjk(texts) -> bool:
     )
 
 
+class PaperPDF(FPDF):
+    """One printed Letter document in the portal's fonts (any script), with a centred footer
+    line and the few text helpers the printouts of other domains share (the prescription,
+    the lab requisition): drawn as text, never interpreted."""
+
+    LINE = 5.5
+    footer_text = ""
+
+    @classmethod
+    def start(cls, *, title: str, footer_text: str, texts) -> PaperPDF:
+        """A document with its first page added; ``texts`` decide whether the CJK font is
+        needed (it is large and slow to load)."""
+        pdf = cls(format="Letter")
+        pdf.set_margins(18, 16, 18)
+        pdf.set_auto_page_break(True, margin=18)
+        pdf.add_font(FONT, "", _font_path())
+        if _needs_cjk(texts):
+            pdf.add_font(CJK_FONT, "", _cjk_font_path())
+            pdf.set_fallback_fonts([CJK_FONT], exact_match=False)
+        pdf.set_title(title)
+        pdf.set_creator("Practice Portal")
+        pdf.footer_text = footer_text
+        pdf.add_page()
+        return pdf
+
+    @property
+    def body_width(self) -> float:
+        return self.w - self.l_margin - self.r_margin
+
+    def footer(self):
+        self.set_y(-14)
+        self.set_font(FONT, size=8)
+        self.set_text_color(90)
+        self.cell(0, 5, self.footer_text, align="C")
+        self.set_text_color(0)
+
+    def paragraph(self, value: str, size: int = 10) -> None:
+        self.set_font(FONT, size=size)
+        self.multi_cell(0, self.LINE, value, new_x="LMARGIN", new_y="NEXT")
+
+    def labelled(self, label: str, value: str | None) -> None:
+        """A grey label and its value beside it ("—" when there is none)."""
+        self.set_font(FONT, size=10)
+        self.set_text_color(90)
+        self.cell(46, self.LINE, label)
+        self.set_text_color(0)
+        self.multi_cell(0, self.LINE, value or "—", new_x="LMARGIN", new_y="NEXT")
+
+    def rule(self) -> None:
+        self.ln(1.5)
+        self.set_draw_color(160)
+        self.line(self.l_margin, self.get_y(), self.l_margin + self.body_width, self.get_y())
+        self.ln(2)
+
+
 class _SummaryPDF(FPDF):
     """Letter pages with the patient's identifiers in every footer (no "{nb}" page total:
     fpdf2 would replace that text inside a note too)."""

@@ -12,25 +12,13 @@ from __future__ import annotations
 
 from fpdf import FPDF
 
-from portal.charting.summary.pdf import CJK_FONT, FONT, _cjk_font_path, _font_path, _needs_cjk
+from portal.charting.summary.pdf import PaperPDF
 from portal.clinic.clock import clinic_zone
 from portal.labs.ordering import code128
 from portal.labs.ordering.services import Requisition
 
-LINE = 5.5
 MODULE_MM = 0.33  # a narrow bar: within what hand scanners read on office printers
 BAR_HEIGHT_MM = 14
-
-
-class _RequisitionPDF(FPDF):
-    footer_text = ""
-
-    def footer(self):
-        self.set_y(-14)
-        self.set_font(FONT, size=8)
-        self.set_text_color(90)
-        self.cell(0, 5, self.footer_text, align="C")
-        self.set_text_color(0)
 
 
 def draw_barcode(pdf: FPDF, text: str, x: float, y: float) -> float:
@@ -54,35 +42,12 @@ def render_requisition_pdf(req: Requisition) -> bytes:
         *(name for _, name in req.diagnoses),
         *(test.name for test in req.tests),
     ]
-    pdf = _RequisitionPDF(format="Letter")
-    pdf.set_margins(18, 16, 18)
-    pdf.set_auto_page_break(True, margin=18)
-    pdf.add_font(FONT, "", _font_path())
-    if _needs_cjk(texts):
-        pdf.add_font(CJK_FONT, "", _cjk_font_path())
-        pdf.set_fallback_fonts([CJK_FONT], exact_match=False)
-    pdf.set_title(f"Lab requisition {req.placer_order_number}")
-    pdf.set_creator("Practice Portal")
-    pdf.footer_text = f"Lab requisition {req.placer_order_number}"
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def text(value: str, size: int = 10) -> None:
-        pdf.set_font(FONT, size=size)
-        pdf.multi_cell(0, LINE, value, new_x="LMARGIN", new_y="NEXT")
-
-    def pair(label: str, value: str | None) -> None:
-        pdf.set_font(FONT, size=10)
-        pdf.set_text_color(90)
-        pdf.cell(46, LINE, label)
-        pdf.set_text_color(0)
-        pdf.multi_cell(0, LINE, value or "—", new_x="LMARGIN", new_y="NEXT")
-
-    def rule() -> None:
-        pdf.ln(1.5)
-        pdf.set_draw_color(160)
-        pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
-        pdf.ln(2)
+    pdf = PaperPDF.start(
+        title=f"Lab requisition {req.placer_order_number}",
+        footer_text=f"Lab requisition {req.placer_order_number}",
+        texts=texts,
+    )
+    text, pair, rule = pdf.paragraph, pdf.labelled, pdf.rule
 
     text(req.clinic_name or "Practice Portal", 15)
     if req.clinic_address:

@@ -14,26 +14,12 @@ visit summary's (Noto Sans, with Noto Sans CJK added only when needed).
 
 from __future__ import annotations
 
-from fpdf import FPDF
-
-from portal.charting.summary.pdf import CJK_FONT, FONT, _cjk_font_path, _font_path, _needs_cjk
+from portal.charting.summary.pdf import PaperPDF
 from portal.clinic.clock import clinic_zone
 from portal.prescriptions.printing.services import PrintOut
 from portal.prescriptions.services import TRANSMISSION_FAILED
 
-LINE = 5.5
 SCHEDULES = {2: "II", 3: "III", 4: "IV", 5: "V"}
-
-
-class _PrescriptionPDF(FPDF):
-    footer_text = ""
-
-    def footer(self):
-        self.set_y(-14)
-        self.set_font(FONT, size=8)
-        self.set_text_color(90)
-        self.cell(0, 5, self.footer_text, align="C")
-        self.set_text_color(0)
 
 
 def _local(value, pattern: str = "%Y-%m-%d %H:%M") -> str:
@@ -75,37 +61,13 @@ def render_prescription_pdf(out: PrintOut) -> bytes:
         out.print_reason,
         *diagnoses,
     ]
-    pdf = _PrescriptionPDF(format="Letter")
-    pdf.set_margins(18, 16, 18)
-    pdf.set_auto_page_break(True, margin=18)
-    pdf.add_font(FONT, "", _font_path())
-    if _needs_cjk(texts):
-        pdf.add_font(CJK_FONT, "", _cjk_font_path())
-        pdf.set_fallback_fonts([CJK_FONT], exact_match=False)
-    pdf.set_title("Prescription (copy)" if out.copy else "Prescription")
-    pdf.set_creator("Practice Portal")
-    pdf.footer_text = f"Prescription {out.prescription_id}" + (
-        " · COPY, not a new prescription" if out.copy else ""
+    pdf = PaperPDF.start(
+        title="Prescription (copy)" if out.copy else "Prescription",
+        footer_text=f"Prescription {out.prescription_id}"
+        + (" · COPY, not a new prescription" if out.copy else ""),
+        texts=texts,
     )
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def text(value: str, size: int = 10) -> None:
-        pdf.set_font(FONT, size=size)
-        pdf.multi_cell(0, LINE, value, new_x="LMARGIN", new_y="NEXT")
-
-    def pair(label: str, value: str | None) -> None:
-        pdf.set_font(FONT, size=10)
-        pdf.set_text_color(90)
-        pdf.cell(46, LINE, label)
-        pdf.set_text_color(0)
-        pdf.multi_cell(0, LINE, value or "—", new_x="LMARGIN", new_y="NEXT")
-
-    def rule() -> None:
-        pdf.ln(1.5)
-        pdf.set_draw_color(160)
-        pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
-        pdf.ln(2)
+    text, pair, rule = pdf.paragraph, pdf.labelled, pdf.rule
 
     if out.copy:
         pdf.set_text_color(170, 0, 0)
