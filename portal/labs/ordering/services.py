@@ -89,7 +89,7 @@ def order_control_id(placer_order_number: str, operation: str, outbox_message_id
     cancel). The same for every try of that message, so a resend after a lost ACK is the
     same message to the lab (which may answer it as a duplicate), never a second order. The
     order number leads it, so ``lab_has_received`` finds the order's outbound copies; at
-    most 20 characters, HL7's length for MSH-10, up to 10-digit outbox ids."""
+    most 20 characters, HL7's length for MSH-10, while outbox ids have up to 9 digits."""
     kind = "C" if operation == CANCEL_OPERATION else "N"
     return f"{placer_order_number}-{kind}{outbox_message_id}"
 
