@@ -54,6 +54,7 @@ class Target:
         name = make_url(self.url).database or ""
         extra = "-sched" if "sched" in name else "-chart" if "chart" in name else ""
         extra = "-fhir" if "fhir" in name else extra
+        extra = "-rx" if Path(name).name.startswith(("portal_bench_rx", "portal-rx")) else extra
         return f"{self.dialect}-{self.rows}{extra}"
 
 
@@ -115,6 +116,12 @@ def _count_patients(url: str) -> int | None:
         engine.dispose()
 
 
+def _enough_patients(found: int | None, rows: int, added_patients: bool) -> bool:
+    if found is None:
+        return False
+    return found >= rows if added_patients else found == rows
+
+
 def _recreate(target: Target, server_url: str | None) -> None:
     if target.dialect == "sqlite":
         _remove_sqlite_files(Path(make_url(target.url).database))
@@ -155,8 +162,14 @@ def app_for(url: str):
     return create_app({"SQLALCHEMY_DATABASE_URI": url, "INSTANCE_PATH": str(INSTANCE)})
 
 
-def ensure_seeded(target: Target, server_url: str | None, *, reseed: bool, log) -> Target:
-    """Migrate, and seed ``target.rows`` patients unless an identical database is cached."""
+def ensure_seeded(
+    target: Target, server_url: str | None, *, reseed: bool, log, added_patients: bool = False
+) -> Target:
+    """Migrate, and seed ``target.rows`` patients unless an identical database is cached.
+
+    ``added_patients``: the benchmark adds patients of its own to the registry on each run
+    (the prescription benches' chart patient), so a cached database may hold more than
+    ``target.rows``; fewer still means a seed that did not finish."""
     from flask_migrate import upgrade
 
     from portal.demo.clinic import seed_clinic_and_users
@@ -170,7 +183,7 @@ def ensure_seeded(target: Target, server_url: str | None, *, reseed: bool, log) 
         not reseed
         and meta.get("rows") == target.rows
         and meta.get("fingerprint") == fingerprint
-        and _count_patients(target.url) == target.rows
+        and _enough_patients(_count_patients(target.url), target.rows, added_patients)
     )
     if not cached:
         log(f"  {target.label}: seeding {target.rows:,} patients ...")

@@ -12,12 +12,16 @@ prescriber through the real form (password and TOTP):
 3. an autosave of the SIG builder and details (``POST /prescriptions/<id>/draft``: the save,
    the preview and the safety panel run again);
 
+4. the patient's prescriptions page (``GET /patients/<id>/prescriptions``: the drafts, the
+   active and the past prescriptions with their states, pharmacies, refills and fills);
+
 each beside its SQL floor (the SELECTs the request ran, replayed on the connection without
 the ORM, the templates or the checks). Requests go through Flask's test client in process
-(no HTTP server): what is measured is the portal's own work. The chart lives in a database of
-its own: the reads go by patient and draft id through indexes, so their cost does not grow
-with the registry. Results go to bench/RESULTS.md and bench/results.json (``--quick``:
-bench/out/).
+(no HTTP server): what is measured is the portal's own work. The chart is added to the rx
+benches' registry of 1,000,000 patients (``bench.rx_safety.registry_url``), with no
+e-prescribing connector enabled (the sign-and-queue bench enables one on the same database
+while it runs and turns it off again). Results go to bench/RESULTS.md and bench/results.json
+(``--quick``: bench/out/, among 10,000 patients).
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import time
 from datetime import UTC, datetime
 
 import pyotp
-from sqlalchemy import event
+from sqlalchemy import event, select
 
-from bench import databases, report, rx_safety
+from bench import report, rx_safety
 from bench.chart import CLINICIAN, CLINICIAN_TOTP, _ensure_clinician
 from bench.databases import (
     BENCH_PASSWORD,
@@ -41,12 +45,12 @@ from bench.databases import (
     postgres_reachable,
 )
 
-DATABASE = "portal_bench_rx_compose"
-BUDGETS_MS = {"page": 80.0, "search": 30.0, "autosave": None}
+BUDGETS_MS = {"page": 80.0, "search": 30.0, "autosave": None, "list": 80.0}
 NAMES = {
     "page": "rx compose: the prescribe page (30 medications, 10 allergies, 200 past prescriptions)",
     "search": "rx compose: drug search as you type (local catalog)",
     "autosave": "rx compose: draft autosave with the safety panel",
+    "list": "rx: the prescriptions page (200 past prescriptions)",
 }
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 VERSION = re.compile(r'id="draft-version" value="(\d+)"')
@@ -80,11 +84,19 @@ def _signed_in(app):
     return client, _csrf(client.get("/").get_data(as_text=True))
 
 
-def measure(url: str, label: str, requests: int, stamp: str, quiet_wait: float = 0.0):
+def measure(
+    url: str,
+    label: str,
+    requests: int,
+    stamp: str,
+    quiet_wait: float = 0.0,
+    rows: int = rx_safety.REGISTRY_ROWS,
+):
     from portal.extensions import db
 
     knowledge, which = rx_safety.knowledge_for_bench()
     patient_id = rx_safety._prepare(url, knowledge)
+    set_connector_enabled(url, False)  # the local catalog: a crashed sign run may have left it
     _ensure_clinician(url)
     app = app_for(url)
     client, token = _signed_in(app)
@@ -128,8 +140,18 @@ def measure(url: str, label: str, requests: int, stamp: str, quiet_wait: float =
         assert answer.status_code == 200, answer.status_code
         version[0] = int(VERSION.search(answer.get_data(as_text=True)).group(1))
 
+    def prescriptions_page():
+        answer = client.get(f"/patients/{patient_id}/prescriptions")
+        assert answer.status_code == 200 and b"spironolactone" in answer.data, answer.status_code
+
     results, notes = [], {"knowledge": which}
-    for kind, call in (("page", compose_page), ("search", search), ("autosave", autosave)):
+    calls = (
+        ("page", compose_page),
+        ("search", search),
+        ("autosave", autosave),
+        ("list", prescriptions_page),
+    )
+    for kind, call in calls:
         statements = _statements_of(app, db, call)
         notes[f"{kind} SELECTs"] = len(statements)
 
@@ -148,12 +170,30 @@ def measure(url: str, label: str, requests: int, stamp: str, quiet_wait: float =
             rx_safety._timed(call, requests, quiet_wait),
             rx_safety._timed(floor, requests),
             stamp,
+            rows,
         )
         results.append(row)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
     return results, notes
+
+
+def set_connector_enabled(url: str, enabled: bool) -> None:
+    """Turn the bench clinic's DoseSpot setting on or off (when there is one): composing is
+    measured on the local catalog, signing with a connector that queues every send."""
+    app = app_for(url)
+    with app.app_context():
+        from portal.extensions import db
+        from portal.integrations.models import ConnectorSetting
+
+        for setting in db.session.scalars(
+            select(ConnectorSetting).where(ConnectorSetting.connector == "dosespot")
+        ):
+            setting.enabled = enabled
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
 
 
 def _statements_of(app, db, call) -> list:
@@ -183,7 +223,8 @@ def markdown(stamp: str, info: dict, sections) -> str:
         f"\n## Prescription composing, {stamp}\n",
         f"{info['cpu']}, {info['cores']} cores, load before {info['load']}. Flask's test "
         "client in process, signed in as a prescriber; one patient with 30 active "
-        "medications, 10 allergies, 200 past prescriptions; lisinopril chosen.\n",
+        "medications, 10 allergies, 200 past prescriptions, "
+        f"{rx_safety.among(sections)}; lisinopril chosen.\n",
         "| benchmark | database | p50 ms | p95 ms | p99 ms | SQL floor p95 ms | our CPU ms/call "
         "| others' CPU | budget | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -204,15 +245,15 @@ def markdown(stamp: str, info: dict, sections) -> str:
 def main(args, log_, stamp: str, info: dict, postgres_version: str | None) -> int:
     engines = []
     if not args.no_sqlite:
-        engines.append(("SQLite", lambda: databases.fresh_sqlite_url("rx_compose")))
+        engines.append("SQLite")
     if postgres_version:
-        engines.append(
-            ("PostgreSQL", lambda: databases.fresh_postgres_url(args.postgres, DATABASE))
-        )
+        engines.append("PostgreSQL")
     sections, all_results = [], []
-    for label, make_url_ in engines:
+    for label in engines:
         log_(f"\n== {label}: prescription composing")
-        results, notes = measure(make_url_(), label, args.requests, stamp, args.quiet_wait)
+        url = rx_safety.registry_url(label, args, log_)
+        rows = rx_safety.registry_rows(args)
+        results, notes = measure(url, label, args.requests, stamp, args.quiet_wait, rows)
         sections.append((label, results, notes))
         all_results += results
         for r in results:
@@ -240,6 +281,7 @@ def cli(argv=None) -> int:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--quiet-wait", type=float, default=0.0)
+    parser.add_argument("--reseed", action="store_true", help="seed the registry again")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import stat
+from datetime import datetime
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from portal import create_app
+from portal.clinic.models import Clinic
 from portal.extensions import db
 from tests.support.database import migrated_app
 
@@ -108,9 +111,15 @@ def test_seed_demo_is_deterministic_and_writes_private_credentials(tmp_path):
 
     with first.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(AppointmentType)) == 4
-        assert db.session.scalar(select(db.func.count()).select_from(AvailabilityBlock)) == 10
+        assert (
+            db.session.scalar(select(db.func.count()).select_from(AvailabilityBlock)) == 14
+        )  # two sessions a day, every day
         visits = db.session.scalars(select(Appointment).order_by(Appointment.starts_at)).all()
         assert visits, "the demo day should have visits"
+        # Whatever day of the week the demo starts on, today has visits to work with.
+        zone = ZoneInfo(db.session.scalars(select(Clinic)).first().time_zone)
+        today = datetime.now(zone).date()
+        assert visits[0].starts_at.astimezone(zone).date() == today
         for earlier, later in pairwise(visits):
             assert earlier.ends_at <= later.starts_at
 

@@ -27,10 +27,12 @@ DEMO_TYPES = (
 
 
 def seed_schedule(*, seed: int = 1, days: int = 5) -> int:
-    """Appointment types, rooms, Dr. Lee's weekday hours and a few days of visits.
+    """Appointment types, rooms, Dr. Lee's hours and a few days of visits.
 
     Visits start today (clinic time) and are laid end to end with gaps, so they never
-    overlap; returns how many were booked. Does nothing when types already exist.
+    overlap; returns how many were booked. Does nothing when types already exist. The demo
+    clinic keeps hours every day of the week: a demo started on a Saturday or a Sunday still
+    has today's visits to check in, chart, prescribe and order labs from.
     """
     with use_case():
         if db.session.scalar(select(func.count()).select_from(AppointmentType)):
@@ -57,7 +59,7 @@ def seed_schedule(*, seed: int = 1, days: int = 5) -> int:
         for location in locations:
             db.session.add_all(Room(location_id=location.id, name=f"Exam {n}") for n in (1, 2, 3))
         main_street = locations[0]
-        for weekday in range(5):
+        for weekday in range(7):
             for start, end in ((time(8), time(12)), (time(13), time(17))):
                 db.session.add(
                     AvailabilityBlock(
@@ -77,8 +79,6 @@ def seed_schedule(*, seed: int = 1, days: int = 5) -> int:
         booked = 0
         for offset in range(days):
             day = today + timedelta(days=offset)
-            if day.weekday() >= 5:
-                continue
             for session_start, session_end in ((time(8), time(12)), (time(13), time(17))):
                 cursor = datetime.combine(day, session_start, tzinfo=zone)
                 end_of_session = datetime.combine(day, session_end, tzinfo=zone)

@@ -52,7 +52,7 @@ from portal.fhir.models import (
     ApiToken,
 )
 from portal.timeutil import utcnow
-from portal.transaction import Conflict, Refused, use_case
+from portal.transaction import Conflict, Refused, end_read, use_case
 
 CATEGORY = "fhir"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -390,9 +390,21 @@ def issue_token(request: TokenRequest) -> IssuedToken:
                 "Only grant_type=client_credentials is supported.",
                 reason="grant type",
             )
+        # Who the client is, and its assertion's signature (its keys maybe fetched from its
+        # jwks_url), are decided in reads: on SQLite a use case holds the write lock of the
+        # whole portal, which must not wait on a client's server.
+        proven = _authenticate(request, now)
+        client_pk = proven.client.id
         replayed = _invalid_client("replayed jti", "This assertion's jti was already used.")
+        replayed.client_name = proven.client.name
+        end_read()
         with use_case(conflict=lambda _error: replayed):
-            client = _authenticate(request, now)
+            client = db.session.get(ApiClient, client_pk)
+            if client is None or not client.enabled:  # disabled (or removed) meanwhile
+                disabled = _invalid_client("disabled", "This client is disabled.")
+                raise _named(disabled, client) if client is not None else disabled
+            if proven.jti is not None:
+                _use_jti(client, proven.jti, proven.jti_expires, now)
             # Token requests count against the client's limit too, so a client asking in a
             # loop fills neither the token table nor the audit trail. Refused, the count is
             # rolled back: it stays over the limit until the minute ends.
@@ -459,8 +471,18 @@ def _record_refusal(refusal: TokenRefused, source: str | None) -> None:
         )
 
 
-def _authenticate(request: TokenRequest, now: datetime) -> ApiClient:
-    """The client the request proves it is, by exactly one method (RFC 6749 2.3)."""
+@dataclass(frozen=True)
+class _Proven:
+    """A client that proved who it is; for an assertion, the jti to record as used."""
+
+    client: ApiClient
+    jti: str | None = None
+    jti_expires: datetime | None = None
+
+
+def _authenticate(request: TokenRequest, now: datetime) -> _Proven:
+    """The client the request proves it is, by exactly one method (RFC 6749 2.3). Reads
+    only: the jti is recorded by the caller's use case."""
     methods = [
         request.basic is not None,
         request.client_secret is not None,
@@ -487,7 +509,7 @@ def _authenticate(request: TokenRequest, now: datetime) -> ApiClient:
         raise _named(_invalid_client("wrong secret"), client)
     if not client.enabled:
         raise _named(_invalid_client("disabled", "This client is disabled."), client)
-    return client
+    return _Proven(client)
 
 
 def _named(refusal: TokenRefused, client: ApiClient) -> TokenRefused:
@@ -501,7 +523,7 @@ def _client_by_public_id(client_id: str | None) -> ApiClient | None:
     return db.session.scalar(select(ApiClient).where(ApiClient.client_id == client_id))
 
 
-def _authenticate_by_assertion(request: TokenRequest, now: datetime) -> ApiClient:
+def _authenticate_by_assertion(request: TokenRequest, now: datetime) -> _Proven:
     """SMART Backend Services: a JWT signed with the client's private key, ``iss`` and
     ``sub`` its client id, ``aud`` this token endpoint, ``exp`` within five minutes, and a
     ``jti`` never seen before (kept until the assertion expires)."""
@@ -527,6 +549,10 @@ def _authenticate_by_assertion(request: TokenRequest, now: datetime) -> ApiClien
         )
     if client.auth_method != AUTH_PRIVATE_KEY_JWT or not (client.public_key or client.jwks_url):
         raise _named(_invalid_client("assertion for a secret client"), client)
+    # Before the signature, so that a disabled client's assertions never make the portal
+    # fetch its jwks_url (its name is public in the assertion anyway).
+    if not client.enabled:
+        raise _named(_invalid_client("disabled", "This client is disabled."), client)
     claims = _verified_claims(request, client, header, algorithm)
     expires = datetime.fromtimestamp(claims["exp"], tz=now.tzinfo)
     if expires > now + ASSERTION_MAX_LIFETIME + CLOCK_SKEW:
@@ -536,8 +562,13 @@ def _authenticate_by_assertion(request: TokenRequest, now: datetime) -> ApiClien
     jti = claims["jti"]
     if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX:
         raise _named(_invalid_client("jti", "The assertion needs a jti."), client)
-    if not client.enabled:
-        raise _named(_invalid_client("disabled", "This client is disabled."), client)
+    return _Proven(client, jti, expires)
+
+
+def _use_jti(client: ApiClient, jti: str, expires: datetime, now: datetime) -> None:
+    """Record the assertion's jti as used, inside the token's use case; refused when it
+    was. The unique constraint decides two uses at once (the caller's use case turns it
+    into the same refusal); the look first only words the common case."""
     db.session.execute(delete(ApiAssertionJti).where(ApiAssertionJti.expires_at < now))
     seen = db.session.scalar(
         select(ApiAssertionJti.id).where(
@@ -548,11 +579,9 @@ def _authenticate_by_assertion(request: TokenRequest, now: datetime) -> ApiClien
         raise _named(
             _invalid_client("replayed jti", "This assertion's jti was already used."), client
         )
-    # The unique constraint decides two uses at once: use_case turns it into a refusal.
     db.session.execute(
         insert(ApiAssertionJti).values(client_id=client.id, jti=jti, expires_at=expires)
     )
-    return client
 
 
 def _verified_claims(request: TokenRequest, client: ApiClient, header: dict, algorithm: str):
@@ -560,10 +589,12 @@ def _verified_claims(request: TokenRequest, client: ApiClient, header: dict, alg
     family = ASSERTION_ALGORITHMS[algorithm]
     kid = header.get("kid")
     if client.jwks_url:
-        # Fetched (or read from the cache) before the use case writes anything: no lock
-        # is held while the client's server answers.
+        # Fetched (or read from the cache) outside any use case, with the read ended first:
+        # neither the write lock nor a snapshot is held while the client's server answers.
+        url = client.jwks_url
+        end_read()
         try:
-            keys = jwks.keys_for(client.jwks_url, kid if isinstance(kid, str) else None)
+            keys = jwks.keys_for(url, kid if isinstance(kid, str) else None)
         except JwksUnavailable as error:
             unavailable = _invalid_client(
                 "jwks unavailable",

@@ -18,8 +18,15 @@ presents an assertion, so it is guarded against being turned on the portal's own
 - The host's addresses are resolved before the request and every one must be a public
   (global) address: no private, loopback, link-local (cloud metadata), multicast or
   reserved address, except loopback under the setting above.
-- Redirects are not followed; the answer is at most ``MAX_BYTES``; connect and read time
-  out (``FHIR_JWKS_TIMEOUT_SECONDS``, 3 s by default).
+- Redirects are not followed; the answer is at most ``MAX_BYTES``; the whole fetch
+  (connect, headers and body) has one deadline (``FHIR_JWKS_TIMEOUT_SECONDS``, 3 s by
+  default), so a server trickling bytes cannot keep a request waiting past it.
+- A failed fetch is remembered for ``FAILED_FOR`` seconds per URL: meanwhile the same
+  reason is given again without fetching, so a client whose server is down (or slow)
+  cannot make every one of its token requests wait on it again.
+
+The token endpoint calls this outside any write transaction (see ``portal.fhir.clients``):
+on SQLite a use case holds the database's write lock for the whole portal.
 
 Left: the name is resolved again by the HTTP library when it connects, so a DNS server that
 answers differently within that instant (DNS rebinding) is not stopped here; a deployment
@@ -52,6 +59,8 @@ DEFAULT_MAX_AGE = 300
 MIN_MAX_AGE = 60
 MAX_MAX_AGE = 3600
 REFETCH_AFTER_MISS = 10  # seconds between two fetches a kid miss may cause
+FAILED_FOR = 10  # seconds a failed fetch is answered from memory
+READ_SIZE = 1024  # bytes per read, so the deadline is checked while a body trickles in
 URL_MAX = 500
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d{1,9})")
 
@@ -165,26 +174,7 @@ def fetch(url: str) -> tuple[list, int]:
         raise JwksUnavailable(str(error)) from error
     _check_addresses(url)
     timeout = float(current_app.config.get("FHIR_JWKS_TIMEOUT_SECONDS", 3))
-    try:
-        with requests.get(
-            url,
-            timeout=(timeout, timeout),
-            allow_redirects=False,
-            stream=True,
-            headers={"Accept": "application/jwk-set+json, application/json"},
-        ) as response:
-            if response.status_code != 200:
-                raise JwksUnavailable(f"it answered HTTP {response.status_code}")
-            body = b""
-            for piece in response.iter_content(8192):
-                body += piece
-                if len(body) > MAX_BYTES:
-                    raise JwksUnavailable(f"the document is larger than {MAX_BYTES} bytes")
-            max_age = _max_age(response)
-    except requests.Timeout as error:
-        raise JwksUnavailable(f"it did not answer within {timeout:g} seconds") from error
-    except requests.RequestException as error:
-        raise JwksUnavailable("it could not be reached") from error
+    body, max_age = _download(url, timeout)
     try:
         document = json.loads(body)
     except ValueError as error:
@@ -197,11 +187,66 @@ def fetch(url: str) -> tuple[list, int]:
         raise JwksUnavailable("the document holds no RSA or EC public key") from error
 
 
+def _download(url: str, timeout: float) -> tuple[bytes, int]:
+    """The body and max-age read from ``url`` within ``timeout`` seconds in all.
+
+    requests' timeouts are per socket operation: a server sending a byte now and then never
+    trips them. So the request runs in a thread the caller waits for until the deadline;
+    the thread itself stops at its next read after the deadline (each read is bounded by
+    the same timeout), so it outlives the caller's wait by at most one read."""
+    deadline = time.monotonic() + timeout
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["done"] = _read(url, timeout, deadline)
+        except JwksUnavailable as error:
+            outcome["error"] = error
+        except requests.Timeout:
+            outcome["error"] = _too_slow(timeout)
+        except requests.RequestException:
+            outcome["error"] = JwksUnavailable("it could not be reached")
+
+    worker = threading.Thread(target=run, name="jwks-fetch", daemon=True)
+    worker.start()
+    worker.join(max(deadline - time.monotonic(), 0))
+    if worker.is_alive():
+        raise _too_slow(timeout)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["done"]
+
+
+def _too_slow(timeout: float) -> JwksUnavailable:
+    return JwksUnavailable(f"it did not answer within {timeout:g} seconds")
+
+
+def _read(url: str, timeout: float, deadline: float) -> tuple[bytes, int]:
+    with requests.get(
+        url,
+        timeout=(timeout, timeout),
+        allow_redirects=False,
+        stream=True,
+        headers={"Accept": "application/jwk-set+json, application/json"},
+    ) as response:
+        if response.status_code != 200:
+            raise JwksUnavailable(f"it answered HTTP {response.status_code}")
+        body = b""
+        for piece in response.iter_content(READ_SIZE):
+            body += piece
+            if len(body) > MAX_BYTES:
+                raise JwksUnavailable(f"the document is larger than {MAX_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise _too_slow(timeout)
+        return body, _max_age(response)
+
+
 def keys_for(url: str, kid: str | None, now: float | None = None) -> list:
     """The client's keys for an assertion naming ``kid``: from the cache while it is fresh
-    and holds that kid, else fetched (see the module's notes). ``JwksUnavailable``."""
+    and holds that kid, else fetched (see the module's notes); a fetch that failed less
+    than ``FAILED_FOR`` seconds ago fails again without fetching. ``JwksUnavailable``."""
     now = time.monotonic() if now is None else now
-    cache, lock = _cache()
+    cache, failed, lock = _cache()
     cached = cache.get(url)
     missed_at = None
     if cached is not None and now < cached.expires_at:
@@ -210,8 +255,17 @@ def keys_for(url: str, kid: str | None, now: float | None = None) -> list:
         if cached.missed_at is not None and now - cached.missed_at < REFETCH_AFTER_MISS:
             return cached.keys  # fetched for an unknown kid a moment ago: not again yet
         missed_at = now
-    keys, max_age = fetch(url)
+    failure = failed.get(url)
+    if failure is not None and now < failure[0]:
+        raise JwksUnavailable(failure[1])
+    try:
+        keys, max_age = fetch(url)
+    except JwksUnavailable as error:
+        with lock:
+            failed[url] = (now + FAILED_FOR, error.reason)
+        raise
     with lock:
+        failed.pop(url, None)
         cache[url] = _Fetched(keys, now + max_age, missed_at)
     return keys
 
@@ -220,9 +274,10 @@ def _holds(keys: list, kid: str | None) -> bool:
     return kid is None or any(key_id is None or key_id == kid for key_id, _key in keys)
 
 
-def _cache() -> tuple[dict, threading.Lock]:
-    """This app's cache (an app's own, so a test's app starts with none)."""
+def _cache() -> tuple[dict, dict, threading.Lock]:
+    """This app's cache of documents and of failed fetches (url: (until, reason)), an
+    app's own, so a test's app starts with none."""
     found = current_app.extensions.get("fhir.jwks")
     if found is None:
-        found = current_app.extensions.setdefault("fhir.jwks", ({}, threading.Lock()))
+        found = current_app.extensions.setdefault("fhir.jwks", ({}, {}, threading.Lock()))
     return found

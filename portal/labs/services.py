@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 from werkzeug.exceptions import NotFound
 
 from portal.actors import Actor, integration
@@ -63,6 +65,10 @@ class DuplicateMessage(Conflict):
         super().__init__("this message was received before")
 
 
+class NotStored(Exception):
+    """A message the database would not store: it must not be acknowledged."""
+
+
 @dataclass(frozen=True)
 class Received:
     """What ``receive`` stored and what to answer."""
@@ -90,60 +96,112 @@ def _ack_for(header: oru.Header, ack_code: str, problem: ack.Problem | None, ack
     )
 
 
-def receive(raw: bytes, *, connector: str = DEFAULT_CONNECTOR) -> Received:
+def _stored_row(raw: bytes, reading: oru.Reading, connector: str) -> dict:
+    """The ``lab_messages`` row of an inbound message, as ``receive`` stores it."""
+    header = reading.header
+    control_id = header.control_id[:199] or None
+    problem = reading.problem
+    return {
+        "direction": "in",
+        "connector": connector,
+        # With a control id, an empty facility still deduplicates ('' is a value, NULL is not).
+        "sending_facility": header.sending_facility[:227] if control_id else None,
+        "control_id": control_id,
+        "message_type": f"{header.message_type}^{header.trigger}".strip("^")[:32] or None,
+        "version": header.version[:16] or None,
+        "raw": raw,
+        "received_at": utcnow(),
+        "state": RECEIVED if problem is None else REJECTED,
+        "ack_code": reading.ack_code,
+        "error": problem.text[:500] if problem else None,
+        "attempts": 0,
+    }
+
+
+def _answer(reading: oru.Reading, message_id: int) -> Received:
+    return Received(
+        message_id=message_id,
+        ack_code=reading.ack_code,
+        ack=_ack_for(reading.header, reading.ack_code, reading.problem, f"A{message_id}"),
+        duplicate=False,
+    )
+
+
+def receive(
+    raw: bytes, *, connector: str = DEFAULT_CONNECTOR, reading: oru.Reading | None = None
+) -> Received:
     """Store an inbound message with the answer it gets, and return the ACK to send.
 
     One use case: when it returns, the raw message is committed. A duplicate (same sending
-    facility and control id) is answered as the first one was, and not stored again."""
-    reading = oru.read_message(raw)
-    header = reading.header
-    control_id = header.control_id[:199] or None
-    # With a control id, an empty facility still deduplicates ('' is a value, NULL is not).
-    facility = header.sending_facility[:227] if control_id else None
-    message_type = f"{header.message_type}^{header.trigger}".strip("^")[:32] or None
-    problem = reading.problem
+    facility and control id) is answered as the first one was, and not stored again.
+    ``reading``: the message read already (``oru.read_message(raw)``), to read it once."""
+    reading = reading or oru.read_message(raw)
+    row = _stored_row(raw, reading, connector)
     try:
         with use_case(conflict=DuplicateMessage()):
-            message = LabMessage(
-                direction="in",
-                connector=connector,
-                sending_facility=facility,
-                control_id=control_id,
-                message_type=message_type,
-                version=header.version[:16] or None,
-                raw=raw,
-                received_at=utcnow(),
-                state=RECEIVED if problem is None else REJECTED,
-                ack_code=reading.ack_code,
-                error=problem.text[:500] if problem else None,
-                attempts=0,
-            )
+            message = LabMessage(**row)
             db.session.add(message)
             db.session.flush()
             message_id = message.id
-    except DuplicateMessage:
+    except DuplicateMessage as duplicate:
         db.session.rollback()
         stored_id = db.session.scalar(
             select(LabMessage.id).where(
                 LabMessage.direction == "in",
-                LabMessage.sending_facility == facility,
-                LabMessage.control_id == control_id,
+                LabMessage.sending_facility == row["sending_facility"],
+                LabMessage.control_id == row["control_id"],
                 LabMessage.ack_code == "AA",
             )
         )
         db.session.rollback()
+        if stored_id is None:  # the database refused it for another reason: not stored
+            raise NotStored("refused by the database, not stored") from duplicate
         return Received(
             message_id=stored_id,
             ack_code="AA",
-            ack=_ack_for(header, "AA", None, f"A{stored_id}"),
+            ack=_ack_for(reading.header, "AA", None, f"A{stored_id}"),
             duplicate=True,
         )
-    return Received(
-        message_id=message_id,
-        ack_code=reading.ack_code,
-        ack=_ack_for(header, reading.ack_code, problem, f"A{message_id}"),
-        duplicate=False,
-    )
+    return _answer(reading, message_id)
+
+
+def receive_many(
+    items: list[tuple[bytes, oru.Reading]], *, connector: str = DEFAULT_CONNECTOR
+) -> list[Received | None]:
+    """Store several inbound messages (each with its reading) in one transaction: the
+    listener's group commit. Messages that arrive on several connections while the previous
+    commit is under way wait for the next one, so a burst costs one commit (one disk flush)
+    instead of one each; every message is committed when this returns, so each may be
+    acknowledged. One multi-row INSERT through Core (no ORM unit of work on the hot path),
+    its ids returned in the order of ``items``.
+
+    A duplicate among them (a lab resending what is stored, or the same message twice in
+    one batch) makes the INSERT fail as a whole: the batch is then stored one message at a
+    time by ``receive``, which answers duplicates as before (resends are rare, so the slow
+    way is the exception). None in the answer: that message could not be stored (the
+    database refused it) and must not be acknowledged; the others are stored."""
+    if not items:
+        return []
+    rows = [_stored_row(raw, reading, connector) for raw, reading in items]
+    table = LabMessage.__table__
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    try:
+        with use_case():
+            ids = db.session.execute(statement, rows).scalars().all()
+    except IntegrityError:
+        db.session.rollback()
+        return [_receive_alone(raw, reading, connector) for raw, reading in items]
+    readings = [reading for _raw, reading in items]
+    return [_answer(reading, message_id) for reading, message_id in zip(readings, ids, strict=True)]
+
+
+def _receive_alone(raw: bytes, reading: oru.Reading, connector: str) -> Received | None:
+    try:
+        return receive(raw, connector=connector, reading=reading)
+    except Exception as error:
+        db.session.rollback()
+        log.warning("an inbound lab message could not be stored: %s", type(error).__name__)
+        return None
 
 
 def keep_unfinished(data: bytes, why: str, *, connector: str = DEFAULT_CONNECTOR) -> int:
@@ -205,6 +263,66 @@ def file_message(message_id: int, *, zone: ZoneInfo | None = None) -> str | None
                 )
             )
         return FAILED
+
+
+def file_many(
+    items: list[tuple[int, oru.Reading | None]], *, zone: ZoneInfo | None = None
+) -> dict[int, str | None]:
+    """File several stored messages in one use case (the listener's filer: one commit for
+    a batch instead of one each), each by ``_file_results`` as ``file_message`` files it.
+    ``items``: (message id, its reading when the caller has it, else None: read from the
+    stored copy). Returns each message's new state, None for one another process has.
+
+    Claimed together by one conditional UPDATE, so nothing is filed twice. If filing any
+    of them raises, the whole batch rolls back and each is filed on its own by
+    ``file_message``, which keeps a failing one ``failed`` (retried) without holding back
+    the others."""
+    if not items:
+        return {}
+    zone = zone or clinic_zone()
+    readings = dict(items)
+    outcomes: dict[int, str | None] = dict.fromkeys(readings)
+    try:
+        with use_case():
+            claimed = set(
+                db.session.scalars(
+                    update(LabMessage)
+                    .where(
+                        LabMessage.id.in_(list(readings)),
+                        LabMessage.state.in_((RECEIVED, FAILED)),
+                    )
+                    .values(
+                        state=PROCESSED,
+                        processed_at=utcnow(),
+                        attempts=LabMessage.attempts + 1,
+                        error=None,
+                    )
+                    .returning(LabMessage.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if not claimed:
+                return outcomes
+            messages = db.session.scalars(
+                select(LabMessage)
+                .options(defer(LabMessage.raw))
+                .where(LabMessage.id.in_(claimed))
+                .order_by(LabMessage.id)
+            ).all()
+            for message in messages:
+                reading = readings[message.id] or oru.read_message(message.raw)
+                if reading.problem is not None:  # stored as accepted, yet unreadable now
+                    message.state = REJECTED
+                    message.error = reading.problem.text[:500]
+                    outcomes[message.id] = REJECTED
+                    continue
+                _file_results(message, reading, zone)
+                outcomes[message.id] = PROCESSED
+    except Exception as error:
+        log.info("lab messages filed one by one after %s", type(error).__name__)
+        db.session.rollback()
+        return {message_id: file_message(message_id, zone=zone) for message_id in readings}
+    return outcomes
 
 
 def process_pending(limit: int = 100, *, zone: ZoneInfo | None = None) -> tuple[int, int]:

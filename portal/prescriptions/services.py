@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, not_, or_, select
 from werkzeug.exceptions import NotFound
 
 from portal.actors import SOURCE_WORKER, integration
@@ -277,6 +277,10 @@ def notification_total(actor) -> int | None:
 # The patient's prescriptions page lists at most this many (newest first): years of a
 # patient's prescriptions fit; more would be a page nobody reads.
 PRESCRIPTIONS_PAGE_LIMIT = 500
+# Past prescriptions shown before "Show all": the newest first. A patient with hundreds of past
+# prescriptions gets a page that opens quickly (each row is a table row with its actions, most
+# of the page's cost), and the rest is one link away.
+PAST_SHOWN_FIRST = 50
 
 
 @dataclass(frozen=True)
@@ -295,23 +299,37 @@ class PrescriptionsPage:
     patient: Patient
     drafts: list[PrescriptionRow]  # the viewer's own drafts
     active: list[PrescriptionRow]  # open states (states.OPEN_STATES)
-    past: list[PrescriptionRow]
+    past: list[PrescriptionRow]  # the newest PAST_SHOWN_FIRST, or all of them when asked
+    past_total: int  # how many past prescriptions there are
 
 
-def prescriptions_page(actor, patient_id: int) -> PrescriptionsPage:
+def prescriptions_page(actor, patient_id: int, all_past: bool = False) -> PrescriptionsPage:
     """The patient's prescriptions page: the viewer's drafts, then the active ones, then the
-    past ones, newest first, each with its prescriber; one query for the list (a patient may
-    have hundreds). Other prescribers' drafts are theirs alone and are not listed. Audited."""
+    past ones (the newest ``PAST_SHOWN_FIRST`` unless ``all_past``), newest first, each with
+    its prescriber; two queries however many there are (a patient may have hundreds).
+    Other prescribers' drafts are theirs alone and are not listed. Audited."""
     connector = eprescribing_connector_name()
+    current = or_(
+        Prescription.state.in_(states.OPEN_STATES),
+        and_(Prescription.state == states.DRAFT, Prescription.origin == "portal"),
+    )
+    newest_first = (Prescription.written_on.desc().nulls_last(), Prescription.id.desc())
     with use_case():
         patient = get_patient_for(actor, patient_id)
-        found = db.session.execute(
+        listed = (
             select(Prescription, User.full_name)
             .outerjoin(User, User.id == Prescription.prescriber_id)
             .where(Prescription.patient_id == patient.id)
-            .order_by(Prescription.written_on.desc().nulls_last(), Prescription.id.desc())
-            .limit(PRESCRIPTIONS_PAGE_LIMIT)
+            .order_by(*newest_first)
+        )
+        found = db.session.execute(listed.where(current).limit(PRESCRIPTIONS_PAGE_LIMIT)).all()
+        past_limit = PRESCRIPTIONS_PAGE_LIMIT if all_past else PAST_SHOWN_FIRST
+        # The count of all past ones rides on each row shown (a window is counted before
+        # the LIMIT): one round trip fewer, which a loaded database server makes costly.
+        found_past = db.session.execute(
+            listed.add_columns(func.count().over()).where(not_(current)).limit(past_limit)
         ).all()
+        past_total = found_past[0][2] if found_past else 0
         audit.record(
             actor,
             "prescription.list_view",
@@ -319,7 +337,7 @@ def prescriptions_page(actor, patient_id: int) -> PrescriptionsPage:
             category="e-prescribing",
         )
     drafts, active, past = [], [], []
-    for rx, prescriber_name in found:
+    for rx, prescriber_name, *_count in [*found, *found_past]:
         if rx.state == states.DRAFT and rx.origin == "portal":
             if rx.prescriber_id == actor.id:
                 drafts.append(PrescriptionRow(rx, prescriber_name, False, False, False))
@@ -333,7 +351,7 @@ def prescriptions_page(actor, patient_id: int) -> PrescriptionsPage:
             may_cancel=may_cancel(rx),
         )
         (active if rx.state in states.OPEN_STATES else past).append(row)
-    return PrescriptionsPage(patient, drafts, active, past)
+    return PrescriptionsPage(patient, drafts, active, past, past_total)
 
 
 # Why a prescription is on paper, as stored in ``print_reason`` and printed.

@@ -65,7 +65,8 @@ def actor_may(permission: str) -> bool:
 def prescriptions(patient_id: int):
     """The patient's prescriptions: the viewer's drafts, the active ones, the past ones, each
     with its state and what may be done (print, its PDF, cancel)."""
-    page = services.prescriptions_page(current_actor(), patient_id)
+    all_past = request.args.get("past") == "all"
+    page = services.prescriptions_page(current_actor(), patient_id, all_past=all_past)
     return render(
         "prescriptions/list.html",
         patient=page.patient,

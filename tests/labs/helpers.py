@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -12,7 +16,10 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.labs.listener import END_BLOCK, START_BLOCK, frame
 from portal.labs.models import RECEIVED, LabMessage, LabOrder, LabOrderTest
+from tests.support.database import AUDIT_KEY, DATA_KEY
 from tests.support.factories import patient_row
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def oru(
@@ -112,3 +119,44 @@ def filed_messages(timeout: float = 10) -> list[LabMessage]:
         if all(row.state != RECEIVED for row in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_listener(app, port: int, *extra: str) -> subprocess.Popen:
+    """``flask lab-listener`` as deployed (its own process) on the test database."""
+    environment = {
+        **os.environ,
+        "PORTAL_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "PORTAL_INSTANCE_PATH": app.instance_path,
+        "PORTAL_AUDIT_KEY": AUDIT_KEY,
+        "PORTAL_DATA_ENCRYPTION_KEY": DATA_KEY,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "portal",
+        "lab-listener",
+        "--port",
+        str(port),
+        *extra,
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while True:  # until it listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("the listener did not start") from None
+            time.sleep(0.1)

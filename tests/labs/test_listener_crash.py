@@ -3,13 +3,9 @@ got no ACK and sends the message again; it is stored once and filed once."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -20,54 +16,13 @@ from tests.labs.helpers import (
     add_order,
     add_patient,
     filed_messages,
+    free_port,
     msa,
     oru,
     send,
+    start_listener,
     stored_messages,
 )
-from tests.support.database import AUDIT_KEY, DATA_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start_listener(app, port: int, *extra: str) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "PORTAL_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "PORTAL_INSTANCE_PATH": app.instance_path,
-        "PORTAL_AUDIT_KEY": AUDIT_KEY,
-        "PORTAL_DATA_ENCRYPTION_KEY": DATA_KEY,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "flask",
-        "--app",
-        "portal",
-        "lab-listener",
-        "--port",
-        str(port),
-        *extra,
-    ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while True:  # until it listens
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError("the listener did not start") from None
-            time.sleep(0.1)
 
 
 def test_a_listener_killed_between_store_and_ack_loses_nothing(app):
@@ -75,8 +30,8 @@ def test_a_listener_killed_between_store_and_ack_loses_nothing(app):
         patient_id, mrn = add_patient()
         add_order(patient_id, "P-KILL")
     message = oru(control_id="KILL-1", mrn=mrn, placer="P-KILL").encode()
-    port = _free_port()
-    first = _start_listener(app, port, "--ack-delay", "60")
+    port = free_port()
+    first = start_listener(app, port, "--ack-delay", "60")
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             sock.sendall(frame(message))
@@ -99,7 +54,7 @@ def test_a_listener_killed_between_store_and_ack_loses_nothing(app):
         (stored,) = stored_messages()
         assert stored.state == RECEIVED and stored.raw == message
 
-    second = _start_listener(app, port)
+    second = start_listener(app, port)
     try:
         assert msa(send(port, message))[1:3] == ["AA", "KILL-1"]  # the lab resends
         with app.app_context():

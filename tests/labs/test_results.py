@@ -375,6 +375,8 @@ def test_the_unmatched_queue_compares_and_attaches_audited(app, signed_in, zone)
     nurse = signed_in("nurse")
     queue = nurse.get("/labs/unmatched")
     assert queue.status_code == 200
+    # A nurse has no results inbox: the top bar leads to the queue.
+    assert 'href="/labs/unmatched"' in nurse.get("/").get_data(as_text=True)
     item_path = queue.get_data(as_text=True).split('href="/labs/unmatched/', 1)[1].split('"')[0]
     unmatched_id = int(item_path)
     item = nurse.get(f"/labs/unmatched/{unmatched_id}").get_data(as_text=True)

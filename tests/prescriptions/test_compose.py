@@ -200,6 +200,40 @@ def test_the_builder_writes_the_directions_as_you_type(app, chart, signed_in):
     assert re.search(r'<option selected value="once_daily"|value="once_daily" selected', page)
 
 
+def test_the_patients_age_stands_beside_the_dose(app, chart, signed_in):
+    from portal.patients.models import Patient
+
+    doctor = signed_in("drlee")
+    patient_id = chart.patients[0]
+    with app.app_context():
+        born = db.session.get(Patient, patient_id).birth_date
+    today = utcnow().date()
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    draft_id = start_draft(doctor, patient_id)
+    choose(doctor, draft_id, LISINOPRIL_10)
+
+    page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+
+    # In the dose's own input group, right of the field, and read out with it.
+    group = re.search(
+        r'<div class="input-group input-group-sm">(<input[^>]*id="sig-dose_amount"[^>]*>)'
+        r"(.*?)</div>",
+        page,
+        re.S,
+    )
+    assert group, "the dose has no input group beside it"
+    dose, beside = group.groups()
+    assert re.search(r'aria-describedby="[^"]*\bpatient-age\b', dose)
+    assert 'id="patient-age"' in beside
+    # Seen: "40 y"; read out (without what is hidden from assistive technology): "40 years old".
+    seen = re.sub(r'<span class="visually-hidden">[^<]*</span>|<[^>]+>', "", beside)
+    spoken = re.sub(r'<span aria-hidden="true">[^<]*</span>|<[^>]+>', "", beside)
+    assert f"{age}&nbsp;y" in seen
+    assert f"Patient: {age} years old" in spoken
+    # Once on the page: not also above the directions.
+    assert page.count('id="patient-age"') == 1
+
+
 def test_free_text_directions_show_their_warnings_beside_the_field(app, chart, signed_in):
     doctor = signed_in("drlee")
     draft_id = start_draft(doctor, chart.patients[0])

@@ -10,7 +10,7 @@ import pytest
 
 from portal.charting.models import Encounter
 from portal.extensions import db
-from tests.prescriptions.compose_helpers import no_known_allergies, on_spironolactone
+from tests.prescriptions.compose_helpers import allergic_to, no_known_allergies, on_spironolactone
 
 
 @pytest.mark.browser
@@ -72,4 +72,66 @@ def test_prescribe_lisinopril_by_keyboard_and_see_the_interaction(
     expect(alert).to_contain_text("Source:")
     expect(alert).to_contain_text("What to do:")
     shot("interaction")
+    watch.assert_clean(page)
+
+
+LONG_ALLERGY_LIST = (
+    ("penicillin G", "7980"),
+    ("trimethoprim-sulfamethoxazole", "10831"),
+    ("erythromycin ethylsuccinate", "4053"),
+    ("hydroxychloroquine", "5521"),
+    ("metoclopramide", "6915"),
+    ("carbamazepine", "2002"),
+    ("ciprofloxacin", "2551"),
+    ("lamotrigine", "28439"),
+    ("chlorhexidine gluconate", "2358"),
+    ("vancomycin", "11124"),
+    ("morphine", "7052"),
+    ("codeine", "2670"),
+)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_the_sticky_banner_never_covers_the_part_of_the_page_moved_to(
+    app, chart, page, sign_in, watch, shot, width
+):
+    """A long allergy list wraps the sticky banner onto several lines: a part of the compose
+    page reached by a link or by the focus stops just below the banner, neither under it nor
+    below a blank band."""
+    from playwright.sync_api import expect
+
+    patient_id = chart.patients[0]
+    for substance, rxcui in LONG_ALLERGY_LIST:
+        allergic_to(app, patient_id, substance, rxcui)
+    page.set_viewport_size({"width": width, "height": 700})
+    page.emulate_media(reduced_motion="reduce")  # no smooth scrolling: measure where it stops
+    sign_in("drlee")
+    page.goto(f"/patients/{patient_id}/prescriptions")
+    with page.expect_navigation():
+        page.get_by_role("button", name="New prescription").click()
+    expect(page.get_by_role("heading", name="New prescription")).to_be_visible()
+    draft_url = page.url.split("#")[0]
+
+    for part, heading in (("drug", "Drug"), ("directions", "Directions")):
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.goto(f"{draft_url}#{part}")
+        banner = page.get_by_role("region", name="Patient").bounding_box()
+        top = page.get_by_role("heading", name=heading, exact=True).bounding_box()
+        assert banner["height"] > 112, "the allergy list should wrap the banner"
+        gap = top["y"] - (banner["y"] + banner["height"])
+        assert 0 <= gap <= 24, f"{heading}: {gap:.0f} px below the banner"
+    shot(f"directions-below-banner-{width}")
+
+    # The keyboard: back up from the bottom of the page to the drug search.
+    page.get_by_role("button", name="Discard draft").focus()
+    search = page.get_by_label("Find a drug")
+    for _ in range(80):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.id") == "drug_query":
+            break
+    expect(search).to_be_focused()
+    banner = page.get_by_role("region", name="Patient").bounding_box()
+    label = page.locator("label[for=drug_query]").bounding_box()
+    assert label["y"] >= banner["y"] + banner["height"], "the banner covers the drug search"
     watch.assert_clean(page)

@@ -1,6 +1,7 @@
 """The patient's prescriptions page: the viewer's own drafts first, then active and past
 prescriptions with their state, pharmacy, refills, prescriber and date, and the actions each
-allows (print, the printed copy, cancel); one query for the list however long; audited."""
+allows (print, the printed copy, cancel); the newest past ones first, all on request; a
+fixed number of queries however long the list; audited."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_the_actions_follow_the_rules(app, chart, signed_in):
     assert "/print" not in text and "/cancel" not in text and "/pdf" not in text
 
 
-def test_the_list_is_one_query_however_many_prescriptions(app, chart, signed_in):
+def test_the_list_is_a_fixed_number_of_queries_however_many_prescriptions(app, chart, signed_in):
     patient_id = patient_with_address(app)
     doctor = signed_in("drlee")
 
@@ -151,3 +152,34 @@ def test_markup_in_what_was_written_stays_inert(app, chart, signed_in):
     assert "<script>alert('d')" not in page and "&lt;script&gt;" in page
     assert "<img src=x" not in page and "<b>refused</b>" not in page
     assert re.search(r"&lt;b&gt;refused&lt;/b&gt;", page)
+
+
+def test_a_long_past_shows_its_newest_first_and_all_on_request(app, chart, signed_in):
+    from portal.prescriptions.services import PAST_SHOWN_FIRST
+
+    patient_id = patient_with_address(app)
+    past = PAST_SHOWN_FIRST + 3
+    for index in range(past):
+        portal_rx(
+            app,
+            patient_id,
+            chart.drlee,
+            state=states.CANCELLED,
+            connector="dosespot",
+            vendor_id=str(900 + index),
+            drug=f"Past drug {index:03d}",
+        )
+    doctor = signed_in("drlee")
+
+    page = doctor.get(f"/patients/{patient_id}/prescriptions").get_data(as_text=True)
+    _head, _active, shown = _sections(page)
+    assert shown.count("<tr data-prescription=") == PAST_SHOWN_FIRST
+    assert f"The newest {PAST_SHOWN_FIRST} of {past} past prescriptions." in shown
+    link = re.search(r'<a href="([^"]+)#rx-past">Show all (\d+)</a>', shown)
+    assert link and int(link.group(2)) == past
+    assert "Past drug 000" not in shown  # the oldest waits for "Show all"
+
+    everything = doctor.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    _head, _active, listed = _sections(everything)
+    assert listed.count("<tr data-prescription=") == past
+    assert "Past drug 000" in listed and "Show all" not in listed

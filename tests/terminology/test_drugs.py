@@ -70,6 +70,7 @@ def test_every_product_ingredient_is_in_the_ingredient_table(knowledge):
         ("tramadol", "10689"),
         ("sertraline", "36437"),
         ("apixaban", "1364430"),
+        ("amiloride", "644"),
     ],
 )
 def test_well_known_ingredient_codes(knowledge, name, rxcui):
@@ -160,8 +161,28 @@ def test_the_interaction_rules_have_products_to_fire_on(knowledge):
         "pimozide",
         "clozapine",
         "tacrolimus",
+        "amiloride",
     ):
         assert ingredient in present, ingredient
+
+
+def test_amiloride_and_the_hydralazine_nitrate_combination_as_vsac_codes_them(knowledge):
+    """Products added from a VSAC value set expansion (2.16.840.1.113762.1.4.1248.170 and
+    .164 in cqframework/ecqm-content-qicore-2024): the code, the name, the ingredients, the
+    class the duplicate check compares, and the shipped rule that now fires on amiloride."""
+    from portal.terminology.interactions import interactions_between
+
+    amiloride = knowledge.product("977880")
+    assert amiloride.name == "amiloride hydrochloride 5 MG Oral Tablet"
+    assert amiloride.ingredient_rxcuis == ("644",)
+    assert [c.code for c in knowledge.classes_of("644")] == ["C03DB"]
+    combined = knowledge.product("977883")
+    assert set(combined.ingredient_rxcuis) == {"644", "5487"}
+    bidil = knowledge.product("905377")
+    assert set(bidil.ingredient_rxcuis) == {"5470", "6058"}
+    assert "C01DA" in {c.code for c in knowledge.classes_of("6058")}  # an organic nitrate
+    found = interactions_between(amiloride.ingredient_rxcuis, ["29046"])  # lisinopril
+    assert found and found[0].rule.severity == "high"
 
 
 def test_classes_are_atc_level_4_of_listed_ingredients(knowledge):

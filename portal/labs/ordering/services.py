@@ -76,6 +76,8 @@ class OrderPage:
     mine: bool
     # The tests on the order the catalog says need fasting (a hint beside "fasting").
     fasting_tests: list[str] = field(default_factory=list)
+    # The performing lab as people call it (the connector's title, not its internal name).
+    lab_title: str = ""
 
 
 def placer_number(order_id: int) -> str:
@@ -209,7 +211,16 @@ def _page_of(actor: Actor, order: LabOrder, patient: Patient) -> OrderPage:
         fasting_tests=[
             t.name for t in tests if (known := lab_tests.get(t.loinc)) is not None and known.fasting
         ],
+        lab_title=lab_title(order.connector),
     )
+
+
+def lab_title(name: str | None) -> str:
+    """The title of the connector ``name`` (its name if no longer installed, "" for none)."""
+    if not name:
+        return ""
+    cls = registry.connector_class(name)
+    return cls.title if cls is not None else name
 
 
 def search_tests(actor: Actor, order_id: int, text: str) -> list[lab_tests.LabTest]:

@@ -13,6 +13,24 @@
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
+  // The sticky patient banner's height as the page's scroll padding (portal.css): measured,
+  // since a long allergy list wraps it onto more lines, and again whenever it changes.
+  function trackBannerHeight() {
+    var banner = document.getElementById("patient-banner");
+    if (!banner) return;
+    var root = document.documentElement;
+    function measure() {
+      root.style.setProperty("--patient-banner-height", banner.offsetHeight + "px");
+    }
+    measure();
+    if (window.ResizeObserver) new ResizeObserver(measure).observe(banner);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", trackBannerHeight);
+  } else {
+    trackBannerHeight();
+  }
+
   // "/" jumps to the patient search from anywhere but a text field.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;

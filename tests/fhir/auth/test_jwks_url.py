@@ -15,9 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import update
 
+from portal import actors
+from portal.audit.services import record
+from portal.extensions import db
 from portal.fhir import jwks
-from portal.transaction import Refused
+from portal.fhir.models import ApiClient
+from portal.transaction import Refused, use_case
 from tests.fhir.support import (
     FORM,
     TOKEN_PATH,
@@ -38,6 +43,7 @@ class JwksServer:
         self.headers = {"Cache-Control": "max-age=300"}
         self.mode = "serve"
         self.hits = 0
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +51,19 @@ class JwksServer:
                 server.hits += 1
                 if server.mode == "slow":
                     time.sleep(1.5)
+                if server.mode == "hang":  # until the test lets it answer
+                    server.release.wait(10)
+                if server.mode == "trickle":  # a valid answer, one byte at a time
+                    body = json.dumps(server.document).encode() + b" " * 200
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        for byte in body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    return
                 if server.mode == "error":
                     self.send_response(500)
                     self.end_headers()
@@ -87,6 +106,7 @@ def key_server(app):
     server = JwksServer()
     server.thread.start()
     yield server
+    server.release.set()
     server.httpd.shutdown()
     server.httpd.server_close()
 
@@ -180,10 +200,95 @@ def test_a_jwks_that_cannot_be_read_is_invalid_client_saying_why(
     (event,) = audit_events(app, "fhir.token_refused")
     assert event.username == f"api:Key client {mode}"
     assert event.detail == "invalid_client: jwks unavailable"
-    # Once it serves again, the client gets its token.
+    # Asked again at once, the same answer, remembered rather than fetched.
+    hits = key_server.hits
+    _refused_saying(_token(client, client_id, keys["k1"], "k1"), words)
+    assert key_server.hits == hits
+    # Once it serves again (and the failure is forgotten), the client gets its token.
+    _forget_failures(app)
     key_server.mode = "serve"
     key_server.publish((keys["k1"], "k1", "RS384"))
     assert _token(client, client_id, keys["k1"], "k1").status_code == 200
+
+
+def _forget_failures(app) -> None:
+    app.extensions["fhir.jwks"][1].clear()
+
+
+def _disable(app, client_id: str) -> None:
+    with app.app_context(), use_case():
+        db.session.execute(
+            update(ApiClient).where(ApiClient.client_id == client_id).values(enabled=False)
+        )
+
+
+def test_a_disabled_client_never_makes_the_portal_fetch(app, client, key_server, keys):
+    key_server.publish((keys["k1"], "k1", "RS384"))
+    client_id, _ = make_api_client(app, method="private_key_jwt", jwks_url=key_server.url)
+    _disable(app, client_id)
+    for _ in range(2):
+        response = _token(client, client_id, keys["k1"], "k1")
+        assert response.status_code == 401
+        assert response.get_json()["error_description"] == "This client is disabled."
+    assert key_server.hits == 0
+
+
+def test_a_failing_url_is_fetched_once_within_the_window(app, client, key_server, keys):
+    client_id, _ = make_api_client(app, method="private_key_jwt", jwks_url=key_server.url)
+    key_server.mode = "error"
+    for _ in range(3):
+        _refused_saying(_token(client, client_id, keys["k1"], "k1"), "HTTP 500")
+    assert key_server.hits == 1
+    # The window over, the next request fetches again.
+    key_server.mode = "serve"
+    key_server.publish((keys["k1"], "k1", "RS384"))
+    with app.app_context():
+        later = time.monotonic() + jwks.FAILED_FOR + 1
+        assert jwks.keys_for(key_server.url, "k1", now=later)
+    assert key_server.hits == 2
+
+
+def test_a_trickling_server_is_cut_at_the_total_deadline(app, client, key_server, keys):
+    """Each byte comes well within the per-read timeout; the whole body would take ~15 s."""
+    key_server.publish((keys["k1"], "k1", "RS384"))
+    client_id, _ = make_api_client(app, method="private_key_jwt", jwks_url=key_server.url)
+    key_server.mode = "trickle"
+    started = time.monotonic()
+    _refused_saying(_token(client, client_id, keys["k1"], "k1"), "within 0.5 seconds")
+    assert time.monotonic() - started < 1.4
+
+
+def test_a_hanging_jwks_server_does_not_hold_up_other_writers(app, key_server, keys):
+    """While a token request waits on the client's server, a use case elsewhere in the
+    portal commits at once (on SQLite: the write lock is not held during the fetch; the
+    fetch may take 5 s, the bound leaves room for a loaded machine)."""
+    app.config["FHIR_JWKS_TIMEOUT_SECONDS"] = 5
+    key_server.publish((keys["k1"], "k1", "RS384"))
+    client_id, _ = make_api_client(app, method="private_key_jwt", jwks_url=key_server.url)
+    key_server.mode = "hang"
+    answers = []
+
+    def ask() -> None:
+        answers.append(_token(app.test_client(), client_id, keys["k1"], "k1"))
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    try:
+        deadline = time.monotonic() + 5
+        while key_server.hits == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert key_server.hits == 1  # the token request is now stuck on the fetch
+        started = time.monotonic()
+        with app.app_context(), use_case():
+            record(actors.anonymous(None), "test.elsewhere", category="test")
+        waited = time.monotonic() - started
+        assert asking.is_alive()  # still stuck: the write did not wait for it
+        assert waited < 2.5, f"a writer waited {waited:.2f}s on the JWKS fetch"
+    finally:
+        key_server.mode = "serve"
+        key_server.release.set()
+        asking.join(10)
+    assert answers[0].status_code == 200, answers[0].get_data(as_text=True)
 
 
 def test_a_server_that_is_down_is_invalid_client(app, client, key_server, keys):
