@@ -10,6 +10,7 @@ import re
 from datetime import date
 
 from sqlalchemy import select
+from werkzeug.exceptions import NotFound
 
 from portal.extensions import db
 from portal.labs.models import LabResult
@@ -424,3 +425,34 @@ def test_results_attached_to_their_order_reach_the_orderers_inbox(
         assert {row.reviewer_id for row in results_by_name().values()} == {patel}
     assert inbox_ids(signed_in("drlee").get("/labs/inbox")) == []
     assert len(inbox_ids(signed_in("drpatel").get("/labs/inbox"))) == 3
+
+
+def test_the_mrn_lookup_shows_only_a_patient_the_user_may_see(app, signed_in, zone, monkeypatch):
+    """The unmatched queue's MRN lookup goes through the patients domain's visibility check:
+    a record hidden from the user answers exactly as an unknown MRN (and nothing of it is
+    shown or audited as viewed)."""
+    from portal.labs.results import services
+    from portal.patients import services as patients
+
+    with app.app_context():
+        _patient_id, mrn = add_patient(birth_date=date(1980, 1, 2))
+        hidden_id, hidden_mrn = add_patient("Hana", "Hidden", date(1991, 3, 4))
+        file_oru(zone, mrn=mrn, birth_date="19800201", observations=_lipids(mrn, ""))
+    nurse = signed_in("nurse")
+    queue = nurse.get("/labs/unmatched").get_data(as_text=True)
+    unmatched_id = int(queue.split('href="/labs/unmatched/', 1)[1].split('"')[0])
+    seen = []
+
+    def visible_except_hidden(actor, wanted):
+        seen.append(wanted)
+        if wanted == hidden_id:
+            raise NotFound()  # as a record the user may not see will answer
+        return patients.get_patient_for(actor, wanted)
+
+    monkeypatch.setattr(services, "get_patient_for", visible_except_hidden)
+    looked_up = nurse.post_form(f"/labs/unmatched/{unmatched_id}/lookup", {"mrn": hidden_mrn})
+    page = looked_up.get_data(as_text=True)
+    assert looked_up.status_code == 422 and "No patient has this MRN." in page
+    assert "Hidden" not in page and hidden_id in seen
+    viewed = [e.patient_id for e in audit_events(app, "lab.unmatched.candidate_view")]
+    assert hidden_id not in viewed

@@ -7,11 +7,9 @@ outbox hands the domain's own operations (``send_lab_order``, ``cancel_lab_order
 deliverer the labs domain registers with ``outbox.register_deliverer``, so this module
 imports no domain and any lab connector serves them.
 
-The one operation of its own (``deliver``), with its payload (plain JSON)::
-
-    "send_hl7":       {"message": "MSH|..."} -> {"ack_code": "AA", "ack_text": "",
-                                                "control_id": "..."}
-        (any finished message, e.g. one replayed by hand; AE/AR fail the message)
+It has no outbox operation of its own: ``deliver`` refuses every operation with a
+``PermanentError`` (an order is only ever sent from its row by the labs domain's deliverer,
+so no payload in the outbox carries a finished message, the patient's details in clear).
 
 Errors: a connection refused or dropped, an answer that is not an ACK to this message, or
 no answer within the time-out raise ``TransientError`` (the outbox retries). An AE or AR is
@@ -54,9 +52,6 @@ class LabAck:
     @property
     def accepted(self) -> bool:
         return self.code == "AA"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"ack_code": self.code, "ack_text": self.text, "control_id": self.control_id}
 
 
 class Hl7LabConnector(LabConnector):
@@ -244,11 +239,6 @@ class Hl7LabConnector(LabConnector):
     # Outbox ------------------------------------------------------------------------------
 
     def deliver(self, operation: str, payload: dict[str, Any], idempotency_key: str) -> dict:
-        if operation == "send_hl7":
-            ack = self.send_order(str(payload.get("message") or ""))
-            if not ack.accepted:
-                raise PermanentError(f"The lab answered {ack.code}: {ack.text or 'no reason'}")
-            return ack.as_dict()
         # The labs domain's operations reach its deliverer before this; anything else is a
         # message this connector cannot send (failed, replayable from the console).
         raise PermanentError(f"the HL7 lab connector has no operation {operation!r}")

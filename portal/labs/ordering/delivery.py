@@ -17,7 +17,6 @@ The connector is reached only through the lab connector's interface (``identitie
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -32,7 +31,12 @@ from portal.integrations.models import OutboxMessage
 from portal.labs import states
 from portal.labs.hl7.orm import OrderedTest, OrderMessage, build_orm
 from portal.labs.models import SENT, LabMessage, LabOrder
-from portal.labs.ordering.services import CANCEL_OPERATION, CATEGORY, SEND_OPERATION
+from portal.labs.ordering.services import (
+    CANCEL_OPERATION,
+    CATEGORY,
+    SEND_OPERATION,
+    order_control_id,
+)
 from portal.patients.models import Patient
 from portal.timeutil import utcnow
 from portal.transaction import end_read, use_case
@@ -47,7 +51,9 @@ class Prepared:
     message_id: int | None  # the outbound copy in lab_messages
 
 
-def _order_message(order: LabOrder, patient: Patient, orderer: User, connector, control: str):
+def _order_message(
+    order: LabOrder, patient: Patient, orderer: User, connector, order_control: str, control: str
+):
     identities = dict(connector.identities() or {})
     tests = []
     for test in order.tests:
@@ -56,7 +62,7 @@ def _order_message(order: LabOrder, patient: Patient, orderer: User, connector, 
         tests.append(OrderedTest(test.loinc, test.name, lab_code))
     given, _, family = (orderer.full_name or "").strip().rpartition(" ")
     return OrderMessage(
-        control_id=f"{order.placer_order_number}-{uuid.uuid4().hex[:8]}",
+        control_id=control,
         placer_order_number=order.placer_order_number,
         patient_mrn=patient.mrn,
         patient_family_name=patient.family_name,
@@ -76,18 +82,26 @@ def _order_message(order: LabOrder, patient: Patient, orderer: User, connector, 
         sending_facility=identities.get("sending_facility") or "",
         receiving_application=identities.get("receiving_application") or "",
         receiving_facility=identities.get("receiving_facility") or "",
-        order_control=control,
+        order_control=order_control,
     )
 
 
 def _prepare(connector, claimed: outbox.Claimed) -> Prepared | None:
     """Build the message and record it sent, in one short use case; None when the order is
-    no longer one to send (cancelled meanwhile, or already acknowledged)."""
+    no longer one to send (cancelled meanwhile, or already acknowledged).
+
+    The order's row is locked (as ``cancel_order`` locks it) before its status is read, so
+    a cancel either lands first (and this sees it and sends nothing) or waits until the
+    outbound copy is kept and the order is ``sent`` (and then queues the CA). Without the
+    lock a cancel committed between this read and the write below was overwritten with
+    ``sent`` and the NW still went out. A retry of the same outbox message rebuilds the
+    same message under the same control id and updates its one outbound copy."""
     cancel = claimed.operation == CANCEL_OPERATION
     with use_case():
         order = db.session.scalar(
             select(LabOrder)
             .where(LabOrder.id == int(claimed.payload["order_id"]))
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         if order is None:
@@ -96,24 +110,39 @@ def _prepare(connector, claimed: outbox.Claimed) -> Prepared | None:
             return None
         patient = db.session.get(Patient, order.patient_id)
         orderer = db.session.get(User, order.ordering_provider_id)
-        message = _order_message(order, patient, orderer, connector, "CA" if cancel else "NW")
-        text = build_orm(message)
-        stored = LabMessage(
-            direction="out",
-            connector=claimed.connector,
-            sending_facility=message.sending_facility or None,
-            control_id=message.control_id,
-            message_type="ORM^O01",
-            version="2.5.1",
-            raw=text.encode("utf-8"),
-            state=SENT,
+        control = order_control_id(order.placer_order_number, claimed.operation, claimed.id)
+        message = _order_message(
+            order, patient, orderer, connector, "CA" if cancel else "NW", control
         )
-        db.session.add(stored)
+        text = build_orm(message)
+        stored = db.session.scalar(
+            select(LabMessage).where(
+                LabMessage.direction == "out",
+                LabMessage.connector == claimed.connector,
+                LabMessage.control_id == control,
+            )
+        )
+        if stored is None:
+            stored = LabMessage(
+                direction="out",
+                connector=claimed.connector,
+                control_id=control,
+                message_type="ORM^O01",
+                version="2.5.1",
+                attempts=0,
+            )
+            db.session.add(stored)
+        stored.sending_facility = message.sending_facility or None
+        stored.raw = text.encode("utf-8")
+        stored.state = SENT
+        stored.ack_code = None
+        stored.error = None
+        stored.attempts = (stored.attempts or 0) + 1
         if not cancel and order.status != states.SENT:
             order.status = states.SENT
             order.sent_at = utcnow()
         db.session.flush()
-        return Prepared(text, message.control_id, stored.id)
+        return Prepared(text, control, stored.id)
 
 
 def _record_ack(message_id: int, code: str, text: str) -> None:

@@ -26,10 +26,9 @@ from portal.charting.models import Encounter, Problem
 from portal.clinic.clock import clinic_today
 from portal.extensions import db
 from portal.integrations import outbox, registry
-from portal.integrations.models import OutboxMessage
 from portal.integrations.settings import enabled_names
 from portal.labs import states
-from portal.labs.models import LabOrder, LabOrderTest
+from portal.labs.models import LabMessage, LabOrder, LabOrderTest
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, get_row_of_patient
 from portal.terminology import lab_tests
@@ -85,6 +84,34 @@ def placer_number(order_id: int) -> str:
     """The order number that travels in ORC-2/OBR-2, comes back in results and is the
     requisition's barcode: short, printable, Code 128 friendly."""
     return f"L{order_id:08d}"
+
+
+def order_control_id(placer_order_number: str, operation: str, outbox_message_id: int) -> str:
+    """The MSH-10 of the ORM that carries one outbox message (``N`` the order, ``C`` its
+    cancel). The same for every try of that message, so a resend after a lost ACK is the
+    same message to the lab (which may answer it as a duplicate), never a second order. The
+    order number leads it, so ``lab_has_received`` finds the order's outbound copies; at
+    most 20 characters, HL7's length for MSH-10, while outbox ids have up to 9 digits."""
+    kind = "C" if operation == CANCEL_OPERATION else "N"
+    return f"{placer_order_number}-{kind}{outbox_message_id}"
+
+
+def lab_has_received(order: LabOrder) -> bool:
+    """Whether an ORM for the order was ever put on the wire: delivery keeps the outbound
+    copy in ``lab_messages`` in the same transaction that marks the order sent (under the
+    order's row lock), before the socket is opened. A claimed send that has not got that
+    far has reached no lab, so its cancel needs no CA (the send is withheld instead)."""
+    return (
+        db.session.scalar(
+            select(LabMessage.id)
+            .where(
+                LabMessage.direction == "out",
+                LabMessage.control_id.like(f"{order.placer_order_number}-%"),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def enabled_labs() -> list[LabChoice]:
@@ -342,18 +369,10 @@ def sign_order(actor: Actor, order_id: int, details: OrderDetails) -> LabOrder:
     return order
 
 
-def _send_of(order: LabOrder) -> OutboxMessage | None:
-    return db.session.scalar(
-        select(OutboxMessage).where(
-            OutboxMessage.idempotency_key == f"{order.connector}:{SEND_OPERATION}:order-{order.id}"
-        )
-    )
-
-
 def cancel_order(actor: Actor, order_id: int) -> LabOrder:
     """Cancel an order no result has reached (a draft is simply dropped the same way). If the
-    lab may have it (its send was tried), a cancel (ORM^O01, ORC-1 ``CA``) follows it through
-    the outbox; a send still waiting is withheld at delivery."""
+    lab may have it (an ORM for it went out: ``lab_has_received``), a cancel (ORM^O01, ORC-1
+    ``CA``) follows it through the outbox; a send still waiting is withheld at delivery."""
     if not actor.has_permission("labs.order"):
         raise Refused("Only a prescriber cancels lab orders.")
     with use_case():
@@ -369,8 +388,10 @@ def cancel_order(actor: Actor, order_id: int) -> LabOrder:
         order.status = states.CANCELLED
         order.cancelled_at = utcnow()
         order.cancelled_by_id = actor.id
-        send = _send_of(order) if order.connector else None
-        lab_may_have_it = send is not None and (send.status != "pending" or send.attempts > 0)
+        # Not the send's attempts: those count from the claim, before anything reached the
+        # lab. The order's row lock (here and in delivery's _prepare) orders this read after
+        # a prepare that got there first, or that prepare after this cancel.
+        lab_may_have_it = bool(order.connector) and lab_has_received(order)
         if lab_may_have_it:
             outbox.enqueue(
                 order.connector,

@@ -805,6 +805,19 @@ def unmatched_queue(actor: Actor, limit: int = 100) -> list[QueueItem]:
     ]
 
 
+def _patient_by_mrn(actor: Actor, mrn: str) -> Patient | None:
+    """The patient with this MRN if ``actor`` may see them: only the id is read here, the
+    patient through the patients domain's ``get_patient_for``, so a record hidden from the
+    actor answers as an unknown MRN (no other way to learn it exists)."""
+    patient_id = db.session.scalar(select(Patient.id).where(Patient.mrn == mrn.strip()[:20]))
+    if patient_id is None:
+        return None
+    try:
+        return get_patient_for(actor, patient_id)
+    except NotFound:
+        return None
+
+
 def unmatched_item(actor: Actor, unmatched_id: int, extra_mrn: str | None = None) -> QueueItemPage:
     """One queued message's results beside the patients it could mean (its candidates, and
     the patient of an MRN the user looked up); each patient shown is audited, and the item."""
@@ -819,9 +832,7 @@ def unmatched_item(actor: Actor, unmatched_id: int, extra_mrn: str | None = None
         ids = [int(value) for value in (item.candidate_patient_ids or "").split() if value]
         candidates = [get_patient_for(actor, patient_id) for patient_id in ids]
         if extra_mrn:
-            found = db.session.scalars(
-                select(Patient).where(Patient.mrn == extra_mrn.strip()[:20])
-            ).first()
+            found = _patient_by_mrn(actor, extra_mrn)
             if found is None:
                 raise Refused("No patient has this MRN.", "mrn")
             if found.id not in ids:

@@ -329,21 +329,18 @@ def test_an_order_under_the_labs_own_codes_is_understood_by_the_lab(lone_lab):
 # Outbox operations -------------------------------------------------------------------------
 
 
-def test_send_hl7_delivers_and_fails_for_good_on_a_refusal(lone_lab):
-    connector = connector_for(lone_lab.mllp_port)
-    result = connector.deliver("send_hl7", {"message": order_message(control_id="OB-1")}, "k1")
-    assert result == {"ack_code": "AA", "ack_text": "", "control_id": "OB-1"}
-    set_faults(lone_lab, ack="AR", ack_text="Unknown sender", times=1)
-    with pytest.raises(PermanentError, match="AR: Unknown sender"):
-        connector.deliver("send_hl7", {"message": order_message(control_id="OB-2")}, "k2")
-    with pytest.raises(PermanentError, match="not readable HL7"):
-        connector.deliver("send_hl7", {"message": "hello"}, "k3")
-
-
 def test_an_operation_it_does_not_know_fails_for_good(lone_lab):
+    """The connector has no operation of its own: the labs domain's reach its deliverer
+    first, and anything else (a raw message in a payload included) is refused for good,
+    with nothing sent to the lab."""
     connector = connector_for(lone_lab.mllp_port)
-    with pytest.raises(PermanentError, match="no operation 'send_lab_order'"):
-        connector.deliver("send_lab_order", {"order_id": 5}, "key-5")
+    for operation, payload in (
+        ("send_lab_order", {"order_id": 5}),
+        ("send_hl7", {"message": order_message(control_id="OB-1")}),
+    ):
+        with pytest.raises(PermanentError, match=f"no operation '{operation}'"):
+            connector.deliver(operation, payload, "key-5")
+    assert control(lone_lab, "/_sandbox/orders")["orders"] == []
 
 
 def test_the_connector_is_a_built_in_lab_connector(app):

@@ -1,6 +1,7 @@
 """The outbox worker killed while the lab holds its order (SIGKILL while waiting for the
-ACK): after the lease the next worker sends the order again; the lab acknowledges the
-repeat and reports once; the portal files the results once."""
+ACK): after the lease the next worker sends the order again, as the same message (same
+control id); the lab acknowledges the repeat and reports once; the portal files the
+results once."""
 
 from __future__ import annotations
 
@@ -16,17 +17,16 @@ from portal.extensions import db
 from portal.integrations import outbox
 from portal.integrations.models import OutboxMessage
 from portal.integrations.settings import Submitted, save_and_enable
-from portal.labs.models import LabResult
+from portal.labs.models import LabOrder, LabResult
 from portal.transaction import use_case
 from tests.integrations.hl7lab.helpers import (
     HBA1C,
     control,
-    order_message,
     set_faults,
     settings_for,
     wait_for,
 )
-from tests.labs.helpers import add_patient
+from tests.labs.helpers import add_order, add_patient
 from tests.support.clients import actor_of
 from tests.support.database import AUDIT_KEY, DATA_KEY
 
@@ -56,25 +56,21 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_the_lab_reports_once(app
             "hl7lab",
             Submitted(values=settings_for(lab.mllp_port, timeout_seconds=30), secrets={}),
         )
-        _patient_id, mrn = add_patient(given="Ines", family="Moreau")
+        patient_id, _mrn = add_patient(given="Ines", family="Moreau")
+        order_id = add_order(patient_id, "PL-W", tests=((HBA1C, "Hemoglobin A1c"),))
         with use_case():
             message_id = outbox.enqueue(
                 "hl7lab",
-                "send_hl7",
-                {
-                    "message": order_message(
-                        control_id="W-1",
-                        placer="PL-W",
-                        mrn=mrn,
-                        family="Moreau",
-                        given="Ines",
-                        tests=(HBA1C,),
-                    )
-                },
-                idempotency_key="hl7lab:send:PL-W",
+                "send_lab_order",
+                {"order_id": order_id},
+                idempotency_key=f"hl7lab:send_lab_order:order-{order_id}",
+                patient_id=patient_id,
+                order_id=order_id,
             ).id
         db.session.remove()
-    set_faults(lab, slow_seconds=4, times=1, results="final")  # the first try hangs a while
+    # The first try hangs past the second worker's start and lease (so the order is still
+    # waiting for results when the second worker finds it, and is sent again).
+    set_faults(lab, slow_seconds=20, times=1, results="final")
     environment = {
         **os.environ,
         "PORTAL_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -124,9 +120,14 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_the_lab_reports_once(app
             second.communicate()
     delivered = _message(app, message_id)
     assert (delivered.status, delivered.attempts) == ("delivered", 2)
-    assert delivered.result == {"ack_code": "AA", "ack_text": "", "control_id": "W-1"}
+    same = f"PL-W-N{message_id}"  # every try of the message under one control id
+    assert delivered.result == {"ack_code": "AA", "control_id": same, "ack_control_id": same}
     orders = control(lab, "/_sandbox/orders")["orders"]
     assert sorted(order["duplicate"] for order in orders) == [False, True]
+    assert {order["control_id"] for order in orders} == {same}
+    with app.app_context():
+        assert db.session.get(LabOrder, order_id).status == "resulted"  # the ACK, then results
+        db.session.rollback()
     assert len(control(lab, "/_sandbox/results")["results"]) == 1  # reported once
     (result,) = _results(app)
     assert result.loinc == HBA1C and result.patient_id is not None

@@ -6,6 +6,8 @@ lab has the order sends ORC-1 CA."""
 
 from __future__ import annotations
 
+import threading
+
 import hl7
 import pytest
 
@@ -123,9 +125,17 @@ def test_no_ack_is_retried_then_acknowledged(app, signed_in, chart, lab, fault):
     due_now(app, order_id)
     assert deliver(app).delivered == 1
     assert load(app, order_id).status == "acknowledged"
-    # Each try was one ORM with a control id of its own, for the same order number.
-    controls = [hl7.parse(text).segment("MSH")[10] for text in lab.received]
-    assert len(set(map(str, controls))) == len(controls)
+    # Each try was the same message: one control id (from the order number and the outbox
+    # message), so a lab that had the first and lost our ACK can answer the second as a
+    # duplicate; one outbound copy kept, with the lab's last answer.
+    [message] = outbox_of(app, order_id)
+    controls = {str(hl7.parse(text).segment("MSH")[10]) for text in lab.received}
+    assert len(lab.received) == (1 if fault == "hangup" else 2)  # a hangup reads nothing
+    assert controls == {f"{load(app, order_id).placer_order_number}-N{message.id}"}
+    with app.app_context():
+        [stored] = db.session.query(LabMessage).filter_by(direction="out").all()
+        assert stored.control_id in controls and stored.ack_code == "AA"
+        assert stored.attempts == 2
 
 
 def test_no_ack_after_every_try_is_an_error(app, signed_in, chart, lab):
@@ -179,3 +189,87 @@ def test_the_send_and_the_signing_commit_together(app, signed_in, chart, lab, mo
         monkeypatch.undo()
         assert db.session.query(OutboxMessage).filter_by(order_id=order_id).count() == 0
     assert load(app, order_id).status == "draft"
+
+
+def _cancel_in_another_thread(app, order_id: int) -> threading.Thread:
+    """The prescriber's cancel, on its own connection (as a request would be)."""
+    from portal.labs.ordering import services
+    from tests.support.clients import actor_of
+
+    def cancel():
+        with app.app_context():
+            try:
+                services.cancel_order(actor_of("drlee"), order_id)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=cancel, name="cancel", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_cancel_while_the_order_is_being_prepared_is_never_overwritten(
+    app, signed_in, chart, lab, monkeypatch
+):
+    """The worker has read the order and is building its ORM when the prescriber cancels.
+    The cancel waits for the order's row lock; the ORM kept, the order is ``sent`` and the
+    cancel then finds the lab has it and queues a CA. Before the lock, the cancel committed
+    between the worker's read and its write, was overwritten with ``sent`` (then
+    ``acknowledged``) and the lab was never told (PostgreSQL; SQLite serialises writers)."""
+    from portal.labs.ordering import delivery
+
+    order_id = signed_order(app, signed_in)
+    threads = []
+    original = delivery._order_message
+
+    def cancel_midway(*args, **kwargs):
+        if not threads:
+            threads.append(_cancel_in_another_thread(app, order_id))
+            # Long enough for an unlocked cancel to commit; a locked one stays waiting.
+            threads[0].join(timeout=1.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_order_message", cancel_midway)
+    deliver(app)
+    threads[0].join(timeout=30)
+    assert not threads[0].is_alive()
+    assert load(app, order_id).status == "cancelled"
+    due_now(app, order_id)
+    deliver(app)
+    assert load(app, order_id).status == "cancelled"
+    assert [{str(orc[1]) for orc in hl7.parse(text).segments("ORC")} for text in lab.received] == [
+        {"NW"},
+        {"CA"},
+    ]
+    [event] = audit_events(app, "lab_order.cancel")
+    # From sent, or acknowledged when the lab's AA was applied before the waiting cancel ran.
+    assert event.detail in ("from=sent cancel_sent=yes", "from=acknowledged cancel_sent=yes")
+
+
+def test_a_cancel_between_claim_and_prepare_sends_nothing(app, signed_in, chart, lab, monkeypatch):
+    """The send is claimed (its attempts already counted) but no ORM was built when the
+    prescriber cancels: the lab never had the order, so nothing goes out, neither the NW
+    nor a CA for an order it never received."""
+    from portal.labs.ordering import delivery
+
+    order_id = signed_order(app, signed_in)
+    original = delivery._prepare
+
+    def cancel_first(connector, claimed):
+        _cancel_in_another_thread(app, order_id).join(timeout=30)
+        return original(connector, claimed)
+
+    monkeypatch.setattr(delivery, "_prepare", cancel_first)
+    deliver(app)
+    monkeypatch.undo()
+    assert load(app, order_id).status == "cancelled"
+    due_now(app, order_id)
+    deliver(app)
+    assert lab.received == []
+    [send] = outbox_of(app, order_id)  # no cancel queued
+    assert send.operation == "send_lab_order" and send.attempts == 1
+    assert send.result == {"skipped": "the order is no longer waiting to be sent"}
+    with app.app_context():
+        assert db.session.query(LabMessage).filter_by(direction="out").count() == 0
+    [event] = audit_events(app, "lab_order.cancel")
+    assert "cancel_sent=no" in event.detail
