@@ -195,14 +195,7 @@ def markdown(stamp: str, info: dict, sections) -> str:
         "ms/call | others' CPU | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, results, notes in sections:
-        for r in results:
-            verdict = "pass" if r.p95_ms <= BUDGET_MS else "**FAIL**"
-            lines.append(
-                f"| {r.benchmark} | {label} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | "
-                f"{r.floor_p95_ms} | {r.worker_cpu_ms} | {r.other_busy:.0%} | {verdict} |"
-            )
-        lines.append(f"\n{label}: {notes}\n")
+    lines += report.section_rows(sections, lambda r: BUDGET_MS)
     return "\n".join(lines) + "\n"
 
 

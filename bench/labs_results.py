@@ -422,15 +422,9 @@ def markdown(stamp: str, info: dict, sections) -> str:
         "ms/request | others' CPU | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, results, notes in sections:
-        for r in results:
-            budget = INBOX_BUDGET_MS if r.benchmark == INBOX else PAGE_BUDGET_MS
-            verdict = "pass" if r.p95_ms <= budget and not r.failures else "**FAIL**"
-            lines.append(
-                f"| {r.benchmark} | {label} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | "
-                f"{r.floor_p95_ms} | {r.worker_cpu_ms} | {r.other_busy:.0%} | {verdict} |"
-            )
-        lines.append(f"\n{label}: {notes}\n")
+    lines += report.section_rows(
+        sections, lambda r: INBOX_BUDGET_MS if r.benchmark == INBOX else PAGE_BUDGET_MS
+    )
     return "\n".join(lines) + "\n"
 
 

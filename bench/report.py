@@ -359,6 +359,23 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def section_rows(sections, budget_ms) -> list[str]:
+    """The rows of an in-process bench's table (benchmark, database, p50 / p95 / p99, the
+    reads' floor, our CPU per call, others' CPU, verdict), each database's notes after its
+    rows: ``sections`` are (label, results, notes); ``budget_ms(result)`` is the p95 budget.
+    A result with wrong answers fails whatever its time."""
+    lines = []
+    for label, results, notes in sections:
+        for r in results:
+            verdict = "pass" if r.p95_ms <= budget_ms(r) and not r.failures else "**FAIL**"
+            lines.append(
+                f"| {r.benchmark} | {label} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} | "
+                f"{r.floor_p95_ms} | {r.worker_cpu_ms} | {r.other_busy:.0%} | {verdict} |"
+            )
+        lines.append(f"\n{label}: {notes}\n")
+    return lines
+
+
 def append_markdown(path: Path, text: str) -> None:
     if not path.exists():
         path.write_text(

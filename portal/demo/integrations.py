@@ -42,6 +42,17 @@ LAB_SETTINGS = {
 DEMO_PRESCRIBER = "drlee"
 
 
+def _clinic_without(connector: str) -> Clinic | None:
+    """The demo clinic while ``connector`` has no settings in it (each is seeded once)."""
+    clinic = db.session.scalars(select(Clinic)).first()
+    exists = db.session.scalars(
+        select(ConnectorSetting.id).where(
+            ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.connector == connector
+        )
+    ).first()
+    return clinic if exists is None else None
+
+
 def seed_eprescribing(sandbox_url: str = SANDBOX_URL) -> bool:
     """Enable DoseSpot against the sandbox and link Dr. Lee (once); True when it did."""
     clinic_fixture = load_fixture("clinics.json")["clinics"][0]
@@ -51,13 +62,8 @@ def seed_eprescribing(sandbox_url: str = SANDBOX_URL) -> bool:
         if c["ClinicId"] == clinic_fixture["ClinicId"] and c.get("EpcsEnabled")
     )
     with use_case():
-        clinic = db.session.scalars(select(Clinic)).first()
-        exists = db.session.scalars(
-            select(ConnectorSetting).where(
-                ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.connector == "dosespot"
-            )
-        ).first()
-        if exists is not None:
+        clinic = _clinic_without("dosespot")
+        if clinic is None:
             return False
         now = utcnow()
         setting = ConnectorSetting(
@@ -134,13 +140,8 @@ def seed_lab(host: str = LAB_SANDBOX_HOST, port: int = LAB_SANDBOX_PORT) -> bool
     """Enable the HL7 lab connector against the lab sandbox (once); True when it did. No
     connection check: the sandbox may not be running yet when the demo is seeded."""
     with use_case():
-        clinic = db.session.scalars(select(Clinic)).first()
-        exists = db.session.scalars(
-            select(ConnectorSetting).where(
-                ConnectorSetting.clinic_id == clinic.id, ConnectorSetting.connector == "hl7lab"
-            )
-        ).first()
-        if exists is not None:
+        clinic = _clinic_without("hl7lab")
+        if clinic is None:
             return False
         now = utcnow()
         setting = ConnectorSetting(

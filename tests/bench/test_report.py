@@ -2,7 +2,7 @@
 
 import json
 
-from bench.report import Result, budget, failing, percentile, write_json
+from bench.report import Result, budget, failing, percentile, section_rows, write_json
 
 
 def result(benchmark="search: MRN", rows=1_000_000, p95=10.0, **extra):
@@ -107,3 +107,28 @@ def test_charting_rows_have_issue_4_budgets():
     assert budget(autosave, [autosave]) == ("≤ 40", "**FAIL**")
     assert budget(trend, [trend])[1] == "pass"
     assert failing([summary, autosave, trend]) == [autosave]
+
+
+def test_section_rows_judge_each_result_by_its_budget_and_its_answers():
+    def result(name, p95, failures=0):
+        return Result(
+            benchmark=name,
+            database="SQLite",
+            rows=1,
+            requests=10,
+            p50_ms=1.0,
+            p95_ms=p95,
+            p99_ms=p95,
+            floor_p95_ms=0.1,
+            date="",
+            failures=failures,
+            worker_cpu_ms=1.0,
+            other_busy=0.25,
+        )
+
+    rows = section_rows(
+        [("SQLite", [result("fast", 5.0), result("slow", 50.0), result("wrong", 1.0, 1)], "n")],
+        lambda r: 10.0,
+    )
+    assert [row.rsplit("|", 2)[1].strip() for row in rows[:3]] == ["pass", "**FAIL**", "**FAIL**"]
+    assert "| 25% |" in rows[0] and rows[3] == "\nSQLite: n\n"
