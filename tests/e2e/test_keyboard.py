@@ -37,6 +37,7 @@ def test_sign_in_with_password_and_totp_using_only_the_keyboard(page, app):
 
 def test_enter_in_the_password_box_submits_the_form(page):
     page.goto("/auth/sign-in")
+    expect(page.get_by_label("Username")).to_be_focused()
     page.keyboard.type("frontdesk")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)

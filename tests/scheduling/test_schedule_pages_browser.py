@@ -381,6 +381,8 @@ def test_every_panel_of_the_day_view_opens_without_a_csp_violation(
     page.goto(f"/schedule/week?day={day.isoformat()}&provider_id={schedule.drlee}")
     page.get_by_role("button", name=re.compile("^Book 11:00 on")).first.click()
     expect(panel.get_by_role("heading", name="Book an appointment")).to_be_visible()
+    # The panel's search takes the focus once htmx has settled (a moment after the swap).
+    expect(labelled(panel, "Patient")).to_be_focused()
     page.keyboard.type("Lovel")
     expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
     clean()
