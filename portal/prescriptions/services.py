@@ -522,6 +522,13 @@ def refresh_patient(name: str, connector: EPrescribingConnector, patient_id: int
     return changed
 
 
+def record_vendor_read(actor, name: str, patient: Patient, item: dict) -> int:
+    """One vendor prescription as read (``chart_prescriptions``' shape) written back, as the
+    patient's re-read writes each: for a read made elsewhere (the Rx inbox links an approval
+    from the read its delivery made). The caller holds the patient's row."""
+    return _write_back(actor, name, patient, item)
+
+
 def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
     """Insert or update one vendor prescription; a new, live one goes on the medication list.
     Returns 1 when something changed."""
@@ -683,7 +690,9 @@ def sweep(limit: int = 200) -> str | None:
             .where(
                 Prescription.connector == name,
                 Prescription.fhir_status.not_in(FINAL_FHIR_STATUSES),
-                Prescription.status != "PharmacyVerified",
+                # No vendor status yet (an approval just linked to the vendor's prescription)
+                # is open too: NULL != 'PharmacyVerified' is not true in SQL.
+                or_(Prescription.status.is_(None), Prescription.status != "PharmacyVerified"),
             )
             .distinct()
             .limit(limit)

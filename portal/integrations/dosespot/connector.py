@@ -29,8 +29,7 @@ Outbox operations (``deliver``) and their payloads (plain JSON)::
                             "comment": "...", "dosespot_patient_id": 10001 | None,
                             "approved_at": "2026-12-06T15:20:01+00:00" | None}
         -> {"request_id": 9001, "answered": bool,
-            "patient_prescriptions": [{"vendor_id", "drug", "rxcui", "ndc",
-                                       "dispensable_drug_id", "written_at", "ours"}] | None}
+            "patient_prescriptions": [{chart_prescriptions' shape}] | None}
     "deny_renewal" / "deny_change":
                            {"clinician_id": 2001, "request_id": 9001,
                             "denial_reason": "needs_appointment", "note": "..."}
@@ -43,10 +42,11 @@ a request no longer pending is taken as answered, not as an error.
 An approval makes a NEW prescription at DoseSpot, whose id the approval's answer does not
 give (its ``IdentifierResponse.Id`` is not documented to be it, and is never taken for it).
 So after an approval (first try or retry) the patient's prescriptions written since the
-approval's day are read and returned (``patient_prescriptions``: the facts a match needs,
-None when there was nothing to read them by or the read failed; the approval stands either
-way). Which of them the approval made is the domain's decision (it knows which are linked to
-its own prescriptions): ``portal/prescriptions/approvals.py``.
+approval's day are read and returned (``patient_prescriptions``, in ``chart_prescriptions``'
+shape: a match needs their drug and time, the link their statuses; None when there was
+nothing to read them by or the read failed; the approval stands either way). Which of them
+the approval made is the domain's decision (it knows which are linked to its own
+prescriptions): ``portal/prescriptions/approvals.py``.
 
 DoseSpot has no idempotency key, so a retried create could make a second prescription. Our
 id travels as ``NonDoseSpotPrescriptionId``; before creating, the patient's prescriptions
@@ -372,7 +372,12 @@ class DoseSpotConnector(EPrescribingConnector):
         """The patient's prescriptions in the portal's neutral shape (the chart's write-back),
         read as the admin clinician."""
         items = self.patient_prescriptions(self.admin_clinician_id, patient_id, start=since)
-        return [_for_chart(item) for item in items if item["prescription_id"] is not None]
+        found = [_for_chart(item) for item in items if item["prescription_id"] is not None]
+        # Kept in the outbox's JSON: the day as ISO text.
+        return [
+            chart | {"written_on": chart["written_on"] and chart["written_on"].isoformat()}
+            for chart in found
+        ]
 
     # Writes ----------------------------------------------------------------------------
 
@@ -610,7 +615,7 @@ class DoseSpotConnector(EPrescribingConnector):
 
     def _after_approval(self, clinician_id, payload: dict) -> list[dict] | None:
         """The patient's prescriptions written since the approval's day (the day before too:
-        DoseSpot's dates may be the clinic's wall time), in the facts a match needs; None
+        DoseSpot's dates may be the clinic's wall time), in the chart's shape; None
         without a patient to read or when the read fails (the approval went through: a
         failed read must not fail it, the write-back's next read looks again)."""
         patient_id = _optional_int(payload.get("dosespot_patient_id"))
@@ -626,10 +631,11 @@ class DoseSpotConnector(EPrescribingConnector):
             )
         except IntegrationError:
             return None
-        facts = ("vendor_id", "drug", "rxcui", "ndc", "dispensable_drug_id", "written_at", "ours")
+        found = [_for_chart(item) for item in items if item["prescription_id"] is not None]
+        # Kept in the outbox's JSON: the day as ISO text.
         return [
-            {key: chart[key] for key in facts}
-            for chart in (_for_chart(item) for item in items if item["prescription_id"])
+            chart | {"written_on": chart["written_on"] and chart["written_on"].isoformat()}
+            for chart in found
         ]
 
 

@@ -13,6 +13,8 @@ prescriptions there fits, ``portal/prescriptions/approvals.py``).
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import select, update
 
 from portal.actors import SOURCE_WORKER, integration
@@ -21,10 +23,11 @@ from portal.extensions import db
 from portal.integrations import outbox
 from portal.integrations.dosespot.statuses import PORTAL_STATE_FHIR_STATUS
 from portal.integrations.models import OutboxMessage
+from portal.patients.models import Patient
 from portal.patients.services import lock_patient
 from portal.prescriptions import approvals, states
 from portal.prescriptions.models import Prescription, RxRequest
-from portal.prescriptions.services import vendor_id
+from portal.prescriptions.services import record_vendor_read, vendor_id
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused
 
@@ -302,4 +305,13 @@ def _link_approval(actor, result: outbox.Outcome, request: RxRequest, rx: Prescr
         return
     items = [item for item in read if isinstance(item, dict) and item.get("vendor_id")]
     linked = approvals.linked_vendor_ids(result.connector, items)
-    approvals.try_link(actor, result.connector, approvals.Awaiting(request, rx), items, linked)
+    entry = approvals.Awaiting(request, rx)
+    approvals.try_link(actor, result.connector, entry, items, linked)
+    if rx.vendor_id is not None:
+        # Its statuses as read: the webhooks that told them may have come (and been held
+        # back) while the approval was still queued here.
+        item = next(i for i in items if str(i["vendor_id"]) == rx.vendor_id)
+        written = item.get("written_on")
+        item = item | {"written_on": date.fromisoformat(written) if written else None}
+        patient = db.session.get(Patient, rx.patient_id)
+        record_vendor_read(actor, result.connector, patient, item)
