@@ -372,12 +372,7 @@ class DoseSpotConnector(EPrescribingConnector):
         """The patient's prescriptions in the portal's neutral shape (the chart's write-back),
         read as the admin clinician."""
         items = self.patient_prescriptions(self.admin_clinician_id, patient_id, start=since)
-        found = [_for_chart(item) for item in items if item["prescription_id"] is not None]
-        # Kept in the outbox's JSON: the day as ISO text.
-        return [
-            chart | {"written_on": chart["written_on"] and chart["written_on"].isoformat()}
-            for chart in found
-        ]
+        return [_for_chart(item) for item in items if item["prescription_id"] is not None]
 
     # Writes ----------------------------------------------------------------------------
 
