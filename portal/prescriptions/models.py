@@ -194,7 +194,9 @@ class RxRequest(db.Model):
     ``DENIAL_REASONS`` and a note) is in the outbox; ``closed`` when the vendor no longer
     lists it as pending and nobody answered it here (answered in the vendor's own screen, or
     withdrawn). ``vendor_answer`` is the outbox's word on the answer: queued, delivered,
-    failed.
+    failed. An approval makes a new prescription at the vendor whose id is not given back:
+    the answering prescription is linked to it (``vendor_id``) only when exactly one of the
+    patient's prescriptions there fits; until then ``vendor_link_note`` says why not.
     """
 
     __tablename__ = "rx_requests"
@@ -234,6 +236,10 @@ class RxRequest(db.Model):
     )
     vendor_answer: Mapped[str | None] = mapped_column(String(16))
     vendor_error: Mapped[str | None] = mapped_column(Text)
+    # Why the prescription the vendor made from this approval is not linked to the answering
+    # prescription yet (none found, or several that fit: never guessed); None once linked
+    # (``prescriptions.approvals``; migration 0033).
+    vendor_link_note: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -43,7 +43,7 @@ from portal.integrations.registry import connector_class
 from portal.integrations.settings import active_connectors, enabled_connector, enabled_names
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for, lock_patient
-from portal.prescriptions import states
+from portal.prescriptions import approvals, states
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.states import state_from_vendor
 from portal.timeutil import utcnow
@@ -513,9 +513,20 @@ def refresh_patient(name: str, connector: EPrescribingConnector, patient_id: int
     with use_case():
         lock_patient(patient_id)  # one writer per patient: no duplicate list entry
         patient = db.session.get(Patient, patient_id)
+        # An approval's new prescription at the vendor is linked first (exactly one fits),
+        # so the read below updates it; what still may be an approval is held back.
+        held = approvals.link_awaiting(actor, name, patient_id, items)
         for item in items:
-            changed += _write_back(actor, name, patient, item)
+            if str(item["vendor_id"]) not in held:
+                changed += _write_back(actor, name, patient, item)
     return changed
+
+
+def record_vendor_read(actor, name: str, patient: Patient, item: dict) -> int:
+    """One vendor prescription as read (``chart_prescriptions``' shape) written back, as the
+    patient's re-read writes each: for a read made elsewhere (the Rx inbox links an approval
+    from the read its delivery made). The caller holds the patient's row."""
+    return _write_back(actor, name, patient, item)
 
 
 def _write_back(actor, name: str, patient: Patient, item: dict) -> int:
@@ -665,8 +676,9 @@ def handle_event(connector: EPrescribingConnector, event_type: str, data: dict) 
 
 
 def sweep(limit: int = 200) -> str | None:
-    """Re-read the patients with open activity: prescriptions not yet final, or a launch in
-    the last day (what the prescriber did there may have been missed)."""
+    """Re-read the patients with open activity: prescriptions not yet final, a launch in
+    the last day (what the prescriber did there may have been missed), or an approval whose
+    prescription at the vendor is not linked yet."""
     name = eprescribing_connector_name()
     if name is None:
         return None
@@ -678,7 +690,9 @@ def sweep(limit: int = 200) -> str | None:
             .where(
                 Prescription.connector == name,
                 Prescription.fhir_status.not_in(FINAL_FHIR_STATUSES),
-                Prescription.status != "PharmacyVerified",
+                # No vendor status yet (an approval just linked to the vendor's prescription)
+                # is open too: NULL != 'PharmacyVerified' is not true in SQL.
+                or_(Prescription.status.is_(None), Prescription.status != "PharmacyVerified"),
             )
             .distinct()
             .limit(limit)
@@ -695,6 +709,8 @@ def sweep(limit: int = 200) -> str | None:
             .limit(limit)
         )
     )
+    # Approvals whose prescription at the vendor is not linked yet: the match is tried again.
+    open_patients |= set(approvals.patients_awaiting(name, limit))
     end_read()
     changed = 0
     for patient_id in sorted(open_patients):

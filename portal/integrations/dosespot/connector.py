@@ -26,7 +26,10 @@ Outbox operations (``deliver``) and their payloads (plain JSON)::
 
     "approve_renewal" / "approve_change":
                            {"clinician_id": 2001, "request_id": 9001, "refills": 2,
-                            "comment": "..."}
+                            "comment": "...", "dosespot_patient_id": 10001 | None,
+                            "approved_at": "2026-12-06T15:20:01+00:00" | None}
+        -> {"request_id": 9001, "answered": bool,
+            "patient_prescriptions": [{chart_prescriptions' shape}] | None}
     "deny_renewal" / "deny_change":
                            {"clinician_id": 2001, "request_id": 9001,
                             "denial_reason": "needs_appointment", "note": "..."}
@@ -35,6 +38,15 @@ Outbox operations (``deliver``) and their payloads (plain JSON)::
 A pharmacy's request is answered once at DoseSpot (a second answer is refused). A retried
 answer whose first try got through (its answer lost on the way back) reads the pending list:
 a request no longer pending is taken as answered, not as an error.
+
+An approval makes a NEW prescription at DoseSpot, whose id the approval's answer does not
+give (its ``IdentifierResponse.Id`` is not documented to be it, and is never taken for it).
+So after an approval (first try or retry) the patient's prescriptions written since the
+approval's day are read and returned (``patient_prescriptions``, in ``chart_prescriptions``'
+shape: a match needs their drug and time, the link their statuses; None when there was
+nothing to read them by or the read failed; the approval stands either way). Which of them
+the approval made is the domain's decision (it knows which are linked to its own
+prescriptions): ``portal/prescriptions/approvals.py``.
 
 DoseSpot has no idempotency key, so a retried create could make a second prescription. Our
 id travels as ``NonDoseSpotPrescriptionId``; before creating, the patient's prescriptions
@@ -53,6 +65,7 @@ from portal.dates import bounded
 from portal.integrations.base import (
     EPrescribingConnector,
     Field,
+    IntegrationError,
     PermanentError,
     SettingRefused,
     TransientError,
@@ -588,8 +601,37 @@ class DoseSpotConnector(EPrescribingConnector):
             pending = {item["request_id"] for item in self.pending_requests(kind, clinician_id)}
             if request_id in pending:
                 raise
-            return {"request_id": request_id, "answered": False}
-        return {"request_id": request_id, "answered": True}
+            answer = {"request_id": request_id, "answered": False}
+        else:
+            answer = {"request_id": request_id, "answered": True}
+        if verb == "approve":
+            answer["patient_prescriptions"] = self._after_approval(clinician_id, payload)
+        return answer
+
+    def _after_approval(self, clinician_id, payload: dict) -> list[dict] | None:
+        """The patient's prescriptions written since the approval's day (the day before too:
+        DoseSpot's dates may be the clinic's wall time), in the chart's shape; None
+        without a patient to read or when the read fails (the approval went through: a
+        failed read must not fail it, the write-back's next read looks again)."""
+        patient_id = _optional_int(payload.get("dosespot_patient_id"))
+        if patient_id is None:
+            return None
+        try:
+            approved = datetime.fromisoformat(str(payload.get("approved_at"))).date()
+        except ValueError:
+            approved = _today()
+        try:
+            items = self.patient_prescriptions(
+                clinician_id, patient_id, start=approved - timedelta(days=1)
+            )
+        except IntegrationError:
+            return None
+        found = [_for_chart(item) for item in items if item["prescription_id"] is not None]
+        # Kept in the outbox's JSON: the day as ISO text.
+        return [
+            chart | {"written_on": chart["written_on"] and chart["written_on"].isoformat()}
+            for chart in found
+        ]
 
 
 # Shapes ----------------------------------------------------------------------------------
@@ -649,6 +691,7 @@ def _prescription(item: dict) -> dict:
         "fhir_status": fhir,
         "needs_attention": alert,
         "display_name": item.get("DisplayName"),
+        "dispensable_drug_id": _optional_int(item.get("DispensableDrugId")),
         "rxcui": item.get("RxCUI"),
         "ndc": item.get("NDC"),
         "quantity": item.get("Quantity"),
@@ -703,6 +746,9 @@ def _for_chart(item: dict) -> dict:
         "drug": item.get("display_name") or "Unnamed drug",
         "rxcui": item.get("rxcui") or None,
         "ndc": item.get("ndc") or None,
+        "dispensable_drug_id": (
+            str(item["dispensable_drug_id"]) if item.get("dispensable_drug_id") else None
+        ),
         "quantity": str(item["quantity"]) if item.get("quantity") is not None else None,
         "refills": str(item["refills"]) if item.get("refills") is not None else None,
         "days_supply": item.get("days_supply"),
@@ -711,6 +757,8 @@ def _for_chart(item: dict) -> dict:
         "medication_status": item.get("medication_status"),
         "fhir_status": item.get("fhir_status") or "unknown",
         "written_on": _date_of(written),
+        # As DoseSpot gave it (with its time): an approval's prescription is found by it.
+        "written_at": str(written)[:40] if written else None,
         "prescriber_vendor_id": str(item["prescriber_id"]) if item.get("prescriber_id") else None,
         # Our id, for a prescription composed and sent from the portal; and the vendor's reason
         # for a failed transmission, in its words.

@@ -6,10 +6,14 @@ An approval is a prescription signed like any other (the same checks, the same f
 from the original and linked to the request (``RxRequest.response_prescription_id``); the
 signing's conditional UPDATE of the request from ``pending`` to ``approved`` decides a race
 with a denial or a second approval, and the vendor's approval goes in the outbox instead of a
-new send (DoseSpot makes the new prescription at the pharmacy from the approval).
+new send (DoseSpot makes the new prescription at the pharmacy from the approval, without
+telling its id: the delivery's outcome links it when exactly one of the patient's
+prescriptions there fits, ``portal/prescriptions/approvals.py``).
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 from sqlalchemy import select, update
 
@@ -19,8 +23,11 @@ from portal.extensions import db
 from portal.integrations import outbox
 from portal.integrations.dosespot.statuses import PORTAL_STATE_FHIR_STATUS
 from portal.integrations.models import OutboxMessage
-from portal.prescriptions import states
+from portal.patients.models import Patient
+from portal.patients.services import lock_patient
+from portal.prescriptions import approvals, states
 from portal.prescriptions.models import Prescription, RxRequest
+from portal.prescriptions.services import record_vendor_read, vendor_id
 from portal.timeutil import utcnow
 from portal.transaction import Conflict, Refused
 
@@ -181,6 +188,9 @@ def enqueue_approval(actor, request: RxRequest, clinician: str | None, rx: Presc
     )
     if done.rowcount != 1:
         raise Conflict("This pharmacy request was already answered.")
+    vendor_patient = request.patient_vendor_id or vendor_id(
+        request.connector, "patient", rx.patient_id
+    )
     outbox.enqueue(
         request.connector,
         APPROVE_OPERATIONS[request.kind],
@@ -189,6 +199,12 @@ def enqueue_approval(actor, request: RxRequest, clinician: str | None, rx: Presc
             "request_id": int(request.vendor_request_id),
             "refills": int(rx.refills or 0),
             "comment": request.comment or "",
+            # After approving, the connector reads this patient's prescriptions written
+            # since then: the vendor's new prescription is found among them (approvals.py).
+            "dosespot_patient_id": int(vendor_patient)
+            if str(vendor_patient or "").isdigit()
+            else None,
+            "approved_at": now.isoformat(),
         },
         idempotency_key=answer_key(request, "approve"),
         patient_id=rx.patient_id,
@@ -229,6 +245,10 @@ def record_answer_outcome(result: outbox.Outcome) -> None:
     message = db.session.get(OutboxMessage, result.message_id)
     if message is None:
         return
+    if message.patient_id is not None:
+        # Before any change: the write-back takes the patient's row first too (it may be
+        # linking the same approval from a webhook's read).
+        lock_patient(message.patient_id)
     key = message.idempotency_key
     request = db.session.scalars(
         select(RxRequest).where(
@@ -257,6 +277,8 @@ def record_answer_outcome(result: outbox.Outcome) -> None:
                 + (result.error or "the e-prescribing service gave no reason")
             )[:2000]
         rx.updated_at = utcnow()
+        if delivered and request.response_prescription_id == rx.id:
+            _link_approval(actor, result, request, rx)
     db.session.flush()
     audit.record(
         actor,
@@ -266,3 +288,30 @@ def record_answer_outcome(result: outbox.Outcome) -> None:
         detail=f"{key} outbox {result.message_id} {result.status}",
         category=CATEGORY,
     )
+
+
+def _link_approval(actor, result: outbox.Outcome, request: RxRequest, rx: Prescription) -> None:
+    """The delivered approval's prescription at the vendor, from the patient's prescriptions
+    the connector read right after approving: linked when exactly one fits, else the request
+    says why (``approvals.py``; the write-back's next read tries again). A prescription
+    already linked (an earlier outcome, or the write-back got there first) is left as it
+    is: never linked twice."""
+    if rx.vendor_id is not None or rx.state not in approvals.AWAITING_STATES:
+        return
+    db.session.flush()
+    read = (result.result or {}).get("patient_prescriptions")
+    if read is None:
+        approvals.set_note(actor, request, rx, approvals.NOT_READ)
+        return
+    items = [item for item in read if isinstance(item, dict) and item.get("vendor_id")]
+    linked = approvals.linked_vendor_ids(result.connector, items)
+    entry = approvals.Awaiting(request, rx)
+    approvals.try_link(actor, result.connector, entry, items, linked)
+    if rx.vendor_id is not None:
+        # Its statuses as read: the webhooks that told them may have come (and been held
+        # back) while the approval was still queued here.
+        item = next(i for i in items if str(i["vendor_id"]) == rx.vendor_id)
+        written = item.get("written_on")
+        item = item | {"written_on": date.fromisoformat(written) if written else None}
+        patient = db.session.get(Patient, rx.patient_id)
+        record_vendor_read(actor, result.connector, patient, item)

@@ -19,7 +19,7 @@ from portal.auth.models import User
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.patients.services import get_patient_for
-from portal.prescriptions import states
+from portal.prescriptions import approvals, states
 from portal.prescriptions.compose.services import renewal_draft
 from portal.prescriptions.inbox.answers import (
     ANSWER_TEXT_MAX,
@@ -58,6 +58,9 @@ class Inbox:
     requests: list[RequestRow] = field(default_factory=list)
     errors: list[PrescriptionRow] = field(default_factory=list)
     cancel_responses: list[PrescriptionRow] = field(default_factory=list)
+    # Approvals whose prescription at the vendor is not linked (none or several fit): shown,
+    # not counted (nothing to answer; the next update about the patient looks again).
+    unlinked: list[RequestRow] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -105,6 +108,19 @@ def inbox_of(actor) -> Inbox:
             .limit(LIST_LIMIT)
         ).all()
         box.requests = [RequestRow(r, p, kind_label(r)) for r, p in rows]
+        unlinked = db.session.execute(
+            select(RxRequest, Patient)
+            .outerjoin(Patient, Patient.id == RxRequest.patient_id)
+            .where(
+                RxRequest.prescriber_id == actor.id,
+                RxRequest.state == "approved",
+                RxRequest.vendor_link_note.is_not(None),
+                RxRequest.answered_at >= utcnow() - approvals.LINK_WINDOW,
+            )
+            .order_by(RxRequest.answered_at.desc(), RxRequest.id.desc())
+            .limit(LIST_LIMIT)
+        ).all()
+        box.unlinked = [RequestRow(r, p, kind_label(r)) for r, p in unlinked]
         found = db.session.execute(
             select(Prescription, Patient)
             .join(Patient, Patient.id == Prescription.patient_id)
@@ -119,7 +135,7 @@ def inbox_of(actor) -> Inbox:
         for rx, patient in found:
             target = box.errors if rx.state == states.ERROR else box.cancel_responses
             target.append(PrescriptionRow(rx, patient))
-        shown = {row.patient.id for row in box.requests if row.patient is not None}
+        shown = {row.patient.id for row in box.requests + box.unlinked if row.patient is not None}
         shown |= {row.patient.id for row in box.errors + box.cancel_responses}
         for patient_id in sorted(shown):
             audit.record(actor, "rx_inbox.viewed", patient_id=patient_id, category=CATEGORY)

@@ -479,4 +479,8 @@ def _answer_request(request_id: int, outcome: str):
             return business_error("The request was already answered.", 409)
         found["Status"] = outcome
         found["Answer"] = _json_body()
+        if outcome == "Approved":
+            # As at DoseSpot, the answer's Id is the request's, not the new prescription's.
+            refills = records.int_or_none(found["Answer"].get("Refills"))
+            sandbox().lifecycle.approve_request(found, g.clinician, refills or 0)
     return ok(Id=request_id)

@@ -108,10 +108,14 @@ class Lifecycle:
         if rx["Schedule"] and not clinician.get("EpcsEnabled"):
             return Outcome(rx_id, False, "The prescriber is not enabled for EPCS.")
         rx["PrescriberId"] = clinician["ClinicianId"]
-        self._set_status(rx, RX["Sending"], "Transmission started.")
-        store = self.state.store
-        self.timer.call_later(self.delay, lambda: self._transmitted(store, rx_id))
+        self._transmit(rx)
         return Outcome(rx_id, True)
+
+    def _transmit(self, rx: dict) -> None:
+        """Sending now, then eRxSent (or Error) and PharmacyVerified, each with its webhook."""
+        self._set_status(rx, RX["Sending"], "Transmission started.")
+        store, rx_id = self.state.store, rx["PrescriptionId"]
+        self.timer.call_later(self.delay, lambda: self._transmitted(store, rx_id))
 
     def _transmitted(self, store, rx_id: int) -> None:
         with self.state.lock:
@@ -244,6 +248,39 @@ class Lifecycle:
             getattr(self.state.store, table)[request_id] = entry
         self.emit_counts(rx["PrescriberId"])
         return entry
+
+    def approve_request(self, request: dict, clinician: dict, refills: int) -> dict | None:
+        """An approved renewal or change request: DoseSpot writes a NEW prescription at the
+        pharmacy (the original's drug, directions, quantity, unit, days' supply and
+        pharmacy; the approval's refills; written now; no NonDoseSpotPrescriptionId, so the
+        client never learns its id from the approval) and transmits it like a sent one.
+        Returns it (None when the original is gone, e.g. after a reset)."""
+        with self.state.lock:
+            original = self.state.store.prescriptions.get(request["PrescriptionId"])
+            if original is None:
+                return None
+            rx_id = self.state.new_id()
+            written = now_iso()
+            rx = {
+                **original,
+                "PrescriptionId": rx_id,
+                "Status": RX["Entered"],
+                "MedicationStatus": MED["Active"],
+                "Refills": str(int(refills)),
+                "PharmacyId": request.get("PharmacyId") or original["PharmacyId"],
+                "PrescriberId": clinician["ClinicianId"],
+                "WrittenDate": written,
+                "EffectiveDate": written[:10],
+                "LastFillDate": None,
+                "DateInactive": None,
+                "NonDoseSpotPrescriptionId": None,
+                "ErrorDetails": None,
+            }
+            self.state.store.prescriptions[rx_id] = rx
+            # [sandbox] For tests: which prescription the approval made.
+            request["NewPrescriptionId"] = rx_id
+            self._transmit(rx)
+        return rx
 
     # Shared ---------------------------------------------------------------------------------
 

@@ -140,19 +140,19 @@ def prescription_errors(state: SandboxState, data: dict) -> list[str]:
     if missing:
         errors.append("Required fields missing: " + ", ".join(missing) + ".")
     store = state.store
-    drug_id = _int(data.get("DispensableDrugId"))
+    drug_id = int_or_none(data.get("DispensableDrugId"))
     if data.get("DispensableDrugId") not in (None, "") and drug_id not in store.drugs:
         errors.append("DispensableDrugId is not a known drug.")
-    unit_id = _int(data.get("DispenseUnitId"))
+    unit_id = int_or_none(data.get("DispenseUnitId"))
     if data.get("DispenseUnitId") not in (None, "") and unit_id not in store.units:
         errors.append("DispenseUnitId is not a known dispense unit.")
     if data.get("Quantity") not in (None, "") and not _positive_number(data.get("Quantity")):
         errors.append("Quantity must be a number greater than 0.")
-    refills = _int(data.get("Refills"))
+    refills = int_or_none(data.get("Refills"))
     if data.get("Refills") not in (None, "") and (refills is None or not 0 <= refills <= 99):
         errors.append("Refills must be a whole number from 0 to 99.")
     days = data.get("DaysSupply")
-    if days not in (None, "") and (_int(days) is None or not 1 <= _int(days) <= 999):
+    if days not in (None, "") and (int_or_none(days) is None or not 1 <= int_or_none(days) <= 999):
         errors.append("DaysSupply must be a whole number from 1 to 999.")
     directions = data.get("Directions") or ""
     if len(directions) > 1000:
@@ -160,17 +160,17 @@ def prescription_errors(state: SandboxState, data: dict) -> list[str]:
     if len(data.get("PharmacyNotes") or "") > 210:
         errors.append("PharmacyNotes must be at most 210 characters.")
     pharmacy = data.get("PharmacyId")
-    if pharmacy not in (None, "") and _int(pharmacy) not in store.pharmacies:
+    if pharmacy not in (None, "") and int_or_none(pharmacy) not in store.pharmacies:
         errors.append("PharmacyId is not a known pharmacy.")
     status = data.get("Status")
-    if status not in (None, "") and _int(status) not in CREATABLE_STATUSES:
+    if status not in (None, "") and int_or_none(status) not in CREATABLE_STATUSES:
         errors.append("Status must be Entered (1), Edited (9) or ReadyToSign (12) on create.")
     if len(data.get("Diagnoses") or []) > 2:
         errors.append("At most two diagnoses.")
     return errors
 
 
-def _int(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     try:
@@ -197,9 +197,9 @@ def prescription_record(
         "Quantity": str(Decimal(str(data["Quantity"]))),
         "DispenseUnitId": int(data["DispenseUnitId"]),
         "Refills": str(int(data["Refills"])),
-        "DaysSupply": _int(data.get("DaysSupply")),
+        "DaysSupply": int_or_none(data.get("DaysSupply")),
         "Directions": data["Directions"],
-        "PharmacyId": _int(data.get("PharmacyId")),
+        "PharmacyId": int_or_none(data.get("PharmacyId")),
         "PrescriberId": prescriber_id,
         "WrittenDate": written,
         "EffectiveDate": data.get("EffectiveDate") or written[:10],
