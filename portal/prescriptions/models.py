@@ -238,7 +238,7 @@ class RxRequest(db.Model):
     vendor_error: Mapped[str | None] = mapped_column(Text)
     # Why the prescription the vendor made from this approval is not linked to the answering
     # prescription yet (none found, or several that fit: never guessed); None once linked
-    # (``prescriptions.approvals``; migration 0033).
+    # (``prescriptions.approvals``; migration 0029).
     vendor_link_note: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -2,7 +2,7 @@
 yet (issue 11): the vendor makes a new prescription from an approval without telling its id,
 and the portal links it only when exactly one of the patient's prescriptions there fits.
 
-Revision ID: 0033
+Revision ID: 0029
 Revises: 0028
 Create Date: 2026-12-06 15:30:00.000000
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0033"
+revision = "0029"
 down_revision = "0028"
 branch_labels = None
 depends_on = None
