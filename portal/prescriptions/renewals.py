@@ -13,8 +13,10 @@ Only while the draft is still the renewed product (same RxCUI; uncoded, the same
 strength): a renewal whose drug was changed is a new therapy beside the old one, checked
 against it like any other. And only while the entry still stands for the drug (active, of the
 patient, coded as the product or one of its ingredients, or named as it): an entry edited into
-another drug is checked like any other. When in doubt nothing is left out: the checks never
-fail open.
+another drug is checked like any other. And the entry stays in the checks while it also
+stands for another open prescription not renewed since (a prescription renewed twice: the
+second renewal duplicates the first; ``safety.draft_context``). When in doubt nothing is
+left out: the checks never fail open.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, literal, null, select, union_all
+from sqlalchemy.orm import aliased
 
 from portal.charting.models import Allergy, Medication, NoKnownAllergies, VitalSigns
 from portal.clinic.clock import clinic_today
@@ -332,12 +333,41 @@ def draft_context(draft: Prescription, *, today: date | None = None) -> PatientC
     not a duplicate of the drug it continues. Any other active drug of the same ingredient or
     class still counts, and everything else is checked as for any prescription."""
     renewed = renewed_by(draft)
+    medication_id = renewed.medication_id if renewed else None
+    if medication_id is not None and _also_stands_for_another(medication_id, draft, renewed):
+        medication_id = None  # renewed twice: the other renewal is a duplicate, say so
     return patient_context(
         draft.patient_id,
         today=today,
         excluding_prescription=draft.id,
         renewed_prescription=renewed.prescription.id if renewed else None,
-        excluding_medication=renewed.medication_id if renewed else None,
+        excluding_medication=medication_id,
+    )
+
+
+def _also_stands_for_another(medication_id: int, draft: Prescription, renewed) -> bool:
+    """Whether the medication-list entry also stands for another open prescription than the
+    renewed one, itself not renewed since (signed): a prescription renewed twice. Then the
+    entry stays in the context, and the second renewal is a duplicate of the first."""
+    later = aliased(Prescription)
+    return (
+        db.session.scalar(
+            select(Prescription.id)
+            .where(
+                Prescription.patient_id == draft.patient_id,
+                Prescription.medication_id == medication_id,
+                Prescription.fhir_status.in_(OPEN_FHIR_STATUSES),
+                Prescription.id.not_in((draft.id, renewed.prescription.id)),
+                ~select(later.id)
+                .where(
+                    later.renews_prescription_id == Prescription.id,
+                    later.signed_at.is_not(None),
+                )
+                .exists(),
+            )
+            .limit(1)
+        )
+        is not None
     )
 
 

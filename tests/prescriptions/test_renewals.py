@@ -168,6 +168,19 @@ def test_a_renewal_of_an_open_prescription_not_on_the_list_leaves_that_prescript
     assert duplicates(alerts(app, renewal)) == set()
 
 
+def test_renewing_again_what_was_renewed_already_is_a_duplicate_of_the_first_renewal(app):
+    patient_id = a_patient(app)
+    original = signed(app, patient_id)
+    listed = load(app, original).medication_id
+    first = renew(app, original)
+    sign_now(app, first)
+    # Renewing the latest of the line is no duplicate: the original was renewed since.
+    assert duplicates(alerts(app, renew(app, first))) == set()
+    # Renewing the original a second time would give the pharmacy two: it says so.
+    again = renew(app, original)
+    assert duplicates(alerts(app, again)) == {f"duplicate_ingredient:medication:{listed}"}
+
+
 @pytest.mark.parametrize("drug", [LISINOPRIL, UNCODED], ids=["edited-entry", "uncoded-drug"])
 def test_signing_a_renewal_lists_the_drug_once(app, drug):
     patient_id = a_patient(app)
