@@ -111,6 +111,14 @@ class Prescription(db.Model):
     fills: Mapped[int] = mapped_column(default=0, server_default="0")
     # Optimistic locking of drafts: two tabs autosaving the same draft conflict in words.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The prescription this one renews ("Renew", or the approval of a pharmacy's request),
+    # kept through signing (migration 0030): while it is the same product, the safety checks
+    # leave the renewed one (and the medication-list entry standing for it) out, and signing
+    # links to that entry rather than listing the drug twice (``portal.prescriptions.renewals``).
+    # Not part of what is signed: it says where the draft came from, not what the pharmacy fills.
+    renews_prescription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("prescriptions.id"), index=True
+    )
 
     @property
     def refills_left(self) -> int | None:

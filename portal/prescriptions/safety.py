@@ -42,12 +42,14 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, literal, null, select, union_all
+from sqlalchemy.orm import aliased
 
 from portal.charting.models import Allergy, Medication, NoKnownAllergies, VitalSigns
 from portal.clinic.clock import clinic_today
 from portal.extensions import db
 from portal.patients.models import Patient
 from portal.prescriptions.models import Prescription
+from portal.prescriptions.renewals import renewed_by
 from portal.terminology import allergy_classes
 from portal.terminology import interactions as interaction_rules
 from portal.timeutil import age_on, utcnow
@@ -236,7 +238,12 @@ def _statements():
         null(),
         null(),
         null(),
-    ).where(Medication.patient_id == patient_id, Medication.status == "active")
+    ).where(
+        Medication.patient_id == patient_id,
+        Medication.status == "active",
+        # The entry standing for the prescription a renewal renews (0: none).
+        Medication.id != bindparam("excluded_medication"),
+    )
     prescriptions_q = select(
         literal("prescription"),
         Prescription.id,
@@ -251,17 +258,25 @@ def _statements():
         # One already on the list is the list's medication (if still active there).
         Prescription.medication_id.is_(None),
         Prescription.id != bindparam("excluded"),
+        Prescription.id != bindparam("renewed"),
     )
     return head, union_all(allergies_q, medications_q, prescriptions_q)
 
 
 def patient_context(
-    patient_id: int, *, today: date | None = None, excluding_prescription: int | None = None
+    patient_id: int,
+    *,
+    today: date | None = None,
+    excluding_prescription: int | None = None,
+    renewed_prescription: int | None = None,
+    excluding_medication: int | None = None,
 ) -> PatientContext | None:
     """The patient's side of the checks, in two queries: the patient with the no-known-
     allergies statement and the latest weight and height; then the active allergies, active
     medications and open prescriptions as one UNION ALL. None for an unknown patient.
-    ``excluding_prescription`` leaves out the prescription being checked (a renewal's own row).
+    ``excluding_prescription`` leaves out the prescription being checked (a draft's own row);
+    ``renewed_prescription`` and ``excluding_medication`` the prescription a renewal renews
+    and the medication-list entry standing for it (``draft_context`` works them out).
 
     Open prescriptions already on the medication list (``medication_id``) are left out: the
     medication stands for them. Inactive and entered-in-error rows are left out.
@@ -272,7 +287,13 @@ def patient_context(
         return None
     birth_date, status, deceased_date, nka, w, w_at, h, h_at = head
     rows = db.session.execute(
-        rows_statement, {"patient_id": patient_id, "excluded": excluding_prescription or 0}
+        rows_statement,
+        {
+            "patient_id": patient_id,
+            "excluded": excluding_prescription or 0,
+            "renewed": renewed_prescription or 0,
+            "excluded_medication": excluding_medication or 0,
+        },
     )
     allergies: list[AllergyFact] = []
     active: list[ActiveDrug] = []
@@ -302,6 +323,51 @@ def patient_context(
         active=tuple(sorted(active, key=lambda d: (d.source, d.id))),
         weight=Measure(w, w_at) if w is not None else None,
         height=Measure(h, h_at) if h is not None else None,
+    )
+
+
+def draft_context(draft: Prescription, *, today: date | None = None) -> PatientContext | None:
+    """The context for checking ``draft``: the patient's, without the draft itself and,
+    while it renews a prescription of the same product, without the renewed one and the
+    medication-list entry standing for it (``portal.prescriptions.renewals``): a renewal is
+    not a duplicate of the drug it continues. Any other active drug of the same ingredient or
+    class still counts, and everything else is checked as for any prescription."""
+    renewed = renewed_by(draft)
+    medication_id = renewed.medication_id if renewed else None
+    if medication_id is not None and _also_stands_for_another(medication_id, draft, renewed):
+        medication_id = None  # renewed twice: the other renewal is a duplicate, say so
+    return patient_context(
+        draft.patient_id,
+        today=today,
+        excluding_prescription=draft.id,
+        renewed_prescription=renewed.prescription.id if renewed else None,
+        excluding_medication=medication_id,
+    )
+
+
+def _also_stands_for_another(medication_id: int, draft: Prescription, renewed) -> bool:
+    """Whether the medication-list entry also stands for another open prescription than the
+    renewed one, itself not renewed since (signed): a prescription renewed twice. Then the
+    entry stays in the context, and the second renewal is a duplicate of the first."""
+    later = aliased(Prescription)
+    return (
+        db.session.scalar(
+            select(Prescription.id)
+            .where(
+                Prescription.patient_id == draft.patient_id,
+                Prescription.medication_id == medication_id,
+                Prescription.fhir_status.in_(OPEN_FHIR_STATUSES),
+                Prescription.id.not_in((draft.id, renewed.prescription.id)),
+                ~select(later.id)
+                .where(
+                    later.renews_prescription_id == Prescription.id,
+                    later.signed_at.is_not(None),
+                )
+                .exists(),
+            )
+            .limit(1)
+        )
+        is not None
     )
 
 

@@ -43,8 +43,8 @@ from portal.prescriptions.safety import (
     Alert,
     UnmatchedDrug,
     check_prescription,
+    draft_context,
     needs_override,
-    patient_context,
 )
 from portal.prescriptions.services import (
     _remember,
@@ -211,11 +211,14 @@ def renew(actor, prescription_id: int) -> Prescription:
 
 def renewal_draft(actor, patient: Patient, source: Prescription) -> Prescription:
     """The work of ``renew`` (flushes only; no audit): a new draft of ``actor`` copied from
-    ``source``, a prescription of ``patient`` the caller has loaded. The Rx inbox's approval
-    of a pharmacy's renewal request starts from it too."""
+    ``source``, a prescription of ``patient`` the caller has loaded, linked to it
+    (``renews_prescription_id``: the checks do not take the renewal for a duplicate of what
+    it continues, and signing lists the drug once; ``portal.prescriptions.renewals``). The
+    Rx inbox's approval of a pharmacy's renewal request starts from it too."""
     if source.state == states.DRAFT:
         raise Refused("A draft is finished, not renewed.")
     draft = _new_draft(actor, patient, None)
+    draft.renews_prescription_id = source.id
     for name in (
         "drug",
         "rxcui",
@@ -292,6 +295,8 @@ class ComposePage:
     preferred_pharmacies: list[PatientPharmacy] = field(default_factory=list)
     # It approves a pharmacy's request: frozen but for the refills (the page says so).
     approving: bool = False
+    # The prescription it renews (the page says "Renews the prescription of <date>").
+    renews: Prescription | None = None
 
 
 def open_draft(actor, draft_id: int) -> ComposePage:
@@ -302,7 +307,7 @@ def open_draft(actor, draft_id: int) -> ComposePage:
         audit.record(
             actor, "prescription.draft_view", patient=patient, obj=draft, category=CATEGORY
         )
-    context = patient_context(patient.id, excluding_prescription=draft.id)
+    context = draft_context(draft)
     page = ComposePage(
         draft=draft,
         patient=patient,
@@ -314,6 +319,11 @@ def open_draft(actor, draft_id: int) -> ComposePage:
         alerts=_alerts_for(draft, context),
         preferred_pharmacies=preferred_pharmacies(patient.id),
         approving=answering(draft.id) is not None,
+        renews=(
+            db.session.get(Prescription, draft.renews_prescription_id)
+            if draft.renews_prescription_id
+            else None
+        ),
     )
     return page
 
@@ -341,7 +351,7 @@ def safety_alerts(actor, draft_id: int) -> list[Alert]:
     """The safety checks for the draft as it stands (read only; the page that shows them
     was audited when opened)."""
     draft = get_draft_for(actor, draft_id)
-    return _alerts_for(draft, patient_context(draft.patient_id, excluding_prescription=draft.id))
+    return _alerts_for(draft, draft_context(draft))
 
 
 def _alerts_for(draft: Prescription, context) -> list[Alert]:

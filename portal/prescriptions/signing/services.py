@@ -8,7 +8,7 @@ In the signing transaction, in order:
 
 1. the patient's row is locked and the draft re-read: it must still be a draft at the version
    the prescriber saw;
-2. the safety checks run again (``patient_context`` + ``check_prescription``): what the page
+2. the safety checks run again (``draft_context`` + ``check_prescription``): what the page
    showed is never trusted. A blocking alert refuses; each alert that needs an override
    must have one (a reason from ``OVERRIDE_REASONS``, with words for "other");
    "allergies not recorded" is acknowledged the same way, with a reason;
@@ -21,7 +21,8 @@ In the signing transaction, in order:
 5. with an e-prescribing connector enabled, the send goes in the outbox (key
    ``<connector>:send:rx-<id>``) and the state is ``queued``; without one it stays
    ``signed``, and printing is the only way out (the print step is not here);
-6. the medication list gets the drug (or an active entry of the same drug is linked);
+6. the medication list gets the drug (or an active entry of the same drug is linked; a
+   renewal's, the entry of the prescription it renews);
 7. ``prescription.signed`` is audited, and each override as ``prescription.alert_overridden``.
 
 The worker's delivery of the send reports back through ``record_send_outcome`` (registered
@@ -65,14 +66,15 @@ from portal.prescriptions.inbox.answers import (
     enqueue_approval,
 )
 from portal.prescriptions.models import Prescription
+from portal.prescriptions.renewals import renewed_by
 from portal.prescriptions.safety import (
     MAX_OVERRIDE_COMMENT,
     OVERRIDE_REASONS,
     Alert,
     UnmatchedDrug,
     check_prescription,
+    draft_context,
     needs_override,
-    patient_context,
 )
 from portal.prescriptions.services import (
     SEND_OPERATION,
@@ -213,7 +215,7 @@ def _checked_alerts(rx: Prescription) -> tuple[list[Alert], int | None]:
         drug, schedule = UnmatchedDrug(rx.drug), rx.schedule
     else:
         schedule = _schedule_of(rx, drug)
-    context = patient_context(rx.patient_id, excluding_prescription=rx.id)
+    context = draft_context(rx)
     if context is None:
         raise NotFound()
     return check_prescription(context, drug, knowledge=knowledge), schedule
@@ -557,11 +559,15 @@ def _enqueue_send(connector: str, clinician: str, patient: Patient, rx: Prescrip
 
 def _put_on_medication_list(actor, patient: Patient, rx: Prescription) -> None:
     """Link the prescription to the patient's active entry of the same product, or make one
-    (charting's work function, with its own revision and audit event)."""
+    (charting's work function, with its own revision and audit event). A renewal links to the
+    entry standing for the prescription it renews, found by the link rather than by code:
+    an entry edited on the list is re-coded from its name, and an uncoded drug has no code,
+    and neither may be listed twice."""
     if rx.medication_id is not None:
         return
-    medication_id = None
-    if rx.rxcui:
+    renewed = renewed_by(rx)
+    medication_id = renewed.medication_id if renewed else None
+    if medication_id is None and rx.rxcui:
         medication_id = db.session.scalar(
             select(Medication.id)
             .where(
