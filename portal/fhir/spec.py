@@ -51,8 +51,10 @@ class Page:
 
 class Gone(LookupError):
     """Raised by ``ResourceSpec.read`` for a resource that was served once and no longer is
-    (entered in error, deleted): the API answers 410 instead of 404. A type that never
-    removes what it served need not raise it. (Added by the HTTP layer; optional.)"""
+    (a lab result replaced by its correction, a statement taken back): the API answers 410
+    instead of 404. A type that never removes what it served need not raise it; the
+    ``TableSpec`` types raise it from their sources' ``gone`` (docs/ARCHITECTURE.md, "What a
+    410 says")."""
 
 
 class ResourceSpec(Protocol):

@@ -17,6 +17,7 @@ import re
 
 from sqlalchemy import false, select, true
 
+from portal.audit.models import AuditEvent
 from portal.charting.models import Allergy, NoKnownAllergies
 from portal.fhir import params
 from portal.fhir.resources import RESOURCE_TYPES
@@ -159,6 +160,22 @@ class NoKnownAllergyStatements(Source):
         match = _NKA_ID.match(fhir_id)
         found = parse_id(match.group(1)) if match else None
         return NoKnownAllergies.patient_id == found if found is not None else None
+
+    def gone(self, fhir_id):
+        # The statement is one row per patient, deleted when an allergy is recorded: the
+        # audit trail's "stated" event is what says it was served once (a statement
+        # seeded without one answers 404). What the 410 tells a token that may read
+        # AllergyIntolerance (the patient once had no known allergies) it could have read
+        # while the statement stood.
+        match = _NKA_ID.match(fhir_id)
+        found = parse_id(match.group(1)) if match else None
+        if found is None or f"nka-{found}" != fhir_id:
+            return None
+        return select(AuditEvent.id).where(
+            AuditEvent.patient_id == found,
+            AuditEvent.action == "allergy.nka_record",
+            AuditEvent.outcome == "success",
+        )
 
     def condition(self, criterion, zone):
         name = criterion.name

@@ -30,7 +30,7 @@ from portal.clinic.clock import clinic_zone
 from portal.clinic.models import Clinic
 from portal.extensions import db
 from portal.fhir import params
-from portal.fhir.spec import Criterion, InvalidSearch, Page
+from portal.fhir.spec import Criterion, Gone, InvalidSearch, Page
 from portal.ids import MAX_ID
 
 # Rows read per query by $everything and export: large enough that the per-query cost
@@ -133,6 +133,16 @@ class Source:
         one of this source's."""
         return None
 
+    def gone(self, fhir_id: str) -> Select | None:
+        """A select finding the row that once gave the resource ``fhir_id`` and no longer
+        does (a lab result a correction replaced, a "no known allergies" statement an
+        allergy took back), or None when this source never withdraws what it served or
+        keeps nothing to tell. The API then answers 410 instead of 404 (``TableSpec.read``;
+        docs/ARCHITECTURE.md, "What a 410 says"). Only asked after ``read`` found nothing,
+        and only of rows of this type: a 410 must say nothing a token for this type could
+        not have read while the resource was served."""
+        return None
+
     def build(self, rows: Sequence) -> list[tuple[Key, dict]]:
         raise NotImplementedError
 
@@ -229,6 +239,10 @@ class TableSpec:
             for _key, resource in source.scan([condition], None, CHUNK_ROWS):
                 if resource["id"] == fhir_id:
                     return resource
+        for source in self.sources:
+            withdrawn = source.gone(fhir_id)
+            if withdrawn is not None and db.session.execute(withdrawn.limit(1)).first():
+                raise Gone(f"{self.type}/{fhir_id}")
         return None
 
     def search(self, criteria: list[Criterion], after: str | None, count: int) -> Page:

@@ -234,6 +234,17 @@ class LabResults(Source):
         found = _lab_row_id(fhir_id)
         return LabResult.id == found if found is not None else None
 
+    def gone(self, fhir_id):
+        # Served once (attached to a patient), then replaced by a correction.
+        found = _lab_row_id(fhir_id)
+        if found is None:
+            return None
+        return select(LabResult.id).where(
+            LabResult.id == found,
+            LabResult.patient_id.is_not(None),
+            LabResult.superseded_at.is_not(None),
+        )
+
     def condition(self, criterion, zone):
         name = criterion.name
         if name == "date":
@@ -325,6 +336,17 @@ class OrderedTests(Source):
     def id_condition(self, fhir_id):
         found = _lab_row_id(fhir_id)
         return LabOrderTest.id == found if found is not None else None
+
+    def gone(self, fhir_id):
+        # A report is served while its test has a current result; a test with results
+        # attached to a patient once, none current now (each replaced by a correction
+        # filed elsewhere), was served and no longer is.
+        found = _lab_row_id(fhir_id)
+        if found is None:
+            return None
+        return select(LabResult.id).where(
+            LabResult.order_test_id == found, LabResult.patient_id.is_not(None)
+        )
 
     def condition(self, criterion, zone):
         name = criterion.name

@@ -306,6 +306,36 @@ def test_no_known_allergies_is_a_statement_not_an_allergy(app, client):
     assert _count(app, Patient) == 1
 
 
+def test_a_no_known_allergies_statement_an_allergy_replaced_is_gone(app, client):
+    token = give_token(app, "t-write", scopes=("system/*.write", "system/*.read"))
+    nka = {
+        "resourceType": "AllergyIntolerance",
+        "patient": _subject(),
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "716186003"}]},
+    }
+    first = _post(client, token, _bundle("transaction", [_patient(), nka], {0: PATIENT_URL}))
+    assert first.status_code == 200, first.get_data(as_text=True)
+    with app.app_context():
+        patient_id = db.session.scalar(select(Patient.id))
+    path = f"/fhir/AllergyIntolerance/nka-{patient_id}"
+    assert client.get(path, headers=token).status_code == 200
+    allergy = _clinical(f"Patient/{patient_id}")[0]
+    added = _post(client, token, _bundle("batch", [allergy]))
+    assert added.status_code == 200, added.get_data(as_text=True)
+    gone = client.get(path, headers=token)
+    assert gone.status_code == 410
+    assert gone.get_json()["issue"][0]["code"] == "deleted"
+    # A patient who never had the statement: 404, as an id that names nothing.
+    stranger = _patient(family="Brandt", given="Ute", birth="1950-02-02", telecom=[])
+    assert _post(client, token, _bundle("transaction", [stranger])).status_code == 200
+    with app.app_context():
+        other = db.session.scalar(select(func.max(Patient.id)))
+    assert other != patient_id
+    missing = client.get(f"/fhir/AllergyIntolerance/nka-{other}", headers=token)
+    assert missing.status_code == 404
+
+
 def test_references_must_reach_a_patient(app, client):
     token = give_token(app, "t-write", scopes=WRITE)
     orphan = _clinical("urn:uuid:00000000-0000-4000-8000-00000000dead")[0]

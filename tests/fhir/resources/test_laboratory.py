@@ -9,10 +9,12 @@ import json
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.labs import services
-from portal.labs.models import PROCESSED
+from portal.labs.models import PROCESSED, LabResult
+from portal.timeutil import utcnow
 from tests.fhir.api_support import api_headers
 from tests.labs.helpers import add_order, add_patient, oru
 
@@ -148,8 +150,10 @@ def test_a_correction_replaces_the_result_and_the_report_follows(app, labs):
         _file(_a1c("A-2", mrn, "7.1", "F"))
     final = a1c_state()
     assert final[1:] == ("final", 7.1, "final") and final[0] != first[0]
-    # The preliminary it replaced is no longer served.
-    assert client.get(f"/fhir/Observation/{first[0]}", headers=headers).status_code == 404
+    # The preliminary it replaced is no longer served: gone (410), not unknown.
+    replaced = client.get(f"/fhir/Observation/{first[0]}", headers=headers)
+    assert replaced.status_code == 410
+    assert replaced.get_json()["issue"][0]["code"] == "deleted"
     with app.app_context():
         _file(_a1c("A-3", mrn, "6.9", "C"))
     assert a1c_state()[1:] == ("corrected", 6.9, "corrected")
@@ -226,6 +230,58 @@ def test_observation_search_reads_the_lab_results(app, labs, query, count):
     assert len(_matches(bundle)) == count
     counted = _get(client, headers, f"/fhir/Observation?patient={patient}&{query}&_summary=count")
     assert counted["total"] == count
+
+
+def test_a_replaced_result_is_gone_only_to_a_token_that_may_read_it(app, labs):
+    patient, mrn = labs
+    client, headers = app.test_client(), api_headers(app)
+    query = f"/fhir/Observation?patient={patient}&code=4548-4"
+    (preliminary,) = _matches(_get(client, headers, query))
+    with app.app_context():
+        _file(_a1c("A-2", mrn, "7.1", "F"))
+    (final,) = _matches(_get(client, headers, query))
+    path = f"/fhir/Observation/{preliminary['id']}"
+    assert client.get(path, headers=headers).status_code == 410
+    # A search by id lists what is served, and leaves the replaced one out.
+    both = _get(client, headers, f"/fhir/Observation?_id={preliminary['id']},{final['id']}")
+    assert [r["id"] for r in _matches(both)] == [final["id"]]
+    # A token without Observation learns nothing of it: refused, as any Observation is.
+    patients_only = api_headers(app, ("system/Patient.read",), name="Registry only")
+    assert client.get(path, headers=patients_only).status_code == 403
+    # An id that never named a served result stays 404: one never filed, and one that waits
+    # in the queue for its patient (never served, so never gone).
+    with app.app_context():
+        waiting = db.session.scalar(
+            select(LabResult.id).where(LabResult.patient_id.is_(None)).limit(1)
+        )
+    assert waiting is not None
+    for unknown in (f"lab-{waiting}", "lab-987654"):
+        response = client.get(f"/fhir/Observation/{unknown}", headers=headers)
+        assert response.status_code == 404, unknown
+        assert response.get_json()["issue"][0]["code"] == "not-found"
+
+
+def test_a_report_whose_results_were_all_replaced_elsewhere_is_gone(app, labs):
+    patient, _ = labs
+    client, headers = app.test_client(), api_headers(app)
+    query = f"/fhir/DiagnosticReport?patient={patient}&code=http://loinc.org|4548-4"
+    (report,) = _matches(_get(client, headers, query))
+    path = f"/fhir/DiagnosticReport/{report['id']}"
+    assert client.get(path, headers=headers).status_code == 200
+    with app.app_context():
+        # Its only result replaced by a correction that was not filed to this test.
+        db.session.execute(
+            update(LabResult)
+            .where(LabResult.order_test_id == int(report["id"].removeprefix("lab-")))
+            .values(superseded_at=utcnow())
+        )
+        db.session.commit()
+    gone = client.get(path, headers=headers)
+    assert gone.status_code == 410
+    assert gone.get_json()["resourceType"] == "OperationOutcome"
+    assert _matches(_get(client, headers, query)) == []
+    # The lipid panel's report (results current) is served as before.
+    assert len(_matches(_get(client, headers, f"/fhir/DiagnosticReport?patient={patient}"))) == 1
 
 
 def test_results_waiting_for_a_patient_are_not_served(app, labs):
