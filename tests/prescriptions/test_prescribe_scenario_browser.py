@@ -143,7 +143,7 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
             daemon=True,
         )
         worker.start()
-        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=45_000)
+        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=70_000)
         shot("pharmacy-verified")
 
         page.goto(f"/chart/patients/{patient_id}/medications")
@@ -153,5 +153,5 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         watch.assert_clean(page)
     finally:
         if worker is not None:  # never leave it working on a database being torn down
-            worker.join(30)
+            worker.join(70)
         sandbox.stop()
