@@ -39,7 +39,7 @@ class Race:
 
         self.thread = threading.Thread(target=target)
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # generous for a loaded machine; ends at the wait
         with db.engine.connect() as watcher:
             while self.thread.is_alive() and time.monotonic() < deadline:
                 if watcher.scalar(WAITING_ON_A_LOCK):

@@ -31,8 +31,10 @@ def test_signing_right_after_typing_sends_no_autosave_to_the_signed_note(
     # server late: after the signature, unless the signature waits for it. What the server
     # answered is read here, as the page may be reloading by then and never see it.
     draft_answers: list[int] = []
+    draft_requests: list[str] = []
 
     def late_autosave(route):
+        draft_requests.append(route.request.url)
         time.sleep(1.0)
         answer = route.fetch()
         draft_answers.append(answer.status)
@@ -49,7 +51,13 @@ def test_signing_right_after_typing_sends_no_autosave_to_the_signed_note(
     with page.expect_navigation():
         page.get_by_role("button", name="Sign note").click()
     expect(page.get_by_text("Signed by Jordan Lee at")).to_be_visible()
-    page.wait_for_timeout(1_500)  # time for an autosave still on its way to be answered
+    # An autosave the page sent before the signature reached the route before the signature
+    # was sent; wait until each one held there has had its answer (the handler runs while
+    # Playwright waits, so the wait is what lets it finish).
+    deadline = time.monotonic() + 30
+    while len(draft_answers) < len(draft_requests) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(draft_answers) == len(draft_requests), "an autosave was never answered"
     page.unroute_all(behavior="ignoreErrors")
 
     note = provider_note(app)

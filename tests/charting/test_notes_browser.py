@@ -8,7 +8,7 @@ import re
 import pytest
 
 from portal.extensions import db
-from tests.support.browser import post_from_page
+from tests.support.browser import post_from_page, typing_answered
 from tests.support.chart import add_snippet, provider_note
 
 ROS = "ROS: no fever, no chest pain, no shortness of breath."
@@ -37,13 +37,13 @@ def test_start_visit_write_with_a_snippet_sign_and_add_an_addendum(
     editor.click()
     editor.press_sequentially("S: cough, worse at night. .ros ")
     expect(editor).to_have_value(f"S: cough, worse at night. {ROS} ")
-    editor.press_sequentially("P: fluids")
+    # The autosave of all of it: one sent in a pause mid-typing also says "Saved at".
+    with typing_answered(page, r"/draft$", f"S: cough, worse at night. {ROS} P: fluids"):
+        editor.press_sequentially("P: fluids")
     expect(
         page.get_by_role("status").filter(has_text=re.compile(r"Saved at \d\d:\d\d"))
     ).to_be_visible()
-    page.wait_for_function(
-        "() => document.querySelector('[id$=-version]').value !== '1'", timeout=5_000
-    )
+    page.wait_for_function("() => document.querySelector('[id$=-version]').value !== '1'")
     assert provider_note(app).text == f"S: cough, worse at night. {ROS} P: fluids"
 
     # Clicking "Sign note" blurs the editor: the signature waits for that autosave, and no
@@ -92,8 +92,11 @@ def test_two_editors_of_one_draft_see_both_texts(
     other_editor = other.get_by_label("Provider note text")
     other_editor.click()
     other_editor.press("End")
-    other_editor.press_sequentially(" nurse was here")
-    other_editor.blur()
+    # Its save of all of it (one sent in a pause mid-typing also says "Saved at"), answered
+    # before the tab closes.
+    with typing_answered(other, r"/draft$", "S: nurse was here"):
+        other_editor.press_sequentially(" nurse was here")
+        other_editor.blur()
     expect(other.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_be_visible()
     other_context.close()
 
@@ -109,10 +112,8 @@ def test_two_editors_of_one_draft_see_both_texts(
     expect(page.get_by_label("Your version (not saved)")).to_have_value("S: doctor typing")
     page.get_by_role("button", name="Merge by hand: put both in the editor").click()
     expect(editor).to_have_value(re.compile(r"^S: nurse was here\n\n.*\nS: doctor typing$"))
-    expect(page.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_be_visible(timeout=5_000)
-    page.wait_for_function(
-        "() => document.querySelector('[id$=-version]').value === '3'", timeout=5_000
-    )
+    expect(page.get_by_text(re.compile(r"Saved at \d\d:\d\d"))).to_be_visible()
+    page.wait_for_function("() => document.querySelector('[id$=-version]').value === '3'")
     assert "S: nurse was here" in provider_note(app).text
     assert "S: doctor typing" in provider_note(app).text
 
@@ -175,10 +176,8 @@ def test_an_autosave_the_server_refuses_says_not_saved_and_keeps_the_text(
     editor = page.get_by_label("Provider note text")
     editor.click()
     editor.press("End")
-    editor.press_sequentially(" cough")
-    page.wait_for_function(
-        "() => document.querySelector('[id$=-version]').value === '2'", timeout=5_000
-    )
+    with typing_answered(page, r"/draft$", "S: cough"):
+        editor.press_sequentially(" cough")
     expect(page.get_by_role("status").filter(has_text=re.compile(r"Saved at"))).to_be_visible()
 
     other_tab = page.context.new_page()

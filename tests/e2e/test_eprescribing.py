@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import date
 
 import pytest
@@ -130,9 +131,14 @@ def test_the_admin_sets_up_dosespot_and_the_prescriber_prescribes_in_its_screen(
     expect(medication).to_contain_text("Prescribed here")
     doctor.get_by_role("link", name="Prescriptions").click()
     prescription = doctor.get_by_role("row").filter(has_text="lisinopril 10 MG Oral Tablet")
-    for _ in range(100):  # the pharmacy's verification arrives by webhook a moment later
-        if "Pharmacy verified" in prescription.inner_text():
+    # The pharmacy's verification arrives by webhook a moment later (later on a busy
+    # machine): reload until it shows, each look waiting up to a second for the text.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            expect(prescription).to_contain_text("Pharmacy verified", timeout=1_000)
             break
-        doctor.wait_for_timeout(100)
-        doctor.reload()
-    expect(prescription).to_contain_text("Pharmacy verified")
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            doctor.reload()

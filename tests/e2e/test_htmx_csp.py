@@ -41,16 +41,21 @@ def test_top_bar_search_swaps_results_under_the_csp(page, sign_in, watch, shot):
 def test_the_watch_records_csp_violations_and_page_errors(page, sign_in, watch):
     """Guard for the fixture itself: an injected inline script is blocked and reported."""
     sign_in("frontdesk")
-    page.evaluate(
-        """() => {
-          const s = document.createElement("script");
-          s.textContent = "window.__ranInline = 1";
-          document.body.append(s);
-          setTimeout(() => { throw new Error("deliberate page error"); }, 0);
-        }"""
-    )
+    # Chromium reports the refusal and the error to Python as events, a moment after the
+    # page met them: wait for those events, not for a guessed time.
+    with (
+        page.expect_console_message(lambda message: "Content Security Policy" in message.text),
+        page.expect_event("pageerror", lambda error: "deliberate page error" in str(error)),
+    ):
+        page.evaluate(
+            """() => {
+              const s = document.createElement("script");
+              s.textContent = "window.__ranInline = 1";
+              document.body.append(s);
+              setTimeout(() => { throw new Error("deliberate page error"); }, 0);
+            }"""
+        )
     page.wait_for_function("() => window.__cspViolations.length > 0")
-    page.wait_for_timeout(100)
     assert page.evaluate("() => window.__ranInline") is None
     watch.collect_window_violations(page)
     assert any(v["directive"].startswith("script-src") for v in watch.csp_violations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -52,7 +53,7 @@ def oru(
     return "\r".join(segments) + "\r" + extra
 
 
-def send(port: int, payload: bytes, *, framed: bool = True, timeout: float = 10) -> bytes:
+def send(port: int, payload: bytes, *, framed: bool = True, timeout: float = 30) -> bytes:
     """Send one message over MLLP on loopback and return the ACK's bytes (unframed)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(frame(payload) if framed else payload)
@@ -110,9 +111,10 @@ def stored_messages() -> list[LabMessage]:
     return rows
 
 
-def filed_messages(timeout: float = 10) -> list[LabMessage]:
+def filed_messages(timeout: float = 60) -> list[LabMessage]:
     """The stored messages once none waits to be filed: the listener files a message right
-    after its ACK, so a test that read the ACK waits here for the filing (polls the table)."""
+    after its ACK, so a test that read the ACK waits here for the filing (polls the table;
+    the deadline is for a loaded machine, the poll ends as soon as nothing waits)."""
     deadline = time.monotonic() + timeout
     while True:
         rows = stored_messages()
@@ -151,12 +153,31 @@ def start_listener(app, port: int, *extra: str) -> subprocess.Popen:
         command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while True:  # until it listens
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError("the listener did not start") from None
-            time.sleep(0.1)
+    while not _listens_on(process.pid, port):  # until it listens (itself: see below)
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"the listener did not start on port {port}")
+        time.sleep(0.1)
+    return process
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Process ``pid`` holds the socket listening on ``port`` (Linux's /proc).
+
+    ``free_port`` can only say that a port was free a moment ago: on a machine running other
+    test suites, something else may take it before the listener binds it. A connection that
+    succeeds would then reach that other program, and the test would talk to a stranger; the
+    socket's owner says whose it is.
+    """
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    listening.add(f"socket:[{fields[9]}]")
+    if not listening:
+        return False
+    with contextlib.suppress(OSError):  # the process may be gone, or a descriptor closed
+        return any(os.readlink(fd) in listening for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return False

@@ -131,7 +131,10 @@ def test_order_labs_get_results_review_them(
     expect(page.get_by_test_id("order-state")).to_contain_text("Resulted")
     expect(page.get_by_text("HL7 v2 lab (MLLP)")).to_be_visible()  # its title, not "hl7lab"
     expect(page.get_by_role("link", name="See the results")).to_be_visible()
-    # 1280 px with both counts in the top bar: nothing scrolls sideways.
+    # 1280 px with both counts in the top bar: nothing scrolls sideways. The counts come
+    # after the page (htmx): measure once they are in, not before.
+    expect(page.get_by_role("link", name=re.compile(r"^Results"))).to_be_visible()
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
     assert page.evaluate(
         "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     )

@@ -105,7 +105,7 @@ class LiveBrowser:
         self.csrf = ""
 
     def get(self, path: str) -> requests.Response:
-        response = self.session.get(self.base + path, timeout=10)
+        response = self.session.get(self.base + path, timeout=30)
         match = re.search(r'<meta name="csrf-token" content="([^"]+)"', response.text)
         if match:
             self.csrf = match.group(1)
@@ -113,7 +113,7 @@ class LiveBrowser:
 
     def post(self, path: str, data: dict, **kwargs) -> requests.Response:
         return self.session.post(
-            self.base + path, data={**data, "csrf_token": self.csrf}, timeout=10, **kwargs
+            self.base + path, data={**data, "csrf_token": self.csrf}, timeout=30, **kwargs
         )
 
 

@@ -46,7 +46,7 @@ def sent_through_the_vendor(app, doctor, patient_id: int, pharmacy_id: int) -> i
     page = launch(doctor, patient_id).get_data(as_text=True)
     launch_url = html.unescape(IFRAME.search(page).group(1))
     browser = requests.Session()
-    screen = browser.get(launch_url, timeout=10)
+    screen = browser.get(launch_url, timeout=30)
     csrf = re.search(r'name="csrf" value="([^"]+)"', screen.text).group(1)
     sent = browser.post(
         screen.url,
@@ -61,7 +61,7 @@ def sent_through_the_vendor(app, doctor, patient_id: int, pharmacy_id: int) -> i
             "Directions": "Take 1 tablet by mouth once daily",
             "action": "send",
         },
-        timeout=10,
+        timeout=30,
     )
     assert sent.status_code == 200 and "sent." in sent.text
     process_until(

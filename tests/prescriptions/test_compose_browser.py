@@ -11,6 +11,7 @@ import pytest
 from portal.charting.models import Encounter
 from portal.extensions import db
 from tests.prescriptions.compose_helpers import allergic_to, no_known_allergies, on_spironolactone
+from tests.support.browser import typing_answered
 
 
 @pytest.mark.browser
@@ -38,7 +39,9 @@ def test_prescribe_lisinopril_by_keyboard_and_see_the_interaction(
     # The keyboard alone: the search box has the focus; type, ↓ into the results, Enter picks.
     search = page.get_by_label("Find a drug")
     expect(search).to_be_focused()
-    with page.expect_response(re.compile(r"/prescriptions/\d+/drugs$")):
+    # The search for all of it: an earlier one's list, answered mid-typing, would be replaced
+    # under the arrow keys.
+    with typing_answered(page, r"/prescriptions/\d+/drugs$", "lisinopril 10"):
         page.keyboard.type("lisinopril 10")
     expect(page.get_by_role("list", name="Drugs found")).to_be_visible()
     page.keyboard.press("ArrowDown")

@@ -80,7 +80,7 @@ def a_patient(app, given: str = "Ana", **columns) -> int:
 def sign_and_send(launch_url: str, directions: str) -> None:
     """What the prescriber does in the framed screen: pick the drug, sign and send."""
     browser = requests.Session()
-    screen = browser.get(launch_url, timeout=10)
+    screen = browser.get(launch_url, timeout=30)
     assert screen.status_code == 200 and "Prescribe for Ana" in screen.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', screen.text).group(1)
     sent = browser.post(
@@ -96,7 +96,7 @@ def sign_and_send(launch_url: str, directions: str) -> None:
             "Directions": directions,
             "action": "send",
         },
-        timeout=10,
+        timeout=30,
     )
     assert sent.status_code == 200 and "sent." in sent.text, sent.text[-2000:]
 

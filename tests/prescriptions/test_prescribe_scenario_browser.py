@@ -19,7 +19,7 @@ from tests.integrations.dosespot.helpers import SandboxServer
 from tests.prescriptions.compose_helpers import no_known_allergies, on_spironolactone
 from tests.prescriptions.dosespot_support import enable_dosespot
 from tests.prescriptions.signing_helpers import load, work_until
-from tests.support.browser import totp_now
+from tests.support.browser import totp_now, typing_answered
 
 
 @pytest.mark.browser
@@ -60,7 +60,7 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         expect(page.get_by_role("heading", name="New prescription")).to_be_visible()
 
         # The drug, found at the vendor (its DispensableDrugId is needed to send).
-        with page.expect_response(re.compile(r"/prescriptions/\d+/drugs$")):
+        with typing_answered(page, r"/prescriptions/\d+/drugs$", "lisinopril 10"):
             page.get_by_label("Find a drug").type("lisinopril 10")
         found = page.get_by_role("list", name="Drugs found")
         with page.expect_navigation():
@@ -86,11 +86,25 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         with page.expect_response(re.compile(r"/prescriptions/\d+/draft$")):
             page.get_by_label("Refills", exact=True).fill("0")
 
-        # Let the autosaves finish (typing waits 600 ms; leaving a field saves again) before
-        # a click that moves the draft's version on, as a person pausing would.
+        # Let the autosaves finish before a click that moves the draft's version on, as a
+        # person pausing would. Leaving the field saves at once ("change"), and htmx drops the
+        # form's pending 600 ms typing save when it does (one timer per element); the save is
+        # queued behind one in flight. So: a save sent after the Tab, answered, none in flight.
+        page.evaluate(
+            """() => {
+              const form = document.getElementById("draft-form");
+              window.__draftSaves = {sent: 0, open: 0};
+              form.addEventListener("htmx:beforeRequest", () => {
+                window.__draftSaves.sent += 1; window.__draftSaves.open += 1;
+              });
+              form.addEventListener("htmx:afterRequest", () => { window.__draftSaves.open -= 1; });
+            }"""
+        )
         page.get_by_label("Refills", exact=True).press("Tab")
-        page.wait_for_timeout(800)
-        expect(page.locator("#draft-form.htmx-request")).to_have_count(0)
+        page.wait_for_function(
+            "() => window.__draftSaves.sent > 0 && window.__draftSaves.open <= 0"
+            " && !document.querySelector('#draft-form.htmx-request')"
+        )
 
         # The interaction with its source.
         alert = (
@@ -129,7 +143,7 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
             daemon=True,
         )
         worker.start()
-        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=45_000)
+        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=70_000)
         shot("pharmacy-verified")
 
         page.goto(f"/chart/patients/{patient_id}/medications")
@@ -139,5 +153,5 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         watch.assert_clean(page)
     finally:
         if worker is not None:  # never leave it working on a database being torn down
-            worker.join(30)
+            worker.join(70)
         sandbox.stop()

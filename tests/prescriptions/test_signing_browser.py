@@ -50,8 +50,8 @@ def test_sign_with_a_code_and_watch_it_reach_the_pharmacy(app, live_server, page
             daemon=True,
         )
         worker.start()
-        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=30_000)
-        worker.join(30)
+        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=70_000)
+        worker.join(70)
         assert done.is_set()
         watch.assert_clean(page)
     finally:
@@ -118,8 +118,8 @@ def test_a_schedule_ii_signed_with_two_factors_reaches_pharmacy_verified_by_epcs
             daemon=True,
         )
         worker.start()
-        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=30_000)
-        worker.join(30)
+        expect(signed.get_by_text("Pharmacy verified")).to_be_visible(timeout=70_000)
+        worker.join(70)
         assert done.is_set()
         [at_vendor] = sandbox.prescriptions()
         assert at_vendor["Schedule"] and at_vendor["Status"] == 13  # PharmacyVerified

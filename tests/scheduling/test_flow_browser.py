@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.scheduling.flow_support import make_appointment, minutes_from_now
-from tests.support.browser import sign_in_by_cookie
+from tests.support.browser import sign_in_by_cookie, typing_answered
 
 
 @pytest.mark.browser
@@ -39,7 +39,12 @@ def test_check_in_updates_the_flow_board(app, schedule, page, new_page, sign_in,
     # The board picks it up by polling alone.
     expect(arrived.get_by_text("Lovelace, Ada")).to_be_visible(timeout=10_000)
     expect(expected.get_by_text("Lovelace, Ada")).to_have_count(0)
-    board.wait_for_timeout(2_500)  # a couple more polls
+    # A couple more polls, each swapped in and settled, leave the search as it was.
+    board.evaluate(
+        "() => { window.__polls = 0; document.getElementById('flow-board')"
+        ".addEventListener('htmx:afterSettle', () => { window.__polls += 1; }); }"
+    )
+    board.wait_for_function("() => window.__polls >= 2", timeout=20_000)
     expect(search).to_be_focused()
     expect(search).to_have_value("Tur")
     shot("board-after-check-in")
@@ -66,7 +71,8 @@ def test_add_to_the_waitlist_finding_the_patient_by_name(app, schedule, page, si
     today = local_today()
     sign_in("frontdesk")
     page.goto("/schedule/waitlist")
-    page.get_by_label("Find the patient").press_sequentially("hopp")
+    with typing_answered(page, r"/waitlist/patients$", "hopp"):
+        page.get_by_label("Find the patient").press_sequentially("hopp")
     page.get_by_label("Hopper, Grace", exact=False).check()
     page.get_by_label("Appointment type").select_option(label="Follow-up")
     page.get_by_label("Earliest day").fill(today.isoformat())

@@ -21,14 +21,14 @@ WORKERS = 8
 
 def _signed_in_cookies(base: str) -> tuple[dict, str]:
     session = requests.Session()
-    page = session.get(f"{base}/auth/sign-in", timeout=10)
+    page = session.get(f"{base}/auth/sign-in", timeout=30)
     token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text).group(1)
     session.post(
         f"{base}/auth/sign-in",
         data={"username": "frontdesk", "password": PASSWORD, "csrf_token": token},
-        timeout=10,
+        timeout=30,
     )
-    home = session.get(f"{base}/", timeout=10)
+    home = session.get(f"{base}/", timeout=30)
     token = re.search(r'<meta name="csrf-token" content="([^"]+)"', home.text).group(1)
     return session.cookies.get_dict(), token
 

@@ -13,7 +13,9 @@ from playwright.sync_api import expect
 
 from tests.scheduling.booking_helpers import future_monday, local
 from tests.scheduling.flow_support import make_appointment
-from tests.support.browser import labelled
+from tests.support.browser import labelled, typing_answered
+
+PATIENT_SEARCH = r"/appointments/patients$"
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +29,8 @@ def test_the_schedule_reaches_week_view_find_and_waitlist(page, sign_in, schedul
 
     pages.get_by_role("link", name="Week view").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Week of")
-    assert f"day={day.isoformat()}" in page.url  # the week of the day being looked at
+    # The week of the day being looked at.
+    expect(page).to_have_url(re.compile(rf"/schedule/week\?(.*&)?day={day.isoformat()}"))
 
     page.get_by_role("navigation", name="Schedule pages").get_by_role(
         "link", name="Find next available"
@@ -139,7 +142,8 @@ def test_the_patient_picker_by_keyboard_and_a_refused_form_keeps_the_search(
     page.get_by_role("button", name="Book 09:00 with Jordan Lee").click()
     query = labelled(page.locator("#side-panel"), "Patient")
     expect(query).to_be_focused()
-    page.keyboard.type("Lovel")
+    with typing_answered(page, PATIENT_SEARCH, "Lovel"):
+        page.keyboard.type("Lovel")
     expect(page.locator("#patient-options input[type=radio]")).to_have_count(2)
     # Two matches: nothing highlighted, nothing chosen, until the arrow keys say so.
     expect(page.locator("#patient-options .is-highlighted")).to_have_count(0)
@@ -175,7 +179,8 @@ def test_a_refused_form_without_a_patient_lists_the_typed_search_again(
     page.goto(f"/schedule/day?day={day.isoformat()}")
     page.get_by_role("button", name="Book 09:00 with Jordan Lee").click()
     expect(labelled(page.locator("#side-panel"), "Patient")).to_be_focused()
-    page.keyboard.type("Turi")
+    with typing_answered(page, PATIENT_SEARCH, "Turi"):
+        page.keyboard.type("Turi")
     expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
     watch.expect_http_error(422, "/schedule/appointments")
     page.get_by_role("button", name="Book", exact=True).click()  # nobody chosen yet
@@ -304,7 +309,8 @@ def test_a_visits_card_spans_its_length_and_lines_up_with_the_times(
 def _choose_patient(page, typed: str) -> None:
     query = labelled(page.locator("#side-panel"), "Patient")
     expect(query).to_be_focused()
-    page.keyboard.type(typed)
+    with typing_answered(page, PATIENT_SEARCH, typed):
+        page.keyboard.type(typed)
     expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
     page.keyboard.press("Enter")
 
@@ -383,6 +389,7 @@ def test_every_panel_of_the_day_view_opens_without_a_csp_violation(
     expect(panel.get_by_role("heading", name="Book an appointment")).to_be_visible()
     # The panel's search takes the focus once htmx has settled (a moment after the swap).
     expect(labelled(panel, "Patient")).to_be_focused()
-    page.keyboard.type("Lovel")
+    with typing_answered(page, PATIENT_SEARCH, "Lovel"):
+        page.keyboard.type("Lovel")
     expect(page.locator("#patient-options .is-highlighted")).to_have_count(1)
     clean()

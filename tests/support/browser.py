@@ -29,8 +29,10 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
@@ -387,3 +389,32 @@ def post_from_page(page: Page, path: str, data: dict[str, str]) -> int:
         }""",
         [path, data],
     )
+
+
+@contextlib.contextmanager
+def typing_answered(page: Page, path: str, typed: str) -> Iterator[None]:
+    """Wait, after the typing done inside the block, until the request that carries all of
+    ``typed`` (a search, an autosave) has been answered and its answer swapped into the page.
+
+    A typeahead searches once typing pauses (htmx's ``delay:``). On a loaded machine the
+    keystrokes themselves can pause that long, so a search for the first letters goes out
+    and is answered while the rest is still being typed: waiting for "a response" or for
+    "a match is listed" can return on that early list, and the next click or key then acts
+    on a list that the answer for the whole text replaces a moment later (an autosave: the
+    saved text is not yet all of it). ``path`` is a regular expression for the request's
+    path (``/appointments/patients$``); ``typed`` is a field's whole value in it.
+    """
+
+    def for_all_of_it(response) -> bool:
+        request = response.request
+        if not re.search(path, urlsplit(request.url).path):
+            return False
+        fields = parse_qs(urlsplit(request.url).query)
+        for name, values in parse_qs(request.post_data or "").items():
+            fields.setdefault(name, []).extend(values)
+        return any(typed in values for values in fields.values())
+
+    with page.expect_response(for_all_of_it):
+        yield
+    # htmx swaps the answer and takes its request's class off in the same task.
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")

@@ -54,15 +54,15 @@ class SandboxServer:
 
     def stop(self) -> None:
         self.server.shutdown()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=30)
         self.box.stop()
 
     def faults(self, **switches) -> None:
-        answer = requests.post(f"{self.url}/_sandbox/faults", json=switches, timeout=5)
+        answer = requests.post(f"{self.url}/_sandbox/faults", json=switches, timeout=30)
         assert answer.status_code == 200, answer.text
 
     def control(self, path: str, body: dict | None = None) -> dict:
-        answer = requests.post(f"{self.url}/_sandbox/{path}", json=body or {}, timeout=5)
+        answer = requests.post(f"{self.url}/_sandbox/{path}", json=body or {}, timeout=30)
         assert answer.status_code < 300, answer.text
         return answer.json()
 

@@ -53,20 +53,20 @@ def test_the_sandbox_opens_the_screen_once_per_url(sandbox):
     ds = connector(sandbox)
     patient_id = ds.sync_patient(PRESCRIBER, snapshot())
     url = ds.launch_url(str(PRESCRIBER), str(patient_id))
-    first = requests.get(url, timeout=5)
+    first = requests.get(url, timeout=30)
     assert first.status_code == 200 and "Prescribe" in first.text
-    again = requests.get(url, timeout=5)
+    again = requests.get(url, timeout=30)
     assert again.status_code == 403 and "2028" in again.text
 
 
 def test_without_a_patient_the_url_opens_the_queues(sandbox):
     url = connector(sandbox).launch_url(str(PRESCRIBER), None)
     assert _query(url)["RefillsErrors"] == "1" and "PatientId" not in _query(url)
-    answer = requests.get(url, timeout=5)
+    answer = requests.get(url, timeout=30)
     assert answer.status_code == 200 and "Notifications" in answer.text
 
 
 def test_a_wrong_clinic_key_is_refused_by_the_sandbox(sandbox):
     url = connector(sandbox, clinic_key="SANDBOXKEY-wrong").launch_url(str(PRESCRIBER), None)
-    answer = requests.get(url, timeout=5)
+    answer = requests.get(url, timeout=30)
     assert answer.status_code == 403 and "2028" in answer.text

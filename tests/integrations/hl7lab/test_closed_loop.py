@@ -6,12 +6,8 @@ listener is down, or killed between storing and acknowledging, are not lost."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -33,8 +29,7 @@ from tests.integrations.hl7lab.helpers import (
     set_faults,
     wait_for,
 )
-from tests.labs.helpers import add_order, add_patient
-from tests.support.database import AUDIT_KEY, DATA_KEY
+from tests.labs.helpers import add_order, add_patient, start_listener
 
 ROOT = Path(__file__).resolve().parents[3]
 TESTS = ((LIPID_PANEL, "Lipid panel"), (HBA1C, "Hemoglobin A1c"))
@@ -245,42 +240,13 @@ def test_results_wait_while_the_listener_is_down_and_arrive_once_it_is_up(app):
         lab.stop()
 
 
-def _start_listener(app, port: int, *extra: str) -> subprocess.Popen:
-    """``flask lab-listener`` in a process of its own (so it can be killed), on ``port``."""
-    environment = {
-        **os.environ,
-        "PORTAL_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "PORTAL_INSTANCE_PATH": app.instance_path,
-        "PORTAL_AUDIT_KEY": AUDIT_KEY,
-        "PORTAL_DATA_ENCRYPTION_KEY": DATA_KEY,
-    }
-    command = [sys.executable, "-m", "flask", "--app", "portal", "lab-listener"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *extra],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError("the listener did not start") from None
-            time.sleep(0.1)
-
-
 def test_a_listener_killed_mid_delivery_loses_nothing_and_files_once(app):
     """SIGKILL after the listener stored the lab's result and before its ACK left: the lab
     never heard, sends the same message again to the restarted listener, which answers it
     from the stored row; the results are filed once."""
     port = _free_port()
     lab = LabSandbox({**FAST, "results_port": port, "results_timeout": 30}).start()
-    first = _start_listener(app, port, "--ack-delay", "60")
+    first = start_listener(app, port, "--ack-delay", "60")
     second = None
     try:
         set_faults(lab, results="final")
@@ -292,7 +258,7 @@ def test_a_listener_killed_mid_delivery_loses_nothing_and_files_once(app):
         first.wait(10)
         (stored,) = _messages(app)
         assert stored.state == RECEIVED  # committed, never acknowledged, not yet filed
-        second = _start_listener(app, port)
+        second = start_listener(app, port)
         wait_for(lambda: len(_results(app, order_id)) == 1, timeout=30, what="the results")
         wait_for(
             lambda: control(lab, "/_sandbox/results")["results"][0]["ack_code"] == "AA",

@@ -80,7 +80,7 @@ def receiver():
     hook.url = url + "/hooks/dosespot"
     yield hook
     server.shutdown()
-    thread.join(timeout=5)
+    thread.join(timeout=30)
 
 
 @pytest.fixture
@@ -99,11 +99,11 @@ def sandbox(receiver):
     server, thread, url = serve(app)
     yield url
     server.shutdown()
-    thread.join(timeout=5)
+    thread.join(timeout=30)
     app.extensions["dosespot_sandbox"].stop()
 
 
-def eventually(check, timeout=5.0):
+def eventually(check, timeout=30.0):
     """Poll until check() returns something truthy; fail at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -127,7 +127,7 @@ def token(base, clinician=PRESCRIBER, key=CLINIC_KEY, subscription=SUBSCRIPTION,
             "scope": "api",
         },
         headers={header or "Subscription-Key": subscription},
-        timeout=5,
+        timeout=30,
     )
 
 
@@ -140,7 +140,7 @@ class Api:
 
     def get(self, path, **params):
         return requests.get(
-            f"{self.base}/webapi/v2/api/{path}", params=params, headers=self.headers, timeout=5
+            f"{self.base}/webapi/v2/api/{path}", params=params, headers=self.headers, timeout=30
         )
 
     def post(self, path, body=None, **params):
@@ -149,7 +149,7 @@ class Api:
             json=body or {},
             params=params,
             headers=self.headers,
-            timeout=5,
+            timeout=30,
         )
 
 
@@ -189,7 +189,7 @@ def pending(drug=5001, pharmacy=3001, **changes):
 
 
 def control(base, path, body=None):
-    answer = requests.post(f"{base}/_sandbox/{path}", json=body or {}, timeout=5)
+    answer = requests.post(f"{base}/_sandbox/{path}", json=body or {}, timeout=30)
     assert answer.status_code < 300, answer.text
     return answer.json()
 
@@ -223,7 +223,7 @@ def test_token_refuses_wrong_keys_and_strangers(sandbox):
 
 
 def test_api_calls_need_a_live_bearer_token(sandbox):
-    assert requests.get(f"{sandbox}/webapi/v2/api/general/check", timeout=5).status_code == 401
+    assert requests.get(f"{sandbox}/webapi/v2/api/general/check", timeout=30).status_code == 401
     control(sandbox, "faults", {"token_lifetime": 0.2})
     api = Api(sandbox)
     assert api.get("general/check").json()["Result"]["ResultCode"] == "OK"
@@ -257,7 +257,7 @@ def test_patient_update_and_search(sandbox):
         f"{sandbox}/webapi/v2/api/patients/{patient_id}",
         json=adult(LastName="Delgado-Ruiz"),
         headers=api.headers,
-        timeout=5,
+        timeout=30,
     ).json()
     assert updated == {"Id": patient_id, "Result": {"ResultCode": "OK", "ResultDescription": ""}}
     found = api.get("patients/search", lastName="delgado", dob="3/9/1971").json()
@@ -331,22 +331,22 @@ def test_sso_opens_the_prescribing_screen_once_per_phrase(sandbox):
     patient_id = new_patient(Api(sandbox))
     url = sso_url(sandbox, patient_id)
     browser = requests.Session()
-    page = browser.get(url, timeout=5)
+    page = browser.get(url, timeout=30)
     assert page.status_code == 200
     assert "Prescribe for Rosa Delgado" in page.text
     assert '<label for="drug">Drug</label>' in page.text
     assert page.headers["Content-Security-Policy"] == "frame-ancestors http://portal.test:5000"
-    again = requests.get(url, timeout=5)
+    again = requests.get(url, timeout=30)
     assert again.status_code == 403 and 'id="result-code">2028<' in again.text
 
 
 def test_sso_refuses_a_wrong_code_and_strangers(sandbox):
     patient_id = new_patient(Api(sandbox))
-    wrong = requests.get(sso_url(sandbox, patient_id, key="wrong-key"), timeout=5)
+    wrong = requests.get(sso_url(sandbox, patient_id, key="wrong-key"), timeout=30)
     assert wrong.status_code == 403 and 'id="result-code">2028<' in wrong.text
-    stranger = requests.get(sso_url(sandbox, patient_id, user=OTHER_CLINIC_PRESCRIBER), timeout=5)
+    stranger = requests.get(sso_url(sandbox, patient_id, user=OTHER_CLINIC_PRESCRIBER), timeout=30)
     assert 'id="result-code">2034<' in stranger.text
-    unknown_patient = requests.get(sso_url(sandbox, 999_999), timeout=5)
+    unknown_patient = requests.get(sso_url(sandbox, 999_999), timeout=30)
     assert 'id="result-code">2034<' in unknown_patient.text
 
 
@@ -354,7 +354,7 @@ def test_sso_sign_and_send_runs_the_lifecycle(sandbox):
     api = Api(sandbox)
     patient_id = new_patient(api)
     browser = requests.Session()
-    page = browser.get(sso_url(sandbox, patient_id), timeout=5)
+    page = browser.get(sso_url(sandbox, patient_id), timeout=30)
     csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
     sent = browser.post(
         f"{sandbox}/sandbox/prescribe",
@@ -369,7 +369,7 @@ def test_sso_sign_and_send_runs_the_lifecycle(sandbox):
             "Directions": "One capsule three times a day.",
             "action": "send",
         },
-        timeout=5,
+        timeout=30,
     )
     assert "sent." in sent.text
 
@@ -381,7 +381,7 @@ def test_sso_sign_and_send_runs_the_lifecycle(sandbox):
 
 
 def test_sso_refills_errors_opens_the_queues(sandbox):
-    page = requests.get(sso_url(sandbox, RefillsErrors=1), timeout=5)
+    page = requests.get(sso_url(sandbox, RefillsErrors=1), timeout=30)
     assert page.status_code == 200 and "Transmission errors" in page.text
 
 
@@ -507,7 +507,7 @@ def test_rate_limit_answers_429(sandbox):
 def test_down_answers_503_except_the_control_api(sandbox):
     control(sandbox, "faults", {"down": True})
     assert token(sandbox).status_code == 503
-    assert requests.get(f"{sandbox}/_sandbox/faults", timeout=5).json()["down"] is True
+    assert requests.get(f"{sandbox}/_sandbox/faults", timeout=30).json()["down"] is True
     control(sandbox, "faults", {"down": False})
     assert token(sandbox).status_code == 200
 
@@ -520,14 +520,14 @@ def test_result_error_fault(sandbox):
 
 
 def test_unknown_fault_switch_is_refused(sandbox):
-    answer = requests.post(f"{sandbox}/_sandbox/faults", json={"dwon": True}, timeout=5)
+    answer = requests.post(f"{sandbox}/_sandbox/faults", json={"dwon": True}, timeout=30)
     assert answer.status_code == 400 and answer.json()["names"] == ["dwon"]
 
 
 def test_dropped_webhooks_are_listed_and_can_be_replayed(sandbox, receiver):
     control(sandbox, "faults", {"webhook_drop": True})
     control(sandbox, "clinicians/2003/registration", {"RegistrationStatus": "RegistrationSuccess"})
-    events = requests.get(f"{sandbox}/_sandbox/events", timeout=5).json()["events"]
+    events = requests.get(f"{sandbox}/_sandbox/events", timeout=30).json()["events"]
     assert events[-1]["Delivery"] == "dropped" and not receiver.received
     control(sandbox, f"events/{events[-1]['EventId']}/replay")
     eventually(lambda: receiver.received)

@@ -73,7 +73,7 @@ def sandbox(collector):
 
 
 def _exchange(port: int, payload: bytes) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(payload)
         data = b""
         while b"\x1c\r" not in data:
@@ -260,7 +260,7 @@ def test_the_command_line_serves_both_ports_and_stops_on_sigterm():
         deadline = time.monotonic() + 30
         while True:
             try:
-                about = requests.get(f"http://127.0.0.1:{control_port}/", timeout=2).json()
+                about = requests.get(f"http://127.0.0.1:{control_port}/", timeout=30).json()
                 break
             except requests.ConnectionError:
                 assert time.monotonic() < deadline and process.poll() is None
