@@ -1,35 +1,11 @@
-// The compose page of a prescription: the arrow keys between the drug search box and its
-// results, the SIG builder or the written-out directions (one shown at a time), the note
-// counter, and the current draft version handed to the signing form. Loaded with a CSP
-// nonce; no inline handlers. Safe to load twice.
+// The compose page of a prescription: the SIG builder or the written-out directions (one
+// shown at a time), the note counter, and the current draft version handed to the signing
+// form. The drug search's keyboard is listbox.js's. Loaded with a CSP nonce; no inline
+// handlers. Safe to load twice.
 (function () {
   "use strict";
   if (window.portalComposeLoaded) return;
   window.portalComposeLoaded = true;
-
-  function choices() {
-    return Array.prototype.slice.call(document.querySelectorAll("[data-drug-choice]"));
-  }
-
-  document.addEventListener("keydown", function (event) {
-    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
-    var target = event.target;
-    var list = choices();
-    if (!list.length) return;
-    if (target.id === "drug_query" && event.key === "ArrowDown") {
-      event.preventDefault();
-      list[0].focus();
-      return;
-    }
-    var index = list.indexOf(target);
-    if (index < 0) return;
-    event.preventDefault();
-    if (event.key === "ArrowDown" && index < list.length - 1) list[index + 1].focus();
-    if (event.key === "ArrowUp") {
-      if (index === 0) document.getElementById("drug_query").focus();
-      else list[index - 1].focus();
-    }
-  });
 
   function showDirections() {
     var box = document.getElementById("sig-write_out");
@@ -58,6 +34,16 @@
     var copy = event.target.querySelector("[data-version-copy]");
     var current = document.getElementById("draft-version");
     if (copy && current) copy.value = current.value;
+  });
+  // Escape closes an open confirmation (a <details data-confirm>, e.g. "Remove…" of a
+  // preferred pharmacy) and gives its summary the focus back: nothing was done.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.closest) return;
+    var open = event.target.closest("details[data-confirm][open]");
+    if (!open) return;
+    event.preventDefault();
+    open.open = false;
+    open.querySelector("summary").focus();
   });
   document.addEventListener("DOMContentLoaded", function () {
     showDirections();
