@@ -897,7 +897,7 @@ def remove_preferred_pharmacy(actor, draft_id: int, preferred_id: int) -> str:
     is (removing a preference is not choosing another pharmacy for this prescription).
     Returns the pharmacy's name."""
     with use_case():
-        draft, patient = draft_and_patient(actor, draft_id)
+        _draft, patient = draft_and_patient(actor, draft_id)
         lock_patient(patient.id)  # one change of the patient's preferences at a time
         row = get_row_of_patient(patient, PatientPharmacy, preferred_id)  # another's: 404
         key = f"{row.connector}:pharmacy:{patient.id}:{row.pharmacy_id}"
