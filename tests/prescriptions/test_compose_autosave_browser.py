@@ -121,3 +121,59 @@ def test_typing_then_saving_a_favourite_at_once_saves_what_was_typed(
     favourites = page.get_by_role("region", name="Your favourites")
     expect(favourites).to_contain_text("Take 1 tablet by mouth once daily")
     watch.assert_clean(page)
+
+
+@pytest.mark.browser
+def test_removing_a_preferred_pharmacy_by_keyboard_asks_first(app, chart, page, sign_in, watch):
+    """ "Remove…" opens a question in place (Enter), Escape closes it with nothing done, and
+    its button removes the pharmacy from the portal's list, saying the vendor keeps it."""
+    from playwright.sync_api import expect
+
+    sandbox = enable_dosespot(app, SandboxServer())
+    try:
+        patient_id = chart.patients[0]
+        with app.app_context():
+            db.session.add(
+                PatientPharmacy(
+                    patient_id=patient_id,
+                    connector="dosespot",
+                    pharmacy_id="3002",
+                    name="Sandbox Pharmacy Elm Avenue",
+                    is_primary=True,
+                )
+            )
+            db.session.commit()
+        sign_in("drlee")
+        page.goto(f"/patients/{patient_id}/prescriptions")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Prescribe", exact=True).click()
+        preferred = page.get_by_role("list", name="Preferred pharmacies")
+        expect(preferred).to_contain_text("Sandbox Pharmacy Elm Avenue")
+        expect(page.locator("#preferred-pharmacies-help")).to_contain_text("this list only")
+
+        opener = page.locator("summary", has_text="Remove…")
+        question = page.get_by_text(re.compile(r"^Remove Sandbox Pharmacy Elm Avenue from "))
+        confirm = page.get_by_role("button", name="Remove Sandbox Pharmacy Elm Avenue")
+        opener.focus()
+        page.keyboard.press("Enter")
+        expect(question).to_be_visible()
+        expect(question).to_contain_text("removed in the portal only")
+        page.keyboard.press("Escape")
+        expect(question).to_be_hidden()
+        expect(opener).to_be_focused()
+
+        page.keyboard.press("Enter")
+        page.keyboard.press("Tab")
+        expect(confirm).to_be_focused()
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        expect(
+            page.get_by_text(re.compile("no longer one of the patient's preferred"))
+        ).to_be_visible()
+        expect(page.get_by_role("list", name="Preferred pharmacies")).to_have_count(0)
+        with app.app_context():
+            assert db.session.query(PatientPharmacy).count() == 0
+            db.session.remove()
+        watch.assert_clean(page)
+    finally:
+        sandbox.stop()
