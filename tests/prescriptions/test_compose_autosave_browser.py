@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import update
 
 from portal.extensions import db
-from portal.prescriptions.models import PatientPharmacy
+from portal.prescriptions.models import PatientPharmacy, Prescription
 from tests.integrations.dosespot.helpers import SandboxServer
 from tests.prescriptions.compose_helpers import DRAFT_URL, draft_row, no_known_allergies
 from tests.prescriptions.dosespot_support import enable_dosespot
@@ -177,3 +178,35 @@ def test_removing_a_preferred_pharmacy_by_keyboard_asks_first(app, chart, page, 
         watch.assert_clean(page)
     finally:
         sandbox.stop()
+
+
+@pytest.mark.browser
+def test_a_refused_save_holds_the_click_once_and_says_why(app, chart, page, sign_in, watch):
+    """The draft was saved in another tab meanwhile: this page's save is refused (409). A click
+    then stays on the page with the reason in the status line (what was typed is still
+    there); a second click goes on without it."""
+    from playwright.sync_api import expect
+
+    patient_id = chart.patients[0]
+    no_known_allergies(app, patient_id)
+    sign_in("drlee")
+    draft_id = open_a_lisinopril_draft(page, patient_id)
+    with app.app_context():  # another tab's save
+        db.session.execute(
+            update(Prescription)
+            .where(Prescription.id == draft_id)
+            .values(version=Prescription.version + 1)
+        )
+        db.session.commit()
+    watch.expect_http_error(409, f"/prescriptions/{draft_id}/draft")  # the refusal, expected
+
+    page.get_by_label("Note to the pharmacist").click()
+    page.keyboard.type(NOTE)
+    review = page.get_by_role("link", name="Review and sign")
+    review.click()
+    expect(page.locator("#draft-status")).to_contain_text("changed in another tab")
+    expect(page).to_have_url(re.compile(rf"/prescriptions/{draft_id}(#\w+)?$"))
+    expect(page.get_by_label("Note to the pharmacist")).to_have_value(NOTE)
+    with page.expect_navigation(url=re.compile(r"/prescriptions/\d+/sign$")):
+        review.click()
+    watch.assert_clean(page)
