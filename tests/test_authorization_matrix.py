@@ -185,6 +185,7 @@ EXPECTED: dict[str, set[str]] = {
     "prescriptions.search_pharmacies": {"prescriber"},
     "prescriptions.choose_pharmacy": {"prescriber"},
     "prescriptions.set_preferred_pharmacy": {"prescriber"},
+    "prescriptions.remove_preferred_pharmacy": {"prescriber"},
     "prescriptions.save_favorite": {"prescriber"},
     "prescriptions.use_favorite": {"prescriber"},
     # Signing a prescription composed in the portal, and its failed transmissions (issue 11).
@@ -269,7 +270,8 @@ ID_ARGUMENTS_WITHOUT_ROWS = {
     "message_id",  # the integrations console's message log
     "prescription_id",  # prescriptions (signing, send again, renew)
     "draft_id",
-    "favorite_id",  # composing prescriptions
+    "favorite_id",
+    "preferred_id",  # composing prescriptions
     "request_id",  # the Rx inbox's pharmacy requests
     "api_client_id",  # FHIR API clients
     "result_id",

@@ -489,6 +489,7 @@ def test_payloads_in_directions_note_and_override_stay_inert(app, chart, signed_
         "/prescriptions/{d}/favorites",
         "/prescriptions/{d}/pharmacies",
         "/prescriptions/{d}/pharmacy",
+        "/prescriptions/{d}/preferred-pharmacies/1/remove",
         "/prescriptions/{d}/renew",
         "/prescriptions/{d}/favorites/1",
         "/patients/{p}/prescriptions/new",

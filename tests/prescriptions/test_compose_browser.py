@@ -44,6 +44,16 @@ def test_prescribe_lisinopril_by_keyboard_and_see_the_interaction(
     with typing_answered(page, r"/prescriptions/\d+/drugs$", "lisinopril 10"):
         page.keyboard.type("lisinopril 10")
     expect(page.get_by_role("list", name="Drugs found")).to_be_visible()
+    # Escape closes the list and gives the search box the focus back; typing finds again.
+    page.keyboard.press("ArrowDown")
+    expect(search).not_to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("list", name="Drugs found")).to_have_count(0)
+    expect(search).to_be_focused()
+    with page.expect_response(re.compile(r"/prescriptions/\d+/drugs$")):
+        page.keyboard.press("Backspace")
+        page.keyboard.type("0")
+    expect(page.get_by_role("list", name="Drugs found")).to_be_visible()
     page.keyboard.press("ArrowDown")
     for _ in range(6):
         focused = page.evaluate("document.activeElement.textContent.trim()")

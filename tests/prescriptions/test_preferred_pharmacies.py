@@ -206,3 +206,93 @@ def test_two_tabs_setting_different_pharmacies_at_once_leave_one_primary(
     assert sorted(a.status_code for a in answers) == [303, 303]
     rows = preferred(app, patient_id)
     assert len(rows) == 2 and sum(1 for _, primary, _ in rows if primary) == 1
+
+
+# --- removing one ------------------------------------------------------------------------------
+
+
+def preferred_id(app, patient_id: int, pharmacy_id: str) -> int:
+    with app.app_context():
+        found = db.session.scalar(
+            select(PatientPharmacy.id).where(
+                PatientPharmacy.patient_id == patient_id,
+                PatientPharmacy.pharmacy_id == pharmacy_id,
+            )
+        )
+        db.session.remove()
+        return found
+
+
+def remove_url(draft_id: int, row_id: int) -> str:
+    return f"/prescriptions/{draft_id}/preferred-pharmacies/{row_id}/remove"
+
+
+def test_removing_one_before_its_sync_left_withdraws_the_sync_and_is_audited(
+    app, chart, vendor, signed_in
+):
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    row_id = preferred_id(app, patient_id, "3001")
+    page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+    assert remove_url(draft_id, row_id) in page
+    assert "removed in the portal only" in page  # the help says the vendor keeps its own
+
+    answer = doctor.post_form(remove_url(draft_id, row_id))
+    assert answer.status_code == 303 and answer.location.endswith(f"/{draft_id}#pharmacy")
+    assert preferred(app, patient_id) == []
+    [message] = syncs(app)
+    assert message.status == "cancelled"  # withdrawn: the worker never takes it
+    assert deliver(app).delivered == 0 and vendor.patients() == []
+    [event] = events(app, "patient.preferred_pharmacy_remove")
+    assert event.patient_id == patient_id and "3001" in event.detail
+    assert "portal only" in event.detail and "withdrawn" in event.detail
+    page = doctor.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+    assert 'aria-label="Preferred pharmacies"' not in page
+    assert "no longer one of the patient&#39;s preferred pharmacies" in page
+    assert draft_row(app, draft_id).pharmacy_id == "3001"  # this prescription keeps its choice
+    assert draft_row(app, start_draft(doctor, patient_id)).pharmacy_id is None  # no primary now
+
+    # Set as preferred again later: the same message goes, this time to the vendor.
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    assert deliver(app).delivered == 1
+    assert vendor.patients()[0]["Pharmacies"] == [3001]
+
+
+def test_removing_one_the_vendor_has_is_local_only(app, chart, vendor, signed_in):
+    """DoseSpot's contract has no call to remove a patient's pharmacy: the portal forgets it,
+    the vendor keeps it, and nothing is queued."""
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    assert deliver(app).delivered == 1
+    answer = doctor.post_form(remove_url(draft_id, preferred_id(app, patient_id, "3001")))
+    assert answer.status_code == 303
+    assert preferred(app, patient_id) == []
+    assert [m.status for m in syncs(app)] == ["delivered"]
+    assert deliver(app).delivered == 0
+    assert vendor.patients()[0]["Pharmacies"] == [3001]
+    [event] = events(app, "patient.preferred_pharmacy_remove")
+    assert "portal only" in event.detail and "withdrawn" not in event.detail
+
+
+def test_removing_checks_the_patient_the_prescriber_and_the_csrf_token(
+    app, chart, vendor, signed_in
+):
+    patient_id = with_address(app, chart.patients[0])
+    other_patient = with_address(app, chart.patients[1])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    other_draft = start_draft(doctor, other_patient)
+    doctor.post_form(f"/prescriptions/{other_draft}/preferred-pharmacy", MAIN_STREET)
+    theirs = preferred_id(app, other_patient, "3001")
+
+    # Another patient's pharmacy through this patient's draft: as unknown as a missing id.
+    assert doctor.post_form(remove_url(draft_id, theirs)).status_code == 404
+    assert doctor.post_form(remove_url(draft_id + 999, theirs)).status_code == 404
+    assert signed_in("admin").post_form(remove_url(other_draft, theirs)).status_code == 403
+    assert doctor.client.post(remove_url(other_draft, theirs)).status_code == 400  # no token
+    assert preferred(app, other_patient) == [("3001", True, False)]
+    assert events(app, "patient.preferred_pharmacy_remove") == []

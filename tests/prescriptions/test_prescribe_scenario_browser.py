@@ -86,25 +86,9 @@ def test_prescribe_from_the_visit_to_pharmacy_verified_and_the_medication_list(
         with page.expect_response(re.compile(r"/prescriptions/\d+/draft$")):
             page.get_by_label("Refills", exact=True).fill("0")
 
-        # Let the autosaves finish before a click that moves the draft's version on, as a
-        # person pausing would. Leaving the field saves at once ("change"), and htmx drops the
-        # form's pending 600 ms typing save when it does (one timer per element); the save is
-        # queued behind one in flight. So: a save sent after the Tab, answered, none in flight.
-        page.evaluate(
-            """() => {
-              const form = document.getElementById("draft-form");
-              window.__draftSaves = {sent: 0, open: 0};
-              form.addEventListener("htmx:beforeRequest", () => {
-                window.__draftSaves.sent += 1; window.__draftSaves.open += 1;
-              });
-              form.addEventListener("htmx:afterRequest", () => { window.__draftSaves.open -= 1; });
-            }"""
-        )
-        page.get_by_label("Refills", exact=True).press("Tab")
-        page.wait_for_function(
-            "() => window.__draftSaves.sent > 0 && window.__draftSaves.open <= 0"
-            " && !document.querySelector('#draft-form.htmx-request')"
-        )
+        # No pause before the clicks below: a click waits for the saves under way and saves
+        # what is on the page first (compose.js), so the draft's version it moves on is the
+        # last one.
 
         # The interaction with its source.
         alert = (

@@ -895,6 +895,49 @@ def set_preferred_pharmacy(actor, draft_id: int, pharmacy_id: int, label: str) -
     return draft
 
 
+def remove_preferred_pharmacy(actor, draft_id: int, preferred_id: int) -> str:
+    """Remove one of the patient's preferred pharmacies (from the compose page of one of the
+    actor's drafts for that patient). Audited.
+
+    Local only: the vendor's contract (DOSESPOT.md section 3: ``POST /api/patients/{id}/
+    pharmacies`` adds, nothing removes) has no call for it, so the vendor keeps what it was
+    sent. A sync of this pharmacy still waiting in the outbox is withdrawn in the same
+    transaction, so a pharmacy removed before the worker took it never reaches the vendor;
+    one already sent cannot be taken back. The draft's own choice of pharmacy is left as it
+    is (removing a preference is not choosing another pharmacy for this prescription).
+    Returns the pharmacy's name."""
+    with use_case():
+        _draft, patient = draft_and_patient(actor, draft_id)
+        lock_patient(patient.id)  # one change of the patient's preferences at a time
+        row = get_row_of_patient(patient, PatientPharmacy, preferred_id)  # another's: 404
+        key = f"{row.connector}:pharmacy:{patient.id}:{row.pharmacy_id}"
+        withdrawn = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.idempotency_key == key, OutboxMessage.status == "pending")
+            .values(
+                status=outbox.WITHDRAWN,
+                last_error="Removed from the patient's preferred pharmacies before it was sent.",
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        audit.record(
+            actor,
+            "patient.preferred_pharmacy_remove",
+            patient_id=patient.id,
+            obj=row,
+            detail=(
+                f"{row.connector} pharmacy {row.pharmacy_id}"
+                f"{', primary' if row.is_primary else ''}; removed in the portal only"
+                f"{'; its waiting sync withdrawn' if withdrawn else ''}"
+            ),
+            category=CATEGORY,
+        )
+        name = row.name
+        db.session.delete(row)
+    return name
+
+
 def record_pharmacy_synced(result: outbox.Outcome) -> None:
     """The outbox's outcome handler for ``add_patient_pharmacy``: the vendor has it (the
     row's ``synced_at``; the vendor's patient id remembered). A failure leaves it unsynced:

@@ -452,6 +452,24 @@ def set_preferred_pharmacy(draft_id: int):
     return redirect(compose_url(draft_id) + "#pharmacy", 303)
 
 
+@bp.post("/prescriptions/<int:draft_id>/preferred-pharmacies/<int:preferred_id>/remove")
+@require("rx.compose")
+def remove_preferred_pharmacy(draft_id: int, preferred_id: int):
+    """Remove one of the patient's preferred pharmacies (confirmed on the page; in the
+    portal only: the vendor has no call for it)."""
+    try:
+        removed = services.remove_preferred_pharmacy(current_actor(), draft_id, preferred_id)
+    except Refused as refused:
+        flash(refused.message, "danger")
+    else:
+        flash(
+            f"{removed} is no longer one of the patient's preferred pharmacies here. "
+            "The e-prescribing service keeps it on its own record of the patient.",
+            "success",
+        )
+    return redirect(compose_url(draft_id) + "#pharmacy", 303)
+
+
 # --- favourites --------------------------------------------------------------------------------
 
 
