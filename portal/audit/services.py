@@ -102,7 +102,9 @@ def record_many(
         )
         for entry in entries
     ]
-    db.session.execute(insert(_TABLE), rows)
+    # RETURNING makes this one multi-row INSERT on both databases (a plain executemany is
+    # an INSERT a row on PostgreSQL, pipelined, and on SQLite).
+    db.session.execute(insert(_TABLE).returning(_TABLE.c.id), rows)
 
 
 def _id_of(instance) -> int | None:

@@ -669,8 +669,11 @@ def _file_results(filings: list[tuple[LabMessage, oru.Reading]], zone: ZoneInfo)
                 "detail": f"message {message.id}; {len(group.observations)} results",
             }
         events.setdefault(message.connector, []).append(event)
-    result_ids = _insert_returning_ids(LabResult, rows)
     table = LabResult.__table__
+    if supersedes_new:  # their ids are needed to link them
+        result_ids = _insert_returning_ids(LabResult, rows)
+    elif rows:
+        db.session.execute(insert(table).returning(table.c.id), rows)  # one INSERT (module notes)
     if superseded_ids:
         db.session.execute(
             update(table).where(table.c.id == bindparam("old_id")).values(superseded_at=now),
@@ -690,7 +693,10 @@ def _file_results(filings: list[tuple[LabMessage, oru.Reading]], zone: ZoneInfo)
 
 
 def _insert_returning_ids(model, rows: list[dict]) -> list[int]:
-    """INSERT the rows in one statement (Core, no unit of work): their ids, in their order."""
+    """INSERT the rows (Core, no unit of work): their ids, in their order. On SQLite, ids in
+    the rows' order cost a statement a row; ``insert().returning()`` with the order left
+    free is one multi-row INSERT on both databases (a plain executemany is a statement a
+    row on PostgreSQL, pipelined)."""
     if not rows:
         return []
     table = model.__table__
