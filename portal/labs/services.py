@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, selectinload
 from werkzeug.exceptions import NotFound
 
 from portal.actors import Actor, integration
@@ -248,7 +248,7 @@ def file_message(message_id: int, *, zone: ZoneInfo | None = None) -> str | None
                 message.state = REJECTED
                 message.error = reading.problem.text[:500]
                 return REJECTED
-            _file_results(message, reading, zone)
+            _file_results([(message, reading)], zone)
             return PROCESSED
     except Exception as error:
         log.warning("lab message %s could not be filed: %s", message_id, type(error).__name__)
@@ -309,6 +309,7 @@ def file_many(
                 .where(LabMessage.id.in_(claimed))
                 .order_by(LabMessage.id)
             ).all()
+            filings = []
             for message in messages:
                 reading = readings[message.id] or oru.read_message(message.raw)
                 if reading.problem is not None:  # stored as accepted, yet unreadable now
@@ -316,8 +317,9 @@ def file_many(
                     message.error = reading.problem.text[:500]
                     outcomes[message.id] = REJECTED
                     continue
-                _file_results(message, reading, zone)
+                filings.append((message, reading))
                 outcomes[message.id] = PROCESSED
+            _file_results(filings, zone)
     except Exception as error:
         log.info("lab messages filed one by one after %s", type(error).__name__)
         db.session.rollback()
@@ -367,33 +369,68 @@ def _plain(name: str) -> str:
 
 def match_patient(identity: oru.PatientIdentity, placer_order_number: str) -> Match:
     """Which patient (and order) a result group belongs to, or why none (module notes)."""
-    order = None
-    if placer_order_number:
-        order = db.session.scalars(
-            select(LabOrder).where(LabOrder.placer_order_number == placer_order_number[:22])
-        ).first()
-    if order is not None:
-        patient = db.session.get(Patient, order.patient_id)
-        mrns = identity.mrns
-        if mrns and patient.mrn not in mrns:
-            return Match(
-                None,
-                reason="order_patient_differs",
-                detail="the order is another patient's than the message's identifiers",
-                candidates=(patient.id,),
-            )
-        if identity.birth_date and identity.birth_date != patient.birth_date:
-            return Match(
-                None,
-                reason="birth_date_differs",
-                detail="the message's date of birth is not the order's patient's",
-                candidates=(patient.id,),
-            )
-        return Match(patient.id, order=order)
+    return match_patients([(identity, placer_order_number)])[0]
+
+
+def match_patients(groups: list[tuple[oru.PatientIdentity, str]]) -> list[Match]:
+    """``match_patient`` for a batch's result groups (each its identity and placer order
+    number): the orders named and the patients they or the MRNs name are read in one query
+    each, then every group is matched by the same rules as alone."""
+    placers = {placer[:22] for _identity, placer in groups if placer}
+    orders: dict[str, LabOrder] = {}
+    if placers:
+        for order in db.session.scalars(
+            select(LabOrder)
+            .options(selectinload(LabOrder.tests))
+            .where(LabOrder.placer_order_number.in_(placers))
+        ):
+            orders[order.placer_order_number] = order
+    patient_ids = {order.patient_id for order in orders.values()}
+    mrns = {mrn for identity, _placer in groups for mrn in identity.mrns}
+    by_id: dict[int, Patient] = {}
+    by_mrn: dict[str, list[Patient]] = {}
+    if patient_ids or mrns:
+        for patient in db.session.scalars(
+            select(Patient).where(or_(Patient.id.in_(patient_ids), Patient.mrn.in_(mrns)))
+        ):
+            by_id[patient.id] = patient
+            by_mrn.setdefault(patient.mrn, []).append(patient)
+    matches = []
+    for identity, placer in groups:
+        order = orders.get(placer[:22]) if placer else None
+        if order is not None:
+            matches.append(_match_order(identity, order, by_id[order.patient_id]))
+        else:
+            found = {p.id: p for mrn in identity.mrns for p in by_mrn.get(mrn, ())}
+            matches.append(_match_mrn(identity, list(found.values())))
+    return matches
+
+
+def _match_order(identity: oru.PatientIdentity, order: LabOrder, patient: Patient) -> Match:
+    """A group that names one of our orders: the order's patient, if the message agrees."""
     mrns = identity.mrns
-    if not mrns:
+    if mrns and patient.mrn not in mrns:
+        return Match(
+            None,
+            reason="order_patient_differs",
+            detail="the order is another patient's than the message's identifiers",
+            candidates=(patient.id,),
+        )
+    if identity.birth_date and identity.birth_date != patient.birth_date:
+        return Match(
+            None,
+            reason="birth_date_differs",
+            detail="the message's date of birth is not the order's patient's",
+            candidates=(patient.id,),
+        )
+    return Match(patient.id, order=order)
+
+
+def _match_mrn(identity: oru.PatientIdentity, found: list[Patient]) -> Match:
+    """A group with no order of ours: the patient its MRNs name (``found``), confirmed by
+    the date of birth and checked against the family name."""
+    if not identity.mrns:
         return Match(None, reason="no_identifier", detail="no MRN in PID-3")
-    found = db.session.scalars(select(Patient).where(Patient.mrn.in_(mrns))).all()
     if not found:
         return Match(None, reason="unknown_mrn", detail="no patient has this MRN")
     if len(found) > 1:
@@ -451,140 +488,264 @@ def _order_test_for(order: LabOrder, group: oru.ResultGroup, observation: oru.Ob
     return None
 
 
-def _current_results_of(
-    patient_id: int | None,
-    sending_facility: str | None,
-    order_id: int | None,
-    filler_order_number: str | None,
-) -> dict:
-    """The current results a new result group may replace, by (code, sub-id): the same
-    patient's, from the same sending lab, of the same order (or, with no order, of the same
-    filler order number). Only a known patient's: an unmatched result replaces nothing, and
-    another patient's (or another lab's) results with the same filler number are never
-    touched. One query per result group; none when there is nothing to key on."""
-    if patient_id is None or (order_id is None and not filler_order_number):
-        return {}
-    query = (
-        select(LabResult)
-        .join(LabMessage, LabMessage.id == LabResult.message_id)
-        .where(
-            LabResult.superseded_at.is_(None),
-            LabResult.patient_id == patient_id,
-            LabMessage.sending_facility.is_not_distinct_from(sending_facility),
+class _CurrentResults:
+    """The current results a new result may replace, for a whole batch: a result group's are
+    the same patient's, from the same sending lab, of the same order (or, with no order, of
+    the same filler order number). Only a known patient's: an unmatched result replaces
+    nothing, and another patient's (or another lab's) results with the same filler number
+    are never touched.
+
+    Read in one query for the batch; the batch's own new results join them as they are
+    made (a correction in the same batch, or a P then an F in one message, replaces the
+    earlier one as it would have had that been filed and committed first). A result is
+    ``("db", id)`` or ``("new", index in the batch's rows)``; the last current one of a
+    key and (code, sub-id) is the one replaced, as when read ordered by id."""
+
+    def __init__(self, keys: list[tuple[int, str | None, int | None, str | None]]) -> None:
+        self._by_key: dict[tuple, list[tuple[str, int]]] = {}
+        self.superseded: set[tuple[str, int]] = set()
+        patient_ids = {key[0] for key in keys}
+        order_ids = {key[2] for key in keys if key[2] is not None}
+        fillers = {key[3] for key in keys if key[2] is None}
+        if not patient_ids:
+            return
+        by_order_or_filler = []
+        if order_ids:
+            by_order_or_filler.append(LabResult.order_id.in_(order_ids))
+        if fillers:
+            by_order_or_filler.append(LabResult.filler_order_number.in_(fillers))
+        rows = db.session.execute(
+            select(
+                LabResult.id,
+                LabResult.patient_id,
+                LabMessage.sending_facility,
+                LabResult.order_id,
+                LabResult.filler_order_number,
+                LabResult.code,
+                LabResult.sub_id,
+            )
+            .join(LabMessage, LabMessage.id == LabResult.message_id)
+            .where(
+                LabResult.superseded_at.is_(None),
+                LabResult.patient_id.in_(patient_ids),
+                or_(*by_order_or_filler),
+            )
+            .order_by(LabResult.id)
         )
-    )
-    if order_id is not None:
-        query = query.where(LabResult.order_id == order_id)
-    else:
-        query = query.where(LabResult.filler_order_number == filler_order_number)
-    return {(row.code, row.sub_id): row for row in db.session.scalars(query.order_by(LabResult.id))}
+        for row in rows:
+            self.add(("db", row.id), row[1], row[2], row[3], row[4], row.code, row.sub_id)
 
+    def add(self, handle, patient_id, facility, order_id, filler, code, sub_id) -> None:
+        """A current result, findable by its order and by its filler order number (with
+        neither, by its code alone: a group's own results, in a group's own index)."""
+        keys = [key for key in (("order", order_id), ("filler", filler)) if key[1] is not None]
+        for key in keys or [("none", None)]:
+            self._by_key.setdefault((patient_id, facility, *key, code, sub_id), []).append(handle)
 
-def _file_results(message: LabMessage, reading: oru.Reading, zone: ZoneInfo) -> None:
-    actor = integration(message.connector, source="mllp")
-    now = utcnow()
-    performing_default = reading.header.sending_facility[:200] or None
-    orders_touched: dict[int, LabOrder] = {}
-    for group in reading.groups:
-        found = match_patient(reading.patient, group.placer_order_number)
-        unmatched = None
-        if found.patient_id is None:
-            unmatched = UnmatchedResult(
-                message_id=message.id,
-                reason=found.reason,
-                detail=found.detail,
-                candidate_patient_ids=" ".join(map(str, found.candidates)) or None,
-                placer_order_number=group.placer_order_number[:22] or None,
-                created_at=now,
-            )
-            db.session.add(unmatched)
-            db.session.flush()
-        order_id = found.order.id if found.order else None
-        filler = group.filler_order_number[:50] or None
-        current = _current_results_of(found.patient_id, message.sending_facility, order_id, filler)
-        for observation in group.observations:
-            order_test = _order_test_for(found.order, group, observation) if found.order else None
-            notes = observation.notes + group.notes
-            result = LabResult(
-                message_id=message.id,
-                patient_id=found.patient_id,
-                order_id=order_id,
-                order_test_id=order_test.id if order_test else None,
-                unmatched_id=unmatched.id if unmatched else None,
-                filler_order_number=filler,
-                loinc=observation.loinc,
-                code=observation.code or "?",
-                code_system=observation.code_system or None,
-                sub_id=observation.sub_id or None,
-                name=observation.name or observation.code or "Result",
-                value_type=observation.value_type,
-                value_text=observation.value_text,
-                value_numeric=observation.value_numeric,
-                units=observation.units,
-                reference_range=observation.reference_range,
-                abnormal_flag=observation.abnormal_flag,
-                review_rank=review_rank_of(observation.abnormal_flag),
-                reviewer_id=found.order.ordering_provider_id if found.order else None,
-                status=observation.status,
-                observed_at=_utc(observation.observed_at, zone),
-                performing_lab=observation.performing_lab or performing_default,
-                notes="\n".join(notes) or None,
-                received_at=now,
-            )
-            earlier = current.get((result.code, result.sub_id))
-            if earlier is not None:  # a later result of the same observation replaces it
-                if earlier.id is None:  # one of this message's own (P then F in one message)
-                    db.session.flush()
-                result.supersedes_id = earlier.id
-                earlier.superseded_at = now
-            current[(result.code, result.sub_id)] = result
-            db.session.add(result)
-        if found.order is not None:
-            orders_touched[found.order.id] = found.order
-        if unmatched is not None:
-            audit.record(
-                actor,
-                "lab.results_unmatched",
-                obj=unmatched,
-                category="labs",
-                detail=f"message {message.id}; {found.reason}",
-            )
+    def latest(self, patient_id, facility, order_id, filler, code, sub_id):
+        """The result a new one of this key replaces, or None."""
+        if order_id is not None:
+            key = ("order", order_id)
         else:
-            audit.record(
-                actor,
-                "lab.results_filed",
-                patient_id=found.patient_id,
-                obj=found.order or message,
-                category="labs",
-                detail=f"message {message.id}; {len(group.observations)} results",
-            )
-    db.session.flush()
-    for order in orders_touched.values():
-        _update_order_status(order)
+            key = ("filler", filler) if filler is not None else ("none", None)
+        for handle in reversed(self._by_key.get((patient_id, facility, *key, code, sub_id), ())):
+            if handle not in self.superseded:
+                return handle
+        return None
+
+
+def _file_results(filings: list[tuple[LabMessage, oru.Reading]], zone: ZoneInfo) -> None:
+    """File the results of a batch of claimed messages (each with its reading) in the
+    caller's transaction, as filing each alone in turn would, in a few statements for the
+    whole batch: the orders and patients read in one query each, the results a correction
+    replaces in one, then one INSERT each for the unmatched queue's rows, the results and
+    the audit events, and the touched orders' statuses."""
+    now = utcnow()
+    groups = [(message, reading, group) for message, reading in filings for group in reading.groups]
+    matches = match_patients(
+        [(reading.patient, group.placer_order_number) for _m, reading, group in groups]
+    )
+    keys = [
+        (
+            found.patient_id,
+            message.sending_facility,
+            found.order.id if found.order else None,
+            group.filler_order_number[:50] or None,
+        )
+        for (message, _r, group), found in zip(groups, matches, strict=True)
+        if found.patient_id is not None
+    ]
+    current = _CurrentResults([key for key in keys if key[2] is not None or key[3] is not None])
+    unmatched_rows = [
+        {
+            "message_id": message.id,
+            "reason": found.reason,
+            "detail": found.detail,
+            "candidate_patient_ids": " ".join(map(str, found.candidates)) or None,
+            "placer_order_number": group.placer_order_number[:22] or None,
+            "created_at": now,
+        }
+        for (message, _r, group), found in zip(groups, matches, strict=True)
+        if found.patient_id is None
+    ]
+    unmatched_ids = iter(_insert_returning_ids(UnmatchedResult, unmatched_rows))
+    rows: list[dict] = []
+    supersedes_new: list[tuple[int, int]] = []  # (row, row it replaces), both of this batch
+    superseded_ids: list[int] = []  # results stored before that this batch replaces
+    events: dict[str, list[dict]] = {}  # by connector: its integration is the actor
+    orders_touched: dict[int, LabOrder] = {}
+    for (message, reading, group), found in zip(groups, matches, strict=True):
+        unmatched_id = next(unmatched_ids) if found.patient_id is None else None
+        order = found.order
+        order_id = order.id if order else None
+        filler = group.filler_order_number[:50] or None
+        performing_default = reading.header.sending_facility[:200] or None
+        facility = message.sending_facility
+        keyed = found.patient_id is not None and (order_id is not None or filler is not None)
+        # With nothing to key on, only this group's own results replace one another.
+        local = _CurrentResults([]) if not keyed else current
+        for observation in group.observations:
+            order_test = _order_test_for(order, group, observation) if order else None
+            code = observation.code or "?"
+            sub_id = observation.sub_id or None
+            index = len(rows)
+            row = {
+                "message_id": message.id,
+                "patient_id": found.patient_id,
+                "order_id": order_id,
+                "order_test_id": order_test.id if order_test else None,
+                "unmatched_id": unmatched_id,
+                "filler_order_number": filler,
+                "loinc": observation.loinc,
+                "code": code,
+                "code_system": observation.code_system or None,
+                "sub_id": sub_id,
+                "name": observation.name or observation.code or "Result",
+                "value_type": observation.value_type,
+                "value_text": observation.value_text,
+                "value_numeric": observation.value_numeric,
+                "units": observation.units,
+                "reference_range": observation.reference_range,
+                "abnormal_flag": observation.abnormal_flag,
+                "review_rank": review_rank_of(observation.abnormal_flag),
+                "reviewer_id": order.ordering_provider_id if order else None,
+                "status": observation.status,
+                "observed_at": _utc(observation.observed_at, zone),
+                "performing_lab": observation.performing_lab or performing_default,
+                "notes": "\n".join(observation.notes + group.notes) or None,
+                "received_at": now,
+                "supersedes_id": None,
+                "superseded_at": None,
+            }
+            # A later result of the same observation replaces the current one.
+            key = (found.patient_id, facility, order_id, filler, code, sub_id)
+            earlier = local.latest(*key)
+            if earlier is not None:
+                local.superseded.add(earlier)
+                kind, at = earlier
+                if kind == "db":
+                    row["supersedes_id"] = at
+                    superseded_ids.append(at)
+                else:
+                    rows[at]["superseded_at"] = now
+                    supersedes_new.append((index, at))
+            local.add(("new", index), *key)
+            rows.append(row)
+        if order is not None:
+            orders_touched[order.id] = order
+        if unmatched_id is not None:
+            event = {
+                "action": "lab.results_unmatched",
+                "object_type": UnmatchedResult.__tablename__,
+                "object_id": unmatched_id,
+                "detail": f"message {message.id}; {found.reason}",
+            }
+        else:
+            event = {
+                "action": "lab.results_filed",
+                "patient_id": found.patient_id,
+                "object_type": (order or message).__tablename__,
+                "object_id": (order or message).id,
+                "detail": f"message {message.id}; {len(group.observations)} results",
+            }
+        events.setdefault(message.connector, []).append(event)
+    table = LabResult.__table__
+    if supersedes_new:  # their ids are needed to link them
+        result_ids = _insert_returning_ids(LabResult, rows)
+    elif rows:
+        db.session.execute(insert(table).returning(table.c.id), rows)  # one INSERT (module notes)
+    if superseded_ids:
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("old_id")).values(superseded_at=now),
+            [{"old_id": at} for at in sorted(set(superseded_ids))],
+        )
+    if supersedes_new:
+        db.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("new_id"))
+            .values(supersedes_id=bindparam("old_id")),
+            [{"new_id": result_ids[new], "old_id": result_ids[old]} for new, old in supersedes_new],
+        )
+    for connector, entries in events.items():
+        actor = integration(connector, source="mllp")
+        audit.record_many(actor, "lab.results_filed", entries, category="labs")
+    _update_order_statuses(list(orders_touched.values()))
+
+
+def _insert_returning_ids(model, rows: list[dict]) -> list[int]:
+    """INSERT the rows (Core, no unit of work): their ids, in their order. On SQLite, ids in
+    the rows' order cost a statement a row; ``insert().returning()`` with the order left
+    free is one multi-row INSERT on both databases (a plain executemany is a statement a
+    row on PostgreSQL, pipelined)."""
+    if not rows:
+        return []
+    table = model.__table__
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(db.session.execute(statement, rows).scalars())
 
 
 def _update_order_status(order: LabOrder) -> None:
+    """One order's status after its results changed (``_update_order_statuses``)."""
+    db.session.flush()
+    _update_order_statuses([order])
+
+
+def _update_order_statuses(orders: list[LabOrder]) -> None:
     """Resulted when every test has a current final (or corrected, or cancelled) result;
     partially resulted when some results came. A cancelled order stays cancelled; a reviewed
     one that gets a correction goes back to resulted (the correction waits for review)."""
-    if order.status == "cancelled":
+    orders = sorted((o for o in orders if o.status != "cancelled"), key=lambda o: o.id)
+    if not orders:
         return
+    ids = [order.id for order in orders]
     # Two messages of one order filed at once (a lab reports each test on its own
     # connection): the second waits here for the first's commit and then counts its results
     # too; without the lock each counted only its own and both left "partially_resulted".
     # FOR NO KEY UPDATE: the results' foreign keys hold KEY SHARE on the order, which FOR
     # UPDATE would wait on (a deadlock between the two); the status UPDATE needs no more.
+    # Locked in id order, so two batches touching the same orders never wait on each other
+    # crosswise.
     db.session.execute(
-        select(LabOrder.id).where(LabOrder.id == order.id).with_for_update(key_share=True)
+        select(LabOrder.id)
+        .where(LabOrder.id.in_(ids))
+        .order_by(LabOrder.id)
+        .with_for_update(key_share=True)
     )
-    statuses = db.session.execute(
-        select(LabResult.order_test_id, LabResult.status).where(
-            LabResult.order_id == order.id, LabResult.superseded_at.is_(None)
+    statuses: dict[int, list[tuple[int | None, str]]] = {order_id: [] for order_id in ids}
+    for order_id, test_id, status in db.session.execute(
+        select(LabResult.order_id, LabResult.order_test_id, LabResult.status).where(
+            LabResult.order_id.in_(ids), LabResult.superseded_at.is_(None)
         )
-    ).all()
-    final_tests = {test_id for test_id, status in statuses if status in ("F", "C", "X")}
-    every_test_final = all(test.id in final_tests for test in order.tests)
-    order.status = "resulted" if statuses and every_test_final else "partially_resulted"
+    ):
+        statuses[order_id].append((test_id, status))
+    for order in orders:
+        final_tests = {
+            test_id for test_id, status in statuses[order.id] if status in ("F", "C", "X")
+        }
+        every_test_final = all(test.id in final_tests for test in order.tests)
+        order.status = (
+            "resulted" if statuses[order.id] and every_test_final else "partially_resulted"
+        )
 
 
 # --- the unmatched queue --------------------------------------------------------------------
