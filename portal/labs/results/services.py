@@ -29,7 +29,18 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Integer, and_, func, literal, or_, select, text, union_all, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import aliased, selectinload
 from werkzeug.exceptions import NotFound
 
@@ -167,6 +178,13 @@ class Inbox:
     rows: list[InboxRow]
     counts: Counts
     overdue: list[OverdueOrder]
+    after: int | None = None  # the page starts after this result (None: the first page)
+    more: bool = False  # more results wait after the last row
+
+    @property
+    def next_after(self) -> int | None:
+        """The cursor of the next page: the last row shown, when more follow."""
+        return self.rows[-1].id if self.more and self.rows else None
 
 
 def waiting_counts(actor: Actor) -> Counts:
@@ -191,20 +209,28 @@ def waiting_counts(actor: Actor) -> Counts:
     return counts
 
 
-def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
-    """The actor's results waiting for review (critical, abnormal, normal; oldest first),
-    their counts, and the overdue orders. Read as plain rows, then each patient shown is
-    audited (one event each, one INSERT) before the page is sent."""
+def _inbox_rows(actor: Actor, after: int | None, limit: int) -> tuple[list[InboxRow], bool]:
+    """The actor's waiting results in the inbox's order, the first ``limit`` after the result
+    ``after`` (a keyset: its rank, received time and id, so a page never repeats or skips a
+    row when results arrive or are signed off between pages), and whether more follow."""
+    key = (LabResult.review_rank, LabResult.received_at, LabResult.id)
+    start = []
+    if after is not None:
+        cursor = db.session.execute(select(*key).where(LabResult.id == after)).first()
+        if cursor is None:
+            raise NotFound()
+        start = [tuple_(*key) > tuple(cursor)]
     # Each part's first rows in index order; the first ``limit`` of them all; their rows.
     heads = []
     for group in _reviewer_groups(actor.id):
         heads += db.session.execute(
-            select(LabResult.review_rank, LabResult.received_at, LabResult.id)
-            .where(group, text(WAITING_FOR_REVIEW))
-            .order_by(LabResult.review_rank, LabResult.received_at, LabResult.id)
-            .limit(limit)
+            select(*key)
+            .where(group, text(WAITING_FOR_REVIEW), *start)
+            .order_by(*key)
+            .limit(limit + 1)
         ).all()
-    shown_ids = [row.id for row in sorted(heads)[:limit]]
+    heads.sort()
+    shown_ids = [row.id for row in heads[:limit]]
     found = db.session.execute(
         select(
             LabResult.id,
@@ -249,8 +275,11 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
         )
         for row in found
     ]
-    counts = waiting_counts(actor)
-    overdue = overdue_orders(actor)
+    return rows, len(heads) > limit
+
+
+def _audit_shown(actor: Actor, rows: list[InboxRow], overdue: list[OverdueOrder]) -> None:
+    """Each patient the inbox shows, one event each (one INSERT)."""
     shown: dict[int, int] = {}
     for row in rows:
         shown[row.patient_id] = shown.get(row.patient_id, 0) + 1
@@ -269,7 +298,27 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
             ],
             category=CATEGORY,
         )
-    return Inbox(rows, counts, overdue)
+
+
+def inbox(actor: Actor, limit: int = INBOX_LIMIT, after: int | None = None) -> Inbox:
+    """The actor's results waiting for review (critical, abnormal, normal; oldest first), a
+    page of ``limit`` from the start or after the result ``after``, their counts, and the
+    overdue orders. Read as plain rows, then each patient shown is audited (one event
+    each, one INSERT) before the page is sent."""
+    rows, more = _inbox_rows(actor, after, limit)
+    counts = waiting_counts(actor)
+    overdue = overdue_orders(actor)
+    _audit_shown(actor, rows, overdue)
+    return Inbox(rows, counts, overdue, after=after, more=more)
+
+
+def more_results(actor: Actor, after: int, limit: int = INBOX_LIMIT) -> Inbox:
+    """The next page of the inbox after the result ``after``, alone ("Show more" appends it
+    to the rows shown: the counts and overdue orders are on the page already); the patients
+    it shows audited as the page's are."""
+    rows, more = _inbox_rows(actor, after, limit)
+    _audit_shown(actor, rows, [])
+    return Inbox(rows, Counts(), [], after=after, more=more)
 
 
 def _due_at(order: LabOrder) -> datetime:

@@ -15,7 +15,8 @@ from portal.labs import bp
 from portal.labs.results import services
 from portal.labs.results.forms import AttachForm, BulkSignOffForm, LookupForm, SignOffForm
 from portal.transaction import Refused
-from portal.web import attach_error, current_actor, render
+from portal.ids import parse_id
+from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
 @bp.app_context_processor
@@ -32,19 +33,41 @@ def lab_chart_hooks() -> dict:
     }
 
 
-def _inbox_page(form=None, status: int = 200):
-    page = services.inbox(current_actor())
+def _inbox_page(form=None, status: int = 200, after: int | None = None):
+    page = services.inbox(current_actor(), after=after)
     return render(
         "labs/results/inbox.html", inbox=page, form=form or BulkSignOffForm(), status=status
     )
+
+
+def _after_arg() -> int | None:
+    """``?after=``: the result the page starts after (a result id, the keyset's cursor)."""
+    raw = request.args.get("after")
+    if raw is None:
+        return None
+    after = parse_id(raw)
+    if after is None:
+        abort(404)
+    return after
 
 
 @bp.get("/inbox")
 @require("labs.review")
 def inbox():
     """The prescriber's results waiting for review (critical, abnormal, normal; oldest
-    first), the shared pool's beside them, and the overdue orders."""
-    return _inbox_page()
+    first), the shared pool's beside them, and the overdue orders; a page at a time.
+    ``?after=`` asked by htmx ("Show more results") answers the next rows alone, to be
+    appended to those shown; asked as a page (no script), the page of them."""
+    after = _after_arg()
+    if after is not None and is_htmx_request():
+        rows = services.more_results(current_actor(), after)
+        return render(
+            "labs/results/inbox.html",
+            "labs/results/_inbox_rows.html",
+            inbox=rows,
+            focus_first=True,
+        )
+    return _inbox_page(after=after)
 
 
 @bp.get("/inbox/count")
