@@ -36,11 +36,16 @@ def file_glucose(zone, mrn: str, placer: str, values: list[tuple[str, str]], whe
 
 def waiting_in_order() -> list[int]:
     """Every waiting result's id in the inbox's order, read from the rows themselves."""
-    rows = db.session.execute(
-        select(LabResult.id).where(LabResult.reviewed_at.is_(None)).where(
-            LabResult.superseded_at.is_(None)
-        ).order_by(LabResult.review_rank, LabResult.received_at, LabResult.id)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(LabResult.id)
+            .where(LabResult.reviewed_at.is_(None))
+            .where(LabResult.superseded_at.is_(None))
+            .order_by(LabResult.review_rank, LabResult.received_at, LabResult.id)
+        )
+        .scalars()
+        .all()
+    )
     db.session.rollback()
     return list(rows)
 
@@ -55,7 +60,7 @@ def seed_inbox(app, zone, normals: int = 70, abnormals: int = 3, criticals: int 
 
 
 def test_show_more_pages_through_the_whole_inbox_in_its_order(app, signed_in, zone):
-    patient_id, _, every = seed_inbox(app, zone)
+    _, _, every = seed_inbox(app, zone)
     assert len(every) == 75
     drlee = signed_in("drlee")
     first = drlee.get("/labs/inbox")
@@ -90,9 +95,7 @@ def test_the_next_page_without_script_is_a_page_with_the_way_back(app, signed_in
     assert "Sign off chosen normal results" in text
 
 
-def test_a_page_neither_repeats_nor_skips_when_results_change_between_pages(
-    app, signed_in, zone
-):
+def test_a_page_neither_repeats_nor_skips_when_results_change_between_pages(app, signed_in, zone):
     _, mrn, every = seed_inbox(app, zone)
     drlee = signed_in("drlee")
     first = inbox_ids(drlee.get("/labs/inbox"))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     Integer,
@@ -687,18 +687,62 @@ def patient_results(actor: Actor, patient_id: int) -> PatientResults:
     )
 
 
+@dataclass(frozen=True)
+class TrendWindow:
+    """A period an analyte's page shows (its chart and its rows): the last ``days``, or all."""
+
+    key: str
+    label: str
+    days: int | None
+
+    def since(self, now: datetime) -> datetime | None:
+        return now - timedelta(days=self.days) if self.days is not None else None
+
+
+TREND_WINDOWS = (
+    TrendWindow("3m", "3 months", 92),
+    TrendWindow("1y", "1 year", 366),
+    TrendWindow("5y", "5 years", 1827),
+    TrendWindow("all", "All", None),
+)
+WINDOWS_BY_KEY = {window.key: window for window in TREND_WINDOWS}
+DEFAULT_WINDOW = WINDOWS_BY_KEY["1y"]
+ALL_TIME = WINDOWS_BY_KEY["all"]
+# A trend needs two points: with fewer in the last year the page opens on all of them.
+MIN_TREND_POINTS = 2
+
+
+def trend_window(key: str | None) -> TrendWindow | None:
+    """The window ``key`` names (``?window=``), or None for none of them."""
+    return WINDOWS_BY_KEY.get(key or "")
+
+
 @dataclass
 class AnalytePage:
     patient: Patient
     key: str
     name: str
-    rows: list[LabResult]  # every version, newest first (superseded ones marked)
-    numeric: int
+    rows: list[LabResult]  # the window's versions, newest first (superseded ones marked)
+    numeric: int  # the window's current numeric values: the chart's points
+    window: TrendWindow
+    earlier: int  # results before the window (shown under a longer one)
+    windows: tuple[TrendWindow, ...] = TREND_WINDOWS
 
 
-def analyte_results(actor: Actor, patient_id: int, key: str) -> AnalytePage:
-    """One analyte's results of a patient, corrections and what they replaced included,
-    newest first (bounded); audited."""
+def _moment(result: LabResult) -> datetime:
+    return result.observed_at or result.received_at
+
+
+def _is_point(result: LabResult) -> bool:
+    return result.superseded_at is None and result.value_numeric is not None
+
+
+def analyte_results(
+    actor: Actor, patient_id: int, key: str, window: TrendWindow | None = None
+) -> AnalytePage:
+    """One analyte's results of a patient in a time ``window``, corrections and what they
+    replaced included, newest first (bounded); audited. Without a window asked for: the last
+    year, or all when the last year holds too few values to draw a trend."""
     key = key.strip()[:50]
     moment = func.coalesce(LabResult.observed_at, LabResult.received_at)
     with use_case():
@@ -714,13 +758,22 @@ def analyte_results(actor: Actor, patient_id: int, key: str) -> AnalytePage:
         audit.record(
             actor, "lab.results.view", patient=patient, category=CATEGORY, detail=f"analyte {key}"
         )
+    now = utcnow()
+    if window is None:
+        last_year = DEFAULT_WINDOW.since(now)
+        recent = sum(1 for row in rows if _is_point(row) and _moment(row) >= last_year)
+        window = DEFAULT_WINDOW if recent >= MIN_TREND_POINTS else ALL_TIME
+    since = window.since(now)
+    shown = [row for row in rows if since is None or _moment(row) >= since]
     current = [row for row in rows if row.superseded_at is None]
     return AnalytePage(
         patient=patient,
         key=key,
         name=(current or rows)[0].name,
-        rows=list(rows),
-        numeric=sum(1 for row in current if row.value_numeric is not None),
+        rows=shown,
+        numeric=sum(1 for row in shown if _is_point(row)),
+        window=window,
+        earlier=len(rows) - len(shown),
     )
 
 
@@ -741,12 +794,21 @@ def _decimals(texts: list[str]) -> int:
     return min(max(places, default=0), 3)
 
 
-def trend_svg(actor: Actor, patient_id: int, key: str, *, covered: bool = False) -> bytes:
-    """The trend chart of one analyte's current numeric values (the vitals' chart drawing),
-    the latest result's reference range as the band; audited unless ``covered`` by the page
-    it is shown on (a fresh image ticket of the vitals' charts)."""
+def trend_svg(
+    actor: Actor,
+    patient_id: int,
+    key: str,
+    *,
+    covered: bool = False,
+    window: TrendWindow = ALL_TIME,
+) -> bytes:
+    """The trend chart of one analyte's current numeric values in a time ``window`` (the
+    vitals' chart drawing), the latest result's reference range as the band; audited unless
+    ``covered`` by the page it is shown on (a fresh image ticket of the vitals' charts)."""
     key = key.strip()[:50]
     moment = func.coalesce(LabResult.observed_at, LabResult.received_at)
+    since = window.since(utcnow())
+    in_window = [moment >= since] if since is not None else []
     with use_case():
         patient = get_patient_for(actor, patient_id)
         rows = db.session.execute(
@@ -763,6 +825,7 @@ def trend_svg(actor: Actor, patient_id: int, key: str, *, covered: bool = False)
                 _same_analyte(key),
                 LabResult.superseded_at.is_(None),
                 LabResult.value_numeric.is_not(None),
+                *in_window,
             )
             .order_by(moment, LabResult.id)
             .limit(5000)

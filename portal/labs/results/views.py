@@ -11,11 +11,11 @@ from flask import Response, abort, flash, redirect, request, url_for
 from portal.auth.permissions import require
 from portal.charting.vitals import charts
 from portal.charting.vitals.views import IMAGE_TICKET_ARG
+from portal.ids import parse_id
 from portal.labs import bp
 from portal.labs.results import services
 from portal.labs.results.forms import AttachForm, BulkSignOffForm, LookupForm, SignOffForm
 from portal.transaction import Refused
-from portal.ids import parse_id
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
@@ -155,13 +155,26 @@ def _code_arg() -> str:
     return code
 
 
+def _window_arg() -> services.TrendWindow | None:
+    """``?window=``: one of the trend's windows; none given, None; any other word, 404."""
+    raw = request.args.get("window")
+    if raw is None:
+        return None
+    window = services.trend_window(raw)
+    if window is None:
+        abort(404)
+    return window
+
+
 @bp.get("/patients/<int:patient_id>/results/analyte")
 @require("chart.read")
 def analyte_results(patient_id: int):
     """One analyte's results (``?code=``: a LOINC code or the lab's own; reference data, no
-    patient data) with its trend chart, corrections and what they replaced included."""
+    patient data) with its trend chart, corrections and what they replaced included, in a
+    time window (``?window=``: 3m, 1y, 5y, all; by default the last year, or all when it
+    holds too few values for a trend)."""
     actor = current_actor()
-    page = services.analyte_results(actor, patient_id, _code_arg())
+    page = services.analyte_results(actor, patient_id, _code_arg(), _window_arg())
     return render(
         "labs/results/analyte.html",
         view=page,
@@ -177,7 +190,9 @@ def analyte_trend(patient_id: int):
     """One analyte's trend as an SVG image (the vitals' chart drawing)."""
     actor = current_actor()
     covered = charts.covered_by_page(actor, patient_id, request.args.get(IMAGE_TICKET_ARG))
-    svg = services.trend_svg(actor, patient_id, _code_arg(), covered=covered)
+    svg = services.trend_svg(
+        actor, patient_id, _code_arg(), covered=covered, window=_window_arg() or services.ALL_TIME
+    )
     return Response(svg, mimetype="image/svg+xml")
 
 
