@@ -25,8 +25,11 @@ def set_status(app, order_id: int, status: str) -> None:
         db.session.commit()
 
 
+POLL = {"HX-Request": "true", "X-Portal-Background": "1"}
+
+
 def badge(client, order_id: int) -> str:
-    response = client.get(f"/labs/orders/{order_id}/state", headers={"HX-Request": "true"})
+    response = client.get(f"/labs/orders/{order_id}/state", headers=POLL)
     assert response.status_code == 200
     return response.get_data(as_text=True)
 
@@ -82,3 +85,21 @@ def test_the_badge_shows_only_what_its_page_would(app, signed_in, chart):
     assert signed_in("nurse").get(f"/labs/orders/{order_id}/state").status_code == 404
     assert doctor.get("/labs/orders/999999/state").status_code == 404
     assert signed_in("frontdesk").get(f"/labs/orders/{order_id}/state").status_code == 403
+
+
+def test_the_polls_do_not_keep_an_unattended_session_alive(app, signed_in, chart):
+    from datetime import timedelta
+
+    from tests.auth.helpers import age_session, session_row, session_token
+
+    doctor = signed_in("drlee", through_the_form=True)
+    order_id = start(doctor, chart.patients[0])
+    add(doctor, order_id, "4548-4")
+    assert sign(doctor, order_id).status_code == 303
+    page = doctor.get(f"/labs/orders/{order_id}").get_data(as_text=True)
+    assert """hx-headers='{"X-Portal-Background": "1"}'""" in page
+    token = session_token(doctor)
+    age_session(app, token, last_seen_at=timedelta(minutes=10))
+    seen = session_row(app, token).last_seen_at
+    assert POLLS.search(badge(doctor, order_id))
+    assert session_row(app, token).last_seen_at == seen  # a poll is not the user
