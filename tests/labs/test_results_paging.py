@@ -11,27 +11,10 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.labs.models import LabResult
 from tests.labs.helpers import add_order, add_patient
-from tests.labs.results_helpers import file_oru, inbox_ids, obx
+from tests.labs.results_helpers import file_glucose, inbox_ids
 from tests.support.audit import audit_events
 
 PAGE = 50
-GLUCOSE = "2345-7"
-
-
-def file_glucose(zone, mrn: str, placer: str, values: list[tuple[str, str]], when: str) -> None:
-    """One message of glucose results (value, flag) for the order ``placer``."""
-    file_oru(
-        zone,
-        mrn=mrn,
-        placer=placer,
-        filler=f"F-{placer}",
-        obr_code=f"{GLUCOSE}^Glucose^LN",
-        observations=[
-            # One analyte each (a repeated code in a message would be read as its correction).
-            obx(index, f"X{index}", f"Glucose {index}", value, ref="70-99", flag=flag, when=when)
-            for index, (value, flag) in enumerate(values, start=1)
-        ],
-    )
 
 
 def waiting_in_order() -> list[int]:

@@ -11,8 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.labs.helpers import add_order, add_patient
-from tests.labs.test_results_paging import file_glucose
-from tests.labs.test_results_trend_window import file_a1c
+from tests.labs.results_helpers import file_a1c, file_glucose
 
 pytestmark = pytest.mark.browser
 

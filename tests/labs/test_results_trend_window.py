@@ -6,29 +6,12 @@ window; a window the page does not offer is not found."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
-from portal.timeutil import utcnow
 from tests.labs.helpers import add_patient
-from tests.labs.results_helpers import file_oru, obx
+from tests.labs.results_helpers import file_a1c
 
 A1C = "4548-4"
 DOT = re.compile(rb'class="dot')
-
-
-def file_a1c(zone, mrn: str, days_ago: list[int]) -> None:
-    """One HbA1c result ``days_ago`` each (one message each, as labs send them)."""
-    for index, days in enumerate(days_ago):
-        when = (utcnow() - timedelta(days=days)).strftime("%Y%m%d%H%M%S")
-        file_oru(
-            zone,
-            mrn=mrn,
-            filler=f"F-W{index}-{days}",
-            obr_code=f"{A1C}^Hemoglobin A1c^LN",
-            observations=[
-                obx(1, A1C, "Hemoglobin A1c", f"{5 + index / 10:.1f}", "%", "4.0-5.6", when=when)
-            ],
-        )
 
 
 def page_of(client, patient_id: int, window: str | None = None):
