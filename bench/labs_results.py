@@ -1,5 +1,6 @@
 """``python -m bench.labs_results``: the results inbox with 10,000 unreviewed results
-(p95 <= 80 ms) and a patient's results page with 5,000 results (p95 <= 100 ms), over HTTP
+(p95 <= 80 ms; its first page, and "Show more" after its 5,000th row) and a patient's
+results page with 5,000 results (p95 <= 100 ms), over HTTP
 to gunicorn as deployed, on SQLite and PostgreSQL, each beside its SQL floor.
 
 Seeding (a fresh database each run): the demo clinic, 2,000 patients, and rows shaped as
@@ -35,7 +36,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import requests
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, text
 
 from bench import cpu, report
 from bench.databases import (
@@ -58,6 +59,8 @@ INBOX_BUDGET_MS = 80.0
 PAGE_BUDGET_MS = 100.0
 QUIET_THRESHOLD = 0.5  # wait (up to --quiet-wait s) for the machine under 50% busy
 INBOX = "results inbox (10,000 unreviewed results)"
+INBOX_MORE = "results inbox, Show more at row 5,000 (10,000 unreviewed results)"
+MORE_AT = 5_000  # "Show more" deep in the inbox: the keyset page after this row
 PAGE = "patient's results page (5,000 results)"
 ANALYTES = [
     ("2093-3", "Cholesterol", "mg/dL", "<200"),
@@ -319,12 +322,40 @@ def _replay(url: str, captured: list, count: int) -> list[float]:
     return samples
 
 
+def _cursor_at(url: str, username: str, position: int) -> int:
+    """The id of the inbox's ``position``-th row (1-based), as "Show more" would name it."""
+    from portal.auth.models import User
+    from portal.extensions import db
+    from portal.labs.models import WAITING_FOR_REVIEW, LabResult
+
+    app = app_for(url)
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).filter_by(username=username))
+        result_id = db.session.scalar(
+            select(LabResult.id)
+            .where(LabResult.reviewer_id == user_id, text(WAITING_FOR_REVIEW))
+            .order_by(LabResult.review_rank, LabResult.received_at, LabResult.id)
+            .offset(position - 1)
+            .limit(1)
+        )
+        db.session.remove()
+        db.engine.dispose()
+    return result_id
+
+
 def _time_page(
-    server: Server, cookie: tuple[str, str], path: str, count: int, check: str, quiet: float
+    server: Server,
+    cookie: tuple[str, str],
+    path: str,
+    count: int,
+    check: str,
+    quiet: float,
+    headers: dict | None = None,
 ):
     if quiet:
         cpu.wait_for_quiet(quiet, QUIET_THRESHOLD, log)
     http = requests.Session()
+    http.headers.update(headers or {})
     http.cookies.set(cookie[0], cookie[1], domain="127.0.0.1")
     failures: list[str] = []
     for _ in range(10):  # warm-up: the worker's caches, the connection pool
@@ -362,6 +393,11 @@ def run(
     log(f"  {seeded['results']:,} results seeded in {time.perf_counter() - started:.0f} s")
     cookie = _session_cookie(url, "benchlabs")
     inbox_floor, inbox_rows = _floor(url, "benchlabs", lambda actor: services.inbox(actor))
+    after = _cursor_at(url, "benchlabs", MORE_AT)
+    more_floor, more_rows = _floor(
+        url, "benchlabs", lambda actor: services.more_results(actor, after)
+    )
+    assert len(more_rows.rows) == services.INBOX_LIMIT and more_rows.more, more_rows
     page_floor, page_view = _floor(
         url, "benchlabs", lambda actor: services.patient_results(actor, seeded["patient"])
     )
@@ -370,18 +406,27 @@ def run(
     results = []
     notes = {"load before": os.getloadavg()}
     with Server(url, _free_port(), threads=4) as server:
-        for name, path, check, floor, budget in (
-            (INBOX, "/labs/inbox", "10000 waiting for review", inbox_floor, INBOX_BUDGET_MS),
+        for name, path, check, floor, budget, headers in (
+            (INBOX, "/labs/inbox", "10000 waiting for review", inbox_floor, INBOX_BUDGET_MS, {}),
+            (
+                INBOX_MORE,
+                f"/labs/inbox?after={after}",
+                "Show more results",
+                more_floor,
+                INBOX_BUDGET_MS,
+                {"HX-Request": "true"},  # the rows alone, as the page's htmx asks
+            ),
             (
                 PAGE,
                 f"/labs/patients/{seeded['patient']}/results",
                 "Tests (5000 results)",
                 page_floor,
                 PAGE_BUDGET_MS,
+                {},
             ),
         ):
             samples, worker_ms, other, failures = _time_page(
-                server, cookie, path, count, check, quiet
+                server, cookie, path, count, check, quiet, headers
             )
             floor_samples = _replay(url, floor, count)
             result = report.Result(
@@ -423,7 +468,8 @@ def markdown(stamp: str, info: dict, sections) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += report.section_rows(
-        sections, lambda r: INBOX_BUDGET_MS if r.benchmark == INBOX else PAGE_BUDGET_MS
+        sections,
+        lambda r: INBOX_BUDGET_MS if r.benchmark in (INBOX, INBOX_MORE) else PAGE_BUDGET_MS,
     )
     return "\n".join(lines) + "\n"
 
@@ -456,7 +502,8 @@ def main(argv=None) -> int:
     report.write_json(json_path, results, keep=True)
     log("\n" + text_)
     ok = all(
-        not r.failures and r.p95_ms <= (INBOX_BUDGET_MS if r.benchmark == INBOX else PAGE_BUDGET_MS)
+        not r.failures
+        and r.p95_ms <= (INBOX_BUDGET_MS if r.benchmark in (INBOX, INBOX_MORE) else PAGE_BUDGET_MS)
         for r in results
     )
     return 0 if ok else 1

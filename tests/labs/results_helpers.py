@@ -84,3 +84,42 @@ def signed_days_ago(order_id: int, days: int) -> None:
 
 def inbox_ids(response) -> list[int]:
     return [int(value) for value in ROW_ID.findall(response.get_data(as_text=True))]
+
+
+def file_glucose(zone, mrn: str, placer: str, values: list[tuple[str, str]], when: str) -> None:
+    """One message of glucose results (value, flag) for the order ``placer``."""
+    file_oru(
+        zone,
+        mrn=mrn,
+        placer=placer,
+        filler=f"F-{placer}",
+        obr_code="2345-7^Glucose^LN",
+        observations=[
+            # One analyte each (a repeated code in a message would be read as its correction).
+            obx(index, f"X{index}", f"Glucose {index}", value, ref="70-99", flag=flag, when=when)
+            for index, (value, flag) in enumerate(values, start=1)
+        ],
+    )
+
+
+def file_a1c(zone, mrn: str, days_ago: list[int]) -> None:
+    """One HbA1c result ``days_ago`` each (one message each, as labs send them)."""
+    for index, days in enumerate(days_ago):
+        when = (utcnow() - timedelta(days=days)).strftime("%Y%m%d%H%M%S")
+        file_oru(
+            zone,
+            mrn=mrn,
+            filler=f"F-W{index}-{days}",
+            obr_code="4548-4^Hemoglobin A1c^LN",
+            observations=[
+                obx(
+                    1,
+                    "4548-4",
+                    "Hemoglobin A1c",
+                    f"{5 + index / 10:.1f}",
+                    "%",
+                    "4.0-5.6",
+                    when=when,
+                )
+            ],
+        )

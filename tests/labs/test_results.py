@@ -319,7 +319,7 @@ def test_the_patients_results_page_and_an_analytes_trend(app, signed_in, zone):
     assert "Hemoglobin A1c" in page.get_data(as_text=True)
     analyte = nurse.get(f"/labs/patients/{patient_id}/results/analyte?code=4548-4")
     text = analyte.get_data(as_text=True)
-    assert analyte.status_code == 200 and "Trend of Hemoglobin A1c: 2 values" in text
+    assert analyte.status_code == 200 and "Trend of Hemoglobin A1c, all results: 2 values" in text
     image = re.search(r'src="([^"]*/results/trend\.svg[^"]*)"', text).group(1)
     image = image.replace("&amp;", "&")
     events_before = len(audit_events(app))

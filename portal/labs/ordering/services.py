@@ -187,6 +187,31 @@ def view_order(actor: Actor, order_id: int) -> OrderPage:
     return page
 
 
+@dataclass(frozen=True)
+class OrderState:
+    """What an order's live badge shows: its state, and overdue when it is."""
+
+    id: int
+    status: str
+    overdue: bool
+
+
+def order_state(actor: Actor, order_id: int) -> OrderState:
+    """An order's state for its badge, which asks again every few seconds while the order is
+    in flight. Not audited: the answer names no patient, test or value, only the state of
+    an order the actor is shown on a page that recorded the view (the order's page, the
+    visit's, the patient's orders); an event per poll would bury the trail (a screen left
+    open on a visit writes 300 an hour). The object-level checks are the page's own."""
+    order, _patient = _order_for(actor, order_id)
+    return OrderState(
+        id=order.id,
+        status=order.status,
+        overdue=states.is_overdue(
+            order.status, order.signed_at, [test.loinc for test in order.tests], utcnow()
+        ),
+    )
+
+
 def _page_of(actor: Actor, order: LabOrder, patient: Patient) -> OrderPage:
     tests = list(order.tests)  # loaded while the transaction is open
     orderer = db.session.get(User, order.ordering_provider_id)

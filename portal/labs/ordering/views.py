@@ -22,6 +22,7 @@ from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
 ORDER_PAGE = "labs/ordering/order.html"
+LIVE_BADGE = "labs/ordering/_live_badge.html"
 
 
 def order_url(order_id: int) -> str:
@@ -98,6 +99,19 @@ def patient_orders(patient_id: int):
 def order(order_id: int):
     """One order: its prescriber's draft to compose, or what was signed and where it is."""
     return _render_order(services.view_order(current_actor(), order_id))
+
+
+@bp.get("/orders/<int:order_id>/state")
+@require("chart.read")
+def order_state(order_id: int):
+    """An order's live badge (htmx asks again while the order is in flight; not audited:
+    see ``services.order_state``)."""
+    return render(
+        LIVE_BADGE,
+        LIVE_BADGE,
+        live=services.order_state(current_actor(), order_id),
+        lab_states=states,
+    )
 
 
 @bp.post("/orders/<int:order_id>/tests/search")

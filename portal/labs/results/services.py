@@ -27,9 +27,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, and_, func, literal, or_, select, text, union_all, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import aliased, selectinload
 from werkzeug.exceptions import NotFound
 
@@ -167,6 +178,13 @@ class Inbox:
     rows: list[InboxRow]
     counts: Counts
     overdue: list[OverdueOrder]
+    after: int | None = None  # the page starts after this result (None: the first page)
+    more: bool = False  # more results wait after the last row
+
+    @property
+    def next_after(self) -> int | None:
+        """The cursor of the next page: the last row shown, when more follow."""
+        return self.rows[-1].id if self.more and self.rows else None
 
 
 def waiting_counts(actor: Actor) -> Counts:
@@ -191,20 +209,28 @@ def waiting_counts(actor: Actor) -> Counts:
     return counts
 
 
-def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
-    """The actor's results waiting for review (critical, abnormal, normal; oldest first),
-    their counts, and the overdue orders. Read as plain rows, then each patient shown is
-    audited (one event each, one INSERT) before the page is sent."""
+def _inbox_rows(actor: Actor, after: int | None, limit: int) -> tuple[list[InboxRow], bool]:
+    """The actor's waiting results in the inbox's order, the first ``limit`` after the result
+    ``after`` (a keyset: its rank, received time and id, so a page never repeats or skips a
+    row when results arrive or are signed off between pages), and whether more follow."""
+    key = (LabResult.review_rank, LabResult.received_at, LabResult.id)
+    start = []
+    if after is not None:
+        cursor = db.session.execute(select(*key).where(LabResult.id == after)).first()
+        if cursor is None:
+            raise NotFound()
+        start = [tuple_(*key) > tuple(cursor)]
     # Each part's first rows in index order; the first ``limit`` of them all; their rows.
     heads = []
     for group in _reviewer_groups(actor.id):
         heads += db.session.execute(
-            select(LabResult.review_rank, LabResult.received_at, LabResult.id)
-            .where(group, text(WAITING_FOR_REVIEW))
-            .order_by(LabResult.review_rank, LabResult.received_at, LabResult.id)
-            .limit(limit)
+            select(*key)
+            .where(group, text(WAITING_FOR_REVIEW), *start)
+            .order_by(*key)
+            .limit(limit + 1)
         ).all()
-    shown_ids = [row.id for row in sorted(heads)[:limit]]
+    heads.sort()
+    shown_ids = [row.id for row in heads[:limit]]
     found = db.session.execute(
         select(
             LabResult.id,
@@ -249,8 +275,11 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
         )
         for row in found
     ]
-    counts = waiting_counts(actor)
-    overdue = overdue_orders(actor)
+    return rows, len(heads) > limit
+
+
+def _audit_shown(actor: Actor, rows: list[InboxRow], overdue: list[OverdueOrder]) -> None:
+    """Each patient the inbox shows, one event each (one INSERT)."""
     shown: dict[int, int] = {}
     for row in rows:
         shown[row.patient_id] = shown.get(row.patient_id, 0) + 1
@@ -269,7 +298,27 @@ def inbox(actor: Actor, limit: int = INBOX_LIMIT) -> Inbox:
             ],
             category=CATEGORY,
         )
-    return Inbox(rows, counts, overdue)
+
+
+def inbox(actor: Actor, limit: int = INBOX_LIMIT, after: int | None = None) -> Inbox:
+    """The actor's results waiting for review (critical, abnormal, normal; oldest first), a
+    page of ``limit`` from the start or after the result ``after``, their counts, and the
+    overdue orders. Read as plain rows, then each patient shown is audited (one event
+    each, one INSERT) before the page is sent."""
+    rows, more = _inbox_rows(actor, after, limit)
+    counts = waiting_counts(actor)
+    overdue = overdue_orders(actor)
+    _audit_shown(actor, rows, overdue)
+    return Inbox(rows, counts, overdue, after=after, more=more)
+
+
+def more_results(actor: Actor, after: int, limit: int = INBOX_LIMIT) -> Inbox:
+    """The next page of the inbox after the result ``after``, alone ("Show more" appends it
+    to the rows shown: the counts and overdue orders are on the page already); the patients
+    it shows audited as the page's are."""
+    rows, more = _inbox_rows(actor, after, limit)
+    _audit_shown(actor, rows, [])
+    return Inbox(rows, Counts(), [], after=after, more=more)
 
 
 def _due_at(order: LabOrder) -> datetime:
@@ -638,18 +687,62 @@ def patient_results(actor: Actor, patient_id: int) -> PatientResults:
     )
 
 
+@dataclass(frozen=True)
+class TrendWindow:
+    """A period an analyte's page shows (its chart and its rows): the last ``days``, or all."""
+
+    key: str
+    label: str
+    days: int | None
+
+    def since(self, now: datetime) -> datetime | None:
+        return now - timedelta(days=self.days) if self.days is not None else None
+
+
+TREND_WINDOWS = (
+    TrendWindow("3m", "3 months", 92),
+    TrendWindow("1y", "1 year", 366),
+    TrendWindow("5y", "5 years", 1827),
+    TrendWindow("all", "All", None),
+)
+WINDOWS_BY_KEY = {window.key: window for window in TREND_WINDOWS}
+DEFAULT_WINDOW = WINDOWS_BY_KEY["1y"]
+ALL_TIME = WINDOWS_BY_KEY["all"]
+# A trend needs two points: with fewer in the last year the page opens on all of them.
+MIN_TREND_POINTS = 2
+
+
+def trend_window(key: str | None) -> TrendWindow | None:
+    """The window ``key`` names (``?window=``), or None for none of them."""
+    return WINDOWS_BY_KEY.get(key or "")
+
+
 @dataclass
 class AnalytePage:
     patient: Patient
     key: str
     name: str
-    rows: list[LabResult]  # every version, newest first (superseded ones marked)
-    numeric: int
+    rows: list[LabResult]  # the window's versions, newest first (superseded ones marked)
+    numeric: int  # the window's current numeric values: the chart's points
+    window: TrendWindow
+    earlier: int  # results before the window (shown under a longer one)
+    windows: tuple[TrendWindow, ...] = TREND_WINDOWS
 
 
-def analyte_results(actor: Actor, patient_id: int, key: str) -> AnalytePage:
-    """One analyte's results of a patient, corrections and what they replaced included,
-    newest first (bounded); audited."""
+def _moment(result: LabResult) -> datetime:
+    return result.observed_at or result.received_at
+
+
+def _is_point(result: LabResult) -> bool:
+    return result.superseded_at is None and result.value_numeric is not None
+
+
+def analyte_results(
+    actor: Actor, patient_id: int, key: str, window: TrendWindow | None = None
+) -> AnalytePage:
+    """One analyte's results of a patient in a time ``window``, corrections and what they
+    replaced included, newest first (bounded); audited. Without a window asked for: the last
+    year, or all when the last year holds too few values to draw a trend."""
     key = key.strip()[:50]
     moment = func.coalesce(LabResult.observed_at, LabResult.received_at)
     with use_case():
@@ -665,13 +758,22 @@ def analyte_results(actor: Actor, patient_id: int, key: str) -> AnalytePage:
         audit.record(
             actor, "lab.results.view", patient=patient, category=CATEGORY, detail=f"analyte {key}"
         )
+    now = utcnow()
+    if window is None:
+        last_year = DEFAULT_WINDOW.since(now)
+        recent = sum(1 for row in rows if _is_point(row) and _moment(row) >= last_year)
+        window = DEFAULT_WINDOW if recent >= MIN_TREND_POINTS else ALL_TIME
+    since = window.since(now)
+    shown = [row for row in rows if since is None or _moment(row) >= since]
     current = [row for row in rows if row.superseded_at is None]
     return AnalytePage(
         patient=patient,
         key=key,
         name=(current or rows)[0].name,
-        rows=list(rows),
-        numeric=sum(1 for row in current if row.value_numeric is not None),
+        rows=shown,
+        numeric=sum(1 for row in shown if _is_point(row)),
+        window=window,
+        earlier=len(rows) - len(shown),
     )
 
 
@@ -692,12 +794,21 @@ def _decimals(texts: list[str]) -> int:
     return min(max(places, default=0), 3)
 
 
-def trend_svg(actor: Actor, patient_id: int, key: str, *, covered: bool = False) -> bytes:
-    """The trend chart of one analyte's current numeric values (the vitals' chart drawing),
-    the latest result's reference range as the band; audited unless ``covered`` by the page
-    it is shown on (a fresh image ticket of the vitals' charts)."""
+def trend_svg(
+    actor: Actor,
+    patient_id: int,
+    key: str,
+    *,
+    covered: bool = False,
+    window: TrendWindow = ALL_TIME,
+) -> bytes:
+    """The trend chart of one analyte's current numeric values in a time ``window`` (the
+    vitals' chart drawing), the latest result's reference range as the band; audited unless
+    ``covered`` by the page it is shown on (a fresh image ticket of the vitals' charts)."""
     key = key.strip()[:50]
     moment = func.coalesce(LabResult.observed_at, LabResult.received_at)
+    since = window.since(utcnow())
+    in_window = [moment >= since] if since is not None else []
     with use_case():
         patient = get_patient_for(actor, patient_id)
         rows = db.session.execute(
@@ -714,6 +825,7 @@ def trend_svg(actor: Actor, patient_id: int, key: str, *, covered: bool = False)
                 _same_analyte(key),
                 LabResult.superseded_at.is_(None),
                 LabResult.value_numeric.is_not(None),
+                *in_window,
             )
             .order_by(moment, LabResult.id)
             .limit(5000)

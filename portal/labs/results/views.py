@@ -11,11 +11,12 @@ from flask import Response, abort, flash, redirect, request, url_for
 from portal.auth.permissions import require
 from portal.charting.vitals import charts
 from portal.charting.vitals.views import IMAGE_TICKET_ARG
+from portal.ids import parse_id
 from portal.labs import bp
 from portal.labs.results import services
 from portal.labs.results.forms import AttachForm, BulkSignOffForm, LookupForm, SignOffForm
 from portal.transaction import Refused
-from portal.web import attach_error, current_actor, render
+from portal.web import attach_error, current_actor, is_htmx_request, render
 
 
 @bp.app_context_processor
@@ -32,19 +33,41 @@ def lab_chart_hooks() -> dict:
     }
 
 
-def _inbox_page(form=None, status: int = 200):
-    page = services.inbox(current_actor())
+def _inbox_page(form=None, status: int = 200, after: int | None = None):
+    page = services.inbox(current_actor(), after=after)
     return render(
         "labs/results/inbox.html", inbox=page, form=form or BulkSignOffForm(), status=status
     )
+
+
+def _after_arg() -> int | None:
+    """``?after=``: the result the page starts after (a result id, the keyset's cursor)."""
+    raw = request.args.get("after")
+    if raw is None:
+        return None
+    after = parse_id(raw)
+    if after is None:
+        abort(404)
+    return after
 
 
 @bp.get("/inbox")
 @require("labs.review")
 def inbox():
     """The prescriber's results waiting for review (critical, abnormal, normal; oldest
-    first), the shared pool's beside them, and the overdue orders."""
-    return _inbox_page()
+    first), the shared pool's beside them, and the overdue orders; a page at a time.
+    ``?after=`` asked by htmx ("Show more results") answers the next rows alone, to be
+    appended to those shown; asked as a page (no script), the page of them."""
+    after = _after_arg()
+    if after is not None and is_htmx_request():
+        rows = services.more_results(current_actor(), after)
+        return render(
+            "labs/results/inbox.html",
+            "labs/results/_inbox_rows.html",
+            inbox=rows,
+            focus_first=True,
+        )
+    return _inbox_page(after=after)
 
 
 @bp.get("/inbox/count")
@@ -132,13 +155,26 @@ def _code_arg() -> str:
     return code
 
 
+def _window_arg() -> services.TrendWindow | None:
+    """``?window=``: one of the trend's windows; none given, None; any other word, 404."""
+    raw = request.args.get("window")
+    if raw is None:
+        return None
+    window = services.trend_window(raw)
+    if window is None:
+        abort(404)
+    return window
+
+
 @bp.get("/patients/<int:patient_id>/results/analyte")
 @require("chart.read")
 def analyte_results(patient_id: int):
     """One analyte's results (``?code=``: a LOINC code or the lab's own; reference data, no
-    patient data) with its trend chart, corrections and what they replaced included."""
+    patient data) with its trend chart, corrections and what they replaced included, in a
+    time window (``?window=``: 3m, 1y, 5y, all; by default the last year, or all when it
+    holds too few values for a trend)."""
     actor = current_actor()
-    page = services.analyte_results(actor, patient_id, _code_arg())
+    page = services.analyte_results(actor, patient_id, _code_arg(), _window_arg())
     return render(
         "labs/results/analyte.html",
         view=page,
@@ -154,7 +190,9 @@ def analyte_trend(patient_id: int):
     """One analyte's trend as an SVG image (the vitals' chart drawing)."""
     actor = current_actor()
     covered = charts.covered_by_page(actor, patient_id, request.args.get(IMAGE_TICKET_ARG))
-    svg = services.trend_svg(actor, patient_id, _code_arg(), covered=covered)
+    svg = services.trend_svg(
+        actor, patient_id, _code_arg(), covered=covered, window=_window_arg() or services.ALL_TIME
+    )
     return Response(svg, mimetype="image/svg+xml")
 
 
