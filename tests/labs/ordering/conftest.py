@@ -1,6 +1,7 @@
-"""Fixtures of the lab ordering tests: a small chart (tests/support/chart.py), the browser
-fixtures (tests/support/browser.py), and a lab over MLLP on a real loopback socket with its
-connector enabled."""
+"""Fixtures of the lab ordering tests: a small chart (tests/support/chart.py) and a lab over
+MLLP on a real loopback socket with its connector enabled. The browser fixtures come from
+tests/labs/conftest.py: importing them here too would make a second package-scoped browser,
+which Playwright's sync API refuses to start while the labs folder's is alive."""
 
 import pytest
 
@@ -9,15 +10,6 @@ from tests.labs.ordering.helpers import (
     enable_test_lab,
     register_test_lab,
     unregister_test_lab,
-)
-from tests.support.browser import (  # noqa: F401
-    browser,
-    new_page,
-    page,
-    pytest_runtest_makereport,
-    shot,
-    sign_in,
-    watch,
 )
 from tests.support.chart import chart, make_encounter  # noqa: F401
 
