@@ -192,6 +192,7 @@ class Prescriptions(Source):
             Prescription.medication_status,
             Prescription.written_on,
             Prescription.created_at,
+            Prescription.renews_prescription_id,
         ).where(
             # A prescription composed here is the prescriber's working draft until it is
             # signed: not a record to share (one written at the vendor is the vendor's).
@@ -301,6 +302,11 @@ def prescription_to_fhir(row) -> dict:
             "subject": reference("Patient", row.patient_id),
             "authoredOn": row.written_on.isoformat() if row.written_on else instant(row.created_at),
             "requester": reference("Practitioner", row.prescriber_id),
+            # A renewal names the prescription it renews (never a draft: drafts are not
+            # renewed, and a renewal is shared only once signed).
+            "priorPrescription": reference("MedicationRequest", f"rx-{row.renews_prescription_id}")
+            if row.renews_prescription_id
+            else None,
             "dosageInstruction": [{"text": row.directions}] if row.directions else None,
             "dispenseRequest": prune(
                 {

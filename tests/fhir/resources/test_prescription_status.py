@@ -88,3 +88,41 @@ def test_each_vendor_state_is_served_with_the_section_6_status(
         assert "transmission failed" in reason["text"]
     else:
         assert reason is None
+
+
+def test_a_renewal_names_the_prescription_it_renews(app):
+    (patient,) = add_patients(app, ("Rx", "Renewed", date(1970, 1, 1)))
+    with app.app_context():
+        prescriber = db.session.scalar(select(User.id).where(User.username == "drlee"))
+
+        def vendor_row(vendor_id: str, renews: int | None = None) -> Prescription:
+            return Prescription(
+                patient_id=patient,
+                connector="dosespot",
+                vendor_id=vendor_id,
+                origin="vendor",
+                prescriber_id=prescriber,
+                drug="Lisinopril 10 mg tablet",
+                rxcui="314076",
+                status="PharmacyVerified",
+                fhir_status="active",
+                renews_prescription_id=renews,
+            )
+
+        original = vendor_row("V10")
+        db.session.add(original)
+        db.session.flush()
+        renewal = vendor_row("V11", renews=original.id)
+        db.session.add(renewal)
+        db.session.commit()
+        original_id, renewal_id = original.id, renewal.id
+    client, headers = app.test_client(), api_headers(app)
+    resource = client.get(f"/fhir/MedicationRequest/rx-{renewal_id}", headers=headers).get_json(
+        force=True
+    )
+    MedicationRequest.parse_obj(resource)
+    assert resource["priorPrescription"] == {"reference": f"MedicationRequest/rx-{original_id}"}
+    first = client.get(f"/fhir/MedicationRequest/rx-{original_id}", headers=headers).get_json(
+        force=True
+    )
+    assert "priorPrescription" not in first
