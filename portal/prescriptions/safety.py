@@ -347,8 +347,9 @@ def draft_context(draft: Prescription, *, today: date | None = None) -> PatientC
 
 def _also_stands_for_another(medication_id: int, draft: Prescription, renewed) -> bool:
     """Whether the medication-list entry also stands for another open prescription than the
-    renewed one, itself not renewed since (signed): a prescription renewed twice. Then the
-    entry stays in the context, and the second renewal is a duplicate of the first."""
+    renewed one, itself not renewed since by a renewal that still stands (signed, open): a
+    prescription renewed twice. Then the entry stays in the context, and the second renewal
+    is a duplicate of the first. A renewal cancelled or stopped since renews nothing."""
     later = aliased(Prescription)
     return (
         db.session.scalar(
@@ -362,6 +363,7 @@ def _also_stands_for_another(medication_id: int, draft: Prescription, renewed) -
                 .where(
                     later.renews_prescription_id == Prescription.id,
                     later.signed_at.is_not(None),
+                    later.fhir_status.in_(OPEN_FHIR_STATUSES),
                 )
                 .exists(),
             )

@@ -181,6 +181,26 @@ def test_renewing_again_what_was_renewed_already_is_a_duplicate_of_the_first_ren
     assert duplicates(alerts(app, again)) == {f"duplicate_ingredient:medication:{listed}"}
 
 
+def test_a_renewal_that_no_longer_stands_does_not_hide_the_prescription_it_renewed(app):
+    """Two open prescriptions of the drug on one list entry; the second was renewed, but that
+    renewal was cancelled: the second still stands, so renewing the first is a duplicate."""
+    patient_id = a_patient(app)
+    first = signed(app, patient_id)
+    listed = load(app, first).medication_id
+    second = signed(app, patient_id)
+    assert load(app, second).medication_id == listed
+    renewal_of_second = renew(app, second)
+    sign_now(app, renewal_of_second)
+    with app.app_context(), use_case():
+        db.session.execute(
+            text("UPDATE prescriptions SET fhir_status = 'cancelled' WHERE id = :i"),
+            {"i": renewal_of_second},
+        )
+    assert duplicates(alerts(app, renew(app, first))) == {
+        f"duplicate_ingredient:medication:{listed}"
+    }
+
+
 @pytest.mark.parametrize("drug", [LISINOPRIL, UNCODED], ids=["edited-entry", "uncoded-drug"])
 def test_signing_a_renewal_lists_the_drug_once(app, drug):
     patient_id = a_patient(app)
