@@ -220,6 +220,7 @@ EXPECTED: dict[str, set[str]] = {
     "labs.start_order": {"prescriber"},
     "labs.patient_orders": {"nurse", "prescriber"},
     "labs.order": {"nurse", "prescriber"},
+    "labs.order_state": {"nurse", "prescriber"},  # the live badge, as the order page
     "labs.search_tests": {"prescriber"},
     "labs.add_test": {"prescriber"},
     "labs.remove_test": {"prescriber"},
