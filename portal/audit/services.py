@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, inspect, select
+from sqlalchemy import insert, inspect, select
 
 from portal.actors import Actor
 from portal.audit import integrity
@@ -74,12 +74,7 @@ def record(
 
 
 def record_many(
-    actor: Actor,
-    action: str,
-    entries: list[dict],
-    *,
-    category: str | None = None,
-    connection: Connection | None = None,
+    actor: Actor, action: str, entries: list[dict], *, category: str | None = None
 ) -> None:
     """Append one successful event per entry (keys ``patient_id``, ``object_type``,
     ``object_id``, ``detail``, and ``action`` when it is not ``action``) to the current
@@ -87,11 +82,7 @@ def record_many(
     at once: each patient needs an event of their own for "who saw this patient" to find it,
     and this costs one round trip, not one per patient; and for a batch of work (the lab
     filer's), whose events differ in their action. Each event is the one ``record`` would
-    write (its own nonce and MAC, no seq: the sealer chains them as any other).
-
-    ``connection``: insert on this connection, in its transaction, rather than the
-    session's; for a long read that must not be the one to write (bulk export audits the
-    patients it exports through a connection of its own while its stream reads on)."""
+    write (its own nonce and MAC, no seq: the sealer chains them as any other)."""
     if not entries:
         return
     if not isinstance(actor, Actor):
@@ -113,11 +104,7 @@ def record_many(
     ]
     # RETURNING makes this one multi-row INSERT on both databases (a plain executemany is
     # an INSERT a row on PostgreSQL, pipelined, and on SQLite).
-    statement = insert(_TABLE).returning(_TABLE.c.id)
-    if connection is None:
-        db.session.execute(statement, rows)
-    else:
-        connection.execute(statement, rows)
+    db.session.execute(insert(_TABLE).returning(_TABLE.c.id), rows)
 
 
 def _id_of(instance) -> int | None:

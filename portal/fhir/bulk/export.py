@@ -11,25 +11,10 @@ stops at the next heartbeat. A worker that dies leaves the lease to run out: the
 claim resumes the job after the last finished type (a type's file is written under a
 ``.part`` name and renamed when complete, so a half-written file is never served).
 
-Audit: the request (types, since), each file downloaded (type and count) and the end
-(counts) are each one event, naming the API client and the job. And, as for every read of
-patient data through the API, each patient whose data went into the job's files has an event
-of their own, ``fhir.export_patient`` (naming the client, with the job as its object), so
-"who saw this patient's record" finds the export: ONE event per patient per job, however
-many types and resources carry their data (``_PatientAudit``), not one per resource or per
-file (a million patients' export writes a million events, not tens of millions). A
-resource's patient is a Patient's own id, or the ``subject`` / ``patient`` reference, or,
-for a type without either (Appointment), every Patient it points at; the directory types
-(Practitioner, Organization, Location) are nobody's. The patients already audited in a run
-are a bitmap indexed by row id (a bit each: 125 KB for a million, where a set of ints would
-take some 60 MB), so the worker's memory stays flat. The events are written in batches
-(``AUDIT_BATCH`` new patients, and the rest at the end of each type, before its file is
-renamed whole) through a connection of their own, as the heartbeat is, so the stream's read
-goes on. So no patient in a finished file is ever left unaudited; the other way round is
-allowed: a job resumed after its worker died or stopped audits again the patients of the
-types it writes again, and of later types the patients an earlier run already audited (an
-event too many rather than a read unrecorded), and a job cancelled midway keeps the events
-of the batches written before it stopped.
+Audit: a bulk export can hold every patient's record, so it is audited as one act, not one
+event per patient (a million events for one request would bury the trail): the request
+(types, since), each file downloaded (type and count) and the end (counts), all naming the
+API client and the job.
 """
 
 from __future__ import annotations
@@ -53,8 +38,6 @@ from portal.extensions import db
 from portal.fhir.bulk.models import BulkExportJob
 from portal.fhir.catalog import DIRECTORY_TYPES
 from portal.fhir.resources import RESOURCE_TYPES
-from portal.fhir.services import references_to
-from portal.ids import parse_id
 from portal.private_files import create_private_file, make_private_folder
 from portal.timeutil import utcnow
 from portal.transaction import Refused, use_case, writing
@@ -69,12 +52,7 @@ KEEP_FILES = timedelta(hours=24)
 # Heartbeat at most this often (seconds), checked every HEARTBEAT_LINES lines.
 HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_LINES = 1000
-# New patients audited at a time: one INSERT through a connection of the worker's own.
-AUDIT_BATCH = 5000
-# Patients with ids below this are marked in the run's bitmap (a bit each: 16 MB at most);
-# any beyond (no sequence gets there, but an id column could) in a set.
-BITMAP_IDS = 2**27
-EXPORT_PATIENT = "fhir.export_patient"
+# Resource types outside the patient compartment: a Patient-level export leaves them out.
 
 
 def files_root() -> Path:
@@ -301,81 +279,6 @@ def _heartbeat(job: ClaimedJob, lease_seconds: float, **values) -> bool:
         return done.rowcount == 1
 
 
-class _PatientAudit:
-    """The ``fhir.export_patient`` events of one run of a job: one per patient whose data
-    the run writes, whatever number of types and resources carry it (module notes).
-
-    Who is audited already is a bitmap indexed by patient row id, grown as larger ids come;
-    patients met since the last batch wait in a list of at most ``AUDIT_BATCH`` ids."""
-
-    def __init__(self, job: ClaimedJob):
-        self.job = job
-        self.actor = client_actor(job.client_name, "worker")
-        self.seen = bytearray()
-        self.beyond: set[int] = set()
-        self.waiting: list[int] = []
-
-    def note(self, resource: dict) -> None:
-        """Audit (in the next batch) the patients ``resource`` carries data of, unless this
-        run has already."""
-        if resource["resourceType"] == "Patient":
-            self._mark(resource["id"])
-            return
-        # The reference naming the patient, where the clinical types put it: read directly,
-        # as a walk through every resource would cost the export a good part of its rate.
-        pointer = resource.get("subject") or resource.get("patient")
-        if pointer is not None:
-            kind, _, fhir_id = pointer.get("reference", "").partition("/")
-            if kind == "Patient":
-                self._mark(fhir_id)
-                return
-        # A type that names its patient elsewhere (an Appointment's participants): every
-        # Patient it points at.
-        for fhir_id in references_to(resource, "Patient"):
-            self._mark(fhir_id)
-
-    def _mark(self, fhir_id: str) -> None:
-        patient_id = parse_id(fhir_id)
-        if patient_id is None:  # no row of ours: nobody to audit
-            return
-        if patient_id < BITMAP_IDS:
-            byte, bit = patient_id >> 3, 1 << (patient_id & 7)
-            seen = self.seen
-            if byte >= len(seen):
-                # Double at least, so that ids met in ascending order grow it a few times.
-                size = min(max(byte + 1, 2 * len(seen)), BITMAP_IDS >> 3)
-                seen.extend(bytes(size - len(seen)))
-            if seen[byte] & bit:
-                return
-            seen[byte] |= bit
-        elif patient_id in self.beyond:
-            return
-        else:
-            self.beyond.add(patient_id)
-        self.waiting.append(patient_id)
-        if len(self.waiting) >= AUDIT_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the waiting patients' events through a connection of the worker's own (the
-        stream reads on in the session's transaction)."""
-        if not self.waiting:
-            return
-        entries = [
-            {
-                "patient_id": patient_id,
-                "object_type": BulkExportJob.__tablename__,
-                "object_id": self.job.id,
-            }
-            for patient_id in self.waiting
-        ]
-        with writing(), db.engine.begin() as connection:
-            audit.record_many(
-                self.actor, EXPORT_PATIENT, entries, category=CATEGORY, connection=connection
-            )
-        self.waiting.clear()
-
-
 class _Abandoned(Exception):
     """The job was cancelled or taken over: stop writing, keep nothing."""
 
@@ -394,7 +297,6 @@ def run_job(
     (counts and ids only)."""
     make_private_folder(files_root())  # each level made here is 0700
     folder = make_private_folder(job_folder(job.id))
-    patients = _PatientAudit(job)
     output = list(job.output)
     finished = {entry["type"] for entry in output}
     total = sum(entry["count"] for entry in output)
@@ -405,7 +307,7 @@ def run_job(
             spec = RESOURCE_TYPES.get(resource_type)
             count = 0
             if spec is not None:
-                count = _write_type(job, spec, folder, total, stop, lease_seconds, patients)
+                count = _write_type(job, spec, folder, total, stop, lease_seconds)
             if count:
                 output.append(
                     {"type": resource_type, "file": f"{resource_type}.ndjson", "count": count}
@@ -432,25 +334,19 @@ def run_job(
     return f"export job {job.id}: {total} resources in {len(output)} files"
 
 
-def _write_type(
-    job, spec, folder: Path, before: int, stop, lease_seconds: float, patients: _PatientAudit
-) -> int:
-    """Stream one type into ``<Type>.ndjson`` (via a ``.part`` file), auditing its patients
-    before the file is whole; returns the count."""
+def _write_type(job, spec, folder: Path, before: int, stop, lease_seconds: float) -> int:
+    """Stream one type into ``<Type>.ndjson`` (via a ``.part`` file); returns the count."""
     path = folder / f"{spec.type}.ndjson"
     part = folder / f"{spec.type}.ndjson.part"
     part.unlink(missing_ok=True)
     create_private_file(part)
     count = 0
     last_beat = time.monotonic()
-    note = None if spec.type in DIRECTORY_TYPES else patients.note
     with part.open("wb") as out:
         for resource in spec.stream(job.since, None):
             # Compact UTF-8 JSON, one resource a line (orjson: the line is most of the CPU
             # an export costs besides reading the rows).
             out.write(orjson.dumps(resource, option=orjson.OPT_APPEND_NEWLINE))
-            if note is not None:
-                note(resource)
             count += 1
             if count % HEARTBEAT_LINES:
                 continue
@@ -460,7 +356,6 @@ def _write_type(
                 if not _heartbeat(job, lease_seconds, resources_written=before + count):
                     raise _Abandoned()
                 last_beat = time.monotonic()
-    patients.flush()  # the type's patients are audited before its file is whole
     if count:
         os.replace(part, path)
     else:
