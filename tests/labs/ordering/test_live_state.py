@@ -9,20 +9,10 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import update
-
-from portal.extensions import db
-from portal.labs.models import LabOrder
-from tests.labs.ordering.helpers import add, sign, start
+from tests.labs.ordering.helpers import add, set_status, sign, start
 from tests.support.audit import audit_events
 
 POLLS = re.compile(r'hx-get="/labs/orders/(\d+)/state(?:\?shown=\w+)?" hx-trigger="every 12s"')
-
-
-def set_status(app, order_id: int, status: str) -> None:
-    with app.app_context():
-        db.session.execute(update(LabOrder).where(LabOrder.id == order_id).values(status=status))
-        db.session.commit()
 
 
 POLL = {"HX-Request": "true", "X-Portal-Background": "1"}

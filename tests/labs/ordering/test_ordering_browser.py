@@ -57,8 +57,7 @@ def test_the_order_page_follows_its_badge_without_a_reload(
     the focus stays on the requisition link, which is still there."""
     from playwright.sync_api import expect
 
-    from tests.labs.ordering.helpers import add, sign, start
-    from tests.labs.ordering.test_live_state import set_status
+    from tests.labs.ordering.helpers import add, set_status, sign, start
 
     doctor = signed_in("drlee")
     order_id = start(doctor, chart.patients[0])
