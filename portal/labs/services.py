@@ -714,7 +714,7 @@ def _update_order_statuses(orders: list[LabOrder]) -> None:
     """Resulted when every test has a current final (or corrected, or cancelled) result;
     partially resulted when some results came. A cancelled order stays cancelled; a reviewed
     one that gets a correction goes back to resulted (the correction waits for review)."""
-    orders = sorted((o for o in orders if o.status != "cancelled"), key=lambda o: o.id)
+    orders = sorted(orders, key=lambda o: o.id)
     if not orders:
         return
     ids = [order.id for order in orders]
@@ -724,13 +724,20 @@ def _update_order_statuses(orders: list[LabOrder]) -> None:
     # FOR NO KEY UPDATE: the results' foreign keys hold KEY SHARE on the order, which FOR
     # UPDATE would wait on (a deadlock between the two); the status UPDATE needs no more.
     # Locked in id order, so two batches touching the same orders never wait on each other
-    # crosswise.
-    db.session.execute(
-        select(LabOrder.id)
-        .where(LabOrder.id.in_(ids))
-        .order_by(LabOrder.id)
-        .with_for_update(key_share=True)
+    # crosswise. The status is decided from what the lock reads, not from the order loaded
+    # at matching: a cancel that committed since (while this batch waited for the lock, or
+    # between its matching and its results' INSERT) stays cancelled; the results stay filed
+    # against the order, as those of an order cancelled earlier are.
+    locked = dict(
+        db.session.execute(
+            select(LabOrder.id, LabOrder.status)
+            .where(LabOrder.id.in_(ids))
+            .order_by(LabOrder.id)
+            .with_for_update(key_share=True)
+        ).all()
     )
+    orders = [order for order in orders if locked.get(order.id, "cancelled") != "cancelled"]
+    ids = [order.id for order in orders]
     statuses: dict[int, list[tuple[int | None, str]]] = {order_id: [] for order_id in ids}
     for order_id, test_id, status in db.session.execute(
         select(LabResult.order_id, LabResult.order_test_id, LabResult.status).where(

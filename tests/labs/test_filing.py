@@ -234,6 +234,72 @@ def test_attaching_links_the_order_and_its_status_follows(app, zone):
         assert db.session.scalar(select(LabOrder.status)) == "resulted"
 
 
+def test_an_order_cancelled_after_matching_stays_cancelled(app, zone, monkeypatch):
+    """The order is cancelled after the batch matched its results to it and before the
+    order's status is updated (on every database: the cancel is written inside the batch's
+    transaction, behind the ORM's back, so the order loaded at matching still says "sent"):
+    the status is decided from the row the lock reads, and a cancelled order stays
+    cancelled; its results are filed against it all the same."""
+    with app.app_context():
+        patient_id, mrn = add_patient()
+        order_id = add_order(patient_id, "P-C", tests=(("24331-1", "Lipid panel"),))
+        real_update = services._update_order_statuses
+
+        def cancelled_meanwhile(orders):
+            assert [order.status for order in orders] == ["sent"]  # as loaded at matching
+            db.session.execute(
+                update(LabOrder)
+                .where(LabOrder.id == order_id)
+                .values(status="cancelled")
+                .execution_options(synchronize_session=False)
+            )
+            real_update(orders)
+
+        monkeypatch.setattr(services, "_update_order_statuses", cancelled_meanwhile)
+        receive_and_file(oru(mrn=mrn, placer="P-C"), zone)
+        monkeypatch.undo()
+        assert db.session.scalar(select(LabOrder.status).where(LabOrder.id == order_id)) == (
+            "cancelled"
+        )
+        assert {r.order_id for r in results()} == {order_id}
+
+
+@pytest.mark.postgres_only  # SQLite serializes use cases: the two cannot interleave there
+def test_a_cancel_committed_while_the_batch_files_is_not_overwritten(app, zone, monkeypatch):
+    """A prescriber's cancel commits (another connection) after the batch matched the
+    results to the order and before it inserts them: the order stays cancelled."""
+    from portal.labs.ordering import services as ordering
+
+    with app.app_context():
+        patient_id, mrn = add_patient()
+        order_id = add_order(patient_id, "P-D", tests=(("24331-1", "Lipid panel"),))
+        real_order_test_for = services._order_test_for
+        cancelled = []
+
+        def the_cancel_lands_meanwhile(order, group, observation):
+            if not cancelled:
+
+                def other():
+                    with app.app_context():
+                        ordering.cancel_order(actor_of("drlee"), order_id)
+                        cancelled.append(order_id)
+
+                thread = threading.Thread(target=other)
+                thread.start()
+                thread.join(timeout=30)
+                assert cancelled == [order_id]  # committed before this batch goes on
+            return real_order_test_for(order, group, observation)
+
+        monkeypatch.setattr(services, "_order_test_for", the_cancel_lands_meanwhile)
+        receive_and_file(oru(mrn=mrn, placer="P-D"), zone)
+        monkeypatch.undo()
+        assert db.session.scalar(select(LabOrder.status).where(LabOrder.id == order_id)) == (
+            "cancelled"
+        )
+        assert {r.order_id for r in results()} == {order_id}
+        assert len(audit_events(app, "lab_order.cancel")) == 1
+
+
 def test_same_filler_number_from_two_labs_for_two_patients_supersedes_nothing(app, zone):
     """A filler order number is the lab's, not ours: another lab (or the same lab for
     another patient) may use it too. Only the same patient's results from the same lab

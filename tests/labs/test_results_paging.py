@@ -11,7 +11,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.labs.models import LabResult
 from tests.labs.helpers import add_order, add_patient
-from tests.labs.results_helpers import file_glucose, inbox_ids
+from tests.labs.results_helpers import add_prescriber, file_glucose, inbox_ids
 from tests.support.audit import audit_events
 
 PAGE = 50
@@ -105,6 +105,32 @@ def test_a_cursor_that_names_no_result_is_not_found(app, signed_in, zone):
     assert drlee.get("/labs/inbox?after=999999").status_code == 404
     assert drlee.get("/labs/inbox?after=abc").status_code == 404
     assert drlee.get("/labs/inbox?after=").status_code == 404
+
+
+def test_a_cursor_outside_my_inbox_is_not_found(app, signed_in, zone, password_hash):
+    """The cursor is looked up under the inbox's own visibility: another prescriber's result
+    or one still in the unmatched queue (no patient yet) answers 404, as a result that does
+    not exist does, so the cursor tells nothing of them (their existence, their rank)."""
+    _, _, every = seed_inbox(app, zone, normals=3)
+    with app.app_context():
+        patel = add_prescriber("drpatel", "Anita Patel", password_hash)
+        patients_id, patients_mrn = add_patient(given="Ann", family="Roe", mrn="MRN-PATEL")
+        add_order(patients_id, "P-9", tests=(("2345-7", "Glucose"),), provider_id=patel)
+        file_glucose(zone, patients_mrn, "P-9", [("95", "N")], "20240102080000")
+        theirs = db.session.scalar(select(LabResult.id).where(LabResult.reviewer_id == patel))
+        # Results for an MRN nobody has: the unmatched queue, not anyone's inbox.
+        file_glucose(zone, "NO-SUCH-MRN", "P-404", [("20", "LL")], "20240102080000")
+        queued = db.session.scalar(select(LabResult.id).where(LabResult.patient_id.is_(None)))
+        db.session.rollback()
+    assert theirs is not None and queued is not None
+    drlee = signed_in("drlee")
+    for result_id in (theirs, queued):
+        for headers in ({}, {"HX-Request": "true"}):
+            answer = drlee.get(f"/labs/inbox?after={result_id}", headers=headers)
+            assert answer.status_code == 404, (result_id, headers)
+    # Their owner pages past their own result; mine still page past mine.
+    assert signed_in("drpatel").get(f"/labs/inbox?after={theirs}").status_code == 200
+    assert drlee.get(f"/labs/inbox?after={every[0]}").status_code == 200
 
 
 def test_a_short_inbox_offers_no_more(app, signed_in, zone):

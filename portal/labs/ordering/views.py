@@ -22,7 +22,11 @@ from portal.transaction import Refused
 from portal.web import attach_error, current_actor, is_htmx_request, render
 
 ORDER_PAGE = "labs/ordering/order.html"
+SIGNED_ORDER = "labs/ordering/_signed_order.html"
 LIVE_BADGE = "labs/ordering/_live_badge.html"
+# Sent by an order page's badge poll whose answer shows another state than the page: the
+# page's details listen for it (``from:body``) and ask for themselves again.
+ORDER_CHANGED = "lab-order-changed"
 
 
 def order_url(order_id: int) -> str:
@@ -58,8 +62,10 @@ def _form_of(page: services.OrderPage) -> OrderForm:
 
 
 def _render_order(page, form=None, search_form=None, found=None, status=200):
+    # htmx asks for a signed order's details alone when its badge reports a new state.
     return render(
         ORDER_PAGE,
+        None if page.order.status == states.DRAFT else SIGNED_ORDER,
         view=page,
         order=page.order,
         patient=page.patient,
@@ -105,13 +111,17 @@ def order(order_id: int):
 @require("chart.read")
 def order_state(order_id: int):
     """An order's live badge (htmx asks again while the order is in flight; not audited:
-    see ``services.order_state``)."""
-    return render(
-        LIVE_BADGE,
-        LIVE_BADGE,
-        live=services.order_state(current_actor(), order_id),
-        lab_states=states,
+    see ``services.order_state``). Asked from the order's own page (``?shown=``, the state
+    the page shows), an answer with another state tells the page to refresh its details
+    (``ORDER_CHANGED``); the other pages' badges stand alone."""
+    live = services.order_state(current_actor(), order_id)
+    shown = request.args.get("shown")
+    response = render(
+        LIVE_BADGE, LIVE_BADGE, live=live, on_order_page=shown is not None, lab_states=states
     )
+    if shown is not None and shown != live.status:
+        response.headers["HX-Trigger"] = ORDER_CHANGED
+    return response
 
 
 @bp.post("/orders/<int:order_id>/tests/search")

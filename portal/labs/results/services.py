@@ -214,15 +214,24 @@ def _inbox_rows(actor: Actor, after: int | None, limit: int) -> tuple[list[Inbox
     ``after`` (a keyset: its rank, received time and id, so a page never repeats or skips a
     row when results arrive or are signed off between pages), and whether more follow."""
     key = (LabResult.review_rank, LabResult.received_at, LabResult.id)
+    groups = _reviewer_groups(actor.id)
     start = []
     if after is not None:
-        cursor = db.session.execute(select(*key).where(LabResult.id == after)).first()
+        # The cursor only under the inbox's own visibility (the actor's, the pool's, a
+        # departed reviewer's; a patient's: not the unmatched queue's), else 404: any other
+        # id would tell whether that result exists and where it ranks. Signed off or
+        # replaced since its page was shown, it still marks where that page ended.
+        cursor = db.session.execute(
+            select(*key).where(
+                LabResult.id == after, or_(*groups), LabResult.patient_id.is_not(None)
+            )
+        ).first()
         if cursor is None:
             raise NotFound()
         start = [tuple_(*key) > tuple(cursor)]
     # Each part's first rows in index order; the first ``limit`` of them all; their rows.
     heads = []
-    for group in _reviewer_groups(actor.id):
+    for group in groups:
         heads += db.session.execute(
             select(*key)
             .where(group, text(WAITING_FOR_REVIEW), *start)
