@@ -132,6 +132,7 @@ def register_extensions(app: Flask) -> None:
     from portal.labs.ordering import delivery as lab_delivery
     from portal.prescriptions.compose.services import (
         ADD_PHARMACY_OPERATION,
+        pharmacy_sync_withheld,
         record_pharmacy_synced,
     )
     from portal.prescriptions.inbox.answers import (
@@ -162,8 +163,10 @@ def register_extensions(app: Flask) -> None:
         outbox.register_deliverer(operation, lab_delivery.deliver_order)
         outbox.register_outcome_handler(operation, lab_delivery.record_outcome)
     outbox.register_withholder(lab_delivery.SEND_OPERATION, lab_delivery.send_withheld)
-    # A preferred pharmacy's sync to the vendor reports back (issue 11).
+    # A preferred pharmacy's sync to the vendor reports back (issue 11); one the patient no
+    # longer has (removed while its sync was in flight) never goes out.
     outbox.register_outcome_handler(ADD_PHARMACY_OPERATION, record_pharmacy_synced)
+    outbox.register_withholder(ADD_PHARMACY_OPERATION, pharmacy_sync_withheld)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)

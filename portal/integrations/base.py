@@ -171,7 +171,7 @@ class EPrescribingConnector(Connector):
         """The patient's prescriptions at the vendor written since ``since``, each a dict:
         vendor_id, drug, rxcui, ndc, quantity, refills, days_supply, directions, status (the
         vendor's name for it), medication_status, fhir_status (MedicationRequest.status),
-        written_on (a date), prescriber_vendor_id."""
+        written_on (a date), prescriber_vendor_id, pharmacy_id (the vendor's, as text)."""
 
     def pending_requests(self, kind: str, clinician_id: str) -> list[dict]:
         """The clinician's pending pharmacy requests of ``kind`` ("renewal" or "change"),

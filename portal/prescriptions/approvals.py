@@ -11,9 +11,15 @@ So the patient's prescriptions at the vendor are read after the approval (by the
 right after its call) and again by the write-back (a webhook about the patient, the sweep),
 and the approval is linked (``Prescription.vendor_id``) ONLY when exactly one of them fits:
 the same patient (the read is the patient's), the same drug (DispensableDrugId, RxCUI or
-NDC), written at or after the approval, and linked to no prescription of ours (by the
-vendor's id, or by our own id it carries, unless that names the request's original: a
-vendor may copy it onto the renewal). None, or several: nothing is guessed; the request says
+NDC), written at or after the approval, written by the approving clinician (the vendor's
+clinician id of the prescriber who approved; an item without a prescriber does not fit), at
+the request's pharmacy (when both the request and the item name one), and linked to no
+prescription of ours (by the vendor's id, or by our own id it carries, unless that names the
+request's original: a vendor may copy it onto the renewal). Without the prescriber and the
+pharmacy, another prescriber's same-drug prescription written since would be taken for an
+approval whose own prescription the vendor does not list yet, and two approvals of the same
+drug for one patient (two pharmacies) would each fit both. None, or several: nothing is
+guessed; the request says
 why (``RxRequest.vendor_link_note``, shown on the inbox item and in the inbox), and the next
 read tries the same rule again.
 
@@ -35,6 +41,7 @@ from sqlalchemy import select
 
 from portal.audit import services as audit
 from portal.extensions import db
+from portal.integrations.models import ExternalId
 from portal.prescriptions import states
 from portal.prescriptions.models import Prescription, RxRequest
 from portal.timeutil import utcnow
@@ -68,17 +75,41 @@ def several(count: int) -> str:
 
 @dataclass(frozen=True)
 class Awaiting:
-    """An approval whose prescription at the vendor is not linked yet."""
+    """An approval whose prescription at the vendor is not linked yet; ``clinician`` is
+    the vendor's id of the clinician who approved (None if no longer linked: then nothing
+    fits, rather than a guess)."""
 
     request: RxRequest
     rx: Prescription
+    clinician: str | None
+
+
+def approving_clinician(connector: str, request: RxRequest) -> str | None:
+    """The vendor's clinician id of the prescriber who approved the request: the approval
+    went to the vendor under it (``inbox.answers.enqueue_approval``), so the prescription it
+    made there names it as prescriber."""
+    if request.answered_by_id is None:
+        return None
+    return db.session.scalar(
+        select(ExternalId.external_id).where(
+            ExternalId.connector == connector,
+            ExternalId.kind == "clinician",
+            ExternalId.local_id == request.answered_by_id,
+        )
+    )
 
 
 def awaiting(connector: str, patient_id: int) -> list[Awaiting]:
     """The patient's approvals of ``connector`` still awaiting their link, oldest first."""
     rows = db.session.execute(
-        select(RxRequest, Prescription)
+        select(RxRequest, Prescription, ExternalId.external_id)
         .join(Prescription, Prescription.id == RxRequest.response_prescription_id)
+        .outerjoin(
+            ExternalId,
+            (ExternalId.connector == connector)
+            & (ExternalId.kind == "clinician")
+            & (ExternalId.local_id == RxRequest.answered_by_id),
+        )
         .where(
             RxRequest.connector == connector,
             RxRequest.state == "approved",
@@ -90,7 +121,7 @@ def awaiting(connector: str, patient_id: int) -> list[Awaiting]:
         )
         .order_by(RxRequest.answered_at, RxRequest.id)
     ).all()
-    return [Awaiting(request, rx) for request, rx in rows]
+    return [Awaiting(request, rx, clinician) for request, rx, clinician in rows]
 
 
 def patients_awaiting(connector: str, limit: int) -> list[int]:
@@ -121,6 +152,21 @@ def _same_drug(rx: Prescription, item: dict) -> bool:
         (rx.ndc, item.get("ndc")),
     )
     return any(ours and theirs and str(ours) == str(theirs) for ours, theirs in pairs)
+
+
+def _same_prescriber(clinician: str | None, item: dict) -> bool:
+    """Written by the approving clinician; an item that names no prescriber does not fit."""
+    theirs = item.get("prescriber_vendor_id")
+    return bool(clinician and theirs) and str(clinician) == str(theirs)
+
+
+def _same_pharmacy(request: RxRequest, item: dict) -> bool:
+    """At the request's pharmacy: the vendor writes the approval's prescription there.
+    Compared only when both name one (a request without a pharmacy id says nothing)."""
+    ours, theirs = request.pharmacy_id, item.get("pharmacy_id")
+    if not ours or not theirs:
+        return True
+    return str(ours) == str(theirs)
 
 
 def _written_since(item: dict, approved_at: datetime) -> bool:
@@ -169,6 +215,8 @@ def candidates(entry: Awaiting, items: list[dict], linked: set[str]) -> list[str
             if str(item["vendor_id"]) not in linked
             and not _ours_other_than(item, entry.request.prescription_id)
             and _same_drug(entry.rx, item)
+            and _same_prescriber(entry.clinician, item)
+            and _same_pharmacy(entry.request, item)
             and _written_since(item, approved_at)
         }
     )

@@ -200,13 +200,24 @@ def test_a_refused_save_holds_the_click_once_and_says_why(app, chart, page, sign
         db.session.commit()
     watch.expect_http_error(409, f"/prescriptions/{draft_id}/draft")  # the refusal, expected
 
+    # Every request the page makes, in order: the signing page's GET is the click going on.
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(f"{request.method} {request.url}"))
+    signing = re.compile(rf"^GET \S+/prescriptions/{draft_id}/sign$")
+
     page.get_by_label("Note to the pharmacist").click()
     page.keyboard.type(NOTE)
     review = page.get_by_role("link", name="Review and sign")
     review.click()
     expect(page.locator("#draft-status")).to_contain_text("changed in another tab")
-    expect(page).to_have_url(re.compile(rf"/prescriptions/{draft_id}(#\w+)?$"))
     expect(page.get_by_label("Note to the pharmacist")).to_have_value(NOTE)
+    # The click decides a task after its save's refusal is shown; a go-on would start the
+    # navigation then. One more task later, the decision is made.
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
+    assert [r for r in requested if SAVE.search(r) and r.startswith("POST ")]
+    assert not [r for r in requested if signing.match(r)]  # the first click was held
+
     with page.expect_navigation(url=re.compile(r"/prescriptions/\d+/sign$")):
         review.click()
+    assert [r for r in requested if signing.match(r)]  # the second went on
     watch.assert_clean(page)

@@ -6,14 +6,17 @@ compose screen offers them first and a new prescription starts with the primary 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from portal.extensions import db
+from portal.integrations import outbox
 from portal.integrations.models import OutboxMessage
 from portal.patients.models import Patient
 from portal.prescriptions.models import PatientPharmacy
+from portal.timeutil import utcnow
 from tests.integrations.dosespot.helpers import SandboxServer
 from tests.prescriptions.compose_helpers import draft_row, start_draft
 from tests.prescriptions.dosespot_support import enable_dosespot
@@ -258,6 +261,48 @@ def test_removing_one_before_its_sync_left_withdraws_the_sync_and_is_audited(
     doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
     assert deliver(app).delivered == 1
     assert vendor.patients()[0]["Pharmacies"] == [3001]
+
+
+def test_removing_one_while_its_sync_is_in_flight_keeps_the_retry_from_the_vendor(
+    app, chart, vendor, signed_in
+):
+    """The worker has taken the sync when the pharmacy is removed (so it is not withdrawn
+    then), and that try fails for a while (the vendor did not answer): the retry, due later,
+    is withheld, so the vendor is never told to make a pharmacy the user removed the
+    patient's primary one."""
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    with app.app_context():
+        [claimed] = outbox.claim_due("worker-1", frozenset({"dosespot"}))
+        db.session.remove()
+
+    answer = doctor.post_form(remove_url(draft_id, preferred_id(app, patient_id, "3001")))
+    assert answer.status_code == 303 and preferred(app, patient_id) == []
+    assert [m.status for m in syncs(app)] == ["in_flight"]  # the worker's, not withdrawn
+    with app.app_context():
+        retry = outbox.mark_failed(
+            claimed, "DoseSpot did not answer in time.", permanent=False, max_attempts=5
+        )
+        db.session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    assert retry == "pending"
+
+    run = deliver(app)
+    assert (run.delivered, run.withheld) == (0, 1)
+    [message] = syncs(app)
+    assert message.status == "cancelled"
+    assert "Removed from the patient's preferred pharmacies" in message.last_error
+    assert vendor.patients() == []  # neither the patient nor the pharmacy reached it
+    assert deliver(app).delivered == 0
+
+    # Set as preferred again: the same message goes, the pharmacy being preferred again.
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    assert deliver(app).delivered == 1
+    assert vendor.patients()[0]["PrimaryPharmacyId"] == 3001
 
 
 def test_removing_one_the_vendor_has_is_local_only(app, chart, vendor, signed_in):

@@ -1,7 +1,8 @@
 """An approved pharmacy request, after the vendor: DoseSpot makes a NEW prescription at the
 pharmacy from the approval and does not say which, so the portal links the prescription it
 signed for the approval to the vendor's only when exactly one of the patient's prescriptions
-there fits (same drug, written since, linked to none of ours). Real sockets: the portal as a
+there fits (same drug, written since by the approving clinician, at the request's pharmacy,
+linked to none of ours). Real sockets: the portal as a
 live server, DoseSpot's sandbox as another, webhooks and the worker's jobs between them."""
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from tests.prescriptions.rx_inbox_helpers import (
     sandbox_request,
     sign,
 )
-from tests.prescriptions.signing_helpers import a_patient, deliver, load, work_until
+from tests.prescriptions.signing_helpers import a_draft, a_patient, deliver, load, work_until
 
 PHARMACY_VERIFIED = 13
+OTHER_PRESCRIBER = 2002  # the sandbox's Dr. Frost: no portal user is linked to him
 
 
 @pytest.fixture
@@ -278,3 +280,113 @@ def test_an_approval_not_linked_at_delivery_is_linked_by_the_sweep(app, sandbox,
     approval = load(app, approval_id)
     assert approval.vendor_id == str(new_rx)
     assert requests_stored(app)[0].vendor_link_note is None
+
+
+def written_at_the_vendor(sandbox, vendor_rx: int, clinician: int, pharmacy: int) -> int:
+    """The same drug as the vendor's ``vendor_rx``, written and sent for its patient in the
+    vendor's own screen by ``clinician`` to ``pharmacy`` (no id of ours on it)."""
+    original = dict(sandbox.box.state.store.prescriptions[vendor_rx])
+    vendor = connector(sandbox)
+    path = f"api/patients/{original['PatientId']}/prescriptions"
+    made = vendor.client.post(
+        f"{path}/coded",
+        clinician,
+        {
+            "DispensableDrugId": original["DispensableDrugId"],
+            "DispenseUnitId": original["DispenseUnitId"],
+            "Quantity": original["Quantity"],
+            "Refills": 0,
+            "Directions": original["Directions"],
+            "Status": 1,
+            "PharmacyId": pharmacy,
+        },
+    )
+    vendor.client.post(f"{path}/send", clinician, {"PrescriptionIds": [made["Id"]]})
+    return made["Id"]
+
+
+def test_another_prescribers_prescription_is_not_taken_for_the_approvals(
+    app, sandbox, signed_in, monkeypatch
+):
+    """The vendor does not list the approval's own prescription yet, and another prescriber
+    wrote the same drug for the patient since, at the same pharmacy: it is the only one of
+    the same drug written since, yet it is not the approval's (not linked), and it is
+    recorded as the prescription it is."""
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    rx_id, vendor_rx, request_id, stored_id, approval_id = approved_and_signed(
+        app, sandbox, doctor, patient_id
+    )
+    pharmacy = sandbox.box.state.store.prescriptions[vendor_rx]["PharmacyId"]
+    theirs = written_at_the_vendor(sandbox, vendor_rx, OTHER_PRESCRIBER, pharmacy)
+    # The vendor takes the approval but lists no prescription for it yet.
+    monkeypatch.setattr(
+        sandbox.box.lifecycle, "approve_request", lambda request, clinician, refills: None
+    )
+    assert deliver(app).delivered == 1
+    assert sandbox_request(sandbox, request_id)["Status"] == "Approved"
+
+    approval = load(app, approval_id)
+    assert (approval.vendor_id, approval.state) == (None, "sent")
+    [stored] = requests_stored(app)
+    assert stored.vendor_link_note.startswith("The e-prescribing service has not shown")
+    assert audit_count(app, "prescription.approval_linked") == 0
+    # Dr. Frost's prescription is his own: its webhooks record it beside the two of ours.
+    work_until(app, lambda: settled(app, sandbox, [theirs]), "its webhooks")
+    rows = {rx.vendor_id: rx.id for rx in patient_rows(app, patient_id)}
+    assert str(theirs) in rows and rows[str(theirs)] not in (rx_id, approval_id)
+    assert load(app, approval_id).vendor_id is None
+    item = doctor.get(f"/prescriptions/inbox/requests/{stored_id}").get_data(as_text=True)
+    assert "has not shown the prescription this approval made yet" in item
+
+
+def test_two_approvals_of_one_drug_to_two_pharmacies_are_each_linked_to_their_own(
+    app, sandbox, signed_in
+):
+    """The patient's lisinopril at two pharmacies, each asks for a renewal and both are
+    approved; both approvals reach the vendor before either outcome is recorded (the first
+    tries' answers were lost), so each retry's read holds both new prescriptions, the same
+    drug written since by the same prescriber: the pharmacy tells them apart."""
+    patient_id = a_patient(app)
+    doctor = signed_in("drlee")
+    _, main_street = a_sent_prescription(app, doctor, patient_id)
+    elm_id = a_draft(
+        app, patient_id, pharmacy_id="3002", pharmacy_name="Sandbox Pharmacy Elm Avenue"
+    )
+    assert sign(doctor, app, elm_id).status_code == 303
+    assert deliver(app).delivered == 1
+    elm_avenue = int(load(app, elm_id).vendor_id)
+    for vendor_rx in (main_street, elm_avenue):
+        sandbox.control("refills", {"PrescriptionId": vendor_rx})
+    work_until(app, lambda: len(requests_stored(app)) == 2, "the two renewal requests")
+    approvals = {}
+    for stored in requests_stored(app):
+        answer = doctor.post_form(
+            f"/prescriptions/inbox/requests/{stored.id}/approve", {"refills": "1"}
+        )
+        approval_id = int(answer.headers["Location"].rstrip("/").split("/")[-2])
+        assert sign(doctor, app, approval_id).status_code == 303
+        approvals[stored.pharmacy_id] = (int(stored.vendor_request_id), approval_id)
+    assert sorted(approvals) == ["3001", "3002"]
+
+    # Both first tries reach the vendor; their outcomes are lost.
+    for message in answer_messages(app):
+        first = connector(sandbox).deliver(
+            message.operation, message.payload, message.idempotency_key
+        )
+        assert first["answered"] is True
+    made = {
+        pharmacy: sandbox_request(sandbox, request_id)["NewPrescriptionId"]
+        for pharmacy, (request_id, _) in approvals.items()
+    }
+    process_until(app, lambda: settled(app, sandbox, list(made.values())), "their webhooks")
+
+    # The retries find both requests answered and read both new prescriptions.
+    assert deliver(app).delivered == 2
+    for pharmacy, (request_id, approval_id) in approvals.items():
+        assert sandbox_request(sandbox, request_id)["AnswerCalls"] == 2
+        assert load(app, approval_id).vendor_id == str(made[pharmacy])
+    assert audit_count(app, "prescription.approval_linked") == 2
+    assert all(stored.vendor_link_note is None for stored in requests_stored(app))
+    # Neither new prescription was recorded beside the approvals.
+    assert len(patient_rows(app, patient_id)) == 4

@@ -760,6 +760,8 @@ def _for_chart(item: dict) -> dict:
         # As DoseSpot gave it (with its time): an approval's prescription is found by it.
         "written_at": str(written)[:40] if written else None,
         "prescriber_vendor_id": str(item["prescriber_id"]) if item.get("prescriber_id") else None,
+        # The pharmacy it was written to: an approval's prescription is at the request's.
+        "pharmacy_id": str(item["pharmacy_id"]) if item.get("pharmacy_id") else None,
         # Our id, for a prescription composed and sent from the portal; and the vendor's reason
         # for a failed transmission, in its words.
         "ours": item.get("non_dosespot_prescription_id") or None,

@@ -903,8 +903,10 @@ def remove_preferred_pharmacy(actor, draft_id: int, preferred_id: int) -> str:
     pharmacies`` adds, nothing removes) has no call for it, so the vendor keeps what it was
     sent. A sync of this pharmacy still waiting in the outbox is withdrawn in the same
     transaction, so a pharmacy removed before the worker took it never reaches the vendor;
-    one already sent cannot be taken back. The draft's own choice of pharmacy is left as it
-    is (removing a preference is not choosing another pharmacy for this prescription).
+    one the worker holds at that moment is withheld at its next delivery if its try fails
+    and is retried (``pharmacy_sync_withheld``); one already sent cannot be taken back. The
+    draft's own choice of pharmacy is left as it is (removing a preference is not choosing
+    another pharmacy for this prescription).
     Returns the pharmacy's name."""
     with use_case():
         _draft, patient = draft_and_patient(actor, draft_id)
@@ -936,6 +938,27 @@ def remove_preferred_pharmacy(actor, draft_id: int, preferred_id: int) -> str:
         name = row.name
         db.session.delete(row)
     return name
+
+
+def pharmacy_sync_withheld(message_id: int) -> str | None:
+    """The outbox's withholding check for ``add_patient_pharmacy`` (asked before each
+    delivery): a sync of a pharmacy the patient no longer has among their preferred ones
+    never goes out. Removing one withdraws only a sync still pending; one in flight at that
+    moment whose try then fails comes back pending, and its retry would make a pharmacy the
+    user removed the patient's primary one at the vendor."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.patient_id is None:
+        return None
+    still_preferred = db.session.scalar(
+        select(PatientPharmacy.id).where(
+            PatientPharmacy.patient_id == message.patient_id,
+            PatientPharmacy.connector == message.connector,
+            PatientPharmacy.pharmacy_id == str((message.payload or {}).get("pharmacy_id")),
+        )
+    )
+    if still_preferred is not None:
+        return None
+    return "Removed from the patient's preferred pharmacies before it was sent."
 
 
 def record_pharmacy_synced(result: outbox.Outcome) -> None:

@@ -305,7 +305,9 @@ def _link_approval(actor, result: outbox.Outcome, request: RxRequest, rx: Prescr
         return
     items = [item for item in read if isinstance(item, dict) and item.get("vendor_id")]
     linked = approvals.linked_vendor_ids(result.connector, items)
-    entry = approvals.Awaiting(request, rx)
+    entry = approvals.Awaiting(
+        request, rx, approvals.approving_clinician(result.connector, request)
+    )
     approvals.try_link(actor, result.connector, entry, items, linked)
     if rx.vendor_id is not None:
         # Its statuses as read: the webhooks that told them may have come (and been held
