@@ -305,6 +305,37 @@ def test_removing_one_while_its_sync_is_in_flight_keeps_the_retry_from_the_vendo
     assert vendor.patients()[0]["PrimaryPharmacyId"] == 3001
 
 
+def test_a_primary_sync_retried_after_another_became_primary_is_withheld(
+    app, chart, vendor, signed_in
+):
+    """Main Street's sync fails for a while; meanwhile Elm Avenue is made the primary one and
+    reaches the vendor. Main Street's retry would make it the primary one there again: it is
+    withheld, and the vendor keeps the primary the user chose last."""
+    patient_id = with_address(app, chart.patients[0])
+    doctor = signed_in("drlee")
+    draft_id = start_draft(doctor, patient_id)
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
+    with app.app_context():
+        [claimed] = outbox.claim_due("worker-1", frozenset({"dosespot"}))
+        db.session.remove()
+    doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", ELM_AVENUE)
+    assert deliver(app).delivered == 1
+    assert vendor.patients()[0]["PrimaryPharmacyId"] == 3002
+    with app.app_context():
+        outbox.mark_failed(
+            claimed, "DoseSpot did not answer in time.", permanent=False, max_attempts=5
+        )
+        db.session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+
+    run = deliver(app)
+    assert (run.delivered, run.withheld) == (0, 1)
+    assert vendor.patients()[0]["PrimaryPharmacyId"] == 3002
+    assert preferred(app, patient_id) == [("3001", False, False), ("3002", True, True)]
+
+
 def test_removing_one_the_vendor_has_is_local_only(app, chart, vendor, signed_in):
     """DoseSpot's contract has no call to remove a patient's pharmacy: the portal forgets it,
     the vendor keeps it, and nothing is queued."""

@@ -945,20 +945,25 @@ def pharmacy_sync_withheld(message_id: int) -> str | None:
     delivery): a sync of a pharmacy the patient no longer has among their preferred ones
     never goes out. Removing one withdraws only a sync still pending; one in flight at that
     moment whose try then fails comes back pending, and its retry would make a pharmacy the
-    user removed the patient's primary one at the vendor."""
+    user removed the patient's primary one at the vendor. Likewise a sync that would make it
+    the primary one while another has become primary since (its try failed, the other's went
+    out first): the vendor keeps the primary the user chose last."""
     message = db.session.get(OutboxMessage, message_id)
     if message is None or message.patient_id is None:
         return None
-    still_preferred = db.session.scalar(
-        select(PatientPharmacy.id).where(
+    payload = message.payload or {}
+    row = db.session.execute(
+        select(PatientPharmacy.id, PatientPharmacy.is_primary).where(
             PatientPharmacy.patient_id == message.patient_id,
             PatientPharmacy.connector == message.connector,
-            PatientPharmacy.pharmacy_id == str((message.payload or {}).get("pharmacy_id")),
+            PatientPharmacy.pharmacy_id == str(payload.get("pharmacy_id")),
         )
-    )
-    if still_preferred is not None:
-        return None
-    return "Removed from the patient's preferred pharmacies before it was sent."
+    ).first()
+    if row is None:
+        return "Removed from the patient's preferred pharmacies before it was sent."
+    if payload.get("set_as_primary") and not row.is_primary:
+        return "Another pharmacy was made the patient's primary one before it was sent."
+    return None
 
 
 def record_pharmacy_synced(result: outbox.Outcome) -> None:
