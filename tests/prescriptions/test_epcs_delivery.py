@@ -17,9 +17,8 @@ from tests.admin.epcs_helpers import grant_drlee, set_user
 from tests.integrations.dosespot.helpers import (
     PRESCRIBER_EPCS_PIN,
     PRESCRIBER_EPCS_SEED,
-    SandboxServer,
 )
-from tests.prescriptions.dosespot_support import enable_dosespot, register_epcs_credential
+from tests.prescriptions.dosespot_support import register_epcs_credential
 from tests.prescriptions.signing_helpers import (
     LISINOPRIL,
     OXYCODONE,
@@ -33,14 +32,6 @@ from tests.prescriptions.signing_helpers import (
 )
 from tests.support.clients import fresh_totp
 from tests.support.database import PASSWORD
-
-
-@pytest.fixture
-def sandbox(app, live_server):
-    server = SandboxServer.for_portal(live_server)
-    enable_dosespot(app, server)
-    yield server
-    server.stop()
 
 
 def sign_controlled(doctor, app, rx_id: int):

@@ -20,9 +20,7 @@ from portal.prescriptions.compose import services as compose
 from portal.prescriptions.models import Prescription
 from portal.prescriptions.signing import services as signing
 from portal.transaction import use_case
-from tests.integrations.dosespot.helpers import SandboxServer
 from tests.prescriptions.compose_helpers import SPIRONOLACTONE, choose, on_spironolactone
-from tests.prescriptions.dosespot_support import enable_dosespot
 from tests.prescriptions.rx_inbox_helpers import a_sent_prescription, requests_stored, sign
 from tests.prescriptions.signing_helpers import (
     LISINOPRIL,
@@ -245,14 +243,6 @@ def test_the_compose_page_says_what_it_renews_and_shows_no_duplicate(app, signed
     fresh = a_draft(app, patient_id)
     page = doctor.get(f"/prescriptions/{fresh}").get_data(as_text=True)
     assert "Duplicate therapy: lisinopril" in page and "Renews the prescription" not in page
-
-
-@pytest.fixture
-def sandbox(app, live_server):
-    server = SandboxServer.for_portal(live_server)
-    enable_dosespot(app, server)
-    yield server
-    server.stop()
 
 
 def test_approving_a_pharmacys_renewal_request_is_a_renewal_too(app, sandbox, signed_in):

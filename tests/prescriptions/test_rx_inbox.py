@@ -22,9 +22,9 @@ from portal.prescriptions.services import refresh_patient
 from portal.timeutil import utcnow
 from portal.transaction import use_case
 from tests.admin.epcs_helpers import grant_drlee
-from tests.integrations.dosespot.helpers import SandboxServer, connector, snapshot
+from tests.integrations.dosespot.helpers import connector, snapshot
 from tests.integrations.dosespot.helpers import prescription as vendor_prescription
-from tests.prescriptions.dosespot_support import enable_dosespot, register_epcs_credential
+from tests.prescriptions.dosespot_support import register_epcs_credential
 from tests.prescriptions.rx_inbox_helpers import (
     a_sent_prescription,
     answer_messages,
@@ -45,14 +45,6 @@ from tests.support.clients import actor_of
 from tests.support.database import PASSWORD
 
 XSS = "<script>alert('rx')</script>"
-
-
-@pytest.fixture
-def sandbox(app, live_server):
-    server = SandboxServer.for_portal(live_server)
-    enable_dosespot(app, server)
-    yield server
-    server.stop()
 
 
 def run_poll(app) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
 from portal.audit.models import AuditEvent
@@ -18,10 +17,9 @@ from portal.integrations.models import InboxMessage, OutboxMessage
 from portal.prescriptions.services import sweep
 from portal.timeutil import utcnow
 from portal.transaction import use_case
-from tests.integrations.dosespot.helpers import SandboxServer, connector
+from tests.integrations.dosespot.helpers import connector
 from tests.prescriptions.dosespot_support import (
     all_prescriptions,
-    enable_dosespot,
     process_until,
 )
 from tests.prescriptions.rx_inbox_helpers import (
@@ -35,14 +33,6 @@ from tests.prescriptions.signing_helpers import a_draft, a_patient, deliver, loa
 
 PHARMACY_VERIFIED = 13
 OTHER_PRESCRIBER = 2002  # the sandbox's Dr. Frost: no portal user is linked to him
-
-
-@pytest.fixture
-def sandbox(app, live_server):
-    server = SandboxServer.for_portal(live_server)
-    enable_dosespot(app, server)
-    yield server
-    server.stop()
 
 
 def approved_and_signed(app, sandbox, doctor, patient_id: int, refills: str = "2"):

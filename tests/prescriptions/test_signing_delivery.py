@@ -5,13 +5,10 @@ a vendor that refuses the send end in "error" with the reason, and "Send again" 
 
 from __future__ import annotations
 
-import pytest
-
 from portal.integrations import outbox
 from portal.prescriptions.signing import services as signing
 from portal.transaction import use_case
-from tests.integrations.dosespot.helpers import PRESCRIBER, SandboxServer
-from tests.prescriptions.dosespot_support import enable_dosespot
+from tests.integrations.dosespot.helpers import PRESCRIBER
 from tests.prescriptions.signing_helpers import (
     a_draft,
     a_patient,
@@ -25,14 +22,6 @@ from tests.prescriptions.signing_helpers import (
 from tests.support.clients import fresh_totp
 
 XSS = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def sandbox(app, live_server):
-    server = SandboxServer.for_portal(live_server)
-    enable_dosespot(app, server)
-    yield server
-    server.stop()
 
 
 def sign(doctor, app, rx_id: int):
