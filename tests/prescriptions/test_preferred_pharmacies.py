@@ -263,6 +263,27 @@ def test_removing_one_before_its_sync_left_withdraws_the_sync_and_is_audited(
     assert vendor.patients()[0]["Pharmacies"] == [3001]
 
 
+def claim_the_sync(app):
+    """The worker takes the due sync (it is in flight from now on)."""
+    with app.app_context():
+        [claimed] = outbox.claim_due("worker-1", frozenset({"dosespot"}))
+        db.session.remove()
+    return claimed
+
+
+def fail_it_for_a_while(app, claimed) -> str:
+    """Its try fails for a while (the vendor did not answer); the retry is due now."""
+    with app.app_context():
+        retry = outbox.mark_failed(
+            claimed, "DoseSpot did not answer in time.", permanent=False, max_attempts=5
+        )
+        db.session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    return retry
+
+
 def test_removing_one_while_its_sync_is_in_flight_keeps_the_retry_from_the_vendor(
     app, chart, vendor, signed_in
 ):
@@ -274,22 +295,12 @@ def test_removing_one_while_its_sync_is_in_flight_keeps_the_retry_from_the_vendo
     doctor = signed_in("drlee")
     draft_id = start_draft(doctor, patient_id)
     doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
-    with app.app_context():
-        [claimed] = outbox.claim_due("worker-1", frozenset({"dosespot"}))
-        db.session.remove()
+    claimed = claim_the_sync(app)
 
     answer = doctor.post_form(remove_url(draft_id, preferred_id(app, patient_id, "3001")))
     assert answer.status_code == 303 and preferred(app, patient_id) == []
     assert [m.status for m in syncs(app)] == ["in_flight"]  # the worker's, not withdrawn
-    with app.app_context():
-        retry = outbox.mark_failed(
-            claimed, "DoseSpot did not answer in time.", permanent=False, max_attempts=5
-        )
-        db.session.execute(
-            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
-        )
-        db.session.commit()
-    assert retry == "pending"
+    assert fail_it_for_a_while(app, claimed) == "pending"
 
     run = deliver(app)
     assert (run.delivered, run.withheld) == (0, 1)
@@ -315,20 +326,11 @@ def test_a_primary_sync_retried_after_another_became_primary_is_withheld(
     doctor = signed_in("drlee")
     draft_id = start_draft(doctor, patient_id)
     doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", MAIN_STREET)
-    with app.app_context():
-        [claimed] = outbox.claim_due("worker-1", frozenset({"dosespot"}))
-        db.session.remove()
+    claimed = claim_the_sync(app)
     doctor.post_form(f"/prescriptions/{draft_id}/preferred-pharmacy", ELM_AVENUE)
     assert deliver(app).delivered == 1
     assert vendor.patients()[0]["PrimaryPharmacyId"] == 3002
-    with app.app_context():
-        outbox.mark_failed(
-            claimed, "DoseSpot did not answer in time.", permanent=False, max_attempts=5
-        )
-        db.session.execute(
-            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
-        )
-        db.session.commit()
+    assert fail_it_for_a_while(app, claimed) == "pending"
 
     run = deliver(app)
     assert (run.delivered, run.withheld) == (0, 1)
