@@ -211,9 +211,8 @@ def test_a_refused_save_holds_the_click_once_and_says_why(app, chart, page, sign
     review.click()
     expect(page.locator("#draft-status")).to_contain_text("changed in another tab")
     expect(page.get_by_label("Note to the pharmacist")).to_have_value(NOTE)
-    # The click decides a task after its save's refusal is shown; a go-on would start the
-    # navigation then. One more task later, the decision is made.
-    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 0))")
+    # The click decides after its save's refusal is shown: wait for the decision.
+    expect(page.locator("#draft-form[data-click-held=refused]")).to_have_count(1)
     assert [r for r in requested if SAVE.search(r) and r.startswith("POST ")]
     assert not [r for r in requested if signing.match(r)]  # the first click was held
 

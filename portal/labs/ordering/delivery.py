@@ -178,7 +178,9 @@ def record_outcome(result: outbox.Outcome) -> None:
     message = db.session.get(OutboxMessage, result.message_id)
     if message is None or message.order_id is None:
         return
-    order = db.session.get(LabOrder, message.order_id, populate_existing=True)
+    # Locked, as the cancel locks it: a cancel committed after an unlocked read here would
+    # be overwritten with "acknowledged" (PostgreSQL; SQLite serialises writers).
+    order = db.session.get(LabOrder, message.order_id, populate_existing=True, with_for_update=True)
     if order is None:
         return
     actor = integration(result.connector, source=SOURCE_WORKER)

@@ -154,6 +154,7 @@
         goOn();
       } else {
         refusedAt = typed(form);
+        form.setAttribute("data-click-held", "refused"); // the next click goes on
         notSaved(form);
       }
     });
